@@ -1,0 +1,81 @@
+//! Where the user types. Enter sends, Shift+Enter starts a new line. Disabled, and saying why, until the
+//! page is hydrated and connected.
+
+use leptos::{ev, prelude::*};
+
+use crate::{
+    protocol::{ClientMsg, MAX_BODY_BYTES},
+    state::{ChatState, Connection},
+};
+
+#[component]
+pub fn Composer() -> impl IntoView {
+    let chat = expect_context::<ChatState>();
+    let draft = RwSignal::new(String::new());
+    let ready = move || chat.connection.get() == Connection::Connected;
+    let placeholder = move || match chat.connection.get() {
+        Connection::Loading => "Loading…",
+        Connection::Connected => "Message #general",
+        Connection::Connecting | Connection::Reconnecting { .. } => "Waiting for the connection…",
+    };
+
+    let send = move || {
+        let body = draft.get_untracked();
+        if body.trim().is_empty() {
+            return; // Enter on an empty box is not an error worth a message.
+        }
+        let msg = ClientMsg::Send {
+            client_id: chat.next_client_id(),
+            body,
+        };
+        // The server checks again; checking here tells the user before anything is sent.
+        if let Err(err) = msg.validate() {
+            chat.last_error.set(Some(err.message));
+            return;
+        }
+        if chat.send(msg) {
+            draft.set(String::new());
+            chat.last_error.set(None);
+        }
+    };
+
+    let on_keydown = move |ev: ev::KeyboardEvent| {
+        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+            ev.prevent_default();
+            send();
+        }
+    };
+    let on_submit = move |ev: ev::SubmitEvent| {
+        ev.prevent_default();
+        send();
+    };
+
+    view! {
+        <form class="composer" data-testid="composer" on:submit=on_submit>
+            <textarea
+                name="body"
+                rows="1"
+                aria-label="Message"
+                autocomplete="off"
+                data-testid="composer-input"
+                placeholder=placeholder
+                disabled=move || !ready()
+                prop:value=move || draft.get()
+                on:input=move |ev| draft.set(event_target_value(&ev))
+                on:keydown=on_keydown
+            ></textarea>
+            <button type="submit" disabled=move || !ready() || draft.with(|d| d.trim().is_empty())>
+                "Send"
+            </button>
+        </form>
+        <p class="composer-hint" role="alert" data-testid="composer-error">
+            {move || chat.last_error.get()}
+        </p>
+        <p class="composer-limit" class:over=move || draft.with(|d| d.len() > MAX_BODY_BYTES)>
+            {move || {
+                let len = draft.with(String::len);
+                (len > MAX_BODY_BYTES * 9 / 10).then(|| format!("{len} / {MAX_BODY_BYTES} bytes"))
+            }}
+        </p>
+    }
+}

@@ -1,0 +1,109 @@
+//! Herald's Leptos application, compiled twice: with `ssr` into the server, which renders the page, and
+//! with `hydrate` into the WASM frontend, which takes that page over in the browser.
+//!
+//! It owns the page shell, the routes, the components, and [`protocol`] — the one definition of the
+//! wire format both ends use.
+
+#![recursion_limit = "256"]
+
+pub mod components;
+pub mod protocol;
+pub mod state;
+
+#[cfg(feature = "hydrate")]
+pub mod client;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Title, provide_meta_context};
+use leptos_router::{
+    StaticSegment,
+    components::{Route, Router, Routes},
+};
+
+use components::{Composer, ConnectionStatus, MessageList};
+use state::ChatState;
+
+/// The name the build gives the JS glue and the wasm (`pkg/herald.js`, `pkg/herald_bg.wasm`) and the
+/// stylesheet (`pkg/herald.css`). The server's `LeptosOptions` and `cargo xtask` both use it.
+pub const OUTPUT_NAME: &str = "herald";
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let css = format!("/{}/{OUTPUT_NAME}.css", options.site_pkg_dir);
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <link rel="stylesheet" href=css/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The application: the same tree on the server and, after hydration, in the browser.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title text="Herald"/>
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=StaticSegment("") view=ChatPage/>
+            </Routes>
+        </Router>
+    }
+}
+
+/// The chat: header with the connection state, the live message list, the composer.
+#[component]
+fn ChatPage() -> impl IntoView {
+    let chat = ChatState::new();
+    provide_context(chat);
+
+    // Effects run only in the browser, after hydration: this is where the page comes alive.
+    Effect::new(move |_| {
+        chat.hydrated.set(true);
+        #[cfg(feature = "hydrate")]
+        client::connect(chat);
+    });
+
+    view! {
+        <div class="app" data-hydrated=move || chat.hydrated.get().to_string()>
+            <header class="topbar">
+                <h1 class="brand">"Herald"</h1>
+                <span class="room-name">"# general"</span>
+                <ConnectionStatus/>
+            </header>
+            <main class="conversation">
+                <MessageList/>
+            </main>
+            <footer class="composer-bar">
+                <Composer/>
+            </footer>
+        </div>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    // A wrong URL is a real 404 for crawlers and scripts, not a 200 with an error page.
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <div class="app not-found">
+            <h1>"Not found"</h1>
+            <p><a href="/">"Back to the chat"</a></p>
+        </div>
+    }
+}

@@ -1,0 +1,350 @@
+//! The wire contract between the browser and the server: every frame either end may send on `/ws`,
+//! the limits both enforce, the error codes and the close codes.
+//!
+//! This module is compiled into both the server (`ssr`) and the WASM client (`hydrate`), so the two ends
+//! cannot drift apart. Frames are JSON objects tagged by `"type"` (snake_case); nothing on the wire is
+//! built by hand. `docs/PROTOCOL.md` describes the same thing for people writing other clients.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Version of this protocol, announced in [`ServerMsg::Welcome`]. Bumped on incompatible changes.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest WebSocket message (one frame's payload) the server accepts. Anything larger closes the
+/// connection with [`close_code::MESSAGE_TOO_BIG`]: no client of ours ever needs to send that much, so a
+/// larger frame is a broken or hostile client, not a long chat message.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Longest message body, in bytes of UTF-8. A longer body is refused with [`ErrorCode::BodyTooLong`]
+/// and the connection stays open (a user pasting a long text is an honest mistake).
+pub const MAX_BODY_BYTES: usize = 4 * 1024;
+
+/// Longest `client_id` a sender may choose, in bytes.
+pub const MAX_CLIENT_ID_BYTES: usize = 64;
+
+/// WebSocket close codes the server uses, and what a client should do on each.
+pub mod close_code {
+    /// The server is shutting down or restarting: reconnect (with backoff).
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame was larger than [`super::MAX_FRAME_BYTES`]: do not resend it.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The connection could not keep up with the messages sent to it and its queue overflowed:
+    /// reconnect after a moment.
+    pub const TOO_SLOW: u16 = 4008;
+}
+
+/// A frame the client sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// Post a chat message. The server answers [`ServerMsg::Ack`] (and broadcasts it to everyone,
+    /// the sender included) or [`ServerMsg::Error`].
+    Send {
+        /// Chosen by the sender, unique per message; echoed in the ack so the sender can match it.
+        client_id: String,
+        /// The text, shown verbatim (never interpreted as HTML).
+        body: String,
+    },
+}
+
+/// A frame the server sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerMsg {
+    /// First frame on every connection: who the server thinks you are.
+    Welcome {
+        /// The name your messages are shown under.
+        you: String,
+        /// [`PROTOCOL_VERSION`] of the server.
+        protocol: u32,
+        /// Names this lifetime of the conversation. Seqs are comparable only within one epoch: when it
+        /// changes (the server lost its history), a client must not treat new seqs as already seen.
+        epoch: String,
+    },
+    /// A message someone (possibly you) posted.
+    Message(ChatMessage),
+    /// Your `Send` with this `client_id` was accepted as message `seq`.
+    Ack { client_id: String, seq: u64 },
+    /// A frame you sent was refused; nothing of it was stored or broadcast. The connection stays open.
+    Error { code: ErrorCode, message: String },
+}
+
+/// One posted message, as every reader sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatMessage {
+    /// Position in the conversation: dense and strictly increasing from 1; order is seq order.
+    pub seq: u64,
+    /// Display name of the author, set by the server (never by the sender's frame).
+    pub author: String,
+    pub body: String,
+    /// When the server accepted it, in milliseconds since the Unix epoch.
+    pub sent_at: u64,
+}
+
+/// Why a frame was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not a JSON object of a known `type` with the right fields.
+    InvalidFrame,
+    /// A binary WebSocket frame: the protocol is text (JSON) only.
+    BinaryFrame,
+    /// The body is empty or only whitespace.
+    EmptyBody,
+    /// The body is longer than [`MAX_BODY_BYTES`].
+    BodyTooLong,
+    /// `client_id` is empty, longer than [`MAX_CLIENT_ID_BYTES`], or holds control characters.
+    InvalidClientId,
+}
+
+/// A refused frame: the code the client can act on and a sentence a person can read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ProtocolError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ProtocolError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ProtocolError> for ServerMsg {
+    fn from(err: ProtocolError) -> Self {
+        ServerMsg::Error {
+            code: err.code,
+            message: err.message,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The serde name, so logs and the wire say the same thing.
+        let name = match self {
+            ErrorCode::InvalidFrame => "invalid_frame",
+            ErrorCode::BinaryFrame => "binary_frame",
+            ErrorCode::EmptyBody => "empty_body",
+            ErrorCode::BodyTooLong => "body_too_long",
+            ErrorCode::InvalidClientId => "invalid_client_id",
+        };
+        f.write_str(name)
+    }
+}
+
+impl ClientMsg {
+    /// Parses and validates one text frame. Every way a frame can be wrong maps to an [`ErrorCode`].
+    pub fn decode(text: &str) -> Result<Self, ProtocolError> {
+        let msg: ClientMsg = serde_json::from_str(text).map_err(|e| {
+            ProtocolError::new(ErrorCode::InvalidFrame, format!("not a valid frame: {e}"))
+        })?;
+        msg.validate()?;
+        Ok(msg)
+    }
+
+    /// Checks the limits a well-formed frame must also meet. The client calls this before sending,
+    /// the server again on receipt.
+    pub fn validate(&self) -> Result<(), ProtocolError> {
+        match self {
+            ClientMsg::Send { client_id, body } => {
+                validate_client_id(client_id)?;
+                validate_body(body)
+            }
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        encode(self)
+    }
+}
+
+impl ServerMsg {
+    /// Parses one text frame from the server.
+    pub fn decode(text: &str) -> Result<Self, ProtocolError> {
+        serde_json::from_str(text).map_err(|e| {
+            ProtocolError::new(ErrorCode::InvalidFrame, format!("not a valid frame: {e}"))
+        })
+    }
+
+    pub fn encode(&self) -> String {
+        encode(self)
+    }
+}
+
+fn encode<T: Serialize>(msg: &T) -> String {
+    // Serializing these types cannot fail: every field is a string, a number or a unit enum.
+    serde_json::to_string(msg)
+        .unwrap_or_else(|e| unreachable!("protocol types always serialize: {e}"))
+}
+
+/// A body is accepted if it has something besides whitespace and fits in [`MAX_BODY_BYTES`].
+pub fn validate_body(body: &str) -> Result<(), ProtocolError> {
+    if body.trim().is_empty() {
+        return Err(ProtocolError::new(
+            ErrorCode::EmptyBody,
+            "message body is empty",
+        ));
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ProtocolError::new(
+            ErrorCode::BodyTooLong,
+            format!(
+                "message body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                body.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_client_id(client_id: &str) -> Result<(), ProtocolError> {
+    if client_id.is_empty()
+        || client_id.len() > MAX_CLIENT_ID_BYTES
+        || client_id.chars().any(char::is_control)
+    {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidClientId,
+            format!(
+                "client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes without control characters"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_client_msg() -> Vec<ClientMsg> {
+        vec![ClientMsg::Send {
+            client_id: "c-1".into(),
+            body: "hello \"world\" <b>".into(),
+        }]
+    }
+
+    fn every_server_msg() -> Vec<ServerMsg> {
+        vec![
+            ServerMsg::Welcome {
+                you: "guest-1a2b".into(),
+                protocol: PROTOCOL_VERSION,
+                epoch: "e1".into(),
+            },
+            ServerMsg::Message(ChatMessage {
+                seq: 7,
+                author: "guest-1a2b".into(),
+                body: "ünïcödé ✓".into(),
+                sent_at: 1_764_000_000_000,
+            }),
+            ServerMsg::Ack {
+                client_id: "c-1".into(),
+                seq: 7,
+            },
+            ServerMsg::Error {
+                code: ErrorCode::BodyTooLong,
+                message: "too long".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_client_message_round_trips() {
+        for msg in every_client_msg() {
+            assert_eq!(ClientMsg::decode(&msg.encode()), Ok(msg));
+        }
+    }
+
+    #[test]
+    fn every_server_message_round_trips() {
+        for msg in every_server_msg() {
+            assert_eq!(ServerMsg::decode(&msg.encode()), Ok(msg));
+        }
+    }
+
+    #[test]
+    fn frames_are_tagged_snake_case_json() {
+        let send = ClientMsg::decode(r#"{"type":"send","client_id":"a","body":"hi"}"#);
+        assert_eq!(
+            send,
+            Ok(ClientMsg::Send {
+                client_id: "a".into(),
+                body: "hi".into()
+            })
+        );
+        let ack = ServerMsg::Ack {
+            client_id: "a".into(),
+            seq: 3,
+        }
+        .encode();
+        assert_eq!(ack, r#"{"type":"ack","client_id":"a","seq":3}"#);
+        let err = ServerMsg::from(ProtocolError::new(ErrorCode::EmptyBody, "x")).encode();
+        assert_eq!(err, r#"{"type":"error","code":"empty_body","message":"x"}"#);
+    }
+
+    #[test]
+    fn malformed_frames_are_rejected_as_invalid_frame() {
+        for text in [
+            "",
+            "not json",
+            "[]",
+            "{}",
+            r#"{"type":"shout","body":"hi"}"#,
+            r#"{"type":"send","body":"hi"}"#,
+            r#"{"type":"send","client_id":"a","body":"hi","author":"admin"}"#,
+            r#"{"type":"send","client_id":1,"body":"hi"}"#,
+        ] {
+            let err = ClientMsg::decode(text).expect_err(text);
+            assert_eq!(err.code, ErrorCode::InvalidFrame, "{text}");
+            assert!(!err.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn limits_are_enforced_with_their_own_codes() {
+        let send = |client_id: &str, body: &str| {
+            ClientMsg::Send {
+                client_id: client_id.into(),
+                body: body.into(),
+            }
+            .validate()
+            .map_err(|e| e.code)
+        };
+        assert_eq!(send("a", " \n\t"), Err(ErrorCode::EmptyBody));
+        assert_eq!(send("a", &"x".repeat(MAX_BODY_BYTES)), Ok(()));
+        assert_eq!(
+            send("a", &"x".repeat(MAX_BODY_BYTES + 1)),
+            Err(ErrorCode::BodyTooLong)
+        );
+        // The limit counts bytes, not characters: 2 049 two-byte characters are 4 098 bytes.
+        assert_eq!(send("a", &"é".repeat(2049)), Err(ErrorCode::BodyTooLong));
+        assert_eq!(send("", "hi"), Err(ErrorCode::InvalidClientId));
+        assert_eq!(send("a\nb", "hi"), Err(ErrorCode::InvalidClientId));
+        assert_eq!(
+            send(&"c".repeat(MAX_CLIENT_ID_BYTES + 1), "hi"),
+            Err(ErrorCode::InvalidClientId)
+        );
+    }
+
+    #[test]
+    fn error_code_display_matches_the_wire_name() {
+        for code in [
+            ErrorCode::InvalidFrame,
+            ErrorCode::BinaryFrame,
+            ErrorCode::EmptyBody,
+            ErrorCode::BodyTooLong,
+            ErrorCode::InvalidClientId,
+        ] {
+            assert_eq!(
+                format!("\"{code}\""),
+                serde_json::to_string(&code).unwrap_or_default()
+            );
+        }
+    }
+}

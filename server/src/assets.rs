@@ -1,0 +1,156 @@
+//! The site's static files — JS glue, wasm, CSS, everything from `public/` — served with the right
+//! content types and cache headers, gzip-compressed when the browser accepts it.
+//!
+//! With the `embed` feature (the release binary) the files are compiled in from `target/site`, so the
+//! binary needs nothing beside it. Without it they are read from `--site-dir`, for development.
+
+use std::borrow::Cow;
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+use crate::AppState;
+
+/// Files under this folder keep their names from build to build, so browsers must revalidate them
+/// (a cheap 304 thanks to the ETag) rather than keep an old build for a fixed time.
+const PKG_DIR: &str = "pkg";
+/// Everything else (favicon, images) changes rarely: let browsers keep it for a day.
+const STATIC_MAX_AGE: &str = "public, max-age=86400";
+
+#[cfg(feature = "embed")]
+#[derive(rust_embed::Embed)]
+#[folder = "$CARGO_MANIFEST_DIR/../target/site"]
+struct Site;
+
+/// One file of the site, as stored.
+struct Asset {
+    bytes: Cow<'static, [u8]>,
+    /// Strong validator: a hash of the content.
+    etag: String,
+}
+
+/// Serves a site file, or renders the app's "not found" page for any other path.
+pub async fn serve(State(state): State<AppState>, request: Request) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        if let Some(response) = file_response(&state, request.uri().path(), request.headers()).await
+        {
+            return response;
+        }
+    }
+    let options = state.leptos_options.clone();
+    let render = leptos_axum::render_app_to_stream(move || app::shell(options.clone()));
+    render(request).await.into_response()
+}
+
+async fn file_response(state: &AppState, path: &str, request: &HeaderMap) -> Option<Response> {
+    let path = path.trim_start_matches('/');
+    // Only plain relative paths: no `..`, no empty segments, no backslashes.
+    if path.is_empty()
+        || path
+            .split('/')
+            .any(|segment| segment.is_empty() || segment == ".." || segment.contains('\\'))
+    {
+        return None;
+    }
+    let wants_gzip = request
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|enc| enc.trim().starts_with("gzip")));
+    let gzipped = if wants_gzip {
+        load(state, &format!("{path}.gz")).await
+    } else {
+        None
+    };
+    let (asset, gzip) = match gzipped {
+        Some(asset) => (asset, true),
+        None => (load(state, path).await?, false),
+    };
+
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    let content_type = match (mime.type_(), mime.subtype().as_str()) {
+        (mime_guess::mime::TEXT, _) | (_, "javascript") => format!("{mime}; charset=utf-8"),
+        _ => mime.to_string(),
+    };
+    let cache = if path.starts_with(&format!("{PKG_DIR}/")) {
+        "no-cache"
+    } else {
+        STATIC_MAX_AGE
+    };
+    let etag = format!("\"{}{}\"", asset.etag, if gzip { "-gz" } else { "" });
+
+    let mut headers = HeaderMap::new();
+    let mut set = |name, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set(header::CONTENT_TYPE, &content_type);
+    set(header::CACHE_CONTROL, cache);
+    set(header::ETAG, &etag);
+    set(header::VARY, "Accept-Encoding");
+    if gzip {
+        set(header::CONTENT_ENCODING, "gzip");
+    }
+
+    let not_modified = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    if not_modified {
+        return Some((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    Some((headers, Body::from(asset.bytes)).into_response())
+}
+
+#[cfg(feature = "embed")]
+async fn load(_state: &AppState, path: &str) -> Option<Asset> {
+    let file = Site::get(path)?;
+    Some(Asset {
+        etag: hex(&file.metadata.sha256_hash()[..16]),
+        bytes: file.data,
+    })
+}
+
+#[cfg(not(feature = "embed"))]
+async fn load(state: &AppState, path: &str) -> Option<Asset> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let bytes = tokio::fs::read(state.site_dir.join(path)).await.ok()?;
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    Some(Asset {
+        etag: format!("{:016x}", hasher.finish()),
+        bytes: Cow::Owned(bytes),
+    })
+}
+
+#[cfg(feature = "embed")]
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether the site this binary serves holds the JS glue and the wasm the page will ask for. The page
+/// names the wasm `NAME_bg.wasm` unless `LEPTOS_OUTPUT_NAME` was set when Leptos was compiled (as
+/// cargo-leptos does), so a mismatch here means a page that never hydrates.
+pub async fn check_site(state: &AppState) -> Result<(), String> {
+    let name = app::OUTPUT_NAME;
+    let wasm = match option_env!("LEPTOS_OUTPUT_NAME") {
+        None => format!("{name}_bg.wasm"),
+        Some(_) => format!("{name}.wasm"),
+    };
+    for file in [format!("{name}.js"), wasm, format!("{name}.css")] {
+        if load(state, &format!("{PKG_DIR}/{file}")).await.is_none() {
+            return Err(format!(
+                "the site has no {PKG_DIR}/{file}: the page will not come alive \
+                 (build it with `cargo xtask build`)"
+            ));
+        }
+    }
+    Ok(())
+}

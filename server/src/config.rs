@@ -1,0 +1,48 @@
+//! Everything an operator can set, in one struct: each field is a `--flag` with an environment twin
+//! (`HERALD_*`), documented here and shown by `herald --help`.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::Parser;
+
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Herald: a real-time chat and broadcast server in one binary.",
+    long_about = "Herald: a real-time chat and broadcast server in one binary.\n\n\
+        Serves the chat page at http://ADDR/ and its WebSocket at ws://ADDR/ws. Every flag can also \
+        be set through the environment variable shown next to it; a flag wins over the variable."
+)]
+pub struct Config {
+    /// Address and port to listen on. Use 0.0.0.0:PORT to accept connections from other machines.
+    #[arg(long, env = "HERALD_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Folder for Herald's durable state (message history and keys, as those features land).
+    /// Created if it does not exist.
+    #[arg(long, env = "HERALD_DATA_DIR", default_value = "herald-data")]
+    pub data_dir: PathBuf,
+
+    /// Folder holding the built site (pkg/, favicon, ...). Only read by a binary built without
+    /// embedded assets; the release binary carries its own copy.
+    #[arg(long, env = "HERALD_SITE_DIR", default_value = "target/site")]
+    pub site_dir: PathBuf,
+
+    /// What to log, as a tracing filter: `info`, `debug`, `server=debug,tower_http=info`, ...
+    #[arg(long, env = "HERALD_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    /// The defaults with the given flags applied: for tests and tools that start Herald in-process.
+    pub fn from_flags<I, T>(flags: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Self::try_parse_from(
+            std::iter::once("herald".into()).chain(flags.into_iter().map(Into::into)),
+        )
+    }
+}

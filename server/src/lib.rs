@@ -1,0 +1,102 @@
+//! Herald's server as a library: [`run`] serves the app on a listener until a shutdown future resolves.
+//! `main.rs` calls it with the configured address and Ctrl-C/SIGTERM; tests call it on port 0.
+
+pub mod assets;
+pub mod config;
+pub mod hub;
+pub mod transport;
+
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
+
+use app::{App, OUTPUT_NAME, shell};
+use axum::{Router, extract::FromRef};
+use leptos::config::{Env, LeptosOptions};
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+use hub::Hub;
+
+/// How long shutdown waits for open connections to finish their close handshake.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What every handler can reach. Cheap to clone: all handles.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// Where the page's scripts and styles live; set in code, so the binary needs no Cargo.toml and
+    /// no `LEPTOS_*` variables at run time.
+    pub leptos_options: LeptosOptions,
+    pub hub: Hub,
+    /// Cancelled when the server begins to shut down: long-lived connections close themselves.
+    pub stop: CancellationToken,
+    /// Long-lived connection tasks, so shutdown can wait for them to say goodbye.
+    pub tasks: TaskTracker,
+    /// See [`Config::site_dir`].
+    pub site_dir: Arc<PathBuf>,
+}
+
+/// Serves Herald on `listener` until `shutdown` resolves, then closes every WebSocket with
+/// "going away" (1001) and returns once they are closed (or after [`SHUTDOWN_GRACE`]).
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the data dir {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    let local_addr = listener.local_addr()?;
+
+    let leptos_options = LeptosOptions::builder()
+        .output_name(OUTPUT_NAME)
+        .site_root(config.site_dir.to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .site_addr(local_addr)
+        .env(Env::PROD)
+        .build();
+    let state = AppState {
+        leptos_options,
+        hub: Hub::new(),
+        stop: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+        site_dir: Arc::new(config.site_dir.clone()),
+    };
+    if let Err(problem) = assets::check_site(&state).await {
+        tracing::warn!("{problem}");
+    }
+
+    let app = router(state.clone());
+    let stop = state.stop.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing connections");
+            stop.cancel();
+        })
+        .await?;
+
+    state.tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, state.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+    }
+    Ok(())
+}
+
+fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    Router::new()
+        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .merge(transport::ws::router())
+        .fallback(assets::serve)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,3 @@
+//! The ways clients reach Herald. Each submodule owns its router; `lib.rs` merges them.
+
+pub mod ws;

@@ -1,0 +1,212 @@
+//! `/ws`: the browser's WebSocket. Owns one connection from upgrade to close: reads and validates
+//! frames, hands accepted messages to the hub, and runs the writer that drains the connection's queue.
+//!
+//! Each connection is two tasks. The reader (this module's `connection`) decodes frames and answers;
+//! the writer owns the socket's sending half, takes everything queued at once, feeds it and flushes
+//! once. Closing is always a close frame with a code from `app::protocol::close_code`.
+
+use std::{hash::BuildHasher, time::Duration};
+
+use app::protocol::{
+    ClientMsg, ErrorCode, MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError, ServerMsg, close_code,
+};
+use axum::{
+    Router,
+    extract::{
+        State,
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+    },
+    response::Response,
+    routing::get,
+};
+use futures::{SinkExt, StreamExt, stream::SplitSink};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    AppState,
+    hub::{Frame, Subscription},
+};
+
+/// The WebSocket library's own ceiling on one message. Frames between [`MAX_FRAME_BYTES`] and this are
+/// read whole and refused by us with a proper 1009 close; beyond it the library aborts the read midway,
+/// and the peer may see a reset instead of the close frame.
+const HARD_FRAME_BYTES: usize = 1024 * 1024;
+
+/// How long we wait for the peer to answer our close frame before dropping the connection.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// How long one write may take before the writer gives up on a peer that stopped reading, when it is
+/// trying to close anyway.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Socket buffers: small, because most connections are idle most of the time and these are allocated
+/// per connection (the library defaults cost ~134 KiB per idle socket).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    ws.max_message_size(HARD_FRAME_BYTES)
+        .max_frame_size(HARD_FRAME_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .on_upgrade(move |socket| {
+            // Tracked so that shutdown can wait for every connection to send its close frame.
+            let tasks = state.tasks.clone();
+            tasks.track_future(connection(socket, state))
+        })
+}
+
+/// Why the writer should stop, and the close frame that says so.
+struct Close {
+    code: u16,
+    reason: &'static str,
+}
+
+async fn connection(socket: WebSocket, state: AppState) {
+    let author = guest_name();
+    let Subscription {
+        frames,
+        replies,
+        lagged,
+        membership: _membership, // Held until this function returns: then the hub forgets us.
+    } = state.hub.subscribe();
+    let (sink, mut stream) = socket.split();
+    let (close_tx, close_rx) = oneshot::channel();
+    let mut close_tx = Some(close_tx);
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        frames,
+        close_rx,
+        lagged.clone(),
+        state.stop.clone(),
+    ));
+
+    let welcome = ServerMsg::Welcome {
+        you: author.clone(),
+        protocol: PROTOCOL_VERSION,
+        epoch: state.hub.epoch().to_owned(),
+    };
+    if replies.send(welcome.encode().into()).await.is_err() {
+        return;
+    }
+    tracing::debug!(%author, "connected");
+
+    loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                let Some(Ok(message)) = incoming else { break };
+                if close_tx.is_none() {
+                    continue; // Closing: the peer's remaining frames are read and ignored.
+                }
+                let reply = match message {
+                    Message::Text(text) if text.len() > MAX_FRAME_BYTES => {
+                        close(&mut close_tx, close_code::MESSAGE_TOO_BIG, "frame too big");
+                        continue;
+                    }
+                    Message::Binary(bytes) if bytes.len() > MAX_FRAME_BYTES => {
+                        close(&mut close_tx, close_code::MESSAGE_TOO_BIG, "frame too big");
+                        continue;
+                    }
+                    Message::Text(text) => handle(&state, &author, &text),
+                    Message::Binary(_) => ServerMsg::from(ProtocolError {
+                        code: ErrorCode::BinaryFrame,
+                        message: "frames must be text (JSON)".into(),
+                    }),
+                    // Pings are answered by the library; a close is answered when we read on.
+                    Message::Ping(_) | Message::Pong(_) | Message::Close(_) => continue,
+                };
+                if replies.send(reply.encode().into()).await.is_err() {
+                    break;
+                }
+            }
+            _ = &mut writer => {
+                // The writer sent a close frame (or the socket failed): let the peer answer it, and
+                // discard whatever it still sends meanwhile.
+                let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+                let _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
+                tracing::debug!(%author, "disconnected");
+                return;
+            }
+        }
+    }
+    writer.abort();
+    tracing::debug!(%author, "disconnected");
+}
+
+/// Asks the writer to send a close frame; later calls do nothing.
+fn close(close_tx: &mut Option<oneshot::Sender<Close>>, code: u16, reason: &'static str) {
+    if let Some(tx) = close_tx.take() {
+        let _ = tx.send(Close { code, reason });
+    }
+}
+
+/// One text frame from the client, answered with the frame to send back to it alone.
+fn handle(state: &AppState, author: &str, text: &str) -> ServerMsg {
+    match ClientMsg::decode(text) {
+        Ok(ClientMsg::Send { client_id, body }) => {
+            let seq = state.hub.publish(author, body);
+            ServerMsg::Ack { client_id, seq }
+        }
+        Err(err) => {
+            tracing::debug!(%author, code = %err.code, "refused a frame");
+            err.into()
+        }
+    }
+}
+
+/// Sends everything queued for the connection, batched: take all that is waiting, feed it, flush once.
+/// Ends with a close frame when asked, when the hub gave up on this connection, or at shutdown.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut frames: mpsc::Receiver<Frame>,
+    mut close_rx: oneshot::Receiver<Close>,
+    lagged: CancellationToken,
+    stop: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(16);
+    let close = loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break Close { code: close_code::GOING_AWAY, reason: "server shutting down" },
+            _ = lagged.cancelled() => break Close { code: close_code::TOO_SLOW, reason: "too slow; reconnect later" },
+            Ok(close) = &mut close_rx => break close,
+            received = frames.recv_many(&mut batch, QUEUE_DRAIN_MAX) => {
+                if received == 0 {
+                    return; // The connection is gone.
+                }
+                let write = async {
+                    for frame in batch.drain(..) {
+                        sink.feed(Message::Text(frame)).await?;
+                    }
+                    sink.flush().await
+                };
+                // A peer that stops reading blocks the write; shutdown and lagging must still win.
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break Close { code: close_code::GOING_AWAY, reason: "server shutting down" },
+                    _ = lagged.cancelled() => break Close { code: close_code::TOO_SLOW, reason: "too slow; reconnect later" },
+                    result = write => if result.is_err() { return },
+                }
+            }
+        }
+    };
+    let frame = CloseFrame {
+        code: close.code,
+        reason: close.reason.into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+}
+
+/// Most frames one flush carries: large enough to batch a burst, small enough to start writing soon.
+const QUEUE_DRAIN_MAX: usize = 64;
+
+/// A name for an anonymous visitor, e.g. `guest-3f9a`.
+fn guest_name() -> String {
+    let random = std::hash::RandomState::new().hash_one(std::time::Instant::now());
+    format!("guest-{:04x}", random & 0xffff)
+}

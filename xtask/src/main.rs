@@ -1,0 +1,462 @@
+//! Herald's build tool, run as `cargo xtask <command>` (an alias in `.cargo/config.toml`).
+//!
+//! It owns the whole path from a fresh clone to a running binary, installing what that path needs:
+//! the wasm32 target, the JS glue (through `wasm-bindgen-cli-support`, pinned to the exact
+//! `wasm-bindgen` in Cargo.lock), the site folder, the release binary with the site embedded, and for
+//! the tests Chromium and the npm packages. No step downloads from GitHub.
+//!
+//! Commands:
+//! - `build`: the site (`target/site`) and the release binary `target/release/herald`.
+//! - `run [-- FLAGS]`: build, then start Herald (default http://127.0.0.1:3000).
+//! - `test`: format check, every Rust test, the browser and release-binary tests; ends by printing
+//!   `N passed, N failed`.
+
+use std::{
+    env,
+    ffi::OsStr,
+    fs,
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Command, ExitCode, Stdio},
+    time::Instant,
+};
+
+use anyhow::{Context, Result, bail};
+
+/// Must match `app::OUTPUT_NAME`: the page asks for `pkg/{OUTPUT_NAME}.js` and `_bg.wasm`.
+const OUTPUT_NAME: &str = "herald";
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+/// The Cargo profile for the browser bundle (small, no debug info), defined in the root Cargo.toml.
+const WASM_PROFILE: &str = "wasm-release";
+/// Where the browser tests find Chromium unless `HERALD_CHROMIUM` says otherwise.
+const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build") => build().map(|_| ExitCode::SUCCESS),
+        Some("run") => run(&args[1..]),
+        Some("test") => test(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 build           build the site and the release binary target/release/herald\n  \
+                 run [-- FLAGS]  build, then run Herald (flags go to herald; see herald --help)\n  \
+                 test            run every test (Rust, browser, release binary) and print the totals"
+            );
+            Ok(ExitCode::from(2))
+        }
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("xtask: error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// The workspace root: the parent of this crate's folder.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn step(what: &str) {
+    eprintln!("\n==> {what}");
+}
+
+/// Runs a command in the workspace root, failing with its name if it fails.
+fn sh(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .current_dir_if_unset(&root())
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+trait CommandExt {
+    fn current_dir_if_unset(&mut self, dir: &Path) -> &mut Self;
+}
+
+impl CommandExt for Command {
+    fn current_dir_if_unset(&mut self, dir: &Path) -> &mut Self {
+        if self.get_current_dir().is_none() {
+            self.current_dir(dir);
+        }
+        self
+    }
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    // The page names its wasm `herald_bg.wasm` only if Leptos was compiled without this variable, and
+    // wasm-bindgen writes exactly that name: keep it unset so the two always agree.
+    cmd.env_remove("LEPTOS_OUTPUT_NAME");
+    cmd
+}
+
+// ---------------------------------------------------------------------------------------------------
+// build
+
+/// Builds the site and the release binary; returns the binary's path.
+fn build() -> Result<PathBuf> {
+    let started = Instant::now();
+    build_site()?;
+    step("release binary with the site embedded");
+    sh(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "server",
+        "--features",
+        "embed",
+    ]))?;
+    let binary = root().join("target/release/herald");
+    eprintln!(
+        "built {} ({:.1} MB) in {:.0?}",
+        binary.display(),
+        fs::metadata(&binary).map_or(0.0, |m| m.len() as f64 / 1e6),
+        started.elapsed()
+    );
+    Ok(binary)
+}
+
+fn build_site() -> Result<()> {
+    let root = root();
+    ensure_wasm_target()?;
+    check_wasm_bindgen_versions(&root)?;
+
+    step("frontend (wasm32)");
+    sh(cargo().args([
+        "build",
+        "--package",
+        "frontend",
+        "--lib",
+        "--target",
+        WASM_TARGET,
+        "--profile",
+        WASM_PROFILE,
+    ]))?;
+
+    let site = root.join("target/site");
+    let pkg = site.join("pkg");
+    // Start from an empty folder so nothing stale is embedded.
+    if site.exists() {
+        fs::remove_dir_all(&site).with_context(|| format!("cannot clear {}", site.display()))?;
+    }
+    fs::create_dir_all(&pkg)?;
+
+    step("JS glue (wasm-bindgen)");
+    let wasm = root.join(format!("target/{WASM_TARGET}/{WASM_PROFILE}/frontend.wasm"));
+    wasm_bindgen_cli_support::Bindgen::new()
+        .input_path(&wasm)
+        .web(true)?
+        .out_name(OUTPUT_NAME)
+        .typescript(false)
+        .debug(false)
+        .keep_debug(false)
+        .remove_producers_section(true)
+        .generate(&pkg)
+        .context("wasm-bindgen failed")?;
+
+    step("styles and public files");
+    fs::copy(
+        root.join("style/main.css"),
+        pkg.join(format!("{OUTPUT_NAME}.css")),
+    )
+    .context("cannot copy style/main.css")?;
+    copy_dir(&root.join("public"), &site)?;
+
+    // Precompressed copies: the server sends them to browsers that accept gzip (the wasm shrinks ~4x).
+    for entry in fs::read_dir(&pkg)? {
+        let path = entry?.path();
+        if matches!(
+            path.extension().and_then(OsStr::to_str),
+            Some("js" | "wasm" | "css")
+        ) {
+            gzip(&path)?;
+        }
+    }
+    let size = |name: &str| fs::metadata(pkg.join(name)).map_or(0, |m| m.len() / 1024);
+    eprintln!(
+        "site: {} (wasm {} KiB, {} KiB gzipped)",
+        site.display(),
+        size(&format!("{OUTPUT_NAME}_bg.wasm")),
+        size(&format!("{OUTPUT_NAME}_bg.wasm.gz"))
+    );
+    Ok(())
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("rustup is needed to add the wasm32 target")?;
+    if !String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM_TARGET)
+    {
+        step("installing the wasm32 target (rustup)");
+        sh(Command::new("rustup").args(["target", "add", WASM_TARGET]))?;
+    }
+    Ok(())
+}
+
+/// The JS glue must be generated by the very version of wasm-bindgen the wasm was compiled against.
+fn check_wasm_bindgen_versions(root: &Path) -> Result<()> {
+    let lock = fs::read_to_string(root.join("Cargo.lock")).context("cannot read Cargo.lock")?;
+    let version_of = |name: &str| -> Option<String> {
+        let header = format!("name = \"{name}\"\nversion = \"");
+        let start = lock.find(&header)? + header.len();
+        let end = start + lock[start..].find('"')?;
+        Some(lock[start..end].to_owned())
+    };
+    let (lib, cli) = (
+        version_of("wasm-bindgen"),
+        version_of("wasm-bindgen-cli-support"),
+    );
+    match (lib, cli) {
+        (Some(lib), Some(cli)) if lib == cli => Ok(()),
+        (lib, cli) => bail!(
+            "Cargo.lock has wasm-bindgen {lib:?} but wasm-bindgen-cli-support {cli:?}; they must be \
+             the same version (pin both with `=` in the root Cargo.toml)"
+        ),
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+fn gzip(path: &Path) -> Result<()> {
+    let data = fs::read(path)?;
+    let mut out = path.as_os_str().to_owned();
+    out.push(".gz");
+    let mut encoder =
+        flate2::write::GzEncoder::new(fs::File::create(out)?, flate2::Compression::best());
+    encoder.write_all(&data)?;
+    encoder.finish()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// run
+
+fn run(args: &[String]) -> Result<ExitCode> {
+    let binary = build()?;
+    let flags: Vec<&String> = args.iter().skip_while(|a| *a == "--").collect();
+    step("starting Herald (Ctrl-C to stop)");
+    let status = Command::new(binary)
+        .args(flags)
+        .current_dir(root())
+        .status()?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------
+// test
+
+/// Passed and failed tests, added up over every layer.
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    /// Steps that broke before their tests could be counted (a compile error, a crashed runner).
+    broken: Vec<String>,
+}
+
+fn test() -> Result<ExitCode> {
+    let started = Instant::now();
+    let root = root();
+    let mut tally = Tally::default();
+
+    step("format check");
+    if let Err(e) = sh(cargo().args(["fmt", "--all", "--check"])) {
+        tally.broken.push(format!("cargo fmt: {e}"));
+    }
+
+    // Everything the browser tests need, before the long Rust test run, so a missing tool fails fast.
+    ensure_chromium()?;
+    ensure_npm_packages(&root.join("end2end"))?;
+    let binary = build()?;
+
+    step("Rust tests (unit and integration)");
+    // Release profile: it shares the dependencies just compiled for the binary instead of compiling
+    // them all a second time in debug.
+    rust_tests(&mut tally);
+
+    step("browser and release-binary tests (Playwright, Chromium)");
+    browser_tests(&root.join("end2end"), &binary, &mut tally);
+
+    eprintln!("\ntook {:.0?}", started.elapsed());
+    for problem in &tally.broken {
+        eprintln!("BROKEN: {problem}");
+    }
+    let failed = tally.failed + tally.broken.len() as u64;
+    println!("{} passed, {} failed", tally.passed, failed);
+    Ok(if failed == 0 && tally.passed > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn rust_tests(tally: &mut Tally) {
+    let mut cmd = cargo();
+    cmd.args(["test", "--release", "--workspace", "--exclude", "frontend"])
+        .current_dir(root())
+        .stdout(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            tally.broken.push(format!("cargo test did not start: {e}"));
+            return;
+        }
+    };
+    // Echo libtest's output while adding up its `test result:` lines.
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some((passed, failed)) = libtest_counts(&line) {
+                tally.passed += passed;
+                tally.failed += failed;
+            }
+        }
+    }
+    match child.wait() {
+        Ok(status) if status.success() => {}
+        Ok(status) => tally
+            .broken
+            .push(format!("cargo test exited with {status}")),
+        Err(e) => tally.broken.push(format!("cargo test: {e}")),
+    }
+}
+
+/// `test result: ok. 12 passed; 0 failed; 0 ignored; ...` → (12, 0).
+fn libtest_counts(line: &str) -> Option<(u64, u64)> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let number_before = |label: &str| -> Option<u64> {
+        let at = rest.find(label)?;
+        rest[..at].split_whitespace().last()?.parse().ok()
+    };
+    Some((number_before(" passed")?, number_before(" failed")?))
+}
+
+fn browser_tests(dir: &Path, binary: &Path, tally: &mut Tally) {
+    let report = dir.join("test-results/report.json");
+    let _ = fs::remove_file(&report);
+    let status = Command::new("npx")
+        .args(["playwright", "test"])
+        .current_dir(dir)
+        .env("HERALD_BIN", binary)
+        .env("HERALD_CHROMIUM", chromium_path())
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+        .status();
+    // The JSON reporter (configured in playwright.config.ts) writes the counts.
+    match fs::read_to_string(&report)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+    {
+        Some(json) => {
+            let stat = |name: &str| json["stats"][name].as_u64().unwrap_or(0);
+            tally.passed += stat("expected") + stat("flaky");
+            tally.failed += stat("unexpected");
+            if stat("skipped") > 0 {
+                tally
+                    .broken
+                    .push(format!("{} browser tests were skipped", stat("skipped")));
+            }
+        }
+        None => tally
+            .broken
+            .push(format!("Playwright wrote no report ({status:?})")),
+    }
+}
+
+fn chromium_path() -> PathBuf {
+    env::var_os("HERALD_CHROMIUM").map_or_else(|| PathBuf::from(DEFAULT_CHROMIUM), PathBuf::from)
+}
+
+/// Debian's Chromium (Playwright's own browser download needs GitHub, which this machine cannot reach).
+fn ensure_chromium() -> Result<()> {
+    if chromium_path().exists() {
+        return Ok(());
+    }
+    step("installing Chromium (apt-get)");
+    let as_root = |args: &[&str]| {
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0"));
+        let mut cmd = if is_root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.args(["-n", "apt-get"]);
+            sudo
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        sh(&mut cmd)
+    };
+    if as_root(&["install", "-y", "--no-install-recommends", "chromium"]).is_err() {
+        as_root(&["update"])?;
+        as_root(&["install", "-y", "--no-install-recommends", "chromium"])?;
+    }
+    if !chromium_path().exists() {
+        bail!("Chromium is still missing at {}", chromium_path().display());
+    }
+    Ok(())
+}
+
+/// `npm ci` when node_modules is missing or older than the lock file.
+fn ensure_npm_packages(dir: &Path) -> Result<()> {
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    let installed = modified(&dir.join("node_modules/.package-lock.json"));
+    let wanted = modified(&dir.join("package-lock.json"));
+    if installed.is_some() && installed >= wanted {
+        return Ok(());
+    }
+    step("installing the browser-test packages (npm ci)");
+    sh(Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::libtest_counts;
+
+    #[test]
+    fn reads_libtest_summaries() {
+        assert_eq!(
+            libtest_counts(
+                "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s"
+            ),
+            Some((12, 0))
+        );
+        assert_eq!(
+            libtest_counts("test result: FAILED. 3 passed; 2 failed; 0 ignored"),
+            Some((3, 2))
+        );
+        assert_eq!(libtest_counts("running 3 tests"), None);
+    }
+}
