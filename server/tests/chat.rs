@@ -1,0 +1,200 @@
+//! The chat as clients see it over `/ws`: broadcast to everyone, in order, once; bad frames refused
+//! without harm; oversized frames closed with 1009; shutdown says "going away".
+
+mod common;
+
+use app::protocol::{ErrorCode, MAX_BODY_BYTES, MAX_FRAME_BYTES, ServerMsg, close_code};
+use common::{Seen, TestServer};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn three_clients_each_receive_all_100_messages_once_and_in_order() {
+    let server = TestServer::start().await;
+    let mut sender = server.client().await;
+    let mut b = server.client().await;
+    let mut c = server.client().await;
+    let author = sender.name.clone();
+
+    for i in 0..100 {
+        sender.say(&format!("c{i}"), &format!("message {i}")).await;
+    }
+    // The sender's own view: each message, then its ack, in order.
+    let mut sender_bodies = Vec::new();
+    for i in 0..100 {
+        let msg = sender.next_message().await;
+        assert_eq!(
+            sender.recv().await,
+            ServerMsg::Ack {
+                client_id: format!("c{i}"),
+                seq: msg.seq
+            }
+        );
+        sender_bodies.push(msg.body);
+    }
+    let expected: Vec<String> = (0..100).map(|i| format!("message {i}")).collect();
+    assert_eq!(sender_bodies, expected);
+
+    // All 100 are acked, so all are broadcast. A last message from someone else marks the end: if
+    // anything of the 100 came twice, it would arrive before this marker and break the count below.
+    b.say("end", "end").await;
+
+    for client in [&mut b, &mut c] {
+        let mut bodies = Vec::new();
+        let mut seqs = Vec::new();
+        loop {
+            let msg = client.next_message().await;
+            if msg.body == "end" {
+                break;
+            }
+            assert_eq!(msg.author, author, "the author is the sender's connection");
+            bodies.push(msg.body);
+            seqs.push(msg.seq);
+        }
+        assert_eq!(bodies, expected, "all 100, once each, in order");
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "dense seqs: {seqs:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_sender_gets_an_ack_with_the_seq_of_its_message() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    client.say("my-id", "hi").await;
+    let msg = client.next_message().await;
+    assert_eq!(
+        client.recv().await,
+        ServerMsg::Ack {
+            client_id: "my-id".into(),
+            seq: msg.seq
+        }
+    );
+}
+
+#[tokio::test]
+async fn bad_frames_get_a_typed_error_keep_the_connection_and_broadcast_nothing() {
+    let server = TestServer::start().await;
+    let mut sender = server.client().await;
+    let mut observer = server.client().await;
+
+    let cases: Vec<(Message, ErrorCode)> = vec![
+        (Message::text("not json"), ErrorCode::InvalidFrame),
+        (
+            Message::text(r#"{"type":"shout","body":"hi"}"#),
+            ErrorCode::InvalidFrame,
+        ),
+        (
+            Message::text(r#"{"type":"send","client_id":"a","body":"hi","author":"admin"}"#),
+            ErrorCode::InvalidFrame,
+        ),
+        (
+            Message::text(r#"{"type":"send","client_id":"a","body":"  "}"#),
+            ErrorCode::EmptyBody,
+        ),
+        (
+            Message::text(format!(
+                r#"{{"type":"send","client_id":"a","body":"{}"}}"#,
+                "x".repeat(MAX_BODY_BYTES + 1)
+            )),
+            ErrorCode::BodyTooLong,
+        ),
+        (
+            Message::text(r#"{"type":"send","client_id":"","body":"hi"}"#),
+            ErrorCode::InvalidClientId,
+        ),
+        (Message::binary(b"{}".to_vec()), ErrorCode::BinaryFrame),
+    ];
+    for (frame, code) in cases {
+        sender.send_raw(frame).await;
+        match sender.recv().await {
+            ServerMsg::Error { code: got, message } => {
+                assert_eq!(got, code);
+                assert!(!message.is_empty(), "the error says what is wrong");
+            }
+            other => panic!("expected an error for {code:?}, got {other:?}"),
+        }
+    }
+
+    // Still connected and able to post; and the first thing anyone else sees is that valid message.
+    sender.say("ok", "valid").await;
+    assert_eq!(sender.next_message().await.body, "valid");
+    let first = observer.next_message().await;
+    assert_eq!(first.body, "valid");
+    assert_eq!(first.seq, 1, "nothing was broadcast before it");
+}
+
+#[tokio::test]
+async fn a_frame_over_64_kib_closes_with_1009_and_broadcasts_nothing() {
+    let server = TestServer::start().await;
+    let mut offender = server.client().await;
+    let mut observer = server.client().await;
+
+    let body = "x".repeat(MAX_FRAME_BYTES);
+    let frame = format!(r#"{{"type":"send","client_id":"big","body":"{body}"}}"#);
+    assert!(frame.len() > MAX_FRAME_BYTES);
+    offender.send_raw(Message::text(frame)).await;
+
+    let close = offender
+        .close_frame()
+        .await
+        .expect("a close frame, not a reset");
+    assert_eq!(u16::from(close.code), close_code::MESSAGE_TOO_BIG);
+
+    observer.say("after", "after").await;
+    let first = observer.next_message().await;
+    assert_eq!((first.seq, first.body.as_str()), (1, "after"));
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_socket_with_going_away() {
+    let mut server = TestServer::start().await;
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    server.begin_shutdown();
+    for client in [&mut a, &mut b] {
+        match client.next().await {
+            Seen::Closed(Some(frame)) => assert_eq!(u16::from(frame.code), close_code::GOING_AWAY),
+            other => panic!("expected a going-away close, got {other:?}"),
+        }
+        // Reading on answers the close, as a browser does; then the socket ends.
+        assert!(matches!(client.next().await, Seen::Closed(None)));
+    }
+    server.stopped().await;
+}
+
+#[tokio::test]
+async fn the_page_is_rendered_on_the_server_before_any_script_runs() {
+    let server = TestServer::start().await;
+    let (status, head, body) = server.get("/").await;
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/html")
+    );
+    for part in [
+        "<h1 class=\"brand\">Herald</h1>",
+        "data-testid=\"messages\"",
+        "data-testid=\"composer-input\"",
+        "data-state=\"loading\"",
+        "Loading…",
+        "/pkg/herald.js",
+        "/pkg/herald_bg.wasm",
+    ] {
+        assert!(body.contains(part), "the page holds {part:?}");
+    }
+    // Until the wasm takes over, the composer cannot be used.
+    assert!(
+        body.contains(" disabled"),
+        "composer disabled before hydration"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_path_is_a_404_page() {
+    let server = TestServer::start().await;
+    let (status, _, body) = server.get("/no/such/page").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("Not found"));
+}

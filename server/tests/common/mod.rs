@@ -1,0 +1,213 @@
+//! Test harness: a real Herald on 127.0.0.1:0 in this process, and WebSocket/HTTP clients for it.
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::{net::SocketAddr, time::Duration};
+
+use app::protocol::{ChatMessage, ClientMsg, ServerMsg};
+use futures::{SinkExt, StreamExt};
+use server::Config;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::oneshot,
+    task::JoinHandle,
+};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, protocol::CloseFrame},
+};
+
+/// A guard against a hang turning into a stuck CI run; never what a test asserts on.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _data: TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let data = TempDir::new();
+        let config = Config::from_flags(["--data-dir", data.path()]).expect("valid flags");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::run(config, listener, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+            _data: data,
+        }
+    }
+
+    /// Triggers shutdown (like SIGTERM) without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Waits until `run` has returned, and checks it returned Ok.
+    pub async fn stopped(&mut self) {
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(PATIENCE, task)
+                .await
+                .expect("server stops in time")
+                .expect("server task")
+                .expect("run returns Ok");
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// A plain HTTP/1.1 GET; returns the status code, the raw head and the body.
+    pub async fn get(&self, path: &str) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        tokio::time::timeout(PATIENCE, stream.read_to_end(&mut raw))
+            .await
+            .expect("response in time")
+            .expect("read");
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        (status, head.to_owned(), body.to_owned())
+    }
+}
+
+pub struct Client {
+    pub name: String,
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What a test can see on a socket.
+#[derive(Debug)]
+pub enum Seen {
+    Msg(ServerMsg),
+    Closed(Option<CloseFrame>),
+}
+
+impl Client {
+    /// Connects and reads the welcome.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let (socket, _) = connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("ws connect");
+        let mut client = Self {
+            name: String::new(),
+            socket,
+        };
+        match client.recv().await {
+            ServerMsg::Welcome { you, .. } => client.name = you,
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+        client
+    }
+
+    pub async fn send(&mut self, msg: &ClientMsg) {
+        self.send_raw(Message::text(msg.encode())).await;
+    }
+
+    pub async fn say(&mut self, client_id: &str, body: &str) {
+        self.send(&ClientMsg::Send {
+            client_id: client_id.into(),
+            body: body.into(),
+        })
+        .await;
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) {
+        self.socket.send(msg).await.expect("ws send");
+    }
+
+    /// The next protocol frame or the close; fails the test if nothing comes within [`PATIENCE`].
+    pub async fn next(&mut self) -> Seen {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("a frame in time");
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    return Seen::Msg(
+                        ServerMsg::decode(&text).expect("server frames are valid protocol"),
+                    );
+                }
+                Some(Ok(Message::Close(frame))) => return Seen::Closed(frame),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(other)) => panic!("unexpected frame {other:?}"),
+                Some(Err(e)) => panic!("socket error: {e}"),
+                None => return Seen::Closed(None),
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> ServerMsg {
+        match self.next().await {
+            Seen::Msg(msg) => msg,
+            Seen::Closed(frame) => panic!("closed unexpectedly: {frame:?}"),
+        }
+    }
+
+    /// The next chat message, skipping acks (which only the sender gets).
+    pub async fn next_message(&mut self) -> ChatMessage {
+        loop {
+            match self.recv().await {
+                ServerMsg::Message(msg) => return msg,
+                ServerMsg::Ack { .. } => continue,
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+    }
+
+    /// The close frame the server sends next, skipping any frames still queued before it.
+    pub async fn close_frame(&mut self) -> Option<CloseFrame> {
+        loop {
+            if let Seen::Closed(frame) = self.next().await {
+                return frame;
+            }
+        }
+    }
+}
+
+/// A folder removed when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "herald-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
