@@ -35,11 +35,10 @@ struct Asset {
 
 /// Serves a site file, or renders the app's "not found" page for any other path.
 pub async fn serve(State(state): State<AppState>, request: Request) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD) {
-        if let Some(response) = file_response(&state, request.uri().path(), request.headers()).await
-        {
-            return response;
-        }
+    if matches!(*request.method(), Method::GET | Method::HEAD)
+        && let Some(response) = file_response(&state, request.uri().path(), request.headers()).await
+    {
+        return response;
     }
     let options = state.leptos_options.clone();
     let render = leptos_axum::render_app_to_stream(move || app::shell(options.clone()));

@@ -299,8 +299,6 @@ fn test() -> Result<ExitCode> {
     let binary = build()?;
 
     step("Rust tests (unit and integration)");
-    // Release profile: it shares the dependencies just compiled for the binary instead of compiling
-    // them all a second time in debug.
     rust_tests(&mut tally);
 
     step("browser and release-binary tests (Playwright, Chromium)");
@@ -320,8 +318,30 @@ fn test() -> Result<ExitCode> {
 }
 
 fn rust_tests(tally: &mut Tally) {
+    // The app and server in the release profile with the binary's features: cargo test also (re)builds
+    // target/release/herald, and without `embed` it would replace the binary under test with one that
+    // has no site in it. Same profile and features also means every dependency is already compiled.
+    // The xtask itself is tested apart, in the dev profile it was just built in: in one command its
+    // dependencies would change the features of crates the server shares, and recompile them all.
+    cargo_test(
+        tally,
+        &[
+            "--release",
+            "--package",
+            "app",
+            "--package",
+            "server",
+            "--features",
+            "server/embed",
+        ],
+    );
+    cargo_test(tally, &["--package", "xtask"]);
+}
+
+fn cargo_test(tally: &mut Tally, args: &[&str]) {
     let mut cmd = cargo();
-    cmd.args(["test", "--release", "--workspace", "--exclude", "frontend"])
+    cmd.arg("test")
+        .args(args)
         .current_dir(root())
         .stdout(Stdio::piped());
     let mut child = match cmd.spawn() {
@@ -343,9 +363,10 @@ fn rust_tests(tally: &mut Tally) {
     }
     match child.wait() {
         Ok(status) if status.success() => {}
-        Ok(status) => tally
-            .broken
-            .push(format!("cargo test exited with {status}")),
+        Ok(status) => tally.broken.push(format!(
+            "cargo test {} exited with {status}",
+            args.join(" ")
+        )),
         Err(e) => tally.broken.push(format!("cargo test: {e}")),
     }
 }

@@ -1,0 +1,39 @@
+// What a person does on the chat page, as test steps.
+import { expect, Page } from '@playwright/test';
+
+export function heraldUrl(): string {
+  const url = process.env.HERALD_URL;
+  if (!url) throw new Error('HERALD_URL is not set: the global setup did not start herald');
+  return url;
+}
+
+/** Opens the chat and waits until the WASM has hydrated the page and the socket is connected. */
+export async function openChat(page: Page, url = heraldUrl()) {
+  await page.goto(url + '/');
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+  await expect(page.getByTestId('composer-input')).toBeEnabled();
+}
+
+/** Types a message and presses Enter. */
+export async function send(page: Page, text: string) {
+  const input = page.getByTestId('composer-input');
+  await input.fill(text);
+  await input.press('Enter');
+  await expect(input).toHaveValue('');
+}
+
+/** The bodies of the messages shown, in order. */
+export function bodies(page: Page) {
+  return page.locator('.messages .message .body');
+}
+
+/** Fails the test on any uncaught error or console error in the page. */
+export function watchForErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  return errors;
+}

@@ -1,0 +1,83 @@
+// Starting and stopping a real `herald` process for the tests.
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export interface Herald {
+  url: string;
+  dir: string;
+  process: ChildProcess;
+  /** Everything the process has printed so far. */
+  output: () => string;
+  /** Sends SIGTERM and resolves with the exit code. */
+  stop: () => Promise<number | null>;
+}
+
+/** The release binary under test, as `cargo xtask test` passes it. */
+export function binaryUnderTest(): string {
+  const bin = process.env.HERALD_BIN;
+  if (!bin || !fs.existsSync(bin)) {
+    throw new Error(`HERALD_BIN must name the built herald binary (got ${bin}); run \`cargo xtask test\``);
+  }
+  return bin;
+}
+
+/** Copies the binary alone into a new empty folder: what an operator deploying it does. */
+export function copyAlone(bin: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-e2e-'));
+  const target = path.join(dir, 'herald');
+  fs.copyFileSync(bin, target);
+  fs.chmodSync(target, 0o755);
+  return dir;
+}
+
+/** The flags a test server runs with: a free loopback port, data kept in the folder's `data`. */
+export const TEST_FLAGS = ['--addr', '127.0.0.1:0', '--data-dir', 'data'];
+
+/** Starts `./herald` inside `dir` and waits until it says where it listens. */
+export async function startHerald(
+  dir: string,
+  args: string[] = TEST_FLAGS,
+  env: Record<string, string> = {},
+): Promise<Herald> {
+  const child = spawn('./herald', args, {
+    cwd: dir,
+    env: { ...process.env, NO_COLOR: '1', HERALD_LOG: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // If the test process dies, the server must not outlive it.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+
+  let output = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`herald did not start:\n${output}`)), 15_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const found = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (found) {
+        clearTimeout(timer);
+        resolve(found[1]);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`herald exited with ${code} before listening:\n${output}`));
+    });
+  });
+  return {
+    url,
+    dir,
+    process: child,
+    output: () => output,
+    stop: async () => {
+      process.removeListener('exit', killOnExit);
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}

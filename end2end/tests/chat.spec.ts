@@ -1,0 +1,114 @@
+// Two people chatting in real Chromium, each in their own browser context, against the release binary.
+import { expect, test } from '@playwright/test';
+import { bodies, heraldUrl, openChat, send, watchForErrors } from '../lib/chat';
+
+test('two browsers chat live: each sees the other at once', async ({ browser }) => {
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  const errors = [...[a, b].map(watchForErrors)];
+  await openChat(a);
+  await openChat(b);
+
+  await send(a, 'hello from A');
+  await expect(bodies(b).filter({ hasText: 'hello from A' })).toHaveCount(1);
+  await expect(bodies(a).filter({ hasText: 'hello from A' })).toHaveCount(1);
+
+  await send(b, 'hello from B');
+  await expect(bodies(a).filter({ hasText: 'hello from B' })).toHaveCount(1);
+  await expect(bodies(b).filter({ hasText: 'hello from B' })).toHaveCount(1);
+
+  // Both show the conversation in the same order, A's message first.
+  for (const page of [a, b]) {
+    const texts = await bodies(page).allTextContents();
+    expect(texts.indexOf('hello from A')).toBeLessThan(texts.indexOf('hello from B'));
+  }
+  // Each sees their own message marked as theirs and the other's not.
+  await expect(a.locator('.message.mine .body', { hasText: 'hello from A' })).toHaveCount(1);
+  await expect(b.locator('.message.mine .body', { hasText: 'hello from A' })).toHaveCount(0);
+  expect(errors.flat()).toEqual([]);
+});
+
+test('markup in a message is shown as text and runs nothing', async ({ browser }) => {
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  const dialogs: string[] = [];
+  for (const page of [a, b]) {
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+  }
+  await openChat(a);
+  await openChat(b);
+
+  const evil = '<img src=x onerror=alert(1)>';
+  await send(a, evil);
+  for (const page of [a, b]) {
+    await expect(bodies(page).filter({ hasText: evil })).toHaveCount(1);
+    await expect(page.locator('.messages img')).toHaveCount(0);
+  }
+  // A later message arriving proves the page kept running after rendering the markup.
+  await send(b, 'after the markup');
+  await expect(bodies(a).filter({ hasText: 'after the markup' })).toHaveCount(1);
+  expect(dialogs).toEqual([]);
+});
+
+test('the page is rendered on the server, and the composer waits for hydration', async ({ browser }) => {
+  // Without JavaScript: the server's HTML alone already holds the layout.
+  const noJs = await (await browser.newContext({ javaScriptEnabled: false })).newPage();
+  await noJs.goto(heraldUrl() + '/');
+  await expect(noJs.locator('h1.brand')).toHaveText('Herald');
+  await expect(noJs.getByTestId('messages')).toBeAttached();
+  await expect(noJs.getByTestId('status')).toHaveText('Loading…');
+  await expect(noJs.getByTestId('composer-input')).toBeDisabled();
+  await expect(noJs.getByTestId('composer-input')).toHaveAttribute('placeholder', 'Loading…');
+
+  // With JavaScript, but the wasm held back: still loading, still disabled, saying so.
+  const page = await (await browser.newContext()).newPage();
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route('**/pkg/*.wasm', async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.goto(heraldUrl() + '/');
+  await expect(page.getByTestId('status')).toHaveText('Loading…');
+  await expect(page.getByTestId('composer-input')).toBeDisabled();
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'false');
+
+  // Let the wasm through: the same page comes alive.
+  release();
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.getByTestId('status')).toHaveText('Connected');
+  await expect(page.getByTestId('composer-input')).toBeEnabled();
+});
+
+test('Enter sends, Shift+Enter starts a new line', async ({ browser }) => {
+  const page = await (await browser.newContext()).newPage();
+  await openChat(page);
+  const input = page.getByTestId('composer-input');
+  await input.click();
+  await input.pressSequentially('first line');
+  await input.press('Shift+Enter');
+  await input.pressSequentially('second line');
+  // Other tests share the room, so look only for this test's text.
+  await expect(bodies(page).filter({ hasText: 'first line' })).toHaveCount(0);
+  await input.press('Enter');
+  await expect(bodies(page).filter({ hasText: 'first line' })).toHaveText('first line\nsecond line');
+  await expect(input).toHaveValue('');
+});
+
+test('an over-long message is refused before sending, with the reason', async ({ browser }) => {
+  const page = await (await browser.newContext()).newPage();
+  await openChat(page);
+  const input = page.getByTestId('composer-input');
+  await input.fill('x'.repeat(4097));
+  await input.press('Enter');
+  await expect(page.getByTestId('composer-error')).toContainText('limit is 4096');
+  // Kept for the user to shorten, and nothing was sent.
+  await expect(input).toHaveValue('x'.repeat(4097));
+  // Nothing was sent: a short message sent next is the first of this page's to appear.
+  await send(page, 'short enough');
+  await expect(bodies(page).filter({ hasText: 'short enough' })).toHaveCount(1);
+  await expect(bodies(page).filter({ hasText: 'xxxx' })).toHaveCount(0);
+});

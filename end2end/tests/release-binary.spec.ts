@@ -1,0 +1,97 @@
+// The release binary as an operator meets it: alone in a folder, serving every asset, documenting its
+// flags, stopping cleanly on SIGTERM.
+import { expect, test } from '@playwright/test';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { heraldUrl, openChat } from '../lib/chat';
+import { binaryUnderTest, copyAlone, startHerald } from '../lib/herald';
+
+test('copied alone into an empty folder, it serves the page and every asset', async ({ request }) => {
+  // The global setup started it in a folder holding nothing but the binary (and the data dir it made).
+  expect(fs.readdirSync(process.env.HERALD_DIR!).sort()).toEqual(['data', 'herald']);
+
+  const expectations: [string, string][] = [
+    ['/', 'text/html'],
+    ['/pkg/herald_bg.wasm', 'application/wasm'],
+    ['/pkg/herald.js', 'text/javascript'],
+    ['/pkg/herald.css', 'text/css'],
+    ['/favicon.svg', 'image/svg+xml'],
+  ];
+  for (const [url, type] of expectations) {
+    const response = await request.get(heraldUrl() + url);
+    expect(response.status(), url).toBe(200);
+    expect(response.headers()['content-type'], url).toContain(type);
+  }
+  const wasm = await request.get(heraldUrl() + '/pkg/herald_bg.wasm');
+  const bytes = await wasm.body();
+  expect([...bytes.subarray(0, 4)]).toEqual([0x00, 0x61, 0x73, 0x6d]); // "\0asm"
+});
+
+test('assets carry cache headers, revalidate with 304, and come gzipped when accepted', async ({ request }) => {
+  const url = heraldUrl() + '/pkg/herald_bg.wasm';
+  const plain = await request.get(url, { headers: { 'accept-encoding': 'identity' } });
+  expect(plain.headers()['cache-control']).toBe('no-cache');
+  const etag = plain.headers()['etag'];
+  expect(etag).toMatch(/^"[0-9a-f]+"$/);
+
+  const again = await request.get(url, { headers: { 'accept-encoding': 'identity', 'if-none-match': etag } });
+  expect(again.status()).toBe(304);
+
+  const gzipped = await request.get(url, { headers: { 'accept-encoding': 'gzip' } });
+  expect(gzipped.headers()['content-encoding']).toBe('gzip');
+  expect(gzipped.headers()['content-type']).toBe('application/wasm');
+  // The client decoded it: the same wasm as the uncompressed one.
+  expect((await gzipped.body()).equals(await plain.body())).toBe(true);
+
+  const favicon = await request.get(heraldUrl() + '/favicon.svg');
+  expect(favicon.headers()['cache-control']).toContain('max-age=');
+});
+
+test('--help lists its flags and their environment twins', async () => {
+  const help = spawnSync(binaryUnderTest(), ['--help'], { encoding: 'utf8' });
+  expect(help.status).toBe(0);
+  for (const text of ['--addr', 'HERALD_ADDR', '--data-dir', 'HERALD_DATA_DIR', '127.0.0.1:3000']) {
+    expect(help.stdout).toContain(text);
+  }
+});
+
+test('the environment twins of --addr and --data-dir are honoured', async ({ request }) => {
+  const dir = copyAlone(binaryUnderTest());
+  const herald = await startHerald(dir, [], { HERALD_ADDR: '127.0.0.1:0', HERALD_DATA_DIR: 'from-env' });
+  try {
+    expect((await request.get(herald.url + '/')).status()).toBe(200);
+    expect(fs.existsSync(path.join(dir, 'from-env'))).toBe(true);
+  } finally {
+    expect(await herald.stop()).toBe(0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('SIGTERM closes open sockets with going-away (1001) and exits cleanly', async ({ browser }) => {
+  const dir = copyAlone(binaryUnderTest());
+  const herald = await startHerald(dir);
+  try {
+    const page = await (await browser.newContext()).newPage();
+    await openChat(page, herald.url);
+    // A second, plain socket in the page, to read the close code the server sends.
+    await page.evaluate((url) => {
+      const w = window as unknown as { closeCode?: number };
+      const socket = new WebSocket(url.replace('http', 'ws') + '/ws');
+      socket.onclose = (event) => (w.closeCode = event.code);
+      return new Promise((resolve) => (socket.onmessage = resolve));
+    }, herald.url);
+
+    const code = await herald.stop();
+    expect(code).toBe(0);
+    // The close event is dispatched asynchronously in the page: wait for it, then check its code.
+    const closeCode = await page.waitForFunction(() => (window as unknown as { closeCode?: number }).closeCode);
+    expect(await closeCode.jsonValue()).toBe(1001);
+    // The app's own socket noticed too and is trying again.
+    await expect(page.getByTestId('status')).toHaveAttribute('data-state', /reconnecting|connecting/);
+    expect(fs.existsSync(path.join(dir, 'data'))).toBe(true);
+  } finally {
+    await herald.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
