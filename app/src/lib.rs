@@ -81,6 +81,9 @@ fn ChatPage() -> impl IntoView {
             <header class="topbar">
                 <h1 class="brand">"Herald"</h1>
                 <span class="room-name">"# general"</span>
+                <span class="me" data-testid="me">
+                    {move || chat.me.get().map(|name| format!("you are {name}"))}
+                </span>
                 <ConnectionStatus/>
             </header>
             <main class="conversation">

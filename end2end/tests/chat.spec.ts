@@ -22,7 +22,11 @@ test('two browsers chat live: each sees the other at once', async ({ browser }) 
     const texts = await bodies(page).allTextContents();
     expect(texts.indexOf('hello from A')).toBeLessThan(texts.indexOf('hello from B'));
   }
-  // Each sees their own message marked as theirs and the other's not.
+  // Each is told their own name, and sees their own message marked as theirs and the other's not.
+  const nameOfA = (await a.getByTestId('me').textContent())!.replace('you are ', '');
+  expect(nameOfA).toMatch(/^guest-[0-9a-f]{4}$/);
+  await expect(b.locator('.message', { hasText: 'hello from A' }).locator('.author')).toHaveText(nameOfA);
+
   await expect(a.locator('.message.mine .body', { hasText: 'hello from A' })).toHaveCount(1);
   await expect(b.locator('.message.mine .body', { hasText: 'hello from A' })).toHaveCount(0);
   expect(errors.flat()).toEqual([]);
