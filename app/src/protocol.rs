@@ -58,11 +58,13 @@ pub enum ServerMsg {
         you: String,
         /// [`PROTOCOL_VERSION`] of the server.
         protocol: u32,
-        /// Names this lifetime of the conversation. Seqs are comparable only within one epoch: when it
-        /// changes (the server lost its history), a client must not treat new seqs as already seen.
+        /// Names this lifetime of the conversation's history; it survives restarts. Seqs are comparable
+        /// only within one epoch: when it changes (the history was lost or reset), a client must not
+        /// treat new seqs as already seen.
         epoch: String,
     },
-    /// A message someone (possibly you) posted.
+    /// A message someone (possibly you) posted. Right after `welcome` come the latest stored messages
+    /// (up to 50), oldest first, then new ones as they are posted.
     Message(ChatMessage),
     /// Your `Send` with this `client_id` was accepted as message `seq`.
     Ack { client_id: String, seq: u64 },
@@ -97,6 +99,9 @@ pub enum ErrorCode {
     BodyTooLong,
     /// `client_id` is empty, longer than [`MAX_CLIENT_ID_BYTES`], or holds control characters.
     InvalidClientId,
+    /// The server could not store the message just now; nothing was stored. Resend it (with the
+    /// same `client_id`) later.
+    Unavailable,
 }
 
 /// A refused frame: the code the client can act on and a sentence a person can read.
@@ -134,6 +139,7 @@ impl fmt::Display for ErrorCode {
             ErrorCode::EmptyBody => "empty_body",
             ErrorCode::BodyTooLong => "body_too_long",
             ErrorCode::InvalidClientId => "invalid_client_id",
+            ErrorCode::Unavailable => "unavailable",
         };
         f.write_str(name)
     }
@@ -340,6 +346,7 @@ mod tests {
             ErrorCode::EmptyBody,
             ErrorCode::BodyTooLong,
             ErrorCode::InvalidClientId,
+            ErrorCode::Unavailable,
         ] {
             assert_eq!(
                 format!("\"{code}\""),

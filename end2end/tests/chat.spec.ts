@@ -116,3 +116,19 @@ test('an over-long message is refused before sending, with the reason', async ({
   await expect(bodies(page).filter({ hasText: 'short enough' })).toHaveCount(1);
   await expect(bodies(page).filter({ hasText: 'xxxx' })).toHaveCount(0);
 });
+
+test('history survives a reload: what was said is still there', async ({ browser }) => {
+  const page = await (await browser.newContext()).newPage();
+  await openChat(page);
+  const text = `kept across reloads ${Date.now()}`;
+  await send(page, text);
+  await expect(bodies(page).filter({ hasText: text })).toHaveCount(1);
+
+  await page.reload();
+  await openChat(page);
+  await expect(bodies(page).filter({ hasText: text })).toHaveCount(1);
+  // A newcomer in another browser sees it too.
+  const other = await (await browser.newContext()).newPage();
+  await openChat(other);
+  await expect(bodies(other).filter({ hasText: text })).toHaveCount(1);
+});

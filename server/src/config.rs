@@ -19,10 +19,14 @@ pub struct Config {
     #[arg(long, env = "HERALD_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
 
-    /// Folder for Herald's durable state (message history and keys, as those features land).
-    /// Created if it does not exist.
+    /// Folder for Herald's durable state: the message history (herald.db, SQLite). Created if it
+    /// does not exist.
     #[arg(long, env = "HERALD_DATA_DIR", default_value = "herald-data")]
     pub data_dir: PathBuf,
+
+    /// How many messages each room keeps; older ones are deleted as new ones arrive.
+    #[arg(long, env = "HERALD_RETENTION", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention: u64,
 
     /// Folder holding the built site (pkg/, favicon, ...). Only read by a binary built without
     /// embedded assets; the release binary carries its own copy.

@@ -1,15 +1,16 @@
-//! The broadcast hub: who is connected, and fan-out of each accepted message to all of them. No I/O.
+//! The broadcast hub: who listens to which room, and fan-out of each stored message to them. No I/O.
 //!
 //! A message is encoded once into a [`Frame`] whose bytes every subscriber shares; delivering it is a
 //! non-blocking push onto each subscriber's bounded queue. A subscriber whose queue is full is too slow
 //! to keep up: it is removed and told so (its connection closes with `TOO_SLOW`) instead of either
 //! delaying everyone else or silently missing messages.
+//!
+//! The hub also knows the last seq published in each room, so a joining connection can replay the log
+//! exactly up to where its live queue starts (DESIGN §3).
 
 use std::{
     collections::HashMap,
-    hash::BuildHasher,
     sync::{Arc, Mutex, MutexGuard},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use app::protocol::{ChatMessage, ServerMsg};
@@ -24,17 +25,21 @@ pub type Frame = axum::extract::ws::Utf8Bytes;
 pub const QUEUE_FRAMES: usize = 256;
 
 /// Cheap to clone: every clone is a handle to the same hub.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Hub {
     inner: Arc<Mutex<Inner>>,
-    /// Names this run of the hub; see [`ServerMsg::Welcome`].
-    epoch: Arc<str>,
 }
 
+#[derive(Default)]
 struct Inner {
-    /// Seq of the last published message.
-    last_seq: u64,
     next_subscriber: u64,
+    rooms: HashMap<String, Room>,
+}
+
+#[derive(Default)]
+struct Room {
+    /// Seq of the last message published here.
+    last_seq: u64,
     subscribers: HashMap<u64, Subscriber>,
 }
 
@@ -44,7 +49,7 @@ struct Subscriber {
     lagged: CancellationToken,
 }
 
-/// One connection's place in the hub, in parts the connection's tasks take apart.
+/// One connection's place in a room, in parts the connection's tasks take apart.
 pub struct Subscription {
     /// Frames for this connection, in order: broadcasts and the connection's own replies.
     pub frames: mpsc::Receiver<Frame>,
@@ -52,44 +57,43 @@ pub struct Subscription {
     pub replies: mpsc::Sender<Frame>,
     /// Cancelled if the hub dropped this subscriber for being too slow.
     pub lagged: CancellationToken,
-    /// Keep it for as long as the connection lives: dropping it leaves the hub.
+    /// The room's last published seq when the subscription began: every later message is queued in
+    /// `frames`, every earlier one is in the log.
+    pub live_after: u64,
+    /// Keep it for as long as the connection lives: dropping it leaves the room.
     pub membership: Membership,
 }
 
-/// Leaves the hub when dropped.
+/// Leaves the room when dropped.
 pub struct Membership {
     id: u64,
+    room: String,
     hub: Hub,
 }
 
 impl Hub {
     pub fn new() -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let epoch = format!("{:016x}", std::hash::RandomState::new().hash_one(nanos));
-        Self {
-            inner: Arc::new(Mutex::new(Inner {
-                last_seq: 0,
-                next_subscriber: 0,
-                subscribers: HashMap::new(),
-            })),
-            epoch: epoch.into(),
-        }
+        Self::default()
     }
 
-    pub fn epoch(&self) -> &str {
-        &self.epoch
+    /// Where a room's history ends, as the log found it at start-up.
+    pub fn set_last_seq(&self, room: &str, seq: u64) {
+        self.lock()
+            .rooms
+            .entry(room.to_owned())
+            .or_default()
+            .last_seq = seq;
     }
 
-    /// Registers a new subscriber: from now on every published message is queued for it.
-    pub fn subscribe(&self) -> Subscription {
+    /// Registers a new subscriber to `room`: from now on every message published there is queued.
+    pub fn subscribe(&self, room: &str) -> Subscription {
         let (queue, frames) = mpsc::channel(QUEUE_FRAMES);
         let lagged = CancellationToken::new();
         let mut inner = self.lock();
         let id = inner.next_subscriber;
         inner.next_subscriber += 1;
-        inner.subscribers.insert(
+        let entry = inner.rooms.entry(room.to_owned()).or_default();
+        entry.subscribers.insert(
             id,
             Subscriber {
                 queue: queue.clone(),
@@ -100,34 +104,23 @@ impl Hub {
             frames,
             replies: queue,
             lagged,
+            live_after: entry.last_seq,
             membership: Membership {
                 id,
+                room: room.to_owned(),
                 hub: self.clone(),
             },
         }
     }
 
-    /// Assigns the next seq to a message and queues it for every subscriber. Returns the seq.
-    pub fn publish(&self, author: &str, body: String) -> u64 {
-        let sent_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+    /// Queues a stored message for every subscriber of its room. The log calls this after the commit,
+    /// in seq order.
+    pub fn publish(&self, room: &str, message: &ChatMessage) {
+        let frame = Frame::from(ServerMsg::Message(message.clone()).encode());
         let mut inner = self.lock();
-        // Seq assignment and the pushes happen under one lock, so every queue receives messages in
-        // seq order even when several connections publish at once.
-        inner.last_seq += 1;
-        let seq = inner.last_seq;
-        let frame = Frame::from(
-            ServerMsg::Message(ChatMessage {
-                seq,
-                author: author.to_owned(),
-                body,
-                sent_at,
-            })
-            .encode(),
-        );
-        inner
-            .subscribers
+        let room = inner.rooms.entry(room.to_owned()).or_default();
+        room.last_seq = message.seq;
+        room.subscribers
             .retain(|_, sub| match sub.queue.try_send(frame.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -136,12 +129,14 @@ impl Hub {
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             });
-        seq
     }
 
-    /// How many connections are subscribed now.
-    pub fn subscriber_count(&self) -> usize {
-        self.lock().subscribers.len()
+    /// How many connections are subscribed to `room` now.
+    pub fn subscriber_count(&self, room: &str) -> usize {
+        self.lock()
+            .rooms
+            .get(room)
+            .map_or(0, |room| room.subscribers.len())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -153,21 +148,26 @@ impl Hub {
     }
 }
 
-impl Default for Hub {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Drop for Membership {
     fn drop(&mut self) {
-        self.hub.lock().subscribers.remove(&self.id);
+        if let Some(room) = self.hub.lock().rooms.get_mut(&self.room) {
+            room.subscribers.remove(&self.id);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message(seq: u64) -> ChatMessage {
+        ChatMessage {
+            seq,
+            author: "ann".into(),
+            body: format!("m{seq}"),
+            sent_at: 0,
+        }
+    }
 
     fn seq_of(frame: &Frame) -> u64 {
         match ServerMsg::decode(frame.as_str()) {
@@ -177,12 +177,13 @@ mod tests {
     }
 
     #[test]
-    fn every_subscriber_gets_every_message_in_order() {
+    fn every_subscriber_of_a_room_gets_its_messages_in_order_and_no_others() {
         let hub = Hub::new();
-        let mut a = hub.subscribe();
-        let mut b = hub.subscribe();
-        for i in 0..10 {
-            assert_eq!(hub.publish("ann", format!("m{i}")), i + 1);
+        let mut a = hub.subscribe("general");
+        let mut b = hub.subscribe("general");
+        let mut elsewhere = hub.subscribe("ops");
+        for seq in 1..=10 {
+            hub.publish("general", &message(seq));
         }
         for sub in [&mut a, &mut b] {
             let seqs: Vec<u64> = (0..10)
@@ -191,28 +192,43 @@ mod tests {
             assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
             assert!(sub.frames.try_recv().is_err(), "nothing extra");
         }
+        assert!(
+            elsewhere.frames.try_recv().is_err(),
+            "other rooms hear nothing"
+        );
+    }
+
+    #[test]
+    fn a_subscription_says_where_its_live_messages_begin() {
+        let hub = Hub::new();
+        hub.set_last_seq("general", 41);
+        hub.publish("general", &message(42));
+        let mut sub = hub.subscribe("general");
+        assert_eq!(sub.live_after, 42);
+        hub.publish("general", &message(43));
+        assert_eq!(seq_of(&sub.frames.try_recv().expect("queued")), 43);
     }
 
     #[test]
     fn an_overflowing_subscriber_is_dropped_and_told_without_affecting_others() {
         let hub = Hub::new();
-        let stalled = hub.subscribe();
-        let mut reader = hub.subscribe();
-        for i in 0..(QUEUE_FRAMES as u64 + 1) {
-            hub.publish("ann", "x".into());
-            assert_eq!(seq_of(&reader.frames.try_recv().expect("queued")), i + 1);
+        let stalled = hub.subscribe("general");
+        let mut reader = hub.subscribe("general");
+        for seq in 1..=(QUEUE_FRAMES as u64 + 1) {
+            hub.publish("general", &message(seq));
+            assert_eq!(seq_of(&reader.frames.try_recv().expect("queued")), seq);
         }
         assert!(stalled.lagged.is_cancelled());
         assert!(!reader.lagged.is_cancelled());
-        assert_eq!(hub.subscriber_count(), 1);
+        assert_eq!(hub.subscriber_count("general"), 1);
     }
 
     #[test]
-    fn dropping_a_subscription_leaves_the_hub() {
+    fn dropping_a_subscription_leaves_the_room() {
         let hub = Hub::new();
-        let sub = hub.subscribe();
-        assert_eq!(hub.subscriber_count(), 1);
+        let sub = hub.subscribe("general");
+        assert_eq!(hub.subscriber_count("general"), 1);
         drop(sub);
-        assert_eq!(hub.subscriber_count(), 0);
+        assert_eq!(hub.subscriber_count("general"), 0);
     }
 }

@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod config;
 pub mod hub;
+pub mod log;
 pub mod transport;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
@@ -18,6 +19,7 @@ use tower_http::trace::TraceLayer;
 
 pub use config::Config;
 use hub::Hub;
+use log::Log;
 
 /// How long shutdown waits for open connections to finish their close handshake.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -29,6 +31,8 @@ pub struct AppState {
     /// no `LEPTOS_*` variables at run time.
     pub leptos_options: LeptosOptions,
     pub hub: Hub,
+    /// Every accepted message goes here first; the log publishes it to the hub once stored.
+    pub log: Log,
     /// Cancelled when the server begins to shut down: long-lived connections close themselves.
     pub stop: CancellationToken,
     /// Long-lived connection tasks, so shutdown can wait for them to say goodbye.
@@ -59,9 +63,12 @@ pub async fn run(
         .site_addr(local_addr)
         .env(Env::PROD)
         .build();
+    let hub = Hub::new();
+    let log = Log::open(&config.data_dir, config.retention, hub.clone())?;
     let state = AppState {
         leptos_options,
-        hub: Hub::new(),
+        hub,
+        log,
         stop: CancellationToken::new(),
         tasks: TaskTracker::new(),
         site_dir: Arc::new(config.site_dir.clone()),

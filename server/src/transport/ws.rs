@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     AppState,
     hub::{Frame, Subscription},
+    log::{GENERAL, HISTORY_ON_JOIN, NewMessage},
 };
 
 /// The WebSocket library's own ceiling on one message. Frames between [`MAX_FRAME_BYTES`] and this are
@@ -73,27 +74,40 @@ async fn connection(socket: WebSocket, state: AppState) {
         frames,
         replies,
         lagged,
+        live_after,
         membership: _membership, // Held until this function returns: then the hub forgets us.
-    } = state.hub.subscribe();
+    } = state.hub.subscribe(GENERAL);
+
+    // Everything up to `live_after` comes from the log, everything after it is already being queued:
+    // sent in that order, the newcomer sees each message once and none is missed in between.
+    let history = match state.log.recent(GENERAL, live_after, HISTORY_ON_JOIN).await {
+        Ok(history) => history,
+        Err(e) => {
+            tracing::error!("cannot read history: {e}");
+            Vec::new()
+        }
+    };
+    let welcome = ServerMsg::Welcome {
+        you: author.clone(),
+        protocol: PROTOCOL_VERSION,
+        epoch: state.log.epoch(GENERAL).unwrap_or_default(),
+    };
+    let first_frames: Vec<Frame> = std::iter::once(welcome)
+        .chain(history.into_iter().map(ServerMsg::Message))
+        .map(|msg| msg.encode().into())
+        .collect();
+
     let (sink, mut stream) = socket.split();
     let (close_tx, close_rx) = oneshot::channel();
     let mut close_tx = Some(close_tx);
     let mut writer = tokio::spawn(write_loop(
         sink,
+        first_frames,
         frames,
         close_rx,
         lagged.clone(),
         state.stop.clone(),
     ));
-
-    let welcome = ServerMsg::Welcome {
-        you: author.clone(),
-        protocol: PROTOCOL_VERSION,
-        epoch: state.hub.epoch().to_owned(),
-    };
-    if replies.send(welcome.encode().into()).await.is_err() {
-        return;
-    }
     tracing::debug!(%author, "connected");
 
     loop {
@@ -112,7 +126,7 @@ async fn connection(socket: WebSocket, state: AppState) {
                         close(&mut close_tx, close_code::MESSAGE_TOO_BIG, "frame too big");
                         continue;
                     }
-                    Message::Text(text) => handle(&state, &author, &text),
+                    Message::Text(text) => handle(&state, &author, &text).await,
                     Message::Binary(_) => ServerMsg::from(ProtocolError {
                         code: ErrorCode::BinaryFrame,
                         message: "frames must be text (JSON)".into(),
@@ -146,11 +160,28 @@ fn close(close_tx: &mut Option<oneshot::Sender<Close>>, code: u16, reason: &'sta
 }
 
 /// One text frame from the client, answered with the frame to send back to it alone.
-fn handle(state: &AppState, author: &str, text: &str) -> ServerMsg {
+async fn handle(state: &AppState, author: &str, text: &str) -> ServerMsg {
     match ClientMsg::decode(text) {
         Ok(ClientMsg::Send { client_id, body }) => {
-            let seq = state.hub.publish(author, body);
-            ServerMsg::Ack { client_id, seq }
+            let stored = state
+                .log
+                .append(NewMessage {
+                    room: GENERAL.to_owned(),
+                    author: author.to_owned(),
+                    client_id: client_id.clone(),
+                    body,
+                })
+                .await;
+            match stored {
+                Ok(seq) => ServerMsg::Ack { client_id, seq },
+                Err(e) => {
+                    tracing::error!(%author, "could not store a message: {e}");
+                    ServerMsg::from(ProtocolError {
+                        code: ErrorCode::Unavailable,
+                        message: "the message could not be stored; send it again".into(),
+                    })
+                }
+            }
         }
         Err(err) => {
             tracing::debug!(%author, code = %err.code, "refused a frame");
@@ -163,36 +194,41 @@ fn handle(state: &AppState, author: &str, text: &str) -> ServerMsg {
 /// Ends with a close frame when asked, when the hub gave up on this connection, or at shutdown.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
+    first_frames: Vec<Frame>,
     mut frames: mpsc::Receiver<Frame>,
     mut close_rx: oneshot::Receiver<Close>,
     lagged: CancellationToken,
     stop: CancellationToken,
 ) {
-    let mut batch = Vec::with_capacity(16);
+    let going_away = Close {
+        code: close_code::GOING_AWAY,
+        reason: "server shutting down",
+    };
+    let too_slow = Close {
+        code: close_code::TOO_SLOW,
+        reason: "too slow; reconnect later",
+    };
+    let mut batch = first_frames;
     let close = loop {
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => break Close { code: close_code::GOING_AWAY, reason: "server shutting down" },
-            _ = lagged.cancelled() => break Close { code: close_code::TOO_SLOW, reason: "too slow; reconnect later" },
-            Ok(close) = &mut close_rx => break close,
-            received = frames.recv_many(&mut batch, QUEUE_DRAIN_MAX) => {
-                if received == 0 {
-                    return; // The connection is gone.
-                }
-                let write = async {
-                    for frame in batch.drain(..) {
-                        sink.feed(Message::Text(frame)).await?;
+        if batch.is_empty() {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break going_away,
+                _ = lagged.cancelled() => break too_slow,
+                Ok(close) = &mut close_rx => break close,
+                received = frames.recv_many(&mut batch, QUEUE_DRAIN_MAX) => {
+                    if received == 0 {
+                        return; // The connection is gone.
                     }
-                    sink.flush().await
-                };
-                // A peer that stops reading blocks the write; shutdown and lagging must still win.
-                tokio::select! {
-                    biased;
-                    _ = stop.cancelled() => break Close { code: close_code::GOING_AWAY, reason: "server shutting down" },
-                    _ = lagged.cancelled() => break Close { code: close_code::TOO_SLOW, reason: "too slow; reconnect later" },
-                    result = write => if result.is_err() { return },
                 }
             }
+        }
+        // A peer that stops reading blocks the write; shutdown and lagging must still win.
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break going_away,
+            _ = lagged.cancelled() => break too_slow,
+            result = write_batch(&mut sink, &mut batch) => if result.is_err() { return },
         }
     };
     let frame = CloseFrame {
@@ -200,6 +236,17 @@ async fn write_loop(
         reason: close.reason.into(),
     };
     let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+}
+
+/// Feeds every frame of `batch` (leaving it empty) and flushes once.
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    batch: &mut Vec<Frame>,
+) -> Result<(), axum::Error> {
+    for frame in batch.drain(..) {
+        sink.feed(Message::Text(frame)).await?;
+    }
+    sink.flush().await
 }
 
 /// Most frames one flush carries: large enough to batch a burst, small enough to start writing soon.

@@ -24,13 +24,22 @@ pub struct TestServer {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
-    _data: TempDir,
+    _data: Option<TempDir>,
 }
 
 impl TestServer {
+    /// A server with a fresh data dir of its own.
     pub async fn start() -> Self {
         let data = TempDir::new();
-        let config = Config::from_flags(["--data-dir", data.path()]).expect("valid flags");
+        let mut server = Self::start_in(data.path(), &[]).await;
+        server._data = Some(data);
+        server
+    }
+
+    /// A server on the data dir `dir` (kept by the caller, e.g. across a restart), with extra flags.
+    pub async fn start_in(dir: &str, flags: &[&str]) -> Self {
+        let config =
+            Config::from_flags(["--data-dir", dir].iter().chain(flags)).expect("valid flags");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -41,7 +50,7 @@ impl TestServer {
             addr,
             stop: Some(stop),
             task: Some(task),
-            _data: data,
+            _data: None,
         }
     }
 
@@ -104,8 +113,13 @@ pub enum Seen {
 }
 
 impl Client {
-    /// Connects and reads the welcome.
+    /// Connects and reads the welcome (the history that follows it is left to the test).
     pub async fn connect(addr: SocketAddr) -> Self {
+        Self::connect_with_epoch(addr).await.0
+    }
+
+    /// Connects; returns the client and the epoch from the welcome.
+    pub async fn connect_with_epoch(addr: SocketAddr) -> (Self, String) {
         let (socket, _) = connect_async(format!("ws://{addr}/ws"))
             .await
             .expect("ws connect");
@@ -114,10 +128,24 @@ impl Client {
             socket,
         };
         match client.recv().await {
-            ServerMsg::Welcome { you, .. } => client.name = you,
+            ServerMsg::Welcome { you, epoch, .. } => {
+                client.name = you;
+                (client, epoch)
+            }
             other => panic!("expected a welcome, got {other:?}"),
         }
-        client
+    }
+
+    /// Sends `body` and waits for its ack (skipping the broadcast of it); returns the seq.
+    pub async fn post(&mut self, client_id: &str, body: &str) -> u64 {
+        self.say(client_id, body).await;
+        loop {
+            match self.recv().await {
+                ServerMsg::Ack { client_id: id, seq } if id == client_id => return seq,
+                ServerMsg::Message(_) | ServerMsg::Ack { .. } => continue,
+                other => panic!("expected an ack, got {other:?}"),
+            }
+        }
     }
 
     pub async fn send(&mut self, msg: &ClientMsg) {

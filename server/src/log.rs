@@ -1,0 +1,458 @@
+//! The message log: every accepted message is stored here before anyone sees it.
+//!
+//! SQLite (compiled in, WAL mode) in `--data-dir`. Each room has a dense `seq` counting from 1 and an
+//! `epoch` that names this lifetime of its history; both survive restarts. One writer thread owns the
+//! write connection: it takes every append that is waiting, stores the whole batch in one transaction
+//! (one fsync however many messages), and only after the commit hands the new messages to the hub, in
+//! seq order, and answers the senders. So a broadcast message can never be taken back by a crash, and
+//! durability costs one commit per batch, not per message.
+//!
+//! Sending the same `(author, client_id)` twice stores one message: the second append is answered with
+//! the first one's seq and is not broadcast again.
+
+use std::{
+    collections::HashMap,
+    hash::BuildHasher,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, mpsc as std_mpsc},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use app::protocol::ChatMessage;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use tokio::sync::oneshot;
+
+use crate::hub::Hub;
+
+/// The database file inside `--data-dir`.
+pub const DB_FILE: &str = "herald.db";
+
+/// The one room until rooms arrive on the wire.
+pub const GENERAL: &str = "general";
+
+/// Most appends stored in one transaction: bounds how long one commit holds the senders' acks.
+const BATCH_MAX: usize = 1024;
+
+/// How many messages a newcomer is shown.
+pub const HISTORY_ON_JOIN: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("cannot open the message log at {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("storage failed: {0}")]
+    Storage(#[from] rusqlite::Error),
+    #[error("cannot start the log writer: {0}")]
+    Thread(std::io::Error),
+    /// A batch could not be committed; the cause was logged where it happened.
+    #[error("the message could not be stored")]
+    Failed,
+    #[error("the message log has shut down")]
+    Closed,
+}
+
+/// A message to store, as the connection that received it describes it.
+pub struct NewMessage {
+    pub room: String,
+    pub author: String,
+    pub client_id: String,
+    pub body: String,
+}
+
+/// Cheap to clone: a handle to the writer thread and the read connection.
+#[derive(Clone)]
+pub struct Log {
+    appends: std_mpsc::Sender<Append>,
+    /// Reads (history) go through their own connection; in WAL mode they never wait for the writer.
+    reader: Arc<Mutex<Connection>>,
+    /// Room name → epoch; rooms are never deleted, so an entry never goes stale.
+    epochs: Arc<Mutex<HashMap<String, String>>>,
+}
+
+struct Append {
+    msg: NewMessage,
+    reply: oneshot::Sender<Result<u64, LogError>>,
+}
+
+/// What storing one append did.
+enum Stored {
+    New(ChatMessage),
+    /// The same `(author, client_id)` was stored before, as this seq.
+    Duplicate(u64),
+}
+
+impl Log {
+    /// Opens (or creates) the log in `data_dir`, keeping the last `retention` messages of each room,
+    /// and starts the writer thread, which publishes stored messages to `hub`.
+    pub fn open(data_dir: &Path, retention: u64, hub: Hub) -> Result<Self, LogError> {
+        let path = data_dir.join(DB_FILE);
+        let open = |path: &Path| {
+            let conn = Connection::open(path).map_err(|source| LogError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+            // WAL: readers and the writer do not block each other. FULL: a commit is on disk before
+            // we ack it (batching keeps that to one fsync per batch).
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            Ok::<_, LogError>(conn)
+        };
+        let writer = open(&path)?;
+        migrate(&writer)?;
+        let reader = open(&path)?;
+
+        let mut rooms = load_rooms(&writer)?;
+        if !rooms.contains_key(GENERAL) {
+            create_room(&writer, GENERAL)?;
+            rooms = load_rooms(&writer)?;
+        }
+        let epochs = rooms
+            .iter()
+            .map(|(name, room)| (name.clone(), room.epoch.clone()))
+            .collect();
+        for (name, room) in &rooms {
+            hub.set_last_seq(name, room.last_seq);
+        }
+
+        let (appends, queue) = std_mpsc::channel();
+        std::thread::Builder::new()
+            .name("herald-log-writer".into())
+            .spawn(move || write_loop(writer, queue, rooms, retention.max(1), hub))
+            .map_err(LogError::Thread)?;
+        Ok(Self {
+            appends,
+            reader: Arc::new(Mutex::new(reader)),
+            epochs: Arc::new(Mutex::new(epochs)),
+        })
+    }
+
+    /// Stores a message (or finds it already stored) and returns its seq. Resolves only after the
+    /// commit, and after the message was handed to the hub.
+    pub async fn append(&self, msg: NewMessage) -> Result<u64, LogError> {
+        let (reply, answer) = oneshot::channel();
+        self.appends
+            .send(Append { msg, reply })
+            .map_err(|_| LogError::Closed)?;
+        answer.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// The last `limit` messages of `room` with seq ≤ `up_to`, oldest first.
+    pub async fn recent(
+        &self,
+        room: &str,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, LogError> {
+        let reader = self.reader.clone();
+        let room = room.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, author, body, sent_at FROM messages
+                 WHERE room = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT ?3",
+            )?;
+            let mut messages = stmt
+                .query_map(
+                    params![room, sql_int(up_to), sql_int(limit as u64)],
+                    |row| {
+                        Ok(ChatMessage {
+                            seq: row.get::<_, i64>(0)? as u64,
+                            author: row.get(1)?,
+                            body: row.get(2)?,
+                            sent_at: row.get::<_, i64>(3)? as u64,
+                        })
+                    },
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            messages.reverse();
+            Ok(messages)
+        })
+        .await
+        .map_err(|_| LogError::Closed)?
+    }
+
+    /// The epoch of `room`, if the room exists.
+    pub fn epoch(&self, room: &str) -> Option<String> {
+        self.epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room)
+            .cloned()
+    }
+}
+
+/// What the writer keeps in memory about a room, mirrored in the `rooms` table.
+#[derive(Clone)]
+struct RoomState {
+    epoch: String,
+    last_seq: u64,
+}
+
+fn migrate(conn: &Connection) -> Result<(), LogError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS rooms (
+             name       TEXT PRIMARY KEY,
+             epoch      TEXT NOT NULL,
+             last_seq   INTEGER NOT NULL DEFAULT 0,
+             created_at INTEGER NOT NULL
+         ) STRICT;
+         CREATE TABLE IF NOT EXISTS messages (
+             room      TEXT NOT NULL,
+             seq       INTEGER NOT NULL,
+             author    TEXT NOT NULL,
+             client_id TEXT NOT NULL,
+             body      TEXT NOT NULL,
+             sent_at   INTEGER NOT NULL,
+             PRIMARY KEY (room, seq)
+         ) STRICT, WITHOUT ROWID;
+         CREATE UNIQUE INDEX IF NOT EXISTS messages_once ON messages (room, author, client_id);",
+    )?;
+    Ok(())
+}
+
+fn load_rooms(conn: &Connection) -> Result<HashMap<String, RoomState>, LogError> {
+    let mut stmt = conn.prepare("SELECT name, epoch, last_seq FROM rooms")?;
+    let rooms = stmt
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                RoomState {
+                    epoch: row.get(1)?,
+                    last_seq: row.get::<_, i64>(2)? as u64,
+                },
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rooms)
+}
+
+fn create_room(conn: &Connection, name: &str) -> Result<(), LogError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO rooms (name, epoch, last_seq, created_at) VALUES (?1, ?2, 0, ?3)",
+        params![name, new_epoch(), now_ms() as i64],
+    )?;
+    Ok(())
+}
+
+/// A fresh epoch: random, so a room recreated after its history was lost never reuses one.
+fn new_epoch() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:016x}", std::hash::RandomState::new().hash_one(nanos))
+}
+
+/// SQLite integers are signed: a bound beyond `i64::MAX` means "no bound", not a negative number.
+fn sql_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The writer thread: batch, commit, publish, answer — until every `Log` handle is gone.
+fn write_loop(
+    mut conn: Connection,
+    queue: std_mpsc::Receiver<Append>,
+    mut rooms: HashMap<String, RoomState>,
+    retention: u64,
+    hub: Hub,
+) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH_MAX {
+            match queue.try_recv() {
+                Ok(append) => batch.push(append),
+                Err(_) => break,
+            }
+        }
+        // Work on a copy of the counters: if the commit fails, nothing of the batch happened.
+        let mut after = rooms.clone();
+        let stored = conn
+            .transaction()
+            .map_err(LogError::from)
+            .and_then(|tx| store_batch(tx, &batch, &mut after, retention));
+        match stored {
+            Ok(outcomes) => {
+                rooms = after;
+                for (append, outcome) in batch.into_iter().zip(outcomes) {
+                    let seq = match outcome {
+                        Stored::New(message) => {
+                            hub.publish(&append.msg.room, &message);
+                            message.seq
+                        }
+                        Stored::Duplicate(seq) => seq,
+                    };
+                    let _ = append.reply.send(Ok(seq));
+                }
+            }
+            Err(e) => {
+                tracing::error!("storing {} messages failed: {e}", batch.len());
+                for append in batch {
+                    let _ = append.reply.send(Err(LogError::Failed));
+                }
+            }
+        }
+    }
+}
+
+fn store_batch(
+    tx: Transaction<'_>,
+    batch: &[Append],
+    rooms: &mut HashMap<String, RoomState>,
+    retention: u64,
+) -> Result<Vec<Stored>, LogError> {
+    let sent_at = now_ms();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut touched: Vec<String> = Vec::new();
+    {
+        let mut find = tx.prepare_cached(
+            "SELECT seq FROM messages WHERE room = ?1 AND author = ?2 AND client_id = ?3",
+        )?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO messages (room, seq, author, client_id, body, sent_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for Append { msg, .. } in batch {
+            // Inside the transaction, so a duplicate within this same batch is found too.
+            let existing: Option<i64> = find
+                .query_row(params![msg.room, msg.author, msg.client_id], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            if let Some(seq) = existing {
+                outcomes.push(Stored::Duplicate(seq as u64));
+                continue;
+            }
+            if !rooms.contains_key(&msg.room) {
+                create_room(&tx, &msg.room)?;
+                let epoch: String = tx.query_row(
+                    "SELECT epoch FROM rooms WHERE name = ?1",
+                    [&msg.room],
+                    |row| row.get(0),
+                )?;
+                rooms.insert(msg.room.clone(), RoomState { epoch, last_seq: 0 });
+            }
+            let Some(room) = rooms.get_mut(&msg.room) else {
+                unreachable!("inserted above")
+            };
+            room.last_seq += 1;
+            let seq = room.last_seq;
+            insert.execute(params![
+                msg.room,
+                seq as i64,
+                msg.author,
+                msg.client_id,
+                msg.body,
+                sent_at as i64
+            ])?;
+            if !touched.contains(&msg.room) {
+                touched.push(msg.room.clone());
+            }
+            outcomes.push(Stored::New(ChatMessage {
+                seq,
+                author: msg.author.clone(),
+                body: msg.body.clone(),
+                sent_at,
+            }));
+        }
+        let mut save = tx.prepare_cached("UPDATE rooms SET last_seq = ?2 WHERE name = ?1")?;
+        let mut trim = tx.prepare_cached("DELETE FROM messages WHERE room = ?1 AND seq <= ?2")?;
+        for name in &touched {
+            let last = rooms.get(name).map_or(0, |room| room.last_seq);
+            save.execute(params![name, last as i64])?;
+            if last > retention {
+                trim.execute(params![name, (last - retention) as i64])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("herald-log-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    fn msg(author: &str, client_id: &str, body: &str) -> NewMessage {
+        NewMessage {
+            room: GENERAL.into(),
+            author: author.into(),
+            client_id: client_id.into(),
+            body: body.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn seqs_are_dense_and_duplicates_in_one_batch_are_stored_once() {
+        let dir = temp_dir("dense");
+        let log = Log::open(&dir, 100, Hub::new()).expect("open");
+        // Sent concurrently, so they share batches; two of them carry the same key.
+        let appends = (0..20).map(|i| {
+            let log = log.clone();
+            let key = if i == 19 {
+                "k0".to_string()
+            } else {
+                format!("k{i}")
+            };
+            async move { log.append(msg("ann", &key, &format!("m{i}"))).await }
+        });
+        let seqs: Vec<u64> = futures::future::join_all(appends)
+            .await
+            .into_iter()
+            .map(|r| r.expect("stored"))
+            .collect();
+        let mut unique = seqs[..19].to_vec();
+        unique.sort_unstable();
+        assert_eq!(unique, (1..=19).collect::<Vec<_>>());
+        assert_eq!(seqs[19], seqs[0], "the repeated key gets the first seq");
+        assert_eq!(
+            log.recent(GENERAL, u64::MAX, 100)
+                .await
+                .expect("read")
+                .len(),
+            19
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn history_and_epoch_survive_a_reopen_and_retention_keeps_the_newest() {
+        let dir = temp_dir("reopen");
+        let epoch = {
+            let log = Log::open(&dir, 5, Hub::new()).expect("open");
+            for i in 0..8 {
+                log.append(msg("ann", &format!("k{i}"), &format!("m{i}")))
+                    .await
+                    .expect("stored");
+            }
+            log.epoch(GENERAL).expect("general exists")
+        };
+        let log = Log::open(&dir, 5, Hub::new()).expect("reopen");
+        assert_eq!(log.epoch(GENERAL).as_deref(), Some(epoch.as_str()));
+        let kept: Vec<u64> = log
+            .recent(GENERAL, u64::MAX, 50)
+            .await
+            .expect("read")
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(kept, vec![4, 5, 6, 7, 8]);
+        assert_eq!(log.append(msg("ann", "k8", "m8")).await.expect("stored"), 9);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
