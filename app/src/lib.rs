@@ -18,10 +18,12 @@ use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::{
     StaticSegment,
     components::{Route, Router, Routes},
+    hooks::use_query_map,
 };
 
 use components::{Composer, ConnectionStatus, MessageList};
-use state::ChatState;
+use protocol::MAX_NAME_CHARS;
+use state::{ChatState, USER_META, current_user};
 
 /// The name the build gives the JS glue and the wasm (`pkg/herald.js`, `pkg/herald_bg.wasm`) and the
 /// stylesheet (`pkg/herald.css`). The server's `LeptosOptions` and `cargo xtask` both use it.
@@ -30,6 +32,8 @@ pub const OUTPUT_NAME: &str = "herald";
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let css = format!("/{}/{OUTPUT_NAME}.css", options.site_pkg_dir);
+    // The session cookie is HttpOnly; the hydrating client learns who it is from here.
+    let user = current_user().and_then(|user| serde_json::to_string(&user).ok());
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -39,6 +43,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <link rel="stylesheet" href=css/>
+                {user.map(|user| view! { <meta name=USER_META content=user/> })}
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -63,10 +68,50 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// The chat: header with the connection state, the live message list, the composer.
+/// The chat for someone who has chosen a name; the name prompt for everyone else.
 #[component]
 fn ChatPage() -> impl IntoView {
-    let chat = ChatState::new();
+    match current_user() {
+        Some(_) => view! { <Chat/> }.into_any(),
+        None => view! { <NamePrompt/> }.into_any(),
+    }
+}
+
+/// Asks a first-time visitor for a display name. A plain form posted to `/session`, so it works
+/// before (and without) the WASM.
+#[component]
+fn NamePrompt() -> impl IntoView {
+    let query = use_query_map();
+    let error = move || {
+        query.with(|q| q.get("name_error")).map(|_| {
+            format!("Please choose a name of 1 to {MAX_NAME_CHARS} characters, without line breaks or control characters.")
+        })
+    };
+    view! {
+        <div class="app name-prompt" data-hydrated="false">
+            <form class="name-form" method="post" action="/session" data-testid="name-form">
+                <h1 class="brand">"Herald"</h1>
+                <label for="name">"Choose a display name"</label>
+                <input
+                    id="name"
+                    name="name"
+                    data-testid="name-input"
+                    required
+                    autocomplete="nickname"
+                    maxlength=MAX_NAME_CHARS
+                    autofocus
+                />
+                <button type="submit">"Start chatting"</button>
+                <p class="form-error" role="alert" data-testid="name-error">{error}</p>
+            </form>
+        </div>
+    }
+}
+
+/// The chat: header with who you are and the connection state, the live message list, the composer.
+#[component]
+fn Chat() -> impl IntoView {
+    let chat = ChatState::new(current_user());
     provide_context(chat);
 
     // Effects run only in the browser, after hydration: this is where the page comes alive.
@@ -82,8 +127,11 @@ fn ChatPage() -> impl IntoView {
                 <h1 class="brand">"Herald"</h1>
                 <span class="room-name">"# general"</span>
                 <span class="me" data-testid="me">
-                    {move || chat.me.get().map(|name| format!("you are {name}"))}
+                    {move || chat.me.get().map(|me| me.name)}
                 </span>
+                <form class="sign-out" method="post" action="/session/end">
+                    <button type="submit" title="Forget my name in this browser">"Sign out"</button>
+                </form>
                 <ConnectionStatus/>
             </header>
             <main class="conversation">

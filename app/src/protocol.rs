@@ -23,6 +23,18 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024;
 /// Longest `client_id` a sender may choose, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
 
+/// Longest display name, in characters after trimming.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// Who someone is: the id the server gave their session, and the name they chose. The server is the
+/// only source of an author; nothing a client sends can set it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    pub id: String,
+    pub name: String,
+}
+
 /// WebSocket close codes the server uses, and what a client should do on each.
 pub mod close_code {
     /// The server is shutting down or restarting: reconnect (with backoff).
@@ -54,8 +66,8 @@ pub enum ClientMsg {
 pub enum ServerMsg {
     /// First frame on every connection: who the server thinks you are.
     Welcome {
-        /// The name your messages are shown under.
-        you: String,
+        /// Who the server knows you as (from your session): your messages carry this author.
+        you: Identity,
         /// [`PROTOCOL_VERSION`] of the server.
         protocol: u32,
         /// Names this lifetime of the conversation's history; it survives restarts. Seqs are comparable
@@ -78,8 +90,8 @@ pub enum ServerMsg {
 pub struct ChatMessage {
     /// Position in the conversation: dense and strictly increasing from 1; order is seq order.
     pub seq: u64,
-    /// Display name of the author, set by the server (never by the sender's frame).
-    pub author: String,
+    /// The author, from their session on the server (never from the sender's frame).
+    pub author: Identity,
     pub body: String,
     /// When the server accepted it, in milliseconds since the Unix epoch.
     pub sent_at: u64,
@@ -99,6 +111,8 @@ pub enum ErrorCode {
     BodyTooLong,
     /// `client_id` is empty, longer than [`MAX_CLIENT_ID_BYTES`], or holds control characters.
     InvalidClientId,
+    /// A display name is empty, longer than [`MAX_NAME_CHARS`], or holds control characters.
+    InvalidName,
     /// The server could not store the message just now; nothing was stored. Resend it (with the
     /// same `client_id`) later.
     Unavailable,
@@ -139,6 +153,7 @@ impl fmt::Display for ErrorCode {
             ErrorCode::EmptyBody => "empty_body",
             ErrorCode::BodyTooLong => "body_too_long",
             ErrorCode::InvalidClientId => "invalid_client_id",
+            ErrorCode::InvalidName => "invalid_name",
             ErrorCode::Unavailable => "unavailable",
         };
         f.write_str(name)
@@ -210,6 +225,19 @@ pub fn validate_body(body: &str) -> Result<(), ProtocolError> {
     Ok(())
 }
 
+/// A display name as the user typed it → the name to use (trimmed), or why it cannot be one.
+pub fn validate_name(name: &str) -> Result<String, ProtocolError> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidName,
+            format!("a name is 1 to {MAX_NAME_CHARS} characters, without control characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 fn validate_client_id(client_id: &str) -> Result<(), ProtocolError> {
     if client_id.is_empty()
         || client_id.len() > MAX_CLIENT_ID_BYTES
@@ -239,13 +267,19 @@ mod tests {
     fn every_server_msg() -> Vec<ServerMsg> {
         vec![
             ServerMsg::Welcome {
-                you: "guest-1a2b".into(),
+                you: Identity {
+                    id: "u1".into(),
+                    name: "Ann".into(),
+                },
                 protocol: PROTOCOL_VERSION,
                 epoch: "e1".into(),
             },
             ServerMsg::Message(ChatMessage {
                 seq: 7,
-                author: "guest-1a2b".into(),
+                author: Identity {
+                    id: "u1".into(),
+                    name: "Ann".into(),
+                },
                 body: "ünïcödé ✓".into(),
                 sent_at: 1_764_000_000_000,
             }),
@@ -339,6 +373,26 @@ mod tests {
     }
 
     #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(validate_name("  Ann  "), Ok("Ann".into()));
+        assert_eq!(
+            validate_name(&"é".repeat(MAX_NAME_CHARS)).map(|n| n.chars().count()),
+            Ok(32)
+        );
+        for bad in ["", "   ", "a\u{7}b", "line\nbreak"] {
+            assert_eq!(
+                validate_name(bad).map_err(|e| e.code),
+                Err(ErrorCode::InvalidName),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            validate_name(&"x".repeat(MAX_NAME_CHARS + 1)).map_err(|e| e.code),
+            Err(ErrorCode::InvalidName)
+        );
+    }
+
+    #[test]
     fn error_code_display_matches_the_wire_name() {
         for code in [
             ErrorCode::InvalidFrame,
@@ -346,6 +400,7 @@ mod tests {
             ErrorCode::EmptyBody,
             ErrorCode::BodyTooLong,
             ErrorCode::InvalidClientId,
+            ErrorCode::InvalidName,
             ErrorCode::Unavailable,
         ] {
             assert_eq!(

@@ -5,7 +5,32 @@
 
 use leptos::prelude::*;
 
-use crate::protocol::ChatMessage;
+use crate::protocol::{ChatMessage, Identity};
+
+/// Who the page is rendered for, from the session cookie (server) or from the page itself (browser):
+/// `None` means the visitor has not chosen a name yet.
+#[derive(Clone, Debug)]
+pub struct CurrentUser(pub Option<Identity>);
+
+/// The `<meta name=...>` through which the server hands the current user to the hydrating client (the
+/// session cookie is HttpOnly, so scripts cannot read it).
+pub const USER_META: &str = "herald-user";
+
+/// The current user, the same on the server and in the browser, so hydration sees the same page.
+pub fn current_user() -> Option<Identity> {
+    #[cfg(feature = "hydrate")]
+    {
+        let meta = leptos::prelude::document()
+            .query_selector(&format!("meta[name={USER_META}]"))
+            .ok()
+            .flatten()?;
+        serde_json::from_str(&meta.get_attribute("content")?).ok()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        use_context::<CurrentUser>().and_then(|user| user.0)
+    }
+}
 
 /// Where the connection to the server stands, as the status pill shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,8 +73,8 @@ pub struct ChatState {
     /// True once the WASM has hydrated the page; until then nothing on it is interactive.
     pub hydrated: RwSignal<bool>,
     pub connection: RwSignal<Connection>,
-    /// The name the server gave us (from `Welcome`).
-    pub me: RwSignal<Option<String>>,
+    /// Who we are: from the page, confirmed by the server's `Welcome`.
+    pub me: RwSignal<Option<Identity>>,
     /// Messages in the order received (seq order within one epoch).
     pub messages: RwSignal<Vec<Shown>>,
     /// The server's epoch from the latest `Welcome`: seqs are only comparable within one epoch.
@@ -78,11 +103,11 @@ impl Shown {
 pub type Outbox = std::rc::Rc<dyn Fn(crate::protocol::ClientMsg)>;
 
 impl ChatState {
-    pub fn new() -> Self {
+    pub fn new(me: Option<Identity>) -> Self {
         Self {
             hydrated: RwSignal::new(false),
             connection: RwSignal::new(Connection::Loading),
-            me: RwSignal::new(None),
+            me: RwSignal::new(me),
             messages: RwSignal::new(Vec::new()),
             epoch: RwSignal::new(None),
             last_error: RwSignal::new(None),
@@ -146,10 +171,4 @@ fn page_nonce() -> &'static str {
 #[cfg(not(feature = "hydrate"))]
 fn page_nonce() -> &'static str {
     "ssr"
-}
-
-impl Default for ChatState {
-    fn default() -> Self {
-        Self::new()
-    }
 }

@@ -7,12 +7,34 @@ export function heraldUrl(): string {
   return url;
 }
 
-/** Opens the chat and waits until the WASM has hydrated the page and the socket is connected. */
-export async function openChat(page: Page, url = heraldUrl()) {
+let visitors = 0;
+
+/** A display name unique to this test process. */
+export function newName(): string {
+  visitors += 1;
+  return `Tester ${process.pid % 1000}-${visitors}`;
+}
+
+/** Chooses a display name on the first-visit form (a plain form post). */
+export async function chooseName(page: Page, name: string) {
+  await page.getByTestId('name-input').fill(name);
+  await page.getByRole('button', { name: 'Start chatting' }).click();
+  await expect(page.getByTestId('me')).toHaveText(name);
+}
+
+/**
+ * Opens the chat (choosing a name first if this browser has none) and waits until the WASM has
+ * hydrated the page and the socket is connected. Returns the name shown as the user's own.
+ */
+export async function openChat(page: Page, url = heraldUrl(), name = newName()): Promise<string> {
   await page.goto(url + '/');
+  if (await page.getByTestId('name-form').isVisible()) {
+    await chooseName(page, name);
+  }
   await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
   await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected');
   await expect(page.getByTestId('composer-input')).toBeEnabled();
+  return (await page.getByTestId('me').textContent()) ?? '';
 }
 
 /** Types a message and presses Enter. */

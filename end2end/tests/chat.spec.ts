@@ -1,13 +1,13 @@
 // Two people chatting in real Chromium, each in their own browser context, against the release binary.
 import { expect, test } from '@playwright/test';
-import { bodies, heraldUrl, openChat, send, watchForErrors } from '../lib/chat';
+import { bodies, chooseName, heraldUrl, openChat, send, watchForErrors } from '../lib/chat';
 
 test('two browsers chat live: each sees the other at once', async ({ browser }) => {
   const a = await (await browser.newContext()).newPage();
   const b = await (await browser.newContext()).newPage();
   const errors = [...[a, b].map(watchForErrors)];
-  await openChat(a);
-  await openChat(b);
+  const nameOfA = await openChat(a, heraldUrl(), 'Ann');
+  await openChat(b, heraldUrl(), 'Bob');
 
   await send(a, 'hello from A');
   await expect(bodies(b).filter({ hasText: 'hello from A' })).toHaveCount(1);
@@ -22,10 +22,10 @@ test('two browsers chat live: each sees the other at once', async ({ browser }) 
     const texts = await bodies(page).allTextContents();
     expect(texts.indexOf('hello from A')).toBeLessThan(texts.indexOf('hello from B'));
   }
-  // Each is told their own name, and sees their own message marked as theirs and the other's not.
-  const nameOfA = (await a.getByTestId('me').textContent())!.replace('you are ', '');
-  expect(nameOfA).toMatch(/^guest-[0-9a-f]{4}$/);
-  await expect(b.locator('.message', { hasText: 'hello from A' }).locator('.author')).toHaveText(nameOfA);
+  // Each sees the name the other chose, and their own message marked as theirs and the other's not.
+  expect(nameOfA).toBe('Ann');
+  await expect(b.locator('.message', { hasText: 'hello from A' }).locator('.author')).toHaveText('Ann');
+  await expect(a.locator('.message', { hasText: 'hello from B' }).locator('.author')).toHaveText('Bob');
 
   await expect(a.locator('.message.mine .body', { hasText: 'hello from A' })).toHaveCount(1);
   await expect(b.locator('.message.mine .body', { hasText: 'hello from A' })).toHaveCount(0);
@@ -58,9 +58,11 @@ test('markup in a message is shown as text and runs nothing', async ({ browser }
 });
 
 test('the page is rendered on the server, and the composer waits for hydration', async ({ browser }) => {
-  // Without JavaScript: the server's HTML alone already holds the layout.
+  // Without JavaScript: choosing a name works (a plain form), and the server's HTML alone already
+  // holds the chat's layout.
   const noJs = await (await browser.newContext({ javaScriptEnabled: false })).newPage();
   await noJs.goto(heraldUrl() + '/');
+  await chooseName(noJs, 'No Script');
   await expect(noJs.locator('h1.brand')).toHaveText('Herald');
   await expect(noJs.getByTestId('messages')).toBeAttached();
   await expect(noJs.getByTestId('status')).toHaveText('Loading…');
@@ -69,6 +71,7 @@ test('the page is rendered on the server, and the composer waits for hydration',
 
   // With JavaScript, but the wasm held back: still loading, still disabled, saying so.
   const page = await (await browser.newContext()).newPage();
+  await openChat(page);
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
   await page.route('**/pkg/*.wasm', async (route) => {
@@ -131,4 +134,24 @@ test('history survives a reload: what was said is still there', async ({ browser
   const other = await (await browser.newContext()).newPage();
   await openChat(other);
   await expect(bodies(other).filter({ hasText: text })).toHaveCount(1);
+});
+
+test('a first-time visitor chooses a name; a bad one is explained; the name sticks', async ({ browser }) => {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(heraldUrl() + '/');
+  await expect(page.getByTestId('composer-input')).toHaveCount(0);
+  // Whitespace only passes the browser's `required` check but not the server's.
+  await page.getByTestId('name-input').fill('   ');
+  await page.getByRole('button', { name: 'Start chatting' }).click();
+  await expect(page.getByTestId('name-error')).toContainText('1 to 32 characters');
+
+  await chooseName(page, '  Zoë  ');
+  await expect(page.getByTestId('me')).toHaveText('Zoë');
+  await page.reload();
+  await expect(page.getByTestId('me')).toHaveText('Zoë');
+  await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+
+  // Signing out forgets the name in this browser.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page.getByTestId('name-form')).toBeVisible();
 });

@@ -41,7 +41,10 @@ pub async fn serve(State(state): State<AppState>, request: Request) -> Response 
         return response;
     }
     let options = state.leptos_options.clone();
-    let render = leptos_axum::render_app_to_stream(move || app::shell(options.clone()));
+    let render = leptos_axum::render_app_to_stream_with_context(
+        crate::provide_current_user(state.sessions.clone()),
+        move || app::shell(options.clone()),
+    );
     render(request).await.into_response()
 }
 

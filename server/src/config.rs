@@ -24,6 +24,20 @@ pub struct Config {
     #[arg(long, env = "HERALD_DATA_DIR", default_value = "herald-data")]
     pub data_dir: PathBuf,
 
+    /// Secret that signs session cookies. If unset, one is generated once and kept in
+    /// DATA_DIR/session.key, so sessions survive restarts. Changing it signs everyone out.
+    #[arg(long, env = "HERALD_SESSION_SECRET", hide_env_values = true)]
+    pub session_secret: Option<String>,
+
+    /// Another origin (scheme://host[:port]) whose pages may open the WebSocket, besides Herald's own.
+    /// Repeat the flag, or separate origins with commas in the variable.
+    #[arg(
+        long = "allowed-origin",
+        env = "HERALD_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
     /// How many messages each room keeps; older ones are deleted as new ones arrive.
     #[arg(long, env = "HERALD_RETENTION", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub retention: u64,

@@ -13,6 +13,8 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
+#[cfg(test)]
+use app::protocol::Identity;
 use app::protocol::{ChatMessage, ServerMsg};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -163,7 +165,10 @@ mod tests {
     fn message(seq: u64) -> ChatMessage {
         ChatMessage {
             seq,
-            author: "ann".into(),
+            author: Identity {
+                id: "u1".into(),
+                name: "ann".into(),
+            },
             body: format!("m{seq}"),
             sent_at: 0,
         }

@@ -5,6 +5,7 @@ pub mod assets;
 pub mod config;
 pub mod hub;
 pub mod log;
+pub mod session;
 pub mod transport;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
@@ -12,6 +13,7 @@ use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 use app::{App, OUTPUT_NAME, shell};
 use axum::{Router, extract::FromRef};
 use leptos::config::{Env, LeptosOptions};
+use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -20,6 +22,7 @@ use tower_http::trace::TraceLayer;
 pub use config::Config;
 use hub::Hub;
 use log::Log;
+use session::Sessions;
 
 /// How long shutdown waits for open connections to finish their close handshake.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -39,6 +42,10 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// See [`Config::site_dir`].
     pub site_dir: Arc<PathBuf>,
+    /// Signs and checks session cookies.
+    pub sessions: Sessions,
+    /// See [`Config::allowed_origins`].
+    pub allowed_origins: Arc<[String]>,
 }
 
 /// Serves Herald on `listener` until `shutdown` resolves, then closes every WebSocket with
@@ -65,6 +72,7 @@ pub async fn run(
         .build();
     let hub = Hub::new();
     let log = Log::open(&config.data_dir, config.retention, hub.clone())?;
+    let sessions = Sessions::load(&config)?;
     let state = AppState {
         leptos_options,
         hub,
@@ -72,6 +80,8 @@ pub async fn run(
         stop: CancellationToken::new(),
         tasks: TaskTracker::new(),
         site_dir: Arc::new(config.site_dir.clone()),
+        sessions,
+        allowed_origins: config.allowed_origins.clone().into(),
     };
     if let Err(problem) = assets::check_site(&state).await {
         tracing::warn!("{problem}");
@@ -101,9 +111,25 @@ fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
     Router::new()
-        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            provide_current_user(state.sessions.clone()),
+            move || shell(options.clone()),
+        )
         .merge(transport::ws::router())
+        .merge(session::router())
         .fallback(assets::serve)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Tells the page being rendered who is asking (from the request's session cookie), so it renders
+/// either the name prompt or the chat.
+pub fn provide_current_user(sessions: Sessions) -> impl Fn() + Clone + Send + Sync + 'static {
+    move || {
+        let user = use_context::<http::request::Parts>()
+            .and_then(|parts| sessions.from_headers(&parts.headers));
+        provide_context(app::state::CurrentUser(user));
+    }
 }

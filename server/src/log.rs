@@ -18,7 +18,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use app::protocol::ChatMessage;
+use app::protocol::{ChatMessage, Identity};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
@@ -57,7 +57,8 @@ pub enum LogError {
 /// A message to store, as the connection that received it describes it.
 pub struct NewMessage {
     pub room: String,
-    pub author: String,
+    /// From the sender's session.
+    pub author: Identity,
     pub client_id: String,
     pub body: String,
 }
@@ -152,7 +153,7 @@ impl Log {
         tokio::task::spawn_blocking(move || {
             let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
             let mut stmt = conn.prepare_cached(
-                "SELECT seq, author, body, sent_at FROM messages
+                "SELECT seq, author_id, author_name, body, sent_at FROM messages
                  WHERE room = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT ?3",
             )?;
             let mut messages = stmt
@@ -161,9 +162,12 @@ impl Log {
                     |row| {
                         Ok(ChatMessage {
                             seq: row.get::<_, i64>(0)? as u64,
-                            author: row.get(1)?,
-                            body: row.get(2)?,
-                            sent_at: row.get::<_, i64>(3)? as u64,
+                            author: Identity {
+                                id: row.get(1)?,
+                                name: row.get(2)?,
+                            },
+                            body: row.get(3)?,
+                            sent_at: row.get::<_, i64>(4)? as u64,
                         })
                     },
                 )?
@@ -202,14 +206,15 @@ fn migrate(conn: &Connection) -> Result<(), LogError> {
          ) STRICT;
          CREATE TABLE IF NOT EXISTS messages (
              room      TEXT NOT NULL,
-             seq       INTEGER NOT NULL,
-             author    TEXT NOT NULL,
-             client_id TEXT NOT NULL,
-             body      TEXT NOT NULL,
-             sent_at   INTEGER NOT NULL,
+             seq         INTEGER NOT NULL,
+             author_id   TEXT NOT NULL,
+             author_name TEXT NOT NULL,
+             client_id   TEXT NOT NULL,
+             body        TEXT NOT NULL,
+             sent_at     INTEGER NOT NULL,
              PRIMARY KEY (room, seq)
          ) STRICT, WITHOUT ROWID;
-         CREATE UNIQUE INDEX IF NOT EXISTS messages_once ON messages (room, author, client_id);",
+         CREATE UNIQUE INDEX IF NOT EXISTS messages_once ON messages (room, author_id, client_id);",
     )?;
     Ok(())
 }
@@ -314,16 +319,16 @@ fn store_batch(
     let mut touched: Vec<String> = Vec::new();
     {
         let mut find = tx.prepare_cached(
-            "SELECT seq FROM messages WHERE room = ?1 AND author = ?2 AND client_id = ?3",
+            "SELECT seq FROM messages WHERE room = ?1 AND author_id = ?2 AND client_id = ?3",
         )?;
         let mut insert = tx.prepare_cached(
-            "INSERT INTO messages (room, seq, author, client_id, body, sent_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO messages (room, seq, author_id, author_name, client_id, body, sent_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for Append { msg, .. } in batch {
             // Inside the transaction, so a duplicate within this same batch is found too.
             let existing: Option<i64> = find
-                .query_row(params![msg.room, msg.author, msg.client_id], |row| {
+                .query_row(params![msg.room, msg.author.id, msg.client_id], |row| {
                     row.get(0)
                 })
                 .optional()?;
@@ -348,7 +353,8 @@ fn store_batch(
             insert.execute(params![
                 msg.room,
                 seq as i64,
-                msg.author,
+                msg.author.id,
+                msg.author.name,
                 msg.client_id,
                 msg.body,
                 sent_at as i64
@@ -391,7 +397,10 @@ mod tests {
     fn msg(author: &str, client_id: &str, body: &str) -> NewMessage {
         NewMessage {
             room: GENERAL.into(),
-            author: author.into(),
+            author: Identity {
+                id: author.into(),
+                name: author.into(),
+            },
             client_id: client_id.into(),
             body: body.into(),
         }

@@ -13,7 +13,7 @@ async fn three_clients_each_receive_all_100_messages_once_and_in_order() {
     let mut sender = server.client().await;
     let mut b = server.client().await;
     let mut c = server.client().await;
-    let author = sender.name.clone();
+    let author = (sender.id.clone(), sender.name.clone());
 
     for i in 0..100 {
         sender.say(&format!("c{i}"), &format!("message {i}")).await;
@@ -46,7 +46,11 @@ async fn three_clients_each_receive_all_100_messages_once_and_in_order() {
             if msg.body == "end" {
                 break;
             }
-            assert_eq!(msg.author, author, "the author is the sender's connection");
+            assert_eq!(
+                (msg.author.id, msg.author.name),
+                author,
+                "the author is the sender's session"
+            );
             bodies.push(msg.body);
             seqs.push(msg.seq);
         }
@@ -167,7 +171,13 @@ async fn shutdown_closes_every_socket_with_going_away() {
 #[tokio::test]
 async fn the_page_is_rendered_on_the_server_before_any_script_runs() {
     let server = TestServer::start().await;
-    let (status, head, body) = server.get("/").await;
+    let cookie = server.session("Ann").await;
+    let (status, head, body) = server
+        .request(&format!(
+            "GET / HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
+            server.addr
+        ))
+        .await;
     assert_eq!(status, 200);
     assert!(
         head.to_ascii_lowercase()
@@ -181,6 +191,7 @@ async fn the_page_is_rendered_on_the_server_before_any_script_runs() {
         "Loading…",
         "/pkg/herald.js",
         "/pkg/herald_bg.wasm",
+        ">Ann</span>",
     ] {
         assert!(body.contains(part), "the page holds {part:?}");
     }
@@ -192,9 +203,112 @@ async fn the_page_is_rendered_on_the_server_before_any_script_runs() {
 }
 
 #[tokio::test]
+async fn a_first_visit_asks_for_a_name_with_a_form_that_works_without_scripts() {
+    let server = TestServer::start().await;
+    let (status, _, body) = server.get("/").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("action=\"/session\""), "a plain form");
+    assert!(body.contains("Choose a display name"));
+    assert!(
+        !body.contains("data-testid=\"composer-input\""),
+        "no chat before a name"
+    );
+
+    for bad in ["", "%20%20", "a%0Ab", &"x".repeat(33)] {
+        let body = format!("name={bad}");
+        let (status, head, _) = server
+            .request(&format!(
+                "POST /session HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                server.addr,
+                body.len()
+            ))
+            .await;
+        assert_eq!(status, 303);
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.contains("location: /?name_error=invalid_name"),
+            "{bad:?}: {head}"
+        );
+        assert!(
+            !head.contains("set-cookie"),
+            "{bad:?}: no session for a bad name"
+        );
+    }
+    let (_, _, page) = server.get("/?name_error=invalid_name").await;
+    assert!(page.contains("Please choose a name of 1 to 32 characters"));
+}
+
+#[tokio::test]
 async fn an_unknown_path_is_a_404_page() {
     let server = TestServer::start().await;
     let (status, _, body) = server.get("/no/such/page").await;
     assert_eq!(status, 404);
     assert!(body.contains("Not found"));
+}
+
+#[tokio::test]
+async fn handshakes_without_a_session_or_from_another_origin_are_refused() {
+    use tokio_tungstenite::{connect_async, tungstenite::Error};
+    let server = TestServer::start().await;
+    let cookie = server.session("Ann").await;
+    let own = format!("http://{}", server.addr);
+    let forged = cookie.replace("herald_session=", "herald_session=00");
+    let cases = [
+        (None, Some(own.as_str()), 401),
+        (Some(forged.as_str()), Some(own.as_str()), 401),
+        (Some(cookie.as_str()), Some("https://evil.example"), 403),
+        (Some(cookie.as_str()), None, 403),
+    ];
+    for (cookie, origin, status) in cases {
+        match connect_async(common::handshake(server.addr, cookie, origin)).await {
+            Err(Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), status, "{cookie:?} {origin:?}")
+            }
+            other => panic!(
+                "expected a refusal for {cookie:?} {origin:?}, got {:?}",
+                other.map(|_| ())
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_allowed_origin_may_connect() {
+    use tokio_tungstenite::connect_async;
+    let data = common::TempDir::new();
+    let server =
+        TestServer::start_in(data.path(), &["--allowed-origin", "https://app.example"]).await;
+    let cookie = server.session("Ann").await;
+    let request = common::handshake(server.addr, Some(&cookie), Some("https://app.example"));
+    assert!(connect_async(request).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_author_is_always_the_senders_session() {
+    let server = TestServer::start().await;
+    let mut ann = server.client_named("Ann").await;
+    let mut bob = server.client_named("Bob").await;
+    assert_ne!(ann.id, bob.id);
+
+    // Trying to name another author is not part of the protocol: refused, nothing broadcast.
+    ann.send_raw(Message::text(format!(
+        r#"{{"type":"send","client_id":"x","body":"hi","author":{{"id":"{}","name":"Bob"}}}}"#,
+        bob.id
+    )))
+    .await;
+    assert!(matches!(
+        ann.recv().await,
+        ServerMsg::Error {
+            code: ErrorCode::InvalidFrame,
+            ..
+        }
+    ));
+
+    ann.say("a1", "from ann").await;
+    let seen = bob.next_message().await;
+    assert_eq!(
+        (seen.author.id.as_str(), seen.author.name.as_str()),
+        (ann.id.as_str(), "Ann")
+    );
+    assert_eq!(seen.seq, 1, "the refused frame broadcast nothing");
 }

@@ -39,7 +39,8 @@ async fn a_newcomer_sees_the_last_50_messages_then_live_ones_each_once() {
 async fn a_restart_on_the_same_data_dir_keeps_history_epoch_and_numbering() {
     let data = TempDir::new();
     let mut server = TestServer::start_in(data.path(), &[]).await;
-    let (mut client, epoch) = Client::connect_with_epoch(server.addr).await;
+    let cookie = server.session("Ann").await;
+    let (mut client, epoch) = Client::connect_with_epoch(server.addr, &cookie).await;
     for i in 1..=5 {
         client.post(&format!("c{i}"), &format!("before {i}")).await;
     }
@@ -48,7 +49,8 @@ async fn a_restart_on_the_same_data_dir_keeps_history_epoch_and_numbering() {
     server.stopped().await;
 
     let server = TestServer::start_in(data.path(), &[]).await;
-    let (mut client, epoch_after) = Client::connect_with_epoch(server.addr).await;
+    // The same browser, after the restart: its session is still valid (the key is in the data dir).
+    let (mut client, epoch_after) = Client::connect_with_epoch(server.addr, &cookie).await;
     assert_eq!(epoch_after, epoch, "same history, same epoch");
     let history = read_messages(&mut client, 5).await;
     let expected: Vec<(u64, String)> = (1..=5).map(|i| (i, format!("before {i}"))).collect();

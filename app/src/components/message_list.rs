@@ -36,11 +36,11 @@ pub fn MessageList() -> impl IntoView {
             <ol class="messages" data-testid="messages" aria-live="polite">
                 <For each=move || chat.messages.get() key=|shown| shown.key() let:shown>
                     {
-                        let mine = me.with_untracked(|me| me.as_deref() == Some(shown.msg.author.as_str()));
+                        let mine = me.with_untracked(|me| me.as_ref().is_some_and(|me| me.id == shown.msg.author.id));
                         view! {
                             <li class="message" class:mine=mine data-seq=shown.msg.seq>
                                 <div class="meta">
-                                    <span class="author">{shown.msg.author}</span>
+                                    <span class="author">{shown.msg.author.name}</span>
                                     <time>{clock(shown.msg.sent_at)}</time>
                                 </div>
                                 // Text, never markup: Leptos escapes it.

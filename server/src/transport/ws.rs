@@ -5,10 +5,11 @@
 //! the writer owns the socket's sending half, takes everything queued at once, feeds it and flushes
 //! once. Closing is always a close frame with a code from `app::protocol::close_code`.
 
-use std::{hash::BuildHasher, time::Duration};
+use std::time::Duration;
 
 use app::protocol::{
-    ClientMsg, ErrorCode, MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError, ServerMsg, close_code,
+    ClientMsg, ErrorCode, Identity, MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError, ServerMsg,
+    close_code,
 };
 use axum::{
     Router,
@@ -16,7 +17,8 @@ use axum::{
         State,
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
     },
-    response::Response,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use futures::{SinkExt, StreamExt, stream::SplitSink};
@@ -27,6 +29,7 @@ use crate::{
     AppState,
     hub::{Frame, Subscription},
     log::{GENERAL, HISTORY_ON_JOIN, NewMessage},
+    session,
 };
 
 /// The WebSocket library's own ceiling on one message. Frames between [`MAX_FRAME_BYTES`] and this are
@@ -50,7 +53,25 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
 }
 
-async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    if !session::origin_allowed(&headers, &state.allowed_origins) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this origin may not open Herald's WebSocket",
+        )
+            .into_response();
+    }
+    let Some(user) = state.sessions.from_headers(&headers) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "choose a name first: no valid session cookie",
+        )
+            .into_response();
+    };
     ws.max_message_size(HARD_FRAME_BYTES)
         .max_frame_size(HARD_FRAME_BYTES)
         .read_buffer_size(READ_BUFFER_BYTES)
@@ -58,7 +79,7 @@ async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Respons
         .on_upgrade(move |socket| {
             // Tracked so that shutdown can wait for every connection to send its close frame.
             let tasks = state.tasks.clone();
-            tasks.track_future(connection(socket, state))
+            tasks.track_future(connection(socket, state, user))
         })
 }
 
@@ -68,8 +89,8 @@ struct Close {
     reason: &'static str,
 }
 
-async fn connection(socket: WebSocket, state: AppState) {
-    let author = guest_name();
+async fn connection(socket: WebSocket, state: AppState, user: Identity) {
+    let author = user.name.clone();
     let Subscription {
         frames,
         replies,
@@ -88,7 +109,7 @@ async fn connection(socket: WebSocket, state: AppState) {
         }
     };
     let welcome = ServerMsg::Welcome {
-        you: author.clone(),
+        you: user.clone(),
         protocol: PROTOCOL_VERSION,
         epoch: state.log.epoch(GENERAL).unwrap_or_default(),
     };
@@ -126,7 +147,7 @@ async fn connection(socket: WebSocket, state: AppState) {
                         close(&mut close_tx, close_code::MESSAGE_TOO_BIG, "frame too big");
                         continue;
                     }
-                    Message::Text(text) => handle(&state, &author, &text).await,
+                    Message::Text(text) => handle(&state, &user, &text).await,
                     Message::Binary(_) => ServerMsg::from(ProtocolError {
                         code: ErrorCode::BinaryFrame,
                         message: "frames must be text (JSON)".into(),
@@ -160,14 +181,14 @@ fn close(close_tx: &mut Option<oneshot::Sender<Close>>, code: u16, reason: &'sta
 }
 
 /// One text frame from the client, answered with the frame to send back to it alone.
-async fn handle(state: &AppState, author: &str, text: &str) -> ServerMsg {
+async fn handle(state: &AppState, author: &Identity, text: &str) -> ServerMsg {
     match ClientMsg::decode(text) {
         Ok(ClientMsg::Send { client_id, body }) => {
             let stored = state
                 .log
                 .append(NewMessage {
                     room: GENERAL.to_owned(),
-                    author: author.to_owned(),
+                    author: author.clone(),
                     client_id: client_id.clone(),
                     body,
                 })
@@ -175,7 +196,7 @@ async fn handle(state: &AppState, author: &str, text: &str) -> ServerMsg {
             match stored {
                 Ok(seq) => ServerMsg::Ack { client_id, seq },
                 Err(e) => {
-                    tracing::error!(%author, "could not store a message: {e}");
+                    tracing::error!(author = %author.id, "could not store a message: {e}");
                     ServerMsg::from(ProtocolError {
                         code: ErrorCode::Unavailable,
                         message: "the message could not be stored; send it again".into(),
@@ -184,7 +205,7 @@ async fn handle(state: &AppState, author: &str, text: &str) -> ServerMsg {
             }
         }
         Err(err) => {
-            tracing::debug!(%author, code = %err.code, "refused a frame");
+            tracing::debug!(author = %author.id, code = %err.code, "refused a frame");
             err.into()
         }
     }
@@ -251,9 +272,3 @@ async fn write_batch(
 
 /// Most frames one flush carries: large enough to batch a burst, small enough to start writing soon.
 const QUEUE_DRAIN_MAX: usize = 64;
-
-/// A name for an anonymous visitor, e.g. `guest-3f9a`.
-fn guest_name() -> String {
-    let random = std::hash::RandomState::new().hash_one(std::time::Instant::now());
-    format!("guest-{:04x}", random & 0xffff)
-}

@@ -72,17 +72,54 @@ impl TestServer {
         }
     }
 
+    /// A new user who chose a name, connected.
     pub async fn client(&self) -> Client {
-        Client::connect(self.addr).await
+        self.client_named("Tester").await
+    }
+
+    pub async fn client_named(&self, name: &str) -> Client {
+        let cookie = self.session(name).await;
+        Client::connect(self.addr, &cookie).await
+    }
+
+    /// Chooses a name through the same form the page posts; returns the `Cookie` header value.
+    pub async fn session(&self, name: &str) -> String {
+        let body = format!("name={}", form_encode(name));
+        let (status, head, _) = self
+            .request(&format!(
+                "POST /session HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                self.addr,
+                body.len()
+            ))
+            .await;
+        assert_eq!(status, 303, "{head}");
+        head.lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("set-cookie").then(|| {
+                    value
+                        .trim()
+                        .split(';')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+            })
+            .unwrap_or_else(|| panic!("no session cookie in {head}"))
     }
 
     /// A plain HTTP/1.1 GET; returns the status code, the raw head and the body.
     pub async fn get(&self, path: &str) -> (u16, String, String) {
-        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
-        let request = format!(
+        self.request(&format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
             self.addr
-        );
+        ))
+        .await
+    }
+
+    /// Sends a raw HTTP/1.1 request; returns the status code, the raw head and the body.
+    pub async fn request(&self, request: &str) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
         stream.write_all(request.as_bytes()).await.expect("write");
         let mut raw = Vec::new();
         tokio::time::timeout(PATIENCE, stream.read_to_end(&mut raw))
@@ -102,6 +139,7 @@ impl TestServer {
 
 pub struct Client {
     pub name: String,
+    pub id: String,
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
@@ -113,23 +151,24 @@ pub enum Seen {
 }
 
 impl Client {
-    /// Connects and reads the welcome (the history that follows it is left to the test).
-    pub async fn connect(addr: SocketAddr) -> Self {
-        Self::connect_with_epoch(addr).await.0
+    /// Connects with a session cookie and reads the welcome (the history after it is left to the test).
+    pub async fn connect(addr: SocketAddr, cookie: &str) -> Self {
+        Self::connect_with_epoch(addr, cookie).await.0
     }
 
-    /// Connects; returns the client and the epoch from the welcome.
-    pub async fn connect_with_epoch(addr: SocketAddr) -> (Self, String) {
-        let (socket, _) = connect_async(format!("ws://{addr}/ws"))
-            .await
-            .expect("ws connect");
+    /// Connects as a browser page of ours would; returns the client and the epoch from the welcome.
+    pub async fn connect_with_epoch(addr: SocketAddr, cookie: &str) -> (Self, String) {
+        let request = handshake(addr, Some(cookie), Some(&format!("http://{addr}")));
+        let (socket, _) = connect_async(request).await.expect("ws connect");
         let mut client = Self {
             name: String::new(),
+            id: String::new(),
             socket,
         };
         match client.recv().await {
             ServerMsg::Welcome { you, epoch, .. } => {
-                client.name = you;
+                client.name = you.name;
+                client.id = you.id;
                 (client, epoch)
             }
             other => panic!("expected a welcome, got {other:?}"),
@@ -211,6 +250,45 @@ impl Client {
             }
         }
     }
+}
+
+/// A WebSocket handshake request for `/ws`, with the given cookie and origin (if any).
+pub fn handshake(
+    addr: SocketAddr,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    if let Some(cookie) = cookie {
+        request.headers_mut().insert(
+            "cookie",
+            HeaderValue::from_str(cookie).expect("cookie header"),
+        );
+    }
+    if let Some(origin) = origin {
+        request.headers_mut().insert(
+            "origin",
+            HeaderValue::from_str(origin).expect("origin header"),
+        );
+    }
+    request
+}
+
+/// `application/x-www-form-urlencoded` for one value.
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A folder removed when dropped.

@@ -1,0 +1,292 @@
+//! Who is talking. A visitor picks a display name once; the server answers with a session: an
+//! HMAC-signed, HttpOnly, SameSite=Lax cookie naming a user id and that name. Every message's author
+//! comes from the session of the connection that sent it, so nobody can post as someone else.
+//!
+//! Also owns `POST /session` (pick a name; a plain HTML form, so it works before the page is
+//! hydrated) and `POST /session/end` (sign out), and the origin check for WebSocket handshakes.
+
+use std::{io::Write, path::Path, sync::Arc};
+
+use app::protocol::{Identity, validate_name};
+use axum::{
+    Form, Router,
+    extract::State,
+    http::{HeaderMap, HeaderValue, header},
+    response::{IntoResponse, Redirect, Response},
+    routing::post,
+};
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{AppState, Config};
+
+/// The cookie's name.
+pub const COOKIE: &str = "herald_session";
+/// The key file in `--data-dir`, when no secret is given.
+const KEY_FILE: &str = "session.key";
+/// How long a browser keeps the session: a year; choosing a name again replaces it.
+const MAX_AGE_SECS: u64 = 365 * 24 * 3600;
+
+/// Signs and checks session cookies. Cheap to clone.
+#[derive(Clone)]
+pub struct Sessions {
+    key: Arc<[u8; 32]>,
+}
+
+/// What the cookie carries (hex-encoded JSON, then a dot, then the hex HMAC of that JSON).
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    id: String,
+    name: String,
+}
+
+impl Sessions {
+    /// The key from `--session-secret`, or from DATA_DIR/session.key (created on first start).
+    pub fn load(config: &Config) -> anyhow::Result<Self> {
+        let key: [u8; 32] = match &config.session_secret {
+            Some(secret) => Sha256::digest(secret.as_bytes()).into(),
+            None => load_or_create_key(&config.data_dir.join(KEY_FILE))?,
+        };
+        Ok(Self { key: Arc::new(key) })
+    }
+
+    /// A new session for someone who chose `name`: their identity and the cookie value.
+    pub fn issue(&self, name: String) -> (Identity, String) {
+        let claims = Claims {
+            id: random_hex(8),
+            name,
+        };
+        let payload = hex(serde_json::to_string(&claims)
+            .unwrap_or_default()
+            .as_bytes());
+        let value = format!("{payload}.{}", hex(&self.sign(payload.as_bytes())));
+        (
+            Identity {
+                id: claims.id,
+                name: claims.name,
+            },
+            value,
+        )
+    }
+
+    /// The identity in a cookie value, if it was signed by us and is well-formed.
+    pub fn verify(&self, value: &str) -> Option<Identity> {
+        let (payload, tag) = value.split_once('.')?;
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        mac.verify_slice(&unhex(tag)?).ok()?;
+        let claims: Claims = serde_json::from_slice(&unhex(payload)?).ok()?;
+        // Signed names were validated when issued; checking again costs nothing.
+        let name = validate_name(&claims.name).ok()?;
+        Some(Identity {
+            id: claims.id,
+            name,
+        })
+    }
+
+    /// The identity of the request's session cookie, if there is a valid one.
+    pub fn from_headers(&self, headers: &HeaderMap) -> Option<Identity> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(name, _)| *name == COOKIE)
+            .find_map(|(_, value)| self.verify(value))
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // HMAC takes keys of any length; a 32-byte key cannot be refused.
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key[..])
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+    }
+
+    fn sign(&self, payload: &[u8]) -> Vec<u8> {
+        let mut mac = self.mac();
+        mac.update(payload);
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+fn load_or_create_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return unhex(text.trim())
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or_else(|| anyhow::anyhow!("{} is not a 64-digit hex key", path.display()));
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    file.write_all(hex(&key).as_bytes())?;
+    Ok(key)
+}
+
+/// `n` random bytes as hex.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    // Without an OS random source nothing else would work either; a zero id is still unique enough
+    // to not crash on.
+    let _ = getrandom::fill(&mut bytes);
+    hex(&bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// Whether a WebSocket handshake with these headers comes from a page we serve (or an allowed one).
+/// Browsers always send `Origin` on WebSocket handshakes; checking it stops other sites' pages from
+/// using a visitor's cookie to open a socket in their name.
+pub fn origin_allowed(headers: &HeaderMap, extra: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let own = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|host| {
+            let origin = origin.to_ascii_lowercase();
+            let host = host.to_ascii_lowercase();
+            origin == format!("http://{host}") || origin == format!("https://{host}")
+        });
+    own || extra
+        .iter()
+        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/session", post(start))
+        .route("/session/end", post(end))
+}
+
+#[derive(Deserialize)]
+struct NameForm {
+    name: String,
+}
+
+/// `POST /session` with form field `name`: sets the session cookie and goes back to the chat; a name
+/// that cannot be used goes back with `?name_error=` saying why.
+async fn start(State(state): State<AppState>, Form(form): Form<NameForm>) -> Response {
+    let name = match validate_name(&form.name) {
+        Ok(name) => name,
+        Err(err) => return Redirect::to(&format!("/?name_error={}", err.code)).into_response(),
+    };
+    let (identity, value) = state.sessions.issue(name);
+    tracing::info!(user = %identity.id, name = %identity.name, "new session");
+    let cookie =
+        format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={MAX_AGE_SECS}");
+    with_cookie(Redirect::to("/"), &cookie)
+}
+
+/// `POST /session/end`: forgets the session in this browser.
+async fn end() -> Response {
+    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    with_cookie(Redirect::to("/"), &cookie)
+}
+
+fn with_cookie(redirect: Redirect, cookie: &str) -> Response {
+    let mut response = redirect.into_response();
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sessions() -> Sessions {
+        Sessions {
+            key: Arc::new([7; 32]),
+        }
+    }
+
+    #[test]
+    fn an_issued_session_verifies_and_a_tampered_one_does_not() {
+        let sessions = sessions();
+        let (identity, value) = sessions.issue("Ann".into());
+        assert_eq!(sessions.verify(&value), Some(identity.clone()));
+
+        // Claim another name with the old signature.
+        let (_, tag) = value.split_once('.').expect("two parts");
+        let forged = hex(br#"{"id":"x","name":"Admin"}"#);
+        assert_eq!(sessions.verify(&format!("{forged}.{tag}")), None);
+        // Signed with another key.
+        let other = Sessions {
+            key: Arc::new([8; 32]),
+        };
+        assert_eq!(other.verify(&value), None);
+        for junk in ["", ".", "zz.zz", "abc"] {
+            assert_eq!(sessions.verify(junk), None);
+        }
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others() {
+        let sessions = sessions();
+        let (identity, value) = sessions.issue("Bo".into());
+        let mut headers = HeaderMap::new();
+        let cookie = format!("theme=dark; {COOKIE}={value}; x=y");
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&cookie).expect("header"),
+        );
+        assert_eq!(sessions.from_headers(&headers), Some(identity));
+    }
+
+    #[test]
+    fn only_our_own_origin_and_listed_ones_may_open_sockets() {
+        let headers = |origin: Option<&str>| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static("chat.example:3000"));
+            if let Some(o) = origin {
+                h.insert(header::ORIGIN, HeaderValue::from_str(o).expect("header"));
+            }
+            h
+        };
+        let extra = vec!["https://app.example".to_string()];
+        assert!(origin_allowed(
+            &headers(Some("http://chat.example:3000")),
+            &[]
+        ));
+        assert!(origin_allowed(
+            &headers(Some("https://app.example")),
+            &extra
+        ));
+        assert!(!origin_allowed(
+            &headers(Some("https://evil.example")),
+            &extra
+        ));
+        assert!(!origin_allowed(
+            &headers(Some("http://chat.example:3001")),
+            &[]
+        ));
+        assert!(!origin_allowed(&headers(None), &extra));
+    }
+}
