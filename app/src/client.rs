@@ -1,17 +1,18 @@
-//! The browser's side of `/ws` (feature `hydrate` only): opens the socket, turns server frames into
-//! state changes, sends what the composer hands over, and reconnects with backoff when the socket drops.
+//! The browser's side of `/ws` (feature `hydrate` only): opens the socket, joins the room with the
+//! cursor of what it already has, turns server frames into state changes, sends the outbox, and
+//! reconnects — with backoff after a drop, at once when the browser comes back online.
 //!
 //! One socket per tab. The state it drives lives in [`ChatState`]; components never touch the socket.
 
 use std::rc::Rc;
 
-use futures::{SinkExt, StreamExt, channel::mpsc};
+use futures::{FutureExt, SinkExt, StreamExt, channel::mpsc};
 use gloo_net::websocket::{Message, futures::WebSocket};
 use gloo_timers::future::TimeoutFuture;
-use leptos::prelude::*;
+use leptos::{ev, prelude::*};
 
 use crate::{
-    protocol::{ClientMsg, ServerMsg},
+    protocol::{ClientMsg, DEFAULT_ROOM, ServerMsg},
     state::{ChatState, Connection},
 };
 
@@ -20,6 +21,12 @@ const BASE_BACKOFF_MS: u32 = 500;
 /// Longest wait between attempts: a user coming back to the tab should not wait longer than this.
 const MAX_BACKOFF_MS: u32 = 15_000;
 
+/// What the browser tells us about its network.
+enum Network {
+    Online,
+    Offline,
+}
+
 /// Starts the socket client for this page. Call once, after hydration.
 pub fn connect(chat: ChatState) {
     let (tx, rx) = mpsc::unbounded::<ClientMsg>();
@@ -27,15 +34,42 @@ pub fn connect(chat: ChatState) {
         // Only fails if the client task is gone, which happens only when the page is.
         let _ = tx.unbounded_send(msg);
     })));
-    leptos::task::spawn_local(run(chat, rx));
+    let (net_tx, net_rx) = mpsc::unbounded::<Network>();
+    let online = net_tx.clone();
+    // The page lives as long as these listeners are needed: keep them for good.
+    std::mem::forget(window_event_listener(ev::online, move |_| {
+        let _ = online.unbounded_send(Network::Online);
+    }));
+    std::mem::forget(window_event_listener(ev::offline, move |_| {
+        let _ = net_tx.unbounded_send(Network::Offline);
+    }));
+    leptos::task::spawn_local(run(chat, rx, net_rx));
 }
 
-async fn run(chat: ChatState, mut outgoing: mpsc::UnboundedReceiver<ClientMsg>) {
+fn browser_online() -> bool {
+    window().navigator().on_line()
+}
+
+async fn run(
+    chat: ChatState,
+    mut outgoing: mpsc::UnboundedReceiver<ClientMsg>,
+    mut network: mpsc::UnboundedReceiver<Network>,
+) {
     let mut failures = 0u32;
     loop {
+        if !browser_online() {
+            chat.connection.set(Connection::Offline);
+            while !matches!(network.next().await, Some(Network::Online) | None) {}
+        }
+        // Whatever was handed over while disconnected is still in the outbox and is re-sent on join.
+        while outgoing.try_recv().is_ok() {}
+
         chat.connection.set(Connection::Connecting);
-        if session(chat, &mut outgoing).await {
+        if session(chat, &mut outgoing, &mut network).await {
             failures = 0; // It worked for a while: start over with a short delay.
+        }
+        if !browser_online() {
+            continue;
         }
         failures = failures.saturating_add(1);
         let mut wait_ms = backoff_ms(failures);
@@ -44,8 +78,11 @@ async fn run(chat: ChatState, mut outgoing: mpsc::UnboundedReceiver<ClientMsg>) 
                 in_secs: wait_ms.div_ceil(1000),
             });
             let step = wait_ms.min(1000);
-            TimeoutFuture::new(step).await;
-            wait_ms -= step;
+            futures::select! {
+                _ = TimeoutFuture::new(step).fuse() => wait_ms -= step,
+                // Back online (or gone offline): stop waiting and look again.
+                _ = network.next() => wait_ms = 0,
+            }
         }
     }
 }
@@ -60,7 +97,11 @@ fn backoff_ms(failures: u32) -> u32 {
 }
 
 /// One connection, from open to close. Returns whether the server welcomed us.
-async fn session(chat: ChatState, outgoing: &mut mpsc::UnboundedReceiver<ClientMsg>) -> bool {
+async fn session(
+    chat: ChatState,
+    outgoing: &mut mpsc::UnboundedReceiver<ClientMsg>,
+    network: &mut mpsc::UnboundedReceiver<Network>,
+) -> bool {
     let Ok(socket) = WebSocket::open(&socket_url()) else {
         return false;
     };
@@ -68,24 +109,38 @@ async fn session(chat: ChatState, outgoing: &mut mpsc::UnboundedReceiver<ClientM
     let mut stream = stream.fuse();
     let mut welcomed = false;
     loop {
+        let mut to_send = Vec::new();
         futures::select! {
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => match ServerMsg::decode(&text) {
-                    Ok(msg) => {
-                        welcomed |= matches!(msg, ServerMsg::Welcome { .. });
-                        apply(chat, msg);
+                    Ok(ServerMsg::Welcome { you, .. }) => {
+                        welcomed = true;
+                        chat.me.set(Some(you));
+                        chat.connection.set(Connection::Connected);
+                        // Rejoin where our copy ends, then re-send what was never acknowledged: the
+                        // server stores each `client_id` once however often it arrives.
+                        to_send.push(ClientMsg::Join { room: DEFAULT_ROOM.into(), since: chat.cursor() });
+                        to_send.extend(chat.resends());
                     }
+                    Ok(msg) => apply(chat, msg),
                     Err(err) => leptos::logging::warn!("ignoring a frame from the server: {err}"),
                 },
                 Some(Ok(Message::Bytes(_))) => {}
                 Some(Err(_)) | None => break,
             },
-            msg = outgoing.next() => {
-                let Some(msg) = msg else { break };
-                if sink.send(Message::Text(msg.encode())).await.is_err() {
-                    chat.last_error.set(Some("Not sent: the connection dropped.".into()));
-                    break;
+            msg = outgoing.next() => match msg {
+                Some(msg) => to_send.push(msg),
+                None => break,
+            },
+            event = network.next() => {
+                if matches!(event, Some(Network::Offline)) {
+                    break; // Dropping the socket closes it; the outbox keeps what was not acked.
                 }
+            }
+        }
+        for msg in to_send {
+            if sink.send(Message::Text(msg.encode())).await.is_err() {
+                return welcomed;
             }
         }
     }
@@ -94,13 +149,15 @@ async fn session(chat: ChatState, outgoing: &mut mpsc::UnboundedReceiver<ClientM
 
 fn apply(chat: ChatState, msg: ServerMsg) {
     match msg {
-        ServerMsg::Welcome { you, epoch, .. } => {
-            chat.me.set(Some(you));
-            chat.epoch.set(Some(epoch));
-            chat.connection.set(Connection::Connected);
-        }
+        ServerMsg::Welcome { .. } => {}
+        ServerMsg::Joined {
+            epoch,
+            mode,
+            first_seq,
+            ..
+        } => chat.joined(epoch, mode, first_seq),
         ServerMsg::Message(message) => chat.push_message(message),
-        ServerMsg::Ack { .. } => {}
+        ServerMsg::Ack { client_id, .. } => chat.settle(&client_id),
         ServerMsg::Error { message, .. } => chat.last_error.set(Some(message)),
     }
 }

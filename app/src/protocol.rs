@@ -23,6 +23,19 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024;
 /// Longest `client_id` a sender may choose, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
 
+/// Longest room name; room names are `[a-z0-9_-]`.
+pub const MAX_ROOM_CHARS: usize = 64;
+
+/// The room every visitor starts in.
+pub const DEFAULT_ROOM: &str = "general";
+
+/// How many messages a join without a usable cursor shows (the room's latest).
+pub const HISTORY_ON_JOIN: usize = 50;
+
+/// Most messages one join replays. A client further behind gets a `partial` answer from
+/// `last_seq - MAX_REPLAY + 1` and can page further back.
+pub const MAX_REPLAY: u64 = 1000;
+
 /// Longest display name, in characters after trimming.
 pub const MAX_NAME_CHARS: usize = 32;
 
@@ -50,10 +63,21 @@ pub mod close_code {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMsg {
-    /// Post a chat message. The server answers [`ServerMsg::Ack`] (and broadcasts it to everyone,
-    /// the sender included) or [`ServerMsg::Error`].
+    /// Start receiving a room's messages (the room is created if it does not exist). With `since`, the
+    /// server replays everything after that cursor before the live messages; see [`ServerMsg::Joined`].
+    Join {
+        room: String,
+        /// Where this client's copy of the room ends, if it has one.
+        since: Option<Cursor>,
+    },
+    /// Stop receiving a room's messages.
+    Leave { room: String },
+    /// Post a chat message to a joined room. The server answers [`ServerMsg::Ack`] (and broadcasts it to
+    /// everyone in the room, the sender included) or [`ServerMsg::Error`].
     Send {
-        /// Chosen by the sender, unique per message; echoed in the ack so the sender can match it.
+        room: String,
+        /// Chosen by the sender, unique per message: sending it again (after a reconnect, say) never
+        /// stores a second copy. Echoed in the ack so the sender can match it.
         client_id: String,
         /// The text, shown verbatim (never interpreted as HTML).
         body: String,
@@ -70,28 +94,66 @@ pub enum ServerMsg {
         you: Identity,
         /// [`PROTOCOL_VERSION`] of the server.
         protocol: u32,
-        /// Names this lifetime of the conversation's history; it survives restarts. Seqs are comparable
-        /// only within one epoch: when it changes (the history was lost or reset), a client must not
-        /// treat new seqs as already seen.
-        epoch: String,
     },
-    /// A message someone (possibly you) posted. Right after `welcome` come the latest stored messages
-    /// (up to 50), oldest first, then new ones as they are posted.
+    /// Answer to `join`: then come the replayed messages (`first_seq..=last_seq`, oldest first, none
+    /// if `first_seq > last_seq`), then live ones — each message once, none missing in between.
+    Joined {
+        room: String,
+        /// The room's epoch: keep it in your cursor.
+        epoch: String,
+        mode: JoinMode,
+        /// First seq replayed now.
+        first_seq: u64,
+        /// Last seq replayed now; live messages continue from `last_seq + 1`.
+        last_seq: u64,
+    },
+    /// A message someone (possibly you) posted, in a room you joined.
     Message(ChatMessage),
-    /// Your `Send` with this `client_id` was accepted as message `seq`.
-    Ack { client_id: String, seq: u64 },
+    /// Your `Send` with this `client_id` is stored, as message `seq` of `room`.
+    Ack {
+        room: String,
+        client_id: String,
+        seq: u64,
+    },
     /// A frame you sent was refused; nothing of it was stored or broadcast. The connection stays open.
     Error { code: ErrorCode, message: String },
+}
+
+/// A client's position in a room: the last message it has, in the room's epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cursor {
+    pub epoch: String,
+    pub seq: u64,
+}
+
+/// How a join related to the client's cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinMode {
+    /// Everything after the cursor is replayed: the client's copy is now complete.
+    Full,
+    /// The cursor is older than what the room still holds (or than [`MAX_REPLAY`]): the replay starts
+    /// at `first_seq`, and messages between the cursor and it are not sent.
+    Partial,
+    /// The cursor is from another epoch (the history was reset): drop your copy; the latest messages
+    /// follow.
+    Reset,
+    /// No cursor was given: the latest messages follow.
+    Latest,
 }
 
 /// One posted message, as every reader sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChatMessage {
+    pub room: String,
     /// Position in the conversation: dense and strictly increasing from 1; order is seq order.
     pub seq: u64,
     /// The author, from their session on the server (never from the sender's frame).
     pub author: Identity,
+    /// The sender's idempotency key, so the sender can match the message to its outbox.
+    pub client_id: String,
     pub body: String,
     /// When the server accepted it, in milliseconds since the Unix epoch.
     pub sent_at: u64,
@@ -111,6 +173,10 @@ pub enum ErrorCode {
     BodyTooLong,
     /// `client_id` is empty, longer than [`MAX_CLIENT_ID_BYTES`], or holds control characters.
     InvalidClientId,
+    /// A room name is not 1 to 64 characters of `a-z`, `0-9`, `_` and `-`.
+    InvalidRoom,
+    /// `send` or `leave` for a room this connection has not joined.
+    NotJoined,
     /// A display name is empty, longer than [`MAX_NAME_CHARS`], or holds control characters.
     InvalidName,
     /// The server could not store the message just now; nothing was stored. Resend it (with the
@@ -153,6 +219,8 @@ impl fmt::Display for ErrorCode {
             ErrorCode::EmptyBody => "empty_body",
             ErrorCode::BodyTooLong => "body_too_long",
             ErrorCode::InvalidClientId => "invalid_client_id",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::NotJoined => "not_joined",
             ErrorCode::InvalidName => "invalid_name",
             ErrorCode::Unavailable => "unavailable",
         };
@@ -174,7 +242,13 @@ impl ClientMsg {
     /// the server again on receipt.
     pub fn validate(&self) -> Result<(), ProtocolError> {
         match self {
-            ClientMsg::Send { client_id, body } => {
+            ClientMsg::Join { room, .. } | ClientMsg::Leave { room } => validate_room(room),
+            ClientMsg::Send {
+                room,
+                client_id,
+                body,
+            } => {
+                validate_room(room)?;
                 validate_client_id(client_id)?;
                 validate_body(body)
             }
@@ -225,6 +299,22 @@ pub fn validate_body(body: &str) -> Result<(), ProtocolError> {
     Ok(())
 }
 
+/// A room name: 1 to [`MAX_ROOM_CHARS`] of `a-z`, `0-9`, `_`, `-`.
+pub fn validate_room(room: &str) -> Result<(), ProtocolError> {
+    let valid = !room.is_empty()
+        && room.len() <= MAX_ROOM_CHARS
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !valid {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidRoom,
+            format!("a room name is 1 to {MAX_ROOM_CHARS} characters of a-z, 0-9, _ and -"),
+        ));
+    }
+    Ok(())
+}
+
 /// A display name as the user typed it → the name to use (trimmed), or why it cannot be one.
 pub fn validate_name(name: &str) -> Result<String, ProtocolError> {
     let name = name.trim();
@@ -258,10 +348,27 @@ mod tests {
     use super::*;
 
     fn every_client_msg() -> Vec<ClientMsg> {
-        vec![ClientMsg::Send {
-            client_id: "c-1".into(),
-            body: "hello \"world\" <b>".into(),
-        }]
+        vec![
+            ClientMsg::Join {
+                room: "general".into(),
+                since: None,
+            },
+            ClientMsg::Join {
+                room: "ops-alerts".into(),
+                since: Some(Cursor {
+                    epoch: "e1".into(),
+                    seq: 41,
+                }),
+            },
+            ClientMsg::Leave {
+                room: "general".into(),
+            },
+            ClientMsg::Send {
+                room: "general".into(),
+                client_id: "c-1".into(),
+                body: "hello \"world\" <b>".into(),
+            },
+        ]
     }
 
     fn every_server_msg() -> Vec<ServerMsg> {
@@ -272,9 +379,17 @@ mod tests {
                     name: "Ann".into(),
                 },
                 protocol: PROTOCOL_VERSION,
+            },
+            ServerMsg::Joined {
+                room: "general".into(),
                 epoch: "e1".into(),
+                mode: JoinMode::Partial,
+                first_seq: 3,
+                last_seq: 9,
             },
             ServerMsg::Message(ChatMessage {
+                room: "general".into(),
+                client_id: "c-1".into(),
                 seq: 7,
                 author: Identity {
                     id: "u1".into(),
@@ -284,6 +399,7 @@ mod tests {
                 sent_at: 1_764_000_000_000,
             }),
             ServerMsg::Ack {
+                room: "general".into(),
                 client_id: "c-1".into(),
                 seq: 7,
             },
@@ -310,20 +426,34 @@ mod tests {
 
     #[test]
     fn frames_are_tagged_snake_case_json() {
-        let send = ClientMsg::decode(r#"{"type":"send","client_id":"a","body":"hi"}"#);
+        let send =
+            ClientMsg::decode(r#"{"type":"send","room":"general","client_id":"a","body":"hi"}"#);
         assert_eq!(
             send,
             Ok(ClientMsg::Send {
+                room: "general".into(),
                 client_id: "a".into(),
                 body: "hi".into()
             })
         );
+        let join = ClientMsg::decode(r#"{"type":"join","room":"general"}"#);
+        assert_eq!(
+            join,
+            Ok(ClientMsg::Join {
+                room: "general".into(),
+                since: None
+            })
+        );
         let ack = ServerMsg::Ack {
+            room: "general".into(),
             client_id: "a".into(),
             seq: 3,
         }
         .encode();
-        assert_eq!(ack, r#"{"type":"ack","client_id":"a","seq":3}"#);
+        assert_eq!(
+            ack,
+            r#"{"type":"ack","room":"general","client_id":"a","seq":3}"#
+        );
         let err = ServerMsg::from(ProtocolError::new(ErrorCode::EmptyBody, "x")).encode();
         assert_eq!(err, r#"{"type":"error","code":"empty_body","message":"x"}"#);
     }
@@ -336,9 +466,10 @@ mod tests {
             "[]",
             "{}",
             r#"{"type":"shout","body":"hi"}"#,
-            r#"{"type":"send","body":"hi"}"#,
-            r#"{"type":"send","client_id":"a","body":"hi","author":"admin"}"#,
-            r#"{"type":"send","client_id":1,"body":"hi"}"#,
+            r#"{"type":"send","room":"general","body":"hi"}"#,
+            r#"{"type":"send","room":"general","client_id":"a","body":"hi","author":"admin"}"#,
+            r#"{"type":"send","room":"general","client_id":1,"body":"hi"}"#,
+            r#"{"type":"join","room":"general","since":{"seq":3}}"#,
         ] {
             let err = ClientMsg::decode(text).expect_err(text);
             assert_eq!(err.code, ErrorCode::InvalidFrame, "{text}");
@@ -350,6 +481,7 @@ mod tests {
     fn limits_are_enforced_with_their_own_codes() {
         let send = |client_id: &str, body: &str| {
             ClientMsg::Send {
+                room: "general".into(),
                 client_id: client_id.into(),
                 body: body.into(),
             }
@@ -370,6 +502,32 @@ mod tests {
             send(&"c".repeat(MAX_CLIENT_ID_BYTES + 1), "hi"),
             Err(ErrorCode::InvalidClientId)
         );
+    }
+
+    #[test]
+    fn room_names_are_lowercase_words() {
+        for good in [
+            "general",
+            "ops-alerts",
+            "team_7",
+            &"r".repeat(MAX_ROOM_CHARS),
+        ] {
+            assert_eq!(validate_room(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "General",
+            "a b",
+            "ünï",
+            "../x",
+            &"r".repeat(MAX_ROOM_CHARS + 1),
+        ] {
+            assert_eq!(
+                validate_room(bad).map_err(|e| e.code),
+                Err(ErrorCode::InvalidRoom),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -400,6 +558,8 @@ mod tests {
             ErrorCode::EmptyBody,
             ErrorCode::BodyTooLong,
             ErrorCode::InvalidClientId,
+            ErrorCode::InvalidRoom,
+            ErrorCode::NotJoined,
             ErrorCode::InvalidName,
             ErrorCode::Unavailable,
         ] {

@@ -5,7 +5,9 @@
 
 use leptos::prelude::*;
 
-use crate::protocol::{ChatMessage, Identity};
+use crate::protocol::{
+    ChatMessage, ClientMsg, Cursor, DEFAULT_ROOM, Identity, JoinMode, ProtocolError,
+};
 
 /// Who the page is rendered for, from the session cookie (server) or from the page itself (browser):
 /// `None` means the visitor has not chosen a name yet.
@@ -43,6 +45,8 @@ pub enum Connection {
     Connected,
     /// The socket dropped; the next attempt starts in this many seconds.
     Reconnecting { in_secs: u32 },
+    /// The browser says there is no network; we reconnect as soon as it is back.
+    Offline,
 }
 
 impl Connection {
@@ -53,6 +57,7 @@ impl Connection {
             Connection::Connecting => "connecting",
             Connection::Connected => "connected",
             Connection::Reconnecting { .. } => "reconnecting",
+            Connection::Offline => "offline",
         }
     }
 
@@ -64,6 +69,7 @@ impl Connection {
             Connection::Connected => "Connected".into(),
             Connection::Reconnecting { in_secs: 0 } => "Reconnecting…".into(),
             Connection::Reconnecting { in_secs } => format!("Reconnecting in {in_secs}s"),
+            Connection::Offline => "Offline".into(),
         }
     }
 }
@@ -77,8 +83,15 @@ pub struct ChatState {
     pub me: RwSignal<Option<Identity>>,
     /// Messages in the order received (seq order within one epoch).
     pub messages: RwSignal<Vec<Shown>>,
-    /// The server's epoch from the latest `Welcome`: seqs are only comparable within one epoch.
+    /// The room's epoch from the latest `Joined`: seqs are only comparable within one epoch.
     pub epoch: RwSignal<Option<String>>,
+    /// The last seq we hold of the room (in `epoch`); with it, the cursor we rejoin with.
+    pub last_seq: RwSignal<u64>,
+    /// Messages typed but not yet acknowledged, oldest first: shown as "sending…", re-sent (with the
+    /// same `client_id`) after every reconnect until the server acks them.
+    pub pending: RwSignal<Vec<Pending>>,
+    /// Set when a rejoin could not replay everything we missed (the room no longer holds it).
+    pub gap: RwSignal<bool>,
     /// The last refusal from the server, shown under the composer until the next successful send.
     pub last_error: RwSignal<Option<String>>,
     /// Sends a frame on the current connection; installed by the client once hydrated.
@@ -99,6 +112,13 @@ impl Shown {
     }
 }
 
+/// A message in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub client_id: String,
+    pub body: String,
+}
+
 /// A handle the composer uses to hand a message to the socket client.
 pub type Outbox = std::rc::Rc<dyn Fn(crate::protocol::ClientMsg)>;
 
@@ -110,39 +130,97 @@ impl ChatState {
             me: RwSignal::new(me),
             messages: RwSignal::new(Vec::new()),
             epoch: RwSignal::new(None),
+            last_seq: RwSignal::new(0),
+            pending: RwSignal::new(Vec::new()),
+            gap: RwSignal::new(false),
             last_error: RwSignal::new(None),
             outbox: StoredValue::new_local(None),
         }
     }
 
-    /// Appends a message of the current epoch unless it is already shown: the user must never see a
-    /// duplicate, even if a reconnect delivers the same seq twice.
+    /// Shows a message unless it is already shown, and retires it from the outbox if it is ours.
     pub fn push_message(&self, msg: ChatMessage) {
         let Some(epoch) = self.epoch.get_untracked() else {
-            return; // The server always welcomes before it sends messages.
+            return; // Messages only come after `Joined`, which sets the epoch.
         };
-        self.messages.update(|list| {
-            let seen = list
-                .iter()
-                .rev()
-                .take_while(|shown| shown.epoch == epoch)
-                .any(|shown| shown.msg.seq >= msg.seq);
-            if !seen {
-                list.push(Shown { epoch, msg });
-            }
-        });
+        if self
+            .me
+            .with_untracked(|me| me.as_ref().is_some_and(|me| me.id == msg.author.id))
+        {
+            self.settle(&msg.client_id);
+        }
+        // Within one epoch seqs only grow: anything at or below what we hold is a repeat.
+        if msg.seq <= self.last_seq.get_untracked() {
+            return;
+        }
+        self.last_seq.set(msg.seq);
+        self.messages.update(|list| list.push(Shown { epoch, msg }));
+    }
+
+    /// The server's answer to our join: what follows is the replay from `first_seq`.
+    pub fn joined(&self, epoch: String, mode: JoinMode, first_seq: u64) {
+        let same_epoch = self.epoch.get_untracked().as_deref() == Some(epoch.as_str());
+        if mode == JoinMode::Reset || !same_epoch {
+            // Our copy belongs to a history that no longer exists.
+            self.messages.update(Vec::clear);
+        }
+        self.gap
+            .set(mode == JoinMode::Partial && self.messages.with_untracked(|m| !m.is_empty()));
+        self.epoch.set(Some(epoch));
+        self.last_seq.set(first_seq.saturating_sub(1));
+    }
+
+    /// Where our copy of the room ends, to rejoin from.
+    pub fn cursor(&self) -> Option<Cursor> {
+        Some(Cursor {
+            epoch: self.epoch.get_untracked()?,
+            seq: self.last_seq.get_untracked(),
+        })
+    }
+
+    /// The acknowledged (or seen) message with this `client_id` leaves the outbox.
+    pub fn settle(&self, client_id: &str) {
+        if self
+            .pending
+            .with_untracked(|p| p.iter().any(|p| p.client_id == client_id))
+        {
+            self.pending
+                .update(|p| p.retain(|p| p.client_id != client_id));
+        }
     }
 }
 
 impl ChatState {
-    /// Hands a frame to the socket client. False if there is no connection to send it on.
-    pub fn send(&self, msg: crate::protocol::ClientMsg) -> bool {
-        self.outbox.with_value(|outbox| match outbox {
-            Some(send) => {
+    /// Puts a message in the outbox and hands it to the socket client, which sends it now if it is
+    /// connected, and again after each reconnect until it is acknowledged.
+    pub fn send_message(&self, body: String) -> Result<(), ProtocolError> {
+        let client_id = self.next_client_id();
+        let msg = ClientMsg::Send {
+            room: DEFAULT_ROOM.into(),
+            client_id: client_id.clone(),
+            body: body.clone(),
+        };
+        msg.validate()?;
+        self.pending.update(|p| p.push(Pending { client_id, body }));
+        self.outbox.with_value(|outbox| {
+            if let Some(send) = outbox {
                 send(msg);
-                true
             }
-            None => false,
+        });
+        Ok(())
+    }
+
+    /// The frames that re-send the whole outbox, oldest first.
+    pub fn resends(&self) -> Vec<ClientMsg> {
+        self.pending.with_untracked(|pending| {
+            pending
+                .iter()
+                .map(|p| ClientMsg::Send {
+                    room: DEFAULT_ROOM.into(),
+                    client_id: p.client_id.clone(),
+                    body: p.body.clone(),
+                })
+                .collect()
         })
     }
 

@@ -155,3 +155,34 @@ test('a first-time visitor chooses a name; a bad one is explained; the name stic
   await page.getByRole('button', { name: 'Sign out' }).click();
   await expect(page.getByTestId('name-form')).toBeVisible();
 });
+
+test('offline: messages sent meanwhile arrive once, in order, and missed ones appear', async ({ browser }) => {
+  const aContext = await browser.newContext();
+  const a = await aContext.newPage();
+  const b = await (await browser.newContext()).newPage();
+  await openChat(a);
+  await openChat(b);
+  const tag = Date.now();
+
+  await aContext.setOffline(true);
+  await expect(a.getByTestId('status')).toHaveAttribute('data-state', 'offline');
+  // A types while offline: shown as sending, not lost.
+  await send(a, `offline one ${tag}`);
+  await send(a, `offline two ${tag}`);
+  await expect(a.getByTestId('pending')).toHaveCount(2);
+  // B talks meanwhile; A cannot hear it yet.
+  await send(b, `missed by A ${tag}`);
+  await expect(bodies(b).filter({ hasText: `missed by A ${tag}` })).toHaveCount(1);
+
+  await aContext.setOffline(false);
+  await expect(a.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+  await expect(a.getByTestId('pending')).toHaveCount(0);
+  for (const page of [a, b]) {
+    const mine = bodies(page).filter({ hasText: String(tag) });
+    await expect(mine).toHaveCount(3);
+    // Each exactly once, A's two in the order typed.
+    const texts = await mine.allTextContents();
+    expect(texts.indexOf(`offline one ${tag}`)).toBeLessThan(texts.indexOf(`offline two ${tag}`));
+  }
+  await expect(bodies(a).filter({ hasText: `missed by A ${tag}` })).toHaveCount(1);
+});

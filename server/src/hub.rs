@@ -34,7 +34,7 @@ pub struct Hub {
 
 #[derive(Default)]
 struct Inner {
-    next_subscriber: u64,
+    next_connection: u64,
     rooms: HashMap<String, Room>,
 }
 
@@ -42,35 +42,50 @@ struct Inner {
 struct Room {
     /// Seq of the last message published here.
     last_seq: u64,
+    /// By connection id.
     subscribers: HashMap<u64, Subscriber>,
 }
 
 struct Subscriber {
     queue: mpsc::Sender<Frame>,
-    /// Cancelled when the hub gives up on this subscriber because its queue overflowed.
+    /// Cancelled when the hub gives up on this connection because its queue overflowed.
     lagged: CancellationToken,
+    /// While the connection replays this room's history, its live messages wait here, so they reach
+    /// the queue after the replay (see [`Connection::release`]).
+    held: Option<Vec<Frame>>,
 }
 
-/// One connection's place in a room, in parts the connection's tasks take apart.
-pub struct Subscription {
-    /// Frames for this connection, in order: broadcasts and the connection's own replies.
-    pub frames: mpsc::Receiver<Frame>,
-    /// Pushes a reply onto this connection's own queue, behind the broadcasts already there.
-    pub replies: mpsc::Sender<Frame>,
-    /// Cancelled if the hub dropped this subscriber for being too slow.
-    pub lagged: CancellationToken,
-    /// The room's last published seq when the subscription began: every later message is queued in
-    /// `frames`, every earlier one is in the log.
-    pub live_after: u64,
-    /// Keep it for as long as the connection lives: dropping it leaves the room.
-    pub membership: Membership,
+impl Subscriber {
+    /// Queues a frame (or holds it). False if the subscriber is gone or too slow and must be dropped.
+    fn deliver(&mut self, frame: &Frame) -> bool {
+        if let Some(held) = &mut self.held {
+            if held.len() < QUEUE_FRAMES {
+                held.push(frame.clone());
+                return true;
+            }
+            self.lagged.cancel();
+            return false;
+        }
+        match self.queue.try_send(frame.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.lagged.cancel();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
 }
 
-/// Leaves the room when dropped.
-pub struct Membership {
+/// One connection's place in the hub: its queue and the rooms it has joined. Dropping it leaves them.
+pub struct Connection {
     id: u64,
-    room: String,
     hub: Hub,
+    queue: mpsc::Sender<Frame>,
+    frames: Option<mpsc::Receiver<Frame>>,
+    /// Cancelled if the hub dropped this connection for being too slow.
+    pub lagged: CancellationToken,
+    joined: Vec<String>,
 }
 
 impl Hub {
@@ -87,53 +102,34 @@ impl Hub {
             .last_seq = seq;
     }
 
-    /// Registers a new subscriber to `room`: from now on every message published there is queued.
-    pub fn subscribe(&self, room: &str) -> Subscription {
+    /// A new connection with its own bounded queue, in no room yet.
+    pub fn connect(&self) -> Connection {
         let (queue, frames) = mpsc::channel(QUEUE_FRAMES);
-        let lagged = CancellationToken::new();
         let mut inner = self.lock();
-        let id = inner.next_subscriber;
-        inner.next_subscriber += 1;
-        let entry = inner.rooms.entry(room.to_owned()).or_default();
-        entry.subscribers.insert(
+        let id = inner.next_connection;
+        inner.next_connection += 1;
+        Connection {
             id,
-            Subscriber {
-                queue: queue.clone(),
-                lagged: lagged.clone(),
-            },
-        );
-        Subscription {
-            frames,
-            replies: queue,
-            lagged,
-            live_after: entry.last_seq,
-            membership: Membership {
-                id,
-                room: room.to_owned(),
-                hub: self.clone(),
-            },
+            hub: self.clone(),
+            queue,
+            frames: Some(frames),
+            lagged: CancellationToken::new(),
+            joined: Vec::new(),
         }
     }
 
-    /// Queues a stored message for every subscriber of its room. The log calls this after the commit,
-    /// in seq order.
+    /// Queues a stored message for every subscriber of its room. Called by the log's single writer
+    /// thread after each commit, in seq order, so every queue gets a room's messages in seq order.
     pub fn publish(&self, room: &str, message: &ChatMessage) {
+        // Encoded once, outside the lock; every subscriber shares these bytes.
         let frame = Frame::from(ServerMsg::Message(message.clone()).encode());
         let mut inner = self.lock();
         let room = inner.rooms.entry(room.to_owned()).or_default();
         room.last_seq = message.seq;
-        room.subscribers
-            .retain(|_, sub| match sub.queue.try_send(frame.clone()) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    sub.lagged.cancel();
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            });
+        room.subscribers.retain(|_, sub| sub.deliver(&frame));
     }
 
-    /// How many connections are subscribed to `room` now.
+    /// How many connections are in `room` now.
     pub fn subscriber_count(&self, room: &str) -> usize {
         self.lock()
             .rooms
@@ -150,10 +146,71 @@ impl Hub {
     }
 }
 
-impl Drop for Membership {
+impl Connection {
+    /// The frames for this connection, in order; taken once, by its writer.
+    pub fn take_frames(&mut self) -> Option<mpsc::Receiver<Frame>> {
+        self.frames.take()
+    }
+
+    /// Pushes a reply onto this connection's own queue, behind what is already there.
+    pub async fn reply(&self, frame: Frame) -> bool {
+        self.queue.send(frame).await.is_ok()
+    }
+
+    pub fn has_joined(&self, room: &str) -> bool {
+        self.joined.iter().any(|r| r == room)
+    }
+
+    /// Starts a join: from now on the room's messages are held for this connection. Returns the seq
+    /// they start after — the caller replays the log up to it, then calls [`Self::release`].
+    pub fn join(&mut self, room: &str) -> u64 {
+        let mut inner = self.hub.lock();
+        let entry = inner.rooms.entry(room.to_owned()).or_default();
+        entry.subscribers.insert(
+            self.id,
+            Subscriber {
+                queue: self.queue.clone(),
+                lagged: self.lagged.clone(),
+                held: Some(Vec::new()),
+            },
+        );
+        if !self.joined.iter().any(|r| r == room) {
+            self.joined.push(room.to_owned());
+        }
+        entry.last_seq
+    }
+
+    /// Ends a join: the held messages go to the queue (after the replay already there), and the
+    /// room's next messages go straight to it.
+    pub fn release(&self, room: &str) {
+        let mut inner = self.hub.lock();
+        let Some(entry) = inner.rooms.get_mut(room) else {
+            return;
+        };
+        let Some(sub) = entry.subscribers.get_mut(&self.id) else {
+            return; // Dropped meanwhile for being too slow.
+        };
+        let held = sub.held.take().unwrap_or_default();
+        if !held.iter().all(|frame| sub.deliver(frame)) {
+            entry.subscribers.remove(&self.id);
+        }
+    }
+
+    pub fn leave(&mut self, room: &str) {
+        self.joined.retain(|r| r != room);
+        if let Some(entry) = self.hub.lock().rooms.get_mut(room) {
+            entry.subscribers.remove(&self.id);
+        }
+    }
+}
+
+impl Drop for Connection {
     fn drop(&mut self) {
-        if let Some(room) = self.hub.lock().rooms.get_mut(&self.room) {
-            room.subscribers.remove(&self.id);
+        let mut inner = self.hub.lock();
+        for room in &self.joined {
+            if let Some(entry) = inner.rooms.get_mut(room) {
+                entry.subscribers.remove(&self.id);
+            }
         }
     }
 }
@@ -164,11 +221,13 @@ mod tests {
 
     fn message(seq: u64) -> ChatMessage {
         ChatMessage {
+            room: "general".into(),
             seq,
             author: Identity {
                 id: "u1".into(),
                 name: "ann".into(),
             },
+            client_id: format!("c{seq}"),
             body: format!("m{seq}"),
             sent_at: 0,
         }
@@ -181,59 +240,71 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_subscriber_of_a_room_gets_its_messages_in_order_and_no_others() {
-        let hub = Hub::new();
-        let mut a = hub.subscribe("general");
-        let mut b = hub.subscribe("general");
-        let mut elsewhere = hub.subscribe("ops");
-        for seq in 1..=10 {
-            hub.publish("general", &message(seq));
-        }
-        for sub in [&mut a, &mut b] {
-            let seqs: Vec<u64> = (0..10)
-                .map(|_| seq_of(&sub.frames.try_recv().expect("queued")))
-                .collect();
-            assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
-            assert!(sub.frames.try_recv().is_err(), "nothing extra");
-        }
-        assert!(
-            elsewhere.frames.try_recv().is_err(),
-            "other rooms hear nothing"
-        );
+    fn joined(hub: &Hub, room: &str) -> (Connection, mpsc::Receiver<Frame>) {
+        let mut conn = hub.connect();
+        let frames = conn.take_frames().expect("frames");
+        conn.join(room);
+        conn.release(room);
+        (conn, frames)
     }
 
     #[test]
-    fn a_subscription_says_where_its_live_messages_begin() {
+    fn every_subscriber_of_a_room_gets_its_messages_in_order_and_no_others() {
+        let hub = Hub::new();
+        let (_a, mut a) = joined(&hub, "general");
+        let (_b, mut b) = joined(&hub, "general");
+        let (_c, mut elsewhere) = joined(&hub, "ops");
+        for seq in 1..=10 {
+            hub.publish("general", &message(seq));
+        }
+        for frames in [&mut a, &mut b] {
+            let seqs: Vec<u64> = (0..10)
+                .map(|_| seq_of(&frames.try_recv().expect("queued")))
+                .collect();
+            assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+            assert!(frames.try_recv().is_err(), "nothing extra");
+        }
+        assert!(elsewhere.try_recv().is_err(), "other rooms hear nothing");
+    }
+
+    #[test]
+    fn messages_published_during_a_join_wait_until_the_replay_is_queued() {
         let hub = Hub::new();
         hub.set_last_seq("general", 41);
-        hub.publish("general", &message(42));
-        let mut sub = hub.subscribe("general");
-        assert_eq!(sub.live_after, 42);
+        let mut conn = hub.connect();
+        let mut frames = conn.take_frames().expect("frames");
+        assert_eq!(conn.join("general"), 41, "replay up to 41");
+        hub.publish("general", &message(42)); // Arrives while the replay is being read.
+        assert!(frames.try_recv().is_err(), "held back");
+        assert!(conn.queue.try_send(Frame::from("replay")).is_ok());
+        conn.release("general");
+        assert_eq!(frames.try_recv().expect("replay").as_str(), "replay");
+        assert_eq!(seq_of(&frames.try_recv().expect("held")), 42);
         hub.publish("general", &message(43));
-        assert_eq!(seq_of(&sub.frames.try_recv().expect("queued")), 43);
+        assert_eq!(seq_of(&frames.try_recv().expect("live")), 43);
     }
 
     #[test]
     fn an_overflowing_subscriber_is_dropped_and_told_without_affecting_others() {
         let hub = Hub::new();
-        let stalled = hub.subscribe("general");
-        let mut reader = hub.subscribe("general");
+        let (stalled, _stalled_frames) = joined(&hub, "general");
+        let (_reader, mut reader) = joined(&hub, "general");
         for seq in 1..=(QUEUE_FRAMES as u64 + 1) {
             hub.publish("general", &message(seq));
-            assert_eq!(seq_of(&reader.frames.try_recv().expect("queued")), seq);
+            assert_eq!(seq_of(&reader.try_recv().expect("queued")), seq);
         }
         assert!(stalled.lagged.is_cancelled());
-        assert!(!reader.lagged.is_cancelled());
         assert_eq!(hub.subscriber_count("general"), 1);
     }
 
     #[test]
-    fn dropping_a_subscription_leaves_the_room() {
+    fn leaving_or_dropping_the_connection_leaves_the_room() {
         let hub = Hub::new();
-        let sub = hub.subscribe("general");
+        let (mut conn, _frames) = joined(&hub, "general");
+        let (other, _other_frames) = joined(&hub, "general");
+        conn.leave("general");
         assert_eq!(hub.subscriber_count("general"), 1);
-        drop(sub);
+        drop(other);
         assert_eq!(hub.subscriber_count("general"), 0);
     }
 }

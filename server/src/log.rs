@@ -27,14 +27,8 @@ use crate::hub::Hub;
 /// The database file inside `--data-dir`.
 pub const DB_FILE: &str = "herald.db";
 
-/// The one room until rooms arrive on the wire.
-pub const GENERAL: &str = "general";
-
 /// Most appends stored in one transaction: bounds how long one commit holds the senders' acks.
 const BATCH_MAX: usize = 1024;
-
-/// How many messages a newcomer is shown.
-pub const HISTORY_ON_JOIN: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -66,11 +60,21 @@ pub struct NewMessage {
 /// Cheap to clone: a handle to the writer thread and the read connection.
 #[derive(Clone)]
 pub struct Log {
-    appends: std_mpsc::Sender<Append>,
+    ops: std_mpsc::Sender<Op>,
     /// Reads (history) go through their own connection; in WAL mode they never wait for the writer.
     reader: Arc<Mutex<Connection>>,
     /// Room name → epoch; rooms are never deleted, so an entry never goes stale.
     epochs: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// What the writer thread is asked to do.
+enum Op {
+    Append(Append),
+    /// Create the room if it does not exist; answer its epoch.
+    EnsureRoom {
+        room: String,
+        reply: oneshot::Sender<Result<String, LogError>>,
+    },
 }
 
 struct Append {
@@ -106,12 +110,8 @@ impl Log {
         migrate(&writer)?;
         let reader = open(&path)?;
 
-        let mut rooms = load_rooms(&writer)?;
-        if !rooms.contains_key(GENERAL) {
-            create_room(&writer, GENERAL)?;
-            rooms = load_rooms(&writer)?;
-        }
-        let epochs = rooms
+        let rooms = load_rooms(&writer)?;
+        let epochs: HashMap<String, String> = rooms
             .iter()
             .map(|(name, room)| (name.clone(), room.epoch.clone()))
             .collect();
@@ -119,15 +119,17 @@ impl Log {
             hub.set_last_seq(name, room.last_seq);
         }
 
-        let (appends, queue) = std_mpsc::channel();
+        let epochs = Arc::new(Mutex::new(epochs));
+        let (ops, queue) = std_mpsc::channel();
+        let writer_epochs = epochs.clone();
         std::thread::Builder::new()
             .name("herald-log-writer".into())
-            .spawn(move || write_loop(writer, queue, rooms, retention.max(1), hub))
+            .spawn(move || write_loop(writer, queue, rooms, writer_epochs, retention.max(1), hub))
             .map_err(LogError::Thread)?;
         Ok(Self {
-            appends,
+            ops,
             reader: Arc::new(Mutex::new(reader)),
-            epochs: Arc::new(Mutex::new(epochs)),
+            epochs,
         })
     }
 
@@ -135,45 +137,79 @@ impl Log {
     /// commit, and after the message was handed to the hub.
     pub async fn append(&self, msg: NewMessage) -> Result<u64, LogError> {
         let (reply, answer) = oneshot::channel();
-        self.appends
-            .send(Append { msg, reply })
+        self.ops
+            .send(Op::Append(Append { msg, reply }))
             .map_err(|_| LogError::Closed)?;
         answer.await.map_err(|_| LogError::Closed)?
     }
 
-    /// The last `limit` messages of `room` with seq ≤ `up_to`, oldest first.
-    pub async fn recent(
+    /// The room's epoch, creating the room (with a fresh epoch) if it does not exist yet.
+    pub async fn ensure_room(&self, room: &str) -> Result<String, LogError> {
+        if let Some(epoch) = self.epoch(room) {
+            return Ok(epoch);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.ops
+            .send(Op::EnsureRoom {
+                room: room.to_owned(),
+                reply,
+            })
+            .map_err(|_| LogError::Closed)?;
+        answer.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// The oldest seq the room still holds (retention deletes older ones), if it holds any.
+    pub async fn first_seq(&self, room: &str) -> Result<Option<u64>, LogError> {
+        let room = room.to_owned();
+        self.read(move |conn| {
+            let first: Option<i64> = conn
+                .prepare_cached("SELECT MIN(seq) FROM messages WHERE room = ?1")?
+                .query_row([room], |row| row.get(0))?;
+            Ok(first.map(|seq| seq as u64))
+        })
+        .await
+    }
+
+    /// The messages of `room` with `from <= seq <= to`, oldest first.
+    pub async fn range(
         &self,
         room: &str,
-        up_to: u64,
-        limit: usize,
+        from: u64,
+        to: u64,
     ) -> Result<Vec<ChatMessage>, LogError> {
-        let reader = self.reader.clone();
         let room = room.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, author_id, author_name, client_id, body, sent_at FROM messages
+                 WHERE room = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map(params![room, sql_int(from), sql_int(to)], |row| {
+                Ok(ChatMessage {
+                    room: room.clone(),
+                    seq: row.get::<_, i64>(0)? as u64,
+                    author: Identity {
+                        id: row.get(1)?,
+                        name: row.get(2)?,
+                    },
+                    client_id: row.get(3)?,
+                    body: row.get(4)?,
+                    sent_at: row.get::<_, i64>(5)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Runs a read on the read connection, off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection) -> Result<T, LogError> + Send + 'static,
+    ) -> Result<T, LogError> {
+        let reader = self.reader.clone();
         tokio::task::spawn_blocking(move || {
             let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, author_id, author_name, body, sent_at FROM messages
-                 WHERE room = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT ?3",
-            )?;
-            let mut messages = stmt
-                .query_map(
-                    params![room, sql_int(up_to), sql_int(limit as u64)],
-                    |row| {
-                        Ok(ChatMessage {
-                            seq: row.get::<_, i64>(0)? as u64,
-                            author: Identity {
-                                id: row.get(1)?,
-                                name: row.get(2)?,
-                            },
-                            body: row.get(3)?,
-                            sent_at: row.get::<_, i64>(4)? as u64,
-                        })
-                    },
-                )?
-                .collect::<Result<Vec<_>, _>>()?;
-            messages.reverse();
-            Ok(messages)
+            query(&conn)
         })
         .await
         .map_err(|_| LogError::Closed)?
@@ -262,21 +298,60 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Creates `room` if needed (outside any batch: creating a room is idempotent) and returns its epoch.
+fn ensure_room(
+    conn: &Connection,
+    rooms: &mut HashMap<String, RoomState>,
+    epochs: &Mutex<HashMap<String, String>>,
+    room: &str,
+) -> Result<String, LogError> {
+    if let Some(state) = rooms.get(room) {
+        return Ok(state.epoch.clone());
+    }
+    create_room(conn, room)?;
+    let epoch: String =
+        conn.query_row("SELECT epoch FROM rooms WHERE name = ?1", [room], |row| {
+            row.get(0)
+        })?;
+    rooms.insert(
+        room.to_owned(),
+        RoomState {
+            epoch: epoch.clone(),
+            last_seq: 0,
+        },
+    );
+    epochs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(room.to_owned(), epoch.clone());
+    Ok(epoch)
+}
+
 /// The writer thread: batch, commit, publish, answer — until every `Log` handle is gone.
 fn write_loop(
     mut conn: Connection,
-    queue: std_mpsc::Receiver<Append>,
+    queue: std_mpsc::Receiver<Op>,
     mut rooms: HashMap<String, RoomState>,
+    epochs: Arc<Mutex<HashMap<String, String>>>,
     retention: u64,
     hub: Hub,
 ) {
     while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < BATCH_MAX {
-            match queue.try_recv() {
-                Ok(append) => batch.push(append),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut op = Some(first);
+        while let Some(current) = op.take() {
+            match current {
+                Op::Append(append) => batch.push(append),
+                Op::EnsureRoom { room, reply } => {
+                    let _ = reply.send(ensure_room(&conn, &mut rooms, &epochs, &room));
+                }
             }
+            if batch.len() < BATCH_MAX {
+                op = queue.try_recv().ok();
+            }
+        }
+        if batch.is_empty() {
+            continue;
         }
         // Work on a copy of the counters: if the commit fails, nothing of the batch happened.
         let mut after = rooms.clone();
@@ -284,6 +359,15 @@ fn write_loop(
             .transaction()
             .map_err(LogError::from)
             .and_then(|tx| store_batch(tx, &batch, &mut after, retention));
+        if stored.is_ok() {
+            // Rooms first created by this batch.
+            let mut known = epochs.lock().unwrap_or_else(|p| p.into_inner());
+            for (name, room) in &after {
+                known
+                    .entry(name.clone())
+                    .or_insert_with(|| room.epoch.clone());
+            }
+        }
         match stored {
             Ok(outcomes) => {
                 rooms = after;
@@ -363,8 +447,10 @@ fn store_batch(
                 touched.push(msg.room.clone());
             }
             outcomes.push(Stored::New(ChatMessage {
+                room: msg.room.clone(),
                 seq,
                 author: msg.author.clone(),
+                client_id: msg.client_id.clone(),
                 body: msg.body.clone(),
                 sent_at,
             }));
@@ -396,7 +482,7 @@ mod tests {
 
     fn msg(author: &str, client_id: &str, body: &str) -> NewMessage {
         NewMessage {
-            room: GENERAL.into(),
+            room: "general".into(),
             author: Identity {
                 id: author.into(),
                 name: author.into(),
@@ -430,10 +516,7 @@ mod tests {
         assert_eq!(unique, (1..=19).collect::<Vec<_>>());
         assert_eq!(seqs[19], seqs[0], "the repeated key gets the first seq");
         assert_eq!(
-            log.recent(GENERAL, u64::MAX, 100)
-                .await
-                .expect("read")
-                .len(),
+            log.range("general", 1, u64::MAX).await.expect("read").len(),
             19
         );
         let _ = std::fs::remove_dir_all(&dir);
@@ -449,12 +532,13 @@ mod tests {
                     .await
                     .expect("stored");
             }
-            log.epoch(GENERAL).expect("general exists")
+            log.epoch("general").expect("general exists")
         };
         let log = Log::open(&dir, 5, Hub::new()).expect("reopen");
-        assert_eq!(log.epoch(GENERAL).as_deref(), Some(epoch.as_str()));
+        assert_eq!(log.epoch("general").as_deref(), Some(epoch.as_str()));
+        assert_eq!(log.first_seq("general").await.expect("read"), Some(4));
         let kept: Vec<u64> = log
-            .recent(GENERAL, u64::MAX, 50)
+            .range("general", 1, u64::MAX)
             .await
             .expect("read")
             .iter()

@@ -25,6 +25,7 @@ async fn three_clients_each_receive_all_100_messages_once_and_in_order() {
         assert_eq!(
             sender.recv().await,
             ServerMsg::Ack {
+                room: "general".into(),
                 client_id: format!("c{i}"),
                 seq: msg.seq
             }
@@ -71,6 +72,7 @@ async fn the_sender_gets_an_ack_with_the_seq_of_its_message() {
     assert_eq!(
         client.recv().await,
         ServerMsg::Ack {
+            room: "general".into(),
             client_id: "my-id".into(),
             seq: msg.seq
         }
@@ -90,25 +92,39 @@ async fn bad_frames_get_a_typed_error_keep_the_connection_and_broadcast_nothing(
             ErrorCode::InvalidFrame,
         ),
         (
-            Message::text(r#"{"type":"send","client_id":"a","body":"hi","author":"admin"}"#),
+            Message::text(
+                r#"{"type":"send","room":"general","client_id":"a","body":"hi","author":"admin"}"#,
+            ),
             ErrorCode::InvalidFrame,
         ),
         (
-            Message::text(r#"{"type":"send","client_id":"a","body":"  "}"#),
+            Message::text(r#"{"type":"send","room":"general","client_id":"a","body":"  "}"#),
             ErrorCode::EmptyBody,
         ),
         (
             Message::text(format!(
-                r#"{{"type":"send","client_id":"a","body":"{}"}}"#,
+                r#"{{"type":"send","room":"general","client_id":"a","body":"{}"}}"#,
                 "x".repeat(MAX_BODY_BYTES + 1)
             )),
             ErrorCode::BodyTooLong,
         ),
         (
-            Message::text(r#"{"type":"send","client_id":"","body":"hi"}"#),
+            Message::text(r#"{"type":"send","room":"general","client_id":"","body":"hi"}"#),
             ErrorCode::InvalidClientId,
         ),
         (Message::binary(b"{}".to_vec()), ErrorCode::BinaryFrame),
+        (
+            Message::text(r#"{"type":"join","room":"No Such Room!"}"#),
+            ErrorCode::InvalidRoom,
+        ),
+        (
+            Message::text(r#"{"type":"send","room":"elsewhere","client_id":"a","body":"hi"}"#),
+            ErrorCode::NotJoined,
+        ),
+        (
+            Message::text(r#"{"type":"leave","room":"elsewhere"}"#),
+            ErrorCode::NotJoined,
+        ),
     ];
     for (frame, code) in cases {
         sender.send_raw(frame).await;
@@ -136,7 +152,7 @@ async fn a_frame_over_64_kib_closes_with_1009_and_broadcasts_nothing() {
     let mut observer = server.client().await;
 
     let body = "x".repeat(MAX_FRAME_BYTES);
-    let frame = format!(r#"{{"type":"send","client_id":"big","body":"{body}"}}"#);
+    let frame = format!(r#"{{"type":"send","room":"general","client_id":"big","body":"{body}"}}"#);
     assert!(frame.len() > MAX_FRAME_BYTES);
     offender.send_raw(Message::text(frame)).await;
 
@@ -292,7 +308,7 @@ async fn the_author_is_always_the_senders_session() {
 
     // Trying to name another author is not part of the protocol: refused, nothing broadcast.
     ann.send_raw(Message::text(format!(
-        r#"{{"type":"send","client_id":"x","body":"hi","author":{{"id":"{}","name":"Bob"}}}}"#,
+        r#"{{"type":"send","room":"general","client_id":"x","body":"hi","author":{{"id":"{}","name":"Bob"}}}}"#,
         bob.id
     )))
     .await;

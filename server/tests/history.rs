@@ -40,7 +40,8 @@ async fn a_restart_on_the_same_data_dir_keeps_history_epoch_and_numbering() {
     let data = TempDir::new();
     let mut server = TestServer::start_in(data.path(), &[]).await;
     let cookie = server.session("Ann").await;
-    let (mut client, epoch) = Client::connect_with_epoch(server.addr, &cookie).await;
+    let mut client = Client::connect_only(server.addr, &cookie).await;
+    let epoch = client.join("general", None).await.epoch;
     for i in 1..=5 {
         client.post(&format!("c{i}"), &format!("before {i}")).await;
     }
@@ -50,7 +51,8 @@ async fn a_restart_on_the_same_data_dir_keeps_history_epoch_and_numbering() {
 
     let server = TestServer::start_in(data.path(), &[]).await;
     // The same browser, after the restart: its session is still valid (the key is in the data dir).
-    let (mut client, epoch_after) = Client::connect_with_epoch(server.addr, &cookie).await;
+    let mut client = Client::connect_only(server.addr, &cookie).await;
+    let epoch_after = client.join("general", None).await.epoch;
     assert_eq!(epoch_after, epoch, "same history, same epoch");
     let history = read_messages(&mut client, 5).await;
     let expected: Vec<(u64, String)> = (1..=5).map(|i| (i, format!("before {i}"))).collect();
@@ -70,7 +72,7 @@ async fn the_same_client_id_three_times_is_stored_once_and_acked_three_times_ali
     let mut broadcasts = 0;
     while acks.len() < 3 {
         match sender.recv().await {
-            ServerMsg::Ack { client_id, seq } => {
+            ServerMsg::Ack { client_id, seq, .. } => {
                 assert_eq!(client_id, "same-id");
                 acks.push(seq);
             }

@@ -4,7 +4,7 @@
 use leptos::{ev, prelude::*};
 
 use crate::{
-    protocol::{ClientMsg, MAX_BODY_BYTES},
+    protocol::MAX_BODY_BYTES,
     state::{ChatState, Connection},
 };
 
@@ -12,11 +12,14 @@ use crate::{
 pub fn Composer() -> impl IntoView {
     let chat = expect_context::<ChatState>();
     let draft = RwSignal::new(String::new());
-    let ready = move || chat.connection.get() == Connection::Connected;
+    // Usable as soon as the page is hydrated: while disconnected, messages wait in the outbox.
+    let ready = move || chat.hydrated.get();
     let placeholder = move || match chat.connection.get() {
         Connection::Loading => "Loading…",
         Connection::Connected => "Message #general",
-        Connection::Connecting | Connection::Reconnecting { .. } => "Waiting for the connection…",
+        Connection::Connecting | Connection::Reconnecting { .. } | Connection::Offline => {
+            "Offline: messages are sent when the connection is back"
+        }
     };
 
     let send = move || {
@@ -24,18 +27,13 @@ pub fn Composer() -> impl IntoView {
         if body.trim().is_empty() {
             return; // Enter on an empty box is not an error worth a message.
         }
-        let msg = ClientMsg::Send {
-            client_id: chat.next_client_id(),
-            body,
-        };
         // The server checks again; checking here tells the user before anything is sent.
-        if let Err(err) = msg.validate() {
-            chat.last_error.set(Some(err.message));
-            return;
-        }
-        if chat.send(msg) {
-            draft.set(String::new());
-            chat.last_error.set(None);
+        match chat.send_message(body) {
+            Ok(()) => {
+                draft.set(String::new());
+                chat.last_error.set(None);
+            }
+            Err(err) => chat.last_error.set(Some(err.message)),
         }
     };
 

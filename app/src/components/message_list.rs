@@ -17,6 +17,7 @@ pub fn MessageList() -> impl IntoView {
     // Runs after each change of the list has reached the DOM.
     Effect::new(move |_| {
         chat.messages.track();
+        chat.pending.track();
         if let Some(el) = scroller.get() {
             let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
             // The newest message is already laid out, so allow for its own height too.
@@ -33,6 +34,11 @@ pub fn MessageList() -> impl IntoView {
             <Show when=move || chat.messages.with(Vec::is_empty)>
                 <p class="empty">"No messages yet. Say hello!"</p>
             </Show>
+            <Show when=move || chat.gap.get()>
+                <p class="gap" data-testid="gap">
+                    "Some messages from while you were away are no longer kept and are not shown."
+                </p>
+            </Show>
             <ol class="messages" data-testid="messages" aria-live="polite">
                 <For each=move || chat.messages.get() key=|shown| shown.key() let:shown>
                     {
@@ -48,6 +54,14 @@ pub fn MessageList() -> impl IntoView {
                             </li>
                         }
                     }
+                </For>
+                <For each=move || chat.pending.get() key=|p| p.client_id.clone() let:pending>
+                    <li class="message mine pending" data-testid="pending">
+                        <div class="meta">
+                            <span class="sending">"sending…"</span>
+                        </div>
+                        <p class="body">{pending.body}</p>
+                    </li>
                 </For>
             </ol>
         </div>

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use app::protocol::{
-    ClientMsg, ErrorCode, Identity, MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError, ServerMsg,
-    close_code,
+    ClientMsg, Cursor, ErrorCode, HISTORY_ON_JOIN, Identity, JoinMode, MAX_FRAME_BYTES, MAX_REPLAY,
+    PROTOCOL_VERSION, ProtocolError, ServerMsg, close_code,
 };
 use axum::{
     Router,
@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     AppState,
-    hub::{Frame, Subscription},
-    log::{GENERAL, HISTORY_ON_JOIN, NewMessage},
+    hub::{Connection, Frame},
+    log::{LogError, NewMessage},
     session,
 };
 
@@ -90,46 +90,26 @@ struct Close {
 }
 
 async fn connection(socket: WebSocket, state: AppState, user: Identity) {
-    let author = user.name.clone();
-    let Subscription {
-        frames,
-        replies,
-        lagged,
-        live_after,
-        membership: _membership, // Held until this function returns: then the hub forgets us.
-    } = state.hub.subscribe(GENERAL);
-
-    // Everything up to `live_after` comes from the log, everything after it is already being queued:
-    // sent in that order, the newcomer sees each message once and none is missed in between.
-    let history = match state.log.recent(GENERAL, live_after, HISTORY_ON_JOIN).await {
-        Ok(history) => history,
-        Err(e) => {
-            tracing::error!("cannot read history: {e}");
-            Vec::new()
-        }
+    let mut conn = state.hub.connect();
+    let Some(frames) = conn.take_frames() else {
+        return;
     };
     let welcome = ServerMsg::Welcome {
         you: user.clone(),
         protocol: PROTOCOL_VERSION,
-        epoch: state.log.epoch(GENERAL).unwrap_or_default(),
     };
-    let first_frames: Vec<Frame> = std::iter::once(welcome)
-        .chain(history.into_iter().map(ServerMsg::Message))
-        .map(|msg| msg.encode().into())
-        .collect();
-
     let (sink, mut stream) = socket.split();
     let (close_tx, close_rx) = oneshot::channel();
     let mut close_tx = Some(close_tx);
     let mut writer = tokio::spawn(write_loop(
         sink,
-        first_frames,
+        vec![welcome.encode().into()],
         frames,
         close_rx,
-        lagged.clone(),
+        conn.lagged.clone(),
         state.stop.clone(),
     ));
-    tracing::debug!(%author, "connected");
+    tracing::debug!(user = %user.id, "connected");
 
     loop {
         tokio::select! {
@@ -138,7 +118,7 @@ async fn connection(socket: WebSocket, state: AppState, user: Identity) {
                 if close_tx.is_none() {
                     continue; // Closing: the peer's remaining frames are read and ignored.
                 }
-                let reply = match message {
+                let replies = match message {
                     Message::Text(text) if text.len() > MAX_FRAME_BYTES => {
                         close(&mut close_tx, close_code::MESSAGE_TOO_BIG, "frame too big");
                         continue;
@@ -147,15 +127,19 @@ async fn connection(socket: WebSocket, state: AppState, user: Identity) {
                         close(&mut close_tx, close_code::MESSAGE_TOO_BIG, "frame too big");
                         continue;
                     }
-                    Message::Text(text) => handle(&state, &user, &text).await,
-                    Message::Binary(_) => ServerMsg::from(ProtocolError {
+                    Message::Text(text) => handle(&state, &mut conn, &user, &text).await,
+                    Message::Binary(_) => vec![ServerMsg::from(ProtocolError {
                         code: ErrorCode::BinaryFrame,
                         message: "frames must be text (JSON)".into(),
-                    }),
+                    })],
                     // Pings are answered by the library; a close is answered when we read on.
                     Message::Ping(_) | Message::Pong(_) | Message::Close(_) => continue,
                 };
-                if replies.send(reply.encode().into()).await.is_err() {
+                let mut sent = true;
+                for reply in replies {
+                    sent &= conn.reply(reply.encode().into()).await;
+                }
+                if !sent {
                     break;
                 }
             }
@@ -164,13 +148,13 @@ async fn connection(socket: WebSocket, state: AppState, user: Identity) {
                 // discard whatever it still sends meanwhile.
                 let drain = async { while let Some(Ok(_)) = stream.next().await {} };
                 let _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
-                tracing::debug!(%author, "disconnected");
+                tracing::debug!(user = %user.id, "disconnected");
                 return;
             }
         }
     }
     writer.abort();
-    tracing::debug!(%author, "disconnected");
+    tracing::debug!(user = %user.id, "disconnected");
 }
 
 /// Asks the writer to send a close frame; later calls do nothing.
@@ -180,35 +164,122 @@ fn close(close_tx: &mut Option<oneshot::Sender<Close>>, code: u16, reason: &'sta
     }
 }
 
-/// One text frame from the client, answered with the frame to send back to it alone.
-async fn handle(state: &AppState, author: &Identity, text: &str) -> ServerMsg {
+/// One text frame from the client, answered with the frames to queue for it alone (in order).
+async fn handle(
+    state: &AppState,
+    conn: &mut Connection,
+    user: &Identity,
+    text: &str,
+) -> Vec<ServerMsg> {
+    let refused = |code, message: &str| {
+        vec![ServerMsg::from(ProtocolError {
+            code,
+            message: message.into(),
+        })]
+    };
+    let unavailable = |e: LogError| {
+        tracing::error!(user = %user.id, "message log: {e}");
+        refused(
+            ErrorCode::Unavailable,
+            "the server could not do that just now; try again",
+        )
+    };
     match ClientMsg::decode(text) {
-        Ok(ClientMsg::Send { client_id, body }) => {
+        Ok(ClientMsg::Join { room, since }) => match join(state, conn, room, since).await {
+            Ok(()) => Vec::new(), // `join` queued its answer itself, ahead of the held messages.
+            Err(e) => unavailable(e),
+        },
+        Ok(ClientMsg::Leave { room }) => {
+            if !conn.has_joined(&room) {
+                return refused(ErrorCode::NotJoined, "you are not in that room");
+            }
+            conn.leave(&room);
+            Vec::new()
+        }
+        Ok(ClientMsg::Send {
+            room,
+            client_id,
+            body,
+        }) => {
+            if !conn.has_joined(&room) {
+                return refused(ErrorCode::NotJoined, "join the room before sending to it");
+            }
             let stored = state
                 .log
                 .append(NewMessage {
-                    room: GENERAL.to_owned(),
-                    author: author.clone(),
+                    room: room.clone(),
+                    author: user.clone(),
                     client_id: client_id.clone(),
                     body,
                 })
                 .await;
             match stored {
-                Ok(seq) => ServerMsg::Ack { client_id, seq },
-                Err(e) => {
-                    tracing::error!(author = %author.id, "could not store a message: {e}");
-                    ServerMsg::from(ProtocolError {
-                        code: ErrorCode::Unavailable,
-                        message: "the message could not be stored; send it again".into(),
-                    })
-                }
+                Ok(seq) => vec![ServerMsg::Ack {
+                    room,
+                    client_id,
+                    seq,
+                }],
+                Err(e) => unavailable(e),
             }
         }
         Err(err) => {
-            tracing::debug!(author = %author.id, code = %err.code, "refused a frame");
-            err.into()
+            tracing::debug!(user = %user.id, code = %err.code, "refused a frame");
+            vec![err.into()]
         }
     }
+}
+
+/// Joins `room` (DESIGN §3): hold its live messages, replay the log from the cursor up to where they
+/// start, then let them through: `Joined`, the replay, then the live messages, each once.
+async fn join(
+    state: &AppState,
+    conn: &mut Connection,
+    room: String,
+    since: Option<Cursor>,
+) -> Result<(), LogError> {
+    let epoch = state.log.ensure_room(&room).await?;
+    let live_after = conn.join(&room);
+    let first_held = state.log.first_seq(&room).await?.unwrap_or(live_after + 1);
+    let latest = live_after
+        .saturating_sub(HISTORY_ON_JOIN as u64 - 1)
+        .max(first_held);
+    let (mode, from) = match since {
+        None => (JoinMode::Latest, latest),
+        Some(cursor) if cursor.epoch != epoch || cursor.seq > live_after => {
+            (JoinMode::Reset, latest)
+        }
+        Some(cursor) => {
+            let wanted = cursor.seq + 1;
+            let floor = first_held.max(live_after.saturating_sub(MAX_REPLAY - 1));
+            if wanted < floor {
+                (JoinMode::Partial, floor)
+            } else {
+                (JoinMode::Full, wanted)
+            }
+        }
+    };
+    let replay = match state.log.range(&room, from, live_after).await {
+        Ok(replay) => replay,
+        Err(e) => {
+            conn.leave(&room);
+            return Err(e);
+        }
+    };
+    let joined = ServerMsg::Joined {
+        room: room.clone(),
+        epoch,
+        mode,
+        first_seq: from,
+        last_seq: live_after,
+    };
+    // Queued before the held messages are released, so nothing live can overtake the replay.
+    for frame in std::iter::once(joined).chain(replay.into_iter().map(ServerMsg::Message)) {
+        if !conn.reply(frame.encode().into()).await {
+            break; // The connection is gone.
+        }
+    }
+    conn.release(&room);
+    Ok(())
 }
 
 /// Sends everything queued for the connection, batched: take all that is waiting, feed it, flush once.

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use app::protocol::{ChatMessage, ClientMsg, ServerMsg};
+use app::protocol::{ChatMessage, ClientMsg, Cursor, JoinMode, ServerMsg};
 use futures::{SinkExt, StreamExt};
 use server::Config;
 use tokio::{
@@ -16,6 +16,18 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async,
     tungstenite::{Message, protocol::CloseFrame},
 };
+
+/// The room the harness's clients join and post to.
+pub const ROOM: &str = "general";
+
+/// The answer to a join.
+#[derive(Debug)]
+pub struct Joined {
+    pub epoch: String,
+    pub mode: JoinMode,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
 
 /// A guard against a hang turning into a stuck CI run; never what a test asserts on.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -151,13 +163,16 @@ pub enum Seen {
 }
 
 impl Client {
-    /// Connects with a session cookie and reads the welcome (the history after it is left to the test).
+    /// Connects as a browser page of ours would, and joins `general` without a cursor: the room's
+    /// latest messages follow (left to the test).
     pub async fn connect(addr: SocketAddr, cookie: &str) -> Self {
-        Self::connect_with_epoch(addr, cookie).await.0
+        let mut client = Self::connect_only(addr, cookie).await;
+        client.join(ROOM, None).await;
+        client
     }
 
-    /// Connects as a browser page of ours would; returns the client and the epoch from the welcome.
-    pub async fn connect_with_epoch(addr: SocketAddr, cookie: &str) -> (Self, String) {
+    /// Connects and reads the welcome; joins nothing.
+    pub async fn connect_only(addr: SocketAddr, cookie: &str) -> Self {
         let request = handshake(addr, Some(cookie), Some(&format!("http://{addr}")));
         let (socket, _) = connect_async(request).await.expect("ws connect");
         let mut client = Self {
@@ -166,12 +181,42 @@ impl Client {
             socket,
         };
         match client.recv().await {
-            ServerMsg::Welcome { you, epoch, .. } => {
+            ServerMsg::Welcome { you, .. } => {
                 client.name = you.name;
                 client.id = you.id;
-                (client, epoch)
+                client
             }
             other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
+
+    /// Joins `room` and reads the answer (the replay after it is left to the test).
+    pub async fn join(&mut self, room: &str, since: Option<Cursor>) -> Joined {
+        self.send(&ClientMsg::Join {
+            room: room.into(),
+            since,
+        })
+        .await;
+        loop {
+            match self.recv().await {
+                ServerMsg::Joined {
+                    room: joined,
+                    epoch,
+                    mode,
+                    first_seq,
+                    last_seq,
+                } if joined == room => {
+                    return Joined {
+                        epoch,
+                        mode,
+                        first_seq,
+                        last_seq,
+                    };
+                }
+                // Messages of rooms joined before may still arrive meanwhile.
+                ServerMsg::Message(_) | ServerMsg::Ack { .. } => continue,
+                other => panic!("expected joined, got {other:?}"),
+            }
         }
     }
 
@@ -180,7 +225,9 @@ impl Client {
         self.say(client_id, body).await;
         loop {
             match self.recv().await {
-                ServerMsg::Ack { client_id: id, seq } if id == client_id => return seq,
+                ServerMsg::Ack {
+                    client_id: id, seq, ..
+                } if id == client_id => return seq,
                 ServerMsg::Message(_) | ServerMsg::Ack { .. } => continue,
                 other => panic!("expected an ack, got {other:?}"),
             }
@@ -193,6 +240,7 @@ impl Client {
 
     pub async fn say(&mut self, client_id: &str, body: &str) {
         self.send(&ClientMsg::Send {
+            room: ROOM.into(),
             client_id: client_id.into(),
             body: body.into(),
         })
