@@ -12,7 +12,7 @@ use gloo_timers::future::TimeoutFuture;
 use leptos::{ev, prelude::*};
 
 use crate::{
-    protocol::{ClientMsg, DEFAULT_ROOM, ServerMsg},
+    protocol::{ClientMsg, DEFAULT_ROOM, ErrorCode, ServerMsg},
     state::{ChatState, Connection},
 };
 
@@ -122,7 +122,7 @@ async fn session(
                         to_send.push(ClientMsg::Join { room: DEFAULT_ROOM.into(), since: chat.cursor() });
                         to_send.extend(chat.resends());
                     }
-                    Ok(msg) => apply(chat, msg),
+                    Ok(msg) => to_send.extend(apply(chat, msg)),
                     Err(err) => leptos::logging::warn!("ignoring a frame from the server: {err}"),
                 },
                 Some(Ok(Message::Bytes(_))) => {}
@@ -147,7 +147,8 @@ async fn session(
     welcomed
 }
 
-fn apply(chat: ChatState, msg: ServerMsg) {
+/// Applies a server frame to the page's state; returns the frames to send in answer.
+fn apply(chat: ChatState, msg: ServerMsg) -> Vec<ClientMsg> {
     match msg {
         ServerMsg::Welcome { .. } => {}
         ServerMsg::Joined {
@@ -158,8 +159,43 @@ fn apply(chat: ChatState, msg: ServerMsg) {
         } => chat.joined(epoch, mode, first_seq),
         ServerMsg::Message(message) => chat.push_message(message),
         ServerMsg::Ack { client_id, .. } => chat.settle(&client_id),
+        ServerMsg::Lagged { room, .. } => {
+            // We fell behind and the server stopped queuing for us: catch up from the log.
+            return vec![ClientMsg::Join {
+                room,
+                since: chat.cursor(),
+            }];
+        }
+        ServerMsg::Error {
+            code: ErrorCode::RateLimited,
+            retry_after_ms,
+            ..
+        } => resend_later(chat, retry_after_ms.unwrap_or(1000)),
         ServerMsg::Error { message, .. } => chat.last_error.set(Some(message)),
     }
+    Vec::new()
+}
+
+thread_local! {
+    /// Whether a re-send of the outbox is already scheduled: one is enough however many sends were
+    /// refused for going too fast.
+    static RESEND_SCHEDULED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Re-sends the outbox after `wait_ms`: the refused sends are still in it.
+fn resend_later(chat: ChatState, wait_ms: u64) {
+    if RESEND_SCHEDULED.with(|s| s.replace(true)) {
+        return;
+    }
+    leptos::task::spawn_local(async move {
+        TimeoutFuture::new(u32::try_from(wait_ms).unwrap_or(u32::MAX)).await;
+        RESEND_SCHEDULED.with(|s| s.set(false));
+        chat.outbox.with_value(|outbox| {
+            if let Some(send) = outbox {
+                chat.resends().into_iter().for_each(|msg| send(msg));
+            }
+        });
+    });
 }
 
 /// `ws://host/ws` or `wss://host/ws`, matching how the page itself was loaded.

@@ -116,7 +116,16 @@ pub enum ServerMsg {
         seq: u64,
     },
     /// A frame you sent was refused; nothing of it was stored or broadcast. The connection stays open.
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+        /// With `rate_limited`: how long to wait before sending again, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    /// Your queue for this connection overflowed (you read too slowly), so messages of `room` from
+    /// `resume_from` on were not sent. Join the room again with your cursor to catch up from the log.
+    Lagged { room: String, resume_from: u64 },
 }
 
 /// A client's position in a room: the last message it has, in the room's epoch.
@@ -179,6 +188,8 @@ pub enum ErrorCode {
     NotJoined,
     /// A display name is empty, longer than [`MAX_NAME_CHARS`], or holds control characters.
     InvalidName,
+    /// Over this connection's message rate; `retry_after_ms` says when the next one is accepted.
+    RateLimited,
     /// The server could not store the message just now; nothing was stored. Resend it (with the
     /// same `client_id`) later.
     Unavailable,
@@ -206,6 +217,7 @@ impl From<ProtocolError> for ServerMsg {
         ServerMsg::Error {
             code: err.code,
             message: err.message,
+            retry_after_ms: None,
         }
     }
 }
@@ -222,6 +234,7 @@ impl fmt::Display for ErrorCode {
             ErrorCode::InvalidRoom => "invalid_room",
             ErrorCode::NotJoined => "not_joined",
             ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
         };
         f.write_str(name)
@@ -231,16 +244,25 @@ impl fmt::Display for ErrorCode {
 impl ClientMsg {
     /// Parses and validates one text frame. Every way a frame can be wrong maps to an [`ErrorCode`].
     pub fn decode(text: &str) -> Result<Self, ProtocolError> {
+        Self::decode_with(text, MAX_BODY_BYTES)
+    }
+
+    /// [`Self::decode`] with the server's configured body limit instead of the default.
+    pub fn decode_with(text: &str, max_body_bytes: usize) -> Result<Self, ProtocolError> {
         let msg: ClientMsg = serde_json::from_str(text).map_err(|e| {
             ProtocolError::new(ErrorCode::InvalidFrame, format!("not a valid frame: {e}"))
         })?;
-        msg.validate()?;
+        msg.validate_with(max_body_bytes)?;
         Ok(msg)
     }
 
     /// Checks the limits a well-formed frame must also meet. The client calls this before sending,
     /// the server again on receipt.
     pub fn validate(&self) -> Result<(), ProtocolError> {
+        self.validate_with(MAX_BODY_BYTES)
+    }
+
+    fn validate_with(&self, max_body_bytes: usize) -> Result<(), ProtocolError> {
         match self {
             ClientMsg::Join { room, .. } | ClientMsg::Leave { room } => validate_room(room),
             ClientMsg::Send {
@@ -250,7 +272,7 @@ impl ClientMsg {
             } => {
                 validate_room(room)?;
                 validate_client_id(client_id)?;
-                validate_body(body)
+                validate_body(body, max_body_bytes)
             }
         }
     }
@@ -279,19 +301,20 @@ fn encode<T: Serialize>(msg: &T) -> String {
         .unwrap_or_else(|e| unreachable!("protocol types always serialize: {e}"))
 }
 
-/// A body is accepted if it has something besides whitespace and fits in [`MAX_BODY_BYTES`].
-pub fn validate_body(body: &str) -> Result<(), ProtocolError> {
+/// A body is accepted if it has something besides whitespace and fits in `max_bytes` (by default
+/// [`MAX_BODY_BYTES`]).
+pub fn validate_body(body: &str, max_bytes: usize) -> Result<(), ProtocolError> {
     if body.trim().is_empty() {
         return Err(ProtocolError::new(
             ErrorCode::EmptyBody,
             "message body is empty",
         ));
     }
-    if body.len() > MAX_BODY_BYTES {
+    if body.len() > max_bytes {
         return Err(ProtocolError::new(
             ErrorCode::BodyTooLong,
             format!(
-                "message body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                "message body is {} bytes; the limit is {max_bytes}",
                 body.len()
             ),
         ));
@@ -406,6 +429,16 @@ mod tests {
             ServerMsg::Error {
                 code: ErrorCode::BodyTooLong,
                 message: "too long".into(),
+                retry_after_ms: None,
+            },
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                message: "slow down".into(),
+                retry_after_ms: Some(250),
+            },
+            ServerMsg::Lagged {
+                room: "general".into(),
+                resume_from: 77,
             },
         ]
     }
@@ -561,6 +594,7 @@ mod tests {
             ErrorCode::InvalidRoom,
             ErrorCode::NotJoined,
             ErrorCode::InvalidName,
+            ErrorCode::RateLimited,
             ErrorCode::Unavailable,
         ] {
             assert_eq!(

@@ -9,6 +9,8 @@ use clap::Parser;
 #[command(
     name = "herald",
     version,
+    // A flag given twice takes its last value, so a wrapper's defaults can be overridden after them.
+    args_override_self = true,
     about = "Herald: a real-time chat and broadcast server in one binary.",
     long_about = "Herald: a real-time chat and broadcast server in one binary.\n\n\
         Serves the chat page at http://ADDR/ and its WebSocket at ws://ADDR/ws. Every flag can also \
@@ -41,6 +43,20 @@ pub struct Config {
     /// How many messages each room keeps; older ones are deleted as new ones arrive.
     #[arg(long, env = "HERALD_RETENTION", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub retention: u64,
+
+    /// Longest message body accepted, in bytes of UTF-8 (at most 60000: a frame is at most 64 KiB).
+    #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = app::protocol::MAX_BODY_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=60_000))]
+    pub max_body_bytes: usize,
+
+    /// Frames one connection may send per second, on average (a token bucket; see --rate-burst).
+    /// Over it, frames are refused with `rate_limited` and a retry-after.
+    #[arg(long, env = "HERALD_RATE_PER_SEC", default_value_t = 5.0)]
+    pub rate_per_sec: f64,
+
+    /// Frames one connection may send at once before --rate-per-sec applies.
+    #[arg(long, env = "HERALD_RATE_BURST", default_value_t = 30)]
+    pub rate_burst: u32,
 
     /// Folder holding the built site (pkg/, favicon, ...). Only read by a binary built without
     /// embedded assets; the release binary carries its own copy.

@@ -1,9 +1,11 @@
 //! The broadcast hub: who listens to which room, and fan-out of each stored message to them. No I/O.
 //!
 //! A message is encoded once into a [`Frame`] whose bytes every subscriber shares; delivering it is a
-//! non-blocking push onto each subscriber's bounded queue. A subscriber whose queue is full is too slow
-//! to keep up: it is removed and told so (its connection closes with `TOO_SLOW`) instead of either
-//! delaying everyone else or silently missing messages.
+//! non-blocking push onto each connection's bounded queue. When a connection's queue is full it is
+//! reading too slowly: the hub stops queuing that room for it and leaves a lag note, which its writer
+//! turns into a `lagged` marker once the queue is drained; the client catches up from the log by
+//! rejoining. Nobody waits for a slow reader, and no queue grows past its bound. A connection that lags
+//! again and again is given up on (closed with `TOO_SLOW`).
 //!
 //! The hub also knows the last seq published in each room, so a joining connection can replay the log
 //! exactly up to where its live queue starts (DESIGN §3).
@@ -16,11 +18,14 @@ use std::{
 #[cfg(test)]
 use app::protocol::Identity;
 use app::protocol::{ChatMessage, ServerMsg};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// An encoded server frame, cheap to clone: the bytes are reference-counted, never copied per reader.
 pub type Frame = axum::extract::ws::Utf8Bytes;
+
+/// How many times a connection may lag before the hub gives up on it.
+pub const MAX_LAGS: u32 = 5;
 
 /// Frames a subscriber may have waiting before it counts as too slow. A message is at most ~4.3 KiB
 /// encoded, so this bounds one connection's queue at about 1 MiB.
@@ -48,28 +53,62 @@ struct Room {
 
 struct Subscriber {
     queue: mpsc::Sender<Frame>,
-    /// Cancelled when the hub gives up on this connection because its queue overflowed.
-    lagged: CancellationToken,
+    lag: Arc<Lag>,
     /// While the connection replays this room's history, its live messages wait here, so they reach
     /// the queue after the replay (see [`Connection::release`]).
     held: Option<Vec<Frame>>,
 }
 
+/// One connection's lagging, shared between the hub (which notes it) and the connection's writer
+/// (which tells the client).
+#[derive(Default)]
+pub struct Lag {
+    /// `(room, resume_from)` not yet told to the client.
+    notes: Mutex<Vec<(String, u64)>>,
+    /// Wakes the writer when a note is added.
+    pub noted: Notify,
+    count: std::sync::atomic::AtomicU32,
+    /// Cancelled after [`MAX_LAGS`] lags: the connection is closed with `TOO_SLOW`.
+    pub given_up: CancellationToken,
+}
+
+impl Lag {
+    fn note(&self, room: &str, resume_from: u64) {
+        use std::sync::atomic::Ordering;
+        self.notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((room.to_owned(), resume_from));
+        if self.count.fetch_add(1, Ordering::Relaxed) + 1 >= MAX_LAGS {
+            self.given_up.cancel();
+        }
+        self.noted.notify_one();
+    }
+
+    /// The lag notes not yet told to the client, oldest first.
+    pub fn take_notes(&self) -> Vec<(String, u64)> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 impl Subscriber {
-    /// Queues a frame (or holds it). False if the subscriber is gone or too slow and must be dropped.
-    fn deliver(&mut self, frame: &Frame) -> bool {
+    /// Queues a frame (or holds it). False if the subscriber is gone, or lagged on this message of
+    /// `room` (seq `seq`): then it must be dropped from the room.
+    fn deliver(&mut self, room: &str, seq: u64, frame: &Frame) -> bool {
         if let Some(held) = &mut self.held {
             if held.len() < QUEUE_FRAMES {
                 held.push(frame.clone());
                 return true;
             }
-            self.lagged.cancel();
+            // Nothing held reached the queue (it holds seqs up to `seq - 1`): resume from the first.
+            let first_held = seq - held.len() as u64;
+            self.lag.note(room, first_held);
             return false;
         }
         match self.queue.try_send(frame.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.lagged.cancel();
+                self.lag.note(room, seq);
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -83,8 +122,8 @@ pub struct Connection {
     hub: Hub,
     queue: mpsc::Sender<Frame>,
     frames: Option<mpsc::Receiver<Frame>>,
-    /// Cancelled if the hub dropped this connection for being too slow.
-    pub lagged: CancellationToken,
+    /// Where the hub notes that this connection lagged.
+    pub lag: Arc<Lag>,
     joined: Vec<String>,
 }
 
@@ -113,7 +152,7 @@ impl Hub {
             hub: self.clone(),
             queue,
             frames: Some(frames),
-            lagged: CancellationToken::new(),
+            lag: Arc::default(),
             joined: Vec::new(),
         }
     }
@@ -124,9 +163,11 @@ impl Hub {
         // Encoded once, outside the lock; every subscriber shares these bytes.
         let frame = Frame::from(ServerMsg::Message(message.clone()).encode());
         let mut inner = self.lock();
+        let name = room;
         let room = inner.rooms.entry(room.to_owned()).or_default();
         room.last_seq = message.seq;
-        room.subscribers.retain(|_, sub| sub.deliver(&frame));
+        room.subscribers
+            .retain(|_, sub| sub.deliver(name, message.seq, &frame));
     }
 
     /// How many connections are in `room` now.
@@ -170,7 +211,7 @@ impl Connection {
             self.id,
             Subscriber {
                 queue: self.queue.clone(),
-                lagged: self.lagged.clone(),
+                lag: self.lag.clone(),
                 held: Some(Vec::new()),
             },
         );
@@ -191,7 +232,12 @@ impl Connection {
             return; // Dropped meanwhile for being too slow.
         };
         let held = sub.held.take().unwrap_or_default();
-        if !held.iter().all(|frame| sub.deliver(frame)) {
+        let first = entry.last_seq + 1 - held.len() as u64;
+        let delivered = held
+            .iter()
+            .zip(first..)
+            .all(|(frame, seq)| sub.deliver(room, seq, frame));
+        if !delivered {
             entry.subscribers.remove(&self.id);
         }
     }
@@ -285,16 +331,43 @@ mod tests {
     }
 
     #[test]
-    fn an_overflowing_subscriber_is_dropped_and_told_without_affecting_others() {
+    fn an_overflowing_subscriber_lags_without_affecting_others_and_its_queue_stays_bounded() {
         let hub = Hub::new();
-        let (stalled, _stalled_frames) = joined(&hub, "general");
+        let (stalled, mut stalled_frames) = joined(&hub, "general");
         let (_reader, mut reader) = joined(&hub, "general");
-        for seq in 1..=(QUEUE_FRAMES as u64 + 1) {
+        let overflow = QUEUE_FRAMES as u64 + 1;
+        for seq in 1..=overflow + 100 {
             hub.publish("general", &message(seq));
             assert_eq!(seq_of(&reader.try_recv().expect("queued")), seq);
         }
-        assert!(stalled.lagged.is_cancelled());
-        assert_eq!(hub.subscriber_count("general"), 1);
+        assert_eq!(
+            stalled.lag.take_notes(),
+            vec![("general".to_string(), overflow)]
+        );
+        assert!(!stalled.lag.given_up.is_cancelled(), "one lag is forgiven");
+        assert_eq!(hub.subscriber_count("general"), 1, "no longer queued for");
+        let mut queued = 0;
+        while stalled_frames.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, QUEUE_FRAMES, "the queue never grew past its bound");
+    }
+
+    #[test]
+    fn a_connection_that_keeps_lagging_is_given_up() {
+        let hub = Hub::new();
+        let mut conn = hub.connect();
+        let _frames = conn.take_frames();
+        let mut seq = 0;
+        for _ in 0..MAX_LAGS {
+            conn.join("general");
+            conn.release("general");
+            for _ in 0..=QUEUE_FRAMES {
+                seq += 1;
+                hub.publish("general", &message(seq));
+            }
+        }
+        assert!(conn.lag.given_up.is_cancelled());
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod assets;
 pub mod config;
 pub mod hub;
 pub mod log;
+pub mod rate;
 pub mod session;
 pub mod transport;
 
@@ -46,6 +47,16 @@ pub struct AppState {
     pub sessions: Sessions,
     /// See [`Config::allowed_origins`].
     pub allowed_origins: Arc<[String]>,
+    /// Per-connection limits from the config.
+    pub limits: Limits,
+}
+
+/// What each connection may send; see the matching [`Config`] fields.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub rate_per_sec: f64,
+    pub rate_burst: u32,
 }
 
 /// Serves Herald on `listener` until `shutdown` resolves, then closes every WebSocket with
@@ -82,6 +93,11 @@ pub async fn run(
         site_dir: Arc::new(config.site_dir.clone()),
         sessions,
         allowed_origins: config.allowed_origins.clone().into(),
+        limits: Limits {
+            max_body_bytes: config.max_body_bytes,
+            rate_per_sec: config.rate_per_sec,
+            rate_burst: config.rate_burst,
+        },
     };
     if let Err(problem) = assets::check_site(&state).await {
         tracing::warn!("{problem}");

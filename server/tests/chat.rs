@@ -129,7 +129,9 @@ async fn bad_frames_get_a_typed_error_keep_the_connection_and_broadcast_nothing(
     for (frame, code) in cases {
         sender.send_raw(frame).await;
         match sender.recv().await {
-            ServerMsg::Error { code: got, message } => {
+            ServerMsg::Error {
+                code: got, message, ..
+            } => {
                 assert_eq!(got, code);
                 assert!(!message.is_empty(), "the error says what is wrong");
             }

@@ -5,7 +5,10 @@
 //! the writer owns the socket's sending half, takes everything queued at once, feeds it and flushes
 //! once. Closing is always a close frame with a code from `app::protocol::close_code`.
 
-use std::time::Duration;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use app::protocol::{
     ClientMsg, Cursor, ErrorCode, HISTORY_ON_JOIN, Identity, JoinMode, MAX_FRAME_BYTES, MAX_REPLAY,
@@ -27,8 +30,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     AppState,
-    hub::{Connection, Frame},
+    hub::{Connection, Frame, Lag},
     log::{LogError, NewMessage},
+    rate::TokenBucket,
     session,
 };
 
@@ -43,6 +47,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 /// How long one write may take before the writer gives up on a peer that stopped reading, when it is
 /// trying to close anyway.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A write that makes no progress for this long means the peer stopped reading: drop it.
+const STALLED_WRITE: Duration = Duration::from_secs(30);
 
 /// Socket buffers: small, because most connections are idle most of the time and these are allocated
 /// per connection (the library defaults cost ~134 KiB per idle socket).
@@ -106,10 +113,11 @@ async fn connection(socket: WebSocket, state: AppState, user: Identity) {
         vec![welcome.encode().into()],
         frames,
         close_rx,
-        conn.lagged.clone(),
+        conn.lag.clone(),
         state.stop.clone(),
     ));
     tracing::debug!(user = %user.id, "connected");
+    let mut budget = TokenBucket::new(state.limits.rate_per_sec, state.limits.rate_burst);
 
     loop {
         tokio::select! {
@@ -127,7 +135,14 @@ async fn connection(socket: WebSocket, state: AppState, user: Identity) {
                         close(&mut close_tx, close_code::MESSAGE_TOO_BIG, "frame too big");
                         continue;
                     }
-                    Message::Text(text) => handle(&state, &mut conn, &user, &text).await,
+                    Message::Text(text) => match budget.take(Instant::now()) {
+                        Ok(()) => handle(&state, &mut conn, &user, &text).await,
+                        Err(wait) => vec![ServerMsg::Error {
+                            code: ErrorCode::RateLimited,
+                            message: "too many messages at once; wait a moment".into(),
+                            retry_after_ms: Some(wait.as_millis().max(1) as u64),
+                        }],
+                    },
                     Message::Binary(_) => vec![ServerMsg::from(ProtocolError {
                         code: ErrorCode::BinaryFrame,
                         message: "frames must be text (JSON)".into(),
@@ -184,7 +199,7 @@ async fn handle(
             "the server could not do that just now; try again",
         )
     };
-    match ClientMsg::decode(text) {
+    match ClientMsg::decode_with(text, state.limits.max_body_bytes) {
         Ok(ClientMsg::Join { room, since }) => match join(state, conn, room, since).await {
             Ok(()) => Vec::new(), // `join` queued its answer itself, ahead of the held messages.
             Err(e) => unavailable(e),
@@ -289,7 +304,7 @@ async fn write_loop(
     first_frames: Vec<Frame>,
     mut frames: mpsc::Receiver<Frame>,
     mut close_rx: oneshot::Receiver<Close>,
-    lagged: CancellationToken,
+    lag: Arc<Lag>,
     stop: CancellationToken,
 ) {
     let going_away = Close {
@@ -306,8 +321,17 @@ async fn write_loop(
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break going_away,
-                _ = lagged.cancelled() => break too_slow,
+                _ = lag.given_up.cancelled() => break too_slow,
                 Ok(close) = &mut close_rx => break close,
+                _ = lag.noted.notified() => {
+                    // Everything queued before the lag goes first; the markers follow it.
+                    while let Ok(frame) = frames.try_recv() {
+                        batch.push(frame);
+                    }
+                    for (room, resume_from) in lag.take_notes() {
+                        batch.push(ServerMsg::Lagged { room, resume_from }.encode().into());
+                    }
+                }
                 received = frames.recv_many(&mut batch, QUEUE_DRAIN_MAX) => {
                     if received == 0 {
                         return; // The connection is gone.
@@ -315,12 +339,17 @@ async fn write_loop(
                 }
             }
         }
-        // A peer that stops reading blocks the write; shutdown and lagging must still win.
+        // A peer that stops reading blocks the write; shutdown and lagging must still win, and a
+        // peer that reads nothing for STALLED_WRITE is dropped, so it holds no memory for long.
         tokio::select! {
             biased;
             _ = stop.cancelled() => break going_away,
-            _ = lagged.cancelled() => break too_slow,
-            result = write_batch(&mut sink, &mut batch) => if result.is_err() { return },
+            _ = lag.given_up.cancelled() => break too_slow,
+            result = tokio::time::timeout(STALLED_WRITE, write_batch(&mut sink, &mut batch)) => {
+                if !matches!(result, Ok(Ok(()))) {
+                    return;
+                }
+            }
         }
     };
     let frame = CloseFrame {

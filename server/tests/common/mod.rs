@@ -49,9 +49,14 @@ impl TestServer {
     }
 
     /// A server on the data dir `dir` (kept by the caller, e.g. across a restart), with extra flags.
+    /// Tests post far faster than people type, so the rate budget is generous unless `flags` set it.
     pub async fn start_in(dir: &str, flags: &[&str]) -> Self {
-        let config =
-            Config::from_flags(["--data-dir", dir].iter().chain(flags)).expect("valid flags");
+        let generous = ["--rate-per-sec", "1000000", "--rate-burst", "1000000"];
+        let all = ["--data-dir", dir]
+            .into_iter()
+            .chain(generous)
+            .chain(flags.iter().copied());
+        let config = Config::from_flags(all).expect("valid flags");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -175,6 +180,23 @@ impl Client {
     pub async fn connect_only(addr: SocketAddr, cookie: &str) -> Self {
         let request = handshake(addr, Some(cookie), Some(&format!("http://{addr}")));
         let (socket, _) = connect_async(request).await.expect("ws connect");
+        Self::welcomed(socket).await
+    }
+
+    /// Like [`Self::connect_only`], with a tiny kernel receive buffer: a client that stops reading
+    /// then backs up into the server at once instead of into megabytes of loopback buffering.
+    pub async fn connect_small_buffer(addr: SocketAddr, cookie: &str) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("connect");
+        let request = handshake(addr, Some(cookie), Some(&format!("http://{addr}")));
+        let (socket, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("ws handshake");
+        Self::welcomed(socket).await
+    }
+
+    async fn welcomed(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
         let mut client = Self {
             name: String::new(),
             id: String::new(),

@@ -1,0 +1,164 @@
+//! What a connection may not do: send faster than its budget, send bodies over the configured limit,
+//! or hold the server up by not reading. Each is refused or contained without harm to anyone else.
+
+mod common;
+
+use app::protocol::{ClientMsg, Cursor, ErrorCode, JoinMode, ServerMsg};
+use common::{Client, TempDir, TestServer};
+
+#[tokio::test]
+async fn sending_over_the_rate_budget_is_refused_with_a_retry_after_and_stores_nothing() {
+    let data = TempDir::new();
+    let server =
+        TestServer::start_in(data.path(), &["--rate-burst", "3", "--rate-per-sec", "1"]).await;
+    let mut client = server.client().await; // The join took one token: two sends are left.
+    for i in 0..4 {
+        client.say(&format!("c{i}"), &format!("m{i}")).await;
+    }
+    let (mut acked, mut limited) = (Vec::new(), Vec::new());
+    while acked.len() + limited.len() < 4 {
+        match client.recv().await {
+            ServerMsg::Ack { client_id, .. } => acked.push(client_id),
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                retry_after_ms,
+                ..
+            } => limited.push(retry_after_ms.expect("a retry-after")),
+            ServerMsg::Message(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(acked, vec!["c0", "c1"]);
+    assert_eq!(limited.len(), 2);
+    assert!(
+        limited.iter().all(|&ms| ms > 0 && ms <= 1000),
+        "{limited:?}"
+    );
+
+    // Only the accepted two were stored: a newcomer's history holds exactly them.
+    let mut newcomer = server.client_named("New").await;
+    let first = newcomer.next_message().await;
+    let second = newcomer.next_message().await;
+    assert_eq!((first.body.as_str(), second.body.as_str()), ("m0", "m1"));
+    newcomer.say("n", "newcomer").await;
+    assert_eq!(
+        newcomer.next_message().await.seq,
+        3,
+        "nothing else was stored"
+    );
+}
+
+#[tokio::test]
+async fn the_body_limit_follows_its_flag() {
+    let data = TempDir::new();
+    let server = TestServer::start_in(data.path(), &["--max-body-bytes", "10"]).await;
+    let mut client = server.client().await;
+    client.say("ok", "0123456789").await;
+    assert_eq!(client.next_message().await.body, "0123456789");
+    client.say("long", "0123456789!").await;
+    loop {
+        match client.recv().await {
+            ServerMsg::Error { code, message, .. } => {
+                assert_eq!(code, ErrorCode::BodyTooLong);
+                assert!(message.contains("the limit is 10"), "{message}");
+                break;
+            }
+            ServerMsg::Ack { .. } => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_lags_alone_and_catches_up_from_the_log() {
+    const POSTERS: u64 = 5;
+    const EACH: u64 = 100;
+    const TOTAL: u64 = POSTERS * EACH;
+    let data = TempDir::new();
+    let flags = [
+        "--max-body-bytes",
+        "50000",
+        "--rate-burst",
+        "100000",
+        "--rate-per-sec",
+        "100000",
+    ];
+    let server = TestServer::start_in(data.path(), &flags).await;
+
+    let cookie = server.session("Stalled").await;
+    let mut stalled = Client::connect_small_buffer(server.addr, &cookie).await;
+    let epoch = stalled.join("general", None).await.epoch;
+
+    // A reader that keeps up, in its own task.
+    let mut reader = server.client_named("Reader").await;
+    let reading = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        while seqs.len() < TOTAL as usize {
+            seqs.push(reader.next_message().await.seq);
+        }
+        seqs
+    });
+
+    // 500 messages of 48 KiB (24 MiB): far more than the stalled reader's queue and socket hold.
+    let body = "x".repeat(48 * 1024);
+    let mut posters = Vec::new();
+    for p in 0..POSTERS {
+        let mut poster = server.client_named(&format!("P{p}")).await;
+        let body = body.clone();
+        posters.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                poster.post(&format!("{p}-{i}"), &body).await;
+            }
+        }));
+    }
+    for poster in posters {
+        poster.await.expect("poster");
+    }
+    assert_eq!(
+        reading.await.expect("reader"),
+        (1..=TOTAL).collect::<Vec<_>>(),
+        "the reader that keeps up got everything, in order, while the other stalled"
+    );
+
+    // The stalled reader now reads: an unbroken run of messages, then the lag marker where it ends.
+    let mut seqs = Vec::new();
+    let resume_from = loop {
+        match stalled.recv().await {
+            ServerMsg::Message(msg) => seqs.push(msg.seq),
+            ServerMsg::Lagged { room, resume_from } => {
+                assert_eq!(room, "general");
+                break resume_from;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(resume_from < TOTAL, "it did lag");
+    assert_eq!(seqs, (1..resume_from).collect::<Vec<_>>());
+
+    // It rejoins from its cursor and gets exactly the rest from the log.
+    let joined = stalled
+        .join(
+            "general",
+            Some(Cursor {
+                epoch,
+                seq: resume_from - 1,
+            }),
+        )
+        .await;
+    assert_eq!(
+        (joined.mode, joined.first_seq, joined.last_seq),
+        (JoinMode::Full, resume_from, TOTAL)
+    );
+    for expected in resume_from..=TOTAL {
+        assert_eq!(stalled.next_message().await.seq, expected);
+    }
+    // And it is live again.
+    stalled
+        .send(&ClientMsg::Send {
+            room: "general".into(),
+            client_id: "back".into(),
+            body: "back".into(),
+        })
+        .await;
+    assert_eq!(stalled.next_message().await.seq, TOTAL + 1);
+}
