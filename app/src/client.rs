@@ -12,7 +12,7 @@ use gloo_timers::future::TimeoutFuture;
 use leptos::{ev, prelude::*};
 
 use crate::{
-    protocol::{ClientMsg, DEFAULT_ROOM, ErrorCode, ServerMsg},
+    protocol::{ClientMsg, ErrorCode, ServerMsg},
     state::{ChatState, Connection},
 };
 
@@ -119,7 +119,7 @@ async fn session(
                         chat.connection.set(Connection::Connected);
                         // Rejoin where our copy ends, then re-send what was never acknowledged: the
                         // server stores each `client_id` once however often it arrives.
-                        to_send.push(ClientMsg::Join { room: DEFAULT_ROOM.into(), since: chat.cursor() });
+                        to_send.push(ClientMsg::Join { room: chat.room.get_value(), since: chat.cursor() });
                         to_send.extend(chat.resends());
                     }
                     Ok(msg) => to_send.extend(apply(chat, msg)),

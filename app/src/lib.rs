@@ -16,13 +16,13 @@ pub mod client;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
+    ParamSegment, StaticSegment,
     components::{Route, Router, Routes},
-    hooks::use_query_map,
+    hooks::{use_location, use_params_map, use_query_map},
 };
 
 use components::{Composer, ConnectionStatus, MessageList};
-use protocol::MAX_NAME_CHARS;
+use protocol::{DEFAULT_ROOM, MAX_NAME_CHARS, MAX_ROOM_CHARS, validate_room};
 use state::{ChatState, USER_META, current_user};
 
 /// The name the build gives the JS glue and the wasm (`pkg/herald.js`, `pkg/herald_bg.wasm`) and the
@@ -63,16 +63,24 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=NotFound>
                 <Route path=StaticSegment("") view=ChatPage/>
+                <Route path=(StaticSegment("r"), ParamSegment("room")) view=ChatPage/>
             </Routes>
         </Router>
     }
 }
 
-/// The chat for someone who has chosen a name; the name prompt for everyone else.
+/// The chat of the room in the URL (`/r/{room}`, or `general` at `/`) for someone who has chosen a
+/// name; the name prompt for everyone else.
 #[component]
 fn ChatPage() -> impl IntoView {
+    let room = use_params_map()
+        .with_untracked(|params| params.get("room"))
+        .unwrap_or_else(|| DEFAULT_ROOM.to_string());
+    if validate_room(&room).is_err() {
+        return view! { <NotFound/> }.into_any();
+    }
     match current_user() {
-        Some(_) => view! { <Chat/> }.into_any(),
+        Some(_) => view! { <Chat room/> }.into_any(),
         None => view! { <NamePrompt/> }.into_any(),
     }
 }
@@ -82,6 +90,8 @@ fn ChatPage() -> impl IntoView {
 #[component]
 fn NamePrompt() -> impl IntoView {
     let query = use_query_map();
+    // After choosing a name, come back to this very page (a room's URL, say).
+    let here = use_location().pathname.get_untracked();
     let error = move || {
         query.with(|q| q.get("name_error")).map(|_| {
             format!("Please choose a name of 1 to {MAX_NAME_CHARS} characters, without line breaks or control characters.")
@@ -101,6 +111,7 @@ fn NamePrompt() -> impl IntoView {
                     maxlength=MAX_NAME_CHARS
                     autofocus
                 />
+                <input type="hidden" name="next" value=here/>
                 <button type="submit">"Start chatting"</button>
                 <p class="form-error" role="alert" data-testid="name-error">{error}</p>
             </form>
@@ -108,10 +119,11 @@ fn NamePrompt() -> impl IntoView {
     }
 }
 
-/// The chat: header with who you are and the connection state, the live message list, the composer.
+/// The chat: header with who you are and the connection state, the rooms, the live message list, the
+/// composer.
 #[component]
-fn Chat() -> impl IntoView {
-    let chat = ChatState::new(current_user());
+fn Chat(room: String) -> impl IntoView {
+    let chat = ChatState::new(current_user(), room.clone());
     provide_context(chat);
 
     // Effects run only in the browser, after hydration: this is where the page comes alive.
@@ -125,7 +137,7 @@ fn Chat() -> impl IntoView {
         <div class="app" data-hydrated=move || chat.hydrated.get().to_string()>
             <header class="topbar">
                 <h1 class="brand">"Herald"</h1>
-                <span class="room-name">"# general"</span>
+                <span class="room-name" data-testid="room-name">"# " {room}</span>
                 <span class="me" data-testid="me">
                     {move || chat.me.get().map(|me| me.name)}
                 </span>
@@ -134,6 +146,21 @@ fn Chat() -> impl IntoView {
                 </form>
                 <ConnectionStatus/>
             </header>
+            <nav class="rooms" aria-label="Rooms">
+                <a href="/">"# general"</a>
+                // A plain form: the server turns `/r?room=name` into `/r/name`.
+                <form class="go-to-room" method="get" action="/r">
+                    <input
+                        name="room"
+                        data-testid="room-input"
+                        placeholder="go to room…"
+                        aria-label="Go to room"
+                        pattern="[a-z0-9_\\-]+"
+                        maxlength=MAX_ROOM_CHARS
+                        required
+                    />
+                </form>
+            </nav>
             <main class="conversation">
                 <MessageList/>
             </main>

@@ -5,9 +5,7 @@
 
 use leptos::prelude::*;
 
-use crate::protocol::{
-    ChatMessage, ClientMsg, Cursor, DEFAULT_ROOM, Identity, JoinMode, ProtocolError,
-};
+use crate::protocol::{ChatMessage, ClientMsg, Cursor, Identity, JoinMode, ProtocolError};
 
 /// Who the page is rendered for, from the session cookie (server) or from the page itself (browser):
 /// `None` means the visitor has not chosen a name yet.
@@ -76,6 +74,8 @@ impl Connection {
 
 #[derive(Clone, Copy)]
 pub struct ChatState {
+    /// The room this page shows (from its URL).
+    pub room: StoredValue<String>,
     /// True once the WASM has hydrated the page; until then nothing on it is interactive.
     pub hydrated: RwSignal<bool>,
     pub connection: RwSignal<Connection>,
@@ -123,8 +123,9 @@ pub struct Pending {
 pub type Outbox = std::rc::Rc<dyn Fn(crate::protocol::ClientMsg)>;
 
 impl ChatState {
-    pub fn new(me: Option<Identity>) -> Self {
+    pub fn new(me: Option<Identity>, room: String) -> Self {
         Self {
+            room: StoredValue::new(room),
             hydrated: RwSignal::new(false),
             connection: RwSignal::new(Connection::Loading),
             me: RwSignal::new(me),
@@ -196,7 +197,7 @@ impl ChatState {
     pub fn send_message(&self, body: String) -> Result<(), ProtocolError> {
         let client_id = self.next_client_id();
         let msg = ClientMsg::Send {
-            room: DEFAULT_ROOM.into(),
+            room: self.room.get_value(),
             client_id: client_id.clone(),
             body: body.clone(),
         };
@@ -216,7 +217,7 @@ impl ChatState {
             pending
                 .iter()
                 .map(|p| ClientMsg::Send {
-                    room: DEFAULT_ROOM.into(),
+                    room: self.room.get_value(),
                     client_id: p.client_id.clone(),
                     body: p.body.clone(),
                 })

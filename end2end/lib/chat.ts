@@ -27,7 +27,7 @@ export async function chooseName(page: Page, name: string) {
  * hydrated the page and the socket is connected. Returns the name shown as the user's own.
  */
 export async function openChat(page: Page, url = heraldUrl(), name = newName()): Promise<string> {
-  await page.goto(url + '/');
+  await page.goto(url);
   if (await page.getByTestId('name-form').isVisible()) {
     await chooseName(page, name);
   }

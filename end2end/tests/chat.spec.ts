@@ -186,3 +186,29 @@ test('offline: messages sent meanwhile arrive once, in order, and missed ones ap
   }
   await expect(bodies(a).filter({ hasText: `missed by A ${tag}` })).toHaveCount(1);
 });
+
+test('rooms are separate: each has its own URL, and only its members hear it', async ({ browser }) => {
+  const room = `room-${Date.now()}`;
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  const elsewhere = await (await browser.newContext()).newPage();
+  await openChat(a);
+  // Through the "go to room" form, as a person would.
+  await a.getByTestId('room-input').fill(room);
+  await a.getByTestId('room-input').press('Enter');
+  await expect(a).toHaveURL(new RegExp(`/r/${room}$`));
+  await expect(a.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+  await expect(a.getByTestId('room-name')).toHaveText(`# ${room}`);
+  // A first visit straight to the room's URL: after choosing a name, B is in that room.
+  await openChat(b, `${heraldUrl()}/r/${room}`);
+  await expect(b).toHaveURL(new RegExp(`/r/${room}$`));
+  await openChat(elsewhere);
+
+  await send(a, `only in ${room}`);
+  await expect(bodies(b).filter({ hasText: `only in ${room}` })).toHaveCount(1);
+  // The general room goes on without it: its own next message arrives, the room's never does.
+  await send(elsewhere, `general after ${room}`);
+  await expect(bodies(elsewhere).filter({ hasText: `general after ${room}` })).toHaveCount(1);
+  await expect(bodies(elsewhere).filter({ hasText: `only in ${room}` })).toHaveCount(0);
+  await expect(bodies(a).filter({ hasText: `general after ${room}` })).toHaveCount(0);
+});

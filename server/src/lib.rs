@@ -135,6 +135,7 @@ fn router(state: AppState) -> Router {
         )
         .merge(transport::ws::router())
         .merge(session::router())
+        .route("/r", axum::routing::get(go_to_room))
         .fallback(assets::serve)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -147,5 +148,22 @@ pub fn provide_current_user(sessions: Sessions) -> impl Fn() + Clone + Send + Sy
         let user = use_context::<http::request::Parts>()
             .and_then(|parts| sessions.from_headers(&parts.headers));
         provide_context(app::state::CurrentUser(user));
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct GoToRoom {
+    room: String,
+}
+
+/// `GET /r?room=Name`: the "go to room" form's target; sends the browser to `/r/name`.
+async fn go_to_room(
+    axum::extract::Query(GoToRoom { room }): axum::extract::Query<GoToRoom>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let room = room.trim().to_ascii_lowercase();
+    match app::protocol::validate_room(&room) {
+        Ok(()) => axum::response::Redirect::to(&format!("/r/{room}")).into_response(),
+        Err(err) => (axum::http::StatusCode::BAD_REQUEST, err.message).into_response(),
     }
 }

@@ -187,20 +187,41 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize)]
 struct NameForm {
     name: String,
+    /// The page to go back to; only a path on this site is followed.
+    next: Option<String>,
+}
+
+/// `next` if it is a path on this site, else the chat's front page. `//host` and `/\host` are
+/// protocol-relative URLs to other sites, not paths: refused.
+fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.starts_with("/\\")
+                && !path.contains(['\r', '\n']) =>
+        {
+            path
+        }
+        _ => "/",
+    }
 }
 
 /// `POST /session` with form field `name`: sets the session cookie and goes back to the chat; a name
 /// that cannot be used goes back with `?name_error=` saying why.
 async fn start(State(state): State<AppState>, Form(form): Form<NameForm>) -> Response {
+    let next = local_path(form.next.as_deref());
     let name = match validate_name(&form.name) {
         Ok(name) => name,
-        Err(err) => return Redirect::to(&format!("/?name_error={}", err.code)).into_response(),
+        Err(err) => {
+            return Redirect::to(&format!("{next}?name_error={}", err.code)).into_response();
+        }
     };
     let (identity, value) = state.sessions.issue(name);
     tracing::info!(user = %identity.id, name = %identity.name, "new session");
     let cookie =
         format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={MAX_AGE_SECS}");
-    with_cookie(Redirect::to("/"), &cookie)
+    with_cookie(Redirect::to(next), &cookie)
 }
 
 /// `POST /session/end`: forgets the session in this browser.
@@ -244,6 +265,21 @@ mod tests {
         assert_eq!(other.verify(&value), None);
         for junk in ["", ".", "zz.zz", "abc"] {
             assert_eq!(sessions.verify(junk), None);
+        }
+    }
+
+    #[test]
+    fn after_choosing_a_name_only_paths_on_this_site_are_followed() {
+        assert_eq!(local_path(Some("/r/ops")), "/r/ops");
+        for elsewhere in [
+            None,
+            Some(""),
+            Some("https://evil.example"),
+            Some("//evil.example"),
+            Some("/\\evil.example"),
+            Some("/a\r\nSet-Cookie: x=y"),
+        ] {
+            assert_eq!(local_path(elsewhere), "/", "{elsewhere:?}");
         }
     }
 

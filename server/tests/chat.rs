@@ -330,3 +330,37 @@ async fn the_author_is_always_the_senders_session() {
     );
     assert_eq!(seen.seq, 1, "the refused frame broadcast nothing");
 }
+
+#[tokio::test]
+async fn each_room_has_its_own_page_and_the_go_to_form_finds_it() {
+    let server = TestServer::start().await;
+    let cookie = server.session("Ann").await;
+    let get = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
+            server.addr
+        )
+    };
+    let (status, _, body) = server.request(&get("/r/ops-alerts")).await;
+    assert_eq!(status, 200);
+    // Leptos separates adjacent text nodes with `<!>` markers for hydration.
+    assert!(
+        body.replace("<!>", "").contains("># ops-alerts<"),
+        "the room's name is shown"
+    );
+
+    let (status, head, _) = server.request(&get("/r?room=%20Ops-Alerts%20")).await;
+    assert_eq!(status, 303);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("location: /r/ops-alerts"),
+        "{head}"
+    );
+
+    let (status, _, body) = server.request(&get("/r?room=no%20spaces")).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("a-z, 0-9"));
+
+    let (status, _, _) = server.request(&get("/r/Not_Valid!")).await;
+    assert_eq!(status, 404);
+}

@@ -15,10 +15,10 @@ pub fn Composer() -> impl IntoView {
     // Usable as soon as the page is hydrated: while disconnected, messages wait in the outbox.
     let ready = move || chat.hydrated.get();
     let placeholder = move || match chat.connection.get() {
-        Connection::Loading => "Loading…",
-        Connection::Connected => "Message #general",
+        Connection::Loading => "Loading…".to_string(),
+        Connection::Connected => format!("Message #{}", chat.room.get_value()),
         Connection::Connecting | Connection::Reconnecting { .. } | Connection::Offline => {
-            "Offline: messages are sent when the connection is back"
+            "Offline: messages are sent when the connection is back".to_string()
         }
     };
 
