@@ -233,14 +233,7 @@ async fn a_first_visit_asks_for_a_name_with_a_form_that_works_without_scripts() 
     );
 
     for bad in ["", "%20%20", "a%0Ab", &"x".repeat(33)] {
-        let body = format!("name={bad}");
-        let (status, head, _) = server
-            .request(&format!(
-                "POST /session HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                server.addr,
-                body.len()
-            ))
-            .await;
+        let (status, head, _) = server.post_form("/session", &format!("name={bad}")).await;
         assert_eq!(status, 303);
         let head = head.to_ascii_lowercase();
         assert!(

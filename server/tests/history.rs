@@ -3,7 +3,7 @@
 
 mod common;
 
-use app::protocol::ServerMsg;
+use app::protocol::{Cursor, JoinMode, ServerMsg};
 use common::{Client, TempDir, TestServer};
 
 /// Reads `n` messages and returns their seqs and bodies.
@@ -36,7 +36,7 @@ async fn a_newcomer_sees_the_last_50_messages_then_live_ones_each_once() {
 }
 
 #[tokio::test]
-async fn a_restart_on_the_same_data_dir_keeps_history_epoch_and_numbering() {
+async fn a_restart_on_the_same_data_dir_keeps_history_epoch_numbering_and_cursors() {
     let data = TempDir::new();
     let mut server = TestServer::start_in(data.path(), &[]).await;
     let cookie = server.session("Ann").await;
@@ -58,6 +58,20 @@ async fn a_restart_on_the_same_data_dir_keeps_history_epoch_and_numbering() {
     let expected: Vec<(u64, String)> = (1..=5).map(|i| (i, format!("before {i}"))).collect();
     assert_eq!(history, expected);
     assert_eq!(client.post("c6", "after").await, 6, "numbering continues");
+
+    // A cursor from before the restart resumes exactly after it.
+    let mut returning = Client::connect_only(server.addr, &cookie).await;
+    let joined = returning
+        .join("general", Some(Cursor { epoch, seq: 5 }))
+        .await;
+    assert_eq!(
+        (joined.mode, joined.first_seq, joined.last_seq),
+        (JoinMode::Full, 6, 6)
+    );
+    assert_eq!(
+        read_messages(&mut returning, 1).await,
+        vec![(6, "after".to_string())]
+    );
 }
 
 #[tokio::test]

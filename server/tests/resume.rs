@@ -230,31 +230,3 @@ async fn a_resend_from_a_new_connection_of_the_same_user_is_stored_once() {
     let seen = seqs_in(&mut observer, "general", 2).await;
     assert_eq!(seen, vec![seq, seq + 1], "broadcast once");
 }
-
-#[tokio::test]
-async fn resume_works_across_a_server_restart() {
-    let data = TempDir::new();
-    let mut server = TestServer::start_in(data.path(), &[]).await;
-    let cookie = server.session("Ann").await;
-    let mut client = Client::connect_only(server.addr, &cookie).await;
-    let epoch = client.join("general", None).await.epoch;
-    for i in 1..=5 {
-        client.post(&format!("c{i}"), "before").await;
-    }
-    server.begin_shutdown();
-    client.close_frame().await;
-    server.stopped().await;
-
-    let server = TestServer::start_in(data.path(), &[]).await;
-    let mut poster = server.client_named("Poster").await;
-    for i in 6..=8 {
-        poster.post(&format!("c{i}"), "after restart").await;
-    }
-    let mut client = Client::connect_only(server.addr, &cookie).await;
-    let joined = client.join("general", Some(Cursor { epoch, seq: 5 })).await;
-    assert_eq!(
-        (joined.mode, joined.first_seq, joined.last_seq),
-        (JoinMode::Full, 6, 8)
-    );
-    assert_eq!(seqs_in(&mut client, "general", 3).await, vec![6, 7, 8]);
-}

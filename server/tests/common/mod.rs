@@ -101,13 +101,8 @@ impl TestServer {
 
     /// Chooses a name through the same form the page posts; returns the `Cookie` header value.
     pub async fn session(&self, name: &str) -> String {
-        let body = format!("name={}", form_encode(name));
         let (status, head, _) = self
-            .request(&format!(
-                "POST /session HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                self.addr,
-                body.len()
-            ))
+            .post_form("/session", &format!("name={}", form_encode(name)))
             .await;
         assert_eq!(status, 303, "{head}");
         head.lines()
@@ -123,6 +118,16 @@ impl TestServer {
                 })
             })
             .unwrap_or_else(|| panic!("no session cookie in {head}"))
+    }
+
+    /// POSTs an already encoded `application/x-www-form-urlencoded` body.
+    pub async fn post_form(&self, path: &str, body: &str) -> (u16, String, String) {
+        self.request(&format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        ))
+        .await
     }
 
     /// A plain HTTP/1.1 GET; returns the status code, the raw head and the body.
