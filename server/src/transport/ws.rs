@@ -11,8 +11,8 @@ use std::{
 };
 
 use app::protocol::{
-    ClientMsg, Cursor, ErrorCode, HISTORY_ON_JOIN, Identity, JoinMode, MAX_FRAME_BYTES, MAX_REPLAY,
-    PROTOCOL_VERSION, ProtocolError, ServerMsg, close_code,
+    ChatMessage, ClientMsg, Cursor, ErrorCode, HISTORY_ON_JOIN, Identity, JoinMode,
+    MAX_FRAME_BYTES, MAX_REPLAY, PROTOCOL_VERSION, ProtocolError, ServerMsg, close_code,
 };
 use axum::{
     Router,
@@ -254,27 +254,10 @@ async fn join(
 ) -> Result<(), LogError> {
     let epoch = state.log.ensure_room(&room).await?;
     let live_after = conn.join(&room);
-    let first_held = state.log.first_seq(&room).await?.unwrap_or(live_after + 1);
-    let latest = live_after
-        .saturating_sub(HISTORY_ON_JOIN as u64 - 1)
-        .max(first_held);
-    let (mode, from) = match since {
-        None => (JoinMode::Latest, latest),
-        Some(cursor) if cursor.epoch != epoch || cursor.seq > live_after => {
-            (JoinMode::Reset, latest)
-        }
-        Some(cursor) => {
-            let wanted = cursor.seq + 1;
-            let floor = first_held.max(live_after.saturating_sub(MAX_REPLAY - 1));
-            if wanted < floor {
-                (JoinMode::Partial, floor)
-            } else {
-                (JoinMode::Full, wanted)
-            }
-        }
-    };
-    let replay = match state.log.range(&room, from, live_after).await {
-        Ok(replay) => replay,
+    // From here on a failure must leave the room again: its live messages are being held for us.
+    let replayed = replay(state, &room, &epoch, live_after, since).await;
+    let (mode, from, replay) = match replayed {
+        Ok(found) => found,
         Err(e) => {
             conn.leave(&room);
             return Err(e);
@@ -295,6 +278,38 @@ async fn join(
     }
     conn.release(&room);
     Ok(())
+}
+
+/// What a join with `since` replays of `room`, whose live messages start after `live_after`: the
+/// mode, the first seq, and the messages up to `live_after`.
+async fn replay(
+    state: &AppState,
+    room: &str,
+    epoch: &str,
+    live_after: u64,
+    since: Option<Cursor>,
+) -> Result<(JoinMode, u64, Vec<ChatMessage>), LogError> {
+    let first_held = state.log.first_seq(room).await?.unwrap_or(live_after + 1);
+    let latest = live_after
+        .saturating_sub(HISTORY_ON_JOIN as u64 - 1)
+        .max(first_held);
+    let (mode, from) = match since {
+        None => (JoinMode::Latest, latest),
+        Some(cursor) if cursor.epoch != epoch || cursor.seq > live_after => {
+            (JoinMode::Reset, latest)
+        }
+        Some(cursor) => {
+            let wanted = cursor.seq + 1;
+            let floor = first_held.max(live_after.saturating_sub(MAX_REPLAY - 1));
+            if wanted < floor {
+                (JoinMode::Partial, floor)
+            } else {
+                (JoinMode::Full, wanted)
+            }
+        }
+    };
+    let messages = state.log.range(room, from, live_after).await?;
+    Ok((mode, from, messages))
 }
 
 /// Sends everything queued for the connection, batched: take all that is waiting, feed it, flush once.
