@@ -3,7 +3,7 @@
 
 mod common;
 
-use app::protocol::{Cursor, JoinMode, ServerMsg};
+use app::protocol::{JoinMode, ServerMsg};
 use common::{Client, TempDir, TestServer};
 
 /// Reads `n` messages and returns their seqs and bodies.
@@ -61,9 +61,7 @@ async fn a_restart_on_the_same_data_dir_keeps_history_epoch_numbering_and_cursor
 
     // A cursor from before the restart resumes exactly after it.
     let mut returning = Client::connect_only(server.addr, &cookie).await;
-    let joined = returning
-        .join("general", Some(Cursor { epoch, seq: 5 }))
-        .await;
+    let joined = returning.resume("general", &epoch, 5).await;
     assert_eq!(
         (joined.mode, joined.first_seq, joined.last_seq),
         (JoinMode::Full, 6, 6)

@@ -3,7 +3,7 @@
 
 mod common;
 
-use app::protocol::{ClientMsg, Cursor, ErrorCode, JoinMode, ServerMsg};
+use app::protocol::{ClientMsg, ErrorCode, JoinMode, ServerMsg};
 use common::{Client, TempDir, TestServer};
 
 #[tokio::test]
@@ -136,15 +136,7 @@ async fn a_reader_that_stops_reading_lags_alone_and_catches_up_from_the_log() {
     assert_eq!(seqs, (1..resume_from).collect::<Vec<_>>());
 
     // It rejoins from its cursor and gets exactly the rest from the log.
-    let joined = stalled
-        .join(
-            "general",
-            Some(Cursor {
-                epoch,
-                seq: resume_from - 1,
-            }),
-        )
-        .await;
+    let joined = stalled.resume("general", &epoch, resume_from - 1).await;
     assert_eq!(
         (joined.mode, joined.first_seq, joined.last_seq),
         (JoinMode::Full, resume_from, TOTAL)

@@ -91,15 +91,7 @@ async fn a_client_that_drops_and_rejoins_with_its_cursor_gets_exactly_what_it_mi
         poster.post(&format!("missed-{i}"), "missed").await;
     }
     let mut reader = Client::connect_only(server.addr, &cookie).await;
-    let joined = reader
-        .join(
-            "general",
-            Some(Cursor {
-                epoch: epoch.clone(),
-                seq: 20,
-            }),
-        )
-        .await;
+    let joined = reader.resume("general", &epoch, 20).await;
     assert_eq!(
         (joined.mode, joined.first_seq, joined.last_seq),
         (JoinMode::Full, 21, 120)
@@ -177,15 +169,7 @@ async fn a_cursor_older_than_retention_is_partial_and_a_wrong_epoch_is_reset() {
     let epoch = reader.join("general", None).await.epoch;
     seqs_in(&mut reader, "general", 10).await;
 
-    let stale = reader
-        .join(
-            "general",
-            Some(Cursor {
-                epoch: epoch.clone(),
-                seq: 5,
-            }),
-        )
-        .await;
+    let stale = reader.resume("general", &epoch, 5).await;
     assert_eq!(
         (stale.mode, stale.first_seq, stale.last_seq),
         (JoinMode::Partial, 21, 30)
@@ -195,15 +179,7 @@ async fn a_cursor_older_than_retention_is_partial_and_a_wrong_epoch_is_reset() {
         (21..=30).collect::<Vec<_>>()
     );
 
-    let other = reader
-        .join(
-            "general",
-            Some(Cursor {
-                epoch: "not-this-one".into(),
-                seq: 28,
-            }),
-        )
-        .await;
+    let other = reader.resume("general", "not-this-one", 28).await;
     assert_eq!(
         (other.mode, other.first_seq, other.last_seq),
         (JoinMode::Reset, 21, 30)

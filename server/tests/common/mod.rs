@@ -247,6 +247,15 @@ impl Client {
         }
     }
 
+    /// Joins `room` again from the cursor `(epoch, seq)`, as a client resuming does.
+    pub async fn resume(&mut self, room: &str, epoch: &str, seq: u64) -> Joined {
+        let cursor = Cursor {
+            epoch: epoch.to_owned(),
+            seq,
+        };
+        self.join(room, Some(cursor)).await
+    }
+
     /// Sends `body` and waits for its ack (skipping the broadcast of it); returns the seq.
     pub async fn post(&mut self, client_id: &str, body: &str) -> u64 {
         self.say(client_id, body).await;
