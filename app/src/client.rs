@@ -172,6 +172,10 @@ fn apply(chat: ChatState, msg: ServerMsg) -> Vec<ClientMsg> {
             ..
         } => resend_later(chat, retry_after_ms.unwrap_or(1000)),
         ServerMsg::Error { message, .. } => chat.last_error.set(Some(message)),
+        ServerMsg::Presence { .. }
+        | ServerMsg::Typing { .. }
+        | ServerMsg::Rooms { .. }
+        | ServerMsg::History { .. } => {}
     }
     Vec::new()
 }

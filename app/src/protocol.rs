@@ -39,6 +39,24 @@ pub const MAX_REPLAY: u64 = 1000;
 /// Longest display name, in characters after trimming.
 pub const MAX_NAME_CHARS: usize = 32;
 
+/// Most messages one `history` request returns (and the default when it names no `limit`).
+pub const HISTORY_PAGE_MAX: u32 = 100;
+
+/// How long a `typing` signal lasts: a client shows "Ann is typing…" for this long after the last one
+/// it received from Ann, or until a message from Ann arrives.
+pub const TYPING_TTL_MS: u32 = 5_000;
+
+/// How often a client repeats `typing` while its user keeps typing. Shorter than [`TYPING_TTL_MS`], so
+/// the indicator does not flicker; the server passes on at most one per person and room this often.
+pub const TYPING_REPEAT_MS: u32 = 3_000;
+
+/// Rooms with more members than this get counts only in `presence` (no names, no join/leave notices):
+/// a list of thousands is not something anyone reads, and it would be sent to thousands.
+pub const PRESENCE_LIST_MAX: usize = 100;
+
+/// Most rooms a `rooms` frame lists (the busiest first).
+pub const ROOM_LIST_MAX: usize = 100;
+
 /// Who someone is: the id the server gave their session, and the name they chose. The server is the
 /// only source of an author; nothing a client sends can set it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +99,17 @@ pub enum ClientMsg {
         client_id: String,
         /// The text, shown verbatim (never interpreted as HTML).
         body: String,
+    },
+    /// "I am typing in this joined room." Send it when the user types, at most every
+    /// [`TYPING_REPEAT_MS`] while they keep typing; never stored. The others get [`ServerMsg::Typing`].
+    Typing { room: String },
+    /// Asks for the joined room's messages before seq `before` (the oldest you have), newest
+    /// `limit` of them (at most [`HISTORY_PAGE_MAX`], the default). Answered with [`ServerMsg::History`].
+    History {
+        room: String,
+        before: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
     },
 }
 
@@ -126,6 +155,45 @@ pub enum ServerMsg {
     /// Your queue for this connection overflowed (you read too slowly), so messages of `room` from
     /// `resume_from` on were not sent. Join the room again with your cursor to catch up from the log.
     Lagged { room: String, resume_from: u64 },
+    /// Who is in a joined room. Sent right after the `joined` replay, then whenever it changes
+    /// (at most twice a second). A person with several tabs counts once; someone whose connection
+    /// drops and comes back within a few seconds never appears to leave.
+    Presence {
+        room: String,
+        /// How many people are in the room.
+        count: u32,
+        /// Everyone in the room, by name; absent when `count` is over [`PRESENCE_LIST_MAX`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        members: Option<Vec<Identity>>,
+        /// Who arrived since the previous `presence` of this room (empty in the first one).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        joined: Vec<Identity>,
+        /// Who left since the previous `presence` of this room.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        left: Vec<Identity>,
+    },
+    /// `user` is typing in `room`: show it for [`TYPING_TTL_MS`], or until their next message.
+    Typing { room: String, user: Identity },
+    /// The rooms of this server and how many people are in each, busiest first (at most
+    /// [`ROOM_LIST_MAX`]). Sent after `welcome`, then whenever a count changes (at most twice a second).
+    Rooms { rooms: Vec<RoomSummary> },
+    /// Answer to `history`: up to `limit` messages before `before`, oldest first.
+    History {
+        room: String,
+        epoch: String,
+        messages: Vec<ChatMessage>,
+        /// Whether the room holds still older messages.
+        has_more: bool,
+    },
+}
+
+/// One line of the room list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomSummary {
+    pub room: String,
+    /// People in the room now.
+    pub members: u32,
 }
 
 /// A client's position in a room: the last message it has, in the room's epoch.
@@ -184,8 +252,10 @@ pub enum ErrorCode {
     InvalidClientId,
     /// A room name is not 1 to 64 characters of `a-z`, `0-9`, `_` and `-`.
     InvalidRoom,
-    /// `send` or `leave` for a room this connection has not joined.
+    /// `send`, `leave`, `typing` or `history` for a room this connection has not joined.
     NotJoined,
+    /// A `history` `limit` outside 1 to [`HISTORY_PAGE_MAX`].
+    InvalidLimit,
     /// A display name is empty, longer than [`MAX_NAME_CHARS`], or holds control characters.
     InvalidName,
     /// Over this connection's message rate; `retry_after_ms` says when the next one is accepted.
@@ -233,6 +303,7 @@ impl fmt::Display for ErrorCode {
             ErrorCode::InvalidClientId => "invalid_client_id",
             ErrorCode::InvalidRoom => "invalid_room",
             ErrorCode::NotJoined => "not_joined",
+            ErrorCode::InvalidLimit => "invalid_limit",
             ErrorCode::InvalidName => "invalid_name",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
@@ -264,7 +335,21 @@ impl ClientMsg {
 
     fn validate_with(&self, max_body_bytes: usize) -> Result<(), ProtocolError> {
         match self {
-            ClientMsg::Join { room, .. } | ClientMsg::Leave { room } => validate_room(room),
+            ClientMsg::Join { room, .. }
+            | ClientMsg::Leave { room }
+            | ClientMsg::Typing { room } => validate_room(room),
+            ClientMsg::History { room, limit, .. } => {
+                validate_room(room)?;
+                match limit {
+                    Some(limit) if *limit == 0 || *limit > HISTORY_PAGE_MAX => {
+                        Err(ProtocolError::new(
+                            ErrorCode::InvalidLimit,
+                            format!("limit is 1 to {HISTORY_PAGE_MAX}"),
+                        ))
+                    }
+                    _ => Ok(()),
+                }
+            }
             ClientMsg::Send {
                 room,
                 client_id,
@@ -391,6 +476,19 @@ mod tests {
                 client_id: "c-1".into(),
                 body: "hello \"world\" <b>".into(),
             },
+            ClientMsg::Typing {
+                room: "general".into(),
+            },
+            ClientMsg::History {
+                room: "general".into(),
+                before: 51,
+                limit: Some(50),
+            },
+            ClientMsg::History {
+                room: "general".into(),
+                before: 51,
+                limit: None,
+            },
         ]
     }
 
@@ -440,7 +538,51 @@ mod tests {
                 room: "general".into(),
                 resume_from: 77,
             },
+            ServerMsg::Presence {
+                room: "general".into(),
+                count: 2,
+                members: Some(vec![ann(), bob()]),
+                joined: vec![bob()],
+                left: vec![],
+            },
+            ServerMsg::Presence {
+                room: "general".into(),
+                count: 5000,
+                members: None,
+                joined: vec![],
+                left: vec![],
+            },
+            ServerMsg::Typing {
+                room: "general".into(),
+                user: ann(),
+            },
+            ServerMsg::Rooms {
+                rooms: vec![RoomSummary {
+                    room: "general".into(),
+                    members: 2,
+                }],
+            },
+            ServerMsg::History {
+                room: "general".into(),
+                epoch: "e1".into(),
+                messages: vec![],
+                has_more: false,
+            },
         ]
+    }
+
+    fn ann() -> Identity {
+        Identity {
+            id: "u1".into(),
+            name: "Ann".into(),
+        }
+    }
+
+    fn bob() -> Identity {
+        Identity {
+            id: "u2".into(),
+            name: "Bob".into(),
+        }
     }
 
     #[test]
@@ -530,6 +672,22 @@ mod tests {
         // The limit counts bytes, not characters: 2 049 two-byte characters are 4 098 bytes.
         assert_eq!(send("a", &"é".repeat(2049)), Err(ErrorCode::BodyTooLong));
         assert_eq!(send("", "hi"), Err(ErrorCode::InvalidClientId));
+        let history = |limit| {
+            ClientMsg::History {
+                room: "general".into(),
+                before: 10,
+                limit,
+            }
+            .validate()
+            .map_err(|e| e.code)
+        };
+        assert_eq!(history(None), Ok(()));
+        assert_eq!(history(Some(HISTORY_PAGE_MAX)), Ok(()));
+        assert_eq!(history(Some(0)), Err(ErrorCode::InvalidLimit));
+        assert_eq!(
+            history(Some(HISTORY_PAGE_MAX + 1)),
+            Err(ErrorCode::InvalidLimit)
+        );
         assert_eq!(send("a\nb", "hi"), Err(ErrorCode::InvalidClientId));
         assert_eq!(
             send(&"c".repeat(MAX_CLIENT_ID_BYTES + 1), "hi"),
@@ -593,6 +751,7 @@ mod tests {
             ErrorCode::InvalidClientId,
             ErrorCode::InvalidRoom,
             ErrorCode::NotJoined,
+            ErrorCode::InvalidLimit,
             ErrorCode::InvalidName,
             ErrorCode::RateLimited,
             ErrorCode::Unavailable,

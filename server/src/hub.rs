@@ -1,23 +1,35 @@
-//! The broadcast hub: who listens to which room, and fan-out of each stored message to them. No I/O.
+//! The broadcast hub: who listens to which room, who is in it, and fan-out of each stored message and
+//! each signal to them. No I/O.
 //!
 //! A message is encoded once into a [`Frame`] whose bytes every subscriber shares; delivering it is a
-//! non-blocking push onto each connection's bounded queue. When a connection's queue is full it is
-//! reading too slowly: the hub stops queuing that room for it and leaves a lag note, which its writer
-//! turns into a `lagged` marker once the queue is drained; the client catches up from the log by
-//! rejoining. Nobody waits for a slow reader, and no queue grows past its bound. A connection that lags
-//! again and again is given up on (closed with `TOO_SLOW`).
+//! non-blocking push onto each connection's bounded queue (bounded in frames and in bytes). When a
+//! connection's queue is full it is reading too slowly: the hub stops queuing that room for it and
+//! leaves a lag note, which its writer turns into a `lagged` marker once the queue is drained; the
+//! client catches up from the log by rejoining. Nobody waits for a slow reader, and no queue grows past
+//! its bound. A connection that lags again and again is given up on (closed with `TOO_SLOW`).
 //!
 //! The hub also knows the last seq published in each room, so a joining connection can replay the log
 //! exactly up to where its live queue starts (DESIGN §3).
+//!
+//! Presence and typing are signals: never stored, never replayed, and dropped rather than queued for a
+//! connection whose queue is full (the `presence` after its rejoin puts it right). Presence changes are
+//! collected and announced by [`Hub::tick`], which the server calls a few times a second: that
+//! coalesces a burst of arrivals into one frame, and a person counts as gone only after
+//! [`LEAVE_GRACE`] without any connection in the room, so a reload or a network blip is not announced.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    collections::{BTreeMap, HashMap},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU32, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
-#[cfg(test)]
-use app::protocol::Identity;
-use app::protocol::{ChatMessage, ServerMsg};
+use app::protocol::{
+    ChatMessage, Identity, PRESENCE_LIST_MAX, ROOM_LIST_MAX, RoomSummary, ServerMsg,
+    TYPING_REPEAT_MS,
+};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -27,9 +39,23 @@ pub type Frame = axum::extract::ws::Utf8Bytes;
 /// How many times a connection may lag before the hub gives up on it.
 pub const MAX_LAGS: u32 = 5;
 
-/// Frames a subscriber may have waiting before it counts as too slow. A message is at most ~4.3 KiB
-/// encoded, so this bounds one connection's queue at about 1 MiB.
+/// Frames a subscriber may have waiting before it counts as too slow.
 pub const QUEUE_FRAMES: usize = 256;
+
+/// Bytes a connection may have waiting (encoded frames, counted per connection even where the bytes
+/// are shared) before it counts as too slow. With [`QUEUE_FRAMES`] this bounds what one stalled
+/// reader can hold, whatever the body limit is set to.
+pub const QUEUE_BYTES: usize = 512 * 1024;
+
+/// How often the server should call [`Hub::tick`]: the longest a presence change waits to be told.
+pub const TICK: Duration = Duration::from_millis(500);
+
+/// How long someone must be without any connection in a room before the others are told they left.
+pub const LEAVE_GRACE: Duration = Duration::from_secs(3);
+
+/// At most one `typing` per person and room is passed on this often; clients repeat theirs every
+/// [`TYPING_REPEAT_MS`], so this only trims what a misbehaving client sends.
+const TYPING_COALESCE: Duration = Duration::from_millis(TYPING_REPEAT_MS as u64 * 2 / 3);
 
 /// Cheap to clone: every clone is a handle to the same hub.
 #[derive(Clone, Default)]
@@ -41,45 +67,71 @@ pub struct Hub {
 struct Inner {
     next_connection: u64,
     rooms: HashMap<String, Room>,
+    /// Every open connection, for what goes to all of them (the room list).
+    connections: HashMap<u64, Outlet>,
+    /// The room list as last sent to everyone.
+    rooms_announced: Vec<RoomSummary>,
+}
+
+/// Where frames for one connection go.
+#[derive(Clone)]
+struct Outlet {
+    queue: mpsc::Sender<Frame>,
+    shared: Arc<Shared>,
 }
 
 #[derive(Default)]
 struct Room {
     /// Seq of the last message published here.
     last_seq: u64,
-    /// By connection id.
+    /// By connection id: the connections that get this room's frames.
     subscribers: HashMap<u64, Subscriber>,
+    /// By user id: the people in the room (lagging does not make anyone leave; leaving does).
+    members: HashMap<String, Member>,
+    /// The members as last announced, by user id.
+    announced: BTreeMap<String, Identity>,
+    /// Members changed (or someone is within their leave grace) since the last announcement.
+    dirty: bool,
+    /// By user id: when their last `typing` here was passed on.
+    typing: HashMap<String, Instant>,
+}
+
+struct Member {
+    who: Identity,
+    /// This person's connections in the room (tabs, devices).
+    connections: u32,
+    /// When `connections` dropped to 0; they count as present until [`LEAVE_GRACE`] after it.
+    gone_since: Option<Instant>,
 }
 
 struct Subscriber {
-    queue: mpsc::Sender<Frame>,
-    lag: Arc<Lag>,
+    outlet: Outlet,
     /// While the connection replays this room's history, its live messages wait here, so they reach
     /// the queue after the replay (see [`Connection::release`]).
     held: Option<Vec<Frame>>,
 }
 
-/// One connection's lagging, shared between the hub (which notes it) and the connection's writer
-/// (which tells the client).
+/// What the hub and one connection's writer share: the queue's byte count and the lag notes.
 #[derive(Default)]
-pub struct Lag {
+pub struct Shared {
+    /// Bytes of the frames in the queue; the writer subtracts what it takes out.
+    queued_bytes: AtomicUsize,
     /// `(room, resume_from)` not yet told to the client.
     notes: Mutex<Vec<(String, u64)>>,
     /// Wakes the writer when a note is added.
     pub noted: Notify,
-    count: std::sync::atomic::AtomicU32,
+    lags: AtomicU32,
     /// Cancelled after [`MAX_LAGS`] lags: the connection is closed with `TOO_SLOW`.
     pub given_up: CancellationToken,
 }
 
-impl Lag {
+impl Shared {
     fn note(&self, room: &str, resume_from: u64) {
-        use std::sync::atomic::Ordering;
         self.notes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((room.to_owned(), resume_from));
-        if self.count.fetch_add(1, Ordering::Relaxed) + 1 >= MAX_LAGS {
+        if self.lags.fetch_add(1, Ordering::Relaxed) + 1 >= MAX_LAGS {
             self.given_up.cancel();
         }
         self.noted.notify_one();
@@ -89,11 +141,49 @@ impl Lag {
     pub fn take_notes(&self) -> Vec<(String, u64)> {
         std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()))
     }
+
+    /// The writer took `frame` out of the queue.
+    pub fn dequeued(&self, frame: &Frame) {
+        self.queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+    }
+}
+
+/// Why a frame did not go into a queue.
+enum Refused {
+    /// The queue is at its frame or byte bound.
+    Full,
+    /// The connection is gone.
+    Closed,
+}
+
+impl Outlet {
+    /// Queues `frame` unless that would pass either bound.
+    fn try_push(&self, frame: &Frame) -> Result<(), Refused> {
+        let len = frame.len();
+        // Counted before the push, so the writer never subtracts bytes not yet added.
+        let before = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if before + len > QUEUE_BYTES && before > 0 {
+            self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            return Err(Refused::Full);
+        }
+        self.queue.try_send(frame.clone()).map_err(|e| {
+            self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            match e {
+                mpsc::error::TrySendError::Full(_) => Refused::Full,
+                mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+            }
+        })
+    }
+
+    /// Queues a signal if there is room; a signal that does not fit is dropped, not a lag.
+    fn signal(&self, frame: &Frame) {
+        let _ = self.try_push(frame);
+    }
 }
 
 impl Subscriber {
-    /// Queues a frame (or holds it). False if the subscriber is gone, or lagged on this message of
-    /// `room` (seq `seq`): then it must be dropped from the room.
+    /// Queues a message frame (or holds it). False if the subscriber is gone, or lagged on this
+    /// message of `room` (seq `seq`): then it must be dropped from the room.
     fn deliver(&mut self, room: &str, seq: u64, frame: &Frame) -> bool {
         if let Some(held) = &mut self.held {
             if held.len() < QUEUE_FRAMES {
@@ -102,29 +192,81 @@ impl Subscriber {
             }
             // Nothing held reached the queue (it holds seqs up to `seq - 1`): resume from the first.
             let first_held = seq - held.len() as u64;
-            self.lag.note(room, first_held);
+            self.outlet.shared.note(room, first_held);
             return false;
         }
-        match self.queue.try_send(frame.clone()) {
+        match self.outlet.try_push(frame) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.lag.note(room, seq);
+            Err(Refused::Full) => {
+                self.outlet.shared.note(room, seq);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(Refused::Closed) => false,
+        }
+    }
+
+    /// Queues a signal, unless the connection is still replaying this room (it gets a fresh
+    /// `presence` right after) or its queue is full.
+    fn signal(&self, frame: &Frame) {
+        if self.held.is_none() {
+            self.outlet.signal(frame);
         }
     }
 }
 
-/// One connection's place in the hub: its queue and the rooms it has joined. Dropping it leaves them.
+impl Member {
+    fn present(&self, now: Instant) -> bool {
+        self.connections > 0 || self.gone_since.is_some_and(|t| now < t + LEAVE_GRACE)
+    }
+}
+
+impl Room {
+    fn presence(&self, name: &str, now: Instant) -> ServerMsg {
+        let mut members: Vec<Identity> = self
+            .members
+            .values()
+            .filter(|m| m.present(now))
+            .map(|m| m.who.clone())
+            .collect();
+        members.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        presence_frame(name, members, Vec::new(), Vec::new())
+    }
+}
+
+fn presence_frame(
+    room: &str,
+    members: Vec<Identity>,
+    joined: Vec<Identity>,
+    left: Vec<Identity>,
+) -> ServerMsg {
+    let count = members.len();
+    let listed = count <= PRESENCE_LIST_MAX;
+    ServerMsg::Presence {
+        room: room.to_owned(),
+        count: u32::try_from(count).unwrap_or(u32::MAX),
+        members: listed.then_some(members),
+        joined: if listed { joined } else { Vec::new() },
+        left: if listed { left } else { Vec::new() },
+    }
+}
+
+/// One connection's place in the hub: its queue, who it is, and the rooms it has joined. Dropping it
+/// leaves them.
 pub struct Connection {
     id: u64,
     hub: Hub,
-    queue: mpsc::Sender<Frame>,
+    user: Identity,
+    outlet: Outlet,
     frames: Option<mpsc::Receiver<Frame>>,
-    /// Where the hub notes that this connection lagged.
-    pub lag: Arc<Lag>,
     joined: Vec<String>,
+}
+
+/// Numbers an operator (or a test) can read off the hub.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub connections: usize,
+    /// Bytes waiting in all connections' queues, counted per connection.
+    pub queued_bytes: usize,
 }
 
 impl Hub {
@@ -141,18 +283,23 @@ impl Hub {
             .last_seq = seq;
     }
 
-    /// A new connection with its own bounded queue, in no room yet.
-    pub fn connect(&self) -> Connection {
+    /// A new connection for `user`, with its own bounded queue, in no room yet.
+    pub fn connect(&self, user: Identity) -> Connection {
         let (queue, frames) = mpsc::channel(QUEUE_FRAMES);
+        let outlet = Outlet {
+            queue,
+            shared: Arc::default(),
+        };
         let mut inner = self.lock();
         let id = inner.next_connection;
         inner.next_connection += 1;
+        inner.connections.insert(id, outlet.clone());
         Connection {
             id,
             hub: self.clone(),
-            queue,
+            user,
+            outlet,
             frames: Some(frames),
-            lag: Arc::default(),
             joined: Vec::new(),
         }
     }
@@ -166,8 +313,75 @@ impl Hub {
         let name = room;
         let room = inner.rooms.entry(room.to_owned()).or_default();
         room.last_seq = message.seq;
+        // Their message ends their typing; the next keystroke may say so again at once.
+        room.typing.remove(&message.author.id);
         room.subscribers
             .retain(|_, sub| sub.deliver(name, message.seq, &frame));
+    }
+
+    /// Announces what changed since the last tick: each room's presence (to its subscribers) and, if
+    /// any count changed, the room list (to everyone). The server calls it every [`TICK`].
+    pub fn tick(&self, now: Instant) {
+        let mut inner = self.lock();
+        let mut counts_changed = false;
+        for (name, room) in &mut inner.rooms {
+            room.typing
+                .retain(|_, sent| now < *sent + Duration::from_secs(60));
+            if !room.dirty {
+                continue;
+            }
+            room.members.retain(|_, m| m.present(now));
+            // Someone within their leave grace keeps the room dirty until they are gone or back.
+            room.dirty = room.members.values().any(|m| m.connections == 0);
+            let current: BTreeMap<String, Identity> = room
+                .members
+                .iter()
+                .map(|(id, m)| (id.clone(), m.who.clone()))
+                .collect();
+            if current == room.announced {
+                continue;
+            }
+            counts_changed |= current.len() != room.announced.len();
+            let joined = current
+                .iter()
+                .filter(|(id, _)| !room.announced.contains_key(*id))
+                .map(|(_, who)| who.clone())
+                .collect();
+            let left = room
+                .announced
+                .iter()
+                .filter(|(id, _)| !current.contains_key(*id))
+                .map(|(_, who)| who.clone())
+                .collect();
+            room.announced = current;
+            let frame =
+                Frame::from(presence_frame(name, room.presence_list(), joined, left).encode());
+            for sub in room.subscribers.values() {
+                sub.signal(&frame);
+            }
+        }
+        if counts_changed {
+            let rooms = room_list(&inner);
+            if rooms != inner.rooms_announced {
+                let frame = Frame::from(
+                    ServerMsg::Rooms {
+                        rooms: rooms.clone(),
+                    }
+                    .encode(),
+                );
+                for outlet in inner.connections.values() {
+                    outlet.signal(&frame);
+                }
+                inner.rooms_announced = rooms;
+            }
+        }
+    }
+
+    /// The room list as a frame, for a connection that just opened.
+    pub fn rooms(&self) -> ServerMsg {
+        ServerMsg::Rooms {
+            rooms: room_list(&self.lock()),
+        }
     }
 
     /// How many connections are in `room` now.
@@ -176,6 +390,18 @@ impl Hub {
             .rooms
             .get(room)
             .map_or(0, |room| room.subscribers.len())
+    }
+
+    pub fn stats(&self) -> Stats {
+        let inner = self.lock();
+        Stats {
+            connections: inner.connections.len(),
+            queued_bytes: inner
+                .connections
+                .values()
+                .map(|o| o.shared.queued_bytes.load(Ordering::Relaxed))
+                .sum(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -187,49 +413,102 @@ impl Hub {
     }
 }
 
+impl Room {
+    /// The members as announced, by name.
+    fn presence_list(&self) -> Vec<Identity> {
+        let mut members: Vec<Identity> = self.announced.values().cloned().collect();
+        members.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        members
+    }
+}
+
+/// Every room with its announced member count, busiest first.
+fn room_list(inner: &Inner) -> Vec<RoomSummary> {
+    let mut rooms: Vec<RoomSummary> = inner
+        .rooms
+        .iter()
+        .map(|(name, room)| RoomSummary {
+            room: name.clone(),
+            members: u32::try_from(room.announced.len()).unwrap_or(u32::MAX),
+        })
+        .collect();
+    rooms.sort_by(|a, b| b.members.cmp(&a.members).then_with(|| a.room.cmp(&b.room)));
+    rooms.truncate(ROOM_LIST_MAX);
+    rooms
+}
+
 impl Connection {
     /// The frames for this connection, in order; taken once, by its writer.
     pub fn take_frames(&mut self) -> Option<mpsc::Receiver<Frame>> {
         self.frames.take()
     }
 
-    /// Pushes a reply onto this connection's own queue, behind what is already there.
+    /// What this connection shares with its writer.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.outlet.shared.clone()
+    }
+
+    /// Pushes a reply onto this connection's own queue, behind what is already there. Waits for room
+    /// rather than dropping: a reply answers something this client asked for.
     pub async fn reply(&self, frame: Frame) -> bool {
-        self.queue.send(frame).await.is_ok()
+        let len = frame.len();
+        self.outlet
+            .shared
+            .queued_bytes
+            .fetch_add(len, Ordering::Relaxed);
+        let sent = self.outlet.queue.send(frame).await.is_ok();
+        if !sent {
+            self.outlet
+                .shared
+                .queued_bytes
+                .fetch_sub(len, Ordering::Relaxed);
+        }
+        sent
     }
 
     pub fn has_joined(&self, room: &str) -> bool {
         self.joined.iter().any(|r| r == room)
     }
 
-    /// Starts a join: from now on the room's messages are held for this connection. Returns the seq
-    /// they start after — the caller replays the log up to it, then calls [`Self::release`].
+    /// Starts a join: from now on the room's messages are held for this connection, and its user is
+    /// a member. Returns the seq the held messages start after — the caller replays the log up to it,
+    /// then calls [`Self::release`].
     pub fn join(&mut self, room: &str) -> u64 {
         let mut inner = self.hub.lock();
         let entry = inner.rooms.entry(room.to_owned()).or_default();
         entry.subscribers.insert(
             self.id,
             Subscriber {
-                queue: self.queue.clone(),
-                lag: self.lag.clone(),
+                outlet: self.outlet.clone(),
                 held: Some(Vec::new()),
             },
         );
+        // A rejoin (after lagging, say) is not a second arrival.
         if !self.joined.iter().any(|r| r == room) {
             self.joined.push(room.to_owned());
+            let member = entry
+                .members
+                .entry(self.user.id.clone())
+                .or_insert_with(|| Member {
+                    who: self.user.clone(),
+                    connections: 0,
+                    gone_since: None,
+                });
+            member.connections += 1;
+            member.gone_since = None;
+            entry.dirty = true;
         }
         entry.last_seq
     }
 
     /// Ends a join: the held messages go to the queue (after the replay already there), and the
-    /// room's next messages go straight to it.
-    pub fn release(&self, room: &str) {
+    /// room's next messages go straight to it. Returns who is in the room, to send after them.
+    pub fn release(&self, room: &str) -> ServerMsg {
         let mut inner = self.hub.lock();
-        let Some(entry) = inner.rooms.get_mut(room) else {
-            return;
-        };
+        let entry = inner.rooms.entry(room.to_owned()).or_default();
+        let presence = entry.presence(room, Instant::now());
         let Some(sub) = entry.subscribers.get_mut(&self.id) else {
-            return; // Dropped meanwhile for being too slow.
+            return presence; // Dropped meanwhile for being too slow.
         };
         let held = sub.held.take().unwrap_or_default();
         let first = entry.last_seq + 1 - held.len() as u64;
@@ -240,22 +519,72 @@ impl Connection {
         if !delivered {
             entry.subscribers.remove(&self.id);
         }
+        presence
+    }
+
+    /// Tells the others in `room` that this connection's user is typing, unless that was told less
+    /// than [`TYPING_COALESCE`] ago.
+    pub fn typing(&self, room: &str, now: Instant) {
+        let mut inner = self.hub.lock();
+        let Some(entry) = inner.rooms.get_mut(room) else {
+            return;
+        };
+        let recent = entry
+            .typing
+            .get(&self.user.id)
+            .is_some_and(|sent| now < *sent + TYPING_COALESCE);
+        if recent {
+            return;
+        }
+        entry.typing.insert(self.user.id.clone(), now);
+        let frame = Frame::from(
+            ServerMsg::Typing {
+                room: room.to_owned(),
+                user: self.user.clone(),
+            }
+            .encode(),
+        );
+        for (id, sub) in &entry.subscribers {
+            if *id != self.id {
+                sub.signal(&frame);
+            }
+        }
     }
 
     pub fn leave(&mut self, room: &str) {
+        if !self.has_joined(room) {
+            return;
+        }
         self.joined.retain(|r| r != room);
         if let Some(entry) = self.hub.lock().rooms.get_mut(room) {
-            entry.subscribers.remove(&self.id);
+            entry.remove(self.id, &self.user.id, Instant::now());
+        }
+    }
+}
+
+impl Room {
+    /// Connection `id` of user `user` leaves: it gets nothing more, and the user's membership ends
+    /// (after the grace) if it was their last connection here.
+    fn remove(&mut self, id: u64, user: &str, now: Instant) {
+        self.subscribers.remove(&id);
+        if let Some(member) = self.members.get_mut(user) {
+            member.connections = member.connections.saturating_sub(1);
+            if member.connections == 0 {
+                member.gone_since = Some(now);
+                self.dirty = true;
+            }
         }
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        let now = Instant::now();
         let mut inner = self.hub.lock();
+        inner.connections.remove(&self.id);
         for room in &self.joined {
             if let Some(entry) = inner.rooms.get_mut(room) {
-                entry.subscribers.remove(&self.id);
+                entry.remove(self.id, &self.user.id, now);
             }
         }
     }
@@ -286,8 +615,20 @@ mod tests {
         }
     }
 
+    fn user(n: u32) -> Identity {
+        Identity {
+            id: format!("u{n}"),
+            name: format!("user {n}"),
+        }
+    }
+
     fn joined(hub: &Hub, room: &str) -> (Connection, mpsc::Receiver<Frame>) {
-        let mut conn = hub.connect();
+        static N: AtomicU32 = AtomicU32::new(100);
+        joined_as(hub, room, user(N.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    fn joined_as(hub: &Hub, room: &str, who: Identity) -> (Connection, mpsc::Receiver<Frame>) {
+        let mut conn = hub.connect(who);
         let frames = conn.take_frames().expect("frames");
         conn.join(room);
         conn.release(room);
@@ -317,12 +658,12 @@ mod tests {
     fn messages_published_during_a_join_wait_until_the_replay_is_queued() {
         let hub = Hub::new();
         hub.set_last_seq("general", 41);
-        let mut conn = hub.connect();
+        let mut conn = hub.connect(user(1));
         let mut frames = conn.take_frames().expect("frames");
         assert_eq!(conn.join("general"), 41, "replay up to 41");
         hub.publish("general", &message(42)); // Arrives while the replay is being read.
         assert!(frames.try_recv().is_err(), "held back");
-        assert!(conn.queue.try_send(Frame::from("replay")).is_ok());
+        assert!(conn.outlet.queue.try_send(Frame::from("replay")).is_ok());
         conn.release("general");
         assert_eq!(frames.try_recv().expect("replay").as_str(), "replay");
         assert_eq!(seq_of(&frames.try_recv().expect("held")), 42);
@@ -341,10 +682,13 @@ mod tests {
             assert_eq!(seq_of(&reader.try_recv().expect("queued")), seq);
         }
         assert_eq!(
-            stalled.lag.take_notes(),
+            stalled.shared().take_notes(),
             vec![("general".to_string(), overflow)]
         );
-        assert!(!stalled.lag.given_up.is_cancelled(), "one lag is forgiven");
+        assert!(
+            !stalled.shared().given_up.is_cancelled(),
+            "one lag is forgiven"
+        );
         assert_eq!(hub.subscriber_count("general"), 1, "no longer queued for");
         let mut queued = 0;
         while stalled_frames.try_recv().is_ok() {
@@ -356,7 +700,7 @@ mod tests {
     #[test]
     fn a_connection_that_keeps_lagging_is_given_up() {
         let hub = Hub::new();
-        let mut conn = hub.connect();
+        let mut conn = hub.connect(user(1));
         let _frames = conn.take_frames();
         let mut seq = 0;
         for _ in 0..MAX_LAGS {
@@ -367,7 +711,7 @@ mod tests {
                 hub.publish("general", &message(seq));
             }
         }
-        assert!(conn.lag.given_up.is_cancelled());
+        assert!(conn.shared().given_up.is_cancelled());
     }
 
     #[test]
@@ -379,5 +723,134 @@ mod tests {
         assert_eq!(hub.subscriber_count("general"), 1);
         drop(other);
         assert_eq!(hub.subscriber_count("general"), 0);
+    }
+
+    /// Every frame waiting in `frames`, decoded.
+    fn drain(frames: &mut mpsc::Receiver<Frame>) -> Vec<ServerMsg> {
+        std::iter::from_fn(|| frames.try_recv().ok())
+            .map(|f| ServerMsg::decode(f.as_str()).expect("valid frame"))
+            .collect()
+    }
+
+    fn presences(frames: &mut mpsc::Receiver<Frame>) -> Vec<(u32, Vec<String>, Vec<String>)> {
+        let names = |ids: Vec<Identity>| ids.into_iter().map(|i| i.name).collect::<Vec<_>>();
+        drain(frames)
+            .into_iter()
+            .filter_map(|msg| match msg {
+                ServerMsg::Presence {
+                    count,
+                    joined,
+                    left,
+                    ..
+                } => Some((count, names(joined), names(left))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn arrivals_are_announced_together_and_a_quick_return_is_not_announced() {
+        let hub = Hub::new();
+        let t0 = Instant::now();
+        let (_ann, mut ann) = joined_as(&hub, "general", user(1));
+        hub.tick(t0);
+        let (_bob, _) = joined_as(&hub, "general", user(2));
+        let (bob_tab2, _) = joined_as(&hub, "general", user(2));
+        let (_cy, _) = joined_as(&hub, "general", user(3));
+        hub.tick(t0);
+        assert_eq!(
+            presences(&mut ann),
+            vec![
+                (1, vec!["user 1".into()], vec![]),
+                (3, vec!["user 2".into(), "user 3".into()], vec![])
+            ],
+            "one frame for the burst; Bob's second tab is still one Bob"
+        );
+        drop(bob_tab2);
+        hub.tick(t0);
+        assert_eq!(presences(&mut ann), vec![], "Bob still has a tab open");
+        drop(_cy);
+        hub.tick(t0 + LEAVE_GRACE / 2);
+        let (_cy_again, _) = joined_as(&hub, "general", user(3));
+        hub.tick(t0 + LEAVE_GRACE * 2);
+        assert_eq!(presences(&mut ann), vec![], "a reload is not a departure");
+        drop(_bob);
+        hub.tick(Instant::now());
+        assert_eq!(presences(&mut ann), vec![], "not before the grace is over");
+        hub.tick(Instant::now() + LEAVE_GRACE);
+        assert_eq!(
+            presences(&mut ann),
+            vec![(2, vec![], vec!["user 2".into()])]
+        );
+    }
+
+    #[test]
+    fn the_room_list_goes_to_every_connection_when_a_count_changes() {
+        let hub = Hub::new();
+        hub.set_last_seq("quiet", 3);
+        let (_ann, mut ann) = joined_as(&hub, "general", user(1));
+        let (_bob, _) = joined_as(&hub, "ops", user(2));
+        let (_cy, _) = joined_as(&hub, "ops", user(3));
+        hub.tick(Instant::now());
+        let lists: Vec<Vec<(String, u32)>> = drain(&mut ann)
+            .into_iter()
+            .filter_map(|msg| match msg {
+                ServerMsg::Rooms { rooms } => {
+                    Some(rooms.into_iter().map(|r| (r.room, r.members)).collect())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            lists,
+            vec![vec![
+                ("ops".into(), 2),
+                ("general".into(), 1),
+                ("quiet".into(), 0)
+            ]],
+            "busiest first, rooms nobody is in included"
+        );
+        hub.tick(Instant::now());
+        assert!(drain(&mut ann).is_empty(), "nothing changed, nothing sent");
+    }
+
+    #[test]
+    fn typing_reaches_the_others_in_the_room_at_most_once_per_window() {
+        let hub = Hub::new();
+        let (ann, mut ann_frames) = joined_as(&hub, "general", user(1));
+        let (_bob, mut bob) = joined_as(&hub, "general", user(2));
+        let (_elsewhere, mut elsewhere) = joined_as(&hub, "ops", user(3));
+        let t0 = Instant::now();
+        ann.typing("general", t0);
+        ann.typing("general", t0 + Duration::from_millis(500));
+        let typing = |frames: &mut mpsc::Receiver<Frame>| {
+            drain(frames)
+                .into_iter()
+                .filter(|m| matches!(m, ServerMsg::Typing { .. }))
+                .count()
+        };
+        assert_eq!(typing(&mut bob), 1, "coalesced");
+        assert_eq!(typing(&mut ann_frames), 0, "not echoed to the typist");
+        assert_eq!(typing(&mut elsewhere), 0, "other rooms hear nothing");
+        ann.typing("general", t0 + TYPING_COALESCE);
+        assert_eq!(typing(&mut bob), 1, "still typing later");
+    }
+
+    #[test]
+    fn the_byte_bound_lags_a_reader_of_big_messages_before_the_frame_bound() {
+        let hub = Hub::new();
+        let (stalled, _frames) = joined(&hub, "general");
+        let big = |seq| ChatMessage {
+            body: "x".repeat(60_000),
+            ..message(seq)
+        };
+        let mut seq = 0;
+        while stalled.shared().take_notes().is_empty() {
+            seq += 1;
+            hub.publish("general", &big(seq));
+            assert!(seq < 20, "lagged well before {QUEUE_FRAMES} frames");
+        }
+        assert!(hub.stats().queued_bytes <= QUEUE_BYTES);
+        assert_eq!(seq as usize, QUEUE_BYTES / 60_000 + 1);
     }
 }

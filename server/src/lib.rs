@@ -103,6 +103,22 @@ pub async fn run(
         tracing::warn!("{problem}");
     }
 
+    // Presence changes are announced in batches, a few times a second.
+    let ticker = {
+        let hub = state.hub.clone();
+        let stop = state.stop.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(hub::TICK);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = every.tick() => hub.tick(std::time::Instant::now()),
+                }
+            }
+        })
+    };
+
     let app = router(state.clone());
     let stop = state.stop.clone();
     axum::serve(listener, app)
@@ -113,6 +129,7 @@ pub async fn run(
         })
         .await?;
 
+    ticker.abort();
     state.tasks.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, state.tasks.wait())
         .await

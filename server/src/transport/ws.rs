@@ -11,8 +11,8 @@ use std::{
 };
 
 use app::protocol::{
-    ChatMessage, ClientMsg, Cursor, ErrorCode, HISTORY_ON_JOIN, Identity, JoinMode,
-    MAX_FRAME_BYTES, MAX_REPLAY, PROTOCOL_VERSION, ProtocolError, ServerMsg, close_code,
+    ChatMessage, ClientMsg, Cursor, ErrorCode, HISTORY_ON_JOIN, HISTORY_PAGE_MAX, Identity,
+    JoinMode, MAX_FRAME_BYTES, MAX_REPLAY, PROTOCOL_VERSION, ProtocolError, ServerMsg, close_code,
 };
 use axum::{
     Router,
@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     AppState,
-    hub::{Connection, Frame, Lag},
+    hub::{Connection, Frame, Shared},
     log::{LogError, NewMessage},
     rate::TokenBucket,
     session,
@@ -97,7 +97,7 @@ struct Close {
 }
 
 async fn connection(socket: WebSocket, state: AppState, user: Identity) {
-    let mut conn = state.hub.connect();
+    let mut conn = state.hub.connect(user.clone());
     let Some(frames) = conn.take_frames() else {
         return;
     };
@@ -110,10 +110,10 @@ async fn connection(socket: WebSocket, state: AppState, user: Identity) {
     let mut close_tx = Some(close_tx);
     let mut writer = tokio::spawn(write_loop(
         sink,
-        vec![welcome.encode().into()],
+        vec![welcome.encode().into(), state.hub.rooms().encode().into()],
         frames,
         close_rx,
-        conn.lag.clone(),
+        conn.shared(),
         state.stop.clone(),
     ));
     tracing::debug!(user = %user.id, "connected");
@@ -211,6 +211,26 @@ async fn handle(
             conn.leave(&room);
             Vec::new()
         }
+        Ok(ClientMsg::Typing { room }) => {
+            if !conn.has_joined(&room) {
+                return refused(ErrorCode::NotJoined, "join the room before typing in it");
+            }
+            conn.typing(&room, Instant::now());
+            Vec::new()
+        }
+        Ok(ClientMsg::History {
+            room,
+            before,
+            limit,
+        }) => {
+            if !conn.has_joined(&room) {
+                return refused(ErrorCode::NotJoined, "join the room to read its history");
+            }
+            match history(state, room, before, limit.unwrap_or(HISTORY_PAGE_MAX)).await {
+                Ok(page) => vec![page],
+                Err(e) => unavailable(e),
+            }
+        }
         Ok(ClientMsg::Send {
             room,
             client_id,
@@ -276,8 +296,33 @@ async fn join(
             break; // The connection is gone.
         }
     }
-    conn.release(&room);
+    let presence = conn.release(&room);
+    conn.reply(presence.encode().into()).await;
     Ok(())
+}
+
+/// Up to `limit` messages of `room` before seq `before`, oldest first.
+async fn history(
+    state: &AppState,
+    room: String,
+    before: u64,
+    limit: u32,
+) -> Result<ServerMsg, LogError> {
+    let epoch = state.log.ensure_room(&room).await?;
+    let first_held = state.log.first_seq(&room).await?.unwrap_or(u64::MAX);
+    let to = before.saturating_sub(1);
+    let from = before.saturating_sub(u64::from(limit)).max(first_held);
+    let messages = if from <= to {
+        state.log.range(&room, from, to).await?
+    } else {
+        Vec::new()
+    };
+    Ok(ServerMsg::History {
+        room,
+        epoch,
+        has_more: from > first_held && first_held != u64::MAX,
+        messages,
+    })
 }
 
 /// What a join with `since` replays of `room`, whose live messages start after `live_after`: the
@@ -319,7 +364,7 @@ async fn write_loop(
     first_frames: Vec<Frame>,
     mut frames: mpsc::Receiver<Frame>,
     mut close_rx: oneshot::Receiver<Close>,
-    lag: Arc<Lag>,
+    lag: Arc<Shared>,
     stop: CancellationToken,
 ) {
     let going_away = Close {
@@ -341,15 +386,27 @@ async fn write_loop(
                 _ = lag.noted.notified() => {
                     // Everything queued before the lag goes first; the markers follow it.
                     while let Ok(frame) = frames.try_recv() {
+                        lag.dequeued(&frame);
                         batch.push(frame);
                     }
                     for (room, resume_from) in lag.take_notes() {
                         batch.push(ServerMsg::Lagged { room, resume_from }.encode().into());
                     }
                 }
-                received = frames.recv_many(&mut batch, QUEUE_DRAIN_MAX) => {
-                    if received == 0 {
+                received = frames.recv() => {
+                    let Some(frame) = received else {
                         return; // The connection is gone.
+                    };
+                    // Take what else is waiting, up to a batch: one flush for a burst, and a
+                    // bounded amount of memory taken out of the queue's accounting at a time.
+                    let mut bytes = frame.len();
+                    lag.dequeued(&frame);
+                    batch.push(frame);
+                    while batch.len() < BATCH_FRAMES && bytes < BATCH_BYTES {
+                        let Ok(frame) = frames.try_recv() else { break };
+                        bytes += frame.len();
+                        lag.dequeued(&frame);
+                        batch.push(frame);
                     }
                 }
             }
@@ -386,4 +443,8 @@ async fn write_batch(
 }
 
 /// Most frames one flush carries: large enough to batch a burst, small enough to start writing soon.
-const QUEUE_DRAIN_MAX: usize = 64;
+const BATCH_FRAMES: usize = 64;
+
+/// A batch stops growing past this many bytes: what a stalled peer's blocked write holds outside the
+/// queue's own bound.
+const BATCH_BYTES: usize = 64 * 1024;

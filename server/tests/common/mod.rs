@@ -163,6 +163,9 @@ pub struct Client {
     pub name: String,
     pub id: String,
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Signals (`presence`, `typing`, `rooms`) read while waiting for something else, oldest first:
+    /// they arrive whenever people come and go, so most tests look past them.
+    signals: std::collections::VecDeque<ServerMsg>,
 }
 
 /// What a test can see on a socket.
@@ -206,6 +209,7 @@ impl Client {
             name: String::new(),
             id: String::new(),
             socket,
+            signals: Default::default(),
         };
         match client.recv().await {
             ServerMsg::Welcome { you, .. } => {
@@ -287,8 +291,43 @@ impl Client {
         self.socket.send(msg).await.expect("ws send");
     }
 
-    /// The next protocol frame or the close; fails the test if nothing comes within [`PATIENCE`].
+    /// The next protocol frame or the close, setting signals aside; fails the test if nothing comes
+    /// within [`PATIENCE`].
     pub async fn next(&mut self) -> Seen {
+        loop {
+            match self.next_any().await {
+                Seen::Msg(
+                    msg @ (ServerMsg::Presence { .. }
+                    | ServerMsg::Typing { .. }
+                    | ServerMsg::Rooms { .. }),
+                ) => self.signals.push_back(msg),
+                seen => return seen,
+            }
+        }
+    }
+
+    /// The next signal (`presence`, `typing`, `rooms`) matching `wanted`, skipping other frames.
+    pub async fn signal(&mut self, wanted: impl Fn(&ServerMsg) -> bool) -> ServerMsg {
+        loop {
+            if let Some(at) = self.signals.iter().position(&wanted) {
+                let found = self.signals.remove(at).expect("position is in range");
+                self.signals.drain(..at);
+                return found;
+            }
+            self.signals.clear();
+            if let Seen::Msg(msg) = self.next_any().await {
+                self.signals.push_back(msg);
+            }
+        }
+    }
+
+    /// Signals set aside so far; forgets them.
+    pub fn take_signals(&mut self) -> Vec<ServerMsg> {
+        self.signals.drain(..).collect()
+    }
+
+    /// The next frame of any kind, or the close.
+    pub async fn next_any(&mut self) -> Seen {
         loop {
             let frame = tokio::time::timeout(PATIENCE, self.socket.next())
                 .await

@@ -1,0 +1,99 @@
+//! Test (f): readers that stop reading cost the server a bounded amount of memory, and the readers
+//! that keep up get everything. Its own test binary, so no other test's allocations share the
+//! process whose memory it measures.
+
+mod common;
+
+use app::protocol::{ClientMsg, ServerMsg};
+use common::{Client, TempDir, TestServer};
+
+/// The process's resident memory, in bytes (the server runs in this process).
+fn rss_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: usize = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in kB");
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_readers_hold_a_bounded_amount_of_server_memory() {
+    const ROOMS: usize = 12;
+    const EACH: usize = 120;
+    const BODY: usize = 60_000;
+    let data = TempDir::new();
+    let server = TestServer::start_in(data.path(), &["--max-body-bytes", "60000"]).await;
+
+    // In each room, one reader that never reads, and one that does.
+    let mut stalled = Vec::new();
+    let mut readers = Vec::new();
+    for r in 0..ROOMS {
+        let room = format!("room-{r}");
+        let cookie = server.session(&format!("Stalled {r}")).await;
+        let mut client = Client::connect_small_buffer(server.addr, &cookie).await;
+        client.join(&room, None).await;
+        stalled.push(client);
+        let mut reader = server.client_named(&format!("Reader {r}")).await;
+        reader.join(&room, None).await;
+        readers.push(tokio::spawn(async move {
+            let mut bodies = 0;
+            let mut seqs = Vec::new();
+            while seqs.len() < EACH {
+                let msg = reader.next_message().await;
+                if msg.room == room {
+                    bodies += msg.body.len();
+                    seqs.push(msg.seq);
+                }
+            }
+            (seqs, bodies)
+        }));
+    }
+    let before = rss_bytes();
+
+    // 12 rooms × 120 messages × 60 kB = 86 MB published, every message short of a queue's frame
+    // bound: only the byte bound stops the stalled readers' queues from holding all of it.
+    let body = "x".repeat(BODY);
+    let mut posters = Vec::new();
+    for r in 0..ROOMS {
+        let mut poster = server.client_named(&format!("Poster {r}")).await;
+        let room = format!("room-{r}");
+        poster.join(&room, None).await;
+        let body = body.clone();
+        posters.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                poster
+                    .send(&ClientMsg::Send {
+                        room: room.clone(),
+                        client_id: format!("{i}"),
+                        body: body.clone(),
+                    })
+                    .await;
+                loop {
+                    if let ServerMsg::Ack { .. } = poster.recv().await {
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    for poster in posters {
+        poster.await.expect("poster");
+    }
+    for reader in readers {
+        let (seqs, bytes) = reader.await.expect("reader");
+        assert_eq!(seqs, (1..=EACH as u64).collect::<Vec<_>>());
+        assert_eq!(bytes, EACH * BODY);
+    }
+    let grown = rss_bytes().saturating_sub(before);
+    // Per stalled reader: its queue's bound, one write batch and the socket's buffers.
+    let bound = ROOMS * (server::hub::QUEUE_BYTES + 256 * 1024) + 16 * 1024 * 1024;
+    assert!(
+        grown < bound,
+        "memory grew by {} MiB while {ROOMS} readers stalled (bound {} MiB)",
+        grown >> 20,
+        bound >> 20
+    );
+    drop(stalled);
+}
