@@ -1,8 +1,9 @@
-//! The browser's side of `/ws` (feature `hydrate` only): opens the socket, joins the room with the
-//! cursor of what it already has, turns server frames into state changes, sends the outbox, and
-//! reconnects — with backoff after a drop, at once when the browser comes back online.
+//! The browser's side of `/ws` (feature `hydrate` only): opens the socket, joins every room the tab
+//! has open with the cursor of what it already has, turns server frames into state changes, sends the
+//! outboxes, and reconnects — with backoff after a drop, at once when the browser comes back online.
 //!
-//! One socket per tab. The state it drives lives in [`ChatState`]; components never touch the socket.
+//! One socket per tab, for all its rooms. The state it drives lives in [`Tab`] and its [`Room`]s;
+//! components never touch the socket.
 
 use std::rc::Rc;
 
@@ -12,8 +13,8 @@ use gloo_timers::future::TimeoutFuture;
 use leptos::{ev, prelude::*};
 
 use crate::{
-    protocol::{ClientMsg, ErrorCode, ServerMsg},
-    state::{ChatState, Connection},
+    protocol::{ClientMsg, ErrorCode, ServerMsg, TYPING_TTL_MS},
+    state::{Connection, Tab},
 };
 
 /// First retry delay after a drop; doubles per failed attempt up to [`MAX_BACKOFF_MS`].
@@ -27,10 +28,13 @@ enum Network {
     Offline,
 }
 
-/// Starts the socket client for this page. Call once, after hydration.
-pub fn connect(chat: ChatState) {
+/// How often expired typing indicators are cleared.
+const TYPING_SWEEP_MS: u32 = 500;
+
+/// Starts the socket client for this tab. Call once, after hydration.
+pub fn connect(tab: Tab) {
     let (tx, rx) = mpsc::unbounded::<ClientMsg>();
-    chat.outbox.set_value(Some(Rc::new(move |msg| {
+    tab.outbox.set_value(Some(Rc::new(move |msg| {
         // Only fails if the client task is gone, which happens only when the page is.
         let _ = tx.unbounded_send(msg);
     })));
@@ -43,7 +47,14 @@ pub fn connect(chat: ChatState) {
     std::mem::forget(window_event_listener(ev::offline, move |_| {
         let _ = net_tx.unbounded_send(Network::Offline);
     }));
-    leptos::task::spawn_local(run(chat, rx, net_rx));
+    leptos::task::spawn_local(run(tab, rx, net_rx));
+    leptos::task::spawn_local(async move {
+        loop {
+            TimeoutFuture::new(TYPING_SWEEP_MS).await;
+            let now = js_sys::Date::now();
+            tab.rooms().iter().for_each(|room| room.expire_typing(now));
+        }
+    });
 }
 
 fn browser_online() -> bool {
@@ -51,21 +62,21 @@ fn browser_online() -> bool {
 }
 
 async fn run(
-    chat: ChatState,
+    tab: Tab,
     mut outgoing: mpsc::UnboundedReceiver<ClientMsg>,
     mut network: mpsc::UnboundedReceiver<Network>,
 ) {
     let mut failures = 0u32;
     loop {
         if !browser_online() {
-            chat.connection.set(Connection::Offline);
+            tab.connection.set(Connection::Offline);
             while !matches!(network.next().await, Some(Network::Online) | None) {}
         }
         // Whatever was handed over while disconnected is still in the outbox and is re-sent on join.
         while outgoing.try_recv().is_ok() {}
 
-        chat.connection.set(Connection::Connecting);
-        if session(chat, &mut outgoing, &mut network).await {
+        tab.connection.set(Connection::Connecting);
+        if session(tab, &mut outgoing, &mut network).await {
             failures = 0; // It worked for a while: start over with a short delay.
         }
         if !browser_online() {
@@ -74,7 +85,7 @@ async fn run(
         failures = failures.saturating_add(1);
         let mut wait_ms = backoff_ms(failures);
         while wait_ms > 0 {
-            chat.connection.set(Connection::Reconnecting {
+            tab.connection.set(Connection::Reconnecting {
                 in_secs: wait_ms.div_ceil(1000),
             });
             let step = wait_ms.min(1000);
@@ -98,7 +109,7 @@ fn backoff_ms(failures: u32) -> u32 {
 
 /// One connection, from open to close. Returns whether the server welcomed us.
 async fn session(
-    chat: ChatState,
+    tab: Tab,
     outgoing: &mut mpsc::UnboundedReceiver<ClientMsg>,
     network: &mut mpsc::UnboundedReceiver<Network>,
 ) -> bool {
@@ -115,14 +126,19 @@ async fn session(
                 Some(Ok(Message::Text(text))) => match ServerMsg::decode(&text) {
                     Ok(ServerMsg::Welcome { you, .. }) => {
                         welcomed = true;
-                        chat.me.set(Some(you));
-                        chat.connection.set(Connection::Connected);
-                        // Rejoin where our copy ends, then re-send what was never acknowledged: the
-                        // server stores each `client_id` once however often it arrives.
-                        to_send.push(ClientMsg::Join { room: chat.room.get_value(), since: chat.cursor() });
-                        to_send.extend(chat.resends());
+                        tab.me.set(Some(you));
+                        tab.connection.set(Connection::Connected);
+                        // Rejoin every open room where our copy ends, then re-send what was never
+                        // acknowledged: the server stores each `client_id` once however often it
+                        // arrives.
+                        let rooms = tab.rooms();
+                        to_send.extend(rooms.iter().map(|room| {
+                            room.loading_older.set(false);
+                            room.join()
+                        }));
+                        to_send.extend(rooms.iter().flat_map(|room| room.resends()));
                     }
-                    Ok(msg) => to_send.extend(apply(chat, msg)),
+                    Ok(msg) => to_send.extend(apply(tab, msg)),
                     Err(err) => leptos::logging::warn!("ignoring a frame from the server: {err}"),
                 },
                 Some(Ok(Message::Bytes(_))) => {}
@@ -147,58 +163,102 @@ async fn session(
     welcomed
 }
 
-/// Applies a server frame to the page's state; returns the frames to send in answer.
-fn apply(chat: ChatState, msg: ServerMsg) -> Vec<ClientMsg> {
+/// Applies a server frame to the tab's state; returns the frames to send in answer.
+fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
     match msg {
         ServerMsg::Welcome { .. } => {}
         ServerMsg::Joined {
+            room,
             epoch,
             mode,
             first_seq,
             ..
-        } => chat.joined(epoch, mode, first_seq),
-        ServerMsg::Message(message) => chat.push_message(message),
-        ServerMsg::Ack { client_id, .. } => chat.settle(&client_id),
+        } => {
+            if let Some(room) = tab.room(&room) {
+                room.joined(epoch, mode, first_seq);
+            }
+        }
+        ServerMsg::Message(message) => tab.message(message),
+        ServerMsg::Ack {
+            room, client_id, ..
+        } => {
+            if let Some(room) = tab.room(&room) {
+                room.settle(&client_id);
+            }
+        }
         ServerMsg::Lagged { room, .. } => {
             // We fell behind and the server stopped queuing for us: catch up from the log.
-            return vec![ClientMsg::Join {
-                room,
-                since: chat.cursor(),
-            }];
+            if let Some(room) = tab.room(&room) {
+                return vec![room.join()];
+            }
         }
         ServerMsg::Error {
             code: ErrorCode::RateLimited,
             retry_after_ms,
             ..
-        } => resend_later(chat, retry_after_ms.unwrap_or(1000)),
-        ServerMsg::Error { message, .. } => chat.last_error.set(Some(message)),
-        ServerMsg::Presence { .. }
-        | ServerMsg::Typing { .. }
-        | ServerMsg::Rooms { .. }
-        | ServerMsg::History { .. } => {}
+        } => resend_later(tab, retry_after_ms.unwrap_or(1000)),
+        ServerMsg::Error { message, .. } => tab.last_error.set(Some(message)),
+        ServerMsg::Presence {
+            room,
+            count,
+            members,
+            joined,
+            left,
+        } => {
+            if let Some(room) = tab.room(&room) {
+                // Our own comings and goings are no news to us.
+                let notices = joined
+                    .iter()
+                    .filter(|who| !tab.is_me(who))
+                    .map(|who| format!("{} joined", who.name))
+                    .chain(
+                        left.iter()
+                            .filter(|who| !tab.is_me(who))
+                            .map(|who| format!("{} left", who.name)),
+                    )
+                    .collect();
+                room.presence(count, members, notices);
+            }
+        }
+        ServerMsg::Typing { room, user } => {
+            if let Some(room) = tab.room(&room)
+                && !tab.is_me(&user)
+            {
+                room.typing(user, js_sys::Date::now() + f64::from(TYPING_TTL_MS));
+            }
+        }
+        ServerMsg::Rooms { rooms } => tab.directory.set(rooms),
+        ServerMsg::History {
+            room,
+            epoch,
+            messages,
+            has_more,
+        } => {
+            if let Some(room) = tab.room(&room) {
+                room.prepend(epoch, messages, has_more);
+            }
+        }
     }
     Vec::new()
 }
 
 thread_local! {
-    /// Whether a re-send of the outbox is already scheduled: one is enough however many sends were
+    /// Whether a re-send of the outboxes is already scheduled: one is enough however many sends were
     /// refused for going too fast.
     static RESEND_SCHEDULED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Re-sends the outbox after `wait_ms`: the refused sends are still in it.
-fn resend_later(chat: ChatState, wait_ms: u64) {
+/// Re-sends every outbox after `wait_ms`: the refused sends are still in them.
+fn resend_later(tab: Tab, wait_ms: u64) {
     if RESEND_SCHEDULED.with(|s| s.replace(true)) {
         return;
     }
     leptos::task::spawn_local(async move {
         TimeoutFuture::new(u32::try_from(wait_ms).unwrap_or(u32::MAX)).await;
         RESEND_SCHEDULED.with(|s| s.set(false));
-        chat.outbox.with_value(|outbox| {
-            if let Some(send) = outbox {
-                chat.resends().into_iter().for_each(|msg| send(msg));
-            }
-        });
+        for room in tab.rooms() {
+            room.resends().into_iter().for_each(|msg| tab.send(msg));
+        }
     });
 }
 

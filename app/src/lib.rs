@@ -21,9 +21,9 @@ use leptos_router::{
     hooks::{use_location, use_params_map, use_query_map},
 };
 
-use components::{Composer, ConnectionStatus, MessageList};
+use components::{Composer, ConnectionStatus, Members, MessageList, RoomList, TypingIndicator};
 use protocol::{DEFAULT_ROOM, MAX_NAME_CHARS, MAX_ROOM_CHARS, validate_room};
-use state::{ChatState, USER_META, current_user};
+use state::{ROOM_META, Tab, USER_META, current_user, initial_room};
 
 /// The name the build gives the JS glue and the wasm (`pkg/herald.js`, `pkg/herald_bg.wasm`) and the
 /// stylesheet (`pkg/herald.css`). The server's `LeptosOptions` and `cargo xtask` both use it.
@@ -34,6 +34,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     let css = format!("/{}/{OUTPUT_NAME}.css", options.site_pkg_dir);
     // The session cookie is HttpOnly; the hydrating client learns who it is from here.
     let user = current_user().and_then(|user| serde_json::to_string(&user).ok());
+    // The room the page shows, with its cursor: the hydrating client continues from exactly there.
+    let room = initial_room().and_then(|page| serde_json::to_string(&page).ok());
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -44,6 +46,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <link rel="stylesheet" href=css/>
                 {user.map(|user| view! { <meta name=USER_META content=user/> })}
+                {room.map(|room| view! { <meta name=ROOM_META content=room/> })}
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -58,6 +61,17 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // One per tab: it outlives moving between rooms, which happens without reloading the page.
+    let tab = Tab::new(current_user());
+    provide_context(tab);
+    // Effects run only in the browser, after hydration: this is where the page comes alive.
+    Effect::new(move |_| {
+        tab.hydrated.set(true);
+        #[cfg(feature = "hydrate")]
+        if tab.me.get_untracked().is_some() {
+            client::connect(tab);
+        }
+    });
     view! {
         <Title text="Herald"/>
         <Router>
@@ -73,15 +87,24 @@ pub fn App() -> impl IntoView {
 /// name; the name prompt for everyone else.
 #[component]
 fn ChatPage() -> impl IntoView {
-    let room = use_params_map()
-        .with_untracked(|params| params.get("room"))
-        .unwrap_or_else(|| DEFAULT_ROOM.to_string());
-    if validate_room(&room).is_err() {
-        return view! { <NotFound/> }.into_any();
-    }
-    match current_user() {
-        Some(_) => view! { <Chat room/> }.into_any(),
-        None => view! { <NamePrompt/> }.into_any(),
+    let params = use_params_map();
+    // Following a room link changes the URL without a page load. Keyed by the room, so the page for
+    // another room is built afresh (with that room's state) rather than patched from this one.
+    let room = move || {
+        params
+            .with(|params| params.get("room"))
+            .unwrap_or_else(|| DEFAULT_ROOM.to_string())
+    };
+    view! {
+        <For each=move || [room()] key=String::clone let:room>
+            {if validate_room(&room).is_err() {
+                view! { <NotFound/> }.into_any()
+            } else if current_user().is_some() {
+                view! { <Chat room/> }.into_any()
+            } else {
+                view! { <NamePrompt/> }.into_any()
+            }}
+        </For>
     }
 }
 
@@ -119,38 +142,48 @@ fn NamePrompt() -> impl IntoView {
     }
 }
 
-/// The chat: header with who you are and the connection state, the rooms, the live message list, the
-/// composer.
+/// The chat: header with who you are and the connection state, the room list, the open room's
+/// conversation and the people in it, the composer.
 #[component]
 fn Chat(room: String) -> impl IntoView {
-    let chat = ChatState::new(current_user(), room.clone());
-    provide_context(chat);
-
-    // Effects run only in the browser, after hydration: this is where the page comes alive.
-    Effect::new(move |_| {
-        chat.hydrated.set(true);
-        #[cfg(feature = "hydrate")]
-        client::connect(chat);
-    });
+    let tab = expect_context::<Tab>();
+    let open = tab.show(&room);
+    provide_context(open);
+    let navigate = leptos_router::hooks::use_navigate();
+    // Once hydrated, going to a room is a move within the page: the socket stays, and so do the
+    // rooms already open. (Before that, the form goes to the server like any form.)
+    let room_input = NodeRef::<leptos::html::Input>::new();
+    let go_to_room = move |ev: leptos::ev::SubmitEvent| {
+        let Some(input) = room_input.get() else {
+            return;
+        };
+        let name = input.value().trim().to_ascii_lowercase();
+        if validate_room(&name).is_ok() {
+            ev.prevent_default();
+            input.set_value("");
+            navigate(&format!("/r/{name}"), Default::default());
+        }
+    };
 
     view! {
-        <div class="app" data-hydrated=move || chat.hydrated.get().to_string()>
+        <div class="app" data-hydrated=move || tab.hydrated.get().to_string()>
             <header class="topbar">
                 <h1 class="brand">"Herald"</h1>
                 <span class="room-name" data-testid="room-name">"# " {room}</span>
                 <span class="me" data-testid="me">
-                    {move || chat.me.get().map(|me| me.name)}
+                    {move || tab.me.get().map(|me| me.name)}
                 </span>
                 <form class="sign-out" method="post" action="/session/end">
                     <button type="submit" title="Forget my name in this browser">"Sign out"</button>
                 </form>
                 <ConnectionStatus/>
             </header>
-            <nav class="rooms" aria-label="Rooms">
-                <a href="/">"# general"</a>
+            <nav class="sidebar" aria-label="Rooms">
+                <RoomList/>
                 // A plain form: the server turns `/r?room=name` into `/r/name`.
-                <form class="go-to-room" method="get" action="/r">
+                <form class="go-to-room" method="get" action="/r" on:submit=go_to_room>
                     <input
+                        node_ref=room_input
                         name="room"
                         data-testid="room-input"
                         placeholder="go to room…"
@@ -163,7 +196,11 @@ fn Chat(room: String) -> impl IntoView {
             </nav>
             <main class="conversation">
                 <MessageList/>
+                <TypingIndicator/>
             </main>
+            <aside class="people" aria-label="People in this room">
+                <Members/>
+            </aside>
             <footer class="composer-bar">
                 <Composer/>
             </footer>

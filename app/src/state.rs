@@ -1,11 +1,20 @@
 //! The page's reactive state: what the components render and what the socket client updates.
 //!
-//! One `ChatState` per chat page, shared through Leptos context. It is `Copy` (it holds only signal
-//! handles), so components and the client take it by value.
+//! One [`Tab`] per browser tab (the connection, who we are, the room list, the rooms this tab has
+//! open) and one [`Room`] per open room (its messages, cursor, outbox, people, typing). Both are
+//! `Copy` (they hold only signal handles) and shared through Leptos context, so components and the
+//! client take them by value. Switching rooms keeps every open room's state: the tab's one socket
+//! stays joined to all of them.
+
+use std::collections::HashMap;
 
 use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use crate::protocol::{ChatMessage, ClientMsg, Cursor, Identity, JoinMode, ProtocolError};
+use crate::protocol::{
+    ChatMessage, ClientMsg, Cursor, HISTORY_ON_JOIN, Identity, JoinMode, ProtocolError,
+    RoomSummary, TYPING_REPEAT_MS, TYPING_TTL_MS,
+};
 
 /// Who the page is rendered for, from the session cookie (server) or from the page itself (browser):
 /// `None` means the visitor has not chosen a name yet.
@@ -72,17 +81,72 @@ impl Connection {
     }
 }
 
+/// The room a page was rendered for, as the server had it at render time: its cursor and latest
+/// messages. The page carries it to the hydrating client, which joins from that cursor, so nothing
+/// posted between render and subscribe is missed, and nothing rendered is shown twice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPage {
+    pub room: String,
+    pub epoch: String,
+    /// The latest messages (at most [`HISTORY_ON_JOIN`]), oldest first.
+    pub messages: Vec<ChatMessage>,
+    /// The room holds older messages than these.
+    pub has_more: bool,
+}
+
+/// The server's [`RoomPage`] for the page being rendered (server side, from context).
+#[derive(Clone, Debug)]
+pub struct InitialRoom(pub Option<RoomPage>);
+
+/// The `<meta name=...>` that carries the [`RoomPage`] to the hydrating client.
+pub const ROOM_META: &str = "herald-room";
+
+/// The room the page was rendered with, the same on the server and in the browser.
+pub fn initial_room() -> Option<RoomPage> {
+    #[cfg(feature = "hydrate")]
+    {
+        let meta = leptos::prelude::document()
+            .query_selector(&format!("meta[name={ROOM_META}]"))
+            .ok()
+            .flatten()?;
+        serde_json::from_str(&meta.get_attribute("content")?).ok()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        use_context::<InitialRoom>().and_then(|page| page.0)
+    }
+}
+
+/// Everything about this tab's chat that is not about one room.
 #[derive(Clone, Copy)]
-pub struct ChatState {
-    /// The room this page shows (from its URL).
-    pub room: StoredValue<String>,
+pub struct Tab {
     /// True once the WASM has hydrated the page; until then nothing on it is interactive.
     pub hydrated: RwSignal<bool>,
     pub connection: RwSignal<Connection>,
     /// Who we are: from the page, confirmed by the server's `Welcome`.
     pub me: RwSignal<Option<Identity>>,
-    /// Messages in the order received (seq order within one epoch).
-    pub messages: RwSignal<Vec<Shown>>,
+    /// The server's room list with member counts, as last told.
+    pub directory: RwSignal<Vec<RoomSummary>>,
+    /// The rooms this tab has open, in the order they were opened: the socket is joined to each.
+    pub open: RwSignal<Vec<String>>,
+    rooms: StoredValue<HashMap<String, Room>>,
+    /// The room on screen.
+    pub current: RwSignal<String>,
+    /// The last refusal from the server, shown under the composer until the next successful send.
+    pub last_error: RwSignal<Option<String>>,
+    /// Sends a frame on the current connection; installed by the client once hydrated.
+    pub outbox: StoredValue<Option<Outbox>, LocalStorage>,
+    /// The reactive owner the tab was made in: each room's signals are made there too, so they live
+    /// as long as the tab, not as long as the page that first showed the room.
+    owner: StoredValue<Option<Owner>, LocalStorage>,
+}
+
+/// One open room of the tab.
+#[derive(Clone, Copy)]
+pub struct Room {
+    pub name: StoredValue<String>,
+    /// What is shown, oldest first: messages (seq order within one epoch) and join/leave notices.
+    pub lines: RwSignal<Vec<Line>>,
     /// The room's epoch from the latest `Joined`: seqs are only comparable within one epoch.
     pub epoch: RwSignal<Option<String>>,
     /// The last seq we hold of the room (in `epoch`); with it, the cursor we rejoin with.
@@ -92,10 +156,46 @@ pub struct ChatState {
     pub pending: RwSignal<Vec<Pending>>,
     /// Set when a rejoin could not replay everything we missed (the room no longer holds it).
     pub gap: RwSignal<bool>,
-    /// The last refusal from the server, shown under the composer until the next successful send.
-    pub last_error: RwSignal<Option<String>>,
-    /// Sends a frame on the current connection; installed by the client once hydrated.
-    pub outbox: StoredValue<Option<Outbox>, LocalStorage>,
+    /// Who is in the room, by name (`None` in rooms too big to list), and how many.
+    pub members: RwSignal<Option<Vec<Identity>>>,
+    pub member_count: RwSignal<u32>,
+    /// Who is typing, with when (ms since the Unix epoch) that expires.
+    pub typing: RwSignal<Vec<(Identity, f64)>>,
+    /// Whether the room holds messages older than the oldest shown, and whether we asked for them.
+    pub has_more: RwSignal<bool>,
+    pub loading_older: RwSignal<bool>,
+    /// Messages that arrived while another room was on screen.
+    pub unread: RwSignal<u32>,
+    /// When we last told the server we are typing here (ms since the Unix epoch).
+    typing_sent: StoredValue<f64>,
+}
+
+/// One line of a room's conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Line {
+    Message(Shown),
+    /// "Ann joined" / "Bob left": shown, never stored.
+    Notice {
+        id: u64,
+        text: String,
+    },
+}
+
+impl Line {
+    /// Unique across epochs: the key the message list renders by.
+    pub fn key(&self) -> String {
+        match self {
+            Line::Message(shown) => shown.key(),
+            Line::Notice { id, .. } => format!("n{id}"),
+        }
+    }
+
+    fn seq(&self) -> Option<u64> {
+        match self {
+            Line::Message(shown) => Some(shown.msg.seq),
+            Line::Notice { .. } => None,
+        }
+    }
 }
 
 /// A message on screen, with the server epoch it belongs to.
@@ -106,7 +206,6 @@ pub struct Shown {
 }
 
 impl Shown {
-    /// Unique across epochs: the key the message list renders by.
     pub fn key(&self) -> String {
         format!("{}:{}", self.epoch, self.msg.seq)
     }
@@ -119,54 +218,197 @@ pub struct Pending {
     pub body: String,
 }
 
-/// A handle the composer uses to hand a message to the socket client.
-pub type Outbox = std::rc::Rc<dyn Fn(crate::protocol::ClientMsg)>;
+/// A handle the state uses to hand a frame to the socket client.
+pub type Outbox = std::rc::Rc<dyn Fn(ClientMsg)>;
 
-impl ChatState {
-    pub fn new(me: Option<Identity>, room: String) -> Self {
+impl Tab {
+    pub fn new(me: Option<Identity>) -> Self {
         Self {
-            room: StoredValue::new(room),
             hydrated: RwSignal::new(false),
             connection: RwSignal::new(Connection::Loading),
             me: RwSignal::new(me),
-            messages: RwSignal::new(Vec::new()),
-            epoch: RwSignal::new(None),
-            last_seq: RwSignal::new(0),
-            pending: RwSignal::new(Vec::new()),
-            gap: RwSignal::new(false),
+            directory: RwSignal::new(Vec::new()),
+            open: RwSignal::new(Vec::new()),
+            rooms: StoredValue::new(HashMap::new()),
+            current: RwSignal::new(String::new()),
             last_error: RwSignal::new(None),
             outbox: StoredValue::new_local(None),
+            owner: StoredValue::new_local(Owner::current()),
+        }
+    }
+
+    /// The open room called `name`, if the tab has it open.
+    pub fn room(&self, name: &str) -> Option<Room> {
+        self.rooms.with_value(|rooms| rooms.get(name).copied())
+    }
+
+    /// Every open room.
+    pub fn rooms(&self) -> Vec<Room> {
+        self.open
+            .with_untracked(|open| open.iter().filter_map(|name| self.room(name)).collect())
+    }
+
+    /// Shows room `name`, opening it if this tab has not yet: then it is joined — from the page's
+    /// cursor if the page was rendered for it, so what the page shows is continued exactly.
+    pub fn show(&self, name: &str) -> Room {
+        self.current.set(name.to_owned());
+        if let Some(room) = self.room(name) {
+            room.unread.set(0);
+            return room;
+        }
+        let page = initial_room().filter(|page| page.room == name);
+        let room = match self.owner.get_value() {
+            Some(owner) => owner.with(|| Room::new(name, page)),
+            None => Room::new(name, page),
+        };
+        self.rooms.update_value(|rooms| {
+            rooms.insert(name.to_owned(), room);
+        });
+        self.open.update(|open| open.push(name.to_owned()));
+        // While connected the join goes now; otherwise the next `welcome` joins every open room.
+        if self.connection.get_untracked() == Connection::Connected {
+            self.send(room.join());
+        }
+        room
+    }
+
+    /// Hands a frame to the socket client (dropped if there is none yet: it is re-derived from the
+    /// state on connect).
+    pub fn send(&self, msg: ClientMsg) {
+        self.outbox.with_value(|outbox| {
+            if let Some(send) = outbox {
+                send(msg);
+            }
+        });
+    }
+
+    /// Whether `who` is the person using this tab.
+    pub fn is_me(&self, who: &Identity) -> bool {
+        self.me
+            .with_untracked(|me| me.as_ref().is_some_and(|me| me.id == who.id))
+    }
+
+    /// Puts a message in `room`'s outbox and hands it to the socket client, which sends it now if it
+    /// is connected, and again after each reconnect until it is acknowledged.
+    pub fn send_message(&self, room: Room, body: String) -> Result<(), ProtocolError> {
+        let client_id = next_client_id();
+        let msg = ClientMsg::Send {
+            room: room.name.get_value(),
+            client_id: client_id.clone(),
+            body: body.clone(),
+        };
+        msg.validate()?;
+        room.pending.update(|p| p.push(Pending { client_id, body }));
+        self.send(msg);
+        // The message ends the typing; the next keystroke starts a new "is typing" at once.
+        room.typing_sent.set_value(f64::MIN);
+        Ok(())
+    }
+
+    /// The user typed in `room`: tell the others, at most every [`TYPING_REPEAT_MS`].
+    pub fn typed(&self, room: Room, now_ms: f64) {
+        if now_ms - room.typing_sent.get_value() < f64::from(TYPING_REPEAT_MS)
+            || self.connection.get_untracked() != Connection::Connected
+        {
+            return;
+        }
+        room.typing_sent.set_value(now_ms);
+        self.send(ClientMsg::Typing {
+            room: room.name.get_value(),
+        });
+    }
+
+    /// A message arrived for an open room.
+    pub fn message(&self, msg: ChatMessage) {
+        let Some(room) = self.room(&msg.room) else {
+            return;
+        };
+        let mine = self.is_me(&msg.author);
+        if room.push_message(msg, mine)
+            && !mine
+            && self.current.get_untracked() != room.name.get_value()
+        {
+            room.unread.update(|n| *n += 1);
+        }
+    }
+}
+
+impl Room {
+    fn new(name: &str, page: Option<RoomPage>) -> Self {
+        let (epoch, last_seq, lines, has_more) = match page {
+            Some(page) => (
+                Some(page.epoch.clone()),
+                page.messages.last().map_or(0, |m| m.seq),
+                page.messages
+                    .into_iter()
+                    .map(|msg| {
+                        Line::Message(Shown {
+                            epoch: page.epoch.clone(),
+                            msg,
+                        })
+                    })
+                    .collect(),
+                page.has_more,
+            ),
+            None => (None, 0, Vec::new(), false),
+        };
+        Self {
+            name: StoredValue::new(name.to_owned()),
+            lines: RwSignal::new(lines),
+            epoch: RwSignal::new(epoch),
+            last_seq: RwSignal::new(last_seq),
+            pending: RwSignal::new(Vec::new()),
+            gap: RwSignal::new(false),
+            members: RwSignal::new(None),
+            member_count: RwSignal::new(0),
+            typing: RwSignal::new(Vec::new()),
+            has_more: RwSignal::new(has_more),
+            loading_older: RwSignal::new(false),
+            unread: RwSignal::new(0),
+            typing_sent: StoredValue::new(f64::MIN),
+        }
+    }
+
+    /// The frame that joins this room from where our copy ends.
+    pub fn join(&self) -> ClientMsg {
+        ClientMsg::Join {
+            room: self.name.get_value(),
+            since: self.cursor(),
         }
     }
 
     /// Shows a message unless it is already shown, and retires it from the outbox if it is ours.
-    pub fn push_message(&self, msg: ChatMessage) {
+    /// Returns whether it was new.
+    pub fn push_message(&self, msg: ChatMessage, mine: bool) -> bool {
         let Some(epoch) = self.epoch.get_untracked() else {
-            return; // Messages only come after `Joined`, which sets the epoch.
+            return false; // Messages only come after `Joined`, which sets the epoch.
         };
-        if self
-            .me
-            .with_untracked(|me| me.as_ref().is_some_and(|me| me.id == msg.author.id))
-        {
+        if mine {
             self.settle(&msg.client_id);
         }
+        self.typing
+            .update(|typing| typing.retain(|(who, _)| who.id != msg.author.id));
         // Within one epoch seqs only grow: anything at or below what we hold is a repeat.
         if msg.seq <= self.last_seq.get_untracked() {
-            return;
+            return false;
         }
         self.last_seq.set(msg.seq);
-        self.messages.update(|list| list.push(Shown { epoch, msg }));
+        self.lines
+            .update(|lines| lines.push(Line::Message(Shown { epoch, msg })));
+        true
     }
 
     /// The server's answer to our join: what follows is the replay from `first_seq`.
     pub fn joined(&self, epoch: String, mode: JoinMode, first_seq: u64) {
         let same_epoch = self.epoch.get_untracked().as_deref() == Some(epoch.as_str());
-        if mode == JoinMode::Reset || !same_epoch {
-            // Our copy belongs to a history that no longer exists.
-            self.messages.update(Vec::clear);
+        if matches!(mode, JoinMode::Reset | JoinMode::Latest) || !same_epoch {
+            // The latest messages follow from scratch; what we hold would be repeated or belongs
+            // to a history that no longer exists.
+            self.lines.update(Vec::clear);
+            self.has_more.set(first_seq > 1);
         }
         self.gap
-            .set(mode == JoinMode::Partial && self.messages.with_untracked(|m| !m.is_empty()));
+            .set(mode == JoinMode::Partial && self.lines.with_untracked(|l| !l.is_empty()));
         self.epoch.set(Some(epoch));
         self.last_seq.set(first_seq.saturating_sub(1));
     }
@@ -189,27 +431,6 @@ impl ChatState {
                 .update(|p| p.retain(|p| p.client_id != client_id));
         }
     }
-}
-
-impl ChatState {
-    /// Puts a message in the outbox and hands it to the socket client, which sends it now if it is
-    /// connected, and again after each reconnect until it is acknowledged.
-    pub fn send_message(&self, body: String) -> Result<(), ProtocolError> {
-        let client_id = self.next_client_id();
-        let msg = ClientMsg::Send {
-            room: self.room.get_value(),
-            client_id: client_id.clone(),
-            body: body.clone(),
-        };
-        msg.validate()?;
-        self.pending.update(|p| p.push(Pending { client_id, body }));
-        self.outbox.with_value(|outbox| {
-            if let Some(send) = outbox {
-                send(msg);
-            }
-        });
-        Ok(())
-    }
 
     /// The frames that re-send the whole outbox, oldest first.
     pub fn resends(&self) -> Vec<ClientMsg> {
@@ -217,7 +438,7 @@ impl ChatState {
             pending
                 .iter()
                 .map(|p| ClientMsg::Send {
-                    room: self.room.get_value(),
+                    room: self.name.get_value(),
                     client_id: p.client_id.clone(),
                     body: p.body.clone(),
                 })
@@ -225,13 +446,102 @@ impl ChatState {
         })
     }
 
-    /// A fresh idempotency key for one send: random per page load, then counting.
-    pub fn next_client_id(&self) -> String {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", page_nonce())
+    /// The seq of the oldest message shown.
+    pub fn oldest_seq(&self) -> Option<u64> {
+        self.lines
+            .with_untracked(|lines| lines.iter().find_map(Line::seq))
     }
+
+    /// The frame asking for the page of history before what is shown, if there is one to ask for.
+    pub fn older(&self) -> Option<ClientMsg> {
+        if !self.has_more.get_untracked() || self.loading_older.get_untracked() {
+            return None;
+        }
+        let before = self.oldest_seq()?;
+        self.loading_older.set(true);
+        Some(ClientMsg::History {
+            room: self.name.get_value(),
+            before,
+            limit: Some(HISTORY_ON_JOIN as u32),
+        })
+    }
+
+    /// An older page arrived: it goes above what is shown.
+    pub fn prepend(&self, epoch: String, messages: Vec<ChatMessage>, has_more: bool) {
+        self.loading_older.set(false);
+        if self.epoch.get_untracked().as_deref() != Some(epoch.as_str()) {
+            return; // From a history we no longer show.
+        }
+        let oldest = self.oldest_seq().unwrap_or(u64::MAX);
+        let older: Vec<Line> = messages
+            .into_iter()
+            .filter(|m| m.seq < oldest)
+            .map(|msg| {
+                Line::Message(Shown {
+                    epoch: epoch.clone(),
+                    msg,
+                })
+            })
+            .collect();
+        self.has_more.set(has_more);
+        if !older.is_empty() {
+            self.lines.update(|lines| {
+                lines.splice(0..0, older);
+            });
+        }
+    }
+
+    /// Who is here now, and the notices for who came and went.
+    pub fn presence(&self, count: u32, members: Option<Vec<Identity>>, notices: Vec<String>) {
+        self.member_count.set(count);
+        self.members.set(members);
+        if !notices.is_empty() {
+            self.lines.update(|lines| {
+                for text in notices {
+                    lines.push(Line::Notice {
+                        id: next_notice_id(),
+                        text,
+                    });
+                }
+            });
+        }
+    }
+
+    /// `who` is typing, until `until_ms`.
+    pub fn typing(&self, who: Identity, until_ms: f64) {
+        self.typing.update(|typing| {
+            typing.retain(|(t, _)| t.id != who.id);
+            typing.push((who, until_ms));
+        });
+    }
+
+    /// Forgets typing signals that have expired by `now_ms`.
+    pub fn expire_typing(&self, now_ms: f64) {
+        if self
+            .typing
+            .with_untracked(|t| t.iter().any(|(_, until)| *until <= now_ms))
+        {
+            self.typing
+                .update(|t| t.retain(|(_, until)| *until > now_ms));
+        }
+    }
+}
+
+/// How long a typing signal shows, in ms.
+pub const TYPING_SHOWN_MS: f64 = TYPING_TTL_MS as f64;
+
+fn next_notice_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A fresh idempotency key for one send: random per page load, then counting.
+pub fn next_client_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{n}", page_nonce())
 }
 
 /// Random per page load, so two tabs never pick the same `client_id`.

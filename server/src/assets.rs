@@ -40,12 +40,7 @@ pub async fn serve(State(state): State<AppState>, request: Request) -> Response 
     {
         return response;
     }
-    let options = state.leptos_options.clone();
-    let render = leptos_axum::render_app_to_stream_with_context(
-        crate::provide_current_user(state.sessions.clone()),
-        move || app::shell(options.clone()),
-    );
-    render(request).await.into_response()
+    crate::pages::render(State(state), request).await
 }
 
 async fn file_response(state: &AppState, path: &str, request: &HeaderMap) -> Option<Response> {

@@ -384,6 +384,11 @@ impl Hub {
         }
     }
 
+    /// The seq of the last message published in `room`, if the hub knows the room.
+    pub fn last_seq(&self, room: &str) -> Option<u64> {
+        self.lock().rooms.get(room).map(|room| room.last_seq)
+    }
+
     /// How many connections are in `room` now.
     pub fn subscriber_count(&self, room: &str) -> usize {
         self.lock()

@@ -5,16 +5,16 @@ pub mod assets;
 pub mod config;
 pub mod hub;
 pub mod log;
+pub mod pages;
 pub mod rate;
 pub mod session;
 pub mod transport;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
-use app::{App, OUTPUT_NAME, shell};
+use app::{App, OUTPUT_NAME};
 use axum::{Router, extract::FromRef};
 use leptos::config::{Env, LeptosOptions};
-use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -141,46 +141,14 @@ pub async fn run(
 }
 
 fn router(state: AppState) -> Router {
+    // Also sets up the executor Leptos renders on.
     let routes = generate_route_list(App);
-    let options = state.leptos_options.clone();
     Router::new()
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            provide_current_user(state.sessions.clone()),
-            move || shell(options.clone()),
-        )
+        .leptos_routes_with_handler(routes, axum::routing::get(pages::render))
         .merge(transport::ws::router())
         .merge(session::router())
-        .route("/r", axum::routing::get(go_to_room))
+        .route("/r", axum::routing::get(pages::go_to_room))
         .fallback(assets::serve)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-/// Tells the page being rendered who is asking (from the request's session cookie), so it renders
-/// either the name prompt or the chat.
-pub fn provide_current_user(sessions: Sessions) -> impl Fn() + Clone + Send + Sync + 'static {
-    move || {
-        let user = use_context::<http::request::Parts>()
-            .and_then(|parts| sessions.from_headers(&parts.headers));
-        provide_context(app::state::CurrentUser(user));
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct GoToRoom {
-    room: String,
-}
-
-/// `GET /r?room=Name`: the "go to room" form's target; sends the browser to `/r/name`.
-async fn go_to_room(
-    axum::extract::Query(GoToRoom { room }): axum::extract::Query<GoToRoom>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let room = room.trim().to_ascii_lowercase();
-    match app::protocol::validate_room(&room) {
-        Ok(()) => axum::response::Redirect::to(&format!("/r/{room}")).into_response(),
-        Err(err) => (axum::http::StatusCode::BAD_REQUEST, err.message).into_response(),
-    }
 }

@@ -163,3 +163,63 @@ async fn five_concurrent_senders_get_one_dense_order_that_everyone_sees() {
         "the observer sees all 500 in seq order"
     );
 }
+
+/// Undoes HTML attribute escaping.
+fn unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn the_page_shows_the_latest_messages_and_the_client_continues_from_its_cursor() {
+    let server = TestServer::start().await;
+    let mut ann = server.client_named("Ann").await;
+    for i in 1..=60 {
+        ann.post(&format!("c{i}"), &format!("message <{i}>")).await;
+    }
+    let cookie = server.session("Bob").await;
+    let (status, _, html) = server
+        .request(&format!(
+            "GET / HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
+            server.addr
+        ))
+        .await;
+    assert_eq!(status, 200);
+    // The latest 50 are in the HTML itself (escaped), the older ones are not.
+    assert!(html.contains("message &lt;60&gt;") && html.contains("message &lt;11&gt;"));
+    assert!(!html.contains("message &lt;10&gt;"));
+
+    // The page carries the room's cursor at render time.
+    let meta = html
+        .split("<meta name=\"herald-room\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page embeds the room");
+    let page: app::state::RoomPage = serde_json::from_str(&unescape(meta)).expect("room JSON");
+    let seqs: Vec<u64> = page.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (11..=60).collect::<Vec<_>>());
+    assert!(page.has_more);
+
+    // Two messages are posted between render and subscribe; joining from the page's cursor gets
+    // exactly those two.
+    ann.post("late-1", "after the render").await;
+    ann.post("late-2", "also after").await;
+    let mut bob = Client::connect_only(server.addr, &cookie).await;
+    let last = page.messages.last().map(|m| m.seq).expect("messages");
+    let joined = bob.resume("general", &page.epoch, last).await;
+    assert_eq!(
+        (joined.mode, joined.first_seq, joined.last_seq),
+        (JoinMode::Full, 61, 62)
+    );
+    assert_eq!(
+        read_messages(&mut bob, 2).await,
+        vec![
+            (61, "after the render".to_string()),
+            (62, "also after".to_string())
+        ]
+    );
+}

@@ -5,18 +5,19 @@ use leptos::{ev, prelude::*};
 
 use crate::{
     protocol::MAX_BODY_BYTES,
-    state::{ChatState, Connection},
+    state::{Connection, Room, Tab},
 };
 
 #[component]
 pub fn Composer() -> impl IntoView {
-    let chat = expect_context::<ChatState>();
+    let tab = expect_context::<Tab>();
+    let room = expect_context::<Room>();
     let draft = RwSignal::new(String::new());
     // Usable as soon as the page is hydrated: while disconnected, messages wait in the outbox.
-    let ready = move || chat.hydrated.get();
-    let placeholder = move || match chat.connection.get() {
+    let ready = move || tab.hydrated.get();
+    let placeholder = move || match tab.connection.get() {
         Connection::Loading => "Loading…".to_string(),
-        Connection::Connected => format!("Message #{}", chat.room.get_value()),
+        Connection::Connected => format!("Message #{}", room.name.get_value()),
         Connection::Connecting | Connection::Reconnecting { .. } | Connection::Offline => {
             "Offline: messages are sent when the connection is back".to_string()
         }
@@ -28,12 +29,12 @@ pub fn Composer() -> impl IntoView {
             return; // Enter on an empty box is not an error worth a message.
         }
         // The server checks again; checking here tells the user before anything is sent.
-        match chat.send_message(body) {
+        match tab.send_message(room, body) {
             Ok(()) => {
                 draft.set(String::new());
-                chat.last_error.set(None);
+                tab.last_error.set(None);
             }
-            Err(err) => chat.last_error.set(Some(err.message)),
+            Err(err) => tab.last_error.set(Some(err.message)),
         }
     };
 
@@ -59,7 +60,11 @@ pub fn Composer() -> impl IntoView {
                 placeholder=placeholder
                 disabled=move || !ready()
                 prop:value=move || draft.get()
-                on:input=move |ev| draft.set(event_target_value(&ev))
+                on:input=move |ev| {
+                    draft.set(event_target_value(&ev));
+                    #[cfg(feature = "hydrate")]
+                    tab.typed(room, js_sys::Date::now());
+                }
                 on:keydown=on_keydown
             ></textarea>
             <button type="submit" disabled=move || !ready() || draft.with(|d| d.trim().is_empty())>
@@ -67,7 +72,7 @@ pub fn Composer() -> impl IntoView {
             </button>
         </form>
         <p class="composer-hint" role="alert" data-testid="composer-error">
-            {move || chat.last_error.get()}
+            {move || tab.last_error.get()}
         </p>
         <p class="composer-limit" class:over=move || draft.with(|d| d.len() > MAX_BODY_BYTES)>
             {move || {

@@ -1,10 +1,14 @@
-//! The chat page's building blocks. Each reads the page's [`ChatState`](crate::state::ChatState) from
-//! context; none talks to the network itself.
+//! The chat page's building blocks. Each reads the tab's [`Tab`](crate::state::Tab) and the open
+//! [`Room`](crate::state::Room) from context; none talks to the network itself.
 
 mod composer;
 mod message_list;
+mod people;
+mod rooms;
 mod status;
 
 pub use composer::Composer;
 pub use message_list::MessageList;
+pub use people::{Members, TypingIndicator};
+pub use rooms::RoomList;
 pub use status::ConnectionStatus;

@@ -2,12 +2,11 @@
 
 use leptos::prelude::*;
 
-use crate::state::ChatState;
+use crate::state::Tab;
 
 #[component]
 pub fn ConnectionStatus() -> impl IntoView {
-    let chat = expect_context::<ChatState>();
-    let connection = chat.connection;
+    let connection = expect_context::<Tab>().connection;
     view! {
         <span
             class="status"

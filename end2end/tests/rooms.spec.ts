@@ -1,0 +1,186 @@
+// Rooms side by side in one tab, who is in them, who is typing, and older history on scroll — in real
+// Chromium against the release binary. Each test uses rooms of its own: other tests share the server.
+import { expect, Page, test } from '@playwright/test';
+import { bodies, heraldUrl, openChat, send, watchForErrors } from '../lib/chat';
+
+function uniqueRoom(prefix: string): string {
+  return `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+}
+
+/** Goes to a room through the sidebar's "go to room" box, without a page load. */
+async function goToRoom(page: Page, room: string) {
+  await page.getByTestId('room-input').fill(room);
+  await page.getByTestId('room-input').press('Enter');
+  await expect(page).toHaveURL(new RegExp(`/r/${room}$`));
+  await expect(page.getByTestId('room-name')).toHaveText(`# ${room}`);
+}
+
+/** The sidebar entry of a room. */
+function roomLink(page: Page, room: string) {
+  return page.locator(`.room[data-room="${room}"]`);
+}
+
+test('one socket carries every open room; switching keeps each conversation', async ({ browser }) => {
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  const errors = [a, b].map(watchForErrors);
+  let sockets = 0;
+  a.on('websocket', () => (sockets += 1));
+  const first = uniqueRoom('first');
+  const second = uniqueRoom('second');
+
+  await openChat(a, `${heraldUrl()}/r/${first}`);
+  await send(a, `said in ${first}`);
+  // Survives only if the page is never reloaded.
+  await a.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
+  await goToRoom(a, second);
+  await expect(a.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+  await send(a, `said in ${second}`);
+  await expect(bodies(a).filter({ hasText: `said in ${second}` })).toHaveCount(1);
+  await expect(bodies(a).filter({ hasText: `said in ${first}` })).toHaveCount(0);
+
+  // B talks in the first room while A looks at the second: A's sidebar counts it as unread.
+  await openChat(b, `${heraldUrl()}/r/${first}`);
+  await send(b, `news in ${first}`);
+  await expect(roomLink(a, first).getByTestId('unread')).toHaveText('1');
+
+  // Back through the sidebar: the first room's conversation is all there, the news included.
+  await roomLink(a, first).getByRole('link').click();
+  await expect(a).toHaveURL(new RegExp(`/r/${first}$`));
+  await expect(bodies(a).filter({ hasText: `said in ${first}` })).toHaveCount(1);
+  await expect(bodies(a).filter({ hasText: `news in ${first}` })).toHaveCount(1);
+  await expect(roomLink(a, first).getByTestId('unread')).toBeHidden();
+  // Both rooms are still live on the one socket: news in the second reaches A there.
+  await openChat(b, `${heraldUrl()}/r/${second}`);
+  await send(b, `news in ${second}`);
+  await expect(roomLink(a, second).getByTestId('unread')).toHaveText('1');
+
+  expect(await a.evaluate(() => (window as unknown as { stayed?: boolean }).stayed)).toBe(true);
+  expect(sockets).toBe(1);
+  expect(errors.flat()).toEqual([]);
+});
+
+test('the people in a room and the room list counts update live', async ({ browser }) => {
+  const room = uniqueRoom('people');
+  const a = await (await browser.newContext()).newPage();
+  const bContext = await browser.newContext();
+  const b = await bContext.newPage();
+  await openChat(a, `${heraldUrl()}/r/${room}`, 'Ann');
+  await expect(a.getByTestId('people')).toHaveText('Ann');
+
+  await openChat(b, `${heraldUrl()}/r/${room}`, 'Bob');
+  for (const page of [a, b]) {
+    await expect(page.getByTestId('people').locator('li')).toHaveText(['Ann', 'Bob']);
+    await expect(page.getByTestId('people-count')).toHaveText('2');
+    await expect(roomLink(page, room).getByTestId('member-count')).toHaveText('2');
+  }
+  await expect(a.getByTestId('notice').filter({ hasText: 'Bob joined' })).toHaveCount(1);
+
+  // Bob closes his tab: after a short grace (a reload is not a departure) Ann is told, once.
+  await bContext.close();
+  await expect(a.getByTestId('people').locator('li')).toHaveText(['Ann']);
+  await expect(a.getByTestId('people-count')).toHaveText('1');
+  await expect(roomLink(a, room).getByTestId('member-count')).toHaveText('1');
+  await expect(a.getByTestId('notice').filter({ hasText: 'Bob left' })).toHaveCount(1);
+});
+
+test('"is typing" shows while someone types and goes when they send or stop', async ({ browser }) => {
+  const room = uniqueRoom('typing');
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  await openChat(a, `${heraldUrl()}/r/${room}`, 'Ann');
+  await openChat(b, `${heraldUrl()}/r/${room}`, 'Bob');
+  const typing = a.getByTestId('typing');
+  await expect(typing).toHaveText('');
+
+  await b.getByTestId('composer-input').pressSequentially('hel');
+  await expect(typing).toHaveText('Bob is typing…');
+  await expect(b.getByTestId('typing')).toHaveText('', { timeout: 1000 }); // Not about oneself.
+  await b.getByTestId('composer-input').pressSequentially('lo');
+  await b.getByTestId('composer-input').press('Enter');
+  await expect(bodies(a).filter({ hasText: 'hello' })).toHaveCount(1);
+  await expect(typing).toHaveText('');
+
+  // Typing, then stopping without sending: the signal expires by itself.
+  await b.getByTestId('composer-input').pressSequentially('never mind');
+  await expect(typing).toHaveText('Bob is typing…');
+  await expect(typing).toHaveText('', { timeout: 9000 });
+  // Never stored: a newcomer's page has no trace of it.
+  const c = await (await browser.newContext()).newPage();
+  await openChat(c, `${heraldUrl()}/r/${room}`);
+  await expect(c.getByTestId('typing')).toHaveText('');
+  await expect(bodies(c)).toHaveText(['hello']);
+});
+
+test('a room opens on its last 50 messages, rendered by the server; scrolling up loads older ones', async ({
+  browser,
+}) => {
+  const room = uniqueRoom('long');
+  const writer = await (await browser.newContext()).newPage();
+  await openChat(writer, `${heraldUrl()}/r/${room}`);
+  // 120 messages, quicker than typing them: straight over sockets of this page's session, a few at
+  // once (each socket has its own rate budget).
+  await writer.evaluate(
+    async ({ room, total }) => {
+      const per = 30;
+      const sockets = Array.from({ length: total / per }, (_, s) => s);
+      await Promise.all(
+        sockets.map(
+          (s) =>
+            new Promise<void>((resolve, reject) => {
+              const ws = new WebSocket(`ws://${location.host}/ws`);
+              let acked = 0;
+              ws.onmessage = (event) => {
+                const frame = JSON.parse(event.data);
+                if (frame.type === 'welcome') {
+                  ws.send(JSON.stringify({ type: 'join', room }));
+                } else if (frame.type === 'joined') {
+                  // One at a time, so seq order is the order written.
+                  ws.send(JSON.stringify({ type: 'send', room, client_id: `seed-${s}-0`, body: `m ${s * per + 1}` }));
+                } else if (frame.type === 'ack') {
+                  acked += 1;
+                  if (acked === per) {
+                    ws.close();
+                    resolve();
+                  } else {
+                    ws.send(
+                      JSON.stringify({ type: 'send', room, client_id: `seed-${s}-${acked}`, body: `m ${s * per + acked + 1}` }),
+                    );
+                  }
+                } else if (frame.type === 'error') {
+                  reject(new Error(frame.message));
+                }
+              };
+            }),
+        ),
+      );
+    },
+    { room, total: 120 },
+  );
+
+  // Without scripts, the server's page already shows the latest 50.
+  const noJs = await (await browser.newContext({ javaScriptEnabled: false })).newPage();
+  await noJs.goto(`${heraldUrl()}/r/${room}`);
+  await noJs.getByTestId('name-input').fill('Reader');
+  await noJs.getByRole('button', { name: 'Start chatting' }).click();
+  await expect(bodies(noJs)).toHaveCount(50);
+
+  const page = await (await browser.newContext()).newPage();
+  const errors = watchForErrors(page);
+  await openChat(page, `${heraldUrl()}/r/${room}`);
+  await expect(bodies(page)).toHaveCount(50);
+  await expect(page.getByTestId('older')).toBeVisible();
+  const seqs = () => page.locator('.messages .message').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-seq'))));
+  expect((await seqs())[0]).toBe(71);
+
+  const scrollToTop = () => page.getByTestId('scroller').evaluate((el) => el.scrollTo(0, 0));
+  await scrollToTop();
+  await expect(bodies(page)).toHaveCount(100);
+  // The reader keeps their place: the message they were looking at is still in view.
+  await expect(page.locator('.message[data-seq="71"]')).toBeInViewport();
+  await scrollToTop();
+  await expect(bodies(page)).toHaveCount(120);
+  await expect(page.getByTestId('older')).toBeHidden();
+  expect(await seqs()).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
+  expect(errors).toEqual([]);
+});

@@ -1,0 +1,93 @@
+//! The app's pages, rendered on the server for each request: who is asking (from the session cookie)
+//! and, for a chat page, the room's cursor and latest messages, so the page shows the conversation
+//! before any script runs and the hydrated client continues from exactly that point (DESIGN §3).
+
+use app::{
+    protocol::{DEFAULT_ROOM, HISTORY_ON_JOIN, validate_room},
+    state::{CurrentUser, InitialRoom, RoomPage},
+};
+use axum::{
+    extract::{Query, Request, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+};
+use leptos::prelude::provide_context;
+
+use crate::AppState;
+
+/// Renders whatever page of the app `request` asks for (the app's router decides which, including
+/// its "not found").
+pub async fn render(State(state): State<AppState>, request: Request) -> Response {
+    let user = state.sessions.from_headers(request.headers());
+    let room = match user {
+        Some(_) => room_page(&state, request.uri().path()).await,
+        None => None,
+    };
+    let options = state.leptos_options.clone();
+    let render = leptos_axum::render_app_to_stream_with_context(
+        move || {
+            provide_context(CurrentUser(user.clone()));
+            provide_context(InitialRoom(room.clone()));
+        },
+        move || app::shell(options.clone()),
+    );
+    render(request).await.into_response()
+}
+
+/// The room a chat page at `path` shows, as the log has it now; `None` if the path is not a chat
+/// page, the room does not exist yet, or the log cannot be read (then the client joins without a
+/// cursor and gets the latest messages over the socket instead).
+async fn room_page(state: &AppState, path: &str) -> Option<RoomPage> {
+    let room = match path {
+        "/" => DEFAULT_ROOM,
+        _ => path.strip_prefix("/r/")?,
+    };
+    validate_room(room).ok()?;
+    let epoch = state.log.epoch(room)?;
+    // Everything up to the hub's last published seq is committed: the page and the live stream
+    // meet exactly there.
+    let last = state.hub.last_seq(room).unwrap_or(0);
+    let first_held = match state.log.first_seq(room).await {
+        Ok(first) => first.unwrap_or(last + 1),
+        Err(e) => {
+            tracing::warn!("rendering {room} without history: {e}");
+            return None;
+        }
+    };
+    let from = last
+        .saturating_sub(HISTORY_ON_JOIN as u64 - 1)
+        .max(first_held)
+        .max(1);
+    let messages = if from <= last {
+        match state.log.range(room, from, last).await {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::warn!("rendering {room} without history: {e}");
+                return None;
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    Some(RoomPage {
+        room: room.to_owned(),
+        epoch,
+        has_more: from > first_held,
+        messages,
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub struct GoToRoom {
+    room: String,
+}
+
+/// `GET /r?room=Name`: the "go to room" form's target without scripts; sends the browser to
+/// `/r/name`.
+pub async fn go_to_room(Query(GoToRoom { room }): Query<GoToRoom>) -> Response {
+    let room = room.trim().to_ascii_lowercase();
+    match validate_room(&room) {
+        Ok(()) => Redirect::to(&format!("/r/{room}")).into_response(),
+        Err(err) => (StatusCode::BAD_REQUEST, err.message).into_response(),
+    }
+}
