@@ -234,6 +234,47 @@ pub struct ChatMessage {
     pub body: String,
     /// When the server accepted it, in milliseconds since the Unix epoch.
     pub sent_at: u64,
+    /// Who is speaking: a person (the default, then omitted), an integration posting through the HTTP
+    /// API, or an announcement to every room.
+    #[serde(default, skip_serializing_if = "MessageKind::is_user")]
+    pub kind: MessageKind,
+}
+
+/// What kind of author a message has. Clients show each differently: a bot is never shown as a person.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// Posted by a person from the chat.
+    #[default]
+    User,
+    /// Posted by an integration through `POST /api/rooms/{room}/messages`.
+    Bot,
+    /// Posted to every room at once through `POST /api/broadcast`.
+    Announcement,
+}
+
+impl MessageKind {
+    pub fn is_user(&self) -> bool {
+        *self == MessageKind::User
+    }
+
+    /// The name stored in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::User => "user",
+            MessageKind::Bot => "bot",
+            MessageKind::Announcement => "announcement",
+        }
+    }
+
+    /// The kind stored in the log under `name` (unknown names read as a person's message).
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "bot" => MessageKind::Bot,
+            "announcement" => MessageKind::Announcement,
+            _ => MessageKind::User,
+        }
+    }
 }
 
 /// Why a frame was refused.
@@ -518,6 +559,19 @@ mod tests {
                 },
                 body: "ünïcödé ✓".into(),
                 sent_at: 1_764_000_000_000,
+                kind: MessageKind::User,
+            }),
+            ServerMsg::Message(ChatMessage {
+                room: "general".into(),
+                client_id: "deploy-42".into(),
+                seq: 8,
+                author: Identity {
+                    id: "api-1f2e3d4c".into(),
+                    name: "Deploy bot".into(),
+                },
+                body: "v1.2 is live".into(),
+                sent_at: 1_764_000_000_000,
+                kind: MessageKind::Bot,
             }),
             ServerMsg::Ack {
                 room: "general".into(),

@@ -58,6 +58,26 @@ pub struct Config {
     #[arg(long, env = "HERALD_RATE_BURST", default_value_t = 30)]
     pub rate_burst: u32,
 
+    /// A bearer token that may use the HTTP API (`Authorization: Bearer TOKEN`): publish to rooms,
+    /// announce to all of them, read history and events. Repeat the flag, or separate tokens with
+    /// commas in the variable. Without any, publishing through the API is off.
+    #[arg(
+        long = "api-token",
+        env = "HERALD_API_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_tokens: Vec<String>,
+
+    /// Requests per second one API token may make, on average (a token bucket; see
+    /// --api-rate-burst). Over it, requests get 429 with Retry-After.
+    #[arg(long, env = "HERALD_API_RATE_PER_SEC", default_value_t = 20.0)]
+    pub api_rate_per_sec: f64,
+
+    /// Requests one API token may make at once before --api-rate-per-sec applies.
+    #[arg(long, env = "HERALD_API_RATE_BURST", default_value_t = 100)]
+    pub api_rate_burst: u32,
+
     /// Folder holding the built site (pkg/, favicon, ...). Only read by a binary built without
     /// embedded assets; the release binary carries its own copy.
     #[arg(long, env = "HERALD_SITE_DIR", default_value = "target/site")]

@@ -255,7 +255,9 @@ fn presence_frame(
 pub struct Connection {
     id: u64,
     hub: Hub,
-    user: Identity,
+    /// Whom the connection is for; `None` for an observer (a Server-Sent Events reader), which
+    /// receives a room without being one of the people in it.
+    user: Option<Identity>,
     outlet: Outlet,
     frames: Option<mpsc::Receiver<Frame>>,
     joined: Vec<String>,
@@ -283,8 +285,8 @@ impl Hub {
             .last_seq = seq;
     }
 
-    /// A new connection for `user`, with its own bounded queue, in no room yet.
-    pub fn connect(&self, user: Identity) -> Connection {
+    /// A new connection for `user` (or an observer), with its own bounded queue, in no room yet.
+    pub fn connect(&self, user: Option<Identity>) -> Connection {
         let (queue, frames) = mpsc::channel(QUEUE_FRAMES);
         let outlet = Outlet {
             queue,
@@ -389,6 +391,22 @@ impl Hub {
         self.lock().rooms.get(room).map(|room| room.last_seq)
     }
 
+    /// Every room the hub knows: its name, how many people are in it (as last announced) and the
+    /// seq of its last message, by name.
+    pub fn room_stats(&self) -> Vec<(String, u32, u64)> {
+        let inner = self.lock();
+        let mut rooms: Vec<(String, u32, u64)> = inner
+            .rooms
+            .iter()
+            .map(|(name, room)| {
+                let members = u32::try_from(room.announced.len()).unwrap_or(u32::MAX);
+                (name.clone(), members, room.last_seq)
+            })
+            .collect();
+        rooms.sort();
+        rooms
+    }
+
     /// How many connections are in `room` now.
     pub fn subscriber_count(&self, room: &str) -> usize {
         self.lock()
@@ -491,11 +509,14 @@ impl Connection {
         // A rejoin (after lagging, say) is not a second arrival.
         if !self.joined.iter().any(|r| r == room) {
             self.joined.push(room.to_owned());
+            let Some(user) = &self.user else {
+                return entry.last_seq;
+            };
             let member = entry
                 .members
-                .entry(self.user.id.clone())
+                .entry(user.id.clone())
                 .or_insert_with(|| Member {
-                    who: self.user.clone(),
+                    who: user.clone(),
                     connections: 0,
                     gone_since: None,
                 });
@@ -530,22 +551,25 @@ impl Connection {
     /// Tells the others in `room` that this connection's user is typing, unless that was told less
     /// than [`TYPING_COALESCE`] ago.
     pub fn typing(&self, room: &str, now: Instant) {
+        let Some(user) = &self.user else {
+            return;
+        };
         let mut inner = self.hub.lock();
         let Some(entry) = inner.rooms.get_mut(room) else {
             return;
         };
         let recent = entry
             .typing
-            .get(&self.user.id)
+            .get(&user.id)
             .is_some_and(|sent| now < *sent + TYPING_COALESCE);
         if recent {
             return;
         }
-        entry.typing.insert(self.user.id.clone(), now);
+        entry.typing.insert(user.id.clone(), now);
         let frame = Frame::from(
             ServerMsg::Typing {
                 room: room.to_owned(),
-                user: self.user.clone(),
+                user: user.clone(),
             }
             .encode(),
         );
@@ -562,7 +586,7 @@ impl Connection {
         }
         self.joined.retain(|r| r != room);
         if let Some(entry) = self.hub.lock().rooms.get_mut(room) {
-            entry.remove(self.id, &self.user.id, Instant::now());
+            entry.remove(self.id, self.user.as_ref(), Instant::now());
         }
     }
 }
@@ -570,9 +594,9 @@ impl Connection {
 impl Room {
     /// Connection `id` of user `user` leaves: it gets nothing more, and the user's membership ends
     /// (after the grace) if it was their last connection here.
-    fn remove(&mut self, id: u64, user: &str, now: Instant) {
+    fn remove(&mut self, id: u64, user: Option<&Identity>, now: Instant) {
         self.subscribers.remove(&id);
-        if let Some(member) = self.members.get_mut(user) {
+        if let Some(member) = user.and_then(|user| self.members.get_mut(&user.id)) {
             member.connections = member.connections.saturating_sub(1);
             if member.connections == 0 {
                 member.gone_since = Some(now);
@@ -589,7 +613,7 @@ impl Drop for Connection {
         inner.connections.remove(&self.id);
         for room in &self.joined {
             if let Some(entry) = inner.rooms.get_mut(room) {
-                entry.remove(self.id, &self.user.id, now);
+                entry.remove(self.id, self.user.as_ref(), now);
             }
         }
     }
@@ -610,6 +634,7 @@ mod tests {
             client_id: format!("c{seq}"),
             body: format!("m{seq}"),
             sent_at: 0,
+            kind: Default::default(),
         }
     }
 
@@ -633,7 +658,7 @@ mod tests {
     }
 
     fn joined_as(hub: &Hub, room: &str, who: Identity) -> (Connection, mpsc::Receiver<Frame>) {
-        let mut conn = hub.connect(who);
+        let mut conn = hub.connect(Some(who));
         let frames = conn.take_frames().expect("frames");
         conn.join(room);
         conn.release(room);
@@ -663,7 +688,7 @@ mod tests {
     fn messages_published_during_a_join_wait_until_the_replay_is_queued() {
         let hub = Hub::new();
         hub.set_last_seq("general", 41);
-        let mut conn = hub.connect(user(1));
+        let mut conn = hub.connect(Some(user(1)));
         let mut frames = conn.take_frames().expect("frames");
         assert_eq!(conn.join("general"), 41, "replay up to 41");
         hub.publish("general", &message(42)); // Arrives while the replay is being read.
@@ -705,7 +730,7 @@ mod tests {
     #[test]
     fn a_connection_that_keeps_lagging_is_given_up() {
         let hub = Hub::new();
-        let mut conn = hub.connect(user(1));
+        let mut conn = hub.connect(Some(user(1)));
         let _frames = conn.take_frames();
         let mut seq = 0;
         for _ in 0..MAX_LAGS {

@@ -49,6 +49,8 @@ pub struct AppState {
     pub allowed_origins: Arc<[String]>,
     /// Per-connection limits from the config.
     pub limits: Limits,
+    /// The HTTP API's tokens and their budgets.
+    pub api: transport::api::ApiAuth,
 }
 
 /// What each connection may send; see the matching [`Config`] fields.
@@ -98,6 +100,11 @@ pub async fn run(
             rate_per_sec: config.rate_per_sec,
             rate_burst: config.rate_burst,
         },
+        api: transport::api::ApiAuth::new(
+            &config.api_tokens,
+            config.api_rate_per_sec,
+            config.api_rate_burst,
+        ),
     };
     if let Err(problem) = assets::check_site(&state).await {
         tracing::warn!("{problem}");
@@ -146,6 +153,8 @@ fn router(state: AppState) -> Router {
     Router::new()
         .leptos_routes_with_handler(routes, axum::routing::get(pages::render))
         .merge(transport::ws::router())
+        .merge(transport::api::router())
+        .merge(transport::sse::router())
         .merge(session::router())
         .route("/r", axum::routing::get(pages::go_to_room))
         .fallback(assets::serve)

@@ -18,7 +18,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use app::protocol::{ChatMessage, Identity};
+use app::protocol::{ChatMessage, Identity, MessageKind};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
@@ -55,6 +55,7 @@ pub struct NewMessage {
     pub author: Identity,
     pub client_id: String,
     pub body: String,
+    pub kind: MessageKind,
 }
 
 /// Cheap to clone: a handle to the writer thread and the read connection.
@@ -180,7 +181,7 @@ impl Log {
         let room = room.to_owned();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT seq, author_id, author_name, client_id, body, sent_at FROM messages
+                "SELECT seq, author_id, author_name, client_id, body, sent_at, kind FROM messages
                  WHERE room = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
             )?;
             let rows = stmt.query_map(params![room, sql_int(from), sql_int(to)], |row| {
@@ -194,6 +195,7 @@ impl Log {
                     client_id: row.get(3)?,
                     body: row.get(4)?,
                     sent_at: row.get::<_, i64>(5)? as u64,
+                    kind: MessageKind::from_name(&row.get::<_, String>(6)?),
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -213,6 +215,19 @@ impl Log {
         })
         .await
         .map_err(|_| LogError::Closed)?
+    }
+
+    /// Every room's name, sorted.
+    pub fn rooms(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
     }
 
     /// The epoch of `room`, if the room exists.
@@ -252,6 +267,14 @@ fn migrate(conn: &Connection) -> Result<(), LogError> {
          ) STRICT, WITHOUT ROWID;
          CREATE UNIQUE INDEX IF NOT EXISTS messages_once ON messages (room, author_id, client_id);",
     )?;
+    // Added after the first release: logs written before it get the column, every old message a
+    // person's.
+    let has_kind = conn
+        .prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'kind'")?
+        .exists([])?;
+    if !has_kind {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'user'")?;
+    }
     Ok(())
 }
 
@@ -406,8 +429,8 @@ fn store_batch(
             "SELECT seq FROM messages WHERE room = ?1 AND author_id = ?2 AND client_id = ?3",
         )?;
         let mut insert = tx.prepare_cached(
-            "INSERT INTO messages (room, seq, author_id, author_name, client_id, body, sent_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO messages (room, seq, author_id, author_name, client_id, body, sent_at, kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for Append { msg, .. } in batch {
             // Inside the transaction, so a duplicate within this same batch is found too.
@@ -441,7 +464,8 @@ fn store_batch(
                 msg.author.name,
                 msg.client_id,
                 msg.body,
-                sent_at as i64
+                sent_at as i64,
+                msg.kind.as_str()
             ])?;
             if !touched.contains(&msg.room) {
                 touched.push(msg.room.clone());
@@ -453,6 +477,7 @@ fn store_batch(
                 client_id: msg.client_id.clone(),
                 body: msg.body.clone(),
                 sent_at,
+                kind: msg.kind,
             }));
         }
         let mut save = tx.prepare_cached("UPDATE rooms SET last_seq = ?2 WHERE name = ?1")?;
@@ -482,6 +507,7 @@ mod tests {
 
     fn msg(author: &str, client_id: &str, body: &str) -> NewMessage {
         NewMessage {
+            kind: MessageKind::User,
             room: "general".into(),
             author: Identity {
                 id: author.into(),

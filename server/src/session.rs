@@ -138,7 +138,7 @@ pub fn random_hex(n: usize) -> String {
     hex(&bytes)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()

@@ -12,7 +12,8 @@ use std::{
 
 use app::protocol::{
     ChatMessage, ClientMsg, Cursor, ErrorCode, HISTORY_ON_JOIN, HISTORY_PAGE_MAX, Identity,
-    JoinMode, MAX_FRAME_BYTES, MAX_REPLAY, PROTOCOL_VERSION, ProtocolError, ServerMsg, close_code,
+    JoinMode, MAX_FRAME_BYTES, MAX_REPLAY, MessageKind, PROTOCOL_VERSION, ProtocolError, ServerMsg,
+    close_code,
 };
 use axum::{
     Router,
@@ -97,7 +98,7 @@ struct Close {
 }
 
 async fn connection(socket: WebSocket, state: AppState, user: Identity) {
-    let mut conn = state.hub.connect(user.clone());
+    let mut conn = state.hub.connect(Some(user.clone()));
     let Some(frames) = conn.take_frames() else {
         return;
     };
@@ -242,6 +243,7 @@ async fn handle(
             let stored = state
                 .log
                 .append(NewMessage {
+                    kind: MessageKind::User,
                     room: room.clone(),
                     author: user.clone(),
                     client_id: client_id.clone(),
@@ -327,7 +329,7 @@ async fn history(
 
 /// What a join with `since` replays of `room`, whose live messages start after `live_after`: the
 /// mode, the first seq, and the messages up to `live_after`.
-async fn replay(
+pub(crate) async fn replay(
     state: &AppState,
     room: &str,
     epoch: &str,

@@ -1,0 +1,246 @@
+//! `GET /api/rooms/{room}/events`: a room as Server-Sent Events, for readers that only listen
+//! (`curl -N`, the browser's `EventSource`, dashboards).
+//!
+//! Each reader is an observer connection in the hub (it sees the room without counting as one of
+//! the people in it) with the same bounded queue as a WebSocket. Events: `joined` first (the same
+//! full / partial / reset / latest answer as the WebSocket's), then `message` and `announcement`
+//! (with `id: <seq>`, so `EventSource` resumes by itself through `Last-Event-ID`), and `presence`.
+//! A reader too slow for its queue is not cut off and holds nobody up: the hub stops queuing for it,
+//! and it is caught up here from the log, from the last event it was sent.
+
+use std::{convert::Infallible, time::Duration};
+
+use app::protocol::{Cursor, JoinMode, MessageKind, ServerMsg, validate_room};
+use axum::{
+    Router,
+    extract::{Path, Query, State, rejection::QueryRejection},
+    http::{HeaderMap, HeaderValue, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::get,
+};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::{
+    AppState,
+    hub::Connection,
+    transport::{
+        api::{ApiError, require_reader},
+        ws,
+    },
+};
+
+/// How often an idle stream gets a comment line, so proxies and browsers keep it open.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Events waiting between the room and the HTTP response: a reader slower than this backs up into
+/// its hub queue, which is bounded.
+const EVENTS_IN_FLIGHT: usize = 16;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/rooms/{room}/events", get(events))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    /// Resume after this seq (what `Last-Event-ID` says, for clients that cannot set headers).
+    since: Option<u64>,
+    /// The epoch the reader's copy belongs to; a different one answers `reset`.
+    epoch: Option<String>,
+}
+
+async fn events(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_reader(&state, &headers)?;
+    validate_room(&room)?;
+    let Query(query) = query.map_err(|e| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("since is a whole number, epoch a string: {}", e.body_text()),
+        )
+    })?;
+    let epoch = state
+        .log
+        .epoch(&room)
+        .ok_or_else(|| ApiError::unknown_room(&room))?;
+    // `Last-Event-ID` is what `EventSource` sends when it reconnects by itself; it wins over `since`.
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let since = last_event_id.or(query.since).map(|seq| Cursor {
+        epoch: query.epoch.unwrap_or(epoch),
+        seq,
+    });
+
+    let (tx, rx) = mpsc::channel::<Event>(EVENTS_IN_FLIGHT);
+    tokio::spawn(
+        state
+            .tasks
+            .track_future(feed(state.clone(), room, since, tx)),
+    );
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        Some((Ok::<_, Infallible>(event), rx))
+    });
+    let mut response = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+        .into_response();
+    // Never cached, and never held back by a buffering proxy (nginx honours this header).
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// Where a reader's stream stands: the room's epoch and the last seq sent.
+struct Position {
+    epoch: String,
+    seq: u64,
+}
+
+/// Fills one reader's stream until it goes away, the server stops, or the hub gives up on it.
+async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Sender<Event>) {
+    let mut conn = state.hub.connect(None);
+    let Some(mut frames) = conn.take_frames() else {
+        return;
+    };
+    let shared = conn.shared();
+    let out = Out {
+        tx: &tx,
+        stop: &state.stop,
+    };
+    let Some(mut at) = subscribe(&state, &mut conn, &room, since, &out).await else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            biased;
+            _ = state.stop.cancelled() => return,
+            _ = shared.given_up.cancelled() => return,
+            _ = tx.closed() => return,
+            _ = shared.noted.notified() => {
+                // What was queued before the lag goes first; then the rest comes from the log.
+                while let Ok(frame) = frames.try_recv() {
+                    shared.dequeued(&frame);
+                    if !out.forward(frame.as_str(), &mut at).await {
+                        return;
+                    }
+                }
+                if !shared.take_notes().is_empty() {
+                    let cursor = Cursor { epoch: at.epoch.clone(), seq: at.seq };
+                    match subscribe(&state, &mut conn, &room, Some(cursor), &out).await {
+                        Some(now) => at = now,
+                        None => return,
+                    }
+                }
+            }
+            frame = frames.recv() => {
+                let Some(frame) = frame else { return };
+                shared.dequeued(&frame);
+                if !out.forward(frame.as_str(), &mut at).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Joins `room` for this reader (DESIGN §3, as the WebSocket does): `joined`, the replay and the
+/// room's people go straight to the stream; live messages wait in the hub until the replay is out.
+async fn subscribe(
+    state: &AppState,
+    conn: &mut Connection,
+    room: &str,
+    since: Option<Cursor>,
+    out: &Out<'_>,
+) -> Option<Position> {
+    let epoch = state.log.ensure_room(room).await.ok()?;
+    let live_after = conn.join(room);
+    let replayed = ws::replay(state, room, &epoch, live_after, since).await;
+    let Ok((mode, first_seq, messages)) = replayed else {
+        conn.leave(room);
+        return None;
+    };
+    let joined = ServerMsg::Joined {
+        room: room.to_owned(),
+        epoch: epoch.clone(),
+        mode,
+        first_seq,
+        last_seq: live_after,
+    };
+    let mut at = Position {
+        epoch,
+        seq: match mode {
+            JoinMode::Full | JoinMode::Partial => first_seq.saturating_sub(1),
+            JoinMode::Reset | JoinMode::Latest => 0,
+        },
+    };
+    let mut delivered = out.forward(&joined.encode(), &mut at).await;
+    for message in messages {
+        if !delivered {
+            break;
+        }
+        delivered = out
+            .forward(&ServerMsg::Message(message).encode(), &mut at)
+            .await;
+    }
+    let presence = conn.release(room);
+    if !delivered || !out.forward(&presence.encode(), &mut at).await {
+        return None;
+    }
+    Some(at)
+}
+
+/// The sending end of one reader's stream.
+struct Out<'a> {
+    tx: &'a mpsc::Sender<Event>,
+    stop: &'a tokio_util::sync::CancellationToken,
+}
+
+impl Out<'_> {
+    /// Sends the event for one server frame (frames readers do not get are skipped). False once the
+    /// reader is gone or the server is stopping.
+    async fn forward(&self, frame: &str, at: &mut Position) -> bool {
+        let Ok(msg) = ServerMsg::decode(frame) else {
+            return true;
+        };
+        let event = match msg {
+            ServerMsg::Joined { epoch, .. } => {
+                at.epoch = epoch;
+                Event::default().event("joined").data(frame)
+            }
+            ServerMsg::Message(message) => {
+                if message.seq <= at.seq {
+                    return true; // Already sent (a catch-up overlapping what was queued).
+                }
+                at.seq = message.seq;
+                let name = match message.kind {
+                    MessageKind::Announcement => "announcement",
+                    MessageKind::User | MessageKind::Bot => "message",
+                };
+                let Ok(data) = serde_json::to_string(&message) else {
+                    return true;
+                };
+                Event::default()
+                    .event(name)
+                    .id(message.seq.to_string())
+                    .data(data)
+            }
+            ServerMsg::Presence { .. } => Event::default().event("presence").data(frame),
+            _ => return true,
+        };
+        tokio::select! {
+            sent = self.tx.send(event) => sent.is_ok(),
+            _ = self.stop.cancelled() => false,
+        }
+    }
+}
