@@ -4,7 +4,10 @@
 
 use leptos::{html, prelude::*};
 
-use crate::state::{Line, Room, Tab};
+use crate::{
+    protocol::MessageKind,
+    state::{Line, Room, Tab},
+};
 
 /// How close to the bottom (in CSS pixels) the reader must be for a new message to scroll the list.
 /// Someone reading older messages further up is not yanked down.
@@ -90,13 +93,30 @@ pub fn MessageList() -> impl IntoView {
             <ol class="messages" data-testid="messages" aria-live="polite">
                 <For each=move || room.lines.get() key=Line::key let:line>
                     {match line {
-                        Line::Message(shown) => {
-                            let mine = tab.is_me(&shown.msg.author);
+                        Line::Message(shown) if shown.msg.kind == MessageKind::Announcement => {
                             let sent_at = shown.msg.sent_at;
                             view! {
-                                <li class="message" class:mine=mine data-seq=shown.msg.seq>
+                                <li class="announcement" data-testid="announcement" data-seq=shown.msg.seq>
+                                    <div class="meta">
+                                        <span class="label">"Announcement"</span>
+                                        <span class="author">{shown.msg.author.name}</span>
+                                        <time>{move || clock(sent_at, tab.hydrated.get())}</time>
+                                    </div>
+                                    <p class="body">{shown.msg.body}</p>
+                                </li>
+                            }
+                            .into_any()
+                        }
+                        Line::Message(shown) => {
+                            // An integration's message: never dressed as a person's.
+                            let bot = shown.msg.kind == MessageKind::Bot;
+                            let mine = !bot && tab.is_me(&shown.msg.author);
+                            let sent_at = shown.msg.sent_at;
+                            view! {
+                                <li class="message" class:mine=mine class:bot=bot data-seq=shown.msg.seq>
                                     <div class="meta">
                                         <span class="author">{shown.msg.author.name}</span>
+                                        {bot.then(|| view! { <span class="badge" title="posted by an integration">"bot"</span> })}
                                         // The server cannot know the reader's time zone; the
                                         // browser puts its local time in once it has taken over.
                                         <time>{move || clock(sent_at, tab.hydrated.get())}</time>

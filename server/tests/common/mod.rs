@@ -440,3 +440,183 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The API token the API tests' servers accept.
+pub const TOKEN: &str = "test-token-7f3a";
+
+impl TestServer {
+    /// A server (fresh data dir) accepting [`TOKEN`] on the HTTP API, with extra flags.
+    pub async fn start_api(flags: &[&str]) -> (Self, TempDir) {
+        let data = TempDir::new();
+        let all: Vec<&str> = ["--api-token", TOKEN]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .collect();
+        let server = Self::start_in(data.path(), &all).await;
+        (server, data)
+    }
+
+    /// An HTTP request with a bearer token (if any) and a JSON body (if any); returns the status,
+    /// the raw head and the body as JSON (`Null` if it is not JSON).
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, String, serde_json::Value) {
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let body = body.unwrap_or_default();
+        let (status, head, text) = self
+            .request(&format!(
+                "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                self.addr,
+                body.len()
+            ))
+            .await;
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        (status, head, json)
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data).expect("event data is JSON")
+    }
+}
+
+/// A reader of `/api/rooms/{room}/events` over a plain socket, decoding the chunked HTTP body.
+pub struct SseReader {
+    pub status: u16,
+    pub head: String,
+    stream: tokio::io::BufReader<TcpStream>,
+    /// Decoded body not yet parsed into events.
+    pending: String,
+    pub ended: bool,
+}
+
+impl SseReader {
+    /// Opens `path` with extra header lines (each ending in `\r\n`); `small_buffer` makes a reader
+    /// that, once it stops reading, backs up into the server at once.
+    pub async fn open(addr: SocketAddr, path: &str, headers: &str, small_buffer: bool) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        if small_buffer {
+            socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        }
+        let mut stream = socket.connect(addr).await.expect("connect");
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nConnection: close\r\n{headers}\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .expect("write");
+        let mut stream = tokio::io::BufReader::new(stream);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(
+                PATIENCE,
+                tokio::io::AsyncBufReadExt::read_line(&mut stream, &mut line),
+            )
+            .await
+            .expect("head in time")
+            .expect("read head");
+            if n == 0 || line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        Self {
+            status,
+            head,
+            stream,
+            pending: String::new(),
+            ended: false,
+        }
+    }
+
+    /// Reads the rest of a non-streaming answer (an error), decoded.
+    pub async fn body(&mut self) -> String {
+        let mut rest = String::new();
+        let _ = tokio::time::timeout(PATIENCE, self.stream.read_to_string(&mut rest)).await;
+        rest
+    }
+
+    /// The next event (comments skipped), or `None` once the stream has ended.
+    pub async fn next_event(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.pending.find("\n\n") {
+                let block: String = self.pending.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    event: "message".into(),
+                    id: None,
+                    data: String::new(),
+                };
+                let mut any = false;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event.event = v.trim().to_owned();
+                        any = true;
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        event.id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        if any || !event.data.is_empty() {
+                            event.data.push('\n');
+                        }
+                        event.data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                        any = true;
+                    }
+                }
+                event.data = event.data.trim_start_matches('\n').to_owned();
+                if any {
+                    return Some(event);
+                }
+                continue; // A comment (keep-alive).
+            }
+            if self.ended || !self.read_chunk().await {
+                self.ended = true;
+                return None;
+            }
+        }
+    }
+
+    /// Reads one chunk of the chunked body into `pending`; false at the end of the body.
+    async fn read_chunk(&mut self) -> bool {
+        use tokio::io::AsyncBufReadExt;
+        let mut size_line = String::new();
+        let read = tokio::time::timeout(PATIENCE, self.stream.read_line(&mut size_line))
+            .await
+            .expect("a chunk in time");
+        if !matches!(read, Ok(n) if n > 0) {
+            return false;
+        }
+        let size = usize::from_str_radix(size_line.trim(), 16).expect("chunk size");
+        if size == 0 {
+            return false;
+        }
+        let mut chunk = vec![0u8; size + 2];
+        tokio::time::timeout(PATIENCE, self.stream.read_exact(&mut chunk))
+            .await
+            .expect("chunk body in time")
+            .expect("read chunk");
+        self.pending
+            .push_str(&String::from_utf8_lossy(&chunk[..size]).replace("\r\n", "\n"));
+        true
+    }
+}

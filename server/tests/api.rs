@@ -1,0 +1,589 @@
+//! The HTTP API as a program uses it: publish, broadcast, rooms, history and Server-Sent Events —
+//! each endpoint, each error status, and that it all goes through the same log and hub as the chat.
+
+mod common;
+
+use app::protocol::{ChatMessage, MessageKind};
+use common::{SseReader, TOKEN, TestServer};
+use serde_json::{Value, json};
+
+fn publish_body(body: &str, client_id: &str) -> String {
+    json!({ "body": body, "author_name": "Deploy bot", "client_id": client_id }).to_string()
+}
+
+fn error_code(json: &Value) -> &str {
+    json["error"]["code"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn without_tokens_publishing_is_off_and_says_how_to_turn_it_on() {
+    let server = TestServer::start().await;
+    let (status, _, json) = server
+        .api(
+            "POST",
+            "/api/rooms/general/messages",
+            Some("anything"),
+            Some(&publish_body("hi", "a")),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(error_code(&json), "api_disabled");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--api-token")
+    );
+}
+
+#[tokio::test]
+async fn a_published_message_is_stored_once_and_reaches_the_chat_as_a_bot() {
+    let (server, _data) = TestServer::start_api(&[]).await;
+    let mut reader = server.client_named("Reader").await;
+
+    for token in [None, Some("wrong-token")] {
+        let (status, head, json) = server
+            .api(
+                "POST",
+                "/api/rooms/general/messages",
+                token,
+                Some(&publish_body("hi", "a")),
+            )
+            .await;
+        assert_eq!(
+            (status, error_code(&json)),
+            (401, "unauthorized"),
+            "{token:?}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("www-authenticate: bearer")
+        );
+    }
+
+    let body = publish_body("v1.2 is live", "deploy-42");
+    let (status, _, first) = server
+        .api(
+            "POST",
+            "/api/rooms/general/messages",
+            Some(TOKEN),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        (first["room"].as_str(), first["seq"].as_u64()),
+        (Some("general"), Some(1))
+    );
+    assert!(first["id"].as_str().is_some_and(|id| id.ends_with("-1")));
+
+    let msg: ChatMessage = reader.next_message().await;
+    assert_eq!(
+        (msg.body.as_str(), msg.author.name.as_str(), msg.kind),
+        ("v1.2 is live", "Deploy bot", MessageKind::Bot)
+    );
+    assert!(msg.author.id.starts_with("api-"), "never a person's id");
+
+    // The same client_id again: the same answer, nothing new stored or broadcast.
+    let (status, _, again) = server
+        .api(
+            "POST",
+            "/api/rooms/general/messages",
+            Some(TOKEN),
+            Some(&body),
+        )
+        .await;
+    assert_eq!((status, again["seq"].as_u64()), (201, Some(1)));
+    let (_, _, page) = server
+        .api("GET", "/api/rooms/general/messages", Some(TOKEN), None)
+        .await;
+    assert_eq!(page["messages"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        reader.post("after", "a person speaks").await,
+        2,
+        "nothing between"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_right_status_and_nothing_is_stored() {
+    let (server, _data) = TestServer::start_api(&["--max-body-bytes", "100"]).await;
+    let long = "x".repeat(101);
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "/api/rooms/general/messages",
+            "not json".into(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "/api/rooms/general/messages",
+            json!({"body": "hi", "author": "admin"}).to_string(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "/api/rooms/general/messages",
+            json!({"body": "   "}).to_string(),
+            400,
+            "empty_body",
+        ),
+        (
+            "/api/rooms/general/messages",
+            json!({"body": long}).to_string(),
+            413,
+            "body_too_long",
+        ),
+        (
+            "/api/rooms/general/messages",
+            json!({"body": "x".repeat(10_000)}).to_string(),
+            413,
+            "request_too_large",
+        ),
+        (
+            "/api/rooms/general/messages",
+            json!({"body": "hi", "author_name": "a\nb"}).to_string(),
+            400,
+            "invalid_name",
+        ),
+        (
+            "/api/rooms/general/messages",
+            json!({"body": "hi", "client_id": ""}).to_string(),
+            400,
+            "invalid_client_id",
+        ),
+        (
+            "/api/rooms/Bad%20Room/messages",
+            json!({"body": "hi"}).to_string(),
+            400,
+            "invalid_room",
+        ),
+        (
+            "/api/broadcast",
+            json!({"body": ""}).to_string(),
+            400,
+            "empty_body",
+        ),
+    ];
+    for (path, body, status, code) in cases {
+        let (got, _, json) = server.api("POST", path, Some(TOKEN), Some(&body)).await;
+        assert_eq!(
+            (got, error_code(&json)),
+            (status, code),
+            "{path} {body:.60}"
+        );
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    let (status, _, rooms) = server.api("GET", "/api/rooms", Some(TOKEN), None).await;
+    assert_eq!(status, 200);
+    for room in rooms["rooms"].as_array().into_iter().flatten() {
+        assert_eq!(room["last_seq"].as_u64(), Some(0), "nothing stored: {room}");
+    }
+}
+
+#[tokio::test]
+async fn over_the_token_budget_is_429_with_retry_after() {
+    let (server, _data) =
+        TestServer::start_api(&["--api-rate-burst", "2", "--api-rate-per-sec", "0.5"]).await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for i in 0..3 {
+        let (status, head, json) = server
+            .api(
+                "POST",
+                "/api/rooms/general/messages",
+                Some(TOKEN),
+                Some(&publish_body("hi", &format!("r{i}"))),
+            )
+            .await;
+        statuses.push(status);
+        if status == 429 {
+            assert_eq!(error_code(&json), "rate_limited");
+            retry_after = head.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("retry-after:")
+                    .map(|v| v.trim().to_owned())
+            });
+        }
+    }
+    assert_eq!(statuses, vec![201, 201, 429]);
+    let secs: u64 = retry_after.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=2).contains(&secs), "{secs}");
+}
+
+#[tokio::test]
+async fn a_broadcast_reaches_every_room_as_an_announcement() {
+    let (server, _data) = TestServer::start_api(&[]).await;
+    let mut in_general = server.client_named("Ann").await;
+    let mut in_ops = server.client_named("Bob").await;
+    in_ops.join("ops", None).await;
+
+    let (status, _, json) = server
+        .api(
+            "POST",
+            "/api/broadcast",
+            Some(TOKEN),
+            Some(&json!({"body": "maintenance at 18:00"}).to_string()),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let rooms: Vec<&str> = json["rooms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["room"].as_str())
+        .collect();
+    assert_eq!(rooms, vec!["general", "ops"]);
+    let seen_in_general = in_general.next_message().await;
+    assert_eq!(
+        (seen_in_general.body.as_str(), seen_in_general.kind),
+        ("maintenance at 18:00", MessageKind::Announcement)
+    );
+    // Bob is in both rooms: one copy in each.
+    let mut bobs: Vec<(String, MessageKind)> = Vec::new();
+    for _ in 0..2 {
+        let m = in_ops.next_message().await;
+        bobs.push((m.room, m.kind));
+    }
+    bobs.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        bobs,
+        vec![
+            ("general".into(), MessageKind::Announcement),
+            ("ops".into(), MessageKind::Announcement)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn rooms_and_history_pages_for_a_token_or_a_chat_session() {
+    let (server, _data) = TestServer::start_api(&[]).await;
+    let mut ann = server.client_named("Ann").await;
+    for i in 1..=30 {
+        ann.say(&format!("c{i}"), &format!("m{i}")).await;
+    }
+    for _ in 0..30 {
+        ann.next_message().await;
+    }
+    let (status, _, json) = server.api("GET", "/api/rooms", None, None).await;
+    assert_eq!((status, error_code(&json)), (401, "unauthorized"));
+    // Counts are announced a few times a second: wait until Ann's arrival has been.
+    ann.signal(|m| {
+        matches!(m, app::protocol::ServerMsg::Rooms { rooms } if rooms.iter().any(|r| r.room == "general" && r.members == 1))
+    })
+    .await;
+
+    // Ann's own session cookie is enough to read.
+    let cookie = server.session("Cookie reader").await;
+    let (status, _, body) = server
+        .request(&format!(
+            "GET /api/rooms HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
+            server.addr
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let rooms: Value = serde_json::from_str(&body).expect("json");
+    let general = rooms["rooms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["room"] == "general")
+        .cloned()
+        .expect("general listed");
+    assert_eq!(general["last_seq"].as_u64(), Some(30));
+    assert_eq!(general["members"].as_u64(), Some(1), "Ann is in it");
+
+    let seqs = |page: &Value| -> Vec<u64> {
+        page["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["seq"].as_u64())
+            .collect()
+    };
+    let get = |query: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .api(
+                    "GET",
+                    &format!("/api/rooms/general/messages{query}"),
+                    Some(TOKEN),
+                    None,
+                )
+                .await
+        }
+    };
+    let (status, _, latest) = get("?limit=10").await;
+    assert_eq!(status, 200);
+    assert_eq!(seqs(&latest), (21..=30).collect::<Vec<_>>());
+    assert_eq!(
+        (latest["has_older"].as_bool(), latest["has_newer"].as_bool()),
+        (Some(true), Some(false))
+    );
+    let (_, _, before) = get("?before=21&limit=15").await;
+    assert_eq!(seqs(&before), (6..=20).collect::<Vec<_>>());
+    let (_, _, after) = get("?after=25").await;
+    assert_eq!(seqs(&after), (26..=30).collect::<Vec<_>>());
+    let (_, _, between) = get("?after=3&before=8").await;
+    assert_eq!(seqs(&between), (4..=7).collect::<Vec<_>>());
+    assert_eq!(
+        (
+            between["has_older"].as_bool(),
+            between["has_newer"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+
+    for (query, status, code) in [
+        ("?limit=0", 400, "invalid_limit"),
+        ("?limit=201", 400, "invalid_limit"),
+        ("?before=soon", 400, "invalid_query"),
+        ("?colour=red", 400, "invalid_query"),
+    ] {
+        let (got, _, json) = get(query).await;
+        assert_eq!((got, error_code(&json)), (status, code), "{query}");
+    }
+    let (status, _, json) = server
+        .api("GET", "/api/rooms/nowhere/messages", Some(TOKEN), None)
+        .await;
+    assert_eq!((status, error_code(&json)), (404, "unknown_room"));
+}
+
+async fn publish_n(server: &TestServer, room: &str, from: u64, to: u64) {
+    for i in from..=to {
+        let (status, _, _) = server
+            .api(
+                "POST",
+                &format!("/api/rooms/{room}/messages"),
+                Some(TOKEN),
+                Some(&publish_body(&format!("e{i}"), &format!("e{i}"))),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+}
+
+fn auth() -> String {
+    format!("Authorization: Bearer {TOKEN}\r\n")
+}
+
+#[tokio::test]
+async fn sse_replays_exactly_what_was_missed_after_last_event_id() {
+    let (server, _data) = TestServer::start_api(&["--api-rate-burst", "1000"]).await;
+    publish_n(&server, "general", 1, 10).await;
+
+    let mut sse = SseReader::open(server.addr, "/api/rooms/general/events", &auth(), false).await;
+    assert_eq!(sse.status, 200);
+    let head = sse.head.to_ascii_lowercase();
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert!(head.contains("cache-control: no-cache") && !head.contains("content-encoding"));
+    let joined = sse.next_event().await.expect("joined");
+    assert_eq!(
+        (joined.event.as_str(), joined.json()["mode"].as_str()),
+        ("joined", Some("latest"))
+    );
+    let mut ids = Vec::new();
+    while ids.len() < 10 {
+        let event = sse.next_event().await.expect("event");
+        if event.event == "message" {
+            let msg: ChatMessage = serde_json::from_str(&event.data).expect("a message");
+            assert_eq!(Some(msg.seq.to_string()), event.id);
+            ids.push(msg.seq);
+        }
+    }
+    assert_eq!(ids, (1..=10).collect::<Vec<_>>());
+    drop(sse);
+
+    publish_n(&server, "general", 11, 30).await;
+    let headers = format!("{}Last-Event-ID: 10\r\n", auth());
+    let mut sse = SseReader::open(server.addr, "/api/rooms/general/events", &headers, false).await;
+    let joined = sse.next_event().await.expect("joined").json();
+    assert_eq!(
+        (joined["mode"].as_str(), joined["first_seq"].as_u64()),
+        (Some("full"), Some(11))
+    );
+    let mut ids = Vec::new();
+    while ids.len() < 20 {
+        let event = sse.next_event().await.expect("event");
+        if event.event == "message" {
+            ids.push(event.id.and_then(|id| id.parse::<u64>().ok()).expect("id"));
+        }
+    }
+    assert_eq!(
+        ids,
+        (11..=30).collect::<Vec<_>>(),
+        "exactly the missed 20, in order"
+    );
+    // And it is live: the next one published arrives as it happens.
+    publish_n(&server, "general", 31, 31).await;
+    loop {
+        let event = sse.next_event().await.expect("live event");
+        if event.event == "message" {
+            assert_eq!(event.id.as_deref(), Some("31"));
+            break;
+        }
+    }
+
+    // Shutdown ends the stream cleanly (the body's last chunk), not with a reset.
+    let mut server = server;
+    server.begin_shutdown();
+    while sse.next_event().await.is_some() {}
+    assert!(sse.ended);
+    server.stopped().await;
+}
+
+#[tokio::test]
+async fn a_stale_sse_cursor_is_partial_and_a_foreign_epoch_is_reset() {
+    let (server, _data) =
+        TestServer::start_api(&["--api-rate-burst", "1000", "--retention", "10"]).await;
+    publish_n(&server, "general", 1, 25).await;
+    let mut sse = SseReader::open(
+        server.addr,
+        "/api/rooms/general/events?since=3",
+        &auth(),
+        false,
+    )
+    .await;
+    let joined = sse.next_event().await.expect("joined").json();
+    assert_eq!(
+        (joined["mode"].as_str(), joined["first_seq"].as_u64()),
+        (Some("partial"), Some(16))
+    );
+    let mut sse = SseReader::open(
+        server.addr,
+        "/api/rooms/general/events?since=20&epoch=not-this-one",
+        &auth(),
+        false,
+    )
+    .await;
+    let joined = sse.next_event().await.expect("joined").json();
+    assert_eq!(joined["mode"].as_str(), Some("reset"));
+
+    for (path, status) in [
+        ("/api/rooms/nowhere/events", 404),
+        ("/api/rooms/general/events?since=soon", 400),
+    ] {
+        let mut sse = SseReader::open(server.addr, path, &auth(), false).await;
+        assert_eq!(sse.status, status, "{path}");
+        assert!(sse.body().await.contains("\"error\""));
+    }
+    let sse = SseReader::open(server.addr, "/api/rooms/general/events", "", false).await;
+    assert_eq!(sse.status, 401);
+}
+
+#[tokio::test]
+async fn a_slow_sse_reader_holds_nobody_up_and_is_caught_up_from_the_log() {
+    const TOTAL: u64 = 120;
+    let (server, _data) =
+        TestServer::start_api(&["--api-rate-burst", "100000", "--max-body-bytes", "30000"]).await;
+    publish_n(&server, "general", 1, 1).await;
+    let mut slow = SseReader::open(server.addr, "/api/rooms/general/events", &auth(), true).await;
+    let mut ws = server.client_named("Ws reader").await;
+    ws.next_message().await; // Seq 1, from the join's replay.
+
+    // 120 messages of 30 kB: far more than the slow reader's queue and socket hold.
+    let body = "y".repeat(30_000);
+    for i in 2..=TOTAL {
+        let (status, _, _) = server
+            .api(
+                "POST",
+                "/api/rooms/general/messages",
+                Some(TOKEN),
+                Some(&json!({"body": body, "client_id": format!("b{i}")}).to_string()),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    for expected in 2..=TOTAL {
+        assert_eq!(
+            ws.next_message().await.seq,
+            expected,
+            "the WebSocket reader kept pace"
+        );
+    }
+    // The slow reader now reads: every message once, in order, no gap.
+    let mut ids = Vec::new();
+    while ids.len() < TOTAL as usize {
+        let event = slow.next_event().await.expect("event");
+        if event.event == "message" {
+            ids.push(event.id.and_then(|id| id.parse::<u64>().ok()).expect("id"));
+        }
+    }
+    assert_eq!(ids, (1..=TOTAL).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_real_routes() {
+    let (server, _data) = TestServer::start_api(&["--api-rate-burst", "1000"]).await;
+    let (status, head, doc) = server.api("GET", "/api/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json")
+    );
+    assert_eq!(doc["openapi"].as_str(), Some("3.1.0"));
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut operations = Vec::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            if method == "parameters" {
+                continue;
+            }
+            let statuses: Vec<u16> = operation["responses"]
+                .as_object()
+                .expect("responses")
+                .keys()
+                .map(|s| s.parse().expect("numeric status"))
+                .collect();
+            operations.push((method.to_uppercase(), path.clone(), statuses));
+        }
+    }
+    let mut described: Vec<(String, String)> = operations
+        .iter()
+        .map(|(m, p, _)| (m.clone(), p.clone()))
+        .collect();
+    described.sort();
+    let expected = [
+        ("GET", "/api/openapi.json"),
+        ("GET", "/api/rooms"),
+        ("GET", "/api/rooms/{room}/events"),
+        ("GET", "/api/rooms/{room}/messages"),
+        ("POST", "/api/broadcast"),
+        ("POST", "/api/rooms/{room}/messages"),
+    ]
+    .map(|(m, p)| (m.to_string(), p.to_string()));
+    assert_eq!(
+        described, expected,
+        "every route the server has is described, and nothing else"
+    );
+
+    // Each described operation answers as described: a real route (not the app's 404 page or a
+    // 405), with a status the document lists.
+    for (method, path, statuses) in operations {
+        let path = path.replace("{room}", "general");
+        let status = if path.ends_with("/events") {
+            SseReader::open(server.addr, &path, &auth(), false)
+                .await
+                .status
+        } else {
+            let body = (method == "POST").then(|| json!({"body": "described"}).to_string());
+            server
+                .api(&method, &path, Some(TOKEN), body.as_deref())
+                .await
+                .0
+        };
+        assert!(
+            statuses.contains(&status),
+            "{method} {path} answered {status}, not one of {statuses:?}"
+        );
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path} works as documented: {status}"
+        );
+    }
+}
