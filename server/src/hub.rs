@@ -306,8 +306,8 @@ impl Hub {
         }
     }
 
-    /// Queues a stored message for every subscriber of its room. Called by the log's single writer
-    /// thread after each commit, in seq order, so every queue gets a room's messages in seq order.
+    /// Queues a stored message for every subscriber of its room. Called by the log's one publishing
+    /// task after each commit, in seq order, so every queue gets a room's messages in seq order.
     pub fn publish(&self, room: &str, message: &ChatMessage) {
         // Encoded once, outside the lock; every subscriber shares these bytes.
         let frame = Frame::from(ServerMsg::Message(message.clone()).encode());

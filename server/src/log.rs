@@ -83,6 +83,9 @@ struct Append {
     reply: oneshot::Sender<Result<u64, LogError>>,
 }
 
+/// A committed batch: each sender's reply with what storing its message did, in seq order.
+type Committed = Vec<(oneshot::Sender<Result<u64, LogError>>, Stored)>;
+
 /// What storing one append did.
 enum Stored {
     New(ChatMessage),
@@ -123,9 +126,36 @@ impl Log {
         let epochs = Arc::new(Mutex::new(epochs));
         let (ops, queue) = std_mpsc::channel();
         let writer_epochs = epochs.clone();
+        // Committed batches are published from a task on the runtime, not from the writer thread:
+        // waking thousands of connection tasks from inside the runtime is far cheaper than from a
+        // thread outside it (and the writer can start on the next batch meanwhile).
+        let (committed, mut to_publish) = tokio::sync::mpsc::unbounded_channel::<Committed>();
+        tokio::spawn(async move {
+            while let Some(batch) = to_publish.recv().await {
+                for (reply, outcome) in batch {
+                    let seq = match outcome {
+                        Stored::New(message) => {
+                            hub.publish(&message.room, &message);
+                            message.seq
+                        }
+                        Stored::Duplicate(seq) => seq,
+                    };
+                    let _ = reply.send(Ok(seq));
+                }
+            }
+        });
         std::thread::Builder::new()
             .name("herald-log-writer".into())
-            .spawn(move || write_loop(writer, queue, rooms, writer_epochs, retention.max(1), hub))
+            .spawn(move || {
+                write_loop(
+                    writer,
+                    queue,
+                    rooms,
+                    writer_epochs,
+                    retention.max(1),
+                    committed,
+                )
+            })
             .map_err(LogError::Thread)?;
         Ok(Self {
             ops,
@@ -357,7 +387,7 @@ fn write_loop(
     mut rooms: HashMap<String, RoomState>,
     epochs: Arc<Mutex<HashMap<String, String>>>,
     retention: u64,
-    hub: Hub,
+    committed: tokio::sync::mpsc::UnboundedSender<Committed>,
 ) {
     while let Ok(first) = queue.recv() {
         let mut batch = Vec::new();
@@ -394,16 +424,9 @@ fn write_loop(
         match stored {
             Ok(outcomes) => {
                 rooms = after;
-                for (append, outcome) in batch.into_iter().zip(outcomes) {
-                    let seq = match outcome {
-                        Stored::New(message) => {
-                            hub.publish(&append.msg.room, &message);
-                            message.seq
-                        }
-                        Stored::Duplicate(seq) => seq,
-                    };
-                    let _ = append.reply.send(Ok(seq));
-                }
+                let replies = batch.into_iter().map(|append| append.reply);
+                // Published (then acked) by the task `Log::open` started, in this order.
+                let _ = committed.send(replies.zip(outcomes).collect());
             }
             Err(e) => {
                 tracing::error!("storing {} messages failed: {e}", batch.len());

@@ -304,6 +304,9 @@ fn test() -> Result<ExitCode> {
     step("browser and release-binary tests (Playwright, Chromium)");
     browser_tests(&root.join("end2end"), &binary, &mut tally);
 
+    step("benchmark tool smoke run (herald-bench smoke: nothing lost or doubled)");
+    bench_smoke(&binary, &mut tally);
+
     eprintln!("\ntook {:.0?}", started.elapsed());
     for problem in &tally.broken {
         eprintln!("BROKEN: {problem}");
@@ -336,6 +339,32 @@ fn rust_tests(tally: &mut Tally) {
         ],
     );
     cargo_test(tally, &["--package", "xtask"]);
+}
+
+/// Benchmarks do not run here (they take minutes and measure the machine); a short run of the tool
+/// against the release binary does, so the tool keeps working. It counts as one test.
+fn bench_smoke(binary: &Path, tally: &mut Tally) {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "--package",
+        "bench",
+        "--bin",
+        "herald-bench",
+        "--",
+    ])
+    .arg("--herald")
+    .arg(binary)
+    .arg("smoke")
+    .current_dir(root());
+    match sh(&mut cmd) {
+        Ok(()) => tally.passed += 1,
+        Err(e) => {
+            eprintln!("herald-bench smoke: {e}");
+            tally.failed += 1;
+        }
+    }
 }
 
 fn cargo_test(tally: &mut Tally, args: &[&str]) {

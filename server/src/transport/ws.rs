@@ -377,13 +377,20 @@ async fn write_loop(
         code: close_code::TOO_SLOW,
         reason: "too slow; reconnect later",
     };
+    // Made once, not per frame: waiting on them registers a waker, and the server's stop token is
+    // shared by every connection (its child is this connection's own, so polling it contends with
+    // nobody).
+    let stop = stop.child_token();
+    let stopped = stop.cancelled();
+    let given_up = lag.given_up.cancelled();
+    tokio::pin!(stopped, given_up);
     let mut batch = first_frames;
     let close = loop {
         if batch.is_empty() {
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => break going_away,
-                _ = lag.given_up.cancelled() => break too_slow,
+                _ = &mut stopped => break going_away,
+                _ = &mut given_up => break too_slow,
                 Ok(close) = &mut close_rx => break close,
                 _ = lag.noted.notified() => {
                     // Everything queued before the lag goes first; the markers follow it.
@@ -413,17 +420,22 @@ async fn write_loop(
                 }
             }
         }
-        // A peer that stops reading blocks the write; shutdown and lagging must still win, and a
-        // peer that reads nothing for STALLED_WRITE is dropped, so it holds no memory for long.
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => break going_away,
-            _ = lag.given_up.cancelled() => break too_slow,
-            result = tokio::time::timeout(STALLED_WRITE, write_batch(&mut sink, &mut batch)) => {
-                if !matches!(result, Ok(Ok(()))) {
-                    return;
-                }
-            }
+        // Usually the socket takes the batch at once: then no timer is needed. A peer that stops
+        // reading blocks the write; shutdown and lagging must still win, and a peer that reads
+        // nothing for STALLED_WRITE is dropped, so it holds no memory for long.
+        let write = write_batch(&mut sink, &mut batch);
+        tokio::pin!(write);
+        let written = match futures::poll!(&mut write) {
+            std::task::Poll::Ready(result) => result.is_ok(),
+            std::task::Poll::Pending => tokio::select! {
+                biased;
+                _ = &mut stopped => break going_away,
+                _ = &mut given_up => break too_slow,
+                result = tokio::time::timeout(STALLED_WRITE, &mut write) => matches!(result, Ok(Ok(()))),
+            },
+        };
+        if !written {
+            return;
         }
     };
     let frame = CloseFrame {

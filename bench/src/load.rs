@@ -1,0 +1,807 @@
+//! The scenarios: connecting subscribers and publishers, pacing, counting, and the server's memory.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, anyhow};
+use app::protocol::{ClientMsg, Cursor};
+use futures::{SinkExt, StreamExt, stream};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{TcpSocket, TcpStream},
+    process::{Child, Command},
+};
+use tokio_tungstenite::{
+    WebSocketStream, client_async_with_config,
+    tungstenite::{
+        Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
+    },
+};
+
+use crate::report::{Histogram, Report};
+
+type Socket = WebSocketStream<TcpStream>;
+
+/// Connections opened at once while setting up: enough to be quick, few enough not to overflow the
+/// server's accept queue.
+const CONNECTING_AT_ONCE: usize = 256;
+
+/// Connections sharing one session (one person with many tabs, as far as presence goes).
+const CONNECTIONS_PER_SESSION: usize = 100;
+
+/// Source addresses subscribers are spread over: 127.0.0.2 and the next ones.
+const SOURCE_ADDRESSES: usize = 200;
+
+/// How long a step waits for its last deliveries before counting the missing ones as lost.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// The Herald under test.
+pub struct Target {
+    pub addr: SocketAddr,
+    pid: Option<u32>,
+    child: Option<Child>,
+    dir: Option<PathBuf>,
+}
+
+impl Target {
+    /// Starts `bin` in a fresh data dir on a free port, without rate limits (the load is the point).
+    pub async fn start(bin: &Path) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("herald-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let mut child = Command::new(bin)
+            .args(["--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(["--rate-per-sec", "1000000000", "--rate-burst", "1000000000"])
+            .args(["--log", "info"])
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child.stdout.take().context("herald's stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(15), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    return Ok::<_, anyhow::Error>(rest.trim().parse::<SocketAddr>()?);
+                }
+            }
+            Err(anyhow!("herald exited before listening"))
+        })
+        .await
+        .context("herald did not start in 15 s")??;
+        // Keep reading its output, so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            addr,
+            pid: child.id(),
+            child: Some(child),
+            dir: Some(dir),
+        })
+    }
+
+    pub fn existing(url: &str, pid: Option<u32>) -> anyhow::Result<Self> {
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .context("--url is http://IP:PORT")?;
+        Ok(Self {
+            addr,
+            pid,
+            child: None,
+            dir: None,
+        })
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// The server's resident memory in KiB, from `/proc`.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Chooses a name, as the page's form does; returns the `Cookie` header value.
+    pub async fn session(&self, name: &str) -> anyhow::Result<String> {
+        let body = format!("name={}", name.replace(' ', "+"));
+        let mut stream = TcpStream::connect(self.addr).await?;
+        stream
+            .write_all(
+                format!(
+                    "POST /session HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    self.addr,
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        response
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("set-cookie").then(|| {
+                    value
+                        .trim()
+                        .split(';')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+            })
+            .ok_or_else(|| anyhow!("no session cookie in: {response}"))
+    }
+
+    /// Opens a WebSocket from source address number `n` and reads the welcome.
+    pub async fn connect(&self, cookie: &str, n: usize) -> anyhow::Result<Socket> {
+        let socket = TcpSocket::new_v4()?;
+        let source = Ipv4Addr::new(127, 0, 0, 2 + (n % SOURCE_ADDRESSES) as u8);
+        socket.bind(SocketAddr::from((source, 0)))?;
+        let stream = socket.connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        let mut request = format!("ws://{}/ws", self.addr).into_client_request()?;
+        let headers = request.headers_mut();
+        headers.insert("cookie", HeaderValue::from_str(cookie)?);
+        headers.insert(
+            "origin",
+            HeaderValue::from_str(&format!("http://{}", self.addr))?,
+        );
+        // Small buffers, as a browser's are: the library's default 128 KiB read buffer is zeroed on
+        // every read, which would make the load generator measure itself.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(4 * 1024);
+        let (mut ws, _) = client_async_with_config(request, stream, Some(config)).await?;
+        match next_frame(&mut ws).await? {
+            Some(frame) if frame.kind == "welcome" => Ok(ws),
+            other => Err(anyhow!("expected welcome, got {other:?}")),
+        }
+    }
+
+    /// Sessions for `connections` connections, [`CONNECTIONS_PER_SESSION`] to each.
+    async fn sessions(&self, connections: usize) -> anyhow::Result<Vec<String>> {
+        let mut cookies = Vec::new();
+        for i in 0..connections.div_ceil(CONNECTIONS_PER_SESSION) {
+            cookies.push(self.session(&format!("Bench {i}")).await?);
+        }
+        Ok(cookies)
+    }
+}
+
+/// The fields of a server frame the bench reads while setting up.
+#[derive(Debug, Deserialize)]
+struct Frame {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    last_seq: u64,
+    #[serde(default)]
+    epoch: String,
+    #[serde(default)]
+    room: String,
+}
+
+/// The fields of a `message` frame the bench reads while measuring (borrowed: no copy of the body).
+#[derive(Deserialize)]
+struct Timed<'a> {
+    #[serde(default)]
+    seq: u64,
+    #[serde(borrow, default)]
+    body: &'a str,
+}
+
+async fn next_frame(ws: &mut Socket) -> anyhow::Result<Option<Frame>> {
+    while let Some(msg) = ws.next().await {
+        if let Message::Text(text) = msg? {
+            return Ok(Some(serde_json::from_str(&text)?));
+        }
+    }
+    Ok(None)
+}
+
+/// Joins `room` from `since` and reads up to the `joined` answer; returns (epoch, last_seq).
+async fn join(ws: &mut Socket, room: &str, since: Option<Cursor>) -> anyhow::Result<(String, u64)> {
+    let join = ClientMsg::Join {
+        room: room.to_owned(),
+        since,
+    };
+    ws.send(Message::text(join.encode())).await?;
+    loop {
+        match next_frame(ws).await? {
+            Some(f) if f.kind == "joined" && f.room == room => return Ok((f.epoch, f.last_seq)),
+            Some(_) => continue,
+            None => return Err(anyhow!("closed while joining {room}")),
+        }
+    }
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// What every subscriber adds to.
+#[derive(Default)]
+pub struct Counters {
+    delivered: AtomicU64,
+    duplicated: AtomicU64,
+    lost: AtomicU64,
+    lagged: AtomicU64,
+    latency: Histogram,
+}
+
+/// Reads one subscriber's room until the socket closes: counts each message once, notes gaps and
+/// repeats, records latency from the timestamp the body starts with, and rejoins after a lag.
+async fn subscriber(
+    mut ws: Socket,
+    room: String,
+    mut epoch: String,
+    mut last: u64,
+    counters: Arc<Counters>,
+) {
+    // Messages up to `floor` are a join's replay, not deliveries being measured.
+    let mut floor = last;
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(text) = msg else { continue };
+        if text.starts_with(r#"{"type":"message""#) {
+            let Ok(timed) = serde_json::from_str::<Timed<'_>>(&text) else {
+                continue;
+            };
+            if timed.seq <= floor {
+                continue;
+            }
+            if timed.seq <= last {
+                counters.duplicated.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if timed.seq > last + 1 {
+                counters
+                    .lost
+                    .fetch_add(timed.seq - last - 1, Ordering::Relaxed);
+            }
+            last = timed.seq;
+            counters.delivered.fetch_add(1, Ordering::Relaxed);
+            if let Some(sent) = timed
+                .body
+                .split(' ')
+                .next()
+                .and_then(|t| t.parse::<u64>().ok())
+            {
+                counters.latency.record(now_micros().saturating_sub(sent));
+            }
+        } else if text.starts_with(r#"{"type":"lagged""#) {
+            counters.lagged.fetch_add(1, Ordering::Relaxed);
+            let rejoin = ClientMsg::Join {
+                room: room.clone(),
+                since: Some(Cursor {
+                    epoch: epoch.clone(),
+                    seq: last,
+                }),
+            };
+            if ws.send(Message::text(rejoin.encode())).await.is_err() {
+                return;
+            }
+        } else if text.starts_with(r#"{"type":"joined""#)
+            && let Ok(f) = serde_json::from_str::<Frame>(&text)
+        {
+            epoch = f.epoch;
+            floor = floor.max(last);
+        }
+    }
+}
+
+/// Connects `count` subscribers spread evenly over `rooms`, each joined and reading in its own task.
+async fn subscribers(
+    target: &Target,
+    rooms: &[String],
+    count: usize,
+    counters: &Arc<Counters>,
+) -> anyhow::Result<()> {
+    let cookies = target.sessions(count).await?;
+    let results: Vec<anyhow::Result<()>> = stream::iter(0..count)
+        .map(|i| {
+            let cookie = cookies[i / CONNECTIONS_PER_SESSION].clone();
+            let room = rooms[i % rooms.len()].clone();
+            let counters = counters.clone();
+            async move {
+                let mut ws = target.connect(&cookie, i).await?;
+                let (epoch, last) = join(&mut ws, &room, None).await?;
+                tokio::spawn(subscriber(ws, room, epoch, last, counters));
+                Ok(())
+            }
+        })
+        .buffer_unordered(CONNECTING_AT_ONCE)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// A publishing connection joined to `rooms`: sends, and counts the acks in a reader task.
+struct Publisher {
+    sink: futures::stream::SplitSink<Socket, Message>,
+    acked: Arc<AtomicU64>,
+    sent: u64,
+    rooms: Vec<String>,
+    name: usize,
+}
+
+impl Publisher {
+    async fn open(
+        target: &Target,
+        cookie: &str,
+        rooms: Vec<String>,
+        name: usize,
+    ) -> anyhow::Result<Self> {
+        let mut ws = target
+            .connect(cookie, SOURCE_ADDRESSES - 1 - name % 16)
+            .await?;
+        for room in &rooms {
+            join(&mut ws, room, None).await?;
+        }
+        let (sink, mut stream) = ws.split();
+        let acked = Arc::new(AtomicU64::new(0));
+        let counted = acked.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(msg)) = stream.next().await {
+                if let Message::Text(text) = msg
+                    && text.starts_with(r#"{"type":"ack""#)
+                {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        Ok(Self {
+            sink,
+            acked,
+            sent: 0,
+            rooms,
+            name,
+        })
+    }
+
+    /// Queues one timestamped message to the next of its rooms (flushed by [`Self::flush`]).
+    async fn feed(&mut self, body_pad: &str) -> anyhow::Result<()> {
+        let room = self.rooms[(self.sent as usize) % self.rooms.len()].clone();
+        let msg = ClientMsg::Send {
+            room,
+            client_id: format!("p{}-{}", self.name, self.sent),
+            body: format!("{} {body_pad}", now_micros()),
+        };
+        self.sent += 1;
+        self.sink.feed(Message::text(msg.encode())).await?;
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        self.sink.flush().await?;
+        Ok(())
+    }
+}
+
+/// Padding that makes a message body about as long as a short chat line.
+fn pad() -> String {
+    "x".repeat(48)
+}
+
+/// One room (or many small ones) with subscribers, and a publish rate that rises step by step.
+pub async fn fanout(
+    target: &Target,
+    room_count: usize,
+    per_room: usize,
+    rates: &[u32],
+    step: Duration,
+    budget: Duration,
+    scenario: &'static str,
+) -> anyhow::Result<Report> {
+    let rooms: Vec<String> = (0..room_count).map(|i| format!("bench-{i}")).collect();
+    let rss_start = target.rss_kib();
+    let counters = Arc::new(Counters::default());
+    let count = room_count * per_room;
+    let connecting = Instant::now();
+    subscribers(target, &rooms, count, &counters).await?;
+    let connect_secs = connecting.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_idle = target.rss_kib();
+
+    // A few publishing connections, each covering a share of the rooms.
+    let cookie = target.session("Bench publisher").await?;
+    let publisher_count = room_count.clamp(1, 8);
+    let mut publishers = Vec::new();
+    for p in 0..publisher_count {
+        let mine: Vec<String> = rooms
+            .iter()
+            .skip(p)
+            .step_by(publisher_count)
+            .cloned()
+            .collect();
+        publishers.push(Publisher::open(target, &cookie, mine, p).await?);
+    }
+    let pad = pad();
+    let mut rows = Vec::new();
+    let mut steps = Vec::new();
+    let mut best: Option<f64> = None;
+    let mut ok = true;
+    for &rate in rates {
+        counters.latency.reset();
+        let delivered_before = counters.delivered.load(Ordering::Relaxed);
+        let lost_before = counters.lost.load(Ordering::Relaxed);
+        let dup_before = counters.duplicated.load(Ordering::Relaxed);
+        let sent_before: u64 = publishers.iter().map(|p| p.sent).sum();
+        // Paced in 10 ms slices; each slice's messages go out in one flush per publisher.
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let mut due = 0.0;
+        let mut next = 0usize;
+        while started.elapsed() < step {
+            tick.tick().await;
+            due += f64::from(rate) / 100.0;
+            while due >= 1.0 {
+                publishers[next % publisher_count].feed(&pad).await?;
+                next += 1;
+                due -= 1.0;
+            }
+            for p in &mut publishers {
+                p.flush().await?;
+            }
+        }
+        let sending = started.elapsed().as_secs_f64();
+        let sent: u64 = publishers.iter().map(|p| p.sent).sum::<u64>() - sent_before;
+        let expected = sent * per_room as u64;
+        // Wait for the stragglers: everything sent must arrive (or be counted lost).
+        let waiting = Instant::now();
+        while counters.delivered.load(Ordering::Relaxed) - delivered_before < expected
+            && waiting.elapsed() < DRAIN_GRACE
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let delivered = counters.delivered.load(Ordering::Relaxed) - delivered_before;
+        let lost = expected
+            .saturating_sub(delivered)
+            .max(counters.lost.load(Ordering::Relaxed) - lost_before);
+        let duplicated = counters.duplicated.load(Ordering::Relaxed) - dup_before;
+        let per_sec = delivered as f64 / sending;
+        let (p50, p99, max) = (
+            counters.latency.quantile_ms(0.5),
+            counters.latency.quantile_ms(0.99),
+            counters.latency.quantile_ms(1.0),
+        );
+        let rss = target.rss_kib();
+        let within = p99 <= budget.as_secs_f64() * 1000.0 && lost == 0 && duplicated == 0;
+        ok &= lost == 0 && duplicated == 0;
+        if within {
+            best = Some(best.map_or(per_sec, |b: f64| b.max(per_sec)));
+        }
+        rows.push(vec![
+            rate.to_string(),
+            format!("{per_sec:.0}"),
+            format!("{p50:.1}"),
+            format!("{p99:.1}"),
+            format!("{max:.1}"),
+            lost.to_string(),
+            duplicated.to_string(),
+            counters.lagged.load(Ordering::Relaxed).to_string(),
+            rss.map_or("?".into(), |r| format!("{:.1}", r as f64 / 1024.0)),
+            if within { "yes" } else { "no" }.into(),
+        ]);
+        steps.push(json!({
+            "rate": rate, "deliveries_per_sec": per_sec.round(), "p50_ms": p50, "p99_ms": p99,
+            "max_ms": max, "lost": lost, "duplicated": duplicated, "rss_kib": rss,
+        }));
+        if !within {
+            break;
+        }
+    }
+    Ok(Report {
+        scenario,
+        columns: vec![
+            "msgs/s",
+            "deliveries/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "lost",
+            "dup",
+            "lags",
+            "RSS MiB",
+            "within",
+        ],
+        rows,
+        summary: json!({
+            "tool": "herald-bench", "scenario": scenario, "rooms": room_count, "per_room": per_room,
+            "subscribers": count, "connect_secs": connect_secs,
+            "rss_start_kib": rss_start, "rss_idle_kib": rss_idle,
+            "best_deliveries_per_sec": best.map(f64::round),
+            "p99_budget_ms": budget.as_millis() as u64, "steps": steps,
+        }),
+        ok,
+    })
+}
+
+/// Connections that join a room and do nothing: what each costs the server.
+pub async fn idle(target: &Target, connections: usize) -> anyhow::Result<Report> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = target.rss_kib();
+    let counters = Arc::new(Counters::default());
+    let rooms = vec!["idle".to_string()];
+    let started = Instant::now();
+    subscribers(target, &rooms, connections, &counters).await?;
+    let connect_secs = started.elapsed().as_secs_f64();
+    // Let presence settle (it is announced every 500 ms).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = target.rss_kib();
+    let per_connection = match (before, after) {
+        (Some(b), Some(a)) => Some((a.saturating_sub(b)) as f64 * 1024.0 / connections as f64),
+        _ => None,
+    };
+    Ok(Report {
+        scenario: "idle",
+        columns: vec![
+            "connections",
+            "RSS before MiB",
+            "RSS after MiB",
+            "bytes/connection",
+        ],
+        rows: vec![vec![
+            connections.to_string(),
+            before.map_or("?".into(), |r| format!("{:.1}", r as f64 / 1024.0)),
+            after.map_or("?".into(), |r| format!("{:.1}", r as f64 / 1024.0)),
+            per_connection.map_or("?".into(), |b| format!("{b:.0}")),
+        ]],
+        summary: json!({
+            "tool": "herald-bench", "scenario": "idle", "connections": connections,
+            "connect_secs": connect_secs, "rss_before_kib": before, "rss_after_kib": after,
+            "bytes_per_connection": per_connection.map(f64::round),
+        }),
+        ok: true,
+    })
+}
+
+/// Many publishers, each keeping `window` sends in flight: durable, acknowledged messages per second.
+pub async fn publish(
+    target: &Target,
+    publishers: usize,
+    room_count: usize,
+    window: usize,
+    duration: Duration,
+) -> anyhow::Result<Report> {
+    let cookies = target.sessions(publishers).await?;
+    let rooms: Vec<String> = (0..room_count).map(|i| format!("pub-{i}")).collect();
+    let opened: Vec<anyhow::Result<Publisher>> = stream::iter(0..publishers)
+        .map(|i| {
+            let cookie = cookies[i / CONNECTIONS_PER_SESSION].clone();
+            let room = rooms[i % room_count].clone();
+            async move { Publisher::open(target, &cookie, vec![room], i).await }
+        })
+        .buffer_unordered(CONNECTING_AT_ONCE)
+        .collect()
+        .await;
+    let opened: Vec<Publisher> = opened.into_iter().collect::<anyhow::Result<_>>()?;
+    let pad = pad();
+    let started = Instant::now();
+    let rss_before = target.rss_kib();
+    let tasks: Vec<_> = opened
+        .into_iter()
+        .map(|mut p| {
+            let pad = pad.clone();
+            tokio::spawn(async move {
+                while started.elapsed() < duration {
+                    // Keep `window` unacknowledged sends in flight.
+                    let in_flight = p.sent - p.acked.load(Ordering::Relaxed);
+                    if in_flight < window as u64 {
+                        for _ in in_flight..window as u64 {
+                            p.feed(&pad).await?;
+                        }
+                        p.flush().await?;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                // Let the last ones be acknowledged.
+                let waiting = Instant::now();
+                while p.acked.load(Ordering::Relaxed) < p.sent && waiting.elapsed() < DRAIN_GRACE {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Ok::<_, anyhow::Error>((p.sent, p.acked.load(Ordering::Relaxed)))
+            })
+        })
+        .collect();
+    let measured = duration.as_secs_f64();
+    let mut rss_peak = rss_before;
+    let (mut sent, mut acked) = (0, 0);
+    for task in tasks {
+        let (s, a) = task.await??;
+        sent += s;
+        acked += a;
+        rss_peak = rss_peak.max(target.rss_kib());
+    }
+    let per_sec = acked as f64 / measured;
+    let unacked = sent - acked;
+    Ok(Report {
+        scenario: "publish",
+        columns: vec![
+            "publishers",
+            "rooms",
+            "window",
+            "acked",
+            "stored+acked/s",
+            "unacked",
+        ],
+        rows: vec![vec![
+            publishers.to_string(),
+            room_count.to_string(),
+            window.to_string(),
+            acked.to_string(),
+            format!("{per_sec:.0}"),
+            unacked.to_string(),
+        ]],
+        summary: json!({
+            "tool": "herald-bench", "scenario": "publish", "publishers": publishers, "rooms": room_count,
+            "window": window, "seconds": measured, "sent": sent, "acked": acked,
+            "acked_per_sec": per_sec.round(), "rss_kib": rss_peak,
+        }),
+        ok: unacked == 0,
+    })
+}
+
+/// Clients drop, miss `missed` messages each, and reconnect all at once with their cursors.
+pub async fn reconnect(
+    target: &Target,
+    clients: usize,
+    room_count: usize,
+    missed: u64,
+) -> anyhow::Result<Report> {
+    let rooms: Vec<String> = (0..room_count).map(|i| format!("back-{i}")).collect();
+    let cookies = target.sessions(clients).await?;
+    // Everyone joins and notes their cursor, then drops.
+    let cursors: Vec<anyhow::Result<(String, String, u64)>> = stream::iter(0..clients)
+        .map(|i| {
+            let cookie = cookies[i / CONNECTIONS_PER_SESSION].clone();
+            let room = rooms[i % room_count].clone();
+            async move {
+                let mut ws = target.connect(&cookie, i).await?;
+                let (epoch, last) = join(&mut ws, &room, None).await?;
+                Ok((room, epoch, last))
+            }
+        })
+        .buffer_unordered(CONNECTING_AT_ONCE)
+        .collect()
+        .await;
+    let cursors: Vec<(String, String, u64)> = cursors.into_iter().collect::<anyhow::Result<_>>()?;
+
+    // While they are away, `missed` messages in every room.
+    let cookie = target.session("Bench publisher").await?;
+    let mut publishers = Vec::new();
+    for p in 0..room_count.clamp(1, 8) {
+        let mine: Vec<String> = rooms
+            .iter()
+            .skip(p)
+            .step_by(room_count.clamp(1, 8))
+            .cloned()
+            .collect();
+        publishers.push(Publisher::open(target, &cookie, mine, p).await?);
+    }
+    let pad = pad();
+    for p in &mut publishers {
+        for _ in 0..missed * p.rooms.len() as u64 {
+            p.feed(&pad).await?;
+        }
+        p.flush().await?;
+    }
+    for p in &publishers {
+        while p.acked.load(Ordering::Relaxed) < p.sent {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    // Everyone comes back at once; the clock runs until the last one has all it missed.
+    let started = Instant::now();
+    let caught_up: Vec<anyhow::Result<(u64, u64, u64)>> =
+        stream::iter(cursors.into_iter().enumerate())
+            .map(|(i, (room, epoch, last))| {
+                let cookie = cookies[i / CONNECTIONS_PER_SESSION].clone();
+                async move {
+                    let mut ws = target.connect(&cookie, i).await?;
+                    let since = Cursor { epoch, seq: last };
+                    let join = ClientMsg::Join {
+                        room: room.clone(),
+                        since: Some(since),
+                    };
+                    ws.send(Message::text(join.encode())).await?;
+                    let (mut got, mut dup, mut seen) = (0u64, 0u64, last);
+                    while got < missed {
+                        let Some(Ok(msg)) = ws.next().await else {
+                            break;
+                        };
+                        let Message::Text(text) = msg else { continue };
+                        if !text.starts_with(r#"{"type":"message""#) {
+                            continue;
+                        }
+                        let timed: Timed<'_> = serde_json::from_str(&text)?;
+                        if timed.seq <= seen {
+                            dup += 1;
+                        } else {
+                            seen = timed.seq;
+                            got += 1;
+                        }
+                    }
+                    Ok((got, dup, started.elapsed().as_micros() as u64))
+                }
+            })
+            .buffer_unordered(CONNECTING_AT_ONCE * 2)
+            .collect()
+            .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut lost = 0;
+    let mut duplicated = 0;
+    for result in caught_up {
+        let (got, dup, _) = result?;
+        lost += missed.saturating_sub(got);
+        duplicated += dup;
+    }
+    Ok(Report {
+        scenario: "reconnect",
+        columns: vec![
+            "clients",
+            "rooms",
+            "missed each",
+            "all caught up in s",
+            "lost",
+            "dup",
+        ],
+        rows: vec![vec![
+            clients.to_string(),
+            room_count.to_string(),
+            missed.to_string(),
+            format!("{elapsed:.2}"),
+            lost.to_string(),
+            duplicated.to_string(),
+        ]],
+        summary: json!({
+            "tool": "herald-bench", "scenario": "reconnect", "clients": clients, "rooms": room_count,
+            "missed": missed, "caught_up_secs": elapsed, "lost": lost, "duplicated": duplicated,
+            "rss_kib": target.rss_kib(),
+        }),
+        ok: lost == 0 && duplicated == 0,
+    })
+}
+
+/// A small fan-out run that must lose and double nothing.
+pub async fn smoke(target: &Target) -> anyhow::Result<Report> {
+    let mut report = fanout(
+        target,
+        3,
+        100,
+        &[30, 60],
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+        "smoke",
+    )
+    .await?;
+    let delivered_all = report.rows.len() == 2;
+    report.ok &= delivered_all;
+    Ok(report)
+}

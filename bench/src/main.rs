@@ -1,0 +1,184 @@
+//! `herald-bench`: load for a running Herald, over its documented WebSocket protocol
+//! (docs/PROTOCOL.md), and what came of it: deliveries per second, publish→receive latency (from a
+//! timestamp in each message's body), lost and duplicated deliveries (both must be 0), and the
+//! server's memory (from `/proc`, idle and under load). Each run prints a table for people and one
+//! JSON line for scripts.
+//!
+//! With `--herald PATH` it starts that binary itself (in a fresh data dir, on a free port, without
+//! rate limits); with `--url` and `--pid` it measures a Herald started by hand.
+//!
+//! Subscriber sockets are spread over the source addresses 127.0.0.2–127.0.0.201, so tens of
+//! thousands of connections do not run out of ephemeral ports on one address pair.
+
+mod load;
+mod report;
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Parser, Subcommand};
+
+use load::Target;
+
+#[derive(Parser)]
+#[command(name = "herald-bench", about = "Load for Herald, and what came of it.")]
+struct Args {
+    /// The herald binary to start and measure (in a temporary data dir, on a free port).
+    #[arg(long, conflicts_with = "url")]
+    herald: Option<PathBuf>,
+    /// A Herald already running (`http://127.0.0.1:3000`); give `--pid` too for its memory.
+    #[arg(long, requires = "pid")]
+    url: Option<String>,
+    /// The process id of the Herald at `--url`.
+    #[arg(long)]
+    pid: Option<u32>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand, Clone)]
+pub enum Scenario {
+    /// One room, many subscribers, a rising publish rate: the highest deliveries/s with p99 ≤ the
+    /// latency budget and nothing lost.
+    Fanout {
+        #[arg(long, default_value_t = 10_000)]
+        subscribers: usize,
+        /// Messages per second to try, in order; stops at the first that misses the budget.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "10,20,50,100,200,300,400,500,700,1000"
+        )]
+        rates: Vec<u32>,
+        #[arg(long, default_value_t = 4.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 100)]
+        p99_budget_ms: u64,
+    },
+    /// Many connections that join a room and then do nothing: the server's memory per connection.
+    Idle {
+        #[arg(long, default_value_t = 15_000)]
+        connections: usize,
+    },
+    /// Many small rooms at once: deliveries/s and latency, to compare per delivery with one big room.
+    Rooms {
+        #[arg(long, default_value_t = 1000)]
+        rooms: usize,
+        #[arg(long, default_value_t = 10)]
+        per_room: usize,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1000,2000,5000,10000,20000,30000"
+        )]
+        rates: Vec<u32>,
+        #[arg(long, default_value_t = 4.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 100)]
+        p99_budget_ms: u64,
+    },
+    /// Many publishers sending as fast as they are acknowledged: durable, acked messages per second.
+    Publish {
+        #[arg(long, default_value_t = 1000)]
+        publishers: usize,
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        /// Sends each publisher keeps in flight.
+        #[arg(long, default_value_t = 4)]
+        window: usize,
+        #[arg(long, default_value_t = 8.0)]
+        seconds: f64,
+    },
+    /// Clients that drop, miss messages, and all reconnect at once with their cursors: time until
+    /// every one has caught up.
+    Reconnect {
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        #[arg(long, default_value_t = 100)]
+        missed: u64,
+    },
+    /// A few hundred subscribers for a couple of seconds; fails unless nothing was lost or doubled.
+    /// Run by `cargo xtask test`, so the tool keeps working.
+    Smoke,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let target = match (&args.herald, &args.url) {
+            (Some(bin), _) => Target::start(bin).await?,
+            (None, Some(url)) => Target::existing(url, args.pid)?,
+            (None, None) => anyhow::bail!("give --herald PATH, or --url URL --pid PID"),
+        };
+        let outcome = match args.scenario.clone() {
+            Scenario::Fanout {
+                subscribers,
+                rates,
+                seconds,
+                p99_budget_ms,
+            } => {
+                load::fanout(
+                    &target,
+                    1,
+                    subscribers,
+                    &rates,
+                    Duration::from_secs_f64(seconds),
+                    Duration::from_millis(p99_budget_ms),
+                    "fanout",
+                )
+                .await
+            }
+            Scenario::Rooms {
+                rooms,
+                per_room,
+                rates,
+                seconds,
+                p99_budget_ms,
+            } => {
+                load::fanout(
+                    &target,
+                    rooms,
+                    per_room,
+                    &rates,
+                    Duration::from_secs_f64(seconds),
+                    Duration::from_millis(p99_budget_ms),
+                    "rooms",
+                )
+                .await
+            }
+            Scenario::Idle { connections } => load::idle(&target, connections).await,
+            Scenario::Publish {
+                publishers,
+                rooms,
+                window,
+                seconds,
+            } => {
+                load::publish(
+                    &target,
+                    publishers,
+                    rooms,
+                    window,
+                    Duration::from_secs_f64(seconds),
+                )
+                .await
+            }
+            Scenario::Reconnect {
+                clients,
+                rooms,
+                missed,
+            } => load::reconnect(&target, clients, rooms, missed).await,
+            Scenario::Smoke => load::smoke(&target).await,
+        };
+        target.stop().await;
+        let report = outcome?;
+        report.print();
+        if !report.ok {
+            anyhow::bail!("lost or duplicated deliveries: see above");
+        }
+        Ok(())
+    })
+}
