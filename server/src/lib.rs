@@ -128,6 +128,14 @@ pub async fn run(
 
     let app = router(state.clone());
     let stop = state.stop.clone();
+    // A chat message is a small write that should leave at once: without TCP_NODELAY, Nagle's
+    // algorithm holds it back until the previous one is acknowledged.
+    let listener =
+        axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -389,7 +389,14 @@ async fn write_loop(
     let given_up = lag.given_up.cancelled();
     tokio::pin!(stopped, given_up);
     let mut batch = first_frames;
+    let mut rounds: u32 = 0;
     let close = loop {
+        rounds = rounds.wrapping_add(1);
+        // Under steady traffic frames are already waiting: take them without the full select
+        // (which polls the stop and lag signals every time), checking those every so often.
+        if batch.is_empty() && rounds % 64 != 0 {
+            take_waiting(&mut frames, &lag, &mut batch);
+        }
         if batch.is_empty() {
             tokio::select! {
                 biased;
@@ -410,17 +417,9 @@ async fn write_loop(
                     let Some(frame) = received else {
                         return; // The connection is gone.
                     };
-                    // Take what else is waiting, up to a batch: one flush for a burst, and a
-                    // bounded amount of memory taken out of the queue's accounting at a time.
-                    let mut bytes = frame.len();
                     lag.dequeued(&frame);
                     batch.push(frame);
-                    while batch.len() < BATCH_FRAMES && bytes < BATCH_BYTES {
-                        let Ok(frame) = frames.try_recv() else { break };
-                        bytes += frame.len();
-                        lag.dequeued(&frame);
-                        batch.push(frame);
-                    }
+                    take_waiting(&mut frames, &lag, &mut batch);
                 }
             }
         }
@@ -447,6 +446,18 @@ async fn write_loop(
         reason: close.reason.into(),
     };
     let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+}
+
+/// Takes what is waiting in the queue into `batch`, up to a batch: one flush for a burst, and a
+/// bounded amount of memory taken out of the queue's accounting at a time.
+fn take_waiting(frames: &mut mpsc::Receiver<Frame>, lag: &Shared, batch: &mut Vec<Frame>) {
+    let mut bytes: usize = batch.iter().map(|f| f.len()).sum();
+    while batch.len() < BATCH_FRAMES && bytes < BATCH_BYTES {
+        let Ok(frame) = frames.try_recv() else { break };
+        bytes += frame.len();
+        lag.dequeued(&frame);
+        batch.push(frame);
+    }
 }
 
 /// Feeds every frame of `batch` (leaving it empty) and flushes once.
