@@ -394,7 +394,7 @@ async fn write_loop(
         rounds = rounds.wrapping_add(1);
         // Under steady traffic frames are already waiting: take them without the full select
         // (which polls the stop and lag signals every time), checking those every so often.
-        if batch.is_empty() && rounds % 64 != 0 {
+        if batch.is_empty() && !rounds.is_multiple_of(64) {
             take_waiting(&mut frames, &lag, &mut batch);
         }
         if batch.is_empty() {
