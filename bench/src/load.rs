@@ -27,7 +27,10 @@ use tokio_tungstenite::{
     },
 };
 
-use crate::report::{Histogram, Report};
+use crate::{
+    raw::{self, RawWs},
+    report::{Histogram, Report},
+};
 
 type Socket = WebSocketStream<TcpStream>;
 
@@ -257,7 +260,7 @@ pub struct Counters {
 /// Reads one subscriber's room until the socket closes: counts each message once, notes gaps and
 /// repeats, records latency from the timestamp the body starts with, and rejoins after a lag.
 async fn subscriber(
-    mut ws: Socket,
+    mut ws: RawWs,
     room: String,
     mut epoch: String,
     mut last: u64,
@@ -265,51 +268,64 @@ async fn subscriber(
 ) {
     // Messages up to `floor` are a join's replay, not deliveries being measured.
     let mut floor = last;
-    while let Some(Ok(msg)) = ws.next().await {
-        let Message::Text(text) = msg else { continue };
-        if text.starts_with(r#"{"type":"message""#) {
-            let Ok(timed) = serde_json::from_str::<Timed<'_>>(&text) else {
-                continue;
-            };
-            if timed.seq <= floor {
-                continue;
-            }
-            if timed.seq <= last {
-                counters.duplicated.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            if timed.seq > last + 1 {
-                counters
-                    .lost
-                    .fetch_add(timed.seq - last - 1, Ordering::Relaxed);
-            }
-            last = timed.seq;
-            counters.delivered.fetch_add(1, Ordering::Relaxed);
-            if let Some(sent) = timed
-                .body
-                .split(' ')
-                .next()
-                .and_then(|t| t.parse::<u64>().ok())
-            {
-                counters.latency.record(now_micros().saturating_sub(sent));
-            }
-        } else if text.starts_with(r#"{"type":"lagged""#) {
-            counters.lagged.fetch_add(1, Ordering::Relaxed);
-            let rejoin = ClientMsg::Join {
+    loop {
+        let mut rejoin = false;
+        let open = ws
+            .read_frames(|frame| {
+                let raw::Frame::Text(text) = frame else {
+                    return;
+                };
+                if text.starts_with(r#"{"type":"message""#) {
+                    let Ok(timed) = serde_json::from_str::<Timed<'_>>(text) else {
+                        return;
+                    };
+                    if timed.seq <= floor {
+                        return;
+                    }
+                    if timed.seq <= last {
+                        counters.duplicated.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    if timed.seq > last + 1 {
+                        counters
+                            .lost
+                            .fetch_add(timed.seq - last - 1, Ordering::Relaxed);
+                    }
+                    last = timed.seq;
+                    counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    if let Some(sent) = timed
+                        .body
+                        .split(' ')
+                        .next()
+                        .and_then(|t| t.parse::<u64>().ok())
+                    {
+                        counters.latency.record(now_micros().saturating_sub(sent));
+                    }
+                } else if text.starts_with(r#"{"type":"lagged""#) {
+                    counters.lagged.fetch_add(1, Ordering::Relaxed);
+                    rejoin = true;
+                } else if text.starts_with(r#"{"type":"joined""#)
+                    && let Ok(f) = serde_json::from_str::<Frame>(text)
+                {
+                    epoch = f.epoch;
+                    floor = floor.max(last);
+                }
+            })
+            .await;
+        if rejoin {
+            let again = ClientMsg::Join {
                 room: room.clone(),
                 since: Some(Cursor {
                     epoch: epoch.clone(),
                     seq: last,
                 }),
             };
-            if ws.send(Message::text(rejoin.encode())).await.is_err() {
+            if ws.send_text(&again.encode()).await.is_err() {
                 return;
             }
-        } else if text.starts_with(r#"{"type":"joined""#)
-            && let Ok(f) = serde_json::from_str::<Frame>(&text)
-        {
-            epoch = f.epoch;
-            floor = floor.max(last);
+        }
+        if !matches!(open, Ok(true)) {
+            return;
         }
     }
 }
@@ -328,8 +344,24 @@ async fn subscribers(
             let room = rooms[i % rooms.len()].clone();
             let counters = counters.clone();
             async move {
-                let mut ws = target.connect(&cookie, i).await?;
-                let (epoch, last) = join(&mut ws, &room, None).await?;
+                let source = Ipv4Addr::new(127, 0, 0, 2 + (i % SOURCE_ADDRESSES) as u8);
+                let mut ws = RawWs::connect(target.addr, source, &cookie).await?;
+                let welcome = ws.next_text().await?;
+                if !welcome.starts_with(r#"{"type":"welcome""#) {
+                    return Err(anyhow!("expected welcome, got {welcome}"));
+                }
+                let join = ClientMsg::Join {
+                    room: room.clone(),
+                    since: None,
+                };
+                ws.send_text(&join.encode()).await?;
+                let (epoch, last) = loop {
+                    let text = ws.next_text().await?;
+                    if text.starts_with(r#"{"type":"joined""#) {
+                        let f: Frame = serde_json::from_str(&text)?;
+                        break (f.epoch, f.last_seq);
+                    }
+                };
                 tokio::spawn(subscriber(ws, room, epoch, last, counters));
                 Ok(())
             }

@@ -11,6 +11,7 @@
 //! thousands of connections do not run out of ephemeral ports on one address pair.
 
 mod load;
+mod raw;
 mod report;
 
 use std::{path::PathBuf, time::Duration};

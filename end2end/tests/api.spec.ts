@@ -68,6 +68,8 @@ test('a chat user sees an announcement from /api/broadcast in every open room', 
   await page.getByTestId('room-input').fill('support');
   await page.getByTestId('room-input').press('Enter');
   await expect(page.getByTestId('room-name')).toHaveText('# support');
+  // Joined on the server (so the room exists): Bob is listed among the people in it.
+  await expect(page.getByTestId('people')).toHaveText('Bob');
 
   const response = await post('/api/broadcast', { body: 'Maintenance at 18:00 UTC', author_name: 'Ops' });
   expect(response.status).toBe(201);
