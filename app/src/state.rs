@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::{
     ChatMessage, ClientMsg, Cursor, HISTORY_ON_JOIN, Identity, JoinMode, ProtocolError,
-    RoomSummary, TYPING_REPEAT_MS, TYPING_TTL_MS,
+    RoomSummary, TYPING_REPEAT_MS,
 };
 
 /// Who the page is rendered for, from the session cookie (server) or from the page itself (browser):
@@ -29,16 +29,22 @@ pub const USER_META: &str = "herald-user";
 pub fn current_user() -> Option<Identity> {
     #[cfg(feature = "hydrate")]
     {
-        let meta = leptos::prelude::document()
-            .query_selector(&format!("meta[name={USER_META}]"))
-            .ok()
-            .flatten()?;
-        serde_json::from_str(&meta.get_attribute("content")?).ok()
+        from_page(USER_META)
     }
     #[cfg(not(feature = "hydrate"))]
     {
         use_context::<CurrentUser>().and_then(|user| user.0)
     }
+}
+
+/// What the server put, as JSON, in the page's `<meta name={name} content=...>`.
+#[cfg(feature = "hydrate")]
+fn from_page<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+    let meta = leptos::prelude::document()
+        .query_selector(&format!("meta[name={name}]"))
+        .ok()
+        .flatten()?;
+    serde_json::from_str(&meta.get_attribute("content")?).ok()
 }
 
 /// Where the connection to the server stands, as the status pill shows it.
@@ -105,11 +111,7 @@ pub const ROOM_META: &str = "herald-room";
 pub fn initial_room() -> Option<RoomPage> {
     #[cfg(feature = "hydrate")]
     {
-        let meta = leptos::prelude::document()
-            .query_selector(&format!("meta[name={ROOM_META}]"))
-            .ok()
-            .flatten()?;
-        serde_json::from_str(&meta.get_attribute("content")?).ok()
+        from_page(ROOM_META)
     }
     #[cfg(not(feature = "hydrate"))]
     {
@@ -526,9 +528,6 @@ impl Room {
         }
     }
 }
-
-/// How long a typing signal shows, in ms.
-pub const TYPING_SHOWN_MS: f64 = TYPING_TTL_MS as f64;
 
 fn next_notice_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
