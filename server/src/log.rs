@@ -560,6 +560,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_that_fails_to_commit_leaves_no_trace_and_numbering_goes_on_without_a_gap() {
+        let dir = temp_dir("rollback");
+        let log = Log::open(&dir, 100, Hub::new()).expect("open");
+        assert_eq!(
+            log.append(msg("ann", "k1", "first")).await.expect("stored"),
+            1
+        );
+        // Make the next insert fail inside the transaction, as a full disk would.
+        let sabotage = Connection::open(dir.join(DB_FILE)).expect("open");
+        sabotage
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.body = 'boom'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .expect("trigger");
+        let mut new_room = msg("ann", "k2", "boom");
+        new_room.room = "elsewhere".into();
+        assert!(log.append(msg("ann", "k2", "boom")).await.is_err());
+        assert!(log.append(new_room).await.is_err());
+        assert_eq!(
+            log.epoch("elsewhere"),
+            None,
+            "a room only the failed batch made is gone"
+        );
+        // The next message takes seq 2: the failed one left no hole and no copy.
+        assert_eq!(
+            log.append(msg("ann", "k3", "second"))
+                .await
+                .expect("stored"),
+            2
+        );
+        let bodies: Vec<String> = log
+            .range("general", 1, u64::MAX)
+            .await
+            .expect("read")
+            .into_iter()
+            .map(|m| m.body)
+            .collect();
+        assert_eq!(bodies, vec!["first", "second"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
     async fn seqs_are_dense_and_duplicates_in_one_batch_are_stored_once() {
         let dir = temp_dir("dense");
         let log = Log::open(&dir, 100, Hub::new()).expect("open");
