@@ -279,12 +279,7 @@ async fn rooms_and_history_pages_for_a_token_or_a_chat_session() {
 
     // Ann's own session cookie is enough to read.
     let cookie = server.session("Cookie reader").await;
-    let (status, _, body) = server
-        .request(&format!(
-            "GET /api/rooms HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
-            server.addr
-        ))
-        .await;
+    let (status, _, body) = server.get_as("/api/rooms", &cookie).await;
     assert_eq!(status, 200);
     let rooms: Value = serde_json::from_str(&body).expect("json");
     let general = rooms["rooms"]

@@ -190,12 +190,7 @@ async fn shutdown_closes_every_socket_with_going_away() {
 async fn the_page_is_rendered_on_the_server_before_any_script_runs() {
     let server = TestServer::start().await;
     let cookie = server.session("Ann").await;
-    let (status, head, body) = server
-        .request(&format!(
-            "GET / HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
-            server.addr
-        ))
-        .await;
+    let (status, head, body) = server.get_as("/", &cookie).await;
     assert_eq!(status, 200);
     assert!(
         head.to_ascii_lowercase()
@@ -328,13 +323,7 @@ async fn the_author_is_always_the_senders_session() {
 async fn each_room_has_its_own_page_and_the_go_to_form_finds_it() {
     let server = TestServer::start().await;
     let cookie = server.session("Ann").await;
-    let get = |path: &str| {
-        format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
-            server.addr
-        )
-    };
-    let (status, _, body) = server.request(&get("/r/ops-alerts")).await;
+    let (status, _, body) = server.get_as("/r/ops-alerts", &cookie).await;
     assert_eq!(status, 200);
     // Leptos separates adjacent text nodes with `<!>` markers for hydration.
     assert!(
@@ -342,7 +331,7 @@ async fn each_room_has_its_own_page_and_the_go_to_form_finds_it() {
         "the room's name is shown"
     );
 
-    let (status, head, _) = server.request(&get("/r?room=%20Ops-Alerts%20")).await;
+    let (status, head, _) = server.get_as("/r?room=%20Ops-Alerts%20", &cookie).await;
     assert_eq!(status, 303);
     assert!(
         head.to_ascii_lowercase()
@@ -350,10 +339,10 @@ async fn each_room_has_its_own_page_and_the_go_to_form_finds_it() {
         "{head}"
     );
 
-    let (status, _, body) = server.request(&get("/r?room=no%20spaces")).await;
+    let (status, _, body) = server.get_as("/r?room=no%20spaces", &cookie).await;
     assert_eq!(status, 400);
     assert!(body.contains("a-z, 0-9"));
 
-    let (status, _, _) = server.request(&get("/r/Not_Valid!")).await;
+    let (status, _, _) = server.get_as("/r/Not_Valid!", &cookie).await;
     assert_eq!(status, 404);
 }

@@ -182,12 +182,7 @@ async fn the_page_shows_the_latest_messages_and_the_client_continues_from_its_cu
         ann.post(&format!("c{i}"), &format!("message <{i}>")).await;
     }
     let cookie = server.session("Bob").await;
-    let (status, _, html) = server
-        .request(&format!(
-            "GET / HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
-            server.addr
-        ))
-        .await;
+    let (status, _, html) = server.get_as("/", &cookie).await;
     assert_eq!(status, 200);
     // The latest 50 are in the HTML itself (escaped), the older ones are not.
     assert!(html.contains("message &lt;60&gt;") && html.contains("message &lt;11&gt;"));

@@ -139,6 +139,15 @@ impl TestServer {
         .await
     }
 
+    /// A GET as someone with the session `cookie` (a `Cookie` header value).
+    pub async fn get_as(&self, path: &str, cookie: &str) -> (u16, String, String) {
+        self.request(&format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
+            self.addr
+        ))
+        .await
+    }
+
     /// Sends a raw HTTP/1.1 request; returns the status code, the raw head and the body.
     pub async fn request(&self, request: &str) -> (u16, String, String) {
         let mut stream = TcpStream::connect(self.addr).await.expect("connect");
