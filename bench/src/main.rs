@@ -47,13 +47,11 @@ pub enum Scenario {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "10,20,50,100,200,300,400,500,700,1000"
+            default_value = "1,2,5,8,10,12,15,20,30,50"
         )]
         rates: Vec<u32>,
-        #[arg(long, default_value_t = 4.0)]
-        seconds: f64,
-        #[arg(long, default_value_t = 100)]
-        p99_budget_ms: u64,
+        #[command(flatten)]
+        steps: Steps,
     },
     /// Many connections that join a room and then do nothing: the server's memory per connection.
     Idle {
@@ -66,16 +64,15 @@ pub enum Scenario {
         rooms: usize,
         #[arg(long, default_value_t = 10)]
         per_room: usize,
+        /// Messages per second (over all rooms) to try, in order.
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "1000,2000,5000,10000,20000,30000"
+            default_value = "1000,2000,4000,5000,6000,8000,10000"
         )]
         rates: Vec<u32>,
-        #[arg(long, default_value_t = 4.0)]
-        seconds: f64,
-        #[arg(long, default_value_t = 100)]
-        p99_budget_ms: u64,
+        #[command(flatten)]
+        steps: Steps,
     },
     /// Many publishers sending as fast as they are acknowledged: durable, acked messages per second.
     Publish {
@@ -104,6 +101,27 @@ pub enum Scenario {
     Smoke,
 }
 
+/// How each step of a rising-rate scenario runs, and what counts as keeping up.
+#[derive(clap::Args, Clone)]
+pub struct Steps {
+    /// Seconds of publishing per step.
+    #[arg(long, default_value_t = 4.0)]
+    seconds: f64,
+    /// A step keeps up if 99 % of its deliveries take at most this long (and none is lost).
+    #[arg(long, default_value_t = 100)]
+    p99_budget_ms: u64,
+}
+
+impl Steps {
+    fn step(&self) -> Duration {
+        Duration::from_secs_f64(self.seconds)
+    }
+
+    fn budget(&self) -> Duration {
+        Duration::from_millis(self.p99_budget_ms)
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -119,37 +137,19 @@ fn main() -> anyhow::Result<()> {
             Scenario::Fanout {
                 subscribers,
                 rates,
-                seconds,
-                p99_budget_ms,
+                steps,
             } => {
-                load::fanout(
-                    &target,
-                    1,
-                    subscribers,
-                    &rates,
-                    Duration::from_secs_f64(seconds),
-                    Duration::from_millis(p99_budget_ms),
-                    "fanout",
-                )
-                .await
+                let (step, budget) = (steps.step(), steps.budget());
+                load::fanout(&target, 1, subscribers, &rates, step, budget, "fanout").await
             }
             Scenario::Rooms {
                 rooms,
                 per_room,
                 rates,
-                seconds,
-                p99_budget_ms,
+                steps,
             } => {
-                load::fanout(
-                    &target,
-                    rooms,
-                    per_room,
-                    &rates,
-                    Duration::from_secs_f64(seconds),
-                    Duration::from_millis(p99_budget_ms),
-                    "rooms",
-                )
-                .await
+                let (step, budget) = (steps.step(), steps.budget());
+                load::fanout(&target, rooms, per_room, &rates, step, budget, "rooms").await
             }
             Scenario::Idle { connections } => load::idle(&target, connections).await,
             Scenario::Publish {
