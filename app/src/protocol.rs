@@ -333,10 +333,10 @@ impl From<ProtocolError> for ServerMsg {
     }
 }
 
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The serde name, so logs and the wire say the same thing.
-        let name = match self {
+impl ErrorCode {
+    /// The serde name, so logs, the HTTP API and the wire say the same thing.
+    pub fn as_str(self) -> &'static str {
+        match self {
             ErrorCode::InvalidFrame => "invalid_frame",
             ErrorCode::BinaryFrame => "binary_frame",
             ErrorCode::EmptyBody => "empty_body",
@@ -348,8 +348,13 @@ impl fmt::Display for ErrorCode {
             ErrorCode::InvalidName => "invalid_name",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
-        };
-        f.write_str(name)
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -477,7 +482,8 @@ pub fn validate_name(name: &str) -> Result<String, ProtocolError> {
     Ok(name.to_owned())
 }
 
-fn validate_client_id(client_id: &str) -> Result<(), ProtocolError> {
+/// A `client_id`: 1 to [`MAX_CLIENT_ID_BYTES`] bytes without control characters.
+pub fn validate_client_id(client_id: &str) -> Result<(), ProtocolError> {
     if client_id.is_empty()
         || client_id.len() > MAX_CLIENT_ID_BYTES
         || client_id.chars().any(char::is_control)

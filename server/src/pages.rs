@@ -3,7 +3,7 @@
 //! before any script runs and the hydrated client continues from exactly that point (DESIGN §3).
 
 use app::{
-    protocol::{DEFAULT_ROOM, HISTORY_ON_JOIN, validate_room},
+    protocol::{DEFAULT_ROOM, validate_room},
     state::{CurrentUser, InitialRoom, RoomPage},
 };
 use axum::{
@@ -13,7 +13,7 @@ use axum::{
 };
 use leptos::prelude::provide_context;
 
-use crate::AppState;
+use crate::{AppState, transport::ws};
 
 /// Renders whatever page of the app `request` asks for (the app's router decides which, including
 /// its "not found").
@@ -45,36 +45,20 @@ async fn room_page(state: &AppState, path: &str) -> Option<RoomPage> {
     validate_room(room).ok()?;
     let epoch = state.log.epoch(room)?;
     // Everything up to the hub's last published seq is committed: the page and the live stream
-    // meet exactly there.
+    // meet exactly there. The page shows what a join without a cursor would.
     let last = state.hub.last_seq(room).unwrap_or(0);
-    let first_held = match state.log.first_seq(room).await {
-        Ok(first) => first.unwrap_or(last + 1),
+    match ws::replay(state, room, &epoch, last, None).await {
+        Ok(replay) => Some(RoomPage {
+            room: room.to_owned(),
+            epoch,
+            has_more: replay.has_older,
+            messages: replay.messages,
+        }),
         Err(e) => {
             tracing::warn!("rendering {room} without history: {e}");
-            return None;
+            None
         }
-    };
-    let from = last
-        .saturating_sub(HISTORY_ON_JOIN as u64 - 1)
-        .max(first_held)
-        .max(1);
-    let messages = if from <= last {
-        match state.log.range(room, from, last).await {
-            Ok(messages) => messages,
-            Err(e) => {
-                tracing::warn!("rendering {room} without history: {e}");
-                return None;
-            }
-        }
-    } else {
-        Vec::new()
-    };
-    Some(RoomPage {
-        room: room.to_owned(),
-        epoch,
-        has_more: from > first_held,
-        messages,
-    })
+    }
 }
 
 #[derive(serde::Deserialize)]

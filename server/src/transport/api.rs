@@ -12,8 +12,8 @@ use std::{
 };
 
 use app::protocol::{
-    ChatMessage, ErrorCode, Identity, MessageKind, ProtocolError, validate_body, validate_name,
-    validate_room,
+    ChatMessage, ErrorCode, Identity, MessageKind, ProtocolError, validate_body,
+    validate_client_id, validate_name, validate_room,
 };
 use axum::{
     Json, Router,
@@ -210,15 +210,7 @@ impl From<ProtocolError> for ApiError {
             ErrorCode::BodyTooLong => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         };
-        let code = match err.code {
-            ErrorCode::BodyTooLong => "body_too_long",
-            ErrorCode::EmptyBody => "empty_body",
-            ErrorCode::InvalidRoom => "invalid_room",
-            ErrorCode::InvalidName => "invalid_name",
-            ErrorCode::InvalidClientId => "invalid_client_id",
-            _ => "invalid_request",
-        };
-        Self::new(status, code, err.message)
+        Self::new(status, err.code.as_str(), err.message)
     }
 }
 
@@ -295,12 +287,7 @@ fn checked(
     };
     let client_id = match request.client_id {
         Some(id) => {
-            app::protocol::ClientMsg::Send {
-                room: "x".into(),
-                client_id: id.clone(),
-                body: "x".into(),
-            }
-            .validate()?;
+            validate_client_id(&id)?;
             id
         }
         None => format!("api-{}", session::random_hex(8)),

@@ -166,7 +166,13 @@ async fn subscribe(
     let epoch = state.log.ensure_room(room).await.ok()?;
     let live_after = conn.join(room);
     let replayed = ws::replay(state, room, &epoch, live_after, since).await;
-    let Ok((mode, first_seq, messages)) = replayed else {
+    let Ok(ws::Replay {
+        mode,
+        first_seq,
+        messages,
+        ..
+    }) = replayed
+    else {
         conn.leave(room);
         return None;
     };

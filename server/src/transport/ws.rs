@@ -282,7 +282,12 @@ async fn join(
     let live_after = conn.join(&room);
     // From here on a failure must leave the room again: its live messages are being held for us.
     let replayed = replay(state, &room, &epoch, live_after, since).await;
-    let (mode, from, replay) = match replayed {
+    let Replay {
+        mode,
+        first_seq: from,
+        messages: replay,
+        ..
+    } = match replayed {
         Ok(found) => found,
         Err(e) => {
             conn.leave(&room);
@@ -331,15 +336,26 @@ async fn history(
     })
 }
 
-/// What a join with `since` replays of `room`, whose live messages start after `live_after`: the
-/// mode, the first seq, and the messages up to `live_after`.
+/// What a join replays of a room (DESIGN §3).
+pub(crate) struct Replay {
+    pub mode: JoinMode,
+    /// The first seq replayed.
+    pub first_seq: u64,
+    /// The messages from `first_seq` up to where the live ones start, oldest first.
+    pub messages: Vec<ChatMessage>,
+    /// Whether the room still holds messages older than `first_seq`.
+    pub has_older: bool,
+}
+
+/// What a join with `since` replays of `room`, whose live messages start after `live_after`. The
+/// WebSocket, Server-Sent Events and the server-rendered page all start a room from here.
 pub(crate) async fn replay(
     state: &AppState,
     room: &str,
     epoch: &str,
     live_after: u64,
     since: Option<Cursor>,
-) -> Result<(JoinMode, u64, Vec<ChatMessage>), LogError> {
+) -> Result<Replay, LogError> {
     let first_held = state.log.first_seq(room).await?.unwrap_or(live_after + 1);
     let latest = live_after
         .saturating_sub(HISTORY_ON_JOIN as u64 - 1)
@@ -360,7 +376,12 @@ pub(crate) async fn replay(
         }
     };
     let messages = state.log.range(room, from, live_after).await?;
-    Ok((mode, from, messages))
+    Ok(Replay {
+        mode,
+        first_seq: from,
+        messages,
+        has_older: from > first_held,
+    })
 }
 
 /// Sends everything queued for the connection, batched: take all that is waiting, feed it, flush once.
