@@ -2,11 +2,12 @@
 //! each signal to them. No I/O.
 //!
 //! A message is encoded once into a [`Frame`] whose bytes every subscriber shares; delivering it is a
-//! non-blocking push onto each connection's bounded queue (bounded in frames and in bytes). When a
-//! connection's queue is full it is reading too slowly: the hub stops queuing that room for it and
-//! leaves a lag note, which its writer turns into a `lagged` marker once the queue is drained; the
-//! client catches up from the log by rejoining. Nobody waits for a slow reader, and no queue grows past
-//! its bound. A connection that lags again and again is given up on (closed with `TOO_SLOW`).
+//! non-blocking push onto each connection's [`Outbox`], a queue bounded in frames and in bytes that
+//! costs no allocation while empty. When a connection's queue is full it is reading too slowly: the
+//! hub stops queuing that room for it and leaves a lag note, which its writer turns into a `lagged`
+//! marker once the queue is drained; the client catches up from the log by rejoining. Nobody waits
+//! for a slow reader, and no queue grows past its bound. A connection that lags again and again is
+//! given up on (closed with `TOO_SLOW`).
 //!
 //! The hub also knows the last seq published in each room, so a joining connection can replay the log
 //! exactly up to where its live queue starts (DESIGN §3).
@@ -18,11 +19,8 @@
 //! [`LEAVE_GRACE`] without any connection in the room, so a reload or a network blip is not announced.
 
 use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{
-        Arc, Mutex, MutexGuard,
-        atomic::{AtomicU32, AtomicUsize, Ordering},
-    },
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -30,11 +28,9 @@ use app::protocol::{
     ChatMessage, Identity, PRESENCE_LIST_MAX, ROOM_LIST_MAX, RoomSummary, ServerMsg,
     TYPING_REPEAT_MS,
 };
-use tokio::sync::{Notify, mpsc};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
 
-/// An encoded server frame, cheap to clone: the bytes are reference-counted, never copied per reader.
-pub type Frame = axum::extract::ws::Utf8Bytes;
+pub use crate::frame::Frame;
 
 /// How many times a connection may lag before the hub gives up on it.
 pub const MAX_LAGS: u32 = 5;
@@ -67,17 +63,10 @@ pub struct Hub {
 struct Inner {
     next_connection: u64,
     rooms: HashMap<String, Room>,
-    /// Every open connection, for what goes to all of them (the room list).
-    connections: HashMap<u64, Outlet>,
+    /// Every open connection, for what goes to all of them (the room list, shutdown).
+    connections: HashMap<u64, Arc<Outbox>>,
     /// The room list as last sent to everyone.
     rooms_announced: Vec<RoomSummary>,
-}
-
-/// Where frames for one connection go.
-#[derive(Clone)]
-struct Outlet {
-    queue: mpsc::Sender<Frame>,
-    shared: Arc<Shared>,
 }
 
 #[derive(Default)]
@@ -105,85 +94,161 @@ struct Member {
 }
 
 struct Subscriber {
-    outlet: Outlet,
+    outbox: Arc<Outbox>,
     /// While the connection replays this room's history, its live messages wait here, so they reach
     /// the queue after the replay (see [`Connection::release`]).
     held: Option<Vec<Frame>>,
 }
 
-/// What the hub and one connection's writer share: the queue's byte count and the lag notes.
+/// Why the hub wants a connection closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closing {
+    /// The server is shutting down.
+    GoingAway,
+    /// It lagged [`MAX_LAGS`] times.
+    TooSlow,
+}
+
+/// One connection's queue: the hub fills it, the connection's task drains it. Holds no allocation
+/// while empty, so an idle connection costs only this struct.
 #[derive(Default)]
-pub struct Shared {
-    /// Bytes of the frames in the queue; the writer subtracts what it takes out.
-    queued_bytes: AtomicUsize,
+pub struct Outbox {
+    queue: Mutex<Queue>,
+    /// Wakes the connection's task: frames, a lag note or a close arrived.
+    pub ready: Notify,
+}
+
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<Frame>,
+    /// Bytes of `frames`, counted per connection even where the bytes are shared.
+    bytes: usize,
     /// `(room, resume_from)` not yet told to the client.
-    notes: Mutex<Vec<(String, u64)>>,
-    /// Wakes the writer when a note is added.
-    pub noted: Notify,
-    lags: AtomicU32,
-    /// Cancelled after [`MAX_LAGS`] lags: the connection is closed with `TOO_SLOW`.
-    pub given_up: CancellationToken,
+    notes: Vec<(String, u64)>,
+    lags: u32,
+    closing: Option<Closing>,
 }
 
-impl Shared {
-    fn note(&self, room: &str, resume_from: u64) {
-        self.notes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((room.to_owned(), resume_from));
-        if self.lags.fetch_add(1, Ordering::Relaxed) + 1 >= MAX_LAGS {
-            self.given_up.cancel();
-        }
-        self.noted.notify_one();
-    }
-
-    /// The lag notes not yet told to the client, oldest first.
-    pub fn take_notes(&self) -> Vec<(String, u64)> {
-        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// The writer took `frame` out of the queue.
-    pub fn dequeued(&self, frame: &Frame) {
-        self.queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
-    }
+/// What a connection's task takes out of its [`Outbox`], in the order it must go out.
+#[derive(Debug)]
+pub enum Taken {
+    /// Close now: nothing queued is sent any more.
+    Close(Closing),
+    /// Frames to write, oldest first.
+    Frames(VecDeque<Frame>),
+    /// Rooms that lagged, after everything queued before the lag: `(room, resume_from)`.
+    Lagged(Vec<(String, u64)>),
+    Nothing,
 }
 
-/// Why a frame did not go into a queue.
-enum Refused {
-    /// The queue is at its frame or byte bound.
-    Full,
-    /// The connection is gone.
-    Closed,
-}
+/// The queue is at its frame or byte bound: the frame was not queued.
+struct Full;
 
-impl Outlet {
+impl Outbox {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Every update is a single push, take or counter bump: a poisoned lock is still consistent.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Queues `frame` unless that would pass either bound.
-    fn try_push(&self, frame: &Frame) -> Result<(), Refused> {
-        let len = frame.len();
-        // Counted before the push, so the writer never subtracts bytes not yet added.
-        let before = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        if before + len > QUEUE_BYTES && before > 0 {
-            self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-            return Err(Refused::Full);
+    fn try_push(&self, frame: &Frame) -> Result<(), Full> {
+        let queue = self.lock();
+        let (len, bytes) = (frame.len(), queue.bytes);
+        if queue.frames.len() >= QUEUE_FRAMES || (bytes + len > QUEUE_BYTES && bytes > 0) {
+            return Err(Full);
         }
-        self.queue.try_send(frame.clone()).map_err(|e| {
-            self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-            match e {
-                mpsc::error::TrySendError::Full(_) => Refused::Full,
-                mpsc::error::TrySendError::Closed(_) => Refused::Closed,
-            }
-        })
+        self.push_locked(queue, frame.clone());
+        Ok(())
+    }
+
+    /// Queues a reply to the connection's own request. Not bounded here: the connection's task
+    /// writes its queue out before it reads on (and during a join's replay), so replies cannot pile
+    /// up.
+    pub fn push(&self, frame: Frame) {
+        self.push_locked(self.lock(), frame);
+    }
+
+    fn push_locked(&self, mut queue: MutexGuard<'_, Queue>, frame: Frame) {
+        if queue.closing.is_some() {
+            return;
+        }
+        // Only the first frame wakes the task; it takes everything queued by then.
+        let wake = queue.frames.is_empty();
+        queue.bytes += frame.len();
+        queue.frames.push_back(frame);
+        drop(queue);
+        if wake {
+            self.ready.notify_one();
+        }
     }
 
     /// Queues a signal if there is room; a signal that does not fit is dropped, not a lag.
     fn signal(&self, frame: &Frame) {
         let _ = self.try_push(frame);
     }
+
+    fn note(&self, room: &str, resume_from: u64) {
+        let mut queue = self.lock();
+        queue.notes.push((room.to_owned(), resume_from));
+        queue.lags += 1;
+        if queue.lags >= MAX_LAGS {
+            queue.closing.get_or_insert(Closing::TooSlow);
+        }
+        drop(queue);
+        self.ready.notify_one();
+    }
+
+    /// Asks the connection to close (the first reason given stands).
+    pub fn close(&self, why: Closing) {
+        self.lock().closing.get_or_insert(why);
+        self.ready.notify_one();
+    }
+
+    /// What is to go out next: a close, up to `max_frames` frames (and about `max_bytes`), or the
+    /// lag notes once no frame queued before them is left.
+    pub fn take(&self, max_frames: usize, max_bytes: usize) -> Taken {
+        let mut queue = self.lock();
+        if let Some(why) = queue.closing {
+            return Taken::Close(why);
+        }
+        if queue.frames.is_empty() {
+            return match std::mem::take(&mut queue.notes) {
+                notes if notes.is_empty() => Taken::Nothing,
+                notes => Taken::Lagged(notes),
+            };
+        }
+        let (mut count, mut bytes) = (0, 0);
+        for frame in &queue.frames {
+            if count == max_frames || (bytes >= max_bytes && count > 0) {
+                break;
+            }
+            count += 1;
+            bytes += frame.len();
+        }
+        queue.bytes -= bytes;
+        let frames = if count == queue.frames.len() {
+            // All of it: the queue's own storage goes with it, and the empty queue holds none.
+            std::mem::take(&mut queue.frames)
+        } else {
+            queue.frames.drain(..count).collect()
+        };
+        Taken::Frames(frames)
+    }
+
+    /// Whether the queue is at its bound (replies included).
+    pub fn is_full(&self) -> bool {
+        let queue = self.lock();
+        queue.frames.len() >= QUEUE_FRAMES || queue.bytes >= QUEUE_BYTES
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().bytes
+    }
 }
 
 impl Subscriber {
-    /// Queues a message frame (or holds it). False if the subscriber is gone, or lagged on this
-    /// message of `room` (seq `seq`): then it must be dropped from the room.
+    /// Queues a message frame (or holds it). False if the subscriber lagged on this message of `room` (seq `seq`): then it must be dropped from the room.
     fn deliver(&mut self, room: &str, seq: u64, frame: &Frame) -> bool {
         if let Some(held) = &mut self.held {
             if held.len() < QUEUE_FRAMES {
@@ -192,16 +257,15 @@ impl Subscriber {
             }
             // Nothing held reached the queue (it holds seqs up to `seq - 1`): resume from the first.
             let first_held = seq - held.len() as u64;
-            self.outlet.shared.note(room, first_held);
+            self.outbox.note(room, first_held);
             return false;
         }
-        match self.outlet.try_push(frame) {
+        match self.outbox.try_push(frame) {
             Ok(()) => true,
-            Err(Refused::Full) => {
-                self.outlet.shared.note(room, seq);
+            Err(Full) => {
+                self.outbox.note(room, seq);
                 false
             }
-            Err(Refused::Closed) => false,
         }
     }
 
@@ -209,7 +273,7 @@ impl Subscriber {
     /// `presence` right after) or its queue is full.
     fn signal(&self, frame: &Frame) {
         if self.held.is_none() {
-            self.outlet.signal(frame);
+            self.outbox.signal(frame);
         }
     }
 }
@@ -258,8 +322,7 @@ pub struct Connection {
     /// Whom the connection is for; `None` for an observer (a Server-Sent Events reader), which
     /// receives a room without being one of the people in it.
     user: Option<Identity>,
-    outlet: Outlet,
-    frames: Option<mpsc::Receiver<Frame>>,
+    outbox: Arc<Outbox>,
     joined: Vec<String>,
 }
 
@@ -287,21 +350,16 @@ impl Hub {
 
     /// A new connection for `user` (or an observer), with its own bounded queue, in no room yet.
     pub fn connect(&self, user: Option<Identity>) -> Connection {
-        let (queue, frames) = mpsc::channel(QUEUE_FRAMES);
-        let outlet = Outlet {
-            queue,
-            shared: Arc::default(),
-        };
+        let outbox = Arc::new(Outbox::default());
         let mut inner = self.lock();
         let id = inner.next_connection;
         inner.next_connection += 1;
-        inner.connections.insert(id, outlet.clone());
+        inner.connections.insert(id, outbox.clone());
         Connection {
             id,
             hub: self.clone(),
             user,
-            outlet,
-            frames: Some(frames),
+            outbox,
             joined: Vec::new(),
         }
     }
@@ -371,8 +429,8 @@ impl Hub {
                     }
                     .encode(),
                 );
-                for outlet in inner.connections.values() {
-                    outlet.signal(&frame);
+                for outbox in inner.connections.values() {
+                    outbox.signal(&frame);
                 }
                 inner.rooms_announced = rooms;
             }
@@ -415,6 +473,13 @@ impl Hub {
             .map_or(0, |room| room.subscribers.len())
     }
 
+    /// Asks every connection to close with "going away": the server is shutting down.
+    pub fn shutdown(&self) {
+        for outbox in self.lock().connections.values() {
+            outbox.close(Closing::GoingAway);
+        }
+    }
+
     pub fn stats(&self) -> Stats {
         let inner = self.lock();
         Stats {
@@ -422,7 +487,7 @@ impl Hub {
             queued_bytes: inner
                 .connections
                 .values()
-                .map(|o| o.shared.queued_bytes.load(Ordering::Relaxed))
+                .map(|outbox| outbox.queued_bytes())
                 .sum(),
         }
     }
@@ -461,32 +526,15 @@ fn room_list(inner: &Inner) -> Vec<RoomSummary> {
 }
 
 impl Connection {
-    /// The frames for this connection, in order; taken once, by its writer.
-    pub fn take_frames(&mut self) -> Option<mpsc::Receiver<Frame>> {
-        self.frames.take()
+    /// This connection's queue, for the task that writes it out.
+    pub fn outbox(&self) -> Arc<Outbox> {
+        self.outbox.clone()
     }
 
-    /// What this connection shares with its writer.
-    pub fn shared(&self) -> Arc<Shared> {
-        self.outlet.shared.clone()
-    }
-
-    /// Pushes a reply onto this connection's own queue, behind what is already there. Waits for room
-    /// rather than dropping: a reply answers something this client asked for.
-    pub async fn reply(&self, frame: Frame) -> bool {
-        let len = frame.len();
-        self.outlet
-            .shared
-            .queued_bytes
-            .fetch_add(len, Ordering::Relaxed);
-        let sent = self.outlet.queue.send(frame).await.is_ok();
-        if !sent {
-            self.outlet
-                .shared
-                .queued_bytes
-                .fetch_sub(len, Ordering::Relaxed);
-        }
-        sent
+    /// Queues a reply on this connection's own queue, behind what is already there: a reply answers
+    /// something this client asked for and is never dropped (see [`Outbox::push`]).
+    pub fn reply(&self, frame: Frame) {
+        self.outbox.push(frame);
     }
 
     pub fn has_joined(&self, room: &str) -> bool {
@@ -502,7 +550,7 @@ impl Connection {
         entry.subscribers.insert(
             self.id,
             Subscriber {
-                outlet: self.outlet.clone(),
+                outbox: self.outbox.clone(),
                 held: Some(Vec::new()),
             },
         );
@@ -621,6 +669,8 @@ impl Drop for Connection {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
     use super::*;
 
     fn message(seq: u64) -> ChatMessage {
@@ -652,36 +702,42 @@ mod tests {
         }
     }
 
-    fn joined(hub: &Hub, room: &str) -> (Connection, mpsc::Receiver<Frame>) {
+    fn joined(hub: &Hub, room: &str) -> (Connection, Arc<Outbox>) {
         static N: AtomicU32 = AtomicU32::new(100);
         joined_as(hub, room, user(N.fetch_add(1, Ordering::Relaxed)))
     }
 
-    fn joined_as(hub: &Hub, room: &str, who: Identity) -> (Connection, mpsc::Receiver<Frame>) {
+    fn joined_as(hub: &Hub, room: &str, who: Identity) -> (Connection, Arc<Outbox>) {
         let mut conn = hub.connect(Some(who));
-        let frames = conn.take_frames().expect("frames");
         conn.join(room);
         conn.release(room);
-        (conn, frames)
+        let outbox = conn.outbox();
+        (conn, outbox)
+    }
+
+    /// Every frame waiting in `outbox`, oldest first.
+    fn frames(outbox: &Outbox) -> Vec<Frame> {
+        let mut all = Vec::new();
+        while let Taken::Frames(frames) = outbox.take(10, usize::MAX) {
+            all.extend(frames);
+        }
+        all
     }
 
     #[test]
     fn every_subscriber_of_a_room_gets_its_messages_in_order_and_no_others() {
         let hub = Hub::new();
-        let (_a, mut a) = joined(&hub, "general");
-        let (_b, mut b) = joined(&hub, "general");
-        let (_c, mut elsewhere) = joined(&hub, "ops");
+        let (_a, a) = joined(&hub, "general");
+        let (_b, b) = joined(&hub, "general");
+        let (_c, elsewhere) = joined(&hub, "ops");
         for seq in 1..=10 {
             hub.publish("general", &message(seq));
         }
-        for frames in [&mut a, &mut b] {
-            let seqs: Vec<u64> = (0..10)
-                .map(|_| seq_of(&frames.try_recv().expect("queued")))
-                .collect();
-            assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
-            assert!(frames.try_recv().is_err(), "nothing extra");
+        for outbox in [&a, &b] {
+            let seqs: Vec<u64> = frames(outbox).iter().map(seq_of).collect();
+            assert_eq!(seqs, (1..=10).collect::<Vec<_>>(), "all, once, in order");
         }
-        assert!(elsewhere.try_recv().is_err(), "other rooms hear nothing");
+        assert!(frames(&elsewhere).is_empty(), "other rooms hear nothing");
     }
 
     #[test]
@@ -689,49 +745,44 @@ mod tests {
         let hub = Hub::new();
         hub.set_last_seq("general", 41);
         let mut conn = hub.connect(Some(user(1)));
-        let mut frames = conn.take_frames().expect("frames");
         assert_eq!(conn.join("general"), 41, "replay up to 41");
         hub.publish("general", &message(42)); // Arrives while the replay is being read.
-        assert!(frames.try_recv().is_err(), "held back");
-        assert!(conn.outlet.queue.try_send(Frame::from("replay")).is_ok());
+        assert!(frames(&conn.outbox).is_empty(), "held back");
+        conn.reply(Frame::from("replay"));
         conn.release("general");
-        assert_eq!(frames.try_recv().expect("replay").as_str(), "replay");
-        assert_eq!(seq_of(&frames.try_recv().expect("held")), 42);
+        let queued = frames(&conn.outbox);
+        assert_eq!(queued[0].as_str(), "replay");
+        assert_eq!(seq_of(&queued[1]), 42);
         hub.publish("general", &message(43));
-        assert_eq!(seq_of(&frames.try_recv().expect("live")), 43);
+        assert_eq!(seq_of(&frames(&conn.outbox)[0]), 43);
     }
 
     #[test]
     fn an_overflowing_subscriber_lags_without_affecting_others_and_its_queue_stays_bounded() {
         let hub = Hub::new();
-        let (stalled, mut stalled_frames) = joined(&hub, "general");
-        let (_reader, mut reader) = joined(&hub, "general");
+        let (_stalled, stalled) = joined(&hub, "general");
+        let (_reader, reader) = joined(&hub, "general");
         let overflow = QUEUE_FRAMES as u64 + 1;
         for seq in 1..=overflow + 100 {
             hub.publish("general", &message(seq));
-            assert_eq!(seq_of(&reader.try_recv().expect("queued")), seq);
+            assert_eq!(seq_of(&frames(&reader)[0]), seq);
         }
-        assert_eq!(
-            stalled.shared().take_notes(),
-            vec![("general".to_string(), overflow)]
+        assert_eq!(hub.subscriber_count("general"), 1, "no longer queued for");
+        assert!(
+            matches!(stalled.take(usize::MAX, usize::MAX), Taken::Frames(f) if f.len() == QUEUE_FRAMES),
+            "the queue never grew past its bound, and what it holds goes first"
         );
         assert!(
-            !stalled.shared().given_up.is_cancelled(),
-            "one lag is forgiven"
+            matches!(stalled.take(10, usize::MAX), Taken::Lagged(notes) if notes == [("general".to_string(), overflow)]),
+            "then the lag, once; one lag is forgiven"
         );
-        assert_eq!(hub.subscriber_count("general"), 1, "no longer queued for");
-        let mut queued = 0;
-        while stalled_frames.try_recv().is_ok() {
-            queued += 1;
-        }
-        assert_eq!(queued, QUEUE_FRAMES, "the queue never grew past its bound");
+        assert!(matches!(stalled.take(10, usize::MAX), Taken::Nothing));
     }
 
     #[test]
     fn a_connection_that_keeps_lagging_is_given_up() {
         let hub = Hub::new();
         let mut conn = hub.connect(Some(user(1)));
-        let _frames = conn.take_frames();
         let mut seq = 0;
         for _ in 0..MAX_LAGS {
             conn.join("general");
@@ -741,7 +792,10 @@ mod tests {
                 hub.publish("general", &message(seq));
             }
         }
-        assert!(conn.shared().given_up.is_cancelled());
+        assert!(matches!(
+            conn.outbox().take(10, usize::MAX),
+            Taken::Close(Closing::TooSlow)
+        ));
     }
 
     #[test]
@@ -755,14 +809,15 @@ mod tests {
         assert_eq!(hub.subscriber_count("general"), 0);
     }
 
-    /// Every frame waiting in `frames`, decoded.
-    fn drain(frames: &mut mpsc::Receiver<Frame>) -> Vec<ServerMsg> {
-        std::iter::from_fn(|| frames.try_recv().ok())
+    /// Every frame waiting in `outbox`, decoded.
+    fn drain(outbox: &Outbox) -> Vec<ServerMsg> {
+        frames(outbox)
+            .iter()
             .map(|f| ServerMsg::decode(f.as_str()).expect("valid frame"))
             .collect()
     }
 
-    fn presences(frames: &mut mpsc::Receiver<Frame>) -> Vec<(u32, Vec<String>, Vec<String>)> {
+    fn presences(frames: &Outbox) -> Vec<(u32, Vec<String>, Vec<String>)> {
         let names = |ids: Vec<Identity>| ids.into_iter().map(|i| i.name).collect::<Vec<_>>();
         drain(frames)
             .into_iter()
@@ -782,14 +837,14 @@ mod tests {
     fn arrivals_are_announced_together_and_a_quick_return_is_not_announced() {
         let hub = Hub::new();
         let t0 = Instant::now();
-        let (_ann, mut ann) = joined_as(&hub, "general", user(1));
+        let (_ann, ann) = joined_as(&hub, "general", user(1));
         hub.tick(t0);
         let (_bob, _) = joined_as(&hub, "general", user(2));
         let (bob_tab2, _) = joined_as(&hub, "general", user(2));
         let (_cy, _) = joined_as(&hub, "general", user(3));
         hub.tick(t0);
         assert_eq!(
-            presences(&mut ann),
+            presences(&ann),
             vec![
                 (1, vec!["user 1".into()], vec![]),
                 (3, vec!["user 2".into(), "user 3".into()], vec![])
@@ -798,31 +853,28 @@ mod tests {
         );
         drop(bob_tab2);
         hub.tick(t0);
-        assert_eq!(presences(&mut ann), vec![], "Bob still has a tab open");
+        assert_eq!(presences(&ann), vec![], "Bob still has a tab open");
         drop(_cy);
         hub.tick(t0 + LEAVE_GRACE / 2);
         let (_cy_again, _) = joined_as(&hub, "general", user(3));
         hub.tick(t0 + LEAVE_GRACE * 2);
-        assert_eq!(presences(&mut ann), vec![], "a reload is not a departure");
+        assert_eq!(presences(&ann), vec![], "a reload is not a departure");
         drop(_bob);
         hub.tick(Instant::now());
-        assert_eq!(presences(&mut ann), vec![], "not before the grace is over");
+        assert_eq!(presences(&ann), vec![], "not before the grace is over");
         hub.tick(Instant::now() + LEAVE_GRACE);
-        assert_eq!(
-            presences(&mut ann),
-            vec![(2, vec![], vec!["user 2".into()])]
-        );
+        assert_eq!(presences(&ann), vec![(2, vec![], vec!["user 2".into()])]);
     }
 
     #[test]
     fn the_room_list_goes_to_every_connection_when_a_count_changes() {
         let hub = Hub::new();
         hub.set_last_seq("quiet", 3);
-        let (_ann, mut ann) = joined_as(&hub, "general", user(1));
+        let (_ann, ann) = joined_as(&hub, "general", user(1));
         let (_bob, _) = joined_as(&hub, "ops", user(2));
         let (_cy, _) = joined_as(&hub, "ops", user(3));
         hub.tick(Instant::now());
-        let lists: Vec<Vec<(String, u32)>> = drain(&mut ann)
+        let lists: Vec<Vec<(String, u32)>> = drain(&ann)
             .into_iter()
             .filter_map(|msg| match msg {
                 ServerMsg::Rooms { rooms } => {
@@ -841,46 +893,47 @@ mod tests {
             "busiest first, rooms nobody is in included"
         );
         hub.tick(Instant::now());
-        assert!(drain(&mut ann).is_empty(), "nothing changed, nothing sent");
+        assert!(drain(&ann).is_empty(), "nothing changed, nothing sent");
     }
 
     #[test]
     fn typing_reaches_the_others_in_the_room_at_most_once_per_window() {
         let hub = Hub::new();
-        let (ann, mut ann_frames) = joined_as(&hub, "general", user(1));
-        let (_bob, mut bob) = joined_as(&hub, "general", user(2));
-        let (_elsewhere, mut elsewhere) = joined_as(&hub, "ops", user(3));
+        let (ann, ann_frames) = joined_as(&hub, "general", user(1));
+        let (_bob, bob) = joined_as(&hub, "general", user(2));
+        let (_elsewhere, elsewhere) = joined_as(&hub, "ops", user(3));
         let t0 = Instant::now();
         ann.typing("general", t0);
         ann.typing("general", t0 + Duration::from_millis(500));
-        let typing = |frames: &mut mpsc::Receiver<Frame>| {
+        let typing = |frames: &Outbox| {
             drain(frames)
                 .into_iter()
                 .filter(|m| matches!(m, ServerMsg::Typing { .. }))
                 .count()
         };
-        assert_eq!(typing(&mut bob), 1, "coalesced");
-        assert_eq!(typing(&mut ann_frames), 0, "not echoed to the typist");
-        assert_eq!(typing(&mut elsewhere), 0, "other rooms hear nothing");
+        assert_eq!(typing(&bob), 1, "coalesced");
+        assert_eq!(typing(&ann_frames), 0, "not echoed to the typist");
+        assert_eq!(typing(&elsewhere), 0, "other rooms hear nothing");
         ann.typing("general", t0 + TYPING_COALESCE);
-        assert_eq!(typing(&mut bob), 1, "still typing later");
+        assert_eq!(typing(&bob), 1, "still typing later");
     }
 
     #[test]
     fn the_byte_bound_lags_a_reader_of_big_messages_before_the_frame_bound() {
         let hub = Hub::new();
-        let (stalled, _frames) = joined(&hub, "general");
+        let (_conn, stalled) = joined(&hub, "general");
         let big = |seq| ChatMessage {
             body: "x".repeat(60_000),
             ..message(seq)
         };
         let mut seq = 0;
-        while stalled.shared().take_notes().is_empty() {
+        while hub.subscriber_count("general") == 1 {
             seq += 1;
             hub.publish("general", &big(seq));
             assert!(seq < 20, "lagged well before {QUEUE_FRAMES} frames");
         }
-        assert!(hub.stats().queued_bytes <= QUEUE_BYTES);
+        assert!(stalled.queued_bytes() <= QUEUE_BYTES);
+        assert_eq!(hub.stats().queued_bytes, stalled.queued_bytes());
         assert_eq!(seq as usize, QUEUE_BYTES / 60_000 + 1);
     }
 }

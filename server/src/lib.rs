@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod config;
+pub mod frame;
 pub mod hub;
 pub mod log;
 pub mod pages;
@@ -127,7 +128,7 @@ pub async fn run(
     };
 
     let app = router(state.clone());
-    let stop = state.stop.clone();
+    let (stop, hub) = (state.stop.clone(), state.hub.clone());
     // A chat message is a small write that should leave at once: without TCP_NODELAY, Nagle's
     // algorithm holds it back until the previous one is acknowledged.
     let listener =
@@ -141,6 +142,7 @@ pub async fn run(
             shutdown.await;
             tracing::info!("shutting down: closing connections");
             stop.cancel();
+            hub.shutdown();
         })
         .await?;
 

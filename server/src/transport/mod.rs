@@ -2,4 +2,5 @@
 
 pub mod api;
 pub mod sse;
+pub mod websocket;
 pub mod ws;

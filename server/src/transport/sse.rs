@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     AppState,
-    hub::Connection,
+    hub::{Connection, QUEUE_FRAMES, Taken},
     transport::{
         api::{ApiError, require_reader},
         ws,
@@ -110,10 +110,7 @@ struct Position {
 /// Fills one reader's stream until it goes away, the server stops, or the hub gives up on it.
 async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Sender<Event>) {
     let mut conn = state.hub.connect(None);
-    let Some(mut frames) = conn.take_frames() else {
-        return;
-    };
-    let shared = conn.shared();
+    let outbox = conn.outbox();
     let out = Out {
         tx: &tx,
         stop: &state.stop,
@@ -122,34 +119,32 @@ async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Se
         return;
     };
     loop {
-        tokio::select! {
-            biased;
-            _ = state.stop.cancelled() => return,
-            _ = shared.given_up.cancelled() => return,
-            _ = tx.closed() => return,
-            _ = shared.noted.notified() => {
-                // What was queued before the lag goes first; then the rest comes from the log.
-                while let Ok(frame) = frames.try_recv() {
-                    shared.dequeued(&frame);
+        match outbox.take(QUEUE_FRAMES, usize::MAX) {
+            Taken::Close(_) => return,
+            Taken::Frames(frames) => {
+                for frame in frames {
                     if !out.forward(frame.as_str(), &mut at).await {
                         return;
                     }
                 }
-                if !shared.take_notes().is_empty() {
-                    let cursor = Cursor { epoch: at.epoch.clone(), seq: at.seq };
-                    match subscribe(&state, &mut conn, &room, Some(cursor), &out).await {
-                        Some(now) => at = now,
-                        None => return,
-                    }
+            }
+            // Everything queued before the lag went first; the rest comes from the log.
+            Taken::Lagged(_) => {
+                let cursor = Cursor {
+                    epoch: at.epoch.clone(),
+                    seq: at.seq,
+                };
+                match subscribe(&state, &mut conn, &room, Some(cursor), &out).await {
+                    Some(now) => at = now,
+                    None => return,
                 }
             }
-            frame = frames.recv() => {
-                let Some(frame) = frame else { return };
-                shared.dequeued(&frame);
-                if !out.forward(frame.as_str(), &mut at).await {
-                    return;
-                }
-            }
+            Taken::Nothing => tokio::select! {
+                biased;
+                _ = state.stop.cancelled() => return,
+                _ = tx.closed() => return,
+                _ = outbox.ready.notified() => {}
+            },
         }
     }
 }

@@ -1,12 +1,14 @@
 //! `/ws`: the browser's WebSocket. Owns one connection from upgrade to close: reads and validates
-//! frames, hands accepted messages to the hub, and runs the writer that drains the connection's queue.
+//! frames, hands accepted messages to the hub, and writes out the connection's queue.
 //!
-//! Each connection is two tasks. The reader (this module's `connection`) decodes frames and answers;
-//! the writer owns the socket's sending half, takes everything queued at once, feeds it and flushes
-//! once. Closing is always a close frame with a code from `app::protocol::close_code`.
+//! Each connection is one task and holds no buffer while idle. It writes everything queued (in
+//! batches, one vectored write each) before it reads the next frame, so its own replies never pile up
+//! and a client that stops reading stops being read. Closing is always a close frame with a code from
+//! `app::protocol::close_code` (or RFC 6455's own for a broken frame).
 
 use std::{
     sync::Arc,
+    task::Poll,
     time::{Duration, Instant},
 };
 
@@ -17,57 +19,43 @@ use app::protocol::{
 };
 use axum::{
     Router,
-    extract::{
-        State,
-        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
-    },
+    extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
 };
-use futures::{SinkExt, StreamExt, stream::SplitSink};
-use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     AppState,
-    hub::{Connection, Frame, Shared},
+    frame::{Frame, opcode},
+    hub::{Closing, Connection, Outbox, Taken},
     log::{LogError, NewMessage},
     rate::TokenBucket,
     session,
+    transport::websocket::{Incoming, Socket, Upgrade},
 };
-
-/// The WebSocket library's own ceiling on one message. Frames between [`MAX_FRAME_BYTES`] and this are
-/// read whole and refused by us with a proper 1009 close; beyond it the library aborts the read midway,
-/// and the peer may see a reset instead of the close frame.
-const HARD_FRAME_BYTES: usize = 1024 * 1024;
 
 /// How long we wait for the peer to answer our close frame before dropping the connection.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
-/// How long one write may take before the writer gives up on a peer that stopped reading, when it is
-/// trying to close anyway.
+/// How long the last write may take when closing anyway (shutdown, a peer too slow).
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A write that makes no progress for this long means the peer stopped reading: drop it.
 const STALLED_WRITE: Duration = Duration::from_secs(30);
 
-/// Socket buffers: small, because most connections are idle most of the time (the library defaults
-/// cost ~134 KiB per idle socket). The read buffer is allocated whole for every connection (4 KiB
-/// measured 3 KiB more per idle connection than 1 KiB), and clients send little; the write buffer
-/// only grows as it is used, and a larger one lets a batch go out in fewer writes.
-const READ_BUFFER_BYTES: usize = 1024;
-const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+/// Most frames one write carries: large enough to batch a burst, small enough to start writing soon.
+const BATCH_FRAMES: usize = 64;
+
+/// A batch stops growing past this many bytes: what a stalled peer's blocked write holds outside the
+/// queue's own bound.
+const BATCH_BYTES: usize = 64 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
 }
 
-async fn upgrade(
-    ws: WebSocketUpgrade,
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Response {
+async fn upgrade(upgrade: Upgrade, State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !session::origin_allowed(&headers, &state.allowed_origins) {
         return (
             StatusCode::FORBIDDEN,
@@ -82,120 +70,218 @@ async fn upgrade(
         )
             .into_response();
     };
-    ws.max_message_size(HARD_FRAME_BYTES)
-        .max_frame_size(HARD_FRAME_BYTES)
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .on_upgrade(move |socket| {
-            // Tracked so that shutdown can wait for every connection to send its close frame.
-            let tasks = state.tasks.clone();
-            tasks.track_future(connection(socket, state, user))
-        })
+    // Tracked so that shutdown can wait for every connection to send its close frame.
+    let tasks = state.tasks.clone();
+    upgrade.on_upgrade(move |socket| tasks.track_future(connection(socket, state, user)))
 }
 
-/// Why the writer should stop, and the close frame that says so.
-struct Close {
-    code: u16,
-    reason: &'static str,
+/// How a connection ends.
+enum End {
+    /// The peer went away, or its socket failed: nothing more can be said.
+    Gone,
+    /// We close: send this close frame, then let the peer answer it.
+    Close { code: u16, reason: &'static str },
+    /// The peer closed: answer with its code.
+    Answer(u16),
 }
 
-async fn connection(socket: WebSocket, state: AppState, user: Identity) {
+impl From<Closing> for End {
+    fn from(why: Closing) -> Self {
+        match why {
+            Closing::GoingAway => End::Close {
+                code: close_code::GOING_AWAY,
+                reason: "server shutting down",
+            },
+            Closing::TooSlow => End::Close {
+                code: close_code::TOO_SLOW,
+                reason: "too slow; reconnect later",
+            },
+        }
+    }
+}
+
+/// The socket and the queue written to it.
+struct Link {
+    socket: Socket,
+    outbox: Arc<Outbox>,
+}
+
+async fn connection(socket: Socket, state: AppState, user: Identity) {
     let mut conn = state.hub.connect(Some(user.clone()));
-    let Some(frames) = conn.take_frames() else {
-        return;
-    };
+    if state.stop.is_cancelled() {
+        // Upgraded just as shutdown began, after the hub told every connection.
+        conn.outbox().close(Closing::GoingAway);
+    }
     let welcome = ServerMsg::Welcome {
         you: user.clone(),
         protocol: PROTOCOL_VERSION,
     };
-    let (sink, mut stream) = socket.split();
-    let (close_tx, close_rx) = oneshot::channel();
-    let mut close_tx = Some(close_tx);
-    let mut writer = tokio::spawn(write_loop(
-        sink,
-        vec![welcome.encode().into(), state.hub.rooms().encode().into()],
-        frames,
-        close_rx,
-        conn.shared(),
-        state.stop.clone(),
-    ));
+    conn.reply(welcome.encode().into());
+    conn.reply(state.hub.rooms().encode().into());
+    let mut link = Link {
+        socket,
+        outbox: conn.outbox(),
+    };
     tracing::debug!(user = %user.id, "connected");
-    let mut budget = TokenBucket::new(state.limits.rate_per_sec, state.limits.rate_burst);
-
-    loop {
-        tokio::select! {
-            incoming = stream.next() => {
-                let Some(Ok(message)) = incoming else { break };
-                if close_tx.is_none() {
-                    continue; // Closing: the peer's remaining frames are read and ignored.
-                }
-                let replies = match message {
-                    Message::Text(text) if text.len() > MAX_FRAME_BYTES => {
-                        close(&mut close_tx, close_code::MESSAGE_TOO_BIG, "frame too big");
-                        continue;
-                    }
-                    Message::Binary(bytes) if bytes.len() > MAX_FRAME_BYTES => {
-                        close(&mut close_tx, close_code::MESSAGE_TOO_BIG, "frame too big");
-                        continue;
-                    }
-                    Message::Text(text) => match budget.take(Instant::now()) {
-                        // Boxed: handling a frame (a join's replay, say) needs kilobytes of state
-                        // for a moment; inline, every idle connection would carry that space.
-                        Ok(()) => Box::pin(handle(&state, &mut conn, &user, &text)).await,
-                        Err(wait) => vec![ServerMsg::Error {
-                            code: ErrorCode::RateLimited,
-                            message: "too many messages at once; wait a moment".into(),
-                            retry_after_ms: Some(wait.as_millis().max(1) as u64),
-                        }],
-                    },
-                    Message::Binary(_) => vec![ServerMsg::from(ProtocolError {
-                        code: ErrorCode::BinaryFrame,
-                        message: "frames must be text (JSON)".into(),
-                    })],
-                    // Pings are answered by the library; a close is answered when we read on.
-                    Message::Ping(_) | Message::Pong(_) | Message::Close(_) => continue,
-                };
-                let mut sent = true;
-                for reply in replies {
-                    sent &= conn.reply(reply.encode().into()).await;
-                }
-                if !sent {
-                    break;
-                }
-            }
-            _ = &mut writer => {
-                // The writer sent a close frame (or the socket failed): let the peer answer it, and
-                // discard whatever it still sends meanwhile.
-                let drain = async { while let Some(Ok(_)) = stream.next().await {} };
-                let _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
-                tracing::debug!(user = %user.id, "disconnected");
-                return;
-            }
-        }
-    }
-    writer.abort();
+    let end = serve(&state, &mut conn, &mut link, &user).await;
+    drop(conn); // Out of its rooms at once, not after the goodbye.
+    link.end(end).await;
     tracing::debug!(user = %user.id, "disconnected");
 }
 
-/// Asks the writer to send a close frame; later calls do nothing.
-fn close(close_tx: &mut Option<oneshot::Sender<Close>>, code: u16, reason: &'static str) {
-    if let Some(tx) = close_tx.take() {
-        let _ = tx.send(Close { code, reason });
+/// Writes what is queued, reads and answers the client's frames, until the connection must end.
+async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &Identity) -> End {
+    let mut budget = TokenBucket::new(state.limits.rate_per_sec, state.limits.rate_burst);
+    loop {
+        if let Err(end) = link.flush().await {
+            return end;
+        }
+        let incoming = tokio::select! {
+            biased;
+            // Queued frames go out before the next frame is read.
+            _ = link.outbox.ready.notified() => continue,
+            incoming = link.socket.next(MAX_FRAME_BYTES) => incoming,
+        };
+        let incoming = match incoming {
+            Ok(Some(Ok(incoming))) => incoming,
+            Ok(Some(Err(broken))) => {
+                return End::Close {
+                    code: broken.code,
+                    reason: broken.reason,
+                };
+            }
+            Ok(None) | Err(_) => return End::Gone,
+        };
+        match incoming {
+            Incoming::Text(text) => match budget.take(Instant::now()) {
+                // Boxed: handling a frame (a join's replay, say) needs kilobytes of state for a
+                // moment; inline, every idle connection would carry that space.
+                Ok(()) => {
+                    if let Err(end) = Box::pin(handle(state, conn, link, user, &text)).await {
+                        return end;
+                    }
+                }
+                Err(wait) => conn.reply(
+                    ServerMsg::Error {
+                        code: ErrorCode::RateLimited,
+                        message: "too many messages at once; wait a moment".into(),
+                        retry_after_ms: Some(wait.as_millis().max(1) as u64),
+                    }
+                    .encode()
+                    .into(),
+                ),
+            },
+            Incoming::Binary(_) => conn.reply(
+                ServerMsg::from(ProtocolError {
+                    code: ErrorCode::BinaryFrame,
+                    message: "frames must be text (JSON)".into(),
+                })
+                .encode()
+                .into(),
+            ),
+            Incoming::Ping(payload) => conn.reply(Frame::new(opcode::PONG, &payload)),
+            Incoming::TooBig => {
+                return End::Close {
+                    code: close_code::MESSAGE_TOO_BIG,
+                    reason: "frame too big",
+                };
+            }
+            Incoming::Close(code) => return End::Answer(code.unwrap_or(NORMAL_CLOSURE)),
+        }
     }
 }
 
-/// One text frame from the client, answered with the frames to queue for it alone (in order).
+/// RFC 6455's "normal closure", the answer to a close frame without a code.
+const NORMAL_CLOSURE: u16 = 1000;
+
+impl Link {
+    /// Writes out everything queued, a batch per system call.
+    async fn flush(&mut self) -> Result<(), End> {
+        loop {
+            match self.outbox.take(BATCH_FRAMES, BATCH_BYTES) {
+                Taken::Nothing => return Ok(()),
+                Taken::Close(why) => return Err(why.into()),
+                Taken::Frames(mut frames) => self.write(frames.make_contiguous()).await?,
+                Taken::Lagged(notes) => {
+                    let markers: Vec<Frame> = notes
+                        .into_iter()
+                        .map(|(room, resume_from)| {
+                            ServerMsg::Lagged { room, resume_from }.encode().into()
+                        })
+                        .collect();
+                    self.write(&markers).await?;
+                }
+            }
+        }
+    }
+
+    /// Writes `frames`. Usually the socket takes them at once; a peer that stops reading blocks
+    /// the write, and then a close from the hub must still win, and a peer that reads nothing for
+    /// [`STALLED_WRITE`] is dropped, so it holds no memory for long.
+    async fn write(&mut self, frames: &[Frame]) -> Result<(), End> {
+        let Link { socket, outbox } = self;
+        let write = socket.write(frames);
+        tokio::pin!(write);
+        if let Poll::Ready(written) = futures::poll!(&mut write) {
+            return written.map_err(|_| End::Gone);
+        }
+        let stalled = tokio::time::sleep(STALLED_WRITE);
+        tokio::pin!(stalled);
+        loop {
+            tokio::select! {
+                biased;
+                written = &mut write => return written.map_err(|_| End::Gone),
+                _ = &mut stalled => return Err(End::Gone),
+                _ = outbox.ready.notified() => {
+                    let Taken::Close(why) = outbox.take(0, 0) else { continue };
+                    // The close frame may only follow a whole frame: finish this write, briefly.
+                    return match tokio::time::timeout(CLOSE_WRITE_TIMEOUT, &mut write).await {
+                        Ok(Ok(())) => Err(why.into()),
+                        _ => Err(End::Gone),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Says goodbye as `end` requires.
+    async fn end(&mut self, end: End) {
+        let (code, reason, answered) = match end {
+            End::Gone => return,
+            End::Close { code, reason } => (code, reason, false),
+            End::Answer(code) => (code, "", true),
+        };
+        let close = Frame::close(code, reason);
+        let sent = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, self.socket.write(&[close])).await;
+        if answered || !matches!(sent, Ok(Ok(()))) {
+            return;
+        }
+        // Let the peer answer, discarding whatever else it still sends meanwhile.
+        let answer = async {
+            while let Ok(Some(incoming)) = self.socket.next(MAX_FRAME_BYTES).await {
+                if matches!(incoming, Ok(Incoming::Close(_)) | Err(_)) {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, answer).await;
+    }
+}
+
+/// Handles one text frame from the client; its answers are queued on the connection.
 async fn handle(
     state: &AppState,
     conn: &mut Connection,
+    link: &mut Link,
     user: &Identity,
     text: &str,
-) -> Vec<ServerMsg> {
+) -> Result<(), End> {
+    let reply = |msg: ServerMsg| conn.reply(msg.encode().into());
     let refused = |code, message: &str| {
-        vec![ServerMsg::from(ProtocolError {
+        ServerMsg::from(ProtocolError {
             code,
             message: message.into(),
-        })]
+        })
     };
     let unavailable = |e: LogError| {
         tracing::error!(user = %user.id, "message log: {e}");
@@ -205,23 +291,29 @@ async fn handle(
         )
     };
     match ClientMsg::decode_with(text, state.limits.max_body_bytes) {
-        Ok(ClientMsg::Join { room, since }) => match join(state, conn, room, since).await {
-            Ok(()) => Vec::new(), // `join` queued its answer itself, ahead of the held messages.
-            Err(e) => unavailable(e),
-        },
+        Ok(ClientMsg::Join { room, since }) => {
+            return join(state, conn, link, room, since).await.map(|joined| {
+                if let Err(e) = joined {
+                    conn.reply(unavailable(e).encode().into());
+                }
+            });
+        }
         Ok(ClientMsg::Leave { room }) => {
             if !conn.has_joined(&room) {
-                return refused(ErrorCode::NotJoined, "you are not in that room");
+                reply(refused(ErrorCode::NotJoined, "you are not in that room"));
+                return Ok(());
             }
             conn.leave(&room);
-            Vec::new()
         }
         Ok(ClientMsg::Typing { room }) => {
             if !conn.has_joined(&room) {
-                return refused(ErrorCode::NotJoined, "join the room before typing in it");
+                reply(refused(
+                    ErrorCode::NotJoined,
+                    "join the room before typing in it",
+                ));
+                return Ok(());
             }
             conn.typing(&room, Instant::now());
-            Vec::new()
         }
         Ok(ClientMsg::History {
             room,
@@ -229,11 +321,15 @@ async fn handle(
             limit,
         }) => {
             if !conn.has_joined(&room) {
-                return refused(ErrorCode::NotJoined, "join the room to read its history");
+                reply(refused(
+                    ErrorCode::NotJoined,
+                    "join the room to read its history",
+                ));
+                return Ok(());
             }
             match history(state, room, before, limit.unwrap_or(HISTORY_PAGE_MAX)).await {
-                Ok(page) => vec![page],
-                Err(e) => unavailable(e),
+                Ok(page) => reply(page),
+                Err(e) => reply(unavailable(e)),
             }
         }
         Ok(ClientMsg::Send {
@@ -242,7 +338,11 @@ async fn handle(
             body,
         }) => {
             if !conn.has_joined(&room) {
-                return refused(ErrorCode::NotJoined, "join the room before sending to it");
+                reply(refused(
+                    ErrorCode::NotJoined,
+                    "join the room before sending to it",
+                ));
+                return Ok(());
             }
             let stored = state
                 .log
@@ -255,43 +355,49 @@ async fn handle(
                 })
                 .await;
             match stored {
-                Ok(seq) => vec![ServerMsg::Ack {
+                Ok(seq) => reply(ServerMsg::Ack {
                     room,
                     client_id,
                     seq,
-                }],
-                Err(e) => unavailable(e),
+                }),
+                Err(e) => reply(unavailable(e)),
             }
         }
         Err(err) => {
             tracing::debug!(user = %user.id, code = %err.code, "refused a frame");
-            vec![err.into()]
+            reply(err.into());
         }
     }
+    Ok(())
 }
 
 /// Joins `room` (DESIGN §3): hold its live messages, replay the log from the cursor up to where they
-/// start, then let them through: `Joined`, the replay, then the live messages, each once.
+/// start, then let them through: `Joined`, the replay, then the live messages, each once. The replay
+/// is written out as it is queued whenever the queue reaches its bound, so a long one never sits in
+/// memory whole.
 async fn join(
     state: &AppState,
     conn: &mut Connection,
+    link: &mut Link,
     room: String,
     since: Option<Cursor>,
-) -> Result<(), LogError> {
-    let epoch = state.log.ensure_room(&room).await?;
+) -> Result<Result<(), LogError>, End> {
+    let epoch = match state.log.ensure_room(&room).await {
+        Ok(epoch) => epoch,
+        Err(e) => return Ok(Err(e)),
+    };
     let live_after = conn.join(&room);
     // From here on a failure must leave the room again: its live messages are being held for us.
-    let replayed = replay(state, &room, &epoch, live_after, since).await;
     let Replay {
         mode,
         first_seq: from,
         messages: replay,
         ..
-    } = match replayed {
+    } = match replay(state, &room, &epoch, live_after, since).await {
         Ok(found) => found,
         Err(e) => {
             conn.leave(&room);
-            return Err(e);
+            return Ok(Err(e));
         }
     };
     let joined = ServerMsg::Joined {
@@ -303,13 +409,14 @@ async fn join(
     };
     // Queued before the held messages are released, so nothing live can overtake the replay.
     for frame in std::iter::once(joined).chain(replay.into_iter().map(ServerMsg::Message)) {
-        if !conn.reply(frame.encode().into()).await {
-            break; // The connection is gone.
+        conn.reply(frame.encode().into());
+        if link.outbox.is_full() {
+            link.flush().await?;
         }
     }
     let presence = conn.release(&room);
-    conn.reply(presence.encode().into()).await;
-    Ok(())
+    conn.reply(presence.encode().into());
+    Ok(Ok(()))
 }
 
 /// Up to `limit` messages of `room` before seq `before`, oldest first.
@@ -383,118 +490,3 @@ pub(crate) async fn replay(
         has_older: from > first_held,
     })
 }
-
-/// Sends everything queued for the connection, batched: take all that is waiting, feed it, flush once.
-/// Ends with a close frame when asked, when the hub gave up on this connection, or at shutdown.
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    first_frames: Vec<Frame>,
-    mut frames: mpsc::Receiver<Frame>,
-    mut close_rx: oneshot::Receiver<Close>,
-    lag: Arc<Shared>,
-    stop: CancellationToken,
-) {
-    let going_away = Close {
-        code: close_code::GOING_AWAY,
-        reason: "server shutting down",
-    };
-    let too_slow = Close {
-        code: close_code::TOO_SLOW,
-        reason: "too slow; reconnect later",
-    };
-    // Made once, not per frame: waiting on them registers a waker, and the server's stop token is
-    // shared by every connection (its child is this connection's own, so polling it contends with
-    // nobody).
-    let stop = stop.child_token();
-    let stopped = stop.cancelled();
-    let given_up = lag.given_up.cancelled();
-    tokio::pin!(stopped, given_up);
-    let mut batch = first_frames;
-    let mut rounds: u32 = 0;
-    let close = loop {
-        rounds = rounds.wrapping_add(1);
-        // Under steady traffic frames are already waiting: take them without the full select
-        // (which polls the stop and lag signals every time), checking those every so often.
-        if batch.is_empty() && !rounds.is_multiple_of(64) {
-            take_waiting(&mut frames, &lag, &mut batch);
-        }
-        if batch.is_empty() {
-            tokio::select! {
-                biased;
-                _ = &mut stopped => break going_away,
-                _ = &mut given_up => break too_slow,
-                Ok(close) = &mut close_rx => break close,
-                _ = lag.noted.notified() => {
-                    // Everything queued before the lag goes first; the markers follow it.
-                    while let Ok(frame) = frames.try_recv() {
-                        lag.dequeued(&frame);
-                        batch.push(frame);
-                    }
-                    for (room, resume_from) in lag.take_notes() {
-                        batch.push(ServerMsg::Lagged { room, resume_from }.encode().into());
-                    }
-                }
-                received = frames.recv() => {
-                    let Some(frame) = received else {
-                        return; // The connection is gone.
-                    };
-                    lag.dequeued(&frame);
-                    batch.push(frame);
-                    take_waiting(&mut frames, &lag, &mut batch);
-                }
-            }
-        }
-        // Usually the socket takes the batch at once: then no timer is needed. A peer that stops
-        // reading blocks the write; shutdown and lagging must still win, and a peer that reads
-        // nothing for STALLED_WRITE is dropped, so it holds no memory for long.
-        let write = write_batch(&mut sink, &mut batch);
-        tokio::pin!(write);
-        let written = match futures::poll!(&mut write) {
-            std::task::Poll::Ready(result) => result.is_ok(),
-            std::task::Poll::Pending => tokio::select! {
-                biased;
-                _ = &mut stopped => break going_away,
-                _ = &mut given_up => break too_slow,
-                result = tokio::time::timeout(STALLED_WRITE, &mut write) => matches!(result, Ok(Ok(()))),
-            },
-        };
-        if !written {
-            return;
-        }
-    };
-    let frame = CloseFrame {
-        code: close.code,
-        reason: close.reason.into(),
-    };
-    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
-}
-
-/// Takes what is waiting in the queue into `batch`, up to a batch: one flush for a burst, and a
-/// bounded amount of memory taken out of the queue's accounting at a time.
-fn take_waiting(frames: &mut mpsc::Receiver<Frame>, lag: &Shared, batch: &mut Vec<Frame>) {
-    let mut bytes: usize = batch.iter().map(|f| f.len()).sum();
-    while batch.len() < BATCH_FRAMES && bytes < BATCH_BYTES {
-        let Ok(frame) = frames.try_recv() else { break };
-        bytes += frame.len();
-        lag.dequeued(&frame);
-        batch.push(frame);
-    }
-}
-
-/// Feeds every frame of `batch` (leaving it empty) and flushes once.
-async fn write_batch(
-    sink: &mut SplitSink<WebSocket, Message>,
-    batch: &mut Vec<Frame>,
-) -> Result<(), axum::Error> {
-    for frame in batch.drain(..) {
-        sink.feed(Message::Text(frame)).await?;
-    }
-    sink.flush().await
-}
-
-/// Most frames one flush carries: large enough to batch a burst, small enough to start writing soon.
-const BATCH_FRAMES: usize = 64;
-
-/// A batch stops growing past this many bytes: what a stalled peer's blocked write holds outside the
-/// queue's own bound.
-const BATCH_BYTES: usize = 64 * 1024;

@@ -1,0 +1,126 @@
+//! [`Frame`]: one server frame, encoded once and shared by everyone it goes to — the JSON text
+//! together with the WebSocket header in front of it (RFC 6455 §5.2; a server's frames are not
+//! masked), so a connection's writer hands the very same bytes to the kernel for every subscriber.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// WebSocket opcodes the server sends.
+pub(crate) mod opcode {
+    pub const TEXT: u8 = 0x1;
+    pub const CLOSE: u8 = 0x8;
+    pub const PING: u8 = 0x9;
+    pub const PONG: u8 = 0xA;
+}
+
+/// An encoded server frame, cheap to clone: the bytes are reference-counted, never copied per reader.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Header then payload, exactly as they go on the wire.
+    wire: Bytes,
+    /// Where the payload starts in `wire`.
+    header: u8,
+}
+
+impl Frame {
+    /// A final frame with `opcode` carrying `payload`.
+    pub(crate) fn new(opcode: u8, payload: &[u8]) -> Self {
+        let len = payload.len();
+        let mut wire = BytesMut::with_capacity(len + 10);
+        wire.put_u8(0x80 | opcode); // FIN: the server never fragments.
+        if len < 126 {
+            wire.put_u8(len as u8);
+        } else if let Ok(len) = u16::try_from(len) {
+            wire.put_u8(126);
+            wire.put_u16(len);
+        } else {
+            wire.put_u8(127);
+            wire.put_u64(len as u64);
+        }
+        let header = wire.len() as u8;
+        wire.put_slice(payload);
+        Self {
+            wire: wire.freeze(),
+            header,
+        }
+    }
+
+    /// A text frame: what every Herald message is.
+    pub fn text(json: &str) -> Self {
+        Self::new(opcode::TEXT, json.as_bytes())
+    }
+
+    /// A close frame with `code` and a short `reason` (at most 123 bytes are kept: control frames
+    /// carry at most 125).
+    pub(crate) fn close(code: u16, reason: &str) -> Self {
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut payload = Vec::with_capacity(2 + end);
+        payload.extend_from_slice(&code.to_be_bytes());
+        payload.extend_from_slice(&reason.as_bytes()[..end]);
+        Self::new(opcode::CLOSE, &payload)
+    }
+
+    /// The bytes to write: header and payload.
+    pub fn wire(&self) -> &[u8] {
+        &self.wire
+    }
+
+    /// The payload as text (empty for a frame that is not text).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.wire[usize::from(self.header)..]).unwrap_or_default()
+    }
+
+    /// Bytes on the wire: what a queue holding it is charged.
+    pub fn len(&self) -> usize {
+        self.wire.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.wire.is_empty()
+    }
+}
+
+impl From<String> for Frame {
+    fn from(json: String) -> Self {
+        Self::text(&json)
+    }
+}
+
+impl From<&str> for Frame {
+    fn from(json: &str) -> Self {
+        Self::text(json)
+    }
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Frame").field(&self.as_str()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_uses_the_shortest_length_form() {
+        for (len, header) in [(0, 2), (125, 2), (126, 4), (65_535, 4), (65_536, 10)] {
+            let frame = Frame::text(&"x".repeat(len));
+            assert_eq!(frame.len(), len + header, "{len}");
+            assert_eq!(frame.wire()[0], 0x81, "final text frame");
+            assert_eq!(frame.as_str().len(), len);
+        }
+        let frame = Frame::text(&"y".repeat(300));
+        assert_eq!(&frame.wire()[1..4], &[126, 1, 44]);
+    }
+
+    #[test]
+    fn a_close_frame_carries_its_code_and_a_reason_cut_to_fit() {
+        let frame = Frame::close(1009, &"é".repeat(100));
+        assert_eq!(frame.wire()[0], 0x88);
+        assert!(frame.len() <= 2 + 125);
+        assert_eq!(&frame.wire()[2..4], &1009u16.to_be_bytes());
+    }
+}
