@@ -84,6 +84,9 @@ struct Append {
 }
 
 /// A committed batch: each sender's reply with what storing its message did, in seq order.
+/// An append on its way: resolves once it is committed and handed to the hub.
+pub type Appending = oneshot::Receiver<Result<u64, LogError>>;
+
 type Committed = Vec<(oneshot::Sender<Result<u64, LogError>>, Stored)>;
 
 /// What storing one append did.
@@ -167,11 +170,18 @@ impl Log {
     /// Stores a message (or finds it already stored) and returns its seq. Resolves only after the
     /// commit, and after the message was handed to the hub.
     pub async fn append(&self, msg: NewMessage) -> Result<u64, LogError> {
+        self.submit(msg)?.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// Hands a message to the writer at once; the answer says what [`Self::append`] would return.
+    /// One caller's appends are stored, and answered, in the order they were submitted: a
+    /// connection can keep several in flight without waiting for each commit.
+    pub fn submit(&self, msg: NewMessage) -> Result<Appending, LogError> {
         let (reply, answer) = oneshot::channel();
         self.ops
             .send(Op::Append(Append { msg, reply }))
             .map_err(|_| LogError::Closed)?;
-        answer.await.map_err(|_| LogError::Closed)?
+        Ok(answer)
     }
 
     /// The room's epoch, creating the room (with a fresh epoch) if it does not exist yet.

@@ -18,19 +18,25 @@ async fn three_clients_each_receive_all_100_messages_once_and_in_order() {
     for i in 0..100 {
         sender.say(&format!("c{i}"), &format!("message {i}")).await;
     }
-    // The sender's own view: each message, then its ack, in order.
+    // The sender's own view: every message in order, and each one's ack after it, with its seq.
+    // (Sends are pipelined: the ack of one may come after the next message.)
     let mut sender_bodies = Vec::new();
-    for i in 0..100 {
-        let msg = sender.next_message().await;
-        assert_eq!(
-            sender.recv().await,
-            ServerMsg::Ack {
-                room: "general".into(),
-                client_id: format!("c{i}"),
-                seq: msg.seq
+    let mut seqs = Vec::new();
+    let mut acks = Vec::new();
+    while acks.len() < 100 {
+        match sender.recv().await {
+            ServerMsg::Message(msg) => {
+                sender_bodies.push(msg.body);
+                seqs.push(msg.seq);
             }
-        );
-        sender_bodies.push(msg.body);
+            ServerMsg::Ack { client_id, seq, .. } => {
+                let i = acks.len();
+                assert_eq!(client_id, format!("c{i}"), "acks in the order sent");
+                assert_eq!(seqs.get(i), Some(&seq), "after its message, with its seq");
+                acks.push(seq);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
     let expected: Vec<String> = (0..100).map(|i| format!("message {i}")).collect();
     assert_eq!(sender_bodies, expected);

@@ -7,6 +7,7 @@
 //! `app::protocol::close_code` (or RFC 6455's own for a broken frame).
 
 use std::{
+    collections::VecDeque,
     sync::Arc,
     task::Poll,
     time::{Duration, Instant},
@@ -29,7 +30,7 @@ use crate::{
     AppState,
     frame::{Frame, opcode},
     hub::{Closing, Connection, Outbox, Taken},
-    log::{LogError, NewMessage},
+    log::{Appending, LogError, NewMessage},
     rate::TokenBucket,
     session,
     transport::websocket::{Incoming, Socket, Upgrade},
@@ -43,6 +44,14 @@ const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A write that makes no progress for this long means the peer stopped reading: drop it.
 const STALLED_WRITE: Duration = Duration::from_secs(30);
+
+/// Sends a connection may have handed to the log and not yet had acknowledged; past this it is not
+/// read until acks come back.
+const MAX_IN_FLIGHT: usize = 256;
+
+/// A connection's sends on their way to the log, oldest first: `(room, client_id, answer)`. Acks go
+/// out in this order.
+type InFlight = VecDeque<(String, String, Appending)>;
 
 /// Most frames one write carries: large enough to batch a burst, small enough to start writing soon.
 const BATCH_FRAMES: usize = 64;
@@ -132,6 +141,7 @@ async fn connection(socket: Socket, state: AppState, user: Identity) {
 /// Writes what is queued, reads and answers the client's frames, until the connection must end.
 async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &Identity) -> End {
     let mut budget = TokenBucket::new(state.limits.rate_per_sec, state.limits.rate_burst);
+    let mut in_flight = InFlight::new();
     loop {
         if let Err(end) = link.flush().await {
             return end;
@@ -140,7 +150,14 @@ async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &
             biased;
             // Queued frames go out before the next frame is read.
             _ = link.outbox.ready.notified() => continue,
-            incoming = link.socket.next(MAX_FRAME_BYTES) => incoming,
+            (room, client_id, stored) = first_answer(&mut in_flight), if !in_flight.is_empty() => {
+                conn.reply(match stored {
+                    Ok(seq) => ServerMsg::Ack { room, client_id, seq }.encode().into(),
+                    Err(e) => unavailable(user, e).encode().into(),
+                });
+                continue;
+            }
+            incoming = link.socket.next(MAX_FRAME_BYTES), if in_flight.len() < MAX_IN_FLIGHT => incoming,
         };
         let incoming = match incoming {
             Ok(Some(Ok(incoming))) => incoming,
@@ -157,7 +174,8 @@ async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &
                 // Boxed: handling a frame (a join's replay, say) needs kilobytes of state for a
                 // moment; inline, every idle connection would carry that space.
                 Ok(()) => {
-                    if let Err(end) = Box::pin(handle(state, conn, link, user, &text)).await {
+                    let handled = handle(state, conn, link, &mut in_flight, user, &text);
+                    if let Err(end) = Box::pin(handled).await {
                         return end;
                     }
                 }
@@ -189,6 +207,27 @@ async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &
             Incoming::Close(code) => return End::Answer(code.unwrap_or(NORMAL_CLOSURE)),
         }
     }
+}
+
+/// The answer to the oldest send in flight (cancel-safe: it stays first until answered).
+async fn first_answer(in_flight: &mut InFlight) -> (String, String, Result<u64, LogError>) {
+    let Some((_, _, answer)) = in_flight.front_mut() else {
+        return std::future::pending().await;
+    };
+    let stored = answer.await.unwrap_or(Err(LogError::Closed));
+    let Some((room, client_id, _)) = in_flight.pop_front() else {
+        return std::future::pending().await;
+    };
+    (room, client_id, stored)
+}
+
+/// What a client is told when the log failed it.
+fn unavailable(user: &Identity, e: LogError) -> ServerMsg {
+    tracing::error!(user = %user.id, "message log: {e}");
+    ServerMsg::from(ProtocolError {
+        code: ErrorCode::Unavailable,
+        message: "the server could not do that just now; try again".into(),
+    })
 }
 
 /// RFC 6455's "normal closure", the answer to a close frame without a code.
@@ -273,6 +312,7 @@ async fn handle(
     state: &AppState,
     conn: &mut Connection,
     link: &mut Link,
+    in_flight: &mut InFlight,
     user: &Identity,
     text: &str,
 ) -> Result<(), End> {
@@ -283,13 +323,7 @@ async fn handle(
             message: message.into(),
         })
     };
-    let unavailable = |e: LogError| {
-        tracing::error!(user = %user.id, "message log: {e}");
-        refused(
-            ErrorCode::Unavailable,
-            "the server could not do that just now; try again",
-        )
-    };
+    let unavailable = |e: LogError| unavailable(user, e);
     match ClientMsg::decode_with(text, state.limits.max_body_bytes) {
         Ok(ClientMsg::Join { room, since }) => {
             return join(state, conn, link, room, since).await.map(|joined| {
@@ -344,22 +378,17 @@ async fn handle(
                 ));
                 return Ok(());
             }
-            let stored = state
-                .log
-                .append(NewMessage {
-                    kind: MessageKind::User,
-                    room: room.clone(),
-                    author: user.clone(),
-                    client_id: client_id.clone(),
-                    body,
-                })
-                .await;
-            match stored {
-                Ok(seq) => reply(ServerMsg::Ack {
-                    room,
-                    client_id,
-                    seq,
-                }),
+            // Not waited for here: the connection reads on while the commit happens, and the ack
+            // goes out when it is answered (see `serve`).
+            let submitted = state.log.submit(NewMessage {
+                kind: MessageKind::User,
+                room: room.clone(),
+                author: user.clone(),
+                client_id: client_id.clone(),
+                body,
+            });
+            match submitted {
+                Ok(answer) => in_flight.push_back((room, client_id, answer)),
                 Err(e) => reply(unavailable(e)),
             }
         }
