@@ -11,7 +11,7 @@
 //! the first one's seq and is not broadcast again.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     hash::BuildHasher,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, mpsc as std_mpsc},
@@ -420,12 +420,14 @@ fn write_loop(
         // What the batch's rooms were before it: if the commit fails, nothing of the batch happened,
         // in memory either. (Only these rooms: copying every room per batch was a measurable cost
         // with a thousand rooms.)
-        let mut before: Vec<(String, Option<RoomState>)> = Vec::new();
+        // (A map: a batch of a thousand messages to a thousand rooms made a list's lookups
+        // quadratic.)
+        let mut before: HashMap<String, Option<RoomState>> = HashMap::new();
         for append in &batch {
-            if !before.iter().any(|(name, _)| *name == append.msg.room) {
+            if !before.contains_key(&append.msg.room) {
                 let room = append.msg.room.clone();
                 let state = rooms.get(&room).cloned();
-                before.push((room, state));
+                before.insert(room, state);
             }
         }
         let stored = conn
@@ -474,7 +476,7 @@ fn store_batch(
 ) -> Result<Vec<Stored>, LogError> {
     let sent_at = now_ms();
     let mut outcomes = Vec::with_capacity(batch.len());
-    let mut touched: Vec<String> = Vec::new();
+    let mut touched: HashSet<&str> = HashSet::new();
     {
         let mut find = tx.prepare_cached(
             "SELECT seq FROM messages WHERE room = ?1 AND author_id = ?2 AND client_id = ?3",
@@ -518,9 +520,7 @@ fn store_batch(
                 sent_at as i64,
                 msg.kind.as_str()
             ])?;
-            if !touched.contains(&msg.room) {
-                touched.push(msg.room.clone());
-            }
+            touched.insert(&msg.room);
             outcomes.push(Stored::New(ChatMessage {
                 room: msg.room.clone(),
                 seq,
@@ -533,7 +533,7 @@ fn store_batch(
         }
         let mut save = tx.prepare_cached("UPDATE rooms SET last_seq = ?2 WHERE name = ?1")?;
         let mut trim = tx.prepare_cached("DELETE FROM messages WHERE room = ?1 AND seq <= ?2")?;
-        for name in &touched {
+        for name in touched {
             let last = rooms.get(name).map_or(0, |room| room.last_seq);
             save.execute(params![name, last as i64])?;
             if last > retention {
