@@ -321,7 +321,7 @@ fn test() -> Result<ExitCode> {
 }
 
 fn rust_tests(tally: &mut Tally) {
-    // The app and server in the release profile with the binary's features: cargo test also (re)builds
+    // The app, server and bench in the release profile with the binary's features: cargo test also (re)builds
     // target/release/herald, and without `embed` it would replace the binary under test with one that
     // has no site in it. Same profile and features also means every dependency is already compiled.
     // The xtask itself is tested apart, in the dev profile it was just built in: in one command its
@@ -334,6 +334,8 @@ fn rust_tests(tally: &mut Tally) {
             "app",
             "--package",
             "server",
+            "--package",
+            "bench",
             "--features",
             "server/embed",
         ],
