@@ -14,7 +14,7 @@ use anyhow::{Context, anyhow};
 use app::protocol::{ClientMsg, Cursor};
 use futures::{SinkExt, StreamExt, stream};
 use memchr::memmem;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
@@ -48,12 +48,20 @@ const SOURCE_ADDRESSES: usize = 200;
 /// How long a step waits for its last deliveries before counting the missing ones as lost.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
+/// Subscribers one process holds at most when the split is left to the tool: the open-files limit
+/// here is about 20 000, and each process also needs a few files of its own.
+const SUBSCRIBERS_PER_PROCESS: usize = 15_000;
+
 /// The Herald under test.
 pub struct Target {
     pub addr: SocketAddr,
     pid: Option<u32>,
     child: Option<Child>,
     dir: Option<PathBuf>,
+    /// How many processes hold subscribers (0: one per [`SUBSCRIBERS_PER_PROCESS`]).
+    pub processes: usize,
+    /// The helper processes holding the other shares of the subscribers.
+    workers: std::sync::Mutex<Vec<Child>>,
 }
 
 impl Target {
@@ -91,6 +99,8 @@ impl Target {
             pid: child.id(),
             child: Some(child),
             dir: Some(dir),
+            processes: 0,
+            workers: Default::default(),
         })
     }
 
@@ -105,10 +115,17 @@ impl Target {
             pid,
             child: None,
             dir: None,
+            processes: 0,
+            workers: Default::default(),
         })
     }
 
     pub async fn stop(mut self) {
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
+        for mut worker in workers {
+            let _ = worker.start_kill();
+            let _ = worker.wait().await;
+        }
         if let Some(child) = &mut self.child {
             let _ = child.start_kill();
             let _ = child.wait().await;
@@ -183,6 +200,41 @@ impl Target {
             Some(frame) if frame.kind == "welcome" => Ok(ws),
             other => Err(anyhow!("expected welcome, got {other:?}")),
         }
+    }
+
+    /// Starts a helper process holding subscribers `first..first + count`; returns once they are
+    /// all connected. Its counts are added to `counters` until it ends.
+    async fn worker(
+        &self,
+        rooms: &[String],
+        first: usize,
+        count: usize,
+        counters: &Arc<Counters>,
+    ) -> anyhow::Result<Child> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["--url", &format!("http://{}", self.addr), "worker"])
+            .args(["--first", &first.to_string(), "--count", &count.to_string()])
+            .args(["--rooms", &rooms.join(",")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting a herald-bench worker")?;
+        let stdout = child.stdout.take().context("the worker's stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        match lines.next_line().await? {
+            Some(line) if line == WORKER_READY => {}
+            other => anyhow::bail!("worker for {first}..: expected {WORKER_READY}, got {other:?}"),
+        }
+        let counters = counters.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(tally) = serde_json::from_str::<Tally>(&line) {
+                    counters.add(&tally);
+                }
+            }
+        });
+        Ok(child)
     }
 
     /// Sessions for `connections` connections, [`CONNECTIONS_PER_SESSION`] to each.
@@ -290,6 +342,75 @@ pub struct Counters {
     latency: Histogram,
 }
 
+/// What a worker process's subscribers counted since its last report: one JSON line on its stdout.
+#[derive(Serialize, Deserialize)]
+struct Tally {
+    delivered: u64,
+    duplicated: u64,
+    lost: u64,
+    lagged: u64,
+    latency: Vec<(usize, u64)>,
+}
+
+/// The line a worker prints once all its subscribers are connected.
+const WORKER_READY: &str = "ready";
+
+impl Counters {
+    /// Everything counted since the last call, leaving zeros.
+    fn take(&self) -> Tally {
+        Tally {
+            delivered: self.delivered.swap(0, Ordering::Relaxed),
+            duplicated: self.duplicated.swap(0, Ordering::Relaxed),
+            lost: self.lost.swap(0, Ordering::Relaxed),
+            lagged: self.lagged.swap(0, Ordering::Relaxed),
+            latency: self.latency.take_counts(),
+        }
+    }
+
+    fn add(&self, tally: &Tally) {
+        self.delivered.fetch_add(tally.delivered, Ordering::Relaxed);
+        self.duplicated
+            .fetch_add(tally.duplicated, Ordering::Relaxed);
+        self.lost.fetch_add(tally.lost, Ordering::Relaxed);
+        self.lagged.fetch_add(tally.lagged, Ordering::Relaxed);
+        self.latency.add_counts(&tally.latency);
+    }
+}
+
+/// `herald-bench worker`: holds subscribers `first..first + count` for the process that started it,
+/// prints [`WORKER_READY`] once they are connected, then what they counted every 100 ms, until its
+/// stdin closes (the parent ended).
+pub async fn worker(
+    target: &Target,
+    rooms: &[String],
+    first: usize,
+    count: usize,
+) -> anyhow::Result<()> {
+    let counters = Arc::new(Counters::default());
+    subscribers_in(target, rooms, first..first + count, &counters).await?;
+    let mut out = tokio::io::stdout();
+    out.write_all(format!("{WORKER_READY}\n").as_bytes())
+        .await?;
+    out.flush().await?;
+    let mut stdin = tokio::io::stdin();
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    let mut scratch = [0u8; 64];
+    loop {
+        tokio::select! {
+            read = stdin.read(&mut scratch) => {
+                if matches!(read, Ok(0) | Err(_)) {
+                    return Ok(());
+                }
+            }
+            _ = every.tick() => {
+                let line = serde_json::to_string(&counters.take())?;
+                out.write_all(format!("{line}\n").as_bytes()).await?;
+                out.flush().await?;
+            }
+        }
+    }
+}
+
 /// Reads one subscriber's room until the socket closes: counts each message once, notes gaps and
 /// repeats, records latency from the timestamp the body starts with, and rejoins after a lag.
 async fn subscriber(
@@ -371,16 +492,45 @@ async fn subscriber(
 }
 
 /// Connects `count` subscribers spread evenly over `rooms`, each joined and reading in its own task.
+/// Above [`SUBSCRIBERS_PER_PROCESS`] (or as `--processes` says) shares of them are held by helper
+/// processes (`herald-bench worker`), whose counts are added to `counters` as they come.
 async fn subscribers(
     target: &Target,
     rooms: &[String],
     count: usize,
     counters: &Arc<Counters>,
 ) -> anyhow::Result<()> {
-    let cookies = target.sessions(count).await?;
-    let results: Vec<anyhow::Result<()>> = stream::iter(0..count)
+    let processes = match target.processes {
+        0 => count.div_ceil(SUBSCRIBERS_PER_PROCESS).max(1),
+        n => n,
+    };
+    let share = count.div_ceil(processes);
+    let mut helpers = Vec::new();
+    for first in (share..count).step_by(share.max(1)) {
+        helpers.push(target.worker(rooms, first, share.min(count - first), counters));
+    }
+    let (own, helped) = futures::join!(
+        subscribers_in(target, rooms, 0..share.min(count), counters),
+        futures::future::try_join_all(helpers)
+    );
+    own?;
+    let mut workers = target.workers.lock().unwrap_or_else(|p| p.into_inner());
+    workers.extend(helped?);
+    Ok(())
+}
+
+/// Connects subscribers number `range` (of all, in every process) in this process.
+pub async fn subscribers_in(
+    target: &Target,
+    rooms: &[String],
+    range: std::ops::Range<usize>,
+    counters: &Arc<Counters>,
+) -> anyhow::Result<()> {
+    let first = range.start;
+    let cookies = target.sessions(range.len()).await?;
+    let results: Vec<anyhow::Result<()>> = stream::iter(range)
         .map(|i| {
-            let cookie = cookies[i / CONNECTIONS_PER_SESSION].clone();
+            let cookie = cookies[(i - first) / CONNECTIONS_PER_SESSION].clone();
             let room = rooms[i % rooms.len()].clone();
             let counters = counters.clone();
             async move {

@@ -8,7 +8,10 @@
 //! rate limits); with `--url` and `--pid` it measures a Herald started by hand.
 //!
 //! Subscriber sockets are spread over the source addresses 127.0.0.2–127.0.0.201, so tens of
-//! thousands of connections do not run out of ephemeral ports on one address pair.
+//! thousands of connections do not run out of ephemeral ports on one address pair. Above 15 000 (or
+//! as `--processes` says) they are held by several processes — helpers started as `herald-bench
+//! worker`, which report their counts to this one every 100 ms — so no process passes the
+//! open-files limit.
 
 mod load;
 mod raw;
@@ -27,11 +30,15 @@ struct Args {
     #[arg(long, conflicts_with = "url")]
     herald: Option<PathBuf>,
     /// A Herald already running (`http://127.0.0.1:3000`); give `--pid` too for its memory.
-    #[arg(long, requires = "pid")]
+    #[arg(long)]
     url: Option<String>,
     /// The process id of the Herald at `--url`.
     #[arg(long)]
     pid: Option<u32>,
+    /// Processes holding the subscribers (each opens its own sockets, so together they pass one
+    /// process's open-files limit). 0: one per 15 000 subscribers.
+    #[arg(long, default_value_t = 0)]
+    processes: usize,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -99,6 +106,16 @@ pub enum Scenario {
     /// A few hundred subscribers for a couple of seconds; fails unless nothing was lost or doubled.
     /// Run by `cargo xtask test`, so the tool keeps working.
     Smoke,
+    /// Holds a share of another herald-bench's subscribers (started by it; not for people).
+    #[command(hide = true)]
+    Worker {
+        #[arg(long, value_delimiter = ',')]
+        rooms: Vec<String>,
+        #[arg(long)]
+        first: usize,
+        #[arg(long)]
+        count: usize,
+    },
 }
 
 /// How each step of a rising-rate scenario runs, and what counts as keeping up.
@@ -128,11 +145,21 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let target = match (&args.herald, &args.url) {
-            (Some(bin), _) => Target::start(bin).await?,
-            (None, Some(url)) => Target::existing(url, args.pid)?,
-            (None, None) => anyhow::bail!("give --herald PATH, or --url URL --pid PID"),
+        let mut target = match (&args.herald, &args.url, &args.scenario) {
+            (_, Some(url), Scenario::Worker { .. }) => Target::existing(url, None)?,
+            (Some(bin), _, _) => Target::start(bin).await?,
+            (None, Some(url), _) => Target::existing(url, args.pid)?,
+            (None, None, _) => anyhow::bail!("give --herald PATH, or --url URL --pid PID"),
         };
+        target.processes = args.processes;
+        if let Scenario::Worker {
+            rooms,
+            first,
+            count,
+        } = &args.scenario
+        {
+            return load::worker(&target, rooms, *first, *count).await;
+        }
         let outcome = match args.scenario.clone() {
             Scenario::Fanout {
                 subscribers,
@@ -173,6 +200,7 @@ fn main() -> anyhow::Result<()> {
                 missed,
             } => load::reconnect(&target, clients, rooms, missed).await,
             Scenario::Smoke => load::smoke(&target).await,
+            Scenario::Worker { .. } => Err(anyhow::anyhow!("a worker is started by herald-bench")),
         };
         target.stop().await;
         let report = outcome?;

@@ -93,6 +93,25 @@ impl Histogram {
         GROWTH.powi(BUCKETS as i32) / 1000.0
     }
 
+    /// The counts recorded since the last call, by bucket (only buckets with any), leaving zeros.
+    pub fn take_counts(&self) -> Vec<(usize, u64)> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.load(Ordering::Relaxed) > 0)
+            .map(|(i, b)| (i, b.swap(0, Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Adds counts taken from another histogram (another process's).
+    pub fn add_counts(&self, counts: &[(usize, u64)]) {
+        for &(i, n) in counts {
+            if let Some(bucket) = self.buckets.get(i) {
+                bucket.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
     pub fn reset(&self) {
         for b in &self.buckets {
             b.store(0, Ordering::Relaxed);
