@@ -235,6 +235,11 @@ impl Outbox {
         Taken::Frames(frames)
     }
 
+    /// Why the connection is to close, if it is.
+    pub fn closing(&self) -> Option<Closing> {
+        self.lock().closing
+    }
+
     /// Whether the queue is at its bound (replies included).
     pub fn is_full(&self) -> bool {
         let queue = self.lock();

@@ -154,3 +154,39 @@ async fn a_reader_that_stops_reading_lags_alone_and_catches_up_from_the_log() {
         .await;
     assert_eq!(stalled.next_message().await.seq, TOTAL + 1);
 }
+
+/// A client may send a burst before it reads anything (sends are pipelined; some WebSocket
+/// libraries cannot read while one of their own writes waits): every message is read, stored and
+/// acknowledged in order, while the answers wait for the client.
+#[tokio::test]
+async fn a_client_that_sends_a_burst_before_reading_anything_is_read_and_acked_in_order() {
+    const SENDS: usize = 100;
+    let server = TestServer::start().await;
+    let cookie = server.session("Burst").await;
+    // A tiny receive buffer: the server's answers back up at once instead of into loopback buffers.
+    let mut client = Client::connect_small_buffer(server.addr, &cookie).await;
+    client.join(common::ROOM, None).await;
+    let body = "b".repeat(3500);
+    let burst = async {
+        for i in 0..SENDS {
+            client.say(&format!("b{i}"), &body).await;
+        }
+    };
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_secs(10), burst)
+            .await
+            .is_ok(),
+        "the server stopped reading while its answers waited for the client"
+    );
+    let mut acked = 0;
+    while acked < SENDS {
+        match client.recv().await {
+            ServerMsg::Ack { client_id, .. } => {
+                assert_eq!(client_id, format!("b{acked}"), "acks in the order sent");
+                acked += 1;
+            }
+            ServerMsg::Message(_) | ServerMsg::Lagged { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

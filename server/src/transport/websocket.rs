@@ -9,11 +9,12 @@
 //! and only bytes of an unfinished frame are kept.
 
 use std::{
+    collections::VecDeque,
     future::poll_fn,
     io::{self, IoSlice},
     mem::MaybeUninit,
     pin::Pin,
-    task::{Poll, ready},
+    task::{Context, Poll, ready},
 };
 
 use axum::{
@@ -292,10 +293,27 @@ impl Decoder {
     }
 }
 
-/// One upgraded connection: reads messages, writes frames.
+/// One upgraded connection: reads messages, writes frames. Reading and writing go on together in
+/// one task ([`Socket::next_event`]): a client whose own reads wait for its writes (some libraries'
+/// do) must not find the server waiting for it in turn.
 pub struct Socket {
     io: TokioIo<Upgraded>,
     decoder: Decoder,
+    /// Frames given to [`Socket::send`] and not yet all written, oldest first.
+    out: VecDeque<Frame>,
+    /// How much of the first frame in `out` is already written.
+    out_offset: usize,
+}
+
+/// What happened next on a [`Socket`].
+#[derive(Debug)]
+pub enum Event {
+    /// Everything given to [`Socket::send`] is written.
+    Written,
+    /// The client sent this (or broke the protocol).
+    Incoming(Result<Incoming, Violation>),
+    /// The client ended the stream.
+    Ended,
 }
 
 impl Socket {
@@ -303,75 +321,102 @@ impl Socket {
         Self {
             io: TokioIo::new(upgraded),
             decoder: Decoder::default(),
+            out: VecDeque::new(),
+            out_offset: 0,
         }
     }
 
-    /// The next message the client sent, reading as needed; `None` at the end of the stream.
-    /// Cancel-safe: bytes read are kept until they are decoded.
-    pub async fn next(
-        &mut self,
-        max_message: usize,
-    ) -> io::Result<Option<Result<Incoming, Violation>>> {
-        loop {
-            match self.decoder.next(max_message) {
-                Ok(Some(incoming)) => return Ok(Some(Ok(incoming))),
-                Ok(None) => {}
-                Err(violation) => return Ok(Some(Err(violation))),
-            }
-            if !self.fill().await? {
-                return Ok(None);
-            }
+    /// Adds frames to what is being written; they go out as [`Self::flush`] or
+    /// [`Self::next_event`] run.
+    pub fn send(&mut self, frames: VecDeque<Frame>) {
+        if self.out.is_empty() {
+            self.out = frames; // The queue's own storage: no copy.
+        } else {
+            self.out.extend(frames);
         }
     }
 
-    /// Reads what the peer has sent into the decoder; false at the end of the stream.
-    async fn fill(&mut self) -> io::Result<bool> {
+    /// Whether frames given to [`Self::send`] are still being written.
+    pub fn is_writing(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Writes until everything given to [`Self::send`] is out. Cancel-safe: what is left stays.
+    pub fn flush(&mut self) -> impl Future<Output = io::Result<()>> + Unpin + '_ {
+        poll_fn(|cx| self.poll_write(cx))
+    }
+
+    /// The next thing to happen: everything being written is out (if anything is being written),
+    /// or a message arrived (if `read`). Cancel-safe.
+    pub async fn next_event(&mut self, read: bool, max_message: usize) -> io::Result<Event> {
         poll_fn(|cx| {
-            // On the stack for the length of one read: an idle connection keeps no read buffer.
-            let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
-            let mut buf = ReadBuf::uninit(&mut chunk);
-            ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
-            let read = buf.filled();
-            if read.is_empty() {
-                return Poll::Ready(Ok(false));
+            if self.is_writing() {
+                match self.poll_write(cx) {
+                    Poll::Ready(Ok(())) => return Poll::Ready(Ok(Event::Written)),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
             }
-            self.decoder.input.extend_from_slice(read);
-            Poll::Ready(Ok(true))
+            if !read {
+                return Poll::Pending;
+            }
+            loop {
+                match self.decoder.next(max_message) {
+                    Ok(Some(incoming)) => return Poll::Ready(Ok(Event::Incoming(Ok(incoming)))),
+                    Err(violation) => return Poll::Ready(Ok(Event::Incoming(Err(violation)))),
+                    Ok(None) => {}
+                }
+                if !ready!(self.poll_fill(cx))? {
+                    return Poll::Ready(Ok(Event::Ended));
+                }
+            }
         })
         .await
     }
 
-    /// Writes every frame, whole and in order, gathering as many as fit into each system call.
-    pub async fn write(&mut self, frames: &[Frame]) -> io::Result<()> {
-        // Where the next byte comes from: frame `done`, from byte `offset`.
-        let (mut done, mut offset) = (0, 0);
-        while done < frames.len() {
-            let mut written = poll_fn(|cx| {
-                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-                let mut count = 0;
-                for (slice, frame) in slices.iter_mut().zip(&frames[done..]) {
-                    let skip = if count == 0 { offset } else { 0 };
-                    *slice = IoSlice::new(&frame.wire()[skip..]);
-                    count += 1;
-                }
-                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count])
-            })
-            .await?;
-            if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+    /// Reads what the peer has sent into the decoder; false at the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        // On the stack for the length of one read: an idle connection keeps no read buffer.
+        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut buf = ReadBuf::uninit(&mut chunk);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
+        let read = buf.filled();
+        if read.is_empty() {
+            return Poll::Ready(Ok(false));
+        }
+        self.decoder.input.extend_from_slice(read);
+        Poll::Ready(Ok(true))
+    }
+
+    /// Writes what is in `out`, gathering as many frames as fit into each system call.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for (slice, frame) in slices.iter_mut().zip(&self.out) {
+                let skip = if count == 0 { self.out_offset } else { 0 };
+                *slice = IoSlice::new(&frame.wire()[skip..]);
+                count += 1;
             }
-            while written > 0 {
-                let left = frames[done].len() - offset;
+            let mut written =
+                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            while let Some(first) = self.out.front() {
+                let left = first.len() - self.out_offset;
                 if written < left {
-                    offset += written;
+                    self.out_offset += written;
                     break;
                 }
                 written -= left;
-                done += 1;
-                offset = 0;
+                self.out.pop_front();
+                self.out_offset = 0;
             }
         }
-        Ok(())
+        // Written: an idle connection keeps no storage for frames.
+        self.out = VecDeque::new();
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -8,6 +8,7 @@
 
 use std::{
     collections::VecDeque,
+    pin::Pin,
     sync::Arc,
     task::Poll,
     time::{Duration, Instant},
@@ -33,7 +34,7 @@ use crate::{
     log::{Appending, LogError, NewMessage},
     rate::TokenBucket,
     session,
-    transport::websocket::{Incoming, Socket, Upgrade},
+    transport::websocket::{Event, Incoming, Socket, Upgrade},
 };
 
 /// How long we wait for the peer to answer our close frame before dropping the connection.
@@ -139,17 +140,52 @@ async fn connection(socket: Socket, state: AppState, user: Identity) {
 }
 
 /// Writes what is queued, reads and answers the client's frames, until the connection must end.
+/// Reading goes on while a write waits for the peer, as long as the connection's own queue is below
+/// its bound and not too many of its sends are in flight: past either, the client is not read until
+/// it has read what it was sent.
 async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &Identity) -> End {
     let mut budget = TokenBucket::new(state.limits.rate_per_sec, state.limits.rate_burst);
     let mut in_flight = InFlight::new();
+    // Armed while a write waits for the peer: one that makes no progress for this long is dropped.
+    let mut stalled: Option<Pin<Box<tokio::time::Sleep>>> = None;
     loop {
-        if let Err(end) = link.flush().await {
+        if let Err(end) = link.refill() {
             return end;
         }
-        let incoming = tokio::select! {
+        let writing = link.socket.is_writing();
+        if writing {
+            // Usually the socket takes the batch at once, and no timer is needed.
+            match futures::poll!(link.socket.flush()) {
+                Poll::Ready(Ok(())) => {
+                    stalled = None;
+                    continue;
+                }
+                Poll::Ready(Err(_)) => return End::Gone,
+                Poll::Pending => {
+                    stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(STALLED_WRITE)));
+                }
+            }
+        } else {
+            stalled = None;
+        }
+        let read = in_flight.len() < MAX_IN_FLIGHT && !link.outbox.is_full();
+        let event = tokio::select! {
             biased;
-            // Queued frames go out before the next frame is read.
-            _ = link.outbox.ready.notified() => continue,
+            _ = link.outbox.ready.notified() => {
+                // While writing, more frames wait for the batch to finish; only a close cannot.
+                if writing && let Some(why) = link.outbox.closing() {
+                    return why.into();
+                }
+                continue;
+            }
+            _ = async {
+                match stalled.as_mut() {
+                    Some(timer) => timer.await,
+                    None => std::future::pending().await,
+                }
+            }, if stalled.is_some() => {
+                return End::Gone;
+            }
             (room, client_id, stored) = first_answer(&mut in_flight), if !in_flight.is_empty() => {
                 conn.reply(match stored {
                     Ok(seq) => ServerMsg::Ack { room, client_id, seq }.encode().into(),
@@ -157,17 +193,21 @@ async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &
                 });
                 continue;
             }
-            incoming = link.socket.next(MAX_FRAME_BYTES), if in_flight.len() < MAX_IN_FLIGHT => incoming,
+            event = link.socket.next_event(read, MAX_FRAME_BYTES) => event,
         };
-        let incoming = match incoming {
-            Ok(Some(Ok(incoming))) => incoming,
-            Ok(Some(Err(broken))) => {
+        let incoming = match event {
+            Ok(Event::Written) => {
+                stalled = None;
+                continue;
+            }
+            Ok(Event::Incoming(Ok(incoming))) => incoming,
+            Ok(Event::Incoming(Err(broken))) => {
                 return End::Close {
                     code: broken.code,
                     reason: broken.reason,
                 };
             }
-            Ok(None) | Err(_) => return End::Gone,
+            Ok(Event::Ended) | Err(_) => return End::Gone,
         };
         match incoming {
             Incoming::Text(text) => match budget.take(Instant::now()) {
@@ -234,50 +274,59 @@ fn unavailable(user: &Identity, e: LogError) -> ServerMsg {
 const NORMAL_CLOSURE: u16 = 1000;
 
 impl Link {
-    /// Writes out everything queued, a batch per system call.
-    async fn flush(&mut self) -> Result<(), End> {
-        loop {
-            match self.outbox.take(BATCH_FRAMES, BATCH_BYTES) {
-                Taken::Nothing => return Ok(()),
-                Taken::Close(why) => return Err(why.into()),
-                Taken::Frames(mut frames) => self.write(frames.make_contiguous()).await?,
-                Taken::Lagged(notes) => {
-                    let markers: Vec<Frame> = notes
-                        .into_iter()
-                        .map(|(room, resume_from)| {
-                            ServerMsg::Lagged { room, resume_from }.encode().into()
-                        })
-                        .collect();
-                    self.write(&markers).await?;
-                }
-            }
+    /// Unless a write is under way, gives the socket the next batch from the queue (or the lag
+    /// markers once nothing queued before them is left).
+    fn refill(&mut self) -> Result<(), End> {
+        if self.socket.is_writing() {
+            return Ok(());
         }
+        match self.outbox.take(BATCH_FRAMES, BATCH_BYTES) {
+            Taken::Nothing => {}
+            Taken::Close(why) => return Err(why.into()),
+            Taken::Frames(frames) => self.socket.send(frames),
+            Taken::Lagged(notes) => self.socket.send(
+                notes
+                    .into_iter()
+                    .map(|(room, resume_from)| {
+                        ServerMsg::Lagged { room, resume_from }.encode().into()
+                    })
+                    .collect(),
+            ),
+        }
+        Ok(())
     }
 
-    /// Writes `frames`. Usually the socket takes them at once; a peer that stops reading blocks
-    /// the write, and then a close from the hub must still win, and a peer that reads nothing for
-    /// [`STALLED_WRITE`] is dropped, so it holds no memory for long.
-    async fn write(&mut self, frames: &[Frame]) -> Result<(), End> {
-        let Link { socket, outbox } = self;
-        let write = socket.write(frames);
-        tokio::pin!(write);
-        if let Poll::Ready(written) = futures::poll!(&mut write) {
-            return written.map_err(|_| End::Gone);
-        }
-        let stalled = tokio::time::sleep(STALLED_WRITE);
-        tokio::pin!(stalled);
+    /// Writes out everything queued, batch by batch, waiting for the peer as needed (not reading
+    /// meanwhile: a join's replay uses it to stay within the queue's bound). A close from the hub
+    /// still wins, and a peer that reads nothing for [`STALLED_WRITE`] is dropped.
+    async fn flush(&mut self) -> Result<(), End> {
         loop {
-            tokio::select! {
-                biased;
-                written = &mut write => return written.map_err(|_| End::Gone),
-                _ = &mut stalled => return Err(End::Gone),
-                _ = outbox.ready.notified() => {
-                    let Taken::Close(why) = outbox.take(0, 0) else { continue };
-                    // The close frame may only follow a whole frame: finish this write, briefly.
-                    return match tokio::time::timeout(CLOSE_WRITE_TIMEOUT, &mut write).await {
-                        Ok(Ok(())) => Err(why.into()),
-                        _ => Err(End::Gone),
-                    };
+            self.refill()?;
+            if !self.socket.is_writing() {
+                return Ok(());
+            }
+            let Link { socket, outbox } = self;
+            let write = socket.flush();
+            tokio::pin!(write);
+            if let Poll::Ready(written) = futures::poll!(&mut write) {
+                written.map_err(|_| End::Gone)?;
+                continue;
+            }
+            let stalled = tokio::time::sleep(STALLED_WRITE);
+            tokio::pin!(stalled);
+            loop {
+                tokio::select! {
+                    biased;
+                    written = &mut write => {
+                        written.map_err(|_| End::Gone)?;
+                        break;
+                    }
+                    _ = &mut stalled => return Err(End::Gone),
+                    _ = outbox.ready.notified() => {
+                        if let Some(why) = outbox.closing() {
+                            return Err(why.into());
+                        }
+                    }
                 }
             }
         }
@@ -290,14 +339,22 @@ impl Link {
             End::Close { code, reason } => (code, reason, false),
             End::Answer(code) => (code, "", true),
         };
-        let close = Frame::close(code, reason);
-        let sent = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, self.socket.write(&[close])).await;
+        // A close frame may only follow whole frames: what is half-written is finished first.
+        let socket = &mut self.socket;
+        let sent = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
+            socket.flush().await?;
+            socket.send(VecDeque::from([Frame::close(code, reason)]));
+            socket.flush().await
+        })
+        .await;
         if answered || !matches!(sent, Ok(Ok(()))) {
             return;
         }
         // Let the peer answer, discarding whatever else it still sends meanwhile.
         let answer = async {
-            while let Ok(Some(incoming)) = self.socket.next(MAX_FRAME_BYTES).await {
+            while let Ok(Event::Incoming(incoming)) =
+                self.socket.next_event(true, MAX_FRAME_BYTES).await
+            {
                 if matches!(incoming, Ok(Incoming::Close(_)) | Err(_)) {
                     return;
                 }

@@ -200,11 +200,13 @@ impl Client {
         Self::welcomed(socket).await
     }
 
-    /// Like [`Self::connect_only`], with a tiny kernel receive buffer: a client that stops reading
-    /// then backs up into the server at once instead of into megabytes of loopback buffering.
+    /// Like [`Self::connect_only`], with tiny kernel buffers: a client that stops reading then backs
+    /// up into the server at once instead of into megabytes of loopback buffering, and what it
+    /// sends reaches the server (or waits) instead of piling up in its own kernel.
     pub async fn connect_small_buffer(addr: SocketAddr, cookie: &str) -> Self {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        socket.set_send_buffer_size(4096).expect("SO_SNDBUF");
         let stream = socket.connect(addr).await.expect("connect");
         let request = handshake(addr, Some(cookie), Some(&format!("http://{addr}")));
         let (socket, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
