@@ -116,6 +116,10 @@ impl Log {
             // room's newest rows and index entries) changed in nearly every commit — at 12 000
             // messages/s the writer made nine page writes per message, mostly checkpointing.
             conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+            // 64 MiB of page cache (SQLite's default is 2 MiB): the hot pages of a thousand busy
+            // rooms did not fit, and the writer re-read them from the file on every batch. It fills
+            // only as the log is used.
+            conn.pragma_update(None, "cache_size", -64 * 1024)?;
             Ok::<_, LogError>(conn)
         };
         let writer = open(&path)?;
