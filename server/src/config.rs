@@ -44,6 +44,11 @@ pub struct Config {
     #[arg(long, env = "HERALD_RETENTION", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub retention: u64,
 
+    /// SQLite page cache of the message log's writer, in MiB: the hot pages of every busy room
+    /// should fit (it fills only as the log is used).
+    #[arg(long, env = "HERALD_LOG_CACHE_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub log_cache_mib: u32,
+
     /// Longest message body accepted, in bytes of UTF-8 (at most 60000: a frame is at most 64 KiB).
     #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = app::protocol::MAX_BODY_BYTES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=60_000))]

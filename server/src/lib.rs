@@ -85,7 +85,12 @@ pub async fn run(
         .env(Env::PROD)
         .build();
     let hub = Hub::new();
-    let log = Log::open(&config.data_dir, config.retention, hub.clone())?;
+    let log = Log::open(
+        &config.data_dir,
+        config.retention,
+        config.log_cache_mib,
+        hub.clone(),
+    )?;
     let sessions = Sessions::load(&config)?;
     let state = AppState {
         leptos_options,

@@ -98,8 +98,14 @@ enum Stored {
 
 impl Log {
     /// Opens (or creates) the log in `data_dir`, keeping the last `retention` messages of each room,
-    /// and starts the writer thread, which publishes stored messages to `hub`.
-    pub fn open(data_dir: &Path, retention: u64, hub: Hub) -> Result<Self, LogError> {
+    /// and starts the writer thread (with `cache_mib` MiB of page cache), which publishes stored
+    /// messages to `hub`.
+    pub fn open(
+        data_dir: &Path,
+        retention: u64,
+        cache_mib: u32,
+        hub: Hub,
+    ) -> Result<Self, LogError> {
         let path = data_dir.join(DB_FILE);
         let open = |path: &Path| {
             let conn = Connection::open(path).map_err(|source| LogError::Open {
@@ -116,13 +122,13 @@ impl Log {
             // room's newest rows and index entries) changed in nearly every commit — at 12 000
             // messages/s the writer made nine page writes per message, mostly checkpointing.
             conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
-            // 64 MiB of page cache (SQLite's default is 2 MiB): the hot pages of a thousand busy
-            // rooms did not fit, and the writer re-read them from the file on every batch. It fills
-            // only as the log is used.
-            conn.pragma_update(None, "cache_size", -64 * 1024)?;
             Ok::<_, LogError>(conn)
         };
         let writer = open(&path)?;
+        // SQLite's default cache is 2 MiB: the hot pages of a thousand busy rooms (each room's
+        // newest rows and dedupe entries) did not fit, and the writer re-read them from the file on
+        // every batch. The reader keeps the default.
+        writer.pragma_update(None, "cache_size", -i64::from(cache_mib) * 1024)?;
         migrate(&writer)?;
         let reader = open(&path)?;
 
@@ -581,7 +587,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_that_fails_to_commit_leaves_no_trace_and_numbering_goes_on_without_a_gap() {
         let dir = temp_dir("rollback");
-        let log = Log::open(&dir, 100, Hub::new()).expect("open");
+        let log = Log::open(&dir, 100, 2, Hub::new()).expect("open");
         assert_eq!(
             log.append(msg("ann", "k1", "first")).await.expect("stored"),
             1
@@ -624,7 +630,7 @@ mod tests {
     #[tokio::test]
     async fn seqs_are_dense_and_duplicates_in_one_batch_are_stored_once() {
         let dir = temp_dir("dense");
-        let log = Log::open(&dir, 100, Hub::new()).expect("open");
+        let log = Log::open(&dir, 100, 2, Hub::new()).expect("open");
         // Sent concurrently, so they share batches; two of them carry the same key.
         let appends = (0..20).map(|i| {
             let log = log.clone();
@@ -655,7 +661,7 @@ mod tests {
     async fn history_and_epoch_survive_a_reopen_and_retention_keeps_the_newest() {
         let dir = temp_dir("reopen");
         let epoch = {
-            let log = Log::open(&dir, 5, Hub::new()).expect("open");
+            let log = Log::open(&dir, 5, 2, Hub::new()).expect("open");
             for i in 0..8 {
                 log.append(msg("ann", &format!("k{i}"), &format!("m{i}")))
                     .await
@@ -663,7 +669,7 @@ mod tests {
             }
             log.epoch("general").expect("general exists")
         };
-        let log = Log::open(&dir, 5, Hub::new()).expect("reopen");
+        let log = Log::open(&dir, 5, 2, Hub::new()).expect("reopen");
         assert_eq!(log.epoch("general").as_deref(), Some(epoch.as_str()));
         assert_eq!(log.first_seq("general").await.expect("read"), Some(4));
         let kept: Vec<u64> = log
