@@ -1,9 +1,10 @@
 //! `/ws`: the browser's WebSocket. Owns one connection from upgrade to close: reads and validates
 //! frames, hands accepted messages to the hub, and writes out the connection's queue.
 //!
-//! Each connection is one task and holds no buffer while idle. It writes everything queued (in
-//! batches, one vectored write each) before it reads the next frame, so its own replies never pile up
-//! and a client that stops reading stops being read. Closing is always a close frame with a code from
+//! Each connection is one task and holds no buffer while idle. It writes what is queued in batches
+//! (one vectored write each) and reads the client meanwhile; its sends are pipelined (acked in order
+//! as they are committed). A client that stops reading stops being read once its queue is at its
+//! bound, so its own replies cannot pile up. Closing is always a close frame with a code from
 //! `app::protocol::close_code` (or RFC 6455's own for a broken frame).
 
 use std::{
