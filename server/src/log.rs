@@ -334,7 +334,14 @@ fn migrate(conn: &Connection) -> Result<(), LogError> {
 }
 
 fn load_rooms(conn: &Connection) -> Result<HashMap<String, RoomState>, LogError> {
-    let mut stmt = conn.prepare("SELECT name, epoch, last_seq FROM rooms")?;
+    // A room's last seq is its newest message's (retention always keeps that one). `rooms.last_seq`
+    // is not written per batch — that was one more B-tree page per message — and only counts for
+    // logs written before that, or rooms without messages (0).
+    let mut stmt = conn.prepare(
+        "SELECT name, epoch,
+                MAX(last_seq, COALESCE((SELECT MAX(seq) FROM messages WHERE room = rooms.name), 0))
+         FROM rooms",
+    )?;
     let rooms = stmt
         .query_map([], |row| {
             Ok((
@@ -546,11 +553,9 @@ fn store_batch(
                 kind: msg.kind,
             }));
         }
-        let mut save = tx.prepare_cached("UPDATE rooms SET last_seq = ?2 WHERE name = ?1")?;
         let mut trim = tx.prepare_cached("DELETE FROM messages WHERE room = ?1 AND seq <= ?2")?;
         for name in touched {
             let last = rooms.get(name).map_or(0, |room| room.last_seq);
-            save.execute(params![name, last as i64])?;
             if last > retention {
                 trim.execute(params![name, (last - retention) as i64])?;
             }
