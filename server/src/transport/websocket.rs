@@ -150,6 +150,13 @@ pub enum Incoming {
     TooBig,
 }
 
+/// The code to answer a client's close frame with: its own if it may be sent on the wire (RFC 6455
+/// §7.4), otherwise 1000 ("normal"): 1005 and 1006, say, only ever describe a close locally.
+pub fn answer_code(code: Option<u16>) -> u16 {
+    code.filter(|code| matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999))
+        .unwrap_or(1000)
+}
+
 /// The peer broke the protocol: the connection must close with `code`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Violation {
@@ -462,6 +469,23 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_close_is_answered_with_its_code_unless_that_code_may_not_be_sent() {
+        assert_eq!(answer_code(Some(1001)), 1001);
+        assert_eq!(answer_code(Some(4000)), 4000);
+        for reserved in [
+            None,
+            Some(0),
+            Some(1005),
+            Some(1006),
+            Some(1015),
+            Some(2999),
+            Some(5000),
+        ] {
+            assert_eq!(answer_code(reserved), 1000, "{reserved:?}");
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ use crate::{
     log::{Appending, LogError, NewMessage},
     rate::TokenBucket,
     session,
-    transport::websocket::{Event, Incoming, Socket, Upgrade},
+    transport::websocket::{self, Event, Incoming, Socket, Upgrade},
 };
 
 /// How long we wait for the peer to answer our close frame before dropping the connection.
@@ -245,7 +245,7 @@ async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &
                     reason: "frame too big",
                 };
             }
-            Incoming::Close(code) => return End::Answer(code.unwrap_or(NORMAL_CLOSURE)),
+            Incoming::Close(code) => return End::Answer(websocket::answer_code(code)),
         }
     }
 }
@@ -270,9 +270,6 @@ fn unavailable(user: &Identity, e: LogError) -> ServerMsg {
         message: "the server could not do that just now; try again".into(),
     })
 }
-
-/// RFC 6455's "normal closure", the answer to a close frame without a code.
-const NORMAL_CLOSURE: u16 = 1000;
 
 impl Link {
     /// Unless a write is under way, gives the socket the next batch from the queue (or the lag
