@@ -253,7 +253,8 @@ impl Outbox {
 }
 
 impl Subscriber {
-    /// Queues a message frame (or holds it). False if the subscriber lagged on this message of `room` (seq `seq`): then it must be dropped from the room.
+    /// Queues a message frame (or holds it). False if the subscriber lagged on this message of
+    /// `room` (seq `seq`): then it must be dropped from the room.
     fn deliver(&mut self, room: &str, seq: u64, frame: &Frame) -> bool {
         if let Some(held) = &mut self.held {
             if held.len() < QUEUE_FRAMES {
