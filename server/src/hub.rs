@@ -161,9 +161,9 @@ impl Outbox {
         Ok(())
     }
 
-    /// Queues a reply to the connection's own request. Not bounded here: the connection's task
-    /// writes its queue out before it reads on (and during a join's replay), so replies cannot pile
-    /// up.
+    /// Queues a reply to the connection's own request. Not bounded here: the connection's task stops
+    /// reading its client while the queue is at its bound (and writes a join's replay out as it
+    /// goes), so replies cannot pile up.
     pub fn push(&self, frame: Frame) {
         self.push_locked(self.lock(), frame);
     }

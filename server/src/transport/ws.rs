@@ -111,6 +111,40 @@ impl From<Closing> for End {
     }
 }
 
+/// How far [`Link::write_now`] got.
+enum Written {
+    /// Nothing was being written.
+    Idle,
+    /// The batch under way is out.
+    Done,
+    /// The peer must read before the rest can go.
+    Waiting,
+}
+
+/// The timer on a write that waits for the peer: armed when a write blocks, off once it completes.
+/// A write that makes no progress for [`STALLED_WRITE`] drops the connection.
+#[derive(Default)]
+struct Stall(Option<Pin<Box<tokio::time::Sleep>>>);
+
+impl Stall {
+    fn arm(&mut self) {
+        self.0
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(STALLED_WRITE)));
+    }
+
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+
+    /// Resolves when an armed timer runs out; never while disarmed.
+    async fn expired(&mut self) {
+        match self.0.as_mut() {
+            Some(timer) => timer.await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// The socket and the queue written to it.
 struct Link {
     socket: Socket,
@@ -147,28 +181,17 @@ async fn connection(socket: Socket, state: AppState, user: Identity) {
 async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &Identity) -> End {
     let mut budget = TokenBucket::new(state.limits.rate_per_sec, state.limits.rate_burst);
     let mut in_flight = InFlight::new();
-    // Armed while a write waits for the peer: one that makes no progress for this long is dropped.
-    let mut stalled: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let mut stall = Stall::default();
     loop {
         if let Err(end) = link.refill() {
             return end;
         }
-        let writing = link.socket.is_writing();
-        if writing {
-            // Usually the socket takes the batch at once, and no timer is needed.
-            match futures::poll!(link.socket.flush()) {
-                Poll::Ready(Ok(())) => {
-                    stalled = None;
-                    continue;
-                }
-                Poll::Ready(Err(_)) => return End::Gone,
-                Poll::Pending => {
-                    stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(STALLED_WRITE)));
-                }
-            }
-        } else {
-            stalled = None;
-        }
+        let writing = match link.write_now(&mut stall).await {
+            Ok(Written::Done) => continue, // The next batch, if any.
+            Ok(Written::Waiting) => true,
+            Ok(Written::Idle) => false,
+            Err(end) => return end,
+        };
         let read = in_flight.len() < MAX_IN_FLIGHT && !link.outbox.is_full();
         let event = tokio::select! {
             biased;
@@ -179,14 +202,7 @@ async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &
                 }
                 continue;
             }
-            _ = async {
-                match stalled.as_mut() {
-                    Some(timer) => timer.await,
-                    None => std::future::pending().await,
-                }
-            }, if stalled.is_some() => {
-                return End::Gone;
-            }
+            _ = stall.expired() => return End::Gone,
             (room, client_id, stored) = first_answer(&mut in_flight), if !in_flight.is_empty() => {
                 conn.reply(match stored {
                     Ok(seq) => ServerMsg::Ack { room, client_id, seq }.encode().into(),
@@ -198,7 +214,7 @@ async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &
         };
         let incoming = match event {
             Ok(Event::Written) => {
-                stalled = None;
+                stall.disarm();
                 continue;
             }
             Ok(Event::Incoming(Ok(incoming))) => incoming,
@@ -294,37 +310,52 @@ impl Link {
         Ok(())
     }
 
+    /// Takes the write under way as far as the socket allows without waiting. Usually it takes the
+    /// whole batch at once, and no timer is needed; one that must wait arms `stall`.
+    async fn write_now(&mut self, stall: &mut Stall) -> Result<Written, End> {
+        if !self.socket.is_writing() {
+            stall.disarm();
+            return Ok(Written::Idle);
+        }
+        match futures::poll!(self.socket.flush()) {
+            Poll::Ready(Ok(())) => {
+                stall.disarm();
+                Ok(Written::Done)
+            }
+            Poll::Ready(Err(_)) => Err(End::Gone),
+            Poll::Pending => {
+                stall.arm();
+                Ok(Written::Waiting)
+            }
+        }
+    }
+
     /// Writes out everything queued, batch by batch, waiting for the peer as needed (not reading
-    /// meanwhile: a join's replay uses it to stay within the queue's bound). A close from the hub
-    /// still wins, and a peer that reads nothing for [`STALLED_WRITE`] is dropped.
+    /// meanwhile: a join's replay uses it to stay within the queue's bound). As in `serve`, a close
+    /// from the hub still wins, and a peer that reads nothing for [`STALLED_WRITE`] is dropped.
     async fn flush(&mut self) -> Result<(), End> {
+        let mut stall = Stall::default();
         loop {
             self.refill()?;
-            if !self.socket.is_writing() {
-                return Ok(());
+            match self.write_now(&mut stall).await? {
+                Written::Idle => return Ok(()),
+                Written::Done => continue,
+                Written::Waiting => {}
             }
-            let Link { socket, outbox } = self;
-            let write = socket.flush();
-            tokio::pin!(write);
-            if let Poll::Ready(written) = futures::poll!(&mut write) {
-                written.map_err(|_| End::Gone)?;
-                continue;
-            }
-            let stalled = tokio::time::sleep(STALLED_WRITE);
-            tokio::pin!(stalled);
-            loop {
-                tokio::select! {
-                    biased;
-                    written = &mut write => {
-                        written.map_err(|_| End::Gone)?;
-                        break;
+            tokio::select! {
+                biased;
+                _ = self.outbox.ready.notified() => {
+                    if let Some(why) = self.outbox.closing() {
+                        return Err(why.into());
                     }
-                    _ = &mut stalled => return Err(End::Gone),
-                    _ = outbox.ready.notified() => {
-                        if let Some(why) = outbox.closing() {
-                            return Err(why.into());
-                        }
+                }
+                _ = stall.expired() => return Err(End::Gone),
+                event = self.socket.next_event(false, MAX_FRAME_BYTES) => {
+                    // Not reading: the only event is the end of the write (or its failure).
+                    if event.is_err() {
+                        return Err(End::Gone);
                     }
+                    stall.disarm();
                 }
             }
         }
