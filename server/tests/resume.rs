@@ -206,3 +206,33 @@ async fn a_resend_from_a_new_connection_of_the_same_user_is_stored_once() {
     let seen = seqs_in(&mut observer, "general", 2).await;
     assert_eq!(seen, vec![seq, seq + 1], "broadcast once");
 }
+
+/// A replay longer than a connection's queue bound (in frames and in bytes) arrives complete and in
+/// order, and the live messages follow it. (That the queue never holds it whole is not shown here:
+/// on loopback the kernel's send buffer, up to 4 MB, takes the replay as fast as it is queued.)
+#[tokio::test]
+async fn a_replay_longer_than_the_queue_arrives_whole_and_live_messages_follow() {
+    const MISSED: u64 = 600;
+    assert!(MISSED as usize > server::hub::QUEUE_FRAMES);
+    let server = TestServer::start().await;
+    let cookie = server.session("Poster").await;
+    let mut poster = Client::connect_only(server.addr, &cookie).await;
+    let epoch = poster.join("general", None).await.epoch;
+    // 1.8 MB in all: more than a queue's byte bound.
+    let body = "m".repeat(3000);
+    for i in 0..MISSED {
+        poster.post(&format!("m{i}"), &body).await;
+    }
+    // A reader with tiny socket buffers: the replay has to wait for it to read.
+    let cookie = server.session("Reader").await;
+    let mut reader = Client::connect_small_buffer(server.addr, &cookie).await;
+    let joined = reader.join("general", Some(Cursor { epoch, seq: 0 })).await;
+    assert_eq!(joined.mode, JoinMode::Full);
+    assert_eq!((joined.first_seq, joined.last_seq), (1, MISSED));
+    let live = poster.post("live", "after the join").await;
+    let expected: Vec<u64> = (1..=MISSED).chain([live]).collect();
+    assert_eq!(
+        seqs_in(&mut reader, "general", expected.len()).await,
+        expected
+    );
+}
