@@ -30,6 +30,9 @@ test('an EventSource on the page receives what a program publishes; the chat sho
   const page = await (await browser.newContext()).newPage();
   const errors = watchForErrors(page);
   await openChat(page, `${herald.url}/r/deploys`, 'Ann');
+  // "Connected" comes with the server's welcome, before the room's join is answered; reading a room
+  // that does not exist yet is a 404 (docs/API.md), so wait until Ann is listed in it.
+  await expect(page.getByTestId('people')).toHaveText('Ann');
   // The page's own session cookie lets its scripts read the stream.
   await page.evaluate(() => {
     const w = window as unknown as { events: { type: string; id: string; data: string }[] };
