@@ -84,6 +84,19 @@ test('the people in a room and the room list counts update live', async ({ brows
   await expect(a.getByTestId('notice').filter({ hasText: 'Bob left' })).toHaveCount(1);
 });
 
+test('someone who speaks as they arrive is announced before their first words', async ({ browser }) => {
+  const room = uniqueRoom('arrival');
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  await openChat(a, `${heraldUrl()}/r/${room}`, 'Ann');
+  await expect(a.getByTestId('people')).toHaveText('Ann');
+  // Bob sends at once, well within the half second in which arrivals are gathered.
+  await openChat(b, `${heraldUrl()}/r/${room}`, 'Bob');
+  await send(b, 'hello from Bob');
+  await expect(a.locator('.messages li')).toHaveText([/^Bob joined$/, /hello from Bob/]);
+  await expect(a.getByTestId('people').locator('li')).toHaveText(['Ann', 'Bob']);
+});
+
 test('"is typing" shows while someone types and goes when they send or stop', async ({ browser }) => {
   const room = uniqueRoom('typing');
   const a = await (await browser.newContext()).newPage();

@@ -17,6 +17,7 @@
 //! collected and announced by [`Hub::tick`], which the server calls a few times a second: that
 //! coalesces a burst of arrivals into one frame, and a person counts as gone only after
 //! [`LEAVE_GRACE`] without any connection in the room, so a reload or a network blip is not announced.
+//! A message from someone whose arrival is still to be told is preceded by that announcement.
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
@@ -67,6 +68,8 @@ struct Inner {
     connections: HashMap<u64, Arc<Outbox>>,
     /// The room list as last sent to everyone.
     rooms_announced: Vec<RoomSummary>,
+    /// A room's count changed outside [`Hub::tick`]: the next tick sends the room list.
+    list_stale: bool,
 }
 
 #[derive(Default)]
@@ -375,9 +378,18 @@ impl Hub {
     pub fn publish(&self, room: &str, message: &ChatMessage) {
         // Encoded once, outside the lock; every subscriber shares these bytes.
         let frame = Frame::from(ServerMsg::Message(message.clone()).encode());
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let name = room;
         let room = inner.rooms.entry(room.to_owned()).or_default();
+        // Someone who speaks before their arrival was announced is announced first, so the others
+        // read "Bob joined" before Bob's first words, not a tick after them.
+        if room.dirty
+            && room.members.contains_key(&message.author.id)
+            && !room.announced.contains_key(&message.author.id)
+        {
+            inner.list_stale |= room.announce(name, Instant::now());
+        }
         room.last_seq = message.seq;
         // Their message ends their typing; the next keystroke may say so again at once.
         room.typing.remove(&message.author.id);
@@ -389,41 +401,12 @@ impl Hub {
     /// any count changed, the room list (to everyone). The server calls it every [`TICK`].
     pub fn tick(&self, now: Instant) {
         let mut inner = self.lock();
-        let mut counts_changed = false;
+        let mut counts_changed = std::mem::take(&mut inner.list_stale);
         for (name, room) in &mut inner.rooms {
             room.typing
                 .retain(|_, sent| now < *sent + Duration::from_secs(60));
-            if !room.dirty {
-                continue;
-            }
-            room.members.retain(|_, m| m.present(now));
-            // Someone within their leave grace keeps the room dirty until they are gone or back.
-            room.dirty = room.members.values().any(|m| m.connections == 0);
-            let current: BTreeMap<String, Identity> = room
-                .members
-                .iter()
-                .map(|(id, m)| (id.clone(), m.who.clone()))
-                .collect();
-            if current == room.announced {
-                continue;
-            }
-            counts_changed |= current.len() != room.announced.len();
-            let joined = current
-                .iter()
-                .filter(|(id, _)| !room.announced.contains_key(*id))
-                .map(|(_, who)| who.clone())
-                .collect();
-            let left = room
-                .announced
-                .iter()
-                .filter(|(id, _)| !current.contains_key(*id))
-                .map(|(_, who)| who.clone())
-                .collect();
-            room.announced = current;
-            let frame =
-                Frame::from(presence_frame(name, room.presence_list(), joined, left).encode());
-            for sub in room.subscribers.values() {
-                sub.signal(&frame);
+            if room.dirty {
+                counts_changed |= room.announce(name, now);
             }
         }
         if counts_changed {
@@ -508,6 +491,40 @@ impl Hub {
 }
 
 impl Room {
+    /// Tells the room's subscribers who came and who left since the last announcement, if anyone
+    /// did. True if the number of people changed (the room list is then out of date).
+    fn announce(&mut self, name: &str, now: Instant) -> bool {
+        self.members.retain(|_, m| m.present(now));
+        // Someone within their leave grace keeps the room dirty until they are gone or back.
+        self.dirty = self.members.values().any(|m| m.connections == 0);
+        let current: BTreeMap<String, Identity> = self
+            .members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.who.clone()))
+            .collect();
+        if current == self.announced {
+            return false;
+        }
+        let count_changed = current.len() != self.announced.len();
+        let joined = current
+            .iter()
+            .filter(|(id, _)| !self.announced.contains_key(*id))
+            .map(|(_, who)| who.clone())
+            .collect();
+        let left = self
+            .announced
+            .iter()
+            .filter(|(id, _)| !current.contains_key(*id))
+            .map(|(_, who)| who.clone())
+            .collect();
+        self.announced = current;
+        let frame = Frame::from(presence_frame(name, self.presence_list(), joined, left).encode());
+        for sub in self.subscribers.values() {
+            sub.signal(&frame);
+        }
+        count_changed
+    }
+
     /// The members as announced, by name.
     fn presence_list(&self) -> Vec<Identity> {
         let mut members: Vec<Identity> = self.announced.values().cloned().collect();
@@ -870,6 +887,39 @@ mod tests {
         assert_eq!(presences(&ann), vec![], "not before the grace is over");
         hub.tick(Instant::now() + LEAVE_GRACE);
         assert_eq!(presences(&ann), vec![(2, vec![], vec!["user 2".into()])]);
+    }
+
+    #[test]
+    fn someone_who_speaks_before_the_tick_is_announced_before_their_message() {
+        let hub = Hub::new();
+        let (_ann, ann) = joined_as(&hub, "general", user(1));
+        hub.tick(Instant::now());
+        drain(&ann);
+        let (_bob, _) = joined_as(&hub, "general", user(2));
+        let mut hello = message(1);
+        hello.author = user(2);
+        hub.publish("general", &hello);
+        let seen: Vec<String> = drain(&ann)
+            .into_iter()
+            .map(|msg| match msg {
+                ServerMsg::Presence { joined, .. } => format!("joined {}", joined[0].name),
+                ServerMsg::Message(m) => format!("{}: {}", m.author.name, m.body),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(seen, ["joined user 2", "user 2: m1"]);
+        hub.tick(Instant::now());
+        let after: Vec<ServerMsg> = drain(&ann);
+        assert!(
+            matches!(after.as_slice(), [ServerMsg::Rooms { rooms }] if rooms[0].members == 2),
+            "told once; the room list follows at the tick: {after:?}"
+        );
+        hub.publish("general", &message(2));
+        assert_eq!(
+            presences(&ann),
+            vec![],
+            "a member's message announces nothing"
+        );
     }
 
     #[test]
