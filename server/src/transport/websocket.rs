@@ -182,6 +182,9 @@ struct Decoder {
     partial: Option<(u8, Vec<u8>)>,
     /// Bytes of an oversized frame still to be skipped as they arrive.
     skip: u64,
+    /// A fragmented message was refused as too big before its last fragment: the continuation
+    /// frames still to come are skipped the same way, up to and including the final one.
+    discarding: bool,
 }
 
 impl Decoder {
@@ -226,12 +229,23 @@ impl Decoder {
             if control && (!fin || len > 125) {
                 return Err(protocol_error("control frames are short and whole"));
             }
+            if self.discarding && !control {
+                if op != 0x0 {
+                    return Err(protocol_error("message inside a message"));
+                }
+                // More of a message already reported as too big.
+                self.consume(at + 4);
+                self.skip = len;
+                self.discarding = !fin;
+                continue;
+            }
             let so_far = self.partial.as_ref().map_or(0, |(_, p)| p.len() as u64);
             if !control && so_far + len > max_message as u64 {
                 // Skipped as it arrives rather than buffered: the size alone decides.
                 self.consume(at + 4);
                 self.skip = len;
                 self.partial = None;
+                self.discarding = !fin;
                 return Ok(Some(Incoming::TooBig));
             }
             let end = at + 4 + len as usize;
@@ -538,10 +552,82 @@ mod tests {
         );
         decoder.input.extend_from_slice(&bytes[100..]);
         assert_eq!(decoder.next(1000), Ok(Some(Incoming::Text("after".into()))));
-        // Fragments count together.
+        // Fragments count together, and the rest of a refused message is skipped to its end.
         let mut bytes = client_frame(0x01, &[b'x'; 600]);
         bytes.extend(client_frame(0x80, &[b'x'; 600]));
         assert_eq!(decode_all(&bytes, 1000), vec![Ok(Incoming::TooBig)]);
+        let bytes = [
+            client_frame(0x01, &[b'x'; 600]),
+            client_frame(0x00, &[b'x'; 600]),
+            client_frame(0x89, b"still here?"),
+            client_frame(0x00, &[b'x'; 600]),
+            client_frame(0x80, &[b'x'; 10]),
+            client_frame(0x81, b"after"),
+        ]
+        .concat();
+        assert_eq!(
+            decode_all(&bytes, 1000),
+            vec![
+                Ok(Incoming::TooBig),
+                Ok(Incoming::Ping(b"still here?".to_vec())),
+                Ok(Incoming::Text("after".into()))
+            ]
+        );
+    }
+
+    /// A tiny xorshift generator: the same "random" bytes on every run, no dependency.
+    fn noise(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    #[test]
+    fn no_input_makes_the_decoder_panic_or_buffer_past_its_limit() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        for round in 0..2000 {
+            // Half plain noise; half real frames with a byte or two flipped, which get further in.
+            let mut bytes = Vec::new();
+            if round % 2 == 0 {
+                bytes.extend((0..noise(&mut seed) % 300).map(|_| noise(&mut seed) as u8));
+            } else {
+                for _ in 0..noise(&mut seed) % 6 {
+                    let first = [0x01, 0x00, 0x80, 0x81, 0x82, 0x88, 0x89, 0x8a]
+                        [(noise(&mut seed) % 8) as usize];
+                    let len = (noise(&mut seed) % 200) as usize;
+                    bytes.extend(client_frame(first, &vec![b'y'; len]));
+                }
+                for _ in 0..noise(&mut seed) % 3 {
+                    if !bytes.is_empty() {
+                        let at = (noise(&mut seed) % bytes.len() as u64) as usize;
+                        bytes[at] ^= noise(&mut seed) as u8;
+                    }
+                }
+            }
+            let mut decoder = Decoder::default();
+            let mut rest = &bytes[..];
+            'feed: while !rest.is_empty() {
+                let n = (1 + noise(&mut seed) % 64).min(rest.len() as u64) as usize;
+                decoder.input.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                loop {
+                    match decoder.next(256) {
+                        Ok(Some(Incoming::Text(text))) => assert!(text.len() <= 256),
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => break 'feed, // The connection is closed here.
+                    }
+                }
+                let held = decoder.partial.as_ref().map_or(0, |(_, p)| p.len());
+                assert!(held <= 256, "round {round}: {held} bytes of a message held");
+                assert!(
+                    decoder.input.len() <= 256 + 14 + 64,
+                    "round {round}: {} bytes unread",
+                    decoder.input.len()
+                );
+            }
+        }
     }
 
     #[test]
