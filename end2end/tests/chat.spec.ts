@@ -1,5 +1,5 @@
 // Two people chatting in real Chromium, each in their own browser context, against the release binary.
-import { expect, test } from '@playwright/test';
+import { expect, Page, test } from '@playwright/test';
 import { bodies, chooseName, heraldUrl, openChat, send, watchForErrors } from '../lib/chat';
 
 test('two browsers chat live: each sees the other at once', async ({ browser }) => {
@@ -55,6 +55,35 @@ test('markup in a message is shown as text and runs nothing', async ({ browser }
   await send(b, 'after the markup');
   await expect(bodies(a).filter({ hasText: 'after the markup' })).toHaveCount(1);
   expect(dialogs).toEqual([]);
+});
+
+test('web addresses in a message are links that open in a new tab; nothing else is', async ({ browser }) => {
+  const url = `${heraldUrl()}/r/links-${Date.now()}`;
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  const errors = [watchForErrors(a), watchForErrors(b)];
+  await openChat(a, url, 'Ann');
+  await openChat(b, url, 'Bob');
+  const text = 'guide: https://example.com/guide?x=1. not javascript:alert(1) nor xhttps://example.com';
+  await send(a, text);
+  const seesOneLink = async (page: Page) => {
+    await expect(bodies(page)).toHaveText([text]);
+    const link = page.locator('.messages .body a');
+    await expect(link).toHaveCount(1);
+    await expect(link).toHaveText('https://example.com/guide?x=1');
+    await expect(link).toHaveAttribute('href', 'https://example.com/guide?x=1');
+    await expect(link).toHaveAttribute('target', '_blank');
+    await expect(link).toHaveAttribute('rel', 'noopener noreferrer nofollow');
+  };
+  await seesOneLink(a);
+  await seesOneLink(b);
+  // Rendered the same by the server, and taken over by the page without a mismatch.
+  const html = await (await b.request.get(url)).text();
+  expect(html).toContain('<a href="https://example.com/guide?x=1" target="_blank"');
+  await b.reload();
+  await openChat(b, url);
+  await seesOneLink(b);
+  expect(errors.flat()).toEqual([]);
 });
 
 test('the page is rendered on the server, and the composer waits for hydration', async ({ browser }) => {

@@ -5,6 +5,7 @@
 use leptos::{html, prelude::*};
 
 use crate::{
+    components::MessageBody,
     protocol::MessageKind,
     state::{Line, Room, Tab},
 };
@@ -102,7 +103,7 @@ pub fn MessageList() -> impl IntoView {
                                         <span class="author">{shown.msg.author.name}</span>
                                         <time>{move || clock(sent_at, tab.hydrated.get())}</time>
                                     </div>
-                                    <p class="body">{shown.msg.body}</p>
+                                    <MessageBody text=shown.msg.body />
                                 </li>
                             }
                             .into_any()
@@ -122,7 +123,7 @@ pub fn MessageList() -> impl IntoView {
                                         <time>{move || clock(sent_at, tab.hydrated.get())}</time>
                                     </div>
                                     // Text, never markup: Leptos escapes it.
-                                    <p class="body">{shown.msg.body}</p>
+                                    <MessageBody text=shown.msg.body />
                                 </li>
                             }
                             .into_any()
