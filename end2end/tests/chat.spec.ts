@@ -86,6 +86,17 @@ test('web addresses in a message are links that open in a new tab; nothing else 
   expect(errors.flat()).toEqual([]);
 });
 
+test('on a phone the page fits the screen: nothing scrolls sideways', async ({ browser }) => {
+  const page = await (await browser.newContext({ viewport: { width: 360, height: 740 } })).newPage();
+  const room = `a-rather-long-room-name-for-a-phone-${Date.now()}`;
+  await openChat(page, `${heraldUrl()}/r/${room}`, 'Somebody With A Long Name');
+  await send(page, `see https://example.com/${'very-long-path/'.repeat(8)} and ${'w'.repeat(80)}`);
+  await expect(bodies(page)).toHaveCount(1);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  await expect(page.getByTestId('composer-input')).toBeInViewport();
+});
+
 test('the page is rendered on the server, and the composer waits for hydration', async ({ browser }) => {
   // Without JavaScript: choosing a name works (a plain form), and the server's HTML alone already
   // holds the chat's layout.
