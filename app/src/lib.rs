@@ -68,8 +68,18 @@ pub fn App() -> impl IntoView {
     Effect::new(move |_| {
         tab.hydrated.set(true);
         #[cfg(feature = "hydrate")]
-        if tab.me.get_untracked().is_some() {
-            client::connect(tab);
+        {
+            if tab.me.get_untracked().is_some() {
+                client::connect(tab);
+            }
+            // Whether anyone can see the page decides what counts as read.
+            let hidden = || leptos::prelude::document().hidden();
+            tab.set_visible(!hidden());
+            let changed = leptos::ev::Custom::<leptos::ev::Event>::new("visibilitychange");
+            // The page lives as long as the listener is needed: keep it for good.
+            std::mem::forget(window_event_listener(changed, move |_| {
+                tab.set_visible(!hidden());
+            }));
         }
     });
     view! {
@@ -149,6 +159,10 @@ fn Chat(room: String) -> impl IntoView {
     let tab = expect_context::<Tab>();
     let open = tab.show(&room);
     provide_context(open);
+    let title = {
+        let room = room.clone();
+        move || page_title(&room, tab.unread_total())
+    };
     let navigate = leptos_router::hooks::use_navigate();
     // Once hydrated, going to a room is a move within the page: the socket stays, and so do the
     // rooms already open. (Before that, the form goes to the server like any form.)
@@ -167,6 +181,7 @@ fn Chat(room: String) -> impl IntoView {
 
     view! {
         <div class="app" data-hydrated=move || tab.hydrated.get().to_string()>
+            <Title text=title/>
             <header class="topbar">
                 <h1 class="brand">"Herald"</h1>
                 <span class="room-name" data-testid="room-name">"# " {room}</span>
@@ -220,5 +235,25 @@ fn NotFound() -> impl IntoView {
             <h1>"Not found"</h1>
             <p><a href="/">"Back to the chat"</a></p>
         </div>
+    }
+}
+
+/// The tab's title: the room on screen, after how many messages wait unread in the open rooms, so a
+/// background tab shows that something was said ("(3) # general · Herald").
+fn page_title(room: &str, unread: u32) -> String {
+    match unread {
+        0 => format!("# {room} · Herald"),
+        n => format!("({n}) # {room} · Herald"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_title;
+
+    #[test]
+    fn the_title_names_the_room_and_counts_what_is_unread() {
+        assert_eq!(page_title("general", 0), "# general · Herald");
+        assert_eq!(page_title("ops", 12), "(12) # ops · Herald");
     }
 }

@@ -134,6 +134,9 @@ pub struct Tab {
     rooms: StoredValue<HashMap<String, Room>>,
     /// The room on screen.
     pub current: RwSignal<String>,
+    /// False while the page is not on screen (a background tab, a minimised window): messages that
+    /// arrive then are unread in the room on screen too.
+    pub visible: RwSignal<bool>,
     /// The last refusal from the server, shown under the composer until the next successful send.
     pub last_error: RwSignal<Option<String>>,
     /// Sends a frame on the current connection; installed by the client once hydrated.
@@ -233,6 +236,7 @@ impl Tab {
             open: RwSignal::new(Vec::new()),
             rooms: StoredValue::new(HashMap::new()),
             current: RwSignal::new(String::new()),
+            visible: RwSignal::new(true),
             last_error: RwSignal::new(None),
             outbox: StoredValue::new_local(None),
             owner: StoredValue::new_local(Owner::current()),
@@ -328,10 +332,29 @@ impl Tab {
         let mine = self.is_me(&msg.author);
         if room.push_message(msg, mine)
             && !mine
-            && self.current.get_untracked() != room.name.get_value()
+            && (!self.visible.get_untracked()
+                || self.current.get_untracked() != room.name.get_value())
         {
             room.unread.update(|n| *n += 1);
         }
+    }
+
+    /// The page came on screen or went off it. Coming back, the room on screen has been read.
+    pub fn set_visible(&self, visible: bool) {
+        self.visible.set(visible);
+        if visible && let Some(room) = self.room(&self.current.get_untracked()) {
+            room.unread.set(0);
+        }
+    }
+
+    /// Messages not yet seen, in all open rooms (tracked: for the page title).
+    pub fn unread_total(&self) -> u32 {
+        self.open.with(|open| {
+            open.iter()
+                .filter_map(|name| self.room(name))
+                .map(|room| room.unread.get())
+                .sum()
+        })
     }
 }
 

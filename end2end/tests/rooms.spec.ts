@@ -60,6 +60,42 @@ test('one socket carries every open room; switching keeps each conversation', as
   expect(errors.flat()).toEqual([]);
 });
 
+/** What the browser would do when the user switches tabs or minimises the window. */
+async function setHidden(page: Page, hidden: boolean) {
+  await page.evaluate((hidden) => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+    document.dispatchEvent(new Event('visibilitychange', { bubbles: true }));
+  }, hidden);
+}
+
+test('the tab title names the room and counts what is unread, in other rooms and while away', async ({
+  browser,
+}) => {
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  const first = uniqueRoom('title');
+  const second = uniqueRoom('title');
+  await openChat(a, `${heraldUrl()}/r/${first}`, 'Ann');
+  await expect(a).toHaveTitle(`# ${first} · Herald`);
+  await goToRoom(a, second);
+  await expect(a).toHaveTitle(`# ${second} · Herald`);
+
+  await openChat(b, `${heraldUrl()}/r/${first}`, 'Bob');
+  await send(b, 'over here');
+  await expect(a).toHaveTitle(`(1) # ${second} · Herald`);
+  await roomLink(a, first).getByRole('link').click();
+  await expect(a).toHaveTitle(`# ${first} · Herald`);
+
+  // Ann switches to another tab: what is said in the room on her screen now counts too.
+  await setHidden(a, true);
+  await send(b, 'are you there?');
+  await send(b, 'hello?');
+  await expect(a).toHaveTitle(`(2) # ${first} · Herald`);
+  await setHidden(a, false);
+  await expect(a).toHaveTitle(`# ${first} · Herald`);
+  await expect(bodies(a)).toHaveText(['over here', 'are you there?', 'hello?']);
+});
+
 test('the people in a room and the room list counts update live', async ({ browser }) => {
   const room = uniqueRoom('people');
   const a = await (await browser.newContext()).newPage();
