@@ -97,6 +97,39 @@ test('on a phone the page fits the screen: nothing scrolls sideways', async ({ b
   await expect(page.getByTestId('composer-input')).toBeInViewport();
 });
 
+test('a message shows when it was sent in the time zone of its reader, with its day once not today', async ({
+  browser,
+}) => {
+  const url = `${heraldUrl()}/r/days-${Date.now()}`;
+  const page = await (await browser.newContext({ timezoneId: 'Asia/Tokyo' })).newPage();
+  const errors = watchForErrors(page);
+  await openChat(page, url, 'Ann');
+  await send(page, 'said today');
+  const time = page.locator('.message', { hasText: 'said today' }).locator('time');
+  const iso = (await time.getAttribute('datetime')) ?? '';
+  expect(iso).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\dZ$/);
+  const sent = Date.parse(iso);
+  const inTokyo = (options: Intl.DateTimeFormatOptions, at = sent) =>
+    new Date(at).toLocaleString('en-GB', { timeZone: 'Asia/Tokyo', ...options });
+  const hhmm = inTokyo({ hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+  await expect(time).toHaveText(hhmm);
+
+  // The same conversation read later: the reader's clock decides what "today" is.
+  const readAt = async (later: number) => {
+    await page.clock.setFixedTime(sent + 30_000 + later);
+    await page.reload();
+    await openChat(page, url);
+  };
+  const day = 24 * 3600 * 1000;
+  await readAt(day);
+  await expect(time).toHaveText(`Yesterday ${hhmm}`);
+  await readAt(3 * day);
+  const crossesAYear = inTokyo({ year: 'numeric' }) !== inTokyo({ year: 'numeric' }, sent + 3 * day);
+  const date = inTokyo({ day: 'numeric', month: 'short', ...(crossesAYear ? { year: 'numeric' } : {}) });
+  await expect(time).toHaveText(`${date} ${hhmm}`);
+  expect(errors).toEqual([]);
+});
+
 test('the page is rendered on the server, and the composer waits for hydration', async ({ browser }) => {
   // Without JavaScript: choosing a name works (a plain form), and the server's HTML alone already
   // holds the chat's layout.

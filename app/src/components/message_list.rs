@@ -5,7 +5,10 @@
 use leptos::{html, prelude::*};
 
 use crate::{
-    components::MessageBody,
+    components::{
+        MessageBody,
+        sent_at::{iso, sent_label},
+    },
     protocol::MessageKind,
     state::{Line, Room, Tab},
 };
@@ -101,7 +104,7 @@ pub fn MessageList() -> impl IntoView {
                                     <div class="meta">
                                         <span class="label">"Announcement"</span>
                                         <span class="author">{shown.msg.author.name}</span>
-                                        <time>{move || clock(sent_at, tab.hydrated.get())}</time>
+                                        <time datetime=iso(sent_at)>{move || sent_label(sent_at, tab.hydrated.get())}</time>
                                     </div>
                                     <MessageBody text=shown.msg.body />
                                 </li>
@@ -120,7 +123,7 @@ pub fn MessageList() -> impl IntoView {
                                         {bot.then(|| view! { <span class="badge" title="posted by an integration">"bot"</span> })}
                                         // The server cannot know the reader's time zone; the
                                         // browser puts its local time in once it has taken over.
-                                        <time>{move || clock(sent_at, tab.hydrated.get())}</time>
+                                        <time datetime=iso(sent_at)>{move || sent_label(sent_at, tab.hydrated.get())}</time>
                                     </div>
                                     // Text, never markup: Leptos escapes it.
                                     <MessageBody text=shown.msg.body />
@@ -144,16 +147,4 @@ pub fn MessageList() -> impl IntoView {
             </ol>
         </div>
     }
-}
-
-/// `HH:MM`: in the reader's own time zone once `local` (the page is hydrated), in UTC before.
-fn clock(sent_at_ms: u64, local: bool) -> String {
-    #[cfg(feature = "hydrate")]
-    if local {
-        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(sent_at_ms as f64));
-        return format!("{:02}:{:02}", date.get_hours(), date.get_minutes());
-    }
-    let _ = local;
-    let minutes_of_day = (sent_at_ms / 60_000) % (24 * 60);
-    format!("{:02}:{:02} UTC", minutes_of_day / 60, minutes_of_day % 60)
 }

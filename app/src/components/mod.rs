@@ -6,6 +6,7 @@ mod composer;
 mod message_list;
 mod people;
 mod rooms;
+mod sent_at;
 mod status;
 
 pub use body::MessageBody;
