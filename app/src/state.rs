@@ -171,6 +171,8 @@ pub struct Room {
     pub loading_older: RwSignal<bool>,
     /// Messages that arrived while another room was on screen.
     pub unread: RwSignal<u32>,
+    /// What is typed in the composer and not yet sent: kept while another room is on screen.
+    pub draft: RwSignal<String>,
     /// When we last told the server we are typing here (ms since the Unix epoch).
     typing_sent: StoredValue<f64>,
 }
@@ -390,6 +392,7 @@ impl Room {
             has_more: RwSignal::new(has_more),
             loading_older: RwSignal::new(false),
             unread: RwSignal::new(0),
+            draft: RwSignal::new(String::new()),
             typing_sent: StoredValue::new(f64::MIN),
         }
     }

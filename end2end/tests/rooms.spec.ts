@@ -60,6 +60,27 @@ test('one socket carries every open room; switching keeps each conversation', as
   expect(errors.flat()).toEqual([]);
 });
 
+test('what is typed but not sent waits in its room while another room is on screen', async ({ browser }) => {
+  const a = await (await browser.newContext()).newPage();
+  const first = uniqueRoom('draft');
+  const second = uniqueRoom('draft');
+  const composer = a.getByTestId('composer-input');
+  await openChat(a, `${heraldUrl()}/r/${first}`);
+  await composer.fill('half a thought');
+  await goToRoom(a, second);
+  await expect(composer).toHaveValue('');
+  await composer.fill('something else');
+
+  await roomLink(a, first).getByRole('link').click();
+  await expect(a.getByTestId('room-name')).toHaveText(`# ${first}`);
+  await expect(composer).toHaveValue('half a thought');
+  await composer.press('Enter');
+  await expect(bodies(a)).toHaveText(['half a thought']);
+  await expect(composer).toHaveValue('');
+  await roomLink(a, second).getByRole('link').click();
+  await expect(composer).toHaveValue('something else');
+});
+
 /** What the browser would do when the user switches tabs or minimises the window. */
 async function setHidden(page: Page, hidden: boolean) {
   await page.evaluate((hidden) => {

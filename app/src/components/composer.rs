@@ -12,7 +12,8 @@ use crate::{
 pub fn Composer() -> impl IntoView {
     let tab = expect_context::<Tab>();
     let room = expect_context::<Room>();
-    let draft = RwSignal::new(String::new());
+    // The room's, not the component's: switching rooms rebuilds the composer, not the draft.
+    let draft = room.draft;
     // Usable as soon as the page is hydrated: while disconnected, messages wait in the outbox.
     let ready = move || tab.hydrated.get();
     let placeholder = move || match tab.connection.get() {
