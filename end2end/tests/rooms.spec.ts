@@ -182,6 +182,43 @@ test('"is typing" shows while someone types and goes when they send or stop', as
   await expect(bodies(c)).toHaveText(['hello']);
 });
 
+test('someone reading further up is told of new messages instead of being pulled down', async ({ browser }) => {
+  const room = uniqueRoom('jump');
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  const errors = [a, b].map(watchForErrors);
+  await openChat(a, `${heraldUrl()}/r/${room}`, 'Ann');
+  await openChat(b, `${heraldUrl()}/r/${room}`, 'Bob');
+  for (let i = 1; i <= 12; i++) await send(b, `message ${i}\n...\n...\n...\nend of ${i}`);
+  await expect(bodies(a)).toHaveCount(12);
+  const newest = (text: string) => a.locator('.message', { hasText: text });
+  await expect(newest('end of 12')).toBeInViewport();
+  const jump = a.getByTestId('jump');
+  await expect(jump).toBeHidden();
+
+  const scroller = a.getByTestId('scroller');
+  await scroller.evaluate((el) => el.scrollTo(0, 0));
+  await send(b, 'while you were up there');
+  await send(b, 'and this');
+  await expect(jump).toHaveText('2 new messages ↓');
+  await expect(newest('and this')).not.toBeInViewport();
+  await expect(a.locator('.message[data-seq="1"]')).toBeInViewport();
+  await jump.click();
+  await expect(newest('and this')).toBeInViewport();
+  await expect(jump).toBeHidden();
+
+  // Scrolling down by hand clears it too; and sending shows one's own message wherever one was.
+  await scroller.evaluate((el) => el.scrollTo(0, 0));
+  await send(b, 'one more');
+  await expect(jump).toHaveText('1 new message ↓');
+  await scroller.evaluate((el) => el.scrollTo(0, el.scrollHeight));
+  await expect(jump).toBeHidden();
+  await scroller.evaluate((el) => el.scrollTo(0, 0));
+  await send(a, 'back from reading');
+  await expect(newest('back from reading')).toBeInViewport();
+  expect(errors.flat()).toEqual([]);
+});
+
 test('a room opens on its last 50 messages, rendered by the server; scrolling up loads older ones', async ({
   browser,
 }) => {

@@ -25,24 +25,34 @@ pub fn MessageList() -> impl IntoView {
     let room = expect_context::<Room>();
     let tab = expect_context::<Tab>();
     let scroller = NodeRef::<html::Div>::new();
-    // What the list looked like at the last change: its first line and its height.
-    let before = StoredValue::new((None::<String>, 0));
+    // What the list looked like at the last change.
+    let before = StoredValue::new(Seen::default());
+    // Messages that came in below while the reader was further up: the "new messages" button.
+    let unseen = RwSignal::new(0usize);
+    let to_bottom = move || {
+        if let Some(el) = scroller.get_untracked() {
+            el.set_scroll_top(el.scroll_height());
+        }
+        unseen.set(0);
+    };
 
     // Runs after each change of the list has reached the DOM.
     Effect::new(move |_| {
-        let first = room.lines.with(|lines| lines.first().map(Line::key));
-        room.pending.track();
+        let (first, last) = room
+            .lines
+            .with(|lines| (lines.first().map(Line::key), lines.last().map(Line::key)));
+        let pending = room.pending.with(Vec::len);
         let Some(el) = scroller.get() else {
             return;
         };
-        let (first_before, height_before) = before.get_value();
-        if height_before == 0 {
-            // First look at the room: start at the newest message.
-            el.set_scroll_top(el.scroll_height());
-        } else if first_before.is_some() && first != first_before {
+        let was = before.get_value();
+        if was.height == 0 || pending > was.pending {
+            // First look at the room, or the reader just sent something: show the newest.
+            to_bottom();
+        } else if was.first.is_some() && first != was.first {
             // Older messages went in above: keep what the reader sees where it was.
-            el.set_scroll_top(el.scroll_top() + el.scroll_height() - height_before);
-        } else {
+            el.set_scroll_top(el.scroll_top() + el.scroll_height() - was.height);
+        } else if last != was.last {
             let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
             // The newest message is already laid out, so allow for its own height too.
             let newest = el
@@ -51,10 +61,28 @@ pub fn MessageList() -> impl IntoView {
                 .flatten()
                 .map_or(0, |li| li.client_height());
             if from_bottom <= STICK_TO_BOTTOM_PX + newest {
-                el.set_scroll_top(el.scroll_height());
+                to_bottom();
+            } else {
+                // Someone reading further up is not yanked down; they are told instead.
+                let arrived = room.lines.with_untracked(|lines| {
+                    let after = lines
+                        .iter()
+                        .rposition(|line| Some(line.key()) == was.last)
+                        .map_or(lines.len().saturating_sub(1), |i| i + 1);
+                    lines[after..]
+                        .iter()
+                        .filter(|line| matches!(line, Line::Message(_)))
+                        .count()
+                });
+                unseen.update(|n| *n += arrived);
             }
         }
-        before.set_value((first, el.scroll_height()));
+        before.set_value(Seen {
+            first,
+            last,
+            pending,
+            height: el.scroll_height(),
+        });
     });
 
     let load_older = move || {
@@ -63,11 +91,14 @@ pub fn MessageList() -> impl IntoView {
         }
     };
     let on_scroll = move |_| {
-        if scroller
-            .get()
-            .is_some_and(|el| el.scroll_top() <= LOAD_OLDER_PX)
-        {
+        let Some(el) = scroller.get_untracked() else {
+            return;
+        };
+        if el.scroll_top() <= LOAD_OLDER_PX {
             load_older();
+        }
+        if el.scroll_height() - el.scroll_top() - el.client_height() <= STICK_TO_BOTTOM_PX {
+            unseen.set(0);
         }
     };
 
@@ -145,6 +176,23 @@ pub fn MessageList() -> impl IntoView {
                     </li>
                 </For>
             </ol>
+            <Show when=move || { unseen.get() > 0 }>
+                <button type="button" class="jump" data-testid="jump" on:click=move |_| to_bottom()>
+                    {move || match unseen.get() {
+                        1 => "1 new message ↓".to_string(),
+                        n => format!("{n} new messages ↓"),
+                    }}
+                </button>
+            </Show>
         </div>
     }
+}
+
+/// The list as the last change left it: what decides, after the next, whether to scroll.
+#[derive(Clone, Default)]
+struct Seen {
+    first: Option<String>,
+    last: Option<String>,
+    pending: usize,
+    height: i32,
 }
