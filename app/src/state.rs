@@ -135,8 +135,8 @@ pub struct Tab {
     /// The room on screen.
     pub current: RwSignal<String>,
     /// False while the page is not on screen (a background tab, a minimised window): messages that
-    /// arrive then are unread in the room on screen too.
-    pub visible: RwSignal<bool>,
+    /// arrive then are unread in the room on screen too. Set through [`Tab::set_visible`].
+    visible: RwSignal<bool>,
     /// The last refusal from the server, shown under the composer until the next successful send.
     pub last_error: RwSignal<Option<String>>,
     /// Sends a frame on the current connection; installed by the client once hydrated.
@@ -169,7 +169,8 @@ pub struct Room {
     /// Whether the room holds messages older than the oldest shown, and whether we asked for them.
     pub has_more: RwSignal<bool>,
     pub loading_older: RwSignal<bool>,
-    /// Messages that arrived while another room was on screen.
+    /// Messages not seen yet: those that arrived while another room was on screen, or while the
+    /// page was hidden.
     pub unread: RwSignal<u32>,
     /// What is typed in the composer and not yet sent: kept while another room is on screen.
     pub draft: RwSignal<String>,
