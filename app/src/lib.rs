@@ -85,7 +85,7 @@ pub fn App() -> impl IntoView {
     view! {
         <Title text="Herald"/>
         <Router>
-            <Routes fallback=NotFound>
+            <Routes fallback=|| view! { <NotFound/> }>
                 <Route path=StaticSegment("") view=ChatPage/>
                 <Route path=(StaticSegment("r"), ParamSegment("room")) view=ChatPage/>
             </Routes>
@@ -107,8 +107,8 @@ fn ChatPage() -> impl IntoView {
     };
     view! {
         <For each=move || [room()] key=String::clone let:room>
-            {if validate_room(&room).is_err() {
-                view! { <NotFound/> }.into_any()
+            {if let Err(why) = validate_room(&room) {
+                view! { <NotFound why=format!("There is no room called “{room}”: {}.", why.message)/> }.into_any()
             } else if current_user().is_some() {
                 view! { <Chat room/> }.into_any()
             } else {
@@ -223,8 +223,9 @@ fn Chat(room: String) -> impl IntoView {
     }
 }
 
+/// A 404 page, saying `why` when there is more to say than "not found".
 #[component]
-fn NotFound() -> impl IntoView {
+fn NotFound(#[prop(optional, into)] why: Option<String>) -> impl IntoView {
     // A wrong URL is a real 404 for crawlers and scripts, not a 200 with an error page.
     #[cfg(feature = "ssr")]
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
@@ -233,6 +234,7 @@ fn NotFound() -> impl IntoView {
     view! {
         <div class="app not-found">
             <h1>"Not found"</h1>
+            {why.map(|why| view! { <p data-testid="not-found-why">{why}</p> })}
             <p><a href="/">"Back to the chat"</a></p>
         </div>
     }

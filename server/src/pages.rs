@@ -18,6 +18,13 @@ use crate::{AppState, transport::ws};
 /// Renders whatever page of the app `request` asks for (the app's router decides which, including
 /// its "not found").
 pub async fn render(State(state): State<AppState>, request: Request) -> Response {
+    // Room names are lowercase; a link written `/r/General` still leads to the room.
+    if let Some(name) = request.uri().path().strip_prefix("/r/") {
+        let lower = name.to_ascii_lowercase();
+        if lower != name && validate_room(&lower).is_ok() {
+            return Redirect::permanent(&format!("/r/{lower}")).into_response();
+        }
+    }
     let user = state.sessions.from_headers(request.headers());
     let room = match user {
         Some(_) => room_page(&state, request.uri().path()).await,

@@ -259,6 +259,20 @@ async fn an_unknown_path_is_a_404_page() {
 }
 
 #[tokio::test]
+async fn a_room_link_with_capitals_leads_to_the_room_and_a_bad_name_is_explained() {
+    let server = TestServer::start().await;
+    let (status, head, _) = server.get("/r/General").await;
+    assert_eq!(status, 308);
+    assert!(head.contains("location: /r/general"), "{head}");
+    let (status, _, body) = server.get("/r/no%20such!").await;
+    assert_eq!(status, 404);
+    assert!(
+        body.contains("There is no room called “no such!”: a room name is 1 to 64 characters"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn handshakes_without_a_session_or_from_another_origin_are_refused() {
     use tokio_tungstenite::{connect_async, tungstenite::Error};
     let server = TestServer::start().await;
