@@ -107,6 +107,14 @@ pub struct InitialRoom(pub Option<RoomPage>);
 /// The `<meta name=...>` that carries the [`RoomPage`] to the hydrating client.
 pub const ROOM_META: &str = "herald-room";
 
+/// The most lines a room keeps while its reader follows the newest. A tab left open on a busy room
+/// (a dashboard on an alerts room, say) must not grow without end; once over this the oldest go,
+/// down to [`KEPT_AFTER_TRIM`], and scrolling up loads them again from the server.
+pub const KEPT_LINES: usize = 500;
+
+/// What a trim leaves: trimming in steps, not one line per message.
+pub const KEPT_AFTER_TRIM: usize = KEPT_LINES * 4 / 5;
+
 /// The room the page was rendered with, the same on the server and in the browser.
 pub fn initial_room() -> Option<RoomPage> {
     #[cfg(feature = "hydrate")]
@@ -176,6 +184,9 @@ pub struct Room {
     pub draft: RwSignal<String>,
     /// When we last told the server we are typing here (ms since the Unix epoch).
     typing_sent: StoredValue<f64>,
+    /// Whether the reader is at the newest message (a room not on screen counts as followed: it
+    /// opens there). Only then are the oldest lines trimmed: never under a reader's eyes.
+    following: StoredValue<bool>,
 }
 
 /// One line of a room's conversation.
@@ -395,6 +406,7 @@ impl Room {
             unread: RwSignal::new(0),
             draft: RwSignal::new(String::new()),
             typing_sent: StoredValue::new(f64::MIN),
+            following: StoredValue::new(true),
         }
     }
 
@@ -422,9 +434,24 @@ impl Room {
             return false;
         }
         self.last_seq.set(msg.seq);
-        self.lines
-            .update(|lines| lines.push(Line::Message(Shown { epoch, msg })));
+        let mut trimmed = false;
+        let following = self.following.get_value();
+        self.lines.update(|lines| {
+            lines.push(Line::Message(Shown { epoch, msg }));
+            if following && lines.len() > KEPT_LINES {
+                lines.drain(..lines.len() - KEPT_AFTER_TRIM);
+                trimmed = true;
+            }
+        });
+        if trimmed {
+            self.has_more.set(true);
+        }
         true
+    }
+
+    /// The reader is (or is no longer) at the newest message.
+    pub fn follow(&self, at_newest: bool) {
+        self.following.set_value(at_newest);
     }
 
     /// The server's answer to our join: what follows is the replay from `first_seq`.

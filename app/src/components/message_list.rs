@@ -34,6 +34,7 @@ pub fn MessageList() -> impl IntoView {
             el.set_scroll_top(el.scroll_height());
         }
         unseen.set(0);
+        room.follow(true);
     };
 
     // Runs after each change of the list has reached the DOM.
@@ -46,36 +47,38 @@ pub fn MessageList() -> impl IntoView {
             return;
         };
         let was = before.get_value();
-        if was.height == 0 || pending > was.pending {
-            // First look at the room, or the reader just sent something: show the newest.
-            to_bottom();
-        } else if was.first.is_some() && first != was.first {
-            // Older messages went in above: keep what the reader sees where it was.
-            el.set_scroll_top(el.scroll_top() + el.scroll_height() - was.height);
-        } else if last != was.last {
+        // The newest message is already laid out, so allow for its own height too.
+        let near_bottom = || {
             let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
-            // The newest message is already laid out, so allow for its own height too.
             let newest = el
                 .query_selector("ol > li:last-child")
                 .ok()
                 .flatten()
                 .map_or(0, |li| li.client_height());
-            if from_bottom <= STICK_TO_BOTTOM_PX + newest {
-                to_bottom();
-            } else {
-                // Someone reading further up is not yanked down; they are told instead.
-                let arrived = room.lines.with_untracked(|lines| {
-                    let after = lines
-                        .iter()
-                        .rposition(|line| Some(line.key()) == was.last)
-                        .map_or(lines.len().saturating_sub(1), |i| i + 1);
-                    lines[after..]
-                        .iter()
-                        .filter(|line| matches!(line, Line::Message(_)))
-                        .count()
-                });
-                unseen.update(|n| *n += arrived);
-            }
+            from_bottom <= STICK_TO_BOTTOM_PX + newest
+        };
+        if was.height == 0 || pending > was.pending {
+            // First look at the room, or the reader just sent something: show the newest.
+            to_bottom();
+        } else if last != was.last && near_bottom() {
+            // Following the conversation (the oldest lines may have been trimmed meanwhile).
+            to_bottom();
+        } else if was.first.is_some() && first != was.first {
+            // Older messages went in above: keep what the reader sees where it was.
+            el.set_scroll_top(el.scroll_top() + el.scroll_height() - was.height);
+        } else if last != was.last {
+            // Someone reading further up is not yanked down; they are told instead.
+            let arrived = room.lines.with_untracked(|lines| {
+                let after = lines
+                    .iter()
+                    .rposition(|line| Some(line.key()) == was.last)
+                    .map_or(lines.len().saturating_sub(1), |i| i + 1);
+                lines[after..]
+                    .iter()
+                    .filter(|line| matches!(line, Line::Message(_)))
+                    .count()
+            });
+            unseen.update(|n| *n += arrived);
         }
         before.set_value(Seen {
             first,
@@ -97,9 +100,12 @@ pub fn MessageList() -> impl IntoView {
         if el.scroll_top() <= LOAD_OLDER_PX {
             load_older();
         }
-        if el.scroll_height() - el.scroll_top() - el.client_height() <= STICK_TO_BOTTOM_PX {
+        let at_newest =
+            el.scroll_height() - el.scroll_top() - el.client_height() <= STICK_TO_BOTTOM_PX;
+        if at_newest {
             unseen.set(0);
         }
+        room.follow(at_newest);
     };
 
     view! {
