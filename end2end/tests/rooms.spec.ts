@@ -81,6 +81,23 @@ test('what is typed but not sent waits in its room while another room is on scre
   await expect(composer).toHaveValue('something else');
 });
 
+test('a message that calls on you by name stands out for you, not for others', async ({ browser }) => {
+  const room = uniqueRoom('mention');
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  await openChat(a, `${heraldUrl()}/r/${room}`, 'Ann');
+  await openChat(b, `${heraldUrl()}/r/${room}`, 'Bob');
+  await send(b, 'hey @ann, have a look');
+  await send(b, 'and @Annabel is not you');
+  await expect(bodies(a)).toHaveCount(2);
+  await expect(a.locator('.message.mention')).toHaveCount(1);
+  await expect(a.locator('.message.mention .body')).toHaveText('hey @ann, have a look');
+  await expect(b.locator('.message.mention')).toHaveCount(0);
+  // The server's page marks it too, before any script runs.
+  const html = await (await a.request.get(`${heraldUrl()}/r/${room}`)).text();
+  expect(html.match(/class="message[^"]*\bmention\b/g)).toHaveLength(1);
+});
+
 /** What the browser would do when the user switches tabs or minimises the window. */
 async function setHidden(page: Page, hidden: boolean) {
   await page.evaluate((hidden) => {

@@ -59,6 +59,35 @@ pub fn segments(body: &str) -> Vec<Segment<'_>> {
     out
 }
 
+/// Whether `body` calls on `name` with an "@": `@Ann` or `@ann,` mentions Ann, `@Annabel` and
+/// `ann@example.com` do not. Names may hold spaces (`@Mary Jane`); case does not matter.
+pub fn mentions(body: &str, name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    let (body, name) = (body.to_lowercase(), name.to_lowercase());
+    let mut from = 0;
+    while let Some(at) = body[from..].find('@') {
+        let start = from + at;
+        from = start + 1;
+        let before_ok = body[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric());
+        let rest = &body[start + 1..];
+        if before_ok
+            && rest.starts_with(&name)
+            && rest[name.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| !c.is_alphanumeric())
+        {
+            return true;
+        }
+    }
+    false
+}
+
 /// Drops the punctuation that follows an address in a sentence; a closing bracket stays when the
 /// address opened one (`https://en.wikipedia.org/wiki/Rust_(programming_language)`).
 fn trim_end(mut url: &str) -> &str {
@@ -153,6 +182,22 @@ mod tests {
                 &[]
             };
             assert_eq!(links, expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_mention_is_an_at_and_the_whole_name() {
+        for (body, name, expected) in [
+            ("hey @Ann, look", "Ann", true),
+            ("@ann", "Ann", true),
+            ("thanks (@Mary Jane)!", "Mary Jane", true),
+            ("ping @Annabel", "Ann", false),
+            ("mail ann@example.com", "Ann", false),
+            ("Ann without an at", "Ann", false),
+            ("@Änne?", "änne", true),
+            ("@", "", false),
+        ] {
+            assert_eq!(mentions(body, name), expected, "{body:?} for {name:?}");
         }
     }
 

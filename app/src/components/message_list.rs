@@ -6,7 +6,7 @@ use leptos::{html, prelude::*};
 
 use crate::{
     components::{
-        MessageBody,
+        MessageBody, mentions,
         sent_at::{iso, sent_label},
     },
     protocol::MessageKind,
@@ -152,9 +152,20 @@ pub fn MessageList() -> impl IntoView {
                             // An integration's message: never dressed as a person's.
                             let bot = shown.msg.kind == MessageKind::Bot;
                             let mine = !bot && tab.is_me(&shown.msg.author);
+                            // Someone calling on the reader by name stands out.
+                            let for_me = !mine
+                                && tab.me.with_untracked(|me| {
+                                    me.as_ref().is_some_and(|me| mentions(&shown.msg.body, &me.name))
+                                });
                             let sent_at = shown.msg.sent_at;
                             view! {
-                                <li class="message" class:mine=mine class:bot=bot data-seq=shown.msg.seq>
+                                <li
+                                    class="message"
+                                    class:mine=mine
+                                    class:bot=bot
+                                    class:mention=for_me
+                                    data-seq=shown.msg.seq
+                                >
                                     <div class="meta">
                                         <span class="author">{shown.msg.author.name}</span>
                                         {bot.then(|| view! { <span class="badge" title="posted by an integration">"bot"</span> })}

@@ -9,7 +9,7 @@ mod rooms;
 mod sent_at;
 mod status;
 
-pub use body::MessageBody;
+pub use body::{MessageBody, mentions};
 pub use composer::Composer;
 pub use message_list::MessageList;
 pub use people::{Members, TypingIndicator};
