@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod config;
 pub mod frame;
+pub mod health;
 pub mod hub;
 pub mod log;
 pub mod pages;
@@ -171,6 +172,7 @@ fn router(state: AppState) -> Router {
         .merge(transport::api::router())
         .merge(transport::sse::router())
         .merge(session::router())
+        .merge(health::router())
         .route("/r", axum::routing::get(pages::go_to_room))
         .fallback(assets::serve)
         .layer(TraceLayer::new_for_http())

@@ -76,6 +76,8 @@ enum Op {
         room: String,
         reply: oneshot::Sender<Result<String, LogError>>,
     },
+    /// Answer at once: the writer is alive and between batches (for the health check).
+    Ping(oneshot::Sender<()>),
 }
 
 struct Append {
@@ -258,6 +260,18 @@ impl Log {
         .await
     }
 
+    /// Whether the log works: the writer answers between batches and the read connection answers
+    /// a query. Waits behind a batch being committed; the caller bounds how long.
+    pub async fn check(&self) -> Result<(), LogError> {
+        let (reply, answer) = oneshot::channel();
+        self.ops
+            .send(Op::Ping(reply))
+            .map_err(|_| LogError::Closed)?;
+        answer.await.map_err(|_| LogError::Closed)?;
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
     /// Runs a read on the read connection, off the async threads.
     async fn read<T: Send + 'static>(
         &self,
@@ -430,6 +444,9 @@ fn write_loop(
                 Op::EnsureRoom { room, reply } => {
                     let _ = reply.send(ensure_room(&conn, &mut rooms, &epochs, &room));
                 }
+                Op::Ping(reply) => {
+                    let _ = reply.send(());
+                }
             }
             if batch.len() < BATCH_MAX {
                 op = queue.try_recv().ok();
@@ -438,12 +455,9 @@ fn write_loop(
         if batch.is_empty() {
             continue;
         }
-        // Work on a copy of the counters: if the commit fails, nothing of the batch happened.
         // What the batch's rooms were before it: if the commit fails, nothing of the batch happened,
-        // in memory either. (Only these rooms: copying every room per batch was a measurable cost
-        // with a thousand rooms.)
-        // (A map: a batch of a thousand messages to a thousand rooms made a list's lookups
-        // quadratic.)
+        // in memory either. Only these rooms (copying every room per batch was a measurable cost
+        // with a thousand rooms), in a map (a list made a thousand rooms' lookups quadratic).
         let mut before: HashMap<String, Option<RoomState>> = HashMap::new();
         for append in &batch {
             if !before.contains_key(&append.msg.room) {

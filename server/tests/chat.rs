@@ -259,6 +259,23 @@ async fn an_unknown_path_is_a_404_page() {
 }
 
 #[tokio::test]
+async fn the_health_check_says_the_log_answers_and_counts_connections() {
+    let server = TestServer::start().await;
+    let health = || async {
+        let (status, head, body) = server.get("/healthz").await;
+        assert_eq!(status, 200, "{head}{body}");
+        assert!(head.contains("cache-control: no-store"), "{head}");
+        serde_json::from_str::<serde_json::Value>(&body).expect("JSON")
+    };
+    let before = health().await;
+    assert_eq!(before["status"], "ok");
+    assert_eq!(before["connections"], 0);
+    let _ann = server.client().await;
+    let _bob = server.client().await;
+    assert_eq!(health().await["connections"], 2);
+}
+
+#[tokio::test]
 async fn a_room_link_with_capitals_leads_to_the_room_and_a_bad_name_is_explained() {
     let server = TestServer::start().await;
     let (status, head, _) = server.get("/r/General").await;
