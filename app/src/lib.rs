@@ -163,6 +163,9 @@ fn Chat(room: String) -> impl IntoView {
         let room = room.clone();
         move || page_title(&room, tab.unread_total())
     };
+    // After a change of name, back to this room.
+    let here = format!("/r/{room}");
+    let my_name = tab.me.get_untracked().map(|me| me.name).unwrap_or_default();
     let navigate = leptos_router::hooks::use_navigate();
     // Once hydrated, going to a room is a move within the page: the socket stays, and so do the
     // rooms already open. (Before that, the form goes to the server like any form.)
@@ -185,9 +188,25 @@ fn Chat(room: String) -> impl IntoView {
             <header class="topbar">
                 <h1 class="brand">"Herald"</h1>
                 <span class="room-name" data-testid="room-name">"# " {room}</span>
-                <span class="me" data-testid="me">
-                    {move || tab.me.get().map(|me| me.name)}
-                </span>
+                // Your name; open it to change it (a plain form: it works before the page is
+                // hydrated, and you stay who you are, so what you said is still yours).
+                <details class="me">
+                    <summary data-testid="me" title="Change your name">
+                        {move || tab.me.get().map(|me| me.name)}
+                    </summary>
+                    <form class="rename" method="post" action="/session">
+                        <input
+                            name="name"
+                            data-testid="rename-input"
+                            aria-label="New display name"
+                            value=my_name
+                            required
+                            maxlength=MAX_NAME_CHARS
+                        />
+                        <input type="hidden" name="next" value=here/>
+                        <button type="submit">"Change name"</button>
+                    </form>
+                </details>
                 <form class="sign-out" method="post" action="/session/end">
                     <button type="submit" title="Forget my name in this browser">"Sign out"</button>
                 </form>

@@ -95,6 +95,10 @@ test('on a phone the page fits the screen: nothing scrolls sideways', async ({ b
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(overflow).toBeLessThanOrEqual(0);
   await expect(page.getByTestId('composer-input')).toBeInViewport();
+  // The box for changing one's name fits too.
+  await page.getByTestId('me').click();
+  await expect(page.getByRole('button', { name: 'Change name' })).toBeInViewport({ ratio: 1 });
+  await expect(page.getByTestId('rename-input')).toBeInViewport({ ratio: 1 });
 });
 
 test('a message shows when it was sent in the time zone of its reader, with its day once not today', async ({
@@ -128,6 +132,32 @@ test('a message shows when it was sent in the time zone of its reader, with its 
   const date = inTokyo({ day: 'numeric', month: 'short', ...(crossesAYear ? { year: 'numeric' } : {}) });
   await expect(time).toHaveText(`${date} ${hhmm}`);
   expect(errors).toEqual([]);
+});
+
+test('changing your name keeps what you said yours, and others see the new name', async ({ browser }) => {
+  const url = `${heraldUrl()}/r/rename-${Date.now()}`;
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  const errors = [watchForErrors(a), watchForErrors(b)];
+  await openChat(a, url, 'Anne Typo');
+  await openChat(b, url, 'Bob');
+  await send(a, 'said before');
+
+  await a.getByTestId('me').click();
+  await a.getByTestId('rename-input').fill('Anne');
+  await a.getByRole('button', { name: 'Change name' }).click();
+  await expect(a).toHaveURL(url);
+  await openChat(a, url);
+  await expect(a.getByTestId('me')).toHaveText('Anne');
+  // Still hers: on her side of the conversation, under the name it was sent with.
+  const before = a.locator('.message', { hasText: 'said before' });
+  await expect(before).toHaveClass(/mine/);
+  await expect(before.locator('.author')).toHaveText('Anne Typo');
+  await send(a, 'said after');
+  await expect(a.locator('.message', { hasText: 'said after' })).toHaveClass(/mine/);
+  await expect(b.locator('.message', { hasText: 'said after' }).locator('.author')).toHaveText('Anne');
+  await expect(b.getByTestId('people').locator('li')).toHaveText(['Anne', 'Bob']);
+  expect(errors.flat()).toEqual([]);
 });
 
 test('the page is rendered on the server, and the composer waits for hydration', async ({ browser }) => {

@@ -593,6 +593,8 @@ impl Connection {
                 });
             member.connections += 1;
             member.gone_since = None;
+            // The newest connection's name is the person's name now (they may have changed it).
+            member.who = user.clone();
             entry.dirty = true;
         }
         entry.last_seq
@@ -919,6 +921,41 @@ mod tests {
             presences(&ann),
             vec![],
             "a member's message announces nothing"
+        );
+    }
+
+    #[test]
+    fn a_new_name_reaches_the_list_of_people_without_an_arrival() {
+        let hub = Hub::new();
+        let (_ann, ann) = joined_as(&hub, "general", user(1));
+        let (_bob, _) = joined_as(&hub, "general", user(2));
+        hub.tick(Instant::now());
+        drain(&ann);
+        let renamed = Identity {
+            name: "Bobby".into(),
+            ..user(2)
+        };
+        let (_bobby, _) = joined_as(&hub, "general", renamed);
+        hub.tick(Instant::now());
+        let told: Vec<(Vec<String>, usize)> = drain(&ann)
+            .into_iter()
+            .filter_map(|msg| match msg {
+                ServerMsg::Presence {
+                    members, joined, ..
+                } => Some((
+                    members
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|m| m.name)
+                        .collect(),
+                    joined.len(),
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            told,
+            vec![(vec!["Bobby".to_string(), "user 1".to_string()], 0)]
         );
     }
 

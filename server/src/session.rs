@@ -53,10 +53,17 @@ impl Sessions {
 
     /// A new session for someone who chose `name`: their identity and the cookie value.
     pub fn issue(&self, name: String) -> (Identity, String) {
-        let claims = Claims {
-            id: random_hex(8),
-            name,
-        };
+        self.cookie_for(random_hex(8), name)
+    }
+
+    /// The session of `who` under a new display name: the same person (the same id, so what they
+    /// said before is still theirs), newly named.
+    pub fn renamed(&self, who: Identity, name: String) -> (Identity, String) {
+        self.cookie_for(who.id, name)
+    }
+
+    fn cookie_for(&self, id: String, name: String) -> (Identity, String) {
+        let claims = Claims { id, name };
         let payload = hex(serde_json::to_string(&claims)
             .unwrap_or_default()
             .as_bytes());
@@ -208,8 +215,13 @@ fn local_path(next: Option<&str>) -> &str {
 }
 
 /// `POST /session` with form field `name`: sets the session cookie and goes back to the chat; a name
-/// that cannot be used goes back with `?name_error=` saying why.
-async fn start(State(state): State<AppState>, Form(form): Form<NameForm>) -> Response {
+/// that cannot be used goes back with `?name_error=` saying why. From someone who already has a
+/// session it is a change of name: they stay who they are.
+async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<NameForm>,
+) -> Response {
     let next = local_path(form.next.as_deref());
     let name = match validate_name(&form.name) {
         Ok(name) => name,
@@ -217,8 +229,11 @@ async fn start(State(state): State<AppState>, Form(form): Form<NameForm>) -> Res
             return Redirect::to(&format!("{next}?name_error={}", err.code)).into_response();
         }
     };
-    let (identity, value) = state.sessions.issue(name);
-    tracing::info!(user = %identity.id, name = %identity.name, "new session");
+    let ((identity, value), what) = match state.sessions.from_headers(&headers) {
+        Some(me) => (state.sessions.renamed(me, name), "renamed"),
+        None => (state.sessions.issue(name), "new session"),
+    };
+    tracing::info!(user = %identity.id, name = %identity.name, "{what}");
     let cookie =
         format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={MAX_AGE_SECS}");
     with_cookie(Redirect::to(next), &cookie)

@@ -4,7 +4,7 @@
 mod common;
 
 use app::protocol::{ErrorCode, MAX_BODY_BYTES, MAX_FRAME_BYTES, ServerMsg, close_code};
-use common::{Seen, TestServer};
+use common::{Client, Seen, TestServer};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -210,7 +210,7 @@ async fn the_page_is_rendered_on_the_server_before_any_script_runs() {
         "Loading…",
         "/pkg/herald.js",
         "/pkg/herald_bg.wasm",
-        ">Ann</span>",
+        ">Ann</summary>",
     ] {
         assert!(body.contains(part), "the page holds {part:?}");
     }
@@ -256,6 +256,26 @@ async fn an_unknown_path_is_a_404_page() {
     let (status, _, body) = server.get("/no/such/page").await;
     assert_eq!(status, 404);
     assert!(body.contains("Not found"));
+}
+
+#[tokio::test]
+async fn changing_your_name_keeps_who_you_are() {
+    let server = TestServer::start().await;
+    let first = server.session("Ann").await;
+    let renamed = server.rename(&first, "Annie").await;
+    let before = Client::connect_only(server.addr, &first).await;
+    let mut after = Client::connect(server.addr, &renamed).await;
+    assert_eq!(
+        (after.id.as_str(), after.name.as_str()),
+        (before.id.as_str(), "Annie")
+    );
+    after.post("c1", "hello under my new name").await;
+    // Without a session, the same form makes someone new.
+    let other = server.session("Annie").await;
+    assert_ne!(
+        Client::connect_only(server.addr, &other).await.id,
+        before.id
+    );
 }
 
 #[tokio::test]

@@ -20,7 +20,8 @@ pub fn Members() -> impl IntoView {
         <ul class="people-list" data-testid="people">
             <For
                 each=move || room.members.get().unwrap_or_default()
-                key=|who| who.id.clone()
+                // By name too: someone who changes their name keeps their id.
+                key=|who| (who.id.clone(), who.name.clone())
                 let:who
             >
                 {

@@ -105,19 +105,21 @@ impl TestServer {
             .post_form("/session", &format!("name={}", form_encode(name)))
             .await;
         assert_eq!(status, 303, "{head}");
-        head.lines()
-            .find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("set-cookie").then(|| {
-                    value
-                        .trim()
-                        .split(';')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned()
-                })
-            })
-            .unwrap_or_else(|| panic!("no session cookie in {head}"))
+        set_cookie(&head)
+    }
+
+    /// Changes the name of the session `cookie` through the same form; returns the new cookie.
+    pub async fn rename(&self, cookie: &str, name: &str) -> String {
+        let body = format!("name={}", form_encode(name));
+        let (status, head, _) = self
+            .request(&format!(
+                "POST /session HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                self.addr,
+                body.len()
+            ))
+            .await;
+        assert_eq!(status, 303, "{head}");
+        set_cookie(&head)
     }
 
     /// POSTs an already encoded `application/x-www-form-urlencoded` body.
@@ -633,4 +635,21 @@ impl SseReader {
             .push_str(&String::from_utf8_lossy(&chunk[..size]).replace("\r\n", "\n"));
         true
     }
+}
+
+/// The `name=value` of the session cookie a response head sets.
+fn set_cookie(head: &str) -> String {
+    head.lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie").then(|| {
+                value
+                    .trim()
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+        })
+        .unwrap_or_else(|| panic!("no session cookie in {head}"))
 }
