@@ -31,7 +31,8 @@ pub struct Config {
     #[arg(long, env = "HERALD_SESSION_SECRET", hide_env_values = true)]
     pub session_secret: Option<String>,
 
-    /// Another origin (scheme://host[:port]) whose pages may open the WebSocket, besides Herald's own.
+    /// Another origin (scheme://host[:port]) whose pages may open the WebSocket and post the name
+    /// forms, besides Herald's own.
     /// Repeat the flag, or separate origins with commas in the variable.
     #[arg(
         long = "allowed-origin",

@@ -191,6 +191,21 @@ pub fn router() -> Router<AppState> {
         .route("/session/end", post(end))
 }
 
+/// Whether a form was posted from another site. Such a post could sign a visitor in under a name
+/// of the poster's choosing, or sign them out; browsers say where a form comes from in `Origin`.
+/// A request without one is not a browser's cross-site form, and goes through.
+fn from_another_site(state: &AppState, headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ORIGIN) && !origin_allowed(headers, &state.allowed_origins)
+}
+
+fn refused_from_another_site() -> Response {
+    (
+        axum::http::StatusCode::FORBIDDEN,
+        "Forms of this site can only be posted from its own pages.",
+    )
+        .into_response()
+}
+
 #[derive(Deserialize)]
 struct NameForm {
     name: String,
@@ -222,6 +237,9 @@ async fn start(
     headers: HeaderMap,
     Form(form): Form<NameForm>,
 ) -> Response {
+    if from_another_site(&state, &headers) {
+        return refused_from_another_site();
+    }
     let next = local_path(form.next.as_deref());
     let name = match validate_name(&form.name) {
         Ok(name) => name,
@@ -240,7 +258,10 @@ async fn start(
 }
 
 /// `POST /session/end`: forgets the session in this browser.
-async fn end() -> Response {
+async fn end(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if from_another_site(&state, &headers) {
+        return refused_from_another_site();
+    }
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
     with_cookie(Redirect::to("/"), &cookie)
 }

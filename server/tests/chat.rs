@@ -279,6 +279,32 @@ async fn changing_your_name_keeps_who_you_are() {
 }
 
 #[tokio::test]
+async fn name_forms_posted_from_another_site_are_refused() {
+    let server = TestServer::start().await;
+    let cookie = server.session("Ann").await;
+    for (path, origin, expected) in [
+        ("/session", "http://evil.example", 403),
+        ("/session/end", "http://evil.example", 403),
+        ("/session", "null", 403),
+        ("/session", &format!("http://{}", server.addr), 303),
+        ("/session/end", &format!("http://{}", server.addr), 303),
+    ] {
+        let (status, head, _) = server
+            .request(&format!(
+                "POST {path} HTTP/1.1\r\nHost: {}\r\nOrigin: {origin}\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\nConnection: close\r\n\r\nname=Mall",
+                server.addr
+            ))
+            .await;
+        assert_eq!(status, expected, "{path} from {origin}: {head}");
+        assert_eq!(
+            head.to_ascii_lowercase().contains("set-cookie"),
+            expected == 303,
+            "{path} from {origin}: a cookie only when accepted"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_health_check_says_the_log_answers_and_counts_connections() {
     let server = TestServer::start().await;
     let health = || async {
