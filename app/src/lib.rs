@@ -125,11 +125,7 @@ fn NamePrompt() -> impl IntoView {
     let query = use_query_map();
     // After choosing a name, come back to this very page (a room's URL, say).
     let here = use_location().pathname.get_untracked();
-    let error = move || {
-        query.with(|q| q.get("name_error")).map(|_| {
-            format!("Please choose a name of 1 to {MAX_NAME_CHARS} characters, without line breaks or control characters.")
-        })
-    };
+    let error = move || query.with(|q| q.get("name_error")).map(|_| name_rule());
     view! {
         <div class="app name-prompt" data-hydrated="false">
             <form class="name-form" method="post" action="/session" data-testid="name-form">
@@ -152,6 +148,13 @@ fn NamePrompt() -> impl IntoView {
     }
 }
 
+/// What a name must be, said when one was refused.
+fn name_rule() -> String {
+    format!(
+        "Please choose a name of 1 to {MAX_NAME_CHARS} characters, without line breaks or control characters."
+    )
+}
+
 /// The chat: header with who you are and the connection state, the room list, the open room's
 /// conversation and the people in it, the composer.
 #[component]
@@ -166,6 +169,11 @@ fn Chat(room: String) -> impl IntoView {
     // After a change of name, back to this room.
     let here = format!("/r/{room}");
     let my_name = tab.me.get_untracked().map(|me| me.name).unwrap_or_default();
+    // A refused change of name comes back here with `?name_error=`: say why, with the form open.
+    let rename_error = use_query_map()
+        .with_untracked(|q| q.get("name_error"))
+        .map(|_| name_rule());
+    let renaming = rename_error.is_some();
     let navigate = leptos_router::hooks::use_navigate();
     // Once hydrated, going to a room is a move within the page: the socket stays, and so do the
     // rooms already open. (Before that, the form goes to the server like any form.)
@@ -190,7 +198,7 @@ fn Chat(room: String) -> impl IntoView {
                 <span class="room-name" data-testid="room-name">"# " {room}</span>
                 // Your name; open it to change it (a plain form: it works before the page is
                 // hydrated, and you stay who you are, so what you said is still yours).
-                <details class="me">
+                <details class="me" open=renaming>
                     <summary data-testid="me" title="Change your name">
                         {move || tab.me.get().map(|me| me.name)}
                     </summary>
@@ -205,6 +213,9 @@ fn Chat(room: String) -> impl IntoView {
                         />
                         <input type="hidden" name="next" value=here/>
                         <button type="submit">"Change name"</button>
+                        {rename_error.map(|error| view! {
+                            <p class="form-error" role="alert" data-testid="rename-error">{error}</p>
+                        })}
                     </form>
                 </details>
                 <form class="sign-out" method="post" action="/session/end">

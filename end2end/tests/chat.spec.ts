@@ -143,7 +143,14 @@ test('changing your name keeps what you said yours, and others see the new name'
   await openChat(b, url, 'Bob');
   await send(a, 'said before');
 
+  // A name that is only spaces is refused, with the reason, and nothing changes.
   await a.getByTestId('me').click();
+  await a.getByTestId('rename-input').fill('   ');
+  await a.getByRole('button', { name: 'Change name' }).click();
+  await expect(a.getByTestId('rename-error')).toContainText('Please choose a name of 1 to 32 characters');
+  await expect(a.getByTestId('me')).toHaveText('Anne Typo');
+  // The form is still open, for another try.
+
   await a.getByTestId('rename-input').fill('Anne');
   await a.getByRole('button', { name: 'Change name' }).click();
   await expect(a).toHaveURL(url);
