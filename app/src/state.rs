@@ -182,6 +182,10 @@ pub struct Room {
     pub unread: RwSignal<u32>,
     /// What is typed in the composer and not yet sent: kept while another room is on screen.
     pub draft: RwSignal<String>,
+    /// The key of the first message that arrived unseen, where "New messages" is drawn: set when
+    /// the unread count leaves 0, kept after the room is looked at (so the reader finds where the
+    /// news begins), gone once they write in the room.
+    pub first_unread: RwSignal<Option<String>>,
     /// When we last told the server we are typing here (ms since the Unix epoch).
     typing_sent: StoredValue<f64>,
     /// Whether the reader is at the newest message (a room not on screen counts as followed: it
@@ -319,6 +323,8 @@ impl Tab {
         };
         msg.validate()?;
         room.pending.update(|p| p.push(Pending { client_id, body }));
+        // Writing here answers what was new: the divider has done its job.
+        room.first_unread.set(None);
         self.send(msg);
         // The message ends the typing; the next keystroke starts a new "is typing" at once.
         room.typing_sent.set_value(f64::MIN);
@@ -349,6 +355,12 @@ impl Tab {
             && (!self.visible.get_untracked()
                 || self.current.get_untracked() != room.name.get_value())
         {
+            if room.unread.get_untracked() == 0 {
+                let newest = room
+                    .lines
+                    .with_untracked(|lines| lines.last().map(Line::key));
+                room.first_unread.set(newest);
+            }
             room.unread.update(|n| *n += 1);
         }
     }
@@ -405,6 +417,7 @@ impl Room {
             loading_older: RwSignal::new(false),
             unread: RwSignal::new(0),
             draft: RwSignal::new(String::new()),
+            first_unread: RwSignal::new(None),
             typing_sent: StoredValue::new(f64::MIN),
             following: StoredValue::new(true),
         }

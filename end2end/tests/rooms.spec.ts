@@ -98,6 +98,29 @@ test('a message that calls on you by name stands out for you, not for others', a
   expect(html.match(/class="message[^"]*\bmention\b/g)).toHaveLength(1);
 });
 
+test('coming back to a room, "New messages" marks where the news begins', async ({ browser }) => {
+  const first = uniqueRoom('news');
+  const second = uniqueRoom('news');
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  await openChat(a, `${heraldUrl()}/r/${first}`, 'Ann');
+  await openChat(b, `${heraldUrl()}/r/${first}`, 'Bob');
+  await send(b, 'seen by Ann');
+  await expect(bodies(a)).toHaveText(['seen by Ann']);
+  await goToRoom(a, second);
+  await send(b, 'news one');
+  await send(b, 'news two');
+  await expect(roomLink(a, first).getByTestId('unread')).toHaveText('2');
+
+  await roomLink(a, first).getByRole('link').click();
+  const lines = a.locator('.messages > li:not(.notice)');
+  await expect(lines).toHaveText([/seen by Ann/, 'New messages', /news one/, /news two/]);
+  // Writing in the room answers the news: the marker goes.
+  await send(a, 'thanks');
+  await expect(a.getByTestId('news')).toHaveCount(0);
+  await expect(bodies(a)).toHaveText(['seen by Ann', 'news one', 'news two', 'thanks']);
+});
+
 /** What the browser would do when the user switches tabs or minimises the window. */
 async function setHidden(page: Page, hidden: boolean) {
   await page.evaluate((hidden) => {

@@ -149,6 +149,10 @@ pub fn MessageList() -> impl IntoView {
                             .into_any()
                         }
                         Line::Message(shown) => {
+                            let key = shown.key();
+                            let news_begin = move || {
+                                room.first_unread.with(|first| first.as_deref() == Some(key.as_str()))
+                            };
                             // An integration's message: never dressed as a person's.
                             let bot = shown.msg.kind == MessageKind::Bot;
                             let mine = !bot && tab.is_me(&shown.msg.author);
@@ -159,6 +163,11 @@ pub fn MessageList() -> impl IntoView {
                                 });
                             let sent_at = shown.msg.sent_at;
                             view! {
+                                <Show when=news_begin>
+                                    <li class="news" data-testid="news" role="separator">
+                                        <span>"New messages"</span>
+                                    </li>
+                                </Show>
                                 <li
                                     class="message"
                                     class:mine=mine
