@@ -289,12 +289,8 @@ async fn name_forms_posted_from_another_site_are_refused() {
         ("/session", &format!("http://{}", server.addr), 303),
         ("/session/end", &format!("http://{}", server.addr), 303),
     ] {
-        let (status, head, _) = server
-            .request(&format!(
-                "POST {path} HTTP/1.1\r\nHost: {}\r\nOrigin: {origin}\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\nConnection: close\r\n\r\nname=Mall",
-                server.addr
-            ))
-            .await;
+        let headers = format!("Origin: {origin}\r\nCookie: {cookie}\r\n");
+        let (status, head, _) = server.post_form_with(path, &headers, "name=Mall").await;
         assert_eq!(status, expected, "{path} from {origin}: {head}");
         assert_eq!(
             head.to_ascii_lowercase().contains("set-cookie"),

@@ -24,10 +24,7 @@ pub fn segments(body: &str) -> Vec<Segment<'_>> {
         let start = from + found;
         from = start + 4;
         // At the start of a word: "(see https://…)" is a link, "xhttps://…" is not.
-        let after_boundary = body[..start]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !c.is_alphanumeric());
+        let after_boundary = word_edge(body[..start].chars().next_back());
         let rest = &body[start..];
         let scheme = if rest.starts_with("https://") {
             8
@@ -70,22 +67,21 @@ pub fn mentions(body: &str, name: &str) -> bool {
     while let Some(at) = body[from..].find('@') {
         let start = from + at;
         from = start + 1;
-        let before_ok = body[..start]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !c.is_alphanumeric());
         let rest = &body[start + 1..];
-        if before_ok
+        if word_edge(body[..start].chars().next_back())
             && rest.starts_with(&name)
-            && rest[name.len()..]
-                .chars()
-                .next()
-                .is_none_or(|c| !c.is_alphanumeric())
+            && word_edge(rest[name.len()..].chars().next())
         {
             return true;
         }
     }
     false
+}
+
+/// Whether the character beside a spot (`None` at either end of the text) leaves it at the edge of a
+/// word: what both a link and a mention must start at.
+fn word_edge(beside: Option<char>) -> bool {
+    beside.is_none_or(|c| !c.is_alphanumeric())
 }
 
 /// Drops the punctuation that follows an address in a sentence; a closing bracket stays when the

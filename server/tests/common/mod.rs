@@ -112,11 +112,7 @@ impl TestServer {
     pub async fn rename(&self, cookie: &str, name: &str) -> String {
         let body = format!("name={}", form_encode(name));
         let (status, head, _) = self
-            .request(&format!(
-                "POST /session HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                self.addr,
-                body.len()
-            ))
+            .post_form_with("/session", &format!("Cookie: {cookie}\r\n"), &body)
             .await;
         assert_eq!(status, 303, "{head}");
         set_cookie(&head)
@@ -124,8 +120,18 @@ impl TestServer {
 
     /// POSTs an already encoded `application/x-www-form-urlencoded` body.
     pub async fn post_form(&self, path: &str, body: &str) -> (u16, String, String) {
+        self.post_form_with(path, "", body).await
+    }
+
+    /// [`Self::post_form`] with more header lines (each ending in `\r\n`).
+    pub async fn post_form_with(
+        &self,
+        path: &str,
+        headers: &str,
+        body: &str,
+    ) -> (u16, String, String) {
         self.request(&format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: {}\r\n{headers}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.addr,
             body.len()
         ))
