@@ -8,7 +8,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 pub(crate) mod opcode {
     pub const TEXT: u8 = 0x1;
     pub const CLOSE: u8 = 0x8;
-    pub const PING: u8 = 0x9;
     pub const PONG: u8 = 0xA;
 }
 

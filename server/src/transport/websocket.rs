@@ -2,11 +2,12 @@
 //! handshake, reading the client's masked frames, and writing whole queues of shared [`Frame`]s with
 //! one vectored write. No extensions, no subprotocols.
 //!
-//! Why not a general WebSocket library: fan-out is one message written to thousands of sockets. A
-//! library copies each message into a buffer per connection and writes it from there; here a frame's
-//! header is encoded with it once ([`Frame`]) and the kernel gathers every queued frame straight from
-//! the shared bytes. An idle connection holds no buffer at all: reads go through a buffer on the stack
-//! and only bytes of an unfinished frame are kept.
+//! Why Herald writes its own socket loop rather than use a WebSocket library's: memory and task shape.
+//! An idle connection holds no buffer at all (reads go through a buffer on the stack and only bytes of
+//! an unfinished frame are kept; tungstenite allocates its read buffer eagerly, fastwebsockets keeps
+//! 8 KiB per connection), and one task reads and writes with cancel-safe polls. Each frame is encoded
+//! once with its header ([`Frame`]) and the kernel gathers every queued frame straight from the shared
+//! bytes. Reading frames is [`decode`]'s, which leaves header parsing to tungstenite.
 
 use std::{
     collections::VecDeque,
@@ -28,14 +29,14 @@ use hyper_util::rt::TokioIo;
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::frame::{Frame, opcode};
+use crate::frame::Frame;
 
-/// Close codes for a peer that broke the protocol itself (RFC 6455 §7.4.1); Herald's own codes are in
-/// `app::protocol::close_code`.
-pub mod violation_code {
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    pub const INVALID_PAYLOAD: u16 = 1007;
-}
+mod decode;
+#[cfg(test)]
+mod differential;
+
+use decode::Decoder;
+pub use decode::{Incoming, Violation, violation_code};
 
 /// How much one read takes from the kernel at most (a stack buffer, never kept).
 const READ_CHUNK: usize = 8 * 1024;
@@ -136,184 +137,6 @@ impl Upgrade {
     }
 }
 
-/// What the client sent: one whole message or a control frame.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Incoming {
-    Text(String),
-    /// A binary message (Herald speaks text only), by length.
-    Binary(usize),
-    Ping(Vec<u8>),
-    /// The client is closing, with its status code if it gave one.
-    Close(Option<u16>),
-    /// A message larger than the limit: its bytes are skipped, not kept; the connection should close
-    /// with 1009.
-    TooBig,
-}
-
-/// The code to answer a client's close frame with: its own if it may be sent on the wire (RFC 6455
-/// §7.4), otherwise 1000 ("normal"): 1005 and 1006, say, only ever describe a close locally.
-pub fn answer_code(code: Option<u16>) -> u16 {
-    code.filter(|code| matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999))
-        .unwrap_or(1000)
-}
-
-/// The peer broke the protocol: the connection must close with `code`.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Violation {
-    pub code: u16,
-    pub reason: &'static str,
-}
-
-fn protocol_error(reason: &'static str) -> Violation {
-    Violation {
-        code: violation_code::PROTOCOL_ERROR,
-        reason,
-    }
-}
-
-/// Reassembles the client's frames into [`Incoming`] messages. Separate from the socket so that it
-/// can be tested on bytes alone.
-#[derive(Default)]
-struct Decoder {
-    /// Bytes read but not yet decoded: only ever part of one frame (and what followed it in the same
-    /// read). Empty, without an allocation, between frames.
-    input: Vec<u8>,
-    /// A fragmented message being put together: its opcode and the payload so far.
-    partial: Option<(u8, Vec<u8>)>,
-    /// Bytes of an oversized frame still to be skipped as they arrive.
-    skip: u64,
-    /// A fragmented message was refused as too big before its last fragment: the continuation
-    /// frames still to come are skipped the same way, up to and including the final one.
-    discarding: bool,
-}
-
-impl Decoder {
-    /// The next whole message or control frame in what was read, if there is one.
-    fn next(&mut self, max_message: usize) -> Result<Option<Incoming>, Violation> {
-        loop {
-            if self.skip > 0 {
-                let n = usize::try_from(self.skip)
-                    .unwrap_or(usize::MAX)
-                    .min(self.input.len());
-                self.consume(n);
-                self.skip -= n as u64;
-                if self.skip > 0 {
-                    return Ok(None);
-                }
-            }
-            let buf = &self.input[..];
-            if buf.len() < 2 {
-                return Ok(None);
-            }
-            let (fin, op) = (buf[0] & 0x80 != 0, buf[0] & 0x0f);
-            if buf[0] & 0x70 != 0 {
-                return Err(protocol_error("reserved bits set"));
-            }
-            if buf[1] & 0x80 == 0 {
-                return Err(protocol_error("client frames must be masked"));
-            }
-            let (len, at) = match buf[1] & 0x7f {
-                126 if buf.len() >= 4 => (u64::from(u16::from_be_bytes([buf[2], buf[3]])), 4),
-                127 if buf.len() >= 10 => {
-                    let mut n = [0; 8];
-                    n.copy_from_slice(&buf[2..10]);
-                    (u64::from_be_bytes(n), 10)
-                }
-                126 | 127 => return Ok(None),
-                n => (u64::from(n), 2),
-            };
-            if buf.len() < at + 4 {
-                return Ok(None); // The mask is still to come.
-            }
-            let control = op & 0x8 != 0;
-            if control && (!fin || len > 125) {
-                return Err(protocol_error("control frames are short and whole"));
-            }
-            if self.discarding && !control {
-                if op != 0x0 {
-                    return Err(protocol_error("message inside a message"));
-                }
-                // More of a message already reported as too big.
-                self.consume(at + 4);
-                self.skip = len;
-                self.discarding = !fin;
-                continue;
-            }
-            let so_far = self.partial.as_ref().map_or(0, |(_, p)| p.len() as u64);
-            if !control && so_far + len > max_message as u64 {
-                // Skipped as it arrives rather than buffered: the size alone decides.
-                self.consume(at + 4);
-                self.skip = len;
-                self.partial = None;
-                self.discarding = !fin;
-                return Ok(Some(Incoming::TooBig));
-            }
-            let end = at + 4 + len as usize;
-            if buf.len() < end {
-                self.input.reserve(end - buf.len());
-                return Ok(None);
-            }
-            let mask = [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]];
-            let mut payload = buf[at + 4..end].to_vec();
-            for (i, b) in payload.iter_mut().enumerate() {
-                *b ^= mask[i % 4];
-            }
-            self.consume(end);
-            let whole = match (op, self.partial.take()) {
-                (0x0, Some((first, mut so_far))) => {
-                    so_far.extend_from_slice(&payload);
-                    if !fin {
-                        self.partial = Some((first, so_far));
-                        continue;
-                    }
-                    (first, so_far)
-                }
-                (0x0, None) => return Err(protocol_error("continuation of nothing")),
-                (0x1 | 0x2, Some(_)) => return Err(protocol_error("message inside a message")),
-                (0x1 | 0x2, None) if !fin => {
-                    self.partial = Some((op, payload));
-                    continue;
-                }
-                (0x1 | 0x2, None) => (op, payload),
-                (opcode::CLOSE, partial) => {
-                    self.partial = partial;
-                    let code =
-                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-                    return Ok(Some(Incoming::Close(code)));
-                }
-                (opcode::PING, partial) => {
-                    self.partial = partial;
-                    return Ok(Some(Incoming::Ping(payload)));
-                }
-                (opcode::PONG, partial) => {
-                    self.partial = partial;
-                    continue;
-                }
-                _ => return Err(protocol_error("unknown opcode")),
-            };
-            return match whole {
-                (0x1, bytes) => String::from_utf8(bytes)
-                    .map(Incoming::Text)
-                    .map(Some)
-                    .map_err(|_| Violation {
-                        code: violation_code::INVALID_PAYLOAD,
-                        reason: "text must be UTF-8",
-                    }),
-                (_, bytes) => Ok(Some(Incoming::Binary(bytes.len()))),
-            };
-        }
-    }
-
-    /// Drops the first `n` bytes read; gives the buffer back once it is empty.
-    fn consume(&mut self, n: usize) {
-        if n >= self.input.len() {
-            self.input = Vec::new();
-        } else {
-            self.input.drain(..n);
-        }
-    }
-}
-
 /// One upgraded connection: reads messages, writes frames. Reading and writing go on together in
 /// one task ([`Socket::next_event`]): a client whose own reads wait for its writes (some libraries'
 /// do) must not find the server waiting for it in turn.
@@ -405,7 +228,7 @@ impl Socket {
         if read.is_empty() {
             return Poll::Ready(Ok(false));
         }
-        self.decoder.input.extend_from_slice(read);
+        self.decoder.feed(read);
         Poll::Ready(Ok(true))
     }
 
@@ -445,216 +268,11 @@ impl Socket {
 mod tests {
     use super::*;
 
-    /// A client frame: masked, as browsers send them.
-    fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let mut out = vec![first];
-        match payload.len() {
-            n if n < 126 => out.push(0x80 | n as u8),
-            n if n <= 0xffff => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        out
-    }
-
-    fn decode_all(bytes: &[u8], max: usize) -> Vec<Result<Incoming, Violation>> {
-        let mut decoder = Decoder::default();
-        let mut out = Vec::new();
-        // One byte at a time: a frame split anywhere must decode the same.
-        for b in bytes {
-            decoder.input.push(*b);
-            loop {
-                match decoder.next(max) {
-                    Ok(Some(incoming)) => out.push(Ok(incoming)),
-                    Ok(None) => break,
-                    Err(v) => {
-                        out.push(Err(v));
-                        return out;
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn a_close_is_answered_with_its_code_unless_that_code_may_not_be_sent() {
-        assert_eq!(answer_code(Some(1001)), 1001);
-        assert_eq!(answer_code(Some(4000)), 4000);
-        for reserved in [
-            None,
-            Some(0),
-            Some(1005),
-            Some(1006),
-            Some(1015),
-            Some(2999),
-            Some(5000),
-        ] {
-            assert_eq!(answer_code(reserved), 1000, "{reserved:?}");
-        }
-    }
-
     #[test]
     fn the_accept_key_is_the_rfc_example() {
         assert_eq!(
             accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
-    }
-
-    #[test]
-    fn masked_frames_of_every_length_form_decode_even_split_byte_by_byte() {
-        for len in [0, 5, 125, 126, 300, 70_000] {
-            let text = "h".repeat(len);
-            let got = decode_all(&client_frame(0x81, text.as_bytes()), 100_000);
-            assert_eq!(got, vec![Ok(Incoming::Text(text))], "{len}");
-        }
-    }
-
-    #[test]
-    fn fragments_join_and_control_frames_may_come_between_them() {
-        let mut bytes = client_frame(0x01, b"hel");
-        bytes.extend(client_frame(0x89, b"are you there"));
-        bytes.extend(client_frame(0x8A, b"ignored pong"));
-        bytes.extend(client_frame(0x00, b"lo "));
-        bytes.extend(client_frame(0x80, "wörld".as_bytes()));
-        bytes.extend(client_frame(0x82, &[1, 2, 3]));
-        bytes.extend(client_frame(0x88, &1000u16.to_be_bytes()));
-        assert_eq!(
-            decode_all(&bytes, 1024),
-            vec![
-                Ok(Incoming::Ping(b"are you there".to_vec())),
-                Ok(Incoming::Text("hello wörld".into())),
-                Ok(Incoming::Binary(3)),
-                Ok(Incoming::Close(Some(1000))),
-            ]
-        );
-    }
-
-    #[test]
-    fn an_oversized_message_is_reported_and_skipped_without_being_kept() {
-        let mut bytes = client_frame(0x81, &[b'x'; 2000]);
-        bytes.extend(client_frame(0x81, b"after"));
-        let mut decoder = Decoder::default();
-        decoder.input.extend_from_slice(&bytes[..100]);
-        assert_eq!(decoder.next(1000), Ok(Some(Incoming::TooBig)));
-        assert!(
-            decoder.input.capacity() < 1000,
-            "the payload is not buffered"
-        );
-        decoder.input.extend_from_slice(&bytes[100..]);
-        assert_eq!(decoder.next(1000), Ok(Some(Incoming::Text("after".into()))));
-        // Fragments count together, and the rest of a refused message is skipped to its end.
-        let mut bytes = client_frame(0x01, &[b'x'; 600]);
-        bytes.extend(client_frame(0x80, &[b'x'; 600]));
-        assert_eq!(decode_all(&bytes, 1000), vec![Ok(Incoming::TooBig)]);
-        let bytes = [
-            client_frame(0x01, &[b'x'; 600]),
-            client_frame(0x00, &[b'x'; 600]),
-            client_frame(0x89, b"still here?"),
-            client_frame(0x00, &[b'x'; 600]),
-            client_frame(0x80, &[b'x'; 10]),
-            client_frame(0x81, b"after"),
-        ]
-        .concat();
-        assert_eq!(
-            decode_all(&bytes, 1000),
-            vec![
-                Ok(Incoming::TooBig),
-                Ok(Incoming::Ping(b"still here?".to_vec())),
-                Ok(Incoming::Text("after".into()))
-            ]
-        );
-    }
-
-    /// A tiny xorshift generator: the same "random" bytes on every run, no dependency.
-    fn noise(seed: &mut u64) -> u64 {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        *seed
-    }
-
-    #[test]
-    fn no_input_makes_the_decoder_panic_or_buffer_past_its_limit() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15;
-        for round in 0..2000 {
-            // Half plain noise; half real frames with a byte or two flipped, which get further in.
-            let mut bytes = Vec::new();
-            if round % 2 == 0 {
-                bytes.extend((0..noise(&mut seed) % 300).map(|_| noise(&mut seed) as u8));
-            } else {
-                for _ in 0..noise(&mut seed) % 6 {
-                    let first = [0x01, 0x00, 0x80, 0x81, 0x82, 0x88, 0x89, 0x8a]
-                        [(noise(&mut seed) % 8) as usize];
-                    let len = (noise(&mut seed) % 200) as usize;
-                    bytes.extend(client_frame(first, &vec![b'y'; len]));
-                }
-                for _ in 0..noise(&mut seed) % 3 {
-                    if !bytes.is_empty() {
-                        let at = (noise(&mut seed) % bytes.len() as u64) as usize;
-                        bytes[at] ^= noise(&mut seed) as u8;
-                    }
-                }
-            }
-            let mut decoder = Decoder::default();
-            let mut rest = &bytes[..];
-            'feed: while !rest.is_empty() {
-                let n = (1 + noise(&mut seed) % 64).min(rest.len() as u64) as usize;
-                decoder.input.extend_from_slice(&rest[..n]);
-                rest = &rest[n..];
-                loop {
-                    match decoder.next(256) {
-                        Ok(Some(Incoming::Text(text))) => assert!(text.len() <= 256),
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                        Err(_) => break 'feed, // The connection is closed here.
-                    }
-                }
-                let held = decoder.partial.as_ref().map_or(0, |(_, p)| p.len());
-                assert!(held <= 256, "round {round}: {held} bytes of a message held");
-                assert!(
-                    decoder.input.len() <= 256 + 14 + 64,
-                    "round {round}: {} bytes unread",
-                    decoder.input.len()
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn protocol_violations_are_refused_with_their_close_code() {
-        let unmasked = vec![0x81, 2, b'h', b'i'];
-        let reserved = client_frame(0xC1, b"hi");
-        let long_ping = client_frame(0x89, &[0; 126]);
-        let split_ping = client_frame(0x09, b"p");
-        let orphan = client_frame(0x80, b"x");
-        let nested = [client_frame(0x01, b"a"), client_frame(0x81, b"b")].concat();
-        let unknown = client_frame(0x83, b"");
-        for bytes in [
-            unmasked, reserved, long_ping, split_ping, orphan, nested, unknown,
-        ] {
-            let got = decode_all(&bytes, 1024);
-            assert!(
-                matches!(got.last(), Some(Err(v)) if v.code == violation_code::PROTOCOL_ERROR),
-                "{bytes:?}: {got:?}"
-            );
-        }
-        let invalid = client_frame(0x81, &[0xff, 0xfe]);
-        assert_eq!(
-            decode_all(&invalid, 1024),
-            vec![Err(Violation {
-                code: violation_code::INVALID_PAYLOAD,
-                reason: "text must be UTF-8"
-            })]
         );
     }
 }

@@ -35,7 +35,7 @@ use crate::{
     log::{Appending, LogError, NewMessage},
     rate::TokenBucket,
     session,
-    transport::websocket::{self, Event, Incoming, Socket, Upgrade},
+    transport::websocket::{Event, Incoming, Socket, Upgrade},
 };
 
 /// How long we wait for the peer to answer our close frame before dropping the connection.
@@ -261,7 +261,8 @@ async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &
                     reason: "frame too big",
                 };
             }
-            Incoming::Close(code) => return End::Answer(websocket::answer_code(code)),
+            // A code the decoder let through may be sent back; none given, the answer is "normal".
+            Incoming::Close(code) => return End::Answer(code.unwrap_or(1000)),
         }
     }
 }
