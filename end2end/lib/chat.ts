@@ -15,6 +15,11 @@ export function newName(): string {
   return `Tester ${process.pid % 1000}-${visitors}`;
 }
 
+/** A room no other test uses: tests share the server. */
+export function uniqueRoom(prefix: string): string {
+  return `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+}
+
 /** Chooses a display name on the first-visit form (a plain form post). */
 export async function chooseName(page: Page, name: string) {
   await page.getByTestId('name-input').fill(name);

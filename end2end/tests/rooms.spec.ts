@@ -1,11 +1,7 @@
 // Rooms side by side in one tab, who is in them, who is typing, and older history on scroll — in real
 // Chromium against the release binary. Each test uses rooms of its own: other tests share the server.
 import { expect, Page, test } from '@playwright/test';
-import { bodies, heraldUrl, openChat, send, watchForErrors } from '../lib/chat';
-
-function uniqueRoom(prefix: string): string {
-  return `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
-}
+import { bodies, heraldUrl, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
 
 /** Goes to a room through the sidebar's "go to room" box, without a page load. */
 async function goToRoom(page: Page, room: string) {

@@ -41,6 +41,17 @@ pub struct Config {
     )]
     pub allowed_origins: Vec<String>,
 
+    /// A name this server is reached by (`chat.example.com`, or `chat.example.com:8443` for that
+    /// port only), besides IP addresses, `localhost` and the hosts of --allowed-origin. Requests for
+    /// any other `Host` get 421: a page on a name re-pointed at this server (DNS rebinding) cannot
+    /// use it. `*` turns the check off. Repeat the flag, or separate names with commas in the variable.
+    #[arg(
+        long = "allowed-host",
+        env = "HERALD_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// How many messages each room keeps; older ones are deleted as new ones arrive.
     #[arg(long, env = "HERALD_RETENTION", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub retention: u64,

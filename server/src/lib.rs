@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod config;
 pub mod frame;
+pub mod guard;
 pub mod health;
 pub mod hub;
 pub mod log;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub sessions: Sessions,
     /// See [`Config::allowed_origins`].
     pub allowed_origins: Arc<[String]>,
+    /// See [`Config::allowed_hosts`].
+    pub allowed_hosts: guard::AllowedHosts,
     /// Per-connection limits from the config.
     pub limits: Limits,
     /// The HTTP API's tokens and their budgets.
@@ -102,6 +105,7 @@ pub async fn run(
         site_dir: Arc::new(config.site_dir.clone()),
         sessions,
         allowed_origins: config.allowed_origins.clone().into(),
+        allowed_hosts: guard::AllowedHosts::new(&config.allowed_hosts, &config.allowed_origins),
         limits: Limits {
             max_body_bytes: config.max_body_bytes,
             rate_per_sec: config.rate_per_sec,
@@ -113,6 +117,12 @@ pub async fn run(
             config.api_rate_burst,
         ),
     };
+    if !local_addr.ip().is_loopback() && config.allowed_hosts.is_empty() {
+        tracing::warn!(
+            "listening on {local_addr}: only requests for an IP address or localhost are served; \
+             name this server's public host with --allowed-host (HERALD_ALLOWED_HOSTS)"
+        );
+    }
     if let Err(problem) = assets::check_site(&state).await {
         tracing::warn!("{problem}");
     }
@@ -175,6 +185,12 @@ fn router(state: AppState) -> Router {
         .merge(health::router())
         .route("/r", axum::routing::get(pages::go_to_room))
         .fallback(assets::serve)
+        // Outermost last: every response, a refused host's included, gets the protective headers.
+        .layer(axum::middleware::from_fn_with_state(
+            state.allowed_hosts.clone(),
+            guard::check_host,
+        ))
+        .layer(axum::middleware::from_fn(guard::protective_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -8,12 +8,12 @@ use app::{
 };
 use axum::{
     extract::{Query, Request, State},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
-use leptos::prelude::provide_context;
+use leptos::{nonce::Nonce, prelude::provide_context};
 
-use crate::{AppState, transport::ws};
+use crate::{AppState, guard, session, transport::ws};
 
 /// Renders whatever page of the app `request` asks for (the app's router decides which, including
 /// its "not found").
@@ -31,14 +31,24 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
         None => None,
     };
     let options = state.leptos_options.clone();
+    // A new nonce per page: the one inline script (hydration) runs; any injected one would not.
+    let nonce = session::random_hex(16);
+    let csp = guard::page_csp(&nonce, guard::requested_host(&request));
     let render = leptos_axum::render_app_to_stream_with_context(
         move || {
             provide_context(CurrentUser(user.clone()));
             provide_context(InitialRoom(room.clone()));
+            provide_context(Nonce::from_value(nonce.as_str()));
         },
         move || app::shell(options.clone()),
     );
-    render(request).await.into_response()
+    let mut response = render(request).await.into_response();
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
 }
 
 /// The room a chat page at `path` shows, as the log has it now; `None` if the path is not a chat

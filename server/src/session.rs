@@ -213,15 +213,16 @@ struct NameForm {
     next: Option<String>,
 }
 
-/// `next` if it is a path on this site, else the chat's front page. `//host` and `/\host` are
-/// protocol-relative URLs to other sites, not paths: refused.
+/// `next` if it is a path on this site, else the chat's front page. Only printable ASCII other than
+/// a backslash is let through: browsers drop tabs and newlines anywhere in a URL and read `\` as
+/// `/`, so `/<TAB>/evil.example` or `/\evil.example` would become `//evil.example` — another
+/// site. What is left must start with one `/` (two make a protocol-relative URL).
 fn local_path(next: Option<&str>) -> &str {
     match next {
         Some(path)
             if path.starts_with('/')
                 && !path.starts_with("//")
-                && !path.starts_with("/\\")
-                && !path.contains(['\r', '\n']) =>
+                && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
         {
             path
         }
@@ -244,7 +245,8 @@ async fn start(
     let name = match validate_name(&form.name) {
         Ok(name) => name,
         Err(err) => {
-            return Redirect::to(&format!("{next}?name_error={}", err.code)).into_response();
+            let join = if next.contains('?') { '&' } else { '?' };
+            return Redirect::to(&format!("{next}{join}name_error={}", err.code)).into_response();
         }
     };
     let ((identity, value), what) = match state.sessions.from_headers(&headers) {
@@ -307,6 +309,8 @@ mod tests {
     #[test]
     fn after_choosing_a_name_only_paths_on_this_site_are_followed() {
         assert_eq!(local_path(Some("/r/ops")), "/r/ops");
+        assert_eq!(local_path(Some("/r/ops?x=1#end")), "/r/ops?x=1#end");
+        assert_eq!(local_path(Some("/%2F/evil.example")), "/%2F/evil.example"); // A path here.
         for elsewhere in [
             None,
             Some(""),
@@ -314,6 +318,14 @@ mod tests {
             Some("//evil.example"),
             Some("/\\evil.example"),
             Some("/a\r\nSet-Cookie: x=y"),
+            Some("/\t/evil.example"),
+            Some("/\n/evil.example"),
+            Some("\t//evil.example"),
+            Some("/ /evil.example"),
+            Some("/\u{0}/evil.example"),
+            Some("/a\\b"),
+            Some("/r/caf\u{e9}"),
+            Some("javascript:alert(1)"),
         ] {
             assert_eq!(local_path(elsewhere), "/", "{elsewhere:?}");
         }

@@ -72,10 +72,17 @@ async fn events(
         .epoch(&room)
         .ok_or_else(|| ApiError::unknown_room(&room))?;
     // `Last-Event-ID` is what `EventSource` sends when it reconnects by itself; it wins over `since`.
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    // It is always one of our seqs: anything else is refused, not taken as "from the start".
+    let last_event_id = match headers.get("last-event-id").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) if v.trim().is_empty() => None,
+        Some(Ok(v)) if v.trim().bytes().all(|b| b.is_ascii_digit()) => Some(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| invalid_last_event_id())?,
+        ),
+        Some(_) => return Err(invalid_last_event_id()),
+    };
     let since = last_event_id.or(query.since).map(|seq| Cursor {
         epoch: query.epoch.unwrap_or(epoch),
         seq,
@@ -99,6 +106,13 @@ async fn events(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+fn invalid_last_event_id() -> ApiError {
+    ApiError::bad_request(
+        "invalid_last_event_id",
+        "Last-Event-ID is the seq of the last event received (a whole number)",
+    )
 }
 
 /// Where a reader's stream stands: the room's epoch and the last seq sent.

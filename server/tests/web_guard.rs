@@ -1,0 +1,271 @@
+//! The web side's hostile-input reproductions, on the real server: a `next` that leaves the site, a
+//! DNS-rebinding `Host`, missing protective headers — and the other parsers of outside input (the
+//! session cookie, `Last-Event-ID`, query parameters, asset paths), each refused with a clear status
+//! and never a panic.
+
+mod common;
+
+use common::TestServer;
+
+/// The value of header `name` in a raw response head (case-insensitive), if present.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then_some(value.trim())
+    })
+}
+
+#[tokio::test]
+async fn after_choosing_a_name_the_browser_is_only_sent_to_a_path_on_this_site() {
+    let server = TestServer::start().await;
+    for (next, expected) in [
+        ("/r/ops", "/r/ops"),
+        ("/%09/evil.example", "/"), // `/<TAB>/evil.example`: browsers drop the tab.
+        ("/%0A/evil.example", "/"),
+        ("/%0D%0A/evil.example", "/"),
+        ("%09//evil.example", "/"),
+        ("//evil.example", "/"),
+        ("/%5Cevil.example", "/"), // `/\evil.example`
+        ("/%20/evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("javascript:alert(1)", "/"),
+        ("/%00/evil.example", "/"),
+    ] {
+        let (status, head, _) = server
+            .post_form("/session", &format!("name=Ann&next={next}"))
+            .await;
+        assert_eq!(status, 303, "{next}: {head}");
+        assert_eq!(header(&head, "location"), Some(expected), "{next}");
+    }
+    // A refused name goes back to the same page, with the reason, still on this site.
+    let (_, head, _) = server
+        .post_form("/session", "name=&next=/%09/evil.example")
+        .await;
+    assert_eq!(header(&head, "location"), Some("/?name_error=invalid_name"));
+}
+
+#[tokio::test]
+async fn a_host_herald_does_not_answer_to_is_refused_everywhere_but_healthz() {
+    let server = TestServer::start().await;
+    let cookie = server.session("Ann").await;
+    let evil = "rebind.evil.example";
+    let requests = [
+        format!("GET / HTTP/1.1\r\nHost: {evil}\r\nConnection: close\r\n\r\n"),
+        format!(
+            "GET /api/rooms HTTP/1.1\r\nHost: {evil}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ),
+        format!(
+            "POST /session HTTP/1.1\r\nHost: {evil}\r\nOrigin: http://{evil}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 8\r\n\
+             Connection: close\r\n\r\nname=Eve"
+        ),
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: {evil}:3000\r\nOrigin: http://{evil}:3000\r\nCookie: {cookie}\r\n\
+             Connection: Upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ),
+        format!("GET /pkg/herald.css HTTP/1.1\r\nHost: {evil}\r\nConnection: close\r\n\r\n"),
+    ];
+    for request in &requests {
+        let (status, head, body) = server.request(request).await;
+        assert_eq!(status, 421, "{request}");
+        assert!(header(&head, "set-cookie").is_none(), "no session for it");
+        assert!(
+            body.contains("--allowed-host"),
+            "it says how to allow a host: {body}"
+        );
+        assert_eq!(header(&head, "x-frame-options"), Some("DENY"));
+    }
+    // A request without a Host at all.
+    let (status, ..) = server
+        .request("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .await;
+    assert_eq!(status, 400);
+    // Health checks by any name still answer.
+    let (status, ..) = server
+        .request("GET /healthz HTTP/1.1\r\nHost: herald-service\r\nConnection: close\r\n\r\n")
+        .await;
+    assert_eq!(status, 200);
+    // Loopback names and addresses are this server's own.
+    for host in ["localhost", "LocalHost.:3000", "127.0.0.1", "[::1]:3000"] {
+        let (status, ..) = server
+            .request(&format!(
+                "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            ))
+            .await;
+        assert_eq!(status, 200, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn a_host_named_with_allowed_host_or_allowed_origin_is_served() {
+    let data = common::TempDir::new();
+    let server = TestServer::start_in(
+        data.path(),
+        &[
+            "--allowed-host",
+            "chat.example.com",
+            "--allowed-origin",
+            "https://app.example.com",
+        ],
+    )
+    .await;
+    for (host, status) in [
+        ("chat.example.com", 200),
+        ("chat.example.com:443", 200),
+        ("app.example.com", 200),
+        ("evil.example.com", 421),
+    ] {
+        let (got, ..) = server
+            .request(&format!(
+                "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            ))
+            .await;
+        assert_eq!(got, status, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_the_protective_headers_and_the_page_a_nonce_for_its_script() {
+    let server = TestServer::start().await;
+    let (status, head, body) = server.get("/").await;
+    assert_eq!(status, 200);
+    let csp = header(&head, "content-security-policy").expect("a policy");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a nonce");
+    assert_eq!(nonce.len(), 32);
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains("'wasm-unsafe-eval'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    // Every inline script has the nonce; no script is without it.
+    let scripts = body.matches("<script").count();
+    assert!(scripts > 0);
+    assert_eq!(
+        body.matches(&format!("<script type=\"module\" nonce=\"{nonce}\""))
+            .count()
+            + body.matches(&format!("<script nonce=\"{nonce}\"")).count(),
+        scripts,
+        "{body}"
+    );
+    // A new nonce on every page.
+    let (_, again, _) = server.get("/").await;
+    assert_ne!(header(&again, "content-security-policy"), Some(csp));
+    for path in [
+        "/",
+        "/healthz",
+        "/api/rooms",
+        "/pkg/herald.css",
+        "/no-such-file.js",
+    ] {
+        let (_, head, _) = server.get(path).await;
+        assert_eq!(
+            header(&head, "x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(header(&head, "x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(
+            header(&head, "referrer-policy"),
+            Some("same-origin"),
+            "{path}"
+        );
+        assert!(
+            header(&head, "content-security-policy")
+                .is_some_and(|p| p.contains("frame-ancestors 'none'")),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn forged_and_broken_session_cookies_are_strangers_never_errors() {
+    let server = TestServer::start().await;
+    let good = server.session("Ann").await;
+    let value = good.split_once('=').expect("name=value").1;
+    let (payload, tag) = value.split_once('.').expect("payload.tag");
+    let long = "a".repeat(7000);
+    for cookie in [
+        format!("herald_session={payload}"),
+        format!("herald_session={payload}.{}", &tag[..tag.len() - 2]),
+        format!("herald_session={payload}.{tag}00"),
+        format!("herald_session={payload}x.{tag}"),
+        format!("herald_session=zz.{tag}"),
+        format!("herald_session=.{tag}"),
+        "herald_session=".to_string(),
+        "herald_session=%00%ff".to_string(),
+        format!("herald_session={long}.{long}"),
+        format!("herald_session={}.{tag}", "é".repeat(10)),
+    ] {
+        // The page treats the visitor as someone without a name (the name form); the API and the
+        // socket refuse them with 401.
+        let (status, _, body) = server.get_as("/", &cookie).await;
+        assert_eq!(status, 200, "{cookie}");
+        assert!(body.contains("name-form"), "{cookie}");
+        let (status, ..) = server.get_as("/api/rooms", &cookie).await;
+        assert_eq!(status, 401, "{cookie}");
+    }
+}
+
+#[tokio::test]
+async fn query_parameters_and_last_event_id_that_do_not_parse_get_400() {
+    let server = TestServer::start().await;
+    let cookie = server.session("Ann").await;
+    let mut ann = server.client_named("Ann").await;
+    ann.post("one", "one").await;
+    for path in [
+        "/api/rooms/general/messages?limit=-1",
+        "/api/rooms/general/messages?limit=99999999999999999999999",
+        "/api/rooms/general/messages?before=x",
+        "/api/rooms/general/messages?after=1&after=2",
+        "/api/rooms/general/messages?nope=1",
+        "/api/rooms/general/messages?limit=%FF",
+        "/r?room=%00",
+        "/r?room=",
+        "/r",
+    ] {
+        let (status, _, body) = server.get_as(path, &cookie).await;
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+    for last_event_id in ["x", "-1", "18446744073709551616", "1 2", "\u{7f}"] {
+        let request = format!(
+            "GET /api/rooms/general/events HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\n\
+             Last-Event-ID: {last_event_id}\r\nConnection: close\r\n\r\n",
+            server.addr
+        );
+        let (status, _, body) = server.request(&request).await;
+        assert_eq!(status, 400, "{last_event_id:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn asset_paths_cannot_leave_the_site() {
+    let server = TestServer::start().await;
+    for path in [
+        "/../Cargo.toml",
+        "/pkg/../../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/pkg/%2e%2e/%2e%2e/Cargo.toml",
+        "/pkg/..%2f..%2fCargo.toml",
+        "/pkg/%2e%2e%5c%2e%2e%5cCargo.toml",
+        "/..%5c..%5cetc/passwd",
+        "/pkg/%00herald.css",
+        "//etc/passwd",
+        "/pkg//../../../../etc/passwd",
+    ] {
+        let (status, _, body) = server.get(path).await;
+        assert!(
+            status == 404 || status == 400,
+            "{path}: {status} {}",
+            &body[..body.len().min(200)]
+        );
+        assert!(
+            !body.contains("[workspace]") && !body.contains("root:x:0"),
+            "{path}"
+        );
+    }
+}
