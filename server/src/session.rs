@@ -7,6 +7,8 @@
 
 use std::{io::Write, path::Path, sync::Arc};
 
+mod cookie;
+
 use app::protocol::{Identity, validate_name};
 use axum::{
     Form, Router,
@@ -15,14 +17,13 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::post,
 };
-use hmac::{Hmac, KeyInit, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::{AppState, Config};
 
-/// The cookie's name.
-pub const COOKIE: &str = "herald_session";
+pub use cookie::{COOKIE, hex};
+use cookie::{Signer, unhex};
 /// The key file in `--data-dir`, when no secret is given.
 const KEY_FILE: &str = "session.key";
 /// How long a browser keeps the session: a year; choosing a name again replaces it.
@@ -31,14 +32,7 @@ const MAX_AGE_SECS: u64 = 365 * 24 * 3600;
 /// Signs and checks session cookies. Cheap to clone.
 #[derive(Clone)]
 pub struct Sessions {
-    key: Arc<[u8; 32]>,
-}
-
-/// What the cookie carries (hex-encoded JSON, then a dot, then the hex HMAC of that JSON).
-#[derive(Serialize, Deserialize)]
-struct Claims {
-    id: String,
-    name: String,
+    signer: Arc<Signer>,
 }
 
 impl Sessions {
@@ -48,7 +42,13 @@ impl Sessions {
             Some(secret) => Sha256::digest(secret.as_bytes()).into(),
             None => load_or_create_key(&config.data_dir.join(KEY_FILE))?,
         };
-        Ok(Self { key: Arc::new(key) })
+        Ok(Self::with_key(key))
+    }
+
+    fn with_key(key: [u8; 32]) -> Self {
+        Self {
+            signer: Arc::new(Signer::new(key)),
+        }
     }
 
     /// A new session for someone who chose `name`: their identity and the cookie value.
@@ -63,57 +63,23 @@ impl Sessions {
     }
 
     fn cookie_for(&self, id: String, name: String) -> (Identity, String) {
-        let claims = Claims { id, name };
-        let payload = hex(serde_json::to_string(&claims)
-            .unwrap_or_default()
-            .as_bytes());
-        let value = format!("{payload}.{}", hex(&self.sign(payload.as_bytes())));
-        (
-            Identity {
-                id: claims.id,
-                name: claims.name,
-            },
-            value,
-        )
+        let identity = Identity { id, name };
+        let value = self.signer.value_for(&identity);
+        (identity, value)
     }
 
     /// The identity in a cookie value, if it was signed by us and is well-formed.
     pub fn verify(&self, value: &str) -> Option<Identity> {
-        let (payload, tag) = value.split_once('.')?;
-        let mut mac = self.mac();
-        mac.update(payload.as_bytes());
-        mac.verify_slice(&unhex(tag)?).ok()?;
-        let claims: Claims = serde_json::from_slice(&unhex(payload)?).ok()?;
-        // Signed names were validated when issued; checking again costs nothing.
-        let name = validate_name(&claims.name).ok()?;
-        Some(Identity {
-            id: claims.id,
-            name,
-        })
+        self.signer.verify(value)
     }
 
     /// The identity of the request's session cookie, if there is a valid one.
     pub fn from_headers(&self, headers: &HeaderMap) -> Option<Identity> {
-        headers
+        let values = headers
             .get_all(header::COOKIE)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .filter(|(name, _)| *name == COOKIE)
-            .find_map(|(_, value)| self.verify(value))
-    }
-
-    fn mac(&self) -> Hmac<Sha256> {
-        // HMAC takes keys of any length; a 32-byte key cannot be refused.
-        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key[..])
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
-    }
-
-    fn sign(&self, payload: &[u8]) -> Vec<u8> {
-        let mut mac = self.mac();
-        mac.update(payload);
-        mac.finalize().into_bytes().to_vec()
+            .filter_map(|v| v.to_str().ok());
+        cookie::session_values(values).find_map(|value| self.verify(value))
     }
 }
 
@@ -143,26 +109,6 @@ pub fn random_hex(n: usize) -> String {
     // to not crash on.
     let _ = getrandom::fill(&mut bytes);
     hex(&bytes)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// Whether a WebSocket handshake with these headers comes from a page we serve (or an allowed one).
@@ -281,9 +227,7 @@ mod tests {
     use super::*;
 
     fn sessions() -> Sessions {
-        Sessions {
-            key: Arc::new([7; 32]),
-        }
+        Sessions::with_key([7; 32])
     }
 
     #[test]
@@ -297,9 +241,7 @@ mod tests {
         let forged = hex(br#"{"id":"x","name":"Admin"}"#);
         assert_eq!(sessions.verify(&format!("{forged}.{tag}")), None);
         // Signed with another key.
-        let other = Sessions {
-            key: Arc::new([8; 32]),
-        };
+        let other = Sessions::with_key([8; 32]);
         assert_eq!(other.verify(&value), None);
         for junk in ["", ".", "zz.zz", "abc"] {
             assert_eq!(sessions.verify(junk), None);

@@ -269,3 +269,52 @@ async fn asset_paths_cannot_leave_the_site() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_name_form_that_does_not_parse_or_breaks_the_rule_gives_no_session() {
+    let server = TestServer::start().await;
+    let long = "n".repeat(10_000);
+    for (body, status) in [
+        ("nom=Ann", 422),                       // No name field.
+        ("name=Ann&name=Bob", 422),             // Two of them.
+        ("name=", 303),                         // Empty: back with the reason.
+        ("name=%20%20", 303),                   // Only spaces.
+        ("name=a%00b", 303),                    // A control character.
+        ("name=a%0D%0ASet-Cookie:%20x=y", 303), // A header in a name.
+        (&format!("name={long}") as &str, 303), // Far too long.
+    ] {
+        let (got, head, _) = server.post_form("/session", body).await;
+        let shown = &body[..body.len().min(40)];
+        assert_eq!(got, status, "{shown}: {head}");
+        assert!(header(&head, "set-cookie").is_none(), "{shown}");
+        if got == 303 {
+            assert!(
+                header(&head, "location").is_some_and(|l| l.starts_with("/?name_error=")),
+                "{head}"
+            );
+        }
+    }
+    // Escapes that are not UTF-8, or not escapes, are read as browsers read them (U+FFFD; the text
+    // as it is): a name of replacement characters, a `next` that is not a path.
+    let (got, head, _) = server.post_form("/session", "name=%FF%FE&next=%ZZ").await;
+    assert_eq!(got, 303);
+    assert_eq!(header(&head, "location"), Some("/"));
+    let cookie = header(&head, "set-cookie")
+        .expect("a session")
+        .split(';')
+        .next()
+        .expect("value");
+    let (_, _, page) = server.get_as("/", cookie).await;
+    assert!(
+        page.contains("\u{fffd}\u{fffd}"),
+        "the name is shown as decoded"
+    );
+    // Without the form's content type at all.
+    let (got, head, _) = server
+        .request(&format!(
+            "POST /session HTTP/1.1\r\nHost: {}\r\nContent-Length: 8\r\nConnection: close\r\n\r\nname=Ann",
+            server.addr
+        ))
+        .await;
+    assert_eq!(got, 415, "{head}");
+}

@@ -8,8 +8,10 @@
 //! Commands:
 //! - `build`: the site (`target/site`) and the release binary `target/release/herald`.
 //! - `run [-- FLAGS]`: build, then start Herald (default http://127.0.0.1:3000).
-//! - `test`: format check, every Rust test, the browser and release-binary tests; ends by printing
-//!   `N passed, N failed`.
+//! - `test`: format check, every Rust test, the browser and release-binary tests, a bounded run of
+//!   each fuzz target; ends by printing `N passed, N failed`.
+//! - `fuzz [TARGET...] [-- LIBFUZZER_FLAGS]`: build the fuzz targets (`fuzz/`) and run them, each
+//!   for a minute unless the flags say otherwise (`-runs=10000000`, say).
 
 use std::{
     env,
@@ -37,13 +39,16 @@ fn main() -> ExitCode {
         Some("build") => build().map(|_| ExitCode::SUCCESS),
         Some("run") => run(&args[1..]),
         Some("test") => test(),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
                  build           build the site and the release binary target/release/herald\n  \
                  run [-- FLAGS]  build, then run Herald (flags go to herald; see herald --help)\n  \
-                 test            run every test (Rust, browser, release binary) and print the totals"
+                 test            run every test (Rust, browser, release binary) and print the totals\n  \
+                 fuzz [TARGET...] [-- LIBFUZZER_FLAGS]\n                  \
+                 build and run the fuzz targets (each a minute by default)"
             );
             Ok(ExitCode::from(2))
         }
@@ -307,6 +312,9 @@ fn test() -> Result<ExitCode> {
     step("benchmark tool smoke run (herald-bench smoke: nothing lost or doubled)");
     bench_smoke(&binary, &mut tally);
 
+    step("fuzz targets, a bounded run of each (they keep building and running)");
+    fuzz_smoke(&mut tally);
+
     eprintln!("\ntook {:.0?}", started.elapsed());
     for problem in &tally.broken {
         eprintln!("BROKEN: {problem}");
@@ -492,6 +500,161 @@ fn ensure_npm_packages(dir: &Path) -> Result<()> {
         .args(["ci", "--no-audit", "--no-fund"])
         .current_dir(dir)
         .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// fuzz
+
+/// The fuzz targets in `fuzz/fuzz_targets/`, each with a seed corpus in `fuzz/corpus/<target>/`.
+const FUZZ_TARGETS: [&str; 4] = ["frame_decoder", "client_msg", "session_cookie", "api_body"];
+
+/// Coverage instrumentation for libFuzzer on stable Rust: the `-C` options libfuzzer-sys documents
+/// for building a target by hand (cargo-fuzz passes the same), without a sanitizer (which needs a
+/// nightly `-Z` flag; the code under test forbids `unsafe`). Overflow checks and debug assertions
+/// are on in the fuzz crate's release profile.
+const FUZZ_RUSTFLAGS: &str = "-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+    -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing";
+
+/// Seconds each target runs inside `cargo xtask test`.
+const FUZZ_SMOKE_SECS: u32 = 5;
+
+/// Builds the fuzz targets; returns the folder holding them.
+fn fuzz_build() -> Result<PathBuf> {
+    let root = root();
+    // For the host triple explicitly: RUSTFLAGS then reach only the targets, not build scripts or
+    // proc macros (which could not link the instrumentation's symbols).
+    let version = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .context("rustc -vV")?;
+    let host = String::from_utf8_lossy(&version.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .context("rustc -vV names no host")?;
+    let target_dir = root.join("target/fuzz");
+    sh(cargo()
+        .args(["build", "--release", "--bins", "--target", &host])
+        .arg("--manifest-path")
+        .arg(root.join("fuzz/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env(
+            "RUSTFLAGS",
+            FUZZ_RUSTFLAGS
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        ))?;
+    Ok(target_dir.join(host).join("release"))
+}
+
+/// What one run of a target did.
+struct FuzzRun {
+    executions: u64,
+    seconds: u64,
+    passed: bool,
+}
+
+/// Runs one target over its corpus with `flags`. New inputs go to `target/fuzz/corpus/<target>`, so
+/// the repository's corpus is only read (merge new finds into it with `-merge=1` by hand).
+fn fuzz_run(bin_dir: &Path, target: &str, flags: &[String]) -> Result<FuzzRun> {
+    let root = root();
+    let found = root.join("target/fuzz/corpus").join(target);
+    fs::create_dir_all(&found)?;
+    let output = Command::new(bin_dir.join(target))
+        .arg(&found)
+        .arg(root.join("fuzz/corpus").join(target))
+        .args(flags)
+        .arg("-print_final_stats=1")
+        .current_dir(root.join("target/fuzz"))
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("cannot start the fuzz target {target}"))?;
+    let log = String::from_utf8_lossy(&output.stderr);
+    // libFuzzer's last word: `Done 430468 runs in 16 second(s)`.
+    let done = log.lines().rev().find_map(|line| {
+        let rest = line.strip_prefix("Done ")?;
+        let (runs, rest) = rest.split_once(" runs in ")?;
+        let seconds = rest.split_whitespace().next()?;
+        Some((runs.parse().ok()?, seconds.parse().ok()?))
+    });
+    if !output.status.success() || done.is_none() {
+        // The crash report and the input's file name are in the log.
+        eprintln!("{log}");
+    }
+    let (executions, seconds) = done.unwrap_or((0, 0));
+    Ok(FuzzRun {
+        executions,
+        seconds,
+        passed: output.status.success() && done.is_some(),
+    })
+}
+
+/// `cargo xtask fuzz [TARGET...] [-- FLAGS]`.
+fn fuzz(args: &[String]) -> Result<ExitCode> {
+    let (names, flags) = match args.iter().position(|a| a == "--") {
+        Some(at) => (&args[..at], args[at + 1..].to_vec()),
+        None => (args, vec!["-max_total_time=60".to_owned()]),
+    };
+    for name in names {
+        if !FUZZ_TARGETS.contains(&name.as_str()) {
+            bail!(
+                "no fuzz target {name}; there are {}",
+                FUZZ_TARGETS.join(", ")
+            );
+        }
+    }
+    let targets: Vec<&str> = if names.is_empty() {
+        FUZZ_TARGETS.to_vec()
+    } else {
+        names.iter().map(String::as_str).collect()
+    };
+    step("fuzz targets (libFuzzer, coverage-instrumented)");
+    let bin_dir = fuzz_build()?;
+    let mut failed = false;
+    for target in targets {
+        step(&format!("fuzz {target} {}", flags.join(" ")));
+        let run = fuzz_run(&bin_dir, target, &flags)?;
+        println!(
+            "{target}: {} executions in {} s, {}",
+            run.executions,
+            run.seconds,
+            if run.passed { "no crash" } else { "FAILED" }
+        );
+        failed |= !run.passed;
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A few seconds of each target: each run that ends without a crash is a test passed.
+fn fuzz_smoke(tally: &mut Tally) {
+    let bin_dir = match fuzz_build() {
+        Ok(dir) => dir,
+        Err(e) => {
+            tally
+                .broken
+                .push(format!("fuzz targets did not build: {e:#}"));
+            return;
+        }
+    };
+    let flags = [format!("-max_total_time={FUZZ_SMOKE_SECS}")];
+    for target in FUZZ_TARGETS {
+        match fuzz_run(&bin_dir, target, &flags) {
+            Ok(run) if run.passed => {
+                eprintln!("fuzz {target}: {} executions, no crash", run.executions);
+                tally.passed += 1;
+            }
+            Ok(_) => {
+                eprintln!("fuzz {target}: FAILED (the log above names the input)");
+                tally.failed += 1;
+            }
+            Err(e) => tally.broken.push(format!("fuzz {target}: {e:#}")),
+        }
+    }
 }
 
 #[cfg(test)]

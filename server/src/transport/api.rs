@@ -11,10 +11,9 @@ use std::{
     time::Instant,
 };
 
-use app::protocol::{
-    ChatMessage, ErrorCode, Identity, MessageKind, ProtocolError, validate_body,
-    validate_client_id, validate_name, validate_room,
-};
+mod publish;
+
+use app::protocol::{ChatMessage, ErrorCode, Identity, MessageKind, ProtocolError, validate_room};
 use axum::{
     Json, Router,
     body::Body,
@@ -232,17 +231,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A message to publish.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Publish {
-    body: String,
-    /// The name shown as the author (1–32 characters); "API" if absent.
-    author_name: Option<String>,
-    /// An idempotency key: the same key from the same token stores one message.
-    client_id: Option<String>,
-}
-
 #[derive(Serialize)]
 struct Published {
     room: String,
@@ -251,11 +239,14 @@ struct Published {
     id: String,
 }
 
-/// Reads a JSON body of at most the configured body limit (plus room for the JSON around it).
-async fn json_body<T: serde::de::DeserializeOwned>(
+/// Reads a publish body of at most the configured body limit (plus room for the JSON around it)
+/// and turns it into the message to store (without its room): the author is the token's, under the
+/// name the request gives.
+async fn publish_request(
     state: &AppState,
+    token_id: &str,
     body: Body,
-) -> Result<T, ApiError> {
+) -> Result<(Identity, String, String), ApiError> {
     let limit = state.limits.max_body_bytes + JSON_OVERHEAD_BYTES;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
@@ -264,37 +255,25 @@ async fn json_body<T: serde::de::DeserializeOwned>(
             format!("the request body is over {limit} bytes"),
         )
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
-            format!(
-                "the body must be a JSON object {{\"body\", \"author_name\"?, \"client_id\"?}}: {e}"
+    let request = publish::parse(&bytes, state.limits.max_body_bytes).map_err(|refused| {
+        match refused {
+            publish::Refused::Json(why) => ApiError::bad_request(
+                "invalid_json",
+                format!(
+                    "the body must be a JSON object {{\"body\", \"author_name\"?, \"client_id\"?}}: {why}"
+                ),
             ),
-        )
-    })
-}
-
-/// Checks a publish request and turns it into the message to store (without its room).
-fn checked(
-    state: &AppState,
-    token_id: &str,
-    request: Publish,
-) -> Result<(Identity, String, String), ApiError> {
-    validate_body(&request.body, state.limits.max_body_bytes)?;
-    let name = match request.author_name {
-        Some(name) => validate_name(&name)?,
-        None => DEFAULT_BOT_NAME.to_owned(),
-    };
-    let client_id = match request.client_id {
-        Some(id) => {
-            validate_client_id(&id)?;
-            id
+            publish::Refused::Invalid(err) => ApiError::from(err),
         }
-        None => format!("api-{}", session::random_hex(8)),
-    };
+    })?;
+    let client_id = request
+        .client_id
+        .unwrap_or_else(|| format!("api-{}", session::random_hex(8)));
     let author = Identity {
         id: token_id.to_owned(),
-        name,
+        name: request
+            .author_name
+            .unwrap_or_else(|| DEFAULT_BOT_NAME.to_owned()),
     };
     Ok((author, client_id, request.body))
 }
@@ -308,8 +287,7 @@ async fn publish(
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     let token = require_token(&state, &headers)?;
     validate_room(&room)?;
-    let request = json_body(&state, body).await?;
-    let (author, client_id, body) = checked(&state, &token, request)?;
+    let (author, client_id, body) = publish_request(&state, &token, body).await?;
     let seq = state
         .log
         .append(NewMessage {
@@ -347,8 +325,7 @@ async fn broadcast(
     body: Body,
 ) -> Result<(StatusCode, Json<Announced>), ApiError> {
     let token = require_token(&state, &headers)?;
-    let request = json_body(&state, body).await?;
-    let (author, client_id, body) = checked(&state, &token, request)?;
+    let (author, client_id, body) = publish_request(&state, &token, body).await?;
     let mut rooms = state.log.rooms();
     if !rooms.iter().any(|r| r == app::protocol::DEFAULT_ROOM) {
         rooms.push(app::protocol::DEFAULT_ROOM.to_owned());

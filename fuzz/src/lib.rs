@@ -1,0 +1,14 @@
+//! Herald's parsers of outside input, each the server's own source file, for the fuzz targets in
+//! `fuzz_targets/`: the WebSocket frame decoder, the session cookie, and the HTTP API's publish body
+//! (`ClientMsg` decoding is `app::protocol`).
+
+#[path = "../../server/src/transport/websocket/decode.rs"]
+pub mod decode;
+
+#[path = "../../server/src/session/cookie.rs"]
+pub mod cookie;
+
+#[path = "../../server/src/transport/api/publish.rs"]
+pub mod publish;
+
+pub use app::protocol;
