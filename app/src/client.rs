@@ -22,10 +22,17 @@ const BASE_BACKOFF_MS: u32 = 500;
 /// Longest wait between attempts: a user coming back to the tab should not wait longer than this.
 const MAX_BACKOFF_MS: u32 = 15_000;
 
-/// What the browser tells us about its network.
+/// How long an open socket may stay silent before the server's `welcome`: a socket that opens but
+/// never answers (a proxy that swallows it, a server that hangs) is given up and tried again, so
+/// "Connecting…" and "sending…" do not last for ever.
+const WELCOME_TIMEOUT_MS: u32 = 8_000;
+
+/// What the browser (or the reader) tells us about the network.
 enum Network {
     Online,
     Offline,
+    /// The reader asked to try again now rather than wait out the backoff.
+    RetryNow,
 }
 
 /// How often expired typing indicators are cleared.
@@ -40,6 +47,10 @@ pub fn connect(tab: Tab) {
     })));
     let (net_tx, net_rx) = mpsc::unbounded::<Network>();
     let online = net_tx.clone();
+    let retry = net_tx.clone();
+    tab.retry_now.set_value(Some(Rc::new(move || {
+        let _ = retry.unbounded_send(Network::RetryNow);
+    })));
     // The page lives as long as these listeners are needed: keep them for good.
     std::mem::forget(window_event_listener(ev::online, move |_| {
         let _ = online.unbounded_send(Network::Online);
@@ -91,7 +102,7 @@ async fn run(
             let step = wait_ms.min(1000);
             futures::select! {
                 _ = TimeoutFuture::new(step).fuse() => wait_ms -= step,
-                // Back online (or gone offline): stop waiting and look again.
+                // Back online, gone offline, or "Retry now": stop waiting and look again.
                 _ = network.next() => wait_ms = 0,
             }
         }
@@ -119,6 +130,7 @@ async fn session(
     let (mut sink, stream) = socket.split();
     let mut stream = stream.fuse();
     let mut welcomed = false;
+    let mut welcome_due = TimeoutFuture::new(WELCOME_TIMEOUT_MS).fuse();
     loop {
         let mut to_send = Vec::new();
         futures::select! {
@@ -151,6 +163,12 @@ async fn session(
             event = network.next() => {
                 if matches!(event, Some(Network::Offline)) {
                     break; // Dropping the socket closes it; the outbox keeps what was not acked.
+                }
+            }
+            _ = welcome_due => {
+                if !welcomed {
+                    leptos::logging::warn!("no welcome from the server in time; reconnecting");
+                    break;
                 }
             }
         }

@@ -233,7 +233,9 @@ fn Chat(room: String) -> impl IntoView {
                         data-testid="room-input"
                         placeholder="go to room…"
                         aria-label="Go to room"
-                        pattern="[a-z0-9_\\-]+"
+                        // Capitals are fine: the room is their lowercase (the server redirects too).
+                        pattern="\\s*[A-Za-z0-9_\\-]+\\s*"
+                        title="A room name is letters a-z, digits 0-9, _ and - (capitals become lowercase)"
                         maxlength=MAX_ROOM_CHARS
                         required
                     />

@@ -149,6 +149,9 @@ pub struct Tab {
     pub last_error: RwSignal<Option<String>>,
     /// Sends a frame on the current connection; installed by the client once hydrated.
     pub outbox: StoredValue<Option<Outbox>, LocalStorage>,
+    /// Cuts short the wait before the next connection attempt ("Retry now"); installed by the
+    /// client once hydrated.
+    pub retry_now: StoredValue<Option<std::rc::Rc<dyn Fn()>>, LocalStorage>,
     /// The reactive owner the tab was made in: each room's signals are made there too, so they live
     /// as long as the tab, not as long as the page that first showed the room.
     owner: StoredValue<Option<Owner>, LocalStorage>,
@@ -257,6 +260,7 @@ impl Tab {
             visible: RwSignal::new(true),
             last_error: RwSignal::new(None),
             outbox: StoredValue::new_local(None),
+            retry_now: StoredValue::new_local(None),
             owner: StoredValue::new_local(Owner::current()),
         }
     }
@@ -465,6 +469,11 @@ impl Room {
     /// The reader is (or is no longer) at the newest message.
     pub fn follow(&self, at_newest: bool) {
         self.following.set_value(at_newest);
+    }
+
+    /// Whether the reader was at the newest message when they last scrolled (or were taken there).
+    pub fn is_following(&self) -> bool {
+        self.following.get_value()
     }
 
     /// The server's answer to our join: what follows is the replay from `first_seq`.

@@ -63,6 +63,10 @@ pub fn Composer() -> impl IntoView {
                 prop:value=move || draft.get()
                 on:input=move |ev| {
                     draft.set(event_target_value(&ev));
+                    // An error was about what was sent or typed before: the reader has moved on.
+                    if tab.last_error.with_untracked(Option::is_some) {
+                        tab.last_error.set(None);
+                    }
                     #[cfg(feature = "hydrate")]
                     tab.typed(room, js_sys::Date::now());
                 }

@@ -13,8 +13,8 @@ use crate::{
     state::{Line, Room, Tab},
 };
 
-/// How close to the bottom (in CSS pixels) the reader must be for a new message to scroll the list.
-/// Someone reading older messages further up is not yanked down.
+/// How close to the bottom (in CSS pixels) a reader's scrolling must stop for the list to keep
+/// following the newest. Someone reading older messages further up is not yanked down.
 const STICK_TO_BOTTOM_PX: i32 = 160;
 
 /// How close to the top (in CSS pixels) scrolling must come for the older page to be asked for.
@@ -37,35 +37,31 @@ pub fn MessageList() -> impl IntoView {
         room.follow(true);
     };
 
-    // Runs after each change of the list has reached the DOM.
-    Effect::new(move |_| {
-        let (first, last) = room
-            .lines
-            .with(|lines| (lines.first().map(Line::key), lines.last().map(Line::key)));
-        let pending = room.pending.with(Vec::len);
-        let Some(el) = scroller.get() else {
+    // A change is waiting for `settle`: scroll events meanwhile come from the browser adjusting to
+    // the new content, not from the reader, and say nothing about whether they follow the newest.
+    let settling = StoredValue::new(false);
+    // What to do once a change has reached the layout: show the newest, keep the reader's place, or
+    // tell them what came in below.
+    let settle = move || {
+        settling.set_value(false);
+        let Some(el) = scroller.get_untracked() else {
             return;
         };
+        let (first, last) = room
+            .lines
+            .with_untracked(|lines| (lines.first().map(Line::key), lines.last().map(Line::key)));
+        let pending = room.pending.with_untracked(Vec::len);
         let was = before.get_value();
-        // The newest message is already laid out, so allow for its own height too.
-        let near_bottom = || {
-            let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
-            let newest = el
-                .query_selector("ol > li:last-child")
-                .ok()
-                .flatten()
-                .map_or(0, |li| li.client_height());
-            from_bottom <= STICK_TO_BOTTOM_PX + newest
-        };
         if was.height == 0 || pending > was.pending {
             // First look at the room, or the reader just sent something: show the newest.
             to_bottom();
-        } else if last != was.last && near_bottom() {
-            // Following the conversation (the oldest lines may have been trimmed meanwhile).
-            to_bottom();
-        } else if was.first.is_some() && first != was.first {
+        } else if was.first.is_some() && first != was.first && last == was.last {
             // Older messages went in above: keep what the reader sees where it was.
             el.set_scroll_top(el.scroll_top() + el.scroll_height() - was.height);
+        } else if room.is_following() {
+            // Following the conversation: a new message, the oldest lines trimmed, or the list
+            // made shorter by a growing draft, and the newest stays in view.
+            to_bottom();
         } else if last != was.last {
             // Someone reading further up is not yanked down; they are told instead.
             let arrived = room.lines.with_untracked(|lines| {
@@ -86,6 +82,16 @@ pub fn MessageList() -> impl IntoView {
             pending,
             height: el.scroll_height(),
         });
+    };
+    Effect::new(move |_| {
+        room.lines.track();
+        room.pending.track();
+        // The composer grows with the draft and takes its height from the list.
+        room.draft.track();
+        // An effect may run before the list's own update has reached the DOM (measuring then put
+        // the newest one message out of view): measure once it has, before the next paint.
+        settling.set_value(true);
+        request_animation_frame(settle);
     });
 
     let load_older = move || {
@@ -94,6 +100,9 @@ pub fn MessageList() -> impl IntoView {
         }
     };
     let on_scroll = move |_| {
+        if settling.get_value() {
+            return;
+        }
         let Some(el) = scroller.get_untracked() else {
             return;
         };

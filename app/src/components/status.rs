@@ -1,21 +1,37 @@
-//! The connection pill in the header: loading, connecting, connected, reconnecting in N s.
+//! The connection pill in the header: loading, connecting, connected, reconnecting in N s — with
+//! "Retry now" while it waits.
 
 use leptos::prelude::*;
 
-use crate::state::Tab;
+use crate::state::{Connection, Tab};
 
 #[component]
 pub fn ConnectionStatus() -> impl IntoView {
-    let connection = expect_context::<Tab>().connection;
+    let tab = expect_context::<Tab>();
+    let connection = tab.connection;
+    let waiting =
+        move || matches!(connection.get(), Connection::Reconnecting { in_secs } if in_secs > 0);
+    let retry = move |_| {
+        if let Some(retry) = tab.retry_now.get_value() {
+            retry();
+        }
+    };
     view! {
-        <span
-            class="status"
-            data-testid="status"
-            data-state=move || connection.get().name()
-            role="status"
-            aria-live="polite"
-        >
-            {move || connection.get().label()}
+        <span class="status-box">
+            <span
+                class="status"
+                data-testid="status"
+                data-state=move || connection.get().name()
+                role="status"
+                aria-live="polite"
+            >
+                {move || connection.get().label()}
+            </span>
+            <Show when=waiting>
+                <button type="button" class="retry" data-testid="retry" on:click=retry>
+                    "Retry now"
+                </button>
+            </Show>
         </span>
     }
 }

@@ -1,0 +1,157 @@
+// What breaks reading and writing, with two people in real Chromium: the list keeps the newest in
+// view, a long line does not widen the page, a growing draft does not cover the conversation, an error
+// goes when its cause does, and "go to room" takes what the server takes.
+import { expect, Page, test } from '@playwright/test';
+import { heraldUrl, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
+
+/** How far the newest message's bottom is below the scroller's visible bottom (≤ 0: fully visible). */
+async function newestBelowFold(page: Page): Promise<number> {
+  return page.getByTestId('scroller').evaluate((scroller) => {
+    const items = scroller.querySelectorAll('ol.messages > li');
+    const newest = items[items.length - 1];
+    if (!newest) return 0;
+    return newest.getBoundingClientRect().bottom - scroller.getBoundingClientRect().bottom;
+  });
+}
+
+async function twoPeople(browser: import('@playwright/test').Browser, room: string) {
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  await openChat(a, `${heraldUrl()}/r/${room}`, 'Ann');
+  await openChat(b, `${heraldUrl()}/r/${room}`, 'Bob');
+  return { a, b };
+}
+
+test('after sending, messages from others still scroll into view', async ({ browser }) => {
+  const room = uniqueRoom('follow');
+  const { a, b } = await twoPeople(browser, room);
+  const errors = watchForErrors(a);
+  // Enough for the list to scroll.
+  for (let i = 1; i <= 20; i++) await send(b, `filler ${i}`);
+  await expect(a.locator('.message .body', { hasText: 'filler 20' })).toBeVisible();
+  await send(a, 'one from Ann');
+  await expect(a.locator('.message:not(.pending) .body', { hasText: 'one from Ann' })).toHaveCount(1);
+  for (let i = 1; i <= 3; i++) {
+    await send(b, `from Bob ${i}`);
+    await expect(a.locator('.message .body', { hasText: `from Bob ${i}` })).toHaveCount(1);
+    await expect.poll(() => newestBelowFold(a)).toBeLessThanOrEqual(0.5);
+  }
+  await expect(a.getByTestId('jump')).toHaveCount(0);
+  expect(errors).toEqual([]);
+});
+
+test('a long unbroken line in the composer does not widen the page', async ({ browser }) => {
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  await openChat(page, `${heraldUrl()}/r/${uniqueRoom('wide')}`);
+  const url = `https://example.com/${'a'.repeat(400)}`;
+  await page.getByTestId('composer-input').fill(url);
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  expect(width).toBeLessThanOrEqual(1280);
+  await expect(page.getByRole('button', { name: 'Send' })).toBeInViewport();
+  await expect(page.getByTestId('status')).toBeInViewport();
+  await send(page, url);
+  expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1280);
+});
+
+test('a growing draft does not cover the newest message', async ({ browser }) => {
+  const room = uniqueRoom('draft');
+  const { a, b } = await twoPeople(browser, room);
+  for (let i = 1; i <= 20; i++) await send(b, `line ${i}`);
+  await expect(a.locator('.message .body', { hasText: 'line 20' })).toBeVisible();
+  const input = a.getByTestId('composer-input');
+  await input.click();
+  for (let i = 0; i < 5; i++) {
+    await input.press('Shift+Enter');
+    await input.type(`more ${i}`);
+  }
+  await expect.poll(() => newestBelowFold(a)).toBeLessThanOrEqual(0.5);
+});
+
+test('an error about the draft goes once the draft is fixed', async ({ browser }) => {
+  const page = await (await browser.newContext()).newPage();
+  await openChat(page, `${heraldUrl()}/r/${uniqueRoom('error')}`);
+  const input = page.getByTestId('composer-input');
+  await input.fill('x'.repeat(4200));
+  await input.press('Enter');
+  await expect(page.getByTestId('composer-error')).toContainText('4200 bytes');
+  await input.fill('short now');
+  await expect(page.getByTestId('composer-error')).toHaveText('');
+});
+
+test('"go to room" takes capitals and says what a room name may hold', async ({ browser }) => {
+  const page = await (await browser.newContext()).newPage();
+  await openChat(page);
+  const box = page.getByTestId('room-input');
+  const room = uniqueRoom('Design');
+  await box.fill(room);
+  expect(await box.evaluate((el) => (el as HTMLInputElement).checkValidity())).toBe(true);
+  await box.press('Enter');
+  await expect(page).toHaveURL(new RegExp(`/r/${room.toLowerCase()}$`));
+  await expect(page.getByTestId('room-name')).toHaveText(`# ${room.toLowerCase()}`);
+  // What cannot be a room name is refused with the rule, not only "match the requested format".
+  await box.fill('no spaces here');
+  expect(await box.evaluate((el) => (el as HTMLInputElement).checkValidity())).toBe(false);
+  expect(await box.getAttribute('title')).toMatch(/a-z.*0-9/);
+});
+
+/** Routes the page's next sockets: `hang` opens them and says nothing, `close` closes them at once,
+ *  `server` passes them through to Herald. Returns a setter and the number of sockets opened. */
+async function flakyServer(page: Page) {
+  let mode: 'hang' | 'close' | 'server' = 'server';
+  let opened = 0;
+  await page.routeWebSocket(/\/ws$/, (ws) => {
+    opened += 1;
+    if (mode === 'server') ws.connectToServer();
+    else if (mode === 'close') ws.close();
+    // 'hang': open, and never a word.
+  });
+  return { set: (m: typeof mode) => (mode = m), opened: () => opened };
+}
+
+/** Drops the page's socket the way a network change does, so it connects again. */
+async function reconnect(page: Page) {
+  await page.context().setOffline(true);
+  await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'offline');
+  await page.context().setOffline(false);
+}
+
+test('a socket that opens but never answers is given up and tried again', async ({ browser }) => {
+  // Two silent sockets are waited out (8 s each, WELCOME_TIMEOUT_MS in app/src/client.rs).
+  test.setTimeout(45_000);
+  const page = await (await browser.newContext()).newPage();
+  await openChat(page, `${heraldUrl()}/r/${uniqueRoom('hang')}`);
+  const server = await flakyServer(page);
+  server.set('hang');
+  await reconnect(page);
+  await expect.poll(server.opened).toBe(1);
+  await send(page, 'said while the server hangs');
+  await expect(page.getByTestId('pending')).toHaveCount(1);
+  // Not "Connecting…" for ever: the silent socket is dropped and another one tried.
+  await expect.poll(server.opened, { timeout: 20_000 }).toBeGreaterThanOrEqual(2);
+  server.set('server');
+  await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected', { timeout: 20_000 });
+  await expect(page.getByTestId('pending')).toHaveCount(0);
+  await expect(page.locator('.message .body', { hasText: 'said while the server hangs' })).toHaveCount(1);
+});
+
+test('"Retry now" ends the wait before the next attempt', async ({ browser }) => {
+  const page = await (await browser.newContext()).newPage();
+  await openChat(page, `${heraldUrl()}/r/${uniqueRoom('retry')}`);
+  const server = await flakyServer(page);
+  server.set('close');
+  await reconnect(page);
+  await send(page, 'kept until the retry');
+  // Each failure doubles the wait; once it is several seconds, the reader is offered to cut it.
+  const status = page.getByTestId('status');
+  await expect(status).toHaveText(/Reconnecting in [3-9]s/, { timeout: 20_000 });
+  await expect(page.getByTestId('retry')).toBeVisible();
+  server.set('server');
+  const opened = server.opened();
+  await page.getByTestId('retry').click();
+  // Connected well before the countdown (3 s at least) would have run out.
+  await expect(status).toHaveAttribute('data-state', 'connected', { timeout: 2_500 });
+  expect(server.opened()).toBe(opened + 1);
+  await expect(page.getByTestId('retry')).toHaveCount(0);
+  await expect(page.locator('.message .body', { hasText: 'kept until the retry' })).toHaveCount(1);
+  await expect(page.getByTestId('pending')).toHaveCount(0);
+});
