@@ -48,6 +48,37 @@ test('assets carry cache headers, revalidate with 304, and come gzipped when acc
   expect(favicon.headers()['cache-control']).toContain('max-age=');
 });
 
+test('brotli is served when accepted, else gzip; the page itself is compressed too', async ({ request }) => {
+  for (const file of ['/pkg/herald_bg.wasm', '/pkg/herald.js', '/pkg/herald.css']) {
+    const url = heraldUrl() + file;
+    const plain = await request.get(url, { headers: { 'accept-encoding': 'identity' } });
+    expect(plain.headers()['content-encoding'], file).toBeUndefined();
+    for (const [accept, expected] of [
+      ['gzip, deflate, br, zstd', 'br'],
+      ['br', 'br'],
+      ['gzip', 'gzip'],
+      ['gzip, br;q=0', 'gzip'],
+    ]) {
+      const response = await request.get(url, { headers: { 'accept-encoding': accept } });
+      expect(response.headers()['content-encoding'], `${file} ${accept}`).toBe(expected);
+      expect(response.headers()['vary']).toContain('Accept-Encoding');
+      // Decoded by the client: the very same file.
+      expect((await response.body()).equals(await plain.body()), `${file} ${accept}`).toBe(true);
+    }
+  }
+  // The chat page (and API JSON) are compressed as they are sent.
+  for (const [accept, expected] of [
+    ['br', 'br'],
+    ['gzip', 'gzip'],
+  ]) {
+    const page = await request.get(heraldUrl() + '/', { headers: { 'accept-encoding': accept } });
+    expect(page.headers()['content-encoding'], accept).toBe(expected);
+    expect(await page.text()).toContain('<!DOCTYPE html>');
+  }
+  const plainPage = await request.get(heraldUrl() + '/', { headers: { 'accept-encoding': 'identity' } });
+  expect(plainPage.headers()['content-encoding']).toBeUndefined();
+});
+
 test('--help lists its flags and their environment twins', async () => {
   const help = spawnSync(binaryUnderTest(), ['--help'], { encoding: 'utf8' });
   expect(help.status).toBe(0);

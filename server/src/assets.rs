@@ -1,5 +1,6 @@
 //! The site's static files — JS glue, wasm, CSS, everything from `public/` — served with the right
-//! content types and cache headers, gzip-compressed when the browser accepts it.
+//! content types and cache headers, brotli- or gzip-compressed (copies made at build time) when the
+//! browser accepts it.
 //!
 //! With the `embed` feature (the release binary) the files are compiled in from `target/site`, so the
 //! binary needs nothing beside it. Without it they are read from `--site-dir`, for development.
@@ -53,18 +54,19 @@ async fn file_response(state: &AppState, path: &str, request: &HeaderMap) -> Opt
     {
         return None;
     }
-    let wants_gzip = request
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|enc| enc.trim().starts_with("gzip")));
-    let gzipped = if wants_gzip {
-        load(state, &format!("{path}.gz")).await
-    } else {
-        None
-    };
-    let (asset, gzip) = match gzipped {
-        Some(asset) => (asset, true),
-        None => (load(state, path).await?, false),
+    // The smallest copy the browser takes: brotli, then gzip, then the file itself.
+    let mut found = None;
+    for (encoding, suffix) in [("br", ".br"), ("gzip", ".gz")] {
+        if accepts(request, encoding)
+            && let Some(asset) = load(state, &format!("{path}{suffix}")).await
+        {
+            found = Some((asset, Some(encoding)));
+            break;
+        }
+    }
+    let (asset, encoding) = match found {
+        Some(found) => found,
+        None => (load(state, path).await?, None),
     };
 
     let mime = mime_guess::from_path(path).first_or_octet_stream();
@@ -77,7 +79,11 @@ async fn file_response(state: &AppState, path: &str, request: &HeaderMap) -> Opt
     } else {
         STATIC_MAX_AGE
     };
-    let etag = format!("\"{}{}\"", asset.etag, if gzip { "-gz" } else { "" });
+    let etag = format!(
+        "\"{}{}\"",
+        asset.etag,
+        encoding.map_or(String::new(), |e| format!("-{e}"))
+    );
 
     let mut headers = HeaderMap::new();
     let mut set = |name, value: &str| {
@@ -89,8 +95,8 @@ async fn file_response(state: &AppState, path: &str, request: &HeaderMap) -> Opt
     set(header::CACHE_CONTROL, cache);
     set(header::ETAG, &etag);
     set(header::VARY, "Accept-Encoding");
-    if gzip {
-        set(header::CONTENT_ENCODING, "gzip");
+    if let Some(encoding) = encoding {
+        set(header::CONTENT_ENCODING, encoding);
     }
 
     let not_modified = request
@@ -104,6 +110,33 @@ async fn file_response(state: &AppState, path: &str, request: &HeaderMap) -> Opt
         return Some((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     Some((headers, Body::from(asset.bytes)).into_response())
+}
+
+/// Whether `Accept-Encoding` takes `encoding` (listed, or `*`, without `q=0`).
+fn accepts(request: &HeaderMap, encoding: &str) -> bool {
+    let mut named = None;
+    let mut any = false;
+    for item in request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or_default().trim();
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        if name.eq_ignore_ascii_case(encoding) {
+            named = Some(!refused);
+        } else if name == "*" {
+            any = !refused;
+        }
+    }
+    named.unwrap_or(any)
 }
 
 #[cfg(feature = "embed")]
@@ -150,4 +183,32 @@ pub async fn check_site(state: &AppState) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_encoding_is_read_with_its_weights() {
+        let headers = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_str(v).expect("header"),
+            );
+            h
+        };
+        assert!(accepts(&headers("gzip, deflate, br, zstd"), "br"));
+        assert!(accepts(&headers("gzip;q=1.0, BR;q=0.5"), "br"));
+        assert!(!accepts(&headers("gzip, br;q=0"), "br"));
+        assert!(accepts(&headers("gzip, br;q=0"), "gzip"));
+        assert!(accepts(&headers("*"), "br"));
+        assert!(!accepts(&headers("*, br;q=0"), "br"));
+        assert!(!accepts(&headers("identity"), "gzip"));
+        assert!(!accepts(&HeaderMap::new(), "gzip"));
+        // A prefix is not a name.
+        assert!(!accepts(&headers("brotli, gzipx"), "br"));
+        assert!(!accepts(&headers("gzipx"), "gzip"));
+    }
 }

@@ -173,6 +173,31 @@ pub async fn run(
     Ok(())
 }
 
+/// Brotli or gzip for HTML and JSON of a useful size; anything else (already-compressed site files,
+/// event streams, WebSocket upgrades) as it is.
+fn compression()
+-> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::{
+        CompressionLayer, Predicate,
+        predicate::{DefaultPredicate, SizeAbove},
+    };
+    let text = |_: axum::http::StatusCode,
+                _: axum::http::Version,
+                headers: &axum::http::HeaderMap,
+                _: &axum::http::Extensions| {
+        headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("text/html") || t.starts_with("application/json"))
+    };
+    CompressionLayer::new()
+        .br(true)
+        .gzip(true)
+        .no_deflate()
+        .no_zstd()
+        .compress_when(DefaultPredicate::new().and(SizeAbove::new(512)).and(text))
+}
+
 fn router(state: AppState) -> Router {
     // Also sets up the executor Leptos renders on.
     let routes = generate_route_list(App);
@@ -191,6 +216,9 @@ fn router(state: AppState) -> Router {
             guard::check_host,
         ))
         .layer(axum::middleware::from_fn(guard::protective_headers))
+        // The page and API answers, compressed as the browser asks (site files are compressed at
+        // build time and pass through; Server-Sent Events never are).
+        .layer(compression())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
