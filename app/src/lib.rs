@@ -7,6 +7,7 @@
 #![recursion_limit = "256"]
 
 pub mod components;
+pub mod keep;
 pub mod protocol;
 pub mod state;
 
@@ -70,7 +71,16 @@ pub fn App() -> impl IntoView {
         #[cfg(feature = "hydrate")]
         {
             if tab.me.get_untracked().is_some() {
+                // What was left written in this browser comes back before the first connection,
+                // so it is sent with it.
+                tab.rooms().into_iter().for_each(|room| tab.restore(room));
                 client::connect(tab);
+                // Leaving while something is unsent: the browser asks first.
+                std::mem::forget(window_event_listener(leptos::ev::beforeunload, move |ev| {
+                    if tab.has_unsent() {
+                        ev.prevent_default();
+                    }
+                }));
             }
             // Whether anyone can see the page decides what counts as read.
             let hidden = || leptos::prelude::document().hidden();

@@ -237,8 +237,8 @@ impl Shown {
     }
 }
 
-/// A message in the outbox.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A message sent and not yet acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Pending {
     pub client_id: String,
     pub body: String,
@@ -293,11 +293,58 @@ impl Tab {
             rooms.insert(name.to_owned(), room);
         });
         self.open.update(|open| open.push(name.to_owned()));
+        if self.hydrated.get_untracked() {
+            self.restore(room);
+        }
         // While connected the join goes now; otherwise the next `welcome` joins every open room.
         if self.connection.get_untracked() == Connection::Connected {
             self.send(room.join());
         }
         room
+    }
+
+    /// Brings back what this person left written in `room` in this browser (a draft, messages never
+    /// acknowledged), and keeps it from now on as it changes (see `keep`). In the browser only, once
+    /// hydrated; before the first `welcome`, so that restored messages are re-sent with the others.
+    pub fn restore(&self, room: Room) {
+        let Some(user) = self
+            .me
+            .with_untracked(|me| me.as_ref().map(|me| me.id.clone()))
+        else {
+            return;
+        };
+        let name = room.name.get_value();
+        let kept = crate::keep::load(&user, &name);
+        if room.draft.with_untracked(String::is_empty) && !kept.draft.is_empty() {
+            room.draft.set(kept.draft);
+        }
+        if !kept.unacknowledged.is_empty() {
+            room.pending.update(|pending| {
+                for message in kept.unacknowledged {
+                    if !pending.iter().any(|p| p.client_id == message.client_id) {
+                        pending.push(message);
+                    }
+                }
+            });
+        }
+        let keep = move || {
+            let kept = crate::keep::Kept {
+                draft: room.draft.get(),
+                unacknowledged: room.pending.get(),
+            };
+            crate::keep::save(&user, &name, &kept);
+        };
+        match self.owner.get_value() {
+            Some(owner) => owner.with(|| Effect::new(move |_| keep())),
+            None => Effect::new(move |_| keep()),
+        };
+    }
+
+    /// Whether anything written in this tab has not reached the server yet.
+    pub fn has_unsent(&self) -> bool {
+        self.rooms()
+            .iter()
+            .any(|room| room.pending.with_untracked(|p| !p.is_empty()))
     }
 
     /// Hands a frame to the socket client (dropped if there is none yet: it is re-derived from the

@@ -155,3 +155,49 @@ test('"Retry now" ends the wait before the next attempt', async ({ browser }) =>
   await expect(page.locator('.message .body', { hasText: 'kept until the retry' })).toHaveCount(1);
   await expect(page.getByTestId('pending')).toHaveCount(0);
 });
+
+test('a draft and an unsent message survive a reload; the message is stored once', async ({ browser }) => {
+  const room = uniqueRoom('keep');
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = watchForErrors(page);
+  await openChat(page, `${heraldUrl()}/r/${room}`, 'Ann');
+  const server = await flakyServer(page);
+  // The server cannot be reached for a while: what is sent waits, unacknowledged.
+  server.set('close');
+  await reconnect(page);
+  await send(page, 'sent while away');
+  await expect(page.getByTestId('pending')).toHaveCount(1);
+  await page.getByTestId('composer-input').fill('half a thought');
+  // Leaving now would lose something: the browser is asked to confirm first.
+  const warned = await page.evaluate(() => {
+    const event = new Event('beforeunload', { cancelable: true });
+    window.dispatchEvent(event);
+    return event.defaultPrevented;
+  });
+  expect(warned).toBe(true);
+
+  // Reloaded (the server still away); then it is back.
+  await page.reload();
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.getByTestId('composer-input')).toHaveValue('half a thought');
+  await expect(page.getByTestId('pending')).toHaveCount(1);
+  server.set('server');
+  await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected', { timeout: 20_000 });
+  await expect(page.getByTestId('pending')).toHaveCount(0);
+  await expect(page.locator('.message .body', { hasText: 'sent while away' })).toHaveCount(1);
+
+  // Another person sees it once, and it is stored once.
+  const bob = await (await browser.newContext()).newPage();
+  await openChat(bob, `${heraldUrl()}/r/${room}`, 'Bob');
+  await expect(bob.locator('.message .body', { hasText: 'sent while away' })).toHaveCount(1);
+  // Nothing is left unsent: leaving no longer asks.
+  expect(
+    await page.evaluate(() => {
+      const event = new Event('beforeunload', { cancelable: true });
+      window.dispatchEvent(event);
+      return event.defaultPrevented;
+    }),
+  ).toBe(false);
+  expect(errors.filter((e) => !e.includes('WebSocket'))).toEqual([]);
+});
