@@ -53,6 +53,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </head>
             <body>
                 <App/>
+                // After the app, outside what is hydrated.
+                <noscript>
+                    <p class="noscript" data-testid="noscript">
+                        "Herald shows a room's latest messages without JavaScript, but sending, live "
+                        "updates and other rooms need it: turn JavaScript on for this site."
+                    </p>
+                </noscript>
             </body>
         </html>
     }
@@ -200,15 +207,62 @@ fn Chat(room: String) -> impl IntoView {
         }
     };
 
+    // The router handles links itself; this one only moves the focus.
+    let skip_to_box = move |ev: leptos::ev::MouseEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            ev.prevent_default();
+            if let Some(input) = document()
+                .get_element_by_id("message-box")
+                .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
+            {
+                let _ = input.focus();
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+    let close_on_escape = move |ev: leptos::ev::KeyboardEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            if ev.key() != "Escape" {
+                return;
+            }
+            let Some(details) = ev
+                .current_target()
+                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            else {
+                return;
+            };
+            let _ = details.remove_attribute("open");
+            if let Some(summary) = details
+                .query_selector("summary")
+                .ok()
+                .flatten()
+                .and_then(|s| s.dyn_into::<web_sys::HtmlElement>().ok())
+            {
+                let _ = summary.focus();
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+
     view! {
         <div class="app" data-hydrated=move || tab.hydrated.get().to_string()>
             <Title text=title/>
+            <a class="skip-link" href="#message-box" data-testid="skip-link" on:click=skip_to_box>
+                "Skip to the message box"
+            </a>
             <header class="topbar">
                 <h1 class="brand">"Herald"</h1>
                 <span class="room-name" data-testid="room-name">"# " {room}</span>
                 // Your name; open it to change it (a plain form: it works before the page is
                 // hydrated, and you stay who you are, so what you said is still yours).
-                <details class="me" open=renaming>
+                // Escape closes it, and puts the focus back on the name.
+                <details class="me" open=renaming on:keydown=close_on_escape>
                     <summary data-testid="me" title="Change your name">
                         {move || tab.me.get().map(|me| me.name)}
                     </summary>

@@ -24,6 +24,28 @@ pub fn Composer() -> impl IntoView {
         }
     };
 
+    // The message box is where a reader lands: after choosing a name, after moving to a room —
+    // unless they are typing somewhere else.
+    let input = NodeRef::<leptos::html::Textarea>::new();
+    Effect::new(move |_| {
+        if !tab.hydrated.get() {
+            return;
+        }
+        // Once the box is enabled in the DOM (an effect can run before that update lands).
+        #[cfg(feature = "hydrate")]
+        request_animation_frame(move || {
+            let busy = document().active_element().is_some_and(|el| {
+                matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+                    && el.get_attribute("data-testid").as_deref() != Some("room-input")
+            });
+            if let Some(input) = input.get_untracked()
+                && !busy
+            {
+                let _ = input.focus();
+            }
+        });
+    });
+
     let send = move || {
         let body = draft.get_untracked();
         if body.trim().is_empty() {
@@ -53,6 +75,8 @@ pub fn Composer() -> impl IntoView {
     view! {
         <form class="composer" data-testid="composer" on:submit=on_submit>
             <textarea
+                node_ref=input
+                id="message-box"
                 name="body"
                 rows="1"
                 aria-label="Message"

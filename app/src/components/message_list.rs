@@ -37,11 +37,27 @@ pub fn MessageList() -> impl IntoView {
         room.follow(true);
     };
 
+    // What a screen reader announces: the newest message from someone else, as it arrives.
+    let announce = RwSignal::new(String::new());
     // A change is waiting for `settle`: scroll events meanwhile come from the browser adjusting to
     // the new content, not from the reader, and say nothing about whether they follow the newest.
     let settling = StoredValue::new(false);
     // What to do once a change has reached the layout: show the newest, keep the reader's place, or
     // tell them what came in below.
+    let announce_newest = move |last: Option<&String>| {
+        if last.is_none() || last == before.get_value().last.as_ref() {
+            return;
+        }
+        let newest = room.lines.with_untracked(|lines| match lines.last() {
+            Some(Line::Message(shown)) if !tab.is_me(&shown.msg.author) => {
+                Some(format!("{}: {}", shown.msg.author.name, shown.msg.body))
+            }
+            _ => None,
+        });
+        if let Some(text) = newest {
+            announce.set(text);
+        }
+    };
     let settle = move || {
         settling.set_value(false);
         let Some(el) = scroller.get_untracked() else {
@@ -59,10 +75,12 @@ pub fn MessageList() -> impl IntoView {
             // Older messages went in above: keep what the reader sees where it was.
             el.set_scroll_top(el.scroll_top() + el.scroll_height() - was.height);
         } else if room.is_following() {
+            announce_newest(last.as_ref());
             // Following the conversation: a new message, the oldest lines trimmed, or the list
             // made shorter by a growing draft, and the newest stays in view.
             to_bottom();
         } else if last != was.last {
+            announce_newest(last.as_ref());
             // Someone reading further up is not yanked down; they are told instead.
             let arrived = room.lines.with_untracked(|lines| {
                 let after = lines
@@ -140,7 +158,8 @@ pub fn MessageList() -> impl IntoView {
                     "Some messages from while you were away are no longer kept and are not shown."
                 </p>
             </Show>
-            <ol class="messages" data-testid="messages" aria-live="polite">
+            // Not a live region itself: history pages and notices would all be read out.
+            <ol class="messages" data-testid="messages">
                 <For each=move || room.lines.get() key=Line::key let:line>
                     {match line {
                         Line::Message(shown) if shown.msg.kind == MessageKind::Announcement => {
@@ -211,6 +230,7 @@ pub fn MessageList() -> impl IntoView {
                     </li>
                 </For>
             </ol>
+            <p class="sr-only" aria-live="polite" data-testid="announcer">{move || announce.get()}</p>
             <Show when=move || { unseen.get() > 0 }>
                 <button type="button" class="jump" data-testid="jump" on:click=move |_| to_bottom()>
                     {move || match unseen.get() {
