@@ -53,7 +53,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </head>
             <body>
                 <App/>
-                // After the app, outside what is hydrated.
+                // After the app, outside what is hydrated. Before the wasm has loaded (seconds on a
+                // slow network) the conversation shows its newest messages, as it will after.
+                <script nonce=leptos::nonce::use_nonce()>
+                    "for (const list of document.querySelectorAll('.messages-scroller')) list.scrollTop = list.scrollHeight;"
+                </script>
                 <noscript>
                     <p class="noscript" data-testid="noscript">
                         "Herald shows a room's latest messages without JavaScript, but sending, live "

@@ -201,3 +201,17 @@ test('a draft and an unsent message survive a reload; the message is stored once
   ).toBe(false);
   expect(errors.filter((e) => !e.includes('WebSocket'))).toEqual([]);
 });
+
+test('before the page comes alive, the conversation already shows its newest messages', async ({ browser }) => {
+  const room = uniqueRoom('early');
+  const { b } = await twoPeople(browser, room);
+  for (let i = 1; i <= 25; i++) await send(b, `early ${i}`);
+  await expect(b.locator('.message:not(.pending) .body', { hasText: 'early 25' })).toHaveCount(1);
+  // The same person on a slow network: the wasm has not arrived (here: never does).
+  const page = await b.context().newPage();
+  await page.route(/\/pkg\/herald_bg\.wasm/, (route) => route.abort());
+  await page.goto(`${heraldUrl()}/r/${room}`);
+  await expect(page.locator('.message .body', { hasText: 'early 25' })).toHaveCount(1);
+  expect(await page.locator('.app').getAttribute('data-hydrated')).toBe('false');
+  await expect.poll(() => newestBelowFold(page)).toBeLessThanOrEqual(0.5);
+});
