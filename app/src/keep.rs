@@ -17,7 +17,8 @@ pub struct Kept {
 }
 
 impl Kept {
-    fn is_empty(&self) -> bool {
+    /// Nothing to keep: the room's key is removed rather than written.
+    pub fn is_empty(&self) -> bool {
         self.draft.is_empty() && self.unacknowledged.is_empty()
     }
 }
@@ -69,6 +70,6 @@ pub fn save(user_id: &str, room: &str, kept: &Kept) {
     }
     #[cfg(not(feature = "hydrate"))]
     {
-        let _ = (user_id, room, kept.is_empty());
+        let _ = (user_id, room, kept);
     }
 }

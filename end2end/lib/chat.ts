@@ -1,5 +1,5 @@
 // What a person does on the chat page, as test steps.
-import { expect, Page } from '@playwright/test';
+import { Browser, expect, Page } from '@playwright/test';
 
 export function heraldUrl(): string {
   const url = process.env.HERALD_URL;
@@ -40,6 +40,15 @@ export async function openChat(page: Page, url = heraldUrl(), name = newName()):
   await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected');
   await expect(page.getByTestId('composer-input')).toBeEnabled();
   return (await page.getByTestId('me').textContent()) ?? '';
+}
+
+/** Ann and Bob, each in a browser of their own, in `room`. */
+export async function twoPeople(browser: Browser, room: string): Promise<{ a: Page; b: Page }> {
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  await openChat(a, `${heraldUrl()}/r/${room}`, 'Ann');
+  await openChat(b, `${heraldUrl()}/r/${room}`, 'Bob');
+  return { a, b };
 }
 
 /** Types a message and presses Enter. */

@@ -2,7 +2,7 @@
 // there, Escape closes the change-of-name box, only new messages from others are announced — and
 // without JavaScript the page says what it needs.
 import { expect, test } from '@playwright/test';
-import { chooseName, heraldUrl, newName, openChat, send, uniqueRoom } from '../lib/chat';
+import { chooseName, heraldUrl, newName, openChat, send, twoPeople, uniqueRoom } from '../lib/chat';
 
 test('after choosing a name and after moving to a room, focus is in the message box', async ({ browser }) => {
   const page = await (await browser.newContext()).newPage();
@@ -51,11 +51,7 @@ test('Escape closes the change-of-name box and returns to the name', async ({ br
 });
 
 test('only a new message from someone else is announced, not the whole list', async ({ browser }) => {
-  const room = uniqueRoom('live');
-  const ann = await (await browser.newContext()).newPage();
-  const bob = await (await browser.newContext()).newPage();
-  await openChat(ann, `${heraldUrl()}/r/${room}`, 'Ann');
-  await openChat(bob, `${heraldUrl()}/r/${room}`, 'Bob');
+  const { a: ann, b: bob } = await twoPeople(browser, uniqueRoom('live'));
   // The list is not a live region: a page of history or a join notice would all be read out.
   await expect(ann.getByTestId('messages')).not.toHaveAttribute('aria-live', /.+/);
   const announcer = ann.getByTestId('announcer');

@@ -2,7 +2,7 @@
 // view, a long line does not widen the page, a growing draft does not cover the conversation, an error
 // goes when its cause does, and "go to room" takes what the server takes.
 import { expect, Page, test } from '@playwright/test';
-import { heraldUrl, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
+import { heraldUrl, openChat, send, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';
 
 /** How far the newest message's bottom is below the scroller's visible bottom (≤ 0: fully visible). */
 async function newestBelowFold(page: Page): Promise<number> {
@@ -12,14 +12,6 @@ async function newestBelowFold(page: Page): Promise<number> {
     if (!newest) return 0;
     return newest.getBoundingClientRect().bottom - scroller.getBoundingClientRect().bottom;
   });
-}
-
-async function twoPeople(browser: import('@playwright/test').Browser, room: string) {
-  const a = await (await browser.newContext()).newPage();
-  const b = await (await browser.newContext()).newPage();
-  await openChat(a, `${heraldUrl()}/r/${room}`, 'Ann');
-  await openChat(b, `${heraldUrl()}/r/${room}`, 'Bob');
-  return { a, b };
 }
 
 test('after sending, messages from others still scroll into view', async ({ browser }) => {

@@ -173,14 +173,11 @@ pub async fn run(
     Ok(())
 }
 
-/// Brotli or gzip for HTML and JSON of a useful size; anything else (already-compressed site files,
-/// event streams, WebSocket upgrades) as it is.
+/// Brotli or gzip for HTML and JSON of a useful size; anything else (site files, compressed at build
+/// time; event streams; WebSocket upgrades) as it is.
 fn compression()
 -> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
-    use tower_http::compression::{
-        CompressionLayer, Predicate,
-        predicate::{DefaultPredicate, SizeAbove},
-    };
+    use tower_http::compression::{CompressionLayer, Predicate, predicate::SizeAbove};
     let text = |_: axum::http::StatusCode,
                 _: axum::http::Version,
                 headers: &axum::http::HeaderMap,
@@ -195,7 +192,7 @@ fn compression()
         .gzip(true)
         .no_deflate()
         .no_zstd()
-        .compress_when(DefaultPredicate::new().and(SizeAbove::new(512)).and(text))
+        .compress_when(SizeAbove::new(512).and(text))
 }
 
 fn router(state: AppState) -> Router {

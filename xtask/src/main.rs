@@ -556,13 +556,7 @@ fn fuzz_build() -> Result<PathBuf> {
         .arg("--manifest-path")
         .arg(root.join("fuzz/Cargo.toml"))
         .env("CARGO_TARGET_DIR", &target_dir)
-        .env(
-            "RUSTFLAGS",
-            FUZZ_RUSTFLAGS
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
-        ))?;
+        .env("RUSTFLAGS", FUZZ_RUSTFLAGS))?;
     Ok(target_dir.join(host).join("release"))
 }
 

@@ -73,14 +73,14 @@ async fn events(
         .ok_or_else(|| ApiError::unknown_room(&room))?;
     // `Last-Event-ID` is what `EventSource` sends when it reconnects by itself; it wins over `since`.
     // It is always one of our seqs: anything else is refused, not taken as "from the start".
-    let last_event_id = match headers.get("last-event-id").map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(v)) if v.trim().is_empty() => None,
-        Some(Ok(v)) if v.trim().bytes().all(|b| b.is_ascii_digit()) => Some(
-            v.trim()
-                .parse::<u64>()
-                .map_err(|_| invalid_last_event_id())?,
-        ),
+    let last_event_id = match headers
+        .get("last-event-id")
+        .map(|v| v.to_str().map(str::trim))
+    {
+        None | Some(Ok("")) => None,
+        Some(Ok(id)) if id.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(id.parse::<u64>().map_err(|_| invalid_last_event_id())?)
+        }
         Some(_) => return Err(invalid_last_event_id()),
     };
     let since = last_event_id.or(query.since).map(|seq| Cursor {
