@@ -8,22 +8,19 @@
 
 pub mod components;
 pub mod keep;
+pub mod location;
 pub mod protocol;
 pub mod state;
 
 #[cfg(feature = "hydrate")]
 pub mod client;
 
-use leptos::prelude::*;
+use leptos::{either::EitherOf3, prelude::*};
 use leptos_meta::{MetaTags, Title, provide_meta_context};
-use leptos_router::{
-    ParamSegment, StaticSegment,
-    components::{Route, Router, Routes},
-    hooks::{use_location, use_params_map, use_query_map},
-};
 
 use components::{Composer, ConnectionStatus, Members, MessageList, RoomList, TypingIndicator};
-use protocol::{DEFAULT_ROOM, MAX_NAME_CHARS, MAX_ROOM_CHARS, validate_room};
+use location::{Page, here};
+use protocol::{MAX_NAME_CHARS, MAX_ROOM_CHARS, validate_room};
 use state::{ROOM_META, Tab, USER_META, current_user, initial_room};
 
 /// The name the build gives the JS glue and the wasm (`pkg/herald.js`, `pkg/herald_bg.wasm`) and the
@@ -73,6 +70,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    location::provide();
     // One per tab: it outlives moving between rooms, which happens without reloading the page.
     let tab = Tab::new(current_user());
     provide_context(tab);
@@ -105,12 +103,7 @@ pub fn App() -> impl IntoView {
     });
     view! {
         <Title text="Herald"/>
-        <Router>
-            <Routes fallback=|| view! { <NotFound/> }>
-                <Route path=StaticSegment("") view=ChatPage/>
-                <Route path=(StaticSegment("r"), ParamSegment("room")) view=ChatPage/>
-            </Routes>
-        </Router>
+        <ChatPage/>
     }
 }
 
@@ -118,22 +111,18 @@ pub fn App() -> impl IntoView {
 /// name; the name prompt for everyone else.
 #[component]
 fn ChatPage() -> impl IntoView {
-    let params = use_params_map();
-    // Following a room link changes the URL without a page load. Keyed by the room, so the page for
+    let here = here();
+    // Following a room link changes the URL without a page load. Keyed by the page, so the page for
     // another room is built afresh (with that room's state) rather than patched from this one.
-    let room = move || {
-        params
-            .with(|params| params.get("room"))
-            .unwrap_or_else(|| DEFAULT_ROOM.to_string())
-    };
     view! {
-        <For each=move || [room()] key=String::clone let:room>
-            {if let Err(why) = validate_room(&room) {
-                view! { <NotFound why=format!("There is no room called “{room}”: {}.", why.message)/> }.into_any()
-            } else if current_user().is_some() {
-                view! { <Chat room/> }.into_any()
-            } else {
-                view! { <NamePrompt/> }.into_any()
+        <For each=move || [here.page()] key=Page::clone let:page>
+            {match page {
+                Page::Room(room) if current_user().is_some() => EitherOf3::A(view! { <Chat room/> }),
+                Page::Room(_) => EitherOf3::B(view! { <NamePrompt/> }),
+                Page::BadRoom { room, why } => EitherOf3::C(view! {
+                    <NotFound why=format!("There is no room called “{room}”: {why}.")/>
+                }),
+                Page::NotFound => EitherOf3::C(view! { <NotFound/> }),
             }}
         </For>
     }
@@ -143,10 +132,9 @@ fn ChatPage() -> impl IntoView {
 /// before (and without) the WASM.
 #[component]
 fn NamePrompt() -> impl IntoView {
-    let query = use_query_map();
     // After choosing a name, come back to this very page (a room's URL, say).
-    let here = use_location().pathname.get_untracked();
-    let error = move || query.with(|q| q.get("name_error")).map(|_| name_rule());
+    let error = here().has_param("name_error").then(name_rule);
+    let here = here().path();
     view! {
         <div class="app name-prompt" data-hydrated="false">
             <form class="name-form" method="post" action="/session" data-testid="name-form">
@@ -191,11 +179,9 @@ fn Chat(room: String) -> impl IntoView {
     let here = format!("/r/{room}");
     let my_name = tab.me.get_untracked().map(|me| me.name).unwrap_or_default();
     // A refused change of name comes back here with `?name_error=`: say why, with the form open.
-    let rename_error = use_query_map()
-        .with_untracked(|q| q.get("name_error"))
-        .map(|_| name_rule());
+    let location = location::here();
+    let rename_error = location.has_param("name_error").then(name_rule);
     let renaming = rename_error.is_some();
-    let navigate = leptos_router::hooks::use_navigate();
     // Once hydrated, going to a room is a move within the page: the socket stays, and so do the
     // rooms already open. (Before that, the form goes to the server like any form.)
     let room_input = NodeRef::<leptos::html::Input>::new();
@@ -207,11 +193,11 @@ fn Chat(room: String) -> impl IntoView {
         if validate_room(&name).is_ok() {
             ev.prevent_default();
             input.set_value("");
-            navigate(&format!("/r/{name}"), Default::default());
+            location.go(&location::room_path(&name));
         }
     };
 
-    // The router handles links itself; this one only moves the focus.
+    // Following the link would only scroll; the focus must move too.
     let skip_to_box = move |ev: leptos::ev::MouseEvent| {
         #[cfg(feature = "hydrate")]
         {

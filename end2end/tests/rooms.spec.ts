@@ -56,6 +56,36 @@ test('one socket carries every open room; switching keeps each conversation', as
   expect(errors.flat()).toEqual([]);
 });
 
+test('Back and Forward move between rooms as links do; a ctrl-click opens a new tab', async ({ browser }) => {
+  const context = await browser.newContext();
+  const a = await context.newPage();
+  const errors = watchForErrors(a);
+  const first = uniqueRoom('back');
+  const second = uniqueRoom('forth');
+  await openChat(a, `${heraldUrl()}/r/${first}`);
+  await send(a, `said in ${first}`);
+  await a.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
+  await goToRoom(a, second);
+  await send(a, `said in ${second}`);
+
+  await a.goBack();
+  await expect(a).toHaveURL(new RegExp(`/r/${first}$`));
+  await expect(a.getByTestId('room-name')).toHaveText(`# ${first}`);
+  await expect(bodies(a).filter({ hasText: `said in ${first}` })).toHaveCount(1);
+  await a.goForward();
+  await expect(a.getByTestId('room-name')).toHaveText(`# ${second}`);
+  await expect(bodies(a).filter({ hasText: `said in ${second}` })).toHaveCount(1);
+  expect(await a.evaluate(() => (window as unknown as { stayed?: boolean }).stayed)).toBe(true);
+
+  // Asked for elsewhere, the link is left to the browser: this tab stays where it is.
+  const opened = context.waitForEvent('page');
+  await roomLink(a, first).getByRole('link').click({ modifiers: ['Control'] });
+  const tab = await opened;
+  await expect(tab).toHaveURL(new RegExp(`/r/${first}$`));
+  await expect(a.getByTestId('room-name')).toHaveText(`# ${second}`);
+  expect(errors).toEqual([]);
+});
+
 test('what is typed but not sent waits in its room while another room is on screen', async ({ browser }) => {
   const a = await (await browser.newContext()).newPage();
   const first = uniqueRoom('draft');

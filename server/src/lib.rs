@@ -15,10 +15,9 @@ pub mod transport;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
-use app::{App, OUTPUT_NAME};
+use app::OUTPUT_NAME;
 use axum::{Router, extract::FromRef};
 use leptos::config::{Env, LeptosOptions};
-use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::trace::TraceLayer;
@@ -196,10 +195,12 @@ fn compression()
 }
 
 fn router(state: AppState) -> Router {
-    // Also sets up the executor Leptos renders on.
-    let routes = generate_route_list(App);
+    // The executor Leptos renders on (a second call is harmless).
+    let _ = any_spawner::Executor::init_tokio();
     Router::new()
-        .leptos_routes_with_handler(routes, axum::routing::get(pages::render))
+        // The app's two kinds of page; `app::location` decides what each path shows.
+        .route("/", axum::routing::get(pages::render))
+        .route("/r/{room}", axum::routing::get(pages::render))
         .merge(transport::ws::router())
         .merge(transport::api::router())
         .merge(transport::sse::router())

@@ -3,6 +3,7 @@
 //! before any script runs and the hydrated client continues from exactly that point (DESIGN §3).
 
 use app::{
+    location::Requested,
     protocol::{DEFAULT_ROOM, validate_room},
     state::{CurrentUser, InitialRoom, RoomPage},
 };
@@ -30,6 +31,10 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
         Some(_) => room_page(&state, request.uri().path()).await,
         None => None,
     };
+    let requested = Requested {
+        path: request.uri().path().to_owned(),
+        query: request.uri().query().unwrap_or_default().to_owned(),
+    };
     let options = state.leptos_options.clone();
     // A new nonce per page: the one inline script (hydration) runs; any injected one would not.
     let nonce = session::random_hex(16);
@@ -38,6 +43,7 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
         move || {
             provide_context(CurrentUser(user.clone()));
             provide_context(InitialRoom(room.clone()));
+            provide_context(requested.clone());
             provide_context(Nonce::from_value(nonce.as_str()));
         },
         move || app::shell(options.clone()),

@@ -165,6 +165,8 @@ fn build_site() -> Result<()> {
         .debug(false)
         .keep_debug(false)
         .remove_producers_section(true)
+        // Function names: 1.4 MB of the 2.4 MB wasm, and a quarter of it compressed.
+        .remove_name_section(true)
         .generate(&pkg)
         .context("wasm-bindgen failed")?;
 

@@ -3,7 +3,11 @@
 
 use leptos::prelude::*;
 
-use crate::{protocol::DEFAULT_ROOM, state::Tab};
+use crate::{
+    location::{here, room_path},
+    protocol::DEFAULT_ROOM,
+    state::Tab,
+};
 
 #[component]
 pub fn RoomList() -> impl IntoView {
@@ -37,11 +41,8 @@ pub fn RoomList() -> impl IntoView {
 #[component]
 fn RoomLink(name: String) -> impl IntoView {
     let tab = expect_context::<Tab>();
-    let href = if name == DEFAULT_ROOM {
-        "/".to_string()
-    } else {
-        format!("/r/{name}")
-    };
+    let location = here();
+    let href = room_path(&name);
     let name = StoredValue::new(name);
     let members = Memo::new(move |_| {
         tab.directory.with(|dir| {
@@ -63,7 +64,11 @@ fn RoomLink(name: String) -> impl IntoView {
     });
     view! {
         <li class="room" class:current=current data-room=name.get_value()>
-            <a href=href aria-current=move || current.get().then_some("page")>
+            <a
+                href=href.clone()
+                aria-current=move || current.get().then_some("page")
+                on:click=move |ev| location.follow(&ev, &href)
+            >
                 <span class="room-title">"# " {name.get_value()}</span>
                 <span class="unread" data-testid="unread" class:none=move || unread.get() == 0>
                     {unread}
