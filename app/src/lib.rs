@@ -24,12 +24,51 @@ use protocol::{MAX_NAME_CHARS, MAX_ROOM_CHARS, validate_room};
 use state::{ROOM_META, Tab, USER_META, current_user, initial_room};
 
 /// The name the build gives the JS glue and the wasm (`pkg/herald.js`, `pkg/herald_bg.wasm`) and the
-/// stylesheet (`pkg/herald.css`). The server's `LeptosOptions` and `cargo xtask` both use it.
+/// stylesheet (`pkg/herald.css`), before [`SiteFiles`] adds their hashes. `cargo xtask` uses it too.
 pub const OUTPUT_NAME: &str = "herald";
 
+/// Where the build writes [`SiteFiles`] (`cargo xtask` has the same constant).
+pub const SITE_FILES: &str = "pkg/files.json";
+
+/// The page's script, wasm and stylesheet by their site paths, each named after its content
+/// (`pkg/herald.3f2a9c0d1e4b5a6f.js`): a new build is a new name, so browsers may keep a file for good.
+/// The server reads them from [`SITE_FILES`] and provides them to [`shell`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SiteFiles {
+    pub js: String,
+    pub wasm: String,
+    pub css: String,
+}
+
+impl SiteFiles {
+    /// The names before hashing: what a site built without `cargo xtask` holds. (cargo-leptos sets
+    /// `LEPTOS_OUTPUT_NAME` and names the wasm without `_bg`.)
+    pub fn unhashed() -> SiteFiles {
+        let wasm = match option_env!("LEPTOS_OUTPUT_NAME") {
+            Some(_) => format!("pkg/{OUTPUT_NAME}.wasm"),
+            None => format!("pkg/{OUTPUT_NAME}_bg.wasm"),
+        };
+        SiteFiles {
+            js: format!("pkg/{OUTPUT_NAME}.js"),
+            wasm,
+            css: format!("pkg/{OUTPUT_NAME}.css"),
+        }
+    }
+}
+
 /// The HTML document around the app, rendered on the server only.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
-    let css = format!("/{}/{OUTPUT_NAME}.css", options.site_pkg_dir);
+pub fn shell() -> impl IntoView {
+    let files = use_context::<SiteFiles>().unwrap_or_else(SiteFiles::unhashed);
+    let (js, wasm, css) = (
+        format!("/{}", files.js),
+        format!("/{}", files.wasm),
+        format!("/{}", files.css),
+    );
+    // What Leptos's `HydrationScripts` does, with the hashed names (it can only read those from a
+    // file beside the binary at run time).
+    let hydrate = format!(
+        "import init, {{ hydrate }} from {js:?}; init({{ module_or_path: {wasm:?} }}).then(hydrate);"
+    );
     // The session cookie is HttpOnly; the hydrating client learns who it is from here.
     let user = current_user().and_then(|user| serde_json::to_string(&user).ok());
     // The room the page shows, with its cursor: the hydrating client continues from exactly there.
@@ -43,9 +82,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <link rel="stylesheet" href=css/>
+                <link rel="modulepreload" href=js.clone()/>
+                <link rel="preload" href=wasm r#as="fetch" r#type="application/wasm" crossorigin=""/>
                 {user.map(|user| view! { <meta name=USER_META content=user/> })}
                 {room.map(|room| view! { <meta name=ROOM_META content=room/> })}
-                <HydrationScripts options/>
+                <script type="module" nonce=leptos::nonce::use_nonce()>{hydrate}</script>
                 <MetaTags/>
             </head>
             <body>

@@ -201,7 +201,7 @@ test('before the page comes alive, the conversation already shows its newest mes
   await expect(b.locator('.message:not(.pending) .body', { hasText: 'early 25' })).toHaveCount(1);
   // The same person on a slow network: the wasm has not arrived (here: never does).
   const page = await b.context().newPage();
-  await page.route(/\/pkg\/herald_bg\.wasm/, (route) => route.abort());
+  await page.route('**/pkg/*.wasm', (route) => route.abort());
   await page.goto(`${heraldUrl()}/r/${room}`);
   await expect(page.locator('.message .body', { hasText: 'early 25' })).toHaveCount(1);
   expect(await page.locator('.app').getAttribute('data-hydrated')).toBe('false');

@@ -1,21 +1,35 @@
 // The release binary as an operator meets it: alone in a folder, serving every asset, documenting its
 // flags, stopping cleanly on SIGTERM.
-import { expect, test } from '@playwright/test';
+import { APIRequestContext, expect, test } from '@playwright/test';
+import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { heraldUrl, openChat } from '../lib/chat';
 import { binaryUnderTest, copyAlone, startHerald } from '../lib/herald';
 
+/** The page's script, wasm and stylesheet, as the page links them. */
+async function pageFiles(request: APIRequestContext): Promise<{ js: string; wasm: string; css: string }> {
+  const html = await (await request.get(heraldUrl() + '/')).text();
+  const links = [...html.matchAll(/"(\/pkg\/[^"]+)"/g)].map((m) => m[1]);
+  const find = (ext: string) => {
+    const found = links.filter((link) => link.endsWith(ext));
+    expect(new Set(found).size, `one ${ext} in ${links}`).toBe(1);
+    return found[0];
+  };
+  return { js: find('.js'), wasm: find('.wasm'), css: find('.css') };
+}
+
 test('copied alone into an empty folder, it serves the page and every asset', async ({ request }) => {
   // The global setup started it in a folder holding nothing but the binary (and the data dir it made).
   expect(fs.readdirSync(process.env.HERALD_DIR!).sort()).toEqual(['data', 'herald']);
 
+  const files = await pageFiles(request);
   const expectations: [string, string][] = [
     ['/', 'text/html'],
-    ['/pkg/herald_bg.wasm', 'application/wasm'],
-    ['/pkg/herald.js', 'text/javascript'],
-    ['/pkg/herald.css', 'text/css'],
+    [files.wasm, 'application/wasm'],
+    [files.js, 'text/javascript'],
+    [files.css, 'text/css'],
     ['/favicon.svg', 'image/svg+xml'],
   ];
   for (const [url, type] of expectations) {
@@ -23,15 +37,41 @@ test('copied alone into an empty folder, it serves the page and every asset', as
     expect(response.status(), url).toBe(200);
     expect(response.headers()['content-type'], url).toContain(type);
   }
-  const wasm = await request.get(heraldUrl() + '/pkg/herald_bg.wasm');
+  const wasm = await request.get(heraldUrl() + files.wasm);
   const bytes = await wasm.body();
   expect([...bytes.subarray(0, 4)]).toEqual([0x00, 0x61, 0x73, 0x6d]); // "\0asm"
 });
 
-test('assets carry cache headers, revalidate with 304, and come gzipped when accepted', async ({ request }) => {
-  const url = heraldUrl() + '/pkg/herald_bg.wasm';
+test('the files the page loads are named after their content and kept for good; others revalidate', async ({ request }) => {
+  const files = await pageFiles(request);
+  for (const [file, stem, ext] of [
+    [files.js, 'herald', '.js'],
+    [files.wasm, 'herald_bg', '.wasm'],
+    [files.css, 'herald', '.css'],
+  ]) {
+    const response = await request.get(heraldUrl() + file, { headers: { 'accept-encoding': 'identity' } });
+    expect(response.headers()['cache-control'], file).toBe('public, max-age=31536000, immutable');
+    // The name holds the start of the content's SHA-256: a new build cannot reuse it.
+    const hash = createHash('sha256').update(await response.body()).digest('hex').slice(0, 16);
+    expect(file).toBe(`/pkg/${stem}.${hash}${ext}`);
+  }
+  // The unhashed names are gone: nothing can be served stale under them.
+  for (const old of ['/pkg/herald.js', '/pkg/herald_bg.wasm', '/pkg/herald.css']) {
+    expect((await request.get(heraldUrl() + old)).status(), old).toBe(404);
+  }
+  // The list of names itself changes with each build under one name: revalidated every time.
+  const manifest = await request.get(heraldUrl() + '/pkg/files.json');
+  expect(manifest.headers()['cache-control']).toBe('no-cache');
+  expect(await manifest.json()).toEqual({
+    js: files.js.slice(1),
+    wasm: files.wasm.slice(1),
+    css: files.css.slice(1),
+  });
+});
+
+test('assets carry validators, revalidate with 304, and come gzipped when accepted', async ({ request }) => {
+  const url = heraldUrl() + (await pageFiles(request)).wasm;
   const plain = await request.get(url, { headers: { 'accept-encoding': 'identity' } });
-  expect(plain.headers()['cache-control']).toBe('no-cache');
   const etag = plain.headers()['etag'];
   expect(etag).toMatch(/^"[0-9a-f]+"$/);
 
@@ -49,7 +89,8 @@ test('assets carry cache headers, revalidate with 304, and come gzipped when acc
 });
 
 test('brotli is served when accepted, else gzip; the page itself is compressed too', async ({ request }) => {
-  for (const file of ['/pkg/herald_bg.wasm', '/pkg/herald.js', '/pkg/herald.css']) {
+  const files = await pageFiles(request);
+  for (const file of [files.wasm, files.js, files.css]) {
     const url = heraldUrl() + file;
     const plain = await request.get(url, { headers: { 'accept-encoding': 'identity' } });
     expect(plain.headers()['content-encoding'], file).toBeUndefined();

@@ -16,8 +16,11 @@ use axum::{
 
 use crate::AppState;
 
-/// Files under this folder keep their names from build to build, so browsers must revalidate them
-/// (a cheap 304 thanks to the ETag) rather than keep an old build for a fixed time.
+/// The page's script, wasm and stylesheet are named after their content ([`app::SiteFiles`]): a
+/// browser may keep them for good, for a new build has new names.
+const HASHED: &str = "public, max-age=31536000, immutable";
+/// Other files under this folder (the build's manifest) keep their names from build to build, so
+/// browsers must revalidate them (a cheap 304 thanks to the ETag).
 const PKG_DIR: &str = "pkg";
 /// Everything else (favicon, images) changes rarely: let browsers keep it for a day.
 const STATIC_MAX_AGE: &str = "public, max-age=86400";
@@ -74,7 +77,14 @@ async fn file_response(state: &AppState, path: &str, request: &HeaderMap) -> Opt
         (mime_guess::mime::TEXT, _) | (_, "javascript") => format!("{mime}; charset=utf-8"),
         _ => mime.to_string(),
     };
-    let cache = if path.starts_with(&format!("{PKG_DIR}/")) {
+    let hashed = state.site_files.as_deref().is_some_and(|files| {
+        [&files.js, &files.wasm, &files.css]
+            .iter()
+            .any(|f| *f == path)
+    });
+    let cache = if hashed {
+        HASHED
+    } else if path.starts_with(&format!("{PKG_DIR}/")) {
         "no-cache"
     } else {
         STATIC_MAX_AGE
@@ -165,24 +175,27 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether the site this binary serves holds the JS glue and the wasm the page will ask for. The page
-/// names the wasm `NAME_bg.wasm` unless `LEPTOS_OUTPUT_NAME` was set when Leptos was compiled (as
-/// cargo-leptos does), so a mismatch here means a page that never hydrates.
-pub async fn check_site(state: &AppState) -> Result<(), String> {
-    let name = app::OUTPUT_NAME;
-    let wasm = match option_env!("LEPTOS_OUTPUT_NAME") {
-        None => format!("{name}_bg.wasm"),
-        Some(_) => format!("{name}.wasm"),
-    };
-    for file in [format!("{name}.js"), wasm, format!("{name}.css")] {
-        if load(state, &format!("{PKG_DIR}/{file}")).await.is_none() {
+/// The page's files, as the build named them in [`app::SITE_FILES`], once each is found in the site
+/// this binary serves (else the page would never come alive: say so at start).
+pub async fn site_files(state: &AppState) -> Result<app::SiteFiles, String> {
+    let rebuild = "build it with `cargo xtask build`";
+    let manifest = load(state, app::SITE_FILES)
+        .await
+        .ok_or_else(|| format!("the site has no {}: {rebuild}", app::SITE_FILES))?;
+    let files: app::SiteFiles = serde_json::from_slice(&manifest.bytes).map_err(|e| {
+        format!(
+            "{} is not what the build writes ({e}): {rebuild}",
+            app::SITE_FILES
+        )
+    })?;
+    for file in [&files.js, &files.wasm, &files.css] {
+        if load(state, file).await.is_none() {
             return Err(format!(
-                "the site has no {PKG_DIR}/{file}: the page will not come alive \
-                 (build it with `cargo xtask build`)"
+                "the site has no {file}: the page will not come alive ({rebuild})"
             ));
         }
     }
-    Ok(())
+    Ok(files)
 }
 
 #[cfg(test)]

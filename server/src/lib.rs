@@ -15,9 +15,7 @@ pub mod transport;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
-use app::OUTPUT_NAME;
 use axum::{Router, extract::FromRef};
-use leptos::config::{Env, LeptosOptions};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::trace::TraceLayer;
@@ -33,9 +31,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// What every handler can reach. Cheap to clone: all handles.
 #[derive(Clone, FromRef)]
 pub struct AppState {
-    /// Where the page's scripts and styles live; set in code, so the binary needs no Cargo.toml and
-    /// no `LEPTOS_*` variables at run time.
-    pub leptos_options: LeptosOptions,
+    /// The page's script, wasm and stylesheet, by their hashed names; `None` when the site has no
+    /// [`app::SITE_FILES`] (not built by `cargo xtask`): then the unhashed names, never cached for good.
+    pub site_files: Option<Arc<app::SiteFiles>>,
     pub hub: Hub,
     /// Every accepted message goes here first; the log publishes it to the hub once stored.
     pub log: Log,
@@ -80,13 +78,6 @@ pub async fn run(
     })?;
     let local_addr = listener.local_addr()?;
 
-    let leptos_options = LeptosOptions::builder()
-        .output_name(OUTPUT_NAME)
-        .site_root(config.site_dir.to_string_lossy().into_owned())
-        .site_pkg_dir("pkg")
-        .site_addr(local_addr)
-        .env(Env::PROD)
-        .build();
     let hub = Hub::new();
     let log = Log::open(
         &config.data_dir,
@@ -95,8 +86,8 @@ pub async fn run(
         hub.clone(),
     )?;
     let sessions = Sessions::load(&config)?;
-    let state = AppState {
-        leptos_options,
+    let mut state = AppState {
+        site_files: None,
         hub,
         log,
         stop: CancellationToken::new(),
@@ -122,8 +113,9 @@ pub async fn run(
              name this server's public host with --allowed-host (HERALD_ALLOWED_HOSTS)"
         );
     }
-    if let Err(problem) = assets::check_site(&state).await {
-        tracing::warn!("{problem}");
+    match assets::site_files(&state).await {
+        Ok(files) => state.site_files = Some(Arc::new(files)),
+        Err(problem) => tracing::warn!("{problem}"),
     }
 
     // Presence changes are announced in batches, a few times a second.

@@ -35,7 +35,7 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
         path: request.uri().path().to_owned(),
         query: request.uri().query().unwrap_or_default().to_owned(),
     };
-    let options = state.leptos_options.clone();
+    let files = state.site_files.as_deref().cloned();
     // A new nonce per page: the one inline script (hydration) runs; any injected one would not.
     let nonce = session::random_hex(16);
     let csp = guard::page_csp(&nonce, guard::requested_host(&request));
@@ -44,9 +44,12 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
             provide_context(CurrentUser(user.clone()));
             provide_context(InitialRoom(room.clone()));
             provide_context(requested.clone());
+            if let Some(files) = files.clone() {
+                provide_context(files);
+            }
             provide_context(Nonce::from_value(nonce.as_str()));
         },
-        move || app::shell(options.clone()),
+        app::shell,
     );
     let mut response = render(request).await.into_response();
     if let Ok(csp) = HeaderValue::from_str(&csp) {

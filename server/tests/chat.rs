@@ -208,11 +208,35 @@ async fn the_page_is_rendered_on_the_server_before_any_script_runs() {
         "data-testid=\"composer-input\"",
         "data-state=\"loading\"",
         "Loading…",
-        "/pkg/herald.js",
-        "/pkg/herald_bg.wasm",
         ">Ann</summary>",
     ] {
         assert!(body.contains(part), "the page holds {part:?}");
+    }
+    // Its script, wasm and stylesheet, by the names the build gave them: each is served, for good.
+    let mut links: Vec<&str> = body
+        .split("\"/pkg/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    links.sort_unstable();
+    links.dedup();
+    let named = |stem: &str, ext: &str| {
+        links.iter().any(|link| {
+            link.strip_prefix(stem)
+                .and_then(|rest| rest.strip_suffix(ext))
+                .is_some_and(|hash| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+    };
+    assert!(named("herald.", ".js"), "{links:?}");
+    assert!(named("herald_bg.", ".wasm"), "{links:?}");
+    assert!(named("herald.", ".css"), "{links:?}");
+    for link in &links {
+        let (status, head, _) = server.get(&format!("/pkg/{link}")).await;
+        assert_eq!(status, 200, "{link}");
+        assert!(
+            head.contains("max-age=31536000, immutable"),
+            "{link}: {head}"
+        );
     }
     // Until the wasm takes over, the composer cannot be used.
     assert!(

@@ -25,8 +25,10 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-/// Must match `app::OUTPUT_NAME`: the page asks for `pkg/{OUTPUT_NAME}.js` and `_bg.wasm`.
+/// Must match `app::OUTPUT_NAME`: wasm-bindgen writes `pkg/{OUTPUT_NAME}.js` and `_bg.wasm`.
 const OUTPUT_NAME: &str = "herald";
+/// Must match `app::SITE_FILES`: where the build says what the page's files are called.
+const SITE_FILES: &str = "pkg/files.json";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The Cargo profile for the browser bundle (small, no debug info), defined in the root Cargo.toml.
 const WASM_PROFILE: &str = "wasm-release";
@@ -97,11 +99,7 @@ impl CommandExt for Command {
 }
 
 fn cargo() -> Command {
-    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    // The page names its wasm `herald_bg.wasm` only if Leptos was compiled without this variable, and
-    // wasm-bindgen writes exactly that name: keep it unset so the two always agree.
-    cmd.env_remove("LEPTOS_OUTPUT_NAME");
-    cmd
+    Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -178,6 +176,8 @@ fn build_site() -> Result<()> {
     .context("cannot copy style/main.css")?;
     copy_dir(&root.join("public"), &site)?;
 
+    let files = fingerprint(&site)?;
+
     // Precompressed copies: the server sends the brotli one to browsers that accept it, else the gzip
     // one (the wasm shrinks ~4x with gzip, more with brotli).
     for entry in fs::read_dir(&pkg)? {
@@ -190,15 +190,50 @@ fn build_site() -> Result<()> {
             brotli(&path)?;
         }
     }
-    let size = |name: &str| fs::metadata(pkg.join(name)).map_or(0, |m| m.len() / 1024);
+    let size = |name: &str| fs::metadata(site.join(name)).map_or(0, |m| m.len() / 1024);
     eprintln!(
         "site: {} (wasm {} KiB, {} KiB gzipped, {} KiB brotli)",
         site.display(),
-        size(&format!("{OUTPUT_NAME}_bg.wasm")),
-        size(&format!("{OUTPUT_NAME}_bg.wasm.gz")),
-        size(&format!("{OUTPUT_NAME}_bg.wasm.br"))
+        size(&files.wasm),
+        size(&format!("{}.gz", files.wasm)),
+        size(&format!("{}.br", files.wasm))
     );
     Ok(())
+}
+
+/// The page's script, wasm and stylesheet, by their site paths.
+struct SiteFiles {
+    js: String,
+    wasm: String,
+    css: String,
+}
+
+/// Renames the files the page links to after their content (`herald.3f2a9c0d1e4b5a6f.js`), so a
+/// browser may keep each for good, and writes the names to [`SITE_FILES`] for the server.
+fn fingerprint(site: &Path) -> Result<SiteFiles> {
+    use sha2::{Digest, Sha256};
+    let hashed = |name: &str| -> Result<String> {
+        let path = site.join("pkg").join(name);
+        let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let hash: String = Sha256::digest(&bytes)[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let (stem, ext) = name
+            .rsplit_once('.')
+            .context("a file name without extension")?;
+        let renamed = format!("{stem}.{hash}.{ext}");
+        fs::rename(&path, site.join("pkg").join(&renamed))?;
+        Ok(format!("pkg/{renamed}"))
+    };
+    let files = SiteFiles {
+        js: hashed(&format!("{OUTPUT_NAME}.js"))?,
+        wasm: hashed(&format!("{OUTPUT_NAME}_bg.wasm"))?,
+        css: hashed(&format!("{OUTPUT_NAME}.css"))?,
+    };
+    let manifest = serde_json::json!({ "js": files.js, "wasm": files.wasm, "css": files.css });
+    fs::write(site.join(SITE_FILES), format!("{manifest:#}\n"))?;
+    Ok(files)
 }
 
 fn ensure_wasm_target() -> Result<()> {
