@@ -15,7 +15,10 @@ pub mod state;
 #[cfg(feature = "hydrate")]
 pub mod client;
 
-use leptos::{either::EitherOf3, prelude::*};
+use leptos::{
+    either::{Either, EitherOf3},
+    prelude::*,
+};
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 
 use components::{Composer, ConnectionStatus, Members, MessageList, RoomList, TypingIndicator};
@@ -39,6 +42,11 @@ pub struct SiteFiles {
     pub wasm: String,
     pub css: String,
 }
+
+/// The stylesheet's text, when the server has it: the page carries it inline, so the first paint
+/// waits for no second request (a round trip is half a second on a slow phone network).
+#[derive(Clone, Debug)]
+pub struct PageStyle(pub std::sync::Arc<str>);
 
 impl SiteFiles {
     /// The names before hashing: what a site built without `cargo xtask` holds. (cargo-leptos sets
@@ -81,7 +89,10 @@ pub fn shell() -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
-                <link rel="stylesheet" href=css/>
+                {match use_context::<PageStyle>() {
+                    Some(PageStyle(style)) => Either::Left(view! { <style nonce=leptos::nonce::use_nonce()>{style.to_string()}</style> }),
+                    None => Either::Right(view! { <link rel="stylesheet" href=css/> }),
+                }}
                 <link rel="modulepreload" href=js.clone()/>
                 <link rel="preload" href=wasm r#as="fetch" r#type="application/wasm" crossorigin=""/>
                 {user.map(|user| view! { <meta name=USER_META content=user/> })}
@@ -91,11 +102,8 @@ pub fn shell() -> impl IntoView {
             </head>
             <body>
                 <App/>
-                // After the app, outside what is hydrated. Before the wasm has loaded (seconds on a
-                // slow network) the conversation shows its newest messages, as it will after.
-                <script nonce=leptos::nonce::use_nonce()>
-                    "for (const list of document.querySelectorAll('.messages-scroller')) list.scrollTop = list.scrollHeight;"
-                </script>
+                // After the app, outside what is hydrated: the page works before the wasm has loaded.
+                <script nonce=leptos::nonce::use_nonce()>{include_str!("early.js")}</script>
                 <noscript>
                     <p class="noscript" data-testid="noscript">
                         "Herald shows a room's latest messages without JavaScript, but sending, live "

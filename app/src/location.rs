@@ -39,8 +39,10 @@ pub enum Page {
 }
 
 impl Page {
+    /// What `path` (as it arrives: percent-encoded) shows.
     pub fn of(path: &str) -> Page {
-        let room = match path {
+        let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        let room = match path.as_ref() {
             "/" => DEFAULT_ROOM,
             _ => match path.strip_prefix("/r/") {
                 Some(room) => room,
@@ -171,6 +173,10 @@ mod tests {
         assert_eq!(Page::of("/r/design"), Page::Room("design".into()));
         assert_eq!(Page::of("/about"), Page::NotFound);
         assert!(matches!(Page::of("/r/no way"), Page::BadRoom { room, .. } if room == "no way"));
+        assert!(
+            matches!(Page::of("/r/no%20such!"), Page::BadRoom { room, .. } if room == "no such!")
+        );
+        assert!(matches!(Page::of("/r/%FF"), Page::BadRoom { room, .. } if room == "\u{FFFD}"));
         assert_eq!(
             Page::of(&room_path("general")),
             Page::Room("general".into())

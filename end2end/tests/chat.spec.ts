@@ -1,6 +1,6 @@
 // Two people chatting in real Chromium, each in their own browser context, against the release binary.
 import { expect, Page, test } from '@playwright/test';
-import { bodies, chooseName, heraldUrl, openChat, send, watchForErrors } from '../lib/chat';
+import { bodies, chooseName, heraldUrl, openChat, send, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';
 
 test('two browsers chat live: each sees the other at once', async ({ browser }) => {
   const a = await (await browser.newContext()).newPage();
@@ -167,7 +167,7 @@ test('changing your name keeps what you said yours, and others see the new name'
   expect(errors.flat()).toEqual([]);
 });
 
-test('the page is rendered on the server, and the composer waits for hydration', async ({ browser }) => {
+test('the page is rendered on the server; without JavaScript the composer says it cannot send', async ({ browser }) => {
   // Without JavaScript: choosing a name works (a plain form), and the server's HTML alone already
   // holds the chat's layout.
   const noJs = await (await browser.newContext({ javaScriptEnabled: false })).newPage();
@@ -177,27 +177,55 @@ test('the page is rendered on the server, and the composer waits for hydration',
   await expect(noJs.getByTestId('messages')).toBeAttached();
   await expect(noJs.getByTestId('status')).toHaveText('Loading…');
   await expect(noJs.getByTestId('composer-input')).toBeDisabled();
-  await expect(noJs.getByTestId('composer-input')).toHaveAttribute('placeholder', 'Loading…');
+  await expect(noJs.getByTestId('noscript')).toBeVisible();
+});
 
-  // With JavaScript, but the wasm held back: still loading, still disabled, saying so.
-  const page = await (await browser.newContext()).newPage();
-  await openChat(page);
+test('before the wasm arrives the box takes typing; what was sent with Enter goes once the page is alive', async ({
+  browser,
+}) => {
+  const room = uniqueRoom('early-keys');
+  const { a, b } = await twoPeople(browser, room);
+  // Ann again, on a slow network: the wasm is held back.
+  const page = await a.context().newPage();
+  const errors = watchForErrors(page);
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
   await page.route('**/pkg/*.wasm', async (route) => {
     await held;
     await route.continue();
   });
-  await page.goto(heraldUrl() + '/');
+  await page.goto(`${heraldUrl()}/r/${room}`, { waitUntil: 'domcontentloaded' });
+  const input = page.getByTestId('composer-input');
+  await expect(input).toBeEnabled();
+  await expect(input).toBeFocused();
+  await expect(input).toHaveAttribute('placeholder', `Message #${room}`);
   await expect(page.getByTestId('status')).toHaveText('Loading…');
-  await expect(page.getByTestId('composer-input')).toBeDisabled();
+  // Typed key by key, as a person does: nothing is lost.
+  await input.pressSequentially('said before the wasm');
+  await expect(page.getByRole('button', { name: 'Send' })).toBeEnabled();
+  await input.press('Enter');
+  await expect(input).toHaveValue('');
+  await input.pressSequentially('and a second');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await input.pressSequentially('still writing');
   await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'false');
+  // Not sent yet: Bob has heard nothing.
+  await expect(b.locator('.message .body', { hasText: 'said before the wasm' })).toHaveCount(0);
 
-  // Let the wasm through: the same page comes alive.
   release();
   await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
   await expect(page.getByTestId('status')).toHaveText('Connected');
-  await expect(page.getByTestId('composer-input')).toBeEnabled();
+  // Each held message arrives once, in order; the unfinished one is still in the box.
+  const heard = b.locator('.message .body').filter({ hasText: /said before the wasm|and a second/ });
+  await expect(heard).toHaveText(['said before the wasm', 'and a second']);
+  await expect(page.locator('.message:not(.pending) .body').filter({ hasText: /said before|and a second/ })).toHaveText([
+    'said before the wasm',
+    'and a second',
+  ]);
+  await expect(input).toHaveValue('still writing');
+  await input.press('Enter');
+  await expect(b.locator('.message .body', { hasText: 'still writing' })).toHaveCount(1);
+  expect(errors).toEqual([]);
 });
 
 test('Enter sends, Shift+Enter starts a new line', async ({ browser }) => {

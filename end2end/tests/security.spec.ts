@@ -37,6 +37,10 @@ test('the chat page carries a strict policy and works whole under it', async ({ 
   const scriptNonces = await page.locator('script').evaluateAll((s) => s.map((e) => (e as HTMLScriptElement).nonce));
   expect(scriptNonces.length).toBeGreaterThan(0);
   expect(new Set(scriptNonces)).toEqual(new Set([nonce]));
+  // So does the inline stylesheet, and it applies.
+  const styleNonces = await page.locator('style').evaluateAll((s) => s.map((e) => (e as HTMLStyleElement).nonce));
+  expect(styleNonces).toEqual([nonce]);
+  expect(await page.locator('.app').evaluate((el) => getComputedStyle(el).display)).toBe('grid');
 
   // Choosing a name (a form post), hydrating, the socket, sending, a Server-Sent Events stream.
   await openChat(page, `${heraldUrl()}/r/${room}`);
@@ -59,10 +63,19 @@ test('the chat page carries a strict policy and works whole under it', async ({ 
     return w.injected === true;
   });
   expect(ran).toBe(false);
-  expect(await violations()).toEqual(['script-src-elem inline']);
-  // Only that one refusal: everything Herald itself does is within the policy.
+  // Nor does a style that got in (it could hide or restyle what the reader sees).
+  const styled = await page.evaluate(async () => {
+    const style = document.createElement('style');
+    style.textContent = '.app { display: none !important; }';
+    document.head.appendChild(style);
+    await new Promise((r) => setTimeout(r, 100));
+    return getComputedStyle(document.querySelector('.app')!).display;
+  });
+  expect(styled).toBe('grid');
+  expect(await violations()).toEqual(['script-src-elem inline', 'style-src-elem inline']);
+  // Only those refusals: everything Herald itself does is within the policy.
   expect(errors.filter((e) => !e.includes('Content Security Policy'))).toEqual([]);
-  expect(errors.filter((e) => e.includes('Content Security Policy'))).toHaveLength(1);
+  expect(errors.filter((e) => e.includes('Content Security Policy'))).toHaveLength(2);
 });
 
 test('another site cannot frame the chat', async ({ browser }) => {

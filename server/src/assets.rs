@@ -175,6 +175,12 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A site file that is UTF-8 text.
+pub async fn text(state: &AppState, path: &str) -> Option<std::sync::Arc<str>> {
+    let asset = load(state, path).await?;
+    std::str::from_utf8(&asset.bytes).ok().map(Into::into)
+}
+
 /// The page's files, as the build named them in [`app::SITE_FILES`], once each is found in the site
 /// this binary serves (else the page would never come alive: say so at start).
 pub async fn site_files(state: &AppState) -> Result<app::SiteFiles, String> {

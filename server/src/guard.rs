@@ -176,7 +176,7 @@ pub fn page_csp(nonce: &str, host: Option<&str>) -> String {
         .unwrap_or_default();
     format!(
         "default-src 'none'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
-         style-src 'self'; img-src 'self' data:; font-src 'self'; manifest-src 'self'; \
+         style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; font-src 'self'; manifest-src 'self'; \
          connect-src 'self'{sockets}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
 }

@@ -34,6 +34,8 @@ pub struct AppState {
     /// The page's script, wasm and stylesheet, by their hashed names; `None` when the site has no
     /// [`app::SITE_FILES`] (not built by `cargo xtask`): then the unhashed names, never cached for good.
     pub site_files: Option<Arc<app::SiteFiles>>,
+    /// The stylesheet's text, inlined in every page (see [`app::PageStyle`]).
+    pub page_style: Option<app::PageStyle>,
     pub hub: Hub,
     /// Every accepted message goes here first; the log publishes it to the hub once stored.
     pub log: Log,
@@ -88,6 +90,7 @@ pub async fn run(
     let sessions = Sessions::load(&config)?;
     let mut state = AppState {
         site_files: None,
+        page_style: None,
         hub,
         log,
         stop: CancellationToken::new(),
@@ -114,7 +117,10 @@ pub async fn run(
         );
     }
     match assets::site_files(&state).await {
-        Ok(files) => state.site_files = Some(Arc::new(files)),
+        Ok(files) => {
+            state.page_style = assets::text(&state, &files.css).await.map(app::PageStyle);
+            state.site_files = Some(Arc::new(files));
+        }
         Err(problem) => tracing::warn!("{problem}"),
     }
 

@@ -36,6 +36,7 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
         query: request.uri().query().unwrap_or_default().to_owned(),
     };
     let files = state.site_files.as_deref().cloned();
+    let style = state.page_style.clone();
     // A new nonce per page: the one inline script (hydration) runs; any injected one would not.
     let nonce = session::random_hex(16);
     let csp = guard::page_csp(&nonce, guard::requested_host(&request));
@@ -46,6 +47,9 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
             provide_context(requested.clone());
             if let Some(files) = files.clone() {
                 provide_context(files);
+            }
+            if let Some(style) = style.clone() {
+                provide_context(style);
             }
             provide_context(Nonce::from_value(nonce.as_str()));
         },

@@ -212,7 +212,7 @@ async fn the_page_is_rendered_on_the_server_before_any_script_runs() {
     ] {
         assert!(body.contains(part), "the page holds {part:?}");
     }
-    // Its script, wasm and stylesheet, by the names the build gave them: each is served, for good.
+    // Its script and wasm, by the names the build gave them: each is served, to be kept for good.
     let mut links: Vec<&str> = body
         .split("\"/pkg/")
         .skip(1)
@@ -229,7 +229,10 @@ async fn the_page_is_rendered_on_the_server_before_any_script_runs() {
     };
     assert!(named("herald.", ".js"), "{links:?}");
     assert!(named("herald_bg.", ".wasm"), "{links:?}");
-    assert!(named("herald.", ".css"), "{links:?}");
+    assert_eq!(links.len(), 2, "{links:?}");
+    // The stylesheet is inline: the first paint waits for no second request.
+    assert!(body.contains("<style nonce=\""), "inline, with the nonce");
+    assert!(body.contains(".app {"), "the stylesheet's rules");
     for link in &links {
         let (status, head, _) = server.get(&format!("/pkg/{link}")).await;
         assert_eq!(status, 200, "{link}");

@@ -1,5 +1,9 @@
-//! Where the user types. Enter sends, Shift+Enter starts a new line. Disabled, and saying why, until the
-//! page is hydrated and connected.
+//! Where the user types. Enter sends, Shift+Enter starts a new line.
+//!
+//! The box works from the first paint, before the wasm has arrived: the page's inline script
+//! (`app/src/early.js`) enables it and holds what is sent with Enter; the composer takes both over
+//! when it hydrates, and sends what was held. Without JavaScript it stays disabled (and the page says
+//! why).
 
 use leptos::{ev, prelude::*};
 
@@ -15,7 +19,29 @@ pub fn Composer() -> impl IntoView {
     // The room's, not the component's: switching rooms rebuilds the composer, not the draft.
     let draft = room.draft;
     // Usable as soon as the page is hydrated: while disconnected, messages wait in the outbox.
+    // (Before that, the inline script enables the box; see the module's note.)
     let ready = move || tab.hydrated.get();
+    #[cfg(feature = "hydrate")]
+    {
+        let (typed, held) = take_early();
+        // Before the view hydrates, so the box keeps the text rather than being set to "".
+        if !typed.is_empty() && draft.with_untracked(String::is_empty) {
+            draft.set(typed);
+        }
+        // After hydration: sending shows the message in the list, which must first match the page.
+        let mut held = Some(held);
+        Effect::new(move |_| {
+            for body in held.take().unwrap_or_default() {
+                if let Err(err) = tab.send_message(room, body.clone()) {
+                    tab.last_error.set(Some(err.message));
+                    // Kept for the reader to mend, unless they have written on since.
+                    if draft.with_untracked(|d| d.trim().is_empty()) {
+                        draft.set(body);
+                    }
+                }
+            }
+        });
+    }
     let placeholder = move || match tab.connection.get() {
         Connection::Loading => "Loading…".to_string(),
         Connection::Connected => format!("Message #{}", room.name.get_value()),
@@ -82,6 +108,8 @@ pub fn Composer() -> impl IntoView {
                 aria-label="Message"
                 autocomplete="off"
                 data-testid="composer-input"
+                // The inline script's placeholder once it has enabled the box.
+                data-placeholder=format!("Message #{}", room.name.get_value())
                 placeholder=placeholder
                 disabled=move || !ready()
                 prop:value=move || draft.get()
@@ -111,3 +139,30 @@ pub fn Composer() -> impl IntoView {
         </p>
     }
 }
+
+/// What was written before the wasm took over, as the inline script left it: the box's text and the
+/// messages sent with Enter. Only the first composer finds them; the script stops holding from here.
+#[cfg(feature = "hydrate")]
+fn take_early() -> (String, Vec<String>) {
+    use wasm_bindgen::{JsCast, JsValue};
+    let window = window();
+    let key = JsValue::from_str(EARLY);
+    let Some(held) = js_sys::Reflect::get(&window, &key)
+        .ok()
+        .filter(js_sys::Array::is_array)
+        .map(|held| js_sys::Array::from(&held))
+    else {
+        return Default::default();
+    };
+    let _ = js_sys::Reflect::set(&window, &key, &JsValue::NULL);
+    let typed = document()
+        .get_element_by_id("message-box")
+        .and_then(|el| el.dyn_into::<web_sys::HtmlTextAreaElement>().ok())
+        .map(|b| b.value())
+        .unwrap_or_default();
+    (typed, held.iter().filter_map(|b| b.as_string()).collect())
+}
+
+/// The global the inline script holds early messages in (`app/src/early.js`).
+#[cfg(feature = "hydrate")]
+const EARLY: &str = "heraldEarly";
