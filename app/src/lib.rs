@@ -234,6 +234,14 @@ fn Chat(room: String) -> impl IntoView {
     // Once hydrated, going to a room is a move within the page: the socket stays, and so do the
     // rooms already open. (Before that, the form goes to the server like any form.)
     let room_input = NodeRef::<leptos::html::Input>::new();
+    // On a phone the people panel is a drop-down under this button (on a wide screen it is always
+    // shown, and the button is not).
+    let people_open = RwSignal::new(false);
+    let close_people = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() == "Escape" && people_open.get_untracked() {
+            people_open.set(false);
+        }
+    };
     let go_to_room = move |ev: leptos::ev::SubmitEvent| {
         let Some(input) = room_input.get() else {
             return;
@@ -290,7 +298,12 @@ fn Chat(room: String) -> impl IntoView {
     };
 
     view! {
-        <div class="app" data-hydrated=move || tab.hydrated.get().to_string()>
+        <div
+            class="app"
+            class:people-open=move || people_open.get()
+            data-hydrated=move || tab.hydrated.get().to_string()
+            on:keydown=close_people
+        >
             <Title text=title/>
             <a class="skip-link" href="#message-box" data-testid="skip-link" on:click=skip_to_box>
                 "Skip to the message box"
@@ -298,13 +311,26 @@ fn Chat(room: String) -> impl IntoView {
             <header class="topbar">
                 <h1 class="brand">"Herald"</h1>
                 <span class="room-name" data-testid="room-name">"# " {room}</span>
-                // Your name; open it to change it (a plain form: it works before the page is
-                // hydrated, and you stay who you are, so what you said is still yours).
+                <button
+                    type="button"
+                    class="people-toggle"
+                    data-testid="people-toggle"
+                    aria-controls="people"
+                    aria-expanded=move || people_open.get().to_string()
+                    title="Who is here"
+                    on:click=move |_| people_open.update(|open| *open = !*open)
+                >
+                    {move || open.member_count.get()}
+                    " here"
+                </button>
+                // Your name; open it to change it or to sign out (plain forms: they work before the
+                // page is hydrated; renamed, you stay who you are, so what you said is still yours).
                 // Escape closes it, and puts the focus back on the name.
                 <details class="me" open=renaming on:keydown=close_on_escape>
-                    <summary data-testid="me" title="Change your name">
+                    <summary data-testid="me" title="Change your name, or sign out">
                         {move || tab.me.get().map(|me| me.name)}
                     </summary>
+                    <div class="me-panel">
                     <form class="rename" method="post" action="/session">
                         <input
                             name="name"
@@ -320,10 +346,11 @@ fn Chat(room: String) -> impl IntoView {
                             <p class="form-error" role="alert" data-testid="rename-error">{error}</p>
                         })}
                     </form>
+                    <form class="sign-out" method="post" action="/session/end">
+                        <button type="submit" title="Forget my name in this browser">"Sign out"</button>
+                    </form>
+                    </div>
                 </details>
-                <form class="sign-out" method="post" action="/session/end">
-                    <button type="submit" title="Forget my name in this browser">"Sign out"</button>
-                </form>
                 <ConnectionStatus/>
             </header>
             <nav class="sidebar" aria-label="Rooms">
@@ -348,7 +375,7 @@ fn Chat(room: String) -> impl IntoView {
                 <MessageList/>
                 <TypingIndicator/>
             </main>
-            <aside class="people" aria-label="People in this room">
+            <aside class="people" id="people" aria-label="People in this room">
                 <Members/>
             </aside>
             <footer class="composer-bar">

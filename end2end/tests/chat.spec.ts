@@ -290,6 +290,7 @@ test('a first-time visitor chooses a name; a bad one is explained; the name stic
   await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected');
 
   // Signing out forgets the name in this browser.
+  await page.getByTestId('me').click();
   await page.getByRole('button', { name: 'Sign out' }).click();
   await expect(page.getByTestId('name-form')).toBeVisible();
 });
