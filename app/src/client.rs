@@ -136,9 +136,10 @@ async fn session(
         futures::select! {
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => match ServerMsg::decode(&text) {
-                    Ok(ServerMsg::Welcome { you, .. }) => {
+                    Ok(ServerMsg::Welcome { you, limits, .. }) => {
                         welcomed = true;
                         tab.me.set(Some(you));
+                        tab.limits.set(limits);
                         tab.connection.set(Connection::Connected);
                         // Rejoin every open room where our copy ends, then re-send what was never
                         // acknowledged: the server stores each `client_id` once however often it

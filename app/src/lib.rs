@@ -24,7 +24,7 @@ use leptos_meta::{MetaTags, Title, provide_meta_context};
 use components::{Composer, ConnectionStatus, Members, MessageList, RoomList, TypingIndicator};
 use location::{Page, here};
 use protocol::{MAX_NAME_CHARS, MAX_ROOM_CHARS, validate_room};
-use state::{ROOM_META, Tab, USER_META, current_user, initial_room};
+use state::{LIMITS_META, ROOM_META, Tab, USER_META, current_user, initial_room};
 
 /// The name the build gives the JS glue and the wasm (`pkg/herald.js`, `pkg/herald_bg.wasm`) and the
 /// stylesheet (`pkg/herald.css`), before [`SiteFiles`] adds their hashes. `cargo xtask` uses it too.
@@ -81,6 +81,8 @@ pub fn shell() -> impl IntoView {
     let user = current_user().and_then(|user| serde_json::to_string(&user).ok());
     // The room the page shows, with its cursor: the hydrating client continues from exactly there.
     let room = initial_room().and_then(|page| serde_json::to_string(&page).ok());
+    // What the server accepts: the composer checks against it before the first `welcome`.
+    let limits = serde_json::to_string(&state::page_limits()).ok();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -97,6 +99,7 @@ pub fn shell() -> impl IntoView {
                 <link rel="preload" href=wasm r#as="fetch" r#type="application/wasm" crossorigin=""/>
                 {user.map(|user| view! { <meta name=USER_META content=user/> })}
                 {room.map(|room| view! { <meta name=ROOM_META content=room/> })}
+                {limits.map(|limits| view! { <meta name=LIMITS_META content=limits/> })}
                 <script type="module" nonce=leptos::nonce::use_nonce()>{hydrate}</script>
                 <MetaTags/>
             </head>

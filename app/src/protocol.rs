@@ -4,6 +4,10 @@
 //! This module is compiled into both the server (`ssr`) and the WASM client (`hydrate`), so the two ends
 //! cannot drift apart. Frames are JSON objects tagged by `"type"` (snake_case); nothing on the wire is
 //! built by hand. `docs/PROTOCOL.md` describes the same thing for people writing other clients.
+//!
+//! What the server reads is strict (an unknown field is refused); what the client reads is lenient
+//! (an unknown field is ignored), so a newer server can add a field without breaking the pages
+//! already open on an older build.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -19,6 +23,15 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Longest message body, in bytes of UTF-8. A longer body is refused with [`ErrorCode::BodyTooLong`]
 /// and the connection stays open (a user pasting a long text is an honest mistake).
 pub const MAX_BODY_BYTES: usize = 4 * 1024;
+
+/// How many frames per second one connection may send on average, and at once, unless the server is
+/// started with other numbers; what it was started with reaches the client in [`Limits`].
+pub const DEFAULT_RATE_PER_SEC: f64 = 5.0;
+pub const DEFAULT_RATE_BURST: u32 = 30;
+
+/// Most sends of one connection the server holds unanswered (stored, not yet acknowledged); past it
+/// the server reads nothing more from that connection until it has answered.
+pub const MAX_IN_FLIGHT: u32 = 256;
 
 /// Longest `client_id` a sender may choose, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
@@ -60,7 +73,6 @@ pub const ROOM_LIST_MAX: usize = 100;
 /// Who someone is: the id the server gave their session, and the name they chose. The server is the
 /// only source of an author; nothing a client sends can set it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Identity {
     pub id: String,
     pub name: String,
@@ -113,16 +125,44 @@ pub enum ClientMsg {
     },
 }
 
+/// What the server accepts from one connection, as it was started: a client checks a message
+/// against these before sending it, rather than learning of a refusal after.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Longest message body, in bytes of UTF-8 ([`ErrorCode::BodyTooLong`] beyond).
+    pub max_body_bytes: u32,
+    /// Frames per second on average ([`ErrorCode::RateLimited`] beyond)...
+    pub rate_per_sec: f64,
+    /// ...and at once.
+    pub rate_burst: u32,
+    /// Sends awaiting their `ack` before the server stops reading ([`MAX_IN_FLIGHT`]).
+    pub max_in_flight: u32,
+}
+
+impl Default for Limits {
+    /// A server started without limit flags.
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: MAX_BODY_BYTES as u32,
+            rate_per_sec: DEFAULT_RATE_PER_SEC,
+            rate_burst: DEFAULT_RATE_BURST,
+            max_in_flight: MAX_IN_FLIGHT,
+        }
+    }
+}
+
 /// A frame the server sends.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
-    /// First frame on every connection: who the server thinks you are.
+    /// First frame on every connection: who the server thinks you are, and what it accepts.
     Welcome {
         /// Who the server knows you as (from your session): your messages carry this author.
         you: Identity,
         /// [`PROTOCOL_VERSION`] of the server.
         protocol: u32,
+        /// What this connection may send.
+        limits: Limits,
     },
     /// Answer to `join`: then come the replayed messages (`first_seq..=last_seq`, oldest first, none
     /// if `first_seq > last_seq`), then live ones — each message once, none missing in between.
@@ -189,7 +229,6 @@ pub enum ServerMsg {
 
 /// One line of the room list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RoomSummary {
     pub room: String,
     /// People in the room now.
@@ -222,7 +261,6 @@ pub enum JoinMode {
 
 /// One posted message, as every reader sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ChatMessage {
     pub room: String,
     /// Position in the conversation: dense and strictly increasing from 1; order is seq order.
@@ -377,6 +415,11 @@ impl ClientMsg {
     /// the server again on receipt.
     pub fn validate(&self) -> Result<(), ProtocolError> {
         self.validate_with(MAX_BODY_BYTES)
+    }
+
+    /// Whether the server started with `limits` will take this frame.
+    pub fn validate_within(&self, limits: &Limits) -> Result<(), ProtocolError> {
+        self.validate_with(limits.max_body_bytes as usize)
     }
 
     fn validate_with(&self, max_body_bytes: usize) -> Result<(), ProtocolError> {
@@ -547,6 +590,7 @@ mod tests {
                     name: "Ann".into(),
                 },
                 protocol: PROTOCOL_VERSION,
+                limits: Limits::default(),
             },
             ServerMsg::Joined {
                 room: "general".into(),
@@ -657,6 +701,41 @@ mod tests {
         for msg in every_server_msg() {
             assert_eq!(ServerMsg::decode(&msg.encode()), Ok(msg));
         }
+    }
+
+    #[test]
+    fn the_server_refuses_unknown_fields_and_the_client_ignores_them() {
+        let send = r#"{"type":"send","room":"general","client_id":"a","body":"hi","extra":1}"#;
+        assert!(ClientMsg::decode(send).is_err());
+        // A newer server's welcome, with a field this build has never heard of.
+        let welcome = r#"{"type":"welcome","you":{"id":"u1","name":"Ann","badge":"x"},"protocol":1,
+            "limits":{"max_body_bytes":10000,"rate_per_sec":2.5,"rate_burst":10,"max_in_flight":256},
+            "motd":"hello"}"#;
+        match ServerMsg::decode(welcome) {
+            Ok(ServerMsg::Welcome { you, limits, .. }) => {
+                assert_eq!(you.name, "Ann");
+                assert_eq!(limits.max_body_bytes, 10_000);
+                assert_eq!(limits.rate_per_sec, 2.5);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_send_is_checked_against_the_limits_the_server_announced() {
+        let send = |body: &str| ClientMsg::Send {
+            room: "general".into(),
+            client_id: "a".into(),
+            body: body.into(),
+        };
+        let raised = Limits {
+            max_body_bytes: 10_000,
+            ..Limits::default()
+        };
+        let long = "x".repeat(5_000);
+        assert!(send(&long).validate().is_err());
+        assert_eq!(send(&long).validate_within(&raised), Ok(()));
+        assert!(send(&"x".repeat(10_001)).validate_within(&raised).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{
-    ChatMessage, ClientMsg, Cursor, HISTORY_ON_JOIN, Identity, JoinMode, ProtocolError,
+    ChatMessage, ClientMsg, Cursor, HISTORY_ON_JOIN, Identity, JoinMode, Limits, ProtocolError,
     RoomSummary, TYPING_REPEAT_MS,
 };
 
@@ -34,6 +34,22 @@ pub fn current_user() -> Option<Identity> {
     #[cfg(not(feature = "hydrate"))]
     {
         use_context::<CurrentUser>().and_then(|user| user.0)
+    }
+}
+
+/// The `<meta name=...>` through which the server hands the hydrating client the limits it was
+/// started with, so the composer checks against them before the first `welcome` too.
+pub const LIMITS_META: &str = "herald-limits";
+
+/// What the server accepts: from the page until the server's `welcome` says it again.
+pub fn page_limits() -> Limits {
+    #[cfg(feature = "hydrate")]
+    {
+        from_page(LIMITS_META).unwrap_or_default()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        use_context::<Limits>().unwrap_or_default()
     }
 }
 
@@ -135,6 +151,8 @@ pub struct Tab {
     pub connection: RwSignal<Connection>,
     /// Who we are: from the page, confirmed by the server's `Welcome`.
     pub me: RwSignal<Option<Identity>>,
+    /// What the server accepts (the longest body, the rate): from the page, then each `Welcome`.
+    pub limits: RwSignal<Limits>,
     /// The server's room list with member counts, as last told.
     pub directory: RwSignal<Vec<RoomSummary>>,
     /// The rooms this tab has open, in the order they were opened: the socket is joined to each.
@@ -253,6 +271,7 @@ impl Tab {
             hydrated: RwSignal::new(false),
             connection: RwSignal::new(Connection::Loading),
             me: RwSignal::new(me),
+            limits: RwSignal::new(page_limits()),
             directory: RwSignal::new(Vec::new()),
             open: RwSignal::new(Vec::new()),
             rooms: StoredValue::new(HashMap::new()),
@@ -372,7 +391,7 @@ impl Tab {
             client_id: client_id.clone(),
             body: body.clone(),
         };
-        msg.validate()?;
+        msg.validate_within(&self.limits.get_untracked())?;
         room.pending.update(|p| p.push(Pending { client_id, body }));
         // Writing here answers what was new: the divider has done its job.
         room.first_unread.set(None);

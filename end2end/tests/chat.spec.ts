@@ -1,5 +1,7 @@
 // Two people chatting in real Chromium, each in their own browser context, against the release binary.
 import { expect, Page, test } from '@playwright/test';
+import * as fs from 'node:fs';
+import { binaryUnderTest, copyAlone, startHerald, TEST_FLAGS } from '../lib/herald';
 import { bodies, chooseName, heraldUrl, openChat, send, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';
 
 test('two browsers chat live: each sees the other at once', async ({ browser }) => {
@@ -256,6 +258,33 @@ test('an over-long message is refused before sending, with the reason', async ({
   await send(page, 'short enough');
   await expect(bodies(page).filter({ hasText: 'short enough' })).toHaveCount(1);
   await expect(bodies(page).filter({ hasText: 'xxxx' })).toHaveCount(0);
+});
+
+test('a server started with a higher --max-body-bytes: the composer takes what that server stores', async ({
+  browser,
+}) => {
+  const dir = copyAlone(binaryUnderTest());
+  const herald = await startHerald(dir, [...TEST_FLAGS, '--max-body-bytes', '10000']);
+  try {
+    const page = await (await browser.newContext()).newPage();
+    await openChat(page, `${herald.url}/r/${uniqueRoom('long')}`);
+    const input = page.getByTestId('composer-input');
+    const long = 'y'.repeat(5000);
+    await input.fill(long);
+    await expect(page.locator('.composer-limit')).toHaveText('');
+    await input.press('Enter');
+    await expect(page.locator('.message:not(.pending) .body')).toHaveText([long]);
+    await expect(page.getByTestId('composer-error')).toHaveText('');
+    // Near and past that server's limit, the counter and the refusal say its number.
+    await input.fill('z'.repeat(10001));
+    await expect(page.locator('.composer-limit')).toHaveText('10001 / 10000 bytes');
+    await input.press('Enter');
+    await expect(page.getByTestId('composer-error')).toContainText('limit is 10000');
+    await expect(input).toHaveValue('z'.repeat(10001));
+  } finally {
+    await herald.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('history survives a reload: what was said is still there', async ({ browser }) => {

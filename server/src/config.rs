@@ -68,11 +68,13 @@ pub struct Config {
 
     /// Frames one connection may send per second, on average (a token bucket; see --rate-burst).
     /// Over it, frames are refused with `rate_limited` and a retry-after.
-    #[arg(long, env = "HERALD_RATE_PER_SEC", default_value_t = 5.0)]
+    #[arg(long, env = "HERALD_RATE_PER_SEC", default_value_t = app::protocol::DEFAULT_RATE_PER_SEC,
+          value_parser = positive_rate)]
     pub rate_per_sec: f64,
 
     /// Frames one connection may send at once before --rate-per-sec applies.
-    #[arg(long, env = "HERALD_RATE_BURST", default_value_t = 30)]
+    #[arg(long, env = "HERALD_RATE_BURST", default_value_t = app::protocol::DEFAULT_RATE_BURST,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_burst: u32,
 
     /// A bearer token that may use the HTTP API (`Authorization: Bearer TOKEN`): publish to rooms,
@@ -88,11 +90,12 @@ pub struct Config {
 
     /// Requests per second one API token may make, on average (a token bucket; see
     /// --api-rate-burst). Over it, requests get 429 with Retry-After.
-    #[arg(long, env = "HERALD_API_RATE_PER_SEC", default_value_t = 20.0)]
+    #[arg(long, env = "HERALD_API_RATE_PER_SEC", default_value_t = 20.0, value_parser = positive_rate)]
     pub api_rate_per_sec: f64,
 
     /// Requests one API token may make at once before --api-rate-per-sec applies.
-    #[arg(long, env = "HERALD_API_RATE_BURST", default_value_t = 100)]
+    #[arg(long, env = "HERALD_API_RATE_BURST", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub api_rate_burst: u32,
 
     /// Folder holding the built site (pkg/, favicon, ...). Only read by a binary built without
@@ -103,6 +106,17 @@ pub struct Config {
     /// What to log, as a tracing filter: `info`, `debug`, `server=debug,tower_http=info`, ...
     #[arg(long, env = "HERALD_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// A rate: a number above 0 and finite (`nan`, `inf` and `0` parse as floats but mean nothing here,
+/// and the rate reaches clients in their `welcome`, where JSON has no NaN).
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a rate: a number above 0, such as 5 or 0.5"
+        )),
+    }
 }
 
 impl Config {

@@ -65,6 +65,19 @@ pub struct Limits {
     pub rate_burst: u32,
 }
 
+impl Limits {
+    /// As clients learn them (in `welcome` and the page).
+    pub fn announced(&self) -> app::protocol::Limits {
+        app::protocol::Limits {
+            // At most 60 000 (the flag's range).
+            max_body_bytes: u32::try_from(self.max_body_bytes).unwrap_or(u32::MAX),
+            rate_per_sec: self.rate_per_sec,
+            rate_burst: self.rate_burst,
+            max_in_flight: app::protocol::MAX_IN_FLIGHT,
+        }
+    }
+}
+
 /// Serves Herald on `listener` until `shutdown` resolves, then closes every WebSocket with
 /// "going away" (1001) and returns once they are closed (or after [`SHUTDOWN_GRACE`]).
 pub async fn run(

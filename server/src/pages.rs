@@ -37,6 +37,7 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
     };
     let files = state.site_files.as_deref().cloned();
     let style = state.page_style.clone();
+    let limits = state.limits.announced();
     // A new nonce per page: the one inline script (hydration) runs; any injected one would not.
     let nonce = session::random_hex(16);
     let csp = guard::page_csp(&nonce, guard::requested_host(&request));
@@ -45,6 +46,7 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
             provide_context(CurrentUser(user.clone()));
             provide_context(InitialRoom(room.clone()));
             provide_context(requested.clone());
+            provide_context(limits);
             if let Some(files) = files.clone() {
                 provide_context(files);
             }

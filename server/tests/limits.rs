@@ -3,8 +3,62 @@
 
 mod common;
 
-use app::protocol::{ClientMsg, ErrorCode, JoinMode, ServerMsg};
+use app::protocol::{ClientMsg, ErrorCode, JoinMode, Limits, ServerMsg};
 use common::{Client, TempDir, TestServer};
+
+#[tokio::test]
+async fn the_welcome_says_what_the_server_was_started_to_accept_and_so_does_the_page() {
+    let data = TempDir::new();
+    let flags = [
+        "--max-body-bytes",
+        "10000",
+        "--rate-per-sec",
+        "2.5",
+        "--rate-burst",
+        "7",
+    ];
+    let server = TestServer::start_in(data.path(), &flags).await;
+    let client = server.client().await;
+    let expected = Limits {
+        max_body_bytes: 10_000,
+        rate_per_sec: 2.5,
+        rate_burst: 7,
+        max_in_flight: app::protocol::MAX_IN_FLIGHT,
+    };
+    assert_eq!(client.limits, expected);
+    let cookie = server.session("Ann").await;
+    let (_, _, page) = server.get_as("/", &cookie).await;
+    let meta = format!(
+        "<meta name=\"herald-limits\" content=\"{}\"",
+        serde_json::to_string(&expected)
+            .expect("json")
+            .replace('"', "&quot;")
+    );
+    assert!(page.contains(&meta), "{page}");
+    // The protocol's defaults are the flags' defaults.
+    let defaults = server::config::Config::from_flags(Vec::<String>::new()).expect("defaults");
+    let announced = Limits::default();
+    assert_eq!(defaults.max_body_bytes, announced.max_body_bytes as usize);
+    assert_eq!(defaults.rate_per_sec, announced.rate_per_sec);
+    assert_eq!(defaults.rate_burst, announced.rate_burst);
+}
+
+#[test]
+fn a_rate_must_be_a_number_above_zero() {
+    for bad in ["nan", "inf", "0", "-1", "fast"] {
+        assert!(
+            server::config::Config::from_flags(["--rate-per-sec", bad]).is_err(),
+            "{bad}"
+        );
+        assert!(
+            server::config::Config::from_flags(["--api-rate-per-sec", bad]).is_err(),
+            "{bad}"
+        );
+    }
+    assert!(server::config::Config::from_flags(["--rate-burst", "0"]).is_err());
+    let ok = server::config::Config::from_flags(["--rate-per-sec", "0.5"]).expect("a rate");
+    assert_eq!(ok.rate_per_sec, 0.5);
+}
 
 #[tokio::test]
 async fn sending_over_the_rate_budget_is_refused_with_a_retry_after_and_stores_nothing() {

@@ -7,10 +7,7 @@
 
 use leptos::{ev, prelude::*};
 
-use crate::{
-    protocol::MAX_BODY_BYTES,
-    state::{Connection, Room, Tab},
-};
+use crate::state::{Connection, Room, Tab};
 
 #[component]
 pub fn Composer() -> impl IntoView {
@@ -49,6 +46,9 @@ pub fn Composer() -> impl IntoView {
             "Offline: messages are sent when the connection is back".to_string()
         }
     };
+
+    // As the server was started: the page says, and each `welcome` again.
+    let max_body = move || tab.limits.with(|limits| limits.max_body_bytes as usize);
 
     // The message box is where a reader lands: after choosing a name, after moving to a room —
     // unless they are typing somewhere else.
@@ -131,10 +131,10 @@ pub fn Composer() -> impl IntoView {
         <p class="composer-hint" role="alert" data-testid="composer-error">
             {move || tab.last_error.get()}
         </p>
-        <p class="composer-limit" class:over=move || draft.with(|d| d.len() > MAX_BODY_BYTES)>
+        <p class="composer-limit" class:over=move || { draft.with(String::len) > max_body() }>
             {move || {
-                let len = draft.with(String::len);
-                (len > MAX_BODY_BYTES * 9 / 10).then(|| format!("{len} / {MAX_BODY_BYTES} bytes"))
+                let (len, max) = (draft.with(String::len), max_body());
+                (len > max * 9 / 10).then(|| format!("{len} / {max} bytes"))
             }}
         </p>
     }

@@ -48,8 +48,8 @@ const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 const STALLED_WRITE: Duration = Duration::from_secs(30);
 
 /// Sends a connection may have handed to the log and not yet had acknowledged; past this it is not
-/// read until acks come back.
-const MAX_IN_FLIGHT: usize = 256;
+/// read until acks come back (clients learn it in `welcome`).
+const MAX_IN_FLIGHT: usize = app::protocol::MAX_IN_FLIGHT as usize;
 
 /// A connection's sends on their way to the log, oldest first: `(room, client_id, answer)`. Acks go
 /// out in this order.
@@ -160,6 +160,7 @@ async fn connection(socket: Socket, state: AppState, user: Identity) {
     let welcome = ServerMsg::Welcome {
         you: user.clone(),
         protocol: PROTOCOL_VERSION,
+        limits: state.limits.announced(),
     };
     conn.reply(welcome.encode().into());
     conn.reply(state.hub.rooms().encode().into());

@@ -179,6 +179,8 @@ impl TestServer {
 pub struct Client {
     pub name: String,
     pub id: String,
+    /// What the server's `welcome` said this connection may send.
+    pub limits: app::protocol::Limits,
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Signals (`presence`, `typing`, `rooms`) read while waiting for something else, oldest first:
     /// they arrive whenever people come and go, so most tests look past them.
@@ -227,13 +229,15 @@ impl Client {
         let mut client = Self {
             name: String::new(),
             id: String::new(),
+            limits: Default::default(),
             socket,
             signals: Default::default(),
         };
         match client.recv().await {
-            ServerMsg::Welcome { you, .. } => {
+            ServerMsg::Welcome { you, limits, .. } => {
                 client.name = you.name;
                 client.id = you.id;
+                client.limits = limits;
                 client
             }
             other => panic!("expected a welcome, got {other:?}"),
