@@ -1,6 +1,10 @@
 //! The browser's side of `/ws` (feature `hydrate` only): opens the socket, joins every room the tab
 //! has open with the cursor of what it already has, turns server frames into state changes, sends the
-//! outboxes, and reconnects — with backoff after a drop, at once when the browser comes back online.
+//! outboxes, and reconnects — with backoff after a drop, at once when the browser comes back online,
+//! and as the server's close code says ([`Disconnect`]): at once after "going away", after a pause
+//! when too slow, not at all after a refusal (the person is told, and can try again). A handshake
+//! refused for want of a session (signed out in another tab, say) takes the page back to the name
+//! form.
 //!
 //! One socket per tab, for all its rooms. The state it drives lives in [`Tab`] and its [`Room`]s;
 //! components never touch the socket.
@@ -8,12 +12,12 @@
 use std::rc::Rc;
 
 use futures::{FutureExt, SinkExt, StreamExt, channel::mpsc};
-use gloo_net::websocket::{Message, futures::WebSocket};
+use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
 use gloo_timers::future::TimeoutFuture;
 use leptos::{ev, prelude::*};
 
 use crate::{
-    protocol::{ClientMsg, ErrorCode, ServerMsg, TYPING_TTL_MS},
+    protocol::{ClientMsg, Disconnect, ErrorCode, Reconnect, ServerMsg, TYPING_TTL_MS},
     state::{Connection, Tab},
 };
 
@@ -78,6 +82,9 @@ async fn run(
     mut network: mpsc::UnboundedReceiver<Network>,
 ) {
     let mut failures = 0u32;
+    // "Going away" is answered at once, but only once in a row: a server in its shutdown grace
+    // still says it to every new socket.
+    let mut went_away = false;
     loop {
         if !browser_online() {
             tab.connection.set(Connection::Offline);
@@ -87,11 +94,37 @@ async fn run(
         while outgoing.try_recv().is_ok() {}
 
         tab.connection.set(Connection::Connecting);
-        if session(tab, &mut outgoing, &mut network).await {
+        let ended = session(tab, &mut outgoing, &mut network).await;
+        if ended.welcomed {
             failures = 0; // It worked for a while: start over with a short delay.
         }
         if !browser_online() {
             continue;
+        }
+        let why = ended.close_code.and_then(Disconnect::from_code);
+        match why.map(Disconnect::reconnect) {
+            Some(Reconnect::AtOnce) if !went_away => {
+                went_away = true;
+                continue;
+            }
+            Some(Reconnect::AfterPause) => failures = failures.max(PAUSE_FAILURES),
+            Some(Reconnect::Never) => {
+                if let Some(why) = why {
+                    tab.connection.set(Connection::Stopped(why));
+                }
+                // Until the person asks (or the network comes back): looping would only be refused
+                // again.
+                network.next().await;
+                continue;
+            }
+            _ => {}
+        }
+        went_away = false;
+        if !ended.welcomed && session_ended().await {
+            // Nothing to reconnect as: back to choosing a name.
+            tab.me.set(None);
+            tab.connection.set(Connection::Loading);
+            return;
         }
         failures = failures.saturating_add(1);
         let mut wait_ms = backoff_ms(failures);
@@ -109,6 +142,23 @@ async fn run(
     }
 }
 
+/// A connection closed as too slow waits as if it had failed this often (4–8 s before the next try).
+const PAUSE_FAILURES: u32 = 4;
+
+/// Whether this browser's session is gone: asked of the server after a handshake that failed, since
+/// a browser's WebSocket does not say why (a refused handshake and a dead server look the same).
+async fn session_ended() -> bool {
+    let Ok(answer) =
+        wasm_bindgen_futures::JsFuture::from(window().fetch_with_str("/session")).await
+    else {
+        return false; // The server is not there: no news about the session.
+    };
+    use wasm_bindgen::JsCast;
+    answer
+        .dyn_into::<web_sys::Response>()
+        .is_ok_and(|answer| answer.status() == 401)
+}
+
 /// Exponential backoff with jitter: half the window fixed, half random, so a server restart is not
 /// met by every tab at the same instant.
 fn backoff_ms(failures: u32) -> u32 {
@@ -118,18 +168,29 @@ fn backoff_ms(failures: u32) -> u32 {
     window / 2 + (js_sys::Math::random() * f64::from(window / 2)) as u32
 }
 
-/// One connection, from open to close. Returns whether the server welcomed us.
+/// How a connection ended.
+struct Ended {
+    /// Whether the server welcomed us.
+    welcomed: bool,
+    /// The code of the server's close frame, if it sent one.
+    close_code: Option<u16>,
+}
+
+/// One connection, from open to close.
 async fn session(
     tab: Tab,
     outgoing: &mut mpsc::UnboundedReceiver<ClientMsg>,
     network: &mut mpsc::UnboundedReceiver<Network>,
-) -> bool {
+) -> Ended {
+    let mut ended = Ended {
+        welcomed: false,
+        close_code: None,
+    };
     let Ok(socket) = WebSocket::open(&socket_url()) else {
-        return false;
+        return ended;
     };
     let (mut sink, stream) = socket.split();
     let mut stream = stream.fuse();
-    let mut welcomed = false;
     let mut welcome_due = TimeoutFuture::new(WELCOME_TIMEOUT_MS).fuse();
     loop {
         let mut to_send = Vec::new();
@@ -137,7 +198,7 @@ async fn session(
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => match ServerMsg::decode(&text) {
                     Ok(ServerMsg::Welcome { you, limits, .. }) => {
-                        welcomed = true;
+                        ended.welcomed = true;
                         tab.me.set(Some(you));
                         tab.limits.set(limits);
                         tab.connection.set(Connection::Connected);
@@ -155,6 +216,11 @@ async fn session(
                     Err(err) => leptos::logging::warn!("ignoring a frame from the server: {err}"),
                 },
                 Some(Ok(Message::Bytes(_))) => {}
+                Some(Err(WebSocketError::ConnectionClose(close))) => {
+                    // 1006 is the browser's own: no close frame came.
+                    ended.close_code = (close.code != 1006).then_some(close.code);
+                    break;
+                }
                 Some(Err(_)) | None => break,
             },
             msg = outgoing.next() => match msg {
@@ -167,7 +233,7 @@ async fn session(
                 }
             }
             _ = welcome_due => {
-                if !welcomed {
+                if !ended.welcomed {
                     leptos::logging::warn!("no welcome from the server in time; reconnecting");
                     break;
                 }
@@ -175,11 +241,11 @@ async fn session(
         }
         for msg in to_send {
             if sink.send(Message::Text(msg.encode())).await.is_err() {
-                return welcomed;
+                return ended;
             }
         }
     }
-    welcomed
+    ended
 }
 
 /// Applies a server frame to the tab's state; returns the frames to send in answer.

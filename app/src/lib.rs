@@ -164,17 +164,20 @@ pub fn App() -> impl IntoView {
 #[component]
 fn ChatPage() -> impl IntoView {
     let here = here();
+    let tab = expect_context::<Tab>();
+    // A session that ends (signed out in another tab) brings the name form back.
+    let signed_in = Memo::new(move |_| tab.me.with(Option::is_some));
     // Following a room link changes the URL without a page load. Keyed by the page, so the page for
     // another room is built afresh (with that room's state) rather than patched from this one.
     view! {
-        <For each=move || [here.page()] key=Page::clone let:page>
-            {match page {
-                Page::Room(room) if current_user().is_some() => EitherOf3::A(view! { <Chat room/> }),
-                Page::Room(_) => EitherOf3::B(view! { <NamePrompt/> }),
-                Page::BadRoom { room, why } => EitherOf3::C(view! {
+        <For each=move || [(here.page(), signed_in.get())] key=Clone::clone let:shown>
+            {match shown {
+                (Page::Room(room), true) => EitherOf3::A(view! { <Chat room/> }),
+                (Page::Room(_), false) => EitherOf3::B(view! { <NamePrompt/> }),
+                (Page::BadRoom { room, why }, _) => EitherOf3::C(view! {
                     <NotFound why=format!("There is no room called “{room}”: {why}.")/>
                 }),
-                Page::NotFound => EitherOf3::C(view! { <NotFound/> }),
+                (Page::NotFound, _) => EitherOf3::C(view! { <NotFound/> }),
             }}
         </For>
     }

@@ -16,7 +16,7 @@ use std::fmt;
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Largest WebSocket message (one frame's payload) the server accepts. Anything larger closes the
-/// connection with [`close_code::MESSAGE_TOO_BIG`]: no client of ours ever needs to send that much, so a
+/// connection with [`Disconnect::MessageTooBig`]: no client of ours ever needs to send that much, so a
 /// larger frame is a broken or hostile client, not a long chat message.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
@@ -78,15 +78,90 @@ pub struct Identity {
     pub name: String,
 }
 
-/// WebSocket close codes the server uses, and what a client should do on each.
-pub mod close_code {
-    /// The server is shutting down or restarting: reconnect (with backoff).
-    pub const GOING_AWAY: u16 = 1001;
-    /// A frame was larger than [`super::MAX_FRAME_BYTES`]: do not resend it.
-    pub const MESSAGE_TOO_BIG: u16 = 1009;
-    /// The connection could not keep up with the messages sent to it and its queue overflowed:
-    /// reconnect after a moment.
-    pub const TOO_SLOW: u16 = 4008;
+/// Why the server closes a WebSocket: every close it sends is one of these, with its code and
+/// reason, and each says what a client should do next. The browser acts on it (`app/src/client.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disconnect {
+    /// 1001: the server is shutting down or restarting. Reconnect at once (and back off if that
+    /// fails): the next server, or this one restarted, is usually there within moments.
+    GoingAway,
+    /// 1002: the client broke WebSocket's framing rules. A bug in the client: do not loop.
+    ProtocolError,
+    /// 1007: a text message (or a close reason) that is not UTF-8. A bug in the client: do not loop.
+    InvalidPayload,
+    /// 1009: a frame larger than [`MAX_FRAME_BYTES`]. Do not resend it.
+    MessageTooBig,
+    /// 4008: the connection could not keep up with what was sent to it and its queue overflowed.
+    /// Reconnect after a pause (the join's replay then catches up from the log).
+    TooSlow,
+}
+
+/// What a client does after a [`Disconnect`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reconnect {
+    /// Try again now.
+    AtOnce,
+    /// Wait a few seconds first.
+    AfterPause,
+    /// Do not try again by itself: say why, and let the person decide.
+    Never,
+}
+
+impl Disconnect {
+    pub const ALL: [Disconnect; 5] = [
+        Disconnect::GoingAway,
+        Disconnect::ProtocolError,
+        Disconnect::InvalidPayload,
+        Disconnect::MessageTooBig,
+        Disconnect::TooSlow,
+    ];
+
+    /// The close frame's status code.
+    pub const fn code(self) -> u16 {
+        match self {
+            Disconnect::GoingAway => 1001,
+            Disconnect::ProtocolError => 1002,
+            Disconnect::InvalidPayload => 1007,
+            Disconnect::MessageTooBig => 1009,
+            Disconnect::TooSlow => 4008,
+        }
+    }
+
+    /// The close frame's reason, for people reading logs and traces.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Disconnect::GoingAway => "server shutting down",
+            Disconnect::ProtocolError => "protocol error",
+            Disconnect::InvalidPayload => "text that is not UTF-8",
+            Disconnect::MessageTooBig => "frame too big",
+            Disconnect::TooSlow => "too slow; reconnect later",
+        }
+    }
+
+    pub fn from_code(code: u16) -> Option<Disconnect> {
+        Disconnect::ALL.into_iter().find(|d| d.code() == code)
+    }
+
+    pub const fn reconnect(self) -> Reconnect {
+        match self {
+            Disconnect::GoingAway => Reconnect::AtOnce,
+            Disconnect::TooSlow => Reconnect::AfterPause,
+            Disconnect::ProtocolError | Disconnect::InvalidPayload | Disconnect::MessageTooBig => {
+                Reconnect::Never
+            }
+        }
+    }
+
+    /// What the person is told while the client does not reconnect by itself.
+    pub const fn explain(self) -> &'static str {
+        match self {
+            Disconnect::GoingAway | Disconnect::TooSlow => "The server closed the connection.",
+            Disconnect::ProtocolError | Disconnect::InvalidPayload => {
+                "The server refused what this page sent: reload the page."
+            }
+            Disconnect::MessageTooBig => "The server refused a message that was too large.",
+        }
+    }
 }
 
 /// A frame the client sends.
@@ -701,6 +776,28 @@ mod tests {
         for msg in every_server_msg() {
             assert_eq!(ServerMsg::decode(&msg.encode()), Ok(msg));
         }
+    }
+
+    #[test]
+    fn every_close_has_its_own_code_that_may_be_sent_and_a_short_reason() {
+        for why in Disconnect::ALL {
+            assert_eq!(Disconnect::from_code(why.code()), Some(why));
+            // RFC 6455 §7.4: codes an endpoint may put in a close frame.
+            assert!(
+                matches!(why.code(), 1000..=1003 | 1007..=1014 | 3000..=4999),
+                "{why:?}"
+            );
+            // A close frame's payload is at most 125 bytes, two of them the code.
+            assert!(why.reason().len() <= 123, "{why:?}");
+        }
+        assert_eq!(
+            Disconnect::from_code(1006),
+            None,
+            "the browser's own, never sent"
+        );
+        assert_eq!(Disconnect::GoingAway.reconnect(), Reconnect::AtOnce);
+        assert_eq!(Disconnect::TooSlow.reconnect(), Reconnect::AfterPause);
+        assert_eq!(Disconnect::ProtocolError.reconnect(), Reconnect::Never);
     }
 
     #[test]

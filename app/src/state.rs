@@ -12,8 +12,8 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{
-    ChatMessage, ClientMsg, Cursor, HISTORY_ON_JOIN, Identity, JoinMode, Limits, ProtocolError,
-    RoomSummary, TYPING_REPEAT_MS,
+    ChatMessage, ClientMsg, Cursor, Disconnect, HISTORY_ON_JOIN, Identity, JoinMode, Limits,
+    ProtocolError, RoomSummary, TYPING_REPEAT_MS,
 };
 
 /// Who the page is rendered for, from the session cookie (server) or from the page itself (browser):
@@ -74,6 +74,9 @@ pub enum Connection {
     Connected,
     /// The socket dropped; the next attempt starts in this many seconds.
     Reconnecting { in_secs: u32 },
+    /// The server closed the connection for a reason that trying again would not mend; the person
+    /// is told, and reconnects when they choose.
+    Stopped(Disconnect),
     /// The browser says there is no network; we reconnect as soon as it is back.
     Offline,
 }
@@ -86,6 +89,7 @@ impl Connection {
             Connection::Connecting => "connecting",
             Connection::Connected => "connected",
             Connection::Reconnecting { .. } => "reconnecting",
+            Connection::Stopped(_) => "stopped",
             Connection::Offline => "offline",
         }
     }
@@ -98,6 +102,7 @@ impl Connection {
             Connection::Connected => "Connected".into(),
             Connection::Reconnecting { in_secs: 0 } => "Reconnecting…".into(),
             Connection::Reconnecting { in_secs } => format!("Reconnecting in {in_secs}s"),
+            Connection::Stopped(why) => format!("Disconnected. {}", why.explain()),
             Connection::Offline => "Offline".into(),
         }
     }

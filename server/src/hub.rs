@@ -7,7 +7,7 @@
 //! hub stops queuing that room for it and leaves a lag note, which its writer turns into a `lagged`
 //! marker once the queue is drained; the client catches up from the log by rejoining. Nobody waits
 //! for a slow reader, and no queue grows past its bound. A connection that lags again and again is
-//! given up on (closed with `TOO_SLOW`).
+//! given up on (closed with `Disconnect::TooSlow`).
 //!
 //! The hub also knows the last seq published in each room, so a joining connection can replay the log
 //! exactly up to where its live queue starts (DESIGN §3).
@@ -26,7 +26,7 @@ use std::{
 };
 
 use app::protocol::{
-    ChatMessage, Identity, PRESENCE_LIST_MAX, ROOM_LIST_MAX, RoomSummary, ServerMsg,
+    ChatMessage, Disconnect, Identity, PRESENCE_LIST_MAX, ROOM_LIST_MAX, RoomSummary, ServerMsg,
     TYPING_REPEAT_MS,
 };
 use tokio::sync::Notify;
@@ -103,15 +103,6 @@ struct Subscriber {
     held: Option<Vec<Frame>>,
 }
 
-/// Why the hub wants a connection closed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Closing {
-    /// The server is shutting down.
-    GoingAway,
-    /// It lagged [`MAX_LAGS`] times.
-    TooSlow,
-}
-
 /// One connection's queue: the hub fills it, the connection's task drains it. Holds no allocation
 /// while empty, so an idle connection costs only this struct.
 #[derive(Default)]
@@ -129,14 +120,14 @@ struct Queue {
     /// `(room, resume_from)` not yet told to the client.
     notes: Vec<(String, u64)>,
     lags: u32,
-    closing: Option<Closing>,
+    closing: Option<Disconnect>,
 }
 
 /// What a connection's task takes out of its [`Outbox`], in the order it must go out.
 #[derive(Debug)]
 pub enum Taken {
     /// Close now: nothing queued is sent any more.
-    Close(Closing),
+    Close(Disconnect),
     /// Frames to write, oldest first.
     Frames(VecDeque<Frame>),
     /// Rooms that lagged, after everything queued before the lag: `(room, resume_from)`.
@@ -195,14 +186,14 @@ impl Outbox {
         queue.notes.push((room.to_owned(), resume_from));
         queue.lags += 1;
         if queue.lags >= MAX_LAGS {
-            queue.closing.get_or_insert(Closing::TooSlow);
+            queue.closing.get_or_insert(Disconnect::TooSlow);
         }
         drop(queue);
         self.ready.notify_one();
     }
 
     /// Asks the connection to close (the first reason given stands).
-    pub fn close(&self, why: Closing) {
+    pub fn close(&self, why: Disconnect) {
         self.lock().closing.get_or_insert(why);
         self.ready.notify_one();
     }
@@ -239,7 +230,7 @@ impl Outbox {
     }
 
     /// Why the connection is to close, if it is.
-    pub fn closing(&self) -> Option<Closing> {
+    pub fn closing(&self) -> Option<Disconnect> {
         self.lock().closing
     }
 
@@ -465,7 +456,7 @@ impl Hub {
     /// Asks every connection to close with "going away": the server is shutting down.
     pub fn shutdown(&self) {
         for outbox in self.lock().connections.values() {
-            outbox.close(Closing::GoingAway);
+            outbox.close(Disconnect::GoingAway);
         }
     }
 
@@ -819,7 +810,7 @@ mod tests {
         }
         assert!(matches!(
             conn.outbox().take(10, usize::MAX),
-            Taken::Close(Closing::TooSlow)
+            Taken::Close(Disconnect::TooSlow)
         ));
     }
 

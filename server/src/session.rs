@@ -3,7 +3,9 @@
 //! comes from the session of the connection that sent it, so nobody can post as someone else.
 //!
 //! Also owns `POST /session` (pick a name; a plain HTML form, so it works before the page is
-//! hydrated) and `POST /session/end` (sign out), and the origin check for WebSocket handshakes.
+//! hydrated), `POST /session/end` (sign out), `GET /session` (who this browser is: how the page
+//! learns that a refused WebSocket handshake was a session that ended, which a browser's WebSocket
+//! cannot see), and the origin check for WebSocket handshakes.
 
 use std::{io::Write, path::Path, sync::Arc};
 
@@ -133,8 +135,23 @@ pub fn origin_allowed(headers: &HeaderMap, extra: &[String]) -> bool {
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/session", post(start))
+        .route("/session", post(start).get(whoami))
         .route("/session/end", post(end))
+}
+
+/// `200 {"you": {"id", "name"}}` for a valid session, `401 {"error": "no_session"}` without one.
+/// Never cached: it changes when the visitor signs in or out, in any tab.
+async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let no_store = [(header::CACHE_CONTROL, "no-store")];
+    match state.sessions.from_headers(&headers) {
+        Some(you) => (no_store, axum::Json(serde_json::json!({ "you": you }))).into_response(),
+        None => (
+            axum::http::StatusCode::UNAUTHORIZED,
+            no_store,
+            axum::Json(serde_json::json!({ "error": "no_session" })),
+        )
+            .into_response(),
+    }
 }
 
 /// Whether a form was posted from another site. Such a post could sign a visitor in under a name

@@ -3,7 +3,7 @@
 
 mod common;
 
-use app::protocol::{ErrorCode, MAX_BODY_BYTES, MAX_FRAME_BYTES, ServerMsg, close_code};
+use app::protocol::{Disconnect, ErrorCode, MAX_BODY_BYTES, MAX_FRAME_BYTES, ServerMsg};
 use common::{Client, Seen, TestServer};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -168,7 +168,7 @@ async fn a_frame_over_64_kib_closes_with_1009_and_broadcasts_nothing() {
         .close_frame()
         .await
         .expect("a close frame, not a reset");
-    assert_eq!(u16::from(close.code), close_code::MESSAGE_TOO_BIG);
+    assert_eq!(u16::from(close.code), Disconnect::MessageTooBig.code());
 
     observer.say("after", "after").await;
     let first = observer.next_message().await;
@@ -183,7 +183,9 @@ async fn shutdown_closes_every_socket_with_going_away() {
     server.begin_shutdown();
     for client in [&mut a, &mut b] {
         match client.next().await {
-            Seen::Closed(Some(frame)) => assert_eq!(u16::from(frame.code), close_code::GOING_AWAY),
+            Seen::Closed(Some(frame)) => {
+                assert_eq!(u16::from(frame.code), Disconnect::GoingAway.code())
+            }
             other => panic!("expected a going-away close, got {other:?}"),
         }
         // Reading on answers the close, as a browser does; then the socket ends.

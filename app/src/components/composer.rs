@@ -42,7 +42,10 @@ pub fn Composer() -> impl IntoView {
     let placeholder = move || match tab.connection.get() {
         Connection::Loading => "Loading…".to_string(),
         Connection::Connected => format!("Message #{}", room.name.get_value()),
-        Connection::Connecting | Connection::Reconnecting { .. } | Connection::Offline => {
+        Connection::Connecting
+        | Connection::Reconnecting { .. }
+        | Connection::Offline
+        | Connection::Stopped(_) => {
             "Offline: messages are sent when the connection is back".to_string()
         }
     };

@@ -1,5 +1,5 @@
 //! The connection pill in the header: loading, connecting, connected, reconnecting in N s — with
-//! "Retry now" while it waits.
+//! "Retry now" while it waits — or disconnected by the server, with "Reconnect".
 
 use leptos::prelude::*;
 
@@ -11,6 +11,7 @@ pub fn ConnectionStatus() -> impl IntoView {
     let connection = tab.connection;
     let waiting =
         move || matches!(connection.get(), Connection::Reconnecting { in_secs } if in_secs > 0);
+    let stopped = move || matches!(connection.get(), Connection::Stopped(_));
     let retry = move |_| {
         if let Some(retry) = tab.retry_now.get_value() {
             retry();
@@ -27,9 +28,9 @@ pub fn ConnectionStatus() -> impl IntoView {
             >
                 {move || connection.get().label()}
             </span>
-            <Show when=waiting>
+            <Show when=move || waiting() || stopped()>
                 <button type="button" class="retry" data-testid="retry" on:click=retry>
-                    "Retry now"
+                    {move || if stopped() { "Reconnect" } else { "Retry now" }}
                 </button>
             </Show>
         </span>

@@ -4,8 +4,8 @@
 //! Each connection is one task and holds no buffer while idle. It writes what is queued in batches
 //! (one vectored write each) and reads the client meanwhile; its sends are pipelined (acked in order
 //! as they are committed). A client that stops reading stops being read once its queue is at its
-//! bound, so its own replies cannot pile up. Closing is always a close frame with a code from
-//! `app::protocol::close_code` (or RFC 6455's own for a broken frame).
+//! bound, so its own replies cannot pile up. Closing is always a close frame with the code and reason
+//! of an `app::protocol::Disconnect`, or the peer's own code echoed when it closed first.
 
 use std::{
     collections::VecDeque,
@@ -16,9 +16,9 @@ use std::{
 };
 
 use app::protocol::{
-    ChatMessage, ClientMsg, Cursor, ErrorCode, HISTORY_ON_JOIN, HISTORY_PAGE_MAX, Identity,
-    JoinMode, MAX_FRAME_BYTES, MAX_REPLAY, MessageKind, PROTOCOL_VERSION, ProtocolError, ServerMsg,
-    close_code,
+    ChatMessage, ClientMsg, Cursor, Disconnect, ErrorCode, HISTORY_ON_JOIN, HISTORY_PAGE_MAX,
+    Identity, JoinMode, MAX_FRAME_BYTES, MAX_REPLAY, MessageKind, PROTOCOL_VERSION, ProtocolError,
+    ServerMsg,
 };
 use axum::{
     Router,
@@ -31,7 +31,7 @@ use axum::{
 use crate::{
     AppState,
     frame::{Frame, opcode},
-    hub::{Closing, Connection, Outbox, Taken},
+    hub::{Connection, Outbox, Taken},
     log::{Appending, LogError, NewMessage},
     rate::TokenBucket,
     session,
@@ -96,17 +96,11 @@ enum End {
     Answer(u16),
 }
 
-impl From<Closing> for End {
-    fn from(why: Closing) -> Self {
-        match why {
-            Closing::GoingAway => End::Close {
-                code: close_code::GOING_AWAY,
-                reason: "server shutting down",
-            },
-            Closing::TooSlow => End::Close {
-                code: close_code::TOO_SLOW,
-                reason: "too slow; reconnect later",
-            },
+impl From<Disconnect> for End {
+    fn from(why: Disconnect) -> Self {
+        End::Close {
+            code: why.code(),
+            reason: why.reason(),
         }
     }
 }
@@ -155,7 +149,7 @@ async fn connection(socket: Socket, state: AppState, user: Identity) {
     let mut conn = state.hub.connect(Some(user.clone()));
     if state.stop.is_cancelled() {
         // Upgraded just as shutdown began, after the hub told every connection.
-        conn.outbox().close(Closing::GoingAway);
+        conn.outbox().close(Disconnect::GoingAway);
     }
     let welcome = ServerMsg::Welcome {
         you: user.clone(),
@@ -256,12 +250,7 @@ async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &
                 .into(),
             ),
             Incoming::Ping(payload) => conn.reply(Frame::new(opcode::PONG, &payload)),
-            Incoming::TooBig => {
-                return End::Close {
-                    code: close_code::MESSAGE_TOO_BIG,
-                    reason: "frame too big",
-                };
-            }
+            Incoming::TooBig => return Disconnect::MessageTooBig.into(),
             // A code the decoder let through may be sent back; none given, the answer is "normal".
             Incoming::Close(code) => return End::Answer(code.unwrap_or(1000)),
         }

@@ -17,13 +17,14 @@ use tungstenite::protocol::frame::{
     coding::{Control, Data, OpCode},
 };
 
-/// Close codes for a peer that broke the protocol itself (RFC 6455 §7.4.1); Herald's own codes are in
-/// `app::protocol::close_code`.
+/// Close codes for a peer that broke the protocol itself (RFC 6455 §7.4.1), from the one list of
+/// close codes (`app::protocol::Disconnect`).
 pub mod violation_code {
+    use app::protocol::Disconnect;
     /// The peer broke the framing rules.
-    pub const PROTOCOL_ERROR: u16 = 1002;
+    pub const PROTOCOL_ERROR: u16 = Disconnect::ProtocolError.code();
     /// A text message (or a close reason) that is not UTF-8.
-    pub const INVALID_PAYLOAD: u16 = 1007;
+    pub const INVALID_PAYLOAD: u16 = Disconnect::InvalidPayload.code();
 }
 
 /// Most bytes a control frame may carry (RFC 6455 §5.5).
