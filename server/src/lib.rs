@@ -93,13 +93,21 @@ pub async fn run(
     })?;
     let local_addr = listener.local_addr()?;
 
+    // The log and the hub know nothing of each other: what the log stores, in seq order and only
+    // after its commit, is what the hub fans out.
     let hub = Hub::new();
-    let log = Log::open(
-        &config.data_dir,
-        config.retention,
-        config.log_cache_mib,
-        hub.clone(),
-    )?;
+    let (log, last_seqs) = {
+        let hub = hub.clone();
+        Log::open(
+            &config.data_dir,
+            config.retention,
+            config.log_cache_mib,
+            move |message: &app::protocol::ChatMessage| hub.publish(&message.room, message),
+        )?
+    };
+    for (room, seq) in last_seqs {
+        hub.set_last_seq(&room, seq);
+    }
     let sessions = Sessions::load(&config)?;
     let mut state = AppState {
         site_files: None,

@@ -22,8 +22,6 @@ use app::protocol::{ChatMessage, Identity, MessageKind};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
-use crate::hub::Hub;
-
 /// The database file inside `--data-dir`.
 pub const DB_FILE: &str = "herald.db";
 
@@ -100,14 +98,16 @@ enum Stored {
 
 impl Log {
     /// Opens (or creates) the log in `data_dir`, keeping the last `retention` messages of each room,
-    /// and starts the writer thread (with `cache_mib` MiB of page cache), which publishes stored
-    /// messages to `hub`.
+    /// and starts the writer thread (with `cache_mib` MiB of page cache). Each message it stores is
+    /// handed to `publish` after its commit, in seq order per room, and only then acknowledged
+    /// (`lib.rs` wires `publish` to the hub; the log knows nothing of it). Also returns each room's
+    /// last seq as stored, for whatever `publish` feeds to start from.
     pub fn open(
         data_dir: &Path,
         retention: u64,
         cache_mib: u32,
-        hub: Hub,
-    ) -> Result<Self, LogError> {
+        mut publish: impl FnMut(&ChatMessage) + Send + 'static,
+    ) -> Result<(Self, Vec<(String, u64)>), LogError> {
         let path = data_dir.join(DB_FILE);
         let open = |path: &Path| {
             let conn = Connection::open(path).map_err(|source| LogError::Open {
@@ -139,9 +139,10 @@ impl Log {
             .iter()
             .map(|(name, room)| (name.clone(), room.epoch.clone()))
             .collect();
-        for (name, room) in &rooms {
-            hub.set_last_seq(name, room.last_seq);
-        }
+        let last_seqs = rooms
+            .iter()
+            .map(|(name, room)| (name.clone(), room.last_seq))
+            .collect();
 
         let epochs = Arc::new(Mutex::new(epochs));
         let (ops, queue) = std_mpsc::channel();
@@ -155,7 +156,7 @@ impl Log {
                 for (reply, outcome) in batch {
                     let seq = match outcome {
                         Stored::New(message) => {
-                            hub.publish(&message.room, &message);
+                            publish(&message);
                             message.seq
                         }
                         Stored::Duplicate(seq) => seq,
@@ -177,15 +178,16 @@ impl Log {
                 )
             })
             .map_err(LogError::Thread)?;
-        Ok(Self {
+        let log = Self {
             ops,
             reader: Arc::new(Mutex::new(reader)),
             epochs,
-        })
+        };
+        Ok((log, last_seqs))
     }
 
     /// Stores a message (or finds it already stored) and returns its seq. Resolves only after the
-    /// commit, and after the message was handed to the hub.
+    /// commit, and after the message was handed to `publish`.
     pub async fn append(&self, msg: NewMessage) -> Result<u64, LogError> {
         self.submit(msg)?.await.map_err(|_| LogError::Closed)?
     }
@@ -606,7 +608,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_that_fails_to_commit_leaves_no_trace_and_numbering_goes_on_without_a_gap() {
         let dir = temp_dir("rollback");
-        let log = Log::open(&dir, 100, 2, Hub::new()).expect("open");
+        let (log, _) = Log::open(&dir, 100, 2, |_: &ChatMessage| {}).expect("open");
         assert_eq!(
             log.append(msg("ann", "k1", "first")).await.expect("stored"),
             1
@@ -647,9 +649,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_new_message_is_published_once_in_seq_order_before_its_ack() {
+        let dir = temp_dir("publish");
+        let published = Arc::new(Mutex::new(Vec::<(String, u64)>::new()));
+        let seen = published.clone();
+        let (log, _) = Log::open(&dir, 100, 2, move |m: &ChatMessage| {
+            if let Ok(mut seen) = seen.lock() {
+                seen.push((m.body.clone(), m.seq));
+            }
+        })
+        .expect("open");
+        let got = || published.lock().map(|p| p.clone()).unwrap_or_default();
+        assert_eq!(
+            log.append(msg("ann", "k1", "one")).await.expect("stored"),
+            1
+        );
+        // Acked only once published: whoever reads the hub has it by then.
+        assert_eq!(got(), vec![("one".to_string(), 1)]);
+        assert_eq!(
+            log.append(msg("ann", "k2", "two")).await.expect("stored"),
+            2
+        );
+        // A resend is answered with the first seq and not published again.
+        assert_eq!(
+            log.append(msg("ann", "k1", "one")).await.expect("stored"),
+            1
+        );
+        assert_eq!(
+            log.append(msg("bob", "k1", "three")).await.expect("stored"),
+            3
+        );
+        assert_eq!(
+            got(),
+            vec![
+                ("one".to_string(), 1),
+                ("two".to_string(), 2),
+                ("three".to_string(), 3)
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
     async fn seqs_are_dense_and_duplicates_in_one_batch_are_stored_once() {
         let dir = temp_dir("dense");
-        let log = Log::open(&dir, 100, 2, Hub::new()).expect("open");
+        let (log, _) = Log::open(&dir, 100, 2, |_: &ChatMessage| {}).expect("open");
         // Sent concurrently, so they share batches; two of them carry the same key.
         let appends = (0..20).map(|i| {
             let log = log.clone();
@@ -680,7 +724,7 @@ mod tests {
     async fn history_and_epoch_survive_a_reopen_and_retention_keeps_the_newest() {
         let dir = temp_dir("reopen");
         let epoch = {
-            let log = Log::open(&dir, 5, 2, Hub::new()).expect("open");
+            let (log, _) = Log::open(&dir, 5, 2, |_: &ChatMessage| {}).expect("open");
             for i in 0..8 {
                 log.append(msg("ann", &format!("k{i}"), &format!("m{i}")))
                     .await
@@ -688,7 +732,8 @@ mod tests {
             }
             log.epoch("general").expect("general exists")
         };
-        let log = Log::open(&dir, 5, 2, Hub::new()).expect("reopen");
+        let (log, last_seqs) = Log::open(&dir, 5, 2, |_: &ChatMessage| {}).expect("reopen");
+        assert_eq!(last_seqs, vec![("general".to_string(), 8)]);
         assert_eq!(log.epoch("general").as_deref(), Some(epoch.as_str()));
         assert_eq!(log.first_seq("general").await.expect("read"), Some(4));
         let kept: Vec<u64> = log
