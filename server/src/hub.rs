@@ -10,7 +10,7 @@
 //! given up on (closed with `Disconnect::TooSlow`).
 //!
 //! The hub also knows the last seq published in each room, so a joining connection can replay the log
-//! exactly up to where its live queue starts (DESIGN §3).
+//! exactly up to where its live queue starts (docs/ARCHITECTURE.md, "Joining without a gap").
 //!
 //! Presence and typing are signals: never stored, never replayed, and dropped rather than queued for a
 //! connection whose queue is full (the `presence` after its rejoin puts it right). Presence changes are

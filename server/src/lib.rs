@@ -10,6 +10,7 @@ pub mod hub;
 pub mod log;
 pub mod pages;
 pub mod rate;
+pub mod rooms;
 pub mod session;
 pub mod transport;
 

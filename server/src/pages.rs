@@ -1,6 +1,7 @@
 //! The app's pages, rendered on the server for each request: who is asking (from the session cookie)
 //! and, for a chat page, the room's cursor and latest messages, so the page shows the conversation
-//! before any script runs and the hydrated client continues from exactly that point (DESIGN §3).
+//! before any script runs and the hydrated client continues from exactly that point
+//! (docs/ARCHITECTURE.md).
 
 use app::{
     location::Requested,
@@ -14,7 +15,7 @@ use axum::{
 };
 use leptos::{nonce::Nonce, prelude::provide_context};
 
-use crate::{AppState, guard, session, transport::ws};
+use crate::{AppState, guard, rooms, session};
 
 /// Renders whatever page of the app `request` asks for (the app's router decides which, including
 /// its "not found").
@@ -79,7 +80,7 @@ async fn room_page(state: &AppState, path: &str) -> Option<RoomPage> {
     // Everything up to the hub's last published seq is committed: the page and the live stream
     // meet exactly there. The page shows what a join without a cursor would.
     let last = state.hub.last_seq(room).unwrap_or(0);
-    match ws::replay(state, room, &epoch, last, None).await {
+    match rooms::replay(&state.log, room, &epoch, last, None).await {
         Ok(replay) => Some(RoomPage {
             room: room.to_owned(),
             epoch,

@@ -29,6 +29,7 @@ use crate::{
     AppState,
     log::{LogError, NewMessage},
     rate::TokenBucket,
+    rooms::{self, PageAt},
     session,
 };
 
@@ -440,39 +441,21 @@ async fn history(
         .log
         .epoch(&room)
         .ok_or_else(|| ApiError::unknown_room(&room))?;
-    let last = state.hub.last_seq(&room).unwrap_or(0);
-    let first_held = state
-        .log
-        .first_seq(&room)
+    let at = match (query.after, query.before) {
+        (Some(after), Some(before)) => PageAt::Between { after, before },
+        (Some(after), None) => PageAt::After(after),
+        (None, Some(before)) => PageAt::Before(before),
+        (None, None) => PageAt::Latest,
+    };
+    let page = rooms::page(&state.log, &state.hub, &room, at, limit)
         .await
-        .map_err(ApiError::unavailable)?
-        .unwrap_or(last + 1);
-    let upper = query.before.map_or(last, |b| b.saturating_sub(1)).min(last);
-    let (from, to) = match query.after {
-        Some(after) => {
-            let from = after.saturating_add(1).max(first_held);
-            (from, upper.min(from.saturating_add(limit - 1)))
-        }
-        None => (
-            upper.saturating_sub(limit - 1).max(first_held).max(1),
-            upper,
-        ),
-    };
-    let messages = if from <= to {
-        state
-            .log
-            .range(&room, from, to)
-            .await
-            .map_err(ApiError::unavailable)?
-    } else {
-        Vec::new()
-    };
+        .map_err(ApiError::unavailable)?;
     Ok(Json(HistoryPage {
-        has_older: from > first_held && first_held <= last,
-        has_newer: to < last && from <= to,
+        has_older: page.has_older,
+        has_newer: page.has_newer,
         room,
         epoch,
-        messages,
+        messages: page.messages,
     }))
 }
 

@@ -27,10 +27,8 @@ use tokio::sync::mpsc;
 use crate::{
     AppState,
     hub::{Connection, QUEUE_FRAMES, Taken},
-    transport::{
-        api::{ApiError, require_reader},
-        ws,
-    },
+    rooms,
+    transport::api::{ApiError, require_reader},
 };
 
 /// How often an idle stream gets a comment line, so proxies and browsers keep it open.
@@ -163,8 +161,9 @@ async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Se
     }
 }
 
-/// Joins `room` for this reader (DESIGN §3, as the WebSocket does): `joined`, the replay and the
-/// room's people go straight to the stream; live messages wait in the hub until the replay is out.
+/// Joins `room` for this reader as the WebSocket does (docs/ARCHITECTURE.md): `joined`, the replay
+/// and the room's people go straight to the stream; live messages wait in the hub until the replay
+/// is out.
 async fn subscribe(
     state: &AppState,
     conn: &mut Connection,
@@ -172,35 +171,17 @@ async fn subscribe(
     since: Option<Cursor>,
     out: &Out<'_>,
 ) -> Option<Position> {
-    let epoch = state.log.ensure_room(room).await.ok()?;
-    let live_after = conn.join(room);
-    let replayed = ws::replay(state, room, &epoch, live_after, since).await;
-    let Ok(ws::Replay {
-        mode,
-        first_seq,
-        messages,
-        ..
-    }) = replayed
-    else {
-        conn.leave(room);
-        return None;
-    };
-    let joined = ServerMsg::Joined {
-        room: room.to_owned(),
-        epoch: epoch.clone(),
-        mode,
-        first_seq,
-        last_seq: live_after,
-    };
+    let joining = rooms::join(&state.log, conn, room, since).await.ok()?;
+    let joined = joining.joined(room);
     let mut at = Position {
-        epoch,
-        seq: match mode {
-            JoinMode::Full | JoinMode::Partial => first_seq.saturating_sub(1),
+        epoch: joining.epoch.clone(),
+        seq: match joining.mode {
+            JoinMode::Full | JoinMode::Partial => joining.first_seq.saturating_sub(1),
             JoinMode::Reset | JoinMode::Latest => 0,
         },
     };
     let mut delivered = out.forward(&joined.encode(), &mut at).await;
-    for message in messages {
+    for message in joining.replay {
         if !delivered {
             break;
         }
@@ -208,7 +189,7 @@ async fn subscribe(
             .forward(&ServerMsg::Message(message).encode(), &mut at)
             .await;
     }
-    let presence = conn.release(room);
+    let presence = rooms::go_live(conn, room);
     if !delivered || !out.forward(&presence.encode(), &mut at).await {
         return None;
     }

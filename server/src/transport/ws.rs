@@ -16,9 +16,8 @@ use std::{
 };
 
 use app::protocol::{
-    ChatMessage, ClientMsg, Cursor, Disconnect, ErrorCode, HISTORY_ON_JOIN, HISTORY_PAGE_MAX,
-    Identity, JoinMode, MAX_FRAME_BYTES, MAX_REPLAY, MessageKind, PROTOCOL_VERSION, ProtocolError,
-    ServerMsg,
+    ClientMsg, Cursor, Disconnect, ErrorCode, HISTORY_PAGE_MAX, Identity, MAX_FRAME_BYTES,
+    MessageKind, PROTOCOL_VERSION, ProtocolError, ServerMsg,
 };
 use axum::{
     Router,
@@ -34,6 +33,7 @@ use crate::{
     hub::{Connection, Outbox, Taken},
     log::{Appending, LogError, NewMessage},
     rate::TokenBucket,
+    rooms::{self, PageAt},
     session,
     transport::websocket::{Event, Incoming, Socket, Upgrade},
 };
@@ -477,10 +477,9 @@ async fn handle(
     Ok(())
 }
 
-/// Joins `room` (DESIGN §3): hold its live messages, replay the log from the cursor up to where they
-/// start, then let them through: `Joined`, the replay, then the live messages, each once. The replay
-/// is written out as it is queued whenever the queue reaches its bound, so a long one never sits in
-/// memory whole.
+/// Joins `room` (docs/ARCHITECTURE.md, "Joining without a gap"): `Joined`, the replay, then the
+/// live messages, each once. The replay is written out as it is queued whenever the queue reaches
+/// its bound, so a long one never sits in memory whole.
 async fn join(
     state: &AppState,
     conn: &mut Connection,
@@ -488,40 +487,19 @@ async fn join(
     room: String,
     since: Option<Cursor>,
 ) -> Result<Result<(), LogError>, End> {
-    let epoch = match state.log.ensure_room(&room).await {
-        Ok(epoch) => epoch,
+    let joining = match rooms::join(&state.log, conn, &room, since).await {
+        Ok(joining) => joining,
         Err(e) => return Ok(Err(e)),
     };
-    let live_after = conn.join(&room);
-    // From here on a failure must leave the room again: its live messages are being held for us.
-    let Replay {
-        mode,
-        first_seq: from,
-        messages: replay,
-        ..
-    } = match replay(state, &room, &epoch, live_after, since).await {
-        Ok(found) => found,
-        Err(e) => {
-            conn.leave(&room);
-            return Ok(Err(e));
-        }
-    };
-    let joined = ServerMsg::Joined {
-        room: room.clone(),
-        epoch,
-        mode,
-        first_seq: from,
-        last_seq: live_after,
-    };
+    let joined = joining.joined(&room);
     // Queued before the held messages are released, so nothing live can overtake the replay.
-    for frame in std::iter::once(joined).chain(replay.into_iter().map(ServerMsg::Message)) {
+    for frame in std::iter::once(joined).chain(joining.replay.into_iter().map(ServerMsg::Message)) {
         conn.reply(frame.encode().into());
         if link.outbox.is_full() {
             link.flush().await?;
         }
     }
-    let presence = conn.release(&room);
-    conn.reply(presence.encode().into());
+    conn.reply(rooms::go_live(conn, &room).encode().into());
     Ok(Ok(()))
 }
 
@@ -533,66 +511,18 @@ async fn history(
     limit: u32,
 ) -> Result<ServerMsg, LogError> {
     let epoch = state.log.ensure_room(&room).await?;
-    let first_held = state.log.first_seq(&room).await?.unwrap_or(u64::MAX);
-    let to = before.saturating_sub(1);
-    let from = before.saturating_sub(u64::from(limit)).max(first_held);
-    let messages = if from <= to {
-        state.log.range(&room, from, to).await?
-    } else {
-        Vec::new()
-    };
+    let page = rooms::page(
+        &state.log,
+        &state.hub,
+        &room,
+        PageAt::Before(before),
+        u64::from(limit),
+    )
+    .await?;
     Ok(ServerMsg::History {
         room,
         epoch,
-        has_more: from > first_held && first_held != u64::MAX,
-        messages,
-    })
-}
-
-/// What a join replays of a room (DESIGN §3).
-pub(crate) struct Replay {
-    pub mode: JoinMode,
-    /// The first seq replayed.
-    pub first_seq: u64,
-    /// The messages from `first_seq` up to where the live ones start, oldest first.
-    pub messages: Vec<ChatMessage>,
-    /// Whether the room still holds messages older than `first_seq`.
-    pub has_older: bool,
-}
-
-/// What a join with `since` replays of `room`, whose live messages start after `live_after`. The
-/// WebSocket, Server-Sent Events and the server-rendered page all start a room from here.
-pub(crate) async fn replay(
-    state: &AppState,
-    room: &str,
-    epoch: &str,
-    live_after: u64,
-    since: Option<Cursor>,
-) -> Result<Replay, LogError> {
-    let first_held = state.log.first_seq(room).await?.unwrap_or(live_after + 1);
-    let latest = live_after
-        .saturating_sub(HISTORY_ON_JOIN as u64 - 1)
-        .max(first_held);
-    let (mode, from) = match since {
-        None => (JoinMode::Latest, latest),
-        Some(cursor) if cursor.epoch != epoch || cursor.seq > live_after => {
-            (JoinMode::Reset, latest)
-        }
-        Some(cursor) => {
-            let wanted = cursor.seq + 1;
-            let floor = first_held.max(live_after.saturating_sub(MAX_REPLAY - 1));
-            if wanted < floor {
-                (JoinMode::Partial, floor)
-            } else {
-                (JoinMode::Full, wanted)
-            }
-        }
-    };
-    let messages = state.log.range(room, from, live_after).await?;
-    Ok(Replay {
-        mode,
-        first_seq: from,
-        messages,
-        has_older: from > first_held,
+        has_more: page.has_older,
+        messages: page.messages,
     })
 }

@@ -1,0 +1,347 @@
+//! What every transport does with a room, written once and free of any wire: join with a cursor (the
+//! answer and the replay, with the room's live messages held meanwhile), go live, and read a page of
+//! history. The WebSocket (`transport::ws`), Server-Sent Events (`transport::sse`), the HTTP API
+//! (`transport::api`) and the server-rendered page (`pages`) each speak their own format around it.
+//!
+//! Imports run one way: transports → this → {log, hub}. How a join stays gapless, and the paging
+//! rules, are in docs/ARCHITECTURE.md.
+
+use app::protocol::{ChatMessage, Cursor, HISTORY_ON_JOIN, JoinMode, MAX_REPLAY, ServerMsg};
+
+use crate::{
+    hub::{Connection, Hub},
+    log::{Log, LogError},
+};
+
+/// A join under way: the answer and what to replay, to be sent in this order before
+/// [`go_live`] lets the room's live messages through.
+pub struct Joining {
+    pub epoch: String,
+    pub mode: JoinMode,
+    /// The first seq replayed.
+    pub first_seq: u64,
+    /// The last seq replayed: live messages continue from the next.
+    pub last_seq: u64,
+    /// `first_seq..=last_seq`, oldest first.
+    pub replay: Vec<ChatMessage>,
+}
+
+impl Joining {
+    /// The `joined` answer, sent before the replay.
+    pub fn joined(&self, room: &str) -> ServerMsg {
+        ServerMsg::Joined {
+            room: room.to_owned(),
+            epoch: self.epoch.clone(),
+            mode: self.mode,
+            first_seq: self.first_seq,
+            last_seq: self.last_seq,
+        }
+    }
+}
+
+/// Joins `conn` to `room` from `since`: from here the room's live messages wait in the hub for
+/// this connection, and the replay is read up to exactly where they start. Send
+/// [`Joining::joined`] and the replay, then call [`go_live`]. On an error the connection is out
+/// of the room again.
+pub async fn join(
+    log: &Log,
+    conn: &mut Connection,
+    room: &str,
+    since: Option<Cursor>,
+) -> Result<Joining, LogError> {
+    let epoch = log.ensure_room(room).await?;
+    let live_after = conn.join(room);
+    match replay(log, room, &epoch, live_after, since).await {
+        Ok(Replay {
+            mode,
+            first_seq,
+            messages,
+            ..
+        }) => Ok(Joining {
+            epoch,
+            mode,
+            first_seq,
+            last_seq: live_after,
+            replay: messages,
+        }),
+        Err(e) => {
+            conn.leave(room);
+            Err(e)
+        }
+    }
+}
+
+/// Lets the room's held live messages through, after the replay; returns the room's people, to
+/// be sent next.
+pub fn go_live(conn: &Connection, room: &str) -> ServerMsg {
+    conn.release(room)
+}
+
+/// What a join replays of a room.
+pub struct Replay {
+    pub mode: JoinMode,
+    /// The first seq replayed.
+    pub first_seq: u64,
+    /// The messages from `first_seq` up to where the live ones start, oldest first.
+    pub messages: Vec<ChatMessage>,
+    /// Whether the room still holds messages older than `first_seq`.
+    pub has_older: bool,
+}
+
+/// What a join with `since` replays of `room` (in `epoch`), whose live messages start after
+/// `live_after`: the rest after the cursor (`full`), or from the oldest still held or at most
+/// [`MAX_REPLAY`] back (`partial`), or the latest [`HISTORY_ON_JOIN`] for a cursor of another epoch
+/// (`reset`) or none (`latest`). The server-rendered page shows what a join without a cursor would.
+pub async fn replay(
+    log: &Log,
+    room: &str,
+    epoch: &str,
+    live_after: u64,
+    since: Option<Cursor>,
+) -> Result<Replay, LogError> {
+    let first_held = log.first_seq(room).await?.unwrap_or(live_after + 1);
+    let latest = live_after
+        .saturating_sub(HISTORY_ON_JOIN as u64 - 1)
+        .max(first_held);
+    let (mode, from) = match since {
+        None => (JoinMode::Latest, latest),
+        Some(cursor) if cursor.epoch != epoch || cursor.seq > live_after => {
+            (JoinMode::Reset, latest)
+        }
+        Some(cursor) => {
+            let wanted = cursor.seq + 1;
+            let floor = first_held.max(live_after.saturating_sub(MAX_REPLAY - 1));
+            if wanted < floor {
+                (JoinMode::Partial, floor)
+            } else {
+                (JoinMode::Full, wanted)
+            }
+        }
+    };
+    let messages = log.range(room, from, live_after).await?;
+    Ok(Replay {
+        mode,
+        first_seq: from,
+        messages,
+        has_older: from > first_held,
+    })
+}
+
+/// Where a page of history is taken from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageAt {
+    /// The newest messages.
+    Latest,
+    /// The newest messages with a seq below this.
+    Before(u64),
+    /// The oldest messages with a seq above this.
+    After(u64),
+    /// The oldest messages with a seq above `after` and below `before`.
+    Between { after: u64, before: u64 },
+}
+
+/// A page of a room's history, oldest first.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Page {
+    pub messages: Vec<ChatMessage>,
+    /// Whether the room holds messages older than the first of these.
+    pub has_older: bool,
+    /// Whether the room holds messages newer than the last of these (that have been published).
+    pub has_newer: bool,
+}
+
+/// Up to `limit` (≥ 1) messages of `room` at `at`, among those published so far (a message
+/// committed but not yet fanned out is not on any page yet, so a page never runs ahead of the live
+/// stream). The one set of paging rules behind the WebSocket's `history` and the API's `GET
+/// …/messages`; each transport only caps `limit`.
+pub async fn page(
+    log: &Log,
+    hub: &Hub,
+    room: &str,
+    at: PageAt,
+    limit: u64,
+) -> Result<Page, LogError> {
+    let limit = limit.max(1);
+    let last = hub.last_seq(room).unwrap_or(0);
+    let first_held = log.first_seq(room).await?.unwrap_or(last + 1);
+    let (after, before) = match at {
+        PageAt::Latest => (None, None),
+        PageAt::Before(before) => (None, Some(before)),
+        PageAt::After(after) => (Some(after), None),
+        PageAt::Between { after, before } => (Some(after), Some(before)),
+    };
+    let upper = before.map_or(last, |b| b.saturating_sub(1)).min(last);
+    let (from, to) = match after {
+        // Reading forward: the oldest after `after`.
+        Some(after) => {
+            let from = after.saturating_add(1).max(first_held);
+            (from, upper.min(from.saturating_add(limit - 1)))
+        }
+        // Reading back: the newest up to `upper`.
+        None => (
+            upper.saturating_sub(limit - 1).max(first_held).max(1),
+            upper,
+        ),
+    };
+    let messages = if from <= to {
+        log.range(room, from, to).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Page {
+        has_older: from > first_held && first_held <= last,
+        has_newer: to < last && from <= to,
+        messages,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use app::protocol::{Identity, MessageKind};
+
+    use super::*;
+    use crate::log::NewMessage;
+
+    /// A log and a hub wired as `lib.rs` wires them, in a fresh folder, with `n` messages in
+    /// `general` and retention `keep`.
+    async fn room_of(name: &str, n: u64, keep: u64) -> (Log, Hub, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("herald-rooms-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let hub = Hub::new();
+        let publish = hub.clone();
+        let (log, _) = Log::open(&dir, keep, 2, move |m: &ChatMessage| {
+            publish.publish(&m.room, m)
+        })
+        .expect("open");
+        for i in 1..=n {
+            log.append(NewMessage {
+                kind: MessageKind::User,
+                room: "general".into(),
+                author: Identity {
+                    id: "ann".into(),
+                    name: "Ann".into(),
+                },
+                client_id: format!("k{i}"),
+                body: format!("m{i}"),
+            })
+            .await
+            .expect("stored");
+        }
+        (log, hub, dir)
+    }
+
+    fn seqs(messages: &[ChatMessage]) -> Vec<u64> {
+        messages.iter().map(|m| m.seq).collect()
+    }
+
+    #[tokio::test]
+    async fn a_join_says_how_it_relates_to_the_cursor_and_replays_up_to_the_live_stream() {
+        let (log, hub, dir) = room_of("join", 60, 1_000).await;
+        let epoch = log.epoch("general").expect("epoch");
+        let mut conn = hub.connect(None);
+        let cursor = |seq| {
+            Some(Cursor {
+                epoch: epoch.clone(),
+                seq,
+            })
+        };
+
+        let latest = join(&log, &mut conn, "general", None).await.expect("join");
+        assert_eq!(latest.mode, JoinMode::Latest);
+        assert_eq!((latest.first_seq, latest.last_seq), (11, 60));
+        assert_eq!(seqs(&latest.replay), (11..=60).collect::<Vec<_>>());
+        conn.leave("general");
+
+        let full = join(&log, &mut conn, "general", cursor(55))
+            .await
+            .expect("join");
+        assert_eq!(full.mode, JoinMode::Full);
+        assert_eq!(seqs(&full.replay), (56..=60).collect::<Vec<_>>());
+        conn.leave("general");
+
+        let up_to_date = join(&log, &mut conn, "general", cursor(60))
+            .await
+            .expect("join");
+        assert_eq!(up_to_date.mode, JoinMode::Full);
+        assert!(up_to_date.replay.is_empty());
+        conn.leave("general");
+
+        // A cursor from another lifetime of the room, or from its future: start afresh.
+        for stale in [
+            Some(Cursor {
+                epoch: "another".into(),
+                seq: 3,
+            }),
+            cursor(61),
+        ] {
+            let reset = join(&log, &mut conn, "general", stale).await.expect("join");
+            assert_eq!(reset.mode, JoinMode::Reset);
+            assert_eq!(reset.first_seq, 11);
+            conn.leave("general");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_cursor_older_than_what_is_held_gets_a_partial_replay_from_the_oldest_held() {
+        let (log, hub, dir) = room_of("partial", 30, 10).await;
+        let epoch = log.epoch("general").expect("epoch");
+        let mut conn = hub.connect(None);
+        let since = Some(Cursor { epoch, seq: 5 });
+        let partial = join(&log, &mut conn, "general", since).await.expect("join");
+        assert_eq!(partial.mode, JoinMode::Partial);
+        assert_eq!(seqs(&partial.replay), (21..=30).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn pages_go_back_and_forth_with_the_same_rules_and_say_what_lies_beyond() {
+        let (log, hub, dir) = room_of("pages", 25, 20).await; // Seqs 6..=25 are held.
+        let page = |at, limit| page(&log, &hub, "general", at, limit);
+
+        let newest = page(PageAt::Latest, 10).await.expect("page");
+        assert_eq!(seqs(&newest.messages), (16..=25).collect::<Vec<_>>());
+        assert!(newest.has_older && !newest.has_newer);
+
+        let before = page(PageAt::Before(16), 10).await.expect("page");
+        assert_eq!(seqs(&before.messages), (6..=15).collect::<Vec<_>>());
+        assert!(
+            !before.has_older && before.has_newer,
+            "6 is the oldest held"
+        );
+
+        let after = page(PageAt::After(10), 5).await.expect("page");
+        assert_eq!(seqs(&after.messages), (11..=15).collect::<Vec<_>>());
+        assert!(after.has_older && after.has_newer);
+        let between = page(
+            PageAt::Between {
+                after: 10,
+                before: 13,
+            },
+            5,
+        )
+        .await
+        .expect("page");
+        assert_eq!(seqs(&between.messages), vec![11, 12]);
+
+        // Past either end: an empty page, and nothing beyond that end.
+        let past = page(PageAt::After(25), 5).await.expect("page");
+        assert_eq!(
+            past,
+            Page {
+                messages: Vec::new(),
+                has_older: true,
+                has_newer: false
+            }
+        );
+        let gone = page(PageAt::Before(6), 5).await.expect("page");
+        assert!(gone.messages.is_empty() && !gone.has_older);
+        // After something no longer held: from the oldest held.
+        let from_start = page(PageAt::After(1), 3).await.expect("page");
+        assert_eq!(seqs(&from_start.messages), vec![6, 7, 8]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
