@@ -1,7 +1,13 @@
-//! [`Frame`]: one server frame, encoded once and shared by everyone it goes to — the JSON text
-//! together with the WebSocket header in front of it (RFC 6455 §5.2; a server's frames are not
-//! masked), so a connection's writer hands the very same bytes to the kernel for every subscriber.
+//! [`Frame`]: one server frame, encoded once and shared by everyone it goes to, whatever their
+//! transport — the JSON text with the WebSocket header in front of it (RFC 6455 §5.2; a server's
+//! frames are not masked), and what a transport needs to know of it without parsing it ([`Kind`]: a
+//! message's seq and kind). A WebSocket writer hands the very same bytes to the kernel for every
+//! subscriber; a Server-Sent Events stream writes the JSON part under its `id:` and `event:`.
+//!
+//! The header lives in the same allocation as the JSON, just before it, rather than as a slice of
+//! its own: one I/O vector per frame, so one `writev` carries twice as many frames.
 
+use app::protocol::{MessageKind, ServerMsg};
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// WebSocket opcodes the server sends.
@@ -11,6 +17,20 @@ pub(crate) mod opcode {
     pub const PONG: u8 = 0xA;
 }
 
+/// What a frame is, for transports that do not speak WebSocket frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A stored message (`ServerMsg::Message`).
+    Message {
+        seq: u64,
+        announcement: bool,
+    },
+    Joined,
+    Presence,
+    /// Anything else (typing, the room list, replies, control frames).
+    Other,
+}
+
 /// An encoded server frame, cheap to clone: the bytes are reference-counted, never copied per reader.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -18,6 +38,7 @@ pub struct Frame {
     wire: Bytes,
     /// Where the payload starts in `wire`.
     header: u8,
+    kind: Kind,
 }
 
 impl Frame {
@@ -40,7 +61,29 @@ impl Frame {
         Self {
             wire: wire.freeze(),
             header,
+            kind: Kind::Other,
         }
+    }
+
+    /// `msg`, encoded once, knowing what it is.
+    pub fn of(msg: &ServerMsg) -> Self {
+        let kind = match msg {
+            ServerMsg::Message(message) => Kind::Message {
+                seq: message.seq,
+                announcement: message.kind == MessageKind::Announcement,
+            },
+            ServerMsg::Joined { .. } => Kind::Joined,
+            ServerMsg::Presence { .. } => Kind::Presence,
+            _ => Kind::Other,
+        };
+        Self {
+            kind,
+            ..Self::text(&msg.encode())
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// A text frame: what every Herald message is.

@@ -368,7 +368,7 @@ impl Hub {
     /// task after each commit, in seq order, so every queue gets a room's messages in seq order.
     pub fn publish(&self, room: &str, message: &ChatMessage) {
         // Encoded once, outside the lock; every subscriber shares these bytes.
-        let frame = Frame::from(ServerMsg::Message(message.clone()).encode());
+        let frame = Frame::of(&ServerMsg::Message(message.clone()));
         let mut guard = self.lock();
         let inner = &mut *guard;
         let name = room;
@@ -509,7 +509,7 @@ impl Room {
             .map(|(_, who)| who.clone())
             .collect();
         self.announced = current;
-        let frame = Frame::from(presence_frame(name, self.presence_list(), joined, left).encode());
+        let frame = Frame::of(&presence_frame(name, self.presence_list(), joined, left));
         for sub in self.subscribers.values() {
             sub.signal(&frame);
         }

@@ -10,7 +10,7 @@
 
 use std::{convert::Infallible, time::Duration};
 
-use app::protocol::{Cursor, JoinMode, MessageKind, ServerMsg, validate_room};
+use app::protocol::{Cursor, JoinMode, ServerMsg, validate_room};
 use axum::{
     Router,
     extract::{Path, Query, State, rejection::QueryRejection},
@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     AppState,
+    frame::{Frame, Kind},
     hub::{Connection, QUEUE_FRAMES, Taken},
     rooms,
     transport::api::{ApiError, require_reader},
@@ -135,7 +136,7 @@ async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Se
             Taken::Close(_) => return,
             Taken::Frames(frames) => {
                 for frame in frames {
-                    if !out.forward(frame.as_str(), &mut at).await {
+                    if !out.forward(&frame, &mut at).await {
                         return;
                     }
                 }
@@ -180,17 +181,17 @@ async fn subscribe(
             JoinMode::Reset | JoinMode::Latest => 0,
         },
     };
-    let mut delivered = out.forward(&joined.encode(), &mut at).await;
+    let mut delivered = out.forward(&Frame::of(&joined), &mut at).await;
     for message in joining.replay {
         if !delivered {
             break;
         }
         delivered = out
-            .forward(&ServerMsg::Message(message).encode(), &mut at)
+            .forward(&Frame::of(&ServerMsg::Message(message)), &mut at)
             .await;
     }
     let presence = rooms::go_live(conn, room);
-    if !delivered || !out.forward(&presence.encode(), &mut at).await {
+    if !delivered || !out.forward(&Frame::of(&presence), &mut at).await {
         return None;
     }
     Some(at)
@@ -203,37 +204,34 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
-    /// Sends the event for one server frame (frames readers do not get are skipped). False once the
-    /// reader is gone or the server is stopping.
-    async fn forward(&self, frame: &str, at: &mut Position) -> bool {
-        let Ok(msg) = ServerMsg::decode(frame) else {
-            return true;
-        };
-        let event = match msg {
-            ServerMsg::Joined { epoch, .. } => {
-                at.epoch = epoch;
-                Event::default().event("joined").data(frame)
-            }
-            ServerMsg::Message(message) => {
-                if message.seq <= at.seq {
+    /// Sends the event for one server frame, from its JSON as encoded once (frames readers do not
+    /// get are skipped). False once the reader is gone or the server is stopping.
+    async fn forward(&self, frame: &Frame, at: &mut Position) -> bool {
+        let event = match frame.kind() {
+            Kind::Joined => "joined",
+            Kind::Presence => "presence",
+            Kind::Message { seq, announcement } => {
+                if seq <= at.seq {
                     return true; // Already sent (a catch-up overlapping what was queued).
                 }
-                at.seq = message.seq;
-                let name = match message.kind {
-                    MessageKind::Announcement => "announcement",
-                    MessageKind::User | MessageKind::Bot => "message",
-                };
-                let Ok(data) = serde_json::to_string(&message) else {
-                    return true;
-                };
-                Event::default()
-                    .event(name)
-                    .id(message.seq.to_string())
-                    .data(data)
+                at.seq = seq;
+                let event = Event::default()
+                    .event(if announcement {
+                        "announcement"
+                    } else {
+                        "message"
+                    })
+                    .id(seq.to_string())
+                    .data(frame.as_str());
+                return self.send(event).await;
             }
-            ServerMsg::Presence { .. } => Event::default().event("presence").data(frame),
-            _ => return true,
+            Kind::Other => return true,
         };
+        self.send(Event::default().event(event).data(frame.as_str()))
+            .await
+    }
+
+    async fn send(&self, event: Event) -> bool {
         tokio::select! {
             sent = self.tx.send(event) => sent.is_ok(),
             _ = self.stop.cancelled() => false,
