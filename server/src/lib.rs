@@ -55,7 +55,7 @@ pub struct AppState {
     /// Per-connection limits from the config.
     pub limits: Limits,
     /// The HTTP API's tokens and their budgets.
-    pub api: transport::api::ApiAuth,
+    pub api: transport::auth::ApiAuth,
 }
 
 /// What each connection may send; see the matching [`Config`] fields.
@@ -126,7 +126,7 @@ pub async fn run(
             rate_per_sec: config.rate_per_sec,
             rate_burst: config.rate_burst,
         },
-        api: transport::api::ApiAuth::new(
+        api: transport::auth::ApiAuth::new(
             &config.api_tokens,
             config.api_rate_per_sec,
             config.api_rate_burst,

@@ -1,36 +1,26 @@
 //! `/api`: the HTTP API for programs — publish to a room, announce to every room, list rooms, read
-//! history — and its errors, its bearer-token auth and its OpenAPI document. Server-Sent Events live
-//! next door in `sse.rs`; both go through the same log and hub as the chat.
-//!
-//! Every error is JSON, `{"error": {"code", "message"}}`, with the status that fits; internal causes
-//! are logged, never shown.
-
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Instant,
-};
+//! history — and its OpenAPI document. Its tokens and its JSON errors are in `auth.rs`, shared with
+//! Server-Sent Events (`sse.rs`); both go through the same rooms layer, log and hub as the chat.
 
 mod publish;
 
-use app::protocol::{ChatMessage, ErrorCode, Identity, MessageKind, ProtocolError, validate_room};
+use app::protocol::{ChatMessage, Identity, MessageKind, validate_room};
 use axum::{
     Json, Router,
     body::Body,
     extract::{Path, Query, State, rejection::QueryRejection},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode, header},
+    response::IntoResponse,
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::{
     AppState,
-    log::{LogError, NewMessage},
-    rate::TokenBucket,
+    log::NewMessage,
     rooms::{self, PageAt},
     session,
+    transport::auth::{ApiError, require_reader, require_token},
 };
 
 /// Most messages one history request returns.
@@ -55,181 +45,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/rooms/{room}/messages", post(publish).get(history))
         .route("/api/broadcast", post(broadcast))
         .route("/api/openapi.json", get(openapi))
-}
-
-/// The API's tokens and their rate budgets. Cheap to clone.
-#[derive(Clone, Default)]
-pub struct ApiAuth {
-    /// SHA-256 of each configured token → the id its messages carry.
-    tokens: Arc<HashMap<[u8; 32], String>>,
-    budgets: Arc<Mutex<HashMap<String, TokenBucket>>>,
-    rate_per_sec: f64,
-    rate_burst: u32,
-}
-
-impl ApiAuth {
-    pub fn new(tokens: &[String], rate_per_sec: f64, rate_burst: u32) -> Self {
-        let tokens = tokens
-            .iter()
-            .filter(|t| !t.is_empty())
-            .map(|token| {
-                let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-                // Stable across restarts, so a retried publish is still recognised as the same.
-                let id = format!("api-{}", session::hex(&digest[..6]));
-                (digest, id)
-            })
-            .collect();
-        Self {
-            tokens: Arc::new(tokens),
-            budgets: Arc::default(),
-            rate_per_sec,
-            rate_burst,
-        }
-    }
-
-    /// The id of the request's bearer token, if it carries a configured one.
-    fn token_id(&self, headers: &HeaderMap) -> Option<&str> {
-        let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))?
-            .trim();
-        // Compared as digests: how long a comparison takes says nothing about the token.
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        self.tokens.get(&digest).map(String::as_str)
-    }
-
-    /// Takes one request from the token's budget.
-    fn spend(&self, id: &str) -> Result<(), ApiError> {
-        let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
-        let bucket = budgets
-            .entry(id.to_owned())
-            .or_insert_with(|| TokenBucket::new(self.rate_per_sec, self.rate_burst));
-        bucket.take(Instant::now()).map_err(|wait| ApiError {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            code: "rate_limited",
-            message: "too many requests for this token; wait a moment".into(),
-            retry_after_secs: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
-        })
-    }
-}
-
-/// Who may call a route.
-pub enum Caller {
-    /// A configured API token (its id).
-    Token(String),
-    /// Someone chatting in this browser (reads only).
-    Person(Identity),
-}
-
-/// Publishing needs a token.
-fn require_token(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
-    if state.api.tokens.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "api_disabled",
-            "the HTTP API is off: start Herald with --api-token TOKEN (or HERALD_API_TOKENS) and \
-             send Authorization: Bearer TOKEN",
-        ));
-    }
-    let id = state
-        .api
-        .token_id(headers)
-        .ok_or_else(ApiError::unauthorized)?
-        .to_owned();
-    state.api.spend(&id)?;
-    Ok(id)
-}
-
-/// Reading needs a token or a chat session (so the page's own scripts can read with its cookie).
-pub fn require_reader(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    if let Some(id) = state.api.token_id(headers) {
-        let id = id.to_owned();
-        state.api.spend(&id)?;
-        return Ok(Caller::Token(id));
-    }
-    match state.sessions.from_headers(headers) {
-        Some(person) => Ok(Caller::Person(person)),
-        None => Err(ApiError::unauthorized()),
-    }
-}
-
-/// An API error: the status, a stable code programs branch on, and a sentence for people.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    /// With 429: seconds until a retry is accepted (sent as `Retry-After`).
-    pub retry_after_secs: Option<u64>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            retry_after_secs: None,
-        }
-    }
-
-    fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send Authorization: Bearer TOKEN with a token Herald was started with (--api-token)",
-        )
-    }
-
-    pub fn unknown_room(room: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "unknown_room",
-            format!("there is no room called {room}"),
-        )
-    }
-
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    pub fn unavailable(e: LogError) -> Self {
-        tracing::error!("message log: {e}");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the server could not do that just now; try again",
-        )
-    }
-}
-
-impl From<ProtocolError> for ApiError {
-    fn from(err: ProtocolError) -> Self {
-        let status = match err.code {
-            ErrorCode::BodyTooLong => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        Self::new(status, err.code.as_str(), err.message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after_secs {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
-    }
 }
 
 #[derive(Serialize)]

@@ -29,7 +29,7 @@ use crate::{
     frame::{Frame, Kind},
     hub::{Connection, QUEUE_FRAMES, Taken},
     rooms,
-    transport::api::{ApiError, require_reader},
+    transport::auth::{ApiError, require_reader},
 };
 
 /// How often an idle stream gets a comment line, so proxies and browsers keep it open.
