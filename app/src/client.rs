@@ -18,7 +18,7 @@ use leptos::{ev, prelude::*};
 
 use crate::{
     protocol::{ClientMsg, Disconnect, ErrorCode, Reconnect, ServerMsg, TYPING_TTL_MS},
-    state::{Connection, Tab},
+    state::{SocketState, Tab},
 };
 
 /// First retry delay after a drop; doubles per failed attempt up to [`MAX_BACKOFF_MS`].
@@ -45,7 +45,7 @@ const TYPING_SWEEP_MS: u32 = 500;
 /// Starts the socket client for this tab. Call once, after hydration.
 pub fn connect(tab: Tab) {
     let (tx, rx) = mpsc::unbounded::<ClientMsg>();
-    tab.outbox.set_value(Some(Rc::new(move |msg| {
+    tab.sender.set_value(Some(Rc::new(move |msg| {
         // Only fails if the client task is gone, which happens only when the page is.
         let _ = tx.unbounded_send(msg);
     })));
@@ -87,13 +87,13 @@ async fn run(
     let mut went_away = false;
     loop {
         if !browser_online() {
-            tab.connection.set(Connection::Offline);
+            tab.connection.set(SocketState::Offline);
             while !matches!(network.next().await, Some(Network::Online) | None) {}
         }
         // Whatever was handed over while disconnected is still in the outbox and is re-sent on join.
         while outgoing.try_recv().is_ok() {}
 
-        tab.connection.set(Connection::Connecting);
+        tab.connection.set(SocketState::Connecting);
         let ended = session(tab, &mut outgoing, &mut network).await;
         if ended.welcomed {
             failures = 0; // It worked for a while: start over with a short delay.
@@ -110,7 +110,7 @@ async fn run(
             Some(Reconnect::AfterPause) => failures = failures.max(PAUSE_FAILURES),
             Some(Reconnect::Never) => {
                 if let Some(why) = why {
-                    tab.connection.set(Connection::Stopped(why));
+                    tab.connection.set(SocketState::Stopped(why));
                 }
                 // Until the person asks (or the network comes back): looping would only be refused
                 // again.
@@ -123,13 +123,13 @@ async fn run(
         if !ended.welcomed && session_ended().await {
             // Nothing to reconnect as: back to choosing a name.
             tab.me.set(None);
-            tab.connection.set(Connection::Loading);
+            tab.connection.set(SocketState::Loading);
             return;
         }
         failures = failures.saturating_add(1);
         let mut wait_ms = backoff_ms(failures);
         while wait_ms > 0 {
-            tab.connection.set(Connection::Reconnecting {
+            tab.connection.set(SocketState::Reconnecting {
                 in_secs: wait_ms.div_ceil(1000),
             });
             let step = wait_ms.min(1000);
@@ -201,7 +201,7 @@ async fn session(
                         ended.welcomed = true;
                         tab.me.set(Some(you));
                         tab.limits.set(limits);
-                        tab.connection.set(Connection::Connected);
+                        tab.connection.set(SocketState::Connected);
                         // Rejoin every open room where our copy ends, then re-send what was never
                         // acknowledged: the server stores each `client_id` once however often it
                         // arrives.

@@ -65,7 +65,7 @@ fn from_page<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
 
 /// Where the connection to the server stands, as the status pill shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Connection {
+pub enum SocketState {
     /// The page is server-rendered and the WASM has not taken over yet.
     Loading,
     /// Opening the WebSocket (first attempt or a retry that is under way).
@@ -81,29 +81,29 @@ pub enum Connection {
     Offline,
 }
 
-impl Connection {
+impl SocketState {
     /// Machine-readable name, put in `data-state` for tests and styling.
     pub fn name(self) -> &'static str {
         match self {
-            Connection::Loading => "loading",
-            Connection::Connecting => "connecting",
-            Connection::Connected => "connected",
-            Connection::Reconnecting { .. } => "reconnecting",
-            Connection::Stopped(_) => "stopped",
-            Connection::Offline => "offline",
+            SocketState::Loading => "loading",
+            SocketState::Connecting => "connecting",
+            SocketState::Connected => "connected",
+            SocketState::Reconnecting { .. } => "reconnecting",
+            SocketState::Stopped(_) => "stopped",
+            SocketState::Offline => "offline",
         }
     }
 
     /// What the user reads.
     pub fn label(self) -> String {
         match self {
-            Connection::Loading => "Loading…".into(),
-            Connection::Connecting => "Connecting…".into(),
-            Connection::Connected => "Connected".into(),
-            Connection::Reconnecting { in_secs: 0 } => "Reconnecting…".into(),
-            Connection::Reconnecting { in_secs } => format!("Reconnecting in {in_secs}s"),
-            Connection::Stopped(why) => format!("Disconnected. {}", why.explain()),
-            Connection::Offline => "Offline".into(),
+            SocketState::Loading => "Loading…".into(),
+            SocketState::Connecting => "Connecting…".into(),
+            SocketState::Connected => "Connected".into(),
+            SocketState::Reconnecting { in_secs: 0 } => "Reconnecting…".into(),
+            SocketState::Reconnecting { in_secs } => format!("Reconnecting in {in_secs}s"),
+            SocketState::Stopped(why) => format!("Disconnected. {}", why.explain()),
+            SocketState::Offline => "Offline".into(),
         }
     }
 }
@@ -153,7 +153,7 @@ pub fn initial_room() -> Option<RoomPage> {
 pub struct Tab {
     /// True once the WASM has hydrated the page; until then nothing on it is interactive.
     pub hydrated: RwSignal<bool>,
-    pub connection: RwSignal<Connection>,
+    pub connection: RwSignal<SocketState>,
     /// Who we are: from the page, confirmed by the server's `Welcome`.
     pub me: RwSignal<Option<Identity>>,
     /// What the server accepts (the longest body, the rate): from the page, then each `Welcome`.
@@ -171,7 +171,7 @@ pub struct Tab {
     /// The last refusal from the server, shown under the composer until the next successful send.
     pub last_error: RwSignal<Option<String>>,
     /// Sends a frame on the current connection; installed by the client once hydrated.
-    pub outbox: StoredValue<Option<Outbox>, LocalStorage>,
+    pub sender: StoredValue<Option<SendFn>, LocalStorage>,
     /// Cuts short the wait before the next connection attempt ("Retry now"); installed by the
     /// client once hydrated.
     pub retry_now: StoredValue<Option<std::rc::Rc<dyn Fn()>>, LocalStorage>,
@@ -268,13 +268,13 @@ pub struct Pending {
 }
 
 /// A handle the state uses to hand a frame to the socket client.
-pub type Outbox = std::rc::Rc<dyn Fn(ClientMsg)>;
+pub type SendFn = std::rc::Rc<dyn Fn(ClientMsg)>;
 
 impl Tab {
     pub fn new(me: Option<Identity>) -> Self {
         Self {
             hydrated: RwSignal::new(false),
-            connection: RwSignal::new(Connection::Loading),
+            connection: RwSignal::new(SocketState::Loading),
             me: RwSignal::new(me),
             limits: RwSignal::new(page_limits()),
             directory: RwSignal::new(Vec::new()),
@@ -283,7 +283,7 @@ impl Tab {
             current: RwSignal::new(String::new()),
             visible: RwSignal::new(true),
             last_error: RwSignal::new(None),
-            outbox: StoredValue::new_local(None),
+            sender: StoredValue::new_local(None),
             retry_now: StoredValue::new_local(None),
             owner: StoredValue::new_local(Owner::current()),
         }
@@ -321,7 +321,7 @@ impl Tab {
             self.restore(room);
         }
         // While connected the join goes now; otherwise the next `welcome` joins every open room.
-        if self.connection.get_untracked() == Connection::Connected {
+        if self.connection.get_untracked() == SocketState::Connected {
             self.send(room.join());
         }
         room
@@ -374,8 +374,8 @@ impl Tab {
     /// Hands a frame to the socket client (dropped if there is none yet: it is re-derived from the
     /// state on connect).
     pub fn send(&self, msg: ClientMsg) {
-        self.outbox.with_value(|outbox| {
-            if let Some(send) = outbox {
+        self.sender.with_value(|sender| {
+            if let Some(send) = sender {
                 send(msg);
             }
         });
@@ -409,7 +409,7 @@ impl Tab {
     /// The user typed in `room`: tell the others, at most every [`TYPING_REPEAT_MS`].
     pub fn typed(&self, room: Room, now_ms: f64) {
         if now_ms - room.typing_sent.get_value() < f64::from(TYPING_REPEAT_MS)
-            || self.connection.get_untracked() != Connection::Connected
+            || self.connection.get_untracked() != SocketState::Connected
         {
             return;
         }

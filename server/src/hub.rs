@@ -2,7 +2,7 @@
 //! each signal to them. No I/O.
 //!
 //! A message is encoded once into a [`Frame`] whose bytes every subscriber shares; delivering it is a
-//! non-blocking push onto each connection's [`Outbox`], a queue bounded in frames and in bytes that
+//! non-blocking push onto each connection's [`SendQueue`], a queue bounded in frames and in bytes that
 //! costs no allocation while empty. When a connection's queue is full it is reading too slowly: the
 //! hub stops queuing that room for it and leaves a lag note, which its writer turns into a `lagged`
 //! marker once the queue is drained; the client catches up from the log by rejoining. Nobody waits
@@ -63,9 +63,9 @@ pub struct Hub {
 #[derive(Default)]
 struct Inner {
     next_connection: u64,
-    rooms: HashMap<String, Room>,
+    rooms: HashMap<String, HubRoom>,
     /// Every open connection, for what goes to all of them (the room list, shutdown).
-    connections: HashMap<u64, Arc<Outbox>>,
+    connections: HashMap<u64, Arc<SendQueue>>,
     /// The room list as last sent to everyone.
     rooms_announced: Vec<RoomSummary>,
     /// A room's count changed outside [`Hub::tick`]: the next tick sends the room list.
@@ -73,7 +73,7 @@ struct Inner {
 }
 
 #[derive(Default)]
-struct Room {
+struct HubRoom {
     /// Seq of the last message published here.
     last_seq: u64,
     /// By connection id: the connections that get this room's frames.
@@ -97,23 +97,23 @@ struct Member {
 }
 
 struct Subscriber {
-    outbox: Arc<Outbox>,
+    queue: Arc<SendQueue>,
     /// While the connection replays this room's history, its live messages wait here, so they reach
-    /// the queue after the replay (see [`Connection::release`]).
+    /// the queue after the replay (see [`Handle::release`]).
     held: Option<Vec<Frame>>,
 }
 
 /// One connection's queue: the hub fills it, the connection's task drains it. Holds no allocation
 /// while empty, so an idle connection costs only this struct.
 #[derive(Default)]
-pub struct Outbox {
-    queue: Mutex<Queue>,
+pub struct SendQueue {
+    queue: Mutex<QueueState>,
     /// Wakes the connection's task: frames, a lag note or a close arrived.
     pub ready: Notify,
 }
 
 #[derive(Default)]
-struct Queue {
+struct QueueState {
     frames: VecDeque<Frame>,
     /// Bytes of `frames`, counted per connection even where the bytes are shared.
     bytes: usize,
@@ -123,9 +123,9 @@ struct Queue {
     closing: Option<Disconnect>,
 }
 
-/// What a connection's task takes out of its [`Outbox`], in the order it must go out.
+/// What a connection's task takes out of its [`SendQueue`], in the order it must go out.
 #[derive(Debug)]
-pub enum Taken {
+pub enum Drain {
     /// Close now: nothing queued is sent any more.
     Close(Disconnect),
     /// Frames to write, oldest first.
@@ -138,8 +138,8 @@ pub enum Taken {
 /// The queue is at its frame or byte bound: the frame was not queued.
 struct Full;
 
-impl Outbox {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
+impl SendQueue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
         // Every update is a single push, take or counter bump: a poisoned lock is still consistent.
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -162,7 +162,7 @@ impl Outbox {
         self.push_locked(self.lock(), frame);
     }
 
-    fn push_locked(&self, mut queue: MutexGuard<'_, Queue>, frame: Frame) {
+    fn push_locked(&self, mut queue: MutexGuard<'_, QueueState>, frame: Frame) {
         if queue.closing.is_some() {
             return;
         }
@@ -200,15 +200,15 @@ impl Outbox {
 
     /// What is to go out next: a close, up to `max_frames` frames (and about `max_bytes`), or the
     /// lag notes once no frame queued before them is left.
-    pub fn take(&self, max_frames: usize, max_bytes: usize) -> Taken {
+    pub fn take(&self, max_frames: usize, max_bytes: usize) -> Drain {
         let mut queue = self.lock();
         if let Some(why) = queue.closing {
-            return Taken::Close(why);
+            return Drain::Close(why);
         }
         if queue.frames.is_empty() {
             return match std::mem::take(&mut queue.notes) {
-                notes if notes.is_empty() => Taken::Nothing,
-                notes => Taken::Lagged(notes),
+                notes if notes.is_empty() => Drain::Nothing,
+                notes => Drain::Lagged(notes),
             };
         }
         let (mut count, mut bytes) = (0, 0);
@@ -226,7 +226,7 @@ impl Outbox {
         } else {
             queue.frames.drain(..count).collect()
         };
-        Taken::Frames(frames)
+        Drain::Frames(frames)
     }
 
     /// Why the connection is to close, if it is.
@@ -257,13 +257,13 @@ impl Subscriber {
             }
             // Nothing held reached the queue (it holds seqs up to `seq - 1`): resume from the first.
             let first_held = seq - held.len() as u64;
-            self.outbox.note(room, first_held);
+            self.queue.note(room, first_held);
             return false;
         }
-        match self.outbox.try_push(frame) {
+        match self.queue.try_push(frame) {
             Ok(()) => true,
             Err(Full) => {
-                self.outbox.note(room, seq);
+                self.queue.note(room, seq);
                 false
             }
         }
@@ -273,7 +273,7 @@ impl Subscriber {
     /// `presence` right after) or its queue is full.
     fn signal(&self, frame: &Frame) {
         if self.held.is_none() {
-            self.outbox.signal(frame);
+            self.queue.signal(frame);
         }
     }
 }
@@ -284,7 +284,7 @@ impl Member {
     }
 }
 
-impl Room {
+impl HubRoom {
     fn presence(&self, name: &str, now: Instant) -> ServerMsg {
         let mut members: Vec<Identity> = self
             .members
@@ -316,13 +316,13 @@ fn presence_frame(
 
 /// One connection's place in the hub: its queue, who it is, and the rooms it has joined. Dropping it
 /// leaves them.
-pub struct Connection {
+pub struct Handle {
     id: u64,
     hub: Hub,
     /// Whom the connection is for; `None` for an observer (a Server-Sent Events reader), which
     /// receives a room without being one of the people in it.
     user: Option<Identity>,
-    outbox: Arc<Outbox>,
+    queue: Arc<SendQueue>,
     joined: Vec<String>,
 }
 
@@ -349,17 +349,17 @@ impl Hub {
     }
 
     /// A new connection for `user` (or an observer), with its own bounded queue, in no room yet.
-    pub fn connect(&self, user: Option<Identity>) -> Connection {
-        let outbox = Arc::new(Outbox::default());
+    pub fn connect(&self, user: Option<Identity>) -> Handle {
+        let queue = Arc::new(SendQueue::default());
         let mut inner = self.lock();
         let id = inner.next_connection;
         inner.next_connection += 1;
-        inner.connections.insert(id, outbox.clone());
-        Connection {
+        inner.connections.insert(id, queue.clone());
+        Handle {
             id,
             hub: self.clone(),
             user,
-            outbox,
+            queue,
             joined: Vec::new(),
         }
     }
@@ -409,8 +409,8 @@ impl Hub {
                     }
                     .encode(),
                 );
-                for outbox in inner.connections.values() {
-                    outbox.signal(&frame);
+                for queue in inner.connections.values() {
+                    queue.signal(&frame);
                 }
                 inner.rooms_announced = rooms;
             }
@@ -455,8 +455,8 @@ impl Hub {
 
     /// Asks every connection to close with "going away": the server is shutting down.
     pub fn shutdown(&self) {
-        for outbox in self.lock().connections.values() {
-            outbox.close(Disconnect::GoingAway);
+        for queue in self.lock().connections.values() {
+            queue.close(Disconnect::GoingAway);
         }
     }
 
@@ -467,7 +467,7 @@ impl Hub {
             queued_bytes: inner
                 .connections
                 .values()
-                .map(|outbox| outbox.queued_bytes())
+                .map(|queue| queue.queued_bytes())
                 .sum(),
         }
     }
@@ -481,7 +481,7 @@ impl Hub {
     }
 }
 
-impl Room {
+impl HubRoom {
     /// Tells the room's subscribers who came and who left since the last announcement, if anyone
     /// did. True if the number of people changed (the room list is then out of date).
     fn announce(&mut self, name: &str, now: Instant) -> bool {
@@ -539,16 +539,16 @@ fn room_list(inner: &Inner) -> Vec<RoomSummary> {
     rooms
 }
 
-impl Connection {
+impl Handle {
     /// This connection's queue, for the task that writes it out.
-    pub fn outbox(&self) -> Arc<Outbox> {
-        self.outbox.clone()
+    pub fn queue(&self) -> Arc<SendQueue> {
+        self.queue.clone()
     }
 
     /// Queues a reply on this connection's own queue, behind what is already there: a reply answers
-    /// something this client asked for and is never dropped (see [`Outbox::push`]).
+    /// something this client asked for and is never dropped (see [`SendQueue::push`]).
     pub fn reply(&self, frame: Frame) {
-        self.outbox.push(frame);
+        self.queue.push(frame);
     }
 
     pub fn has_joined(&self, room: &str) -> bool {
@@ -564,7 +564,7 @@ impl Connection {
         entry.subscribers.insert(
             self.id,
             Subscriber {
-                outbox: self.outbox.clone(),
+                queue: self.queue.clone(),
                 held: Some(Vec::new()),
             },
         );
@@ -655,8 +655,8 @@ impl Connection {
     }
 }
 
-impl Room {
-    /// Connection `id` of user `user` leaves: it gets nothing more, and the user's membership ends
+impl HubRoom {
+    /// Handle `id` of user `user` leaves: it gets nothing more, and the user's membership ends
     /// (after the grace) if it was their last connection here.
     fn remove(&mut self, id: u64, user: Option<&Identity>, now: Instant) {
         self.subscribers.remove(&id);
@@ -670,7 +670,7 @@ impl Room {
     }
 }
 
-impl Drop for Connection {
+impl Drop for Handle {
     fn drop(&mut self) {
         let now = Instant::now();
         let mut inner = self.hub.lock();
@@ -718,23 +718,23 @@ mod tests {
         }
     }
 
-    fn joined(hub: &Hub, room: &str) -> (Connection, Arc<Outbox>) {
+    fn joined(hub: &Hub, room: &str) -> (Handle, Arc<SendQueue>) {
         static N: AtomicU32 = AtomicU32::new(100);
         joined_as(hub, room, user(N.fetch_add(1, Ordering::Relaxed)))
     }
 
-    fn joined_as(hub: &Hub, room: &str, who: Identity) -> (Connection, Arc<Outbox>) {
+    fn joined_as(hub: &Hub, room: &str, who: Identity) -> (Handle, Arc<SendQueue>) {
         let mut conn = hub.connect(Some(who));
         conn.join(room);
         conn.release(room);
-        let outbox = conn.outbox();
-        (conn, outbox)
+        let queue = conn.queue();
+        (conn, queue)
     }
 
-    /// Every frame waiting in `outbox`, oldest first.
-    fn frames(outbox: &Outbox) -> Vec<Frame> {
+    /// Every frame waiting in `queue`, oldest first.
+    fn frames(queue: &SendQueue) -> Vec<Frame> {
         let mut all = Vec::new();
-        while let Taken::Frames(frames) = outbox.take(10, usize::MAX) {
+        while let Drain::Frames(frames) = queue.take(10, usize::MAX) {
             all.extend(frames);
         }
         all
@@ -749,8 +749,8 @@ mod tests {
         for seq in 1..=10 {
             hub.publish("general", &message(seq));
         }
-        for outbox in [&a, &b] {
-            let seqs: Vec<u64> = frames(outbox).iter().map(seq_of).collect();
+        for queue in [&a, &b] {
+            let seqs: Vec<u64> = frames(queue).iter().map(seq_of).collect();
             assert_eq!(seqs, (1..=10).collect::<Vec<_>>(), "all, once, in order");
         }
         assert!(frames(&elsewhere).is_empty(), "other rooms hear nothing");
@@ -763,14 +763,14 @@ mod tests {
         let mut conn = hub.connect(Some(user(1)));
         assert_eq!(conn.join("general"), 41, "replay up to 41");
         hub.publish("general", &message(42)); // Arrives while the replay is being read.
-        assert!(frames(&conn.outbox).is_empty(), "held back");
+        assert!(frames(&conn.queue).is_empty(), "held back");
         conn.reply(Frame::from("replay"));
         conn.release("general");
-        let queued = frames(&conn.outbox);
+        let queued = frames(&conn.queue);
         assert_eq!(queued[0].as_str(), "replay");
         assert_eq!(seq_of(&queued[1]), 42);
         hub.publish("general", &message(43));
-        assert_eq!(seq_of(&frames(&conn.outbox)[0]), 43);
+        assert_eq!(seq_of(&frames(&conn.queue)[0]), 43);
     }
 
     #[test]
@@ -785,14 +785,14 @@ mod tests {
         }
         assert_eq!(hub.subscriber_count("general"), 1, "no longer queued for");
         assert!(
-            matches!(stalled.take(usize::MAX, usize::MAX), Taken::Frames(f) if f.len() == QUEUE_FRAMES),
+            matches!(stalled.take(usize::MAX, usize::MAX), Drain::Frames(f) if f.len() == QUEUE_FRAMES),
             "the queue never grew past its bound, and what it holds goes first"
         );
         assert!(
-            matches!(stalled.take(10, usize::MAX), Taken::Lagged(notes) if notes == [("general".to_string(), overflow)]),
+            matches!(stalled.take(10, usize::MAX), Drain::Lagged(notes) if notes == [("general".to_string(), overflow)]),
             "then the lag, once; one lag is forgiven"
         );
-        assert!(matches!(stalled.take(10, usize::MAX), Taken::Nothing));
+        assert!(matches!(stalled.take(10, usize::MAX), Drain::Nothing));
     }
 
     #[test]
@@ -809,8 +809,8 @@ mod tests {
             }
         }
         assert!(matches!(
-            conn.outbox().take(10, usize::MAX),
-            Taken::Close(Disconnect::TooSlow)
+            conn.queue().take(10, usize::MAX),
+            Drain::Close(Disconnect::TooSlow)
         ));
     }
 
@@ -825,15 +825,15 @@ mod tests {
         assert_eq!(hub.subscriber_count("general"), 0);
     }
 
-    /// Every frame waiting in `outbox`, decoded.
-    fn drain(outbox: &Outbox) -> Vec<ServerMsg> {
-        frames(outbox)
+    /// Every frame waiting in `queue`, decoded.
+    fn drain(queue: &SendQueue) -> Vec<ServerMsg> {
+        frames(queue)
             .iter()
             .map(|f| ServerMsg::decode(f.as_str()).expect("valid frame"))
             .collect()
     }
 
-    fn presences(frames: &Outbox) -> Vec<(u32, Vec<String>, Vec<String>)> {
+    fn presences(frames: &SendQueue) -> Vec<(u32, Vec<String>, Vec<String>)> {
         let names = |ids: Vec<Identity>| ids.into_iter().map(|i| i.name).collect::<Vec<_>>();
         drain(frames)
             .into_iter()
@@ -989,7 +989,7 @@ mod tests {
         let t0 = Instant::now();
         ann.typing("general", t0);
         ann.typing("general", t0 + Duration::from_millis(500));
-        let typing = |frames: &Outbox| {
+        let typing = |frames: &SendQueue| {
             drain(frames)
                 .into_iter()
                 .filter(|m| matches!(m, ServerMsg::Typing { .. }))

@@ -9,7 +9,7 @@
 use app::protocol::{ChatMessage, Cursor, HISTORY_ON_JOIN, JoinMode, MAX_REPLAY, ServerMsg};
 
 use crate::{
-    hub::{Connection, Hub},
+    hub::{Handle, Hub},
     log::{Log, LogError},
 };
 
@@ -45,7 +45,7 @@ impl Joining {
 /// of the room again.
 pub async fn join(
     log: &Log,
-    conn: &mut Connection,
+    conn: &mut Handle,
     room: &str,
     since: Option<Cursor>,
 ) -> Result<Joining, LogError> {
@@ -73,7 +73,7 @@ pub async fn join(
 
 /// Lets the room's held live messages through, after the replay; returns the room's people, to
 /// be sent next.
-pub fn go_live(conn: &Connection, room: &str) -> ServerMsg {
+pub fn go_live(conn: &Handle, room: &str) -> ServerMsg {
     conn.release(room)
 }
 

@@ -7,7 +7,7 @@
 
 use leptos::{ev, prelude::*};
 
-use crate::state::{Connection, Room, Tab};
+use crate::state::{Room, SocketState, Tab};
 
 #[component]
 pub fn Composer() -> impl IntoView {
@@ -40,12 +40,12 @@ pub fn Composer() -> impl IntoView {
         });
     }
     let placeholder = move || match tab.connection.get() {
-        Connection::Loading => "Loading…".to_string(),
-        Connection::Connected => format!("Message #{}", room.name.get_value()),
-        Connection::Connecting
-        | Connection::Reconnecting { .. }
-        | Connection::Offline
-        | Connection::Stopped(_) => {
+        SocketState::Loading => "Loading…".to_string(),
+        SocketState::Connected => format!("Message #{}", room.name.get_value()),
+        SocketState::Connecting
+        | SocketState::Reconnecting { .. }
+        | SocketState::Offline
+        | SocketState::Stopped(_) => {
             "Offline: messages are sent when the connection is back".to_string()
         }
     };

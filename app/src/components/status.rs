@@ -3,15 +3,15 @@
 
 use leptos::prelude::*;
 
-use crate::state::{Connection, Tab};
+use crate::state::{SocketState, Tab};
 
 #[component]
 pub fn ConnectionStatus() -> impl IntoView {
     let tab = expect_context::<Tab>();
     let connection = tab.connection;
     let waiting =
-        move || matches!(connection.get(), Connection::Reconnecting { in_secs } if in_secs > 0);
-    let stopped = move || matches!(connection.get(), Connection::Stopped(_));
+        move || matches!(connection.get(), SocketState::Reconnecting { in_secs } if in_secs > 0);
+    let stopped = move || matches!(connection.get(), SocketState::Stopped(_));
     let retry = move |_| {
         if let Some(retry) = tab.retry_now.get_value() {
             retry();

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::{
     AppState,
     frame::{Frame, Kind},
-    hub::{Connection, QUEUE_FRAMES, Taken},
+    hub::{Drain, Handle, QUEUE_FRAMES},
     rooms,
     transport::auth::{ApiError, require_reader},
 };
@@ -123,7 +123,7 @@ struct Position {
 /// Fills one reader's stream until it goes away, the server stops, or the hub gives up on it.
 async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Sender<Event>) {
     let mut conn = state.hub.connect(None);
-    let outbox = conn.outbox();
+    let queue = conn.queue();
     let out = Out {
         tx: &tx,
         stop: &state.stop,
@@ -132,9 +132,9 @@ async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Se
         return;
     };
     loop {
-        match outbox.take(QUEUE_FRAMES, usize::MAX) {
-            Taken::Close(_) => return,
-            Taken::Frames(frames) => {
+        match queue.take(QUEUE_FRAMES, usize::MAX) {
+            Drain::Close(_) => return,
+            Drain::Frames(frames) => {
                 for frame in frames {
                     if !out.forward(&frame, &mut at).await {
                         return;
@@ -142,7 +142,7 @@ async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Se
                 }
             }
             // Everything queued before the lag went first; the rest comes from the log.
-            Taken::Lagged(_) => {
+            Drain::Lagged(_) => {
                 let cursor = Cursor {
                     epoch: at.epoch.clone(),
                     seq: at.seq,
@@ -152,11 +152,11 @@ async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Se
                     None => return,
                 }
             }
-            Taken::Nothing => tokio::select! {
+            Drain::Nothing => tokio::select! {
                 biased;
                 _ = state.stop.cancelled() => return,
                 _ = tx.closed() => return,
-                _ = outbox.ready.notified() => {}
+                _ = queue.ready.notified() => {}
             },
         }
     }
@@ -167,7 +167,7 @@ async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Se
 /// is out.
 async fn subscribe(
     state: &AppState,
-    conn: &mut Connection,
+    conn: &mut Handle,
     room: &str,
     since: Option<Cursor>,
     out: &Out<'_>,

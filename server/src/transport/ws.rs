@@ -30,7 +30,7 @@ use axum::{
 use crate::{
     AppState,
     frame::{Frame, opcode},
-    hub::{Connection, Outbox, Taken},
+    hub::{Drain, Handle, SendQueue},
     log::{Appending, LogError, NewMessage},
     rate::TokenBucket,
     rooms::{self, PageAt},
@@ -106,7 +106,7 @@ impl From<Disconnect> for End {
 }
 
 /// How far [`Link::write_now`] got.
-enum Written {
+enum WriteProgress {
     /// Nothing was being written.
     Idle,
     /// The batch under way is out.
@@ -142,14 +142,14 @@ impl Stall {
 /// The socket and the queue written to it.
 struct Link {
     socket: Socket,
-    outbox: Arc<Outbox>,
+    queue: Arc<SendQueue>,
 }
 
 async fn connection(socket: Socket, state: AppState, user: Identity) {
     let mut conn = state.hub.connect(Some(user.clone()));
     if state.stop.is_cancelled() {
         // Upgraded just as shutdown began, after the hub told every connection.
-        conn.outbox().close(Disconnect::GoingAway);
+        conn.queue().close(Disconnect::GoingAway);
     }
     let welcome = ServerMsg::Welcome {
         you: user.clone(),
@@ -160,7 +160,7 @@ async fn connection(socket: Socket, state: AppState, user: Identity) {
     conn.reply(state.hub.rooms().encode().into());
     let mut link = Link {
         socket,
-        outbox: conn.outbox(),
+        queue: conn.queue(),
     };
     tracing::debug!(user = %user.id, "connected");
     let end = serve(&state, &mut conn, &mut link, &user).await;
@@ -173,7 +173,7 @@ async fn connection(socket: Socket, state: AppState, user: Identity) {
 /// Reading goes on while a write waits for the peer, as long as the connection's own queue is below
 /// its bound and not too many of its sends are in flight: past either, the client is not read until
 /// it has read what it was sent.
-async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &Identity) -> End {
+async fn serve(state: &AppState, conn: &mut Handle, link: &mut Link, user: &Identity) -> End {
     let mut budget = TokenBucket::new(state.limits.rate_per_sec, state.limits.rate_burst);
     let mut in_flight = InFlight::new();
     let mut stall = Stall::default();
@@ -182,17 +182,17 @@ async fn serve(state: &AppState, conn: &mut Connection, link: &mut Link, user: &
             return end;
         }
         let writing = match link.write_now(&mut stall).await {
-            Ok(Written::Done) => continue, // The next batch, if any.
-            Ok(Written::Waiting) => true,
-            Ok(Written::Idle) => false,
+            Ok(WriteProgress::Done) => continue, // The next batch, if any.
+            Ok(WriteProgress::Waiting) => true,
+            Ok(WriteProgress::Idle) => false,
             Err(end) => return end,
         };
-        let read = in_flight.len() < MAX_IN_FLIGHT && !link.outbox.is_full();
+        let read = in_flight.len() < MAX_IN_FLIGHT && !link.queue.is_full();
         let event = tokio::select! {
             biased;
-            _ = link.outbox.ready.notified() => {
+            _ = link.queue.ready.notified() => {
                 // While writing, more frames wait for the batch to finish; only a close cannot.
-                if writing && let Some(why) = link.outbox.closing() {
+                if writing && let Some(why) = link.queue.closing() {
                     return why.into();
                 }
                 continue;
@@ -285,11 +285,11 @@ impl Link {
         if self.socket.is_writing() {
             return Ok(());
         }
-        match self.outbox.take(BATCH_FRAMES, BATCH_BYTES) {
-            Taken::Nothing => {}
-            Taken::Close(why) => return Err(why.into()),
-            Taken::Frames(frames) => self.socket.send(frames),
-            Taken::Lagged(notes) => self.socket.send(
+        match self.queue.take(BATCH_FRAMES, BATCH_BYTES) {
+            Drain::Nothing => {}
+            Drain::Close(why) => return Err(why.into()),
+            Drain::Frames(frames) => self.socket.send(frames),
+            Drain::Lagged(notes) => self.socket.send(
                 notes
                     .into_iter()
                     .map(|(room, resume_from)| {
@@ -303,20 +303,20 @@ impl Link {
 
     /// Takes the write under way as far as the socket allows without waiting. Usually it takes the
     /// whole batch at once, and no timer is needed; one that must wait arms `stall`.
-    async fn write_now(&mut self, stall: &mut Stall) -> Result<Written, End> {
+    async fn write_now(&mut self, stall: &mut Stall) -> Result<WriteProgress, End> {
         if !self.socket.is_writing() {
             stall.disarm();
-            return Ok(Written::Idle);
+            return Ok(WriteProgress::Idle);
         }
         match futures::poll!(self.socket.flush()) {
             Poll::Ready(Ok(())) => {
                 stall.disarm();
-                Ok(Written::Done)
+                Ok(WriteProgress::Done)
             }
             Poll::Ready(Err(_)) => Err(End::Gone),
             Poll::Pending => {
                 stall.arm();
-                Ok(Written::Waiting)
+                Ok(WriteProgress::Waiting)
             }
         }
     }
@@ -329,14 +329,14 @@ impl Link {
         loop {
             self.refill()?;
             match self.write_now(&mut stall).await? {
-                Written::Idle => return Ok(()),
-                Written::Done => continue,
-                Written::Waiting => {}
+                WriteProgress::Idle => return Ok(()),
+                WriteProgress::Done => continue,
+                WriteProgress::Waiting => {}
             }
             tokio::select! {
                 biased;
-                _ = self.outbox.ready.notified() => {
-                    if let Some(why) = self.outbox.closing() {
+                _ = self.queue.ready.notified() => {
+                    if let Some(why) = self.queue.closing() {
                         return Err(why.into());
                     }
                 }
@@ -387,7 +387,7 @@ impl Link {
 /// Handles one text frame from the client; its answers are queued on the connection.
 async fn handle(
     state: &AppState,
-    conn: &mut Connection,
+    conn: &mut Handle,
     link: &mut Link,
     in_flight: &mut InFlight,
     user: &Identity,
@@ -482,7 +482,7 @@ async fn handle(
 /// its bound, so a long one never sits in memory whole.
 async fn join(
     state: &AppState,
-    conn: &mut Connection,
+    conn: &mut Handle,
     link: &mut Link,
     room: String,
     since: Option<Cursor>,
@@ -495,7 +495,7 @@ async fn join(
     // Queued before the held messages are released, so nothing live can overtake the replay.
     for frame in std::iter::once(joined).chain(joining.replay.into_iter().map(ServerMsg::Message)) {
         conn.reply(frame.encode().into());
-        if link.outbox.is_full() {
+        if link.queue.is_full() {
             link.flush().await?;
         }
     }
