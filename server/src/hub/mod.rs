@@ -1,0 +1,453 @@
+//! The broadcast hub: who listens to which room, who is in it, and fan-out of each stored message and
+//! each signal to them. No I/O. Here: the rooms' subscribers and fan-out; `queue.rs`: each
+//! connection's bounded queue; `presence.rs`: who is in a room, as the others are told it.
+//!
+//! A message is encoded once into a [`Frame`] whose bytes every subscriber shares; delivering it is a
+//! non-blocking push onto each connection's [`SendQueue`], a queue bounded in frames and in bytes that
+//! costs no allocation while empty. When a connection's queue is full it is reading too slowly: the
+//! hub stops queuing that room for it and leaves a lag note, which its writer turns into a `lagged`
+//! marker once the queue is drained; the client catches up from the log by rejoining. Nobody waits
+//! for a slow reader, and no queue grows past its bound. A connection that lags again and again is
+//! given up on (closed with `Disconnect::TooSlow`).
+//!
+//! The hub also knows the last seq published in each room, so a joining connection can replay the log
+//! exactly up to where its live queue starts (docs/ARCHITECTURE.md, "Joining without a gap").
+//!
+//! Presence and typing are signals: never stored, never replayed, and dropped rather than queued for a
+//! connection whose queue is full (the `presence` after its rejoin puts it right). Presence changes are
+//! collected and announced by [`Hub::tick`], which the server calls a few times a second: that
+//! coalesces a burst of arrivals into one frame, and a person counts as gone only after
+//! [`LEAVE_GRACE`] without any connection in the room, so a reload or a network blip is not announced.
+//! A message from someone whose arrival is still to be told is preceded by that announcement.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use app::protocol::{ChatMessage, Disconnect, Identity, RoomSummary, ServerMsg, TYPING_REPEAT_MS};
+
+pub use crate::frame::Frame;
+pub use queue::{Drain, SendQueue};
+
+mod presence;
+mod queue;
+#[cfg(test)]
+mod tests;
+
+use presence::room_list;
+use queue::Full;
+
+/// How many times a connection may lag before the hub gives up on it.
+pub const MAX_LAGS: u32 = 5;
+
+/// Frames a subscriber may have waiting before it counts as too slow.
+pub const QUEUE_FRAMES: usize = 256;
+
+/// Bytes a connection may have waiting (encoded frames, counted per connection even where the bytes
+/// are shared) before it counts as too slow. With [`QUEUE_FRAMES`] this bounds what one stalled
+/// reader can hold, whatever the body limit is set to.
+pub const QUEUE_BYTES: usize = 512 * 1024;
+
+/// How often the server should call [`Hub::tick`]: the longest a presence change waits to be told.
+pub const TICK: Duration = Duration::from_millis(500);
+
+/// How long someone must be without any connection in a room before the others are told they left.
+pub const LEAVE_GRACE: Duration = Duration::from_secs(3);
+
+/// At most one `typing` per person and room is passed on this often; clients repeat theirs every
+/// [`TYPING_REPEAT_MS`], so this only trims what a misbehaving client sends.
+const TYPING_COALESCE: Duration = Duration::from_millis(TYPING_REPEAT_MS as u64 * 2 / 3);
+
+/// Cheap to clone: every clone is a handle to the same hub.
+#[derive(Clone, Default)]
+pub struct Hub {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_connection: u64,
+    rooms: HashMap<String, HubRoom>,
+    /// Every open connection, for what goes to all of them (the room list, shutdown).
+    connections: HashMap<u64, Arc<SendQueue>>,
+    /// The room list as last sent to everyone.
+    rooms_announced: Vec<RoomSummary>,
+    /// A room's count changed outside [`Hub::tick`]: the next tick sends the room list.
+    list_stale: bool,
+}
+
+#[derive(Default)]
+struct HubRoom {
+    /// Seq of the last message published here.
+    last_seq: u64,
+    /// By connection id: the connections that get this room's frames.
+    subscribers: HashMap<u64, Subscriber>,
+    /// By user id: the people in the room (lagging does not make anyone leave; leaving does).
+    members: HashMap<String, Member>,
+    /// The members as last announced, by user id.
+    announced: BTreeMap<String, Identity>,
+    /// Members changed (or someone is within their leave grace) since the last announcement.
+    dirty: bool,
+    /// By user id: when their last `typing` here was passed on.
+    typing: HashMap<String, Instant>,
+}
+
+struct Member {
+    who: Identity,
+    /// This person's connections in the room (tabs, devices).
+    connections: u32,
+    /// When `connections` dropped to 0; they count as present until [`LEAVE_GRACE`] after it.
+    gone_since: Option<Instant>,
+}
+
+struct Subscriber {
+    queue: Arc<SendQueue>,
+    /// While the connection replays this room's history, its live messages wait here, so they reach
+    /// the queue after the replay (see [`Handle::release`]).
+    held: Option<Vec<Frame>>,
+}
+
+impl Subscriber {
+    /// Queues a message frame (or holds it). False if the subscriber lagged on this message of
+    /// `room` (seq `seq`): then it must be dropped from the room.
+    fn deliver(&mut self, room: &str, seq: u64, frame: &Frame) -> bool {
+        if let Some(held) = &mut self.held {
+            if held.len() < QUEUE_FRAMES {
+                held.push(frame.clone());
+                return true;
+            }
+            // Nothing held reached the queue (it holds seqs up to `seq - 1`): resume from the first.
+            let first_held = seq - held.len() as u64;
+            self.queue.note(room, first_held);
+            return false;
+        }
+        match self.queue.try_push(frame) {
+            Ok(()) => true,
+            Err(Full) => {
+                self.queue.note(room, seq);
+                false
+            }
+        }
+    }
+
+    /// Queues a signal, unless the connection is still replaying this room (it gets a fresh
+    /// `presence` right after) or its queue is full.
+    fn signal(&self, frame: &Frame) {
+        if self.held.is_none() {
+            self.queue.signal(frame);
+        }
+    }
+}
+
+/// One connection's place in the hub: its queue, who it is, and the rooms it has joined. Dropping it
+/// leaves them.
+pub struct Handle {
+    id: u64,
+    hub: Hub,
+    /// Whom the connection is for; `None` for an observer (a Server-Sent Events reader), which
+    /// receives a room without being one of the people in it.
+    user: Option<Identity>,
+    queue: Arc<SendQueue>,
+    joined: Vec<String>,
+}
+
+/// Numbers an operator (or a test) can read off the hub.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub connections: usize,
+    /// Bytes waiting in all connections' queues, counted per connection.
+    pub queued_bytes: usize,
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Where a room's history ends, as the log found it at start-up.
+    pub fn set_last_seq(&self, room: &str, seq: u64) {
+        self.lock()
+            .rooms
+            .entry(room.to_owned())
+            .or_default()
+            .last_seq = seq;
+    }
+
+    /// A new connection for `user` (or an observer), with its own bounded queue, in no room yet.
+    pub fn connect(&self, user: Option<Identity>) -> Handle {
+        let queue = Arc::new(SendQueue::default());
+        let mut inner = self.lock();
+        let id = inner.next_connection;
+        inner.next_connection += 1;
+        inner.connections.insert(id, queue.clone());
+        Handle {
+            id,
+            hub: self.clone(),
+            user,
+            queue,
+            joined: Vec::new(),
+        }
+    }
+
+    /// Queues a stored message for every subscriber of its room. Called by the log's one publishing
+    /// task after each commit, in seq order, so every queue gets a room's messages in seq order.
+    pub fn publish(&self, room: &str, message: &ChatMessage) {
+        // Encoded once, outside the lock; every subscriber shares these bytes.
+        let frame = Frame::of(&ServerMsg::Message(message.clone()));
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let name = room;
+        let room = inner.rooms.entry(room.to_owned()).or_default();
+        // Someone who speaks before their arrival was announced is announced first, so the others
+        // read "Bob joined" before Bob's first words, not a tick after them.
+        if room.dirty
+            && room.members.contains_key(&message.author.id)
+            && !room.announced.contains_key(&message.author.id)
+        {
+            inner.list_stale |= room.announce(name, Instant::now());
+        }
+        room.last_seq = message.seq;
+        // Their message ends their typing; the next keystroke may say so again at once.
+        room.typing.remove(&message.author.id);
+        room.subscribers
+            .retain(|_, sub| sub.deliver(name, message.seq, &frame));
+    }
+
+    /// Announces what changed since the last tick: each room's presence (to its subscribers) and, if
+    /// any count changed, the room list (to everyone). The server calls it every [`TICK`].
+    pub fn tick(&self, now: Instant) {
+        let mut inner = self.lock();
+        let mut counts_changed = std::mem::take(&mut inner.list_stale);
+        for (name, room) in &mut inner.rooms {
+            room.typing
+                .retain(|_, sent| now < *sent + Duration::from_secs(60));
+            if room.dirty {
+                counts_changed |= room.announce(name, now);
+            }
+        }
+        if counts_changed {
+            let rooms = room_list(&inner);
+            if rooms != inner.rooms_announced {
+                let frame = Frame::from(
+                    ServerMsg::Rooms {
+                        rooms: rooms.clone(),
+                    }
+                    .encode(),
+                );
+                for queue in inner.connections.values() {
+                    queue.signal(&frame);
+                }
+                inner.rooms_announced = rooms;
+            }
+        }
+    }
+
+    /// The room list as a frame, for a connection that just opened.
+    pub fn rooms(&self) -> ServerMsg {
+        ServerMsg::Rooms {
+            rooms: room_list(&self.lock()),
+        }
+    }
+
+    /// The seq of the last message published in `room`, if the hub knows the room.
+    pub fn last_seq(&self, room: &str) -> Option<u64> {
+        self.lock().rooms.get(room).map(|room| room.last_seq)
+    }
+
+    /// Every room the hub knows: its name, how many people are in it (as last announced) and the
+    /// seq of its last message, by name.
+    pub fn room_stats(&self) -> Vec<(String, u32, u64)> {
+        let inner = self.lock();
+        let mut rooms: Vec<(String, u32, u64)> = inner
+            .rooms
+            .iter()
+            .map(|(name, room)| {
+                let members = u32::try_from(room.announced.len()).unwrap_or(u32::MAX);
+                (name.clone(), members, room.last_seq)
+            })
+            .collect();
+        rooms.sort();
+        rooms
+    }
+
+    /// How many connections are in `room` now.
+    pub fn subscriber_count(&self, room: &str) -> usize {
+        self.lock()
+            .rooms
+            .get(room)
+            .map_or(0, |room| room.subscribers.len())
+    }
+
+    /// Asks every connection to close with "going away": the server is shutting down.
+    pub fn shutdown(&self) {
+        for queue in self.lock().connections.values() {
+            queue.close(Disconnect::GoingAway);
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let inner = self.lock();
+        Stats {
+            connections: inner.connections.len(),
+            queued_bytes: inner
+                .connections
+                .values()
+                .map(|queue| queue.queued_bytes())
+                .sum(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave `Inner` half-updated in a way that matters
+        // (every update is a single insert, remove or counter bump), so a poisoned lock is still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Handle {
+    /// This connection's queue, for the task that writes it out.
+    pub fn queue(&self) -> Arc<SendQueue> {
+        self.queue.clone()
+    }
+
+    /// Queues a reply on this connection's own queue, behind what is already there: a reply answers
+    /// something this client asked for and is never dropped (see [`SendQueue::push`]).
+    pub fn reply(&self, frame: Frame) {
+        self.queue.push(frame);
+    }
+
+    pub fn has_joined(&self, room: &str) -> bool {
+        self.joined.iter().any(|r| r == room)
+    }
+
+    /// Starts a join: from now on the room's messages are held for this connection, and its user is
+    /// a member. Returns the seq the held messages start after — the caller replays the log up to it,
+    /// then calls [`Self::release`].
+    pub fn join(&mut self, room: &str) -> u64 {
+        let mut inner = self.hub.lock();
+        let entry = inner.rooms.entry(room.to_owned()).or_default();
+        entry.subscribers.insert(
+            self.id,
+            Subscriber {
+                queue: self.queue.clone(),
+                held: Some(Vec::new()),
+            },
+        );
+        // A rejoin (after lagging, say) is not a second arrival.
+        if !self.joined.iter().any(|r| r == room) {
+            self.joined.push(room.to_owned());
+            let Some(user) = &self.user else {
+                return entry.last_seq;
+            };
+            let member = entry
+                .members
+                .entry(user.id.clone())
+                .or_insert_with(|| Member {
+                    who: user.clone(),
+                    connections: 0,
+                    gone_since: None,
+                });
+            member.connections += 1;
+            member.gone_since = None;
+            // The newest connection's name is the person's name now (they may have changed it).
+            member.who = user.clone();
+            entry.dirty = true;
+        }
+        entry.last_seq
+    }
+
+    /// Ends a join: the held messages go to the queue (after the replay already there), and the
+    /// room's next messages go straight to it. Returns who is in the room, to send after them.
+    pub fn release(&self, room: &str) -> ServerMsg {
+        let mut inner = self.hub.lock();
+        let entry = inner.rooms.entry(room.to_owned()).or_default();
+        let presence = entry.presence(room, Instant::now());
+        let Some(sub) = entry.subscribers.get_mut(&self.id) else {
+            return presence; // Dropped meanwhile for being too slow.
+        };
+        let held = sub.held.take().unwrap_or_default();
+        let first = entry.last_seq + 1 - held.len() as u64;
+        let delivered = held
+            .iter()
+            .zip(first..)
+            .all(|(frame, seq)| sub.deliver(room, seq, frame));
+        if !delivered {
+            entry.subscribers.remove(&self.id);
+        }
+        presence
+    }
+
+    /// Tells the others in `room` that this connection's user is typing, unless that was told less
+    /// than [`TYPING_COALESCE`] ago.
+    pub fn typing(&self, room: &str, now: Instant) {
+        let Some(user) = &self.user else {
+            return;
+        };
+        let mut inner = self.hub.lock();
+        let Some(entry) = inner.rooms.get_mut(room) else {
+            return;
+        };
+        let recent = entry
+            .typing
+            .get(&user.id)
+            .is_some_and(|sent| now < *sent + TYPING_COALESCE);
+        if recent {
+            return;
+        }
+        entry.typing.insert(user.id.clone(), now);
+        let frame = Frame::from(
+            ServerMsg::Typing {
+                room: room.to_owned(),
+                user: user.clone(),
+            }
+            .encode(),
+        );
+        for (id, sub) in &entry.subscribers {
+            if *id != self.id {
+                sub.signal(&frame);
+            }
+        }
+    }
+
+    pub fn leave(&mut self, room: &str) {
+        if !self.has_joined(room) {
+            return;
+        }
+        self.joined.retain(|r| r != room);
+        if let Some(entry) = self.hub.lock().rooms.get_mut(room) {
+            entry.remove(self.id, self.user.as_ref(), Instant::now());
+        }
+    }
+}
+
+impl HubRoom {
+    /// Handle `id` of user `user` leaves: it gets nothing more, and the user's membership ends
+    /// (after the grace) if it was their last connection here.
+    fn remove(&mut self, id: u64, user: Option<&Identity>, now: Instant) {
+        self.subscribers.remove(&id);
+        if let Some(member) = user.and_then(|user| self.members.get_mut(&user.id)) {
+            member.connections = member.connections.saturating_sub(1);
+            if member.connections == 0 {
+                member.gone_since = Some(now);
+                self.dirty = true;
+            }
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        let mut inner = self.hub.lock();
+        inner.connections.remove(&self.id);
+        for room in &self.joined {
+            if let Some(entry) = inner.rooms.get_mut(room) {
+                entry.remove(self.id, self.user.as_ref(), now);
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Who is in a room, as the others are told it: members present (within [`LEAVE_GRACE`] of their
+//! last connection leaving), arrivals and departures collected into one `presence` frame per tick,
+//! and the room list with its counts.
+
+use std::{collections::BTreeMap, time::Instant};
+
+use app::protocol::{Identity, PRESENCE_LIST_MAX, ROOM_LIST_MAX, RoomSummary, ServerMsg};
+
+use super::{Frame, HubRoom, Inner, LEAVE_GRACE, Member};
+
+impl Member {
+    pub(super) fn present(&self, now: Instant) -> bool {
+        self.connections > 0 || self.gone_since.is_some_and(|t| now < t + LEAVE_GRACE)
+    }
+}
+
+impl HubRoom {
+    pub(super) fn presence(&self, name: &str, now: Instant) -> ServerMsg {
+        let mut members: Vec<Identity> = self
+            .members
+            .values()
+            .filter(|m| m.present(now))
+            .map(|m| m.who.clone())
+            .collect();
+        members.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        presence_frame(name, members, Vec::new(), Vec::new())
+    }
+}
+
+pub(super) fn presence_frame(
+    room: &str,
+    members: Vec<Identity>,
+    joined: Vec<Identity>,
+    left: Vec<Identity>,
+) -> ServerMsg {
+    let count = members.len();
+    let listed = count <= PRESENCE_LIST_MAX;
+    ServerMsg::Presence {
+        room: room.to_owned(),
+        count: u32::try_from(count).unwrap_or(u32::MAX),
+        members: listed.then_some(members),
+        joined: if listed { joined } else { Vec::new() },
+        left: if listed { left } else { Vec::new() },
+    }
+}
+
+impl HubRoom {
+    /// Tells the room's subscribers who came and who left since the last announcement, if anyone
+    /// did. True if the number of people changed (the room list is then out of date).
+    pub(super) fn announce(&mut self, name: &str, now: Instant) -> bool {
+        self.members.retain(|_, m| m.present(now));
+        // Someone within their leave grace keeps the room dirty until they are gone or back.
+        self.dirty = self.members.values().any(|m| m.connections == 0);
+        let current: BTreeMap<String, Identity> = self
+            .members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.who.clone()))
+            .collect();
+        if current == self.announced {
+            return false;
+        }
+        let count_changed = current.len() != self.announced.len();
+        let joined = current
+            .iter()
+            .filter(|(id, _)| !self.announced.contains_key(*id))
+            .map(|(_, who)| who.clone())
+            .collect();
+        let left = self
+            .announced
+            .iter()
+            .filter(|(id, _)| !current.contains_key(*id))
+            .map(|(_, who)| who.clone())
+            .collect();
+        self.announced = current;
+        let frame = Frame::of(&presence_frame(name, self.presence_list(), joined, left));
+        for sub in self.subscribers.values() {
+            sub.signal(&frame);
+        }
+        count_changed
+    }
+
+    /// The members as announced, by name.
+    pub(super) fn presence_list(&self) -> Vec<Identity> {
+        let mut members: Vec<Identity> = self.announced.values().cloned().collect();
+        members.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        members
+    }
+}
+
+/// Every room with its announced member count, busiest first.
+pub(super) fn room_list(inner: &Inner) -> Vec<RoomSummary> {
+    let mut rooms: Vec<RoomSummary> = inner
+        .rooms
+        .iter()
+        .map(|(name, room)| RoomSummary {
+            room: name.clone(),
+            members: u32::try_from(room.announced.len()).unwrap_or(u32::MAX),
+        })
+        .collect();
+    rooms.sort_by(|a, b| b.members.cmp(&a.members).then_with(|| a.room.cmp(&b.room)));
+    rooms.truncate(ROOM_LIST_MAX);
+    rooms
+}

@@ -1,0 +1,337 @@
+//! The hub's own tests: fan-out order, joins that hold live messages, lagging, presence, typing.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::*;
+
+fn message(seq: u64) -> ChatMessage {
+    ChatMessage {
+        room: "general".into(),
+        seq,
+        author: Identity {
+            id: "u1".into(),
+            name: "ann".into(),
+        },
+        client_id: format!("c{seq}"),
+        body: format!("m{seq}"),
+        sent_at: 0,
+        kind: Default::default(),
+    }
+}
+
+fn seq_of(frame: &Frame) -> u64 {
+    match ServerMsg::decode(frame.as_str()) {
+        Ok(ServerMsg::Message(m)) => m.seq,
+        other => panic!("not a message: {other:?}"),
+    }
+}
+
+fn user(n: u32) -> Identity {
+    Identity {
+        id: format!("u{n}"),
+        name: format!("user {n}"),
+    }
+}
+
+fn joined(hub: &Hub, room: &str) -> (Handle, Arc<SendQueue>) {
+    static N: AtomicU32 = AtomicU32::new(100);
+    joined_as(hub, room, user(N.fetch_add(1, Ordering::Relaxed)))
+}
+
+fn joined_as(hub: &Hub, room: &str, who: Identity) -> (Handle, Arc<SendQueue>) {
+    let mut conn = hub.connect(Some(who));
+    conn.join(room);
+    conn.release(room);
+    let queue = conn.queue();
+    (conn, queue)
+}
+
+/// Every frame waiting in `queue`, oldest first.
+fn frames(queue: &SendQueue) -> Vec<Frame> {
+    let mut all = Vec::new();
+    while let Drain::Frames(frames) = queue.take(10, usize::MAX) {
+        all.extend(frames);
+    }
+    all
+}
+
+#[test]
+fn every_subscriber_of_a_room_gets_its_messages_in_order_and_no_others() {
+    let hub = Hub::new();
+    let (_a, a) = joined(&hub, "general");
+    let (_b, b) = joined(&hub, "general");
+    let (_c, elsewhere) = joined(&hub, "ops");
+    for seq in 1..=10 {
+        hub.publish("general", &message(seq));
+    }
+    for queue in [&a, &b] {
+        let seqs: Vec<u64> = frames(queue).iter().map(seq_of).collect();
+        assert_eq!(seqs, (1..=10).collect::<Vec<_>>(), "all, once, in order");
+    }
+    assert!(frames(&elsewhere).is_empty(), "other rooms hear nothing");
+}
+
+#[test]
+fn messages_published_during_a_join_wait_until_the_replay_is_queued() {
+    let hub = Hub::new();
+    hub.set_last_seq("general", 41);
+    let mut conn = hub.connect(Some(user(1)));
+    assert_eq!(conn.join("general"), 41, "replay up to 41");
+    hub.publish("general", &message(42)); // Arrives while the replay is being read.
+    assert!(frames(&conn.queue).is_empty(), "held back");
+    conn.reply(Frame::from("replay"));
+    conn.release("general");
+    let queued = frames(&conn.queue);
+    assert_eq!(queued[0].as_str(), "replay");
+    assert_eq!(seq_of(&queued[1]), 42);
+    hub.publish("general", &message(43));
+    assert_eq!(seq_of(&frames(&conn.queue)[0]), 43);
+}
+
+#[test]
+fn an_overflowing_subscriber_lags_without_affecting_others_and_its_queue_stays_bounded() {
+    let hub = Hub::new();
+    let (_stalled, stalled) = joined(&hub, "general");
+    let (_reader, reader) = joined(&hub, "general");
+    let overflow = QUEUE_FRAMES as u64 + 1;
+    for seq in 1..=overflow + 100 {
+        hub.publish("general", &message(seq));
+        assert_eq!(seq_of(&frames(&reader)[0]), seq);
+    }
+    assert_eq!(hub.subscriber_count("general"), 1, "no longer queued for");
+    assert!(
+        matches!(stalled.take(usize::MAX, usize::MAX), Drain::Frames(f) if f.len() == QUEUE_FRAMES),
+        "the queue never grew past its bound, and what it holds goes first"
+    );
+    assert!(
+        matches!(stalled.take(10, usize::MAX), Drain::Lagged(notes) if notes == [("general".to_string(), overflow)]),
+        "then the lag, once; one lag is forgiven"
+    );
+    assert!(matches!(stalled.take(10, usize::MAX), Drain::Nothing));
+}
+
+#[test]
+fn a_connection_that_keeps_lagging_is_given_up() {
+    let hub = Hub::new();
+    let mut conn = hub.connect(Some(user(1)));
+    let mut seq = 0;
+    for _ in 0..MAX_LAGS {
+        conn.join("general");
+        conn.release("general");
+        for _ in 0..=QUEUE_FRAMES {
+            seq += 1;
+            hub.publish("general", &message(seq));
+        }
+    }
+    assert!(matches!(
+        conn.queue().take(10, usize::MAX),
+        Drain::Close(Disconnect::TooSlow)
+    ));
+}
+
+#[test]
+fn leaving_or_dropping_the_connection_leaves_the_room() {
+    let hub = Hub::new();
+    let (mut conn, _frames) = joined(&hub, "general");
+    let (other, _other_frames) = joined(&hub, "general");
+    conn.leave("general");
+    assert_eq!(hub.subscriber_count("general"), 1);
+    drop(other);
+    assert_eq!(hub.subscriber_count("general"), 0);
+}
+
+/// Every frame waiting in `queue`, decoded.
+fn drain(queue: &SendQueue) -> Vec<ServerMsg> {
+    frames(queue)
+        .iter()
+        .map(|f| ServerMsg::decode(f.as_str()).expect("valid frame"))
+        .collect()
+}
+
+fn presences(frames: &SendQueue) -> Vec<(u32, Vec<String>, Vec<String>)> {
+    let names = |ids: Vec<Identity>| ids.into_iter().map(|i| i.name).collect::<Vec<_>>();
+    drain(frames)
+        .into_iter()
+        .filter_map(|msg| match msg {
+            ServerMsg::Presence {
+                count,
+                joined,
+                left,
+                ..
+            } => Some((count, names(joined), names(left))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn arrivals_are_announced_together_and_a_quick_return_is_not_announced() {
+    let hub = Hub::new();
+    let t0 = Instant::now();
+    let (_ann, ann) = joined_as(&hub, "general", user(1));
+    hub.tick(t0);
+    let (_bob, _) = joined_as(&hub, "general", user(2));
+    let (bob_tab2, _) = joined_as(&hub, "general", user(2));
+    let (_cy, _) = joined_as(&hub, "general", user(3));
+    hub.tick(t0);
+    assert_eq!(
+        presences(&ann),
+        vec![
+            (1, vec!["user 1".into()], vec![]),
+            (3, vec!["user 2".into(), "user 3".into()], vec![])
+        ],
+        "one frame for the burst; Bob's second tab is still one Bob"
+    );
+    drop(bob_tab2);
+    hub.tick(t0);
+    assert_eq!(presences(&ann), vec![], "Bob still has a tab open");
+    drop(_cy);
+    hub.tick(t0 + LEAVE_GRACE / 2);
+    let (_cy_again, _) = joined_as(&hub, "general", user(3));
+    hub.tick(t0 + LEAVE_GRACE * 2);
+    assert_eq!(presences(&ann), vec![], "a reload is not a departure");
+    drop(_bob);
+    hub.tick(Instant::now());
+    assert_eq!(presences(&ann), vec![], "not before the grace is over");
+    hub.tick(Instant::now() + LEAVE_GRACE);
+    assert_eq!(presences(&ann), vec![(2, vec![], vec!["user 2".into()])]);
+}
+
+#[test]
+fn someone_who_speaks_before_the_tick_is_announced_before_their_message() {
+    let hub = Hub::new();
+    let (_ann, ann) = joined_as(&hub, "general", user(1));
+    hub.tick(Instant::now());
+    drain(&ann);
+    let (_bob, _) = joined_as(&hub, "general", user(2));
+    let mut hello = message(1);
+    hello.author = user(2);
+    hub.publish("general", &hello);
+    let seen: Vec<String> = drain(&ann)
+        .into_iter()
+        .map(|msg| match msg {
+            ServerMsg::Presence { joined, .. } => format!("joined {}", joined[0].name),
+            ServerMsg::Message(m) => format!("{}: {}", m.author.name, m.body),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(seen, ["joined user 2", "user 2: m1"]);
+    hub.tick(Instant::now());
+    let after: Vec<ServerMsg> = drain(&ann);
+    assert!(
+        matches!(after.as_slice(), [ServerMsg::Rooms { rooms }] if rooms[0].members == 2),
+        "told once; the room list follows at the tick: {after:?}"
+    );
+    hub.publish("general", &message(2));
+    assert_eq!(
+        presences(&ann),
+        vec![],
+        "a member's message announces nothing"
+    );
+}
+
+#[test]
+fn a_new_name_reaches_the_list_of_people_without_an_arrival() {
+    let hub = Hub::new();
+    let (_ann, ann) = joined_as(&hub, "general", user(1));
+    let (_bob, _) = joined_as(&hub, "general", user(2));
+    hub.tick(Instant::now());
+    drain(&ann);
+    let renamed = Identity {
+        name: "Bobby".into(),
+        ..user(2)
+    };
+    let (_bobby, _) = joined_as(&hub, "general", renamed);
+    hub.tick(Instant::now());
+    let told: Vec<(Vec<String>, usize)> = drain(&ann)
+        .into_iter()
+        .filter_map(|msg| match msg {
+            ServerMsg::Presence {
+                members, joined, ..
+            } => Some((
+                members
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|m| m.name)
+                    .collect(),
+                joined.len(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        vec![(vec!["Bobby".to_string(), "user 1".to_string()], 0)]
+    );
+}
+
+#[test]
+fn the_room_list_goes_to_every_connection_when_a_count_changes() {
+    let hub = Hub::new();
+    hub.set_last_seq("quiet", 3);
+    let (_ann, ann) = joined_as(&hub, "general", user(1));
+    let (_bob, _) = joined_as(&hub, "ops", user(2));
+    let (_cy, _) = joined_as(&hub, "ops", user(3));
+    hub.tick(Instant::now());
+    let lists: Vec<Vec<(String, u32)>> = drain(&ann)
+        .into_iter()
+        .filter_map(|msg| match msg {
+            ServerMsg::Rooms { rooms } => {
+                Some(rooms.into_iter().map(|r| (r.room, r.members)).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        lists,
+        vec![vec![
+            ("ops".into(), 2),
+            ("general".into(), 1),
+            ("quiet".into(), 0)
+        ]],
+        "busiest first, rooms nobody is in included"
+    );
+    hub.tick(Instant::now());
+    assert!(drain(&ann).is_empty(), "nothing changed, nothing sent");
+}
+
+#[test]
+fn typing_reaches_the_others_in_the_room_at_most_once_per_window() {
+    let hub = Hub::new();
+    let (ann, ann_frames) = joined_as(&hub, "general", user(1));
+    let (_bob, bob) = joined_as(&hub, "general", user(2));
+    let (_elsewhere, elsewhere) = joined_as(&hub, "ops", user(3));
+    let t0 = Instant::now();
+    ann.typing("general", t0);
+    ann.typing("general", t0 + Duration::from_millis(500));
+    let typing = |frames: &SendQueue| {
+        drain(frames)
+            .into_iter()
+            .filter(|m| matches!(m, ServerMsg::Typing { .. }))
+            .count()
+    };
+    assert_eq!(typing(&bob), 1, "coalesced");
+    assert_eq!(typing(&ann_frames), 0, "not echoed to the typist");
+    assert_eq!(typing(&elsewhere), 0, "other rooms hear nothing");
+    ann.typing("general", t0 + TYPING_COALESCE);
+    assert_eq!(typing(&bob), 1, "still typing later");
+}
+
+#[test]
+fn the_byte_bound_lags_a_reader_of_big_messages_before_the_frame_bound() {
+    let hub = Hub::new();
+    let (_conn, stalled) = joined(&hub, "general");
+    let big = |seq| ChatMessage {
+        body: "x".repeat(60_000),
+        ..message(seq)
+    };
+    let mut seq = 0;
+    while hub.subscriber_count("general") == 1 {
+        seq += 1;
+        hub.publish("general", &big(seq));
+        assert!(seq < 20, "lagged well before {QUEUE_FRAMES} frames");
+    }
+    assert!(stalled.queued_bytes() <= QUEUE_BYTES);
+    assert_eq!(hub.stats().queued_bytes, stalled.queued_bytes());
+    assert_eq!(seq as usize, QUEUE_BYTES / 60_000 + 1);
+}
