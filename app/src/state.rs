@@ -180,6 +180,14 @@ pub struct Tab {
     owner: StoredValue<Option<Owner>, LocalStorage>,
 }
 
+/// Someone typing in a room, as last told.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Typing {
+    pub who: Identity,
+    /// When the indicator goes unless told again (ms since the Unix epoch).
+    pub until_ms: f64,
+}
+
 /// One open room of the tab.
 #[derive(Clone, Copy)]
 pub struct Room {
@@ -198,8 +206,8 @@ pub struct Room {
     /// Who is in the room, by name (`None` in rooms too big to list), and how many.
     pub members: RwSignal<Option<Vec<Identity>>>,
     pub member_count: RwSignal<u32>,
-    /// Who is typing, with when (ms since the Unix epoch) that expires.
-    pub typing: RwSignal<Vec<(Identity, f64)>>,
+    /// Who is typing, and until when.
+    pub typing: RwSignal<Vec<Typing>>,
     /// Whether the room holds messages older than the oldest shown, and whether we asked for them.
     pub has_more: RwSignal<bool>,
     pub loading_older: RwSignal<bool>,
@@ -516,7 +524,7 @@ impl Room {
             self.settle(&msg.client_id);
         }
         self.typing
-            .update(|typing| typing.retain(|(who, _)| who.id != msg.author.id));
+            .update(|typing| typing.retain(|t| t.who.id != msg.author.id));
         // Within one epoch seqs only grow: anything at or below what we hold is a repeat.
         if msg.seq <= self.last_seq.get_untracked() {
             return false;
@@ -659,8 +667,8 @@ impl Room {
     /// `who` is typing, until `until_ms`.
     pub fn typing(&self, who: Identity, until_ms: f64) {
         self.typing.update(|typing| {
-            typing.retain(|(t, _)| t.id != who.id);
-            typing.push((who, until_ms));
+            typing.retain(|t| t.who.id != who.id);
+            typing.push(Typing { who, until_ms });
         });
     }
 
@@ -668,10 +676,9 @@ impl Room {
     pub fn expire_typing(&self, now_ms: f64) {
         if self
             .typing
-            .with_untracked(|t| t.iter().any(|(_, until)| *until <= now_ms))
+            .with_untracked(|t| t.iter().any(|t| t.until_ms <= now_ms))
         {
-            self.typing
-                .update(|t| t.retain(|(_, until)| *until > now_ms));
+            self.typing.update(|t| t.retain(|t| t.until_ms > now_ms));
         }
     }
 }

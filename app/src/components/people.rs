@@ -42,7 +42,7 @@ pub fn TypingIndicator() -> impl IntoView {
     let room = expect_context::<Room>();
     let text = move || {
         room.typing.with(|typing| {
-            let names: Vec<&str> = typing.iter().map(|(who, _)| who.name.as_str()).collect();
+            let names: Vec<&str> = typing.iter().map(|t| t.who.name.as_str()).collect();
             match names.as_slice() {
                 [] => String::new(),
                 [one] => format!("{one} is typing…"),

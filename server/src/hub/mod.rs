@@ -60,6 +60,16 @@ pub const LEAVE_GRACE: Duration = Duration::from_secs(3);
 /// [`TYPING_REPEAT_MS`], so this only trims what a misbehaving client sends.
 const TYPING_COALESCE: Duration = Duration::from_millis(TYPING_REPEAT_MS as u64 * 2 / 3);
 
+/// One room as the hub knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomStats {
+    pub room: String,
+    /// People in it, as last announced.
+    pub members: u32,
+    /// The seq of its last message published.
+    pub last_seq: u64,
+}
+
 /// Cheap to clone: every clone is a handle to the same hub.
 #[derive(Clone, Default)]
 pub struct Hub {
@@ -256,19 +266,19 @@ impl Hub {
         self.lock().rooms.get(room).map(|room| room.last_seq)
     }
 
-    /// Every room the hub knows: its name, how many people are in it (as last announced) and the
-    /// seq of its last message, by name.
-    pub fn room_stats(&self) -> Vec<(String, u32, u64)> {
+    /// Every room the hub knows, by name.
+    pub fn room_stats(&self) -> Vec<RoomStats> {
         let inner = self.lock();
-        let mut rooms: Vec<(String, u32, u64)> = inner
+        let mut rooms: Vec<RoomStats> = inner
             .rooms
             .iter()
-            .map(|(name, room)| {
-                let members = u32::try_from(room.announced.len()).unwrap_or(u32::MAX);
-                (name.clone(), members, room.last_seq)
+            .map(|(name, room)| RoomStats {
+                room: name.clone(),
+                members: u32::try_from(room.announced.len()).unwrap_or(u32::MAX),
+                last_seq: room.last_seq,
             })
             .collect();
-        rooms.sort();
+        rooms.sort_by(|a, b| a.room.cmp(&b.room));
         rooms
     }
 

@@ -196,11 +196,11 @@ async fn list_rooms(
         .hub
         .room_stats()
         .into_iter()
-        .filter(|(room, ..)| known.contains(room))
-        .map(|(room, members, last_seq)| RoomInfo {
-            room,
-            members,
-            last_seq,
+        .filter(|stats| known.contains(&stats.room))
+        .map(|stats| RoomInfo {
+            room: stats.room,
+            members: stats.members,
+            last_seq: stats.last_seq,
         })
         .collect();
     Ok(Json(serde_json::json!({ "rooms": rooms })))
