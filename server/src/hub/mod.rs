@@ -22,7 +22,10 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard, RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -73,19 +76,30 @@ pub struct RoomStats {
 /// Cheap to clone: every clone is a handle to the same hub.
 #[derive(Clone, Default)]
 pub struct Hub {
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Inner>,
 }
 
+/// Each room has a lock of its own, so a busy room's fan-out never waits for another room's. The
+/// directory of rooms is only written when a room is first seen. No code holds two room locks at
+/// once, nor takes the directory's write lock while holding a room's.
 #[derive(Default)]
 struct Inner {
-    next_connection: u64,
-    rooms: HashMap<String, HubRoom>,
+    next_connection: AtomicU64,
+    rooms: RwLock<HashMap<String, Arc<Mutex<HubRoom>>>>,
     /// Every open connection, for what goes to all of them (the room list, shutdown).
-    connections: HashMap<u64, Arc<SendQueue>>,
+    connections: Mutex<HashMap<u64, Arc<SendQueue>>>,
     /// The room list as last sent to everyone.
-    rooms_announced: Vec<RoomSummary>,
+    rooms_announced: Mutex<Vec<RoomSummary>>,
     /// A room's count changed outside [`Hub::tick`]: the next tick sends the room list.
-    list_stale: bool,
+    list_stale: AtomicBool,
+}
+
+/// A lock whose holder panicked is still usable: every update under these locks is a single
+/// insert, remove or counter bump, which a panic cannot leave half done in a way that matters.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[derive(Default)]
@@ -178,20 +192,47 @@ impl Hub {
 
     /// Where a room's history ends, as the log found it at start-up.
     pub fn set_last_seq(&self, room: &str, seq: u64) {
-        self.lock()
+        lock(&self.room(room)).last_seq = seq;
+    }
+
+    /// Room `name`, made on first sight.
+    fn room(&self, name: &str) -> Arc<Mutex<HubRoom>> {
+        if let Some(room) = self.find(name) {
+            return room;
+        }
+        let mut rooms = self
+            .inner
             .rooms
-            .entry(room.to_owned())
-            .or_default()
-            .last_seq = seq;
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        rooms.entry(name.to_owned()).or_default().clone()
+    }
+
+    /// Room `name`, if the hub has seen it.
+    fn find(&self, name: &str) -> Option<Arc<Mutex<HubRoom>>> {
+        self.directory().get(name).cloned()
+    }
+
+    fn directory(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Mutex<HubRoom>>>> {
+        self.inner
+            .rooms
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every room, to visit one at a time (the directory is not held meanwhile).
+    fn every_room(&self) -> Vec<(String, Arc<Mutex<HubRoom>>)> {
+        self.directory()
+            .iter()
+            .map(|(name, room)| (name.clone(), room.clone()))
+            .collect()
     }
 
     /// A new connection for `user` (or an observer), with its own bounded queue, in no room yet.
     pub fn connect(&self, user: Option<Identity>) -> Handle {
         let queue = Arc::new(SendQueue::default());
-        let mut inner = self.lock();
-        let id = inner.next_connection;
-        inner.next_connection += 1;
-        inner.connections.insert(id, queue.clone());
+        let id = self.inner.next_connection.fetch_add(1, Ordering::Relaxed);
+        lock(&self.inner.connections).insert(id, queue.clone());
         Handle {
             id,
             hub: self.clone(),
@@ -206,17 +247,17 @@ impl Hub {
     pub fn publish(&self, room: &str, message: &ChatMessage) {
         // Encoded once, outside the lock; every subscriber shares these bytes.
         let frame = Frame::of(&ServerMsg::Message(message.clone()));
-        let mut guard = self.lock();
-        let inner = &mut *guard;
         let name = room;
-        let room = inner.rooms.entry(room.to_owned()).or_default();
+        let room = self.room(name);
+        let mut room = lock(&room);
         // Someone who speaks before their arrival was announced is announced first, so the others
         // read "Bob joined" before Bob's first words, not a tick after them.
         if room.dirty
             && room.members.contains_key(&message.author.id)
             && !room.announced.contains_key(&message.author.id)
+            && room.announce(name, Instant::now())
         {
-            inner.list_stale |= room.announce(name, Instant::now());
+            self.inner.list_stale.store(true, Ordering::Relaxed);
         }
         room.last_seq = message.seq;
         // Their message ends their typing; the next keystroke may say so again at once.
@@ -228,28 +269,29 @@ impl Hub {
     /// Announces what changed since the last tick: each room's presence (to its subscribers) and, if
     /// any count changed, the room list (to everyone). The server calls it every [`TICK`].
     pub fn tick(&self, now: Instant) {
-        let mut inner = self.lock();
-        let mut counts_changed = std::mem::take(&mut inner.list_stale);
-        for (name, room) in &mut inner.rooms {
+        let mut counts_changed = self.inner.list_stale.swap(false, Ordering::Relaxed);
+        for (name, room) in self.every_room() {
+            let mut room = lock(&room);
             room.typing
                 .retain(|_, sent| now < *sent + Duration::from_secs(60));
             if room.dirty {
-                counts_changed |= room.announce(name, now);
+                counts_changed |= room.announce(&name, now);
             }
         }
         if counts_changed {
-            let rooms = room_list(&inner);
-            if rooms != inner.rooms_announced {
+            let rooms = room_list(&self.room_counts());
+            let mut announced = lock(&self.inner.rooms_announced);
+            if rooms != *announced {
                 let frame = Frame::from(
                     ServerMsg::Rooms {
                         rooms: rooms.clone(),
                     }
                     .encode(),
                 );
-                for queue in inner.connections.values() {
+                for queue in lock(&self.inner.connections).values() {
                     queue.signal(&frame);
                 }
-                inner.rooms_announced = rooms;
+                *announced = rooms;
             }
         }
     }
@@ -257,64 +299,56 @@ impl Hub {
     /// The room list as a frame, for a connection that just opened.
     pub fn rooms(&self) -> ServerMsg {
         ServerMsg::Rooms {
-            rooms: room_list(&self.lock()),
+            rooms: room_list(&self.room_counts()),
         }
+    }
+
+    /// Every room with what the lists need of it, one room lock at a time.
+    fn room_counts(&self) -> Vec<RoomStats> {
+        self.every_room()
+            .into_iter()
+            .map(|(name, room)| {
+                let room = lock(&room);
+                RoomStats {
+                    room: name,
+                    members: u32::try_from(room.announced.len()).unwrap_or(u32::MAX),
+                    last_seq: room.last_seq,
+                }
+            })
+            .collect()
     }
 
     /// The seq of the last message published in `room`, if the hub knows the room.
     pub fn last_seq(&self, room: &str) -> Option<u64> {
-        self.lock().rooms.get(room).map(|room| room.last_seq)
+        self.find(room).map(|room| lock(&room).last_seq)
     }
 
     /// Every room the hub knows, by name.
     pub fn room_stats(&self) -> Vec<RoomStats> {
-        let inner = self.lock();
-        let mut rooms: Vec<RoomStats> = inner
-            .rooms
-            .iter()
-            .map(|(name, room)| RoomStats {
-                room: name.clone(),
-                members: u32::try_from(room.announced.len()).unwrap_or(u32::MAX),
-                last_seq: room.last_seq,
-            })
-            .collect();
+        let mut rooms = self.room_counts();
         rooms.sort_by(|a, b| a.room.cmp(&b.room));
         rooms
     }
 
     /// How many connections are in `room` now.
     pub fn subscriber_count(&self, room: &str) -> usize {
-        self.lock()
-            .rooms
-            .get(room)
-            .map_or(0, |room| room.subscribers.len())
+        self.find(room)
+            .map_or(0, |room| lock(&room).subscribers.len())
     }
 
     /// Asks every connection to close with "going away": the server is shutting down.
     pub fn shutdown(&self) {
-        for queue in self.lock().connections.values() {
+        for queue in lock(&self.inner.connections).values() {
             queue.close(Disconnect::GoingAway);
         }
     }
 
     pub fn stats(&self) -> Stats {
-        let inner = self.lock();
+        let connections = lock(&self.inner.connections);
         Stats {
-            connections: inner.connections.len(),
-            queued_bytes: inner
-                .connections
-                .values()
-                .map(|queue| queue.queued_bytes())
-                .sum(),
+            connections: connections.len(),
+            queued_bytes: connections.values().map(|queue| queue.queued_bytes()).sum(),
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave `Inner` half-updated in a way that matters
-        // (every update is a single insert, remove or counter bump), so a poisoned lock is still usable.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -338,8 +372,8 @@ impl Handle {
     /// a member. Returns the seq the held messages start after — the caller replays the log up to it,
     /// then calls [`Self::release`].
     pub fn join(&mut self, room: &str) -> u64 {
-        let mut inner = self.hub.lock();
-        let entry = inner.rooms.entry(room.to_owned()).or_default();
+        let entry = self.hub.room(room);
+        let mut entry = lock(&entry);
         entry.subscribers.insert(
             self.id,
             Subscriber {
@@ -373,8 +407,9 @@ impl Handle {
     /// Ends a join: the held messages go to the queue (after the replay already there), and the
     /// room's next messages go straight to it. Returns who is in the room, to send after them.
     pub fn release(&self, room: &str) -> ServerMsg {
-        let mut inner = self.hub.lock();
-        let entry = inner.rooms.entry(room.to_owned()).or_default();
+        let entry = self.hub.room(room);
+        let mut entry = lock(&entry);
+        let entry = &mut *entry;
         let presence = entry.presence(room, Instant::now());
         let Some(sub) = entry.subscribers.get_mut(&self.id) else {
             return presence; // Dropped meanwhile for being too slow.
@@ -397,10 +432,10 @@ impl Handle {
         let Some(user) = &self.user else {
             return;
         };
-        let mut inner = self.hub.lock();
-        let Some(entry) = inner.rooms.get_mut(room) else {
+        let Some(entry) = self.hub.find(room) else {
             return;
         };
+        let mut entry = lock(&entry);
         let recent = entry
             .typing
             .get(&user.id)
@@ -428,8 +463,8 @@ impl Handle {
             return;
         }
         self.joined.retain(|r| r != room);
-        if let Some(entry) = self.hub.lock().rooms.get_mut(room) {
-            entry.remove(self.id, self.user.as_ref(), Instant::now());
+        if let Some(entry) = self.hub.find(room) {
+            lock(&entry).remove(self.id, self.user.as_ref(), Instant::now());
         }
     }
 }
@@ -452,11 +487,10 @@ impl HubRoom {
 impl Drop for Handle {
     fn drop(&mut self) {
         let now = Instant::now();
-        let mut inner = self.hub.lock();
-        inner.connections.remove(&self.id);
+        lock(&self.hub.inner.connections).remove(&self.id);
         for room in &self.joined {
-            if let Some(entry) = inner.rooms.get_mut(room) {
-                entry.remove(self.id, self.user.as_ref(), now);
+            if let Some(entry) = self.hub.find(room) {
+                lock(&entry).remove(self.id, self.user.as_ref(), now);
             }
         }
     }

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, time::Instant};
 
 use app::protocol::{Identity, PRESENCE_LIST_MAX, ROOM_LIST_MAX, RoomSummary, ServerMsg};
 
-use super::{Frame, HubRoom, Inner, LEAVE_GRACE, Member};
+use super::{Frame, HubRoom, LEAVE_GRACE, Member, RoomStats};
 
 impl Member {
     pub(super) fn present(&self, now: Instant) -> bool {
@@ -87,14 +87,13 @@ impl HubRoom {
     }
 }
 
-/// Every room with its announced member count, busiest first.
-pub(super) fn room_list(inner: &Inner) -> Vec<RoomSummary> {
-    let mut rooms: Vec<RoomSummary> = inner
-        .rooms
+/// The rooms with their announced member counts, busiest first.
+pub(super) fn room_list(counts: &[RoomStats]) -> Vec<RoomSummary> {
+    let mut rooms: Vec<RoomSummary> = counts
         .iter()
-        .map(|(name, room)| RoomSummary {
-            room: name.clone(),
-            members: u32::try_from(room.announced.len()).unwrap_or(u32::MAX),
+        .map(|stats| RoomSummary {
+            room: stats.room.clone(),
+            members: stats.members,
         })
         .collect();
     rooms.sort_by(|a, b| b.members.cmp(&a.members).then_with(|| a.room.cmp(&b.room)));

@@ -56,6 +56,60 @@ fn frames(queue: &SendQueue) -> Vec<Frame> {
 }
 
 #[test]
+fn a_room_whose_lock_is_held_does_not_hold_up_another_rooms_fan_out() {
+    let hub = Hub::new();
+    let (_ann, ann) = joined(&hub, "other");
+    let (_bob, _) = joined(&hub, "general");
+    // Hold "general" as a long fan-out would.
+    let general = hub.room("general");
+    let held = lock(&general);
+    let (done, finished) = std::sync::mpsc::channel();
+    let publisher = {
+        let hub = hub.clone();
+        std::thread::spawn(move || {
+            let mut elsewhere = message(1);
+            elsewhere.room = "other".into();
+            hub.publish("other", &elsewhere);
+            let _ = done.send(());
+        })
+    };
+    assert!(
+        finished.recv_timeout(Duration::from_secs(5)).is_ok(),
+        "the other room's publish waited for this room's lock"
+    );
+    drop(held);
+    publisher.join().expect("publisher");
+    assert_eq!(frames(&ann).iter().map(seq_of).collect::<Vec<_>>(), vec![1]);
+}
+
+#[test]
+fn rooms_published_from_many_threads_reach_each_subscriber_in_seq_order() {
+    let hub = Hub::new();
+    let rooms: Vec<String> = (0..8).map(|r| format!("room-{r}")).collect();
+    let readers: Vec<_> = rooms.iter().map(|room| joined(&hub, room)).collect();
+    let publishers: Vec<_> = rooms
+        .iter()
+        .map(|room| {
+            let (hub, room) = (hub.clone(), room.clone());
+            std::thread::spawn(move || {
+                for seq in 1..=100 {
+                    let mut m = message(seq);
+                    m.room = room.clone();
+                    hub.publish(&room, &m);
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.join().expect("publisher");
+    }
+    for (room, (_, queue)) in rooms.iter().zip(&readers) {
+        let seqs: Vec<u64> = frames(queue).iter().map(seq_of).collect();
+        assert_eq!(seqs, (1..=100).collect::<Vec<_>>(), "{room}");
+    }
+}
+
+#[test]
 fn every_subscriber_of_a_room_gets_its_messages_in_order_and_no_others() {
     let hub = Hub::new();
     let (_a, a) = joined(&hub, "general");
