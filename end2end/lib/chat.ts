@@ -73,3 +73,10 @@ export function watchForErrors(page: Page): string[] {
   });
   return errors;
 }
+
+/** Drops the page's socket the way a network change does, so it connects again. */
+export async function reconnect(page: Page) {
+  await page.context().setOffline(true);
+  await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'offline');
+  await page.context().setOffline(false);
+}

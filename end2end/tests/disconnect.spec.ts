@@ -3,7 +3,7 @@
 // that ended elsewhere → the name form. Real Chromium against the release binary.
 import { expect, Page, test } from '@playwright/test';
 import * as fs from 'node:fs';
-import { heraldUrl, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
+import { heraldUrl, openChat, reconnect, send, uniqueRoom, watchForErrors } from '../lib/chat';
 import { binaryUnderTest, copyAlone, startHerald } from '../lib/herald';
 
 /** From now on each new socket of `page` is answered by closing it with `code`. */
@@ -14,13 +14,6 @@ async function closingServer(page: Page, code: number, reason: string) {
     ws.close({ code, reason });
   });
   return { opened: () => opened };
-}
-
-/** Drops the page's socket the way a network change does, so it connects again. */
-async function reconnect(page: Page) {
-  await page.context().setOffline(true);
-  await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'offline');
-  await page.context().setOffline(false);
 }
 
 test('a server that shuts down and comes back: the page reconnects by itself, nothing lost', async ({ browser }) => {

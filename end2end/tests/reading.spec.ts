@@ -2,7 +2,7 @@
 // view, a long line does not widen the page, a growing draft does not cover the conversation, an error
 // goes when its cause does, and "go to room" takes what the server takes.
 import { expect, Page, test } from '@playwright/test';
-import { heraldUrl, openChat, send, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';
+import { heraldUrl, openChat, reconnect, send, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';
 
 /** How far the newest message's bottom is below the scroller's visible bottom (≤ 0: fully visible). */
 async function newestBelowFold(page: Page): Promise<number> {
@@ -98,13 +98,6 @@ async function flakyServer(page: Page) {
     // 'hang': open, and never a word.
   });
   return { set: (m: typeof mode) => (mode = m), opened: () => opened };
-}
-
-/** Drops the page's socket the way a network change does, so it connects again. */
-async function reconnect(page: Page) {
-  await page.context().setOffline(true);
-  await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'offline');
-  await page.context().setOffline(false);
 }
 
 test('a socket that opens but never answers is given up and tried again', async ({ browser }) => {
