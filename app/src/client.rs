@@ -94,7 +94,7 @@ async fn run(
         while outgoing.try_recv().is_ok() {}
 
         tab.connection.set(SocketState::Connecting);
-        let ended = session(tab, &mut outgoing, &mut network).await;
+        let ended = connection(tab, &mut outgoing, &mut network).await;
         if ended.welcomed {
             failures = 0; // It worked for a while: start over with a short delay.
         }
@@ -177,7 +177,7 @@ struct Ended {
 }
 
 /// One connection, from open to close.
-async fn session(
+async fn connection(
     tab: Tab,
     outgoing: &mut mpsc::UnboundedReceiver<ClientMsg>,
     network: &mut mpsc::UnboundedReceiver<Network>,

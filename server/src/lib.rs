@@ -99,7 +99,7 @@ pub async fn run(
     let hub = Hub::new();
     let (log, last_seqs) = {
         let hub = hub.clone();
-        Log::open(
+        Log::open_sqlite(
             &config.data_dir,
             config.retention,
             config.log_cache_mib,

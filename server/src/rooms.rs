@@ -212,7 +212,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let hub = Hub::new();
         let publish = hub.clone();
-        let (log, _) = Log::open(&dir, keep, 2, move |m: &ChatMessage| {
+        let (log, _) = Log::open_sqlite(&dir, keep, 2, move |m: &ChatMessage| {
             publish.publish(&m.room, m)
         })
         .expect("open");

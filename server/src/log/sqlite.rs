@@ -1,10 +1,8 @@
-//! The message log: every accepted message is stored here before anyone sees it.
-//!
-//! SQLite (compiled in, WAL mode) in `--data-dir`. Each room has a dense `seq` counting from 1 and an
-//! `epoch` that names this lifetime of its history; both survive restarts. One writer thread owns the
-//! write connection: it takes every append that is waiting, stores the whole batch in one transaction
-//! (one fsync however many messages), and only after the commit hands the new messages to the hub, in
-//! seq order, and answers the senders. So a broadcast message can never be taken back by a crash, and
+//! The message log on one node: SQLite (compiled in, WAL mode) in `--data-dir`. Each room has a
+//! dense `seq` counting from 1 and an `epoch` that names this lifetime of its history; both survive
+//! restarts. One writer thread owns the write connection: it takes every append that is waiting,
+//! stores the whole batch in one transaction (one fsync however many messages), and only after the
+//! commit hands the new messages to `publish`, in seq order, and answers the senders. So a broadcast message can never be taken back by a crash, and
 //! durability costs one commit per batch, not per message.
 //!
 //! Sending the same `(author, client_id)` twice stores one message: the second append is answered with
@@ -13,7 +11,7 @@
 use std::{
     collections::{HashMap, HashSet},
     hash::BuildHasher,
-    path::{Path, PathBuf},
+    path::Path,
     sync::{Arc, Mutex, mpsc as std_mpsc},
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -22,43 +20,17 @@ use app::protocol::{ChatMessage, Identity, MessageKind};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
+use super::{Appending, LogError, NewMessage};
+
 /// The database file inside `--data-dir`.
 pub const DB_FILE: &str = "herald.db";
 
 /// Most appends stored in one transaction: bounds how long one commit holds the senders' acks.
 const BATCH_MAX: usize = 1024;
 
-#[derive(Debug, thiserror::Error)]
-pub enum LogError {
-    #[error("cannot open the message log at {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("storage failed: {0}")]
-    Storage(#[from] rusqlite::Error),
-    #[error("cannot start the log writer: {0}")]
-    Thread(std::io::Error),
-    /// A batch could not be committed; the cause was logged where it happened.
-    #[error("the message could not be stored")]
-    Failed,
-    #[error("the message log has shut down")]
-    Closed,
-}
-
-/// A message to store, as the connection that received it describes it.
-pub struct NewMessage {
-    pub room: String,
-    /// From the sender's session.
-    pub author: Identity,
-    pub client_id: String,
-    pub body: String,
-    pub kind: MessageKind,
-}
-
 /// Cheap to clone: a handle to the writer thread and the read connection.
 #[derive(Clone)]
-pub struct Log {
+pub struct SqliteLog {
     ops: std_mpsc::Sender<Op>,
     /// Reads (history) go through their own connection; in WAL mode they never wait for the writer.
     reader: Arc<Mutex<Connection>>,
@@ -84,9 +56,6 @@ struct Append {
 }
 
 /// A committed batch: each sender's reply with what storing its message did, in seq order.
-/// An append on its way: resolves once it is committed and handed to the hub.
-pub type Appending = oneshot::Receiver<Result<u64, LogError>>;
-
 type Committed = Vec<(oneshot::Sender<Result<u64, LogError>>, Stored)>;
 
 /// What storing one append did.
@@ -96,7 +65,7 @@ enum Stored {
     Duplicate(u64),
 }
 
-impl Log {
+impl SqliteLog {
     /// Opens (or creates) the log in `data_dir`, keeping the last `retention` messages of each room,
     /// and starts the writer thread (with `cache_mib` MiB of page cache). Each message it stores is
     /// handed to `publish` after its commit, in seq order per room, and only then acknowledged
@@ -583,6 +552,8 @@ fn store_batch(
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn temp_dir(name: &str) -> PathBuf {
@@ -608,7 +579,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_that_fails_to_commit_leaves_no_trace_and_numbering_goes_on_without_a_gap() {
         let dir = temp_dir("rollback");
-        let (log, _) = Log::open(&dir, 100, 2, |_: &ChatMessage| {}).expect("open");
+        let (log, _) = SqliteLog::open(&dir, 100, 2, |_: &ChatMessage| {}).expect("open");
         assert_eq!(
             log.append(msg("ann", "k1", "first")).await.expect("stored"),
             1
@@ -653,7 +624,7 @@ mod tests {
         let dir = temp_dir("publish");
         let published = Arc::new(Mutex::new(Vec::<(String, u64)>::new()));
         let seen = published.clone();
-        let (log, _) = Log::open(&dir, 100, 2, move |m: &ChatMessage| {
+        let (log, _) = SqliteLog::open(&dir, 100, 2, move |m: &ChatMessage| {
             if let Ok(mut seen) = seen.lock() {
                 seen.push((m.body.clone(), m.seq));
             }
@@ -693,7 +664,7 @@ mod tests {
     #[tokio::test]
     async fn seqs_are_dense_and_duplicates_in_one_batch_are_stored_once() {
         let dir = temp_dir("dense");
-        let (log, _) = Log::open(&dir, 100, 2, |_: &ChatMessage| {}).expect("open");
+        let (log, _) = SqliteLog::open(&dir, 100, 2, |_: &ChatMessage| {}).expect("open");
         // Sent concurrently, so they share batches; two of them carry the same key.
         let appends = (0..20).map(|i| {
             let log = log.clone();
@@ -724,7 +695,7 @@ mod tests {
     async fn history_and_epoch_survive_a_reopen_and_retention_keeps_the_newest() {
         let dir = temp_dir("reopen");
         let epoch = {
-            let (log, _) = Log::open(&dir, 5, 2, |_: &ChatMessage| {}).expect("open");
+            let (log, _) = SqliteLog::open(&dir, 5, 2, |_: &ChatMessage| {}).expect("open");
             for i in 0..8 {
                 log.append(msg("ann", &format!("k{i}"), &format!("m{i}")))
                     .await
@@ -732,7 +703,7 @@ mod tests {
             }
             log.epoch("general").expect("general exists")
         };
-        let (log, last_seqs) = Log::open(&dir, 5, 2, |_: &ChatMessage| {}).expect("reopen");
+        let (log, last_seqs) = SqliteLog::open(&dir, 5, 2, |_: &ChatMessage| {}).expect("reopen");
         assert_eq!(last_seqs, vec![("general".to_string(), 8)]);
         assert_eq!(log.epoch("general").as_deref(), Some(epoch.as_str()));
         assert_eq!(log.first_seq("general").await.expect("read"), Some(4));
