@@ -62,7 +62,7 @@ pub fn Composer() -> impl IntoView {
         }
         // Once the box is enabled in the DOM (an effect can run before that update lands).
         #[cfg(feature = "hydrate")]
-        request_animation_frame(move || {
+        crate::components::before_next_paint(move || {
             let busy = document().active_element().is_some_and(|el| {
                 matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
                     && el.get_attribute("data-testid").as_deref() != Some("room-input")

@@ -6,7 +6,7 @@ use leptos::{html, prelude::*};
 
 use crate::{
     components::{
-        MessageBody, mentions,
+        MessageBody, before_next_paint, mentions,
         sent_at::{iso, sent_label},
     },
     protocol::MessageKind,
@@ -109,7 +109,7 @@ pub fn MessageList() -> impl IntoView {
         // An effect may run before the list's own update has reached the DOM (measuring then put
         // the newest one message out of view): measure once it has, before the next paint.
         settling.set_value(true);
-        request_animation_frame(settle);
+        before_next_paint(settle);
     });
 
     let load_older = move || {

@@ -15,3 +15,18 @@ pub use message_list::MessageList;
 pub use people::{Members, TypingIndicator};
 pub use rooms::RoomList;
 pub use status::ConnectionStatus;
+
+use leptos::prelude::{GetValue, StoredValue, request_animation_frame};
+
+/// Runs `f` before the next paint, when the DOM has the latest update (an effect can run before it
+/// lands) — unless the component that asked is gone by then: a reader who moves to another room
+/// in between disposes the signals `f` would read, and reading a disposed signal panics.
+pub(crate) fn before_next_paint(f: impl FnOnce() + 'static) {
+    // Disposed with the component (or the effect run) that asked.
+    let alive = StoredValue::new(());
+    request_animation_frame(move || {
+        if alive.try_get_value().is_some() {
+            f();
+        }
+    });
+}
