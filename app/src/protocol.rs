@@ -31,7 +31,7 @@ pub const DEFAULT_RATE_BURST: u32 = 30;
 
 /// Most sends of one connection the server holds unanswered (stored, not yet acknowledged); past it
 /// the server reads nothing more from that connection until it has answered.
-pub const MAX_IN_FLIGHT: u32 = 256;
+pub const MAX_IN_FLIGHT: u32 = 100;
 
 /// Longest `client_id` a sender may choose, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;

@@ -48,6 +48,10 @@ const SOURCE_ADDRESSES: usize = 200;
 /// How long a step waits for its last deliveries before counting the missing ones as lost.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
+/// The longest a run waits for something it needs (all acks, the next frame of a catch-up) before
+/// it reports what did not come instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(60);
+
 /// Subscribers one process holds at most when the split is left to the tool: the open-files limit
 /// here is about 20 000, and each process also needs a few files of its own.
 const SUBSCRIBERS_PER_PROCESS: usize = 15_000;
@@ -566,6 +570,8 @@ pub async fn subscribers_in(
 struct Publisher {
     sink: futures::stream::SplitSink<Socket, Message>,
     acked: Arc<AtomicU64>,
+    /// Why its connection ended, once it has (the server's close frame, if it sent one).
+    ended: Arc<std::sync::Mutex<Option<String>>>,
     sent: u64,
     rooms: Vec<String>,
     name: usize,
@@ -587,18 +593,26 @@ impl Publisher {
         let (sink, mut stream) = ws.split();
         let acked = Arc::new(AtomicU64::new(0));
         let counted = acked.clone();
+        let ended = Arc::new(std::sync::Mutex::new(None));
+        let why = ended.clone();
         tokio::spawn(async move {
-            while let Some(Ok(msg)) = stream.next().await {
-                if let Message::Text(text) = msg
-                    && text.starts_with(r#"{"type":"ack""#)
-                {
-                    counted.fetch_add(1, Ordering::Relaxed);
+            let end = loop {
+                match stream.next().await {
+                    Some(Ok(Message::Text(text))) if text.starts_with(r#"{"type":"ack""#) => {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(Ok(Message::Close(frame))) => break format!("closed: {frame:?}"),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break format!("failed: {e}"),
+                    None => break "ended".to_owned(),
                 }
-            }
+            };
+            *why.lock().unwrap_or_else(|p| p.into_inner()) = Some(end);
         });
         Ok(Self {
             sink,
             acked,
+            ended,
             sent: 0,
             rooms,
             name,
@@ -621,6 +635,34 @@ impl Publisher {
     async fn flush(&mut self) -> anyhow::Result<()> {
         self.sink.flush().await?;
         Ok(())
+    }
+
+    /// Waits until every send is acknowledged; an error if the connection ends first or `patience`
+    /// passes (a benchmark that hangs measures nothing).
+    async fn all_acked(&self, patience: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            let acked = self.acked.load(Ordering::Relaxed);
+            if acked >= self.sent {
+                return Ok(());
+            }
+            let ended = self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(why) = ended {
+                anyhow::bail!(
+                    "publisher {}: {acked} of {} acked, then {why}",
+                    self.name,
+                    self.sent
+                );
+            }
+            if started.elapsed() > patience {
+                anyhow::bail!(
+                    "publisher {}: {acked} of {} acked in {patience:?}",
+                    self.name,
+                    self.sent
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -945,9 +987,7 @@ pub async fn reconnect(
         p.flush().await?;
     }
     for p in &publishers {
-        while p.acked.load(Ordering::Relaxed) < p.sent {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        p.all_acked(PATIENCE).await?;
     }
 
     // Everyone comes back at once; the clock runs until the last one has all it missed.
@@ -966,7 +1006,9 @@ pub async fn reconnect(
                     ws.send(Message::text(join.encode())).await?;
                     let (mut got, mut dup, mut seen) = (0u64, 0u64, last);
                     while got < missed {
-                        let Some(Ok(msg)) = ws.next().await else {
+                        // What has not come by then counts as lost.
+                        let Ok(Some(Ok(msg))) = tokio::time::timeout(PATIENCE, ws.next()).await
+                        else {
                             break;
                         };
                         let Message::Text(text) = msg else { continue };

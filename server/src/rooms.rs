@@ -9,7 +9,8 @@
 use app::protocol::{ChatMessage, Cursor, HISTORY_ON_JOIN, JoinMode, MAX_REPLAY, ServerMsg};
 
 use crate::{
-    hub::{Handle, Hub},
+    frame::Frame,
+    hub::{Handle, Hub, JoinPoint},
     log::{Log, LogError},
 };
 
@@ -22,8 +23,8 @@ pub struct Joining {
     pub first_seq: u64,
     /// The last seq replayed: live messages continue from the next.
     pub last_seq: u64,
-    /// `first_seq..=last_seq`, oldest first.
-    pub replay: Vec<ChatMessage>,
+    /// The `message` frames of `first_seq..=last_seq`, oldest first.
+    pub replay: Vec<Frame>,
 }
 
 impl Joining {
@@ -40,7 +41,8 @@ impl Joining {
 }
 
 /// Joins `conn` to `room` from `since`: from here the room's live messages wait in the hub for
-/// this connection, and the replay is read up to exactly where they start. Send
+/// this connection, and the replay is taken up to exactly where they start — from the frames the
+/// hub kept of the room's newest messages when it starts among them, else from the log. Send
 /// [`Joining::joined`] and the replay, then call [`go_live`]. On an error the connection is out
 /// of the room again.
 pub async fn join(
@@ -50,25 +52,38 @@ pub async fn join(
     since: Option<Cursor>,
 ) -> Result<Joining, LogError> {
     let epoch = log.ensure_room(room).await?;
-    let live_after = conn.join(room);
-    match replay(log, room, &epoch, live_after, since).await {
-        Ok(Replay {
+    // The replay starts here at the earliest (the room's oldest held message can only move it on).
+    let earliest = |live_after| replay_start(since.as_ref(), &epoch, live_after, 1).1;
+    let JoinPoint { live_after, recent } = conn.join(room, earliest);
+    let joining = async {
+        let first_held = log.first_seq(room).await?.unwrap_or(live_after + 1);
+        let (mode, from) = replay_start(since.as_ref(), &epoch, live_after, first_held);
+        let replay = match recent {
+            Some(frames) => {
+                let skip = from.saturating_sub(earliest(live_after));
+                let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+                frames.into_iter().skip(skip).collect()
+            }
+            None => log
+                .range(room, from, live_after)
+                .await?
+                .into_iter()
+                .map(|message| Frame::of(&ServerMsg::Message(message)))
+                .collect(),
+        };
+        Ok(Joining {
+            epoch: epoch.clone(),
             mode,
-            first_seq,
-            messages,
-            ..
-        }) => Ok(Joining {
-            epoch,
-            mode,
-            first_seq,
+            first_seq: from,
             last_seq: live_after,
-            replay: messages,
-        }),
-        Err(e) => {
-            conn.leave(room);
-            Err(e)
-        }
+            replay,
+        })
+    };
+    let joined = joining.await;
+    if joined.is_err() {
+        conn.leave(room);
     }
+    joined
 }
 
 /// Lets the room's held live messages through, after the replay; returns the room's people, to
@@ -100,10 +115,29 @@ pub async fn replay(
     since: Option<Cursor>,
 ) -> Result<Replay, LogError> {
     let first_held = log.first_seq(room).await?.unwrap_or(live_after + 1);
+    let (mode, from) = replay_start(since.as_ref(), epoch, live_after, first_held);
+    let messages = log.range(room, from, live_after).await?;
+    Ok(Replay {
+        mode,
+        first_seq: from,
+        messages,
+        has_older: from > first_held,
+    })
+}
+
+/// How a join with `since` relates to `room`'s history, and the seq its replay starts at, when the
+/// live messages start after `live_after` and the oldest message held is `first_held` (a larger
+/// `first_held` can only move the start on).
+fn replay_start(
+    since: Option<&Cursor>,
+    epoch: &str,
+    live_after: u64,
+    first_held: u64,
+) -> (JoinMode, u64) {
     let latest = live_after
         .saturating_sub(HISTORY_ON_JOIN as u64 - 1)
         .max(first_held);
-    let (mode, from) = match since {
+    match since {
         None => (JoinMode::Latest, latest),
         Some(cursor) if cursor.epoch != epoch || cursor.seq > live_after => {
             (JoinMode::Reset, latest)
@@ -117,14 +151,7 @@ pub async fn replay(
                 (JoinMode::Full, wanted)
             }
         }
-    };
-    let messages = log.range(room, from, live_after).await?;
-    Ok(Replay {
-        mode,
-        first_seq: from,
-        messages,
-        has_older: from > first_held,
-    })
+    }
 }
 
 /// Where a page of history is taken from.
@@ -237,6 +264,50 @@ mod tests {
         messages.iter().map(|m| m.seq).collect()
     }
 
+    fn frame_seqs(frames: &[Frame]) -> Vec<u64> {
+        frames
+            .iter()
+            .map(|frame| match frame.kind() {
+                crate::frame::Kind::Message { seq, .. } => seq,
+                other => panic!("not a message: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_replay_is_the_same_whether_the_hub_still_had_it_or_the_log_is_read() {
+        let (log, hub, dir) = room_of("recent", 300, 1_000).await;
+        let epoch = log.epoch("general").expect("epoch");
+        let mut conn = hub.connect(None);
+        let from = |seq| {
+            Some(Cursor {
+                epoch: epoch.clone(),
+                seq,
+            })
+        };
+        // From the hub's newest frames (a few missed), and from the log (more than it keeps).
+        for (cursor, first) in [(295, 296), (100, 101)] {
+            let joining = join(&log, &mut conn, "general", from(cursor))
+                .await
+                .expect("join");
+            assert_eq!(joining.mode, JoinMode::Full);
+            let stored: Vec<Frame> = log
+                .range("general", first, 300)
+                .await
+                .expect("range")
+                .into_iter()
+                .map(|m| Frame::of(&ServerMsg::Message(m)))
+                .collect();
+            assert_eq!(
+                frame_seqs(&joining.replay),
+                (first..=300).collect::<Vec<_>>()
+            );
+            assert!(joining.replay == stored, "the same bytes from {cursor}");
+            conn.leave("general");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[tokio::test]
     async fn a_join_says_how_it_relates_to_the_cursor_and_replays_up_to_the_live_stream() {
         let (log, hub, dir) = room_of("join", 60, 1_000).await;
@@ -252,14 +323,14 @@ mod tests {
         let latest = join(&log, &mut conn, "general", None).await.expect("join");
         assert_eq!(latest.mode, JoinMode::Latest);
         assert_eq!((latest.first_seq, latest.last_seq), (11, 60));
-        assert_eq!(seqs(&latest.replay), (11..=60).collect::<Vec<_>>());
+        assert_eq!(frame_seqs(&latest.replay), (11..=60).collect::<Vec<_>>());
         conn.leave("general");
 
         let full = join(&log, &mut conn, "general", cursor(55))
             .await
             .expect("join");
         assert_eq!(full.mode, JoinMode::Full);
-        assert_eq!(seqs(&full.replay), (56..=60).collect::<Vec<_>>());
+        assert_eq!(frame_seqs(&full.replay), (56..=60).collect::<Vec<_>>());
         conn.leave("general");
 
         let up_to_date = join(&log, &mut conn, "general", cursor(60))
@@ -293,7 +364,7 @@ mod tests {
         let since = Some(Cursor { epoch, seq: 5 });
         let partial = join(&log, &mut conn, "general", since).await.expect("join");
         assert_eq!(partial.mode, JoinMode::Partial);
-        assert_eq!(seqs(&partial.replay), (21..=30).collect::<Vec<_>>());
+        assert_eq!(frame_seqs(&partial.replay), (21..=30).collect::<Vec<_>>());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -5,6 +5,8 @@ mod common;
 
 use app::protocol::{ClientMsg, ErrorCode, JoinMode, Limits, ServerMsg};
 use common::{Client, TempDir, TestServer};
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn the_welcome_says_what_the_server_was_started_to_accept_and_so_does_the_page() {
@@ -243,4 +245,50 @@ async fn a_client_that_sends_a_burst_before_reading_anything_is_read_and_acked_i
             other => panic!("unexpected {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_client_reading_as_it_goes_gets_every_ack_and_every_echo_of_a_burst_into_its_own_rooms() {
+    // A bot in 13 rooms sending 100 to each at once, reading all the while: what the server sends
+    // back for its sends (an ack each, and the message itself in a room it is in) is the server's
+    // own doing, and must never make it "too slow".
+    const ROOMS: usize = 13;
+    const EACH: usize = 100;
+    let data = TempDir::new();
+    let unlimited = ["--rate-per-sec", "1000000", "--rate-burst", "1000000"];
+    let server = TestServer::start_in(data.path(), &unlimited).await;
+    let cookie = server.session("Bot").await;
+    let mut client = Client::connect_only(server.addr, &cookie).await;
+    let rooms: Vec<String> = (0..ROOMS).map(|i| format!("burst-{i}")).collect();
+    for room in &rooms {
+        client.join(room, None).await;
+    }
+    let (mut sink, mut stream) = client.into_socket().split();
+    let reader = tokio::spawn(async move {
+        let (mut acks, mut echoes) = (0, 0);
+        while acks < ROOMS * EACH || echoes < ROOMS * EACH {
+            let frame = tokio::time::timeout(common::PATIENCE, stream.next()).await;
+            let Ok(Some(Ok(Message::Text(text)))) = frame else {
+                panic!("after {acks} acks and {echoes} messages: {frame:?}");
+            };
+            match ServerMsg::decode(&text).expect("protocol") {
+                ServerMsg::Ack { .. } => acks += 1,
+                ServerMsg::Message(_) => echoes += 1,
+                ServerMsg::Presence { .. } | ServerMsg::Rooms { .. } => {}
+                other => panic!("after {acks} acks and {echoes} messages: {other:?}"),
+            }
+        }
+        (acks, echoes)
+    });
+    for i in 0..ROOMS * EACH {
+        let send = ClientMsg::Send {
+            room: rooms[i % ROOMS].clone(),
+            client_id: format!("m{i}"),
+            body: format!("message {i}"),
+        };
+        sink.feed(Message::text(send.encode())).await.expect("send");
+    }
+    sink.flush().await.expect("flush");
+    let (acks, echoes) = reader.await.expect("the reader saw everything");
+    assert_eq!((acks, echoes), (ROOMS * EACH, ROOMS * EACH));
 }

@@ -36,11 +36,13 @@ pub use queue::{Drain, SendQueue};
 
 mod presence;
 mod queue;
+mod recent;
 #[cfg(test)]
 mod tests;
 
 use presence::room_list;
 use queue::Full;
+use recent::{RECENT_KEEP, Recent};
 
 /// How many times a connection may lag before the hub gives up on it.
 pub const MAX_LAGS: u32 = 5;
@@ -116,6 +118,11 @@ struct HubRoom {
     dirty: bool,
     /// By user id: when their last `typing` here was passed on.
     typing: HashMap<String, Instant>,
+    /// The newest messages, encoded: what a join replays when it starts among them.
+    recent: Recent,
+    /// Since when the room has had no subscriber (seen by [`Hub::tick`]); its recent frames go
+    /// [`RECENT_KEEP`] after.
+    emptied_at: Option<Instant>,
 }
 
 struct Member {
@@ -175,6 +182,15 @@ pub struct Handle {
     user: Option<Identity>,
     queue: Arc<SendQueue>,
     joined: Vec<String>,
+}
+
+/// Where a join starts: see [`Handle::join`].
+pub struct JoinPoint {
+    /// The seq the held live messages start after.
+    pub live_after: u64,
+    /// The frames of the messages from the earliest seq asked for up to `live_after`, if the hub
+    /// still has every one (empty if there are none to replay).
+    pub recent: Option<Vec<Frame>>,
 }
 
 /// Numbers an operator (or a test) can read off the hub.
@@ -260,6 +276,7 @@ impl Hub {
             self.inner.list_stale.store(true, Ordering::Relaxed);
         }
         room.last_seq = message.seq;
+        room.recent.push(message.seq, &frame);
         // Their message ends their typing; the next keystroke may say so again at once.
         room.typing.remove(&message.author.id);
         room.subscribers
@@ -276,6 +293,16 @@ impl Hub {
                 .retain(|_, sent| now < *sent + Duration::from_secs(60));
             if room.dirty {
                 counts_changed |= room.announce(&name, now);
+            }
+            // However its last subscriber went (left, dropped, lagged), an empty room keeps its
+            // recent frames a while for those coming back, then lets them go.
+            if !room.subscribers.is_empty() || room.recent.is_empty() {
+                room.emptied_at = None;
+            } else if room.emptied_at.is_none() {
+                room.emptied_at = Some(now);
+            } else if room.emptied_at.is_some_and(|at| now >= at + RECENT_KEEP) {
+                room.recent.clear();
+                room.emptied_at = None;
             }
         }
         if counts_changed {
@@ -369,11 +396,16 @@ impl Handle {
     }
 
     /// Starts a join: from now on the room's messages are held for this connection, and its user is
-    /// a member. Returns the seq the held messages start after — the caller replays the log up to it,
-    /// then calls [`Self::release`].
-    pub fn join(&mut self, room: &str) -> u64 {
+    /// a member. Returns the seq the held messages start after — the caller replays up to it, then
+    /// calls [`Self::release`] — and, if the hub still has them all, the frames of the messages
+    /// from `earliest(live_after)` to there (the earliest the replay may start at).
+    pub fn join(&mut self, room: &str, earliest: impl FnOnce(u64) -> u64) -> JoinPoint {
         let entry = self.hub.room(room);
         let mut entry = lock(&entry);
+        let point = JoinPoint {
+            live_after: entry.last_seq,
+            recent: entry.recent.since(earliest(entry.last_seq), entry.last_seq),
+        };
         entry.subscribers.insert(
             self.id,
             Subscriber {
@@ -385,7 +417,7 @@ impl Handle {
         if !self.joined.iter().any(|r| r == room) {
             self.joined.push(room.to_owned());
             let Some(user) = &self.user else {
-                return entry.last_seq;
+                return point;
             };
             let member = entry
                 .members
@@ -401,7 +433,7 @@ impl Handle {
             member.who = user.clone();
             entry.dirty = true;
         }
-        entry.last_seq
+        point
     }
 
     /// Ends a join: the held messages go to the queue (after the replay already there), and the

@@ -143,10 +143,12 @@ impl SendQueue {
         self.lock().closing
     }
 
-    /// Whether the queue is at its bound (replies included).
-    pub fn is_full(&self) -> bool {
+    /// Whether `frames` more frames and `bytes` more bytes stay within the queue's bounds, beside
+    /// what it holds (replies included). `has_room(0, 0)` is false once it is at its bound.
+    pub fn has_room(&self, frames: usize, bytes: usize) -> bool {
         let queue = self.lock();
-        queue.frames.len() >= QUEUE_FRAMES || queue.bytes >= QUEUE_BYTES
+        queue.frames.len().saturating_add(frames) < QUEUE_FRAMES
+            && queue.bytes.saturating_add(bytes) < QUEUE_BYTES
     }
 
     /// Bytes waiting to be written.

@@ -40,7 +40,7 @@ fn joined(hub: &Hub, room: &str) -> (Handle, Arc<SendQueue>) {
 
 fn joined_as(hub: &Hub, room: &str, who: Identity) -> (Handle, Arc<SendQueue>) {
     let mut conn = hub.connect(Some(who));
-    conn.join(room);
+    conn.join(room, |last| last + 1);
     conn.release(room);
     let queue = conn.queue();
     (conn, queue)
@@ -130,7 +130,11 @@ fn messages_published_during_a_join_wait_until_the_replay_is_queued() {
     let hub = Hub::new();
     hub.set_last_seq("general", 41);
     let mut conn = hub.connect(Some(user(1)));
-    assert_eq!(conn.join("general"), 41, "replay up to 41");
+    assert_eq!(
+        conn.join("general", |last| last + 1).live_after,
+        41,
+        "replay up to 41"
+    );
     hub.publish("general", &message(42)); // Arrives while the replay is being read.
     assert!(frames(&conn.queue).is_empty(), "held back");
     conn.reply(Frame::from("replay"));
@@ -170,7 +174,7 @@ fn a_connection_that_keeps_lagging_is_given_up() {
     let mut conn = hub.connect(Some(user(1)));
     let mut seq = 0;
     for _ in 0..MAX_LAGS {
-        conn.join("general");
+        conn.join("general", |last| last + 1);
         conn.release("general");
         for _ in 0..=QUEUE_FRAMES {
             seq += 1;
@@ -388,4 +392,42 @@ fn the_byte_bound_lags_a_reader_of_big_messages_before_the_frame_bound() {
     assert!(stalled.queued_bytes() <= QUEUE_BYTES);
     assert_eq!(hub.stats().queued_bytes, stalled.queued_bytes());
     assert_eq!(seq as usize, QUEUE_BYTES / 60_000 + 1);
+}
+
+#[test]
+fn a_join_gets_the_frames_of_the_newest_messages_it_replays_when_the_hub_still_has_them() {
+    let hub = Hub::new();
+    hub.set_last_seq("general", 10); // What the log held at start: nothing of it is in the hub.
+    let mut conn = hub.connect(Some(user(1)));
+    assert!(
+        conn.join("general", |last| last - 2).recent.is_none(),
+        "before any publish"
+    );
+    assert!(
+        conn.join("general", |last| last + 1)
+            .recent
+            .is_some_and(|f| f.is_empty())
+    );
+    conn.leave("general");
+    for seq in 11..=20 {
+        hub.publish("general", &message(seq));
+    }
+    let point = conn.join("general", |last| last - 4);
+    assert_eq!(point.live_after, 20);
+    let recent: Vec<u64> = point.recent.expect("kept").iter().map(seq_of).collect();
+    assert_eq!(recent, (16..=20).collect::<Vec<_>>());
+    conn.leave("general");
+    assert!(
+        conn.join("general", |_| 10).recent.is_none(),
+        "10 was never published here"
+    );
+    conn.leave("general");
+    drop(conn);
+
+    // A room no one is in lets its frames go after a while.
+    let start = Instant::now();
+    hub.tick(start);
+    hub.tick(start + super::recent::RECENT_KEEP);
+    let mut back = hub.connect(Some(user(2)));
+    assert!(back.join("general", |last| last).recent.is_none(), "let go");
 }

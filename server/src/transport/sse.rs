@@ -10,7 +10,7 @@
 
 use std::{convert::Infallible, time::Duration};
 
-use app::protocol::{Cursor, JoinMode, ServerMsg, validate_room};
+use app::protocol::{Cursor, JoinMode, validate_room};
 use axum::{
     Router,
     extract::{Path, Query, State, rejection::QueryRejection},
@@ -182,13 +182,11 @@ async fn subscribe(
         },
     };
     let mut delivered = out.forward(&Frame::of(&joined), &mut at).await;
-    for message in joining.replay {
+    for frame in &joining.replay {
         if !delivered {
             break;
         }
-        delivered = out
-            .forward(&Frame::of(&ServerMsg::Message(message)), &mut at)
-            .await;
+        delivered = out.forward(frame, &mut at).await;
     }
     let presence = rooms::go_live(conn, room);
     if !delivered || !out.forward(&Frame::of(&presence), &mut at).await {

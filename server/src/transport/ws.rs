@@ -16,8 +16,8 @@ use std::{
 };
 
 use app::protocol::{
-    ClientMsg, Cursor, Disconnect, ErrorCode, HISTORY_PAGE_MAX, Identity, MAX_FRAME_BYTES,
-    MessageKind, PROTOCOL_VERSION, ProtocolError, ServerMsg,
+    ClientMsg, Cursor, Disconnect, ErrorCode, HISTORY_PAGE_MAX, Identity, MAX_CLIENT_ID_BYTES,
+    MAX_FRAME_BYTES, MAX_ROOM_CHARS, MessageKind, PROTOCOL_VERSION, ProtocolError, ServerMsg,
 };
 use axum::{
     Router,
@@ -30,7 +30,7 @@ use axum::{
 use crate::{
     AppState,
     frame::{Frame, opcode},
-    hub::{Drain, Handle, SendQueue},
+    hub::{Drain, Handle, QUEUE_FRAMES, SendQueue},
     log::{Appending, LogError, NewMessage},
     rate::TokenBucket,
     rooms::{self, PageAt},
@@ -51,9 +51,58 @@ const STALLED_WRITE: Duration = Duration::from_secs(30);
 /// read until acks come back (clients learn it in `welcome`).
 const MAX_IN_FLIGHT: usize = app::protocol::MAX_IN_FLIGHT as usize;
 
-/// A connection's sends on their way to the log, oldest first: `(room, client_id, answer)`. Acks go
-/// out in this order.
-type InFlight = VecDeque<(String, String, Appending)>;
+/// Most bytes one send brings back to its own connection beyond the send's own length: its echo
+/// (the message again, with its author, seq, time and kind) and its ack (room, client id, seq).
+/// Checked against the encoder in the tests below.
+const ANSWER_OVERHEAD_BYTES: usize = 512 + MAX_ROOM_CHARS + MAX_CLIENT_ID_BYTES;
+
+/// Every send in flight may come back as two frames (its echo and its ack), and the queue must have
+/// room for both whatever else arrives.
+const _: () = assert!(2 * MAX_IN_FLIGHT < QUEUE_FRAMES);
+
+/// A connection's sends on their way to the log, oldest first (acks go out in this order), and the
+/// room they hold in the connection's queue: what the server sends back for a send it accepted is
+/// its own doing, and must never make a client that reads along count as too slow.
+#[derive(Default)]
+struct InFlight {
+    sends: VecDeque<InFlightSend>,
+    /// What the answers to `sends` will need in the queue, at most.
+    answer_bytes: usize,
+}
+
+struct InFlightSend {
+    room: String,
+    client_id: String,
+    answer: Appending,
+    answer_bytes: usize,
+}
+
+impl InFlight {
+    fn len(&self) -> usize {
+        self.sends.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sends.is_empty()
+    }
+
+    fn push(&mut self, room: String, client_id: String, answer: Appending, sent_bytes: usize) {
+        let answer_bytes = sent_bytes.saturating_add(ANSWER_OVERHEAD_BYTES);
+        self.answer_bytes = self.answer_bytes.saturating_add(answer_bytes);
+        self.sends.push_back(InFlightSend {
+            room,
+            client_id,
+            answer,
+            answer_bytes,
+        });
+    }
+
+    /// Whether the client may be read: fewer than [`MAX_IN_FLIGHT`] sends unanswered, and room in
+    /// `queue` for all their answers besides what it holds.
+    fn may_read(&self, queue: &SendQueue) -> bool {
+        self.len() < MAX_IN_FLIGHT && queue.has_room(2 * self.len(), self.answer_bytes)
+    }
+}
 
 /// Most frames one write carries: large enough to batch a burst, small enough to start writing soon.
 const BATCH_FRAMES: usize = 64;
@@ -175,7 +224,7 @@ async fn connection(socket: Socket, state: AppState, user: Identity) {
 /// it has read what it was sent.
 async fn serve(state: &AppState, conn: &mut Handle, link: &mut Link, user: &Identity) -> End {
     let mut budget = TokenBucket::new(state.limits.rate_per_sec, state.limits.rate_burst);
-    let mut in_flight = InFlight::new();
+    let mut in_flight = InFlight::default();
     let mut stall = Stall::default();
     loop {
         if let Err(end) = link.refill() {
@@ -187,7 +236,7 @@ async fn serve(state: &AppState, conn: &mut Handle, link: &mut Link, user: &Iden
             Ok(WriteProgress::Idle) => false,
             Err(end) => return end,
         };
-        let read = in_flight.len() < MAX_IN_FLIGHT && !link.queue.is_full();
+        let read = in_flight.may_read(&link.queue);
         let event = tokio::select! {
             biased;
             _ = link.queue.ready.notified() => {
@@ -259,14 +308,16 @@ async fn serve(state: &AppState, conn: &mut Handle, link: &mut Link, user: &Iden
 
 /// The answer to the oldest send in flight (cancel-safe: it stays first until answered).
 async fn first_answer(in_flight: &mut InFlight) -> (String, String, Result<u64, LogError>) {
-    let Some((_, _, answer)) = in_flight.front_mut() else {
+    let Some(first) = in_flight.sends.front_mut() else {
         return std::future::pending().await;
     };
-    let stored = answer.await.unwrap_or(Err(LogError::Closed));
-    let Some((room, client_id, _)) = in_flight.pop_front() else {
+    let stored = (&mut first.answer).await.unwrap_or(Err(LogError::Closed));
+    let Some(done) = in_flight.sends.pop_front() else {
         return std::future::pending().await;
     };
-    (room, client_id, stored)
+    // Its answers are in the queue now (the echo before the ack), counted there.
+    in_flight.answer_bytes = in_flight.answer_bytes.saturating_sub(done.answer_bytes);
+    (done.room, done.client_id, stored)
 }
 
 /// What a client is told when the log failed it.
@@ -465,7 +516,7 @@ async fn handle(
                 body,
             });
             match submitted {
-                Ok(answer) => in_flight.push_back((room, client_id, answer)),
+                Ok(answer) => in_flight.push(room, client_id, answer, text.len()),
                 Err(e) => reply(unavailable(e)),
             }
         }
@@ -493,9 +544,9 @@ async fn join(
     };
     let joined = joining.joined(&room);
     // Queued before the held messages are released, so nothing live can overtake the replay.
-    for frame in std::iter::once(joined).chain(joining.replay.into_iter().map(ServerMsg::Message)) {
-        conn.reply(frame.encode().into());
-        if link.queue.is_full() {
+    for frame in std::iter::once(Frame::of(&joined)).chain(joining.replay) {
+        conn.reply(frame);
+        if !link.queue.has_room(0, 0) {
             link.flush().await?;
         }
     }
@@ -525,4 +576,55 @@ async fn history(
         has_more: page.has_older,
         messages: page.messages,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use app::protocol::{
+        ChatMessage, ClientMsg, Identity, MAX_CLIENT_ID_BYTES, MAX_NAME_CHARS, MAX_ROOM_CHARS,
+        MessageKind, ServerMsg,
+    };
+
+    use super::ANSWER_OVERHEAD_BYTES;
+    use crate::frame::Frame;
+
+    #[test]
+    fn what_a_send_brings_back_fits_in_what_is_held_for_it() {
+        let room = "r".repeat(MAX_ROOM_CHARS);
+        let client_id = "c".repeat(MAX_CLIENT_ID_BYTES);
+        // The widest author: every character of the name four bytes long.
+        let author = Identity {
+            id: crate::session::random_hex(8),
+            name: "𝄞".repeat(MAX_NAME_CHARS),
+        };
+        for body in ["", "hello", "\"quoted\" \\ and \u{1F600}"] {
+            let sent = ClientMsg::Send {
+                room: room.clone(),
+                client_id: client_id.clone(),
+                body: body.into(),
+            }
+            .encode();
+            let echo = Frame::of(&ServerMsg::Message(ChatMessage {
+                room: room.clone(),
+                seq: u64::MAX,
+                author: author.clone(),
+                client_id: client_id.clone(),
+                body: body.into(),
+                sent_at: u64::MAX,
+                kind: MessageKind::User,
+            }));
+            let ack = Frame::of(&ServerMsg::Ack {
+                room: room.clone(),
+                client_id: client_id.clone(),
+                seq: u64::MAX,
+            });
+            assert!(
+                echo.len() + ack.len() <= sent.len() + ANSWER_OVERHEAD_BYTES,
+                "{} + {} > {} + {ANSWER_OVERHEAD_BYTES}",
+                echo.len(),
+                ack.len(),
+                sent.len()
+            );
+        }
+    }
 }

@@ -244,6 +244,11 @@ impl Client {
         }
     }
 
+    /// The socket itself, for a test that reads and writes it at the same time (split it).
+    pub fn into_socket(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.socket
+    }
+
     /// Joins `room` and reads the answer (the replay after it is left to the test).
     pub async fn join(&mut self, room: &str, since: Option<Cursor>) -> Joined {
         self.send(&ClientMsg::Join {
