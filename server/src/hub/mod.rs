@@ -1,6 +1,7 @@
 //! The broadcast hub: who listens to which room, who is in it, and fan-out of each stored message and
-//! each signal to them. No I/O. Here: the rooms' subscribers and fan-out; `queue.rs`: each
-//! connection's bounded queue; `presence.rs`: who is in a room, as the others are told it.
+//! each signal to them. No I/O. Here: the rooms' subscribers and fan-out; `handle.rs`: a
+//! connection's joins and leaves; `queue.rs`: each connection's bounded queue; `presence.rs`: who
+//! is in a room, as the others are told it; `recent.rs`: each room's newest frames, for replays.
 //!
 //! A message is encoded once into a [`Frame`] whose bytes every subscriber shares; delivering it is a
 //! non-blocking push onto each connection's [`SendQueue`], a queue bounded in frames and in bytes that
@@ -32,8 +33,10 @@ use std::{
 use app::protocol::{ChatMessage, Disconnect, Identity, RoomSummary, ServerMsg, TYPING_REPEAT_MS};
 
 pub use crate::frame::Frame;
+pub use handle::{Handle, JoinPoint};
 pub use queue::{Drain, SendQueue};
 
+mod handle;
 mod presence;
 mod queue;
 mod recent;
@@ -170,27 +173,6 @@ impl Subscriber {
             self.queue.signal(frame);
         }
     }
-}
-
-/// One connection's place in the hub: its queue, who it is, and the rooms it has joined. Dropping it
-/// leaves them.
-pub struct Handle {
-    id: u64,
-    hub: Hub,
-    /// Whom the connection is for; `None` for an observer (a Server-Sent Events reader), which
-    /// receives a room without being one of the people in it.
-    user: Option<Identity>,
-    queue: Arc<SendQueue>,
-    joined: Vec<String>,
-}
-
-/// Where a join starts: see [`Handle::join`].
-pub struct JoinPoint {
-    /// The seq the held live messages start after.
-    pub live_after: u64,
-    /// The frames of the messages from the earliest seq asked for up to `live_after`, if the hub
-    /// still has every one (empty if there are none to replay).
-    pub recent: Option<Vec<Frame>>,
 }
 
 /// Numbers an operator (or a test) can read off the hub.
@@ -375,155 +357,6 @@ impl Hub {
         Stats {
             connections: connections.len(),
             queued_bytes: connections.values().map(|queue| queue.queued_bytes()).sum(),
-        }
-    }
-}
-
-impl Handle {
-    /// This connection's queue, for the task that writes it out.
-    pub fn queue(&self) -> Arc<SendQueue> {
-        self.queue.clone()
-    }
-
-    /// Queues a reply on this connection's own queue, behind what is already there: a reply answers
-    /// something this client asked for and is never dropped (see [`SendQueue::push`]).
-    pub fn reply(&self, frame: Frame) {
-        self.queue.push(frame);
-    }
-
-    pub fn has_joined(&self, room: &str) -> bool {
-        self.joined.iter().any(|r| r == room)
-    }
-
-    /// Starts a join: from now on the room's messages are held for this connection, and its user is
-    /// a member. Returns the seq the held messages start after — the caller replays up to it, then
-    /// calls [`Self::release`] — and, if the hub still has them all, the frames of the messages
-    /// from `earliest(live_after)` to there (the earliest the replay may start at).
-    pub fn join(&mut self, room: &str, earliest: impl FnOnce(u64) -> u64) -> JoinPoint {
-        let entry = self.hub.room(room);
-        let mut entry = lock(&entry);
-        let point = JoinPoint {
-            live_after: entry.last_seq,
-            recent: entry.recent.since(earliest(entry.last_seq), entry.last_seq),
-        };
-        entry.subscribers.insert(
-            self.id,
-            Subscriber {
-                queue: self.queue.clone(),
-                held: Some(Vec::new()),
-            },
-        );
-        // A rejoin (after lagging, say) is not a second arrival.
-        if !self.joined.iter().any(|r| r == room) {
-            self.joined.push(room.to_owned());
-            let Some(user) = &self.user else {
-                return point;
-            };
-            let member = entry
-                .members
-                .entry(user.id.clone())
-                .or_insert_with(|| Member {
-                    who: user.clone(),
-                    connections: 0,
-                    gone_since: None,
-                });
-            member.connections += 1;
-            member.gone_since = None;
-            // The newest connection's name is the person's name now (they may have changed it).
-            member.who = user.clone();
-            entry.dirty = true;
-        }
-        point
-    }
-
-    /// Ends a join: the held messages go to the queue (after the replay already there), and the
-    /// room's next messages go straight to it. Returns who is in the room, to send after them.
-    pub fn release(&self, room: &str) -> ServerMsg {
-        let entry = self.hub.room(room);
-        let mut entry = lock(&entry);
-        let entry = &mut *entry;
-        let presence = entry.presence(room, Instant::now());
-        let Some(sub) = entry.subscribers.get_mut(&self.id) else {
-            return presence; // Dropped meanwhile for being too slow.
-        };
-        let held = sub.held.take().unwrap_or_default();
-        let first = entry.last_seq + 1 - held.len() as u64;
-        let delivered = held
-            .iter()
-            .zip(first..)
-            .all(|(frame, seq)| sub.deliver(room, seq, frame));
-        if !delivered {
-            entry.subscribers.remove(&self.id);
-        }
-        presence
-    }
-
-    /// Tells the others in `room` that this connection's user is typing, unless that was told less
-    /// than [`TYPING_COALESCE`] ago.
-    pub fn typing(&self, room: &str, now: Instant) {
-        let Some(user) = &self.user else {
-            return;
-        };
-        let Some(entry) = self.hub.find(room) else {
-            return;
-        };
-        let mut entry = lock(&entry);
-        let recent = entry
-            .typing
-            .get(&user.id)
-            .is_some_and(|sent| now < *sent + TYPING_COALESCE);
-        if recent {
-            return;
-        }
-        entry.typing.insert(user.id.clone(), now);
-        let frame = Frame::from(
-            ServerMsg::Typing {
-                room: room.to_owned(),
-                user: user.clone(),
-            }
-            .encode(),
-        );
-        for (id, sub) in &entry.subscribers {
-            if *id != self.id {
-                sub.signal(&frame);
-            }
-        }
-    }
-
-    pub fn leave(&mut self, room: &str) {
-        if !self.has_joined(room) {
-            return;
-        }
-        self.joined.retain(|r| r != room);
-        if let Some(entry) = self.hub.find(room) {
-            lock(&entry).remove(self.id, self.user.as_ref(), Instant::now());
-        }
-    }
-}
-
-impl HubRoom {
-    /// Handle `id` of user `user` leaves: it gets nothing more, and the user's membership ends
-    /// (after the grace) if it was their last connection here.
-    fn remove(&mut self, id: u64, user: Option<&Identity>, now: Instant) {
-        self.subscribers.remove(&id);
-        if let Some(member) = user.and_then(|user| self.members.get_mut(&user.id)) {
-            member.connections = member.connections.saturating_sub(1);
-            if member.connections == 0 {
-                member.gone_since = Some(now);
-                self.dirty = true;
-            }
-        }
-    }
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        let now = Instant::now();
-        lock(&self.hub.inner.connections).remove(&self.id);
-        for room in &self.joined {
-            if let Some(entry) = self.hub.find(room) {
-                lock(&entry).remove(self.id, self.user.as_ref(), now);
-            }
         }
     }
 }
