@@ -31,6 +31,18 @@ pub struct Config {
     #[arg(long, env = "HERALD_SESSION_SECRET", hide_env_values = true)]
     pub session_secret: Option<String>,
 
+    /// Cluster mode: keep the message log in the Redis at this URL (`redis://HOST:PORT`), shared by
+    /// every node started with it, instead of SQLite in DATA_DIR. Every node needs the same
+    /// --session-secret. Redis must keep what it acknowledged: `appendonly yes` and
+    /// `maxmemory-policy noeviction` (checked at start; see --redis-accept-risk).
+    #[arg(long, env = "HERALD_REDIS_URL", hide_env_values = true)]
+    pub redis: Option<String>,
+
+    /// Start against a Redis that can lose acknowledged messages (no AOF, eviction on, or fsync
+    /// less often than every write) instead of refusing to: it is only warned about.
+    #[arg(long, env = "HERALD_REDIS_ACCEPT_RISK")]
+    pub redis_accept_risk: bool,
+
     /// Another origin (scheme://host[:port]) whose pages may open the WebSocket and post the name
     /// forms, besides Herald's own.
     /// Repeat the flag, or separate origins with commas in the variable.

@@ -97,14 +97,31 @@ pub async fn run(
     // The log and the hub know nothing of each other: what the log stores, in seq order and only
     // after its commit, is what the hub fans out.
     let hub = Hub::new();
-    let (log, last_seqs) = {
+    let publish = {
         let hub = hub.clone();
-        Log::open_sqlite(
+        move |published: log::Published<'_>| match published {
+            log::Published::Message(message) => hub.publish(&message.room, message),
+            log::Published::Start { room, last_seq } => hub.set_last_seq(room, last_seq),
+        }
+    };
+    if config.redis.is_some() && config.session_secret.is_none() {
+        // A key made up by each node would make every node's cookies invalid on the others.
+        anyhow::bail!(
+            "--redis needs --session-secret (HERALD_SESSION_SECRET), the same on every node, so a \
+             session made on one node is valid on all"
+        );
+    }
+    let (log, last_seqs) = match &config.redis {
+        Some(url) => {
+            log::redis::check_server(url, config.redis_accept_risk).await?;
+            Log::open_redis(url, config.retention, publish).await?
+        }
+        None => Log::open_sqlite(
             &config.data_dir,
             config.retention,
             config.log_cache_mib,
-            move |message: &app::protocol::ChatMessage| hub.publish(&message.room, message),
-        )?
+            publish,
+        )?,
     };
     for (room, seq) in last_seqs {
         hub.set_last_seq(&room, seq);

@@ -239,8 +239,10 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let hub = Hub::new();
         let publish = hub.clone();
-        let (log, _) = Log::open_sqlite(&dir, keep, 2, move |m: &ChatMessage| {
-            publish.publish(&m.room, m)
+        let (log, _) = Log::open_sqlite(&dir, keep, 2, move |published| {
+            if let crate::log::Published::Message(m) = published {
+                publish.publish(&m.room, m)
+            }
         })
         .expect("open");
         for i in 1..=n {

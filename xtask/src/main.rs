@@ -35,6 +35,9 @@ const WASM_PROFILE: &str = "wasm-release";
 /// Where the browser tests find Chromium unless `HERALD_CHROMIUM` says otherwise.
 const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Where Debian's `redis-server` package puts the server.
+const REDIS_SERVER: &str = "/usr/bin/redis-server";
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -355,6 +358,8 @@ fn test() -> Result<ExitCode> {
 
     // Everything the browser tests need, before the long Rust test run, so a missing tool fails fast.
     ensure_chromium()?;
+    // The cluster tests start their own redis-server (server/tests/cluster.rs).
+    ensure_debian_package(Path::new(REDIS_SERVER), "redis-server")?;
     ensure_npm_packages(&root.join("end2end"))?;
     let binary = build()?;
 
@@ -513,10 +518,15 @@ fn chromium_path() -> PathBuf {
 
 /// Debian's Chromium (Playwright's own browser download needs GitHub, which this machine cannot reach).
 fn ensure_chromium() -> Result<()> {
-    if chromium_path().exists() {
+    ensure_debian_package(&chromium_path(), "chromium")
+}
+
+/// Installs Debian's `package` (apt-get, as root or through `sudo -n`) unless `binary` is there.
+fn ensure_debian_package(binary: &Path, package: &str) -> Result<()> {
+    if binary.exists() {
         return Ok(());
     }
-    step("installing Chromium (apt-get)");
+    step(&format!("installing {package} (apt-get)"));
     let as_root = |args: &[&str]| {
         let is_root = Command::new("id")
             .arg("-u")
@@ -532,12 +542,12 @@ fn ensure_chromium() -> Result<()> {
         cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
         sh(&mut cmd)
     };
-    if as_root(&["install", "-y", "--no-install-recommends", "chromium"]).is_err() {
+    if as_root(&["install", "-y", "--no-install-recommends", package]).is_err() {
         as_root(&["update"])?;
-        as_root(&["install", "-y", "--no-install-recommends", "chromium"])?;
+        as_root(&["install", "-y", "--no-install-recommends", package])?;
     }
-    if !chromium_path().exists() {
-        bail!("Chromium is still missing at {}", chromium_path().display());
+    if !binary.exists() {
+        bail!("{package} is still missing: no {}", binary.display());
     }
     Ok(())
 }

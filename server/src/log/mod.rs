@@ -1,14 +1,16 @@
 //! The message log: every accepted message is stored here before anyone sees it. This module is the
 //! seam between the rest of the server and where messages are kept: [`Log`] is what the rooms layer
 //! and the transports use, and a backend sits behind it — [`sqlite`], the embedded default for one
-//! node. A cluster backend joins it as another [`Backend`] variant.
+//! node, or [`redis`], shared by the nodes of a cluster (ordered per room by [`sequencer`]).
 //!
 //! What every backend promises (the rooms layer and the clients' cursors rest on it):
 //! - a room's seqs are dense and strictly increasing from 1, and its epoch changes only when its
 //!   stored history is lost;
 //! - `(author, client_id)` is stored once: a resend is answered with the first seq and not published;
 //! - each new message goes to the `publish` function it was opened with only once it is durable, in
-//!   seq order per room, and only then is its append answered;
+//!   seq order per room with no hole, and only then is its append answered; a room that becomes
+//!   known after opening (made on another node) is announced to `publish` first, with where its
+//!   history ends;
 //! - `range` reads what was stored, oldest first; retention keeps each room's newest messages.
 
 use std::path::{Path, PathBuf};
@@ -16,6 +18,8 @@ use std::path::{Path, PathBuf};
 use app::protocol::{ChatMessage, Identity, MessageKind};
 use tokio::sync::oneshot;
 
+pub mod redis;
+pub mod sequencer;
 pub mod sqlite;
 
 pub use sqlite::DB_FILE;
@@ -36,6 +40,20 @@ pub enum LogError {
     Failed,
     #[error("the message log has shut down")]
     Closed,
+    #[error("Redis: {0}")]
+    Redis(::redis::RedisError),
+    /// The shared log did not answer in time.
+    #[error("the message log is unavailable")]
+    Unavailable,
+}
+
+/// What a backend hands to its `publish` function, in order per room.
+#[derive(Debug)]
+pub enum Published<'a> {
+    /// Room `room` is known from here on; its history ends at `last_seq`.
+    Start { room: &'a str, last_seq: u64 },
+    /// A stored message, the room's next.
+    Message(&'a ChatMessage),
 }
 
 /// A message to store, as the connection that received it describes it.
@@ -60,6 +78,17 @@ pub struct Log {
 #[derive(Clone)]
 enum Backend {
     Sqlite(sqlite::SqliteLog),
+    Redis(redis::RedisLog),
+}
+
+/// The same call on whichever backend.
+macro_rules! on_backend {
+    ($log:expr, $backend:ident => $call:expr) => {
+        match &$log.backend {
+            Backend::Sqlite($backend) => $call,
+            Backend::Redis($backend) => $call,
+        }
+    };
 }
 
 impl Log {
@@ -69,9 +98,12 @@ impl Log {
         data_dir: &Path,
         retention: u64,
         cache_mib: u32,
-        publish: impl FnMut(&ChatMessage) + Send + 'static,
+        mut publish: impl FnMut(Published<'_>) + Send + 'static,
     ) -> Result<(Self, Vec<(String, u64)>), LogError> {
-        let (log, last_seqs) = sqlite::SqliteLog::open(data_dir, retention, cache_mib, publish)?;
+        let (log, last_seqs) =
+            sqlite::SqliteLog::open(data_dir, retention, cache_mib, move |message| {
+                publish(Published::Message(message))
+            })?;
         Ok((
             Self {
                 backend: Backend::Sqlite(log),
@@ -80,32 +112,40 @@ impl Log {
         ))
     }
 
+    /// The log in the Redis at `url`, shared with every node using it (see
+    /// [`redis::RedisLog::open`]); also each room's last seq as stored.
+    pub async fn open_redis(
+        url: &str,
+        retention: u64,
+        publish: impl FnMut(Published<'_>) + Send + 'static,
+    ) -> Result<(Self, Vec<(String, u64)>), LogError> {
+        let (log, last_seqs) = redis::RedisLog::open(url, retention, publish).await?;
+        Ok((
+            Self {
+                backend: Backend::Redis(log),
+            },
+            last_seqs,
+        ))
+    }
+
     /// Stores a message (or finds it already stored) and returns its seq, once it is published.
     pub async fn append(&self, msg: NewMessage) -> Result<u64, LogError> {
-        match &self.backend {
-            Backend::Sqlite(log) => log.append(msg).await,
-        }
+        on_backend!(self, log => log.append(msg).await)
     }
 
     /// Hands a message over to be stored without waiting: the answer comes once it is published.
     pub fn submit(&self, msg: NewMessage) -> Result<Appending, LogError> {
-        match &self.backend {
-            Backend::Sqlite(log) => log.submit(msg),
-        }
+        on_backend!(self, log => log.submit(msg))
     }
 
     /// The room's epoch, creating the room if it does not exist.
     pub async fn ensure_room(&self, room: &str) -> Result<String, LogError> {
-        match &self.backend {
-            Backend::Sqlite(log) => log.ensure_room(room).await,
-        }
+        on_backend!(self, log => log.ensure_room(room).await)
     }
 
     /// The oldest seq the room still holds, if it holds any.
     pub async fn first_seq(&self, room: &str) -> Result<Option<u64>, LogError> {
-        match &self.backend {
-            Backend::Sqlite(log) => log.first_seq(room).await,
-        }
+        on_backend!(self, log => log.first_seq(room).await)
     }
 
     /// The room's messages with seqs `from..=to` that are still held, oldest first.
@@ -115,29 +155,21 @@ impl Log {
         from: u64,
         to: u64,
     ) -> Result<Vec<ChatMessage>, LogError> {
-        match &self.backend {
-            Backend::Sqlite(log) => log.range(room, from, to).await,
-        }
+        on_backend!(self, log => log.range(room, from, to).await)
     }
 
     /// Whether the log can write and read now (the health check).
     pub async fn check(&self) -> Result<(), LogError> {
-        match &self.backend {
-            Backend::Sqlite(log) => log.check().await,
-        }
+        on_backend!(self, log => log.check().await)
     }
 
     /// Every room the log holds.
     pub fn rooms(&self) -> Vec<String> {
-        match &self.backend {
-            Backend::Sqlite(log) => log.rooms(),
-        }
+        on_backend!(self, log => log.rooms())
     }
 
     /// The room's epoch, if the room exists.
     pub fn epoch(&self, room: &str) -> Option<String> {
-        match &self.backend {
-            Backend::Sqlite(log) => log.epoch(room),
-        }
+        on_backend!(self, log => log.epoch(room))
     }
 }

@@ -668,3 +668,69 @@ fn set_cookie(head: &str) -> String {
         })
         .unwrap_or_else(|| panic!("no session cookie in {head}"))
 }
+
+/// A `redis-server` of the test's own, on a Unix socket in a temp dir (no port to collide on),
+/// keeping what it acknowledges (`appendonly yes`, `appendfsync always`, no eviction), as
+/// Herald requires. Stopped when dropped. `cargo xtask test` installs Debian's `redis-server`.
+pub struct RedisServer {
+    child: std::process::Child,
+    dir: TempDir,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// With extra settings, e.g. `["--appendonly", "no"]`.
+    pub async fn start_with(settings: &[&str]) -> Self {
+        let dir = TempDir::new();
+        let socket = format!("{}/redis.sock", dir.path());
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket", &socket, "--dir", dir.path()])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .args(["--maxmemory-policy", "noeviction"])
+            .args(settings)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect(
+                "redis-server runs (cargo xtask test installs it: apt-get install redis-server)",
+            );
+        let server = Self { child, dir };
+        let ready = async {
+            loop {
+                if let Ok(mut stream) = tokio::net::UnixStream::connect(&socket).await
+                    && stream.write_all(b"PING\r\n").await.is_ok()
+                {
+                    let mut reply = [0u8; 7];
+                    if stream.read_exact(&mut reply).await.is_ok() && &reply == b"+PONG\r\n" {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(PATIENCE, ready)
+            .await
+            .expect("redis-server answers");
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}/redis.sock", self.dir.path())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

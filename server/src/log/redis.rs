@@ -1,0 +1,677 @@
+//! The message log shared by a cluster of nodes: Redis, as both the record and the bus
+//! (docs/CLUSTER.md). Each room has, under keys that carry the room as a hash tag (one room, one
+//! slot): a hash `meta` (`e` epoch, `s` last seq), a stream `log` whose entry IDs are the seqs, and
+//! a sorted set `once` of `(author, client_id)` → seq for dedupe, trimmed with the log.
+//!
+//! An append is one Lua script, atomic in Redis: dedupe, the next seq, the stream entry, retention
+//! and the PUBLISH on the room's channel. Redis answers only after it has written (with
+//! `appendfsync always`, fsynced) the script's effects, so an answered append is durable, and every
+//! node hears of it on the bus. What a node hears — its own appends' answers, the bus, the log read
+//! to fill a hole — goes through one [`Sequencer`] task, which hands each room's messages to
+//! `publish` once, in seq order, and answers each local append after its message.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use app::protocol::{ChatMessage, Identity, MessageKind};
+use futures::StreamExt;
+use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    Appending, LogError, NewMessage, Published,
+    sequencer::{Sequencer, Step},
+};
+
+/// The prefix of every key and channel.
+const PREFIX: &str = "herald";
+
+/// Every room's name.
+const ROOMS_KEY: &str = "herald:rooms";
+
+/// The pattern every node subscribes to: each room's channel.
+const LIVE_PATTERN: &str = "herald:{*}:live";
+
+/// How often the sequencer task looks for holes that waited long enough.
+const HOLE_CHECK: Duration = Duration::from_millis(50);
+
+/// Most messages one read of the log returns (a hole or a catch-up reads on in pages).
+const READ_PAGE: u64 = 1000;
+
+/// How long a command may take before the log counts as unavailable.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Dedupe, seq, entry, retention and publish in one step. KEYS: meta, log, once. ARGV: the dedupe
+/// member, the message's JSON (without seq and time), retention, a fresh epoch, the room's channel.
+/// Returns `{epoch, seq, sent_at_ms, duplicate}`.
+const APPEND: &str = r#"
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[1], 'e', epoch, 's', 0)
+end
+local dup = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if dup then return {epoch, tonumber(dup), 0, 1} end
+local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
+local t = redis.call('TIME')
+local ms = string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000))
+local keep = tonumber(ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', keep, string.format('%d-0', seq), 'm', ARGV[2], 't', ms, 'o', ARGV[1])
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
+if seq > keep then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', seq - keep) end
+redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. seq .. ' ' .. ms .. ' ' .. ARGV[2])
+return {epoch, seq, tonumber(ms), 0}
+"#;
+
+/// The room's epoch and last seq, creating the room if it has none. KEYS: meta. ARGV: a fresh epoch.
+const ENSURE: &str = r#"
+redis.call('HSETNX', KEYS[1], 'e', ARGV[1])
+redis.call('HSETNX', KEYS[1], 's', 0)
+return {redis.call('HGET', KEYS[1], 'e'), tonumber(redis.call('HGET', KEYS[1], 's'))}
+"#;
+
+/// A message as the log keeps it: what its seq and time do not say.
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    room: String,
+    author: Identity,
+    client_id: String,
+    body: String,
+    #[serde(default)]
+    kind: MessageKind,
+}
+
+fn meta_key(room: &str) -> String {
+    format!("{PREFIX}:{{{room}}}:meta")
+}
+
+fn log_key(room: &str) -> String {
+    format!("{PREFIX}:{{{room}}}:log")
+}
+
+fn once_key(room: &str) -> String {
+    format!("{PREFIX}:{{{room}}}:once")
+}
+
+fn live_channel(room: &str) -> String {
+    format!("{PREFIX}:{{{room}}}:live")
+}
+
+/// The room a channel is for.
+fn room_of_channel(channel: &str) -> Option<&str> {
+    channel.strip_prefix("herald:{")?.strip_suffix("}:live")
+}
+
+/// What the sequencer task is told.
+enum Event {
+    /// A room's epoch and last seq as Redis has them; answered once the room is known here.
+    Known {
+        room: String,
+        epoch: String,
+        last_seq: u64,
+        done: oneshot::Sender<()>,
+    },
+    /// This node's append was answered by Redis.
+    Appended {
+        epoch: String,
+        message: Option<ChatMessage>,
+        room: String,
+        seq: u64,
+        reply: oneshot::Sender<Result<u64, LogError>>,
+    },
+    /// A push from the bus.
+    Pushed { epoch: String, message: ChatMessage },
+    /// The log read for a room from `from`, and its oldest seq just after.
+    Filled {
+        room: String,
+        from: u64,
+        oldest: Option<u64>,
+        messages: Vec<ChatMessage>,
+    },
+    /// The bus was (re)connected: anything may have been missed while it was away.
+    Resubscribed,
+}
+
+/// Cheap to clone: a handle to the connection and the sequencer task.
+#[derive(Clone)]
+pub struct RedisLog {
+    conn: ConnectionManager,
+    append: Arc<Script>,
+    ensure: Arc<Script>,
+    retention: u64,
+    events: mpsc::UnboundedSender<Event>,
+    /// Room name → epoch, for the rooms known here.
+    epochs: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// Runs `fut` with [`COMMAND_TIMEOUT`]; Redis errors and timeouts alike make the log unavailable.
+async fn timed<T>(fut: impl Future<Output = redis::RedisResult<T>>) -> Result<T, LogError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(LogError::Redis(e)),
+        Err(_) => Err(LogError::Unavailable),
+    }
+}
+
+impl RedisLog {
+    /// Connects to Redis at `url`, keeping the last `retention` messages of each room. Subscribes
+    /// to every room's channel before it reads where each room stands, so nothing published in
+    /// between is missed. Each message any node stores goes to `publish` once, in seq order per
+    /// room; this node's appends are answered after theirs.
+    pub async fn open(
+        url: &str,
+        retention: u64,
+        mut publish: impl FnMut(Published<'_>) + Send + 'static,
+    ) -> Result<(Self, Vec<(String, u64)>), LogError> {
+        let client = redis::Client::open(url).map_err(LogError::Redis)?;
+        let conn = timed(client.get_connection_manager()).await?;
+        let (events, mut inbox) = mpsc::unbounded_channel();
+        let log = Self {
+            conn,
+            append: Arc::new(Script::new(APPEND)),
+            ensure: Arc::new(Script::new(ENSURE)),
+            retention: retention.max(1),
+            events: events.clone(),
+            epochs: Arc::new(Mutex::new(HashMap::new())),
+        };
+        let subscribed = listen(client, events.clone());
+        subscribed.await?;
+
+        // Where every room stands, after the subscription: what was published before is in these
+        // figures, what after arrives on the bus.
+        let mut conn = log.conn.clone();
+        let rooms: Vec<String> = timed(conn.smembers(ROOMS_KEY)).await?;
+        let mut last_seqs = Vec::new();
+        let mut sequencer = Sequencer::default();
+        let mut steps = Vec::new();
+        for room in rooms {
+            let (epoch, last): (Option<String>, Option<u64>) = timed(
+                redis::cmd("HMGET")
+                    .arg(meta_key(&room))
+                    .arg("e")
+                    .arg("s")
+                    .query_async(&mut conn),
+            )
+            .await?;
+            let Some(epoch) = epoch else { continue };
+            let last = last.unwrap_or(0);
+            sequencer.know(&room, &epoch, last, &mut steps);
+            log.remember(&room, &epoch);
+            last_seqs.push((room, last));
+        }
+        steps.clear(); // The caller starts the rooms from `last_seqs`.
+
+        let reader = log.clone();
+        tokio::spawn(async move {
+            let mut check = tokio::time::interval(HOLE_CHECK);
+            loop {
+                let event = tokio::select! {
+                    event = inbox.recv() => match event {
+                        Some(event) => Some(event),
+                        None => return,
+                    },
+                    _ = check.tick() => None,
+                };
+                let now = Instant::now();
+                match event {
+                    Some(Event::Known {
+                        room,
+                        epoch,
+                        last_seq,
+                        done,
+                    }) => {
+                        sequencer.know(&room, &epoch, last_seq, &mut steps);
+                        let _ = done.send(());
+                    }
+                    Some(Event::Appended {
+                        epoch,
+                        message,
+                        room,
+                        seq,
+                        reply,
+                    }) => {
+                        if let Some(message) = message {
+                            sequencer.offer(&epoch, message, now, &mut steps);
+                        }
+                        sequencer.wait(&room, seq, reply, &mut steps);
+                    }
+                    Some(Event::Pushed { epoch, message }) => {
+                        // A room made on another node, or one whose history began again.
+                        if reader.epoch(&message.room).as_deref() != Some(epoch.as_str()) {
+                            reader.remember(&message.room, &epoch);
+                        }
+                        sequencer.offer(&epoch, message, now, &mut steps);
+                    }
+                    Some(Event::Filled {
+                        room,
+                        from,
+                        oldest,
+                        messages,
+                    }) => sequencer.filled(&room, from, oldest, messages, now, &mut steps),
+                    Some(Event::Resubscribed) => {
+                        for (room, from) in sequencer.every_room() {
+                            reader.fill(room, from);
+                        }
+                    }
+                    None => {}
+                }
+                for (room, from) in sequencer.holes(now) {
+                    reader.fill(room, from);
+                }
+                for step in steps.drain(..) {
+                    match step {
+                        Step::Start { room, last_seq } => {
+                            publish(Published::Start {
+                                room: &room,
+                                last_seq,
+                            });
+                        }
+                        Step::Publish(message) => publish(Published::Message(&message)),
+                        Step::Answer(reply, seq) => {
+                            let _ = reply.send(Ok(seq));
+                        }
+                    }
+                }
+            }
+        });
+        Ok((log, last_seqs))
+    }
+
+    fn remember(&self, room: &str, epoch: &str) {
+        self.epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(room.to_owned(), epoch.to_owned());
+    }
+
+    /// Reads room `room` from `from` on, in the background, for the sequencer.
+    fn fill(&self, room: String, from: u64) {
+        let log = self.clone();
+        tokio::spawn(async move {
+            // The oldest after the range: what is older than it then is gone for good.
+            let read = async {
+                let messages = log.range(&room, from, u64::MAX).await?;
+                Ok::<_, LogError>((log.first_seq(&room).await?, messages))
+            };
+            match read.await {
+                Ok((oldest, messages)) => {
+                    let _ = log.events.send(Event::Filled {
+                        room,
+                        from,
+                        oldest,
+                        messages,
+                    });
+                }
+                // The next hole check (or resubscription) tries again.
+                Err(e) => tracing::warn!(%room, "reading the log to fill a gap failed: {e}"),
+            }
+        });
+    }
+
+    pub async fn append(&self, msg: NewMessage) -> Result<u64, LogError> {
+        self.submit(msg)?.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// Runs the append script; the answer comes once the sequencer has handed the message on.
+    pub fn submit(&self, msg: NewMessage) -> Result<Appending, LogError> {
+        let (reply, answer) = oneshot::channel();
+        let log = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = log.ensure_room(&msg.room).await {
+                let _ = reply.send(Err(e));
+                return;
+            }
+            let entry = Entry {
+                room: msg.room.clone(),
+                author: msg.author.clone(),
+                client_id: msg.client_id.clone(),
+                body: msg.body,
+                kind: msg.kind,
+            };
+            let json = match serde_json::to_string(&entry) {
+                Ok(json) => json,
+                Err(_) => {
+                    let _ = reply.send(Err(LogError::Failed));
+                    return;
+                }
+            };
+            let room = &msg.room;
+            let once = format!("{}\n{}", msg.author.id, msg.client_id);
+            let mut conn = log.conn.clone();
+            let mut call = log.append.prepare_invoke();
+            call.key(meta_key(room))
+                .key(log_key(room))
+                .key(once_key(room))
+                .arg(once)
+                .arg(&json)
+                .arg(log.retention)
+                .arg(new_epoch())
+                .arg(live_channel(room));
+            let answered: Result<(String, u64, u64, u8), LogError> =
+                timed(call.invoke_async(&mut conn)).await;
+            match answered {
+                Ok((epoch, seq, sent_at, duplicate)) => {
+                    // A duplicate's message went out when it was first stored.
+                    let message = (duplicate == 0).then_some(message_of(entry, seq, sent_at));
+                    let event = Event::Appended {
+                        epoch,
+                        message,
+                        room: room.clone(),
+                        seq,
+                        reply,
+                    };
+                    let _ = log.events.send(event);
+                }
+                Err(e) => {
+                    tracing::warn!(%room, "storing a message in Redis failed: {e}");
+                    let _ = reply.send(Err(LogError::Unavailable));
+                }
+            }
+        });
+        Ok(answer)
+    }
+
+    /// The room's epoch, creating the room if it does not exist yet.
+    pub async fn ensure_room(&self, room: &str) -> Result<String, LogError> {
+        if let Some(epoch) = self.epoch(room) {
+            return Ok(epoch);
+        }
+        let mut conn = self.conn.clone();
+        let mut call = self.ensure.prepare_invoke();
+        call.key(meta_key(room)).arg(new_epoch());
+        let (epoch, last_seq): (String, u64) = timed(call.invoke_async(&mut conn)).await?;
+        timed(conn.sadd::<_, _, ()>(ROOMS_KEY, room)).await?;
+        // Known to the sequencer (and so to the hub) before anyone joins it here.
+        let (done, known) = oneshot::channel();
+        self.events
+            .send(Event::Known {
+                room: room.to_owned(),
+                epoch: epoch.clone(),
+                last_seq,
+                done,
+            })
+            .map_err(|_| LogError::Closed)?;
+        known.await.map_err(|_| LogError::Closed)?;
+        self.remember(room, &epoch);
+        Ok(epoch)
+    }
+
+    /// The oldest seq the room still holds, if it holds any.
+    pub async fn first_seq(&self, room: &str) -> Result<Option<u64>, LogError> {
+        let mut conn = self.conn.clone();
+        let first: Vec<(String, Vec<String>)> = timed(
+            redis::cmd("XRANGE")
+                .arg(log_key(room))
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut conn),
+        )
+        .await?;
+        Ok(first.first().and_then(|(id, _)| seq_of_id(id)))
+    }
+
+    /// The messages of `room` with `from <= seq <= to`, oldest first (at most [`READ_PAGE`] past
+    /// `from` when `to` is open-ended).
+    pub async fn range(
+        &self,
+        room: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<ChatMessage>, LogError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let end = if to == u64::MAX {
+            "+".to_owned()
+        } else {
+            format!("{to}-0")
+        };
+        let count = to.saturating_sub(from).saturating_add(1).min(READ_PAGE);
+        let entries: Vec<(String, Vec<String>)> = timed(
+            redis::cmd("XRANGE")
+                .arg(log_key(room))
+                .arg(format!("{from}-0"))
+                .arg(end)
+                .arg("COUNT")
+                .arg(count)
+                .query_async(&mut conn),
+        )
+        .await?;
+        let mut messages = Vec::with_capacity(entries.len());
+        for (id, fields) in entries {
+            let Some(message) = message_of_entry(&id, &fields) else {
+                tracing::warn!(%room, %id, "a log entry that cannot be read was skipped");
+                continue;
+            };
+            messages.push(message);
+        }
+        Ok(messages)
+    }
+
+    /// Whether Redis answers now.
+    pub async fn check(&self) -> Result<(), LogError> {
+        let mut conn = self.conn.clone();
+        timed(redis::cmd("PING").query_async::<String>(&mut conn)).await?;
+        Ok(())
+    }
+
+    /// Every room known here, sorted.
+    pub fn rooms(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The epoch of `room`, if it is known here.
+    pub fn epoch(&self, room: &str) -> Option<String> {
+        self.epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room)
+            .cloned()
+    }
+}
+
+/// Refuses a Redis at `url` that can lose what it acknowledged — no append-only file, fsync less
+/// often than every write, or keys evicted under memory pressure — unless `accept_risk`, when it is
+/// only warned about. Acknowledged means kept only when Redis itself keeps it.
+pub async fn check_server(url: &str, accept_risk: bool) -> anyhow::Result<()> {
+    let client = redis::Client::open(url)?;
+    let mut conn = tokio::time::timeout(COMMAND_TIMEOUT, client.get_multiplexed_async_connection())
+        .await
+        .map_err(|_| anyhow::anyhow!("Redis at {url} did not answer"))?
+        .map_err(|e| anyhow::anyhow!("cannot reach Redis at {url}: {e}"))?;
+    let mut setting = async |name: &str| -> anyhow::Result<String> {
+        let pair: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read Redis's {name}: {e}"))?;
+        Ok(pair.get(1).cloned().unwrap_or_default())
+    };
+    let mut risks = Vec::new();
+    if setting("appendonly").await? != "yes" {
+        risks.push(
+            "appendonly is not yes: a restart loses what was acknowledged since the last snapshot",
+        );
+    }
+    if setting("appendfsync").await? != "always" {
+        risks.push(
+            "appendfsync is not always: a crash loses up to a second of acknowledged messages",
+        );
+    }
+    if setting("maxmemory-policy").await? != "noeviction" {
+        risks.push("maxmemory-policy is not noeviction: Redis may delete history to free memory");
+    }
+    if risks.is_empty() {
+        return Ok(());
+    }
+    let said = risks.join("; ");
+    if accept_risk {
+        tracing::warn!(
+            "Redis at {url} can lose acknowledged messages ({said}); started anyway (--redis-accept-risk)"
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "Redis at {url} can lose acknowledged messages: {said}. Set it to keep them \
+         (appendonly yes, appendfsync always, maxmemory-policy noeviction), or start with \
+         --redis-accept-risk to run anyway"
+    )
+}
+
+/// Subscribes to every room's channel and forwards what arrives; resolves once first subscribed.
+/// After a lost connection it subscribes again and tells the sequencer, which reads every room
+/// from where it stands: a push lost meanwhile is never a silent gap.
+fn listen(
+    client: redis::Client,
+    events: mpsc::UnboundedSender<Event>,
+) -> impl Future<Output = Result<(), LogError>> {
+    let (ready, subscribed) = oneshot::channel();
+    tokio::spawn(async move {
+        let mut ready = Some(ready);
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let connected = async {
+                let mut pubsub = timed(client.get_async_pubsub()).await?;
+                timed(pubsub.psubscribe(LIVE_PATTERN)).await?;
+                Ok::<_, LogError>(pubsub)
+            }
+            .await;
+            let pubsub = match connected {
+                Ok(pubsub) => pubsub,
+                Err(e) => {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                    tracing::warn!("the Redis bus is unreachable: {e}; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            pause = Duration::from_millis(100);
+            match ready.take() {
+                Some(ready) => {
+                    let _ = ready.send(Ok(()));
+                }
+                None => {
+                    tracing::info!("the Redis bus is back; filling what it may have missed");
+                    if events.send(Event::Resubscribed).is_err() {
+                        return;
+                    }
+                }
+            }
+            let mut stream = pubsub.into_on_message();
+            while let Some(msg) = stream.next().await {
+                let Some(room) = room_of_channel(msg.get_channel_name()) else {
+                    continue;
+                };
+                let Some((epoch, message)) = message_of_push(room, msg.get_payload_bytes()) else {
+                    tracing::warn!(%room, "a push that cannot be read was skipped");
+                    continue;
+                };
+                if events.send(Event::Pushed { epoch, message }).is_err() {
+                    return;
+                }
+            }
+            tracing::warn!("the Redis bus connection was lost; reconnecting");
+        }
+    });
+    async move { subscribed.await.map_err(|_| LogError::Closed)? }
+}
+
+/// `<seq>-0` → seq.
+fn seq_of_id(id: &str) -> Option<u64> {
+    id.split('-').next()?.parse().ok()
+}
+
+fn message_of_entry(id: &str, fields: &[String]) -> Option<ChatMessage> {
+    let seq = seq_of_id(id)?;
+    let field = |name: &str| {
+        fields
+            .chunks_exact(2)
+            .find(|pair| pair[0] == name)
+            .map(|pair| pair[1].as_str())
+    };
+    let entry: Entry = serde_json::from_str(field("m")?).ok()?;
+    let sent_at = field("t")?.parse().ok()?;
+    Some(message_of(entry, seq, sent_at))
+}
+
+/// `<epoch> <seq> <sent_at> <entry JSON>`, as the append script publishes it.
+fn message_of_push(room: &str, payload: &[u8]) -> Option<(String, ChatMessage)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut parts = text.splitn(4, ' ');
+    let epoch = parts.next()?.to_owned();
+    let seq = parts.next()?.parse().ok()?;
+    let sent_at = parts.next()?.parse().ok()?;
+    let entry: Entry = serde_json::from_str(parts.next()?).ok()?;
+    if entry.room != room {
+        return None;
+    }
+    Some((epoch, message_of(entry, seq, sent_at)))
+}
+
+fn message_of(entry: Entry, seq: u64, sent_at: u64) -> ChatMessage {
+    ChatMessage {
+        room: entry.room,
+        seq,
+        author: entry.author,
+        client_id: entry.client_id,
+        body: entry.body,
+        sent_at,
+        kind: entry.kind,
+    }
+}
+
+/// A fresh epoch: 64 random bits as hex.
+fn new_epoch() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = (nanos as u64).to_le_bytes();
+    }
+    format!("{:016x}", u64::from_le_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{message_of_push, room_of_channel, seq_of_id};
+
+    #[test]
+    fn channels_pushes_and_ids_read_back() {
+        assert_eq!(room_of_channel("herald:{general}:live"), Some("general"));
+        assert_eq!(room_of_channel("herald:{general}:meta"), None);
+        assert_eq!(seq_of_id("42-0"), Some(42));
+        let push = br#"e1 7 1700000000000 {"room":"general","author":{"id":"a","name":"Ann"},"client_id":"c","body":"hi there"}"#;
+        let (epoch, message) = message_of_push("general", push).expect("a push");
+        assert_eq!(
+            (epoch.as_str(), message.seq, message.body.as_str()),
+            ("e1", 7, "hi there")
+        );
+        assert!(
+            message_of_push("other", push).is_none(),
+            "a push for another room's channel"
+        );
+        assert!(message_of_push("general", b"e1 x 1 {}").is_none());
+    }
+}

@@ -1,0 +1,377 @@
+//! Per-room order for a log shared by several nodes ([`Sequencer`]): messages reach a node from its
+//! own appends' replies, from the bus (Redis pub/sub) and from reading the log to fill a hole, in any
+//! order and some more than once; the sequencer hands each room's messages on exactly once, in seq
+//! order with no hole, and answers each local append once its message has been handed on ("the
+//! message before its ack", as on one node).
+//!
+//! A hole — seq 7 arrived, 6 has not — is filled by reading the log (the caller does that when
+//! [`Sequencer::holes`] names the room); a seq the log no longer holds (retention trimmed it) is
+//! skipped, since no one can read it any more.
+//!
+//! Pure: no I/O, no clock of its own; the Redis backend drives it from one task.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
+
+use app::protocol::ChatMessage;
+
+/// How long a hole may stay before the log is read to fill it: a push overtaken by another node's
+/// reply usually arrives within a millisecond or two.
+pub const HOLE_PATIENCE: Duration = Duration::from_millis(200);
+
+/// Most messages held behind a hole per room; past that the room is re-read from the log at once.
+const HELD_MAX: usize = 1024;
+
+/// What the sequencer decided, to be carried out in this order.
+#[derive(Debug, PartialEq)]
+pub enum Step<R> {
+    /// The room is known from here on, its history ending at `last_seq` (a room created, or first
+    /// heard of, elsewhere; or one whose skipped seqs were trimmed).
+    Start { room: String, last_seq: u64 },
+    /// Hand this message on (to the hub).
+    Publish(ChatMessage),
+    /// The local append waiting on this seq may be answered.
+    Answer(R, u64),
+}
+
+struct Track<R> {
+    epoch: String,
+    /// The seq to hand on next.
+    next: u64,
+    /// Arrived ahead of `next`.
+    held: BTreeMap<u64, ChatMessage>,
+    /// Local appends whose seq is not yet handed on.
+    waiting: Vec<(u64, R)>,
+    /// Since when `next` has been missing while later seqs wait.
+    hole_since: Option<Instant>,
+}
+
+pub struct Sequencer<R> {
+    rooms: HashMap<String, Track<R>>,
+}
+
+impl<R> Default for Sequencer<R> {
+    fn default() -> Self {
+        Self {
+            rooms: HashMap::new(),
+        }
+    }
+}
+
+impl<R> Sequencer<R> {
+    /// Room `room` (in `epoch`) has stored up to `last_seq`: start it there if it is new here. A
+    /// known room is left as it is (anything it missed arrives, or shows as a hole).
+    pub fn know(&mut self, room: &str, epoch: &str, last_seq: u64, steps: &mut Vec<Step<R>>) {
+        if self.rooms.contains_key(room) {
+            return;
+        }
+        self.start(room, epoch, last_seq, steps);
+    }
+
+    fn start(&mut self, room: &str, epoch: &str, last_seq: u64, steps: &mut Vec<Step<R>>) {
+        let waiting = self
+            .rooms
+            .remove(room)
+            .map(|track| track.waiting)
+            .unwrap_or_default();
+        self.rooms.insert(
+            room.to_owned(),
+            Track {
+                epoch: epoch.to_owned(),
+                next: last_seq.saturating_add(1),
+                held: BTreeMap::new(),
+                waiting,
+                hole_since: None,
+            },
+        );
+        steps.push(Step::Start {
+            room: room.to_owned(),
+            last_seq,
+        });
+    }
+
+    /// The seq room `room` hands on next, if the room is known.
+    pub fn next(&self, room: &str) -> Option<u64> {
+        self.rooms.get(room).map(|track| track.next)
+    }
+
+    /// A stored message of `epoch`, from wherever it came. One of a room not yet known starts the
+    /// room at seq 1: anything before it is a hole until the log is read.
+    pub fn offer(
+        &mut self,
+        epoch: &str,
+        message: ChatMessage,
+        now: Instant,
+        steps: &mut Vec<Step<R>>,
+    ) {
+        let room = message.room.clone();
+        let known_epoch = self.rooms.get(&room).map(|track| track.epoch.as_str());
+        match known_epoch {
+            // New here: from seq 1 (a hole before this one, if it is not 1).
+            None => self.start(&room, epoch, 0, steps),
+            // The room's history was lost and began again (Redis wiped or restored): start over.
+            Some(known) if known != epoch => {
+                tracing::warn!(%room, "the room's epoch changed: its history starts over");
+                self.start(&room, epoch, message.seq.saturating_sub(1), steps);
+            }
+            Some(_) => {}
+        }
+        let Some(track) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        if message.seq >= track.next {
+            track.held.insert(message.seq, message);
+        }
+        Self::advance(track, now, steps);
+    }
+
+    /// The local append waiting for `seq` of `room` is answered once that seq is handed on (at
+    /// once if it has been).
+    pub fn wait(&mut self, room: &str, seq: u64, reply: R, steps: &mut Vec<Step<R>>) {
+        match self.rooms.get_mut(room) {
+            Some(track) if seq >= track.next => track.waiting.push((seq, reply)),
+            _ => steps.push(Step::Answer(reply, seq)),
+        }
+    }
+
+    /// The log was read for room `room` from the seq that was `next` then: `messages` are what it
+    /// holds from there, oldest first, and `oldest` the oldest seq it held just after. Seqs before
+    /// `oldest` were trimmed and are skipped; anything else missing stays a hole (it may have been
+    /// stored after the read).
+    pub fn filled(
+        &mut self,
+        room: &str,
+        from: u64,
+        oldest: Option<u64>,
+        messages: Vec<ChatMessage>,
+        now: Instant,
+        steps: &mut Vec<Step<R>>,
+    ) {
+        let Some(track) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if track.next == from
+            && let Some(oldest) = oldest
+            && oldest > track.next
+        {
+            track.next = oldest;
+            steps.push(Step::Start {
+                room: room.to_owned(),
+                last_seq: oldest - 1,
+            });
+        }
+        for message in messages {
+            if message.seq >= track.next {
+                track.held.insert(message.seq, message);
+            }
+        }
+        track.hole_since = None;
+        Self::advance(track, now, steps);
+    }
+
+    /// Rooms whose hole has waited [`HOLE_PATIENCE`] (or holds too much): read the log for each
+    /// from its `next`. Each is named once per hole, until it is filled.
+    pub fn holes(&mut self, now: Instant) -> Vec<(String, u64)> {
+        let mut due = Vec::new();
+        for (room, track) in &mut self.rooms {
+            let Some(since) = track.hole_since else {
+                continue;
+            };
+            if now >= since + HOLE_PATIENCE || track.held.len() >= HELD_MAX {
+                due.push((room.clone(), track.next));
+                // Not named again until this read is in (`filled`) or the hole moves.
+                track.hole_since = Some(now + Duration::from_secs(3600));
+            }
+        }
+        due
+    }
+
+    /// Every known room with its `next`, to read the log from after the bus may have lost pushes.
+    pub fn every_room(&self) -> Vec<(String, u64)> {
+        self.rooms
+            .iter()
+            .map(|(room, track)| (room.clone(), track.next))
+            .collect()
+    }
+
+    fn advance(track: &mut Track<R>, now: Instant, steps: &mut Vec<Step<R>>) {
+        let before = track.next;
+        while let Some(message) = track.held.remove(&track.next) {
+            track.next += 1;
+            steps.push(Step::Publish(message));
+        }
+        // Anything below `next` that was held is a copy of what went out.
+        let next = track.next;
+        track.held.retain(|&seq, _| seq > next);
+        if track.next != before || track.held.is_empty() {
+            track.hole_since = None;
+        }
+        if !track.held.is_empty() && track.hole_since.is_none() {
+            track.hole_since = Some(now);
+        }
+        let mut i = 0;
+        while i < track.waiting.len() {
+            if track.waiting[i].0 < track.next {
+                let (seq, reply) = track.waiting.swap_remove(i);
+                steps.push(Step::Answer(reply, seq));
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use app::protocol::{ChatMessage, Identity, MessageKind};
+
+    use super::{HOLE_PATIENCE, Sequencer, Step};
+
+    fn message(room: &str, seq: u64) -> ChatMessage {
+        ChatMessage {
+            room: room.into(),
+            seq,
+            author: Identity {
+                id: "a".into(),
+                name: "Ann".into(),
+            },
+            client_id: format!("c{seq}"),
+            body: format!("m{seq}"),
+            sent_at: 0,
+            kind: MessageKind::User,
+        }
+    }
+
+    fn published(steps: &[Step<u32>]) -> Vec<u64> {
+        steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Publish(m) => Some(m.seq),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn answered(steps: &[Step<u32>]) -> Vec<u32> {
+        steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Answer(reply, _) => Some(*reply),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn out_of_order_and_repeated_arrivals_go_out_once_in_order_and_acks_wait_for_their_message() {
+        let now = Instant::now();
+        let mut seq = Sequencer::<u32>::default();
+        let mut steps = Vec::new();
+        seq.know("r", "e", 4, &mut steps);
+        assert_eq!(
+            steps,
+            vec![Step::Start {
+                room: "r".into(),
+                last_seq: 4
+            }]
+        );
+        steps.clear();
+        // This node's append got seq 7; 5 and 6 (other nodes') are still on the bus.
+        seq.offer("e", message("r", 7), now, &mut steps);
+        seq.wait("r", 7, 70, &mut steps);
+        assert!(steps.is_empty(), "7 waits for 5 and 6, and so does its ack");
+        seq.offer("e", message("r", 6), now, &mut steps);
+        seq.offer("e", message("r", 5), now, &mut steps);
+        seq.offer("e", message("r", 7), now, &mut steps); // Its push, after the reply.
+        seq.offer("e", message("r", 3), now, &mut steps); // Long since handed on.
+        assert_eq!(published(&steps), vec![5, 6, 7]);
+        assert_eq!(answered(&steps), vec![70]);
+        let ack_after_message = steps
+            .iter()
+            .position(|s| matches!(s, Step::Answer(..)))
+            .expect("answered")
+            > steps
+                .iter()
+                .position(|s| matches!(s, Step::Publish(m) if m.seq == 7))
+                .expect("published");
+        assert!(ack_after_message);
+        // A resend of 7 (a duplicate) is answered at once: its message went out.
+        steps.clear();
+        seq.wait("r", 7, 71, &mut steps);
+        assert_eq!(answered(&steps), vec![71]);
+        assert!(seq.holes(now + HOLE_PATIENCE).is_empty());
+    }
+
+    #[test]
+    fn a_hole_that_stays_is_named_once_and_filled_from_the_log_skipping_what_it_trimmed() {
+        let now = Instant::now();
+        let mut seq = Sequencer::<u32>::default();
+        let mut steps = Vec::new();
+        seq.know("r", "e", 10, &mut steps);
+        seq.offer("e", message("r", 14), now, &mut steps);
+        assert!(
+            seq.holes(now + Duration::from_millis(10)).is_empty(),
+            "not yet"
+        );
+        let later = now + HOLE_PATIENCE;
+        assert_eq!(seq.holes(later), vec![("r".to_string(), 11)]);
+        assert!(seq.holes(later).is_empty(), "named once");
+        // The log holds 12 and 13 (11 was trimmed meanwhile).
+        steps.clear();
+        let read = vec![message("r", 12), message("r", 13)];
+        seq.filled("r", 11, Some(12), read, later, &mut steps);
+        assert_eq!(
+            steps[0],
+            Step::Start {
+                room: "r".into(),
+                last_seq: 11
+            }
+        );
+        assert_eq!(published(&steps), vec![12, 13, 14]);
+        assert_eq!(seq.next("r"), Some(15));
+    }
+
+    #[test]
+    fn a_read_that_misses_what_was_stored_after_it_skips_nothing() {
+        let now = Instant::now();
+        let mut seq = Sequencer::<u32>::default();
+        let mut steps = Vec::new();
+        seq.know("r", "e", 4, &mut steps);
+        // This node's reply for 6 came before the bus's push of 5; a read from 5 ran before
+        // either was stored and found nothing, the log still holding seq 1 on.
+        seq.offer("e", message("r", 6), now, &mut steps);
+        seq.filled("r", 5, Some(1), Vec::new(), now, &mut steps);
+        assert_eq!(seq.next("r"), Some(5), "5 is not given up");
+        seq.offer("e", message("r", 5), now, &mut steps);
+        assert_eq!(published(&steps), vec![5, 6]);
+    }
+
+    #[test]
+    fn a_room_first_heard_of_on_the_bus_is_read_from_the_start_and_an_epoch_change_starts_over() {
+        let now = Instant::now();
+        let mut seq = Sequencer::<u32>::default();
+        let mut steps = Vec::new();
+        seq.offer("e", message("new", 3), now, &mut steps);
+        assert!(published(&steps).is_empty(), "1 and 2 come first");
+        assert_eq!(seq.holes(now + HOLE_PATIENCE), vec![("new".to_string(), 1)]);
+        steps.clear();
+        let read = (1..=3).map(|s| message("new", s)).collect();
+        seq.filled("new", 1, Some(1), read, now, &mut steps);
+        assert_eq!(published(&steps), vec![1, 2, 3]);
+
+        steps.clear();
+        seq.offer("other", message("new", 1), now, &mut steps);
+        assert_eq!(
+            steps[0],
+            Step::Start {
+                room: "new".into(),
+                last_seq: 0
+            }
+        );
+        assert_eq!(published(&steps), vec![1]);
+    }
+}

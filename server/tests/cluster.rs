@@ -1,0 +1,232 @@
+//! Cluster mode: several Herald nodes on one Redis (`--redis`), each a real server in this process,
+//! each with its own data dir. What a user of one node sees holds across nodes: a message sent on
+//! one reaches the others' readers once and in order, a cursor from one resumes on another, a resend
+//! to another node is stored once.
+
+mod common;
+
+use app::protocol::{ClientMsg, JoinMode, ServerMsg};
+use common::{Client, RedisServer, TempDir, TestServer};
+
+const SECRET: &str = "the same secret on every node";
+
+/// A node on `redis`, with a data dir of its own.
+async fn node(redis: &RedisServer) -> (TestServer, TempDir) {
+    let data = TempDir::new();
+    let url = redis.url();
+    let flags = ["--redis", url.as_str(), "--session-secret", SECRET];
+    let server = TestServer::start_in(data.path(), &flags).await;
+    (server, data)
+}
+
+/// The seqs and bodies of the next `n` messages `client` gets (acks and signals skipped).
+async fn messages(client: &mut Client, n: usize) -> Vec<(u64, String)> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let message = client.next_message().await;
+        got.push((message.seq, message.body));
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_message_sent_on_one_node_reaches_readers_on_the_others_once_and_in_order() {
+    let redis = RedisServer::start().await;
+    let (a, _a) = node(&redis).await;
+    let (b, _b) = node(&redis).await;
+    let (c, _c) = node(&redis).await;
+    let mut on_b = b.client_named("Bob").await;
+    let mut on_c = c.client_named("Cy").await;
+    let mut sender = a.client_named("Ann").await;
+    for i in 1..=30 {
+        sender.say(&format!("k{i}"), &format!("hello {i}")).await;
+    }
+    let expected: Vec<(u64, String)> = (1..=30).map(|i| (i, format!("hello {i}"))).collect();
+    assert_eq!(messages(&mut on_b, 30).await, expected);
+    assert_eq!(messages(&mut on_c, 30).await, expected);
+    assert_eq!(
+        messages(&mut sender, 30).await,
+        expected,
+        "the sender's own node too"
+    );
+}
+
+#[tokio::test]
+async fn senders_on_every_node_at_once_get_one_order_everywhere_and_each_message_before_its_ack() {
+    let redis = RedisServer::start().await;
+    let (a, _a) = node(&redis).await;
+    let (b, _b) = node(&redis).await;
+    let mut readers = [a.client_named("Ra").await, b.client_named("Rb").await];
+    let mut on_a = a.client_named("Ann").await;
+    let mut on_b = b.client_named("Bob").await;
+    for i in 0..40 {
+        on_a.say(&format!("a{i}"), &format!("from a {i}")).await;
+        on_b.say(&format!("b{i}"), &format!("from b {i}")).await;
+    }
+    let first = messages(&mut readers[0], 80).await;
+    assert_eq!(
+        first.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        (1..=80).collect::<Vec<_>>(),
+        "dense, in order"
+    );
+    assert_eq!(
+        messages(&mut readers[1], 80).await,
+        first,
+        "the same on both nodes"
+    );
+    // Each sender gets its message before the ack that names it.
+    for (sender, prefix) in [(&mut on_a, "a"), (&mut on_b, "b")] {
+        let mut seen = std::collections::HashSet::new();
+        let mut acked = 0;
+        while acked < 40 {
+            match sender.recv().await {
+                ServerMsg::Message(m) => {
+                    seen.insert(m.seq);
+                }
+                ServerMsg::Ack { client_id, seq, .. } if client_id.starts_with(prefix) => {
+                    assert!(
+                        seen.contains(&seq),
+                        "{client_id}: ack of {seq} before its message"
+                    );
+                    acked += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reader_resumes_on_another_node_from_its_cursor() {
+    let redis = RedisServer::start().await;
+    let (a, _a) = node(&redis).await;
+    let (b, _b) = node(&redis).await;
+    let cookie = a.session("Ann").await;
+    let mut sender = a.client_named("Sam").await;
+    for i in 1..=5 {
+        sender.post(&format!("k{i}"), &format!("m{i}")).await;
+    }
+    // Ann reads on A, then her connection drops.
+    let mut ann = Client::connect_only(a.addr, &cookie).await;
+    let joined = ann.join(common::ROOM, None).await;
+    assert_eq!(joined.last_seq, 5);
+    let epoch = joined.epoch.clone();
+    drop(ann);
+    for i in 6..=9 {
+        sender.post(&format!("k{i}"), &format!("m{i}")).await;
+    }
+    // She comes back through B (her cookie from A is good there) with her cursor.
+    let mut ann = Client::connect_only(b.addr, &cookie).await;
+    let resumed = ann.resume(common::ROOM, &epoch, 5).await;
+    assert_eq!(resumed.mode, JoinMode::Full);
+    assert_eq!((resumed.first_seq, resumed.last_seq), (6, 9));
+    let replay: Vec<String> = messages(&mut ann, 4)
+        .await
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(replay, ["m6", "m7", "m8", "m9"]);
+    // And goes on live from there.
+    sender.say("k10", "m10").await;
+    assert_eq!(messages(&mut ann, 1).await, vec![(10, "m10".to_string())]);
+
+    // A cursor of another lifetime of the room starts afresh.
+    let mut other = Client::connect_only(b.addr, &cookie).await;
+    assert_eq!(
+        other.resume(common::ROOM, "not-this-epoch", 3).await.mode,
+        JoinMode::Reset
+    );
+}
+
+#[tokio::test]
+async fn a_send_resent_to_another_node_is_stored_once() {
+    let redis = RedisServer::start().await;
+    let (a, _a) = node(&redis).await;
+    let (b, _b) = node(&redis).await;
+    let cookie = a.session("Ann").await;
+    let mut reader = b.client_named("Bob").await;
+    let mut on_a = Client::connect(a.addr, &cookie).await;
+    let first = on_a.post("once", "only once").await;
+    // Her connection dropped before she saw the ack: the page sends it again, through B.
+    let mut on_b = Client::connect(b.addr, &cookie).await;
+    assert_eq!(on_b.post("once", "only once").await, first, "the first seq");
+    on_b.post("next", "then this").await;
+    assert_eq!(
+        messages(&mut reader, 2).await,
+        vec![
+            (first, "only once".to_string()),
+            (first + 1, "then this".to_string())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_history_is_the_same_on_every_node() {
+    let redis = RedisServer::start().await;
+    let (a, _a) = node(&redis).await;
+    let (b, _b) = node(&redis).await;
+    let mut sender = a.client_named("Ann").await;
+    for i in 1..=60 {
+        sender.post(&format!("k{i}"), &format!("m{i}")).await;
+    }
+    // A node that joins the room afresh shows its latest 50, and pages back to the start.
+    let mut reader = b.client_named("Bob").await;
+    let latest = messages(&mut reader, 50).await;
+    assert_eq!(latest.first().map(|(seq, _)| *seq), Some(11));
+    reader
+        .send(&ClientMsg::History {
+            room: common::ROOM.into(),
+            before: 11,
+            limit: Some(20),
+        })
+        .await;
+    match reader.recv().await {
+        ServerMsg::History {
+            messages, has_more, ..
+        } => {
+            let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
+            assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+            assert!(!has_more);
+        }
+        other => panic!("expected history, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_node_refuses_to_start_without_a_shared_secret_or_on_a_redis_that_can_lose_acks() {
+    let redis = RedisServer::start().await;
+    let data = TempDir::new();
+    let start = |flags: Vec<String>| async move {
+        let config = server::Config::from_flags(flags).expect("flags");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        server::run(config, listener, async {}).await
+    };
+    let url = redis.url();
+    let base = ["--data-dir", data.path(), "--redis", url.as_str()].map(String::from);
+    let no_secret = start(base.to_vec()).await.expect_err("refused");
+    assert!(
+        no_secret.to_string().contains("--session-secret"),
+        "{no_secret}"
+    );
+
+    let careless = RedisServer::start_with(&["--appendonly", "no"]).await;
+    let url = careless.url();
+    let flags = [
+        "--data-dir",
+        data.path(),
+        "--redis",
+        url.as_str(),
+        "--session-secret",
+        SECRET,
+    ];
+    let refused = start(flags.map(String::from).to_vec())
+        .await
+        .expect_err("refused");
+    assert!(refused.to_string().contains("appendonly"), "{refused}");
+    // Accepted, when the operator says so.
+    let mut risky = flags.map(String::from).to_vec();
+    risky.push("--redis-accept-risk".into());
+    start(risky).await.expect("started, warned");
+}
