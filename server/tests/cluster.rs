@@ -119,7 +119,9 @@ async fn a_reader_resumes_on_another_node_from_its_cursor() {
     let mut ann = Client::connect_only(b.addr, &cookie).await;
     let resumed = ann.resume(common::ROOM, &epoch, 5).await;
     assert_eq!(resumed.mode, JoinMode::Full);
-    assert_eq!((resumed.first_seq, resumed.last_seq), (6, 9));
+    // From 6 on: replayed up to where B stands, the rest live (B may hear of the last message
+    // sent on A just after this join).
+    assert_eq!(resumed.first_seq, 6);
     let replay: Vec<String> = messages(&mut ann, 4)
         .await
         .into_iter()
@@ -166,10 +168,13 @@ async fn the_history_is_the_same_on_every_node() {
     let (a, _a) = node(&redis).await;
     let (b, _b) = node(&redis).await;
     let mut sender = a.client_named("Ann").await;
+    let mut watcher = b.client_named("Wes").await;
     for i in 1..=60 {
         sender.post(&format!("k{i}"), &format!("m{i}")).await;
     }
-    // A node that joins the room afresh shows its latest 50, and pages back to the start.
+    // Once B has heard all 60, a reader joining there afresh gets its latest 50, and pages back
+    // to the start.
+    assert_eq!(messages(&mut watcher, 60).await.len(), 60);
     let mut reader = b.client_named("Bob").await;
     let latest = messages(&mut reader, 50).await;
     assert_eq!(latest.first().map(|(seq, _)| *seq), Some(11));
@@ -229,4 +234,136 @@ async fn a_node_refuses_to_start_without_a_shared_secret_or_on_a_redis_that_can_
     let mut risky = flags.map(String::from).to_vec();
     risky.push("--redis-accept-risk".into());
     start(risky).await.expect("started, warned");
+}
+
+/// Sends `body` as `client_id` until it is acknowledged, as a page does with what it keeps unsent;
+/// the `unavailable` errors on the way are counted.
+async fn post_until_acked(client: &mut Client, client_id: &str, body: &str) -> (u64, u32) {
+    let mut refused = 0;
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{client_id} never acknowledged"
+        );
+        client.say(client_id, body).await;
+        loop {
+            match client.recv().await {
+                ServerMsg::Ack {
+                    client_id: id, seq, ..
+                } if id == client_id => {
+                    return (seq, refused);
+                }
+                ServerMsg::Error {
+                    code: app::protocol::ErrorCode::Unavailable,
+                    ..
+                } => {
+                    refused += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    break;
+                }
+                ServerMsg::Message(_) | ServerMsg::Ack { .. } => continue,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_redis_restart_loses_nothing_acknowledged_and_the_nodes_recover_by_themselves() {
+    let mut redis = RedisServer::start().await;
+    let (a, _a) = node(&redis).await;
+    let (b, _b) = node(&redis).await;
+    let mut reader = b.client_named("Bob").await;
+    let mut sender = a.client_named("Ann").await;
+    for i in 1..=20 {
+        sender.post(&format!("k{i}"), &format!("m{i}")).await;
+    }
+    let epoch = reader.resume(common::ROOM, "", 0).await.epoch; // The room's epoch, as B has it.
+    assert_eq!(
+        messages(&mut reader, 20).await.len(),
+        20,
+        "the reset replay"
+    );
+
+    redis.kill();
+    // While Redis is away: sends are refused (and kept by the sender), and both nodes say so.
+    sender.say("k21", "m21").await;
+    match sender.recv().await {
+        ServerMsg::Error { code, .. } => assert_eq!(code, app::protocol::ErrorCode::Unavailable),
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    for node in [&a, &b] {
+        let (status, _, body) = node.get("/healthz").await;
+        assert_eq!(status, 503, "{body}");
+    }
+
+    redis.restart().await;
+    // The nodes come back without help: healthy again, and the kept send is stored once.
+    for node in [&a, &b] {
+        let deadline = tokio::time::Instant::now() + common::PATIENCE;
+        while node.get("/healthz").await.0 != 200 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the node stays unhealthy"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let (seq, _) = post_until_acked(&mut sender, "k21", "m21").await;
+    assert_eq!(
+        seq, 21,
+        "nothing acknowledged was lost, nothing stored twice"
+    );
+    let (seq, _) = post_until_acked(&mut sender, "k22", "m22").await;
+    assert_eq!(seq, 22);
+    // B's reader hears of them (its bus subscribed again and filled what it missed).
+    assert_eq!(
+        messages(&mut reader, 2).await,
+        vec![(21, "m21".to_string()), (22, "m22".to_string())]
+    );
+    // The epoch survived: a cursor from before resumes in full.
+    let mut later = b.client_named("Cy").await;
+    let resumed = later.resume(common::ROOM, &epoch, 20).await;
+    assert_eq!(resumed.mode, JoinMode::Full);
+    assert_eq!((resumed.first_seq, resumed.last_seq), (21, 22));
+}
+
+#[tokio::test]
+async fn pushes_lost_with_the_bus_connection_are_filled_from_the_log_without_a_hole() {
+    let redis = RedisServer::start().await;
+    let (a, _a) = node(&redis).await;
+    let (b, _b) = node(&redis).await;
+    let mut reader = b.client_named("Bob").await;
+    let mut sender = a.client_named("Ann").await;
+    let mut admin = redis::Client::open(redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    for i in 1..=200 {
+        sender.say(&format!("k{i}"), &format!("m{i}")).await;
+        if i % 50 == 25 {
+            // Every node's bus connection dropped mid-stream: what was published meanwhile never
+            // reaches them on it.
+            let _: redis::Value = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("TYPE")
+                .arg("pubsub")
+                .query_async(&mut admin)
+                .await
+                .expect("client kill");
+        }
+    }
+    let expected: Vec<(u64, String)> = (1..=200).map(|i| (i, format!("m{i}"))).collect();
+    assert_eq!(
+        messages(&mut reader, 200).await,
+        expected,
+        "once each, in order, no hole"
+    );
+    assert_eq!(
+        messages(&mut sender, 200).await,
+        expected,
+        "on the sender's node too"
+    );
 }

@@ -12,7 +12,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -147,6 +150,9 @@ pub struct RedisLog {
     events: mpsc::UnboundedSender<Event>,
     /// Room name → epoch, for the rooms known here.
     epochs: Arc<Mutex<HashMap<String, String>>>,
+    /// Whether the bus is subscribed now: a node that cannot hear the others is not healthy, even
+    /// while its commands get answers.
+    bus_up: Arc<AtomicBool>,
 }
 
 /// Runs `fut` with [`COMMAND_TIMEOUT`]; Redis errors and timeouts alike make the log unavailable.
@@ -178,8 +184,9 @@ impl RedisLog {
             retention: retention.max(1),
             events: events.clone(),
             epochs: Arc::new(Mutex::new(HashMap::new())),
+            bus_up: Arc::new(AtomicBool::new(false)),
         };
-        let subscribed = listen(client, events.clone());
+        let subscribed = listen(client, events.clone(), log.bus_up.clone());
         subscribed.await?;
 
         // Where every room stands, after the subscription: what was published before is in these
@@ -456,8 +463,11 @@ impl RedisLog {
         Ok(messages)
     }
 
-    /// Whether Redis answers now.
+    /// Whether Redis answers now, and the bus is subscribed.
     pub async fn check(&self) -> Result<(), LogError> {
+        if !self.bus_up.load(Ordering::Relaxed) {
+            return Err(LogError::Unavailable);
+        }
         let mut conn = self.conn.clone();
         timed(redis::cmd("PING").query_async::<String>(&mut conn)).await?;
         Ok(())
@@ -541,6 +551,7 @@ pub async fn check_server(url: &str, accept_risk: bool) -> anyhow::Result<()> {
 fn listen(
     client: redis::Client,
     events: mpsc::UnboundedSender<Event>,
+    up: Arc<AtomicBool>,
 ) -> impl Future<Output = Result<(), LogError>> {
     let (ready, subscribed) = oneshot::channel();
     tokio::spawn(async move {
@@ -567,6 +578,7 @@ fn listen(
                 }
             };
             pause = Duration::from_millis(100);
+            up.store(true, Ordering::Relaxed);
             match ready.take() {
                 Some(ready) => {
                     let _ = ready.send(Ok(()));
@@ -591,6 +603,7 @@ fn listen(
                     return;
                 }
             }
+            up.store(false, Ordering::Relaxed);
             tracing::warn!("the Redis bus connection was lost; reconnecting");
         }
     });

@@ -675,6 +675,7 @@ fn set_cookie(head: &str) -> String {
 pub struct RedisServer {
     child: std::process::Child,
     dir: TempDir,
+    settings: Vec<String>,
 }
 
 impl RedisServer {
@@ -685,9 +686,31 @@ impl RedisServer {
     /// With extra settings, e.g. `["--appendonly", "no"]`.
     pub async fn start_with(settings: &[&str]) -> Self {
         let dir = TempDir::new();
-        let socket = format!("{}/redis.sock", dir.path());
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", "0", "--unixsocket", &socket, "--dir", dir.path()])
+        let settings: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
+        let child = Self::spawn(&dir, &settings);
+        let server = Self {
+            child,
+            dir,
+            settings,
+        };
+        server.answering().await;
+        server
+    }
+
+    fn socket(dir: &TempDir) -> String {
+        format!("{}/redis.sock", dir.path())
+    }
+
+    fn spawn(dir: &TempDir, settings: &[String]) -> std::process::Child {
+        std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--unixsocket",
+                &Self::socket(dir),
+                "--dir",
+                dir.path(),
+            ])
             .args([
                 "--appendonly",
                 "yes",
@@ -702,8 +725,11 @@ impl RedisServer {
             .spawn()
             .expect(
                 "redis-server runs (cargo xtask test installs it: apt-get install redis-server)",
-            );
-        let server = Self { child, dir };
+            )
+    }
+
+    async fn answering(&self) {
+        let socket = Self::socket(&self.dir);
         let ready = async {
             loop {
                 if let Ok(mut stream) = tokio::net::UnixStream::connect(&socket).await
@@ -720,17 +746,27 @@ impl RedisServer {
         tokio::time::timeout(PATIENCE, ready)
             .await
             .expect("redis-server answers");
-        server
+    }
+
+    /// `kill -9`: no chance to write anything more.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same folder (its append-only file) and socket.
+    pub async fn restart(&mut self) {
+        self.child = Self::spawn(&self.dir, &self.settings);
+        self.answering().await;
     }
 
     pub fn url(&self) -> String {
-        format!("redis+unix://{}/redis.sock", self.dir.path())
+        format!("redis+unix://{}", Self::socket(&self.dir))
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
