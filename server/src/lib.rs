@@ -2,6 +2,7 @@
 //! `main.rs` calls it with the configured address and Ctrl-C/SIGTERM; tests call it on port 0.
 
 pub mod assets;
+pub mod cluster;
 pub mod config;
 pub mod frame;
 pub mod guard;
@@ -163,6 +164,14 @@ pub async fn run(
         Err(problem) => tracing::warn!("{problem}"),
     }
 
+    // In a cluster, presence, typing and the room list are shared with the other nodes.
+    let cluster = match &config.redis {
+        Some(url) => {
+            let stop = state.stop.clone();
+            Some(cluster::Cluster::start(url, state.hub.clone(), stop).await?)
+        }
+        None => None,
+    };
     // Presence changes are announced in batches, a few times a second.
     let ticker = {
         let hub = state.hub.clone();
@@ -173,7 +182,12 @@ pub async fn run(
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = every.tick() => hub.tick(std::time::Instant::now()),
+                    _ = every.tick() => {
+                        let shared = hub.tick(std::time::Instant::now());
+                        if let Some(cluster) = &cluster {
+                            cluster.share(shared);
+                        }
+                    }
                 }
             }
         })

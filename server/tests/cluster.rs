@@ -367,3 +367,188 @@ async fn pushes_lost_with_the_bus_connection_are_filled_from_the_log_without_a_h
         "on the sender's node too"
     );
 }
+
+fn is_presence(msg: &ServerMsg) -> bool {
+    matches!(msg, ServerMsg::Presence { .. })
+}
+
+/// The next `presence` that `wanted` accepts: its count and its members' names.
+async fn presence_where(
+    client: &mut Client,
+    wanted: impl Fn(u32, &[String]) -> bool,
+) -> (u32, Vec<String>) {
+    loop {
+        if let ServerMsg::Presence { count, members, .. } = client.signal(is_presence).await {
+            let mut names: Vec<String> = members
+                .unwrap_or_default()
+                .into_iter()
+                .map(|who| who.name)
+                .collect();
+            names.sort();
+            if wanted(count, &names) {
+                return (count, names);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_people_in_a_room_are_the_same_on_every_node_and_count_once_across_nodes() {
+    let redis = RedisServer::start().await;
+    let (a, _a) = node(&redis).await;
+    let (b, _b) = node(&redis).await;
+    let (c, _c) = node(&redis).await;
+    let mut ann = a.client_named("Ann").await;
+    let bob = b.client_named("Bob").await;
+    // Cy has a tab on A and another on C: one person.
+    let cy = a.session("Cy").await;
+    let _cy_a = Client::connect(a.addr, &cy).await;
+    let mut cy_c = Client::connect(c.addr, &cy).await;
+    let everyone = vec!["Ann".to_string(), "Bob".into(), "Cy".into()];
+    for client in [&mut ann, &mut cy_c] {
+        let seen = presence_where(client, |count, _| count == 3).await;
+        assert_eq!(seen, (3, everyone.clone()));
+    }
+    // Bob's one tab closes: after the grace everyone is told; the room list counts two.
+    drop(bob);
+    let (count, names) = presence_where(&mut cy_c, |count, _| count == 2).await;
+    assert_eq!((count, names), (2, vec!["Ann".to_string(), "Cy".into()]));
+    let rooms = loop {
+        if let ServerMsg::Rooms { rooms } =
+            ann.signal(|m| matches!(m, ServerMsg::Rooms { .. })).await
+            && rooms
+                .iter()
+                .any(|r| r.room == common::ROOM && r.members == 2)
+        {
+            break rooms;
+        }
+    };
+
+    assert!(
+        rooms
+            .iter()
+            .all(|r| r.room != common::ROOM || r.members == 2)
+    );
+}
+
+#[tokio::test]
+async fn typing_on_one_node_is_shown_on_the_others() {
+    let redis = RedisServer::start().await;
+    let (a, _a) = node(&redis).await;
+    let (b, _b) = node(&redis).await;
+    let mut ann = a.client_named("Ann").await;
+    let mut bob = b.client_named("Bob").await;
+    presence_where(&mut ann, |count, _| count == 2).await;
+    bob.send(&ClientMsg::Typing {
+        room: common::ROOM.into(),
+    })
+    .await;
+    let typing = ann.signal(|m| matches!(m, ServerMsg::Typing { .. })).await;
+    let ServerMsg::Typing { room, user } = typing else {
+        unreachable!()
+    };
+    assert_eq!((room.as_str(), user.name.as_str()), (common::ROOM, "Bob"));
+}
+
+/// A node as its own process (the `herald` binary), so it can be killed with SIGKILL.
+struct NodeProcess {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _data: TempDir,
+}
+
+impl NodeProcess {
+    fn start(redis: &RedisServer) -> Self {
+        use std::io::BufRead;
+        let data = TempDir::new();
+        let url = redis.url();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args([
+                "--addr",
+                "127.0.0.1:0",
+                "--data-dir",
+                data.path(),
+                "--redis",
+                &url,
+            ])
+            .args(["--session-secret", SECRET, "--log", "info"])
+            .args(["--rate-per-sec", "1000000", "--rate-burst", "1000000"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("herald starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("herald says where it listens")
+                .expect("a line");
+            if let Some(at) = line.split("listening on http://").nth(1) {
+                break at.trim().parse().expect("an address");
+            }
+        };
+        // Keep reading what it logs, so it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            addr,
+            _data: data,
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_node_killed_loses_nothing_acknowledged_and_its_people_leave_the_others_lists() {
+    let redis = RedisServer::start().await;
+    let (a, _a) = node(&redis).await;
+    let mut b = NodeProcess::start(&redis);
+    let b_server = TestServer::external(b.addr);
+    let mut ann = a.client_named("Ann").await;
+    let bob_cookie = b_server.session("Bob").await;
+    let mut bob = Client::connect(b.addr, &bob_cookie).await;
+    presence_where(&mut ann, |count, _| count == 2).await;
+    let mut acked = Vec::new();
+    for i in 1..=10 {
+        acked.push(bob.post(&format!("b{i}"), &format!("bob {i}")).await);
+    }
+    let epoch = bob.resume(common::ROOM, "", 0).await.epoch;
+
+    // kill -9: no goodbye, nothing more written.
+    let _ = b.child.kill();
+    let _ = b.child.wait();
+    drop(bob);
+    // Within the node timeout (docs/CLUSTER.md), a second's check and a tick.
+    let gone = server::cluster::NODE_TIMEOUT + std::time::Duration::from_secs(5);
+    let left = ann
+        .signal_within(gone, |m| {
+            matches!(m, ServerMsg::Presence { count: 1, left, .. } if left.iter().any(|w| w.name == "Bob"))
+        })
+        .await;
+    let ServerMsg::Presence { members, .. } = left else {
+        unreachable!()
+    };
+    let names: Vec<String> = members
+        .unwrap_or_default()
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(names, ["Ann"], "Bob left Ann's list");
+
+    // Bob's page reconnects to A with the same cookie and his cursor from before his last sends.
+    let mut bob = Client::connect_only(a.addr, &bob_cookie).await;
+    let resumed = bob.resume(common::ROOM, &epoch, 0).await;
+    assert_eq!(resumed.mode, JoinMode::Full);
+    let seqs: Vec<u64> = messages(&mut bob, 10)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(seqs, acked, "every acknowledged message is there, once");
+}

@@ -137,6 +137,8 @@ impl Handle {
                 sub.signal(&frame);
             }
         }
+        drop(entry);
+        self.hub.typed(room, user);
     }
 
     pub fn leave(&mut self, room: &str) {

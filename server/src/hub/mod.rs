@@ -35,11 +35,13 @@ use app::protocol::{ChatMessage, Disconnect, Identity, RoomSummary, ServerMsg, T
 pub use crate::frame::Frame;
 pub use handle::{Handle, JoinPoint};
 pub use queue::{Drain, SendQueue};
+pub use shared::Shared;
 
 mod handle;
 mod presence;
 mod queue;
 mod recent;
+mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -97,6 +99,10 @@ struct Inner {
     rooms_announced: Mutex<Vec<RoomSummary>>,
     /// A room's count changed outside [`Hub::tick`]: the next tick sends the room list.
     list_stale: AtomicBool,
+    /// Part of a cluster: [`Hub::tick`] says what to share with the other nodes.
+    clustered: AtomicBool,
+    /// Typing passed on here since the last tick, to share: `(room, who)`.
+    typed: Mutex<Vec<(String, Identity)>>,
 }
 
 /// A lock whose holder panicked is still usable: every update under these locks is a single
@@ -126,6 +132,12 @@ struct HubRoom {
     /// Since when the room has had no subscriber (seen by [`Hub::tick`]); its recent frames go
     /// [`RECENT_KEEP`] after.
     emptied_at: Option<Instant>,
+    /// In a cluster, by node id: the people here on the other nodes, as each last said.
+    remote: HashMap<String, Vec<Identity>>,
+    /// This node's own people here as last shared with the cluster, by user id.
+    shared: BTreeMap<String, Identity>,
+    /// This node's own people changed since they were last shared.
+    share_pending: bool,
 }
 
 struct Member {
@@ -250,9 +262,11 @@ impl Hub {
         let mut room = lock(&room);
         // Someone who speaks before their arrival was announced is announced first, so the others
         // read "Bob joined" before Bob's first words, not a tick after them.
+        let author = &message.author.id;
         if room.dirty
-            && room.members.contains_key(&message.author.id)
-            && !room.announced.contains_key(&message.author.id)
+            && !room.announced.contains_key(author)
+            && (room.members.contains_key(author)
+                || room.remote.values().flatten().any(|who| who.id == *author))
             && room.announce(name, Instant::now())
         {
             self.inner.list_stale.store(true, Ordering::Relaxed);
@@ -266,8 +280,12 @@ impl Hub {
     }
 
     /// Announces what changed since the last tick: each room's presence (to its subscribers) and, if
-    /// any count changed, the room list (to everyone). The server calls it every [`TICK`].
-    pub fn tick(&self, now: Instant) {
+    /// any count changed, the room list (to everyone). The server calls it every [`TICK`]. In a
+    /// cluster, returns what to tell the other nodes: the rooms whose people here changed, and who
+    /// typed.
+    pub fn tick(&self, now: Instant) -> Vec<Shared> {
+        let clustered = self.inner.clustered.load(Ordering::Relaxed);
+        let mut shared = Vec::new();
         let mut counts_changed = self.inner.list_stale.swap(false, Ordering::Relaxed);
         for (name, room) in self.every_room() {
             let mut room = lock(&room);
@@ -275,6 +293,13 @@ impl Hub {
                 .retain(|_, sent| now < *sent + Duration::from_secs(60));
             if room.dirty {
                 counts_changed |= room.announce(&name, now);
+            }
+            if clustered && room.share_pending {
+                room.share_pending = false;
+                shared.push(Shared::People {
+                    room: name.clone(),
+                    people: room.shared.values().cloned().collect(),
+                });
             }
             // However its last subscriber went (left, dropped, lagged), an empty room keeps its
             // recent frames a while for those coming back, then lets them go.
@@ -286,6 +311,14 @@ impl Hub {
                 room.recent.clear();
                 room.emptied_at = None;
             }
+        }
+        if clustered {
+            let typed = std::mem::take(&mut *lock(&self.inner.typed));
+            shared.extend(
+                typed
+                    .into_iter()
+                    .map(|(room, who)| Shared::Typing { room, who }),
+            );
         }
         if counts_changed {
             let rooms = room_list(&self.room_counts());
@@ -303,6 +336,7 @@ impl Hub {
                 *announced = rooms;
             }
         }
+        shared
     }
 
     /// The room list as a frame, for a connection that just opened.

@@ -16,14 +16,26 @@ impl Member {
 
 impl HubRoom {
     pub(super) fn presence(&self, name: &str, now: Instant) -> ServerMsg {
-        let mut members: Vec<Identity> = self
+        let local = self
             .members
-            .values()
-            .filter(|m| m.present(now))
-            .map(|m| m.who.clone())
+            .iter()
+            .filter(|(_, m)| m.present(now))
+            .map(|(id, m)| (id.clone(), m.who.clone()))
             .collect();
+        let mut members: Vec<Identity> = self.with_remote(local).into_values().collect();
         members.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         presence_frame(name, members, Vec::new(), Vec::new())
+    }
+
+    /// `local` (this node's people, by user id) with the other nodes' people here: one entry per
+    /// person, whichever nodes they are on (this node's name for them wins).
+    fn with_remote(&self, mut local: BTreeMap<String, Identity>) -> BTreeMap<String, Identity> {
+        for people in self.remote.values() {
+            for who in people {
+                local.entry(who.id.clone()).or_insert_with(|| who.clone());
+            }
+        }
+        local
     }
 }
 
@@ -51,11 +63,16 @@ impl HubRoom {
         self.members.retain(|_, m| m.present(now));
         // Someone within their leave grace keeps the room dirty until they are gone or back.
         self.dirty = self.members.values().any(|m| m.connections == 0);
-        let current: BTreeMap<String, Identity> = self
+        let local: BTreeMap<String, Identity> = self
             .members
             .iter()
             .map(|(id, m)| (id.clone(), m.who.clone()))
             .collect();
+        if local != self.shared {
+            self.shared = local.clone();
+            self.share_pending = true;
+        }
+        let current = self.with_remote(local);
         if current == self.announced {
             return false;
         }

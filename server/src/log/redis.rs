@@ -110,6 +110,12 @@ fn room_of_channel(channel: &str) -> Option<&str> {
     channel.strip_prefix("herald:{")?.strip_suffix("}:live")
 }
 
+/// Where a local append's answer goes.
+type Reply = oneshot::Sender<Result<u64, LogError>>;
+
+/// Most appends sent to Redis in one pipeline.
+const APPEND_BATCH_MAX: usize = 256;
+
 /// What the sequencer task is told.
 enum Event {
     /// A room's epoch and last seq as Redis has them; answered once the room is known here.
@@ -125,7 +131,7 @@ enum Event {
         message: Option<ChatMessage>,
         room: String,
         seq: u64,
-        reply: oneshot::Sender<Result<u64, LogError>>,
+        reply: Reply,
     },
     /// A push from the bus.
     Pushed { epoch: String, message: ChatMessage },
@@ -144,10 +150,11 @@ enum Event {
 #[derive(Clone)]
 pub struct RedisLog {
     conn: ConnectionManager,
-    append: Arc<Script>,
     ensure: Arc<Script>,
     retention: u64,
     events: mpsc::UnboundedSender<Event>,
+    /// Appends, to be stored in the order they came.
+    appends: mpsc::UnboundedSender<(NewMessage, Reply)>,
     /// Room name → epoch, for the rooms known here.
     epochs: Arc<Mutex<HashMap<String, String>>>,
     /// Whether the bus is subscribed now: a node that cannot hear the others is not healthy, even
@@ -177,12 +184,13 @@ impl RedisLog {
         let client = redis::Client::open(url).map_err(LogError::Redis)?;
         let conn = timed(client.get_connection_manager()).await?;
         let (events, mut inbox) = mpsc::unbounded_channel();
+        let (appends, to_append) = mpsc::unbounded_channel();
         let log = Self {
             conn,
-            append: Arc::new(Script::new(APPEND)),
             ensure: Arc::new(Script::new(ENSURE)),
             retention: retention.max(1),
             events: events.clone(),
+            appends,
             epochs: Arc::new(Mutex::new(HashMap::new())),
             bus_up: Arc::new(AtomicBool::new(false)),
         };
@@ -213,6 +221,7 @@ impl RedisLog {
         }
         steps.clear(); // The caller starts the rooms from `last_seqs`.
 
+        tokio::spawn(append_loop(log.clone(), to_append));
         let reader = log.clone();
         tokio::spawn(async move {
             let mut check = tokio::time::interval(HOLE_CHECK);
@@ -324,62 +333,27 @@ impl RedisLog {
         self.submit(msg)?.await.map_err(|_| LogError::Closed)?
     }
 
-    /// Runs the append script; the answer comes once the sequencer has handed the message on.
+    /// Queues the message for the appender; the answer comes once the sequencer has handed the
+    /// message on. A room not known here yet is made first.
     pub fn submit(&self, msg: NewMessage) -> Result<Appending, LogError> {
         let (reply, answer) = oneshot::channel();
-        let log = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = log.ensure_room(&msg.room).await {
-                let _ = reply.send(Err(e));
-                return;
-            }
-            let entry = Entry {
-                room: msg.room.clone(),
-                author: msg.author.clone(),
-                client_id: msg.client_id.clone(),
-                body: msg.body,
-                kind: msg.kind,
-            };
-            let json = match serde_json::to_string(&entry) {
-                Ok(json) => json,
-                Err(_) => {
-                    let _ = reply.send(Err(LogError::Failed));
-                    return;
+        if self.epoch(&msg.room).is_some() {
+            self.appends
+                .send((msg, reply))
+                .map_err(|_| LogError::Closed)?;
+        } else {
+            let log = self.clone();
+            tokio::spawn(async move {
+                match log.ensure_room(&msg.room).await {
+                    Ok(_) => {
+                        let _ = log.appends.send((msg, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
-            };
-            let room = &msg.room;
-            let once = format!("{}\n{}", msg.author.id, msg.client_id);
-            let mut conn = log.conn.clone();
-            let mut call = log.append.prepare_invoke();
-            call.key(meta_key(room))
-                .key(log_key(room))
-                .key(once_key(room))
-                .arg(once)
-                .arg(&json)
-                .arg(log.retention)
-                .arg(new_epoch())
-                .arg(live_channel(room));
-            let answered: Result<(String, u64, u64, u8), LogError> =
-                timed(call.invoke_async(&mut conn)).await;
-            match answered {
-                Ok((epoch, seq, sent_at, duplicate)) => {
-                    // A duplicate's message went out when it was first stored.
-                    let message = (duplicate == 0).then_some(message_of(entry, seq, sent_at));
-                    let event = Event::Appended {
-                        epoch,
-                        message,
-                        room: room.clone(),
-                        seq,
-                        reply,
-                    };
-                    let _ = log.events.send(event);
-                }
-                Err(e) => {
-                    tracing::warn!(%room, "storing a message in Redis failed: {e}");
-                    let _ = reply.send(Err(LogError::Unavailable));
-                }
-            }
-        });
+            });
+        }
         Ok(answer)
     }
 
@@ -493,6 +467,79 @@ impl RedisLog {
             .unwrap_or_else(|p| p.into_inner())
             .get(room)
             .cloned()
+    }
+}
+
+/// Runs the append script for every queued message, in the order queued, as one pipeline per batch
+/// (one round trip, and with `appendfsync always` one fsync pass, for the whole batch): one
+/// connection's sends are stored in the order it sent them, as on one node.
+async fn append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessage, Reply)>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < APPEND_BATCH_MAX {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut pipe = redis::pipe();
+        let mut entries = Vec::with_capacity(batch.len());
+        for (msg, _) in &batch {
+            let room = &msg.room;
+            let entry = Entry {
+                room: room.clone(),
+                author: msg.author.clone(),
+                client_id: msg.client_id.clone(),
+                body: msg.body.clone(),
+                kind: msg.kind,
+            };
+            // Serializing these strings cannot fail.
+            let json = serde_json::to_string(&entry).unwrap_or_default();
+            pipe.cmd("EVAL")
+                .arg(APPEND)
+                .arg(3)
+                .arg(meta_key(room))
+                .arg(log_key(room))
+                .arg(once_key(room))
+                .arg(format!("{}\n{}", msg.author.id, msg.client_id))
+                .arg(json)
+                .arg(log.retention)
+                .arg(new_epoch())
+                .arg(live_channel(room));
+            entries.push(entry);
+        }
+        let mut conn = log.conn.clone();
+        let answered: Result<Vec<(String, u64, u64, u8)>, LogError> =
+            timed(pipe.query_async(&mut conn)).await;
+        match answered {
+            Ok(answers) if answers.len() == batch.len() => {
+                for (((_, reply), entry), (epoch, seq, sent_at, duplicate)) in
+                    batch.into_iter().zip(entries).zip(answers)
+                {
+                    let room = entry.room.clone();
+                    // A duplicate's message went out when it was first stored.
+                    let message = (duplicate == 0).then(|| message_of(entry, seq, sent_at));
+                    let event = Event::Appended {
+                        epoch,
+                        message,
+                        room,
+                        seq,
+                        reply,
+                    };
+                    let _ = log.events.send(event);
+                }
+            }
+            outcome => {
+                if let Err(e) = outcome {
+                    tracing::warn!("storing {} messages in Redis failed: {e}", batch.len());
+                }
+                // Each may or may not have been stored: the sender sends it again with the same
+                // client id, and the script's dedupe answers with the seq it got, if it got one.
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(LogError::Unavailable));
+                }
+            }
+        }
     }
 }
 

@@ -71,6 +71,16 @@ impl TestServer {
         }
     }
 
+    /// A Herald running elsewhere (another process) at `addr`, for the HTTP and WebSocket helpers.
+    pub fn external(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            stop: None,
+            task: None,
+            _data: None,
+        }
+    }
+
     /// Triggers shutdown (like SIGTERM) without waiting for it.
     pub fn begin_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -339,6 +349,15 @@ impl Client {
 
     /// The next signal (`presence`, `typing`, `rooms`) matching `wanted`, skipping other frames.
     pub async fn signal(&mut self, wanted: impl Fn(&ServerMsg) -> bool) -> ServerMsg {
+        self.signal_within(PATIENCE, wanted).await
+    }
+
+    /// [`Self::signal`], waiting up to `patience` for each frame (for what takes longer by design).
+    pub async fn signal_within(
+        &mut self,
+        patience: Duration,
+        wanted: impl Fn(&ServerMsg) -> bool,
+    ) -> ServerMsg {
         loop {
             if let Some(at) = self.signals.iter().position(&wanted) {
                 let found = self.signals.remove(at).expect("position is in range");
@@ -346,7 +365,7 @@ impl Client {
                 return found;
             }
             self.signals.clear();
-            if let Seen::Msg(msg) = self.next_any().await {
+            if let Seen::Msg(msg) = self.next_any_within(patience).await {
                 self.signals.push_back(msg);
             }
         }
@@ -359,8 +378,12 @@ impl Client {
 
     /// The next frame of any kind, or the close.
     pub async fn next_any(&mut self) -> Seen {
+        self.next_any_within(PATIENCE).await
+    }
+
+    async fn next_any_within(&mut self, patience: Duration) -> Seen {
         loop {
-            let frame = tokio::time::timeout(PATIENCE, self.socket.next())
+            let frame = tokio::time::timeout(patience, self.socket.next())
                 .await
                 .expect("a frame in time");
             match frame {

@@ -1,0 +1,308 @@
+//! Presence, typing and the room list across the nodes of a cluster (docs/CLUSTER.md): each node
+//! owns its own people and tells the others, on one Redis channel, who is in each room here
+//! (a replacement, so telling twice does no harm), who typed, and that it is alive. A node that
+//! falls silent for [`NODE_TIMEOUT`] is forgotten: its people leave wherever they are not back
+//! on another node. Nothing of it is stored: a node that starts, or lost track (a gap in another
+//! node's numbered notes), asks and is told again.
+//!
+//! The hub stays free of I/O: it says what to share ([`Hub::tick`]) and takes what the others say.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use app::protocol::Identity;
+use futures::StreamExt;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Hub, Shared};
+
+/// The channel every node listens to and tells on.
+const CHANNEL: &str = "herald:cluster";
+
+/// How often a node says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// A node not heard from for this long is taken for dead (three heartbeats missed, and a little):
+/// its people leave the others' lists within this, a second's check and a tick.
+pub const NODE_TIMEOUT: Duration = Duration::from_secs(7);
+
+/// What one node tells the others. `v` counts the node's notes that change state, so a listener
+/// that missed one sees the gap and asks for everything again.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Note {
+    node: String,
+    v: u64,
+    #[serde(flatten)]
+    what: What,
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum What {
+    /// The node's people in `room` now (numbered).
+    People { room: String, people: Vec<Identity> },
+    /// Someone on the node is typing in `room` (numbered).
+    Typing { room: String, who: Identity },
+    /// Forget what the node said before: everything follows (numbered).
+    Reset,
+    /// Alive, having sent notes up to `v`.
+    Beat,
+    /// The node named (or every node, for `*`) should say everything again.
+    Want { of: String },
+}
+
+/// A handle for the server's ticker: what the hub says to share goes out from here.
+#[derive(Clone)]
+pub struct Cluster {
+    out: mpsc::UnboundedSender<Outgoing>,
+}
+
+enum Outgoing {
+    Shared(Vec<Shared>),
+    /// Someone asked for everything this node knows of its people.
+    Everything,
+}
+
+impl Cluster {
+    /// Joins the cluster on the Redis at `url` as a node with a fresh id, for `hub`, until `stop`.
+    pub async fn start(url: &str, hub: Hub, stop: CancellationToken) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let conn = client.get_connection_manager().await?;
+        let node = crate::session::random_hex(8);
+        hub.join_cluster();
+        let (out, queue) = mpsc::unbounded_channel();
+        let cluster = Self { out };
+        let until = stop.clone();
+        let (teller, hub_) = (node.clone(), hub.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tell(conn, teller, hub_, queue) => {}
+                () = until.cancelled() => {}
+            }
+        });
+        let cluster_ = cluster.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = listen(client, node, hub, cluster_) => {}
+                () = stop.cancelled() => {}
+            }
+        });
+        Ok(cluster)
+    }
+
+    /// What [`Hub::tick`] returned: told to the other nodes.
+    pub fn share(&self, shared: Vec<Shared>) {
+        if !shared.is_empty() {
+            let _ = self.out.send(Outgoing::Shared(shared));
+        }
+    }
+}
+
+/// Publishes this node's notes, and a heartbeat every [`HEARTBEAT`].
+async fn tell(
+    mut conn: ConnectionManager,
+    node: String,
+    hub: Hub,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    let mut v = 0u64;
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    loop {
+        let notes: Vec<What> = tokio::select! {
+            outgoing = queue.recv() => match outgoing {
+                None => return,
+                Some(Outgoing::Shared(shared)) => shared.into_iter().map(what_of).collect(),
+                Some(Outgoing::Everything) => std::iter::once(What::Reset)
+                    .chain(hub.all_people().into_iter().map(what_of))
+                    .collect(),
+            },
+            _ = beat.tick() => vec![What::Beat],
+        };
+        for what in notes {
+            if !matches!(what, What::Beat | What::Want { .. }) {
+                v += 1;
+            }
+            let note = Note {
+                node: node.clone(),
+                v,
+                what,
+            };
+            let Ok(json) = serde_json::to_string(&note) else {
+                continue;
+            };
+            let sent: redis::RedisResult<()> = redis::cmd("PUBLISH")
+                .arg(CHANNEL)
+                .arg(json)
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = sent {
+                // The others see the gap in `v` once this node is heard again, and ask.
+                tracing::warn!("telling the cluster failed: {e}");
+            }
+        }
+    }
+}
+
+fn what_of(shared: Shared) -> What {
+    match shared {
+        Shared::People { room, people } => What::People { room, people },
+        Shared::Typing { room, who } => What::Typing { room, who },
+    }
+}
+
+/// What this node knows of another.
+struct Peer {
+    v: u64,
+    heard: Instant,
+}
+
+/// Listens to the other nodes; asks every node for everything on start and after a lost
+/// connection; forgets nodes that fell silent.
+async fn listen(client: redis::Client, node: String, hub: Hub, cluster: Cluster) {
+    let mut peers: HashMap<String, Peer> = HashMap::new();
+    let mut pause = Duration::from_millis(100);
+    let mut conn = match client.get_connection_manager().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::error!("the cluster channel is unreachable: {e}");
+            return;
+        }
+    };
+    loop {
+        let pubsub = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(CHANNEL).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        }
+        .await;
+        let mut stream = match pubsub {
+            Ok(pubsub) => pubsub.into_on_message(),
+            Err(e) => {
+                tracing::warn!("the cluster channel is unreachable: {e}; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        pause = Duration::from_millis(100);
+        // Whatever happened while this node was not listening, it hears again.
+        want(&mut conn, &node, "*").await;
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let msg = tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(msg) => msg,
+                    None => break,
+                },
+                _ = check.tick() => {
+                    let now = Instant::now();
+                    peers.retain(|peer, known| {
+                        let alive = now < known.heard + NODE_TIMEOUT;
+                        if !alive {
+                            tracing::info!(%peer, "a node fell silent: its people leave");
+                            hub.forget_node(peer);
+                        }
+                        alive
+                    });
+                    continue;
+                }
+            };
+            let Ok(note) = serde_json::from_slice::<Note>(msg.get_payload_bytes()) else {
+                tracing::warn!("an unreadable note on the cluster channel was skipped");
+                continue;
+            };
+            if note.node == node {
+                continue;
+            }
+            let now = Instant::now();
+            if let What::Want { of } = &note.what {
+                if of == "*" || *of == node {
+                    let _ = cluster.out.send(Outgoing::Everything);
+                }
+                if let Some(peer) = peers.get_mut(&note.node) {
+                    peer.heard = now;
+                }
+                continue;
+            }
+            let numbered = !matches!(note.what, What::Beat);
+            let known = peers.get(&note.node).map(|peer| peer.v);
+            // A note missed, or a node not heard before that is not starting over: ask it.
+            let in_order = match (&note.what, known) {
+                (What::Reset, _) => true,
+                (_, None) => false,
+                (_, Some(v)) if numbered => note.v == v + 1,
+                (_, Some(v)) => note.v == v,
+            };
+            peers.insert(
+                note.node.clone(),
+                Peer {
+                    v: note.v,
+                    heard: now,
+                },
+            );
+            if !in_order {
+                want(&mut conn, &node, &note.node).await;
+            }
+            match note.what {
+                What::People { room, people } => hub.set_remote_people(&note.node, &room, people),
+                What::Typing { room, who } => hub.remote_typing(&room, who, now),
+                What::Reset => hub.forget_node(&note.node),
+                What::Beat | What::Want { .. } => {}
+            }
+        }
+        tracing::warn!("the cluster channel connection was lost; reconnecting");
+    }
+}
+
+/// Asks node `of` (or every node, `*`) to say everything again.
+async fn want(conn: &mut ConnectionManager, node: &str, of: &str) {
+    let note = Note {
+        node: node.to_owned(),
+        v: 0,
+        what: What::Want { of: of.to_owned() },
+    };
+    let Ok(json) = serde_json::to_string(&note) else {
+        return;
+    };
+    let asked: redis::RedisResult<()> = redis::cmd("PUBLISH")
+        .arg(CHANNEL)
+        .arg(json)
+        .query_async(conn)
+        .await;
+    if let Err(e) = asked {
+        tracing::warn!("asking the cluster failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use app::protocol::Identity;
+
+    use super::{Note, What};
+
+    #[test]
+    fn notes_read_back() {
+        let note = Note {
+            node: "n1".into(),
+            v: 3,
+            what: What::People {
+                room: "general".into(),
+                people: vec![Identity {
+                    id: "a".into(),
+                    name: "Ann".into(),
+                }],
+            },
+        };
+        let json = serde_json::to_string(&note).expect("json");
+        assert!(json.contains(r#""kind":"people""#), "{json}");
+        assert_eq!(serde_json::from_str::<Note>(&json).expect("parse"), note);
+        let beat: Note =
+            serde_json::from_str(r#"{"node":"n2","v":7,"kind":"beat"}"#).expect("beat");
+        assert_eq!(beat.what, What::Beat);
+    }
+}
