@@ -118,6 +118,19 @@ pub struct Config {
     /// What to log, as a tracing filter: `info`, `debug`, `server=debug,tower_http=info`, ...
     #[arg(long, env = "HERALD_LOG", default_value = "info")]
     pub log: String,
+
+    /// Instead of serving: a one-off task, then exit.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// One-off tasks.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Copy the message history in --data-dir (this node's SQLite) into the Redis at --redis, with
+    /// each room's epoch, seqs and resend keys, so cursors and pages stay valid on the cluster. Run
+    /// it before starting the cluster's nodes; a room Redis already has is not overwritten.
+    ImportToRedis,
 }
 
 /// A rate: a number above 0 and finite (`nan`, `inf` and `0` parse as floats but mean nothing here,

@@ -13,6 +13,10 @@ async fn main() -> ExitCode {
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
+    if let Some(command) = &config.command {
+        return one_off(command, &config).await;
+    }
+
     let listener = match TcpListener::bind(config.addr).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -30,6 +34,33 @@ async fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a one-off task instead of serving.
+async fn one_off(command: &server::config::Command, config: &Config) -> ExitCode {
+    match command {
+        server::config::Command::ImportToRedis => {
+            let Some(url) = &config.redis else {
+                tracing::error!("import-to-redis needs --redis URL (HERALD_REDIS_URL)");
+                return ExitCode::FAILURE;
+            };
+            match server::log::import::import_to_redis(&config.data_dir, url).await {
+                Ok(done) => {
+                    tracing::info!(
+                        "copied {} rooms and {} messages from {} into Redis",
+                        done.rooms,
+                        done.messages,
+                        config.data_dir.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

@@ -552,3 +552,47 @@ async fn a_node_killed_loses_nothing_acknowledged_and_its_people_leave_the_other
         .collect();
     assert_eq!(seqs, acked, "every acknowledged message is there, once");
 }
+
+#[tokio::test]
+async fn a_single_nodes_history_moves_into_redis_and_its_cursors_resume_in_full_on_the_cluster() {
+    // A single node, chatting.
+    let data = TempDir::new();
+    let mut single = TestServer::start_in(data.path(), &["--session-secret", SECRET]).await;
+    let cookie = single.session("Ann").await;
+    let mut ann = Client::connect(single.addr, &cookie).await;
+    for i in 1..=30 {
+        ann.post(&format!("k{i}"), &format!("m{i}")).await;
+    }
+    let epoch = ann.resume(common::ROOM, "", 0).await.epoch;
+    drop(ann);
+    single.begin_shutdown();
+    single.stopped().await;
+
+    let redis = RedisServer::start().await;
+    let done =
+        server::log::import::import_to_redis(std::path::Path::new(data.path()), &redis.url())
+            .await
+            .expect("imported");
+    assert_eq!((done.rooms, done.messages), (1, 30));
+    let again =
+        server::log::import::import_to_redis(std::path::Path::new(data.path()), &redis.url())
+            .await
+            .expect_err("a second copy is refused");
+    assert!(again.to_string().contains("already has"), "{again}");
+
+    // On the cluster, with the same cookie and the cursor from before the move.
+    let (node, _node) = node(&redis).await;
+    let mut ann = Client::connect_only(node.addr, &cookie).await;
+    let resumed = ann.resume(common::ROOM, &epoch, 20).await;
+    assert_eq!(resumed.mode, JoinMode::Full);
+    assert_eq!((resumed.first_seq, resumed.last_seq), (21, 30));
+    let replay: Vec<u64> = messages(&mut ann, 10)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(replay, (21..=30).collect::<Vec<_>>());
+    // What the page still had unacknowledged is stored once: the resend keys came along.
+    assert_eq!(ann.post("k30", "m30").await, 30);
+    assert_eq!(ann.post("k31", "m31").await, 31);
+}

@@ -543,6 +543,101 @@ async fn append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessa
     }
 }
 
+/// A room as `herald import-to-redis` copies it (see `super::import`).
+pub struct ImportedRoom {
+    pub name: String,
+    pub epoch: String,
+    pub last_seq: u64,
+}
+
+/// A stored message as the import copies it.
+pub struct StoredMessage {
+    pub seq: u64,
+    pub author: Identity,
+    pub client_id: String,
+    pub body: String,
+    pub sent_at: u64,
+    pub kind: MessageKind,
+}
+
+/// Redis as the import writes it: the same keys the append script keeps.
+pub struct Target {
+    conn: redis::aio::MultiplexedConnection,
+}
+
+impl Target {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let conn = timed(client.get_multiplexed_async_connection())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach Redis at {url}: {e}"))?;
+        Ok(Self { conn })
+    }
+
+    /// Which of `rooms` Redis already has (an epoch in their `meta`).
+    pub async fn existing(&self, rooms: impl Iterator<Item = &str>) -> anyhow::Result<Vec<String>> {
+        let mut taken = Vec::new();
+        let mut conn = self.conn.clone();
+        for room in rooms {
+            let epoch: Option<String> = conn.hget(meta_key(room), "e").await?;
+            if epoch.is_some() {
+                taken.push(room.to_owned());
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Writes `room` with `messages` (oldest first). The room's `meta` goes last: a copy cut off
+    /// half-way leaves a room without an epoch, which the next append or import starts afresh.
+    pub async fn write_room(
+        &self,
+        room: &ImportedRoom,
+        messages: &[StoredMessage],
+    ) -> anyhow::Result<()> {
+        let mut conn = self.conn.clone();
+        let name = &room.name;
+        let _: () = redis::pipe()
+            .del(log_key(name))
+            .del(once_key(name))
+            .query_async(&mut conn)
+            .await?;
+        for chunk in messages.chunks(500) {
+            let mut pipe = redis::pipe();
+            for message in chunk {
+                let entry = Entry {
+                    room: name.clone(),
+                    author: message.author.clone(),
+                    client_id: message.client_id.clone(),
+                    body: message.body.clone(),
+                    kind: message.kind,
+                };
+                let once = format!("{}\n{}", message.author.id, message.client_id);
+                pipe.cmd("XADD")
+                    .arg(log_key(name))
+                    .arg(format!("{}-0", message.seq))
+                    .arg("m")
+                    .arg(serde_json::to_string(&entry)?)
+                    .arg("t")
+                    .arg(message.sent_at)
+                    .arg("o")
+                    .arg(&once)
+                    .ignore();
+                pipe.zadd(once_key(name), &once, message.seq).ignore();
+            }
+            let _: () = pipe.query_async(&mut conn).await?;
+        }
+        let _: () = redis::pipe()
+            .hset_multiple(
+                meta_key(name),
+                &[("e", room.epoch.clone()), ("s", room.last_seq.to_string())],
+            )
+            .sadd(ROOMS_KEY, name)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+}
+
 /// Refuses a Redis at `url` that can lose what it acknowledged — no append-only file, fsync less
 /// often than every write, or keys evicted under memory pressure — unless `accept_risk`, when it is
 /// only warned about. Acknowledged means kept only when Redis itself keeps it.
