@@ -596,3 +596,90 @@ async fn a_single_nodes_history_moves_into_redis_and_its_cursors_resume_in_full_
     assert_eq!(ann.post("k30", "m30").await, 30);
     assert_eq!(ann.post("k31", "m31").await, 31);
 }
+
+/// A node on `redis` that accepts [`common::TOKEN`] on the HTTP API.
+async fn api_node(redis: &RedisServer) -> (TestServer, TempDir) {
+    let data = TempDir::new();
+    let url = redis.url();
+    let flags = [
+        "--redis",
+        url.as_str(),
+        "--session-secret",
+        SECRET,
+        "--api-token",
+        common::TOKEN,
+        "--api-rate-burst",
+        "1000",
+    ];
+    let server = TestServer::start_in(data.path(), &flags).await;
+    (server, data)
+}
+
+#[tokio::test]
+async fn the_http_api_and_server_sent_events_work_the_same_on_any_node() {
+    let redis = RedisServer::start().await;
+    let (a, _a) = api_node(&redis).await;
+    let (b, _b) = api_node(&redis).await;
+    let auth = format!("Authorization: Bearer {}\r\n", common::TOKEN);
+    let mut reader = b.client_named("Bob").await;
+    for i in 1..=10 {
+        let body = serde_json::json!({ "body": format!("e{i}"), "client_id": format!("e{i}") });
+        let (status, _, _) = a
+            .api(
+                "POST",
+                "/api/rooms/general/messages",
+                Some(common::TOKEN),
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    // Published through A's API, read on B's socket: all ten, in order.
+    let seqs: Vec<u64> = messages(&mut reader, 10)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+    // B's history API and its room list say the same.
+    let (status, _, page) = b
+        .api(
+            "GET",
+            "/api/rooms/general/messages?limit=5",
+            Some(common::TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let bodies: Vec<&str> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["e6", "e7", "e8", "e9", "e10"]);
+    let (_, _, rooms) = b.api("GET", "/api/rooms", Some(common::TOKEN), None).await;
+    let general = rooms["rooms"]
+        .as_array()
+        .expect("rooms")
+        .iter()
+        .find(|r| r["room"] == "general")
+        .cloned()
+        .expect("general is listed");
+    assert_eq!(general["last_seq"].as_u64(), Some(10));
+
+    // An SSE reader on B resumes after Last-Event-ID 7 from what A stored.
+    let headers = format!("{auth}Last-Event-ID: 7\r\n");
+    let mut sse =
+        common::SseReader::open(b.addr, "/api/rooms/general/events", &headers, false).await;
+    let joined = sse.next_event().await.expect("joined").json();
+    assert_eq!(joined["mode"].as_str(), Some("full"));
+    let mut ids = Vec::new();
+    while ids.len() < 3 {
+        let event = sse.next_event().await.expect("event");
+        if event.event == "message" {
+            ids.push(event.id.and_then(|id| id.parse::<u64>().ok()).expect("id"));
+        }
+    }
+    assert_eq!(ids, [8, 9, 10]);
+}
