@@ -69,11 +69,16 @@ pub struct Target {
 }
 
 impl Target {
-    /// Starts `bin` in a fresh data dir on a free port, without rate limits (the load is the point).
-    pub async fn start(bin: &Path) -> anyhow::Result<Self> {
+    /// Starts `bin` in a fresh data dir on a free port, without rate limits (the load is the point);
+    /// with `redis`, in cluster mode on that Redis.
+    pub async fn start(bin: &Path, redis: Option<&str>) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("herald-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        if let Some(url) = redis {
+            command.args(["--redis", url, "--session-secret", "herald-bench"]);
+        }
+        let mut child = command
             .args(["--addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))
             .args(["--rate-per-sec", "1000000000", "--rate-burst", "1000000000"])

@@ -35,6 +35,10 @@ struct Args {
     /// The process id of the Herald at `--url`.
     #[arg(long)]
     pid: Option<u32>,
+    /// Start the `--herald` binary in cluster mode, its log in the Redis at this URL (which must
+    /// be empty of Herald's keys, or hold only what an earlier run of the same scenario left).
+    #[arg(long, requires = "herald")]
+    redis: Option<String>,
     /// Processes holding the subscribers (each opens its own sockets, so together they pass one
     /// process's open-files limit). 0: one per 15 000 subscribers.
     #[arg(long, default_value_t = 0)]
@@ -147,7 +151,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let mut target = match (&args.herald, &args.url, &args.scenario) {
             (_, Some(url), Scenario::Worker { .. }) => Target::existing(url, None)?,
-            (Some(bin), _, _) => Target::start(bin).await?,
+            (Some(bin), _, _) => Target::start(bin, args.redis.as_deref()).await?,
             (None, Some(url), _) => Target::existing(url, args.pid)?,
             (None, None, _) => anyhow::bail!("give --herald PATH, or --url URL --pid PID"),
         };

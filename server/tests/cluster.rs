@@ -683,3 +683,42 @@ async fn the_http_api_and_server_sent_events_work_the_same_on_any_node() {
     }
     assert_eq!(ids, [8, 9, 10]);
 }
+
+#[tokio::test]
+async fn a_page_rendered_by_one_node_is_continued_from_its_cursor_on_another() {
+    let redis = RedisServer::start().await;
+    let (a, _a) = node(&redis).await;
+    let (b, _b) = node(&redis).await;
+    let (c, _c) = node(&redis).await;
+    let mut ann = a.client_named("Ann").await;
+    let mut watcher = b.client_named("Wes").await;
+    for i in 1..=20 {
+        ann.post(&format!("k{i}"), &format!("m{i}")).await;
+    }
+    assert_eq!(
+        messages(&mut watcher, 20).await.len(),
+        20,
+        "B has heard them all"
+    );
+    let cookie = b.session("Bob").await;
+    let (status, _, html) = b.get_as("/", &cookie).await;
+    assert_eq!(status, 200);
+    let meta = html
+        .split("<meta name=\"herald-room\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page embeds the room");
+    let unescaped = meta.replace("&quot;", "\"").replace("&amp;", "&");
+    let page: app::state::RoomPage = serde_json::from_str(&unescaped).expect("room JSON");
+    let last = page.messages.last().map(|m| m.seq).expect("messages");
+    assert_eq!(last, 20);
+    // Said after the render; the page's socket reaches C.
+    ann.post("late", "after the render").await;
+    let mut bob = Client::connect_only(c.addr, &cookie).await;
+    let joined = bob.resume(common::ROOM, &page.epoch, last).await;
+    assert_eq!((joined.mode, joined.first_seq), (JoinMode::Full, 21));
+    assert_eq!(
+        messages(&mut bob, 1).await,
+        vec![(21, "after the render".to_string())]
+    );
+}
