@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Instant};
 
 use app::protocol::{Identity, ServerMsg};
 
-use super::{Frame, Hub, HubRoom, Member, SendQueue, Subscriber, TYPING_COALESCE, lock};
+use super::{Frame, Hub, HubRoom, Member, SendQueue, Subscriber, lock};
 
 /// One connection's place in the hub: its queue, who it is, and the rooms it has joined. Dropping it
 /// leaves them.
@@ -117,21 +117,9 @@ impl Handle {
             return;
         };
         let mut entry = lock(&entry);
-        let recent = entry
-            .typing
-            .get(&user.id)
-            .is_some_and(|sent| now < *sent + TYPING_COALESCE);
-        if recent {
+        let Some(frame) = entry.pass_typing(room, user, now) else {
             return;
-        }
-        entry.typing.insert(user.id.clone(), now);
-        let frame = Frame::from(
-            ServerMsg::Typing {
-                room: room.to_owned(),
-                user: user.clone(),
-            }
-            .encode(),
-        );
+        };
         for (id, sub) in &entry.subscribers {
             if *id != self.id {
                 sub.signal(&frame);

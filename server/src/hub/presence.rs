@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, time::Instant};
 
 use app::protocol::{Identity, PRESENCE_LIST_MAX, ROOM_LIST_MAX, RoomSummary, ServerMsg};
 
-use super::{Frame, HubRoom, LEAVE_GRACE, Member, RoomStats};
+use super::{Frame, HubRoom, LEAVE_GRACE, Member, RoomStats, TYPING_COALESCE};
 
 impl Member {
     pub(super) fn present(&self, now: Instant) -> bool {
@@ -101,6 +101,30 @@ impl HubRoom {
         let mut members: Vec<Identity> = self.announced.values().cloned().collect();
         members.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         members
+    }
+}
+
+impl HubRoom {
+    /// The `typing` frame for `who` in room `name`, unless one was passed on less than
+    /// [`TYPING_COALESCE`] ago (from this node or another).
+    pub(super) fn pass_typing(
+        &mut self,
+        name: &str,
+        who: &Identity,
+        now: Instant,
+    ) -> Option<Frame> {
+        let recent = self
+            .typing
+            .get(&who.id)
+            .is_some_and(|sent| now < *sent + TYPING_COALESCE);
+        if recent {
+            return None;
+        }
+        self.typing.insert(who.id.clone(), now);
+        Some(Frame::of(&ServerMsg::Typing {
+            room: name.to_owned(),
+            user: who.clone(),
+        }))
     }
 }
 

@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
-use app::protocol::{Identity, ServerMsg};
+use app::protocol::Identity;
 
-use super::{Frame, Hub, TYPING_COALESCE, lock};
+use super::{Hub, lock};
 
 /// Something for the other nodes of a cluster, from [`Hub::tick`].
 #[derive(Clone, Debug, PartialEq)]
@@ -68,18 +68,9 @@ impl Hub {
             return;
         };
         let mut entry = lock(&entry);
-        let recent = entry
-            .typing
-            .get(&who.id)
-            .is_some_and(|sent| now < *sent + TYPING_COALESCE);
-        if recent {
+        let Some(frame) = entry.pass_typing(room, &who, now) else {
             return;
-        }
-        entry.typing.insert(who.id.clone(), now);
-        let frame = Frame::of(&ServerMsg::Typing {
-            room: room.to_owned(),
-            user: who,
-        });
+        };
         for sub in entry.subscribers.values() {
             sub.signal(&frame);
         }

@@ -5,12 +5,12 @@
 
 use std::path::Path;
 
-use app::protocol::{Identity, MessageKind};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{
     DB_FILE,
-    redis::{self, ImportedRoom, StoredMessage},
+    redis::{self, ImportedRoom},
+    sqlite::read_range,
 };
 
 /// What an import copied.
@@ -40,7 +40,7 @@ pub async fn import_to_redis(data_dir: &Path, url: &str) -> anyhow::Result<Impor
     }
     let mut messages = 0;
     for room in &rooms {
-        let stored = read_messages(&conn, &room.name)?;
+        let stored = read_range(&conn, &room.name, 1, u64::MAX)?;
         messages += stored.len();
         target.write_room(room, &stored).await?;
     }
@@ -67,27 +67,4 @@ fn read_rooms(conn: &Connection) -> anyhow::Result<Vec<ImportedRoom>> {
         })?
         .collect::<Result<_, _>>()?;
     Ok(rooms)
-}
-
-fn read_messages(conn: &Connection, room: &str) -> anyhow::Result<Vec<StoredMessage>> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, author_id, author_name, client_id, body, sent_at, kind FROM messages
-         WHERE room = ?1 ORDER BY seq",
-    )?;
-    let messages = stmt
-        .query_map([room], |row| {
-            Ok(StoredMessage {
-                seq: row.get::<_, i64>(0)? as u64,
-                author: Identity {
-                    id: row.get(1)?,
-                    name: row.get(2)?,
-                },
-                client_id: row.get(3)?,
-                body: row.get(4)?,
-                sent_at: row.get::<_, i64>(5)? as u64,
-                kind: MessageKind::from_name(&row.get::<_, String>(6)?),
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(messages)
 }

@@ -57,6 +57,35 @@ pub enum Published<'a> {
     Message(&'a ChatMessage),
 }
 
+/// Room name → epoch, for the rooms a backend knows; shared by its handles (rooms are never
+/// deleted, so an entry never goes stale, though a room's history may begin again).
+#[derive(Clone, Default)]
+pub(crate) struct Epochs(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+);
+
+impl Epochs {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        // Every update is one insert: a poisoned lock is still consistent.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn get(&self, room: &str) -> Option<String> {
+        self.map().get(room).cloned()
+    }
+
+    pub(crate) fn insert(&self, room: &str, epoch: &str) {
+        self.map().insert(room.to_owned(), epoch.to_owned());
+    }
+
+    /// Every room's name, sorted.
+    pub(crate) fn rooms(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.map().keys().cloned().collect();
+        names.sort();
+        names
+    }
+}
+
 /// A message to store, as the connection that received it describes it.
 pub struct NewMessage {
     pub room: String,

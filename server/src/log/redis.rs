@@ -11,9 +11,8 @@
 //! `publish` once, in seq order, and answers each local append after its message.
 
 use std::{
-    collections::HashMap,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -26,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Appending, LogError, NewMessage, Published,
+    Appending, Epochs, LogError, NewMessage, Published,
     sequencer::{Sequencer, Step},
 };
 
@@ -155,8 +154,8 @@ pub struct RedisLog {
     events: mpsc::UnboundedSender<Event>,
     /// Appends, to be stored in the order they came.
     appends: mpsc::UnboundedSender<(NewMessage, Reply)>,
-    /// Room name → epoch, for the rooms known here.
-    epochs: Arc<Mutex<HashMap<String, String>>>,
+    /// The rooms known here.
+    epochs: Epochs,
     /// Whether the bus is subscribed now: a node that cannot hear the others is not healthy, even
     /// while its commands get answers.
     bus_up: Arc<AtomicBool>,
@@ -191,7 +190,7 @@ impl RedisLog {
             retention: retention.max(1),
             events: events.clone(),
             appends,
-            epochs: Arc::new(Mutex::new(HashMap::new())),
+            epochs: Epochs::default(),
             bus_up: Arc::new(AtomicBool::new(false)),
         };
         let subscribed = listen(client, events.clone(), log.bus_up.clone());
@@ -299,10 +298,7 @@ impl RedisLog {
     }
 
     fn remember(&self, room: &str, epoch: &str) {
-        self.epochs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(room.to_owned(), epoch.to_owned());
+        self.epochs.insert(room, epoch);
     }
 
     /// Reads room `room` from `from` on, in the background, for the sequencer.
@@ -449,24 +445,12 @@ impl RedisLog {
 
     /// Every room known here, sorted.
     pub fn rooms(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .epochs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        names.sort();
-        names
+        self.epochs.rooms()
     }
 
     /// The epoch of `room`, if it is known here.
     pub fn epoch(&self, room: &str) -> Option<String> {
-        self.epochs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(room)
-            .cloned()
+        self.epochs.get(room)
     }
 }
 
@@ -550,16 +534,6 @@ pub struct ImportedRoom {
     pub last_seq: u64,
 }
 
-/// A stored message as the import copies it.
-pub struct StoredMessage {
-    pub seq: u64,
-    pub author: Identity,
-    pub client_id: String,
-    pub body: String,
-    pub sent_at: u64,
-    pub kind: MessageKind,
-}
-
 /// Redis as the import writes it: the same keys the append script keeps.
 pub struct Target {
     conn: redis::aio::MultiplexedConnection,
@@ -592,7 +566,7 @@ impl Target {
     pub async fn write_room(
         &self,
         room: &ImportedRoom,
-        messages: &[StoredMessage],
+        messages: &[ChatMessage],
     ) -> anyhow::Result<()> {
         let mut conn = self.conn.clone();
         let name = &room.name;

@@ -20,7 +20,7 @@ use app::protocol::{ChatMessage, Identity, MessageKind};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
-use super::{Appending, LogError, NewMessage};
+use super::{Appending, Epochs, LogError, NewMessage};
 
 /// The database file inside `--data-dir`.
 pub const DB_FILE: &str = "herald.db";
@@ -34,8 +34,7 @@ pub struct SqliteLog {
     ops: std_mpsc::Sender<Op>,
     /// Reads (history) go through their own connection; in WAL mode they never wait for the writer.
     reader: Arc<Mutex<Connection>>,
-    /// Room name → epoch; rooms are never deleted, so an entry never goes stale.
-    epochs: Arc<Mutex<HashMap<String, String>>>,
+    epochs: Epochs,
 }
 
 /// What the writer thread is asked to do.
@@ -113,7 +112,11 @@ impl SqliteLog {
             .map(|(name, room)| (name.clone(), room.last_seq))
             .collect();
 
-        let epochs = Arc::new(Mutex::new(epochs));
+        let known = Epochs::default();
+        for (room, epoch) in &epochs {
+            known.insert(room, epoch);
+        }
+        let epochs = known;
         let (ops, queue) = std_mpsc::channel();
         let writer_epochs = epochs.clone();
         // Committed batches are published from a task on the runtime, not from the writer thread:
@@ -207,28 +210,8 @@ impl SqliteLog {
         to: u64,
     ) -> Result<Vec<ChatMessage>, LogError> {
         let room = room.to_owned();
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, author_id, author_name, client_id, body, sent_at, kind FROM messages
-                 WHERE room = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
-            )?;
-            let rows = stmt.query_map(params![room, sql_int(from), sql_int(to)], |row| {
-                Ok(ChatMessage {
-                    room: room.clone(),
-                    seq: row.get::<_, i64>(0)? as u64,
-                    author: Identity {
-                        id: row.get(1)?,
-                        name: row.get(2)?,
-                    },
-                    client_id: row.get(3)?,
-                    body: row.get(4)?,
-                    sent_at: row.get::<_, i64>(5)? as u64,
-                    kind: MessageKind::from_name(&row.get::<_, String>(6)?),
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
+        self.read(move |conn| Ok(read_range(conn, &room, from, to)?))
+            .await
     }
 
     /// Whether the log works: the writer answers between batches and the read connection answers
@@ -259,24 +242,12 @@ impl SqliteLog {
 
     /// Every room's name, sorted.
     pub fn rooms(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .epochs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        names.sort();
-        names
+        self.epochs.rooms()
     }
 
     /// The epoch of `room`, if the room exists.
     pub fn epoch(&self, room: &str) -> Option<String> {
-        self.epochs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(room)
-            .cloned()
+        self.epochs.get(room)
     }
 }
 
@@ -357,6 +328,34 @@ fn new_epoch() -> String {
     format!("{:016x}", std::hash::RandomState::new().hash_one(nanos))
 }
 
+/// The messages of `room` with `from <= seq <= to` in the log open on `conn`, oldest first.
+pub(super) fn read_range(
+    conn: &Connection,
+    room: &str,
+    from: u64,
+    to: u64,
+) -> rusqlite::Result<Vec<ChatMessage>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, author_id, author_name, client_id, body, sent_at, kind FROM messages
+         WHERE room = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![room, sql_int(from), sql_int(to)], |row| {
+        Ok(ChatMessage {
+            room: room.to_owned(),
+            seq: row.get::<_, i64>(0)? as u64,
+            author: Identity {
+                id: row.get(1)?,
+                name: row.get(2)?,
+            },
+            client_id: row.get(3)?,
+            body: row.get(4)?,
+            sent_at: row.get::<_, i64>(5)? as u64,
+            kind: MessageKind::from_name(&row.get::<_, String>(6)?),
+        })
+    })?;
+    rows.collect()
+}
+
 /// SQLite integers are signed: a bound beyond `i64::MAX` means "no bound", not a negative number.
 fn sql_int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -372,7 +371,7 @@ fn now_ms() -> u64 {
 fn ensure_room(
     conn: &Connection,
     rooms: &mut HashMap<String, RoomState>,
-    epochs: &Mutex<HashMap<String, String>>,
+    epochs: &Epochs,
     room: &str,
 ) -> Result<String, LogError> {
     if let Some(state) = rooms.get(room) {
@@ -390,10 +389,7 @@ fn ensure_room(
             last_seq: 0,
         },
     );
-    epochs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(room.to_owned(), epoch.clone());
+    epochs.insert(room, &epoch);
     Ok(epoch)
 }
 
@@ -402,7 +398,7 @@ fn write_loop(
     mut conn: Connection,
     queue: std_mpsc::Receiver<Op>,
     mut rooms: HashMap<String, RoomState>,
-    epochs: Arc<Mutex<HashMap<String, String>>>,
+    epochs: Epochs,
     retention: u64,
     committed: tokio::sync::mpsc::UnboundedSender<Committed>,
 ) {
@@ -443,12 +439,11 @@ fn write_loop(
             .and_then(|tx| store_batch(tx, &batch, &mut rooms, retention));
         if stored.is_ok() {
             // Rooms first created by this batch.
-            let mut known = epochs.lock().unwrap_or_else(|p| p.into_inner());
             for (name, _) in before.iter().filter(|(_, state)| state.is_none()) {
-                if let Some(room) = rooms.get(name) {
-                    known
-                        .entry(name.clone())
-                        .or_insert_with(|| room.epoch.clone());
+                if let Some(room) = rooms.get(name)
+                    && epochs.get(name).is_none()
+                {
+                    epochs.insert(name, &room.epoch);
                 }
             }
         } else {
