@@ -112,6 +112,10 @@ fn room_of_channel(channel: &str) -> Option<&str> {
 /// Where a local append's answer goes.
 type Reply = oneshot::Sender<Result<u64, LogError>>;
 
+/// Appender lanes: each room's appends go through one lane, in order, one pipeline at a time; the
+/// lanes' pipelines are in flight together (one lane alone waits a round trip and an fsync per batch).
+const APPEND_LANES: usize = 8;
+
 /// Most appends sent to Redis in one pipeline.
 const APPEND_BATCH_MAX: usize = 256;
 
@@ -152,8 +156,8 @@ pub struct RedisLog {
     ensure: Arc<Script>,
     retention: u64,
     events: mpsc::UnboundedSender<Event>,
-    /// Appends, to be stored in the order they came.
-    appends: mpsc::UnboundedSender<(NewMessage, Reply)>,
+    /// Appends, to be stored in the order they came: each room's through the same lane.
+    appends: Arc<[mpsc::UnboundedSender<(NewMessage, Reply)>]>,
     /// The rooms known here.
     epochs: Epochs,
     /// Whether the bus is subscribed now: a node that cannot hear the others is not healthy, even
@@ -183,13 +187,14 @@ impl RedisLog {
         let client = redis::Client::open(url).map_err(LogError::Redis)?;
         let conn = timed(client.get_connection_manager()).await?;
         let (events, mut inbox) = mpsc::unbounded_channel();
-        let (appends, to_append) = mpsc::unbounded_channel();
+        let (appends, lanes): (Vec<_>, Vec<_>) =
+            (0..APPEND_LANES).map(|_| mpsc::unbounded_channel()).unzip();
         let log = Self {
             conn,
             ensure: Arc::new(Script::new(ENSURE)),
             retention: retention.max(1),
             events: events.clone(),
-            appends,
+            appends: appends.into(),
             epochs: Epochs::default(),
             bus_up: Arc::new(AtomicBool::new(false)),
         };
@@ -220,7 +225,9 @@ impl RedisLog {
         }
         steps.clear(); // The caller starts the rooms from `last_seqs`.
 
-        tokio::spawn(append_loop(log.clone(), to_append));
+        for lane in lanes {
+            tokio::spawn(append_loop(log.clone(), lane));
+        }
         let reader = log.clone();
         tokio::spawn(async move {
             let mut check = tokio::time::interval(HOLE_CHECK);
@@ -297,6 +304,16 @@ impl RedisLog {
         Ok((log, last_seqs))
     }
 
+    /// The lane of `room`'s appends.
+    fn lane(&self, room: &str) -> &mpsc::UnboundedSender<(NewMessage, Reply)> {
+        use std::hash::BuildHasher;
+        // A fixed hasher: a room's lane must not change while the node runs.
+        let hash =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .hash_one(room);
+        &self.appends[(hash % self.appends.len() as u64) as usize]
+    }
+
     fn remember(&self, room: &str, epoch: &str) {
         self.epochs.insert(room, epoch);
     }
@@ -334,7 +351,7 @@ impl RedisLog {
     pub fn submit(&self, msg: NewMessage) -> Result<Appending, LogError> {
         let (reply, answer) = oneshot::channel();
         if self.epoch(&msg.room).is_some() {
-            self.appends
+            self.lane(&msg.room)
                 .send((msg, reply))
                 .map_err(|_| LogError::Closed)?;
         } else {
@@ -342,7 +359,7 @@ impl RedisLog {
             tokio::spawn(async move {
                 match log.ensure_room(&msg.room).await {
                     Ok(_) => {
-                        let _ = log.appends.send((msg, reply));
+                        let _ = log.lane(&msg.room).send((msg, reply));
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -454,10 +471,12 @@ impl RedisLog {
     }
 }
 
-/// Runs the append script for every queued message, in the order queued, as one pipeline per batch
-/// (one round trip, and with `appendfsync always` one fsync pass, for the whole batch): one
-/// connection's sends are stored in the order it sent them, as on one node.
+/// Runs the append script for every message queued on one lane, in the order queued, as one pipeline
+/// per batch (one round trip, and with `appendfsync always` one fsync pass, for the whole batch): a
+/// connection's sends to a room are stored in the order it sent them, as on one node.
 async fn append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessage, Reply)>) {
+    // Sent by hash (EVALSHA): the script's text is not parsed again for every message.
+    let append_sha = Script::new(APPEND).get_hash().to_owned();
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < APPEND_BATCH_MAX {
@@ -479,8 +498,8 @@ async fn append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessa
             };
             // Serializing these strings cannot fail.
             let json = serde_json::to_string(&entry).unwrap_or_default();
-            pipe.cmd("EVAL")
-                .arg(APPEND)
+            pipe.cmd("EVALSHA")
+                .arg(&append_sha)
                 .arg(3)
                 .arg(meta_key(room))
                 .arg(log_key(room))
@@ -493,8 +512,23 @@ async fn append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessa
             entries.push(entry);
         }
         let mut conn = log.conn.clone();
-        let answered: Result<Vec<(String, u64, u64, u8)>, LogError> =
+        let mut answered: Result<Vec<(String, u64, u64, u8)>, LogError> =
             timed(pipe.query_async(&mut conn)).await;
+        if let Err(LogError::Redis(e)) = &answered
+            && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+        {
+            // Redis restarted without the script: none of the batch ran. Load it, send again.
+            let loaded: Result<String, LogError> = timed(
+                redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(APPEND)
+                    .query_async(&mut conn),
+            )
+            .await;
+            if loaded.is_ok() {
+                answered = timed(pipe.query_async(&mut conn)).await;
+            }
+        }
         match answered {
             Ok(answers) if answers.len() == batch.len() => {
                 for (((_, reply), entry), (epoch, seq, sent_at, duplicate)) in
