@@ -722,3 +722,169 @@ async fn a_page_rendered_by_one_node_is_continued_from_its_cursor_on_another() {
         vec![(21, "after the render".to_string())]
     );
 }
+
+/// A page's connection as the browser keeps it: a cursor per room, the sends not yet acknowledged,
+/// and, when its node goes, a reconnect to the next node that rejoins from the cursor and sends the
+/// unacknowledged again with the same client ids.
+struct Page {
+    cookie: String,
+    nodes: Vec<std::net::SocketAddr>,
+    at: usize,
+    client: Option<Client>,
+    epoch: String,
+    last: u64,
+    /// Seqs seen, in the order seen.
+    seen: Vec<u64>,
+    unacked: Vec<(String, String)>,
+    acked: Vec<(String, u64)>,
+}
+
+impl Page {
+    async fn open(cookie: String, nodes: Vec<std::net::SocketAddr>) -> Self {
+        let mut client = Client::connect_only(nodes[0], &cookie).await;
+        let joined = client.join(common::ROOM, None).await;
+        Self {
+            cookie,
+            nodes,
+            at: 0,
+            client: Some(client),
+            epoch: joined.epoch,
+            last: joined.last_seq,
+            seen: Vec::new(),
+            unacked: Vec::new(),
+            acked: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, client_id: String, body: String) {
+        self.unacked.push((client_id.clone(), body.clone()));
+        if let Some(client) = &mut self.client
+            && !client.try_say(&client_id, &body).await
+        {
+            self.client = None;
+        }
+    }
+
+    /// Reads what has arrived (at most `for_at_most`), reconnecting if the node is gone.
+    async fn pump(&mut self, for_at_most: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + for_at_most;
+        loop {
+            let Some(client) = &mut self.client else {
+                self.reconnect().await;
+                continue;
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Ok(seen) = tokio::time::timeout(left, client.next_or_gone()).await else {
+                return;
+            };
+            match seen {
+                common::Seen::Msg(ServerMsg::Message(m)) => {
+                    assert!(
+                        m.seq > self.last,
+                        "seq {} after {}: repeated or out of order",
+                        m.seq,
+                        self.last
+                    );
+                    assert_eq!(m.seq, self.last + 1, "a hole before {}", m.seq);
+                    self.last = m.seq;
+                    self.seen.push(m.seq);
+                }
+                common::Seen::Msg(ServerMsg::Ack { client_id, seq, .. }) => {
+                    self.unacked.retain(|(id, _)| *id != client_id);
+                    self.acked.push((client_id, seq));
+                }
+                common::Seen::Msg(ServerMsg::Error { .. }) => {} // Kept in `unacked`, sent again.
+                common::Seen::Msg(_) => {}
+                common::Seen::Closed(_) => self.client = None,
+            }
+        }
+    }
+
+    async fn reconnect(&mut self) {
+        self.at = (self.at + 1) % self.nodes.len();
+        let mut client = Client::connect_only(self.nodes[self.at], &self.cookie).await;
+        let joined = client.resume(common::ROOM, &self.epoch, self.last).await;
+        assert_eq!(joined.mode, JoinMode::Full, "resumed without a gap");
+        for (client_id, body) in &self.unacked {
+            assert!(client.try_say(client_id, body).await, "a live node");
+        }
+        self.client = Some(client);
+    }
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_stream_loses_no_acknowledged_message_and_no_reader_sees_a_hole() {
+    let redis = RedisServer::start().await;
+    let (a, _a) = node(&redis).await;
+    let mut b = NodeProcess::start(&redis);
+    let (c, _c) = node(&redis).await;
+    let b_server = TestServer::external(b.addr);
+    // Three senders and three readers, one of each per node; B's move to C, then A, when B dies.
+    let order = |first: std::net::SocketAddr| {
+        let mut all = vec![a.addr, b.addr, c.addr];
+        let i = all.iter().position(|n| *n == first).expect("a node");
+        all.rotate_left(i);
+        all
+    };
+    let mut pages = Vec::new();
+    for (i, at) in [a.addr, b.addr, c.addr, a.addr, b.addr, c.addr]
+        .into_iter()
+        .enumerate()
+    {
+        let server = if at == b.addr {
+            &b_server
+        } else if at == a.addr {
+            &a
+        } else {
+            &c
+        };
+        let cookie = server.session(&format!("P{i}")).await;
+        pages.push(Page::open(cookie, order(at)).await);
+    }
+    for round in 0..60 {
+        for (i, page) in pages.iter_mut().take(3).enumerate() {
+            page.send(format!("p{i}-{round}"), format!("from {i}, round {round}"))
+                .await;
+        }
+        if round == 25 {
+            let _ = b.child.kill(); // SIGKILL, mid-stream.
+            let _ = b.child.wait();
+        }
+        for page in &mut pages {
+            page.pump(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    // Everything settles: every send acknowledged, every reader caught up.
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    while pages.iter().take(3).any(|p| !p.unacked.is_empty()) || pages.iter().any(|p| p.last < 180)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "did not settle");
+        for page in &mut pages {
+            page.pump(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    // The log holds each acknowledged send exactly once: 180 messages, each client id once.
+    let mut stored = std::collections::HashMap::new();
+    let mut reader = Client::connect_only(a.addr, &a.session("Auditor").await).await;
+    reader.resume(common::ROOM, &pages[0].epoch, 0).await;
+    for _ in 0..180 {
+        let m = reader.next_message().await;
+        assert!(
+            stored.insert(m.client_id.clone(), m.seq).is_none(),
+            "{} stored twice",
+            m.client_id
+        );
+    }
+    for page in pages.iter().take(3) {
+        for (client_id, seq) in &page.acked {
+            assert_eq!(
+                stored.get(client_id),
+                Some(seq),
+                "{client_id} acked as {seq}"
+            );
+        }
+    }
+    for page in &pages {
+        assert_eq!(page.last, 180, "every reader has everything");
+    }
+}

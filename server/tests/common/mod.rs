@@ -328,6 +328,32 @@ impl Client {
         .await;
     }
 
+    /// Sends `body` as `client_id`; false if the socket is gone (a node that died).
+    pub async fn try_say(&mut self, client_id: &str, body: &str) -> bool {
+        let msg = ClientMsg::Send {
+            room: ROOM.into(),
+            client_id: client_id.into(),
+            body: body.into(),
+        };
+        self.socket.send(Message::text(msg.encode())).await.is_ok()
+    }
+
+    /// The next frame, or the close — a broken socket (a node that died) counting as closed.
+    pub async fn next_or_gone(&mut self) -> Seen {
+        loop {
+            match self.socket.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    return Seen::Msg(
+                        ServerMsg::decode(&text).expect("server frames are valid protocol"),
+                    );
+                }
+                Some(Ok(Message::Close(frame))) => return Seen::Closed(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Seen::Closed(None),
+            }
+        }
+    }
+
     pub async fn send_raw(&mut self, msg: Message) {
         self.socket.send(msg).await.expect("ws send");
     }
