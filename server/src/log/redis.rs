@@ -220,10 +220,10 @@ impl RedisLog {
             let Some(epoch) = epoch else { continue };
             let last = last.unwrap_or(0);
             sequencer.know(&room, &epoch, last, &mut steps);
-            log.remember(&room, &epoch);
+            log.epochs.insert(&room, &epoch);
             last_seqs.push((room, last));
         }
-        steps.clear(); // The caller starts the rooms from `last_seqs`.
+        steps.clear(); // The caller starts the rooms' hub from `last_seqs`.
 
         for lane in lanes {
             tokio::spawn(append_loop(log.clone(), lane));
@@ -240,6 +240,8 @@ impl RedisLog {
                     _ = check.tick() => None,
                 };
                 let now = Instant::now();
+                // Answered once the room's start has reached the hub, below.
+                let mut known = None;
                 match event {
                     Some(Event::Known {
                         room,
@@ -248,7 +250,7 @@ impl RedisLog {
                         done,
                     }) => {
                         sequencer.know(&room, &epoch, last_seq, &mut steps);
-                        let _ = done.send(());
+                        known = Some(done);
                     }
                     Some(Event::Appended {
                         epoch,
@@ -263,10 +265,6 @@ impl RedisLog {
                         sequencer.wait(&room, seq, reply, &mut steps);
                     }
                     Some(Event::Pushed { epoch, message }) => {
-                        // A room made on another node, or one whose history began again.
-                        if reader.epoch(&message.room).as_deref() != Some(epoch.as_str()) {
-                            reader.remember(&message.room, &epoch);
-                        }
                         sequencer.offer(&epoch, message, now, &mut steps);
                     }
                     Some(Event::Filled {
@@ -280,14 +278,22 @@ impl RedisLog {
                             reader.fill(room, from);
                         }
                     }
-                    None => {}
-                }
-                for (room, from) in sequencer.holes(now) {
-                    reader.fill(room, from);
+                    // The timer: a look at every room, not on every message.
+                    None => {
+                        for (room, from) in sequencer.holes(now) {
+                            reader.fill(room, from);
+                        }
+                    }
                 }
                 for step in steps.drain(..) {
                     match step {
-                        Step::Start { room, last_seq } => {
+                        // A room made on another node, or one whose history began again.
+                        Step::Start {
+                            room,
+                            epoch,
+                            last_seq,
+                        } => {
+                            reader.epochs.insert(&room, &epoch);
                             publish(Published::Start {
                                 room: &room,
                                 last_seq,
@@ -298,6 +304,9 @@ impl RedisLog {
                             let _ = reply.send(Ok(seq));
                         }
                     }
+                }
+                if let Some(done) = known {
+                    let _ = done.send(());
                 }
             }
         });
@@ -312,10 +321,6 @@ impl RedisLog {
             std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
                 .hash_one(room);
         &self.appends[(hash % self.appends.len() as u64) as usize]
-    }
-
-    fn remember(&self, room: &str, epoch: &str) {
-        self.epochs.insert(room, epoch);
     }
 
     /// Reads room `room` from `from` on, in the background, for the sequencer.
@@ -380,7 +385,7 @@ impl RedisLog {
         call.key(meta_key(room)).arg(new_epoch());
         let (epoch, last_seq): (String, u64) = timed(call.invoke_async(&mut conn)).await?;
         timed(conn.sadd::<_, _, ()>(ROOMS_KEY, room)).await?;
-        // Known to the sequencer (and so to the hub) before anyone joins it here.
+        // Known to the sequencer, and started in the hub, before anyone joins it here.
         let (done, known) = oneshot::channel();
         self.events
             .send(Event::Known {
@@ -390,8 +395,8 @@ impl RedisLog {
                 done,
             })
             .map_err(|_| LogError::Closed)?;
+        // Its epoch is in `epochs` now: the sequencer's start of it put it there (or did before).
         known.await.map_err(|_| LogError::Closed)?;
-        self.remember(room, &epoch);
         Ok(epoch)
     }
 

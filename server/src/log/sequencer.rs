@@ -21,15 +21,21 @@ use app::protocol::ChatMessage;
 /// reply usually arrives within a millisecond or two.
 pub const HOLE_PATIENCE: Duration = Duration::from_millis(200);
 
-/// Most messages held behind a hole per room; past that the room is re-read from the log at once.
+/// Most messages held behind a hole per room; past that the room is re-read from the log at the
+/// next look for holes, without waiting out [`HOLE_PATIENCE`].
 const HELD_MAX: usize = 1024;
 
 /// What the sequencer decided, to be carried out in this order.
 #[derive(Debug, PartialEq)]
 pub enum Step<R> {
-    /// The room is known from here on, its history ending at `last_seq` (a room created, or first
-    /// heard of, elsewhere; or one whose skipped seqs were trimmed).
-    Start { room: String, last_seq: u64 },
+    /// The room is known from here on, in `epoch`, its history ending at `last_seq` (a room created,
+    /// or first heard of, elsewhere; one whose history began again; or one whose skipped seqs were
+    /// trimmed).
+    Start {
+        room: String,
+        epoch: String,
+        last_seq: u64,
+    },
     /// Hand this message on (to the hub).
     Publish(ChatMessage),
     /// The local append waiting on this seq may be answered.
@@ -88,6 +94,7 @@ impl<R> Sequencer<R> {
         );
         steps.push(Step::Start {
             room: room.to_owned(),
+            epoch: epoch.to_owned(),
             last_seq,
         });
     }
@@ -159,6 +166,7 @@ impl<R> Sequencer<R> {
             track.next = oldest;
             steps.push(Step::Start {
                 room: room.to_owned(),
+                epoch: track.epoch.clone(),
                 last_seq: oldest - 1,
             });
         }
@@ -276,6 +284,7 @@ mod tests {
             steps,
             vec![Step::Start {
                 room: "r".into(),
+                epoch: "e".into(),
                 last_seq: 4
             }]
         );
@@ -328,6 +337,7 @@ mod tests {
             steps[0],
             Step::Start {
                 room: "r".into(),
+                epoch: "e".into(),
                 last_seq: 11
             }
         );
@@ -369,6 +379,7 @@ mod tests {
             steps[0],
             Step::Start {
                 room: "new".into(),
+                epoch: "other".into(),
                 last_seq: 0
             }
         );
