@@ -78,17 +78,17 @@ impl Cluster {
         let (out, queue) = mpsc::unbounded_channel();
         let cluster = Self { out };
         let until = stop.clone();
-        let (teller, hub_) = (node.clone(), hub.clone());
+        let (teller, hub_, commands) = (node.clone(), hub.clone(), conn.clone());
         tokio::spawn(async move {
             tokio::select! {
-                () = tell(conn, teller, hub_, queue) => {}
+                () = tell(commands, teller, hub_, queue) => {}
                 () = until.cancelled() => {}
             }
         });
         let cluster_ = cluster.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = listen(client, node, hub, cluster_) => {}
+                () = listen(client, conn, node, hub, cluster_) => {}
                 () = stop.cancelled() => {}
             }
         });
@@ -132,18 +132,8 @@ async fn tell(
                 v,
                 what,
             };
-            let Ok(json) = serde_json::to_string(&note) else {
-                continue;
-            };
-            let sent: redis::RedisResult<()> = redis::cmd("PUBLISH")
-                .arg(CHANNEL)
-                .arg(json)
-                .query_async(&mut conn)
-                .await;
-            if let Err(e) = sent {
-                // The others see the gap in `v` once this node is heard again, and ask.
-                tracing::warn!("telling the cluster failed: {e}");
-            }
+            // If it is lost, the others see the gap in `v` once this node is heard again, and ask.
+            publish(&mut conn, &note).await;
         }
     }
 }
@@ -163,16 +153,16 @@ struct Peer {
 
 /// Listens to the other nodes; asks every node for everything on start and after a lost
 /// connection; forgets nodes that fell silent.
-async fn listen(client: redis::Client, node: String, hub: Hub, cluster: Cluster) {
+/// `conn` (shared with the teller) sends its requests.
+async fn listen(
+    client: redis::Client,
+    mut conn: ConnectionManager,
+    node: String,
+    hub: Hub,
+    cluster: Cluster,
+) {
     let mut peers: HashMap<String, Peer> = HashMap::new();
     let mut pause = Duration::from_millis(100);
-    let mut conn = match client.get_connection_manager().await {
-        Ok(conn) => conn,
-        Err(e) => {
-            tracing::error!("the cluster channel is unreachable: {e}");
-            return;
-        }
-    };
     loop {
         let pubsub = async {
             let mut pubsub = client.get_async_pubsub().await?;
@@ -266,16 +256,21 @@ async fn want(conn: &mut ConnectionManager, node: &str, of: &str) {
         v: 0,
         what: What::Want { of: of.to_owned() },
     };
-    let Ok(json) = serde_json::to_string(&note) else {
+    publish(conn, &note).await;
+}
+
+/// Puts `note` on the cluster channel; a failure is logged (what it costs is said at each caller).
+async fn publish(conn: &mut ConnectionManager, note: &Note) {
+    let Ok(json) = serde_json::to_string(note) else {
         return;
     };
-    let asked: redis::RedisResult<()> = redis::cmd("PUBLISH")
+    let sent: redis::RedisResult<()> = redis::cmd("PUBLISH")
         .arg(CHANNEL)
         .arg(json)
         .query_async(conn)
         .await;
-    if let Err(e) = asked {
-        tracing::warn!("asking the cluster failed: {e}");
+    if let Err(e) = sent {
+        tracing::warn!("telling the cluster failed: {e}");
     }
 }
 
