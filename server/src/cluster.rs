@@ -12,9 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::redis_link::{Commands, RedisLink};
 use app::protocol::Identity;
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -71,8 +71,8 @@ enum Outgoing {
 impl Cluster {
     /// Joins the cluster on the Redis at `url` as a node with a fresh id, for `hub`, until `stop`.
     pub async fn start(url: &str, hub: Hub, stop: CancellationToken) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let conn = client.get_connection_manager().await?;
+        let link = RedisLink::connect(url).await?;
+        let conn = link.commands().await?;
         let node = crate::session::random_hex(8);
         hub.join_cluster();
         let (out, queue) = mpsc::unbounded_channel();
@@ -88,7 +88,7 @@ impl Cluster {
         let cluster_ = cluster.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = listen(client, conn, node, hub, cluster_) => {}
+                () = listen(link, conn, node, hub, cluster_) => {}
                 () = stop.cancelled() => {}
             }
         });
@@ -105,7 +105,7 @@ impl Cluster {
 
 /// Publishes this node's notes, and a heartbeat every [`HEARTBEAT`].
 async fn tell(
-    mut conn: ConnectionManager,
+    mut conn: Commands,
     node: String,
     hub: Hub,
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
@@ -154,18 +154,12 @@ struct Peer {
 /// Listens to the other nodes; asks every node for everything on start and after a lost
 /// connection; forgets nodes that fell silent.
 /// `conn` (shared with the teller) sends its requests.
-async fn listen(
-    client: redis::Client,
-    mut conn: ConnectionManager,
-    node: String,
-    hub: Hub,
-    cluster: Cluster,
-) {
+async fn listen(link: RedisLink, mut conn: Commands, node: String, hub: Hub, cluster: Cluster) {
     let mut peers: HashMap<String, Peer> = HashMap::new();
     let mut pause = Duration::from_millis(100);
     loop {
         let pubsub = async {
-            let mut pubsub = client.get_async_pubsub().await?;
+            let mut pubsub = link.pubsub().await?;
             pubsub.subscribe(CHANNEL).await?;
             Ok::<_, redis::RedisError>(pubsub)
         }
@@ -250,7 +244,7 @@ async fn listen(
 }
 
 /// Asks node `of` (or every node, `*`) to say everything again.
-async fn want(conn: &mut ConnectionManager, node: &str, of: &str) {
+async fn want(conn: &mut Commands, node: &str, of: &str) {
     let note = Note {
         node: node.to_owned(),
         v: 0,
@@ -260,7 +254,7 @@ async fn want(conn: &mut ConnectionManager, node: &str, of: &str) {
 }
 
 /// Puts `note` on the cluster channel; a failure is logged (what it costs is said at each caller).
-async fn publish(conn: &mut ConnectionManager, note: &Note) {
+async fn publish(conn: &mut Commands, note: &Note) {
     let Ok(json) = serde_json::to_string(note) else {
         return;
     };

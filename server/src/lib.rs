@@ -11,6 +11,7 @@ pub mod hub;
 pub mod log;
 pub mod pages;
 pub mod rate;
+pub mod redis_link;
 pub mod rooms;
 pub mod session;
 pub mod transport;

@@ -52,6 +52,15 @@ pub async fn join(
     since: Option<Cursor>,
 ) -> Result<Joining, LogError> {
     let epoch = log.ensure_room(room).await?;
+    // A cursor ahead of this node (in a cluster, a message stored through another node reaches
+    // this one a moment later) is not of another history: wait until this node has it, before
+    // the join takes its point, rather than answer `reset`.
+    if let Some(cursor) = &since
+        && cursor.epoch == epoch
+        && conn.last_seq(room).unwrap_or(0) < cursor.seq
+    {
+        log.catch_up(room, cursor.seq).await?;
+    }
     // The replay starts here at the earliest (the room's oldest held message can only move it on).
     let earliest = |live_after| replay_start(since.as_ref(), &epoch, live_after, 1).1;
     let JoinPoint { live_after, recent } = conn.join(room, earliest);

@@ -6,12 +6,12 @@
 mod common;
 
 use app::protocol::{ClientMsg, JoinMode, ServerMsg};
-use common::{Client, RedisServer, TempDir, TestServer};
+use common::{Client, Redis, RedisCluster, RedisServer, TempDir, TestServer};
 
 const SECRET: &str = "the same secret on every node";
 
 /// A node on `redis`, with a data dir of its own.
-async fn node(redis: &RedisServer) -> (TestServer, TempDir) {
+async fn node(redis: &impl Redis) -> (TestServer, TempDir) {
     let data = TempDir::new();
     let url = redis.url();
     let flags = ["--redis", url.as_str(), "--session-secret", SECRET];
@@ -31,10 +31,27 @@ async fn messages(client: &mut Client, n: usize) -> Vec<(u64, String)> {
 
 #[tokio::test]
 async fn a_message_sent_on_one_node_reaches_readers_on_the_others_once_and_in_order() {
-    let redis = RedisServer::start().await;
-    let (a, _a) = node(&redis).await;
-    let (b, _b) = node(&redis).await;
-    let (c, _c) = node(&redis).await;
+    a_message_sent_on_one_node_reaches_readers_on_the_others_once_and_in_order_on(
+        &RedisServer::start().await,
+    )
+    .await;
+}
+
+/// The same through a Redis Cluster of three masters.
+#[tokio::test]
+async fn on_a_redis_cluster_a_message_sent_on_one_node_reaches_the_others_once_and_in_order() {
+    a_message_sent_on_one_node_reaches_readers_on_the_others_once_and_in_order_on(
+        &RedisCluster::start(3).await,
+    )
+    .await;
+}
+
+async fn a_message_sent_on_one_node_reaches_readers_on_the_others_once_and_in_order_on(
+    redis: &impl Redis,
+) {
+    let (a, _a) = node(redis).await;
+    let (b, _b) = node(redis).await;
+    let (c, _c) = node(redis).await;
     let mut on_b = b.client_named("Bob").await;
     let mut on_c = c.client_named("Cy").await;
     let mut sender = a.client_named("Ann").await;
@@ -98,9 +115,18 @@ async fn senders_on_every_node_at_once_get_one_order_everywhere_and_each_message
 
 #[tokio::test]
 async fn a_reader_resumes_on_another_node_from_its_cursor() {
-    let redis = RedisServer::start().await;
-    let (a, _a) = node(&redis).await;
-    let (b, _b) = node(&redis).await;
+    a_reader_resumes_on_another_node_from_its_cursor_on(&RedisServer::start().await).await;
+}
+
+/// The same through a Redis Cluster of three masters.
+#[tokio::test]
+async fn on_a_redis_cluster_a_reader_resumes_on_another_node_from_its_cursor() {
+    a_reader_resumes_on_another_node_from_its_cursor_on(&RedisCluster::start(3).await).await;
+}
+
+async fn a_reader_resumes_on_another_node_from_its_cursor_on(redis: &impl Redis) {
+    let (a, _a) = node(redis).await;
+    let (b, _b) = node(redis).await;
     let cookie = a.session("Ann").await;
     let mut sender = a.client_named("Sam").await;
     for i in 1..=5 {
@@ -142,9 +168,18 @@ async fn a_reader_resumes_on_another_node_from_its_cursor() {
 
 #[tokio::test]
 async fn a_send_resent_to_another_node_is_stored_once() {
-    let redis = RedisServer::start().await;
-    let (a, _a) = node(&redis).await;
-    let (b, _b) = node(&redis).await;
+    a_send_resent_to_another_node_is_stored_once_on(&RedisServer::start().await).await;
+}
+
+/// The same through a Redis Cluster of three masters.
+#[tokio::test]
+async fn on_a_redis_cluster_a_send_resent_to_another_node_is_stored_once() {
+    a_send_resent_to_another_node_is_stored_once_on(&RedisCluster::start(3).await).await;
+}
+
+async fn a_send_resent_to_another_node_is_stored_once_on(redis: &impl Redis) {
+    let (a, _a) = node(redis).await;
+    let (b, _b) = node(redis).await;
     let cookie = a.session("Ann").await;
     let mut reader = b.client_named("Bob").await;
     let mut on_a = Client::connect(a.addr, &cookie).await;
@@ -458,7 +493,7 @@ struct NodeProcess {
 }
 
 impl NodeProcess {
-    fn start(redis: &RedisServer) -> Self {
+    fn start(redis: &impl Redis) -> Self {
         use std::io::BufRead;
         let data = TempDir::new();
         let url = redis.url();
@@ -727,6 +762,7 @@ async fn a_page_rendered_by_one_node_is_continued_from_its_cursor_on_another() {
 /// and, when its node goes, a reconnect to the next node that rejoins from the cursor and sends the
 /// unacknowledged again with the same client ids.
 struct Page {
+    room: String,
     cookie: String,
     nodes: Vec<std::net::SocketAddr>,
     at: usize,
@@ -740,10 +776,11 @@ struct Page {
 }
 
 impl Page {
-    async fn open(cookie: String, nodes: Vec<std::net::SocketAddr>) -> Self {
+    async fn open(room: &str, cookie: String, nodes: Vec<std::net::SocketAddr>) -> Self {
         let mut client = Client::connect_only(nodes[0], &cookie).await;
-        let joined = client.join(common::ROOM, None).await;
+        let joined = client.join(room, None).await;
         Self {
+            room: room.to_owned(),
             cookie,
             nodes,
             at: 0,
@@ -759,7 +796,7 @@ impl Page {
     async fn send(&mut self, client_id: String, body: String) {
         self.unacked.push((client_id.clone(), body.clone()));
         if let Some(client) = &mut self.client
-            && !client.try_say(&client_id, &body).await
+            && !client.try_say_in(&self.room, &client_id, &body).await
         {
             self.client = None;
         }
@@ -803,10 +840,13 @@ impl Page {
     async fn reconnect(&mut self) {
         self.at = (self.at + 1) % self.nodes.len();
         let mut client = Client::connect_only(self.nodes[self.at], &self.cookie).await;
-        let joined = client.resume(common::ROOM, &self.epoch, self.last).await;
+        let joined = client.resume(&self.room, &self.epoch, self.last).await;
         assert_eq!(joined.mode, JoinMode::Full, "resumed without a gap");
         for (client_id, body) in &self.unacked {
-            assert!(client.try_say(client_id, body).await, "a live node");
+            assert!(
+                client.try_say_in(&self.room, client_id, body).await,
+                "a live node"
+            );
         }
         self.client = Some(client);
     }
@@ -815,9 +855,34 @@ impl Page {
 #[tokio::test]
 async fn a_node_killed_mid_stream_loses_no_acknowledged_message_and_no_reader_sees_a_hole() {
     let redis = RedisServer::start().await;
-    let (a, _a) = node(&redis).await;
-    let mut b = NodeProcess::start(&redis);
-    let (c, _c) = node(&redis).await;
+    node_killed_mid_stream(&redis, [common::ROOM; 3]).await;
+}
+
+/// The same through a Redis Cluster of three masters, each sender and its reader in a room of
+/// their own (rooms whose slots are on different masters).
+#[tokio::test]
+async fn on_a_redis_cluster_a_node_killed_mid_stream_loses_nothing_acknowledged_and_leaves_no_hole()
+{
+    let redis = RedisCluster::start(3).await;
+    node_killed_mid_stream(&redis, SPREAD_ROOMS).await;
+    for master in 0..redis.len() {
+        assert!(
+            redis.keys_on(master).await > 0,
+            "master {master} holds a room"
+        );
+    }
+}
+
+/// Rooms whose keys hash to a slot on each master of a three-master cluster (slots 5 161, 7 258
+/// and 12 791 of 16 384; `redis-cli --cluster create` gives each master a third, in order).
+const SPREAD_ROOMS: [&str; 3] = ["news", "help", "ops"];
+
+/// Three senders and three readers over three nodes, the middle node a real process killed
+/// mid-stream; pages `i` and `i + 3` are in `rooms[i]`.
+async fn node_killed_mid_stream(redis: &impl Redis, rooms: [&str; 3]) {
+    let (a, _a) = node(redis).await;
+    let mut b = NodeProcess::start(redis);
+    let (c, _c) = node(redis).await;
     let b_server = TestServer::external(b.addr);
     // Three senders and three readers, one of each per node; B's move to C, then A, when B dies.
     let order = |first: std::net::SocketAddr| {
@@ -839,7 +904,7 @@ async fn a_node_killed_mid_stream_loses_no_acknowledged_message_and_no_reader_se
             &c
         };
         let cookie = server.session(&format!("P{i}")).await;
-        pages.push(Page::open(cookie, order(at)).await);
+        pages.push(Page::open(rooms[i % 3], cookie, order(at)).await);
     }
     for round in 0..60 {
         for (i, page) in pages.iter_mut().take(3).enumerate() {
@@ -855,25 +920,35 @@ async fn a_node_killed_mid_stream_loses_no_acknowledged_message_and_no_reader_se
         }
     }
     // Everything settles: every send acknowledged, every reader caught up.
+    let in_room = |room: &str| 60 * rooms.iter().filter(|r| **r == room).count() as u64;
     let deadline = tokio::time::Instant::now() + common::PATIENCE;
-    while pages.iter().take(3).any(|p| !p.unacked.is_empty()) || pages.iter().any(|p| p.last < 180)
+    while pages.iter().take(3).any(|p| !p.unacked.is_empty())
+        || pages.iter().any(|p| p.last < in_room(&p.room))
     {
         assert!(tokio::time::Instant::now() < deadline, "did not settle");
         for page in &mut pages {
             page.pump(std::time::Duration::from_millis(20)).await;
         }
     }
-    // The log holds each acknowledged send exactly once: 180 messages, each client id once.
+    // The log holds each acknowledged send exactly once: 60 messages from each sender, each
+    // client id once.
     let mut stored = std::collections::HashMap::new();
-    let mut reader = Client::connect_only(a.addr, &a.session("Auditor").await).await;
-    reader.resume(common::ROOM, &pages[0].epoch, 0).await;
-    for _ in 0..180 {
-        let m = reader.next_message().await;
-        assert!(
-            stored.insert(m.client_id.clone(), m.seq).is_none(),
-            "{} stored twice",
-            m.client_id
-        );
+    let auditor = a.session("Auditor").await;
+    let mut distinct = rooms.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    for room in distinct {
+        let epoch = &pages.iter().find(|p| p.room == room).expect("a page").epoch;
+        let mut reader = Client::connect_only(a.addr, &auditor).await;
+        reader.resume(room, epoch, 0).await;
+        for _ in 0..in_room(room) {
+            let m = reader.next_message().await;
+            assert!(
+                stored.insert(m.client_id.clone(), m.seq).is_none(),
+                "{} stored twice",
+                m.client_id
+            );
+        }
     }
     for page in pages.iter().take(3) {
         for (client_id, seq) in &page.acked {
@@ -884,7 +959,12 @@ async fn a_node_killed_mid_stream_loses_no_acknowledged_message_and_no_reader_se
             );
         }
     }
+    assert_eq!(stored.len(), 180);
     for page in &pages {
-        assert_eq!(page.last, 180, "every reader has everything");
+        assert_eq!(
+            page.last,
+            in_room(&page.room),
+            "every reader has everything"
+        );
     }
 }

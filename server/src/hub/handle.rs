@@ -40,6 +40,11 @@ impl Handle {
         self.queue.push(frame);
     }
 
+    /// The seq of the last message published in `room`, if the hub knows the room.
+    pub fn last_seq(&self, room: &str) -> Option<u64> {
+        self.hub.last_seq(room)
+    }
+
     pub fn has_joined(&self, room: &str) -> bool {
         self.joined.iter().any(|r| r == room)
     }

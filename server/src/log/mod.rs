@@ -173,6 +173,16 @@ impl Log {
         on_backend!(self, log => log.ensure_room(room).await)
     }
 
+    /// Returns once this node has handed the room's messages up to `seq` to the hub, when they are
+    /// stored: in a cluster a cursor from another node can be ahead of what this node has heard so
+    /// far. On one node everything stored is handed on before it is acknowledged: nothing to wait.
+    pub async fn catch_up(&self, room: &str, seq: u64) -> Result<(), LogError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Redis(log) => log.catch_up(room, seq).await,
+        }
+    }
+
     /// The oldest seq the room still holds, if it holds any.
     pub async fn first_seq(&self, room: &str) -> Result<Option<u64>, LogError> {
         on_backend!(self, log => log.first_seq(room).await)

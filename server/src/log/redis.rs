@@ -20,7 +20,7 @@ use std::{
 
 use app::protocol::{ChatMessage, Identity, MessageKind};
 use futures::StreamExt;
-use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,6 +28,7 @@ use super::{
     Appending, Epochs, LogError, NewMessage, Published,
     sequencer::{Sequencer, Step},
 };
+use crate::redis_link::{Commands, RedisLink};
 
 /// The prefix of every key and channel.
 const PREFIX: &str = "herald";
@@ -147,12 +148,21 @@ enum Event {
     },
     /// The bus was (re)connected: anything may have been missed while it was away.
     Resubscribed,
+    /// A join here has a cursor at `seq` of a room: answer once this node has handed on the
+    /// room's messages up to it, reading the log for what the bus has not brought yet.
+    CatchUp {
+        room: String,
+        seq: u64,
+        reply: Reply,
+    },
 }
 
 /// Cheap to clone: a handle to the connection and the sequencer task.
 #[derive(Clone)]
 pub struct RedisLog {
-    conn: ConnectionManager,
+    conn: Commands,
+    /// A Redis Cluster: a pipeline keeps to one room's slot.
+    clustered: bool,
     ensure: Arc<Script>,
     retention: u64,
     events: mpsc::UnboundedSender<Event>,
@@ -184,13 +194,14 @@ impl RedisLog {
         retention: u64,
         mut publish: impl FnMut(Published<'_>) + Send + 'static,
     ) -> Result<(Self, Vec<(String, u64)>), LogError> {
-        let client = redis::Client::open(url).map_err(LogError::Redis)?;
-        let conn = timed(client.get_connection_manager()).await?;
+        let link = RedisLink::connect(url).await.map_err(LogError::Redis)?;
+        let conn = timed(link.commands()).await?;
         let (events, mut inbox) = mpsc::unbounded_channel();
         let (appends, lanes): (Vec<_>, Vec<_>) =
             (0..APPEND_LANES).map(|_| mpsc::unbounded_channel()).unzip();
         let log = Self {
             conn,
+            clustered: link.is_cluster(),
             ensure: Arc::new(Script::new(ENSURE)),
             retention: retention.max(1),
             events: events.clone(),
@@ -198,7 +209,7 @@ impl RedisLog {
             epochs: Epochs::default(),
             bus_up: Arc::new(AtomicBool::new(false)),
         };
-        let subscribed = listen(client, events.clone(), log.bus_up.clone());
+        let subscribed = listen(link, events.clone(), log.bus_up.clone());
         subscribed.await?;
 
         // Where every room stands, after the subscription: what was published before is in these
@@ -273,6 +284,14 @@ impl RedisLog {
                         oldest,
                         messages,
                     }) => sequencer.filled(&room, from, oldest, messages, now, &mut steps),
+                    Some(Event::CatchUp { room, seq, reply }) => {
+                        if let Some(next) = sequencer.next_of(&room)
+                            && next <= seq
+                        {
+                            reader.fill(room.clone(), next);
+                        }
+                        sequencer.wait(&room, seq, reply, &mut steps);
+                    }
                     Some(Event::Resubscribed) => {
                         for (room, from) in sequencer.every_room() {
                             reader.fill(room, from);
@@ -400,6 +419,27 @@ impl RedisLog {
         Ok(epoch)
     }
 
+    /// Returns once this node has handed on `room`'s messages up to `seq`, as stored: a cursor
+    /// from another node can be ahead of what this node has heard on the bus so far. A `seq` past
+    /// the room's last stored one returns at once (such a cursor is of no history here).
+    pub async fn catch_up(&self, room: &str, seq: u64) -> Result<(), LogError> {
+        let mut conn = self.conn.clone();
+        let stored: Option<u64> = timed(conn.hget(meta_key(room), "s")).await?;
+        if stored.is_none_or(|last| seq > last) {
+            return Ok(());
+        }
+        let (reply, heard) = oneshot::channel();
+        let room = room.to_owned();
+        self.events
+            .send(Event::CatchUp { room, seq, reply })
+            .map_err(|_| LogError::Closed)?;
+        match tokio::time::timeout(COMMAND_TIMEOUT, heard).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(LogError::Closed),
+            Err(_) => Err(LogError::Unavailable),
+        }
+    }
+
     /// The oldest seq the room still holds, if it holds any.
     pub async fn first_seq(&self, room: &str) -> Result<Option<u64>, LogError> {
         let mut conn = self.conn.clone();
@@ -477,11 +517,10 @@ impl RedisLog {
 }
 
 /// Runs the append script for every message queued on one lane, in the order queued, as one pipeline
-/// per batch (one round trip, and with `appendfsync always` one fsync pass, for the whole batch): a
-/// connection's sends to a room are stored in the order it sent them, as on one node.
+/// per batch (one round trip, and with `appendfsync always` one fsync pass, for the whole batch) —
+/// on a Redis Cluster one pipeline per room, all in flight together, since a pipeline must keep to
+/// one slot. A connection's sends to a room are stored in the order it sent them, as on one node.
 async fn append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessage, Reply)>) {
-    // Sent by hash (EVALSHA): the script's text is not parsed again for every message.
-    let append_sha = Script::new(APPEND).get_hash().to_owned();
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < APPEND_BATCH_MAX {
@@ -490,77 +529,96 @@ async fn append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessa
                 Err(_) => break,
             }
         }
+        let groups = if log.clustered {
+            let mut groups: Vec<Vec<(NewMessage, Reply)>> = Vec::new();
+            let mut of_room = std::collections::HashMap::new();
+            for (msg, reply) in batch {
+                let at = *of_room.entry(msg.room.clone()).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[at].push((msg, reply));
+            }
+            groups
+        } else {
+            vec![batch]
+        };
+        futures::future::join_all(groups.into_iter().map(|group| append_group(&log, group))).await;
+    }
+}
+
+/// Stores `group` (one pipeline) and tells the sequencer each answer; if Redis does not answer
+/// them all, each sender is told the log is unavailable.
+async fn append_group(log: &RedisLog, group: Vec<(NewMessage, Reply)>) {
+    let entries: Vec<Entry> = group
+        .iter()
+        .map(|(msg, _)| Entry {
+            room: msg.room.clone(),
+            author: msg.author.clone(),
+            client_id: msg.client_id.clone(),
+            body: msg.body.clone(),
+            kind: msg.kind,
+        })
+        .collect();
+    // Sent by hash (EVALSHA): the script's text is not parsed again for every message.
+    let by_hash = Script::new(APPEND).get_hash().to_owned();
+    let pipeline = |call: &str, script: &str| {
         let mut pipe = redis::pipe();
-        let mut entries = Vec::with_capacity(batch.len());
-        for (msg, _) in &batch {
-            let room = &msg.room;
-            let entry = Entry {
-                room: room.clone(),
-                author: msg.author.clone(),
-                client_id: msg.client_id.clone(),
-                body: msg.body.clone(),
-                kind: msg.kind,
-            };
+        for entry in &entries {
+            let room = &entry.room;
             // Serializing these strings cannot fail.
-            let json = serde_json::to_string(&entry).unwrap_or_default();
-            pipe.cmd("EVALSHA")
-                .arg(&append_sha)
+            let json = serde_json::to_string(entry).unwrap_or_default();
+            pipe.cmd(call)
+                .arg(script)
                 .arg(3)
                 .arg(meta_key(room))
                 .arg(log_key(room))
                 .arg(once_key(room))
-                .arg(format!("{}\n{}", msg.author.id, msg.client_id))
+                .arg(format!("{}\n{}", entry.author.id, entry.client_id))
                 .arg(json)
                 .arg(log.retention)
                 .arg(new_epoch())
                 .arg(live_channel(room));
-            entries.push(entry);
         }
-        let mut conn = log.conn.clone();
-        let mut answered: Result<Vec<(String, u64, u64, u8)>, LogError> =
-            timed(pipe.query_async(&mut conn)).await;
-        if let Err(LogError::Redis(e)) = &answered
-            && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
-        {
-            // Redis restarted without the script: none of the batch ran. Load it, send again.
-            let loaded: Result<String, LogError> = timed(
-                redis::cmd("SCRIPT")
-                    .arg("LOAD")
-                    .arg(APPEND)
-                    .query_async(&mut conn),
-            )
-            .await;
-            if loaded.is_ok() {
-                answered = timed(pipe.query_async(&mut conn)).await;
+        pipe
+    };
+    let mut conn = log.conn.clone();
+    let mut answered: Result<Vec<(String, u64, u64, u8)>, LogError> =
+        timed(pipeline("EVALSHA", &by_hash).query_async(&mut conn)).await;
+    if let Err(LogError::Redis(e)) = &answered
+        && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+    {
+        // Redis (or this slot's master) restarted or failed over without the script: the batch
+        // did not run. Sent again with the script's text, which also caches it there. Had some
+        // of it run, the script's dedupe answers those with the seqs they got.
+        answered = timed(pipeline("EVAL", APPEND).query_async(&mut conn)).await;
+    }
+    match answered {
+        Ok(answers) if answers.len() == group.len() => {
+            for (((_, reply), entry), (epoch, seq, sent_at, duplicate)) in
+                group.into_iter().zip(entries).zip(answers)
+            {
+                let room = entry.room.clone();
+                // A duplicate's message went out when it was first stored.
+                let message = (duplicate == 0).then(|| message_of(entry, seq, sent_at));
+                let event = Event::Appended {
+                    epoch,
+                    message,
+                    room,
+                    seq,
+                    reply,
+                };
+                let _ = log.events.send(event);
             }
         }
-        match answered {
-            Ok(answers) if answers.len() == batch.len() => {
-                for (((_, reply), entry), (epoch, seq, sent_at, duplicate)) in
-                    batch.into_iter().zip(entries).zip(answers)
-                {
-                    let room = entry.room.clone();
-                    // A duplicate's message went out when it was first stored.
-                    let message = (duplicate == 0).then(|| message_of(entry, seq, sent_at));
-                    let event = Event::Appended {
-                        epoch,
-                        message,
-                        room,
-                        seq,
-                        reply,
-                    };
-                    let _ = log.events.send(event);
-                }
+        outcome => {
+            if let Err(e) = outcome {
+                tracing::warn!("storing {} messages in Redis failed: {e}", group.len());
             }
-            outcome => {
-                if let Err(e) = outcome {
-                    tracing::warn!("storing {} messages in Redis failed: {e}", batch.len());
-                }
-                // Each may or may not have been stored: the sender sends it again with the same
-                // client id, and the script's dedupe answers with the seq it got, if it got one.
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(LogError::Unavailable));
-                }
+            // Each may or may not have been stored: the sender sends it again with the same
+            // client id, and the script's dedupe answers with the seq it got, if it got one.
+            for (_, reply) in group {
+                let _ = reply.send(Err(LogError::Unavailable));
             }
         }
     }
@@ -575,13 +633,13 @@ pub struct ImportedRoom {
 
 /// Redis as the import writes it: the same keys the append script keeps.
 pub struct Target {
-    conn: redis::aio::MultiplexedConnection,
+    conn: Commands,
 }
 
 impl Target {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let conn = timed(client.get_multiplexed_async_connection())
+        let reached = async { RedisLink::connect(url).await?.commands().await };
+        let conn = timed(reached)
             .await
             .map_err(|e| anyhow::anyhow!("cannot reach Redis at {url}: {e}"))?;
         Ok(Self { conn })
@@ -639,49 +697,64 @@ impl Target {
             }
             let _: () = pipe.query_async(&mut conn).await?;
         }
-        let _: () = redis::pipe()
+        let _: () = conn
             .hset_multiple(
                 meta_key(name),
                 &[("e", room.epoch.clone()), ("s", room.last_seq.to_string())],
             )
-            .sadd(ROOMS_KEY, name)
-            .query_async(&mut conn)
             .await?;
+        // Its own command: on a Redis Cluster the room list is in another slot than the room.
+        let _: () = conn.sadd(ROOMS_KEY, name).await?;
         Ok(())
     }
 }
 
 /// Refuses a Redis at `url` that can lose what it acknowledged — no append-only file, fsync less
 /// often than every write, or keys evicted under memory pressure — unless `accept_risk`, when it is
-/// only warned about. Acknowledged means kept only when Redis itself keeps it.
+/// only warned about. Acknowledged means kept only when Redis itself keeps it. On a Redis Cluster,
+/// every node is asked: a replica promoted after a failover must keep what it took over.
 pub async fn check_server(url: &str, accept_risk: bool) -> anyhow::Result<()> {
-    let client = redis::Client::open(url)?;
-    let mut conn = tokio::time::timeout(COMMAND_TIMEOUT, client.get_multiplexed_async_connection())
+    let link = RedisLink::connect(url)
         .await
-        .map_err(|_| anyhow::anyhow!("Redis at {url} did not answer"))?
         .map_err(|e| anyhow::anyhow!("cannot reach Redis at {url}: {e}"))?;
-    let mut setting = async |name: &str| -> anyhow::Result<String> {
-        let pair: Vec<String> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg(name)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot read Redis's {name}: {e}"))?;
-        Ok(pair.get(1).cloned().unwrap_or_default())
-    };
     let mut risks = Vec::new();
-    if setting("appendonly").await? != "yes" {
-        risks.push(
-            "appendonly is not yes: a restart loses what was acknowledged since the last snapshot",
-        );
+    for (node, conn) in link.each_node().await {
+        let mut conn = conn.map_err(|e| anyhow::anyhow!("cannot reach Redis at {node}: {e}"))?;
+        let mut setting = async |name: &str| -> anyhow::Result<String> {
+            let pair: Vec<String> = timed(
+                redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg(name)
+                    .query_async(&mut conn),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read {name} of Redis at {node}: {e}"))?;
+            Ok(pair.get(1).cloned().unwrap_or_default())
+        };
+        let at = if link.is_cluster() {
+            format!(" on {node}")
+        } else {
+            String::new()
+        };
+        if setting("appendonly").await? != "yes" {
+            risks.push(format!(
+                "appendonly is not yes{at}: a restart loses what was acknowledged since the last \
+                 snapshot"
+            ));
+        }
+        if setting("appendfsync").await? != "always" {
+            risks.push(format!(
+                "appendfsync is not always{at}: a crash loses up to a second of acknowledged messages"
+            ));
+        }
+        if setting("maxmemory-policy").await? != "noeviction" {
+            risks.push(format!(
+                "maxmemory-policy is not noeviction{at}: Redis may delete history to free memory"
+            ));
+        }
     }
-    if setting("appendfsync").await? != "always" {
-        risks.push(
-            "appendfsync is not always: a crash loses up to a second of acknowledged messages",
-        );
-    }
-    if setting("maxmemory-policy").await? != "noeviction" {
-        risks.push("maxmemory-policy is not noeviction: Redis may delete history to free memory");
+    if link.is_cluster() {
+        tracing::info!(nodes = %link.nodes().join(" "), "Redis at {url} is a Redis Cluster");
     }
     if risks.is_empty() {
         return Ok(());
@@ -704,7 +777,7 @@ pub async fn check_server(url: &str, accept_risk: bool) -> anyhow::Result<()> {
 /// After a lost connection it subscribes again and tells the sequencer, which reads every room
 /// from where it stands: a push lost meanwhile is never a silent gap.
 fn listen(
-    client: redis::Client,
+    link: RedisLink,
     events: mpsc::UnboundedSender<Event>,
     up: Arc<AtomicBool>,
 ) -> impl Future<Output = Result<(), LogError>> {
@@ -714,7 +787,7 @@ fn listen(
         let mut pause = Duration::from_millis(100);
         loop {
             let connected = async {
-                let mut pubsub = timed(client.get_async_pubsub()).await?;
+                let mut pubsub = timed(link.pubsub()).await?;
                 timed(pubsub.psubscribe(LIVE_PATTERN)).await?;
                 Ok::<_, LogError>(pubsub)
             }

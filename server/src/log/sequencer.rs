@@ -197,6 +197,10 @@ impl<R> Sequencer<R> {
     }
 
     /// Every known room with its `next`, to read the log from after the bus may have lost pushes.
+    pub fn next_of(&self, room: &str) -> Option<u64> {
+        self.rooms.get(room).map(|track| track.next)
+    }
+
     pub fn every_room(&self) -> Vec<(String, u64)> {
         self.rooms
             .iter()

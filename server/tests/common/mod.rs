@@ -328,10 +328,10 @@ impl Client {
         .await;
     }
 
-    /// Sends `body` as `client_id`; false if the socket is gone (a node that died).
-    pub async fn try_say(&mut self, client_id: &str, body: &str) -> bool {
+    /// Sends `body` as `client_id` into `room`; false if the socket is gone (a node that died).
+    pub async fn try_say_in(&mut self, room: &str, client_id: &str, body: &str) -> bool {
         let msg = ClientMsg::Send {
-            room: ROOM.into(),
+            room: room.into(),
             client_id: client_id.into(),
             body: body.into(),
         };
@@ -818,4 +818,183 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Where a cluster test's nodes keep their log: one Redis or a Redis Cluster.
+pub trait Redis {
+    /// What `--redis` is given.
+    fn url(&self) -> String;
+}
+
+impl Redis for RedisServer {
+    fn url(&self) -> String {
+        RedisServer::url(self)
+    }
+}
+
+/// A Redis Cluster of the test's own: `masters` `redis-server`s on free loopback ports (a cluster
+/// needs TCP, and each node a second port 10 000 above its own for the cluster bus), joined with
+/// `redis-cli --cluster create`, keeping what they acknowledge as Herald requires. Stopped when
+/// dropped.
+pub struct RedisCluster {
+    nodes: Vec<(std::process::Child, u16)>,
+    dir: TempDir,
+}
+
+impl RedisCluster {
+    pub async fn start(masters: usize) -> Self {
+        let dir = TempDir::new();
+        let ports = free_port_pairs(masters);
+        let nodes: Vec<_> = ports
+            .iter()
+            .map(|&port| (Self::spawn(&dir, port), port))
+            .collect();
+        let cluster = Self { nodes, dir };
+        for &(_, port) in &cluster.nodes {
+            cluster.answering(port).await;
+        }
+        let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let created = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("redis-cli runs (it comes with redis-server)");
+        assert!(created.success(), "redis-cli --cluster create");
+        for &port in &ports {
+            cluster.until_ok(port).await;
+        }
+        cluster
+    }
+
+    fn spawn(dir: &TempDir, port: u16) -> std::process::Child {
+        let own = format!("{}/{port}", dir.path());
+        std::fs::create_dir_all(&own).expect("node dir");
+        std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                &own,
+            ])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .args(["--maxmemory-policy", "noeviction"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (cargo xtask test installs it)")
+    }
+
+    async fn ask(port: u16, command: &[&str]) -> Option<String> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        let mut cmd = redis::cmd(command[0]);
+        for arg in &command[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query_async(&mut conn).await.ok()
+    }
+
+    async fn answering(&self, port: u16) {
+        let ready = async {
+            while Self::ask(port, &["PING"]).await.as_deref() != Some("PONG") {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(PATIENCE, ready)
+            .await
+            .expect("redis-server answers");
+    }
+
+    /// Until the node at `port` says every slot is served.
+    async fn until_ok(&self, port: u16) {
+        let ok = async {
+            loop {
+                let info = Self::ask(port, &["CLUSTER", "INFO"]).await;
+                if info.is_some_and(|info| info.contains("cluster_state:ok")) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(PATIENCE * 3, ok)
+            .await
+            .expect("the Redis Cluster comes up");
+    }
+
+    /// How many keys master `i` holds.
+    pub async fn keys_on(&self, i: usize) -> u64 {
+        let port = self.nodes[i].1;
+        let count = Self::ask(port, &["DBSIZE"]).await;
+        count.and_then(|n| n.parse().ok()).unwrap_or(0)
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// `kill -9` of master `i`.
+    pub fn kill(&mut self, i: usize) {
+        let _ = self.nodes[i].0.kill();
+        let _ = self.nodes[i].0.wait();
+    }
+
+    /// Starts master `i` again on its append-only file and cluster config; back once every slot
+    /// is served again.
+    pub async fn restart(&mut self, i: usize) {
+        let port = self.nodes[i].1;
+        self.nodes[i].0 = Self::spawn(&self.dir, port);
+        self.answering(port).await;
+        for &(_, port) in &self.nodes {
+            self.until_ok(port).await;
+        }
+    }
+}
+
+impl Redis for RedisCluster {
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.nodes[0].1)
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `n` loopback ports free now, each with the port 10 000 above it free too.
+fn free_port_pairs(n: usize) -> Vec<u16> {
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = first.local_addr().expect("its address").port();
+        let Some(bus) = port.checked_add(10_000) else {
+            continue;
+        };
+        if let Ok(second) = std::net::TcpListener::bind(("127.0.0.1", bus)) {
+            ports.push(port);
+            held.push((first, second));
+        }
+    }
+    ports
 }
