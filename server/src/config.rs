@@ -43,6 +43,13 @@ pub struct Config {
     #[arg(long, env = "HERALD_REDIS_ACCEPT_RISK")]
     pub redis_accept_risk: bool,
 
+    /// Acknowledge a message only once this many replicas of its Redis master have it too (Redis
+    /// `WAIT`, up to a second): what was acknowledged then survives the master's loss and a
+    /// replica's promotion (Redis Cluster failover). Fewer replicas answering: the send gets
+    /// `unavailable` and the client sends it again. 0: acknowledged once the master has it.
+    #[arg(long, env = "HERALD_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
+
     /// Another origin (scheme://host[:port]) whose pages may open the WebSocket and post the name
     /// forms, besides Herald's own.
     /// Repeat the flag, or separate origins with commas in the variable.

@@ -116,7 +116,7 @@ pub async fn run(
     let (log, last_seqs) = match &config.redis {
         Some(url) => {
             log::redis::check_server(url, config.redis_accept_risk).await?;
-            Log::open_redis(url, config.retention, publish).await?
+            Log::open_redis(url, config.retention, config.redis_wait_replicas, publish).await?
         }
         None => Log::open_sqlite(
             &config.data_dir,

@@ -968,3 +968,82 @@ async fn node_killed_mid_stream(redis: &impl Redis, rooms: [&str; 3]) {
         );
     }
 }
+
+/// Until `master` has `replicas` replicas in sync.
+async fn until_replicated(master: &RedisServer, replicas: usize) {
+    let want = format!("connected_slaves:{replicas}");
+    let synced = async {
+        loop {
+            let info = master
+                .ask(&["INFO", "replication"])
+                .await
+                .unwrap_or_default();
+            let online = info.matches("state=online").count();
+            if info.contains(&want) && online == replicas {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(common::PATIENCE, synced)
+        .await
+        .expect("the replica syncs");
+}
+
+#[tokio::test]
+async fn waiting_for_a_replica_a_message_is_shown_and_acknowledged_only_once_the_replica_has_it() {
+    let master = RedisServer::start_with_port(&[]).await;
+    let port = master.port().to_string();
+    let mut replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]).await;
+    until_replicated(&master, 1).await;
+    let data = TempDir::new();
+    let url = master.url();
+    let flags = ["--redis", &url, "--session-secret", SECRET];
+    let server = TestServer::start_in(
+        data.path(),
+        &[&flags[..], &["--redis-wait-replicas", "1"]].concat(),
+    )
+    .await;
+    let mut ann = server.client_named("Ann").await;
+    let mut bob = server.client_named("Bob").await;
+    assert_eq!(post_until_acked(&mut ann, "w1", "kept twice").await, (1, 0));
+    let log_len = async |redis: &RedisServer| redis.ask(&["XLEN", "herald:{general}:log"]).await;
+    assert_eq!(
+        log_len(&replica).await.as_deref(),
+        Some("1"),
+        "acknowledged: on the replica too"
+    );
+    assert_eq!(bob.next_message().await.seq, 1);
+
+    // Without its replica the master still stores, but nothing is acknowledged or shown.
+    replica.kill();
+    ann.say("w2", "waits for a replica").await;
+    loop {
+        match ann.recv().await {
+            ServerMsg::Error {
+                code: app::protocol::ErrorCode::Unavailable,
+                ..
+            } => break,
+            ServerMsg::Message(m) if m.seq == 1 => continue,
+            other => panic!("w2 refused, not {other:?}"),
+        }
+    }
+    let quiet = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+    while let Ok(msg) = tokio::time::timeout_at(quiet, bob.recv()).await {
+        assert!(
+            !matches!(msg, ServerMsg::Message(_)),
+            "shown before a replica has it: {msg:?}"
+        );
+    }
+
+    // The replica back: the page sends it again, it is stored once and shown once.
+    replica.restart().await;
+    until_replicated(&master, 1).await;
+    let (seq, _) = post_until_acked(&mut ann, "w2", "waits for a replica").await;
+    assert_eq!(seq, 2, "the seq it got the first time");
+    let shown = bob.next_message().await;
+    assert_eq!((shown.seq, shown.body.as_str()), (2, "waits for a replica"));
+    assert_eq!(log_len(&replica).await.as_deref(), Some("2"));
+    assert_eq!(post_until_acked(&mut ann, "w3", "and on").await, (3, 0));
+    assert_eq!(bob.next_message().await.seq, 3, "nothing shown twice");
+}

@@ -147,9 +147,11 @@ impl Log {
     pub async fn open_redis(
         url: &str,
         retention: u64,
+        wait_replicas: u32,
         publish: impl FnMut(Published<'_>) + Send + 'static,
     ) -> Result<(Self, Vec<(String, u64)>), LogError> {
-        let (log, last_seqs) = redis::RedisLog::open(url, retention, publish).await?;
+        let (log, last_seqs) =
+            redis::RedisLog::open(url, retention, wait_replicas, publish).await?;
         Ok((
             Self {
                 backend: Backend::Redis(log),

@@ -48,8 +48,12 @@ const READ_PAGE: u64 = 1000;
 /// How long a command may take before the log counts as unavailable.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long an append waits for replicas (`--redis-wait-replicas`), within [`COMMAND_TIMEOUT`].
+const REPLICA_WAIT_MS: u64 = 1000;
+
 /// Dedupe, seq, entry, retention and publish in one step. KEYS: meta, log, once. ARGV: the dedupe
-/// member, the message's JSON (without seq and time), retention, a fresh epoch, the room's channel.
+/// member, the message's JSON (without seq and time), retention, a fresh epoch, the room's channel,
+/// and `1` to publish (`0` when the node publishes after replicas have it, see [`push_of`]).
 /// Returns `{epoch, seq, sent_at_ms, duplicate}`.
 const APPEND: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'e')
@@ -67,7 +71,7 @@ local keep = tonumber(ARGV[3])
 redis.call('XADD', KEYS[2], 'MAXLEN', keep, string.format('%d-0', seq), 'm', ARGV[2], 't', ms, 'o', ARGV[1])
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
 if seq > keep then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', seq - keep) end
-redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. seq .. ' ' .. ms .. ' ' .. ARGV[2])
+if ARGV[6] == '1' then redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. seq .. ' ' .. ms .. ' ' .. ARGV[2]) end
 return {epoch, seq, tonumber(ms), 0}
 "#;
 
@@ -163,6 +167,8 @@ pub struct RedisLog {
     conn: Commands,
     /// A Redis Cluster: a pipeline keeps to one room's slot.
     clustered: bool,
+    /// Replicas that must have an append before it is answered.
+    wait_replicas: u32,
     ensure: Arc<Script>,
     retention: u64,
     events: mpsc::UnboundedSender<Event>,
@@ -192,6 +198,7 @@ impl RedisLog {
     pub async fn open(
         url: &str,
         retention: u64,
+        wait_replicas: u32,
         mut publish: impl FnMut(Published<'_>) + Send + 'static,
     ) -> Result<(Self, Vec<(String, u64)>), LogError> {
         let link = RedisLink::connect(url).await.map_err(LogError::Redis)?;
@@ -202,6 +209,7 @@ impl RedisLog {
         let log = Self {
             conn,
             clustered: link.is_cluster(),
+            wait_replicas,
             ensure: Arc::new(Script::new(ENSURE)),
             retention: retention.max(1),
             events: events.clone(),
@@ -562,12 +570,18 @@ async fn append_group(log: &RedisLog, group: Vec<(NewMessage, Reply)>) {
         .collect();
     // Sent by hash (EVALSHA): the script's text is not parsed again for every message.
     let by_hash = Script::new(APPEND).get_hash().to_owned();
+    // Serializing these strings cannot fail.
+    let jsons: Vec<String> = entries
+        .iter()
+        .map(|entry| serde_json::to_string(entry).unwrap_or_default())
+        .collect();
+    // Waiting for replicas, the node publishes once they have the batch: no reader sees a message
+    // a failover could still take back.
+    let publish_now = if log.wait_replicas > 0 { "0" } else { "1" };
     let pipeline = |call: &str, script: &str| {
         let mut pipe = redis::pipe();
-        for entry in &entries {
+        for (entry, json) in entries.iter().zip(&jsons) {
             let room = &entry.room;
-            // Serializing these strings cannot fail.
-            let json = serde_json::to_string(entry).unwrap_or_default();
             pipe.cmd(call)
                 .arg(script)
                 .arg(3)
@@ -578,12 +592,18 @@ async fn append_group(log: &RedisLog, group: Vec<(NewMessage, Reply)>) {
                 .arg(json)
                 .arg(log.retention)
                 .arg(new_epoch())
-                .arg(live_channel(room));
+                .arg(live_channel(room))
+                .arg(publish_now);
+        }
+        if log.wait_replicas > 0 {
+            // On the same connection, so to the same master (a keyless command in a pipeline
+            // follows the pipeline's slot): answered once that many replicas have the batch.
+            pipe.cmd("WAIT").arg(log.wait_replicas).arg(REPLICA_WAIT_MS);
         }
         pipe
     };
     let mut conn = log.conn.clone();
-    let mut answered: Result<Vec<(String, u64, u64, u8)>, LogError> =
+    let mut answered: Result<Vec<redis::Value>, LogError> =
         timed(pipeline("EVALSHA", &by_hash).query_async(&mut conn)).await;
     if let Err(LogError::Redis(e)) = &answered
         && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
@@ -592,6 +612,12 @@ async fn append_group(log: &RedisLog, group: Vec<(NewMessage, Reply)>) {
         // did not run. Sent again with the script's text, which also caches it there. Had some
         // of it run, the script's dedupe answers those with the seqs they got.
         answered = timed(pipeline("EVAL", APPEND).query_async(&mut conn)).await;
+    }
+    let answered = answered.and_then(|values| appended(values, log.wait_replicas));
+    if let Ok(answers) = &answered
+        && log.wait_replicas > 0
+    {
+        publish_replicated(&mut conn, answers, &entries, &jsons).await;
     }
     match answered {
         Ok(answers) if answers.len() == group.len() => {
@@ -622,6 +648,74 @@ async fn append_group(log: &RedisLog, group: Vec<(NewMessage, Reply)>) {
             }
         }
     }
+}
+
+/// Waiting for replicas, the node publishes what they have: each new message, and each duplicate
+/// as the log holds it (its first store may have been refused for want of replicas, and so never
+/// published; nodes that had it skip it as old). Lost with Redis, pushes are not lost to the
+/// others: a later message shows them the hole, and a cursor from here makes them catch up.
+async fn publish_replicated(
+    conn: &mut Commands,
+    answers: &[(String, u64, u64, u8)],
+    entries: &[Entry],
+    jsons: &[String],
+) {
+    let mut pushes = redis::pipe();
+    for ((epoch, seq, sent_at, duplicate), (entry, json)) in
+        answers.iter().zip(entries.iter().zip(jsons))
+    {
+        let room = &entry.room;
+        let push = if *duplicate == 0 {
+            push_of(epoch, *seq, sent_at, json)
+        } else {
+            let id = format!("{seq}-0");
+            let stored: Result<Vec<(String, Vec<String>)>, _> =
+                timed(conn.xrange_count(log_key(room), &id, &id, 1)).await;
+            let field = |fields: &[String], name: &str| {
+                let pair = fields.chunks_exact(2).find(|pair| pair[0] == name)?;
+                Some(pair[1].clone())
+            };
+            let found = stored.ok().and_then(|entries| {
+                let (_, fields) = entries.into_iter().next()?;
+                Some((field(&fields, "t")?, field(&fields, "m")?))
+            });
+            match found {
+                Some((sent_at, json)) => push_of(epoch, *seq, sent_at, &json),
+                None => continue, // Trimmed already, or Redis went: nothing to show.
+            }
+        };
+        pushes
+            .cmd("PUBLISH")
+            .arg(live_channel(room))
+            .arg(push)
+            .ignore();
+    }
+    if let Err(e) = timed(pushes.query_async::<()>(conn)).await {
+        tracing::warn!("publishing {} stored messages failed: {e}", answers.len());
+    }
+}
+
+/// The append script's answers `{epoch, seq, sent_at, duplicate}`, once `WAIT`'s answer (the last,
+/// when `wait_replicas` > 0) says that many replicas have them; else the log is unavailable.
+fn appended(
+    mut values: Vec<redis::Value>,
+    wait_replicas: u32,
+) -> Result<Vec<(String, u64, u64, u8)>, LogError> {
+    let unreadable = |e: redis::ParsingError| LogError::Redis(e.into());
+    if wait_replicas > 0 {
+        let replicas: i64 = redis::from_redis_value(values.pop().unwrap_or(redis::Value::Nil))
+            .map_err(unreadable)?;
+        if replicas < i64::from(wait_replicas) {
+            tracing::warn!(
+                "an append reached {replicas} of the {wait_replicas} replicas it waits for"
+            );
+            return Err(LogError::Unavailable);
+        }
+    }
+    values
+        .into_iter()
+        .map(|value| redis::from_redis_value(value).map_err(unreadable))
+        .collect()
 }
 
 /// A room as `herald import-to-redis` copies it (see `super::import`).
@@ -856,6 +950,12 @@ fn message_of_entry(id: &str, fields: &[String]) -> Option<ChatMessage> {
     Some(message_of(entry, seq, sent_at))
 }
 
+/// What goes on a room's channel for a stored message: `epoch seq sent_at json`, as the append
+/// script publishes it.
+fn push_of(epoch: &str, seq: u64, sent_at: impl std::fmt::Display, json: &str) -> String {
+    format!("{epoch} {seq} {sent_at} {json}")
+}
+
 /// `<epoch> <seq> <sent_at> <entry JSON>`, as the append script publishes it.
 fn message_of_push(room: &str, payload: &[u8]) -> Option<(String, ChatMessage)> {
     let text = std::str::from_utf8(payload).ok()?;
@@ -896,7 +996,7 @@ fn new_epoch() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{message_of_push, room_of_channel, seq_of_id};
+    use super::{message_of_push, push_of, room_of_channel, seq_of_id};
 
     #[test]
     fn channels_pushes_and_ids_read_back() {
@@ -914,5 +1014,9 @@ mod tests {
             "a push for another room's channel"
         );
         assert!(message_of_push("general", b"e1 x 1 {}").is_none());
+        // What a node publishes after waiting for replicas reads back as the script's own push.
+        let json = std::str::from_utf8(&push[19..]).expect("utf-8");
+        let again = push_of("e1", 7, 1_700_000_000_000_u64, json);
+        assert_eq!(again.as_bytes(), push);
     }
 }

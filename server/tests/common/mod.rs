@@ -725,6 +725,8 @@ pub struct RedisServer {
     child: std::process::Child,
     dir: TempDir,
     settings: Vec<String>,
+    /// Its loopback port, if it has one besides the socket (a replica reaches its master there).
+    port: Option<u16>,
 }
 
 impl RedisServer {
@@ -734,16 +736,42 @@ impl RedisServer {
 
     /// With extra settings, e.g. `["--appendonly", "no"]`.
     pub async fn start_with(settings: &[&str]) -> Self {
+        Self::start_on(None, settings).await
+    }
+
+    /// Listening on a free loopback port too (see [`Self::port`]).
+    pub async fn start_with_port(settings: &[&str]) -> Self {
+        Self::start_on(free_port_pairs(1).first().copied(), settings).await
+    }
+
+    async fn start_on(port: Option<u16>, settings: &[&str]) -> Self {
         let dir = TempDir::new();
-        let settings: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
+        let mut settings: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
+        settings.extend(["--port".to_owned(), port.unwrap_or(0).to_string()]);
         let child = Self::spawn(&dir, &settings);
         let server = Self {
             child,
             dir,
             settings,
+            port,
         };
         server.answering().await;
         server
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port.expect("started with start_with_port")
+    }
+
+    /// A command's answer, as text (`None` if it failed).
+    pub async fn ask(&self, command: &[&str]) -> Option<String> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        let mut cmd = redis::cmd(command[0]);
+        for arg in &command[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query_async(&mut conn).await.ok()
     }
 
     fn socket(dir: &TempDir) -> String {
@@ -752,14 +780,7 @@ impl RedisServer {
 
     fn spawn(dir: &TempDir, settings: &[String]) -> std::process::Child {
         std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--unixsocket",
-                &Self::socket(dir),
-                "--dir",
-                dir.path(),
-            ])
+            .args(["--unixsocket", &Self::socket(dir), "--dir", dir.path()])
             .args([
                 "--appendonly",
                 "yes",
