@@ -72,7 +72,13 @@ impl Target {
     /// Starts `bin` in a fresh data dir on a free port, without rate limits (the load is the point);
     /// with `redis`, in cluster mode on that Redis.
     pub async fn start(bin: &Path, redis: Option<&str>) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("herald-bench-{}", std::process::id()));
+        // One folder per node, as a cluster run starts several in this process.
+        static STARTED: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "herald-bench-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&dir)?;
         let mut command = Command::new(bin);
         if let Some(url) = redis {
@@ -676,9 +682,36 @@ fn pad() -> String {
     "x".repeat(48)
 }
 
-/// One room (or many small ones) with subscribers, and a publish rate that rises step by step.
+/// Where a fan-out's connections go: the publishers on one node, the subscribers shared evenly
+/// over `subscribers` (that node alone, or every node of a cluster).
+pub struct Placement<'a> {
+    pub publishers: &'a Target,
+    pub subscribers: Vec<&'a Target>,
+}
+
+impl<'a> Placement<'a> {
+    pub fn one(target: &'a Target) -> Self {
+        Self {
+            publishers: target,
+            subscribers: vec![target],
+        }
+    }
+
+    /// The resident memory of every node, in KiB.
+    fn rss_kib(&self) -> Option<u64> {
+        let mut nodes = self.subscribers.clone();
+        if !nodes.iter().any(|t| std::ptr::eq(*t, self.publishers)) {
+            nodes.push(self.publishers);
+        }
+        nodes.iter().map(|t| t.rss_kib()).sum()
+    }
+}
+
+/// One room (or many small ones) with subscribers, and a publish rate that rises step by step. With
+/// subscribers on several nodes, the latency is also told apart for the publishers' own node and
+/// the others (publish→receive across the cluster's bus).
 pub async fn fanout(
-    target: &Target,
+    on: &Placement<'_>,
     room_count: usize,
     per_room: usize,
     rates: &[u32],
@@ -686,15 +719,24 @@ pub async fn fanout(
     budget: Duration,
     scenario: &'static str,
 ) -> anyhow::Result<Report> {
+    let target = on.publishers;
     let rooms: Vec<String> = (0..room_count).map(|i| format!("bench-{i}")).collect();
-    let rss_start = target.rss_kib();
-    let counters = Arc::new(Counters::default());
+    let rss_start = on.rss_kib();
     let count = room_count * per_room;
+    // One set of counters per node holding subscribers.
+    let groups: Vec<Arc<Counters>> = on.subscribers.iter().map(|_| Arc::default()).collect();
+    let several = groups.len() > 1;
     let connecting = Instant::now();
-    subscribers(target, &rooms, count, &counters).await?;
+    for (i, (node, counters)) in on.subscribers.iter().zip(&groups).enumerate() {
+        let share = count / groups.len() + usize::from(i < count % groups.len());
+        subscribers(node, &rooms, share, counters).await?;
+    }
     let connect_secs = connecting.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_idle = target.rss_kib();
+    let rss_idle = on.rss_kib();
+    let total = |of: fn(&Counters) -> &AtomicU64| -> u64 {
+        groups.iter().map(|c| of(c).load(Ordering::Relaxed)).sum()
+    };
 
     // A few publishing connections, each covering a share of the rooms.
     let cookie = target.session("Bench publisher").await?;
@@ -723,10 +765,12 @@ pub async fn fanout(
         } else {
             step
         };
-        counters.latency.reset();
-        let delivered_before = counters.delivered.load(Ordering::Relaxed);
-        let lost_before = counters.lost.load(Ordering::Relaxed);
-        let dup_before = counters.duplicated.load(Ordering::Relaxed);
+        for counters in &groups {
+            counters.latency.reset();
+        }
+        let delivered_before = total(|c| &c.delivered);
+        let lost_before = total(|c| &c.lost);
+        let dup_before = total(|c| &c.duplicated);
         let sent_before: u64 = publishers.iter().map(|p| p.sent).sum();
         // Paced in 10 ms slices; each slice's messages go out in one flush per publisher.
         let started = Instant::now();
@@ -750,23 +794,34 @@ pub async fn fanout(
         let expected = sent * per_room as u64;
         // Wait for the stragglers: everything sent must arrive (or be counted lost).
         let waiting = Instant::now();
-        while counters.delivered.load(Ordering::Relaxed) - delivered_before < expected
+        while total(|c| &c.delivered) - delivered_before < expected
             && waiting.elapsed() < DRAIN_GRACE
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let delivered = counters.delivered.load(Ordering::Relaxed) - delivered_before;
+        let delivered = total(|c| &c.delivered) - delivered_before;
         let lost = expected
             .saturating_sub(delivered)
-            .max(counters.lost.load(Ordering::Relaxed) - lost_before);
-        let duplicated = counters.duplicated.load(Ordering::Relaxed) - dup_before;
+            .max(total(|c| &c.lost) - lost_before);
+        let duplicated = total(|c| &c.duplicated) - dup_before;
         let per_sec = delivered as f64 / sending;
-        let (p50, p99, max) = (
-            counters.latency.quantile_ms(0.5),
-            counters.latency.quantile_ms(0.99),
-            counters.latency.quantile_ms(1.0),
+        // Every node's latencies together, and apart: the publishers' node (the first) and the rest.
+        let (all, own, others) = (
+            Histogram::default(),
+            Histogram::default(),
+            Histogram::default(),
         );
-        let rss = target.rss_kib();
+        for (i, counters) in groups.iter().enumerate() {
+            let counts = counters.latency.take_counts();
+            all.add_counts(&counts);
+            if i == 0 { &own } else { &others }.add_counts(&counts);
+        }
+        let (p50, p99, max) = (
+            all.quantile_ms(0.5),
+            all.quantile_ms(0.99),
+            all.quantile_ms(1.0),
+        );
+        let rss = on.rss_kib();
         let within = p99 <= budget.as_secs_f64() * 1000.0 && lost == 0 && duplicated == 0;
         ok &= lost == 0 && duplicated == 0;
         if warming {
@@ -775,7 +830,7 @@ pub async fn fanout(
         if within {
             best = Some(best.map_or(per_sec, |b: f64| b.max(per_sec)));
         }
-        rows.push(vec![
+        let mut row = vec![
             rate.to_string(),
             format!("{per_sec:.0}"),
             format!("{p50:.1}"),
@@ -783,36 +838,55 @@ pub async fn fanout(
             format!("{max:.1}"),
             lost.to_string(),
             duplicated.to_string(),
-            counters.lagged.load(Ordering::Relaxed).to_string(),
+            total(|c| &c.lagged).to_string(),
             rss.map_or("?".into(), |r| format!("{:.1}", r as f64 / 1024.0)),
             if within { "yes" } else { "no" }.into(),
-        ]);
-        steps.push(json!({
+        ];
+        let mut json_step = json!({
             "rate": rate, "deliveries_per_sec": per_sec.round(), "p50_ms": p50, "p99_ms": p99,
             "max_ms": max, "lost": lost, "duplicated": duplicated, "rss_kib": rss,
-        }));
+        });
+        if several {
+            let apart = [
+                own.quantile_ms(0.5),
+                own.quantile_ms(0.99),
+                others.quantile_ms(0.5),
+                others.quantile_ms(0.99),
+            ];
+            row.extend(apart.iter().map(|ms| format!("{ms:.1}")));
+            json_step["same_node_p50_ms"] = json!(apart[0]);
+            json_step["same_node_p99_ms"] = json!(apart[1]);
+            json_step["other_nodes_p50_ms"] = json!(apart[2]);
+            json_step["other_nodes_p99_ms"] = json!(apart[3]);
+        }
+        rows.push(row);
+        steps.push(json_step);
         if !within {
             break;
         }
     }
+    let mut columns = vec![
+        "msgs/s",
+        "deliveries/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "lost",
+        "dup",
+        "lags",
+        "RSS MiB",
+        "within",
+    ];
+    if several {
+        columns.extend(["same p50", "same p99", "other p50", "other p99"]);
+    }
     Ok(Report {
         scenario,
-        columns: vec![
-            "msgs/s",
-            "deliveries/s",
-            "p50 ms",
-            "p99 ms",
-            "max ms",
-            "lost",
-            "dup",
-            "lags",
-            "RSS MiB",
-            "within",
-        ],
+        columns,
         rows,
         summary: json!({
             "tool": "herald-bench", "scenario": scenario, "rooms": room_count, "per_room": per_room,
-            "subscribers": count, "connect_secs": connect_secs,
+            "subscribers": count, "nodes": groups.len(), "connect_secs": connect_secs,
             "rss_start_kib": rss_start, "rss_idle_kib": rss_idle,
             "best_deliveries_per_sec": best.map(f64::round),
             "p99_budget_ms": budget.as_millis() as u64, "steps": steps,
@@ -1072,7 +1146,7 @@ pub async fn reconnect(
 /// A small fan-out run that must lose and double nothing.
 pub async fn smoke(target: &Target) -> anyhow::Result<Report> {
     let mut report = fanout(
-        target,
+        &Placement::one(target),
         3,
         100,
         &[30, 60],

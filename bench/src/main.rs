@@ -107,6 +107,21 @@ pub enum Scenario {
         #[arg(long, default_value_t = 100)]
         missed: u64,
     },
+    /// Several nodes on one Redis (`--herald` and `--redis`): subscribers shared over the nodes, the
+    /// publishers on the first, a rising rate as in `fanout`; latency apart for the publishers' node
+    /// and the others. Compare with `fanout` on one node with as many subscribers.
+    Cluster {
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long, default_value_t = 9_000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 1)]
+        rooms: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,2,5,8,10,12,15,20")]
+        rates: Vec<u32>,
+        #[command(flatten)]
+        steps: Steps,
+    },
     /// A few hundred subscribers for a couple of seconds; fails unless nothing was lost or doubled.
     /// Run by `cargo xtask test`, so the tool keeps working.
     Smoke,
@@ -171,7 +186,8 @@ fn main() -> anyhow::Result<()> {
                 steps,
             } => {
                 let (step, budget) = (steps.step(), steps.budget());
-                load::fanout(&target, 1, subscribers, &rates, step, budget, "fanout").await
+                let on = load::Placement::one(&target);
+                load::fanout(&on, 1, subscribers, &rates, step, budget, "fanout").await
             }
             Scenario::Rooms {
                 rooms,
@@ -180,7 +196,8 @@ fn main() -> anyhow::Result<()> {
                 steps,
             } => {
                 let (step, budget) = (steps.step(), steps.budget());
-                load::fanout(&target, rooms, per_room, &rates, step, budget, "rooms").await
+                let on = load::Placement::one(&target);
+                load::fanout(&on, rooms, per_room, &rates, step, budget, "rooms").await
             }
             Scenario::Idle { connections } => load::idle(&target, connections).await,
             Scenario::Publish {
@@ -203,6 +220,33 @@ fn main() -> anyhow::Result<()> {
                 rooms,
                 missed,
             } => load::reconnect(&target, clients, rooms, missed).await,
+            Scenario::Cluster {
+                nodes,
+                subscribers,
+                rooms,
+                rates,
+                steps,
+            } => {
+                let (Some(bin), Some(redis)) = (&args.herald, &args.redis) else {
+                    anyhow::bail!("cluster needs --herald PATH and --redis URL");
+                };
+                let mut others = Vec::new();
+                for _ in 1..nodes.max(1) {
+                    others.push(Target::start(bin, Some(redis)).await?);
+                }
+                let on = load::Placement {
+                    publishers: &target,
+                    subscribers: std::iter::once(&target).chain(&others).collect(),
+                };
+                let (step, budget) = (steps.step(), steps.budget());
+                let per_room = subscribers / rooms.max(1);
+                let outcome =
+                    load::fanout(&on, rooms, per_room, &rates, step, budget, "cluster").await;
+                for node in others {
+                    node.stop().await;
+                }
+                outcome
+            }
             Scenario::Smoke => load::smoke(&target).await,
             Scenario::Worker { .. } => Err(anyhow::anyhow!("a worker is started by herald-bench")),
         };
