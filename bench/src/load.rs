@@ -1024,6 +1024,7 @@ pub async fn publish(
 /// Clients drop, miss `missed` messages each, and reconnect all at once with their cursors.
 pub async fn reconnect(
     target: &Target,
+    back_to: &[&Target],
     clients: usize,
     room_count: usize,
     missed: u64,
@@ -1075,8 +1076,10 @@ pub async fn reconnect(
         stream::iter(cursors.into_iter().enumerate())
             .map(|(i, (room, epoch, last))| {
                 let cookie = cookies[i / CONNECTIONS_PER_SESSION].clone();
+                // Back to the same node, or spread over the others of a cluster.
+                let node = back_to[i % back_to.len()];
                 async move {
-                    let mut ws = target.connect(&cookie, i).await?;
+                    let mut ws = node.connect(&cookie, i).await?;
                     let since = Cursor { epoch, seq: last };
                     let join = ClientMsg::Join {
                         room: room.clone(),
@@ -1136,7 +1139,7 @@ pub async fn reconnect(
         ]],
         summary: json!({
             "tool": "herald-bench", "scenario": "reconnect", "clients": clients, "rooms": room_count,
-            "missed": missed, "caught_up_secs": elapsed, "lost": lost, "duplicated": duplicated,
+            "missed": missed, "back_to_nodes": back_to.len(), "caught_up_secs": elapsed, "lost": lost, "duplicated": duplicated,
             "rss_kib": target.rss_kib(),
         }),
         ok: lost == 0 && duplicated == 0,

@@ -106,6 +106,10 @@ pub enum Scenario {
         rooms: usize,
         #[arg(long, default_value_t = 100)]
         missed: u64,
+        /// With `--redis`: start this many more nodes, and bring the clients back to them instead
+        /// of the node they left (a cluster's node lost, its clients spread over the others).
+        #[arg(long, default_value_t = 0, requires = "redis")]
+        other_nodes: usize,
     },
     /// Several nodes on one Redis (`--herald` and `--redis`): subscribers shared over the nodes, the
     /// publishers on the first, a rising rate as in `fanout`; latency apart for the publishers' node
@@ -156,6 +160,21 @@ impl Steps {
     fn budget(&self) -> Duration {
         Duration::from_millis(self.p99_budget_ms)
     }
+}
+
+/// `n` more nodes of the `--herald` binary on the same `--redis`.
+async fn more_nodes(args: &Args, n: usize) -> anyhow::Result<Vec<Target>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let (Some(bin), Some(redis)) = (&args.herald, &args.redis) else {
+        anyhow::bail!("more than one node needs --herald PATH and --redis URL");
+    };
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(Target::start(bin, Some(redis)).await?);
+    }
+    Ok(nodes)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -219,7 +238,20 @@ fn main() -> anyhow::Result<()> {
                 clients,
                 rooms,
                 missed,
-            } => load::reconnect(&target, clients, rooms, missed).await,
+                other_nodes,
+            } => {
+                let others = more_nodes(&args, other_nodes).await?;
+                let back_to: Vec<&Target> = if others.is_empty() {
+                    vec![&target]
+                } else {
+                    others.iter().collect()
+                };
+                let outcome = load::reconnect(&target, &back_to, clients, rooms, missed).await;
+                for node in others {
+                    node.stop().await;
+                }
+                outcome
+            }
             Scenario::Cluster {
                 nodes,
                 subscribers,
@@ -227,13 +259,7 @@ fn main() -> anyhow::Result<()> {
                 rates,
                 steps,
             } => {
-                let (Some(bin), Some(redis)) = (&args.herald, &args.redis) else {
-                    anyhow::bail!("cluster needs --herald PATH and --redis URL");
-                };
-                let mut others = Vec::new();
-                for _ in 1..nodes.max(1) {
-                    others.push(Target::start(bin, Some(redis)).await?);
-                }
+                let others = more_nodes(&args, nodes.saturating_sub(1)).await?;
                 let on = load::Placement {
                     publishers: &target,
                     subscribers: std::iter::once(&target).chain(&others).collect(),
