@@ -177,6 +177,9 @@ async fn listen(link: RedisLink, mut conn: Commands, node: String, hub: Hub, clu
         // Whatever happened while this node was not listening, it hears again.
         want(&mut conn, &node, "*").await;
         let mut check = tokio::time::interval(Duration::from_secs(1));
+        // This node's own heartbeats come back on the channel: when they stop, the connection is
+        // wedged (open, no longer delivering) and is replaced, as if lost.
+        let mut heard_self = Instant::now();
         loop {
             let msg = tokio::select! {
                 msg = stream.next() => match msg {
@@ -185,6 +188,10 @@ async fn listen(link: RedisLink, mut conn: Commands, node: String, hub: Hub, clu
                 },
                 _ = check.tick() => {
                     let now = Instant::now();
+                    if now > heard_self + NODE_TIMEOUT {
+                        tracing::warn!("the cluster channel went silent; replacing its connection");
+                        break;
+                    }
                     peers.retain(|peer, known| {
                         let alive = now < known.heard + NODE_TIMEOUT;
                         if !alive {
@@ -201,6 +208,7 @@ async fn listen(link: RedisLink, mut conn: Commands, node: String, hub: Hub, clu
                 continue;
             };
             if note.node == node {
+                heard_self = Instant::now();
                 continue;
             }
             let now = Instant::now();

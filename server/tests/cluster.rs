@@ -6,7 +6,7 @@
 mod common;
 
 use app::protocol::{ClientMsg, JoinMode, ServerMsg};
-use common::{Client, Redis, RedisCluster, RedisServer, TempDir, TestServer};
+use common::{Client, Redis, RedisCluster, RedisProxy, RedisServer, TempDir, TestServer};
 
 const SECRET: &str = "the same secret on every node";
 
@@ -1046,4 +1046,40 @@ async fn waiting_for_a_replica_a_message_is_shown_and_acknowledged_only_once_the
     assert_eq!(log_len(&replica).await.as_deref(), Some("2"));
     assert_eq!(post_until_acked(&mut ann, "w3", "and on").await, (3, 0));
     assert_eq!(bob.next_message().await.seq, 3, "nothing shown twice");
+}
+
+#[tokio::test]
+async fn a_wedged_bus_connection_is_found_and_replaced_and_what_it_held_back_is_filled() {
+    let redis = RedisServer::start().await;
+    let proxy = RedisProxy::start(&redis).await;
+    let (a, _a) = node(&proxy).await;
+    let (b, _b) = node(&redis).await;
+    let mut reader = a.client_named("Ann").await;
+    let mut sender = b.client_named("Bob").await;
+    sender.post("w1", "before").await;
+    assert_eq!(
+        messages(&mut reader, 1).await,
+        vec![(1, "before".to_string())]
+    );
+    // A's bus stays open and says nothing: no error will ever tell A.
+    assert!(
+        proxy.wedge_subscribers() >= 1,
+        "A's bus goes through the proxy"
+    );
+    for i in 2..=5 {
+        sender
+            .post(&format!("w{i}"), &format!("while wedged {i}"))
+            .await;
+    }
+    let expected: Vec<(u64, String)> = (2..=5).map(|i| (i, format!("while wedged {i}"))).collect();
+    assert_eq!(
+        messages(&mut reader, 4).await,
+        expected,
+        "A finds its bus silent, replaces it and fills what it held back, in order, once"
+    );
+    sender.post("w6", "after").await;
+    assert_eq!(
+        messages(&mut reader, 1).await,
+        vec![(6, "after".to_string())]
+    );
 }

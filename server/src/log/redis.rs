@@ -45,6 +45,11 @@ const HOLE_CHECK: Duration = Duration::from_millis(50);
 /// Most messages one read of the log returns (a hole or a catch-up reads on in pages).
 const READ_PAGE: u64 = 1000;
 
+/// How often a node puts a probe on its own bus channel, and how long the probe may take to come
+/// back before the bus connection counts as wedged (open, but no longer delivering) and is replaced.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+const PROBE_PATIENCE: Duration = Duration::from_secs(5);
+
 /// How long a command may take before the log counts as unavailable.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -217,7 +222,7 @@ impl RedisLog {
             epochs: Epochs::default(),
             bus_up: Arc::new(AtomicBool::new(false)),
         };
-        let subscribed = listen(link, events.clone(), log.bus_up.clone());
+        let subscribed = listen(link, log.conn.clone(), events.clone(), log.bus_up.clone());
         subscribed.await?;
 
         // Where every room stands, after the subscription: what was published before is in these
@@ -869,13 +874,18 @@ pub async fn check_server(url: &str, accept_risk: bool) -> anyhow::Result<()> {
 
 /// Subscribes to every room's channel and forwards what arrives; resolves once first subscribed.
 /// After a lost connection it subscribes again and tells the sequencer, which reads every room
-/// from where it stands: a push lost meanwhile is never a silent gap.
+/// from where it stands: a push lost meanwhile is never a silent gap. A connection that stays open
+/// but stops delivering (a half-open TCP connection, a wedged proxy: no error ever comes) is found
+/// by a probe this node publishes on a channel of its own through `commands` every
+/// [`PROBE_EVERY`]: not heard back within [`PROBE_PATIENCE`], the connection is replaced as if lost.
 fn listen(
     link: RedisLink,
+    commands: Commands,
     events: mpsc::UnboundedSender<Event>,
     up: Arc<AtomicBool>,
 ) -> impl Future<Output = Result<(), LogError>> {
     let (ready, subscribed) = oneshot::channel();
+    let probe = format!("{PREFIX}:probe:{}", new_epoch());
     tokio::spawn(async move {
         let mut ready = Some(ready);
         let mut pause = Duration::from_millis(100);
@@ -883,6 +893,7 @@ fn listen(
             let connected = async {
                 let mut pubsub = timed(link.pubsub()).await?;
                 timed(pubsub.psubscribe(LIVE_PATTERN)).await?;
+                timed(pubsub.subscribe(&probe)).await?;
                 Ok::<_, LogError>(pubsub)
             }
             .await;
@@ -913,7 +924,33 @@ fn listen(
                 }
             }
             let mut stream = pubsub.into_on_message();
-            while let Some(msg) = stream.next().await {
+            let mut heard = Instant::now();
+            let mut every = tokio::time::interval(PROBE_EVERY);
+            loop {
+                let msg = tokio::select! {
+                    msg = stream.next() => match msg {
+                        Some(msg) => msg,
+                        None => break,
+                    },
+                    _ = every.tick() => {
+                        if heard.elapsed() > PROBE_PATIENCE {
+                            tracing::warn!(
+                                "the Redis bus went silent (no probe back in {PROBE_PATIENCE:?}); \
+                                 replacing its connection"
+                            );
+                            break;
+                        }
+                        let (mut commands, probe) = (commands.clone(), probe.clone());
+                        tokio::spawn(async move {
+                            let _ = timed(commands.publish::<_, _, ()>(probe, "")).await;
+                        });
+                        continue;
+                    }
+                };
+                if msg.get_channel_name() == probe {
+                    heard = Instant::now();
+                    continue;
+                }
                 let Some(room) = room_of_channel(msg.get_channel_name()) else {
                     continue;
                 };

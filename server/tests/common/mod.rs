@@ -1002,6 +1002,99 @@ impl Drop for RedisCluster {
     }
 }
 
+/// A TCP proxy in front of a [`RedisServer`] that can wedge pub/sub connections: after
+/// [`Self::wedge_subscribers`], every connection that had sent a `SUBSCRIBE` or `PSUBSCRIBE`
+/// stays open but delivers nothing more — no error, no close, as a half-open TCP connection or a
+/// stuck proxy does. Connections made after it work.
+pub struct RedisProxy {
+    port: u16,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<Proxied>>>>,
+    accepting: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Proxied {
+    subscriber: std::sync::atomic::AtomicBool,
+    wedged: std::sync::atomic::AtomicBool,
+}
+
+impl RedisProxy {
+    pub async fn start(redis: &RedisServer) -> Self {
+        use std::sync::{Arc, atomic::Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let port = listener.local_addr().expect("its address").port();
+        let socket = RedisServer::socket(&redis.dir);
+        let connections: Arc<std::sync::Mutex<Vec<Arc<Proxied>>>> = Arc::default();
+        let known = connections.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::UnixStream::connect(&socket).await else {
+                    continue;
+                };
+                let state = Arc::new(Proxied::default());
+                known.lock().expect("lock").push(state.clone());
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let upward = state.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                        let said = String::from_utf8_lossy(&buf[..n]).to_ascii_uppercase();
+                        if said.contains("SUBSCRIBE") {
+                            upward.subscriber.store(true, Ordering::Relaxed);
+                        }
+                        if to_server.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = from_server.read(&mut buf).await {
+                        if state.wedged.load(Ordering::Relaxed) {
+                            continue; // Swallowed: the client hears nothing, and no error.
+                        }
+                        if to_client.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            connections,
+            accepting,
+        }
+    }
+
+    /// Every pub/sub connection open now delivers nothing from here on; returns how many.
+    pub fn wedge_subscribers(&self) -> usize {
+        use std::sync::atomic::Ordering;
+        let connections = self.connections.lock().expect("lock");
+        let mut wedged = 0;
+        for connection in connections.iter() {
+            if connection.subscriber.load(Ordering::Relaxed) {
+                connection.wedged.store(true, Ordering::Relaxed);
+                wedged += 1;
+            }
+        }
+        wedged
+    }
+}
+
+impl Redis for RedisProxy {
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisProxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
 /// `n` loopback ports free now, each with the port 10 000 above it free too.
 fn free_port_pairs(n: usize) -> Vec<u16> {
     let mut held = Vec::new();
