@@ -1083,3 +1083,41 @@ async fn a_wedged_bus_connection_is_found_and_replaced_and_what_it_held_back_is_
         vec![(6, "after".to_string())]
     );
 }
+
+#[tokio::test]
+async fn the_same_send_twice_at_once_is_stored_once_and_both_get_its_seq() {
+    let redis = RedisServer::start().await;
+    let (a, _a) = node(&redis).await;
+    let mut reader = a.client_named("Bob").await;
+    let mut ann = a.client_named("Ann").await;
+    // A page that resent before the first answer came: both reach the log in one batch.
+    ann.say("twice", "only once").await;
+    ann.say("twice", "only once").await;
+    ann.say("next", "then this").await;
+    let mut acks = Vec::new();
+    while acks.len() < 3 {
+        if let ServerMsg::Ack { client_id, seq, .. } = ann.recv().await {
+            acks.push((client_id, seq));
+        }
+    }
+    acks.sort();
+    assert_eq!(
+        acks,
+        [
+            ("next".to_string(), 2),
+            ("twice".to_string(), 1),
+            ("twice".to_string(), 1)
+        ]
+    );
+    assert_eq!(
+        messages(&mut reader, 2).await,
+        vec![(1, "only once".to_string()), (2, "then this".to_string())]
+    );
+    let quiet = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+    while let Ok(msg) = tokio::time::timeout_at(quiet, reader.recv()).await {
+        assert!(
+            !matches!(msg, ServerMsg::Message(_)),
+            "shown twice: {msg:?}"
+        );
+    }
+}

@@ -56,28 +56,43 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an append waits for replicas (`--redis-wait-replicas`), within [`COMMAND_TIMEOUT`].
 const REPLICA_WAIT_MS: u64 = 1000;
 
-/// Dedupe, seq, entry, retention and publish in one step. KEYS: meta, log, once. ARGV: the dedupe
-/// member, the message's JSON (without seq and time), retention, a fresh epoch, the room's channel,
-/// and `1` to publish (`0` when the node publishes after replicas have it, see [`push_of`]).
-/// Returns `{epoch, seq, sent_at_ms, duplicate}`.
+/// Dedupe, seq, entry, retention and publish in one step, for one or more messages to one room.
+/// KEYS: meta, log, once. ARGV: retention, a fresh epoch (taken if the room has none), the room's
+/// channel, `1` to publish (`0` when the node publishes after replicas have it, see [`push_of`]),
+/// then for each message its dedupe member and its JSON (without seq and time). Returns
+/// `{epoch, sent_at_ms, {seq..}, {duplicate..}}`; one push carries every new message.
 const APPEND: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
-  epoch = ARGV[4]
+  epoch = ARGV[2]
   redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HSET', KEYS[1], 'e', epoch, 's', 0)
 end
-local dup = redis.call('ZSCORE', KEYS[3], ARGV[1])
-if dup then return {epoch, tonumber(dup), 0, 1} end
-local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
+local keep = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local ms = string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000))
-local keep = tonumber(ARGV[3])
-redis.call('XADD', KEYS[2], 'MAXLEN', keep, string.format('%d-0', seq), 'm', ARGV[2], 't', ms, 'o', ARGV[1])
-redis.call('ZADD', KEYS[3], seq, ARGV[1])
-if seq > keep then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', seq - keep) end
-if ARGV[6] == '1' then redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. seq .. ' ' .. ms .. ' ' .. ARGV[2]) end
-return {epoch, seq, tonumber(ms), 0}
+local seqs, dups, lines, last = {}, {}, {}, nil
+for i = 5, #ARGV, 2 do
+  local dup = redis.call('ZSCORE', KEYS[3], ARGV[i])
+  if dup then
+    seqs[#seqs + 1] = tonumber(dup)
+    dups[#dups + 1] = 1
+  else
+    local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
+    local id = string.format('%d', seq)
+    redis.call('XADD', KEYS[2], 'MAXLEN', keep, id .. '-0', 'm', ARGV[i + 1], 't', ms, 'o', ARGV[i])
+    redis.call('ZADD', KEYS[3], seq, ARGV[i])
+    seqs[#seqs + 1] = seq
+    dups[#dups + 1] = 0
+    lines[#lines + 1] = id .. ' ' .. ms .. ' ' .. ARGV[i + 1]
+    last = seq
+  end
+end
+if last and last > keep then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', last - keep) end
+if ARGV[4] == '1' and #lines > 0 then
+  redis.call('PUBLISH', ARGV[3], epoch .. '\n' .. table.concat(lines, '\n'))
+end
+return {epoch, tonumber(ms), seqs, dups}
 "#;
 
 /// The room's epoch and last seq, creating the room if it has none. KEYS: meta. ARGV: a fresh epoch.
@@ -146,8 +161,11 @@ enum Event {
         seq: u64,
         reply: Reply,
     },
-    /// A push from the bus.
-    Pushed { epoch: String, message: ChatMessage },
+    /// A push from the bus: one room's messages, stored in one step.
+    Pushed {
+        epoch: String,
+        messages: Vec<ChatMessage>,
+    },
     /// The log read for a room from `from`, and its oldest seq just after.
     Filled {
         room: String,
@@ -288,8 +306,10 @@ impl RedisLog {
                         }
                         sequencer.wait(&room, seq, reply, &mut steps);
                     }
-                    Some(Event::Pushed { epoch, message }) => {
-                        sequencer.offer(&epoch, message, now, &mut steps);
+                    Some(Event::Pushed { epoch, messages }) => {
+                        for message in messages {
+                            sequencer.offer(&epoch, message, now, &mut steps);
+                        }
                     }
                     Some(Event::Filled {
                         room,
@@ -529,8 +549,9 @@ impl RedisLog {
     }
 }
 
-/// Runs the append script for every message queued on one lane, in the order queued, as one pipeline
-/// per batch (one round trip, and with `appendfsync always` one fsync pass, for the whole batch) —
+/// Runs the append script for every message queued on one lane, in the order queued: one script
+/// call per room in the batch (a room's messages stored in one step, with one push), as one
+/// pipeline (one round trip, and with `appendfsync always` one fsync pass, for the whole batch) —
 /// on a Redis Cluster one pipeline per room, all in flight together, since a pipeline must keep to
 /// one slot. A connection's sends to a room are stored in the order it sent them, as on one node.
 async fn append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessage, Reply)>) {
@@ -542,63 +563,98 @@ async fn append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessa
                 Err(_) => break,
             }
         }
-        let groups = if log.clustered {
-            let mut groups: Vec<Vec<(NewMessage, Reply)>> = Vec::new();
-            let mut of_room = std::collections::HashMap::new();
-            for (msg, reply) in batch {
-                let at = *of_room.entry(msg.room.clone()).or_insert_with(|| {
-                    groups.push(Vec::new());
-                    groups.len() - 1
-                });
-                groups[at].push((msg, reply));
-            }
-            groups
+        let mut rooms: Vec<Vec<(NewMessage, Reply)>> = Vec::new();
+        let mut of_room = std::collections::HashMap::new();
+        for (msg, reply) in batch {
+            let at = *of_room.entry(msg.room.clone()).or_insert_with(|| {
+                rooms.push(Vec::new());
+                rooms.len() - 1
+            });
+            rooms[at].push((msg, reply));
+        }
+        if log.clustered {
+            let each = rooms.into_iter().map(|room| append_rooms(&log, vec![room]));
+            futures::future::join_all(each).await;
         } else {
-            vec![batch]
-        };
-        futures::future::join_all(groups.into_iter().map(|group| append_group(&log, group))).await;
+            append_rooms(&log, rooms).await;
+        }
     }
 }
 
-/// Stores `group` (one pipeline) and tells the sequencer each answer; if Redis does not answer
-/// them all, each sender is told the log is unavailable.
-async fn append_group(log: &RedisLog, group: Vec<(NewMessage, Reply)>) {
-    let entries: Vec<Entry> = group
-        .iter()
-        .map(|(msg, _)| Entry {
-            room: msg.room.clone(),
-            author: msg.author.clone(),
-            client_id: msg.client_id.clone(),
-            body: msg.body.clone(),
-            kind: msg.kind,
+/// One room's messages in a batch, as the log keeps them.
+struct RoomBatch {
+    room: String,
+    entries: Vec<Entry>,
+    /// Each entry's JSON, as stored and pushed.
+    jsons: Vec<String>,
+    replies: Vec<Reply>,
+}
+
+/// What the append script answered for one room's messages.
+struct Stored {
+    epoch: String,
+    sent_at: u64,
+    seqs: Vec<u64>,
+    duplicates: Vec<u8>,
+}
+
+/// Stores `rooms` (one script call each, in one pipeline) and tells the sequencer each answer; a
+/// room whose messages Redis did not answer has each sender told the log is unavailable.
+async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewMessage, Reply)>>) {
+    let batches: Vec<RoomBatch> = rooms
+        .into_iter()
+        .filter_map(|messages| {
+            let room = messages.first()?.0.room.clone();
+            let (entries, replies): (Vec<Entry>, Vec<Reply>) = messages
+                .into_iter()
+                .map(|(msg, reply)| {
+                    let entry = Entry {
+                        room: msg.room,
+                        author: msg.author,
+                        client_id: msg.client_id,
+                        body: msg.body,
+                        kind: msg.kind,
+                    };
+                    (entry, reply)
+                })
+                .unzip();
+            // Serializing these strings cannot fail.
+            let jsons = entries
+                .iter()
+                .map(|entry| serde_json::to_string(entry).unwrap_or_default())
+                .collect();
+            Some(RoomBatch {
+                room,
+                entries,
+                jsons,
+                replies,
+            })
         })
         .collect();
-    // Sent by hash (EVALSHA): the script's text is not parsed again for every message.
+    // Sent by hash (EVALSHA): the script's text is not parsed again for every call.
     let by_hash = Script::new(APPEND).get_hash().to_owned();
-    // Serializing these strings cannot fail.
-    let jsons: Vec<String> = entries
-        .iter()
-        .map(|entry| serde_json::to_string(entry).unwrap_or_default())
-        .collect();
     // Waiting for replicas, the node publishes once they have the batch: no reader sees a message
     // a failover could still take back.
     let publish_now = if log.wait_replicas > 0 { "0" } else { "1" };
     let pipeline = |call: &str, script: &str| {
         let mut pipe = redis::pipe();
-        for (entry, json) in entries.iter().zip(&jsons) {
-            let room = &entry.room;
-            pipe.cmd(call)
+        for batch in &batches {
+            let room = &batch.room;
+            let cmd = pipe
+                .cmd(call)
                 .arg(script)
                 .arg(3)
                 .arg(meta_key(room))
                 .arg(log_key(room))
                 .arg(once_key(room))
-                .arg(format!("{}\n{}", entry.author.id, entry.client_id))
-                .arg(json)
                 .arg(log.retention)
                 .arg(new_epoch())
                 .arg(live_channel(room))
                 .arg(publish_now);
+            for (entry, json) in batch.entries.iter().zip(&batch.jsons) {
+                cmd.arg(format!("{}\n{}", entry.author.id, entry.client_id))
+                    .arg(json);
+            }
         }
         if log.wait_replicas > 0 {
             // On the same connection, so to the same master (a keyless command in a pipeline
@@ -619,38 +675,48 @@ async fn append_group(log: &RedisLog, group: Vec<(NewMessage, Reply)>) {
         answered = timed(pipeline("EVAL", APPEND).query_async(&mut conn)).await;
     }
     let answered = answered.and_then(|values| appended(values, log.wait_replicas));
-    if let Ok(answers) = &answered
-        && log.wait_replicas > 0
-    {
-        publish_replicated(&mut conn, answers, &entries, &jsons).await;
-    }
-    match answered {
-        Ok(answers) if answers.len() == group.len() => {
-            for (((_, reply), entry), (epoch, seq, sent_at, duplicate)) in
-                group.into_iter().zip(entries).zip(answers)
-            {
-                let room = entry.room.clone();
-                // A duplicate's message went out when it was first stored.
-                let message = (duplicate == 0).then(|| message_of(entry, seq, sent_at));
-                let event = Event::Appended {
-                    epoch,
-                    message,
-                    room,
-                    seq,
-                    reply,
-                };
-                let _ = log.events.send(event);
-            }
-        }
+    let answers = match answered {
+        Ok(answers) if answers.len() == batches.len() => answers,
         outcome => {
             if let Err(e) = outcome {
-                tracing::warn!("storing {} messages in Redis failed: {e}", group.len());
+                let count: usize = batches.iter().map(|b| b.replies.len()).sum();
+                tracing::warn!("storing {count} messages in Redis failed: {e}");
             }
             // Each may or may not have been stored: the sender sends it again with the same
             // client id, and the script's dedupe answers with the seq it got, if it got one.
-            for (_, reply) in group {
+            for reply in batches.into_iter().flat_map(|b| b.replies) {
                 let _ = reply.send(Err(LogError::Unavailable));
             }
+            return;
+        }
+    };
+    if log.wait_replicas > 0 {
+        publish_replicated(&mut conn, &batches, &answers).await;
+    }
+    for (batch, stored) in batches.into_iter().zip(answers) {
+        if stored.seqs.len() != batch.replies.len()
+            || stored.duplicates.len() != batch.replies.len()
+        {
+            tracing::warn!(room = %batch.room, "Redis answered an append with the wrong count");
+            for reply in batch.replies {
+                let _ = reply.send(Err(LogError::Unavailable));
+            }
+            continue;
+        }
+        let answers = stored.seqs.iter().zip(&stored.duplicates);
+        for ((entry, reply), (&seq, &duplicate)) in
+            batch.entries.into_iter().zip(batch.replies).zip(answers)
+        {
+            // A duplicate's message went out when it was first stored.
+            let message = (duplicate == 0).then(|| message_of(entry, seq, stored.sent_at));
+            let event = Event::Appended {
+                epoch: stored.epoch.clone(),
+                message,
+                room: batch.room.clone(),
+                seq,
+                reply,
+            };
+            let _ = log.events.send(event);
         }
     }
 }
@@ -659,53 +725,48 @@ async fn append_group(log: &RedisLog, group: Vec<(NewMessage, Reply)>) {
 /// as the log holds it (its first store may have been refused for want of replicas, and so never
 /// published; nodes that had it skip it as old). Lost with Redis, pushes are not lost to the
 /// others: a later message shows them the hole, and a cursor from here makes them catch up.
-async fn publish_replicated(
-    conn: &mut Commands,
-    answers: &[(String, u64, u64, u8)],
-    entries: &[Entry],
-    jsons: &[String],
-) {
+async fn publish_replicated(conn: &mut Commands, batches: &[RoomBatch], answers: &[Stored]) {
     let mut pushes = redis::pipe();
-    for ((epoch, seq, sent_at, duplicate), (entry, json)) in
-        answers.iter().zip(entries.iter().zip(jsons))
-    {
-        let room = &entry.room;
-        let push = if *duplicate == 0 {
-            push_of(epoch, *seq, sent_at, json)
-        } else {
+    for (batch, stored) in batches.iter().zip(answers) {
+        let mut lines = Vec::new();
+        let answered = stored.seqs.iter().zip(&stored.duplicates);
+        for (json, (&seq, &duplicate)) in batch.jsons.iter().zip(answered) {
+            if duplicate == 0 {
+                lines.push(push_line(seq, stored.sent_at, json));
+                continue;
+            }
             let id = format!("{seq}-0");
-            let stored: Result<Vec<(String, Vec<String>)>, _> =
-                timed(conn.xrange_count(log_key(room), &id, &id, 1)).await;
+            let held: Result<Vec<(String, Vec<String>)>, _> =
+                timed(conn.xrange_count(log_key(&batch.room), &id, &id, 1)).await;
             let field = |fields: &[String], name: &str| {
                 let pair = fields.chunks_exact(2).find(|pair| pair[0] == name)?;
                 Some(pair[1].clone())
             };
-            let found = stored.ok().and_then(|entries| {
+            let found = held.ok().and_then(|entries| {
                 let (_, fields) = entries.into_iter().next()?;
                 Some((field(&fields, "t")?, field(&fields, "m")?))
             });
-            match found {
-                Some((sent_at, json)) => push_of(epoch, *seq, sent_at, &json),
-                None => continue, // Trimmed already, or Redis went: nothing to show.
+            // Not found: trimmed already, or Redis went; nothing to show.
+            if let Some((sent_at, json)) = found {
+                lines.push(push_line(seq, sent_at, &json));
             }
-        };
-        pushes
-            .cmd("PUBLISH")
-            .arg(live_channel(room))
-            .arg(push)
-            .ignore();
+        }
+        if !lines.is_empty() {
+            pushes
+                .cmd("PUBLISH")
+                .arg(live_channel(&batch.room))
+                .arg(push_of(&stored.epoch, &lines))
+                .ignore();
+        }
     }
     if let Err(e) = timed(pushes.query_async::<()>(conn)).await {
-        tracing::warn!("publishing {} stored messages failed: {e}", answers.len());
+        tracing::warn!("publishing stored messages failed: {e}");
     }
 }
 
-/// The append script's answers `{epoch, seq, sent_at, duplicate}`, once `WAIT`'s answer (the last,
-/// when `wait_replicas` > 0) says that many replicas have them; else the log is unavailable.
-fn appended(
-    mut values: Vec<redis::Value>,
-    wait_replicas: u32,
-) -> Result<Vec<(String, u64, u64, u8)>, LogError> {
+/// The append script's answers, one per room, once `WAIT`'s answer (the last, when
+/// `wait_replicas` > 0) says that many replicas have them; else the log is unavailable.
+fn appended(mut values: Vec<redis::Value>, wait_replicas: u32) -> Result<Vec<Stored>, LogError> {
     let unreadable = |e: redis::ParsingError| LogError::Redis(e.into());
     if wait_replicas > 0 {
         let replicas: i64 = redis::from_redis_value(values.pop().unwrap_or(redis::Value::Nil))
@@ -719,8 +780,17 @@ fn appended(
     }
     values
         .into_iter()
-        .map(|value| redis::from_redis_value(value).map_err(unreadable))
-        .collect()
+        .map(|value| {
+            let (epoch, sent_at, seqs, duplicates) = redis::from_redis_value(value)?;
+            Ok(Stored {
+                epoch,
+                sent_at,
+                seqs,
+                duplicates,
+            })
+        })
+        .collect::<Result<_, redis::ParsingError>>()
+        .map_err(unreadable)
 }
 
 /// A room as `herald import-to-redis` copies it (see `super::import`).
@@ -954,11 +1024,12 @@ fn listen(
                 let Some(room) = room_of_channel(msg.get_channel_name()) else {
                     continue;
                 };
-                let Some((epoch, message)) = message_of_push(room, msg.get_payload_bytes()) else {
+                let Some((epoch, messages)) = messages_of_push(room, msg.get_payload_bytes())
+                else {
                     tracing::warn!(%room, "a push that cannot be read was skipped");
                     continue;
                 };
-                if events.send(Event::Pushed { epoch, message }).is_err() {
+                if events.send(Event::Pushed { epoch, messages }).is_err() {
                     return;
                 }
             }
@@ -987,24 +1058,40 @@ fn message_of_entry(id: &str, fields: &[String]) -> Option<ChatMessage> {
     Some(message_of(entry, seq, sent_at))
 }
 
-/// What goes on a room's channel for a stored message: `epoch seq sent_at json`, as the append
-/// script publishes it.
-fn push_of(epoch: &str, seq: u64, sent_at: impl std::fmt::Display, json: &str) -> String {
-    format!("{epoch} {seq} {sent_at} {json}")
+/// What goes on a room's channel for stored messages, as the append script publishes it: the
+/// room's epoch, then a [`push_line`] per message, each on its own line (JSON holds no raw newline).
+fn push_of(epoch: &str, lines: &[String]) -> String {
+    let mut push = epoch.to_owned();
+    for line in lines {
+        push.push('\n');
+        push.push_str(line);
+    }
+    push
 }
 
-/// `<epoch> <seq> <sent_at> <entry JSON>`, as the append script publishes it.
-fn message_of_push(room: &str, payload: &[u8]) -> Option<(String, ChatMessage)> {
+/// One message of a push: `SEQ SENT_AT_MS JSON`.
+fn push_line(seq: u64, sent_at: impl std::fmt::Display, json: &str) -> String {
+    format!("{seq} {sent_at} {json}")
+}
+
+/// The epoch and messages of a push on `room`'s channel; `None` if any of it cannot be read (or is
+/// for another room).
+fn messages_of_push(room: &str, payload: &[u8]) -> Option<(String, Vec<ChatMessage>)> {
     let text = std::str::from_utf8(payload).ok()?;
-    let mut parts = text.splitn(4, ' ');
-    let epoch = parts.next()?.to_owned();
-    let seq = parts.next()?.parse().ok()?;
-    let sent_at = parts.next()?.parse().ok()?;
-    let entry: Entry = serde_json::from_str(parts.next()?).ok()?;
-    if entry.room != room {
-        return None;
+    let mut lines = text.split('\n');
+    let epoch = lines.next()?.to_owned();
+    let mut messages = Vec::new();
+    for line in lines {
+        let mut parts = line.splitn(3, ' ');
+        let seq = parts.next()?.parse().ok()?;
+        let sent_at = parts.next()?.parse().ok()?;
+        let entry: Entry = serde_json::from_str(parts.next()?).ok()?;
+        if entry.room != room {
+            return None;
+        }
+        messages.push(message_of(entry, seq, sent_at));
     }
-    Some((epoch, message_of(entry, seq, sent_at)))
+    (!messages.is_empty()).then_some((epoch, messages))
 }
 
 fn message_of(entry: Entry, seq: u64, sent_at: u64) -> ChatMessage {
@@ -1033,27 +1120,43 @@ fn new_epoch() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{message_of_push, push_of, room_of_channel, seq_of_id};
+    use super::{messages_of_push, push_line, push_of, room_of_channel, seq_of_id};
 
     #[test]
     fn channels_pushes_and_ids_read_back() {
         assert_eq!(room_of_channel("herald:{general}:live"), Some("general"));
         assert_eq!(room_of_channel("herald:{general}:meta"), None);
         assert_eq!(seq_of_id("42-0"), Some(42));
-        let push = br#"e1 7 1700000000000 {"room":"general","author":{"id":"a","name":"Ann"},"client_id":"c","body":"hi there"}"#;
-        let (epoch, message) = message_of_push("general", push).expect("a push");
+        let json = |body: &str| {
+            format!(
+                r#"{{"room":"general","author":{{"id":"a","name":"Ann"}},"client_id":"c","body":"{body}"}}"#
+            )
+        };
+        let push = push_of(
+            "e1",
+            &[
+                push_line(7, 1_700_000_000_000_u64, &json("hi there")),
+                push_line(8, 1_700_000_000_001_u64, &json("and \\n on")),
+            ],
+        );
+        let (epoch, messages) = messages_of_push("general", push.as_bytes()).expect("a push");
+        let read: Vec<(u64, u64, &str)> = messages
+            .iter()
+            .map(|m| (m.seq, m.sent_at, m.body.as_str()))
+            .collect();
+        assert_eq!(epoch, "e1");
         assert_eq!(
-            (epoch.as_str(), message.seq, message.body.as_str()),
-            ("e1", 7, "hi there")
+            read,
+            [
+                (7, 1_700_000_000_000, "hi there"),
+                (8, 1_700_000_000_001, "and \n on")
+            ]
         );
         assert!(
-            message_of_push("other", push).is_none(),
+            messages_of_push("other", push.as_bytes()).is_none(),
             "a push for another room's channel"
         );
-        assert!(message_of_push("general", b"e1 x 1 {}").is_none());
-        // What a node publishes after waiting for replicas reads back as the script's own push.
-        let json = std::str::from_utf8(&push[19..]).expect("utf-8");
-        let again = push_of("e1", 7, 1_700_000_000_000_u64, json);
-        assert_eq!(again.as_bytes(), push);
+        assert!(messages_of_push("general", b"e1\nx 1 {}").is_none());
+        assert!(messages_of_push("general", b"e1").is_none(), "no message");
     }
 }
