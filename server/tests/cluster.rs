@@ -1121,3 +1121,59 @@ async fn the_same_send_twice_at_once_is_stored_once_and_both_get_its_seq() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_bus_connection_redis_drops_for_overflowing_its_buffer_is_filled_without_a_hole() {
+    // Every push bigger than 16 KiB (Redis's own per-client buffer) passes this limit at once:
+    // Redis disconnects the subscriber, as it does a slow one.
+    let redis = RedisServer::start_with(&["--client-output-buffer-limit", "pubsub 1kb 0 0"]).await;
+    let url = redis.url();
+    let flags = [
+        "--redis",
+        &url,
+        "--session-secret",
+        SECRET,
+        "--max-body-bytes",
+        "20000",
+    ];
+    let (a_data, b_data) = (TempDir::new(), TempDir::new());
+    let a = TestServer::start_in(a_data.path(), &flags).await;
+    let b = TestServer::start_in(b_data.path(), &flags).await;
+    let mut reader = b.client_named("Bob").await;
+    let mut sender = a.client_named("Ann").await;
+    let connections = async || {
+        let stats = redis.ask(&["INFO", "stats"]).await.unwrap_or_default();
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = connections().await;
+    let big = "x".repeat(18_000);
+    let bodies: Vec<String> = (1..=30)
+        .map(|i| {
+            if i % 3 == 0 {
+                format!("{i} {big}")
+            } else {
+                format!("{i} small")
+            }
+        })
+        .collect();
+    for (i, body) in bodies.iter().enumerate() {
+        sender.say(&format!("o{i}"), body).await;
+    }
+    let got: Vec<(u64, String)> = messages(&mut reader, 30).await;
+    let expected: Vec<(u64, String)> = (1..=30).zip(bodies.iter().cloned()).collect();
+    assert!(got == expected, "once each, in order, no hole");
+    assert_eq!(
+        messages(&mut sender, 30).await,
+        expected,
+        "on the sender's node too"
+    );
+    // New connections since: the two nodes' buses coming back (the next `INFO` is one more).
+    assert!(
+        connections().await > before + 2,
+        "Redis dropped the buses and they came back"
+    );
+}
