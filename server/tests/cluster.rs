@@ -306,7 +306,16 @@ async fn post_until_acked(client: &mut Client, client_id: &str, body: &str) -> (
 
 #[tokio::test]
 async fn a_redis_restart_loses_nothing_acknowledged_and_the_nodes_recover_by_themselves() {
-    let mut redis = RedisServer::start().await;
+    redis_restart(RedisServer::start().await).await;
+}
+
+/// The same when the Redis Cluster master holding the room is killed and started again.
+#[tokio::test]
+async fn on_a_redis_cluster_a_masters_restart_loses_nothing_acknowledged_and_the_nodes_recover() {
+    redis_restart(RedisCluster::start(3).await).await;
+}
+
+async fn redis_restart(mut redis: impl common::RestartableRedis) {
     let (a, _a) = node(&redis).await;
     let (b, _b) = node(&redis).await;
     let mut reader = b.client_named("Bob").await;
@@ -321,19 +330,40 @@ async fn a_redis_restart_loses_nothing_acknowledged_and_the_nodes_recover_by_the
         "the reset replay"
     );
 
-    redis.kill();
-    // While Redis is away: sends are refused (and kept by the sender), and both nodes say so.
+    // On a Redis Cluster, a room whose keys are on another master.
+    let elsewhere = SPREAD_ROOMS[0];
+    if redis.other_masters() {
+        sender.join(elsewhere, None).await;
+    }
+    redis.kill_room(common::ROOM).await;
+    // While Redis is away: sends are refused (and kept by the sender).
     sender.say("k21", "m21").await;
     match sender.recv().await {
         ServerMsg::Error { code, .. } => assert_eq!(code, app::protocol::ErrorCode::Unavailable),
         other => panic!("expected unavailable, got {other:?}"),
     }
-    for node in [&a, &b] {
-        let (status, _, body) = node.get("/healthz").await;
-        assert_eq!(status, 503, "{body}");
+    if redis.other_masters() {
+        // The rooms on the other masters go on: the nodes are still of use, and stay healthy.
+        assert!(sender.try_say_in(elsewhere, "e1", "elsewhere").await);
+        loop {
+            match sender.recv().await {
+                ServerMsg::Ack { client_id, .. } if client_id == "e1" => break,
+                ServerMsg::Message(_) => continue,
+                other => panic!("expected the ack of e1, got {other:?}"),
+            }
+        }
+        for node in [&a, &b] {
+            assert_eq!(node.get("/healthz").await.0, 200);
+        }
+    } else {
+        // Nothing can be stored: both nodes say so.
+        for node in [&a, &b] {
+            let (status, _, body) = node.get("/healthz").await;
+            assert_eq!(status, 503, "{body}");
+        }
     }
 
-    redis.restart().await;
+    redis.restart_room(common::ROOM).await;
     // The nodes come back without help: healthy again, and the kept send is stored once.
     for node in [&a, &b] {
         let deadline = tokio::time::Instant::now() + common::PATIENCE;

@@ -853,6 +853,30 @@ impl Redis for RedisServer {
     }
 }
 
+/// Redis that a test can `kill -9` under a room and start again on its append-only file.
+pub trait RestartableRedis: Redis {
+    /// Kills the server holding `room`'s keys.
+    fn kill_room(&mut self, room: &str) -> impl Future<Output = ()>;
+    /// Starts it again; back once it answers (a cluster: once every slot is served).
+    fn restart_room(&mut self, room: &str) -> impl Future<Output = ()>;
+    /// Whether other masters go on serving their rooms meanwhile (a Redis Cluster).
+    fn other_masters(&self) -> bool;
+}
+
+impl RestartableRedis for RedisServer {
+    async fn kill_room(&mut self, _room: &str) {
+        self.kill();
+    }
+
+    async fn restart_room(&mut self, _room: &str) {
+        self.restart().await;
+    }
+
+    fn other_masters(&self) -> bool {
+        false
+    }
+}
+
 /// A Redis Cluster of the test's own: `masters` `redis-server`s on free loopback ports (a cluster
 /// needs TCP, and each node a second port 10 000 above its own for the cluster bus), joined with
 /// `redis-cli --cluster create`, keeping what they acknowledge as Herald requires. Stopped when
@@ -860,6 +884,8 @@ impl Redis for RedisServer {
 pub struct RedisCluster {
     nodes: Vec<(std::process::Child, u16)>,
     dir: TempDir,
+    /// The master [`RestartableRedis::kill_room`] killed.
+    killed: Option<usize>,
 }
 
 impl RedisCluster {
@@ -870,7 +896,11 @@ impl RedisCluster {
             .iter()
             .map(|&port| (Self::spawn(&dir, port), port))
             .collect();
-        let cluster = Self { nodes, dir };
+        let cluster = Self {
+            nodes,
+            dir,
+            killed: None,
+        };
         for &(_, port) in &cluster.nodes {
             cluster.answering(port).await;
         }
@@ -990,6 +1020,74 @@ impl RedisCluster {
 impl Redis for RedisCluster {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.nodes[0].1)
+    }
+}
+
+impl RedisCluster {
+    /// The master holding `room`'s keys (by `CLUSTER KEYSLOT` and `CLUSTER SLOTS`).
+    pub async fn master_of(&self, room: &str) -> usize {
+        let key = format!("herald:{{{room}}}:meta");
+        let port = self.nodes[0].1;
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("a node answers");
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("its slot");
+        let ranges: Vec<(i64, i64, i64)> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async::<Vec<redis::Value>>(&mut conn)
+            .await
+            .expect("the slots")
+            .into_iter()
+            .filter_map(|range| {
+                let redis::Value::Array(parts) = range else {
+                    return None;
+                };
+                // [first, last, [host, port, id, ..], replicas..]
+                match (parts.first()?, parts.get(1)?, parts.get(2)?) {
+                    (
+                        redis::Value::Int(first),
+                        redis::Value::Int(last),
+                        redis::Value::Array(master),
+                    ) => match master.get(1)? {
+                        redis::Value::Int(port) => Some((*first, *last, *port)),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            })
+            .collect();
+        let (_, _, master_port) = ranges
+            .into_iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&slot))
+            .expect("the slot is served");
+        self.nodes
+            .iter()
+            .position(|(_, port)| i64::from(*port) == master_port)
+            .expect("a node of this cluster")
+    }
+}
+
+impl RestartableRedis for RedisCluster {
+    async fn kill_room(&mut self, room: &str) {
+        let master = self.master_of(room).await;
+        self.kill(master);
+        self.killed = Some(master);
+    }
+
+    async fn restart_room(&mut self, _room: &str) {
+        let master = self.killed.take().expect("a master was killed");
+        self.restart(master).await;
+    }
+
+    fn other_masters(&self) -> bool {
+        self.nodes.len() > 1
     }
 }
 
