@@ -129,6 +129,19 @@ pub async fn run(
         hub.set_last_seq(&room, seq);
     }
     let sessions = Sessions::load(&config)?;
+    let mut api = transport::auth::ApiAuth::new(
+        &config.api_tokens,
+        config.api_rate_per_sec,
+        config.api_rate_burst,
+    );
+    if let Some(url) = &config.redis {
+        // One budget per token for the whole cluster, not one per node.
+        let commands = redis_link::RedisLink::connect(url)
+            .await?
+            .commands()
+            .await?;
+        api = api.shared_through(commands);
+    }
     let mut state = AppState {
         site_files: None,
         page_style: None,
@@ -145,11 +158,7 @@ pub async fn run(
             rate_per_sec: config.rate_per_sec,
             rate_burst: config.rate_burst,
         },
-        api: transport::auth::ApiAuth::new(
-            &config.api_tokens,
-            config.api_rate_per_sec,
-            config.api_rate_burst,
-        ),
+        api,
     };
     if !local_addr.ip().is_loopback() && config.allowed_hosts.is_empty() {
         tracing::warn!(

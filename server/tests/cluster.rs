@@ -1207,3 +1207,51 @@ async fn a_bus_connection_redis_drops_for_overflowing_its_buffer_is_filled_witho
         "Redis dropped the buses and they came back"
     );
 }
+
+#[tokio::test]
+async fn an_api_tokens_rate_budget_is_one_for_the_whole_cluster() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let flags = [
+        "--redis",
+        url.as_str(),
+        "--session-secret",
+        SECRET,
+        "--api-token",
+        common::TOKEN,
+        "--api-rate-per-sec",
+        "0.01",
+        "--api-rate-burst",
+        "4",
+    ];
+    let (a_data, b_data) = (TempDir::new(), TempDir::new());
+    let a = TestServer::start_in(a_data.path(), &flags).await;
+    let b = TestServer::start_in(b_data.path(), &flags).await;
+    let publish = async |node: &TestServer, i: u32| {
+        let body = serde_json::json!({ "body": format!("b{i}"), "client_id": format!("b{i}") });
+        let (status, head, _) = node
+            .api(
+                "POST",
+                "/api/rooms/general/messages",
+                Some(common::TOKEN),
+                Some(&body.to_string()),
+            )
+            .await;
+        (status, head)
+    };
+    // A burst of four, spent across both nodes; the fifth is refused whichever node it reaches.
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        statuses.push(publish(node, i).await.0);
+    }
+    assert_eq!(statuses, [201, 201, 201, 201]);
+    for (node, i) in [(&a, 4), (&b, 5)] {
+        let (status, head) = publish(node, i).await;
+        assert_eq!(status, 429, "one budget for the token, not one per node");
+        assert!(
+            head.to_ascii_lowercase().contains("retry-after:"),
+            "says when to come back: {head}"
+        );
+    }
+}

@@ -101,7 +101,7 @@ async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
-    let token = require_token(&state, &headers)?;
+    let token = require_token(&state, &headers).await?;
     validate_room(&room)?;
     let (author, client_id, body) = publish_request(&state, &token, body).await?;
     let seq = state
@@ -140,7 +140,7 @@ async fn broadcast(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Announced>), ApiError> {
-    let token = require_token(&state, &headers)?;
+    let token = require_token(&state, &headers).await?;
     let (author, client_id, body) = publish_request(&state, &token, body).await?;
     let mut rooms = state.log.rooms();
     if !rooms.iter().any(|r| r == app::protocol::DEFAULT_ROOM) {
@@ -190,7 +190,7 @@ async fn list_rooms(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    require_reader(&state, &headers)?;
+    require_reader(&state, &headers).await?;
     let known = state.log.rooms();
     let rooms: Vec<RoomInfo> = state
         .hub
@@ -234,7 +234,7 @@ async fn history(
     query: Result<Query<HistoryQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<HistoryPage>, ApiError> {
-    require_reader(&state, &headers)?;
+    require_reader(&state, &headers).await?;
     validate_room(&room)?;
     let Query(query) = query.map_err(|e| {
         ApiError::bad_request(

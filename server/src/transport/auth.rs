@@ -1,12 +1,13 @@
 //! Who may use the HTTP API and the Server-Sent Events streams — bearer tokens, each with its own rate
-//! budget — and [`ApiError`], the one JSON error both answer with: `{"error": {"code", "message"}}`,
-//! with the status that fits; internal causes are logged, never shown. Shared by `api` and `sse` so
-//! that neither transport imports the other.
+//! budget (kept in Redis in cluster mode, so a token has one budget however many nodes it uses) —
+//! and [`ApiError`], the one JSON error both answer with: `{"error": {"code", "message"}}`, with the
+//! status that fits; internal causes are logged, never shown. Shared by `api` and `sse` so that
+//! neither transport imports the other.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use app::protocol::{ErrorCode, Identity, ProtocolError};
@@ -17,7 +18,7 @@ use axum::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{AppState, log::LogError, rate::TokenBucket, session};
+use crate::{AppState, log::LogError, rate::TokenBucket, redis_link::Commands, session};
 
 /// The API's tokens and their rate budgets. Cheap to clone.
 #[derive(Clone, Default)]
@@ -27,7 +28,29 @@ pub struct ApiAuth {
     budgets: Arc<Mutex<HashMap<String, TokenBucket>>>,
     rate_per_sec: f64,
     rate_burst: u32,
+    /// In cluster mode: the budgets in Redis, shared by every node.
+    shared: Option<Commands>,
 }
+
+/// A token's budget as a generic cell rate (GCRA): the key holds the theoretical arrival time of
+/// the next request (µs). KEYS: the budget. ARGV: µs per request, burst. Returns 0 when the request
+/// is taken, else the µs to wait.
+const SPEND: &str = r#"
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local wait = tat - interval * (burst - 1) - now
+if wait > 0 then return wait end
+tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+return 0
+"#;
+
+/// How long a shared budget may take to answer before the node's own is used instead.
+const SHARED_PATIENCE: Duration = Duration::from_secs(1);
 
 impl ApiAuth {
     pub fn new(tokens: &[String], rate_per_sec: f64, rate_burst: u32) -> Self {
@@ -46,7 +69,14 @@ impl ApiAuth {
             budgets: Arc::default(),
             rate_per_sec,
             rate_burst,
+            shared: None,
         }
+    }
+
+    /// Keeps the budgets in Redis (cluster mode): every node spends from the same one.
+    pub fn shared_through(mut self, commands: Commands) -> Self {
+        self.shared = Some(commands);
+        self
     }
 
     /// The id of the request's bearer token, if it carries a configured one.
@@ -61,18 +91,37 @@ impl ApiAuth {
         self.tokens.get(&digest).map(String::as_str)
     }
 
-    /// Takes one request from the token's budget.
-    fn spend(&self, id: &str) -> Result<(), ApiError> {
-        let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
-        let bucket = budgets
-            .entry(id.to_owned())
-            .or_insert_with(|| TokenBucket::new(self.rate_per_sec, self.rate_burst));
-        bucket.take(Instant::now()).map_err(|wait| ApiError {
+    /// Takes one request from the token's budget: the cluster's, or while Redis does not answer
+    /// (and on one node) this node's own.
+    async fn spend(&self, id: &str) -> Result<(), ApiError> {
+        let too_many = |wait: Duration| ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             code: "rate_limited",
             message: "too many requests for this token; wait a moment".into(),
             retry_after_secs: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
-        })
+        };
+        if let Some(commands) = &self.shared {
+            let mut conn = commands.clone();
+            let interval = (1_000_000.0 / self.rate_per_sec.max(1e-6)).ceil() as u64;
+            // Hashed once; sent by hash, and loaded again if Redis lost it.
+            static SCRIPT: std::sync::LazyLock<redis::Script> =
+                std::sync::LazyLock::new(|| redis::Script::new(SPEND));
+            let mut call = SCRIPT.prepare_invoke();
+            call.key(format!("herald:api:{id}"))
+                .arg(interval)
+                .arg(self.rate_burst.max(1));
+            match tokio::time::timeout(SHARED_PATIENCE, call.invoke_async::<u64>(&mut conn)).await {
+                Ok(Ok(0)) => return Ok(()),
+                Ok(Ok(wait)) => return Err(too_many(Duration::from_micros(wait))),
+                Ok(Err(e)) => tracing::warn!("the shared API budget failed: {e}; this node's used"),
+                Err(_) => tracing::warn!("the shared API budget did not answer; this node's used"),
+            }
+        }
+        let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = budgets
+            .entry(id.to_owned())
+            .or_insert_with(|| TokenBucket::new(self.rate_per_sec, self.rate_burst));
+        bucket.take(Instant::now()).map_err(too_many)
     }
 }
 
@@ -85,7 +134,7 @@ pub enum Caller {
 }
 
 /// Publishing needs a token.
-pub fn require_token(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+pub async fn require_token(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
     if state.api.tokens.is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -99,15 +148,15 @@ pub fn require_token(state: &AppState, headers: &HeaderMap) -> Result<String, Ap
         .token_id(headers)
         .ok_or_else(ApiError::unauthorized)?
         .to_owned();
-    state.api.spend(&id)?;
+    state.api.spend(&id).await?;
     Ok(id)
 }
 
 /// Reading needs a token or a chat session (so the page's own scripts can read with its cookie).
-pub fn require_reader(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+pub async fn require_reader(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     if let Some(id) = state.api.token_id(headers) {
         let id = id.to_owned();
-        state.api.spend(&id)?;
+        state.api.spend(&id).await?;
         return Ok(Caller::Token(id));
     }
     match state.sessions.from_headers(headers) {

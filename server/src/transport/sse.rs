@@ -58,7 +58,7 @@ async fn events(
     query: Result<Query<EventsQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    require_reader(&state, &headers)?;
+    require_reader(&state, &headers).await?;
     validate_room(&room)?;
     let Query(query) = query.map_err(|e| {
         ApiError::bad_request(
