@@ -31,6 +31,16 @@ pub struct Config {
     #[arg(long, env = "HERALD_SESSION_SECRET", hide_env_values = true)]
     pub session_secret: Option<String>,
 
+    /// A file holding the key that signs session cookies, as a node keeps it in
+    /// DATA_DIR/session.key (64 hex digits): give a cluster's nodes a copy of a single node's, and
+    /// the people it signed in stay signed in after the move. Instead of --session-secret.
+    #[arg(
+        long,
+        env = "HERALD_SESSION_KEY_FILE",
+        conflicts_with = "session_secret"
+    )]
+    pub session_key_file: Option<PathBuf>,
+
     /// Cluster mode: keep the message log in the Redis at this URL (`redis://HOST:PORT`), shared by
     /// every node started with it, instead of SQLite in DATA_DIR. Every node needs the same
     /// --session-secret. Redis must keep what it acknowledged: `appendonly yes` and

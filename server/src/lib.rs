@@ -106,11 +106,14 @@ pub async fn run(
             log::Published::Start { room, last_seq } => hub.set_last_seq(room, last_seq),
         }
     };
-    if config.redis.is_some() && config.session_secret.is_none() {
+    if config.redis.is_some()
+        && config.session_secret.is_none()
+        && config.session_key_file.is_none()
+    {
         // A key made up by each node would make every node's cookies invalid on the others.
         anyhow::bail!(
-            "--redis needs --session-secret (HERALD_SESSION_SECRET), the same on every node, so a \
-             session made on one node is valid on all"
+            "--redis needs --session-secret (HERALD_SESSION_SECRET) or --session-key-file, the \
+             same on every node, so a session made on one node is valid on all"
         );
     }
     let (log, last_seqs) = match &config.redis {

@@ -38,11 +38,15 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// The key from `--session-secret`, or from DATA_DIR/session.key (created on first start).
+    /// The key from `--session-secret`, from `--session-key-file`, or from DATA_DIR/session.key
+    /// (created on first start).
     pub fn load(config: &Config) -> anyhow::Result<Self> {
-        let key: [u8; 32] = match &config.session_secret {
-            Some(secret) => Sha256::digest(secret.as_bytes()).into(),
-            None => load_or_create_key(&config.data_dir.join(KEY_FILE))?,
+        let key: [u8; 32] = match (&config.session_secret, &config.session_key_file) {
+            (Some(secret), _) => Sha256::digest(secret.as_bytes()).into(),
+            (None, Some(file)) => {
+                read_key(file)?.ok_or_else(|| anyhow::anyhow!("cannot read {}", file.display()))?
+            }
+            (None, None) => load_or_create_key(&config.data_dir.join(KEY_FILE))?,
         };
         Ok(Self::with_key(key))
     }
@@ -85,11 +89,20 @@ impl Sessions {
     }
 }
 
+/// The key in `path` (64 hex digits), `None` if the file cannot be read.
+fn read_key(path: &Path) -> anyhow::Result<Option<[u8; 32]>> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(None);
+    };
+    unhex(text.trim())
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .map(Some)
+        .ok_or_else(|| anyhow::anyhow!("{} is not a 64-digit hex key", path.display()))
+}
+
 fn load_or_create_key(path: &Path) -> anyhow::Result<[u8; 32]> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        return unhex(text.trim())
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-            .ok_or_else(|| anyhow::anyhow!("{} is not a 64-digit hex key", path.display()));
+    if let Some(key) = read_key(path)? {
+        return Ok(key);
     }
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;

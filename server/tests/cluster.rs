@@ -1255,3 +1255,37 @@ async fn an_api_tokens_rate_budget_is_one_for_the_whole_cluster() {
         );
     }
 }
+
+#[tokio::test]
+async fn people_a_single_node_signed_in_without_a_secret_stay_signed_in_on_the_cluster() {
+    // A single node that made its own key (DATA_DIR/session.key).
+    let data = TempDir::new();
+    let mut single = TestServer::start_in(data.path(), &[]).await;
+    let cookie = single.session("Ann").await;
+    single.begin_shutdown();
+    single.stopped().await;
+    let redis = RedisServer::start().await;
+    server::log::import::import_to_redis(std::path::Path::new(data.path()), &redis.url())
+        .await
+        .expect("imported");
+
+    // Each cluster node gets a copy of that key.
+    let key = format!("{}/session.key", data.path());
+    let url = redis.url();
+    let flags = ["--redis", url.as_str(), "--session-key-file", key.as_str()];
+    let (a_data, b_data) = (TempDir::new(), TempDir::new());
+    let a = TestServer::start_in(a_data.path(), &flags).await;
+    let b = TestServer::start_in(b_data.path(), &flags).await;
+    let mut reader = b.client_named("Bob").await;
+    let mut ann = Client::connect(a.addr, &cookie).await;
+    ann.post("k1", "still me").await;
+    let seen = reader.next_message().await;
+    assert_eq!(
+        (seen.author.name.as_str(), seen.body.as_str()),
+        ("Ann", "still me")
+    );
+    // Every node knows her: B renders her page, not the name form.
+    let (status, _, html) = b.get_as("/", &cookie).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Ann"), "the page knows her");
+}
