@@ -677,6 +677,20 @@ impl Publisher {
     }
 }
 
+/// `CLIENT KILL TYPE pubsub` on the Redis at `url`: every node's bus connection there drops.
+async fn kill_subscribers(url: &str) -> anyhow::Result<()> {
+    let mut conn = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let _: redis::Value = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await?;
+    Ok(())
+}
+
 /// Padding that makes a message body about as long as a short chat line.
 fn pad() -> String {
     "x".repeat(48)
@@ -687,6 +701,9 @@ fn pad() -> String {
 pub struct Placement<'a> {
     pub publishers: &'a Target,
     pub subscribers: Vec<&'a Target>,
+    /// A Redis whose pub/sub connections (every node's bus) are killed halfway through each step:
+    /// the step's max latency is then the time the nodes take to repair.
+    pub cut_bus: Option<String>,
 }
 
 impl<'a> Placement<'a> {
@@ -694,6 +711,7 @@ impl<'a> Placement<'a> {
         Self {
             publishers: target,
             subscribers: vec![target],
+            cut_bus: None,
         }
     }
 
@@ -777,8 +795,18 @@ pub async fn fanout(
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         let mut due = 0.0;
         let mut next = 0usize;
+        let mut cut = on.cut_bus.clone().filter(|_| !warming);
         while started.elapsed() < step {
             tick.tick().await;
+            if started.elapsed() >= step / 2
+                && let Some(url) = cut.take()
+            {
+                tokio::spawn(async move {
+                    if let Err(e) = kill_subscribers(&url).await {
+                        eprintln!("herald-bench: cutting the bus failed: {e}");
+                    }
+                });
+            }
             due += f64::from(rate) / 100.0;
             while due >= 1.0 {
                 publishers[next % publisher_count].feed(&pad).await?;

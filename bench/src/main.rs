@@ -123,6 +123,10 @@ pub enum Scenario {
         rooms: usize,
         #[arg(long, value_delimiter = ',', default_value = "1,2,5,8,10,12,15,20")]
         rates: Vec<u32>,
+        /// Kill every node's bus connection (`CLIENT KILL TYPE pubsub` on `--redis`) halfway
+        /// through each step: its max latency is then the time to repair.
+        #[arg(long)]
+        cut_bus: bool,
         #[command(flatten)]
         steps: Steps,
     },
@@ -257,12 +261,14 @@ fn main() -> anyhow::Result<()> {
                 subscribers,
                 rooms,
                 rates,
+                cut_bus,
                 steps,
             } => {
                 let others = more_nodes(&args, nodes.saturating_sub(1)).await?;
                 let on = load::Placement {
                     publishers: &target,
                     subscribers: std::iter::once(&target).chain(&others).collect(),
+                    cut_bus: args.redis.clone().filter(|_| cut_bus),
                 };
                 let (step, budget) = (steps.step(), steps.budget());
                 let per_room = subscribers / rooms.max(1);
