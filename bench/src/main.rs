@@ -13,6 +13,7 @@
 //! worker`, which report their counts to this one every 100 ms — so no process passes the
 //! open-files limit.
 
+mod alone;
 mod load;
 mod raw;
 mod report;
@@ -36,8 +37,9 @@ struct Args {
     #[arg(long)]
     pid: Option<u32>,
     /// Start the `--herald` binary in cluster mode, its log in the Redis at this URL (which must
-    /// be empty of Herald's keys, or hold only what an earlier run of the same scenario left).
-    #[arg(long, requires = "herald")]
+    /// be empty of Herald's keys, or hold only what an earlier run of the same scenario left); for
+    /// `redis-alone`, the Redis to measure.
+    #[arg(long)]
     redis: Option<String>,
     /// Processes holding the subscribers (each opens its own sockets, so together they pass one
     /// process's open-files limit). 0: one per 15 000 subscribers.
@@ -130,6 +132,19 @@ pub enum Scenario {
         #[command(flatten)]
         steps: Steps,
     },
+    /// Redis alone (`--redis`, no herald): Herald's append script, one message per call into
+    /// random rooms, from `clients` connections with `depth` calls in flight each, and a pattern
+    /// subscriber: the stored messages/s `publish --redis` is measured against.
+    RedisAlone {
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        #[arg(long, default_value_t = 16)]
+        depth: usize,
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        #[arg(long, default_value_t = 8.0)]
+        seconds: f64,
+    },
     /// A few hundred subscribers for a couple of seconds; fails unless nothing was lost or doubled.
     /// Run by `cargo xtask test`, so the tool keeps working.
     Smoke,
@@ -187,6 +202,27 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        if let Scenario::RedisAlone {
+            clients,
+            depth,
+            rooms,
+            seconds,
+        } = &args.scenario
+        {
+            let Some(url) = &args.redis else {
+                anyhow::bail!("redis-alone needs --redis URL");
+            };
+            let duration = Duration::from_secs_f64(*seconds);
+            let report = alone::redis_alone(url, *clients, *depth, *rooms, duration).await?;
+            report.print();
+            if !report.ok {
+                anyhow::bail!("a stored message was not pushed: see above");
+            }
+            return Ok(());
+        }
+        if args.redis.is_some() && args.herald.is_none() {
+            anyhow::bail!("--redis starts the --herald binary on it: give --herald PATH");
+        }
         let mut target = match (&args.herald, &args.url, &args.scenario) {
             (_, Some(url), Scenario::Worker { .. }) => Target::existing(url, None)?,
             (Some(bin), _, _) => Target::start(bin, args.redis.as_deref()).await?,
@@ -280,7 +316,9 @@ fn main() -> anyhow::Result<()> {
                 outcome
             }
             Scenario::Smoke => load::smoke(&target).await,
-            Scenario::Worker { .. } => Err(anyhow::anyhow!("a worker is started by herald-bench")),
+            Scenario::Worker { .. } | Scenario::RedisAlone { .. } => {
+                Err(anyhow::anyhow!("not a scenario for a running herald"))
+            }
         };
         target.stop().await;
         let report = outcome?;

@@ -61,39 +61,7 @@ const REPLICA_WAIT_MS: u64 = 1000;
 /// channel, `1` to publish (`0` when the node publishes after replicas have it, see [`push_of`]),
 /// then for each message its dedupe member and its JSON (without seq and time). Returns
 /// `{epoch, sent_at_ms, {seq..}, {duplicate..}}`; one push carries every new message.
-const APPEND: &str = r#"
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[2]
-  redis.call('DEL', KEYS[2], KEYS[3])
-  redis.call('HSET', KEYS[1], 'e', epoch, 's', 0)
-end
-local keep = tonumber(ARGV[1])
-local t = redis.call('TIME')
-local ms = string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000))
-local seqs, dups, lines, last = {}, {}, {}, nil
-for i = 5, #ARGV, 2 do
-  local dup = redis.call('ZSCORE', KEYS[3], ARGV[i])
-  if dup then
-    seqs[#seqs + 1] = tonumber(dup)
-    dups[#dups + 1] = 1
-  else
-    local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
-    local id = string.format('%d', seq)
-    redis.call('XADD', KEYS[2], 'MAXLEN', keep, id .. '-0', 'm', ARGV[i + 1], 't', ms, 'o', ARGV[i])
-    redis.call('ZADD', KEYS[3], seq, ARGV[i])
-    seqs[#seqs + 1] = seq
-    dups[#dups + 1] = 0
-    lines[#lines + 1] = id .. ' ' .. ms .. ' ' .. ARGV[i + 1]
-    last = seq
-  end
-end
-if last and last > keep then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', last - keep) end
-if ARGV[4] == '1' and #lines > 0 then
-  redis.call('PUBLISH', ARGV[3], epoch .. '\n' .. table.concat(lines, '\n'))
-end
-return {epoch, tonumber(ms), seqs, dups}
-"#;
+const APPEND: &str = include_str!("append.lua");
 
 /// The room's epoch and last seq, creating the room if it has none. KEYS: meta. ARGV: a fresh epoch.
 const ENSURE: &str = r#"
