@@ -19,6 +19,21 @@ async fn node(redis: &impl Redis) -> (TestServer, TempDir) {
     (server, data)
 }
 
+/// A test on one Redis, and the same test through a Redis Cluster of three masters.
+macro_rules! on_one_redis_and_a_cluster {
+    ($single:ident, $cluster:ident, $body:ident) => {
+        #[tokio::test]
+        async fn $single() {
+            $body(&RedisServer::start().await).await;
+        }
+
+        #[tokio::test]
+        async fn $cluster() {
+            $body(&RedisCluster::start(3).await).await;
+        }
+    };
+}
+
 /// The seqs and bodies of the next `n` messages `client` gets (acks and signals skipped).
 async fn messages(client: &mut Client, n: usize) -> Vec<(u64, String)> {
     let mut got = Vec::new();
@@ -29,22 +44,11 @@ async fn messages(client: &mut Client, n: usize) -> Vec<(u64, String)> {
     got
 }
 
-#[tokio::test]
-async fn a_message_sent_on_one_node_reaches_readers_on_the_others_once_and_in_order() {
-    a_message_sent_on_one_node_reaches_readers_on_the_others_once_and_in_order_on(
-        &RedisServer::start().await,
-    )
-    .await;
-}
-
-/// The same through a Redis Cluster of three masters.
-#[tokio::test]
-async fn on_a_redis_cluster_a_message_sent_on_one_node_reaches_the_others_once_and_in_order() {
-    a_message_sent_on_one_node_reaches_readers_on_the_others_once_and_in_order_on(
-        &RedisCluster::start(3).await,
-    )
-    .await;
-}
+on_one_redis_and_a_cluster!(
+    a_message_sent_on_one_node_reaches_readers_on_the_others_once_and_in_order,
+    on_a_redis_cluster_a_message_sent_on_one_node_reaches_the_others_once_and_in_order,
+    a_message_sent_on_one_node_reaches_readers_on_the_others_once_and_in_order_on
+);
 
 async fn a_message_sent_on_one_node_reaches_readers_on_the_others_once_and_in_order_on(
     redis: &impl Redis,
@@ -113,16 +117,11 @@ async fn senders_on_every_node_at_once_get_one_order_everywhere_and_each_message
     }
 }
 
-#[tokio::test]
-async fn a_reader_resumes_on_another_node_from_its_cursor() {
-    a_reader_resumes_on_another_node_from_its_cursor_on(&RedisServer::start().await).await;
-}
-
-/// The same through a Redis Cluster of three masters.
-#[tokio::test]
-async fn on_a_redis_cluster_a_reader_resumes_on_another_node_from_its_cursor() {
-    a_reader_resumes_on_another_node_from_its_cursor_on(&RedisCluster::start(3).await).await;
-}
+on_one_redis_and_a_cluster!(
+    a_reader_resumes_on_another_node_from_its_cursor,
+    on_a_redis_cluster_a_reader_resumes_on_another_node_from_its_cursor,
+    a_reader_resumes_on_another_node_from_its_cursor_on
+);
 
 async fn a_reader_resumes_on_another_node_from_its_cursor_on(redis: &impl Redis) {
     let (a, _a) = node(redis).await;
@@ -166,16 +165,11 @@ async fn a_reader_resumes_on_another_node_from_its_cursor_on(redis: &impl Redis)
     );
 }
 
-#[tokio::test]
-async fn a_send_resent_to_another_node_is_stored_once() {
-    a_send_resent_to_another_node_is_stored_once_on(&RedisServer::start().await).await;
-}
-
-/// The same through a Redis Cluster of three masters.
-#[tokio::test]
-async fn on_a_redis_cluster_a_send_resent_to_another_node_is_stored_once() {
-    a_send_resent_to_another_node_is_stored_once_on(&RedisCluster::start(3).await).await;
-}
+on_one_redis_and_a_cluster!(
+    a_send_resent_to_another_node_is_stored_once,
+    on_a_redis_cluster_a_send_resent_to_another_node_is_stored_once,
+    a_send_resent_to_another_node_is_stored_once_on
+);
 
 async fn a_send_resent_to_another_node_is_stored_once_on(redis: &impl Redis) {
     let (a, _a) = node(redis).await;

@@ -718,6 +718,18 @@ fn set_cookie(head: &str) -> String {
         .unwrap_or_else(|| panic!("no session cookie in {head}"))
 }
 
+/// What Herald requires of a Redis: it keeps what it acknowledges.
+const DURABLE: [&str; 8] = [
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "always",
+    "--save",
+    "",
+    "--maxmemory-policy",
+    "noeviction",
+];
+
 /// A `redis-server` of the test's own, on a Unix socket in a temp dir (no port to collide on),
 /// keeping what it acknowledges (`appendonly yes`, `appendfsync always`, no eviction), as
 /// Herald requires. Stopped when dropped. `cargo xtask test` installs Debian's `redis-server`.
@@ -781,15 +793,7 @@ impl RedisServer {
     fn spawn(dir: &TempDir, settings: &[String]) -> std::process::Child {
         std::process::Command::new("redis-server")
             .args(["--unixsocket", &Self::socket(dir), "--dir", dir.path()])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .args(["--maxmemory-policy", "noeviction"])
+            .args(DURABLE)
             .args(settings)
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -937,15 +941,7 @@ impl RedisCluster {
                 "--cluster-config-file",
                 "nodes.conf",
             ])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .args(["--maxmemory-policy", "noeviction"])
+            .args(DURABLE)
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server runs (cargo xtask test installs it)")
