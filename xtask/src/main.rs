@@ -415,21 +415,26 @@ fn rust_tests(tally: &mut Tally) {
 /// against the release binary does, so the tool keeps working (its subscribers in two processes, so the
 /// several-process mode that larger runs need keeps working too). It counts as one test.
 fn bench_smoke(binary: &Path, tally: &mut Tally) {
-    let mut cmd = cargo();
-    cmd.args([
-        "run",
+    // Built with the same packages and features as the tests just were: cargo then reuses every
+    // dependency (alone, the bench would build leptos and the rest again with other features).
+    let built = sh(cargo().args([
+        "build",
         "--release",
         "--package",
+        "server",
+        "--package",
         "bench",
+        "--features",
+        "server/embed",
         "--bin",
         "herald-bench",
-        "--",
-    ])
-    .arg("--herald")
-    .arg(binary)
-    .args(["--processes", "2", "smoke"])
-    .current_dir(root());
-    match sh(&mut cmd) {
+    ]));
+    let mut cmd = Command::new(root().join("target/release/herald-bench"));
+    cmd.arg("--herald")
+        .arg(binary)
+        .args(["--processes", "2", "smoke"])
+        .current_dir(root());
+    match built.and_then(|()| sh(&mut cmd)) {
         Ok(()) => tally.passed += 1,
         Err(e) => {
             eprintln!("herald-bench smoke: {e}");
