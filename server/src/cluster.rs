@@ -69,9 +69,8 @@ enum Outgoing {
 }
 
 impl Cluster {
-    /// Joins the cluster on the Redis at `url` as a node with a fresh id, for `hub`, until `stop`.
-    pub async fn start(url: &str, hub: Hub, stop: CancellationToken) -> anyhow::Result<Self> {
-        let link = RedisLink::connect(url).await?;
+    /// Joins the cluster on the Redis at `link` as a node with a fresh id, for `hub`, until `stop`.
+    pub async fn start(link: RedisLink, hub: Hub, stop: CancellationToken) -> anyhow::Result<Self> {
         let conn = link.commands().await?;
         let node = crate::session::random_hex(8);
         hub.join_cluster();

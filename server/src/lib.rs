@@ -116,10 +116,20 @@ pub async fn run(
              same on every node, so a session made on one node is valid on all"
         );
     }
-    let (log, last_seqs) = match &config.redis {
-        Some(url) => {
-            log::redis::check_server(url, config.redis_accept_risk).await?;
-            Log::open_redis(url, config.retention, config.redis_wait_replicas, publish).await?
+    // One way to Redis for the log, the cluster's presence and the API's budgets: the servers (one,
+    // or a Redis Cluster's nodes) are found once.
+    let redis = match &config.redis {
+        Some(url) => Some(
+            redis_link::RedisLink::connect(url)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot reach Redis at {url}: {e}"))?,
+        ),
+        None => None,
+    };
+    let (log, last_seqs) = match &redis {
+        Some(link) => {
+            log::redis::check_server(link, config.redis_accept_risk).await?;
+            Log::open_redis(link, config.retention, config.redis_wait_replicas, publish).await?
         }
         None => Log::open_sqlite(
             &config.data_dir,
@@ -137,13 +147,9 @@ pub async fn run(
         config.api_rate_per_sec,
         config.api_rate_burst,
     );
-    if let Some(url) = &config.redis {
+    if let Some(link) = &redis {
         // One budget per token for the whole cluster, not one per node.
-        let commands = redis_link::RedisLink::connect(url)
-            .await?
-            .commands()
-            .await?;
-        api = api.shared_through(commands);
+        api = api.shared_through(link.commands().await?);
     }
     let mut state = AppState {
         site_files: None,
@@ -178,10 +184,10 @@ pub async fn run(
     }
 
     // In a cluster, presence, typing and the room list are shared with the other nodes.
-    let cluster = match &config.redis {
-        Some(url) => {
+    let cluster = match &redis {
+        Some(link) => {
             let stop = state.stop.clone();
-            Some(cluster::Cluster::start(url, state.hub.clone(), stop).await?)
+            Some(cluster::Cluster::start(link.clone(), state.hub.clone(), stop).await?)
         }
         None => None,
     };

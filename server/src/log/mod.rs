@@ -142,16 +142,16 @@ impl Log {
         ))
     }
 
-    /// The log in the Redis at `url`, shared with every node using it (see
+    /// The log in the Redis at `link`, shared with every node using it (see
     /// [`redis::RedisLog::open`]); also each room's last seq as stored.
     pub async fn open_redis(
-        url: &str,
+        link: &crate::redis_link::RedisLink,
         retention: u64,
         wait_replicas: u32,
         publish: impl FnMut(Published<'_>) + Send + 'static,
     ) -> Result<(Self, Vec<(String, u64)>), LogError> {
         let (log, last_seqs) =
-            redis::RedisLog::open(url, retention, wait_replicas, publish).await?;
+            redis::RedisLog::open(link, retention, wait_replicas, publish).await?;
         Ok((
             Self {
                 backend: Backend::Redis(log),

@@ -187,12 +187,11 @@ impl RedisLog {
     /// between is missed. Each message any node stores goes to `publish` once, in seq order per
     /// room; this node's appends are answered after theirs.
     pub async fn open(
-        url: &str,
+        link: &RedisLink,
         retention: u64,
         wait_replicas: u32,
         mut publish: impl FnMut(Published<'_>) + Send + 'static,
     ) -> Result<(Self, Vec<(String, u64)>), LogError> {
-        let link = RedisLink::connect(url).await.map_err(LogError::Redis)?;
         let conn = timed(link.commands()).await?;
         let (events, mut inbox) = mpsc::unbounded_channel();
         let (appends, lanes): (Vec<_>, Vec<_>) =
@@ -208,7 +207,8 @@ impl RedisLog {
             epochs: Epochs::default(),
             bus_up: Arc::new(AtomicBool::new(false)),
         };
-        let subscribed = listen(link, log.conn.clone(), events.clone(), log.bus_up.clone());
+        let bus = link.clone();
+        let subscribed = listen(bus, log.conn.clone(), events.clone(), log.bus_up.clone());
         subscribed.await?;
 
         // Where every room stands, after the subscription: what was published before is in these
@@ -599,8 +599,11 @@ async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewMessage, Reply)>>) {
             })
         })
         .collect();
-    // Sent by hash (EVALSHA): the script's text is not parsed again for every call.
-    let by_hash = Script::new(APPEND).get_hash().to_owned();
+    // Sent by hash (EVALSHA): the script's text is not parsed again for every call, and its hash
+    // is taken once.
+    static BY_HASH: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| Script::new(APPEND).get_hash().to_owned());
+    let by_hash = BY_HASH.as_str();
     // Waiting for replicas, the node publishes once they have the batch: no reader sees a message
     // a failover could still take back.
     let publish_now = if log.wait_replicas > 0 { "0" } else { "1" };
@@ -633,7 +636,7 @@ async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewMessage, Reply)>>) {
     };
     let mut conn = log.conn.clone();
     let mut answered: Result<Vec<redis::Value>, LogError> =
-        timed(pipeline("EVALSHA", &by_hash).query_async(&mut conn)).await;
+        timed(pipeline("EVALSHA", by_hash).query_async(&mut conn)).await;
     if let Err(LogError::Redis(e)) = &answered
         && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
     {
@@ -706,17 +709,13 @@ async fn publish_replicated(conn: &mut Commands, batches: &[RoomBatch], answers:
             let id = format!("{seq}-0");
             let held: Result<Vec<(String, Vec<String>)>, _> =
                 timed(conn.xrange_count(log_key(&batch.room), &id, &id, 1)).await;
-            let field = |fields: &[String], name: &str| {
-                let pair = fields.chunks_exact(2).find(|pair| pair[0] == name)?;
-                Some(pair[1].clone())
-            };
-            let found = held.ok().and_then(|entries| {
-                let (_, fields) = entries.into_iter().next()?;
-                Some((field(&fields, "t")?, field(&fields, "m")?))
+            let entries = held.unwrap_or_default();
+            let found = entries.first().and_then(|(_, fields)| {
+                Some((entry_field(fields, "t")?, entry_field(fields, "m")?))
             });
             // Not found: trimmed already, or Redis went; nothing to show.
             if let Some((sent_at, json)) = found {
-                lines.push(push_line(seq, sent_at, &json));
+                lines.push(push_line(seq, sent_at, json));
             }
         }
         if !lines.is_empty() {
@@ -850,10 +849,8 @@ impl Target {
 /// often than every write, or keys evicted under memory pressure — unless `accept_risk`, when it is
 /// only warned about. Acknowledged means kept only when Redis itself keeps it. On a Redis Cluster,
 /// every node is asked: a replica promoted after a failover must keep what it took over.
-pub async fn check_server(url: &str, accept_risk: bool) -> anyhow::Result<()> {
-    let link = RedisLink::connect(url)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach Redis at {url}: {e}"))?;
+pub async fn check_server(link: &RedisLink, accept_risk: bool) -> anyhow::Result<()> {
+    let url = link.nodes().first().cloned().unwrap_or_default();
     let mut risks = Vec::new();
     for (node, conn) in link.each_node().await {
         let mut conn = conn.map_err(|e| anyhow::anyhow!("cannot reach Redis at {node}: {e}"))?;
@@ -1013,16 +1010,18 @@ fn seq_of_id(id: &str) -> Option<u64> {
     id.split('-').next()?.parse().ok()
 }
 
+/// The value of field `name` of a stream entry (`[name, value, name, value, ..]`).
+fn entry_field<'a>(fields: &'a [String], name: &str) -> Option<&'a str> {
+    fields
+        .chunks_exact(2)
+        .find(|pair| pair[0] == name)
+        .map(|pair| pair[1].as_str())
+}
+
 fn message_of_entry(id: &str, fields: &[String]) -> Option<ChatMessage> {
     let seq = seq_of_id(id)?;
-    let field = |name: &str| {
-        fields
-            .chunks_exact(2)
-            .find(|pair| pair[0] == name)
-            .map(|pair| pair[1].as_str())
-    };
-    let entry: Entry = serde_json::from_str(field("m")?).ok()?;
-    let sent_at = field("t")?.parse().ok()?;
+    let entry: Entry = serde_json::from_str(entry_field(fields, "m")?).ok()?;
+    let sent_at = entry_field(fields, "t")?.parse().ok()?;
     Some(message_of(entry, seq, sent_at))
 }
 
