@@ -796,16 +796,14 @@ pub async fn fanout(
         let mut due = 0.0;
         let mut next = 0usize;
         let mut cut = on.cut_bus.clone().filter(|_| !warming);
+        // Under way beside the pacing, which must not wait for it; its outcome is checked below.
+        let mut cutting = None;
         while started.elapsed() < step {
             tick.tick().await;
             if started.elapsed() >= step / 2
                 && let Some(url) = cut.take()
             {
-                tokio::spawn(async move {
-                    if let Err(e) = kill_subscribers(&url).await {
-                        eprintln!("herald-bench: cutting the bus failed: {e}");
-                    }
-                });
+                cutting = Some(tokio::spawn(async move { kill_subscribers(&url).await }));
             }
             due += f64::from(rate) / 100.0;
             while due >= 1.0 {
@@ -818,6 +816,10 @@ pub async fn fanout(
             }
         }
         let sending = started.elapsed().as_secs_f64();
+        if let Some(cutting) = cutting {
+            // A step that meant to cut the bus and did not measured no repair.
+            cutting.await?.context("cutting the bus")?;
+        }
         let sent: u64 = publishers.iter().map(|p| p.sent).sum::<u64>() - sent_before;
         let expected = sent * per_room as u64;
         // Wait for the stragglers: everything sent must arrive (or be counted lost).
