@@ -156,6 +156,7 @@ struct Peer {
 async fn listen(link: RedisLink, mut conn: Commands, node: String, hub: Hub, cluster: Cluster) {
     let mut peers: HashMap<String, Peer> = HashMap::new();
     let mut pause = Duration::from_millis(100);
+    let mut first = true;
     loop {
         let pubsub = async {
             let mut pubsub = link.pubsub().await?;
@@ -173,6 +174,9 @@ async fn listen(link: RedisLink, mut conn: Commands, node: String, hub: Hub, clu
             }
         };
         pause = Duration::from_millis(100);
+        if !std::mem::replace(&mut first, false) {
+            link.counters.repaired("cluster");
+        }
         // Whatever happened while this node was not listening, it hears again.
         want(&mut conn, &node, "*").await;
         let mut check = tokio::time::interval(Duration::from_secs(1));

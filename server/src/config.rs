@@ -136,6 +136,27 @@ pub struct Config {
     #[arg(long, env = "HERALD_LOG", default_value = "info")]
     pub log: String,
 
+    /// How log lines are written (to stdout): `text` for people, `json` for log shippers (one JSON
+    /// object per line; fields in docs/OPERATIONS.md).
+    #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Also serve `GET /metrics` (Prometheus) on this address, without a token: for a private
+    /// network or loopback, e.g. `127.0.0.1:9100`. Nothing else is served there.
+    #[arg(long, env = "HERALD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Serve `GET /metrics` on the main address to requests with `Authorization: Bearer TOKEN`.
+    /// Without this (and on the main address), /metrics answers 404.
+    #[arg(long, env = "HERALD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// On SIGTERM, keep serving this many seconds with /readyz answering 503 before closing
+    /// connections, so a load balancer stops sending new visitors first.
+    #[arg(long, env = "HERALD_DRAIN_SECONDS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub drain_seconds: u64,
+
     /// Instead of serving: a one-off task, then exit.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -148,6 +169,27 @@ pub enum Command {
     /// each room's epoch, seqs and resend keys, so cursors and pages stay valid on the cluster. Run
     /// it before starting the cluster's nodes; a room Redis already has is not overwritten.
     ImportToRedis,
+    /// Copy this node's message log (--data-dir) to DEST while Herald runs, consistent as of one
+    /// moment (SQLite's `VACUUM INTO`). The copy gets new epochs: restored, it is a new lifetime of
+    /// each room's history, so clients reload each room rather than trust seqs it never held.
+    Backup {
+        /// The file to write (it must not exist yet).
+        dest: PathBuf,
+    },
+    /// Replace the message log in --data-dir with the backup SRC. Herald must be stopped (refused
+    /// while it holds the data dir); the log it replaces is kept beside it as
+    /// `herald.db.before-restore`.
+    Restore {
+        /// A file written by `herald backup`.
+        src: PathBuf,
+    },
+}
+
+/// See [`Config::log_format`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// A rate: a number above 0 and finite (`nan`, `inf` and `0` parse as floats but mean nothing here,

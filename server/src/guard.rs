@@ -7,7 +7,8 @@
 //! as: an IP address (a rebinding needs a name), `localhost` or a name under it (RFC 6761: browsers
 //! resolve those to loopback themselves), a name given with `--allowed-host`, or the host of an
 //! `--allowed-origin`. Anything else gets 421 Misdirected Request, saying which flag allows it.
-//! `/healthz` is exempt: probes often ask by a container or service name, and it shows no user data.
+//! `/healthz`, `/readyz` and `/metrics` are exempt: probes and scrapers often ask by a container or
+//! service name, and none of them shows anyone's messages (`/metrics` needs its token here anyway).
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -117,7 +118,7 @@ pub async fn check_host(
     request: Request,
     next: Next,
 ) -> Response {
-    if request.uri().path() == "/healthz" {
+    if matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics") {
         return next.run(request).await;
     }
     match requested_host(&request) {

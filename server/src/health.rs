@@ -1,9 +1,13 @@
-//! `GET /healthz`: whether this Herald can take messages, for load balancers, orchestrators and
-//! operators. No token: it says nothing about anyone's messages.
+//! `GET /healthz` and `GET /readyz`, for load balancers, orchestrators and operators. No token: they
+//! say nothing about anyone's messages.
 //!
-//! 200 with `{"status": "ok", "connections", "queued_bytes"}` when the message log's writer and
-//! reader both answer in time; 503 with `{"status": "log_unavailable"}` when they do not, and with
-//! `{"status": "stopping"}` once shutdown has begun, so a balancer stops sending new visitors.
+//! - `/healthz` — alive: 200 `{"status": "ok", "connections", "queued_bytes"}` as long as the
+//!   process serves HTTP, also while the log is unavailable or the server drains (restarting it
+//!   would not help either). A probe that gets no answer should restart it.
+//! - `/readyz` — ready for traffic: 200 `{"status": "ready"}` when the message log's writer and
+//!   reader both answer in time (in cluster mode: Redis takes writes and the bus is up); 503
+//!   `{"status": "log_unavailable"}` when they do not, and `{"status": "stopping"}` from the moment
+//!   shutdown is asked for (through `--drain-seconds`), so a balancer stops sending new visitors.
 
 use std::time::Duration;
 
@@ -23,26 +27,42 @@ use crate::AppState;
 const PATIENCE: Duration = Duration::from_secs(2);
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    let (status, body) = if state.stop.is_cancelled() {
-        (
+    let stats = state.hub.stats();
+    let status = if state.draining.is_cancelled() {
+        "stopping"
+    } else {
+        "ok"
+    };
+    let body = json!({
+        "status": status,
+        "connections": stats.connections,
+        "queued_bytes": stats.queued_bytes,
+    });
+    answer(StatusCode::OK, body)
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.draining.is_cancelled() || state.stop.is_cancelled() {
+        return answer(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({ "status": "stopping" }),
-        )
-    } else if let Ok(Ok(())) = tokio::time::timeout(PATIENCE, state.log.check()).await {
-        let stats = state.hub.stats();
-        let body = json!({
-            "status": "ok",
-            "connections": stats.connections,
-            "queued_bytes": stats.queued_bytes,
-        });
-        (StatusCode::OK, body)
-    } else {
-        let body = json!({ "status": "log_unavailable" });
-        (StatusCode::SERVICE_UNAVAILABLE, body)
-    };
+        );
+    }
+    match tokio::time::timeout(PATIENCE, state.log.check()).await {
+        Ok(Ok(())) => answer(StatusCode::OK, json!({ "status": "ready" })),
+        _ => answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "log_unavailable" }),
+        ),
+    }
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }

@@ -9,6 +9,7 @@ pub mod guard;
 pub mod health;
 pub mod hub;
 pub mod log;
+pub mod metrics;
 pub mod pages;
 pub mod rate;
 pub mod redis_link;
@@ -21,7 +22,10 @@ use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 use axum::{Router, extract::FromRef};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tower_http::trace::TraceLayer;
+use tower_http::{
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    trace::TraceLayer,
+};
 
 pub use config::Config;
 use hub::Hub;
@@ -44,6 +48,9 @@ pub struct AppState {
     pub log: Log,
     /// Cancelled when the server begins to shut down: long-lived connections close themselves.
     pub stop: CancellationToken,
+    /// Cancelled when shutdown is asked for, `--drain-seconds` before `stop`: /readyz says 503.
+    #[from_ref(skip)]
+    pub draining: CancellationToken,
     /// Long-lived connection tasks, so shutdown can wait for them to say goodbye.
     pub tasks: TaskTracker,
     /// See [`Config::site_dir`].
@@ -58,6 +65,10 @@ pub struct AppState {
     pub limits: Limits,
     /// The HTTP API's tokens and their budgets.
     pub api: transport::auth::ApiAuth,
+    /// What `/metrics` reports; every part that counts holds a clone.
+    pub metrics: metrics::Metrics,
+    /// The SHA-256 of `--metrics-token`: `/metrics` on the main address needs it.
+    pub metrics_token: Option<[u8; 32]>,
 }
 
 /// What each connection may send; see the matching [`Config`] fields.
@@ -99,10 +110,14 @@ pub async fn run(
     // The log and the hub know nothing of each other: what the log stores, in seq order and only
     // after its commit, is what the hub fans out.
     let hub = Hub::new();
+    let metrics = metrics::Metrics::new(&hub);
     let publish = {
-        let hub = hub.clone();
+        let (hub, metrics) = (hub.clone(), metrics.clone());
         move |published: log::Published<'_>| match published {
-            log::Published::Message(message) => hub.publish(&message.room, message),
+            log::Published::Message(message) => {
+                metrics.stored(message.kind.as_str());
+                hub.publish(&message.room, message);
+            }
             log::Published::Start { room, last_seq } => hub.set_last_seq(room, last_seq),
         }
     };
@@ -126,6 +141,9 @@ pub async fn run(
         ),
         None => None,
     };
+    if let Some(link) = &redis {
+        metrics.watch_redis(&link.counters);
+    }
     let (log, last_seqs) = match &redis {
         Some(link) => {
             log::redis::check_server(link, config.redis_accept_risk).await?;
@@ -157,6 +175,7 @@ pub async fn run(
         hub,
         log,
         stop: CancellationToken::new(),
+        draining: CancellationToken::new(),
         tasks: TaskTracker::new(),
         site_dir: Arc::new(config.site_dir.clone()),
         sessions,
@@ -168,6 +187,8 @@ pub async fn run(
             rate_burst: config.rate_burst,
         },
         api,
+        metrics,
+        metrics_token: config.metrics_token.as_deref().map(metrics::token_digest),
     };
     if !local_addr.ip().is_loopback() && config.allowed_hosts.is_empty() {
         tracing::warn!(
@@ -212,8 +233,30 @@ pub async fn run(
         })
     };
 
+    if let Some(addr) = config.metrics_addr {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?;
+        tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+        let private = metrics::private_router(state.clone());
+        let stop = state.stop.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, private)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!("the metrics listener failed: {e}");
+            }
+        });
+    }
+
     let app = router(state.clone());
-    let (stop, hub) = (state.stop.clone(), state.hub.clone());
+    let (stop, hub, draining) = (
+        state.stop.clone(),
+        state.hub.clone(),
+        state.draining.clone(),
+    );
+    let drain = Duration::from_secs(config.drain_seconds);
     // A chat message is a small write that should leave at once: without TCP_NODELAY, Nagle's
     // algorithm holds it back until the previous one is acknowledged.
     let listener =
@@ -225,6 +268,15 @@ pub async fn run(
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
+            // Not ready any more: a balancer polling /readyz stops sending new visitors while
+            // everything still works for those already here.
+            draining.cancel();
+            if !drain.is_zero() {
+                tracing::info!(
+                    "draining: /readyz answers 503 for {drain:?}, then connections close"
+                );
+                tokio::time::sleep(drain).await;
+            }
             tracing::info!("shutting down: closing connections");
             stop.cancel();
             hub.shutdown();
@@ -276,6 +328,7 @@ fn router(state: AppState) -> Router {
         .merge(transport::sse::router())
         .merge(session::router())
         .merge(health::router())
+        .merge(metrics::router())
         .route("/r", axum::routing::get(pages::go_to_room))
         .fallback(assets::serve)
         // Outermost last: every response, a refused host's included, gets the protective headers.
@@ -287,6 +340,65 @@ fn router(state: AppState) -> Router {
         // The page and API answers, compressed as the browser asks (site files are compressed at
         // build time and pass through; Server-Sent Events never are).
         .layer(compression())
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::count_requests,
+        ))
+        // Each request's span carries its id, which the answer echoes in `x-request-id` (one a
+        // proxy in front set is kept).
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(NextRequestId::default()))
         .with_state(state)
+}
+
+/// Request ids: this process's random prefix and a count, unique without a system call each.
+#[derive(Clone)]
+struct NextRequestId {
+    prefix: Arc<str>,
+    count: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for NextRequestId {
+    fn default() -> Self {
+        Self {
+            prefix: session::random_hex(4).into(),
+            count: Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for NextRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self
+            .count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// What every log line about a request carries: its id, method and path (never the query: it may
+/// hold a token someone pasted, or a person's words).
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        request_id = request_id(request.headers()),
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
+}
+
+/// The request's id as set by [`NextRequestId`] or a proxy in front (cut to 64 characters: it
+/// came from outside).
+pub fn request_id(headers: &axum::http::HeaderMap) -> &str {
+    let id = headers
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    match id.char_indices().nth(64) {
+        Some((cut, _)) => &id[..cut],
+        None => id,
+    }
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use server::Config;
+use server::{Config, config::LogFormat};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -11,11 +11,35 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     let config = Config::parse();
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        // One object per line: the event's fields at the top level, the spans it happened in
+        // (request, connection) by name with their fields (docs/OPERATIONS.md, "Logs").
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .with_env_filter(filter)
+            .init(),
+    }
 
     if let Some(command) = &config.command {
         return one_off(command, &config).await;
     }
+
+    // One serving Herald per data dir (a second one, or a restore, is refused while this runs).
+    let _lock = if config.redis.is_none() {
+        match server::log::backup::lock_data_dir(&config.data_dir) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                tracing::error!("{e:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
 
     let listener = match TcpListener::bind(config.addr).await {
         Ok(listener) => listener,
@@ -40,8 +64,41 @@ async fn main() -> ExitCode {
 
 /// Runs a one-off task instead of serving.
 async fn one_off(command: &server::config::Command, config: &Config) -> ExitCode {
+    use server::{config::Command, log::backup};
     match command {
-        server::config::Command::ImportToRedis => {
+        Command::Backup { dest } => match backup::backup(&config.data_dir, dest) {
+            Ok(done) => {
+                tracing::info!(
+                    "backed up {} rooms and {} messages to {} (with new epochs)",
+                    done.rooms,
+                    done.messages,
+                    dest.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!("{e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Restore { src } => match backup::restore(&config.data_dir, src) {
+            Ok(done) => {
+                tracing::info!(
+                    "restored {} rooms and {} messages from {} into {} (the log replaced is {})",
+                    done.rooms,
+                    done.messages,
+                    src.display(),
+                    config.data_dir.display(),
+                    backup::REPLACED_FILE
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!("{e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::ImportToRedis => {
             let Some(url) = &config.redis else {
                 tracing::error!("import-to-redis needs --redis URL (HERALD_REDIS_URL)");
                 return ExitCode::FAILURE;

@@ -32,6 +32,51 @@ pub struct RedisLink {
     nodes: Arc<[ConnectionInfo]>,
     /// The node the next pub/sub connection tries first: after a lost one, the next node.
     next: Arc<AtomicUsize>,
+    /// What the log and the cluster's presence count about Redis (`metrics.rs` exports them).
+    pub counters: RedisCounters,
+}
+
+/// Round trips to Redis and repaired subscriptions, counted by whoever uses the link.
+#[derive(Clone)]
+pub struct RedisCounters {
+    /// By `op`: `append` (a batch's pipeline), `bus` (a probe published until heard back).
+    pub round_trip: prometheus::HistogramVec,
+    /// By `bus`: `log` (the rooms' channels), `cluster` (presence): a subscription replaced.
+    pub repairs: prometheus::IntCounterVec,
+}
+
+impl Default for RedisCounters {
+    fn default() -> Self {
+        let opts = prometheus::HistogramOpts::new(
+            "herald_redis_round_trip_seconds",
+            "Cluster mode: round trips to Redis, by operation.",
+        )
+        .buckets(crate::metrics::LATENCY_BUCKETS.to_vec());
+        Self {
+            round_trip: prometheus::HistogramVec::new(opts, &["op"])
+                .expect("a valid metric (constant)"),
+            repairs: prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "herald_bus_repairs_total",
+                    "Cluster mode: pub/sub subscriptions replaced after a loss or a silence.",
+                ),
+                &["bus"],
+            )
+            .expect("a valid metric (constant)"),
+        }
+    }
+}
+
+impl RedisCounters {
+    pub fn took(&self, op: &str, since: std::time::Instant) {
+        self.round_trip
+            .with_label_values(&[op])
+            .observe(since.elapsed().as_secs_f64());
+    }
+
+    pub fn repaired(&self, bus: &str) {
+        self.repairs.with_label_values(&[bus]).inc();
+    }
 }
 
 #[derive(Clone)]
@@ -90,6 +135,7 @@ impl RedisLink {
                 shape: Shape::Single,
                 nodes: vec![first].into(),
                 next: Arc::default(),
+                counters: RedisCounters::default(),
             });
         }
         let slots: Value = timed(redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut conn)).await?;
@@ -108,6 +154,7 @@ impl RedisLink {
             shape: Shape::Cluster(Box::new(client)),
             nodes: nodes.into(),
             next: Arc::default(),
+            counters: RedisCounters::default(),
         })
     }
 

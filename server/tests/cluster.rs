@@ -347,13 +347,14 @@ async fn redis_restart(mut redis: impl common::RestartableRedis) {
             }
         }
         for node in [&a, &b] {
-            assert_eq!(node.get("/healthz").await.0, 200);
+            assert_eq!(node.get("/readyz").await.0, 200);
         }
     } else {
-        // Nothing can be stored: both nodes say so.
+        // Nothing can be stored: both nodes say so (not ready), and stay alive.
         for node in [&a, &b] {
-            let (status, _, body) = node.get("/healthz").await;
+            let (status, _, body) = node.get("/readyz").await;
             assert_eq!(status, 503, "{body}");
+            assert_eq!(node.get("/healthz").await.0, 200);
         }
     }
 
@@ -361,10 +362,10 @@ async fn redis_restart(mut redis: impl common::RestartableRedis) {
     // The nodes come back without help: healthy again, and the kept send is stored once.
     for node in [&a, &b] {
         let deadline = tokio::time::Instant::now() + common::PATIENCE;
-        while node.get("/healthz").await.0 != 200 {
+        while node.get("/readyz").await.0 != 200 {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the node stays unhealthy"
+                "the node stays unready"
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }

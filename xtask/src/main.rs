@@ -38,6 +38,9 @@ const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 /// Where Debian's `redis-server` package puts the server.
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
 
+/// Prometheus's own checker of the metrics format (server/tests/operations.rs).
+const PROMTOOL: &str = "/usr/bin/promtool";
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -360,6 +363,8 @@ fn test() -> Result<ExitCode> {
     ensure_chromium()?;
     // The cluster tests start their own redis-server (server/tests/cluster.rs).
     ensure_debian_package(Path::new(REDIS_SERVER), "redis-server")?;
+    // The operations tests check /metrics with promtool (Debian's `prometheus` package).
+    ensure_debian_package(Path::new(PROMTOOL), "prometheus")?;
     ensure_npm_packages(&root.join("end2end"))?;
     let binary = build()?;
 

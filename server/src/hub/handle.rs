@@ -29,6 +29,11 @@ pub struct JoinPoint {
 }
 
 impl Handle {
+    /// This connection's number on this node, from its start (log lines carry it).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// This connection's queue, for the task that writes it out.
     pub fn queue(&self) -> Arc<SendQueue> {
         self.queue.clone()

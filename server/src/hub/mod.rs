@@ -103,6 +103,35 @@ struct Inner {
     clustered: AtomicBool,
     /// Typing passed on here since the last tick, to share: `(room, who)`.
     typed: Mutex<Vec<(String, Identity)>>,
+    counters: Counters,
+}
+
+/// What the hub counts for the metrics (`metrics.rs` exports them): one atomic each, added to once
+/// per fan-out.
+#[derive(Clone)]
+pub struct Counters {
+    /// Message frames queued for subscribers.
+    pub deliveries: prometheus::IntCounter,
+    /// Times a subscriber's queue was full and it was told to catch up from the log.
+    pub lags: prometheus::IntCounter,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        let counter = |name: &str, help: &str| {
+            prometheus::IntCounter::new(name, help).expect("a valid metric name (constant)")
+        };
+        Self {
+            deliveries: counter(
+                "herald_deliveries_total",
+                "Message frames queued for subscribers (one per subscriber per message).",
+            ),
+            lags: counter(
+                "herald_slow_reader_lags_total",
+                "Times a subscriber's queue was full: it was told to catch up from the log.",
+            ),
+        }
+    }
 }
 
 /// A lock whose holder panicked is still usable: every update under these locks is a single
@@ -275,8 +304,16 @@ impl Hub {
         room.recent.push(message.seq, &frame);
         // Their message ends their typing; the next keystroke may say so again at once.
         room.typing.remove(&message.author.id);
+        let before = room.subscribers.len();
         room.subscribers
             .retain(|_, sub| sub.deliver(name, message.seq, &frame));
+        let delivered = room.subscribers.len();
+        drop(room);
+        let counters = &self.inner.counters;
+        counters.deliveries.inc_by(delivered as u64);
+        if delivered < before {
+            counters.lags.inc_by((before - delivered) as u64);
+        }
     }
 
     /// Announces what changed since the last tick: each room's presence (to its subscribers) and, if
@@ -384,6 +421,16 @@ impl Hub {
         for queue in lock(&self.inner.connections).values() {
             queue.close(Disconnect::GoingAway);
         }
+    }
+
+    /// What the hub counts, to export.
+    pub fn counters(&self) -> Counters {
+        self.inner.counters.clone()
+    }
+
+    /// Rooms the hub knows of (seen in the log or joined since the start).
+    pub fn room_count(&self) -> usize {
+        self.directory().len()
     }
 
     pub fn stats(&self) -> Stats {

@@ -5,6 +5,7 @@
 use std::{
     collections::VecDeque,
     sync::{Mutex, MutexGuard},
+    time::Instant,
 };
 
 use app::protocol::Disconnect;
@@ -30,6 +31,8 @@ struct QueueState {
     notes: Vec<(String, u64)>,
     lags: u32,
     closing: Option<Disconnect>,
+    /// Since when the queue has held frames (for the metrics' delivery time).
+    since: Option<Instant>,
 }
 
 /// What a connection's task takes out of its [`SendQueue`], in the order it must go out.
@@ -77,6 +80,9 @@ impl SendQueue {
         }
         // Only the first frame wakes the task; it takes everything queued by then.
         let wake = queue.frames.is_empty();
+        if wake {
+            queue.since = Some(Instant::now());
+        }
         queue.bytes += frame.len();
         queue.frames.push_back(frame);
         drop(queue);
@@ -130,12 +136,18 @@ impl SendQueue {
         }
         queue.bytes -= bytes;
         let frames = if count == queue.frames.len() {
+            queue.since = None;
             // All of it: the queue's own storage goes with it, and the empty queue holds none.
             std::mem::take(&mut queue.frames)
         } else {
             queue.frames.drain(..count).collect()
         };
         Drain::Frames(frames)
+    }
+
+    /// Since when frames have been waiting here (the oldest's queuing, give or take a batch).
+    pub fn waiting_since(&self) -> Option<Instant> {
+        self.lock().since
     }
 
     /// Why the connection is to close, if it is.

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use app::protocol::{ChatMessage, Identity, MessageKind};
 use tokio::sync::oneshot;
 
+pub mod backup;
 pub mod import;
 pub mod redis;
 pub mod sequencer;

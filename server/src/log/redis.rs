@@ -160,6 +160,7 @@ pub struct RedisLog {
     clustered: bool,
     /// Replicas that must have an append before it is answered.
     wait_replicas: u32,
+    counters: crate::redis_link::RedisCounters,
     ensure: Arc<Script>,
     retention: u64,
     events: mpsc::UnboundedSender<Event>,
@@ -200,6 +201,7 @@ impl RedisLog {
             conn,
             clustered: link.is_cluster(),
             wait_replicas,
+            counters: link.counters.clone(),
             ensure: Arc::new(Script::new(ENSURE)),
             retention: retention.max(1),
             events: events.clone(),
@@ -635,8 +637,10 @@ async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewMessage, Reply)>>) {
         pipe
     };
     let mut conn = log.conn.clone();
+    let since = Instant::now();
     let mut answered: Result<Vec<redis::Value>, LogError> =
         timed(pipeline("EVALSHA", by_hash).query_async(&mut conn)).await;
+    log.counters.took("append", since);
     if let Err(LogError::Redis(e)) = &answered
         && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
     {
@@ -952,6 +956,7 @@ fn listen(
                     let _ = ready.send(Ok(()));
                 }
                 None => {
+                    link.counters.repaired("log");
                     tracing::info!("the Redis bus is back; filling what it may have missed");
                     if events.send(Event::Resubscribed).is_err() {
                         return;
@@ -960,6 +965,7 @@ fn listen(
             }
             let mut stream = pubsub.into_on_message();
             let mut heard = Instant::now();
+            let mut probed: Option<Instant> = None;
             let mut every = tokio::time::interval(PROBE_EVERY);
             loop {
                 let msg = tokio::select! {
@@ -975,6 +981,7 @@ fn listen(
                             );
                             break;
                         }
+                        probed.get_or_insert_with(Instant::now);
                         let (mut commands, probe) = (commands.clone(), probe.clone());
                         tokio::spawn(async move {
                             let _ = timed(commands.publish::<_, _, ()>(probe, "")).await;
@@ -984,6 +991,9 @@ fn listen(
                 };
                 if msg.get_channel_name() == probe {
                     heard = Instant::now();
+                    if let Some(sent) = probed.take() {
+                        link.counters.took("bus", sent);
+                    }
                     continue;
                 }
                 let Some(room) = room_of_channel(msg.get_channel_name()) else {

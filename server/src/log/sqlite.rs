@@ -45,8 +45,9 @@ enum Op {
         room: String,
         reply: oneshot::Sender<Result<String, LogError>>,
     },
-    /// Answer at once: the writer is alive and between batches (for the health check).
-    Ping(oneshot::Sender<()>),
+    /// Commit a one-row write and answer whether it worked: the writer is alive, between batches,
+    /// and the disk takes writes (for the readiness check).
+    Ping(oneshot::Sender<Result<(), LogError>>),
 }
 
 struct Append {
@@ -221,7 +222,7 @@ impl SqliteLog {
         self.ops
             .send(Op::Ping(reply))
             .map_err(|_| LogError::Closed)?;
-        answer.await.map_err(|_| LogError::Closed)?;
+        answer.await.map_err(|_| LogError::Closed)??;
         self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
     }
@@ -258,6 +259,20 @@ struct RoomState {
     last_seq: u64,
 }
 
+/// The readiness check's write: one row, one commit (one fsync), as an append would need.
+fn probe_write(conn: &Connection) -> Result<(), LogError> {
+    conn.prepare_cached(
+        "INSERT INTO health (id, checked_at) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+    )?
+    .execute([now_ms() as i64])
+    .map_err(|e| {
+        tracing::error!("the message log cannot be written: {e}");
+        LogError::from(e)
+    })?;
+    Ok(())
+}
+
 fn migrate(conn: &Connection) -> Result<(), LogError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS rooms (
@@ -276,7 +291,11 @@ fn migrate(conn: &Connection) -> Result<(), LogError> {
              sent_at     INTEGER NOT NULL,
              PRIMARY KEY (room, seq)
          ) STRICT, WITHOUT ROWID;
-         CREATE UNIQUE INDEX IF NOT EXISTS messages_once ON messages (room, author_id, client_id);",
+         CREATE UNIQUE INDEX IF NOT EXISTS messages_once ON messages (room, author_id, client_id);
+         CREATE TABLE IF NOT EXISTS health (
+             id         INTEGER PRIMARY KEY CHECK (id = 1),
+             checked_at INTEGER NOT NULL
+         ) STRICT;",
     )?;
     // Added after the first release: logs written before it get the column, every old message a
     // person's.
@@ -321,7 +340,7 @@ fn create_room(conn: &Connection, name: &str) -> Result<(), LogError> {
 }
 
 /// A fresh epoch: random, so a room recreated after its history was lost never reuses one.
-fn new_epoch() -> String {
+pub(super) fn new_epoch() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -412,7 +431,7 @@ fn write_loop(
                     let _ = reply.send(ensure_room(&conn, &mut rooms, &epochs, &room));
                 }
                 Op::Ping(reply) => {
-                    let _ = reply.send(());
+                    let _ = reply.send(probe_write(&conn));
                 }
             }
             if batch.len() < BATCH_MAX {

@@ -104,6 +104,7 @@ async fn publish(
     let token = require_token(&state, &headers).await?;
     validate_room(&room)?;
     let (author, client_id, body) = publish_request(&state, &token, body).await?;
+    let since = std::time::Instant::now();
     let seq = state
         .log
         .append(NewMessage {
@@ -115,6 +116,10 @@ async fn publish(
         })
         .await
         .map_err(ApiError::unavailable)?;
+    state
+        .metrics
+        .log_append()
+        .observe(since.elapsed().as_secs_f64());
     let epoch = state.log.epoch(&room).unwrap_or_default();
     Ok((
         StatusCode::CREATED,

@@ -24,6 +24,8 @@ use axum::{
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use tracing::Instrument;
+
 use crate::{
     AppState,
     frame::{Frame, Kind},
@@ -122,22 +124,40 @@ struct Position {
 
 /// Fills one reader's stream until it goes away, the server stops, or the hub gives up on it.
 async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Sender<Event>) {
-    let mut conn = state.hub.connect(None);
+    let live = state.metrics.connection("sse");
+    let conn = state.hub.connect(None);
+    let span =
+        tracing::info_span!("connection", connection = conn.id(), room = %room, transport = "sse");
+    let reason = stream(&state, conn, &room, since, &tx)
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| tracing::info!(reason, "event stream ended"));
+    live.ended(reason);
+}
+
+/// [`feed`]'s loop; returns why it ended, as `herald_disconnects_total` counts it.
+async fn stream(
+    state: &AppState,
+    mut conn: Handle,
+    room: &str,
+    since: Option<Cursor>,
+    tx: &mpsc::Sender<Event>,
+) -> &'static str {
     let queue = conn.queue();
     let out = Out {
-        tx: &tx,
+        tx,
         stop: &state.stop,
     };
-    let Some(mut at) = subscribe(&state, &mut conn, &room, since, &out).await else {
-        return;
+    let Some(mut at) = subscribe(state, &mut conn, room, since, &out).await else {
+        return "unavailable";
     };
     loop {
         match queue.take(QUEUE_FRAMES, usize::MAX) {
-            Drain::Close(_) => return,
+            Drain::Close(why) => return crate::metrics::close_reason(why.code()),
             Drain::Frames(frames) => {
                 for frame in frames {
                     if !out.forward(&frame, &mut at).await {
-                        return;
+                        return out.why_not_sent();
                     }
                 }
             }
@@ -147,15 +167,15 @@ async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Se
                     epoch: at.epoch.clone(),
                     seq: at.seq,
                 };
-                match subscribe(&state, &mut conn, &room, Some(cursor), &out).await {
+                match subscribe(state, &mut conn, room, Some(cursor), &out).await {
                     Some(now) => at = now,
-                    None => return,
+                    None => return "unavailable",
                 }
             }
             Drain::Nothing => tokio::select! {
                 biased;
-                _ = state.stop.cancelled() => return,
-                _ = tx.closed() => return,
+                _ = state.stop.cancelled() => return "going_away",
+                _ = tx.closed() => return "client_gone",
                 _ = queue.ready.notified() => {}
             },
         }
@@ -233,6 +253,15 @@ impl Out<'_> {
         tokio::select! {
             sent = self.tx.send(event) => sent.is_ok(),
             _ = self.stop.cancelled() => false,
+        }
+    }
+
+    /// Why [`Self::send`] said no.
+    fn why_not_sent(&self) -> &'static str {
+        if self.stop.is_cancelled() {
+            "going_away"
+        } else {
+            "client_gone"
         }
     }
 }

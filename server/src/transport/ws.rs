@@ -27,11 +27,14 @@ use axum::{
     routing::get,
 };
 
+use tracing::Instrument;
+
 use crate::{
     AppState,
     frame::{Frame, opcode},
     hub::{Drain, Handle, QUEUE_FRAMES, SendQueue},
     log::{Appending, LogError, NewMessage},
+    metrics,
     rate::TokenBucket,
     rooms::{self, PageAt},
     session,
@@ -75,6 +78,8 @@ struct InFlightSend {
     client_id: String,
     answer: Appending,
     answer_bytes: usize,
+    /// When it was handed to the log (for `herald_log_append_seconds`).
+    since: Instant,
 }
 
 impl InFlight {
@@ -94,6 +99,7 @@ impl InFlight {
             client_id,
             answer,
             answer_bytes,
+            since: Instant::now(),
         });
     }
 
@@ -117,6 +123,10 @@ pub fn router() -> Router<AppState> {
 
 async fn upgrade(upgrade: Upgrade, State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !session::origin_allowed(&headers, &state.allowed_origins) {
+        tracing::info!(
+            origin = headers.get("origin").and_then(|v| v.to_str().ok()),
+            "refused a WebSocket from an origin not allowed"
+        );
         return (
             StatusCode::FORBIDDEN,
             "this origin may not open Herald's WebSocket",
@@ -124,6 +134,7 @@ async fn upgrade(upgrade: Upgrade, State(state): State<AppState>, headers: Heade
             .into_response();
     }
     let Some(user) = state.sessions.from_headers(&headers) else {
+        tracing::info!("refused a WebSocket without a valid session");
         return (
             StatusCode::UNAUTHORIZED,
             "choose a name first: no valid session cookie",
@@ -132,17 +143,33 @@ async fn upgrade(upgrade: Upgrade, State(state): State<AppState>, headers: Heade
     };
     // Tracked so that shutdown can wait for every connection to send its close frame.
     let tasks = state.tasks.clone();
-    upgrade.on_upgrade(move |socket| tasks.track_future(connection(socket, state, user)))
+    let request_id = crate::request_id(&headers).to_owned();
+    upgrade
+        .on_upgrade(move |socket| tasks.track_future(connection(socket, state, user, request_id)))
 }
 
 /// How a connection ends.
 enum End {
     /// The peer went away, or its socket failed: nothing more can be said.
     Gone,
+    /// The peer read nothing for [`STALLED_WRITE`]: dropped without a goodbye.
+    Stalled,
     /// We close: send this close frame, then let the peer answer it.
     Close { code: u16, reason: &'static str },
     /// The peer closed: answer with its code.
     Answer(u16),
+}
+
+impl End {
+    /// As `herald_disconnects_total` counts it.
+    fn reason(&self) -> &'static str {
+        match self {
+            End::Gone => "client_gone",
+            End::Stalled => "stalled",
+            End::Close { code, .. } => crate::metrics::close_reason(*code),
+            End::Answer(_) => "client_closed",
+        }
+    }
 }
 
 impl From<Disconnect> for End {
@@ -192,10 +219,28 @@ impl Stall {
 struct Link {
     socket: Socket,
     queue: Arc<SendQueue>,
+    /// Batches taken from the queue, to time one in [`metrics::DELIVERY_SAMPLE`].
+    writes: u32,
+    /// The metrics' clock on the batch being written: when its oldest frame was queued.
+    timing: Option<Instant>,
+    metrics: metrics::Metrics,
 }
 
-async fn connection(socket: Socket, state: AppState, user: Identity) {
-    let mut conn = state.hub.connect(Some(user.clone()));
+async fn connection(socket: Socket, state: AppState, user: Identity, request_id: String) {
+    let conn = state.hub.connect(Some(user.clone()));
+    // Every line the connection logs carries its id, its upgrade request's and its user's (not
+    // their name: that is theirs).
+    let span = tracing::info_span!(
+        "connection",
+        connection = conn.id(),
+        request_id,
+        user = %user.id,
+        transport = "websocket"
+    );
+    connected(socket, state, user, conn).instrument(span).await;
+}
+
+async fn connected(socket: Socket, state: AppState, user: Identity, mut conn: Handle) {
     if state.stop.is_cancelled() {
         // Upgraded just as shutdown began, after the hub told every connection.
         conn.queue().close(Disconnect::GoingAway);
@@ -210,12 +255,24 @@ async fn connection(socket: Socket, state: AppState, user: Identity) {
     let mut link = Link {
         socket,
         queue: conn.queue(),
+        writes: 0,
+        timing: None,
+        metrics: state.metrics.clone(),
     };
-    tracing::debug!(user = %user.id, "connected");
+    let live = state.metrics.connection("websocket");
+    tracing::info!("connected");
     let end = serve(&state, &mut conn, &mut link, &user).await;
     drop(conn); // Out of its rooms at once, not after the goodbye.
+    let reason = end.reason();
+    match &end {
+        End::Close { code, .. } if *code != Disconnect::GoingAway.code() => {
+            tracing::warn!(reason, code, "closed the connection")
+        }
+        End::Stalled => tracing::warn!(reason, "dropped a connection that stopped reading"),
+        _ => tracing::info!(reason, "disconnected"),
+    }
     link.end(end).await;
-    tracing::debug!(user = %user.id, "disconnected");
+    live.ended(reason);
 }
 
 /// Writes what is queued, reads and answers the client's frames, until the connection must end.
@@ -246,8 +303,9 @@ async fn serve(state: &AppState, conn: &mut Handle, link: &mut Link, user: &Iden
                 }
                 continue;
             }
-            _ = stall.expired() => return End::Gone,
-            (room, client_id, stored) = first_answer(&mut in_flight), if !in_flight.is_empty() => {
+            _ = stall.expired() => return End::Stalled,
+            (room, client_id, stored, since) = first_answer(&mut in_flight), if !in_flight.is_empty() => {
+                state.metrics.log_append().observe(since.elapsed().as_secs_f64());
                 conn.reply(match stored {
                     Ok(seq) => ServerMsg::Ack { room, client_id, seq }.encode().into(),
                     Err(e) => unavailable(user, e).encode().into(),
@@ -259,6 +317,7 @@ async fn serve(state: &AppState, conn: &mut Handle, link: &mut Link, user: &Iden
         let incoming = match event {
             Ok(Event::Written) => {
                 stall.disarm();
+                link.written();
                 continue;
             }
             Ok(Event::Incoming(Ok(incoming))) => incoming,
@@ -280,15 +339,19 @@ async fn serve(state: &AppState, conn: &mut Handle, link: &mut Link, user: &Iden
                         return end;
                     }
                 }
-                Err(wait) => conn.reply(
-                    ServerMsg::Error {
-                        code: ErrorCode::RateLimited,
-                        message: "too many messages at once; wait a moment".into(),
-                        retry_after_ms: Some(wait.as_millis().max(1) as u64),
-                    }
-                    .encode()
-                    .into(),
-                ),
+                Err(wait) => {
+                    state.metrics.rate_limited("websocket");
+                    tracing::debug!("refused a frame over the rate limit");
+                    conn.reply(
+                        ServerMsg::Error {
+                            code: ErrorCode::RateLimited,
+                            message: "too many messages at once; wait a moment".into(),
+                            retry_after_ms: Some(wait.as_millis().max(1) as u64),
+                        }
+                        .encode()
+                        .into(),
+                    )
+                }
             },
             Incoming::Binary(_) => conn.reply(
                 ServerMsg::from(ProtocolError {
@@ -307,7 +370,9 @@ async fn serve(state: &AppState, conn: &mut Handle, link: &mut Link, user: &Iden
 }
 
 /// The answer to the oldest send in flight (cancel-safe: it stays first until answered).
-async fn first_answer(in_flight: &mut InFlight) -> (String, String, Result<u64, LogError>) {
+async fn first_answer(
+    in_flight: &mut InFlight,
+) -> (String, String, Result<u64, LogError>, Instant) {
     let Some(first) = in_flight.sends.front_mut() else {
         return std::future::pending().await;
     };
@@ -317,7 +382,7 @@ async fn first_answer(in_flight: &mut InFlight) -> (String, String, Result<u64, 
     };
     // Its answers are in the queue now (the echo before the ack), counted there.
     in_flight.answer_bytes = in_flight.answer_bytes.saturating_sub(done.answer_bytes);
-    (done.room, done.client_id, stored)
+    (done.room, done.client_id, stored, done.since)
 }
 
 /// What a client is told when the log failed it.
@@ -336,18 +401,31 @@ impl Link {
         if self.socket.is_writing() {
             return Ok(());
         }
+        // One batch in DELIVERY_SAMPLE is timed from its oldest frame's queuing to the socket.
+        let since = if self.writes.is_multiple_of(metrics::DELIVERY_SAMPLE) {
+            self.queue.waiting_since()
+        } else {
+            None
+        };
         match self.queue.take(BATCH_FRAMES, BATCH_BYTES) {
             Drain::Nothing => {}
             Drain::Close(why) => return Err(why.into()),
-            Drain::Frames(frames) => self.socket.send(frames),
-            Drain::Lagged(notes) => self.socket.send(
-                notes
-                    .into_iter()
-                    .map(|(room, resume_from)| {
-                        ServerMsg::Lagged { room, resume_from }.encode().into()
-                    })
-                    .collect(),
-            ),
+            Drain::Frames(frames) => {
+                self.writes = self.writes.wrapping_add(1);
+                self.timing = since;
+                self.socket.send(frames);
+            }
+            Drain::Lagged(notes) => {
+                tracing::info!(rooms = notes.len(), "lagged: told to catch up from the log");
+                self.socket.send(
+                    notes
+                        .into_iter()
+                        .map(|(room, resume_from)| {
+                            ServerMsg::Lagged { room, resume_from }.encode().into()
+                        })
+                        .collect(),
+                )
+            }
         }
         Ok(())
     }
@@ -362,6 +440,7 @@ impl Link {
         match futures::poll!(self.socket.flush()) {
             Poll::Ready(Ok(())) => {
                 stall.disarm();
+                self.written();
                 Ok(WriteProgress::Done)
             }
             Poll::Ready(Err(_)) => Err(End::Gone),
@@ -369,6 +448,15 @@ impl Link {
                 stall.arm();
                 Ok(WriteProgress::Waiting)
             }
+        }
+    }
+
+    /// The batch under way is out: if it was timed, its time goes to the metrics.
+    fn written(&mut self) {
+        if let Some(since) = self.timing.take() {
+            self.metrics
+                .delivery()
+                .observe(since.elapsed().as_secs_f64());
         }
     }
 
@@ -391,13 +479,14 @@ impl Link {
                         return Err(why.into());
                     }
                 }
-                _ = stall.expired() => return Err(End::Gone),
+                _ = stall.expired() => return Err(End::Stalled),
                 event = self.socket.next_event(false, MAX_FRAME_BYTES) => {
                     // Not reading: the only event is the end of the write (or its failure).
                     if event.is_err() {
                         return Err(End::Gone);
                     }
                     stall.disarm();
+                    self.written();
                 }
             }
         }
@@ -406,7 +495,7 @@ impl Link {
     /// Says goodbye as `end` requires.
     async fn end(&mut self, end: End) {
         let (code, reason, answered) = match end {
-            End::Gone => return,
+            End::Gone | End::Stalled => return,
             End::Close { code, reason } => (code, reason, false),
             End::Answer(code) => (code, "", true),
         };
@@ -466,6 +555,7 @@ async fn handle(
                 return Ok(());
             }
             conn.leave(&room);
+            tracing::info!(room = %room, "left");
         }
         Ok(ClientMsg::Typing { room }) => {
             if !conn.has_joined(&room) {
@@ -542,6 +632,7 @@ async fn join(
         Ok(joining) => joining,
         Err(e) => return Ok(Err(e)),
     };
+    tracing::info!(room = %room, mode = ?joining.mode, replayed = joining.replay.len(), "joined");
     let joined = joining.joined(&room);
     // Queued before the held messages are released, so nothing live can overtake the replay.
     for frame in std::iter::once(Frame::of(&joined)).chain(joining.replay) {
