@@ -7,6 +7,11 @@ use server::{Config, config::LogFormat};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+/// The static build's allocator (see the `mimalloc` feature).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();

@@ -38,12 +38,15 @@ const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 /// Where Debian's `redis-server` package puts the server.
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
 
-/// Prometheus's own checker of the metrics format (server/tests/operations.rs).
+/// Prometheus's own checker of the metrics format (server/tests/integration/operations.rs).
 const PROMTOOL: &str = "/usr/bin/promtool";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("build") if args.get(1).is_some_and(|a| a == "--static") => {
+            build_static().map(|_| ExitCode::SUCCESS)
+        }
         Some("build") => build().map(|_| ExitCode::SUCCESS),
         Some("run") => run(&args[1..]),
         Some("test") => test(),
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
                  build           build the site and the release binary target/release/herald\n  \
+                 build --static  the same, statically linked (musl): runs on any x86_64 Linux\n  \
                  run [-- FLAGS]  build, then run Herald (flags go to herald; see herald --help)\n  \
                  test            run every test (Rust, browser, release binary) and print the totals\n  \
                  fuzz [TARGET...] [-- LIBFUZZER_FLAGS]\n                  \
@@ -133,6 +137,66 @@ fn build() -> Result<PathBuf> {
     );
     Ok(binary)
 }
+
+/// The static binary's target: musl, linked statically by default, so no glibc is needed to run it.
+const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// Builds the site and a statically linked release binary (musl); returns the binary's path.
+fn build_static() -> Result<PathBuf> {
+    let started = Instant::now();
+    ensure_rust_target(STATIC_TARGET)?;
+    // SQLite is C, compiled by the `cc` crate: for musl it needs musl's gcc wrapper.
+    ensure_debian_package(Path::new(MUSL_GCC), "musl-tools")?;
+    build_site()?;
+    step("static release binary (musl) with the site embedded");
+    sh(cargo()
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "server",
+            "--features",
+            "embed,mimalloc",
+            "--target",
+            STATIC_TARGET,
+        ])
+        .env("CC_x86_64_unknown_linux_musl", MUSL_GCC))?;
+    let binary = root().join(format!("target/{STATIC_TARGET}/release/herald"));
+    eprintln!(
+        "built {} ({:.1} MB, static) in {:.0?}",
+        binary.display(),
+        fs::metadata(&binary).map_or(0.0, |m| m.len() as f64 / 1e6),
+        started.elapsed()
+    );
+    Ok(binary)
+}
+
+/// Whether the ELF file at `path` names a program interpreter (a `PT_INTERP` program header): a
+/// dynamically linked executable does, a static one does not.
+fn needs_a_loader(path: &Path) -> Result<bool> {
+    let elf = fs::read(path)?;
+    let field = |at: usize, len: usize| -> Result<u64> {
+        let bytes = elf
+            .get(at..at + len)
+            .context("not an ELF file: too short")?;
+        Ok(bytes.iter().rev().fold(0, |n, b| (n << 8) | u64::from(*b)))
+    };
+    // 64-bit little-endian only (x86_64): e_phoff at 0x20, e_phentsize at 0x36, e_phnum at 0x38.
+    if elf.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
+        bail!("{} is not a 64-bit little-endian ELF file", path.display());
+    }
+    let (offset, size, count) = (field(0x20, 8)?, field(0x36, 2)?, field(0x38, 2)?);
+    for i in 0..count {
+        let at = usize::try_from(offset + i * size)?;
+        if field(at, 4)? == 3 {
+            return Ok(true); // PT_INTERP
+        }
+    }
+    Ok(false)
+}
+
+/// Debian's `musl-tools`: a gcc that compiles and links against musl.
+const MUSL_GCC: &str = "/usr/bin/musl-gcc";
 
 fn build_site() -> Result<()> {
     let root = root();
@@ -243,16 +307,21 @@ fn fingerprint(site: &Path) -> Result<SiteFiles> {
 }
 
 fn ensure_wasm_target() -> Result<()> {
+    ensure_rust_target(WASM_TARGET)
+}
+
+/// Adds the standard library for `target` with rustup unless it is installed.
+fn ensure_rust_target(target: &str) -> Result<()> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .context("rustup is needed to add the wasm32 target")?;
+        .with_context(|| format!("rustup is needed to add the {target} target"))?;
     if !String::from_utf8_lossy(&installed.stdout)
         .lines()
-        .any(|l| l.trim() == WASM_TARGET)
+        .any(|l| l.trim() == target)
     {
-        step("installing the wasm32 target (rustup)");
-        sh(Command::new("rustup").args(["target", "add", WASM_TARGET]))?;
+        step(&format!("installing the {target} target (rustup)"));
+        sh(Command::new("rustup").args(["target", "add", target]))?;
     }
     Ok(())
 }
@@ -361,7 +430,7 @@ fn test() -> Result<ExitCode> {
 
     // Everything the browser tests need, before the long Rust test run, so a missing tool fails fast.
     ensure_chromium()?;
-    // The cluster tests start their own redis-server (server/tests/cluster.rs).
+    // The cluster tests start their own redis-server (server/tests/integration/cluster.rs).
     ensure_debian_package(Path::new(REDIS_SERVER), "redis-server")?;
     // The operations tests check /metrics with promtool (Debian's `prometheus` package).
     ensure_debian_package(Path::new(PROMTOOL), "prometheus")?;
@@ -372,7 +441,34 @@ fn test() -> Result<ExitCode> {
     rust_tests(&mut tally);
 
     step("browser and release-binary tests (Playwright, Chromium)");
-    browser_tests(&root.join("end2end"), &binary, &mut tally);
+    browser_tests(&root.join("end2end"), &binary, &[], &mut tally);
+
+    // The static binary (musl) as an operator meets it: alone in an empty folder, serving the page.
+    step("the static binary: the release-binary tests again, on it");
+    match build_static() {
+        Ok(static_binary) => {
+            // One test: it asks for no dynamic loader, so no glibc (nor any library) is needed.
+            match needs_a_loader(&static_binary) {
+                Ok(false) => tally.passed += 1,
+                Ok(true) => {
+                    eprintln!("{} is dynamically linked", static_binary.display());
+                    tally.failed += 1;
+                }
+                Err(e) => tally
+                    .broken
+                    .push(format!("reading the static binary: {e:#}")),
+            }
+            browser_tests(
+                &root.join("end2end"),
+                &static_binary,
+                &["tests/release-binary.spec.ts"],
+                &mut tally,
+            );
+        }
+        Err(e) => tally
+            .broken
+            .push(format!("cargo xtask build --static: {e:#}")),
+    }
 
     step("benchmark tool smoke run (herald-bench smoke: nothing lost or doubled)");
     bench_smoke(&binary, &mut tally);
@@ -491,11 +587,13 @@ fn libtest_counts(line: &str) -> Option<(u64, u64)> {
     Some((number_before(" passed")?, number_before(" failed")?))
 }
 
-fn browser_tests(dir: &Path, binary: &Path, tally: &mut Tally) {
+/// Runs the Playwright tests (those in `specs`, or all) against `binary`.
+fn browser_tests(dir: &Path, binary: &Path, specs: &[&str], tally: &mut Tally) {
     let report = dir.join("test-results/report.json");
     let _ = fs::remove_file(&report);
     let status = Command::new("npx")
         .args(["playwright", "test"])
+        .args(specs)
         .current_dir(dir)
         .env("HERALD_BIN", binary)
         .env("HERALD_CHROMIUM", chromium_path())
@@ -728,7 +826,29 @@ fn fuzz_smoke(tally: &mut Tally) {
 
 #[cfg(test)]
 mod tests {
-    use super::libtest_counts;
+    use super::{libtest_counts, needs_a_loader};
+
+    #[test]
+    fn tells_a_dynamically_linked_executable_from_a_static_one() {
+        // This test's own executable: linked against glibc, so it names ld-linux.
+        let me = std::env::current_exe().expect("own path");
+        assert!(needs_a_loader(&me).expect("an ELF file"));
+        // A header with one program header, of type PT_LOAD (1): no interpreter.
+        let mut elf = vec![0u8; 64 + 56];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[0x20] = 64; // e_phoff
+        elf[0x36] = 56; // e_phentsize
+        elf[0x38] = 1; // e_phnum
+        elf[64] = 1; // p_type: PT_LOAD
+        let path = std::env::temp_dir().join(format!("xtask-elf-{}", std::process::id()));
+        std::fs::write(&path, &elf).expect("write");
+        assert!(!needs_a_loader(&path).expect("an ELF file"));
+        elf[64] = 3; // PT_INTERP
+        std::fs::write(&path, &elf).expect("write");
+        assert!(needs_a_loader(&path).expect("an ELF file"));
+        let _ = std::fs::remove_file(&path);
+        assert!(needs_a_loader(std::path::Path::new("Cargo.toml")).is_err());
+    }
 
     #[test]
     fn reads_libtest_summaries() {

@@ -24,8 +24,6 @@ use axum::{
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use tracing::Instrument;
-
 use crate::{
     AppState,
     frame::{Frame, Kind},
@@ -126,12 +124,10 @@ struct Position {
 async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Sender<Event>) {
     let live = state.metrics.connection("sse");
     let conn = state.hub.connect(None);
-    let span =
-        tracing::info_span!("connection", connection = conn.id(), room = %room, transport = "sse");
-    let reason = stream(&state, conn, &room, since, &tx)
-        .instrument(span.clone())
-        .await;
-    span.in_scope(|| tracing::info!(reason, "event stream ended"));
+    let id = conn.id();
+    tracing::info!(connection = id, room = %room, transport = "sse", "event stream started");
+    let reason = stream(&state, conn, &room, since, &tx).await;
+    tracing::info!(connection = id, reason, "event stream ended");
     live.ended(reason);
 }
 

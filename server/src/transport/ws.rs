@@ -27,8 +27,6 @@ use axum::{
     routing::get,
 };
 
-use tracing::Instrument;
-
 use crate::{
     AppState,
     frame::{Frame, opcode},
@@ -224,23 +222,16 @@ struct Link {
     /// The metrics' clock on the batch being written: when its oldest frame was queued.
     timing: Option<Instant>,
     metrics: metrics::Metrics,
+    /// The connection's id, for its log lines.
+    id: u64,
 }
 
+/// Every line a connection logs carries its id (`connection`); its first one also its upgrade
+/// request's id and its user's (never their name: that is theirs). Fields, not a span: a span
+/// kept open for each connection costs ~2 KB of an idle connection's memory.
 async fn connection(socket: Socket, state: AppState, user: Identity, request_id: String) {
-    let conn = state.hub.connect(Some(user.clone()));
-    // Every line the connection logs carries its id, its upgrade request's and its user's (not
-    // their name: that is theirs).
-    let span = tracing::info_span!(
-        "connection",
-        connection = conn.id(),
-        request_id,
-        user = %user.id,
-        transport = "websocket"
-    );
-    connected(socket, state, user, conn).instrument(span).await;
-}
-
-async fn connected(socket: Socket, state: AppState, user: Identity, mut conn: Handle) {
+    let mut conn = state.hub.connect(Some(user.clone()));
+    let id = conn.id();
     if state.stop.is_cancelled() {
         // Upgraded just as shutdown began, after the hub told every connection.
         conn.queue().close(Disconnect::GoingAway);
@@ -258,18 +249,33 @@ async fn connected(socket: Socket, state: AppState, user: Identity, mut conn: Ha
         writes: 0,
         timing: None,
         metrics: state.metrics.clone(),
+        id,
     };
     let live = state.metrics.connection("websocket");
-    tracing::info!("connected");
+    tracing::info!(
+        connection = id,
+        request_id,
+        user = %user.id,
+        transport = "websocket",
+        "connected"
+    );
+    // Not kept for the connection's life: every idle connection would carry it.
+    drop(request_id);
     let end = serve(&state, &mut conn, &mut link, &user).await;
     drop(conn); // Out of its rooms at once, not after the goodbye.
     let reason = end.reason();
     match &end {
         End::Close { code, .. } if *code != Disconnect::GoingAway.code() => {
-            tracing::warn!(reason, code, "closed the connection")
+            tracing::warn!(connection = id, reason, code, "closed the connection")
         }
-        End::Stalled => tracing::warn!(reason, "dropped a connection that stopped reading"),
-        _ => tracing::info!(reason, "disconnected"),
+        End::Stalled => {
+            tracing::warn!(
+                connection = id,
+                reason,
+                "dropped a connection that stopped reading"
+            )
+        }
+        _ => tracing::info!(connection = id, reason, "disconnected"),
     }
     link.end(end).await;
     live.ended(reason);
@@ -341,7 +347,10 @@ async fn serve(state: &AppState, conn: &mut Handle, link: &mut Link, user: &Iden
                 }
                 Err(wait) => {
                     state.metrics.rate_limited("websocket");
-                    tracing::debug!("refused a frame over the rate limit");
+                    tracing::debug!(
+                        connection = conn.id(),
+                        "refused a frame over the rate limit"
+                    );
                     conn.reply(
                         ServerMsg::Error {
                             code: ErrorCode::RateLimited,
@@ -416,7 +425,11 @@ impl Link {
                 self.socket.send(frames);
             }
             Drain::Lagged(notes) => {
-                tracing::info!(rooms = notes.len(), "lagged: told to catch up from the log");
+                tracing::info!(
+                    connection = self.id,
+                    rooms = notes.len(),
+                    "lagged: told to catch up from the log"
+                );
                 self.socket.send(
                     notes
                         .into_iter()
@@ -555,7 +568,7 @@ async fn handle(
                 return Ok(());
             }
             conn.leave(&room);
-            tracing::info!(room = %room, "left");
+            tracing::info!(connection = conn.id(), room = %room, "left");
         }
         Ok(ClientMsg::Typing { room }) => {
             if !conn.has_joined(&room) {
@@ -611,7 +624,7 @@ async fn handle(
             }
         }
         Err(err) => {
-            tracing::debug!(user = %user.id, code = %err.code, "refused a frame");
+            tracing::debug!(connection = conn.id(), code = %err.code, "refused a frame");
             reply(err.into());
         }
     }
@@ -632,7 +645,13 @@ async fn join(
         Ok(joining) => joining,
         Err(e) => return Ok(Err(e)),
     };
-    tracing::info!(room = %room, mode = ?joining.mode, replayed = joining.replay.len(), "joined");
+    tracing::info!(
+        connection = conn.id(),
+        room = %room,
+        mode = ?joining.mode,
+        replayed = joining.replay.len(),
+        "joined"
+    );
     let joined = joining.joined(&room);
     // Queued before the held messages are released, so nothing live can overtake the replay.
     for frame in std::iter::once(Frame::of(&joined)).chain(joining.replay) {

@@ -3,7 +3,7 @@
 //! one reaches the others' readers once and in order, a cursor from one resumes on another, a resend
 //! to another node is stored once.
 
-mod common;
+use crate::common;
 
 use app::protocol::{ClientMsg, JoinMode, ServerMsg};
 use common::{Client, Redis, RedisCluster, RedisProxy, RedisServer, TempDir, TestServer};

@@ -1,7 +1,7 @@
 //! Joining and rejoining rooms with a cursor: whatever a client missed arrives exactly once, in order,
 //! even while messages keep flowing; a cursor the room can no longer satisfy says so.
 
-mod common;
+use crate::common;
 
 use app::protocol::{ClientMsg, Cursor, JoinMode, ServerMsg};
 use common::{Client, TempDir, TestServer};

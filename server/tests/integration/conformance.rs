@@ -9,7 +9,7 @@
 //! one `binary_frame`, a `join` a `joined`. Each violation must end the connection with the close code
 //! RFC 6455 asks for, store nothing, and leave every other client served.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

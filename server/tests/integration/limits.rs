@@ -1,7 +1,7 @@
 //! What a connection may not do: send faster than its budget, send bodies over the configured limit,
 //! or hold the server up by not reading. Each is refused or contained without harm to anyone else.
 
-mod common;
+use crate::common;
 
 use app::protocol::{ClientMsg, ErrorCode, JoinMode, Limits, ServerMsg};
 use common::{Client, TempDir, TestServer};

@@ -1,7 +1,7 @@
 //! Durable history as users notice it: a newcomer sees what was said before, a restart loses nothing,
 //! a message sent twice is stored once, and many concurrent senders get one dense order.
 
-mod common;
+use crate::common;
 
 use app::protocol::{JoinMode, ServerMsg};
 use common::{Client, TempDir, TestServer};

@@ -3,7 +3,7 @@
 //! session cookie, `Last-Event-ID`, query parameters, asset paths), each refused with a clear status
 //! and never a panic.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 

@@ -1,7 +1,7 @@
 //! The chat as clients see it over `/ws`: broadcast to everyone, in order, once; bad frames refused
 //! without harm; oversized frames closed with 1009; shutdown says "going away".
 
-mod common;
+use crate::common;
 
 use app::protocol::{Disconnect, ErrorCode, MAX_BODY_BYTES, MAX_FRAME_BYTES, ServerMsg};
 use common::{Client, Seen, TestServer};

@@ -1,7 +1,7 @@
 //! What an operator relies on: `/metrics` (checked by Prometheus's own `promtool`, counters moving
 //! with the work), `/healthz` and `/readyz`, JSON logs, and backups taken while people chat.
 
-mod common;
+use crate::common;
 
 use std::{
     collections::BTreeMap,
@@ -424,22 +424,31 @@ async fn json_logs_are_one_object_a_line_with_ids_and_never_a_message_body() {
             .find(|line| line["message"] == message)
             .unwrap_or_else(|| panic!("no {message:?} line in {everything}"))
     };
-    // The spans a line happened in, by name: {"name": "connection", "connection": 0, ...}.
+    // The spans a line happened in, by name: {"name": "request", "request_id": ..., ...}.
     let span = |line: &serde_json::Value, name: &str| -> serde_json::Value {
         line["spans"]
             .as_array()
             .and_then(|spans| spans.iter().find(|s| s["name"] == name).cloned())
             .unwrap_or_else(|| panic!("no {name} span in {line}"))
     };
-    let connected = span(with("connected"), "connection");
+    let connected = with("connected");
     assert!(connected["connection"].is_u64(), "{connected}");
     assert!(connected["user"].is_string(), "{connected}");
+    assert_eq!(connected["transport"], "websocket");
     assert!(
         connected["request_id"]
             .as_str()
             .is_some_and(|id| !id.is_empty()),
         "{connected}"
     );
+    // Every line about the connection says which one.
+    for message in ["joined", "left", "disconnected"] {
+        assert_eq!(
+            with(message)["connection"],
+            connected["connection"],
+            "{message}"
+        );
+    }
     assert_eq!(with("joined")["room"], ROOM);
     assert_eq!(with("left")["room"], ROOM);
     assert_eq!(with("disconnected")["reason"], "client_closed");

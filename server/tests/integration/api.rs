@@ -1,7 +1,7 @@
 //! The HTTP API as a program uses it: publish, broadcast, rooms, history and Server-Sent Events —
 //! each endpoint, each error status, and that it all goes through the same log and hub as the chat.
 
-mod common;
+use crate::common;
 
 use app::protocol::{ChatMessage, MessageKind};
 use common::{SseReader, TOKEN, TestServer};

@@ -1,7 +1,7 @@
 //! Signals and paging: who is in a room, who is typing, the room list, and older history on request.
 //! Signals are never stored or replayed; history pages come from the log.
 
-mod common;
+use crate::common;
 
 use app::protocol::{ClientMsg, ErrorCode, Identity, ServerMsg};
 use common::TestServer;
