@@ -39,24 +39,24 @@ pub const DELIVERY_SAMPLE: u32 = 16;
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
 
-pub struct Inner {
+struct Inner {
     registry: Registry,
     /// Open long-lived connections, by `transport` (`websocket`, `sse`).
-    pub connections: IntGaugeVec,
+    connections: IntGaugeVec,
     rooms: IntGauge,
     queue_bytes: IntGauge,
     /// Messages newly stored, by `kind` (`user`, `announcement`, ...). Resends stored once count once.
-    pub messages_stored: IntCounterVec,
-    /// Connections ended, by `transport` and `reason` (see [`Metrics::disconnected`]).
-    pub disconnects: IntCounterVec,
+    messages_stored: IntCounterVec,
+    /// Connections ended, by `transport` and `reason` (see [`ConnectionGauge::ended`]).
+    disconnects: IntCounterVec,
     /// From a send handed to the log to its answer (stored and published, or refused).
-    pub log_append: Histogram,
+    log_append: Histogram,
     /// From a frame queued for a connection to the socket taking it (sampled, see
     /// [`DELIVERY_SAMPLE`]).
-    pub delivery: Histogram,
+    delivery: Histogram,
     http_requests: IntCounterVec,
     /// Sends and API calls refused for going over their rate, by `transport`.
-    pub rate_limited: IntCounterVec,
+    rate_limited: IntCounterVec,
     /// Shared with the hub, which counts them.
     deliveries: IntCounter,
     lags: IntCounter,
