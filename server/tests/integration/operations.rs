@@ -596,3 +596,75 @@ async fn a_restore_is_refused_while_herald_runs_on_the_data_dir() {
     // Stopped (however it stopped: here killed), the restore goes through.
     herald_command(&["--data-dir", data.path(), "restore", copy]).expect("restore once stopped");
 }
+
+#[tokio::test]
+async fn in_cluster_mode_redis_round_trips_and_bus_repairs_are_counted() {
+    let redis = common::RedisServer::start().await;
+    let data = TempDir::new();
+    let url = redis.url();
+    let flags = [
+        "--redis",
+        url.as_str(),
+        "--session-secret",
+        "metrics test secret",
+        "--metrics-token",
+        METRICS_TOKEN,
+    ];
+    let server = TestServer::start_in(data.path(), &flags).await;
+    let mut ann = server.client_named("Ann").await;
+    for i in 0..5 {
+        ann.post(&format!("c{i}"), "through Redis").await;
+    }
+    let scraped = scrape(&server).await;
+    promtool_accepts(&scraped);
+    assert_eq!(
+        value(
+            &scraped,
+            "herald_messages_stored_total",
+            &[("kind", "user")]
+        ),
+        5.0
+    );
+    let appends = value(
+        &scraped,
+        "herald_redis_round_trip_seconds_count",
+        &[("op", "append")],
+    );
+    assert!(
+        (1.0..=5.0).contains(&appends),
+        "{appends} append round trips for 5 sends"
+    );
+
+    // Redis drops every subscriber: both buses (the rooms' and the cluster's) are replaced, and
+    // say so; the probe's round trip is timed once the log's bus hears it again.
+    let mut admin = redis::Client::open(url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let _: redis::Value = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut admin)
+        .await
+        .expect("client kill");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let scraped = scrape(&server).await;
+        let repaired = |bus: &str| value(&scraped, "herald_bus_repairs_total", &[("bus", bus)]);
+        let probed = value(
+            &scraped,
+            "herald_redis_round_trip_seconds_count",
+            &[("op", "bus")],
+        );
+        if repaired("log") >= 1.0 && repaired("cluster") >= 1.0 && probed >= 1.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not counted:\n{scraped}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
