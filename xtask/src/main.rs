@@ -45,9 +45,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("build") if args.get(1).is_some_and(|a| a == "--static") => {
-            build_static().map(|_| ExitCode::SUCCESS)
+            build(Linking::Static).map(|_| ExitCode::SUCCESS)
         }
-        Some("build") => build().map(|_| ExitCode::SUCCESS),
+        Some("build") => build(Linking::Glibc).map(|_| ExitCode::SUCCESS),
         Some("run") => run(&args[1..]),
         Some("test") => test(),
         Some("fuzz") => fuzz(&args[1..]),
@@ -115,57 +115,55 @@ fn cargo() -> Command {
 // ---------------------------------------------------------------------------------------------------
 // build
 
-/// Builds the site and the release binary; returns the binary's path.
-fn build() -> Result<PathBuf> {
-    let started = Instant::now();
-    build_site()?;
-    step("release binary with the site embedded");
-    sh(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "server",
-        "--features",
-        "embed",
-    ]))?;
-    let binary = root().join("target/release/herald");
-    eprintln!(
-        "built {} ({:.1} MB) in {:.0?}",
-        binary.display(),
-        fs::metadata(&binary).map_or(0.0, |m| m.len() as f64 / 1e6),
-        started.elapsed()
-    );
-    Ok(binary)
+/// How the release binary is linked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Linking {
+    /// Against the build machine's glibc: `target/release/herald`, the default.
+    Glibc,
+    /// Statically, against musl, with mimalloc (musl's malloc is slow): runs on any x86_64 Linux.
+    Static,
 }
 
 /// The static binary's target: musl, linked statically by default, so no glibc is needed to run it.
 const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
 
-/// Builds the site and a statically linked release binary (musl); returns the binary's path.
-fn build_static() -> Result<PathBuf> {
-    let started = Instant::now();
-    ensure_rust_target(STATIC_TARGET)?;
-    // SQLite is C, compiled by the `cc` crate: for musl it needs musl's gcc wrapper.
-    ensure_debian_package(Path::new(MUSL_GCC), "musl-tools")?;
+/// Builds the site and the release binary; returns the binary's path.
+fn build(linking: Linking) -> Result<PathBuf> {
     build_site()?;
-    step("static release binary (musl) with the site embedded");
-    sh(cargo()
-        .args([
-            "build",
-            "--release",
-            "--package",
-            "server",
-            "--features",
-            "embed,mimalloc",
-            "--target",
-            STATIC_TARGET,
-        ])
-        .env("CC_x86_64_unknown_linux_musl", MUSL_GCC))?;
-    let binary = root().join(format!("target/{STATIC_TARGET}/release/herald"));
+    build_binary(linking)
+}
+
+/// Builds the release binary around the site already built; returns its path.
+fn build_binary(linking: Linking) -> Result<PathBuf> {
+    let started = Instant::now();
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "--package", "server", "--features"]);
+    let binary = match linking {
+        Linking::Glibc => {
+            step("release binary with the site embedded");
+            cmd.arg("embed");
+            root().join("target/release/herald")
+        }
+        Linking::Static => {
+            ensure_rust_target(STATIC_TARGET)?;
+            // SQLite is C, compiled by the `cc` crate: for musl it needs musl's gcc wrapper.
+            ensure_debian_package(Path::new(MUSL_GCC), "musl-tools")?;
+            step("static release binary (musl) with the site embedded");
+            cmd.args(["embed,mimalloc", "--target", STATIC_TARGET])
+                .env("CC_x86_64_unknown_linux_musl", MUSL_GCC);
+            root().join(format!("target/{STATIC_TARGET}/release/herald"))
+        }
+    };
+    sh(&mut cmd)?;
     eprintln!(
-        "built {} ({:.1} MB, static) in {:.0?}",
+        "built {} ({:.1} MB{}) in {:.0?}",
         binary.display(),
         fs::metadata(&binary).map_or(0.0, |m| m.len() as f64 / 1e6),
+        if linking == Linking::Static {
+            ", static"
+        } else {
+            ""
+        },
         started.elapsed()
     );
     Ok(binary)
@@ -187,7 +185,11 @@ fn needs_a_loader(path: &Path) -> Result<bool> {
     }
     let (offset, size, count) = (field(0x20, 8)?, field(0x36, 2)?, field(0x38, 2)?);
     for i in 0..count {
-        let at = usize::try_from(offset + i * size)?;
+        let at = i
+            .checked_mul(size)
+            .and_then(|at| at.checked_add(offset))
+            .context("program headers past any file")?;
+        let at = usize::try_from(at)?;
         if field(at, 4)? == 3 {
             return Ok(true); // PT_INTERP
         }
@@ -392,7 +394,7 @@ fn brotli(path: &Path) -> Result<()> {
 // run
 
 fn run(args: &[String]) -> Result<ExitCode> {
-    let binary = build()?;
+    let binary = build(Linking::Glibc)?;
     let flags: Vec<&String> = args.iter().skip_while(|a| *a == "--").collect();
     step("starting Herald (Ctrl-C to stop)");
     let status = Command::new(binary)
@@ -435,7 +437,7 @@ fn test() -> Result<ExitCode> {
     // The operations tests check /metrics with promtool (Debian's `prometheus` package).
     ensure_debian_package(Path::new(PROMTOOL), "prometheus")?;
     ensure_npm_packages(&root.join("end2end"))?;
-    let binary = build()?;
+    let binary = build(Linking::Glibc)?;
 
     step("Rust tests (unit and integration)");
     rust_tests(&mut tally);
@@ -445,7 +447,8 @@ fn test() -> Result<ExitCode> {
 
     // The static binary (musl) as an operator meets it: alone in an empty folder, serving the page.
     step("the static binary: the release-binary tests again, on it");
-    match build_static() {
+    // The site is built already: only the binary, for the other target.
+    match build_binary(Linking::Static) {
         Ok(static_binary) => {
             // One test: it asks for no dynamic loader, so no glibc (nor any library) is needed.
             match needs_a_loader(&static_binary) {
