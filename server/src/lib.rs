@@ -188,7 +188,10 @@ pub async fn run(
         },
         api,
         metrics,
-        metrics_token: config.metrics_token.as_deref().map(metrics::token_digest),
+        metrics_token: config
+            .metrics_token
+            .as_deref()
+            .map(transport::auth::token_digest),
     };
     if !local_addr.ip().is_loopback() && config.allowed_hosts.is_empty() {
         tracing::warn!(

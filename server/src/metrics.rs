@@ -268,12 +268,8 @@ async fn on_main_address(State(state): State<AppState>, headers: HeaderMap) -> R
         )
             .into_response();
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    // Compared as digests, as the API's tokens are: the time taken says nothing about the token.
-    if given.map(|given| token_digest(given.trim())) != Some(expected) {
+    // Compared as digests, as the API's tokens are.
+    if crate::transport::auth::bearer_digest(&headers) != Some(expected) {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -294,12 +290,6 @@ async fn scrape(State(state): State<AppState>) -> Response {
         body,
     )
         .into_response()
-}
-
-/// What [`crate::AppState::metrics_token`] holds.
-pub fn token_digest(token: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 /// Counts every HTTP answer by its route (the router's pattern, never the raw path: bounded) and

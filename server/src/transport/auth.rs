@@ -58,7 +58,7 @@ impl ApiAuth {
             .iter()
             .filter(|t| !t.is_empty())
             .map(|token| {
-                let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+                let digest = token_digest(token);
                 // Stable across restarts, so a retried publish is still recognised as the same.
                 let id = format!("api-{}", session::hex(&digest[..6]));
                 (digest, id)
@@ -81,14 +81,9 @@ impl ApiAuth {
 
     /// The id of the request's bearer token, if it carries a configured one.
     fn token_id(&self, headers: &HeaderMap) -> Option<&str> {
-        let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))?
-            .trim();
-        // Compared as digests: how long a comparison takes says nothing about the token.
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        self.tokens.get(&digest).map(String::as_str)
+        self.tokens
+            .get(&bearer_digest(headers)?)
+            .map(String::as_str)
     }
 
     /// Takes one request from the token's budget: the cluster's, or while Redis does not answer
@@ -123,6 +118,22 @@ impl ApiAuth {
             .or_insert_with(|| TokenBucket::new(self.rate_per_sec, self.rate_burst));
         bucket.take(Instant::now()).map_err(too_many)
     }
+}
+
+/// The SHA-256 of a token: tokens are kept and compared as digests, so how long a comparison
+/// takes says nothing about the token.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The digest of the request's `Authorization: Bearer TOKEN`, if it has one.
+pub fn bearer_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?
+        .trim();
+    Some(token_digest(token))
 }
 
 /// Who may call a route.
