@@ -31,7 +31,9 @@ struct QueueState {
     notes: Vec<(String, u64)>,
     lags: u32,
     closing: Option<Disconnect>,
-    /// Since when the queue has held frames (for the metrics' delivery time).
+    /// The writer asked for the next batch to be timed ([`SendQueue::time_next`]).
+    timing: bool,
+    /// When the batch being timed began to wait: its first frame's queuing.
     since: Option<Instant>,
 }
 
@@ -80,7 +82,9 @@ impl SendQueue {
         }
         // Only the first frame wakes the task; it takes everything queued by then.
         let wake = queue.frames.is_empty();
-        if wake {
+        if wake && queue.timing {
+            // Only when asked (one batch in many): not a clock read per delivery.
+            queue.timing = false;
             queue.since = Some(Instant::now());
         }
         queue.bytes += frame.len();
@@ -136,7 +140,6 @@ impl SendQueue {
         }
         queue.bytes -= bytes;
         let frames = if count == queue.frames.len() {
-            queue.since = None;
             // All of it: the queue's own storage goes with it, and the empty queue holds none.
             std::mem::take(&mut queue.frames)
         } else {
@@ -145,9 +148,16 @@ impl SendQueue {
         Drain::Frames(frames)
     }
 
-    /// Since when frames have been waiting here (the oldest's queuing, give or take a batch).
-    pub fn waiting_since(&self) -> Option<Instant> {
-        self.lock().since
+    /// Asks for the next batch to be timed: the first frame queued after this (onto an empty
+    /// queue) notes when it came, for [`Self::timed_since`].
+    pub fn time_next(&self) {
+        self.lock().timing = true;
+    }
+
+    /// When the batch asked for by [`Self::time_next`] began to wait, once it has (taken: it is
+    /// timed once).
+    pub fn timed_since(&self) -> Option<Instant> {
+        self.lock().since.take()
     }
 
     /// Why the connection is to close, if it is.

@@ -219,6 +219,8 @@ struct Link {
     queue: Arc<SendQueue>,
     /// Batches taken from the queue, to time one in [`metrics::DELIVERY_SAMPLE`].
     writes: u32,
+    /// The queue was asked to time its next batch ([`SendQueue::time_next`]).
+    timing_asked: bool,
     /// The metrics' clock on the batch being written: when its oldest frame was queued.
     timing: Option<Instant>,
     metrics: metrics::Metrics,
@@ -247,6 +249,7 @@ async fn connection(socket: Socket, state: AppState, user: Identity, request_id:
         socket,
         queue: conn.queue(),
         writes: 0,
+        timing_asked: false,
         timing: None,
         metrics: state.metrics.clone(),
         id,
@@ -410,9 +413,9 @@ impl Link {
         if self.socket.is_writing() {
             return Ok(());
         }
-        // One batch in DELIVERY_SAMPLE is timed from its oldest frame's queuing to the socket.
-        let since = if self.writes.is_multiple_of(metrics::DELIVERY_SAMPLE) {
-            self.queue.waiting_since()
+        // One batch in DELIVERY_SAMPLE is timed, from its first frame's queuing to the socket.
+        let since = if self.timing_asked {
+            self.queue.timed_since()
         } else {
             None
         };
@@ -421,7 +424,15 @@ impl Link {
             Drain::Close(why) => return Err(why.into()),
             Drain::Frames(frames) => {
                 self.writes = self.writes.wrapping_add(1);
+                if since.is_some() {
+                    self.timing_asked = false;
+                }
                 self.timing = since;
+                // The queue notes the time only when asked: no clock read per delivery.
+                if !self.timing_asked && self.writes.is_multiple_of(metrics::DELIVERY_SAMPLE) {
+                    self.queue.time_next();
+                    self.timing_asked = true;
+                }
                 self.socket.send(frames);
             }
             Drain::Lagged(notes) => {

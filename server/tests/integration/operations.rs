@@ -150,6 +150,25 @@ async fn metrics_pass_promtool_and_count_what_was_done() {
 }
 
 #[tokio::test]
+async fn one_write_in_sixteen_is_timed_from_queue_to_socket() {
+    let data = TempDir::new();
+    let server = TestServer::start_in(data.path(), &["--metrics-token", METRICS_TOKEN]).await;
+    let mut ann = server.client_named("Ann").await;
+    let timed = |scraped: &str| value(scraped, "herald_publish_to_delivery_seconds_count", &[]);
+    assert_eq!(timed(&scrape(&server).await), 0.0);
+    // Each post waits for its answers: at least one batch written per post, 64 posts.
+    for i in 0..64 {
+        ann.post(&format!("t{i}"), "timed").await;
+    }
+    let count = timed(&scrape(&server).await);
+    // Timed at all, and not every write (that would be 64 or more).
+    assert!(
+        (1.0..=16.0).contains(&count),
+        "{count} timed writes of at least 64"
+    );
+}
+
+#[tokio::test]
 async fn metrics_need_their_token_on_the_main_address() {
     let plain = TestServer::start().await;
     let (status, _, body) = plain.get("/metrics").await;
@@ -637,18 +656,8 @@ async fn in_cluster_mode_redis_round_trips_and_bus_repairs_are_counted() {
 
     // Redis drops every subscriber: both buses (the rooms' and the cluster's) are replaced, and
     // say so; the probe's round trip is timed once the log's bus hears it again.
-    let mut admin = redis::Client::open(url.as_str())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let _: redis::Value = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
-        .query_async(&mut admin)
-        .await
-        .expect("client kill");
+    let killed = redis.ask(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    assert!(killed.is_some_and(|n| n != "0"), "no subscriber to kill");
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let scraped = scrape(&server).await;
