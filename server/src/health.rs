@@ -48,7 +48,8 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.draining.is_cancelled() || state.stop.is_cancelled() {
+    // `draining` is cancelled first whenever shutdown begins, `stop` after it.
+    if state.draining.is_cancelled() {
         return answer(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({ "status": "stopping" }),
