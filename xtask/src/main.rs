@@ -137,21 +137,17 @@ fn build(linking: Linking) -> Result<PathBuf> {
 fn build_binary(linking: Linking) -> Result<PathBuf> {
     let started = Instant::now();
     let mut cmd = cargo();
-    cmd.args(["build", "--release", "--package", "server", "--features"]);
+    cmd.args(["build", "--release", "--package", "server"]);
     let binary = match linking {
         Linking::Glibc => {
             step("release binary with the site embedded");
-            cmd.arg("embed");
+            cmd.args(["--features", "embed"]);
             root().join("target/release/herald")
         }
         Linking::Static => {
-            ensure_rust_target(STATIC_TARGET)?;
-            // SQLite is C, compiled by the `cc` crate: for musl it needs musl's gcc wrapper.
-            ensure_debian_package(Path::new(MUSL_GCC), "musl-tools")?;
             step("static release binary (musl) with the site embedded");
-            cmd.args(["embed,mimalloc", "--target", STATIC_TARGET])
-                .env("CC_x86_64_unknown_linux_musl", MUSL_GCC);
-            root().join(format!("target/{STATIC_TARGET}/release/herald"))
+            for_static(&mut cmd, STATIC_FEATURES)?;
+            static_dir().join("herald")
         }
     };
     sh(&mut cmd)?;
@@ -167,6 +163,23 @@ fn build_binary(linking: Linking) -> Result<PathBuf> {
         started.elapsed()
     );
     Ok(binary)
+}
+
+/// Makes `cmd` (a cargo build or test) build for the static target with `features`: the target and
+/// musl's gcc are installed if missing. The binary, the tests and the bench all go through here in
+/// `cargo xtask test`, so every crate is compiled once, for one target, with one set of features.
+fn for_static(cmd: &mut Command, features: &[&str]) -> Result<()> {
+    ensure_rust_target(STATIC_TARGET)?;
+    // SQLite (and mimalloc) are C, compiled by the `cc` crate: for musl it needs musl's gcc wrapper.
+    ensure_debian_package(Path::new(MUSL_GCC), "musl-tools")?;
+    cmd.args(["--features", &features.join(","), "--target", STATIC_TARGET])
+        .env("CC_x86_64_unknown_linux_musl", MUSL_GCC);
+    Ok(())
+}
+
+/// Where cargo puts what it builds for the static target in the release profile.
+fn static_dir() -> PathBuf {
+    root().join(format!("target/{STATIC_TARGET}/release"))
 }
 
 /// Whether the ELF file at `path` names a program interpreter (a `PT_INTERP` program header): a
@@ -411,6 +424,21 @@ fn run(args: &[String]) -> Result<ExitCode> {
 // ---------------------------------------------------------------------------------------------------
 // test
 
+/// The most the page's wasm may weigh, brotli-compressed: what a phone on a slow network waits for
+/// before the page is alive. Each crate and each feature is measured against it before it is taken.
+const WASM_BUDGET_BYTES: u64 = 200_000;
+
+/// The size of the built site's wasm, brotli-compressed (`target/site`, named in `SITE_FILES`).
+fn wasm_brotli_bytes() -> Result<u64> {
+    let site = root().join("target/site");
+    let files: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(site.join(SITE_FILES))?)?;
+    let wasm = files["wasm"]
+        .as_str()
+        .context("no wasm in the site's file list")?;
+    Ok(fs::metadata(site.join(format!("{wasm}.br")))?.len())
+}
+
 /// Passed and failed tests, added up over every layer.
 #[derive(Default)]
 struct Tally {
@@ -437,41 +465,43 @@ fn test() -> Result<ExitCode> {
     // The operations tests check /metrics with promtool (Debian's `prometheus` package).
     ensure_debian_package(Path::new(PROMTOOL), "prometheus")?;
     ensure_npm_packages(&root.join("end2end"))?;
-    let binary = build(Linking::Glibc)?;
+    // One build for everything: the binary under test is the static one an operator deploys, and the
+    // Rust tests and the bench are compiled for its target with its features, so no crate is compiled
+    // twice (a glibc build beside it cost minutes of every CI run).
+    let binary = build(Linking::Static)?;
+
+    step(
+        "the binary is static: it asks for no dynamic loader, so no glibc (nor any library) is needed",
+    );
+    match needs_a_loader(&binary) {
+        Ok(false) => tally.passed += 1,
+        Ok(true) => {
+            eprintln!("{} is dynamically linked", binary.display());
+            tally.failed += 1;
+        }
+        Err(e) => tally
+            .broken
+            .push(format!("reading the static binary: {e:#}")),
+    }
+
+    step("the wasm within its budget (brotli, as browsers fetch it)");
+    match wasm_brotli_bytes() {
+        Ok(bytes) if bytes <= WASM_BUDGET_BYTES => {
+            eprintln!("wasm: {bytes} B brotli, budget {WASM_BUDGET_BYTES} B");
+            tally.passed += 1;
+        }
+        Ok(bytes) => {
+            eprintln!("wasm: {bytes} B brotli, over the budget of {WASM_BUDGET_BYTES} B");
+            tally.failed += 1;
+        }
+        Err(e) => tally.broken.push(format!("measuring the wasm: {e:#}")),
+    }
 
     step("Rust tests (unit and integration)");
     rust_tests(&mut tally);
 
     step("browser and release-binary tests (Playwright, Chromium)");
     browser_tests(&root.join("end2end"), &binary, &[], &mut tally);
-
-    // The static binary (musl) as an operator meets it: alone in an empty folder, serving the page.
-    step("the static binary: the release-binary tests again, on it");
-    // The site is built already: only the binary, for the other target.
-    match build_binary(Linking::Static) {
-        Ok(static_binary) => {
-            // One test: it asks for no dynamic loader, so no glibc (nor any library) is needed.
-            match needs_a_loader(&static_binary) {
-                Ok(false) => tally.passed += 1,
-                Ok(true) => {
-                    eprintln!("{} is dynamically linked", static_binary.display());
-                    tally.failed += 1;
-                }
-                Err(e) => tally
-                    .broken
-                    .push(format!("reading the static binary: {e:#}")),
-            }
-            browser_tests(
-                &root.join("end2end"),
-                &static_binary,
-                &["tests/release-binary.spec.ts"],
-                &mut tally,
-            );
-        }
-        Err(e) => tally
-            .broken
-            .push(format!("cargo xtask build --static: {e:#}")),
-    }
 
     step("benchmark tool smoke run (herald-bench smoke: nothing lost or doubled)");
     bench_smoke(&binary, &mut tally);
@@ -493,47 +523,52 @@ fn test() -> Result<ExitCode> {
 }
 
 fn rust_tests(tally: &mut Tally) {
-    // The app, server and bench in the release profile with the binary's features: cargo test also (re)builds
-    // target/release/herald, and without `embed` it would replace the binary under test with one that
-    // has no site in it. Same profile and features also means every dependency is already compiled.
-    // The xtask itself is tested apart, in the dev profile it was just built in: in one command its
-    // dependencies would change the features of crates the server shares, and recompile them all.
-    cargo_test(
-        tally,
-        &[
-            "--release",
-            "--package",
-            "app",
-            "--package",
-            "server",
-            "--package",
-            "bench",
-            "--features",
-            "server/embed",
-        ],
-    );
-    cargo_test(tally, &["--package", "xtask"]);
+    // The app, server and bench in the release profile, for the static target with the binary's
+    // features: cargo test also (re)builds the herald binary there, and with other features it would
+    // replace the binary under test with another. Same target, profile and features also means every
+    // dependency is already compiled. The xtask itself is tested apart, in the dev profile it was just
+    // built in: in one command its dependencies would change the features of crates the server
+    // shares, and recompile them all.
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "--release",
+        "--package",
+        "app",
+        "--package",
+        "server",
+        "--package",
+        "bench",
+    ]);
+    match for_static(&mut cmd, STATIC_FEATURES) {
+        Ok(()) => cargo_test(tally, &mut cmd),
+        Err(e) => tally.broken.push(format!("the static target: {e:#}")),
+    }
+    cargo_test(tally, cargo().args(["test", "--package", "xtask"]));
 }
+
+/// The static binary's features: the site inside, mimalloc as the allocator.
+const STATIC_FEATURES: &[&str] = &["server/embed", "server/mimalloc"];
 
 /// Benchmarks do not run here (they take minutes and measure the machine); a short run of the tool
 /// against the release binary does, so the tool keeps working (its subscribers in two processes, so the
 /// several-process mode that larger runs need keeps working too). It counts as one test.
 fn bench_smoke(binary: &Path, tally: &mut Tally) {
-    // Built with the same packages and features as the tests just were: cargo then reuses every
-    // dependency (alone, the bench would build leptos and the rest again with other features).
-    let built = sh(cargo().args([
+    // Built for the target and with the features the tests were: cargo then reuses every dependency
+    // (alone, the bench would build leptos and the rest again with other features).
+    let mut build = cargo();
+    build.args([
         "build",
         "--release",
         "--package",
         "server",
         "--package",
         "bench",
-        "--features",
-        "server/embed",
         "--bin",
         "herald-bench",
-    ]));
-    let mut cmd = Command::new(root().join("target/release/herald-bench"));
+    ]);
+    let built = for_static(&mut build, STATIC_FEATURES).and_then(|()| sh(&mut build));
+    let mut cmd = Command::new(static_dir().join("herald-bench"));
     cmd.arg("--herald")
         .arg(binary)
         .args(["--processes", "2", "smoke"])
@@ -547,12 +582,9 @@ fn bench_smoke(binary: &Path, tally: &mut Tally) {
     }
 }
 
-fn cargo_test(tally: &mut Tally, args: &[&str]) {
-    let mut cmd = cargo();
-    cmd.arg("test")
-        .args(args)
-        .current_dir(root())
-        .stdout(Stdio::piped());
+/// Runs `cmd` (a `cargo test`), adding its results to `tally`.
+fn cargo_test(tally: &mut Tally, cmd: &mut Command) {
+    cmd.current_dir(root()).stdout(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -572,10 +604,7 @@ fn cargo_test(tally: &mut Tally, args: &[&str]) {
     }
     match child.wait() {
         Ok(status) if status.success() => {}
-        Ok(status) => tally.broken.push(format!(
-            "cargo test {} exited with {status}",
-            args.join(" ")
-        )),
+        Ok(status) => tally.broken.push(format!("{cmd:?} exited with {status}")),
         Err(e) => tally.broken.push(format!("cargo test: {e}")),
     }
 }
