@@ -12,6 +12,7 @@ pub mod log;
 pub mod metrics;
 pub mod pages;
 pub mod rate;
+pub mod reach;
 pub mod redis_link;
 pub mod rooms;
 pub mod session;
@@ -195,8 +196,8 @@ pub async fn run(
     };
     if !local_addr.ip().is_loopback() && config.allowed_hosts.is_empty() {
         tracing::warn!(
-            "listening on {local_addr}: only requests for an IP address or localhost are served; \
-             name this server's public host with --allowed-host (HERALD_ALLOWED_HOSTS)"
+            "only requests for an IP address or localhost are answered: to let people in by a name \
+             (chat.example.com), start with --allowed-host chat.example.com (HERALD_ALLOWED_HOSTS)"
         );
     }
     match assets::site_files(&state).await {

@@ -54,7 +54,16 @@ async fn main() -> ExitCode {
         }
     };
     match listener.local_addr() {
-        Ok(addr) => tracing::info!("Herald is listening on http://{addr}"),
+        Ok(addr) => {
+            let interfaces = if addr.ip().is_unspecified() {
+                server::reach::interfaces()
+            } else {
+                Vec::new()
+            };
+            for line in server::reach::start_lines(addr, &interfaces) {
+                tracing::info!("{line}");
+            }
+        }
         Err(e) => tracing::warn!("listening, but the local address is unknown: {e}"),
     }
 

@@ -677,3 +677,57 @@ async fn in_cluster_mode_redis_round_trips_and_bus_repairs_are_counted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Started on every interface, the start-up lines name addresses people can open (this machine's
+/// first) and never `0.0.0.0`, and say how to let people in by a name.
+#[test]
+fn started_on_every_interface_it_says_where_people_can_open_it() {
+    let data = TempDir::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["--data-dir", data.path(), "--addr", "0.0.0.0:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start herald");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let said = |lines: &[String], what: &str| lines.iter().any(|l| l.contains(what));
+    while !(said(&lines, "(this machine only)") && said(&lines, "--allowed-host")) {
+        match rx.recv_timeout(PATIENCE) {
+            Ok(line) => lines.push(line),
+            Err(e) => panic!("no start-up lines in time ({e}): {lines:#?}"),
+        }
+    }
+    let log = lines.join("\n");
+    // The loopback address with the port it really listens on: it answers there.
+    let url = lines
+        .iter()
+        .find_map(|l| l.split("http://127.0.0.1:").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no loopback address: {log}"));
+    let port: u16 = url.parse().unwrap_or_else(|_| panic!("not a port: {url}"));
+    let answered = std::net::TcpStream::connect(("127.0.0.1", port));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answered.is_ok(), "nothing at 127.0.0.1:{port}: {log}");
+    assert!(
+        log.contains("of every IPv4 interface; open it at:"),
+        "{log}"
+    );
+    assert!(!log.contains("http://0.0.0.0"), "{log}");
+    // Any other address said is one of this machine's, not the wildcard.
+    for line in lines.iter().filter(|l| l.contains("(from other machines")) {
+        assert!(line.contains(&format!(":{port}  (")), "{line}");
+    }
+    assert!(
+        log.contains("start with --allowed-host chat.example.com"),
+        "{log}"
+    );
+}
