@@ -587,17 +587,66 @@ pub fn validate_room(room: &str) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-/// A display name as the user typed it → the name to use (trimmed), or why it cannot be one.
+/// A room's name as a person or a program wrote it → the room's name: trimmed, capitals made
+/// lowercase, and each run of spaces made one `-` ("Design Team" is `design-team`). The one rule for
+/// every door that takes a name people write: the page's "go to room", `/r/{room}` links, the HTTP
+/// API and its event streams. WebSocket frames name rooms exactly (the page sends names this made).
+/// Only ASCII letters change case: a look-alike (the Kelvin sign for `k`) is refused, not mapped.
+pub fn normalize_room(written: &str) -> Result<String, ProtocolError> {
+    let mut room = String::new();
+    let mut space = false;
+    for c in written.trim().chars() {
+        if room.len() > MAX_ROOM_CHARS {
+            break; // Too long already: refused below, without reading the rest.
+        }
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space {
+            room.push('-');
+            space = false;
+        }
+        room.push(c.to_ascii_lowercase());
+    }
+    validate_room(&room).map_err(|_| {
+        ProtocolError::new(
+            ErrorCode::InvalidRoom,
+            format!(
+                "a room name is 1 to {MAX_ROOM_CHARS} characters of a-z, 0-9, _ and - \
+                 (capitals become lowercase, spaces become -)"
+            ),
+        )
+    })?;
+    Ok(room)
+}
+
+/// A display name as the user typed it → the name to use (trimmed), or why it cannot be one. Control
+/// characters and the characters that change the direction of text around them are refused: with
+/// a right-to-left override a name can show as another, and reverse what follows it on the line.
 pub fn validate_name(name: &str) -> Result<String, ProtocolError> {
     let name = name.trim();
     let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    if chars == 0
+        || chars > MAX_NAME_CHARS
+        || name
+            .chars()
+            .any(|c| c.is_control() || is_direction_control(c))
+    {
         return Err(ProtocolError::new(
             ErrorCode::InvalidName,
-            format!("a name is 1 to {MAX_NAME_CHARS} characters, without control characters"),
+            format!(
+                "a name is 1 to {MAX_NAME_CHARS} characters, without control or text-direction characters"
+            ),
         ));
     }
     Ok(name.to_owned())
+}
+
+/// The Unicode characters that set the direction of the text around them (Unicode's bidirectional
+/// formatting characters: marks, embeddings, overrides, isolates).
+fn is_direction_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A `client_id`: 1 to [`MAX_CLIENT_ID_BYTES`] bytes without control characters.
@@ -958,13 +1007,57 @@ mod tests {
     }
 
     #[test]
+    fn what_people_write_becomes_a_room_name_by_one_rule() {
+        for (written, room) in [
+            ("general", "general"),
+            ("General", "general"),
+            ("  Design Team ", "design-team"),
+            ("design   team", "design-team"),
+            ("Ops\tAlerts 2", "ops-alerts-2"),
+            ("team_7", "team_7"),
+        ] {
+            assert_eq!(normalize_room(written).as_deref(), Ok(room), "{written:?}");
+        }
+        // A name it makes is one `validate_room` takes: normalizing twice changes nothing.
+        assert_eq!(normalize_room("design-team").as_deref(), Ok("design-team"));
+        for bad in [
+            "",
+            "   ",
+            "ünï",
+            "\u{212a}itchen", // the Kelvin sign is not a k
+            "a/b",
+            "../x",
+            &"R".repeat(MAX_ROOM_CHARS + 1),
+            &format!("{} x", "r".repeat(MAX_ROOM_CHARS - 1)),
+        ] {
+            let refused = normalize_room(bad).map_err(|e| e.code);
+            assert_eq!(refused, Err(ErrorCode::InvalidRoom), "{bad:?}");
+        }
+        let why = normalize_room("Design/Team").expect_err("a slash").message;
+        assert!(why.contains("spaces become -"), "{why}");
+        assert_eq!(
+            normalize_room(&"r".repeat(MAX_ROOM_CHARS)).map(|r| r.len()),
+            Ok(MAX_ROOM_CHARS)
+        );
+    }
+
+    #[test]
     fn names_are_trimmed_and_bounded() {
         assert_eq!(validate_name("  Ann  "), Ok("Ann".into()));
         assert_eq!(
             validate_name(&"é".repeat(MAX_NAME_CHARS)).map(|n| n.chars().count()),
             Ok(32)
         );
-        for bad in ["", "   ", "a\u{7}b", "line\nbreak"] {
+        for bad in [
+            "",
+            "   ",
+            "a\u{7}b",
+            "line\nbreak",
+            "Ann\u{202E}nimda",
+            "\u{2067}Bob",
+            "x\u{200F}",
+            "\u{061C}y",
+        ] {
             assert_eq!(
                 validate_name(bad).map_err(|e| e.code),
                 Err(ErrorCode::InvalidName),

@@ -5,7 +5,7 @@
 
 use app::{
     location::Requested,
-    protocol::{DEFAULT_ROOM, validate_room},
+    protocol::{DEFAULT_ROOM, normalize_room, validate_room},
     state::{CurrentUser, InitialRoom, RoomPage},
 };
 use axum::{
@@ -20,11 +20,14 @@ use crate::{AppState, guard, rooms, session};
 /// Renders whatever page of the app `request` asks for (the app's router decides which, including
 /// its "not found").
 pub async fn render(State(state): State<AppState>, request: Request) -> Response {
-    // Room names are lowercase; a link written `/r/General` still leads to the room.
+    // Room names are lowercase words; a link written `/r/General` or `/r/Design%20Team` still leads
+    // to the room (the one rule, `normalize_room`).
     if let Some(name) = request.uri().path().strip_prefix("/r/") {
-        let lower = name.to_ascii_lowercase();
-        if lower != name && validate_room(&lower).is_ok() {
-            return Redirect::permanent(&format!("/r/{lower}")).into_response();
+        let written = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+        if let Ok(room) = normalize_room(&written)
+            && room != name
+        {
+            return Redirect::permanent(&format!("/r/{room}")).into_response();
         }
     }
     let user = state.sessions.from_headers(request.headers());
@@ -102,9 +105,8 @@ pub struct GoToRoom {
 /// `GET /r?room=Name`: the "go to room" form's target without scripts; sends the browser to
 /// `/r/name`.
 pub async fn go_to_room(Query(GoToRoom { room }): Query<GoToRoom>) -> Response {
-    let room = room.trim().to_ascii_lowercase();
-    match validate_room(&room) {
-        Ok(()) => Redirect::to(&format!("/r/{room}")).into_response(),
+    match normalize_room(&room) {
+        Ok(room) => Redirect::to(&format!("/r/{room}")).into_response(),
         Err(err) => (StatusCode::BAD_REQUEST, err.message).into_response(),
     }
 }

@@ -4,7 +4,7 @@
 
 mod publish;
 
-use app::protocol::{ChatMessage, Identity, MessageKind, validate_room};
+use app::protocol::{ChatMessage, Identity, MessageKind, normalize_room};
 use axum::{
     Json, Router,
     body::Body,
@@ -102,7 +102,7 @@ async fn publish(
     body: Body,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     let token = require_token(&state, &headers).await?;
-    validate_room(&room)?;
+    let room = normalize_room(&room)?;
     let (author, client_id, body) = publish_request(&state, &token, body).await?;
     let since = std::time::Instant::now();
     let seq = state
@@ -240,7 +240,7 @@ async fn history(
     headers: HeaderMap,
 ) -> Result<Json<HistoryPage>, ApiError> {
     require_reader(&state, &headers).await?;
-    validate_room(&room)?;
+    let room = normalize_room(&room)?;
     let Query(query) = query.map_err(|e| {
         ApiError::bad_request(
             "invalid_query",

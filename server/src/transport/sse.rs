@@ -10,7 +10,7 @@
 
 use std::{convert::Infallible, time::Duration};
 
-use app::protocol::{Cursor, JoinMode, validate_room};
+use app::protocol::{Cursor, JoinMode, normalize_room};
 use axum::{
     Router,
     extract::{Path, Query, State, rejection::QueryRejection},
@@ -59,7 +59,7 @@ async fn events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_reader(&state, &headers).await?;
-    validate_room(&room)?;
+    let room = normalize_room(&room)?;
     let Query(query) = query.map_err(|e| {
         ApiError::bad_request(
             "invalid_query",

@@ -153,7 +153,7 @@ async fn bad_requests_get_the_right_status_and_nothing_is_stored() {
             "invalid_client_id",
         ),
         (
-            "/api/rooms/Bad%20Room/messages",
+            "/api/rooms/Bad%2FRoom/messages",
             json!({"body": "hi"}).to_string(),
             400,
             "invalid_room",
@@ -580,5 +580,70 @@ async fn the_openapi_document_describes_the_real_routes() {
             (200..300).contains(&status),
             "{method} {path} works as documented: {status}"
         );
+    }
+}
+
+/// A room written as people write it is the room the page's "go to room" and `/r/{room}` go to: one
+/// rule for every door (`normalize_room`), and the answer says which room it was.
+#[tokio::test]
+async fn rooms_are_taken_as_people_write_them_by_the_pages_rule() {
+    let (server, _data) = TestServer::start_api(&[]).await;
+    for (path, room) in [
+        ("/api/rooms/General/messages", "general"),
+        ("/api/rooms/Design%20Team/messages", "design-team"),
+        ("/api/rooms/%20design%20%20team%20/messages", "design-team"),
+    ] {
+        let (status, _, json) = server
+            .api(
+                "POST",
+                path,
+                Some(TOKEN),
+                Some(&json!({"body": path}).to_string()),
+            )
+            .await;
+        assert_eq!((status, json["room"].as_str()), (201, Some(room)), "{path}");
+    }
+    // Read back under any spelling: the same room, with both messages.
+    let (status, _, json) = server
+        .api(
+            "GET",
+            "/api/rooms/DESIGN%20team/messages",
+            Some(TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["room"], "design-team");
+    assert_eq!(json["messages"].as_array().map(Vec::len), Some(2));
+    // What cannot be made a name is refused with the rule, and stores nothing.
+    let (status, _, json) = server
+        .api(
+            "POST",
+            "/api/rooms/design%2Fteam/messages",
+            Some(TOKEN),
+            Some(&json!({"body": "no"}).to_string()),
+        )
+        .await;
+    assert_eq!((status, error_code(&json)), (400, "invalid_room"));
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("spaces become -")),
+        "{json}"
+    );
+    // The page's doors: a link and the plain "go to room" form lead to the same room.
+    for (path, to) in [
+        ("/r/Design%20Team", "/r/design-team"),
+        ("/r?room=Design+Team", "/r/design-team"),
+        ("/r?room=%20General%20", "/r/general"),
+    ] {
+        let (status, head, _) = server.get(path).await;
+        assert!(matches!(status, 303 | 308), "{path}: {status}");
+        let location = head.lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("location: ")
+                .map(str::to_owned)
+        });
+        assert_eq!(location.as_deref(), Some(to), "{path}");
     }
 }
