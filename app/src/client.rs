@@ -97,6 +97,7 @@ async fn run(
         let ended = connection(tab, &mut outgoing, &mut network).await;
         if ended.welcomed {
             failures = 0; // It worked for a while: start over with a short delay.
+            tab.dropped();
         }
         if !browser_online() {
             continue;
@@ -291,18 +292,10 @@ fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
             left,
         } => {
             if let Some(room) = tab.room(&room) {
-                // Our own comings and goings are no news to us.
-                let notices = joined
-                    .iter()
-                    .filter(|who| !tab.is_me(who))
-                    .map(|who| format!("{} joined", who.name))
-                    .chain(
-                        left.iter()
-                            .filter(|who| !tab.is_me(who))
-                            .map(|who| format!("{} left", who.name)),
-                    )
-                    .collect();
-                room.presence(count, members, notices);
+                let me = tab
+                    .me
+                    .with_untracked(|me| me.as_ref().map(|me| me.id.clone()));
+                room.presence(count, members, &joined, &left, me.as_deref());
             }
         }
         ServerMsg::Typing { room, user } => {

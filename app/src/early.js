@@ -2,10 +2,29 @@
 // is already a chat. Rendered inline after the app by `shell` (app/src/lib.rs), with the page's nonce.
 //
 // - The conversation shows its newest messages, as it will once alive.
-// - The message box takes typing. Enter (or Send) holds the message in `window.heraldEarly`; the
-//   composer takes the held messages and the box's text over when it hydrates, sets the global to
-//   null, and from then on this script does nothing (app/src/components/composer.rs).
+// - The message box takes typing. Enter (or Send) holds the message in `window.heraldEarly` and shows
+//   it at once at the end of the conversation as a greyed "sending…" row, as an offline send is
+//   shown; the composer takes the held messages and the box's text over when it hydrates, sets the
+//   global to null, and from then on this script does nothing (app/src/components/composer.rs).
+// - A time in the conversation shows its full date and time, in the reader's zone and language, on
+//   hover or when its message has the focus (a `title`, set when first needed from `datetime`):
+//   one listener for the page, before and after the wasm (in the wasm it cost more than it is worth).
+// - Its rows are not the app's: `window.heraldBeforeHydrate`, called by the hydration script just
+//   before `hydrate()` (app/src/lib.rs), takes them out, so hydration finds the page as the server
+//   rendered it; the composer then shows the same messages as its own "sending…" rows.
 (() => {
+	const fullTime = (ev) => {
+		const line = ev.target instanceof Element && ev.target.closest('li[data-key]');
+		const time = line && line.querySelector('time[datetime]');
+		if (!time || time.title) return;
+		const when = new Date(time.getAttribute('datetime'));
+		if (isNaN(when)) return;
+		time.title = when.toLocaleString(undefined, {
+			weekday: 'long', day: 'numeric', month: 'long', year: 'numeric', hour: '2-digit', minute: '2-digit',
+		});
+	};
+	document.addEventListener('mouseover', fullTime);
+	document.addEventListener('focusin', fullTime);
 	for (const list of document.querySelectorAll('.messages-scroller')) {
 		list.scrollTop = list.scrollHeight;
 	}
@@ -14,9 +33,37 @@
 	const send = box.form.querySelector('button[type="submit"]');
 	const held = (window.heraldEarly = []);
 	const early = () => window.heraldEarly === held;
+	const list = document.querySelector('ol.messages');
+	const scroller = document.querySelector('.messages-scroller');
+	const empty = document.querySelector('.messages-scroller .empty');
+	const rows = [];
+	const show = (body) => {
+		if (!list) return;
+		const row = document.createElement('li');
+		row.className = 'message mine pending';
+		row.dataset.testid = 'pending';
+		row.dataset.early = '';
+		const meta = row.appendChild(document.createElement('div'));
+		meta.className = 'meta';
+		const sending = meta.appendChild(document.createElement('span'));
+		sending.className = 'sending';
+		sending.textContent = 'sending…';
+		const text = row.appendChild(document.createElement('p'));
+		text.className = 'body';
+		text.textContent = body; // Text, never markup.
+		list.appendChild(row);
+		rows.push(row);
+		if (empty) empty.hidden = true;
+		if (scroller) scroller.scrollTop = scroller.scrollHeight;
+	};
+	window.heraldBeforeHydrate = () => {
+		for (const row of rows) row.remove();
+		if (empty) empty.hidden = false;
+	};
 	const hold = () => {
 		if (box.value.trim() === '') return;
 		held.push(box.value);
+		show(box.value);
 		box.value = '';
 		box.placeholder = 'Sent as soon as the page is ready…';
 		if (send) send.disabled = true;

@@ -21,9 +21,11 @@ use leptos::{
 };
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 
-use components::{Composer, ConnectionStatus, Members, MessageList, RoomList, TypingIndicator};
+use components::{
+    Composer, ConnectionStatus, GoToRoom, Members, MessageList, RoomList, SameName, TypingIndicator,
+};
 use location::{Page, here};
-use protocol::{MAX_NAME_CHARS, MAX_ROOM_CHARS, validate_room};
+use protocol::MAX_NAME_CHARS;
 use state::{LIMITS_META, ROOM_META, Tab, USER_META, current_user, initial_room};
 
 /// The name the build gives the JS glue and the wasm (`pkg/herald.js`, `pkg/herald_bg.wasm`) and the
@@ -74,8 +76,10 @@ pub fn shell() -> impl IntoView {
     );
     // What Leptos's `HydrationScripts` does, with the hashed names (it can only read those from a
     // file beside the binary at run time).
+    // The inline script's early "sending…" rows go just before hydration (app/src/early.js).
     let hydrate = format!(
-        "import init, {{ hydrate }} from {js:?}; init({{ module_or_path: {wasm:?} }}).then(hydrate);"
+        "import init, {{ hydrate }} from {js:?}; init({{ module_or_path: {wasm:?} }})\
+         .then(() => {{ window.heraldBeforeHydrate?.(); hydrate(); }});"
     );
     // The session cookie is HttpOnly; the hydrating client learns who it is from here.
     let user = current_user().and_then(|user| serde_json::to_string(&user).ok());
@@ -215,7 +219,8 @@ fn NamePrompt() -> impl IntoView {
 /// What a name must be, said when one was refused.
 fn name_rule() -> String {
     format!(
-        "Please choose a name of 1 to {MAX_NAME_CHARS} characters, without line breaks or control characters."
+        "Please choose a name of 1 to {MAX_NAME_CHARS} characters, without line breaks, control or \
+         text-direction characters."
     )
 }
 
@@ -237,9 +242,6 @@ fn Chat(room: String) -> impl IntoView {
     let location = location::here();
     let rename_error = location.has_param("name_error").then(name_rule);
     let renaming = rename_error.is_some();
-    // Once hydrated, going to a room is a move within the page: the socket stays, and so do the
-    // rooms already open. (Before that, the form goes to the server like any form.)
-    let room_input = NodeRef::<leptos::html::Input>::new();
     // On a phone the people panel is a drop-down under this button (on a wide screen it is always
     // shown, and the button is not).
     let people_open = RwSignal::new(false);
@@ -248,18 +250,6 @@ fn Chat(room: String) -> impl IntoView {
             people_open.set(false);
         }
     };
-    let go_to_room = move |ev: leptos::ev::SubmitEvent| {
-        let Some(input) = room_input.get() else {
-            return;
-        };
-        let name = input.value().trim().to_ascii_lowercase();
-        if validate_room(&name).is_ok() {
-            ev.prevent_default();
-            input.set_value("");
-            location.go(&location::room_path(&name));
-        }
-    };
-
     // Following the link would only scroll; the focus must move too.
     let skip_to_box = move |ev: leptos::ev::MouseEvent| {
         #[cfg(feature = "hydrate")]
@@ -361,23 +351,10 @@ fn Chat(room: String) -> impl IntoView {
             </header>
             <nav class="sidebar" aria-label="Rooms">
                 <RoomList/>
-                // A plain form: the server turns `/r?room=name` into `/r/name`.
-                <form class="go-to-room" method="get" action="/r" on:submit=go_to_room>
-                    <input
-                        node_ref=room_input
-                        name="room"
-                        data-testid="room-input"
-                        placeholder="go to room…"
-                        aria-label="Go to room"
-                        // Capitals are fine: the room is their lowercase (the server redirects too).
-                        pattern="\\s*[A-Za-z0-9_\\-]+\\s*"
-                        title="A room name is letters a-z, digits 0-9, _ and - (capitals become lowercase)"
-                        maxlength=MAX_ROOM_CHARS
-                        required
-                    />
-                </form>
+                <GoToRoom/>
             </nav>
             <main class="conversation">
+                <SameName/>
                 <MessageList/>
                 <TypingIndicator/>
             </main>

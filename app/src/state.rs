@@ -188,11 +188,14 @@ pub struct Typing {
     pub until_ms: f64,
 }
 
+/// [`Room`]'s `away_from` while the connection has not dropped: no seq is above it.
+const NOT_AWAY: u64 = u64::MAX;
+
 /// One open room of the tab.
 #[derive(Clone, Copy)]
 pub struct Room {
     pub name: StoredValue<String>,
-    /// What is shown, oldest first: messages (seq order within one epoch) and join/leave notices.
+    /// What is shown, oldest first: messages (seq order within one epoch) and notices of renames.
     pub lines: RwSignal<Vec<Line>>,
     /// The room's epoch from the latest `Joined`: seqs are only comparable within one epoch.
     pub epoch: RwSignal<Option<String>>,
@@ -220,6 +223,11 @@ pub struct Room {
     /// the unread count leaves 0, kept after the room is looked at (so the reader finds where the
     /// news begins), gone once they write in the room.
     pub first_unread: RwSignal<Option<String>>,
+    /// The last seq we held when the connection dropped, until the rejoin's replay is over (the
+    /// `presence` that follows it): the first message from someone else after it, replayed on
+    /// return, is where "New messages" begins, in the room on screen too. [`NOT_AWAY`] otherwise
+    /// (a plain `u64`: each new type of stored value adds to the wasm).
+    away_from: StoredValue<u64>,
     /// When we last told the server we are typing here (ms since the Unix epoch).
     typing_sent: StoredValue<f64>,
     /// Whether the reader is at the newest message (a room not on screen counts as followed: it
@@ -231,7 +239,7 @@ pub struct Room {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Line {
     Message(Shown),
-    /// "Ann joined" / "Bob left": shown, never stored.
+    /// "Bob is now Robert": shown, never stored.
     Notice {
         id: u64,
         text: String,
@@ -433,18 +441,35 @@ impl Tab {
             return;
         };
         let mine = self.is_me(&msg.author);
-        if room.push_message(msg, mine)
-            && !mine
-            && (!self.visible.get_untracked()
-                || self.current.get_untracked() != room.name.get_value())
-        {
-            if room.unread.get_untracked() == 0 {
-                let newest = room
-                    .lines
-                    .with_untracked(|lines| lines.last().map(Line::key));
-                room.first_unread.set(newest);
-            }
+        let seq = msg.seq;
+        if !room.push_message(msg, mine) || mine {
+            return;
+        }
+        let unseen =
+            !self.visible.get_untracked() || self.current.get_untracked() != room.name.get_value();
+        // Replayed after a drop: it came while we were away, even in the room on screen.
+        let missed = seq > room.away_from.get_value();
+        if missed {
+            room.away_from.set_value(NOT_AWAY);
+        }
+        if (unseen || missed) && room.unread.get_untracked() == 0 {
+            let newest = room
+                .lines
+                .with_untracked(|lines| lines.last().map(Line::key));
+            room.first_unread.set(newest);
+        }
+        if unseen {
             room.unread.update(|n| *n += 1);
+        }
+    }
+
+    /// The connection dropped: what each room replays when it is back arrived while we were away.
+    pub fn dropped(&self) {
+        for room in self.rooms() {
+            if room.away_from.get_value() == NOT_AWAY && room.epoch.with_untracked(Option::is_some)
+            {
+                room.away_from.set_value(room.last_seq.get_untracked());
+            }
         }
     }
 
@@ -501,6 +526,7 @@ impl Room {
             unread: RwSignal::new(0),
             draft: RwSignal::new(String::new()),
             first_unread: RwSignal::new(None),
+            away_from: StoredValue::new(NOT_AWAY),
             typing_sent: StoredValue::new(f64::MIN),
             following: StoredValue::new(true),
         }
@@ -648,16 +674,46 @@ impl Room {
         }
     }
 
-    /// Who is here now, and the notices for who came and went.
-    pub fn presence(&self, count: u32, members: Option<Vec<Identity>>, notices: Vec<String>) {
+    /// Who is here now. Arrivals and departures show in the people panel only: in the conversation
+    /// they piled up with every reload, room hop or phone waking. A change of name is the one
+    /// presence change the conversation shows, as one line ("Bob is now Robert"): the same person
+    /// (same id) under a new name, whether the server lists them as leaving under the old name and
+    /// arriving under the new one, or only the member list says it. `me` (our own id) is no news.
+    pub fn presence(
+        &self,
+        count: u32,
+        members: Option<Vec<Identity>>,
+        joined: &[Identity],
+        left: &[Identity],
+        me: Option<&str>,
+    ) {
+        // It follows the rejoin's replay: whatever comes from now on is live, not missed.
+        self.away_from.set_value(NOT_AWAY);
+        let before = self.members.get_untracked().unwrap_or_default();
+        let mut renamed: Vec<(String, String, String)> = Vec::new();
+        let mut note = |id: &str, old: &str, new: &str| {
+            if Some(id) != me && old != new && !renamed.iter().any(|(seen, ..)| seen == id) {
+                renamed.push((id.to_owned(), old.to_owned(), new.to_owned()));
+            }
+        };
+        for who in joined {
+            if let Some(was) = left.iter().find(|was| was.id == who.id) {
+                note(&who.id, &was.name, &who.name);
+            }
+        }
+        for who in members.iter().flatten() {
+            if let Some(was) = before.iter().find(|was| was.id == who.id) {
+                note(&who.id, &was.name, &who.name);
+            }
+        }
         self.member_count.set(count);
         self.members.set(members);
-        if !notices.is_empty() {
+        if !renamed.is_empty() {
             self.lines.update(|lines| {
-                for text in notices {
+                for (_, old, new) in renamed {
                     lines.push(Line::Notice {
                         id: next_notice_id(),
-                        text,
+                        text: format!("{old} is now {new}"),
                     });
                 }
             });

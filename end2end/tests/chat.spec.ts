@@ -207,8 +207,15 @@ test('before the wasm arrives the box takes typing; what was sent with Enter goe
   await expect(page.getByRole('button', { name: 'Send' })).toBeEnabled();
   await input.press('Enter');
   await expect(input).toHaveValue('');
+  // It does not seem to vanish: it shows at once, greyed, as "sending…" (as an offline send does).
+  const early = page.getByTestId('pending');
+  await expect(early).toHaveCount(1);
+  await expect(early.locator('.body')).toHaveText('said before the wasm');
+  await expect(early.locator('.sending')).toHaveText('sending…');
+  await expect(early).toBeInViewport();
   await input.pressSequentially('and a second');
   await page.getByRole('button', { name: 'Send' }).click();
+  await expect(early.locator('.body')).toHaveText(['said before the wasm', 'and a second']);
   await input.pressSequentially('still writing');
   await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'false');
   // Not sent yet: Bob has heard nothing.
@@ -224,6 +231,8 @@ test('before the wasm arrives the box takes typing; what was sent with Enter goe
     'said before the wasm',
     'and a second',
   ]);
+  // Shown once each: the early rows gave way to the messages themselves.
+  await expect(page.getByTestId('pending')).toHaveCount(0);
   await expect(input).toHaveValue('still writing');
   await input.press('Enter');
   await expect(b.locator('.message .body', { hasText: 'still writing' })).toHaveCount(1);

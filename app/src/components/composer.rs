@@ -1,4 +1,5 @@
-//! Where the user types. Enter sends, Shift+Enter starts a new line.
+//! Where the user types. Enter sends, Shift+Enter starts a new line; PageUp and PageDown move the
+//! conversation above.
 //!
 //! The box works from the first paint, before the wasm has arrived: the page's inline script
 //! (`app/src/early.js`) enables it and holds what is sent with Enter; the composer takes both over
@@ -57,22 +58,23 @@ pub fn Composer() -> impl IntoView {
     // unless they are typing somewhere else.
     let input = NodeRef::<leptos::html::Textarea>::new();
     Effect::new(move |_| {
-        if !tab.hydrated.get() {
-            return;
-        }
         // Once the box is enabled in the DOM (an effect can run before that update lands).
         #[cfg(feature = "hydrate")]
-        crate::components::before_next_paint(move || {
-            let busy = document().active_element().is_some_and(|el| {
-                matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
-                    && el.get_attribute("data-testid").as_deref() != Some("room-input")
+        if tab.hydrated.get() {
+            crate::components::before_next_paint(move || {
+                let busy = document().active_element().is_some_and(|el| {
+                    matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+                        && el.get_attribute("data-testid").as_deref() != Some("room-input")
+                });
+                if let Some(input) = input.get_untracked()
+                    && !busy
+                {
+                    let _ = input.focus();
+                }
             });
-            if let Some(input) = input.get_untracked()
-                && !busy
-            {
-                let _ = input.focus();
-            }
-        });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (tab, input);
     });
 
     let send = move || {
@@ -94,6 +96,18 @@ pub fn Composer() -> impl IntoView {
         if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
             ev.prevent_default();
             send();
+        }
+        // Reading back without leaving the box, as in Slack and Discord: PageUp and PageDown move
+        // the conversation, not the caret.
+        #[cfg(feature = "hydrate")]
+        if matches!(ev.key().as_str(), "PageUp" | "PageDown")
+            && !(ev.shift_key() || ev.ctrl_key() || ev.alt_key() || ev.meta_key())
+            && let Some(list) = document().get_element_by_id("messages")
+        {
+            ev.prevent_default();
+            let page = f64::from(list.client_height()) * 0.9;
+            let by = if ev.key() == "PageUp" { -page } else { page };
+            list.scroll_by_with_x_and_y(0.0, by);
         }
     };
     let on_submit = move |ev: ev::SubmitEvent| {

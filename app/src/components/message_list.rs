@@ -1,4 +1,5 @@
-//! The conversation: the room's messages, oldest first, with join/leave notices among them. Kept
+//! The conversation: the room's messages, oldest first, grouped by author and divided by the
+//! reader's days (components/layout.rs), with notices of renames among them. Kept
 //! scrolled to the newest while the reader is at the bottom; scrolling to the top loads the page
 //! before what is shown, without moving what the reader is looking at.
 
@@ -6,8 +7,10 @@ use leptos::{html, prelude::*};
 
 use crate::{
     components::{
-        MessageBody, before_next_paint, mentions,
-        sent_at::{iso, sent_label},
+        Avatar, MessageBody, before_next_paint,
+        layout::{Row, layout},
+        mentions,
+        sent_at::{day_label, iso, reader_day, reader_today, sent_label},
     },
     protocol::MessageKind,
     state::{Line, Room, Tab},
@@ -74,6 +77,17 @@ pub fn MessageList() -> impl IntoView {
         } else if was.first.is_some() && first != was.first && last == was.last {
             // Older messages went in above: keep what the reader sees where it was.
             el.set_scroll_top(el.scroll_top() + el.scroll_height() - was.height);
+            // The focus on the button (by click, Enter, or Tab): it goes to the newest of what was
+            // loaded, just above where the reader was, so reading back by keyboard goes on from
+            // there, rather than staying at the top.
+            #[cfg(feature = "hydrate")]
+            if let Some(was_first) = was.first.as_deref()
+                && document()
+                    .active_element()
+                    .is_some_and(|el| el.get_attribute("data-testid").as_deref() == Some("older"))
+            {
+                focus_before(&el, was_first);
+            }
         } else if room.is_following() {
             announce_newest(last.as_ref());
             // Following the conversation: a new message, the oldest lines trimmed, or the list
@@ -135,14 +149,50 @@ pub fn MessageList() -> impl IntoView {
         room.follow(at_newest);
     };
 
+    // Each line with how it sits (components/layout.rs): days only once hydrated, on both sides the
+    // same. How a line sits is part of its key, so a line whose place changes (the first of a day
+    // once the reader's zone is known, the head of a group once older lines go in above) is drawn
+    // again, and no row needs a reactive class or divider of its own.
+    let lines = move || {
+        let hydrated = tab.hydrated.get();
+        room.lines.with(|lines| {
+            let rows = layout(lines, |sent_at| reader_day(sent_at, hydrated));
+            lines.iter().cloned().zip(rows).collect::<Vec<_>>()
+        })
+    };
+    // "Today", "Yesterday", a date: above the first line of each of the reader's days.
+    let day_divider = |row: Row| {
+        row.day.map(|day| {
+            view! {
+                <li class="day" data-testid="day" role="separator">
+                    <span>{day_label(day, reader_today())}</span>
+                </li>
+            }
+        })
+    };
+
     view! {
-        <div class="messages-scroller" node_ref=scroller on:scroll=on_scroll data-testid="scroller">
+        // A Tab stop (role `log`), so PageUp, PageDown, Home and End read back through it. Not a live
+        // region itself (`aria-live` off): history pages and notices would all be read out; the
+        // announcer below says what is new.
+        <div
+            class="messages-scroller"
+            node_ref=scroller
+            on:scroll=on_scroll
+            data-testid="scroller"
+            id="messages"
+            role="log"
+            aria-live="off"
+            aria-label=format!("Messages in #{}", room.name.get_value())
+            tabindex="0"
+        >
             <Show when=move || room.has_more.get()>
                 <button
                     type="button"
                     class="older"
                     data-testid="older"
-                    disabled=move || room.loading_older.get()
+                    // Not `disabled`: a disabled button loses the focus, which fell to the page.
+                    aria-disabled=move || room.loading_older.get().to_string()
                     on:click=move |_| load_older()
                 >
                     {move || {
@@ -160,54 +210,56 @@ pub fn MessageList() -> impl IntoView {
             </Show>
             // Not a live region itself: history pages and notices would all be read out.
             <ol class="messages" data-testid="messages">
-                <For each=move || room.lines.get() key=Line::key let:line>
+                <For each=lines key=|(line, row)| (line.key(), *row) let:((line, row))>
                     {match line {
-                        Line::Message(shown) if shown.msg.kind == MessageKind::Announcement => {
-                            let sent_at = shown.msg.sent_at;
-                            view! {
-                                <li class="announcement" data-testid="announcement" data-seq=shown.msg.seq>
-                                    <div class="meta">
-                                        <span class="label">"Announcement"</span>
-                                        <span class="author">{shown.msg.author.name}</span>
-                                        <time datetime=iso(sent_at)>{move || sent_label(sent_at, tab.hydrated.get())}</time>
-                                    </div>
-                                    <MessageBody text=shown.msg.body />
-                                </li>
-                            }
-                            .into_any()
-                        }
+                        // One row for every kind of message, so each kind follows the same rules
+                        // (groups, days, the "New messages" rule); an announcement to every room
+                        // is not dressed as a chat message, and an integration's never as a person's.
                         Line::Message(shown) => {
                             let key = shown.key();
+                            let data_key = key.clone();
                             let news_begin = move || {
                                 room.first_unread.with(|first| first.as_deref() == Some(key.as_str()))
                             };
-                            // An integration's message: never dressed as a person's.
-                            let bot = shown.msg.kind == MessageKind::Bot;
-                            let mine = !bot && tab.is_me(&shown.msg.author);
+                            let kind = shown.msg.kind;
+                            let announcement = kind == MessageKind::Announcement;
+                            let bot = kind == MessageKind::Bot;
+                            let mine = kind == MessageKind::User && tab.is_me(&shown.msg.author);
                             // Someone calling on the reader by name stands out.
                             let for_me = !mine
+                                && !announcement
                                 && tab.me.with_untracked(|me| {
                                     me.as_ref().is_some_and(|me| mentions(&shown.msg.body, &me.name))
                                 });
                             let sent_at = shown.msg.sent_at;
+                            let author = shown.msg.author;
                             view! {
+                                {day_divider(row)}
                                 <Show when=news_begin>
                                     <li class="news" data-testid="news" role="separator">
                                         <span>"New messages"</span>
                                     </li>
                                 </Show>
                                 <li
-                                    class="message"
+                                    class=if announcement { "announcement" } else { "message" }
+                                    data-testid=announcement.then_some("announcement")
+                                    tabindex="-1"
+                                    data-key=data_key
                                     class:mine=mine
                                     class:bot=bot
                                     class:mention=for_me
+                                    // The same author again within minutes: the body alone.
+                                    class:continued=row.continued
                                     data-seq=shown.msg.seq
                                 >
                                     <div class="meta">
-                                        <span class="author">{shown.msg.author.name}</span>
+                                        {announcement.then(|| view! { <span class="label">"Announcement"</span> })}
+                                        <Avatar who=author.clone() bot/>
+                                        <span class="author">{author.name}</span>
                                         {bot.then(|| view! { <span class="badge" title="posted by an integration">"bot"</span> })}
                                         // The server cannot know the reader's time zone; the
-                                        // browser puts its local time in once it has taken over.
+                                        // browser puts its local time in once it has taken over
+                                        // (and the full date on hover or focus: app/src/early.js).
                                         <time datetime=iso(sent_at)>{move || sent_label(sent_at, tab.hydrated.get())}</time>
                                     </div>
                                     // Text, never markup: Leptos escapes it.
@@ -250,4 +302,24 @@ struct Seen {
     last: Option<String>,
     pending: usize,
     height: i32,
+}
+
+/// Focuses the line just above the one keyed `key` in `list`.
+#[cfg(feature = "hydrate")]
+fn focus_before(list: &web_sys::HtmlDivElement, key: &str) {
+    use wasm_bindgen::JsCast;
+    let Ok(Some(line)) = list.query_selector(&format!("li[data-key=\"{key}\"]")) else {
+        return;
+    };
+    let mut above = line.previous_element_sibling();
+    // Past the "New messages" rule and notices: the newest loaded message itself.
+    while let Some(el) = above.clone() {
+        if el.has_attribute("data-key") {
+            break;
+        }
+        above = el.previous_element_sibling();
+    }
+    if let Some(el) = above.and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok()) {
+        let _ = el.focus();
+    }
 }

@@ -3,6 +3,8 @@
 
 mod body;
 mod composer;
+mod go_to_room;
+mod layout;
 mod message_list;
 mod people;
 mod rooms;
@@ -11,8 +13,9 @@ mod status;
 
 pub use body::{MessageBody, mentions};
 pub use composer::Composer;
+pub use go_to_room::GoToRoom;
 pub use message_list::MessageList;
-pub use people::{Members, TypingIndicator};
+pub use people::{Avatar, Members, SameName, TypingIndicator};
 pub use rooms::RoomList;
 pub use status::ConnectionStatus;
 

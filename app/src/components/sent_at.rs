@@ -1,9 +1,37 @@
 //! When a message was sent, as its reader reads it: the time alone for today's messages, with
 //! "Yesterday" or the date for older ones, so a message from last week does not pass for this
 //! morning's. In the reader's own time zone once the page is hydrated; in UTC (and saying so) in the
-//! page the server renders, which cannot know the reader's zone.
+//! page the server renders, which cannot know the reader's zone. Also the day dividers' labels
+//! ("Today", "Yesterday", "Friday 4 December"). (The full date and time on hovering a time is the
+//! page's inline script's: app/src/early.js.)
 
 const MS_PER_DAY: i64 = 86_400_000;
+
+const MONTH_NAMES: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// From Sunday: 1970-01-01 (day 0) was a Thursday.
+const WEEKDAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -81,17 +109,14 @@ fn label(sent: Wall, now: Wall, zone: &str) -> String {
 /// browser), else in UTC.
 pub fn sent_label(sent_at_ms: u64, local: bool) -> String {
     let sent = i64::try_from(sent_at_ms).unwrap_or(i64::MAX / 2);
-    #[cfg(feature = "hydrate")]
-    if local {
+    if local && cfg!(feature = "hydrate") {
         let now = now_ms();
-        // getTimezoneOffset is minutes *behind* UTC, and may differ between the two dates (DST).
-        let offset = |ms: i64| {
-            let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-            -(date.get_timezone_offset() as i64) * 60_000
-        };
-        return label(Wall::at(sent, offset(sent)), Wall::at(now, offset(now)), "");
+        return label(
+            Wall::at(sent, reader_offset(sent)),
+            Wall::at(now, reader_offset(now)),
+            "",
+        );
     }
-    let _ = local;
     label(Wall::at(sent, 0), Wall::at(now_ms(), 0), "UTC")
 }
 
@@ -104,6 +129,55 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The offset of the reader's wall clock from UTC at `ms` (0 on the server: UTC).
+fn reader_offset(ms: i64) -> i64 {
+    #[cfg(feature = "hydrate")]
+    {
+        // getTimezoneOffset is minutes *behind* UTC, and may differ between two dates (DST).
+        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+        -(date.get_timezone_offset() as i64) * 60_000
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = ms;
+        0
+    }
+}
+
+/// The reader's day of `sent_at_ms` (days since 1970-01-01 on their wall clock), once the page is
+/// hydrated; `None` before, on the server's page as in the browser, so that both render the same
+/// (the server does not know the reader's zone; day dividers come with hydration).
+pub fn reader_day(sent_at_ms: u64, hydrated: bool) -> Option<i64> {
+    if !hydrated || cfg!(not(feature = "hydrate")) {
+        return None;
+    }
+    let ms = i64::try_from(sent_at_ms).unwrap_or(i64::MAX / 2);
+    Some(Wall::at(ms, reader_offset(ms)).day)
+}
+
+/// The reader's today, as [`reader_day`] counts days.
+pub fn reader_today() -> i64 {
+    let now = now_ms();
+    Wall::at(now, reader_offset(now)).day
+}
+
+/// A day divider's words: "Today", "Yesterday", "Friday 4 December", or with the year once it is
+/// not this year's.
+pub fn day_label(day: i64, today: i64) -> String {
+    let weekday = WEEKDAYS[(day + 4).rem_euclid(7) as usize];
+    let (year, month, date) = civil(day);
+    let month = MONTH_NAMES[(month as usize - 1) % 12];
+    if day == today {
+        "Today".into()
+    } else if day + 1 == today {
+        "Yesterday".into()
+    } else if year == civil(today).0 {
+        format!("{weekday} {date} {month}")
+    } else {
+        format!("{weekday} {date} {month} {year}")
+    }
 }
 
 /// The moment as an ISO 8601 UTC timestamp, for `<time datetime>` (the same on server and browser).
@@ -139,6 +213,16 @@ mod tests {
         assert_eq!(utc(NOW - 11 * HOUR), "Yesterday 23:30 UTC");
         assert_eq!(utc(NOW - 2 * 24 * HOUR), "22 Nov 10:30 UTC");
         assert_eq!(utc(NOW - 330 * 24 * HOUR), "29 Dec 2025 10:30 UTC");
+    }
+
+    #[test]
+    fn day_dividers_say_today_yesterday_or_the_date() {
+        let today = NOW / MS_PER_DAY; // Tuesday 24 November 2026
+        assert_eq!(day_label(today, today), "Today");
+        assert_eq!(day_label(today - 1, today), "Yesterday");
+        assert_eq!(day_label(today - 4, today), "Friday 20 November");
+        assert_eq!(day_label(today - 330, today), "Tuesday 29 December 2025");
+        assert_eq!(day_label(0, today), "Thursday 1 January 1970");
     }
 
     #[test]
