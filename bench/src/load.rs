@@ -325,8 +325,30 @@ async fn next_frame(ws: &mut Socket) -> anyhow::Result<Option<Frame>> {
     Ok(None)
 }
 
+/// Reads `ws` up to the server's `ack` of the message sent with `client_id`; a refusal is an error.
+pub(crate) async fn until_ack(ws: &mut Socket, client_id: &str) -> anyhow::Result<()> {
+    while let Some(msg) = tokio::time::timeout(PATIENCE, ws.next())
+        .await
+        .map_err(|_| anyhow!("no ack of {client_id} in time"))?
+    {
+        if let Message::Text(text) = msg? {
+            let frame: serde_json::Value = serde_json::from_str(&text)?;
+            match frame["type"].as_str() {
+                Some("ack") if frame["client_id"] == client_id => return Ok(()),
+                Some("error") => return Err(anyhow!("{client_id} refused: {text}")),
+                _ => {}
+            }
+        }
+    }
+    Err(anyhow!("closed before the ack of {client_id}"))
+}
+
 /// Joins `room` from `since` and reads up to the `joined` answer; returns (epoch, last_seq).
-async fn join(ws: &mut Socket, room: &str, since: Option<Cursor>) -> anyhow::Result<(String, u64)> {
+pub(crate) async fn join(
+    ws: &mut Socket,
+    room: &str,
+    since: Option<Cursor>,
+) -> anyhow::Result<(String, u64)> {
     let join = ClientMsg::Join {
         room: room.to_owned(),
         since,

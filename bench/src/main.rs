@@ -15,6 +15,7 @@
 
 mod alone;
 mod load;
+mod pages;
 mod raw;
 mod report;
 
@@ -142,6 +143,20 @@ pub enum Scenario {
         depth: usize,
         #[arg(long, default_value_t = 100)]
         rooms: usize,
+        #[arg(long, default_value_t = 8.0)]
+        seconds: f64,
+    },
+    /// Signed-in readers loading a room's page over keep-alive connections, each request as the
+    /// next of `viewers` people: pages/s without compression, with gzip and with brotli.
+    Pages {
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        #[arg(long, default_value_t = 200)]
+        viewers: usize,
+        /// Messages in the room (the page shows the latest 50).
+        #[arg(long, default_value_t = 50)]
+        messages: usize,
+        /// Seconds of loading per encoding.
         #[arg(long, default_value_t = 8.0)]
         seconds: f64,
     },
@@ -315,6 +330,12 @@ fn main() -> anyhow::Result<()> {
                 }
                 outcome
             }
+            Scenario::Pages {
+                connections,
+                viewers,
+                messages,
+                seconds,
+            } => pages::pages(&target, connections, viewers, messages, seconds).await,
             Scenario::Smoke => load::smoke(&target).await,
             Scenario::Worker { .. } | Scenario::RedisAlone { .. } => {
                 Err(anyhow::anyhow!("not a scenario for a running herald"))

@@ -221,7 +221,7 @@ mod tests {
         assert_eq!(day_label(today, today), "Today");
         assert_eq!(day_label(today - 1, today), "Yesterday");
         assert_eq!(day_label(today - 4, today), "Friday 20 November");
-        assert_eq!(day_label(today - 330, today), "Tuesday 29 December 2025");
+        assert_eq!(day_label(today - 330, today), "Monday 29 December 2025");
         assert_eq!(day_label(0, today), "Thursday 1 January 1970");
     }
 

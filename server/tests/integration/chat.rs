@@ -447,9 +447,13 @@ async fn each_room_has_its_own_page_and_the_go_to_form_finds_it() {
         "{head}"
     );
 
-    let (status, _, body) = server.get_as("/r?room=no%20spaces", &cookie).await;
+    // Spaces become `-` (the one rule for room names); a slash cannot, and the rule is said.
+    let (status, _, body) = server.get_as("/r?room=no%2Fslash", &cookie).await;
     assert_eq!(status, 400);
-    assert!(body.contains("a-z, 0-9"));
+    assert!(
+        body.contains("a-z, 0-9") && body.contains("spaces become -"),
+        "{body}"
+    );
 
     let (status, _, _) = server.get_as("/r/Not_Valid!", &cookie).await;
     assert_eq!(status, 404);
