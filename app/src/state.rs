@@ -710,11 +710,26 @@ impl Room {
         self.members.set(members);
         if !renamed.is_empty() {
             self.lines.update(|lines| {
-                for (_, old, new) in renamed {
-                    lines.push(Line::Notice {
+                for (id, old, new) in renamed {
+                    // Before their first words under the new name, if those came first (this
+                    // `presence` is sent at most twice a second, a message at once).
+                    let by = |line: &Line, named: bool| {
+                        matches!(line, Line::Message(shown)
+                            if shown.msg.author.id == id && (shown.msg.author.name == new) == named)
+                    };
+                    let after_old = lines
+                        .iter()
+                        .rposition(|l| by(l, false))
+                        .map_or(0, |i| i + 1);
+                    let at = lines[after_old..]
+                        .iter()
+                        .position(|l| by(l, true))
+                        .map_or(lines.len(), |i| after_old + i);
+                    let notice = Line::Notice {
                         id: next_notice_id(),
                         text: format!("{old} is now {new}"),
-                    });
+                    };
+                    lines.insert(at, notice);
                 }
             });
         }

@@ -265,8 +265,13 @@ test('comings and goings stay in the people panel; a change of name is one line'
   await again.getByTestId('rename-input').fill('Robert');
   await again.getByRole('button', { name: 'Change name' }).click();
   await expect(again.getByTestId('me')).toHaveText('Robert');
+  // He speaks at once, perhaps before the room's presence says who he is now: the line goes where
+  // it happened, before his first words under the new name, whichever reaches Ann first.
+  await expect(again.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+  await send(again, 'said as Robert');
   await expect(ann.getByTestId('people').locator('li')).toHaveText(['Ann', 'Robert']);
   await expect(ann.getByTestId('notice')).toHaveText(['Bob is now Robert']);
+  await expect(ann.locator('.messages > li:not(.day)')).toHaveText([/still here/, 'Bob is now Robert', /said as Robert/]);
   // Robert himself is not told who he was.
   await expect(again.getByTestId('notice')).toHaveCount(0);
 });

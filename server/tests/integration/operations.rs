@@ -322,9 +322,10 @@ struct Running {
 }
 
 impl Running {
-    async fn start(dir: &str, flags: &[&str]) -> Self {
+    /// The binary in `dir` on `addr` with `flags`, its log lines coming in as they are written.
+    fn spawn(dir: &str, addr: &str, flags: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["--data-dir", dir, "--addr", "127.0.0.1:0"])
+            .args(["--data-dir", dir, "--addr", addr])
             .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -339,12 +340,16 @@ impl Running {
                 let _ = tx.send(line);
             }
         });
-        let mut running = Self {
+        Self {
             child,
             addr: "0.0.0.0:0".parse().expect("addr"),
             log,
             early: Vec::new(),
-        };
+        }
+    }
+
+    async fn start(dir: &str, flags: &[&str]) -> Self {
+        let mut running = Self::spawn(dir, "127.0.0.1:0", flags);
         loop {
             let line = running.next_line().await;
             let found = line
@@ -680,30 +685,14 @@ async fn in_cluster_mode_redis_round_trips_and_bus_repairs_are_counted() {
 
 /// Started on every interface, the start-up lines name addresses people can open (this machine's
 /// first) and never `0.0.0.0`, and say how to let people in by a name.
-#[test]
-fn started_on_every_interface_it_says_where_people_can_open_it() {
+#[tokio::test]
+async fn started_on_every_interface_it_says_where_people_can_open_it() {
     let data = TempDir::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["--data-dir", data.path(), "--addr", "0.0.0.0:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start herald");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let mut herald = Running::spawn(data.path(), "0.0.0.0:0", &[]);
     let mut lines = Vec::new();
     let said = |lines: &[String], what: &str| lines.iter().any(|l| l.contains(what));
     while !(said(&lines, "(this machine only)") && said(&lines, "--allowed-host")) {
-        match rx.recv_timeout(PATIENCE) {
-            Ok(line) => lines.push(line),
-            Err(e) => panic!("no start-up lines in time ({e}): {lines:#?}"),
-        }
+        lines.push(herald.next_line().await);
     }
     let log = lines.join("\n");
     // The loopback address with the port it really listens on: it answers there.
@@ -713,16 +702,18 @@ fn started_on_every_interface_it_says_where_people_can_open_it() {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("no loopback address: {log}"));
     let port: u16 = url.parse().unwrap_or_else(|_| panic!("not a port: {url}"));
-    let answered = std::net::TcpStream::connect(("127.0.0.1", port));
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(answered.is_ok(), "nothing at 127.0.0.1:{port}: {log}");
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok(),
+        "nothing at 127.0.0.1:{port}: {log}"
+    );
     assert!(
         log.contains("of every IPv4 interface; open it at:"),
         "{log}"
     );
     assert!(!log.contains("http://0.0.0.0"), "{log}");
-    // Any other address said is one of this machine's, not the wildcard.
+    // Any other address said is one of this machine's, with the same port.
     for line in lines.iter().filter(|l| l.contains("(from other machines")) {
         assert!(line.contains(&format!(":{port}  (")), "{line}");
     }
