@@ -82,7 +82,12 @@ impl Target {
         std::fs::create_dir_all(&dir)?;
         let mut command = Command::new(bin);
         if let Some(url) = redis {
-            command.args(["--redis", url, "--session-secret", "herald-bench"]);
+            command.args([
+                "--redis",
+                url,
+                "--session-secret",
+                "herald-bench: a secret of 32 bytes or more",
+            ]);
         }
         let mut child = command
             .args(["--addr", "127.0.0.1:0", "--data-dir"])

@@ -64,7 +64,7 @@ async function balancer(backends: string[]): Promise<{ url: string; close: () =>
 
 test('two people on two nodes keep chatting when one node is killed: nothing missing or doubled', async ({ browser }) => {
   const redis = await startRedis();
-  const secret = 'e2e-cluster-secret';
+  const secret = 'e2e-cluster-secret-of-32-bytes-or-more';
   const nodes: Herald[] = [];
   const balancers: { close: () => void }[] = [];
   try {

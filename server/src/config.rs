@@ -26,8 +26,9 @@ pub struct Config {
     #[arg(long, env = "HERALD_DATA_DIR", default_value = "herald-data")]
     pub data_dir: PathBuf,
 
-    /// Secret that signs session cookies. If unset, one is generated once and kept in
-    /// DATA_DIR/session.key, so sessions survive restarts. Changing it signs everyone out.
+    /// Secret that signs session cookies: at least 32 bytes (`openssl rand -hex 32`); an empty or
+    /// shorter one is refused. If unset, one is generated once and kept in DATA_DIR/session.key, so
+    /// sessions survive restarts. Changing it signs everyone out.
     #[arg(long, env = "HERALD_SESSION_SECRET", hide_env_values = true)]
     pub session_secret: Option<String>,
 

@@ -42,7 +42,7 @@ impl Sessions {
     /// (created on first start).
     pub fn load(config: &Config) -> anyhow::Result<Self> {
         let key: [u8; 32] = match (&config.session_secret, &config.session_key_file) {
-            (Some(secret), _) => Sha256::digest(secret.as_bytes()).into(),
+            (Some(secret), _) => Sha256::digest(strong_secret(secret)?.as_bytes()).into(),
             (None, Some(file)) => {
                 read_key(file)?.ok_or_else(|| anyhow::anyhow!("cannot read {}", file.display()))?
             }
@@ -87,6 +87,28 @@ impl Sessions {
             .filter_map(|v| v.to_str().ok());
         cookie::session_values(values).find_map(|value| self.verify(value))
     }
+}
+
+/// The shortest `--session-secret` taken: 32 bytes, so that the key cannot be guessed from a cookie
+/// (a secret of a few letters fell to 89 guesses, and then anyone could sign in as anyone).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// `secret` if it may sign cookies; an empty one (an unset variable in a unit file gives one) or a
+/// short one is refused, saying how to make a good one.
+fn strong_secret(secret: &str) -> anyhow::Result<&str> {
+    let how = "make one with `openssl rand -hex 32`, or leave it unset and Herald keeps a generated \
+               key in DATA_DIR/session.key";
+    if secret.trim().is_empty() {
+        anyhow::bail!("--session-secret (HERALD_SESSION_SECRET) is empty: {how}");
+    }
+    if secret.len() < MIN_SECRET_BYTES {
+        anyhow::bail!(
+            "--session-secret (HERALD_SESSION_SECRET) is {} bytes; it must be at least \
+             {MIN_SECRET_BYTES}, or cookies can be forged: {how}",
+            secret.len()
+        );
+    }
+    Ok(secret)
 }
 
 /// The key in `path` (64 hex digits), `None` if the file cannot be read.

@@ -8,7 +8,7 @@ use crate::common;
 use app::protocol::{ClientMsg, JoinMode, ServerMsg};
 use common::{Client, Redis, RedisCluster, RedisProxy, RedisServer, TempDir, TestServer};
 
-const SECRET: &str = "the same secret on every node";
+const SECRET: &str = "the same secret on every node, 32+ bytes";
 
 /// A node on `redis`, with a data dir of its own.
 async fn node(redis: &impl Redis) -> (TestServer, TempDir) {

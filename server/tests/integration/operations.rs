@@ -630,7 +630,7 @@ async fn in_cluster_mode_redis_round_trips_and_bus_repairs_are_counted() {
         "--redis",
         url.as_str(),
         "--session-secret",
-        "metrics test secret",
+        "a metrics test secret of 32 bytes or more",
         "--metrics-token",
         METRICS_TOKEN,
     ];
@@ -721,4 +721,52 @@ async fn started_on_every_interface_it_says_where_people_can_open_it() {
         log.contains("start with --allowed-host chat.example.com"),
         "{log}"
     );
+}
+
+/// An empty session secret (an unset variable in a unit file) or a short one would let anyone forge
+/// anyone's cookie: Herald refuses to start, saying why and how to make a good one.
+#[test]
+fn an_empty_or_short_session_secret_is_refused_at_start() {
+    let data = TempDir::new();
+    let start = |secret: &str| {
+        Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["--data-dir", data.path(), "--addr", "127.0.0.1:0"])
+            .env("HERALD_SESSION_SECRET", secret)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run herald")
+    };
+    for (secret, says) in [
+        ("", "is empty"),
+        ("   ", "is empty"),
+        ("x", "is 1 bytes; it must be at least 32"),
+        (&"s".repeat(31), "is 31 bytes; it must be at least 32"),
+    ] {
+        let out = start(secret);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "started with {secret:?}: {said}");
+        assert!(
+            said.contains(says) && said.contains("openssl rand -hex 32"),
+            "{secret:?}: {said}"
+        );
+        // Refused before anything was written: no key file was made in its place.
+        assert!(!Path::new(data.path()).join("session.key").exists());
+    }
+}
+
+/// A secret of 32 bytes or more signs cookies that the server then takes.
+#[tokio::test]
+async fn a_long_enough_session_secret_signs_cookies() {
+    let data = TempDir::new();
+    let secret = "a secret of thirty-two bytes, ok";
+    assert_eq!(secret.len(), 32);
+    let server = TestServer::start_in(data.path(), &["--session-secret", secret]).await;
+    let cookie = server.session("Ann").await;
+    let (status, _, body) = server.get_as("/session", &cookie).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Ann"), "{body}");
 }
