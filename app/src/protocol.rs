@@ -632,15 +632,35 @@ pub fn validate_name(name: &str) -> Result<String, ProtocolError> {
         || name
             .chars()
             .any(|c| c.is_control() || is_direction_control(c))
+        || name.chars().all(|c| c.is_whitespace() || is_invisible(c))
     {
         return Err(ProtocolError::new(
             ErrorCode::InvalidName,
             format!(
-                "a name is 1 to {MAX_NAME_CHARS} characters, without control or text-direction characters"
+                "a name is 1 to {MAX_NAME_CHARS} characters, some of them visible, without control \
+                 or text-direction characters"
             ),
         ));
     }
     Ok(name.to_owned())
+}
+
+/// Characters that take no room and show nothing (zero-width spaces and joiners, the word joiner and
+/// its kin, the byte-order mark, the soft hyphen, Hangul fillers): a name of these alone is no name.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200D}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+    )
 }
 
 /// The Unicode characters that set the direction of the text around them (Unicode's bidirectional
@@ -1057,6 +1077,9 @@ mod tests {
             "\u{2067}Bob",
             "x\u{200F}",
             "\u{061C}y",
+            "\u{200B}",
+            "\u{200B}\u{FEFF} \u{2060}",
+            "\u{3164}",
         ] {
             assert_eq!(
                 validate_name(bad).map_err(|e| e.code),

@@ -441,4 +441,12 @@ test('two people called Ann can be told apart, and names cannot turn text around
   await third.getByRole('button', { name: 'Start chatting' }).click();
   await expect(third.getByTestId('name-error')).toContainText('text-direction');
   await expect(third.getByTestId('name-form')).toBeVisible();
+  // So is a name of invisible characters only.
+  await third.getByTestId('name-input').fill('\u200B\u2060');
+  await third.getByRole('button', { name: 'Start chatting' }).click();
+  await expect(third.getByTestId('name-error')).toContainText('some of them visible');
+  // And every name is set apart from the text around it, whatever its direction.
+  for (const where of ['.message .author', '[data-testid=people] .person-name', '[data-testid=me]']) {
+    expect(await first.locator(where).first().evaluate((el) => getComputedStyle(el).unicodeBidi), where).toBe('isolate');
+  }
 });
