@@ -61,13 +61,15 @@ pub struct Config {
     #[arg(long, env = "HERALD_REDIS_WAIT_REPLICAS", default_value_t = 0)]
     pub redis_wait_replicas: u32,
 
-    /// Another origin (scheme://host[:port]) whose pages may open the WebSocket and post the name
-    /// forms, besides Herald's own.
+    /// Another origin (http:// or https://, a host and maybe a port, nothing after) whose pages may
+    /// open the WebSocket and post the name forms, besides Herald's own. `null` (sandboxed frames,
+    /// files) and `*` are refused: either would let any page sign people in.
     /// Repeat the flag, or separate origins with commas in the variable.
     #[arg(
         long = "allowed-origin",
         env = "HERALD_ALLOWED_ORIGINS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = origin
     )]
     pub allowed_origins: Vec<String>,
 
@@ -204,6 +206,28 @@ fn positive_rate(text: &str) -> Result<f64, String> {
     }
 }
 
+/// An origin a browser would send: `http://` or `https://`, then a host (and a port), nothing
+/// after; kept lowercase, as it is compared.
+fn origin(text: &str) -> Result<String, String> {
+    let origin = text.trim().to_ascii_lowercase();
+    let host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not an origin: it starts with http:// or https:// \
+                 (`null` and `*` would let any page in)"
+            )
+        })?;
+    let fine = |b: u8| b.is_ascii_alphanumeric() || b".-:[]".contains(&b);
+    if host.is_empty() || !host.bytes().all(fine) {
+        return Err(format!(
+            "{text:?} is not an origin: after the scheme, a host and maybe :port, nothing else"
+        ));
+    }
+    Ok(origin)
+}
+
 impl Config {
     /// The defaults with the given flags applied: for tests and tools that start Herald in-process.
     pub fn from_flags<I, T>(flags: I) -> Result<Self, clap::Error>
@@ -214,5 +238,35 @@ impl Config {
         Self::try_parse_from(
             std::iter::once("herald".into()).chain(flags.into_iter().map(Into::into)),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn an_allowed_origin_is_one_a_browser_sends() {
+        let allowed =
+            |o: &str| Config::from_flags(["--allowed-origin", o]).map(|c| c.allowed_origins);
+        assert_eq!(
+            allowed("https://Chat.Example.com").ok(),
+            Some(vec!["https://chat.example.com".into()])
+        );
+        assert_eq!(
+            allowed("http://10.0.0.5:8080").ok(),
+            Some(vec!["http://10.0.0.5:8080".into()])
+        );
+        for bad in [
+            "null",
+            "*",
+            "chat.example.com",
+            "https://",
+            "https://a.example/path",
+            "ftp://a.example",
+        ] {
+            let refused = allowed(bad).expect_err(bad).to_string();
+            assert!(refused.contains("is not an origin"), "{bad}: {refused}");
+        }
     }
 }

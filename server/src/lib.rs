@@ -358,7 +358,43 @@ fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(NextRequestId::default()))
+        // First of all: an id from outside is cut to what the logs keep, so the answer echoes no
+        // more than that either (a 3 000-character one came back whole).
+        .layer(axum::middleware::map_request(cut_request_id))
         .with_state(state)
+}
+
+/// Cuts the `x-request-id` a request came with to [`MAX_REQUEST_ID_CHARS`]; one that is not
+/// printable ASCII goes (and the request gets an id of ours).
+async fn cut_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    let headers = request.headers_mut();
+    let Some(value) = headers.get("x-request-id") else {
+        return request;
+    };
+    let cut = value
+        .to_str()
+        .ok()
+        .and_then(|id| axum::http::HeaderValue::from_str(request_id_cut(id)).ok());
+    match cut {
+        Some(cut) => {
+            headers.insert("x-request-id", cut);
+        }
+        None => {
+            headers.remove("x-request-id");
+        }
+    }
+    request
+}
+
+/// The longest request id kept, logged and echoed.
+const MAX_REQUEST_ID_CHARS: usize = 64;
+
+/// `id` cut to [`MAX_REQUEST_ID_CHARS`] characters.
+fn request_id_cut(id: &str) -> &str {
+    match id.char_indices().nth(MAX_REQUEST_ID_CHARS) {
+        Some((cut, _)) => &id[..cut],
+        None => id,
+    }
 }
 
 /// Request ids: this process's random prefix and a count, unique without a system call each.
@@ -399,15 +435,12 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     )
 }
 
-/// The request's id as set by [`NextRequestId`] or a proxy in front (cut to 64 characters: it
-/// came from outside).
+/// The request's id as set by [`NextRequestId`] or a proxy in front (cut to
+/// [`MAX_REQUEST_ID_CHARS`]: it came from outside).
 pub fn request_id(headers: &axum::http::HeaderMap) -> &str {
     let id = headers
         .get("x-request-id")
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
-    match id.char_indices().nth(64) {
-        Some((cut, _)) => &id[..cut],
-        None => id,
-    }
+    request_id_cut(id)
 }

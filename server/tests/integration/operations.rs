@@ -770,3 +770,37 @@ async fn a_long_enough_session_secret_signs_cookies() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Ann"), "{body}");
 }
+
+/// A request id from outside is kept (a proxy's), but never longer than the logs keep it: the answer
+/// does not echo 3 000 characters back. One that is not printable ASCII is replaced by one of ours.
+#[tokio::test]
+async fn a_request_id_from_outside_is_echoed_cut_to_64_characters() {
+    let server = TestServer::start().await;
+    let ask = |id: String| {
+        let server = &server;
+        async move {
+            let (status, head, _) = server
+                .request(&format!(
+                    "GET /healthz HTTP/1.1\r\nHost: {}\r\nX-Request-Id: {id}\r\nConnection: close\r\n\r\n",
+                    server.addr
+                ))
+                .await;
+            assert_eq!(status, 200, "{head}");
+            head.lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("x-request-id")
+                        .then(|| value.trim().to_owned())
+                })
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(ask("proxy-7f3a".into()).await, "proxy-7f3a");
+    let long = "r".repeat(3000);
+    assert_eq!(ask(long.clone()).await, long[..64]);
+    let ours = ask("caf\u{e9}".into()).await;
+    assert!(
+        !ours.is_empty() && ours.is_ascii() && ours != "caf\u{e9}",
+        "{ours}"
+    );
+}
