@@ -97,13 +97,16 @@ async fn one_off(command: &server::config::Command, config: &Config) -> ExitCode
         },
         Command::Restore { src } => match backup::restore(&config.data_dir, src) {
             Ok(done) => {
+                let kept = done.kept.as_ref().map_or_else(
+                    || "there was none before".to_owned(),
+                    |kept| format!("the log replaced is kept as {}", kept.display()),
+                );
                 tracing::info!(
-                    "restored {} rooms and {} messages from {} into {} (the log replaced is {})",
+                    "restored {} rooms and {} messages from {} into {} ({kept})",
                     done.rooms,
                     done.messages,
                     src.display(),
                     config.data_dir.display(),
-                    backup::REPLACED_FILE
                 );
                 ExitCode::SUCCESS
             }

@@ -25,7 +25,8 @@ use super::sqlite::{DB_FILE, new_epoch};
 /// In `--data-dir`: locked by a serving Herald for as long as it runs.
 pub const LOCK_FILE: &str = "herald.lock";
 
-/// What a restore keeps of the log it replaced, beside it in the data dir.
+/// What a restore keeps of the log it replaced, beside it in the data dir; a later restore never
+/// writes over it, but keeps its own as `herald.db.before-restore.2`, `.3`, ...
 pub const REPLACED_FILE: &str = "herald.db.before-restore";
 
 /// Locks `data_dir` for this process: a second Herald, or a restore, on it is refused until the
@@ -57,6 +58,8 @@ pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
 pub struct Copied {
     pub rooms: u64,
     pub messages: u64,
+    /// After a restore: where the log it replaced was kept (none if there was none).
+    pub kept: Option<PathBuf>,
 }
 
 /// Writes a consistent copy of the log in `data_dir` to `dest`, which must not exist, with a new
@@ -110,14 +113,15 @@ fn new_lifetime(path: &Path) -> anyhow::Result<Copied> {
     Ok(Copied {
         rooms: rooms.len() as u64,
         messages: u64::try_from(messages).unwrap_or(0),
+        kept: None,
     })
 }
 
 /// Makes the backup `src` the log in `data_dir`. Refused while a Herald holds the data dir; the log
-/// it replaces is kept as [`REPLACED_FILE`].
+/// it replaces is kept as [`REPLACED_FILE`] (or the next free name after it: never over one kept before).
 pub fn restore(data_dir: &Path, src: &Path) -> anyhow::Result<Copied> {
     let _lock = lock_data_dir(data_dir).context("stop Herald before restoring")?;
-    let copied = check_backup(src)?;
+    let mut copied = check_backup(src)?;
     let db = data_dir.join(DB_FILE);
     // Copied under another name first: an interrupted restore leaves the old log as it was.
     let incoming = data_dir.join(format!("{DB_FILE}.restoring"));
@@ -129,7 +133,9 @@ pub fn restore(data_dir: &Path, src: &Path) -> anyhow::Result<Copied> {
         let old = Connection::open(&db)?;
         old.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         drop(old);
-        std::fs::rename(&db, data_dir.join(REPLACED_FILE))?;
+        let kept = free_name(data_dir)?;
+        std::fs::rename(&db, &kept)?;
+        copied.kept = Some(kept);
     }
     for stale in [wal_of(&db, "-wal"), wal_of(&db, "-shm")] {
         match std::fs::remove_file(&stale) {
@@ -142,6 +148,26 @@ pub fn restore(data_dir: &Path, src: &Path) -> anyhow::Result<Copied> {
     std::fs::rename(&incoming, &db)?;
     File::open(data_dir)?.sync_all()?;
     Ok(copied)
+}
+
+/// The first of [`REPLACED_FILE`], `….2`, `….3`, ... that does not exist in `data_dir`: a second restore
+/// must not lose the log the first one kept (the data dir is locked meanwhile, so nothing else
+/// takes the name between looking and renaming).
+fn free_name(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    for n in 1..=10_000u32 {
+        let name = match n {
+            1 => REPLACED_FILE.to_owned(),
+            n => format!("{REPLACED_FILE}.{n}"),
+        };
+        let path = data_dir.join(name);
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Ok(path);
+        }
+    }
+    bail!(
+        "{} holds 10 000 logs kept by earlier restores: move some away first",
+        data_dir.display()
+    )
 }
 
 /// `src` is a whole SQLite file holding a Herald log.
@@ -163,6 +189,7 @@ fn check_backup(src: &Path) -> anyhow::Result<Copied> {
     Ok(Copied {
         rooms: count("SELECT COUNT(*) FROM rooms")?,
         messages: count("SELECT COUNT(*) FROM messages")?,
+        kept: None,
     })
 }
 

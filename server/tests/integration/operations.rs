@@ -619,6 +619,16 @@ async fn a_restore_is_refused_while_herald_runs_on_the_data_dir() {
     drop(herald);
     // Stopped (however it stopped: here killed), the restore goes through.
     herald_command(&["--data-dir", data.path(), "restore", copy]).expect("restore once stopped");
+    // The same restore again keeps the log it replaces beside the first one kept, never over it.
+    let dir = Path::new(data.path());
+    let first_kept = std::fs::read(dir.join("herald.db.before-restore")).expect("the first kept");
+    herald_command(&["--data-dir", data.path(), "restore", copy]).expect("restore again");
+    assert_eq!(
+        std::fs::read(dir.join("herald.db.before-restore")).expect("still there"),
+        first_kept,
+        "the first kept log was written over"
+    );
+    assert!(dir.join("herald.db.before-restore.2").exists());
 }
 
 #[tokio::test]
