@@ -284,18 +284,18 @@ fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
             ..
         } => resend_later(tab, retry_after_ms.unwrap_or(1000)),
         ServerMsg::Error { message, .. } => tab.last_error.set(Some(message)),
+        // Who came and went (`joined`, `left`) is the people panel's to show, from `members`.
         ServerMsg::Presence {
             room,
             count,
             members,
-            joined,
-            left,
+            ..
         } => {
             if let Some(room) = tab.room(&room) {
                 let me = tab
                     .me
                     .with_untracked(|me| me.as_ref().map(|me| me.id.clone()));
-                room.presence(count, members, &joined, &left, me.as_deref());
+                room.presence(count, members, me.as_deref());
             }
         }
         ServerMsg::Typing { room, user } => {

@@ -254,14 +254,8 @@ fn Chat(room: String) -> impl IntoView {
     let skip_to_box = move |ev: leptos::ev::MouseEvent| {
         #[cfg(feature = "hydrate")]
         {
-            use wasm_bindgen::JsCast;
             ev.prevent_default();
-            if let Some(input) = document()
-                .get_element_by_id("message-box")
-                .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
-            {
-                let _ = input.focus();
-            }
+            components::focus_on("#message-box");
         }
         #[cfg(not(feature = "hydrate"))]
         let _ = ev;

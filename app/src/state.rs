@@ -676,17 +676,10 @@ impl Room {
 
     /// Who is here now. Arrivals and departures show in the people panel only: in the conversation
     /// they piled up with every reload, room hop or phone waking. A change of name is the one
-    /// presence change the conversation shows, as one line ("Bob is now Robert"): the same person
-    /// (same id) under a new name, whether the server lists them as leaving under the old name and
-    /// arriving under the new one, or only the member list says it. `me` (our own id) is no news.
-    pub fn presence(
-        &self,
-        count: u32,
-        members: Option<Vec<Identity>>,
-        joined: &[Identity],
-        left: &[Identity],
-        me: Option<&str>,
-    ) {
+    /// presence change the conversation shows, as one line ("Bob is now Robert"): an id in the
+    /// member list under another name than before (the server's `joined` and `left` go by id, so a
+    /// rename is never in them). `me` (our own id) is no news.
+    pub fn presence(&self, count: u32, members: Option<Vec<Identity>>, me: Option<&str>) {
         // It follows the rejoin's replay: whatever comes from now on is live, not missed.
         self.away_from.set_value(NOT_AWAY);
         let before = self.members.get_untracked().unwrap_or_default();
@@ -696,11 +689,6 @@ impl Room {
                 renamed.push((id.to_owned(), old.to_owned(), new.to_owned()));
             }
         };
-        for who in joined {
-            if let Some(was) = left.iter().find(|was| was.id == who.id) {
-                note(&who.id, &was.name, &who.name);
-            }
-        }
         for who in members.iter().flatten() {
             if let Some(was) = before.iter().find(|was| was.id == who.id) {
                 note(&who.id, &was.name, &who.name);

@@ -21,6 +21,20 @@ pub use status::ConnectionStatus;
 
 use leptos::prelude::{GetValue, StoredValue, request_animation_frame};
 
+/// Moves the keyboard's focus to the first element matching `selector`, if there is one.
+#[cfg(feature = "hydrate")]
+pub(crate) fn focus_on(selector: &str) {
+    use wasm_bindgen::JsCast;
+    if let Some(el) = leptos::prelude::document()
+        .query_selector(selector)
+        .ok()
+        .flatten()
+        .and_then(|el| el.dyn_into::<leptos::web_sys::HtmlElement>().ok())
+    {
+        let _ = el.focus();
+    }
+}
+
 /// Runs `f` before the next paint, when the DOM has the latest update (an effect can run before it
 /// lands) — unless the component that asked is gone by then: a reader who moves to another room
 /// in between disposes the signals `f` would read, and reading a disposed signal panics.

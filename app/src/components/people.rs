@@ -71,19 +71,10 @@ pub fn SameName() -> impl IntoView {
     let change = move |_| {
         #[cfg(feature = "hydrate")]
         {
-            use wasm_bindgen::JsCast;
-            let doc = document();
-            if let Ok(Some(me)) = doc.query_selector("details.me") {
+            if let Ok(Some(me)) = document().query_selector("details.me") {
                 let _ = me.set_attribute("open", "");
             }
-            if let Some(input) = doc
-                .query_selector("[data-testid=rename-input]")
-                .ok()
-                .flatten()
-                .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
-            {
-                let _ = input.focus();
-            }
+            crate::components::focus_on("[data-testid=rename-input]");
         }
     };
     move || {

@@ -27,7 +27,8 @@ pub fn RoomList() -> impl IntoView {
     // not signals: this is layout, and every signal type costs the wasm.
     Effect::new(move |_| {
         tab.current.track();
-        rooms();
+        tab.open.track();
+        tab.directory.track();
         #[cfg(feature = "hydrate")]
         crate::components::before_next_paint(|| {
             if let Ok(Some(list)) = document().query_selector("[data-testid=room-list]") {

@@ -1206,3 +1206,13 @@ fn free_port_pairs(n: usize) -> Vec<u16> {
     }
     ports
 }
+
+/// The value of header `name` in a raw response head (case-insensitive), if present.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then_some(value.trim())
+    })
+}

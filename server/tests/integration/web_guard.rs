@@ -5,17 +5,7 @@
 
 use crate::common;
 
-use common::TestServer;
-
-/// The value of header `name` in a raw response head (case-insensitive), if present.
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.trim()
-            .eq_ignore_ascii_case(name)
-            .then_some(value.trim())
-    })
-}
+use common::{TestServer, header};
 
 #[tokio::test]
 async fn after_choosing_a_name_the_browser_is_only_sent_to_a_path_on_this_site() {
