@@ -1,7 +1,9 @@
 // Runs once, as the page is parsed, before the wasm has arrived (seconds on a slow network): the page
 // is already a chat. Rendered inline after the app by `shell` (app/src/lib.rs), with the page's nonce.
 //
-// - The conversation shows its newest messages, as it will once alive.
+// - The conversation shows its newest messages, as it will once alive, with the reader's own
+//   messages and the ones calling on them marked (the server renders every row alike for every
+//   reader: server/src/page_cache/).
 // - The message box takes typing. Enter (or Send) holds the message in `window.heraldEarly` and shows
 //   it at once at the end of the conversation as a greyed "sending…" row, as an offline send is
 //   shown; the composer takes the held messages and the box's text over when it hydrates, sets the
@@ -13,6 +15,28 @@
 //   before `hydrate()` (app/src/lib.rs), takes them out, so hydration finds the page as the server
 //   rendered it; the composer then shows the same messages as its own "sending…" rows.
 (() => {
+	// The server renders every row alike for every reader, so a room's page is rendered once per
+	// change and cached (server/src/page_cache.rs). Here the reader's own messages and the ones that
+	// call on them by name are marked, as the wasm marks the rows it renders (`mentions` in
+	// app/src/components/body.rs: an "@", then the whole name, case aside, at word edges).
+	const markReader = () => {
+		let me;
+		try {
+			me = JSON.parse(document.querySelector('meta[name="herald-user"]').content);
+		} catch {
+			return;
+		}
+		if (!me || typeof me.id !== 'string' || typeof me.name !== 'string' || me.name === '') return;
+		const name = me.name.toLowerCase().replace(/[\\^$.*+?()[\]{}|\/]/g, '\\$&');
+		const called = new RegExp(`(?<![\\p{Alphabetic}\\p{N}])@${name}(?![\\p{Alphabetic}\\p{N}])`, 'u');
+		for (const row of document.querySelectorAll('ol.messages > li.message[data-author]')) {
+			if (!row.classList.contains('bot') && row.dataset.author === me.id) {
+				row.classList.add('mine');
+			} else if (called.test(row.querySelector('.body')?.textContent.toLowerCase() ?? '')) {
+				row.classList.add('mention');
+			}
+		}
+	};
 	const fullTime = (ev) => {
 		const line = ev.target instanceof Element && ev.target.closest('li[data-key]');
 		const time = line && line.querySelector('time[datetime]');
@@ -25,6 +49,7 @@
 	};
 	document.addEventListener('mouseover', fullTime);
 	document.addEventListener('focusin', fullTime);
+	markReader();
 	for (const list of document.querySelectorAll('.messages-scroller')) {
 		list.scrollTop = list.scrollHeight;
 	}

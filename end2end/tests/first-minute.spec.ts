@@ -397,6 +397,60 @@ test('a run by one author is one group; days are divided, the same on the server
   expect(errors).toEqual([]);
 });
 
+test('own messages and mentions are marked the same on a page loaded afresh, before and after the wasm, as live', async ({
+  browser,
+}) => {
+  // The server renders every row alike for every reader (it keeps one page per room state); the
+  // page marks the reader's own rows and mentions itself (app/src/early.js), as the wasm does live.
+  const room = uniqueRoom('marks');
+  const mary = await person(browser, LAPTOP, `/r/${room}`, 'Mary Jane');
+  const errors = watchForErrors(mary);
+  const bob = await person(browser, LAPTOP, `/r/${room}`, 'Bob');
+  const other = await person(browser, LAPTOP, `/r/${room}`, 'Mary Jane');
+  const expected: [string, boolean, boolean][] = [
+    ['@mary jane can you look?', false, true],
+    ['@Mary Janet is someone else', false, false],
+    ['write to mail@mary jane', false, false],
+    ['(@MARY JANE) in brackets', false, true],
+    ["@Mary Jane's turn", false, true],
+    ['@Mary Jane2 is not her', false, false],
+    ['the other one speaking', false, false],
+    ['mine, calling @Mary Jane', true, false],
+    ['@Mary Jane from a program', false, true],
+  ];
+  for (const [body] of expected.slice(0, 6)) await send(bob, body);
+  await send(other, expected[6][0]);
+  await send(mary, expected[7][0]);
+  await publish(room, [expected[8][0]]);
+  const marks = (page: Page) =>
+    page.locator('.messages li.message:not(.pending)').evaluateAll((rows) =>
+      rows.map((row) => [
+        row.querySelector('.body')?.textContent ?? '',
+        row.classList.contains('mine'),
+        row.classList.contains('mention'),
+      ]),
+    );
+  await expect.poll(() => marks(mary)).toEqual(expected);
+
+  // Loaded afresh with the wasm held back: the page as the server sent it, marked by the page.
+  const early = await mary.context().newPage();
+  await early.route('**/*.wasm', (route) => route.abort());
+  await early.goto(`${herald.url}/r/${room}`);
+  expect(await marks(early)).toEqual(expected);
+  await expect(early.locator('.message.mine')).toHaveCSS('align-self', 'flex-end');
+  // And once the wasm has taken over.
+  await mary.reload();
+  await expect(mary.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+  expect(await marks(mary)).toEqual(expected);
+  // The other Mary Jane: her own row is hers, and the same mentions call on her too.
+  await other.reload();
+  await expect(other.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+  expect(await marks(other)).toEqual(
+    expected.map(([body, , mention], i): [string, boolean, boolean] => [body, i === 6, i === 7 || mention]),
+  );
+  expect(errors).toEqual([]);
+});
+
 test('two people called Ann can be told apart, and names cannot turn text around', async ({ browser }) => {
   const room = uniqueRoom('twins');
   const first = await person(browser, LAPTOP, `/r/${room}`, 'Ann');

@@ -123,7 +123,7 @@ async fn file_response(state: &AppState, path: &str, request: &HeaderMap) -> Opt
 }
 
 /// Whether `Accept-Encoding` takes `encoding` (listed, or `*`, without `q=0`).
-fn accepts(request: &HeaderMap, encoding: &str) -> bool {
+pub(crate) fn accepts(request: &HeaderMap, encoding: &str) -> bool {
     let mut named = None;
     let mut any = false;
     for item in request

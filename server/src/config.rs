@@ -160,6 +160,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=600))]
     pub drain_seconds: u64,
 
+    /// Keep each room's chat page as its latest state renders it, cut around the reader's own
+    /// name, and send that (precompressed) until the room changes. `false` renders every page
+    /// afresh: the same page, at several times the cost (to rule the cache out).
+    #[arg(long, env = "HERALD_PAGE_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub page_cache: bool,
+
     /// Instead of serving: a one-off task, then exit.
     #[command(subcommand)]
     pub command: Option<Command>,

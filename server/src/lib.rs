@@ -10,6 +10,7 @@ pub mod health;
 pub mod hub;
 pub mod log;
 pub mod metrics;
+pub mod page_cache;
 pub mod pages;
 pub mod rate;
 pub mod reach;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The SHA-256 of `--metrics-token`: `/metrics` on the main address needs it.
     pub metrics_token: Option<[u8; 32]>,
+    /// Each room's chat page, as its latest state renders it.
+    pub pages: Arc<page_cache::PageCache>,
 }
 
 /// What each connection may send; see the matching [`Config`] fields.
@@ -193,6 +196,7 @@ pub async fn run(
             .metrics_token
             .as_deref()
             .map(transport::auth::token_digest),
+        pages: Arc::new(page_cache::PageCache::new(config.page_cache)),
     };
     if !local_addr.ip().is_loopback() && config.allowed_hosts.is_empty() {
         tracing::warn!(

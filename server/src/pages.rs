@@ -1,24 +1,29 @@
-//! The app's pages, rendered on the server for each request: who is asking (from the session cookie)
-//! and, for a chat page, the room's cursor and latest messages, so the page shows the conversation
-//! before any script runs and the hydrated client continues from exactly that point
-//! (docs/ARCHITECTURE.md).
+//! The app's pages, rendered on the server: who is asking (from the session cookie) and, for a chat
+//! page, the room's cursor and latest messages, so the page shows the conversation before any script
+//! runs and the hydrated client continues from exactly that point (docs/ARCHITECTURE.md). A chat
+//! page is rendered once per room state and kept (`page_cache`).
 
 use app::{
     location::Requested,
-    protocol::{DEFAULT_ROOM, normalize_room, validate_room},
+    protocol::{DEFAULT_ROOM, Identity, normalize_room, validate_room},
     state::{CurrentUser, InitialRoom, RoomPage},
 };
 use axum::{
+    body::Body,
     extract::{Query, Request, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
 use leptos::{nonce::Nonce, prelude::provide_context};
 
-use crate::{AppState, guard, rooms, session};
+use crate::{
+    AppState, assets, guard,
+    page_cache::{Template, stitch::Encoding},
+    rooms, session,
+};
 
 /// Renders whatever page of the app `request` asks for (the app's router decides which, including
-/// its "not found").
+/// its "not found"). A signed-in reader's chat page comes from the page cache (server/src/page_cache).
 pub async fn render(State(state): State<AppState>, request: Request) -> Response {
     // Room names are lowercase words; a link written `/r/General` or `/r/Design%20Team` still leads
     // to the room (the one rule, `normalize_room`).
@@ -31,10 +36,102 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
         }
     }
     let user = state.sessions.from_headers(request.headers());
-    let room = match user {
-        Some(_) => room_page(&state, request.uri().path()).await,
-        None => None,
+    // A new nonce per page: the inline scripts and style run; any injected one would not.
+    let nonce = session::random_hex(16);
+    let csp = guard::page_csp(&nonce, guard::requested_host(&request));
+    let path = request.uri().path().to_owned();
+    let room = chat_room(&path).and_then(|room| {
+        let epoch = state.log.epoch(room)?;
+        // Everything up to the hub's last published seq is committed: the page and the live stream
+        // meet exactly there.
+        Some((
+            room.to_owned(),
+            epoch,
+            state.hub.last_seq(room).unwrap_or(0),
+        ))
+    });
+    let mut response = match (&user, room) {
+        // A page with a query is rendered afresh: queries are endless, rooms are not.
+        (Some(reader), Some((room, epoch, last)))
+            if state.pages.enabled() && request.uri().query().is_none() =>
+        {
+            let template = state
+                .pages
+                .template(&path, &epoch, last, |standins| {
+                    let (state, room, epoch, path) = (&state, &room, &epoch, &path);
+                    async move {
+                        let page = room_page(state, room, epoch, last).await;
+                        let (state, path) = (state.clone(), path.clone());
+                        // Rendered to the end on one thread: Leptos keeps a render's reactive
+                        // arena in a thread-local, and renders begun on one worker and finished
+                        // on another panicked under the browser tests' load (no arena; values
+                        // dropped on the wrong thread).
+                        let rendered = tokio::task::spawn_blocking(move || {
+                            tokio::runtime::Handle::current().block_on(async {
+                                let [first, second] = standins;
+                                let first = render_text(
+                                    &state,
+                                    &path,
+                                    first.reader(),
+                                    page.clone(),
+                                    first.nonce(),
+                                )
+                                .await?;
+                                let second = render_text(
+                                    &state,
+                                    &path,
+                                    second.reader(),
+                                    page,
+                                    second.nonce(),
+                                )
+                                .await?;
+                                Some([first, second])
+                            })
+                        });
+                        rendered.await.ok().flatten()
+                    }
+                })
+                .await;
+            match template {
+                Some(template) => cached(&template, request.headers(), reader, &nonce),
+                None => {
+                    let page = room_page(&state, &room, &epoch, last).await;
+                    render_app(&state, request, user, page, nonce).await
+                }
+            }
+        }
+        (Some(_), Some((room, epoch, last))) => {
+            let page = room_page(&state, &room, &epoch, last).await;
+            render_app(&state, request, user, page, nonce).await
+        }
+        _ => render_app(&state, request, user, None, nonce).await,
     };
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}
+
+/// The room a chat page at `path` shows, if it is one.
+fn chat_room(path: &str) -> Option<&str> {
+    let room = match path {
+        "/" => DEFAULT_ROOM,
+        _ => path.strip_prefix("/r/")?,
+    };
+    validate_room(room).ok()?;
+    Some(room)
+}
+
+/// Renders the app for `request` as `user` with `nonce`, as Leptos streams it.
+async fn render_app(
+    state: &AppState,
+    request: Request,
+    user: Option<Identity>,
+    room: Option<RoomPage>,
+    nonce: String,
+) -> Response {
     let requested = Requested {
         path: request.uri().path().to_owned(),
         query: request.uri().query().unwrap_or_default().to_owned(),
@@ -42,9 +139,6 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
     let files = state.site_files.as_deref().cloned();
     let style = state.page_style.clone();
     let limits = state.limits.announced();
-    // A new nonce per page: the one inline script (hydration) runs; any injected one would not.
-    let nonce = session::random_hex(16);
-    let csp = guard::page_csp(&nonce, guard::requested_host(&request));
     let render = leptos_axum::render_app_to_stream_with_context(
         move || {
             provide_context(CurrentUser(user.clone()));
@@ -61,32 +155,60 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
         },
         app::shell,
     );
-    let mut response = render(request).await.into_response();
-    if let Ok(csp) = HeaderValue::from_str(&csp) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    render(request).await.into_response()
+}
+
+/// The chat page at `path` (no query) as `reader` with `nonce`, whole, for the page cache; `None`
+/// unless it renders as a 200.
+async fn render_text(
+    state: &AppState,
+    path: &str,
+    reader: Identity,
+    room: Option<RoomPage>,
+    nonce: String,
+) -> Option<String> {
+    let request = Request::builder().uri(path).body(Body::empty()).ok()?;
+    let response = render_app(state, request, Some(reader), room, nonce).await;
+    if response.status() != StatusCode::OK {
+        return None;
+    }
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .ok()?;
+    String::from_utf8(bytes.to_vec()).ok()
+}
+
+/// The kept page, for `reader` with `nonce`, in the encoding the request takes (brotli, then gzip,
+/// as the site's files are chosen).
+fn cached(template: &Template, request: &HeaderMap, reader: &Identity, nonce: &str) -> Response {
+    let encoding = if assets::accepts(request, "br") {
+        Encoding::Brotli
+    } else if assets::accepts(request, "gzip") {
+        Encoding::Gzip
+    } else {
+        Encoding::Identity
+    };
+    let mut response = template.body(encoding, reader, nonce).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if let Some(value) = encoding.header() {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(value));
     }
     response
 }
 
-/// The room a chat page at `path` shows, as the log has it now; `None` if the path is not a chat
-/// page, the room does not exist yet, or the log cannot be read (then the client joins without a
-/// cursor and gets the latest messages over the socket instead).
-async fn room_page(state: &AppState, path: &str) -> Option<RoomPage> {
-    let room = match path {
-        "/" => DEFAULT_ROOM,
-        _ => path.strip_prefix("/r/")?,
-    };
-    validate_room(room).ok()?;
-    let epoch = state.log.epoch(room)?;
-    // Everything up to the hub's last published seq is committed: the page and the live stream
-    // meet exactly there. The page shows what a join without a cursor would.
-    let last = state.hub.last_seq(room).unwrap_or(0);
-    match rooms::replay(&state.log, room, &epoch, last, None).await {
+/// The room's page as the log has it at `last`; `None` if the log cannot be read (then the client
+/// joins without a cursor and gets the latest messages over the socket instead). The page shows
+/// what a join without a cursor would.
+async fn room_page(state: &AppState, room: &str, epoch: &str, last: u64) -> Option<RoomPage> {
+    match rooms::replay(&state.log, room, epoch, last, None).await {
         Ok(replay) => Some(RoomPage {
             room: room.to_owned(),
-            epoch,
+            epoch: epoch.to_owned(),
             has_more: replay.has_older,
             messages: replay.messages,
         }),

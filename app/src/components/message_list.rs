@@ -224,9 +224,16 @@ pub fn MessageList() -> impl IntoView {
                             let kind = shown.msg.kind;
                             let announcement = kind == MessageKind::Announcement;
                             let bot = kind == MessageKind::Bot;
-                            let mine = kind == MessageKind::User && tab.is_me(&shown.msg.author);
+                            // The server renders every row alike for every reader, so a room's
+                            // page is rendered once per change and cached (server/src/page_cache.rs);
+                            // app/src/early.js marks the reader's own rows and mentions in the
+                            // parsed page, the same way, before the wasm arrives.
+                            let mine = !cfg!(feature = "ssr")
+                                && kind == MessageKind::User
+                                && tab.is_me(&shown.msg.author);
                             // Someone calling on the reader by name stands out.
-                            let for_me = !mine
+                            let for_me = !cfg!(feature = "ssr")
+                                && !mine
                                 && !announcement
                                 && tab.me.with_untracked(|me| {
                                     me.as_ref().is_some_and(|me| mentions(&shown.msg.body, &me.name))
@@ -245,6 +252,7 @@ pub fn MessageList() -> impl IntoView {
                                     data-testid=announcement.then_some("announcement")
                                     tabindex="-1"
                                     data-key=data_key
+                                    data-author=author.id.clone()
                                     class:mine=mine
                                     class:bot=bot
                                     class:mention=for_me

@@ -13,6 +13,7 @@ mod conformance;
 mod history;
 mod limits;
 mod operations;
+mod pages;
 mod presence;
 mod resume;
 mod web_guard;
