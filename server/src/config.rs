@@ -130,6 +130,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub api_rate_burst: u32,
 
+    /// Wrong API tokens one client address may send per minute (at once, then steadily) before
+    /// every request with a token from it gets 429 until the budget is back: guessing tokens is
+    /// slow. IPv6 addresses count by their /64.
+    #[arg(long, env = "HERALD_API_FAILURES_PER_MIN", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub api_failures_per_min: u32,
+
     /// Folder holding the built site (pkg/, favicon, ...). Only read by a binary built without
     /// embedded assets; the release binary carries its own copy.
     #[arg(long, env = "HERALD_SITE_DIR", default_value = "target/site")]

@@ -103,12 +103,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create the data dir {}: {e}",
-            config.data_dir.display()
-        )
-    })?;
+    log::backup::create_data_dir(&config.data_dir)?;
     let local_addr = listener.local_addr()?;
 
     // The log and the hub know nothing of each other: what the log stores, in seq order and only
@@ -168,6 +163,8 @@ pub async fn run(
         &config.api_tokens,
         config.api_rate_per_sec,
         config.api_rate_burst,
+        config.api_failures_per_min,
+        &sessions,
     );
     if let Some(link) = &redis {
         // One budget per token for the whole cluster, not one per node.
@@ -273,23 +270,25 @@ pub async fn run(
                 tracing::debug!("cannot set TCP_NODELAY: {e}");
             }
         });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Not ready any more: a balancer polling /readyz stops sending new visitors while
-            // everything still works for those already here.
-            draining.cancel();
-            if !drain.is_zero() {
-                tracing::info!(
-                    "draining: /readyz answers 503 for {drain:?}, then connections close"
-                );
-                tokio::time::sleep(drain).await;
-            }
-            tracing::info!("shutting down: closing connections");
-            stop.cancel();
-            hub.shutdown();
-        })
-        .await?;
+    // Each request knows its peer's address (`ConnectInfo`): wrong API tokens count per address.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        // Not ready any more: a balancer polling /readyz stops sending new visitors while
+        // everything still works for those already here.
+        draining.cancel();
+        if !drain.is_zero() {
+            tracing::info!("draining: /readyz answers 503 for {drain:?}, then connections close");
+            tokio::time::sleep(drain).await;
+        }
+        tracing::info!("shutting down: closing connections");
+        stop.cancel();
+        hub.shutdown();
+    })
+    .await?;
 
     ticker.abort();
     state.tasks.close();
@@ -337,8 +336,15 @@ fn router(state: AppState) -> Router {
         .route("/", axum::routing::get(pages::render))
         .route("/r/{room}", axum::routing::get(pages::render))
         .merge(transport::ws::router())
-        .merge(transport::api::router())
-        .merge(transport::sse::router())
+        .merge(
+            transport::api::router()
+                .merge(transport::sse::router())
+                // Every door that takes a token: guessing them is slow from any one address.
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    transport::auth::limit_guessing,
+                )),
+        )
         .merge(session::router())
         .merge(health::router())
         .merge(metrics::router())

@@ -1,5 +1,6 @@
-//! Per-connection rate limiting: a token bucket. Each frame takes a token; tokens come back at a
-//! steady rate up to a burst. A client over its budget is told how long to wait, not disconnected.
+//! Rate limiting: a token bucket. Each frame (or request, or wrong API token) takes a token; tokens
+//! come back at a steady rate up to a burst. A client over its budget is told how long to wait, not
+//! disconnected.
 
 use std::time::{Duration, Instant};
 
@@ -26,17 +27,33 @@ impl TokenBucket {
 
     /// Takes a token, or says how long until one is available.
     pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
-        let elapsed = now
-            .saturating_duration_since(self.refilled_at)
-            .as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
-        self.refilled_at = now;
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             Ok(())
         } else {
             Err(Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec))
         }
+    }
+
+    /// How long until a token is available, without taking one; `None` if one is now.
+    pub fn empty_for(&mut self, now: Instant) -> Option<Duration> {
+        self.refill(now);
+        (self.tokens < 1.0).then(|| Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec))
+    }
+
+    /// Whether it is back to its burst (nothing spent is remembered: it can be forgotten).
+    pub fn is_full(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= self.burst
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now
+            .saturating_duration_since(self.refilled_at)
+            .as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
+        self.refilled_at = now;
     }
 }
 

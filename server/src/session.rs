@@ -74,6 +74,16 @@ impl Sessions {
         (identity, value)
     }
 
+    /// The author id of the messages an API token publishes: stable across restarts and on every
+    /// node (the same key), so a retried publish is still recognised, and keyed so that it cannot
+    /// be checked against guessed tokens (an unkeyed digest of the token could).
+    pub fn token_author_id(&self, token: &str) -> String {
+        let keyed = self
+            .signer
+            .keyed("herald api token author", token.as_bytes());
+        format!("api-{}", hex(&keyed[..6]))
+    }
+
     /// The identity in a cookie value, if it was signed by us and is well-formed.
     pub fn verify(&self, value: &str) -> Option<Identity> {
         self.signer.verify(value)

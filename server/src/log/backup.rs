@@ -1,5 +1,6 @@
 //! Backing up and restoring this node's message log (`herald backup DEST`, `herald restore SRC`),
-//! and the lock that keeps one serving Herald per data dir.
+//! the lock that keeps one serving Herald per data dir, and how the data dir and its files are made:
+//! readable by Herald's user alone (the log holds every message), never through a symlink.
 //!
 //! A backup is taken while Herald runs: `VACUUM INTO` reads the log in one read transaction (in WAL
 //! mode the writer goes on meanwhile) and writes a compact copy that is consistent as of that
@@ -29,11 +30,31 @@ pub const LOCK_FILE: &str = "herald.lock";
 /// writes over it, but keeps its own as `herald.db.before-restore.2`, `.3`, ...
 pub const REPLACED_FILE: &str = "herald.db.before-restore";
 
+/// Creates `dir` and any missing parents, 0700: only Herald's user may list or enter what it
+/// creates. A dir that exists is left as the operator made it.
+pub fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))
+}
+
+/// Creates `path` as a new, empty file only Herald's user may read or write (0600). Anything
+/// already there is refused, a symlink too even when it points nowhere (`O_EXCL`): a backup made
+/// to a planted link must not create or fill the file it names.
+pub fn create_private_file(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
 /// Locks `data_dir` for this process: a second Herald, or a restore, on it is refused until the
 /// returned file is dropped (or the process ends, however it ends).
 pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    create_data_dir(data_dir)?;
     let path = data_dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .create(true)
@@ -69,13 +90,25 @@ pub fn backup(data_dir: &Path, dest: &Path) -> anyhow::Result<Copied> {
     if !db.is_file() {
         bail!("there is no message log at {}", db.display());
     }
-    if dest.exists() {
-        bail!(
-            "{} exists already; a backup never overwrites",
+    // Made here, empty and 0600, for `VACUUM INTO` to fill (it takes an empty file).
+    match create_private_file(dest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+            "{} exists already (a file or a link); a backup never overwrites",
             dest.display()
-        );
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dest.display())),
     }
-    let source = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    let copied = fill_backup(&db, dest);
+    if copied.is_err() {
+        // Ours, made empty above: nothing half-written is left to be mistaken for a backup.
+        let _ = std::fs::remove_file(dest);
+    }
+    copied
+}
+
+fn fill_backup(db: &Path, dest: &Path) -> anyhow::Result<Copied> {
+    let source = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("cannot open {}", db.display()))?;
     // The writer holds its lock only for a commit; wait that out rather than fail.
     source.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -123,11 +156,22 @@ pub fn restore(data_dir: &Path, src: &Path) -> anyhow::Result<Copied> {
     let _lock = lock_data_dir(data_dir).context("stop Herald before restoring")?;
     let mut copied = check_backup(src)?;
     let db = data_dir.join(DB_FILE);
-    // Copied under another name first: an interrupted restore leaves the old log as it was.
+    // Copied under another name first: an interrupted restore leaves the old log as it was. Made
+    // anew (one an interrupted restore left is ours: the data dir is locked), 0600 whatever the
+    // backup's own mode.
     let incoming = data_dir.join(format!("{DB_FILE}.restoring"));
-    std::fs::copy(src, &incoming)
+    match std::fs::remove_file(&incoming) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("cannot remove {}", incoming.display()));
+        }
+        _ => {}
+    }
+    let mut into = create_private_file(&incoming)
+        .with_context(|| format!("cannot create {}", incoming.display()))?;
+    std::io::copy(&mut File::open(src)?, &mut into)
         .with_context(|| format!("cannot copy {} into {}", src.display(), data_dir.display()))?;
-    File::open(&incoming)?.sync_all()?;
+    into.sync_all()?;
+    drop(into);
     if db.exists() {
         // Checkpointed into the main file first, so what is kept is whole without its WAL.
         let old = Connection::open(&db)?;

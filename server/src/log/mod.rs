@@ -33,6 +33,11 @@ pub enum LogError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("cannot create the message log at {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("storage failed: {0}")]
     Storage(#[from] rusqlite::Error),
     #[error("cannot start the log writer: {0}")]

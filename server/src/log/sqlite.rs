@@ -95,6 +95,24 @@ impl SqliteLog {
             conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
             Ok::<_, LogError>(conn)
         };
+        // The log holds every message: made readable by Herald's user alone (SQLite gives its WAL
+        // and shared-memory files the same mode). One made before that rule is left, and said.
+        match super::backup::create_private_file(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                use std::os::unix::fs::PermissionsExt;
+                if let Ok(meta) = std::fs::metadata(&path)
+                    && meta.permissions().mode() & 0o077 != 0
+                {
+                    tracing::warn!(
+                        "{} can be read by other users (mode {:o}): chmod 600 it",
+                        path.display(),
+                        meta.permissions().mode() & 0o777
+                    );
+                }
+            }
+            Err(source) => return Err(LogError::Create { path, source }),
+        }
         let writer = open(&path)?;
         // SQLite's default cache is 2 MiB: the hot pages of a thousand busy rooms (each room's
         // newest rows and dedupe entries) did not fit, and the writer re-read them from the file on

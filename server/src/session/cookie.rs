@@ -64,6 +64,16 @@ impl Signer {
         })
     }
 
+    /// An HMAC of `data` under this key for `purpose` (a name no hex payload can start with, ended
+    /// by a NUL no payload holds), so it is never a cookie's tag: an id derived from a secret that
+    /// says nothing about it without the key.
+    pub fn keyed(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        let mut mac = self.mac(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+
     fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
         // HMAC takes keys of any length; a 32-byte key cannot be refused.
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)

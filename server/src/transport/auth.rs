@@ -6,6 +6,7 @@
 
 use std::{
     collections::HashMap,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -13,7 +14,9 @@ use std::{
 use app::protocol::{ErrorCode, Identity, ProtocolError};
 use axum::{
     Json,
+    extract::{ConnectInfo, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::Next,
     response::{IntoResponse, Response},
 };
 use sha2::{Digest, Sha256};
@@ -30,7 +33,15 @@ pub struct ApiAuth {
     rate_burst: u32,
     /// In cluster mode: the budgets in Redis, shared by every node.
     shared: Option<Commands>,
+    /// Wrong tokens per client address.
+    guesses: Arc<Mutex<HashMap<IpAddr, TokenBucket>>>,
+    failures_per_min: u32,
 }
+
+/// Client addresses whose wrong tokens are remembered at once; past it, those whose budget is
+/// whole again are forgotten, and if none is, a new address is not counted (memory stays bounded
+/// whoever sends what).
+const MAX_GUESSERS: usize = 10_000;
 
 /// A token's budget as a generic cell rate (GCRA): the key holds the theoretical arrival time of
 /// the next request (µs). KEYS: the budget. ARGV: µs per request, burst. Returns 0 when the request
@@ -53,16 +64,18 @@ return 0
 const SHARED_PATIENCE: Duration = Duration::from_secs(1);
 
 impl ApiAuth {
-    pub fn new(tokens: &[String], rate_per_sec: f64, rate_burst: u32) -> Self {
+    /// `sessions` names each token's messages (`Sessions::token_author_id`).
+    pub fn new(
+        tokens: &[String],
+        rate_per_sec: f64,
+        rate_burst: u32,
+        failures_per_min: u32,
+        sessions: &session::Sessions,
+    ) -> Self {
         let tokens = tokens
             .iter()
             .filter(|t| !t.is_empty())
-            .map(|token| {
-                let digest = token_digest(token);
-                // Stable across restarts, so a retried publish is still recognised as the same.
-                let id = format!("api-{}", session::hex(&digest[..6]));
-                (digest, id)
-            })
+            .map(|token| (token_digest(token), sessions.token_author_id(token)))
             .collect();
         Self {
             tokens: Arc::new(tokens),
@@ -70,7 +83,32 @@ impl ApiAuth {
             rate_per_sec,
             rate_burst,
             shared: None,
+            guesses: Arc::default(),
+            failures_per_min,
         }
+    }
+
+    /// How long `peer` must wait before its tokens are checked again, if its wrong ones are spent.
+    fn guessing_wait(&self, peer: IpAddr) -> Option<Duration> {
+        let mut guesses = self.guesses.lock().unwrap_or_else(|p| p.into_inner());
+        guesses.get_mut(&peer)?.empty_for(Instant::now())
+    }
+
+    /// Counts a wrong token from `peer`.
+    fn guessed_wrong(&self, peer: IpAddr) {
+        let now = Instant::now();
+        let mut guesses = self.guesses.lock().unwrap_or_else(|p| p.into_inner());
+        if guesses.len() >= MAX_GUESSERS && !guesses.contains_key(&peer) {
+            guesses.retain(|_, bucket| !bucket.is_full(now));
+            if guesses.len() >= MAX_GUESSERS {
+                return;
+            }
+        }
+        let per_min = self.failures_per_min;
+        let _ = guesses
+            .entry(peer)
+            .or_insert_with(|| TokenBucket::new(f64::from(per_min) / 60.0, per_min))
+            .take(now);
     }
 
     /// Keeps the budgets in Redis (cluster mode): every node spends from the same one.
@@ -134,6 +172,53 @@ pub fn bearer_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
         .or_else(|| value.strip_prefix("bearer "))?
         .trim();
     Some(token_digest(token))
+}
+
+/// Around the API's and the event streams' routes: a client address that has sent too many wrong
+/// tokens (`--api-failures-per-min`) gets 429 for every request with a token, right or wrong, until
+/// its budget is back (were a right one let through, each guess would still be answered). Counted
+/// from the answers: a 401 to a request that carried `Authorization`.
+pub async fn limit_guessing(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| guesser(info.0.ip()));
+    let Some(peer) = peer.filter(|_| request.headers().contains_key(header::AUTHORIZATION)) else {
+        return next.run(request).await;
+    };
+    if let Some(wait) = state.api.guessing_wait(peer) {
+        return ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limited",
+            message: "too many wrong tokens from this address; wait before trying again".into(),
+            retry_after_secs: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+        }
+        .into_response();
+    }
+    let response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        state.api.guessed_wrong(peer);
+    }
+    response
+}
+
+/// The address a guesser is known by: an IPv6 client holds a whole /64, so it counts as one.
+fn guesser(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::V6(octets.into())
+            }
+        },
+        v4 => v4,
+    }
 }
 
 /// Who may call a route.

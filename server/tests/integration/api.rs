@@ -642,3 +642,122 @@ async fn rooms_are_taken_as_people_write_them_by_the_pages_rule() {
         assert_eq!(common::header(&head, "location"), Some(to), "{path}");
     }
 }
+
+/// The author id a published message carries (as every reader sees it).
+async fn bot_author_id(server: &TestServer, client_id: &str) -> String {
+    let mut reader = server.client_named("Reader").await;
+    let (status, _, _) = server
+        .api(
+            "POST",
+            "/api/rooms/general/messages",
+            Some(TOKEN),
+            Some(&publish_body("hello", client_id)),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let msg: ChatMessage = reader.next_message().await;
+    msg.author.id
+}
+
+#[tokio::test]
+async fn a_bot_s_author_id_says_nothing_of_its_token_and_stays_the_same_across_a_restart() {
+    use sha2::{Digest, Sha256};
+    let data = common::TempDir::new();
+    let secret = ["--session-secret", "a-32-byte-secret-for-this-test-0000"];
+    let flags = ["--api-token", TOKEN, secret[0], secret[1]];
+    let mut server = TestServer::start_in(data.path(), &flags).await;
+    let id = bot_author_id(&server, "a").await;
+    // Before: the first 48 bits of the token's bare SHA-256, checkable against guessed tokens.
+    let digest = Sha256::digest(TOKEN.as_bytes());
+    let unkeyed: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    assert!(id.starts_with("api-") && id.len() == 16, "{id}");
+    assert_ne!(
+        id,
+        format!("api-{unkeyed}"),
+        "the id is keyed with the server's secret"
+    );
+    server.begin_shutdown();
+    server.stopped().await;
+
+    // Restarted (or another node with the same secret): the same id, so dedupe still holds.
+    let mut server = TestServer::start_in(data.path(), &flags).await;
+    assert_eq!(bot_author_id(&server, "b").await, id);
+    let (status, _, again) = server
+        .api(
+            "POST",
+            "/api/rooms/general/messages",
+            Some(TOKEN),
+            Some(&publish_body("hello", "a")),
+        )
+        .await;
+    assert_eq!(
+        (status, again["seq"].as_u64()),
+        (201, Some(1)),
+        "a retry across the restart is the same message"
+    );
+    server.begin_shutdown();
+    server.stopped().await;
+
+    // Another secret, another id: nothing to learn from comparing ids across servers.
+    let other_data = common::TempDir::new();
+    let other = TestServer::start_in(
+        other_data.path(),
+        &[
+            "--api-token",
+            TOKEN,
+            "--session-secret",
+            "another-32-byte-secret-for-tests-1",
+        ],
+    )
+    .await;
+    assert_ne!(bot_author_id(&other, "c").await, id);
+}
+
+#[tokio::test]
+async fn guessing_tokens_is_slowed_per_address_and_a_right_token_is_not_told_apart_meanwhile() {
+    let (server, _data) = TestServer::start_api(&["--api-failures-per-min", "5"]).await;
+    let publish = |token: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .api(
+                    "POST",
+                    "/api/rooms/general/messages",
+                    Some(token),
+                    Some(&publish_body("guess", "g")),
+                )
+                .await
+        }
+    };
+    for n in 0..5 {
+        let (status, _, json) = publish("wrong-guess").await;
+        assert_eq!(
+            (status, error_code(&json)),
+            (401, "unauthorized"),
+            "guess {n}"
+        );
+    }
+    // The sixth wrong one, and the right one after it: both wait, so a guess that happens to be
+    // right cannot be told apart until the budget is back.
+    for token in ["wrong-guess", TOKEN] {
+        let (status, head, json) = publish(token).await;
+        assert_eq!(
+            (status, error_code(&json)),
+            (429, "rate_limited"),
+            "{token}"
+        );
+        assert!(
+            head.to_ascii_lowercase().contains("retry-after: "),
+            "{head}"
+        );
+    }
+    // The event stream's door is the same door.
+    let (status, _, _) = server
+        .api("GET", "/api/rooms/general/events", Some(TOKEN), None)
+        .await;
+    assert_eq!(status, 429);
+    // Someone reading with their chat session (no token) is not held up.
+    let cookie = server.session("Reader").await;
+    let (status, _, _) = server.get_as("/api/rooms", &cookie).await;
+    assert_eq!(status, 200);
+}

@@ -810,3 +810,56 @@ async fn a_request_id_from_outside_is_echoed_cut_to_64_characters() {
         "{ours}"
     );
 }
+
+#[tokio::test]
+async fn the_data_dir_its_log_and_backups_are_for_herald_s_user_alone_and_never_made_through_a_link()
+ {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| {
+        std::fs::symlink_metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let root = TempDir::new();
+    let dir = Path::new(root.path()).join("data");
+    let dir_str = dir.to_str().expect("utf-8 path");
+    // Herald makes the data dir, its log and the log's WAL, readable by its user alone.
+    let mut server = TestServer::start_in(dir_str, &[]).await;
+    server.client().await.post("a", "a private message").await;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("herald.db")), 0o600);
+    assert_eq!(mode(&dir.join("herald.db-wal")), 0o600);
+
+    // A backup too, taken while it runs.
+    let copy = Path::new(root.path()).join("backup.db");
+    let copy_str = copy.to_str().expect("utf-8 path");
+    herald_command(&["--data-dir", dir_str, "backup", copy_str]).expect("herald backup");
+    assert_eq!(mode(&copy), 0o600);
+
+    // A backup to a link someone planted, pointing nowhere yet: refused, and nothing is made
+    // where it points.
+    let planted = Path::new(root.path()).join("where-the-link-points.db");
+    let link = Path::new(root.path()).join("link.db");
+    std::os::unix::fs::symlink(&planted, &link).expect("symlink");
+    let refused = herald_command(&[
+        "--data-dir",
+        dir_str,
+        "backup",
+        link.to_str().expect("utf-8"),
+    ])
+    .expect_err("a backup through a link is refused");
+    assert!(refused.contains("exists already"), "{refused}");
+    assert!(
+        std::fs::symlink_metadata(&planted).is_err(),
+        "nothing made through the link"
+    );
+
+    // Restored from a backup someone made readable to all: the log is 0600 again.
+    server.begin_shutdown();
+    server.stopped().await;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    herald_command(&["--data-dir", dir_str, "restore", copy_str]).expect("herald restore");
+    assert_eq!(mode(&dir.join("herald.db")), 0o600);
+}
