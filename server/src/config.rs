@@ -121,7 +121,9 @@ pub struct Config {
     pub api_tokens: Vec<String>,
 
     /// Requests per second one API token may make, on average (a token bucket; see
-    /// --api-rate-burst). Over it, requests get 429 with Retry-After.
+    /// --api-rate-burst). Over it, requests get 429 with Retry-After. The same budget holds for each
+    /// person reading the API or an event stream with their chat session, and for each address
+    /// such reads come from.
     #[arg(long, env = "HERALD_API_RATE_PER_SEC", default_value_t = 20.0, value_parser = positive_rate)]
     pub api_rate_per_sec: f64,
 

@@ -339,10 +339,11 @@ fn router(state: AppState) -> Router {
         .merge(
             transport::api::router()
                 .merge(transport::sse::router())
-                // Every door that takes a token: guessing them is slow from any one address.
+                // Every door that takes a token or a reader's session: guessing tokens is slow
+                // from any one address, and reads are budgeted per person and per address.
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),
-                    transport::auth::limit_guessing,
+                    transport::auth::door_budgets,
                 )),
         )
         .merge(session::router())

@@ -124,13 +124,14 @@ impl ApiAuth {
             .map(String::as_str)
     }
 
-    /// Takes one request from the token's budget: the cluster's, or while Redis does not answer
-    /// (and on one node) this node's own.
-    async fn spend(&self, id: &str) -> Result<(), ApiError> {
+    /// Takes one request from the budget `id` (a token's, or a reader's: `reader:` and a person's
+    /// id or an address): the cluster's, or while Redis does not answer (and on one node) this
+    /// node's own. `whose` says whose budget is spent, in the answer.
+    async fn spend(&self, id: &str, whose: &str) -> Result<(), ApiError> {
         let too_many = |wait: Duration| ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             code: "rate_limited",
-            message: "too many requests for this token; wait a moment".into(),
+            message: format!("too many requests for {whose}; wait a moment"),
             retry_after_secs: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
         };
         if let Some(commands) = &self.shared {
@@ -150,11 +151,16 @@ impl ApiAuth {
                 Err(_) => tracing::warn!("the shared API budget did not answer; this node's used"),
             }
         }
+        let now = Instant::now();
         let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        // Readers' budgets come and go with sessions and addresses: a whole one is forgotten.
+        if budgets.len() >= MAX_GUESSERS && !budgets.contains_key(id) {
+            budgets.retain(|_, bucket| !bucket.is_full(now));
+        }
         let bucket = budgets
             .entry(id.to_owned())
             .or_insert_with(|| TokenBucket::new(self.rate_per_sec, self.rate_burst));
-        bucket.take(Instant::now()).map_err(too_many)
+        bucket.take(now).map_err(too_many)
     }
 }
 
@@ -174,22 +180,37 @@ pub fn bearer_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
     Some(token_digest(token))
 }
 
-/// Around the API's and the event streams' routes: a client address that has sent too many wrong
-/// tokens (`--api-failures-per-min`) gets 429 for every request with a token, right or wrong, until
-/// its budget is back (were a right one let through, each guess would still be answered). Counted
-/// from the answers: a 401 to a request that carried `Authorization`.
-pub async fn limit_guessing(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let peer = request
+/// Around the API's and the event streams' routes, the budgets of who knocks:
+/// - a client address that has sent too many wrong tokens (`--api-failures-per-min`) gets 429 for
+///   every request with a token, right or wrong, until its budget is back (were a right one let
+///   through, each guess would still be answered). Counted from the answers: a 401 to a request
+///   that carried `Authorization`;
+/// - a person reading with their chat session spends from their own budget and their address's
+///   (`--api-rate-per-sec`, `--api-rate-burst`, as a token does).
+pub async fn door_budgets(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(peer) = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| guesser(info.0.ip()));
-    let Some(peer) = peer.filter(|_| request.headers().contains_key(header::AUTHORIZATION)) else {
+        .map(|info| guesser(info.0.ip()))
+    else {
         return next.run(request).await;
     };
+    if !request.headers().contains_key(header::AUTHORIZATION) {
+        // A person reading with their chat session: sessions cost nothing to make, so the reads
+        // are spent from the person's budget and from their address's (the tokens' rates).
+        if let Some(person) = state.sessions.from_headers(request.headers()) {
+            let budgets = [
+                (format!("reader:{}", person.id), "you"),
+                (format!("reader:{peer}"), "this address"),
+            ];
+            for (id, whose) in budgets {
+                if let Err(refused) = state.api.spend(&id, whose).await {
+                    return refused.into_response();
+                }
+            }
+        }
+        return next.run(request).await;
+    }
     if let Some(wait) = state.api.guessing_wait(peer) {
         return ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
@@ -244,7 +265,7 @@ pub async fn require_token(state: &AppState, headers: &HeaderMap) -> Result<Stri
         .token_id(headers)
         .ok_or_else(ApiError::unauthorized)?
         .to_owned();
-    state.api.spend(&id).await?;
+    state.api.spend(&id, "this token").await?;
     Ok(id)
 }
 
@@ -252,7 +273,7 @@ pub async fn require_token(state: &AppState, headers: &HeaderMap) -> Result<Stri
 pub async fn require_reader(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     if let Some(id) = state.api.token_id(headers) {
         let id = id.to_owned();
-        state.api.spend(&id).await?;
+        state.api.spend(&id, "this token").await?;
         return Ok(Caller::Token(id));
     }
     match state.sessions.from_headers(headers) {

@@ -761,3 +761,29 @@ async fn guessing_tokens_is_slowed_per_address_and_a_right_token_is_not_told_apa
     let (status, _, _) = server.get_as("/api/rooms", &cookie).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_person_s_reads_have_a_budget_that_a_new_session_from_the_same_address_does_not_reset() {
+    let (server, _data) =
+        TestServer::start_api(&["--api-rate-burst", "5", "--api-rate-per-sec", "0.1"]).await;
+    let cookie = server.session("Reader").await;
+    for n in 0..5 {
+        let (status, _, _) = server.get_as("/api/rooms", &cookie).await;
+        assert_eq!(status, 200, "read {n}");
+    }
+    let (status, head, body) = server.get_as("/api/rooms", &cookie).await;
+    assert_eq!(status, 429, "{head}{body}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: "),
+        "{head}"
+    );
+    assert!(body.contains("rate_limited"), "{body}");
+    // A fresh session costs nothing to make: from the same address it finds the address's
+    // budget spent too.
+    let fresh = server.session("Reader again").await;
+    let (status, _, _) = server.get_as("/api/rooms", &fresh).await;
+    assert_eq!(status, 429);
+    // A token has its own budget.
+    let (status, _, _) = server.api("GET", "/api/rooms", Some(TOKEN), None).await;
+    assert_eq!(status, 200);
+}
