@@ -93,6 +93,8 @@ impl Target {
             .args(["--addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))
             .args(["--rate-per-sec", "1000000000", "--rate-burst", "1000000000"])
+            // A session stands for many readers here (CONNECTIONS_PER_SESSION).
+            .args(["--max-sockets-per-person", "10000"])
             .args(["--log", "info"])
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())

@@ -98,16 +98,24 @@ pub struct Config {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=60_000))]
     pub max_body_bytes: usize,
 
-    /// Frames one connection may send per second, on average (a token bucket; see --rate-burst).
-    /// Over it, frames are refused with `rate_limited` and a retry-after.
+    /// Frames one person may send per second, on average, over all their connections (tabs,
+    /// devices) together (a token bucket; see --rate-burst). Over it, frames are refused with
+    /// `rate_limited` and a retry-after.
     #[arg(long, env = "HERALD_RATE_PER_SEC", default_value_t = app::protocol::DEFAULT_RATE_PER_SEC,
           value_parser = positive_rate)]
     pub rate_per_sec: f64,
 
-    /// Frames one connection may send at once before --rate-per-sec applies.
+    /// Frames one person may send at once, over all their connections, before --rate-per-sec
+    /// applies.
     #[arg(long, env = "HERALD_RATE_BURST", default_value_t = app::protocol::DEFAULT_RATE_BURST,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_burst: u32,
+
+    /// WebSockets one person may have open at once (tabs and devices together); one more is
+    /// refused with 429 until one closes.
+    #[arg(long, env = "HERALD_MAX_SOCKETS_PER_PERSON", default_value_t = 20,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    pub max_sockets_per_person: usize,
 
     /// A bearer token that may use the HTTP API (`Authorization: Bearer TOKEN`): publish to rooms,
     /// announce to all of them, read history and events. Repeat the flag, or separate tokens with

@@ -65,6 +65,8 @@ pub struct AppState {
     pub allowed_hosts: guard::AllowedHosts,
     /// Per-connection limits from the config.
     pub limits: Limits,
+    /// What each person may send over the WebSocket, shared by all their connections.
+    pub send_budgets: rate::SharedBudgets,
     /// The HTTP API's tokens and their budgets.
     pub api: transport::auth::ApiAuth,
     /// What `/metrics` reports; every part that counts holds a clone.
@@ -81,6 +83,7 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub rate_per_sec: f64,
     pub rate_burst: u32,
+    pub max_sockets_per_person: usize,
 }
 
 impl Limits {
@@ -186,7 +189,9 @@ pub async fn run(
             max_body_bytes: config.max_body_bytes,
             rate_per_sec: config.rate_per_sec,
             rate_burst: config.rate_burst,
+            max_sockets_per_person: config.max_sockets_per_person,
         },
+        send_budgets: rate::SharedBudgets::new(config.rate_per_sec, config.rate_burst),
         api,
         metrics,
         metrics_token: config

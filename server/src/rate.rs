@@ -2,7 +2,11 @@
 //! come back at a steady rate up to a burst. A client over its budget is told how long to wait, not
 //! disconnected.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 pub struct TokenBucket {
     /// Tokens the bucket holds when full: how many frames may come at once.
@@ -57,6 +61,74 @@ impl TokenBucket {
     }
 }
 
+/// One bucket per key (a person), shared by every connection of that key: a person's budget is
+/// theirs however many sockets, tabs or devices they use. A connection holds its key's bucket while
+/// it lives; a bucket no connection holds is kept until it is whole again, so closing and reopening
+/// a socket gives nothing back early.
+#[derive(Clone)]
+pub struct SharedBudgets {
+    inner: Arc<Mutex<Budgets>>,
+    per_sec: f64,
+    burst: u32,
+}
+
+struct Budgets {
+    buckets: HashMap<String, Arc<Mutex<TokenBucket>>>,
+    /// Past this many buckets, those no connection holds and that are whole again are forgotten
+    /// (doubling after each pass, so a pass costs its length at most once per as many inserts).
+    prune_at: usize,
+}
+
+/// A bucket some connection holds, with how many connections of its key hold it.
+pub struct Held {
+    pub bucket: Arc<Mutex<TokenBucket>>,
+    /// Connections holding it, this one included.
+    pub holders: usize,
+}
+
+impl SharedBudgets {
+    pub fn new(per_sec: f64, burst: u32) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Budgets {
+                buckets: HashMap::new(),
+                prune_at: 1024,
+            })),
+            per_sec,
+            burst,
+        }
+    }
+
+    /// The bucket of `key`, held by the caller until it drops what it got.
+    pub fn hold(&self, key: &str) -> Held {
+        let mut budgets = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if budgets.buckets.len() >= budgets.prune_at && !budgets.buckets.contains_key(key) {
+            let now = Instant::now();
+            budgets.buckets.retain(|_, bucket| {
+                Arc::strong_count(bucket) > 1
+                    || !bucket
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .is_full(now)
+            });
+            budgets.prune_at = (budgets.buckets.len() * 2).max(1024);
+        }
+        let (per_sec, burst) = (self.per_sec, self.burst);
+        let bucket = budgets
+            .buckets
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(TokenBucket::new(per_sec, burst))))
+            .clone();
+        // The map's reference is not a connection's.
+        let holders = Arc::strong_count(&bucket) - 1;
+        Held { bucket, holders }
+    }
+}
+
+/// Takes a token from a shared bucket.
+pub fn take(bucket: &Mutex<TokenBucket>, now: Instant) -> Result<(), Duration> {
+    bucket.lock().unwrap_or_else(|p| p.into_inner()).take(now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +154,27 @@ mod tests {
             assert_eq!(bucket.take(later), Ok(()));
         }
         assert!(bucket.take(later).is_err());
+    }
+
+    #[test]
+    fn a_shared_budget_is_one_for_all_holders_and_outlives_them_until_whole() {
+        let budgets = SharedBudgets::new(1.0, 3);
+        let (a, b) = (budgets.hold("ann"), budgets.hold("ann"));
+        assert_eq!((a.holders, b.holders), (1, 2));
+        let now = Instant::now();
+        assert!(take(&a.bucket, now).is_ok());
+        assert!(take(&b.bucket, now).is_ok());
+        assert!(take(&a.bucket, now).is_ok());
+        assert!(
+            take(&b.bucket, now).is_err(),
+            "three between them, not three each"
+        );
+        // Someone else has their own.
+        assert!(take(&budgets.hold("bob").bucket, now).is_ok());
+        // Ann closes everything and comes back: still spent.
+        drop((a, b));
+        let again = budgets.hold("ann");
+        assert_eq!(again.holders, 1);
+        assert!(take(&again.bucket, now).is_err());
     }
 }

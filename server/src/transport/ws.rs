@@ -10,7 +10,7 @@
 use std::{
     collections::VecDeque,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex},
     task::Poll,
     time::{Duration, Instant},
 };
@@ -22,7 +22,7 @@ use app::protocol::{
 use axum::{
     Router,
     extract::State,
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -33,7 +33,7 @@ use crate::{
     hub::{Drain, Handle, QUEUE_FRAMES, SendQueue},
     log::{Appending, LogError, NewMessage},
     metrics,
-    rate::TokenBucket,
+    rate::{self, Held, TokenBucket},
     rooms::{self, PageAt},
     session,
     transport::websocket::{Event, Incoming, Socket, Upgrade},
@@ -139,11 +139,26 @@ async fn upgrade(upgrade: Upgrade, State(state): State<AppState>, headers: Heade
         )
             .into_response();
     };
+    // The person's budget, shared by all their connections; held by this one from here.
+    let budget = state.send_budgets.hold(&user.id);
+    if budget.holders > state.limits.max_sockets_per_person {
+        tracing::info!(user = %user.id, "refused a WebSocket over the person's socket cap");
+        let mut refused = (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections open for one person: close a tab or another device first",
+        )
+            .into_response();
+        refused
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+        return refused;
+    }
     // Tracked so that shutdown can wait for every connection to send its close frame.
     let tasks = state.tasks.clone();
     let request_id = crate::request_id(&headers).to_owned();
-    upgrade
-        .on_upgrade(move |socket| tasks.track_future(connection(socket, state, user, request_id)))
+    upgrade.on_upgrade(move |socket| {
+        tasks.track_future(connection(socket, state, user, budget, request_id))
+    })
 }
 
 /// How a connection ends.
@@ -231,7 +246,13 @@ struct Link {
 /// Every line a connection logs carries its id (`connection`); its first one also its upgrade
 /// request's id and its user's (never their name: that is theirs). Fields, not a span: a span
 /// kept open for each connection costs ~2 KB of an idle connection's memory.
-async fn connection(socket: Socket, state: AppState, user: Identity, request_id: String) {
+async fn connection(
+    socket: Socket,
+    state: AppState,
+    user: Identity,
+    budget: Held,
+    request_id: String,
+) {
     let mut conn = state.hub.connect(Some(user.clone()));
     let id = conn.id();
     if state.stop.is_cancelled() {
@@ -264,7 +285,7 @@ async fn connection(socket: Socket, state: AppState, user: Identity, request_id:
     );
     // Not kept for the connection's life: every idle connection would carry it.
     drop(request_id);
-    let end = serve(&state, &mut conn, &mut link, &user).await;
+    let end = serve(&state, &mut conn, &mut link, &user, &budget.bucket).await;
     drop(conn); // Out of its rooms at once, not after the goodbye.
     let reason = end.reason();
     match &end {
@@ -288,8 +309,13 @@ async fn connection(socket: Socket, state: AppState, user: Identity, request_id:
 /// Reading goes on while a write waits for the peer, as long as the connection's own queue is below
 /// its bound and not too many of its sends are in flight: past either, the client is not read until
 /// it has read what it was sent.
-async fn serve(state: &AppState, conn: &mut Handle, link: &mut Link, user: &Identity) -> End {
-    let mut budget = TokenBucket::new(state.limits.rate_per_sec, state.limits.rate_burst);
+async fn serve(
+    state: &AppState,
+    conn: &mut Handle,
+    link: &mut Link,
+    user: &Identity,
+    budget: &Mutex<TokenBucket>,
+) -> End {
     let mut in_flight = InFlight::default();
     let mut stall = Stall::default();
     loop {
@@ -339,7 +365,7 @@ async fn serve(state: &AppState, conn: &mut Handle, link: &mut Link, user: &Iden
             Ok(Event::Ended) | Err(_) => return End::Gone,
         };
         match incoming {
-            Incoming::Text(text) => match budget.take(Instant::now()) {
+            Incoming::Text(text) => match rate::take(budget, Instant::now()) {
                 // Boxed: handling a frame (a join's replay, say) needs kilobytes of state for a
                 // moment; inline, every idle connection would carry that space.
                 Ok(()) => {
@@ -357,7 +383,9 @@ async fn serve(state: &AppState, conn: &mut Handle, link: &mut Link, user: &Iden
                     conn.reply(
                         ServerMsg::Error {
                             code: ErrorCode::RateLimited,
-                            message: "too many messages at once; wait a moment".into(),
+                            message: "too many messages at once (from all your tabs and devices); \
+                                      wait a moment"
+                                .into(),
                             retry_after_ms: Some(wait.as_millis().max(1) as u64),
                         }
                         .encode()

@@ -292,3 +292,76 @@ async fn a_client_reading_as_it_goes_gets_every_ack_and_every_echo_of_a_burst_in
     let (acks, echoes) = reader.await.expect("the reader saw everything");
     assert_eq!((acks, echoes), (ROOMS * EACH, ROOMS * EACH));
 }
+
+#[tokio::test]
+async fn one_person_s_budget_is_shared_by_all_their_sockets_and_their_sockets_are_capped() {
+    let data = TempDir::new();
+    let flags = [
+        "--rate-burst",
+        "10",
+        "--rate-per-sec",
+        "0.01",
+        "--max-sockets-per-person",
+        "4",
+    ];
+    let server = TestServer::start_in(data.path(), &flags).await;
+    let cookie = server.session("Flooder").await;
+    // Four sockets of one person, each joined (four frames of the ten).
+    let mut sockets = Vec::new();
+    for _ in 0..4 {
+        sockets.push(Client::connect(server.addr, &cookie).await);
+    }
+    // A fifth is refused before the upgrade, saying when to try again.
+    let request = common::handshake(
+        server.addr,
+        Some(&cookie),
+        Some(&format!("http://{}", server.addr)),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        other => panic!("a fifth socket was not refused: {:?}", other.map(|_| ())),
+    }
+    // Five sends on each: six are left between them, not ten each.
+    for (n, socket) in sockets.iter_mut().enumerate() {
+        for i in 0..5 {
+            socket.say(&format!("s{n}-{i}"), "flood").await;
+        }
+    }
+    let (mut acked, mut limited) = (0, 0);
+    for socket in &mut sockets {
+        let mut answered = 0;
+        while answered < 5 {
+            match socket.recv().await {
+                ServerMsg::Ack { .. } => (acked, answered) = (acked + 1, answered + 1),
+                ServerMsg::Error {
+                    code: ErrorCode::RateLimited,
+                    ..
+                } => (limited, answered) = (limited + 1, answered + 1),
+                ServerMsg::Message(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(
+        (acked, limited),
+        (6, 14),
+        "one budget for the person's four sockets"
+    );
+    // Closing them all and opening one again gives nothing back early.
+    drop(sockets);
+    let mut again = Client::connect_only(server.addr, &cookie).await;
+    again.say("again", "flood").await;
+    match again.recv().await {
+        ServerMsg::Error {
+            code: ErrorCode::RateLimited,
+            ..
+        } => {}
+        other => panic!("expected rate_limited, got {other:?}"),
+    }
+    // Someone else has a budget of their own.
+    let mut other = server.client_named("Other").await;
+    other.post("o", "still here").await;
+}
