@@ -169,9 +169,11 @@ pub async fn run(
         config.api_failures_per_min,
         &sessions,
     );
+    let mut send_budgets = rate::SharedBudgets::new(config.rate_per_sec, config.rate_burst);
     if let Some(link) = &redis {
-        // One budget per token for the whole cluster, not one per node.
+        // One budget per token, and per person, for the whole cluster, not one per node.
         api = api.shared_through(link.commands().await?);
+        send_budgets = send_budgets.shared_through(link.commands().await?);
     }
     let mut state = AppState {
         site_files: None,
@@ -191,7 +193,7 @@ pub async fn run(
             rate_burst: config.rate_burst,
             max_sockets_per_person: config.max_sockets_per_person,
         },
-        send_budgets: rate::SharedBudgets::new(config.rate_per_sec, config.rate_burst),
+        send_budgets,
         api,
         metrics,
         metrics_token: config

@@ -4,9 +4,14 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, Instant},
 };
+
+use crate::redis_link::Commands;
 
 pub struct TokenBucket {
     /// Tokens the bucket holds when full: how many frames may come at once.
@@ -61,30 +66,71 @@ impl TokenBucket {
     }
 }
 
-/// One bucket per key (a person), shared by every connection of that key: a person's budget is
-/// theirs however many sockets, tabs or devices they use. A connection holds its key's bucket while
-/// it lives; a bucket no connection holds is kept until it is whole again, so closing and reopening
+/// One budget per key (a person), shared by every connection of that key: a person's budget is
+/// theirs however many sockets, tabs or devices they use. A connection holds its key's budget while
+/// it lives; a budget no connection holds is kept until it is whole again, so closing and reopening
 /// a socket gives nothing back early.
+///
+/// In cluster mode the budget is the cluster's, in Redis (a generic cell rate per key), and each
+/// node leases a few tokens of it at a time ([`LEASE_PART`] of the burst) which its connections of
+/// that person spend: a Redis round trip per lease, not per frame, and a person across nodes gets
+/// at most one lease's worth per node more than the budget. While Redis does not answer, the node's
+/// own bucket is used.
 #[derive(Clone)]
 pub struct SharedBudgets {
     inner: Arc<Mutex<Budgets>>,
     per_sec: f64,
     burst: u32,
+    shared: Option<Commands>,
 }
 
 struct Budgets {
-    buckets: HashMap<String, Arc<Mutex<TokenBucket>>>,
-    /// Past this many buckets, those no connection holds and that are whole again are forgotten
+    buckets: HashMap<String, Arc<Budget>>,
+    /// Past this many budgets, those no connection holds and that are whole again are forgotten
     /// (doubling after each pass, so a pass costs its length at most once per as many inserts).
     prune_at: usize,
 }
 
-/// A bucket some connection holds, with how many connections of its key hold it.
+/// One key's budget on this node.
+pub struct Budget {
+    key: String,
+    local: Mutex<TokenBucket>,
+    /// Tokens leased from the cluster's budget and not spent yet.
+    credit: AtomicU32,
+}
+
+/// A budget some connection holds, with how many connections of its key hold it.
 pub struct Held {
-    pub bucket: Arc<Mutex<TokenBucket>>,
+    pub budget: Arc<Budget>,
     /// Connections holding it, this one included.
     pub holders: usize,
 }
+
+/// Each lease takes this part of the burst (at least one token).
+const LEASE_PART: u32 = 8;
+
+/// How long a lease may take before the node's own bucket is used instead.
+const LEASE_PATIENCE: Duration = Duration::from_secs(1);
+
+/// Leases up to `want` tokens of a budget kept as a generic cell rate: the key holds the
+/// theoretical arrival time (µs) after everything taken. KEYS: the budget. ARGV: µs per token,
+/// burst, want. Returns `{granted, wait_us}`: what fits now (up to `want`), or none and how long
+/// until one does.
+const LEASE: &str = r#"
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local room = math.floor((now - tat) / interval) + burst
+if room < 1 then return {0, tat - (burst - 1) * interval - now} end
+local n = math.min(want, room)
+tat = tat + n * interval
+redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+return {n, 0}
+"#;
 
 impl SharedBudgets {
     pub fn new(per_sec: f64, burst: u32) -> Self {
@@ -95,38 +141,89 @@ impl SharedBudgets {
             })),
             per_sec,
             burst,
+            shared: None,
         }
     }
 
-    /// The bucket of `key`, held by the caller until it drops what it got.
+    /// Keeps the budgets in Redis (cluster mode): the nodes lease from the same one.
+    pub fn shared_through(mut self, commands: Commands) -> Self {
+        self.shared = Some(commands);
+        self
+    }
+
+    /// The budget of `key`, held by the caller until it drops what it got.
     pub fn hold(&self, key: &str) -> Held {
         let mut budgets = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if budgets.buckets.len() >= budgets.prune_at && !budgets.buckets.contains_key(key) {
             let now = Instant::now();
-            budgets.buckets.retain(|_, bucket| {
-                Arc::strong_count(bucket) > 1
-                    || !bucket
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .is_full(now)
+            budgets.buckets.retain(|_, budget| {
+                Arc::strong_count(budget) > 1
+                    || budget.credit.load(Ordering::Relaxed) > 0
+                    || !lock(&budget.local).is_full(now)
             });
             budgets.prune_at = (budgets.buckets.len() * 2).max(1024);
         }
         let (per_sec, burst) = (self.per_sec, self.burst);
-        let bucket = budgets
+        let budget = budgets
             .buckets
             .entry(key.to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(TokenBucket::new(per_sec, burst))))
+            .or_insert_with(|| {
+                Arc::new(Budget {
+                    key: key.to_owned(),
+                    local: Mutex::new(TokenBucket::new(per_sec, burst)),
+                    credit: AtomicU32::new(0),
+                })
+            })
             .clone();
         // The map's reference is not a connection's.
-        let holders = Arc::strong_count(&bucket) - 1;
-        Held { bucket, holders }
+        let holders = Arc::strong_count(&budget) - 1;
+        Held { budget, holders }
+    }
+
+    /// Takes a token from `budget`, or says how long until one is available.
+    pub async fn take(&self, budget: &Budget) -> Result<(), Duration> {
+        let Some(commands) = &self.shared else {
+            return lock(&budget.local).take(Instant::now());
+        };
+        // Leased credit first.
+        if budget
+            .credit
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1))
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let interval = (1_000_000.0 / self.per_sec.max(1e-6)).ceil() as u64;
+        let want = (self.burst / LEASE_PART).max(1);
+        static SCRIPT: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(LEASE));
+        let mut call = SCRIPT.prepare_invoke();
+        call.key(format!("herald:send:{}", budget.key))
+            .arg(interval)
+            .arg(self.burst.max(1))
+            .arg(want);
+        let mut conn = commands.clone();
+        match tokio::time::timeout(LEASE_PATIENCE, call.invoke_async::<(u32, u64)>(&mut conn)).await
+        {
+            Ok(Ok((0, wait))) => Err(Duration::from_micros(wait.max(1))),
+            Ok(Ok((granted, _))) => {
+                budget.credit.fetch_add(granted - 1, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("the shared send budget failed: {e}; this node's used");
+                lock(&budget.local).take(Instant::now())
+            }
+            Err(_) => {
+                tracing::warn!("the shared send budget did not answer; this node's used");
+                lock(&budget.local).take(Instant::now())
+            }
+        }
     }
 }
 
-/// Takes a token from a shared bucket.
-pub fn take(bucket: &Mutex<TokenBucket>, now: Instant) -> Result<(), Duration> {
-    bucket.lock().unwrap_or_else(|p| p.into_inner()).take(now)
+fn lock(bucket: &Mutex<TokenBucket>) -> std::sync::MutexGuard<'_, TokenBucket> {
+    bucket.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -156,25 +253,24 @@ mod tests {
         assert!(bucket.take(later).is_err());
     }
 
-    #[test]
-    fn a_shared_budget_is_one_for_all_holders_and_outlives_them_until_whole() {
-        let budgets = SharedBudgets::new(1.0, 3);
+    #[tokio::test]
+    async fn a_shared_budget_is_one_for_all_holders_and_outlives_them_until_whole() {
+        let budgets = SharedBudgets::new(0.001, 3);
         let (a, b) = (budgets.hold("ann"), budgets.hold("ann"));
         assert_eq!((a.holders, b.holders), (1, 2));
-        let now = Instant::now();
-        assert!(take(&a.bucket, now).is_ok());
-        assert!(take(&b.bucket, now).is_ok());
-        assert!(take(&a.bucket, now).is_ok());
+        assert!(budgets.take(&a.budget).await.is_ok());
+        assert!(budgets.take(&b.budget).await.is_ok());
+        assert!(budgets.take(&a.budget).await.is_ok());
         assert!(
-            take(&b.bucket, now).is_err(),
+            budgets.take(&b.budget).await.is_err(),
             "three between them, not three each"
         );
         // Someone else has their own.
-        assert!(take(&budgets.hold("bob").bucket, now).is_ok());
+        assert!(budgets.take(&budgets.hold("bob").budget).await.is_ok());
         // Ann closes everything and comes back: still spent.
         drop((a, b));
         let again = budgets.hold("ann");
         assert_eq!(again.holders, 1);
-        assert!(take(&again.bucket, now).is_err());
+        assert!(budgets.take(&again.budget).await.is_err());
     }
 }

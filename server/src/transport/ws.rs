@@ -10,7 +10,7 @@
 use std::{
     collections::VecDeque,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::Arc,
     task::Poll,
     time::{Duration, Instant},
 };
@@ -33,7 +33,7 @@ use crate::{
     hub::{Drain, Handle, QUEUE_FRAMES, SendQueue},
     log::{Appending, LogError, NewMessage},
     metrics,
-    rate::{self, Held, TokenBucket},
+    rate::{Budget, Held},
     rooms::{self, PageAt},
     session,
     transport::websocket::{Event, Incoming, Socket, Upgrade},
@@ -285,7 +285,7 @@ async fn connection(
     );
     // Not kept for the connection's life: every idle connection would carry it.
     drop(request_id);
-    let end = serve(&state, &mut conn, &mut link, &user, &budget.bucket).await;
+    let end = serve(&state, &mut conn, &mut link, &user, &budget.budget).await;
     drop(conn); // Out of its rooms at once, not after the goodbye.
     let reason = end.reason();
     match &end {
@@ -314,7 +314,7 @@ async fn serve(
     conn: &mut Handle,
     link: &mut Link,
     user: &Identity,
-    budget: &Mutex<TokenBucket>,
+    budget: &Budget,
 ) -> End {
     let mut in_flight = InFlight::default();
     let mut stall = Stall::default();
@@ -365,7 +365,7 @@ async fn serve(
             Ok(Event::Ended) | Err(_) => return End::Gone,
         };
         match incoming {
-            Incoming::Text(text) => match rate::take(budget, Instant::now()) {
+            Incoming::Text(text) => match state.send_budgets.take(budget).await {
                 // Boxed: handling a frame (a join's replay, say) needs kilobytes of state for a
                 // moment; inline, every idle connection would carry that space.
                 Ok(()) => {
