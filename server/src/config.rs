@@ -177,6 +177,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=600))]
     pub drain_seconds: u64,
 
+    /// Seconds a client may take to send a request's head, and then its body (a form, an API
+    /// call): a connection that sends nothing, or a byte at a time, is closed after it instead of
+    /// holding a socket for good.
+    #[arg(long, env = "HERALD_REQUEST_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub request_timeout_secs: u64,
+
     /// Keep each room's chat page as its latest state renders it, cut around the reader's own
     /// name, and send that (precompressed) until the room changes. `false` renders every page
     /// afresh: the same page, at several times the cost (to rule the cache out).

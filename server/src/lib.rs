@@ -8,6 +8,7 @@ pub mod frame;
 pub mod guard;
 pub mod health;
 pub mod hub;
+pub mod listen;
 pub mod log;
 pub mod metrics;
 pub mod page_cache;
@@ -252,37 +253,27 @@ pub async fn run(
         tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
         let private = metrics::private_router(state.clone());
         let stop = state.stop.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, private)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!("the metrics listener failed: {e}");
-            }
-        });
+        let timeout = Duration::from_secs(config.request_timeout_secs);
+        tokio::spawn(listen::serve(
+            listener,
+            private,
+            timeout,
+            stop.cancelled_owned(),
+        ));
     }
 
-    let app = router(state.clone());
+    let app = router(
+        state.clone(),
+        Duration::from_secs(config.request_timeout_secs),
+    );
     let (stop, hub, draining) = (
         state.stop.clone(),
         state.hub.clone(),
         state.draining.clone(),
     );
     let drain = Duration::from_secs(config.drain_seconds);
-    // A chat message is a small write that should leave at once: without TCP_NODELAY, Nagle's
-    // algorithm holds it back until the previous one is acknowledged.
-    let listener =
-        axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {e}");
-            }
-        });
-    // Each request knows its peer's address (`ConnectInfo`): wrong API tokens count per address.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let request_timeout = Duration::from_secs(config.request_timeout_secs);
+    listen::serve(listener, app, request_timeout, async move {
         shutdown.await;
         // Not ready any more: a balancer polling /readyz stops sending new visitors while
         // everything still works for those already here.
@@ -295,7 +286,7 @@ pub async fn run(
         stop.cancel();
         hub.shutdown();
     })
-    .await?;
+    .await;
 
     ticker.abort();
     state.tasks.close();
@@ -335,7 +326,7 @@ fn compression()
         .compress_when(SizeAbove::new(512).and(text))
 }
 
-fn router(state: AppState) -> Router {
+fn router(state: AppState, body_timeout: Duration) -> Router {
     // The executor Leptos renders on (a second call is harmless).
     let _ = any_spawner::Executor::init_tokio();
     Router::new()
@@ -364,6 +355,11 @@ fn router(state: AppState) -> Router {
             guard::check_host,
         ))
         .layer(axum::middleware::from_fn(guard::protective_headers))
+        // A body sent a byte at a time does not hold its connection for good (heads have their
+        // limit in `listen`).
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_timeout,
+        ))
         // The page and API answers, compressed as the browser asks (site files are compressed at
         // build time and pass through; Server-Sent Events never are).
         .layer(compression())

@@ -308,3 +308,82 @@ async fn a_name_form_that_does_not_parse_or_breaks_the_rule_gives_no_session() {
         .await;
     assert_eq!(got, 415, "{head}");
 }
+
+/// Whether the server closes `stream` (after any answer it gives) within `within`, reading what
+/// comes; `false` if it is still open then.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut sink = [0u8; 1024];
+    let read_all = async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    tokio::time::timeout(within, read_all).await.is_ok()
+}
+
+#[tokio::test]
+async fn silent_and_dribbling_connections_are_closed_after_the_request_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let data = common::TempDir::new();
+    let server = TestServer::start_in(data.path(), &["--request-timeout-secs", "1"]).await;
+    let limit = std::time::Duration::from_secs(4);
+    // Sends nothing at all.
+    let mut silent = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    // A head, a byte every 200 ms: it would take ~8 s.
+    let mut dribbling = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: {}\r\nX-Slow: 1\r\n\r\n",
+        server.addr
+    );
+    let dribble = async {
+        for byte in head.as_bytes() {
+            if dribbling.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    // A form whose body never comes whole.
+    let mut stalled = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    stalled
+        .write_all(
+            format!(
+                "POST /session HTTP/1.1\r\nHost: {}\r\nOrigin: http://{}\r\nContent-Type: \
+                 application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=An",
+                server.addr, server.addr
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
+    // Meanwhile a bystander is answered at once.
+    let (status, _, _) = server.get("/healthz").await;
+    assert_eq!(status, 200);
+    let (silent_closed, stalled_closed, ()) = tokio::join!(
+        closed_within(&mut silent, limit),
+        closed_within(&mut stalled, limit),
+        async {
+            // Racing the close: the dribble stops when the server has closed.
+            let _ = tokio::time::timeout(limit, dribble).await;
+        },
+    );
+    assert!(silent_closed, "a connection that sends nothing is closed");
+    assert!(
+        stalled_closed,
+        "a body that never comes whole is given up on"
+    );
+    assert!(
+        closed_within(&mut dribbling, std::time::Duration::from_millis(100)).await,
+        "a head sent a byte at a time is closed before it is whole"
+    );
+}
