@@ -80,3 +80,34 @@ export async function reconnect(page: Page) {
   await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'offline');
   await page.context().setOffline(false);
 }
+
+/**
+ * Sends messages `m FROM` … `m FROM+COUNT-1` to `room` over a socket of its own of `page`'s session,
+ * in that order (one socket's sends are stored in the order sent); resolves when all are acked. The
+ * person's rate budget is shared with their other sockets: the join and the sends must fit in it.
+ */
+export async function flood(page: Page, room: string, from: number, count: number) {
+  await page.evaluate(
+    ({ room, from, count }) =>
+      new Promise<void>((resolve, reject) => {
+        const ws = new WebSocket(`ws://${location.host}/ws`);
+        let acked = 0;
+        ws.onmessage = (event) => {
+          const frame = JSON.parse(event.data);
+          if (frame.type === 'welcome') {
+            ws.send(JSON.stringify({ type: 'join', room }));
+          } else if (frame.type === 'joined') {
+            for (let i = from; i < from + count; i++) {
+              ws.send(JSON.stringify({ type: 'send', room, client_id: `flood-${i}`, body: `m ${i}` }));
+            }
+          } else if (frame.type === 'ack' && ++acked === count) {
+            ws.close();
+            resolve();
+          } else if (frame.type === 'error') {
+            reject(new Error(frame.message));
+          }
+        };
+      }),
+    { room, from, count },
+  );
+}

@@ -2,8 +2,8 @@
 // newest, loses none of them (scrolling up loads what was let go), and never trims under a reader
 // who is further up. Its own Herald: one socket sends hundreds of messages, past the shared
 // server's burst limit.
-import { expect, Page, test } from '@playwright/test';
-import { bodies, openChat, watchForErrors } from '../lib/chat';
+import { expect, test } from '@playwright/test';
+import { bodies, flood, openChat, watchForErrors } from '../lib/chat';
 import { Herald, TEST_FLAGS, binaryUnderTest, copyAlone, startHerald } from '../lib/herald';
 
 /** What the page keeps at most while following (app/src/state.rs, `KEPT_LINES`). */
@@ -18,33 +18,6 @@ test.beforeAll(async () => {
 test.afterAll(async () => {
   expect(await herald.stop()).toBe(0);
 });
-
-/** Sends `count` messages to `room` over one socket of `page`'s session; resolves when all are acked. */
-async function flood(page: Page, room: string, from: number, count: number) {
-  await page.evaluate(
-    ({ room, from, count }) =>
-      new Promise<void>((resolve, reject) => {
-        const ws = new WebSocket(`ws://${location.host}/ws`);
-        let acked = 0;
-        ws.onmessage = (event) => {
-          const frame = JSON.parse(event.data);
-          if (frame.type === 'welcome') {
-            ws.send(JSON.stringify({ type: 'join', room }));
-          } else if (frame.type === 'joined') {
-            for (let i = from; i < from + count; i++) {
-              ws.send(JSON.stringify({ type: 'send', room, client_id: `flood-${i}`, body: `m ${i}` }));
-            }
-          } else if (frame.type === 'ack' && ++acked === count) {
-            ws.close();
-            resolve();
-          } else if (frame.type === 'error') {
-            reject(new Error(frame.message));
-          }
-        };
-      }),
-    { room, from, count },
-  );
-}
 
 test('a tab following a busy room keeps a bounded number of messages and loses none', async ({ browser }) => {
   const url = `${herald.url}/r/busy`;

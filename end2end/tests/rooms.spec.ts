@@ -1,7 +1,7 @@
 // Rooms side by side in one tab, who is in them, who is typing, and older history on scroll — in real
 // Chromium against the release binary. Each test uses rooms of its own: other tests share the server.
 import { expect, Page, test } from '@playwright/test';
-import { bodies, heraldUrl, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
+import { bodies, flood, heraldUrl, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
 
 /** Goes to a room through the sidebar's "go to room" box, without a page load. */
 async function goToRoom(page: Page, room: string) {
@@ -301,33 +301,7 @@ test('a room opens on its last 50 messages, rendered by the server; scrolling up
   for (let s = 0; s < 120 / per; s++) {
     const writer = await (await browser.newContext()).newPage();
     await openChat(writer, `${heraldUrl()}/r/${room}`);
-    await writer.evaluate(
-      ({ room, s, per }) =>
-        new Promise<void>((resolve, reject) => {
-          const ws = new WebSocket(`ws://${location.host}/ws`);
-          let acked = 0;
-          ws.onmessage = (event) => {
-            const frame = JSON.parse(event.data);
-            if (frame.type === 'welcome') {
-              ws.send(JSON.stringify({ type: 'join', room }));
-            } else if (frame.type === 'joined') {
-              // One at a time, so seq order is the order written.
-              ws.send(JSON.stringify({ type: 'send', room, client_id: `seed-${s}-0`, body: `m ${s * per + 1}` }));
-            } else if (frame.type === 'ack') {
-              acked += 1;
-              if (acked === per) {
-                ws.close();
-                resolve();
-              } else {
-                ws.send(JSON.stringify({ type: 'send', room, client_id: `seed-${s}-${acked}`, body: `m ${s * per + acked + 1}` }));
-              }
-            } else if (frame.type === 'error') {
-              reject(new Error(frame.message));
-            }
-          };
-        }),
-      { room, s, per },
-    );
+    await flood(writer, room, s * per + 1, per);
     await writer.context().close();
   }
 
