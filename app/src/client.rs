@@ -278,11 +278,16 @@ fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
                 return vec![room.join()];
             }
         }
+        // Said in words under the box ("slow down: ..."), and what was refused is sent again once
+        // the wait is over.
         ServerMsg::Error {
             code: ErrorCode::RateLimited,
             retry_after_ms,
-            ..
-        } => resend_later(tab, retry_after_ms.unwrap_or(1000)),
+            message,
+        } => {
+            tab.last_error.set(Some(message));
+            resend_later(tab, retry_after_ms.unwrap_or(1000));
+        }
         ServerMsg::Error { message, .. } => tab.last_error.set(Some(message)),
         // Who came and went (`joined`, `left`) is the people panel's to show, from `members`.
         ServerMsg::Presence {

@@ -451,6 +451,25 @@ test('own messages and mentions are marked the same on a page loaded afresh, bef
   expect(errors).toEqual([]);
 });
 
+test('over the send budget the page says so in words, and nothing is dropped', async ({ browser }) => {
+  // A Herald of its own with a small budget: a burst of 3 frames, then 2 a second.
+  const tight = await startHerald(copyAlone(binaryUnderTest()), [...TEST_FLAGS, '--rate-burst', '3', '--rate-per-sec', '2']);
+  try {
+    const page = await (await browser.newContext()).newPage();
+    const errors = watchForErrors(page);
+    await openChat(page, `${tight.url}/r/${uniqueRoom('tight')}`, 'Hasty');
+    const sent = ['one', 'two', 'three', 'four', 'five'];
+    for (const body of sent) await send(page, body);
+    await expect(page.getByTestId('composer-error')).toHaveText(/^Slow down: what you send goes again in \d+ s/);
+    // Everything typed arrives, once, in order, as the budget comes back.
+    await expect(page.locator('.messages li.message:not(.pending) .body')).toHaveText(sent, { timeout: 15_000 });
+    await expect(page.getByTestId('pending')).toHaveCount(0);
+    expect(errors).toEqual([]);
+  } finally {
+    expect(await tight.stop()).toBe(0);
+  }
+});
+
 test('two people called Ann can be told apart, and names cannot turn text around', async ({ browser }) => {
   const room = uniqueRoom('twins');
   const first = await person(browser, LAPTOP, `/r/${room}`, 'Ann');

@@ -383,9 +383,11 @@ async fn serve(
                     conn.reply(
                         ServerMsg::Error {
                             code: ErrorCode::RateLimited,
-                            message: "too many messages at once (from all your tabs and devices); \
-                                      wait a moment"
-                                .into(),
+                            message: format!(
+                                "Slow down: what you send goes again in {} s (your tabs and \
+                                 devices share one budget)",
+                                wait.as_secs_f64().ceil().max(1.0)
+                            ),
                             retry_after_ms: Some(wait.as_millis().max(1) as u64),
                         }
                         .encode()
