@@ -67,7 +67,7 @@ pub const TYPING_REPEAT_MS: u32 = 3_000;
 /// a list of thousands is not something anyone reads, and it would be sent to thousands.
 pub const PRESENCE_LIST_MAX: usize = 100;
 
-/// Most rooms a `rooms` frame lists (the busiest first).
+/// Most rooms a `rooms` frame lists (`general`, then the busiest first).
 pub const ROOM_LIST_MAX: usize = 100;
 
 /// Who someone is: the id the server gave their session, and the name they chose. The server is the
@@ -289,8 +289,8 @@ pub enum ServerMsg {
     },
     /// `user` is typing in `room`: show it for [`TYPING_TTL_MS`], or until their next message.
     Typing { room: String, user: Identity },
-    /// The rooms of this server and how many people are in each, busiest first (at most
-    /// [`ROOM_LIST_MAX`]). Sent after `welcome`, then whenever a count changes (at most twice a second).
+    /// The rooms of this server and how many people are in each: `general`, then the busiest first,
+    /// rooms that have held a message before those that never have (at most [`ROOM_LIST_MAX`]). Sent after `welcome`, then whenever a count changes (at most twice a second).
     Rooms { rooms: Vec<RoomSummary> },
     /// Answer to `history`: up to `limit` messages before `before`, oldest first.
     History {

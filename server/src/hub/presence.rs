@@ -4,7 +4,9 @@
 
 use std::{collections::BTreeMap, time::Instant};
 
-use app::protocol::{Identity, PRESENCE_LIST_MAX, ROOM_LIST_MAX, RoomSummary, ServerMsg};
+use app::protocol::{
+    DEFAULT_ROOM, Identity, PRESENCE_LIST_MAX, ROOM_LIST_MAX, RoomSummary, ServerMsg,
+};
 
 use super::{Frame, HubRoom, LEAVE_GRACE, Member, RoomStats, TYPING_COALESCE};
 
@@ -128,16 +130,26 @@ impl HubRoom {
     }
 }
 
-/// The rooms with their announced member counts, busiest first.
+/// The rooms with their announced member counts: the default room always, then the busiest first,
+/// and among rooms as busy those that have held a message before those that never have. One
+/// person can make rooms without end (a join makes one); at one member each and no message, they
+/// no longer push out the rooms people talk in (issue 21, item 5: one flood had 99 of the 100).
 pub(super) fn room_list(counts: &[RoomStats]) -> Vec<RoomSummary> {
-    let mut rooms: Vec<RoomSummary> = counts
-        .iter()
+    let mut ranked: Vec<&RoomStats> = counts.iter().collect();
+    ranked.sort_by(|a, b| {
+        let first = |s: &RoomStats| s.room == DEFAULT_ROOM;
+        first(b)
+            .cmp(&first(a))
+            .then_with(|| b.members.cmp(&a.members))
+            .then_with(|| (b.last_seq > 0).cmp(&(a.last_seq > 0)))
+            .then_with(|| a.room.cmp(&b.room))
+    });
+    ranked
+        .into_iter()
+        .take(ROOM_LIST_MAX)
         .map(|stats| RoomSummary {
             room: stats.room.clone(),
             members: stats.members,
         })
-        .collect();
-    rooms.sort_by(|a, b| b.members.cmp(&a.members).then_with(|| a.room.cmp(&b.room)));
-    rooms.truncate(ROOM_LIST_MAX);
-    rooms
+        .collect()
 }

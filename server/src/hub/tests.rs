@@ -343,11 +343,11 @@ fn the_room_list_goes_to_every_connection_when_a_count_changes() {
     assert_eq!(
         lists,
         vec![vec![
-            ("ops".into(), 2),
             ("general".into(), 1),
+            ("ops".into(), 2),
             ("quiet".into(), 0)
         ]],
-        "busiest first, rooms nobody is in included"
+        "the default room, then the busiest first, rooms nobody is in included"
     );
     hub.tick(Instant::now());
     assert!(drain(&ann).is_empty(), "nothing changed, nothing sent");
@@ -430,4 +430,30 @@ fn a_join_gets_the_frames_of_the_newest_messages_it_replays_when_the_hub_still_h
     hub.tick(start + super::recent::RECENT_KEEP);
     let mut back = hub.connect(Some(user(2)));
     assert!(back.join("general", |last| last).recent.is_none(), "let go");
+}
+
+#[test]
+fn rooms_made_by_the_hundred_do_not_push_the_talked_in_ones_out_of_the_list() {
+    let hub = Hub::new();
+    hub.set_last_seq("general", 40);
+    hub.set_last_seq("design", 12);
+    let (_ann, ann) = joined_as(&hub, "design", user(1));
+    // One person in 150 new rooms, none of which has held a message (names sort before "design").
+    let mut flooder = hub.connect(Some(user(2)));
+    for n in 0..150 {
+        let room = format!("aaa-{n:03}");
+        flooder.join(&room, |last| last + 1);
+        flooder.release(&room);
+    }
+    hub.tick(Instant::now());
+    let list = drain(&ann)
+        .into_iter()
+        .find_map(|msg| match msg {
+            ServerMsg::Rooms { rooms } => Some(rooms),
+            _ => None,
+        })
+        .expect("a room list");
+    let names: Vec<&str> = list.iter().map(|r| r.room.as_str()).collect();
+    assert_eq!(names.len(), app::protocol::ROOM_LIST_MAX);
+    assert_eq!(&names[..2], ["general", "design"], "{names:?}");
 }
