@@ -246,6 +246,8 @@ pub async fn run(
         })
     };
 
+    // For a request's head and for its body, on every listener.
+    let request_timeout = Duration::from_secs(config.request_timeout_secs);
     if let Some(addr) = config.metrics_addr {
         let listener = TcpListener::bind(addr)
             .await
@@ -253,26 +255,21 @@ pub async fn run(
         tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
         let private = metrics::private_router(state.clone());
         let stop = state.stop.clone();
-        let timeout = Duration::from_secs(config.request_timeout_secs);
         tokio::spawn(listen::serve(
             listener,
             private,
-            timeout,
+            request_timeout,
             stop.cancelled_owned(),
         ));
     }
 
-    let app = router(
-        state.clone(),
-        Duration::from_secs(config.request_timeout_secs),
-    );
+    let app = router(state.clone(), request_timeout);
     let (stop, hub, draining) = (
         state.stop.clone(),
         state.hub.clone(),
         state.draining.clone(),
     );
     let drain = Duration::from_secs(config.drain_seconds);
-    let request_timeout = Duration::from_secs(config.request_timeout_secs);
     listen::serve(listener, app, request_timeout, async move {
         shutdown.await;
         // Not ready any more: a balancer polling /readyz stops sending new visitors while

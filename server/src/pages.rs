@@ -18,7 +18,7 @@ use leptos::{nonce::Nonce, prelude::provide_context};
 
 use crate::{
     AppState, assets, guard,
-    page_cache::{Template, stitch::Encoding},
+    page_cache::{Standins, Template, stitch::Encoding},
     rooms, session,
 };
 
@@ -40,7 +40,8 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
     let nonce = session::random_hex(16);
     let csp = guard::page_csp(&nonce, guard::requested_host(&request));
     let path = request.uri().path().to_owned();
-    let room = chat_room(&path).and_then(|room| {
+    // Only a signed-in reader is shown a room; anyone else gets the name form.
+    let room = user.as_ref().and(chat_room(&path)).and_then(|room| {
         let epoch = state.log.epoch(room)?;
         // Everything up to the hub's last published seq is committed: the page and the live stream
         // meet exactly there.
@@ -51,47 +52,14 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
         ))
     });
     let mut response = match (&user, room) {
-        // A page with a query is rendered afresh: queries are endless, rooms are not.
-        (Some(reader), Some((room, epoch, last)))
-            if state.pages.enabled() && request.uri().query().is_none() =>
-        {
-            let template = state
-                .pages
-                .template(&path, &epoch, last, |standins| {
-                    let (state, room, epoch, path) = (&state, &room, &epoch, &path);
-                    async move {
-                        let page = room_page(state, room, epoch, last).await;
-                        let (state, path) = (state.clone(), path.clone());
-                        // Rendered to the end on one thread: Leptos keeps a render's reactive
-                        // arena in a thread-local, and renders begun on one worker and finished
-                        // on another panicked under the browser tests' load (no arena; values
-                        // dropped on the wrong thread).
-                        let rendered = tokio::task::spawn_blocking(move || {
-                            tokio::runtime::Handle::current().block_on(async {
-                                let [first, second] = standins;
-                                let first = render_text(
-                                    &state,
-                                    &path,
-                                    first.reader(),
-                                    page.clone(),
-                                    first.nonce(),
-                                )
-                                .await?;
-                                let second = render_text(
-                                    &state,
-                                    &path,
-                                    second.reader(),
-                                    page,
-                                    second.nonce(),
-                                )
-                                .await?;
-                                Some([first, second])
-                            })
-                        });
-                        rendered.await.ok().flatten()
-                    }
-                })
-                .await;
+        (Some(reader), Some((room, epoch, last))) => {
+            // A page with a query is rendered afresh: queries are endless, rooms are not.
+            let template = if state.pages.enabled() && request.uri().query().is_none() {
+                let render = |standins| render_twice(&state, &path, &room, &epoch, last, standins);
+                state.pages.template(&path, &epoch, last, render).await
+            } else {
+                None
+            };
             match template {
                 Some(template) => cached(&template, request.headers(), reader, &nonce),
                 None => {
@@ -99,10 +67,6 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
                     render_app(&state, request, user, page, nonce).await
                 }
             }
-        }
-        (Some(_), Some((room, epoch, last))) => {
-            let page = room_page(&state, &room, &epoch, last).await;
-            render_app(&state, request, user, page, nonce).await
         }
         _ => render_app(&state, request, user, None, nonce).await,
     };
@@ -158,8 +122,34 @@ async fn render_app(
     render(request).await.into_response()
 }
 
-/// The chat page at `path` (no query) as `reader` with `nonce`, whole, for the page cache; `None`
-/// unless it renders as a 200.
+/// The chat page at `path` (no query) of `room` at `last`, rendered whole with each set of
+/// stand-ins, for the page cache to cut; `None` unless both render as a 200.
+async fn render_twice(
+    state: &AppState,
+    path: &str,
+    room: &str,
+    epoch: &str,
+    last: u64,
+    [first, second]: [Standins; 2],
+) -> Option<[String; 2]> {
+    let page = room_page(state, room, epoch, last).await;
+    let (state, path) = (state.clone(), path.to_owned());
+    // Rendered to the end on one thread: Leptos keeps a render's reactive arena in a thread-local,
+    // and renders begun on one worker and finished on another panicked under the browser tests'
+    // load (no arena; values dropped on the wrong thread).
+    let rendered = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Handle::current().block_on(async {
+            let one = render_text(&state, &path, first.reader(), page.clone(), first.nonce());
+            let one = one.await?;
+            let two = render_text(&state, &path, second.reader(), page, second.nonce());
+            Some([one, two.await?])
+        })
+    });
+    rendered.await.ok().flatten()
+}
+
+/// The chat page at `path` (no query) as `reader` with `nonce`, whole; `None` unless it renders as
+/// a 200.
 async fn render_text(
     state: &AppState,
     path: &str,

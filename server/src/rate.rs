@@ -66,6 +66,46 @@ impl TokenBucket {
     }
 }
 
+/// Token buckets by key (a token's id, a person's, an address), all alike. Keys come and go with
+/// sessions and addresses, so past a size the buckets that are whole again are forgotten (nothing
+/// spent is lost: a new one starts whole), and the size doubles after each pass, so a pass costs its
+/// length at most once per as many inserts.
+pub struct Buckets<K> {
+    buckets: HashMap<K, TokenBucket>,
+    per_sec: f64,
+    burst: u32,
+    prune_at: usize,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
+    pub fn new(per_sec: f64, burst: u32) -> Self {
+        Self {
+            buckets: HashMap::new(),
+            per_sec,
+            burst,
+            prune_at: 1024,
+        }
+    }
+
+    /// Takes a token from `key`'s bucket (a new one is whole), or says how long until one is there.
+    pub fn take(&mut self, key: &K, now: Instant) -> Result<(), Duration> {
+        if !self.buckets.contains_key(key) && self.buckets.len() >= self.prune_at {
+            self.buckets.retain(|_, bucket| !bucket.is_full(now));
+            self.prune_at = (self.buckets.len() * 2).max(1024);
+        }
+        let (per_sec, burst) = (self.per_sec, self.burst);
+        self.buckets
+            .entry(key.clone())
+            .or_insert_with(|| TokenBucket::new(per_sec, burst))
+            .take(now)
+    }
+
+    /// How long until `key`'s bucket has a token, without taking one; `None` if it has one now.
+    pub fn empty_for(&mut self, key: &K, now: Instant) -> Option<Duration> {
+        self.buckets.get_mut(key)?.empty_for(now)
+    }
+}
+
 /// One budget per key (a person), shared by every connection of that key: a person's budget is
 /// theirs however many sockets, tabs or devices they use. A connection holds its key's budget while
 /// it lives; a budget no connection holds is kept until it is whole again, so closing and reopening
@@ -272,5 +312,28 @@ mod tests {
         let again = budgets.hold("ann");
         assert_eq!(again.holders, 1);
         assert!(budgets.take(&again.budget).await.is_err());
+    }
+
+    #[test]
+    fn keyed_buckets_forget_only_whole_ones() {
+        let mut buckets = Buckets::new(1.0, 2);
+        let now = Instant::now();
+        for key in 0..1024 {
+            assert!(buckets.take(&key, now).is_ok());
+        }
+        assert!(buckets.take(&0, now).is_ok());
+        assert!(buckets.take(&0, now).is_err(), "0 is spent");
+        // A second later every bucket but 0 is whole again; the next new key forgets them.
+        let later = now + Duration::from_secs(1);
+        assert!(buckets.take(&5000, later).is_ok());
+        assert_eq!(
+            buckets.buckets.len(),
+            2,
+            "0, still not whole, and the new one"
+        );
+        assert!(
+            buckets.empty_for(&0, later).is_none(),
+            "one token back after a second"
+        );
     }
 }

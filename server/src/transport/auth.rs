@@ -21,27 +21,21 @@ use axum::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{AppState, log::LogError, rate::TokenBucket, redis_link::Commands, session};
+use crate::{AppState, log::LogError, rate::Buckets, redis_link::Commands, session};
 
 /// The API's tokens and their rate budgets. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ApiAuth {
     /// SHA-256 of each configured token → the id its messages carry.
     tokens: Arc<HashMap<[u8; 32], String>>,
-    budgets: Arc<Mutex<HashMap<String, TokenBucket>>>,
+    budgets: Arc<Mutex<Buckets<String>>>,
     rate_per_sec: f64,
     rate_burst: u32,
     /// In cluster mode: the budgets in Redis, shared by every node.
     shared: Option<Commands>,
     /// Wrong tokens per client address.
-    guesses: Arc<Mutex<HashMap<IpAddr, TokenBucket>>>,
-    failures_per_min: u32,
+    guesses: Arc<Mutex<Buckets<IpAddr>>>,
 }
-
-/// Client addresses whose wrong tokens are remembered at once; past it, those whose budget is
-/// whole again are forgotten, and if none is, a new address is not counted (memory stays bounded
-/// whoever sends what).
-const MAX_GUESSERS: usize = 10_000;
 
 /// A token's budget as a generic cell rate (GCRA): the key holds the theoretical arrival time of
 /// the next request (µs). KEYS: the budget. ARGV: µs per request, burst. Returns 0 when the request
@@ -79,36 +73,27 @@ impl ApiAuth {
             .collect();
         Self {
             tokens: Arc::new(tokens),
-            budgets: Arc::default(),
+            budgets: Arc::new(Mutex::new(Buckets::new(rate_per_sec, rate_burst))),
             rate_per_sec,
             rate_burst,
             shared: None,
-            guesses: Arc::default(),
-            failures_per_min,
+            guesses: Arc::new(Mutex::new(Buckets::new(
+                f64::from(failures_per_min) / 60.0,
+                failures_per_min,
+            ))),
         }
     }
 
     /// How long `peer` must wait before its tokens are checked again, if its wrong ones are spent.
     fn guessing_wait(&self, peer: IpAddr) -> Option<Duration> {
         let mut guesses = self.guesses.lock().unwrap_or_else(|p| p.into_inner());
-        guesses.get_mut(&peer)?.empty_for(Instant::now())
+        guesses.empty_for(&peer, Instant::now())
     }
 
-    /// Counts a wrong token from `peer`.
+    /// Counts a wrong token from `peer` (past the budget there is nothing more to count).
     fn guessed_wrong(&self, peer: IpAddr) {
-        let now = Instant::now();
         let mut guesses = self.guesses.lock().unwrap_or_else(|p| p.into_inner());
-        if guesses.len() >= MAX_GUESSERS && !guesses.contains_key(&peer) {
-            guesses.retain(|_, bucket| !bucket.is_full(now));
-            if guesses.len() >= MAX_GUESSERS {
-                return;
-            }
-        }
-        let per_min = self.failures_per_min;
-        let _ = guesses
-            .entry(peer)
-            .or_insert_with(|| TokenBucket::new(f64::from(per_min) / 60.0, per_min))
-            .take(now);
+        let _ = guesses.take(&peer, Instant::now());
     }
 
     /// Keeps the budgets in Redis (cluster mode): every node spends from the same one.
@@ -151,16 +136,10 @@ impl ApiAuth {
                 Err(_) => tracing::warn!("the shared API budget did not answer; this node's used"),
             }
         }
-        let now = Instant::now();
         let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
-        // Readers' budgets come and go with sessions and addresses: a whole one is forgotten.
-        if budgets.len() >= MAX_GUESSERS && !budgets.contains_key(id) {
-            budgets.retain(|_, bucket| !bucket.is_full(now));
-        }
-        let bucket = budgets
-            .entry(id.to_owned())
-            .or_insert_with(|| TokenBucket::new(self.rate_per_sec, self.rate_burst));
-        bucket.take(now).map_err(too_many)
+        budgets
+            .take(&id.to_owned(), Instant::now())
+            .map_err(too_many)
     }
 }
 
@@ -191,7 +170,7 @@ pub async fn door_budgets(State(state): State<AppState>, request: Request, next:
     let Some(peer) = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| guesser(info.0.ip()))
+        .map(|info| client_key(info.0.ip()))
     else {
         return next.run(request).await;
     };
@@ -227,8 +206,8 @@ pub async fn door_budgets(State(state): State<AppState>, request: Request, next:
     response
 }
 
-/// The address a guesser is known by: an IPv6 client holds a whole /64, so it counts as one.
-fn guesser(ip: IpAddr) -> IpAddr {
+/// The address a client's budgets are kept by: an IPv6 client holds a whole /64, so it counts as one.
+fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
