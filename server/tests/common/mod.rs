@@ -168,6 +168,12 @@ impl TestServer {
 
     /// Sends a raw HTTP/1.1 request; returns the status code, the raw head and the body.
     pub async fn request(&self, request: &str) -> (u16, String, String) {
+        let (status, head, body) = self.request_bytes(request).await;
+        (status, head, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// [`Self::request`], with the body as the bytes that came (a compressed page, say).
+    pub async fn request_bytes(&self, request: &str) -> (u16, String, Vec<u8>) {
         let mut stream = TcpStream::connect(self.addr).await.expect("connect");
         stream.write_all(request.as_bytes()).await.expect("write");
         let mut raw = Vec::new();
@@ -175,14 +181,18 @@ impl TestServer {
             .await
             .expect("response in time")
             .expect("read");
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n");
+        let (head, body) = match split {
+            Some(at) => (&raw[..at], raw[at + 4..].to_vec()),
+            None => (&raw[..], Vec::new()),
+        };
+        let head = String::from_utf8_lossy(head).into_owned();
         let status = head
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
             .expect("status line");
-        (status, head.to_owned(), body.to_owned())
+        (status, head, body)
     }
 }
 

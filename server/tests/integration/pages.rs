@@ -3,12 +3,7 @@
 
 use std::io::Read;
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
-
-use crate::common::{Client, PATIENCE, TempDir, TestServer};
+use crate::common::{Client, TempDir, TestServer};
 
 /// Readers with names that need escaping in text, in attributes and in JSON.
 const READERS: [&str; 3] = ["Ann", "Bob <b>&amp; \"the\" 'builder' \\", "Zoë"];
@@ -40,23 +35,9 @@ async fn page(
         "GET {path} HTTP/1.0\r\nHost: {}\r\nCookie: {cookie}\r\n{accept}\r\n",
         server.addr
     );
-    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut raw = Vec::new();
-    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut raw))
-        .await
-        .expect("in time")
-        .expect("read");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a head");
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let body = &raw[split + 4..];
-    assert!(
-        head.starts_with("http/1.0 200") || head.starts_with("http/1.1 200"),
-        "{head}"
-    );
+    let (status, head, body) = server.request_bytes(&request).await;
+    assert_eq!(status, 200, "{head}");
+    let head = head.to_ascii_lowercase();
     let header = |name: &str| {
         head.lines()
             .find_map(|line| line.strip_prefix(&format!("{name}: ")))
@@ -65,14 +46,14 @@ async fn page(
     let encoding = header("content-encoding");
     let mut text = String::new();
     match encoding.as_deref() {
-        None => text = String::from_utf8(body.to_vec()).expect("utf-8"),
+        None => text = String::from_utf8(body).expect("utf-8"),
         Some("gzip") => {
-            flate2::read::GzDecoder::new(body)
+            flate2::read::GzDecoder::new(&body[..])
                 .read_to_string(&mut text)
                 .expect("gzip");
         }
         Some("br") => {
-            brotli::Decompressor::new(body, 4096)
+            brotli::Decompressor::new(&body[..], 4096)
                 .read_to_string(&mut text)
                 .expect("brotli");
         }
