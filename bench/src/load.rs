@@ -93,8 +93,12 @@ impl Target {
             .args(["--addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))
             .args(["--rate-per-sec", "1000000000", "--rate-burst", "1000000000"])
-            // A session stands for many readers here (CONNECTIONS_PER_SESSION).
+            // A session stands for many readers here (CONNECTIONS_PER_SESSION), and every reader
+            // comes from one address.
             .args(["--max-sockets-per-person", "10000"])
+            .args(["--address-rate-per-sec", "1000000000"])
+            .args(["--address-rate-burst", "1000000000"])
+            .args(["--max-connections-per-address", "1000000"])
             .args(["--log", "info"])
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())

@@ -1,6 +1,6 @@
 //! Herald's parsers of outside input, each the server's own source file, for the fuzz targets in
-//! `fuzz_targets/`: the WebSocket frame decoder, the session cookie, and the HTTP API's publish body
-//! (`ClientMsg` decoding is `app::protocol`).
+//! `fuzz_targets/`: the WebSocket frame decoder, the session cookie, the HTTP API's publish body and
+//! the client-address rule (`X-Forwarded-For`); `ClientMsg` decoding is `app::protocol`.
 
 #[path = "../../server/src/transport/websocket/decode.rs"]
 pub mod decode;
@@ -10,5 +10,8 @@ pub mod cookie;
 
 #[path = "../../server/src/transport/api/publish.rs"]
 pub mod publish;
+
+#[path = "../../server/src/peer/forwarded.rs"]
+pub mod forwarded;
 
 pub use app::protocol;

@@ -117,6 +117,39 @@ pub struct Config {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     pub max_sockets_per_person: usize,
 
+    /// Frames all the people at one client address may send per second together, on average, over
+    /// the WebSocket (a token bucket; see --address-rate-burst): sessions cost nothing to make, so
+    /// new names do not buy a new budget. An office behind one NAT address shares it: raise it for
+    /// many people behind one address (and see --trusted-proxy). IPv6 addresses count by their /64.
+    #[arg(long, env = "HERALD_ADDRESS_RATE_PER_SEC", default_value_t = 25.0, value_parser = positive_rate)]
+    pub address_rate_per_sec: f64,
+
+    /// Frames all the people at one client address may send at once before
+    /// --address-rate-per-sec applies.
+    #[arg(long, env = "HERALD_ADDRESS_RATE_BURST", default_value_t = 150,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub address_rate_burst: u32,
+
+    /// Connections one client address may hold open at once; one more is closed at once (429 if
+    /// it can take it). A client connecting directly counts each TCP connection (pages, its
+    /// WebSocket, event streams); through a trusted proxy, which holds the TCP connections itself,
+    /// each WebSocket and event stream counts. Keep it well under the open-files limit (`ulimit -n`).
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_connections_per_address: usize,
+
+    /// A reverse proxy (an address, or a network like 10.0.0.0/8) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed: requests from it count against the client's address it
+    /// forwarded, not its own. From any other peer those headers are ignored. Repeat the flag, or
+    /// separate them with commas in the variable. Trust only proxies that set the header
+    /// themselves (docs/OPERATIONS.md).
+    #[arg(
+        long = "trusted-proxy",
+        env = "HERALD_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<crate::peer::Network>,
+
     /// A bearer token that may use the HTTP API (`Authorization: Bearer TOKEN`): publish to rooms,
     /// announce to all of them, read history and events. Repeat the flag, or separate tokens with
     /// commas in the variable. Without any, publishing through the API is off.
@@ -183,6 +216,13 @@ pub struct Config {
     #[arg(long, env = "HERALD_REQUEST_TIMEOUT_SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub request_timeout_secs: u64,
+
+    /// Seconds a keep-alive connection may stay open with nothing read or written; then it is
+    /// closed (a response under way is finished first). Event streams send a keep-alive every 15 s
+    /// and WebSockets are the hub's, so neither is cut by it.
+    #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout_secs: u64,
 
     /// Keep each room's chat page as its latest state renders it, cut around the reader's own
     /// name, and send that (precompressed) until the room changes. `false` renders every page

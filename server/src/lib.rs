@@ -13,6 +13,7 @@ pub mod log;
 pub mod metrics;
 pub mod page_cache;
 pub mod pages;
+pub mod peer;
 pub mod rate;
 pub mod reach;
 pub mod redis_link;
@@ -68,6 +69,11 @@ pub struct AppState {
     pub limits: Limits,
     /// What each person may send over the WebSocket, shared by all their connections.
     pub send_budgets: rate::SharedBudgets,
+    /// What all the people at one client address may send over the WebSocket together.
+    #[from_ref(skip)]
+    pub address_budgets: rate::SharedBudgets,
+    /// Connections held per client address (`--max-connections-per-address`).
+    pub connections: peer::Connections,
     /// The HTTP API's tokens and their budgets.
     pub api: transport::auth::ApiAuth,
     /// What `/metrics` reports; every part that counts holds a clone.
@@ -171,11 +177,15 @@ pub async fn run(
         &sessions,
     );
     let mut send_budgets = rate::SharedBudgets::new(config.rate_per_sec, config.rate_burst);
+    let mut address_budgets =
+        rate::SharedBudgets::new(config.address_rate_per_sec, config.address_rate_burst);
     if let Some(link) = &redis {
-        // One budget per token, and per person, for the whole cluster, not one per node.
+        // One budget per token, per person and per address for the whole cluster, not one per node.
         api = api.shared_through(link.commands().await?);
         send_budgets = send_budgets.shared_through(link.commands().await?);
+        address_budgets = address_budgets.shared_through(link.commands().await?);
     }
+    let connections = peer::Connections::new(config.max_connections_per_address);
     let mut state = AppState {
         site_files: None,
         page_style: None,
@@ -195,6 +205,8 @@ pub async fn run(
             max_sockets_per_person: config.max_sockets_per_person,
         },
         send_budgets,
+        address_budgets,
+        connections: connections.clone(),
         api,
         metrics,
         metrics_token: config
@@ -248,6 +260,12 @@ pub async fn run(
 
     // For a request's head and for its body, on every listener.
     let request_timeout = Duration::from_secs(config.request_timeout_secs);
+    let listening = listen::Listening {
+        head_timeout: request_timeout,
+        idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        trusted: config.trusted_proxies.clone().into(),
+        connections,
+    };
     if let Some(addr) = config.metrics_addr {
         let listener = TcpListener::bind(addr)
             .await
@@ -258,7 +276,7 @@ pub async fn run(
         tokio::spawn(listen::serve(
             listener,
             private,
-            request_timeout,
+            listening.clone(),
             stop.cancelled_owned(),
         ));
     }
@@ -270,7 +288,7 @@ pub async fn run(
         state.draining.clone(),
     );
     let drain = Duration::from_secs(config.drain_seconds);
-    listen::serve(listener, app, request_timeout, async move {
+    listen::serve(listener, app, listening, async move {
         shutdown.await;
         // Not ready any more: a balancer polling /readyz stops sending new visitors while
         // everything still works for those already here.

@@ -13,7 +13,7 @@ mod cookie;
 
 use app::protocol::{Identity, validate_name};
 use axum::{
-    Form, Router,
+    Extension, Form, Router,
     extract::State,
     http::{HeaderMap, HeaderValue, header},
     response::{IntoResponse, Redirect, Response},
@@ -22,7 +22,7 @@ use axum::{
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::{AppState, Config};
+use crate::{AppState, Config, peer::Client};
 
 pub use cookie::{COOKIE, hex};
 use cookie::{Signer, unhex};
@@ -243,6 +243,7 @@ fn local_path(next: Option<&str>) -> &str {
 /// session it is a change of name: they stay who they are.
 async fn start(
     State(state): State<AppState>,
+    client: Option<Extension<Client>>,
     headers: HeaderMap,
     Form(form): Form<NameForm>,
 ) -> Response {
@@ -262,8 +263,14 @@ async fn start(
         None => (state.sessions.issue(name), "new session"),
     };
     tracing::info!(user = %identity.id, name = %identity.name, "{what}");
+    // Over HTTPS (as a trusted proxy in front says), the browser never sends it over plain HTTP.
+    let secure = if client.is_some_and(|Extension(c)| c.https) {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie =
-        format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={MAX_AGE_SECS}");
+        format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={MAX_AGE_SECS}{secure}");
     with_cookie(Redirect::to(next), &cookie)
 }
 

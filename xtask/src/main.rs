@@ -711,7 +711,13 @@ fn ensure_npm_packages(dir: &Path) -> Result<()> {
 // fuzz
 
 /// The fuzz targets in `fuzz/fuzz_targets/`, each with a seed corpus in `fuzz/corpus/<target>/`.
-const FUZZ_TARGETS: [&str; 4] = ["frame_decoder", "client_msg", "session_cookie", "api_body"];
+const FUZZ_TARGETS: [&str; 5] = [
+    "frame_decoder",
+    "client_msg",
+    "session_cookie",
+    "api_body",
+    "forwarded",
+];
 
 /// Coverage instrumentation for libFuzzer on stable Rust: the `-C` options libfuzzer-sys documents
 /// for building a target by hand (cargo-fuzz passes the same), without a sanitizer (which needs a

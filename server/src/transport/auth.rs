@@ -6,7 +6,7 @@
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, SocketAddr},
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -14,14 +14,14 @@ use std::{
 use app::protocol::{ErrorCode, Identity, ProtocolError};
 use axum::{
     Json,
-    extract::{ConnectInfo, Request, State},
+    extract::{Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use sha2::{Digest, Sha256};
 
-use crate::{AppState, log::LogError, rate::Buckets, redis_link::Commands, session};
+use crate::{AppState, log::LogError, peer::Client, rate::Buckets, redis_link::Commands, session};
 
 /// The API's tokens and their rate budgets. Cheap to clone.
 #[derive(Clone)]
@@ -167,11 +167,7 @@ pub fn bearer_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
 /// - a person reading with their chat session spends from their own budget and their address's
 ///   (`--api-rate-per-sec`, `--api-rate-burst`, as a token does).
 pub async fn door_budgets(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(peer) = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| client_key(info.0.ip()))
-    else {
+    let Some(peer) = request.extensions().get::<Client>().map(Client::key) else {
         return next.run(request).await;
     };
     if !request.headers().contains_key(header::AUTHORIZATION) {
@@ -204,21 +200,6 @@ pub async fn door_budgets(State(state): State<AppState>, request: Request, next:
         state.api.guessed_wrong(peer);
     }
     response
-}
-
-/// The address a client's budgets are kept by: an IPv6 client holds a whole /64, so it counts as one.
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mut octets = v6.octets();
-                octets[8..].fill(0);
-                IpAddr::V6(octets.into())
-            }
-        },
-        v4 => v4,
-    }
 }
 
 /// Who may call a route.
@@ -287,6 +268,16 @@ impl ApiError {
             "unauthorized",
             "send Authorization: Bearer TOKEN with a token Herald was started with (--api-token)",
         )
+    }
+
+    /// The client's address holds `--max-connections-per-address` streams and sockets already.
+    pub fn too_many_connections() -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_connections",
+            message: "too many connections open from this address: close some first".into(),
+            retry_after_secs: Some(10),
+        }
     }
 
     pub fn unknown_room(room: &str) -> Self {

@@ -12,7 +12,7 @@ use std::{convert::Infallible, time::Duration};
 
 use app::protocol::{Cursor, JoinMode, normalize_room};
 use axum::{
-    Router,
+    Extension, Router,
     extract::{Path, Query, State, rejection::QueryRejection},
     http::{HeaderMap, HeaderValue, header},
     response::{
@@ -28,6 +28,7 @@ use crate::{
     AppState,
     frame::{Frame, Kind},
     hub::{Drain, Handle, QUEUE_FRAMES},
+    peer::Client,
     rooms,
     transport::auth::{ApiError, require_reader},
 };
@@ -56,6 +57,7 @@ async fn events(
     State(state): State<AppState>,
     Path(room): Path<String>,
     query: Result<Query<EventsQuery>, QueryRejection>,
+    client: Option<Extension<Client>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_reader(&state, &headers).await?;
@@ -87,12 +89,20 @@ async fn events(
         seq,
     });
 
+    // Behind a proxy, a stream is one of the client's connections (held while it feeds).
+    let slot = match client {
+        Some(Extension(client)) => state
+            .connections
+            .take_stream(&client)
+            .map_err(|_| ApiError::too_many_connections())?,
+        None => None,
+    };
     let (tx, rx) = mpsc::channel::<Event>(EVENTS_IN_FLIGHT);
-    tokio::spawn(
-        state
-            .tasks
-            .track_future(feed(state.clone(), room, since, tx)),
-    );
+    let feeding = state.clone();
+    tokio::spawn(state.tasks.track_future(async move {
+        feed(feeding, room, since, tx).await;
+        drop(slot);
+    }));
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         let event = rx.recv().await?;
         Some((Ok::<_, Infallible>(event), rx))

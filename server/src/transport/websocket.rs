@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::frame::Frame;
 
-mod decode;
+pub(crate) mod decode;
 #[cfg(test)]
 mod differential;
 

@@ -20,7 +20,7 @@ use app::protocol::{
     MAX_FRAME_BYTES, MAX_ROOM_CHARS, MessageKind, PROTOCOL_VERSION, ProtocolError, ServerMsg,
 };
 use axum::{
-    Router,
+    Extension, Router,
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
@@ -33,7 +33,8 @@ use crate::{
     hub::{Drain, Handle, QUEUE_FRAMES, SendQueue},
     log::{Appending, LogError, NewMessage},
     metrics,
-    rate::{Budget, Held},
+    peer::{AtCap, Client, Slot},
+    rate::Held,
     rooms::{self, PageAt},
     session,
     transport::websocket::{Event, Incoming, Socket, Upgrade},
@@ -119,7 +120,12 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
 }
 
-async fn upgrade(upgrade: Upgrade, State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn upgrade(
+    upgrade: Upgrade,
+    State(state): State<AppState>,
+    client: Option<Extension<Client>>,
+    headers: HeaderMap,
+) -> Response {
     if !session::origin_allowed(&headers, &state.allowed_origins) {
         tracing::info!(
             origin = headers.get("origin").and_then(|v| v.to_str().ok()),
@@ -140,25 +146,80 @@ async fn upgrade(upgrade: Upgrade, State(state): State<AppState>, headers: Heade
             .into_response();
     };
     // The person's budget, shared by all their connections; held by this one from here.
-    let budget = state.send_budgets.hold(&user.id);
-    if budget.holders > state.limits.max_sockets_per_person {
+    let person = state.send_budgets.hold(&user.id);
+    if person.holders > state.limits.max_sockets_per_person {
         tracing::info!(user = %user.id, "refused a WebSocket over the person's socket cap");
-        let mut refused = (
-            StatusCode::TOO_MANY_REQUESTS,
+        return too_many(
             "too many connections open for one person: close a tab or another device first",
-        )
-            .into_response();
-        refused
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
-        return refused;
+        );
     }
+    // And their address's, shared by everyone there (new sessions cost nothing to make). Behind a
+    // proxy the socket is also one of the address's connections (see `peer::Connections`).
+    let (address, slot) = match client {
+        Some(Extension(client)) => match state.connections.take_stream(&client) {
+            Ok(slot) => (
+                Some(
+                    state
+                        .address_budgets
+                        .hold(&format!("addr:{}", client.key())),
+                ),
+                slot,
+            ),
+            Err(AtCap) => {
+                tracing::info!(client = %client.key(), "refused a WebSocket over its address's cap");
+                return too_many("too many connections open from this address: close some first");
+            }
+        },
+        None => (None, None),
+    };
+    let spending = Spending {
+        person,
+        address,
+        _slot: slot,
+    };
     // Tracked so that shutdown can wait for every connection to send its close frame.
     let tasks = state.tasks.clone();
     let request_id = crate::request_id(&headers).to_owned();
     upgrade.on_upgrade(move |socket| {
-        tasks.track_future(connection(socket, state, user, budget, request_id))
+        tasks.track_future(connection(socket, state, user, spending, request_id))
     })
+}
+
+/// 429 before the upgrade, with a hint to come back in a while (the page reconnects by itself).
+fn too_many(why: &'static str) -> Response {
+    let mut refused = (StatusCode::TOO_MANY_REQUESTS, why).into_response();
+    refused
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+    refused
+}
+
+/// What a connection's frames are spent from, held while it lives: its person's budget and its
+/// address's (none for a request that came without a client, only in-process tests), and, behind
+/// a proxy, its place among its address's connections.
+struct Spending {
+    person: Held,
+    address: Option<Held>,
+    _slot: Option<Slot>,
+}
+
+impl Spending {
+    /// Takes a frame from each budget, or says how long until it may go and whose budget is spent.
+    async fn take(&self, state: &AppState) -> Result<(), (Duration, &'static str)> {
+        state
+            .send_budgets
+            .take(&self.person.budget)
+            .await
+            .map_err(|wait| (wait, "your tabs and devices share one budget"))?;
+        if let Some(address) = &self.address {
+            state
+                .address_budgets
+                .take(&address.budget)
+                .await
+                .map_err(|wait| (wait, "everyone at your network address shares one budget"))?;
+        }
+        Ok(())
+    }
 }
 
 /// How a connection ends.
@@ -250,7 +311,7 @@ async fn connection(
     socket: Socket,
     state: AppState,
     user: Identity,
-    budget: Held,
+    spending: Spending,
     request_id: String,
 ) {
     let mut conn = state.hub.connect(Some(user.clone()));
@@ -285,7 +346,7 @@ async fn connection(
     );
     // Not kept for the connection's life: every idle connection would carry it.
     drop(request_id);
-    let end = serve(&state, &mut conn, &mut link, &user, &budget.budget).await;
+    let end = serve(&state, &mut conn, &mut link, &user, &spending).await;
     drop(conn); // Out of its rooms at once, not after the goodbye.
     let reason = end.reason();
     match &end {
@@ -314,7 +375,7 @@ async fn serve(
     conn: &mut Handle,
     link: &mut Link,
     user: &Identity,
-    budget: &Budget,
+    spending: &Spending,
 ) -> End {
     let mut in_flight = InFlight::default();
     let mut stall = Stall::default();
@@ -365,7 +426,7 @@ async fn serve(
             Ok(Event::Ended) | Err(_) => return End::Gone,
         };
         match incoming {
-            Incoming::Text(text) => match state.send_budgets.take(budget).await {
+            Incoming::Text(text) => match spending.take(state).await {
                 // Boxed: handling a frame (a join's replay, say) needs kilobytes of state for a
                 // moment; inline, every idle connection would carry that space.
                 Ok(()) => {
@@ -374,7 +435,7 @@ async fn serve(
                         return end;
                     }
                 }
-                Err(wait) => {
+                Err((wait, whose)) => {
                     state.metrics.rate_limited("websocket");
                     tracing::debug!(
                         connection = conn.id(),
@@ -384,8 +445,7 @@ async fn serve(
                         ServerMsg::Error {
                             code: ErrorCode::RateLimited,
                             message: format!(
-                                "Slow down: what you send goes again in {} s (your tabs and \
-                                 devices share one budget)",
+                                "Slow down: what you send goes again in {} s ({whose})",
                                 wait.as_secs_f64().ceil().max(1.0)
                             ),
                             retry_after_ms: Some(wait.as_millis().max(1) as u64),

@@ -49,9 +49,19 @@ impl TestServer {
     }
 
     /// A server on the data dir `dir` (kept by the caller, e.g. across a restart), with extra flags.
-    /// Tests post far faster than people type, so the rate budget is generous unless `flags` set it.
+    /// Tests post far faster than people type, and every test client has one address, so the rate
+    /// budgets (each person's, and the address's) are generous unless `flags` set them.
     pub async fn start_in(dir: &str, flags: &[&str]) -> Self {
-        let generous = ["--rate-per-sec", "1000000", "--rate-burst", "1000000"];
+        let generous = [
+            "--rate-per-sec",
+            "1000000",
+            "--rate-burst",
+            "1000000",
+            "--address-rate-per-sec",
+            "1000000",
+            "--address-rate-burst",
+            "1000000",
+        ];
         let all = ["--data-dir", dir]
             .into_iter()
             .chain(generous)
@@ -228,6 +238,27 @@ impl Client {
         let request = handshake(addr, Some(cookie), Some(&format!("http://{addr}")));
         let (socket, _) = connect_async(request).await.expect("ws connect");
         Self::welcomed(socket).await
+    }
+
+    /// Connects and reads the welcome as a client behind a proxy that sent `X-Forwarded-For:
+    /// forwarded_for`; the refusal's status if the handshake is refused.
+    pub async fn connect_forwarded(
+        addr: SocketAddr,
+        cookie: &str,
+        forwarded_for: &str,
+    ) -> Result<Self, u16> {
+        let mut request = handshake(addr, Some(cookie), Some(&format!("http://{addr}")));
+        request.headers_mut().insert(
+            "x-forwarded-for",
+            forwarded_for.parse().expect("header value"),
+        );
+        match connect_async(request).await {
+            Ok((socket, _)) => Ok(Self::welcomed(socket).await),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(e) => panic!("ws connect: {e}"),
+        }
     }
 
     /// Like [`Self::connect_only`], with tiny kernel buffers: a client that stops reading then backs

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod addresses;
 mod api;
 mod chat;
 mod cluster;
