@@ -130,6 +130,19 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub address_rate_burst: u32,
 
+    /// New rooms one person may make per hour (all at once, then steadily), and everyone at one
+    /// client address together: a room is made by being joined for the first time. Over it, the
+    /// join is refused with `rate_limited` and a retry-after; rooms that exist are joined freely.
+    #[arg(long, env = "HERALD_ROOMS_PER_HOUR", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rooms_per_hour: u32,
+
+    /// Most rooms the server holds (in a cluster, all nodes together); past it a join of a room
+    /// that does not exist is refused with `invalid_room`, and rooms that exist work as before.
+    #[arg(long, env = "HERALD_MAX_ROOMS", default_value_t = 10_000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_rooms: usize,
+
     /// Connections one client address may hold open at once; one more is closed at once (429 if
     /// it can take it). A client connecting directly counts each TCP connection (pages, its
     /// WebSocket, event streams); through a trusted proxy, which holds the TCP connections itself,

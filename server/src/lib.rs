@@ -72,6 +72,9 @@ pub struct AppState {
     /// What all the people at one client address may send over the WebSocket together.
     #[from_ref(skip)]
     pub address_budgets: rate::SharedBudgets,
+    /// New rooms each person, and each client address, may make (`--rooms-per-hour`).
+    #[from_ref(skip)]
+    pub room_budgets: rate::SharedBudgets,
     /// Connections held per client address (`--max-connections-per-address`).
     pub connections: peer::Connections,
     /// The HTTP API's tokens and their budgets.
@@ -91,6 +94,7 @@ pub struct Limits {
     pub rate_per_sec: f64,
     pub rate_burst: u32,
     pub max_sockets_per_person: usize,
+    pub max_rooms: usize,
 }
 
 impl Limits {
@@ -179,11 +183,16 @@ pub async fn run(
     let mut send_budgets = rate::SharedBudgets::new(config.rate_per_sec, config.rate_burst);
     let mut address_budgets =
         rate::SharedBudgets::new(config.address_rate_per_sec, config.address_rate_burst);
+    let mut room_budgets = rate::SharedBudgets::new(
+        f64::from(config.rooms_per_hour) / 3600.0,
+        config.rooms_per_hour,
+    );
     if let Some(link) = &redis {
         // One budget per token, per person and per address for the whole cluster, not one per node.
         api = api.shared_through(link.commands().await?);
         send_budgets = send_budgets.shared_through(link.commands().await?);
         address_budgets = address_budgets.shared_through(link.commands().await?);
+        room_budgets = room_budgets.shared_through(link.commands().await?);
     }
     let connections = peer::Connections::new(config.max_connections_per_address);
     let mut state = AppState {
@@ -203,9 +212,11 @@ pub async fn run(
             rate_per_sec: config.rate_per_sec,
             rate_burst: config.rate_burst,
             max_sockets_per_person: config.max_sockets_per_person,
+            max_rooms: config.max_rooms,
         },
         send_budgets,
         address_budgets,
+        room_budgets,
         connections: connections.clone(),
         api,
         metrics,

@@ -84,6 +84,11 @@ impl Epochs {
         self.map().insert(room.to_owned(), epoch.to_owned());
     }
 
+    /// How many rooms it knows.
+    pub(crate) fn len(&self) -> usize {
+        self.map().len()
+    }
+
     /// Every room's name, sorted.
     pub(crate) fn rooms(&self) -> Vec<String> {
         let mut names: Vec<String> = self.map().keys().cloned().collect();
@@ -179,6 +184,23 @@ impl Log {
     /// The room's epoch, creating the room if it does not exist.
     pub async fn ensure_room(&self, room: &str) -> Result<String, LogError> {
         on_backend!(self, log => log.ensure_room(room).await)
+    }
+
+    /// Whether `room` does not exist yet (joining it would create it). In a cluster, a room made
+    /// through another node may not be known here yet: Redis is asked.
+    pub async fn is_new(&self, room: &str) -> Result<bool, LogError> {
+        if self.epoch(room).is_some() {
+            return Ok(false);
+        }
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(true),
+            Backend::Redis(log) => log.is_new(room).await,
+        }
+    }
+
+    /// How many rooms the log holds (in a cluster, all nodes' together).
+    pub async fn room_count(&self) -> Result<usize, LogError> {
+        on_backend!(self, log => log.room_count().await)
     }
 
     /// Returns once this node has handed the room's messages up to `seq` to the hub, when they are

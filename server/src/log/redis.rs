@@ -422,6 +422,19 @@ impl RedisLog {
         Ok(epoch)
     }
 
+    /// Whether no node has made `room` yet.
+    pub async fn is_new(&self, room: &str) -> Result<bool, LogError> {
+        let mut conn = self.conn.clone();
+        let known: bool = timed(conn.sismember(ROOMS_KEY, room)).await?;
+        Ok(!known)
+    }
+
+    /// How many rooms the cluster's log holds.
+    pub async fn room_count(&self) -> Result<usize, LogError> {
+        let mut conn = self.conn.clone();
+        timed(conn.scard(ROOMS_KEY)).await
+    }
+
     /// Returns once this node has handed on `room`'s messages up to `seq`, as stored: a cursor
     /// from another node can be ahead of what this node has heard on the bus so far. A `seq` past
     /// the room's last stored one returns at once (such a cursor is of no history here).

@@ -268,6 +268,11 @@ impl SqliteLog {
     pub fn epoch(&self, room: &str) -> Option<String> {
         self.epochs.get(room)
     }
+
+    /// Every room is in `epochs` (loaded at open, added as created).
+    pub async fn room_count(&self) -> Result<usize, LogError> {
+        Ok(self.epochs.len())
+    }
 }
 
 /// What the writer keeps in memory about a room, mirrored in the `rooms` table.

@@ -155,7 +155,7 @@ async fn upgrade(
     }
     // And their address's, shared by everyone there (new sessions cost nothing to make). Behind a
     // proxy the socket is also one of the address's connections (see `peer::Connections`).
-    let (address, slot) = match client {
+    let (address, key, slot) = match client {
         Some(Extension(client)) => match state.connections.take_stream(&client) {
             Ok(slot) => (
                 Some(
@@ -163,6 +163,7 @@ async fn upgrade(
                         .address_budgets
                         .hold(&format!("addr:{}", client.key())),
                 ),
+                Some(client.key()),
                 slot,
             ),
             Err(AtCap) => {
@@ -170,11 +171,12 @@ async fn upgrade(
                 return too_many("too many connections open from this address: close some first");
             }
         },
-        None => (None, None),
+        None => (None, None, None),
     };
     let spending = Spending {
         person,
         address,
+        client: key,
         _slot: slot,
     };
     // Tracked so that shutdown can wait for every connection to send its close frame.
@@ -200,6 +202,8 @@ fn too_many(why: &'static str) -> Response {
 struct Spending {
     person: Held,
     address: Option<Held>,
+    /// The client's address as budgets key it ([`Client::key`]).
+    client: Option<std::net::IpAddr>,
     _slot: Option<Slot>,
 }
 
@@ -430,7 +434,7 @@ async fn serve(
                 // Boxed: handling a frame (a join's replay, say) needs kilobytes of state for a
                 // moment; inline, every idle connection would carry that space.
                 Ok(()) => {
-                    let handled = handle(state, conn, link, &mut in_flight, user, &text);
+                    let handled = handle(state, conn, link, &mut in_flight, user, spending, &text);
                     if let Err(end) = Box::pin(handled).await {
                         return end;
                     }
@@ -645,6 +649,7 @@ async fn handle(
     link: &mut Link,
     in_flight: &mut InFlight,
     user: &Identity,
+    spending: &Spending,
     text: &str,
 ) -> Result<(), End> {
     let reply = |msg: ServerMsg| conn.reply(msg.encode().into());
@@ -657,6 +662,17 @@ async fn handle(
     let unavailable = |e: LogError| unavailable(user, e);
     match ClientMsg::decode_with(text, state.limits.max_body_bytes) {
         Ok(ClientMsg::Join { room, since }) => {
+            match new_room_refused(state, user, spending, &room).await {
+                Ok(None) => {}
+                Ok(Some(refusal)) => {
+                    reply(refusal);
+                    return Ok(());
+                }
+                Err(e) => {
+                    reply(unavailable(e));
+                    return Ok(());
+                }
+            }
             return join(state, conn, link, room, since).await.map(|joined| {
                 if let Err(e) = joined {
                     conn.reply(unavailable(e).encode().into());
@@ -763,6 +779,53 @@ async fn join(
     }
     conn.reply(rooms::go_live(conn, &room).encode().into());
     Ok(Ok(()))
+}
+
+/// Joining a room that does not exist makes it, which is budgeted: each person, and everyone at
+/// one client address together, may make `--rooms-per-hour` (sessions cost nothing to make), and
+/// the server holds at most `--max-rooms` (two joins at the same moment may pass it by one each).
+/// The refusal, if any; rooms that exist are joined freely.
+async fn new_room_refused(
+    state: &AppState,
+    user: &Identity,
+    spending: &Spending,
+    room: &str,
+) -> Result<Option<ServerMsg>, LogError> {
+    if !state.log.is_new(room).await? {
+        return Ok(None);
+    }
+    let max = state.limits.max_rooms;
+    if state.log.room_count().await? >= max {
+        tracing::info!(user = %user.id, room, "refused a new room: the server holds its most");
+        return Ok(Some(ServerMsg::from(ProtocolError {
+            code: ErrorCode::InvalidRoom,
+            message: format!(
+                "#{room} does not exist, and this server holds as many rooms as it may ({max}): \
+                 join one that exists"
+            ),
+        })));
+    }
+    let budgets = std::iter::once((format!("room:{}", user.id), "you")).chain(
+        spending
+            .client
+            .map(|ip| (format!("room:addr:{ip}"), "everyone at your address")),
+    );
+    for (key, who) in budgets {
+        let held = state.room_budgets.hold(&key);
+        if let Err(wait) = state.room_budgets.take(&held.budget).await {
+            tracing::info!(user = %user.id, room, "refused a new room over the budget");
+            let minutes = (wait.as_secs_f64() / 60.0).ceil().max(1.0);
+            return Ok(Some(ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                message: format!(
+                    "Slow down: {who} made many new rooms; #{room} can be made in {minutes} min \
+                     (rooms that exist can be joined now)"
+                ),
+                retry_after_ms: Some(wait.as_millis().max(1) as u64),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// Up to `limit` messages of `room` before seq `before`, oldest first.

@@ -365,3 +365,83 @@ async fn one_person_s_budget_is_shared_by_all_their_sockets_and_their_sockets_ar
     let mut other = server.client_named("Other").await;
     other.post("o", "still here").await;
 }
+
+/// The next answer on `client` to a join of `room` that is refused: its code and words.
+async fn join_refused(client: &mut Client, room: &str) -> (ErrorCode, String, Option<u64>) {
+    client
+        .send(&ClientMsg::Join {
+            room: room.into(),
+            since: None,
+        })
+        .await;
+    loop {
+        match client.recv().await {
+            ServerMsg::Error {
+                code,
+                message,
+                retry_after_ms,
+            } => return (code, message, retry_after_ms),
+            ServerMsg::Joined { room: joined, .. } if joined == room => {
+                panic!("{room} was joined, not refused")
+            }
+            _ => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn making_rooms_has_a_budget_per_person_and_per_address_and_the_server_a_cap() {
+    let data = TempDir::new();
+    let flags = [
+        "--rooms-per-hour",
+        "3",
+        "--max-rooms",
+        "6",
+        "--trusted-proxy",
+        "127.0.0.1",
+    ];
+    let server = TestServer::start_in(data.path(), &flags).await;
+    // Ann makes three rooms by joining them; a fourth waits, saying for how long.
+    let mut ann = Client::connect_only(server.addr, &server.session("Ann").await).await;
+    for room in ["r1", "r2", "r3"] {
+        ann.join(room, None).await;
+    }
+    let (code, message, retry) = join_refused(&mut ann, "r4").await;
+    assert_eq!(code, ErrorCode::RateLimited);
+    assert!(
+        message.starts_with("Slow down: you made many new rooms; #r4 can be made in "),
+        "{message}"
+    );
+    assert!(retry.is_some_and(|ms| ms > 60_000), "{retry:?}");
+    // Bob, a new name at Ann's address: rooms that exist are his to join, but the address has made
+    // its rooms for now.
+    let mut bob = Client::connect_only(server.addr, &server.session("Bob").await).await;
+    bob.join("r2", None).await;
+    let (code, message, _) = join_refused(&mut bob, "r5").await;
+    assert_eq!(code, ErrorCode::RateLimited);
+    assert!(
+        message.contains("everyone at your address made many new rooms"),
+        "{message}"
+    );
+    // Elsewhere, Cid makes three more: the server holds six, its most.
+    let cookie = server.session("Cid").await;
+    let mut cid = Client::connect_forwarded(server.addr, &cookie, "198.51.100.7")
+        .await
+        .expect("connected");
+    for room in ["r5", "r6", "r7"] {
+        cid.join(room, None).await;
+    }
+    let cookie = server.session("Dee").await;
+    let mut dee = Client::connect_forwarded(server.addr, &cookie, "198.51.100.8")
+        .await
+        .expect("connected");
+    let (code, message, _) = join_refused(&mut dee, "r8").await;
+    assert_eq!(code, ErrorCode::InvalidRoom);
+    assert!(
+        message.contains("#r8 does not exist, and this server holds as many rooms as it may (6)"),
+        "{message}"
+    );
+    // What exists still works for her: she joins and speaks in one of them.
+    dee.join("r6", None).await;
+    assert!(dee.try_say_in("r6", "d1", "made it").await);
+}
