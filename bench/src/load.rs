@@ -99,6 +99,7 @@ impl Target {
             .args(["--address-rate-per-sec", "1000000000"])
             .args(["--address-rate-burst", "1000000000"])
             .args(["--max-connections-per-address", "1000000"])
+            .args(["--rooms-per-hour", "1000000000", "--max-rooms", "100000000"])
             .args(["--log", "info"])
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())

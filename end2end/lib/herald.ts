@@ -34,12 +34,14 @@ export function copyAlone(bin: string): string {
 
 /** The flags a test server runs with: a free loopback port, data kept in the folder's `data`. */
 /**
- * Every browser of a test is at one address (127.0.0.1): the budget everyone at an address shares
- * is lifted, so each test's people have their own person's budget as they would from their homes.
+ * Every browser of a test is at one address (127.0.0.1): the budgets everyone at an address shares
+ * are lifted (and tests make rooms freely), so each test's people have their own person's budget as
+ * they would from their homes.
  */
 export const TEST_FLAGS = [
   '--addr', '127.0.0.1:0', '--data-dir', 'data',
   '--address-rate-per-sec', '100000', '--address-rate-burst', '100000',
+  '--rooms-per-hour', '100000',
 ];
 
 /** Starts `./herald` inside `dir` and waits until it says where it listens. */

@@ -50,7 +50,7 @@ impl TestServer {
 
     /// A server on the data dir `dir` (kept by the caller, e.g. across a restart), with extra flags.
     /// Tests post far faster than people type, and every test client has one address, so the rate
-    /// budgets (each person's, and the address's) are generous unless `flags` set them.
+    /// budgets (each person's, the address's, and new rooms) are generous unless `flags` set them.
     pub async fn start_in(dir: &str, flags: &[&str]) -> Self {
         let generous = [
             "--rate-per-sec",
@@ -60,6 +60,8 @@ impl TestServer {
             "--address-rate-per-sec",
             "1000000",
             "--address-rate-burst",
+            "1000000",
+            "--rooms-per-hour",
             "1000000",
         ];
         let all = ["--data-dir", dir]

@@ -535,6 +535,7 @@ impl NodeProcess {
             .args(["--rate-per-sec", "1000000", "--rate-burst", "1000000"])
             .args(["--address-rate-per-sec", "1000000"])
             .args(["--address-rate-burst", "1000000"])
+            .args(["--rooms-per-hour", "1000000"])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("herald starts");
