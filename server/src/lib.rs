@@ -248,9 +248,10 @@ pub async fn run(
         }
         None => None,
     };
-    // Presence changes are announced in batches, a few times a second.
+    // Presence changes are announced in batches, a few times a second; unused rooms are forgotten.
     let ticker = {
         let hub = state.hub.clone();
+        let log = state.log.clone();
         let stop = state.stop.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(hub::TICK);
@@ -262,6 +263,13 @@ pub async fn run(
                         let shared = hub.tick(std::time::Instant::now());
                         if let Some(cluster) = &cluster {
                             cluster.share(shared);
+                        }
+                        let unused = hub.unused_rooms();
+                        if !unused.is_empty() {
+                            let (log, hub) = (log.clone(), hub.clone());
+                            tokio::spawn(async move {
+                                rooms::forget_unused(&log, &hub, unused).await;
+                            });
                         }
                     }
                 }

@@ -231,6 +231,23 @@ pub async fn page(
     })
 }
 
+/// Forgets rooms the hub found unused (never a message, nobody in them for a while: made by a
+/// visit, a typo, or a flood of joins), first in the log, then in the hub. Should someone join one
+/// in between, the hub keeps its room and the log makes it again, with a new epoch, at their join
+/// or first message: nothing was in it to lose.
+pub async fn forget_unused(log: &Log, hub: &Hub, rooms: Vec<String>) {
+    for room in rooms {
+        match log.forget_unused(&room).await {
+            Ok(true) => {
+                hub.forget(&room);
+                tracing::info!(room = %room, "forgot a room that never held a message");
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(room = %room, "cannot forget an unused room: {e}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;

@@ -63,6 +63,10 @@ pub const QUEUE_BYTES: usize = 512 * 1024;
 /// How often the server should call [`Hub::tick`]: the longest a presence change waits to be told.
 pub const TICK: Duration = Duration::from_millis(500);
 
+/// A room that never held a message is forgotten once nobody has been in it this long (a reload of
+/// the page comes back within it). One made by a typo, or a flood of joins, leaves nothing behind.
+pub const UNUSED_KEEP: Duration = Duration::from_secs(5);
+
 /// How long someone must be without any connection in a room before the others are told they left.
 pub const LEAVE_GRACE: Duration = Duration::from_secs(3);
 
@@ -103,6 +107,9 @@ struct Inner {
     clustered: AtomicBool,
     /// Typing passed on here since the last tick, to share: `(room, who)`.
     typed: Mutex<Vec<(String, Identity)>>,
+    /// Rooms that never held a message and have had nobody in them for [`UNUSED_KEEP`], found by
+    /// [`Hub::tick`], for [`Hub::unused_rooms`].
+    unused: Mutex<Vec<String>>,
     counters: Counters,
 }
 
@@ -167,6 +174,19 @@ struct HubRoom {
     shared: BTreeMap<String, Identity>,
     /// This node's own people changed since they were last shared.
     share_pending: bool,
+    /// Since when the room, which never held a message, has had nobody in it (seen by
+    /// [`Hub::tick`]); it is offered to be forgotten [`UNUSED_KEEP`] after.
+    unused_since: Option<Instant>,
+}
+
+impl HubRoom {
+    /// Never held a message, and nobody is in it here or (as far as this node knows) elsewhere.
+    fn is_unused(&self) -> bool {
+        self.last_seq == 0
+            && self.subscribers.is_empty()
+            && self.members.is_empty()
+            && self.remote.values().all(Vec::is_empty)
+    }
 }
 
 struct Member {
@@ -348,6 +368,16 @@ impl Hub {
                 room.recent.clear();
                 room.emptied_at = None;
             }
+            // Only one node's log can forget (docs/ARCHITECTURE.md): in a cluster rooms stay.
+            if clustered || !room.is_unused() {
+                room.unused_since = None;
+            } else if room.unused_since.is_none() {
+                room.unused_since = Some(now);
+            } else if room.unused_since.is_some_and(|at| now >= at + UNUSED_KEEP) {
+                // Offered again after as long, should it not be forgotten this time.
+                room.unused_since = Some(now);
+                lock(&self.inner.unused).push(name.clone());
+            }
         }
         if clustered {
             let typed = std::mem::take(&mut *lock(&self.inner.typed));
@@ -374,6 +404,28 @@ impl Hub {
             }
         }
         shared
+    }
+
+    /// The rooms [`Hub::tick`] found unused since it was last asked: to be forgotten by the log,
+    /// then here ([`Hub::forget`]).
+    pub fn unused_rooms(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.inner.unused))
+    }
+
+    /// Forgets `room` if it is still unused (someone may have come since it was found so), and
+    /// says so; the room list loses it at the next tick.
+    pub fn forget(&self, room: &str) -> bool {
+        let mut rooms = self
+            .inner
+            .rooms
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let unused = rooms.get(room).is_some_and(|entry| lock(entry).is_unused());
+        if unused {
+            rooms.remove(room);
+            self.inner.list_stale.store(true, Ordering::Relaxed);
+        }
+        unused
     }
 
     /// The room list as a frame, for a connection that just opened.

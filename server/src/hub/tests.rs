@@ -457,3 +457,50 @@ fn rooms_made_by_the_hundred_do_not_push_the_talked_in_ones_out_of_the_list() {
     assert_eq!(names.len(), app::protocol::ROOM_LIST_MAX);
     assert_eq!(&names[..2], ["general", "design"], "{names:?}");
 }
+
+#[test]
+fn a_room_that_never_held_a_message_is_offered_to_be_forgotten_once_nobody_is_in_it() {
+    let hub = Hub::new();
+    let start = Instant::now();
+    let (ann, _) = joined(&hub, "typo");
+    let (bob, _) = joined(&hub, "kept");
+    hub.publish(
+        "kept",
+        &ChatMessage {
+            room: "kept".into(),
+            ..message(1)
+        },
+    );
+    hub.tick(start);
+    drop((ann, bob));
+    // Gone from the room, and past the grace in which a leaver still counts as present.
+    let later = start + LEAVE_GRACE + Duration::from_secs(1);
+    hub.tick(later);
+    assert!(
+        hub.unused_rooms().is_empty(),
+        "not before it was unused a while"
+    );
+    hub.tick(later + UNUSED_KEEP);
+    assert_eq!(
+        hub.unused_rooms(),
+        vec!["typo".to_string()],
+        "a room with a message stays"
+    );
+    // Someone came back meanwhile: not forgotten.
+    let (again, _) = joined(&hub, "typo");
+    assert!(!hub.forget("typo"));
+    drop(again);
+    hub.tick(later + UNUSED_KEEP * 2 + LEAVE_GRACE);
+    assert_eq!(
+        hub.unused_rooms(),
+        vec!["typo".to_string()],
+        "offered again"
+    );
+    assert!(hub.forget("typo"));
+    hub.tick(later + UNUSED_KEEP * 4);
+    let listed: Vec<String> = match hub.rooms() {
+        ServerMsg::Rooms { rooms } => rooms.into_iter().map(|r| r.room).collect(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(listed, vec!["kept".to_string()]);
+}

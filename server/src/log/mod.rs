@@ -84,6 +84,10 @@ impl Epochs {
         self.map().insert(room.to_owned(), epoch.to_owned());
     }
 
+    pub(crate) fn remove(&self, room: &str) {
+        self.map().remove(room);
+    }
+
     /// How many rooms it knows.
     pub(crate) fn len(&self) -> usize {
         self.map().len()
@@ -195,6 +199,16 @@ impl Log {
         match &self.backend {
             Backend::Sqlite(_) => Ok(true),
             Backend::Redis(log) => log.is_new(room).await,
+        }
+    }
+
+    /// Deletes `room` if it never held a message; says whether it did. In a cluster rooms are
+    /// kept: another node may have a reader in it whose join this node cannot see in time
+    /// (docs/ARCHITECTURE.md).
+    pub async fn forget_unused(&self, room: &str) -> Result<bool, LogError> {
+        match &self.backend {
+            Backend::Sqlite(log) => log.forget_unused(room).await,
+            Backend::Redis(_) => Ok(false),
         }
     }
 

@@ -45,6 +45,11 @@ enum Op {
         room: String,
         reply: oneshot::Sender<Result<String, LogError>>,
     },
+    /// Delete the room if it never held a message; answer whether it did.
+    ForgetUnused {
+        room: String,
+        reply: oneshot::Sender<Result<bool, LogError>>,
+    },
     /// Commit a one-row write and answer whether it worked: the writer is alive, between batches,
     /// and the disk takes writes (for the readiness check).
     Ping(oneshot::Sender<Result<(), LogError>>),
@@ -202,6 +207,19 @@ impl SqliteLog {
         let (reply, answer) = oneshot::channel();
         self.ops
             .send(Op::EnsureRoom {
+                room: room.to_owned(),
+                reply,
+            })
+            .map_err(|_| LogError::Closed)?;
+        answer.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// Deletes `room` if it never held a message (its row is all there is of it); says whether it
+    /// did. A join after it makes the room again, with a new epoch.
+    pub async fn forget_unused(&self, room: &str) -> Result<bool, LogError> {
+        let (reply, answer) = oneshot::channel();
+        self.ops
+            .send(Op::ForgetUnused {
                 room: room.to_owned(),
                 reply,
             })
@@ -435,6 +453,26 @@ fn ensure_room(
     Ok(epoch)
 }
 
+/// Deletes `room` if it never held a message (in memory and on disk alike; outside any batch, as
+/// creating is).
+fn forget_unused(
+    conn: &Connection,
+    rooms: &mut HashMap<String, RoomState>,
+    epochs: &Epochs,
+    room: &str,
+) -> Result<bool, LogError> {
+    if rooms.get(room).is_none_or(|state| state.last_seq != 0) {
+        return Ok(false);
+    }
+    let deleted = conn.execute(
+        "DELETE FROM rooms WHERE name = ?1 AND last_seq = 0",
+        params![room],
+    )?;
+    rooms.remove(room);
+    epochs.remove(room);
+    Ok(deleted == 1)
+}
+
 /// The writer thread: batch, commit, publish, answer — until every `Log` handle is gone.
 fn write_loop(
     mut conn: Connection,
@@ -452,6 +490,9 @@ fn write_loop(
                 Op::Append(append) => batch.push(append),
                 Op::EnsureRoom { room, reply } => {
                     let _ = reply.send(ensure_room(&conn, &mut rooms, &epochs, &room));
+                }
+                Op::ForgetUnused { room, reply } => {
+                    let _ = reply.send(forget_unused(&conn, &mut rooms, &epochs, &room));
                 }
                 Op::Ping(reply) => {
                     let _ = reply.send(probe_write(&conn));

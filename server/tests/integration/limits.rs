@@ -445,3 +445,64 @@ async fn making_rooms_has_a_budget_per_person_and_per_address_and_the_server_a_c
     dee.join("r6", None).await;
     assert!(dee.try_say_in("r6", "d1", "made it").await);
 }
+
+/// The rooms `GET /api/rooms` lists, read with `cookie`.
+async fn listed_rooms(server: &TestServer, cookie: &str) -> Vec<String> {
+    let (status, _, body) = server.get_as("/api/rooms", cookie).await;
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let mut rooms: Vec<String> = json["rooms"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|room| room["room"].as_str().expect("a name").to_owned())
+        .collect();
+    rooms.sort();
+    rooms
+}
+
+#[tokio::test]
+async fn a_room_that_never_held_a_message_is_forgotten_once_its_last_reader_leaves() {
+    let data = TempDir::new();
+    let flags = ["--max-rooms", "2"];
+    let mut server = TestServer::start_in(data.path(), &flags).await;
+    let cookie = server.session("Ann").await;
+    let mut ann = Client::connect_only(server.addr, &cookie).await;
+    ann.join("kept", None).await;
+    assert!(ann.try_say_in("kept", "k1", "this room is used").await);
+    ann.join("typo", None).await;
+    let mut bob = Client::connect_only(server.addr, &server.session("Bob").await).await;
+    assert_eq!(
+        join_refused(&mut bob, "third").await.0,
+        ErrorCode::InvalidRoom
+    );
+    assert_eq!(listed_rooms(&server, &cookie).await, ["kept", "typo"]);
+
+    // Ann leaves the room she made by mistake: a few seconds later it is gone, and its place too.
+    ann.send(&ClientMsg::Leave {
+        room: "typo".into(),
+    })
+    .await;
+    let gone = async {
+        while listed_rooms(&server, &cookie)
+            .await
+            .contains(&"typo".to_string())
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), gone)
+        .await
+        .expect("the unused room is forgotten");
+    bob.join("third", None).await;
+
+    // From the disk too: a restart does not bring it back.
+    drop((ann, bob));
+    server.begin_shutdown();
+    server.stopped().await;
+    let server = TestServer::start_in(data.path(), &flags).await;
+    let cookie = server.session("Cid").await;
+    let listed = listed_rooms(&server, &cookie).await;
+    assert!(listed.contains(&"kept".to_string()), "{listed:?}");
+    assert!(!listed.contains(&"typo".to_string()), "{listed:?}");
+}
