@@ -219,8 +219,8 @@ fn NamePrompt() -> impl IntoView {
 /// What a name must be, said when one was refused.
 fn name_rule() -> String {
     format!(
-        "Please choose a name of 1 to {MAX_NAME_CHARS} characters, some of them visible, without line \
-         breaks, control or text-direction characters."
+        "Please choose a name of 1 to {MAX_NAME_CHARS} characters, some of them visible, without \
+         hidden, control or text-direction characters, each word in one alphabet."
     )
 }
 

@@ -633,16 +633,38 @@ pub fn validate_name(name: &str) -> Result<String, ProtocolError> {
             .chars()
             .any(|c| c.is_control() || is_direction_control(c))
         || name.chars().all(|c| c.is_whitespace() || is_invisible(c))
+        || hides_something(name)
     {
         return Err(ProtocolError::new(
             ErrorCode::InvalidName,
             format!(
-                "a name is 1 to {MAX_NAME_CHARS} characters, some of them visible, without control \
-                 or text-direction characters"
+                "a name is 1 to {MAX_NAME_CHARS} characters, some of them visible, without hidden, \
+                 control or text-direction characters"
             ),
         ));
     }
     Ok(name.to_owned())
+}
+
+/// Whether `name` holds an invisible character where it can only hide something: "Ann" and a
+/// zero-width space look exactly like "Ann". The joiners and selectors that build emoji and
+/// write some scripts (ZWJ, ZWNJ, variation selectors, tag characters) are kept where they do
+/// that: right after a character that is not ASCII.
+fn hides_something(name: &str) -> bool {
+    let mut previous: Option<char> = None;
+    name.chars().any(|c| {
+        let after_non_ascii = previous.is_some_and(|p| !p.is_ascii() && !is_invisible(p));
+        let builds = matches!(c, '\u{200C}' | '\u{200D}' | '\u{FE00}'..='\u{FE0F}' | '\u{E0020}'..='\u{E007F}');
+        let hidden = if builds {
+            !after_non_ascii
+        } else {
+            is_invisible(c)
+        };
+        if !matches!(c, '\u{200C}' | '\u{200D}') {
+            previous = Some(c);
+        }
+        hidden
+    })
 }
 
 /// Characters that take no room and show nothing (zero-width spaces and joiners, the word joiner and
@@ -657,6 +679,7 @@ fn is_invisible(c: char) -> bool {
             | '\u{180E}'
             | '\u{200B}'..='\u{200D}'
             | '\u{2060}'..='\u{2064}'
+            | '\u{2800}'
             | '\u{3164}'
             | '\u{FEFF}'
             | '\u{FFA0}'
@@ -1080,6 +1103,16 @@ mod tests {
             "\u{200B}",
             "\u{200B}\u{FEFF} \u{2060}",
             "\u{3164}",
+            // Invisible characters that make one name pass for another.
+            "Ann\u{200B}",
+            "A\u{2060}nn",
+            "\u{FEFF}Ann",
+            "An\u{AD}n",
+            "Ann\u{2800}",
+            "Ann\u{200D}",
+            "A\u{200C}nn",
+            "Ann\u{FE0F}",
+            "\u{200D}\u{1F469}",
         ] {
             assert_eq!(
                 validate_name(bad).map_err(|e| e.code),
@@ -1091,6 +1124,17 @@ mod tests {
             validate_name(&"x".repeat(MAX_NAME_CHARS + 1)).map_err(|e| e.code),
             Err(ErrorCode::InvalidName)
         );
+        // The joiners and selectors that build what people write are kept.
+        for good in [
+            "\u{1F469}\u{200D}\u{1F4BB} Ann", // woman technologist
+            "\u{2764}\u{FE0F} Bob",           // red heart, as an emoji
+            "\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F} Eilidh", // Scotland
+            "\u{0639}\u{0644}\u{06CC}\u{200C}\u{0631}\u{0636}\u{0627}", // Alireza, with a ZWNJ
+            "\u{0915}\u{094D}\u{200D}\u{0937}", // Devanagari with a ZWJ
+            "Zo\u{00EB}",
+        ] {
+            assert_eq!(validate_name(good), Ok(good.to_string()), "{good:?}");
+        }
     }
 
     #[test]

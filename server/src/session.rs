@@ -11,7 +11,7 @@ use std::{io::Write, path::Path, sync::Arc};
 
 mod cookie;
 
-use app::protocol::{Identity, validate_name};
+use app::protocol::{ErrorCode, Identity, ProtocolError, validate_name};
 use axum::{
     Extension, Form, Router,
     extract::State,
@@ -251,7 +251,7 @@ async fn start(
         return refused_from_another_site();
     }
     let next = local_path(form.next.as_deref());
-    let name = match validate_name(&form.name) {
+    let name = match validate_name(&form.name).and_then(one_alphabet_a_word) {
         Ok(name) => name,
         Err(err) => {
             let join = if next.contains('?') { '&' } else { '?' };
@@ -272,6 +272,23 @@ async fn start(
     let cookie =
         format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={MAX_AGE_SECS}{secure}");
     with_cookie(Redirect::to(next), &cookie)
+}
+
+/// A person's name keeps each word to one alphabet: "Аnn" with a Cyrillic А looks exactly like
+/// "Ann", so a word that mixes alphabets is refused (Unicode's single-script test, UTS #39: digits,
+/// punctuation and emoji go with any, and Japanese may mix its own scripts). Words apart may differ
+/// ("Ann Москва"). Until accounts give people handles, this and each person's mark (its colour
+/// from their id) are what tell look-alike names apart.
+fn one_alphabet_a_word(name: String) -> Result<String, ProtocolError> {
+    use unicode_security::MixedScript;
+    if name.split_whitespace().all(|word| word.is_single_script()) {
+        Ok(name)
+    } else {
+        Err(ProtocolError {
+            code: ErrorCode::InvalidName,
+            message: "each word of a name is in one alphabet".into(),
+        })
+    }
 }
 
 /// `POST /session/end`: forgets the session in this browser.

@@ -387,3 +387,41 @@ async fn silent_and_dribbling_connections_are_closed_after_the_request_timeout()
         "a head sent a byte at a time is closed before it is whole"
     );
 }
+
+#[tokio::test]
+async fn a_name_that_passes_for_another_is_refused_and_what_people_write_is_kept() {
+    let server = TestServer::start().await;
+    let encode = |name: &str| -> String { name.bytes().map(|b| format!("%{b:02X}")).collect() };
+    for look_alike in [
+        "Ann\u{200B}",      // a zero-width space after it
+        "A\u{2060}nn",      // a word joiner inside
+        "\u{0410}nn",       // a Cyrillic А before Latin letters
+        "B\u{03BF}b Smith", // a Greek omicron in a Latin word
+        "Ann\u{2800}",      // a blank Braille pattern
+    ] {
+        let (status, head, _) = server
+            .post_form("/session", &format!("name={}", encode(look_alike)))
+            .await;
+        assert_eq!(status, 303, "{look_alike:?}: {head}");
+        assert_eq!(
+            header(&head, "location"),
+            Some("/?name_error=invalid_name"),
+            "{look_alike:?}"
+        );
+        assert!(header(&head, "set-cookie").is_none(), "{look_alike:?}");
+    }
+    for kept in [
+        "Ann Москва",
+        "Zoë \u{1F469}\u{200D}\u{1F4BB}",
+        "\u{0639}\u{0644}\u{06CC}\u{200C}\u{0631}\u{0636}\u{0627}",
+        "山田 さくら",
+        "R2-D2",
+    ] {
+        let (status, head, _) = server
+            .post_form("/session", &format!("name={}", encode(kept)))
+            .await;
+        assert_eq!(status, 303, "{kept:?}: {head}");
+        assert_eq!(header(&head, "location"), Some("/"), "{kept:?}");
+        assert!(header(&head, "set-cookie").is_some(), "{kept:?}");
+    }
+}
