@@ -132,6 +132,9 @@ pub async fn run(
                 hub.publish(&message.room, message);
             }
             log::Published::Start { room, last_seq } => hub.set_last_seq(room, last_seq),
+            log::Published::Forgotten { room } => {
+                hub.forget(room);
+            }
         }
     };
     if config.redis.is_some()

@@ -368,8 +368,7 @@ impl Hub {
                 room.recent.clear();
                 room.emptied_at = None;
             }
-            // Only one node's log can forget (docs/ARCHITECTURE.md): in a cluster rooms stay.
-            if clustered || !room.is_unused() {
+            if !room.is_unused() {
                 room.unused_since = None;
             } else if room.unused_since.is_none() {
                 room.unused_since = Some(now);

@@ -61,10 +61,13 @@ pub enum Published<'a> {
     Start { room: &'a str, last_seq: u64 },
     /// A stored message, the room's next.
     Message(&'a ChatMessage),
+    /// A room that never held a message was forgotten (by this node or, in a cluster, another):
+    /// the hub lets it go too, unless someone came in meanwhile.
+    Forgotten { room: &'a str },
 }
 
-/// Room name → epoch, for the rooms a backend knows; shared by its handles (rooms are never
-/// deleted, so an entry never goes stale, though a room's history may begin again).
+/// Room name → epoch, for the rooms a backend knows; shared by its handles. An entry goes when its
+/// room is forgotten (it never held a message); a room's history may also begin again.
 #[derive(Clone, Default)]
 pub(crate) struct Epochs(
     std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
@@ -202,14 +205,11 @@ impl Log {
         }
     }
 
-    /// Deletes `room` if it never held a message; says whether it did. In a cluster rooms are
-    /// kept: another node may have a reader in it whose join this node cannot see in time
-    /// (docs/ARCHITECTURE.md).
+    /// Deletes `room` if it never held a message; says whether the log is without it now (also
+    /// when it was never there). In a cluster every node hears of it and forgets the room too
+    /// (`Published::Forgotten`).
     pub async fn forget_unused(&self, room: &str) -> Result<bool, LogError> {
-        match &self.backend {
-            Backend::Sqlite(log) => log.forget_unused(room).await,
-            Backend::Redis(_) => Ok(false),
-        }
+        on_backend!(self, log => log.forget_unused(room).await)
     }
 
     /// How many rooms the log holds (in a cluster, all nodes' together).

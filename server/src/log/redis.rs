@@ -70,6 +70,19 @@ redis.call('HSETNX', KEYS[1], 's', 0)
 return {redis.call('HGET', KEYS[1], 'e'), tonumber(redis.call('HGET', KEYS[1], 's'))}
 "#;
 
+/// Deletes a room that never held a message, and tells every node. KEYS: meta, log, once. ARGV:
+/// the room's channel. Returns 1 if the room is not in the log now (forgotten here, or not there
+/// to begin with), 0 if it is kept: it holds (or held) a message.
+const FORGET: &str = r#"
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then return 1 end
+local s = redis.call('HGET', KEYS[1], 's')
+if (s and tonumber(s) ~= 0) or redis.call('XLEN', KEYS[2]) > 0 then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('PUBLISH', ARGV[1], 'forget ' .. epoch)
+return 1
+"#;
+
 /// A message as the log keeps it: what its seq and time do not say.
 #[derive(Serialize, Deserialize)]
 struct Entry {
@@ -121,6 +134,9 @@ enum Event {
         last_seq: u64,
         done: oneshot::Sender<()>,
     },
+    /// A room of `epoch` that never held a message was forgotten (heard on the bus, from any
+    /// node): known no more here, unless it began again meanwhile.
+    Forgotten { room: String, epoch: String },
     /// This node's append was answered by Redis.
     Appended {
         epoch: String,
@@ -162,6 +178,7 @@ pub struct RedisLog {
     wait_replicas: u32,
     counters: crate::redis_link::RedisCounters,
     ensure: Arc<Script>,
+    forget: Arc<Script>,
     retention: u64,
     events: mpsc::UnboundedSender<Event>,
     /// Appends, to be stored in the order they came: each room's through the same lane.
@@ -203,6 +220,7 @@ impl RedisLog {
             wait_replicas,
             counters: link.counters.clone(),
             ensure: Arc::new(Script::new(ENSURE)),
+            forget: Arc::new(Script::new(FORGET)),
             retention: retention.max(1),
             events: events.clone(),
             appends: appends.into(),
@@ -279,6 +297,15 @@ impl RedisLog {
                     Some(Event::Pushed { epoch, messages }) => {
                         for message in messages {
                             sequencer.offer(&epoch, message, now, &mut steps);
+                        }
+                    }
+                    Some(Event::Forgotten { room, epoch }) => {
+                        // Unless this node knows the room in a history begun since.
+                        if sequencer.forget(&room, &epoch) {
+                            if reader.epochs.get(&room).as_deref() == Some(epoch.as_str()) {
+                                reader.epochs.remove(&room);
+                            }
+                            publish(Published::Forgotten { room: &room });
                         }
                     }
                     Some(Event::Filled {
@@ -420,6 +447,33 @@ impl RedisLog {
         // Its epoch is in `epochs` now: the sequencer's start of it put it there (or did before).
         known.await.map_err(|_| LogError::Closed)?;
         Ok(epoch)
+    }
+
+    /// Deletes `room` if it never held a message; says whether the log is without it now (also
+    /// when it was not there: a room another node only told of). Taken out of the rooms' set
+    /// first, so that no node counts it meanwhile, and put back if it is kept after all (a message
+    /// came); every node, this one too, hears `forget EPOCH` on the room's channel and lets it go.
+    /// A node that made the room again meanwhile, or appends to it from a stale epoch, starts a new
+    /// history of it (nothing was in the old one): see docs/CLUSTER.md.
+    pub async fn forget_unused(&self, room: &str) -> Result<bool, LogError> {
+        let mut conn = self.conn.clone();
+        timed(conn.srem::<_, _, ()>(ROOMS_KEY, room)).await?;
+        let mut call = self.forget.prepare_invoke();
+        call.key(meta_key(room))
+            .key(log_key(room))
+            .key(once_key(room))
+            .arg(live_channel(room));
+        let gone: bool = match timed(call.invoke_async(&mut conn)).await {
+            Ok(gone) => gone,
+            Err(e) => {
+                let _ = timed(conn.sadd::<_, _, ()>(ROOMS_KEY, room)).await;
+                return Err(e);
+            }
+        };
+        if !gone {
+            timed(conn.sadd::<_, _, ()>(ROOMS_KEY, room)).await?;
+        }
+        Ok(gone)
     }
 
     /// Whether no node has made `room` yet.
@@ -1012,6 +1066,13 @@ fn listen(
                 let Some(room) = room_of_channel(msg.get_channel_name()) else {
                     continue;
                 };
+                if let Some(epoch) = forgotten_of_push(msg.get_payload_bytes()) {
+                    let (room, epoch) = (room.to_owned(), epoch.to_owned());
+                    if events.send(Event::Forgotten { room, epoch }).is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 let Some((epoch, messages)) = messages_of_push(room, msg.get_payload_bytes())
                 else {
                     tracing::warn!(%room, "a push that cannot be read was skipped");
@@ -1066,6 +1127,13 @@ fn push_line(seq: u64, sent_at: impl std::fmt::Display, json: &str) -> String {
 
 /// The epoch and messages of a push on `room`'s channel; `None` if any of it cannot be read (or is
 /// for another room).
+/// The epoch a `forget EPOCH` push names (the room it forgot is the channel's), if that is what
+/// the push is: a message push starts with its epoch and a line break, never with `forget `.
+fn forgotten_of_push(payload: &[u8]) -> Option<&str> {
+    let epoch = std::str::from_utf8(payload.strip_prefix(b"forget ")?).ok()?;
+    (!epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(epoch)
+}
+
 fn messages_of_push(room: &str, payload: &[u8]) -> Option<(String, Vec<ChatMessage>)> {
     let text = std::str::from_utf8(payload).ok()?;
     let mut lines = text.split('\n');
@@ -1110,7 +1178,32 @@ fn new_epoch() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{messages_of_push, push_line, push_of, room_of_channel, seq_of_id};
+    use super::{
+        forgotten_of_push, messages_of_push, push_line, push_of, room_of_channel, seq_of_id,
+    };
+
+    #[test]
+    fn a_forget_push_names_its_epoch_and_is_never_a_message_push() {
+        assert_eq!(
+            forgotten_of_push(b"forget 0f3a9c2e11d4b7a8"),
+            Some("0f3a9c2e11d4b7a8")
+        );
+        for not in [
+            &b"forget "[..],
+            b"forget a b",
+            b"forget e1\n1 2 {}",
+            b"e1\n1 2 {}",
+            b"forgot e1",
+        ] {
+            assert_eq!(
+                forgotten_of_push(not),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(not)
+            );
+        }
+        assert!(messages_of_push("general", b"forget 0f3a9c2e11d4b7a8").is_none());
+    }
 
     #[test]
     fn channels_pushes_and_ids_read_back() {

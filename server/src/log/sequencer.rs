@@ -99,6 +99,23 @@ impl<R> Sequencer<R> {
         });
     }
 
+    /// Room `room` of `epoch` was forgotten (it never held a message): known no more here. False
+    /// (and nothing changes) if it is known in another epoch or holds anything: it began again
+    /// meanwhile. True too for a room not known here at all.
+    pub fn forget(&mut self, room: &str, epoch: &str) -> bool {
+        let Some(track) = self.rooms.get(room) else {
+            return true;
+        };
+        let unused = track.epoch == epoch
+            && track.next == 1
+            && track.held.is_empty()
+            && track.waiting.is_empty();
+        if unused {
+            self.rooms.remove(room);
+        }
+        unused
+    }
+
     /// The seq room `room` hands on next, if the room is known.
     pub fn next(&self, room: &str) -> Option<u64> {
         self.rooms.get(room).map(|track| track.next)

@@ -214,8 +214,8 @@ impl SqliteLog {
         answer.await.map_err(|_| LogError::Closed)?
     }
 
-    /// Deletes `room` if it never held a message (its row is all there is of it); says whether it
-    /// did. A join after it makes the room again, with a new epoch.
+    /// Deletes `room` if it never held a message (its row is all there is of it); says whether the
+    /// log is without it now. A join after it makes the room again, with a new epoch.
     pub async fn forget_unused(&self, room: &str) -> Result<bool, LogError> {
         let (reply, answer) = oneshot::channel();
         self.ops
@@ -454,15 +454,17 @@ fn ensure_room(
 }
 
 /// Deletes `room` if it never held a message (in memory and on disk alike; outside any batch, as
-/// creating is).
+/// creating is); true if the log is without it now.
 fn forget_unused(
     conn: &Connection,
     rooms: &mut HashMap<String, RoomState>,
     epochs: &Epochs,
     room: &str,
 ) -> Result<bool, LogError> {
-    if rooms.get(room).is_none_or(|state| state.last_seq != 0) {
-        return Ok(false);
+    match rooms.get(room) {
+        None => return Ok(true),
+        Some(state) if state.last_seq != 0 => return Ok(false),
+        Some(_) => {}
     }
     let deleted = conn.execute(
         "DELETE FROM rooms WHERE name = ?1 AND last_seq = 0",

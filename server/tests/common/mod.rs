@@ -1259,3 +1259,18 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
             .then_some(value.trim())
     })
 }
+
+/// Whether the server closes `stream` (after any answer it gives) within `within`, reading what
+/// comes; `false` if it is still open then.
+pub async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut sink = [0u8; 1024];
+    let read_all = async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    tokio::time::timeout(within, read_all).await.is_ok()
+}

@@ -7,25 +7,11 @@ use crate::common;
 use std::time::Duration;
 
 use app::protocol::{ErrorCode, ServerMsg};
-use common::{Client, SseReader, TOKEN, TempDir, TestServer};
+use common::{Client, SseReader, TOKEN, TempDir, TestServer, closed_within};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-
-/// Whether `stream` is closed by the server within `within` (whatever it sends first is read).
-async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
-    let mut sink = [0u8; 1024];
-    let read_all = async {
-        loop {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => continue,
-            }
-        }
-    };
-    tokio::time::timeout(within, read_all).await.is_ok()
-}
 
 /// Retries `attempt` for up to two seconds until it says yes: the server notices a closed
 /// connection a moment after the client closes it.

@@ -1335,3 +1335,97 @@ async fn a_person_s_send_budget_is_one_for_the_whole_cluster() {
     // budget per node it was 24.
     assert!((12..=14).contains(&acked), "{acked} acked of 24");
 }
+
+/// The rooms node `server` lists (`GET /api/rooms`, read with `cookie`).
+async fn rooms_on(server: &TestServer, cookie: &str) -> Vec<String> {
+    let (status, _, body) = server.get_as("/api/rooms", cookie).await;
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    json["rooms"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|room| room["room"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_room_that_never_held_a_message_is_forgotten_on_every_node_but_not_while_anyone_is_in_it()
+{
+    let redis = RedisServer::start().await;
+    let (a, _a) = node(&redis).await;
+    let (b, _b) = node(&redis).await;
+    let ann_cookie = a.session("Ann").await;
+    let bob_cookie = b.session("Bob").await;
+    // Ann on A makes "typo"; Bob on B sits in "quiet", where nobody has said anything either.
+    let mut ann = Client::connect_only(a.addr, &ann_cookie).await;
+    ann.join("typo", None).await;
+    let mut bob = Client::connect_only(b.addr, &bob_cookie).await;
+    bob.join("quiet", None).await;
+    let member = async |room: &str| {
+        redis
+            .ask(&["SISMEMBER", "herald:rooms", room])
+            .await
+            .unwrap_or_default()
+    };
+    assert_eq!(member("typo").await, "1");
+    assert!(
+        rooms_on(&a, &ann_cookie)
+            .await
+            .contains(&"typo".to_string())
+    );
+
+    // Ann leaves: a few seconds later the room is gone from Redis and from both nodes.
+    ann.send(&ClientMsg::Leave {
+        room: "typo".into(),
+    })
+    .await;
+    let gone = async {
+        loop {
+            let in_redis = member("typo").await == "1"
+                || redis
+                    .ask(&["EXISTS", "herald:{typo}:meta"])
+                    .await
+                    .as_deref()
+                    != Some("0");
+            let on_a = rooms_on(&a, &ann_cookie)
+                .await
+                .contains(&"typo".to_string());
+            let on_b = rooms_on(&b, &bob_cookie)
+                .await
+                .contains(&"typo".to_string());
+            if !(in_redis || on_a || on_b) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), gone)
+        .await
+        .expect("the unused room is forgotten everywhere");
+    // Meanwhile "quiet" was as unused on A (which knows it from the people B told of), but Bob is
+    // in it on B: kept.
+    assert_eq!(member("quiet").await, "1");
+    assert_eq!(
+        redis
+            .ask(&["EXISTS", "herald:{quiet}:meta"])
+            .await
+            .as_deref(),
+        Some("1")
+    );
+
+    // Ann comes back to "typo": it is made again, and what she says there reaches Bob on B.
+    ann.join("typo", None).await;
+    bob.join("typo", None).await;
+    assert!(ann.try_say_in("typo", "t1", "back again").await);
+    let heard = loop {
+        if let ServerMsg::Message(m) = bob.recv().await {
+            break m;
+        }
+    };
+    assert_eq!(
+        (heard.room.as_str(), heard.seq, heard.body.as_str()),
+        ("typo", 1, "back again")
+    );
+    assert_eq!(member("typo").await, "1");
+}

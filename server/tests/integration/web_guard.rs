@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{TestServer, header};
+use common::{TestServer, closed_within, header};
 
 #[tokio::test]
 async fn after_choosing_a_name_the_browser_is_only_sent_to_a_path_on_this_site() {
@@ -307,22 +307,6 @@ async fn a_name_form_that_does_not_parse_or_breaks_the_rule_gives_no_session() {
         ))
         .await;
     assert_eq!(got, 415, "{head}");
-}
-
-/// Whether the server closes `stream` (after any answer it gives) within `within`, reading what
-/// comes; `false` if it is still open then.
-async fn closed_within(stream: &mut tokio::net::TcpStream, within: std::time::Duration) -> bool {
-    use tokio::io::AsyncReadExt;
-    let mut sink = [0u8; 1024];
-    let read_all = async {
-        loop {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => continue,
-            }
-        }
-    };
-    tokio::time::timeout(within, read_all).await.is_ok()
 }
 
 #[tokio::test]
