@@ -1292,27 +1292,49 @@ async fn people_a_single_node_signed_in_without_a_secret_stay_signed_in_on_the_c
 
 #[tokio::test]
 async fn a_person_s_send_budget_is_one_for_the_whole_cluster() {
-    let redis = RedisServer::start().await;
-    let url = redis.url();
-    // A burst of 16, nearly nothing after: nodes lease 2 at a time.
+    // One person, one socket on each node.
+    budget_across_two_nodes(
+        ["--rate-burst", "16", "--rate-per-sec", "0.01"],
+        ["Flooder"; 2],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn everyone_at_one_address_shares_one_send_budget_across_the_cluster() {
+    // Two people (new names cost nothing) at one address, one on each node.
     let flags = [
-        "--redis",
-        url.as_str(),
-        "--session-secret",
-        SECRET,
-        "--rate-burst",
+        "--address-rate-burst",
         "16",
-        "--rate-per-sec",
+        "--address-rate-per-sec",
         "0.01",
     ];
+    budget_across_two_nodes(flags, ["Flooder", "Accomplice"]).await;
+}
+
+/// A budget of 16 with nearly nothing after (nodes lease 2 at a time), spent by `names[0]` on
+/// node A and `names[1]` on node B (one session if they are the same), twelve sends each after
+/// their join: one budget for the cluster lets 12 to 14 through, one per node let 24.
+async fn budget_across_two_nodes(budget: [&str; 4], names: [&str; 2]) {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let flags: Vec<&str> = ["--redis", url.as_str(), "--session-secret", SECRET]
+        .into_iter()
+        .chain(budget)
+        .collect();
     let (data_a, data_b) = (TempDir::new(), TempDir::new());
     let a = TestServer::start_in(data_a.path(), &flags).await;
     let b = TestServer::start_in(data_b.path(), &flags).await;
-    let cookie = a.session("Flooder").await;
+    let first = a.session(names[0]).await;
+    let second = if names[0] == names[1] {
+        first.clone()
+    } else {
+        b.session(names[1]).await
+    };
     // One socket on each node (each join takes one of the sixteen), twelve sends on each.
     let mut sockets = [
-        Client::connect(a.addr, &cookie).await,
-        Client::connect(b.addr, &cookie).await,
+        Client::connect(a.addr, &first).await,
+        Client::connect(b.addr, &second).await,
     ];
     for (n, socket) in sockets.iter_mut().enumerate() {
         for i in 0..12 {
@@ -1331,8 +1353,7 @@ async fn a_person_s_send_budget_is_one_for_the_whole_cluster() {
             }
         }
     }
-    // Fourteen are left after the joins; each node may hold one leased token unspent. With a
-    // budget per node it was 24.
+    // Fourteen are left after the joins; each node may hold one leased token unspent.
     assert!((12..=14).contains(&acked), "{acked} acked of 24");
 }
 
