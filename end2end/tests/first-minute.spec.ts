@@ -470,6 +470,28 @@ test('over the send budget the page says so in words, and nothing is dropped', a
   }
 });
 
+test('past the new-room budget the page says so in words, and rooms that exist still open', async ({ browser }) => {
+  // A Herald of its own where a person may make one room an hour.
+  const tight = await startHerald(copyAlone(binaryUnderTest()), [...TEST_FLAGS, '--rooms-per-hour', '1']);
+  try {
+    const page = await (await browser.newContext()).newPage();
+    const errors = watchForErrors(page);
+    await openChat(page, `${tight.url}/r/first`, 'Maker');
+    await send(page, 'the first room');
+    await goTo(page, 'second');
+    await expect(page.getByTestId('composer-error')).toHaveText(
+      /^Slow down: you made many new rooms; #second can be made in 60 min \(rooms that exist can be joined now\)/,
+    );
+    // A room that exists opens and takes messages as before.
+    await goTo(page, 'first');
+    await send(page, 'still here');
+    await expect(page.locator('.messages li.message:not(.pending) .body')).toHaveText(['the first room', 'still here']);
+    expect(errors).toEqual([]);
+  } finally {
+    expect(await tight.stop()).toBe(0);
+  }
+});
+
 test('two people called Ann can be told apart, and names cannot turn text around', async ({ browser }) => {
   const room = uniqueRoom('twins');
   const first = await person(browser, LAPTOP, `/r/${room}`, 'Ann');

@@ -27,8 +27,10 @@ impl TokenBucket {
         let burst = f64::from(burst.max(1));
         Self {
             burst,
-            // A zero or negative rate would lock a client out for good; treat it as "very slow".
-            per_sec: per_sec.max(0.001),
+            // A zero or negative rate would lock a client out for good (and make a wait no
+            // `Duration` can hold); treat it as "very slow": one a million seconds. Hourly budgets
+            // (new rooms) are far above that; a floor of 0.001/s once made "1 an hour" 3.6.
+            per_sec: per_sec.max(1e-6),
             tokens: burst,
             refilled_at: Instant::now(),
         }
