@@ -367,6 +367,13 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    /// Every kind, for what counts them (each is shown from the first scrape, at 0).
+    pub const ALL: [MessageKind; 3] = [
+        MessageKind::User,
+        MessageKind::Bot,
+        MessageKind::Announcement,
+    ];
+
     pub fn is_user(&self) -> bool {
         *self == MessageKind::User
     }

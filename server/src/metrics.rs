@@ -39,6 +39,33 @@ pub const DELIVERY_SAMPLE: u32 = 16;
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
 
+/// Every `transport` of the long-lived connections, with every `reason` each ends for: each pair is
+/// shown from the first scrape at 0 (an alert on a series that does not exist never fires).
+pub const CONNECTION_ENDS: [(&str, &[&str]); 2] = [
+    (
+        WEBSOCKET,
+        &[
+            "client_gone",
+            "stalled",
+            "client_closed",
+            "going_away",
+            "protocol_error",
+            "invalid_payload",
+            "message_too_big",
+            "too_slow",
+            "other",
+        ],
+    ),
+    (SSE, &["client_gone", "going_away", "unavailable"]),
+];
+
+/// The `transport` label of WebSocket connections and of what they send.
+pub const WEBSOCKET: &str = "websocket";
+/// The `transport` label of event streams.
+pub const SSE: &str = "sse";
+/// The `transport` label of HTTP API requests refused for their rate.
+pub const HTTP: &str = "http";
+
 struct Inner {
     registry: Registry,
     /// Open long-lived connections, by `transport` (`websocket`, `sse`).
@@ -149,6 +176,19 @@ impl Metrics {
                 .registry
                 .register(collector)
                 .expect("each metric registered once");
+        }
+        // Every known series at 0 from the start, rather than on its first count.
+        for (transport, reasons) in CONNECTION_ENDS {
+            inner.connections.with_label_values(&[transport]);
+            for reason in reasons {
+                inner.disconnects.with_label_values(&[transport, reason]);
+            }
+        }
+        for kind in app::protocol::MessageKind::ALL {
+            inner.messages_stored.with_label_values(&[kind.as_str()]);
+        }
+        for transport in [WEBSOCKET, HTTP] {
+            inner.rate_limited.with_label_values(&[transport]);
         }
         // The process's memory, CPU and open files (Linux), named as every exporter names them.
         #[cfg(target_os = "linux")]
@@ -311,7 +351,7 @@ pub async fn count_requests(
         .with_label_values(&[route, status.as_str()])
         .inc();
     if status == StatusCode::TOO_MANY_REQUESTS {
-        metrics.rate_limited("http");
+        metrics.rate_limited(HTTP);
     }
     response
 }

@@ -132,7 +132,7 @@ struct Position {
 
 /// Fills one reader's stream until it goes away, the server stops, or the hub gives up on it.
 async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Sender<Event>) {
-    let live = state.metrics.connection("sse");
+    let live = state.metrics.connection(crate::metrics::SSE);
     let conn = state.hub.connect(None);
     let id = conn.id();
     tracing::info!(connection = id, room = %room, transport = "sse", "event stream started");

@@ -340,7 +340,7 @@ async fn connection(
         metrics: state.metrics.clone(),
         id,
     };
-    let live = state.metrics.connection("websocket");
+    let live = state.metrics.connection(metrics::WEBSOCKET);
     tracing::info!(
         connection = id,
         request_id,
@@ -440,7 +440,7 @@ async fn serve(
                     }
                 }
                 Err((wait, whose)) => {
-                    state.metrics.rate_limited("websocket");
+                    state.metrics.rate_limited(metrics::WEBSOCKET);
                     tracing::debug!(
                         connection = conn.id(),
                         "refused a frame over the rate limit"

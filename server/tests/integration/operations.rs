@@ -85,6 +85,34 @@ fn promtool_accepts(scrape: &str) {
 }
 
 #[tokio::test]
+async fn a_fresh_server_shows_every_known_series_at_zero_from_the_first_scrape() {
+    let data = TempDir::new();
+    let server = TestServer::start_in(data.path(), &["--metrics-token", METRICS_TOKEN]).await;
+    let scrape = scrape(&server).await;
+    promtool_accepts(&scrape);
+    let mut expected = vec![
+        r#"herald_connections{transport="websocket"} 0"#.to_string(),
+        r#"herald_connections{transport="sse"} 0"#.to_string(),
+        r#"herald_rate_limited_total{transport="websocket"} 0"#.to_string(),
+        r#"herald_rate_limited_total{transport="http"} 0"#.to_string(),
+        r#"herald_disconnects_total{reason="client_gone",transport="websocket"} 0"#.to_string(),
+        r#"herald_disconnects_total{reason="too_slow",transport="websocket"} 0"#.to_string(),
+        r#"herald_disconnects_total{reason="unavailable",transport="sse"} 0"#.to_string(),
+    ];
+    for kind in ["user", "bot", "announcement"] {
+        expected.push(format!(
+            r#"herald_messages_stored_total{{kind="{kind}"}} 0"#
+        ));
+    }
+    for line in expected {
+        assert!(
+            scrape.lines().any(|l| l == line),
+            "no `{line}` in\n{scrape}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn metrics_pass_promtool_and_count_what_was_done() {
     let data = TempDir::new();
     let server = TestServer::start_in(data.path(), &["--metrics-token", METRICS_TOKEN]).await;
