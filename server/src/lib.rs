@@ -50,6 +50,8 @@ pub struct AppState {
     pub hub: Hub,
     /// Every accepted message goes here first; the log publishes it to the hub once stored.
     pub log: Log,
+    /// The log and the hub as the transports reach them (the only way they do).
+    pub rooms: rooms::Rooms,
     /// Cancelled when the server begins to shut down: long-lived connections close themselves.
     pub stop: CancellationToken,
     /// Cancelled when shutdown is asked for, `--drain-seconds` before `stop`: /readyz says 503.
@@ -201,6 +203,7 @@ pub async fn run(
     let mut state = AppState {
         site_files: None,
         page_style: None,
+        rooms: rooms::Rooms::new(log.clone(), hub.clone()),
         hub,
         log,
         stop: CancellationToken::new(),
@@ -254,7 +257,7 @@ pub async fn run(
     // Presence changes are announced in batches, a few times a second; unused rooms are forgotten.
     let ticker = {
         let hub = state.hub.clone();
-        let log = state.log.clone();
+        let rooms = state.rooms.clone();
         let stop = state.stop.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(hub::TICK);
@@ -269,10 +272,8 @@ pub async fn run(
                         }
                         let unused = hub.unused_rooms();
                         if !unused.is_empty() {
-                            let (log, hub) = (log.clone(), hub.clone());
-                            tokio::spawn(async move {
-                                rooms::forget_unused(&log, &hub, unused).await;
-                            });
+                            let rooms = rooms.clone();
+                            tokio::spawn(async move { rooms.forget_unused(unused).await });
                         }
                     }
                 }

@@ -19,7 +19,7 @@ use leptos::{nonce::Nonce, prelude::provide_context};
 use crate::{
     AppState, assets, guard,
     page_cache::{Standins, Template, stitch::Encoding},
-    rooms, session,
+    session,
 };
 
 /// Renders whatever page of the app `request` asks for (the app's router decides which, including
@@ -42,14 +42,8 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
     let path = request.uri().path().to_owned();
     // Only a signed-in reader is shown a room; anyone else gets the name form.
     let room = user.as_ref().and(chat_room(&path)).and_then(|room| {
-        let epoch = state.log.epoch(room)?;
-        // Everything up to the hub's last published seq is committed: the page and the live stream
-        // meet exactly there.
-        Some((
-            room.to_owned(),
-            epoch,
-            state.hub.last_seq(room).unwrap_or(0),
-        ))
+        let (epoch, last) = state.rooms.state(room)?;
+        Some((room.to_owned(), epoch, last))
     });
     let mut response = match (&user, room) {
         (Some(reader), Some((room, epoch, last))) => {
@@ -195,7 +189,7 @@ fn cached(template: &Template, request: &HeaderMap, reader: &Identity, nonce: &s
 /// joins without a cursor and gets the latest messages over the socket instead). The page shows
 /// what a join without a cursor would.
 async fn room_page(state: &AppState, room: &str, epoch: &str, last: u64) -> Option<RoomPage> {
-    match rooms::replay(&state.log, room, epoch, last, None).await {
+    match state.rooms.replay(room, epoch, last, None).await {
         Ok(replay) => Some(RoomPage {
             room: room.to_owned(),
             epoch: epoch.to_owned(),

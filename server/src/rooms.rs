@@ -1,18 +1,129 @@
-//! What every transport does with a room, written once and free of any wire: join with a cursor (the
-//! answer and the replay, with the room's live messages held meanwhile), go live, and read a page of
-//! history. The WebSocket (`transport::ws`), Server-Sent Events (`transport::sse`), the HTTP API
-//! (`transport::api`) and the server-rendered page (`pages`) each speak their own format around it.
+//! What every transport does with a room, written once and free of any wire ([`Rooms`]): connect,
+//! join with a cursor (the answer and the replay, with the room's live messages held meanwhile), go
+//! live, send, read a page of history, make and forget rooms. The WebSocket (`transport::ws`),
+//! Server-Sent Events (`transport::sse`), the HTTP API (`transport::api`) and the server-rendered
+//! page (`pages`) each speak their own format around it.
 //!
-//! Imports run one way: transports → this → {log, hub}. How a join stays gapless, and the paging
-//! rules, are in docs/ARCHITECTURE.md.
+//! Imports run one way: transports → this → {log, hub}. A transport never reaches the log or the
+//! hub but through here (the types it handles, a connection's `Handle` and the log's errors, are
+//! re-exported from here); `server/tests/integration/layers.rs` fails if one does. How a join stays
+//! gapless, and the paging rules, are in docs/ARCHITECTURE.md.
 
-use app::protocol::{ChatMessage, Cursor, HISTORY_ON_JOIN, JoinMode, MAX_REPLAY, ServerMsg};
-
-use crate::{
-    frame::Frame,
-    hub::{Handle, Hub, JoinPoint},
-    log::{Log, LogError},
+use app::protocol::{
+    ChatMessage, Cursor, HISTORY_ON_JOIN, Identity, JoinMode, MAX_REPLAY, ServerMsg,
 };
+
+use crate::{frame::Frame, hub::Hub, hub::JoinPoint, log::Log};
+pub use crate::{
+    hub::{Drain, Handle, QUEUE_FRAMES, RoomStats, SendQueue},
+    log::{Appending, LogError, NewMessage},
+};
+
+/// Every room, as the transports reach them. Cheap to clone: handles to the log and the hub.
+#[derive(Clone)]
+pub struct Rooms {
+    log: Log,
+    hub: Hub,
+}
+
+impl Rooms {
+    pub fn new(log: Log, hub: Hub) -> Self {
+        Self { log, hub }
+    }
+
+    /// A new connection, a person's or an observer's (`None`), in no room yet.
+    pub fn connect(&self, user: Option<Identity>) -> Handle {
+        self.hub.connect(user)
+    }
+
+    /// The room list as a connection that just opened gets it.
+    pub fn list(&self) -> ServerMsg {
+        self.hub.rooms()
+    }
+
+    /// Every room the log holds, by name, with its people and last seq.
+    pub fn stats(&self) -> Vec<RoomStats> {
+        let known: std::collections::HashSet<String> = self.log.rooms().into_iter().collect();
+        self.hub
+            .room_stats()
+            .into_iter()
+            .filter(|stats| known.contains(&stats.room))
+            .collect()
+    }
+
+    /// Every room the log holds, by name.
+    pub fn names(&self) -> Vec<String> {
+        self.log.rooms()
+    }
+
+    /// The room's epoch, if it exists.
+    pub fn epoch(&self, room: &str) -> Option<String> {
+        self.log.epoch(room)
+    }
+
+    /// The room's epoch and the seq of its last published message, if it exists: everything up to
+    /// that seq is committed, so a page rendered from the log and the live stream meet there.
+    pub fn state(&self, room: &str) -> Option<(String, u64)> {
+        let epoch = self.log.epoch(room)?;
+        Some((epoch, self.hub.last_seq(room).unwrap_or(0)))
+    }
+
+    /// Stores a message (making its room if needed); its seq once it is published.
+    pub async fn append(&self, message: NewMessage) -> Result<u64, LogError> {
+        self.log.append(message).await
+    }
+
+    /// Hands a message to the log; the answer comes once it is stored and published.
+    pub fn submit(&self, message: NewMessage) -> Result<Appending, LogError> {
+        self.log.submit(message)
+    }
+
+    /// Whether joining `room` would make it.
+    pub async fn is_new(&self, room: &str) -> Result<bool, LogError> {
+        self.log.is_new(room).await
+    }
+
+    /// How many rooms there are (in a cluster, all nodes' together).
+    pub async fn count(&self) -> Result<usize, LogError> {
+        self.log.room_count().await
+    }
+
+    /// The room's epoch, making the room if it does not exist.
+    pub async fn ensure(&self, room: &str) -> Result<String, LogError> {
+        self.log.ensure_room(room).await
+    }
+
+    /// See [`join`].
+    pub async fn join(
+        &self,
+        conn: &mut Handle,
+        room: &str,
+        since: Option<Cursor>,
+    ) -> Result<Joining, LogError> {
+        join(&self.log, conn, room, since).await
+    }
+
+    /// See [`replay`].
+    pub async fn replay(
+        &self,
+        room: &str,
+        epoch: &str,
+        live_after: u64,
+        since: Option<Cursor>,
+    ) -> Result<Replay, LogError> {
+        replay(&self.log, room, epoch, live_after, since).await
+    }
+
+    /// See [`page`].
+    pub async fn page(&self, room: &str, at: PageAt, limit: u64) -> Result<Page, LogError> {
+        page(&self.log, &self.hub, room, at, limit).await
+    }
+
+    /// See [`forget_unused`].
+    pub async fn forget_unused(&self, rooms: Vec<String>) {
+        forget_unused(&self.log, &self.hub, rooms).await
+    }
+}
 
 /// A join under way: the answer and what to replay, to be sent in this order before
 /// [`go_live`] lets the room's live messages through.

@@ -17,8 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AppState,
-    log::NewMessage,
-    rooms::{self, PageAt},
+    rooms::{NewMessage, PageAt},
     session,
     transport::auth::{ApiError, require_reader, require_token},
 };
@@ -106,7 +105,7 @@ async fn publish(
     let (author, client_id, body) = publish_request(&state, &token, body).await?;
     let since = std::time::Instant::now();
     let seq = state
-        .log
+        .rooms
         .append(NewMessage {
             room: room.clone(),
             author,
@@ -120,7 +119,7 @@ async fn publish(
         .metrics
         .log_append()
         .observe(since.elapsed().as_secs_f64());
-    let epoch = state.log.epoch(&room).unwrap_or_default();
+    let epoch = state.rooms.epoch(&room).unwrap_or_default();
     Ok((
         StatusCode::CREATED,
         Json(Published {
@@ -147,13 +146,13 @@ async fn broadcast(
 ) -> Result<(StatusCode, Json<Announced>), ApiError> {
     let token = require_token(&state, &headers).await?;
     let (author, client_id, body) = publish_request(&state, &token, body).await?;
-    let mut rooms = state.log.rooms();
+    let mut rooms = state.rooms.names();
     if !rooms.iter().any(|r| r == app::protocol::DEFAULT_ROOM) {
         rooms.push(app::protocol::DEFAULT_ROOM.to_owned());
     }
     // All at once: the log stores them in one batch.
     let appends = rooms.iter().map(|room| {
-        state.log.append(NewMessage {
+        state.rooms.append(NewMessage {
             room: room.clone(),
             author: author.clone(),
             client_id: client_id.clone(),
@@ -165,7 +164,7 @@ async fn broadcast(
     let mut stored = Vec::with_capacity(rooms.len());
     for (room, seq) in rooms.into_iter().zip(seqs) {
         let seq = seq.map_err(ApiError::unavailable)?;
-        let epoch = state.log.epoch(&room).unwrap_or_default();
+        let epoch = state.rooms.epoch(&room).unwrap_or_default();
         stored.push(Published {
             id: format!("{epoch}-{seq}"),
             room,
@@ -196,12 +195,10 @@ async fn list_rooms(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_reader(&state, &headers).await?;
-    let known = state.log.rooms();
     let rooms: Vec<RoomInfo> = state
-        .hub
-        .room_stats()
+        .rooms
+        .stats()
         .into_iter()
-        .filter(|stats| known.contains(&stats.room))
         .map(|stats| RoomInfo {
             room: stats.room,
             members: stats.members,
@@ -258,7 +255,7 @@ async fn history(
         ));
     }
     let epoch = state
-        .log
+        .rooms
         .epoch(&room)
         .ok_or_else(|| ApiError::unknown_room(&room))?;
     let at = match (query.after, query.before) {
@@ -267,7 +264,9 @@ async fn history(
         (None, Some(before)) => PageAt::Before(before),
         (None, None) => PageAt::Latest,
     };
-    let page = rooms::page(&state.log, &state.hub, &room, at, limit)
+    let page = state
+        .rooms
+        .page(&room, at, limit)
         .await
         .map_err(ApiError::unavailable)?;
     Ok(Json(HistoryPage {

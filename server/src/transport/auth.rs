@@ -21,7 +21,9 @@ use axum::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{AppState, log::LogError, peer::Client, rate::Buckets, redis_link::Commands, session};
+use crate::{
+    AppState, peer::Client, rate::Buckets, redis_link::Commands, rooms::LogError, session,
+};
 
 /// The API's tokens and their rate budgets. Cheap to clone.
 #[derive(Clone)]

@@ -27,9 +27,8 @@ use tokio::sync::mpsc;
 use crate::{
     AppState,
     frame::{Frame, Kind},
-    hub::{Drain, Handle, QUEUE_FRAMES},
     peer::Client,
-    rooms,
+    rooms::{self, Drain, Handle, QUEUE_FRAMES},
     transport::auth::{ApiError, require_reader},
 };
 
@@ -69,7 +68,7 @@ async fn events(
         )
     })?;
     let epoch = state
-        .log
+        .rooms
         .epoch(&room)
         .ok_or_else(|| ApiError::unknown_room(&room))?;
     // `Last-Event-ID` is what `EventSource` sends when it reconnects by itself; it wins over `since`.
@@ -133,7 +132,7 @@ struct Position {
 /// Fills one reader's stream until it goes away, the server stops, or the hub gives up on it.
 async fn feed(state: AppState, room: String, since: Option<Cursor>, tx: mpsc::Sender<Event>) {
     let live = state.metrics.connection(crate::metrics::SSE);
-    let conn = state.hub.connect(None);
+    let conn = state.rooms.connect(None);
     let id = conn.id();
     tracing::info!(connection = id, room = %room, transport = "sse", "event stream started");
     let reason = stream(&state, conn, &room, since, &tx).await;
@@ -198,7 +197,7 @@ async fn subscribe(
     since: Option<Cursor>,
     out: &Out<'_>,
 ) -> Option<Position> {
-    let joining = rooms::join(&state.log, conn, room, since).await.ok()?;
+    let joining = state.rooms.join(conn, room, since).await.ok()?;
     let joined = joining.joined(room);
     let mut at = Position {
         epoch: joining.epoch.clone(),

@@ -30,12 +30,12 @@ use axum::{
 use crate::{
     AppState,
     frame::{Frame, opcode},
-    hub::{Drain, Handle, QUEUE_FRAMES, SendQueue},
-    log::{Appending, LogError, NewMessage},
     metrics,
     peer::{AtCap, Client, Slot},
     rate::Held,
-    rooms::{self, PageAt},
+    rooms::{
+        self, Appending, Drain, Handle, LogError, NewMessage, PageAt, QUEUE_FRAMES, SendQueue,
+    },
     session,
     transport::websocket::{Event, Incoming, Socket, Upgrade},
 };
@@ -318,7 +318,7 @@ async fn connection(
     spending: Spending,
     request_id: String,
 ) {
-    let mut conn = state.hub.connect(Some(user.clone()));
+    let mut conn = state.rooms.connect(Some(user.clone()));
     let id = conn.id();
     if state.stop.is_cancelled() {
         // Upgraded just as shutdown began, after the hub told every connection.
@@ -330,7 +330,7 @@ async fn connection(
         limits: state.limits.announced(),
     };
     conn.reply(welcome.encode().into());
-    conn.reply(state.hub.rooms().encode().into());
+    conn.reply(state.rooms.list().encode().into());
     let mut link = Link {
         socket,
         queue: conn.queue(),
@@ -728,7 +728,7 @@ async fn handle(
             }
             // Not waited for here: the connection reads on while the commit happens, and the ack
             // goes out when it is answered (see `serve`).
-            let submitted = state.log.submit(NewMessage {
+            let submitted = state.rooms.submit(NewMessage {
                 kind: MessageKind::User,
                 room: room.clone(),
                 author: user.clone(),
@@ -758,7 +758,7 @@ async fn join(
     room: String,
     since: Option<Cursor>,
 ) -> Result<Result<(), LogError>, End> {
-    let joining = match rooms::join(&state.log, conn, &room, since).await {
+    let joining = match state.rooms.join(conn, &room, since).await {
         Ok(joining) => joining,
         Err(e) => return Ok(Err(e)),
     };
@@ -791,11 +791,11 @@ async fn new_room_refused(
     spending: &Spending,
     room: &str,
 ) -> Result<Option<ServerMsg>, LogError> {
-    if !state.log.is_new(room).await? {
+    if !state.rooms.is_new(room).await? {
         return Ok(None);
     }
     let max = state.limits.max_rooms;
-    if state.log.room_count().await? >= max {
+    if state.rooms.count().await? >= max {
         tracing::info!(user = %user.id, room, "refused a new room: the server holds its most");
         return Ok(Some(ServerMsg::from(ProtocolError {
             code: ErrorCode::InvalidRoom,
@@ -835,15 +835,11 @@ async fn history(
     before: u64,
     limit: u32,
 ) -> Result<ServerMsg, LogError> {
-    let epoch = state.log.ensure_room(&room).await?;
-    let page = rooms::page(
-        &state.log,
-        &state.hub,
-        &room,
-        PageAt::Before(before),
-        u64::from(limit),
-    )
-    .await?;
+    let epoch = state.rooms.ensure(&room).await?;
+    let page = state
+        .rooms
+        .page(&room, PageAt::Before(before), u64::from(limit))
+        .await?;
     Ok(ServerMsg::History {
         room,
         epoch,

@@ -12,6 +12,7 @@ mod chat;
 mod cluster;
 mod conformance;
 mod history;
+mod layers;
 mod limits;
 mod operations;
 mod pages;
