@@ -7,7 +7,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::Pending;
+/// A message sent and not yet acknowledged: what a room shows greyed and what is kept of it here.
+/// Defined with what keeps it, so the kept format and the page's state import one way (state →
+/// keep).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub client_id: String,
+    pub body: String,
+}
 
 /// What is kept for one room.
 #[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::keep::Pending;
 use crate::protocol::{
     ChatMessage, ClientMsg, Cursor, Disconnect, HISTORY_ON_JOIN, Identity, JoinMode, Limits,
     ProtocolError, RoomSummary, TYPING_REPEAT_MS,
@@ -274,13 +275,6 @@ impl Shown {
     pub fn key(&self) -> String {
         format!("{}:{}", self.epoch, self.msg.seq)
     }
-}
-
-/// A message sent and not yet acknowledged.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Pending {
-    pub client_id: String,
-    pub body: String,
 }
 
 /// A handle the state uses to hand a frame to the socket client.

@@ -60,7 +60,7 @@ async fn file_response(state: &AppState, path: &str, request: &HeaderMap) -> Opt
     // The smallest copy the browser takes: brotli, then gzip, then the file itself.
     let mut found = None;
     for (encoding, suffix) in [("br", ".br"), ("gzip", ".gz")] {
-        if accepts(request, encoding)
+        if crate::accept::accepts(request, encoding)
             && let Some(asset) = load(state, &format!("{path}{suffix}")).await
         {
             found = Some((asset, Some(encoding)));
@@ -122,33 +122,6 @@ async fn file_response(state: &AppState, path: &str, request: &HeaderMap) -> Opt
     Some((headers, Body::from(asset.bytes)).into_response())
 }
 
-/// Whether `Accept-Encoding` takes `encoding` (listed, or `*`, without `q=0`).
-pub(crate) fn accepts(request: &HeaderMap, encoding: &str) -> bool {
-    let mut named = None;
-    let mut any = false;
-    for item in request
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-    {
-        let mut parts = item.split(';');
-        let name = parts.next().unwrap_or_default().trim();
-        let refused = parts.any(|p| {
-            p.trim()
-                .strip_prefix("q=")
-                .and_then(|q| q.trim().parse::<f32>().ok())
-                .is_some_and(|q| q <= 0.0)
-        });
-        if name.eq_ignore_ascii_case(encoding) {
-            named = Some(!refused);
-        } else if name == "*" {
-            any = !refused;
-        }
-    }
-    named.unwrap_or(any)
-}
-
 #[cfg(feature = "embed")]
 async fn load(_state: &AppState, path: &str) -> Option<Asset> {
     let file = Site::get(path)?;
@@ -202,32 +175,4 @@ pub async fn site_files(state: &AppState) -> Result<app::SiteFiles, String> {
         }
     }
     Ok(files)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accept_encoding_is_read_with_its_weights() {
-        let headers = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert(
-                header::ACCEPT_ENCODING,
-                HeaderValue::from_str(v).expect("header"),
-            );
-            h
-        };
-        assert!(accepts(&headers("gzip, deflate, br, zstd"), "br"));
-        assert!(accepts(&headers("gzip;q=1.0, BR;q=0.5"), "br"));
-        assert!(!accepts(&headers("gzip, br;q=0"), "br"));
-        assert!(accepts(&headers("gzip, br;q=0"), "gzip"));
-        assert!(accepts(&headers("*"), "br"));
-        assert!(!accepts(&headers("*, br;q=0"), "br"));
-        assert!(!accepts(&headers("identity"), "gzip"));
-        assert!(!accepts(&HeaderMap::new(), "gzip"));
-        // A prefix is not a name.
-        assert!(!accepts(&headers("brotli, gzipx"), "br"));
-        assert!(!accepts(&headers("gzipx"), "gzip"));
-    }
 }

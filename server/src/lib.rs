@@ -1,7 +1,9 @@
 //! Herald's server as a library: [`run`] serves the app on a listener until a shutdown future resolves.
 //! `main.rs` calls it with the configured address and Ctrl-C/SIGTERM; tests call it on port 0.
 
+pub mod accept;
 pub mod assets;
+pub mod bearer;
 pub mod cluster;
 pub mod config;
 pub mod frame;
@@ -160,7 +162,7 @@ pub async fn run(
         None => None,
     };
     if let Some(link) = &redis {
-        metrics.watch_redis(&link.counters);
+        metrics.watch(link.counters.collectors());
     }
     let (log, last_seqs) = match &redis {
         Some(link) => {
@@ -226,10 +228,7 @@ pub async fn run(
         connections: connections.clone(),
         api,
         metrics,
-        metrics_token: config
-            .metrics_token
-            .as_deref()
-            .map(transport::auth::token_digest),
+        metrics_token: config.metrics_token.as_deref().map(bearer::token_digest),
         pages: Arc::new(page_cache::PageCache::new(config.page_cache)),
     };
     if !local_addr.ip().is_loopback() && config.allowed_hosts.is_empty() {

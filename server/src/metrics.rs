@@ -225,13 +225,15 @@ impl Metrics {
         &self.0.delivery
     }
 
-    /// Cluster mode: exports what the Redis link counts.
-    pub fn watch_redis(&self, counters: &crate::redis_link::RedisCounters) {
-        let _ = self
-            .0
-            .registry
-            .register(Box::new(counters.round_trip.clone()));
-        let _ = self.0.registry.register(Box::new(counters.repairs.clone()));
+    /// Exports what another part counts itself (the Redis link's round trips and repairs, in
+    /// cluster mode): this module registers them without knowing that part.
+    pub fn watch(
+        &self,
+        collectors: impl IntoIterator<Item = Box<dyn prometheus::core::Collector>>,
+    ) {
+        for collector in collectors {
+            let _ = self.0.registry.register(collector);
+        }
     }
 
     /// Everything, as Prometheus reads it.
@@ -309,7 +311,7 @@ async fn on_main_address(State(state): State<AppState>, headers: HeaderMap) -> R
             .into_response();
     };
     // Compared as digests, as the API's tokens are.
-    if crate::transport::auth::bearer_digest(&headers) != Some(expected) {
+    if crate::bearer::bearer_digest(&headers) != Some(expected) {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],

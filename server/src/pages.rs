@@ -17,7 +17,7 @@ use axum::{
 use leptos::{nonce::Nonce, prelude::provide_context};
 
 use crate::{
-    AppState, assets, guard,
+    AppState, accept, guard,
     page_cache::{Standins, Template, stitch::Encoding},
     session,
 };
@@ -165,9 +165,9 @@ async fn render_text(
 /// The kept page, for `reader` with `nonce`, in the encoding the request takes (brotli, then gzip,
 /// as the site's files are chosen).
 fn cached(template: &Template, request: &HeaderMap, reader: &Identity, nonce: &str) -> Response {
-    let encoding = if assets::accepts(request, "br") {
+    let encoding = if accept::accepts(request, "br") {
         Encoding::Brotli
-    } else if assets::accepts(request, "gzip") {
+    } else if accept::accepts(request, "gzip") {
         Encoding::Gzip
     } else {
         Encoding::Identity

@@ -68,6 +68,14 @@ impl Default for RedisCounters {
 }
 
 impl RedisCounters {
+    /// Its metrics, for the registry (`Metrics::watch`).
+    pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.round_trip.clone()),
+            Box::new(self.repairs.clone()),
+        ]
+    }
+
     pub fn took(&self, op: &str, since: std::time::Instant) {
         self.round_trip
             .with_label_values(&[op])
@@ -129,8 +137,8 @@ impl RedisLink {
         let mut conn =
             timed(redis::Client::open(first.clone())?.get_multiplexed_async_connection()).await?;
         let info: String = timed(redis::cmd("INFO").arg("cluster").query_async(&mut conn)).await?;
-        let clustered = info.lines().any(|line| line.trim() == "cluster_enabled:1");
-        if !clustered {
+        let cluster_enabled = info.lines().any(|line| line.trim() == "cluster_enabled:1");
+        if !cluster_enabled {
             return Ok(Self {
                 shape: Shape::Single,
                 nodes: vec![first].into(),

@@ -172,8 +172,9 @@ enum Event {
 #[derive(Clone)]
 pub struct RedisLog {
     conn: Commands,
-    /// A Redis Cluster: a pipeline keeps to one room's slot.
-    clustered: bool,
+    /// A Redis Cluster (not a Herald cluster: every node of one is on Redis): a pipeline keeps to
+    /// one room's slot.
+    redis_cluster: bool,
     /// Replicas that must have an append before it is answered.
     wait_replicas: u32,
     counters: crate::redis_link::RedisCounters,
@@ -216,7 +217,7 @@ impl RedisLog {
             (0..APPEND_LANES).map(|_| mpsc::unbounded_channel()).unzip();
         let log = Self {
             conn,
-            clustered: link.is_cluster(),
+            redis_cluster: link.is_cluster(),
             wait_replicas,
             counters: link.counters.clone(),
             ensure: Arc::new(Script::new(ENSURE)),
@@ -609,7 +610,7 @@ async fn append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessa
             });
             rooms[at].push((msg, reply));
         }
-        if log.clustered {
+        if log.redis_cluster {
             let each = rooms.into_iter().map(|room| append_rooms(&log, vec![room]));
             futures::future::join_all(each).await;
         } else {

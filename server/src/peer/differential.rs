@@ -20,7 +20,15 @@ use std::net::IpAddr;
 use trusted_proxies::{Config, Trusted};
 
 use super::forwarded::{Network, client_address};
-use crate::transport::websocket::decode::tests::noise;
+
+/// The same "random" numbers on every run (SplitMix64), no dependency.
+fn noise(seed: &mut u64) -> u64 {
+    *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *seed;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 /// The networks trusted in a case: none, some, or all of these.
 const NETWORKS: [&str; 4] = [

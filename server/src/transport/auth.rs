@@ -19,10 +19,15 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use sha2::{Digest, Sha256};
 
 use crate::{
-    AppState, peer::Client, rate::Buckets, redis_link::Commands, rooms::LogError, session,
+    AppState,
+    bearer::{bearer_digest, token_digest},
+    peer::Client,
+    rate::Buckets,
+    redis_link::Commands,
+    rooms::LogError,
+    session,
 };
 
 /// The API's tokens and their rate budgets. Cheap to clone.
@@ -143,22 +148,6 @@ impl ApiAuth {
             .take(&id.to_owned(), Instant::now())
             .map_err(too_many)
     }
-}
-
-/// The SHA-256 of a token: tokens are kept and compared as digests, so how long a comparison
-/// takes says nothing about the token.
-pub fn token_digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-/// The digest of the request's `Authorization: Bearer TOKEN`, if it has one.
-pub fn bearer_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))?
-        .trim();
-    Some(token_digest(token))
 }
 
 /// Around the API's and the event streams' routes, the budgets of who knocks:

@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::frame::Frame;
 
-pub(crate) mod decode;
+mod decode;
 #[cfg(test)]
 mod differential;
 

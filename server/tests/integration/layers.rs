@@ -129,3 +129,143 @@ fn the_layer_check_finds_each_way_around_the_rooms() {
     let fine = "use crate::{AppState, rooms::{self, Handle, LogError}};\nstate.rooms.join(conn, room, since)";
     assert_eq!(reaches_around_rooms(fine), Vec::<String>::new());
 }
+
+/// The crate's top-level modules (a file or a folder under `src`, the crate root aside) and the
+/// others each one names (`crate::name`, or an item of `use crate::{…}`), comments left out.
+fn module_uses(
+    src: &Path,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let mut uses: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(src).expect("under src");
+        let top = relative
+            .components()
+            .next()
+            .expect("a name")
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if top == "lib" || top == "main" {
+            continue;
+        }
+        let source = std::fs::read_to_string(&file).expect("readable");
+        let code: String = source
+            .lines()
+            .map(|line| line.split("//").next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let flat: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        let named = uses.entry(top.clone()).or_default();
+        let ident = |s: &str| {
+            s.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        };
+        for (at, _) in flat.match_indices("crate::") {
+            let name = ident(&flat[at + "crate::".len()..]);
+            if !name.is_empty() {
+                named.insert(name);
+            }
+        }
+        let mut rest = flat.as_str();
+        while let Some(at) = rest.find("usecrate::{") {
+            let inner = &rest[at + "usecrate::{".len()..];
+            let mut depth = 1;
+            let mut item = String::new();
+            let mut end = inner.len();
+            for (i, c) in inner.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+                if depth == 0 || (c == ',' && depth == 1) {
+                    named.insert(ident(&item));
+                    item.clear();
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                    continue;
+                }
+                item.push(c);
+            }
+            rest = &inner[end..];
+        }
+        named.remove(&top);
+    }
+    let modules: std::collections::BTreeSet<String> = uses.keys().cloned().collect();
+    for named in uses.values_mut() {
+        named.retain(|name| modules.contains(name));
+    }
+    uses
+}
+
+/// A circle of modules each naming the next, if there is one.
+fn a_circle(
+    uses: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> Option<Vec<String>> {
+    // Depth-first, with the path so far: a module met again on it closes a circle.
+    fn walk(
+        uses: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        at: &str,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|m| m == at) {
+            let mut circle = path[start..].to_vec();
+            circle.push(at.to_string());
+            return Some(circle);
+        }
+        if !done.insert(at.to_string()) {
+            return None;
+        }
+        path.push(at.to_string());
+        for next in uses.get(at).into_iter().flatten() {
+            if let Some(circle) = walk(uses, next, path, done) {
+                return Some(circle);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    uses.keys()
+        .find_map(|module| walk(uses, module, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_module_names_another_in_a_circle_in_the_server_or_the_app() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for src in [root.join("src"), root.join("../app/src")] {
+        let uses = module_uses(&src);
+        assert!(uses.len() >= 5, "{}: {uses:?}", src.display());
+        if let Some(circle) = a_circle(&uses) {
+            panic!("{}: {}", src.display(), circle.join(" -> "));
+        }
+    }
+    // The check finds one where there is one.
+    let mut circular = std::collections::BTreeMap::new();
+    for (from, to) in [
+        ("metrics", "redis_link"),
+        ("redis_link", "metrics"),
+        ("hub", "frame"),
+    ] {
+        circular
+            .entry(from.to_string())
+            .or_insert_with(std::collections::BTreeSet::new)
+            .insert(to.to_string());
+    }
+    assert_eq!(
+        a_circle(&circular),
+        Some(vec![
+            "metrics".into(),
+            "redis_link".into(),
+            "metrics".into()
+        ])
+    );
+}

@@ -280,7 +280,7 @@ fn close(payload: &[u8]) -> Result<Incoming, Violation> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A client frame: masked, as browsers send them, with its length in the shortest form.
