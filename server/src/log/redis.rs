@@ -593,6 +593,11 @@ impl RedisLog {
 /// on a Redis Cluster one pipeline per room, all in flight together, since a pipeline must keep to
 /// one slot. A connection's sends to a room are stored in the order it sent them, as on one node.
 async fn append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessage, Reply)>) {
+    // On a Redis Cluster, each room's appends in flight, so that the next of a room goes after it
+    // and no other room waits for it: a room whose master is down (its appends wait out their
+    // time limit) holds up no room of a live master that shares this lane.
+    let mut in_flight: std::collections::HashMap<String, tokio::task::JoinHandle<()>> =
+        std::collections::HashMap::new();
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < APPEND_BATCH_MAX {
@@ -611,8 +616,22 @@ async fn append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessa
             rooms[at].push((msg, reply));
         }
         if log.redis_cluster {
-            let each = rooms.into_iter().map(|room| append_rooms(&log, vec![room]));
-            futures::future::join_all(each).await;
+            in_flight.retain(|_, append| !append.is_finished());
+            for messages in rooms {
+                let Some(room) = messages.first().map(|(msg, _)| msg.room.clone()) else {
+                    continue;
+                };
+                let before = in_flight.remove(&room);
+                let log = log.clone();
+                let append = tokio::spawn(async move {
+                    // The room's order: after its appends already sent (however they ended).
+                    if let Some(before) = before {
+                        let _ = before.await;
+                    }
+                    append_rooms(&log, vec![messages]).await;
+                });
+                in_flight.insert(room, append);
+            }
         } else {
             append_rooms(&log, rooms).await;
         }

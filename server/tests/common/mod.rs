@@ -983,6 +983,13 @@ impl RedisCluster {
                 "yes",
                 "--cluster-config-file",
                 "nodes.conf",
+                // As README's recipe: the other masters' slots are served while one is down past
+                // the node timeout (by default every slot answers CLUSTERDOWN then), and a short
+                // node timeout, so a test can outlast it.
+                "--cluster-require-full-coverage",
+                "no",
+                "--cluster-node-timeout",
+                "2000",
             ])
             .args(DURABLE)
             .stdout(std::process::Stdio::null())

@@ -6,7 +6,9 @@
 use crate::common;
 
 use app::protocol::{ClientMsg, JoinMode, ServerMsg};
-use common::{Client, Redis, RedisCluster, RedisProxy, RedisServer, TempDir, TestServer};
+use common::{
+    Client, Redis, RedisCluster, RedisProxy, RedisServer, RestartableRedis, TempDir, TestServer,
+};
 
 const SECRET: &str = "the same secret on every node, 32+ bytes";
 
@@ -1449,4 +1451,107 @@ async fn a_room_that_never_held_a_message_is_forgotten_on_every_node_but_not_whi
         ("typo", 1, "back again")
     );
     assert_eq!(member("typo").await, "1");
+}
+
+/// The append lane a node gives `room` (as `log/redis.rs` picks it: a fixed hash of the name over
+/// its eight lanes), to make the worst case below on purpose.
+fn append_lane(room: &str) -> u64 {
+    use std::hash::BuildHasher;
+    std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(room)
+        % 8
+}
+
+#[tokio::test]
+async fn on_a_redis_cluster_no_room_waits_for_a_dead_masters_rooms() {
+    let mut redis = RedisCluster::start(3).await;
+    let (a, _a) = node(&redis).await;
+    // Two rooms on different masters that the node appends to through one lane.
+    let dead = "d0";
+    let mut alive = None;
+    for n in 0..200 {
+        let room = format!("a{n}");
+        if append_lane(&room) == append_lane(dead)
+            && redis.master_of(&room).await != redis.master_of(dead).await
+        {
+            alive = Some(room);
+            break;
+        }
+    }
+    let alive = alive.expect("a room on another master in the same lane");
+    let mut ann = Client::connect_only(a.addr, &a.session("Ann").await).await;
+    for room in [dead, alive.as_str()] {
+        ann.join(room, None).await;
+        post_in_until_acked(&mut ann, room, &format!("{room}-first"), "before").await;
+    }
+    redis.kill_room(dead).await;
+    // A send into the dead master's room waits for it (then is refused); one sent a moment later
+    // into a room on a live master is stored and shown at once, not after that refusal. (Its ack
+    // follows the refusal: a connection's acks come in the order of its sends, docs/PROTOCOL.md.)
+    assert!(ann.try_say_in(dead, "d1", "into the dead master").await);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(ann.try_say_in(&alive, "a1", "into a live master").await);
+    let first = loop {
+        match ann.recv().await {
+            ServerMsg::Message(m) => break format!("{} shown", m.client_id),
+            ServerMsg::Error { code, .. } => break format!("{code} first"),
+            _ => continue,
+        }
+    };
+    assert_eq!(
+        first, "a1 shown",
+        "the live master's room did not wait for the dead one"
+    );
+    let refused = loop {
+        match ann.recv().await {
+            ServerMsg::Error { code, .. } => break code,
+            ServerMsg::Ack { client_id, .. } => panic!("{client_id} acked before d1 was answered"),
+            _ => continue,
+        }
+    };
+    assert_eq!(refused, app::protocol::ErrorCode::Unavailable);
+    // Past the cluster's node timeout (2 s here), when Redis marks the master failed, the live
+    // masters' rooms still take messages (`cluster-require-full-coverage no`).
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (_, refused) = post_in_until_acked(&mut ann, &alive, "a2", "still going").await;
+    assert_eq!(refused, 0, "a live master's room took it at once");
+
+    // Back again: the dead room's message goes in once, as the page sends it again.
+    redis.restart_room(dead).await;
+    let (seq, _) = post_in_until_acked(&mut ann, dead, "d1", "into the dead master").await;
+    assert_eq!(seq, 2);
+}
+
+/// [`post_until_acked`] in `room`.
+async fn post_in_until_acked(
+    client: &mut Client,
+    room: &str,
+    client_id: &str,
+    body: &str,
+) -> (u64, u32) {
+    let mut refused = 0;
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{client_id} never acknowledged"
+        );
+        assert!(client.try_say_in(room, client_id, body).await);
+        loop {
+            match client.recv().await {
+                ServerMsg::Ack {
+                    client_id: id, seq, ..
+                } if id == client_id => return (seq, refused),
+                ServerMsg::Error {
+                    code: app::protocol::ErrorCode::Unavailable,
+                    ..
+                } => {
+                    refused += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    break;
+                }
+                _ => continue,
+            }
+        }
+    }
 }
