@@ -589,15 +589,17 @@ impl RedisLog {
 
 /// Runs the append script for every message queued on one lane, in the order queued: one script
 /// call per room in the batch (a room's messages stored in one step, with one push), as one
-/// pipeline (one round trip, and with `appendfsync always` one fsync pass, for the whole batch) —
-/// on a Redis Cluster one pipeline per room, all in flight together, since a pipeline must keep to
-/// one slot. A connection's sends to a room are stored in the order it sent them, as on one node.
+/// pipeline (one round trip, and with `appendfsync always` one fsync pass, for the whole batch). A
+/// connection's sends to a room are stored in the order it sent them, as on one node.
+///
+/// On a Redis Cluster a pipeline must keep to one slot, and a room must not wait for another
+/// master's rooms (one that is down makes each append wait out its time limit): the lane hands
+/// each room's messages to a task of that room's own ([`room_append_loop`]), which stores what
+/// has come for its room while its last append was out, in one call.
 async fn append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessage, Reply)>) {
-    // On a Redis Cluster, each room's appends in flight, so that the next of a room goes after it
-    // and no other room waits for it: a room whose master is down (its appends wait out their
-    // time limit) holds up no room of a live master that shares this lane.
-    let mut in_flight: std::collections::HashMap<String, tokio::task::JoinHandle<()>> =
-        std::collections::HashMap::new();
+    if log.redis_cluster {
+        return route_by_room(log, queue).await;
+    }
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < APPEND_BATCH_MAX {
@@ -615,26 +617,54 @@ async fn append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessa
             });
             rooms[at].push((msg, reply));
         }
-        if log.redis_cluster {
-            in_flight.retain(|_, append| !append.is_finished());
-            for messages in rooms {
-                let Some(room) = messages.first().map(|(msg, _)| msg.room.clone()) else {
-                    continue;
-                };
-                let before = in_flight.remove(&room);
-                let log = log.clone();
-                let append = tokio::spawn(async move {
-                    // The room's order: after its appends already sent (however they ended).
-                    if let Some(before) = before {
-                        let _ = before.await;
-                    }
-                    append_rooms(&log, vec![messages]).await;
+        append_rooms(&log, rooms).await;
+    }
+}
+
+/// A room's task is let go after this long without a message (its queue drains first).
+const ROOM_TASK_IDLE: Duration = Duration::from_secs(60);
+
+/// A lane on a Redis Cluster: each message to its room's task, made when the room's first comes.
+/// Only this loop sends to a room's task, and it lets one go by dropping its sender, so a task
+/// ends only once everything sent to it is stored: nothing is lost between them.
+async fn route_by_room(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessage, Reply)>) {
+    type Task = (mpsc::UnboundedSender<(NewMessage, Reply)>, Instant);
+    let mut rooms: std::collections::HashMap<String, Task> = std::collections::HashMap::new();
+    let mut prune = tokio::time::interval(ROOM_TASK_IDLE);
+    loop {
+        tokio::select! {
+            next = queue.recv() => {
+                let Some((msg, reply)) = next else { return };
+                let now = Instant::now();
+                let (room, used) = rooms.entry(msg.room.clone()).or_insert_with(|| {
+                    let (to_room, room_queue) = mpsc::unbounded_channel();
+                    tokio::spawn(room_append_loop(log.clone(), room_queue));
+                    (to_room, now)
                 });
-                in_flight.insert(room, append);
+                *used = now;
+                if let Err(mpsc::error::SendError((_, reply))) = room.send((msg, reply)) {
+                    let _ = reply.send(Err(LogError::Closed));
+                }
             }
-        } else {
-            append_rooms(&log, rooms).await;
+            _ = prune.tick() => rooms.retain(|_, (_, used)| used.elapsed() < ROOM_TASK_IDLE),
         }
+    }
+}
+
+/// One room's appends on a Redis Cluster, in the order they came: each call takes whatever has
+/// come for the room meanwhile (up to a batch), so a busy room is stored in few round trips.
+async fn room_append_loop(log: RedisLog, mut queue: mpsc::UnboundedReceiver<(NewMessage, Reply)>) {
+    while let Some(first) = queue.recv().await {
+        // What the other tasks are about to hand on joins this call.
+        tokio::task::yield_now().await;
+        let mut batch = vec![first];
+        while batch.len() < APPEND_BATCH_MAX {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        append_rooms(&log, vec![batch]).await;
     }
 }
 
