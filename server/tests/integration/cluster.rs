@@ -270,34 +270,7 @@ async fn a_node_refuses_to_start_without_a_shared_secret_or_on_a_redis_that_can_
 /// Sends `body` as `client_id` until it is acknowledged, as a page does with what it keeps unsent;
 /// the `unavailable` errors on the way are counted.
 async fn post_until_acked(client: &mut Client, client_id: &str, body: &str) -> (u64, u32) {
-    let mut refused = 0;
-    let deadline = tokio::time::Instant::now() + common::PATIENCE;
-    loop {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{client_id} never acknowledged"
-        );
-        client.say(client_id, body).await;
-        loop {
-            match client.recv().await {
-                ServerMsg::Ack {
-                    client_id: id, seq, ..
-                } if id == client_id => {
-                    return (seq, refused);
-                }
-                ServerMsg::Error {
-                    code: app::protocol::ErrorCode::Unavailable,
-                    ..
-                } => {
-                    refused += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    break;
-                }
-                ServerMsg::Message(_) | ServerMsg::Ack { .. } => continue,
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    }
+    post_in_until_acked(client, common::ROOM, client_id, body).await
 }
 
 #[tokio::test]
