@@ -24,6 +24,11 @@ use redis::{
 /// How long connecting to one node may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often a Redis Cluster command is tried again (a refused connection, a redirection), and the
+/// least and most wait between tries, in milliseconds.
+const CLUSTER_RETRIES: u32 = 3;
+const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (20, 200);
+
 /// One Redis, or a Redis Cluster: cheap to clone.
 #[derive(Clone)]
 pub struct RedisLink {
@@ -157,6 +162,13 @@ impl RedisLink {
         let client = ClusterClient::builder(nodes.clone())
             .connection_timeout(CONNECT_TIMEOUT)
             .response_timeout(CONNECT_TIMEOUT)
+            // A master that refuses connections (down, restarting) is told at once, not after
+            // redis-rs's default retries (16, the first after 1.28 s), which outlast the command
+            // limit: its rooms answer `unavailable` in a few hundred ms, and the pages send again.
+            // Redirections after a failover are retried as before, within these.
+            .retries(CLUSTER_RETRIES)
+            .min_retry_wait(CLUSTER_RETRY_WAIT_MS.0)
+            .max_retry_wait(CLUSTER_RETRY_WAIT_MS.1)
             .build()?;
         Ok(Self {
             shape: Shape::Cluster(Box::new(client)),

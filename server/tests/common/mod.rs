@@ -1120,6 +1120,30 @@ impl RedisCluster {
     }
 }
 
+impl RedisCluster {
+    /// Stops (`SIGSTOP`) the master holding `room`'s keys: its connections stay open and nothing is
+    /// answered, as with a master that hangs. Returns it, for [`Self::thaw`].
+    pub async fn freeze_room(&self, room: &str) -> usize {
+        let master = self.master_of(room).await;
+        self.signal(master, "-STOP");
+        master
+    }
+
+    /// Lets a master [`Self::freeze_room`] stopped go on (`SIGCONT`).
+    pub fn thaw(&self, master: usize) {
+        self.signal(master, "-CONT");
+    }
+
+    fn signal(&self, node: usize, signal: &str) {
+        let pid = self.nodes[node].0.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill {signal} {pid}");
+    }
+}
+
 impl RestartableRedis for RedisCluster {
     async fn kill_room(&mut self, room: &str) {
         let master = self.master_of(room).await;

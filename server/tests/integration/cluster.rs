@@ -1457,11 +1457,12 @@ async fn on_a_redis_cluster_no_room_waits_for_a_dead_masters_rooms() {
         ann.join(room, None).await;
         post_in_until_acked(&mut ann, room, &format!("{room}-first"), "before").await;
     }
-    redis.kill_room(dead).await;
-    // A send into the dead master's room waits for it (then is refused); one sent a moment later
-    // into a room on a live master is stored and shown at once, not after that refusal. (Its ack
-    // follows the refusal: a connection's acks come in the order of its sends, docs/PROTOCOL.md.)
-    assert!(ann.try_say_in(dead, "d1", "into the dead master").await);
+    // A master that hangs (stopped: its connections open, nothing answered): a send into its room
+    // waits out the command limit, then is refused; one sent a moment later into a room on a live
+    // master is stored and shown at once, not after that refusal. (Its ack follows the refusal: a
+    // connection's acks come in the order of its sends, docs/PROTOCOL.md.)
+    let frozen = redis.freeze_room(dead).await;
+    assert!(ann.try_say_in(dead, "d1", "into a hung master").await);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(ann.try_say_in(&alive, "a1", "into a live master").await);
     let first = loop {
@@ -1473,7 +1474,7 @@ async fn on_a_redis_cluster_no_room_waits_for_a_dead_masters_rooms() {
     };
     assert_eq!(
         first, "a1 shown",
-        "the live master's room did not wait for the dead one"
+        "the live master's room did not wait for the hung one"
     );
     let refused = loop {
         match ann.recv().await {
@@ -1483,16 +1484,35 @@ async fn on_a_redis_cluster_no_room_waits_for_a_dead_masters_rooms() {
         }
     };
     assert_eq!(refused, app::protocol::ErrorCode::Unavailable);
-    // Past the cluster's node timeout (2 s here), when Redis marks the master failed, the live
-    // masters' rooms still take messages (`cluster-require-full-coverage no`).
+    redis.thaw(frozen);
+
+    // A master that is gone refuses connections: its room's sends are refused, and past the
+    // cluster's node timeout (2 s here), when Redis marks the master failed, the live masters'
+    // rooms still take messages (`cluster-require-full-coverage no`).
+    redis.kill_room(dead).await;
+    assert!(ann.try_say_in(dead, "d2", "into a dead master").await);
+    loop {
+        match ann.recv().await {
+            ServerMsg::Error { code, .. } => {
+                assert_eq!(code, app::protocol::ErrorCode::Unavailable);
+                break;
+            }
+            ServerMsg::Ack { client_id, .. } if client_id == "d2" => {
+                panic!("acked on a dead master")
+            }
+            _ => continue,
+        }
+    }
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let (_, refused) = post_in_until_acked(&mut ann, &alive, "a2", "still going").await;
     assert_eq!(refused, 0, "a live master's room took it at once");
 
     // Back again: the dead room's message goes in once, as the page sends it again.
     redis.restart_room(dead).await;
-    let (seq, _) = post_in_until_acked(&mut ann, dead, "d1", "into the dead master").await;
-    assert_eq!(seq, 2);
+    for (client_id, seq) in [("d1", 2), ("d2", 3)] {
+        let (stored, _) = post_in_until_acked(&mut ann, dead, client_id, "sent again").await;
+        assert_eq!(stored, seq, "{client_id} stored once, in order");
+    }
 }
 
 /// [`post_until_acked`] in `room`.
