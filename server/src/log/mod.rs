@@ -11,7 +11,10 @@
 //!   seq order per room with no hole, and only then is its append answered; a room that becomes
 //!   known after opening (made on another node) is announced to `publish` first, with where its
 //!   history ends;
-//! - `range` reads what was stored, oldest first; retention keeps each room's newest messages.
+//! - `range` reads what was stored, oldest first; retention keeps each room's newest messages;
+//! - a room that never held a message can be forgotten; one that held a message cannot.
+//!
+//! `server/tests/integration/log_contract.rs` holds SQLite, one Redis and a Redis Cluster to these.
 
 use std::path::{Path, PathBuf};
 

@@ -14,6 +14,7 @@ mod conformance;
 mod history;
 mod layers;
 mod limits;
+mod log_contract;
 mod operations;
 mod pages;
 mod presence;

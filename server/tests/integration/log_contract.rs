@@ -1,0 +1,184 @@
+//! What every log backend promises (`server/src/log/mod.rs`), held to one suite: the same checks run
+//! against SQLite, one Redis and a three-master Redis Cluster — appends and their dense seqs, dedupe,
+//! epochs, ranges, retention, catch-up, the rooms it holds and forgetting an unused one, and that
+//! each stored message is handed on once, in seq order.
+
+use crate::common;
+
+use std::sync::{Arc, Mutex};
+
+use app::protocol::{ChatMessage, Identity, MessageKind};
+use common::{Redis, RedisCluster, RedisServer, TempDir};
+use server::log::{Log, NewMessage, Published};
+use server::redis_link::RedisLink;
+
+/// What a log handed on, in the order it did.
+type Handed = Arc<Mutex<Vec<ChatMessage>>>;
+
+fn collect(into: &Handed) -> impl FnMut(Published<'_>) + Send + 'static {
+    let into = into.clone();
+    move |published| {
+        if let Published::Message(message) = published {
+            into.lock().expect("not poisoned").push(message.clone());
+        }
+    }
+}
+
+fn message(room: &str, author: &str, client_id: &str, body: &str) -> NewMessage {
+    NewMessage {
+        room: room.into(),
+        author: Identity {
+            id: author.into(),
+            name: author.into(),
+        },
+        client_id: client_id.into(),
+        body: body.into(),
+        kind: MessageKind::User,
+    }
+}
+
+/// The checks every backend passes; `retention` is the log's (3 here).
+async fn holds_the_contract(name: &str, log: Log, handed: Handed) {
+    // Appends get dense seqs from 1, per room; the first append makes its room.
+    let mut seqs = Vec::new();
+    for i in 1..=5 {
+        seqs.push(
+            log.append(message("alpha", "ann", &format!("a{i}"), &format!("m{i}")))
+                .await
+                .expect("stored"),
+        );
+    }
+    assert_eq!(seqs, [1, 2, 3, 4, 5], "{name}: dense seqs");
+    assert_eq!(
+        log.append(message("beta", "bob", "b1", "other room"))
+            .await
+            .expect("stored"),
+        1,
+        "{name}: each room counts its own"
+    );
+    // A resend (same author, same client id) is answered with the first seq, stored once.
+    assert_eq!(
+        log.append(message("alpha", "ann", "a5", "m5 again"))
+            .await
+            .expect("answered"),
+        5,
+        "{name}: dedupe"
+    );
+    assert_eq!(
+        log.append(message("alpha", "bob", "a5", "someone else's a5"))
+            .await
+            .expect("stored"),
+        6,
+        "{name}: dedupe is per author"
+    );
+
+    // Epochs: one per room, stable, different between rooms.
+    let alpha = log.epoch("alpha").expect("alpha has an epoch");
+    assert_eq!(
+        log.ensure_room("alpha").await.expect("known"),
+        alpha,
+        "{name}: stable epoch"
+    );
+    assert_ne!(log.epoch("beta"), Some(alpha.clone()), "{name}: own epochs");
+
+    // Retention 3: the room holds its last three; ranges give what is held, oldest first.
+    assert_eq!(
+        log.first_seq("alpha").await.expect("read"),
+        Some(4),
+        "{name}"
+    );
+    let held = log.range("alpha", 1, 6).await.expect("read");
+    let got: Vec<(u64, &str)> = held.iter().map(|m| (m.seq, m.body.as_str())).collect();
+    assert_eq!(
+        got,
+        [(4, "m4"), (5, "m5"), (6, "someone else's a5")],
+        "{name}: retention and ranges"
+    );
+    let middle: Vec<u64> = log
+        .range("alpha", 5, 5)
+        .await
+        .expect("read")
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(middle, [5], "{name}: a range of one");
+    assert!(
+        log.range("alpha", 7, 9).await.expect("read").is_empty(),
+        "{name}: nothing past the end"
+    );
+    log.catch_up("alpha", 6).await.expect("caught up");
+
+    // The rooms it holds; one joined but never written is new to nobody, and can be forgotten;
+    // one that held a message cannot.
+    assert!(!log.is_new("alpha").await.expect("asked"), "{name}");
+    assert!(log.is_new("gamma").await.expect("asked"), "{name}");
+    log.ensure_room("gamma").await.expect("made");
+    assert!(!log.is_new("gamma").await.expect("asked"), "{name}");
+    assert_eq!(log.room_count().await.expect("counted"), 3, "{name}");
+    assert!(
+        log.forget_unused("gamma").await.expect("forgotten"),
+        "{name}"
+    );
+    assert!(!log.forget_unused("alpha").await.expect("kept"), "{name}");
+    assert!(
+        log.is_new("gamma").await.expect("asked"),
+        "{name}: forgotten"
+    );
+    assert_eq!(log.room_count().await.expect("counted"), 2, "{name}");
+    let mut rooms = log.rooms();
+    rooms.sort();
+    assert_eq!(rooms, ["alpha", "beta"], "{name}");
+    log.check().await.expect("healthy");
+
+    // Every stored message was handed on once, in seq order per room (on a cluster the bus may
+    // bring it a moment after the answer).
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    loop {
+        let handed = handed.lock().expect("not poisoned").clone();
+        let of = |room: &str| -> Vec<u64> {
+            handed
+                .iter()
+                .filter(|m| m.room == room)
+                .map(|m| m.seq)
+                .collect()
+        };
+        if of("alpha") == [1, 2, 3, 4, 5, 6] && of("beta") == [1] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name}: handed on {:?} and {:?}",
+            of("alpha"),
+            of("beta")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_holds_the_log_contract() {
+    let data = TempDir::new();
+    let handed = Handed::default();
+    let (log, _) = Log::open_sqlite(std::path::Path::new(data.path()), 3, 2, collect(&handed))
+        .expect("opened");
+    holds_the_contract("sqlite", log, handed).await;
+}
+
+async fn on_redis(name: &str, redis: &impl Redis) {
+    let link = RedisLink::connect(&redis.url()).await.expect("connected");
+    let handed = Handed::default();
+    let (log, _) = Log::open_redis(&link, 3, 0, collect(&handed))
+        .await
+        .expect("opened");
+    holds_the_contract(name, log, handed).await;
+}
+
+#[tokio::test]
+async fn one_redis_holds_the_log_contract() {
+    on_redis("redis", &RedisServer::start().await).await;
+}
+
+#[tokio::test]
+async fn a_redis_cluster_holds_the_log_contract() {
+    on_redis("redis cluster", &RedisCluster::start(3).await).await;
+}
