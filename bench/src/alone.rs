@@ -1,5 +1,5 @@
 //! `herald-bench redis-alone`: what Redis itself does with Herald's own append script
-//! (`server/src/log/append.lua`, the same file), one message per call into random rooms, from many
+//! (`server/src/log/redis/append.lua`, the same file), one message per call into random rooms, from many
 //! connections each keeping a pipeline in flight, with a pattern subscriber on every room's channel
 //! as each node has. The yardstick for `publish --redis`: stored messages per second that Redis
 //! alone gives, on the same cores, in the same hour.
@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::report::Report;
 
 /// The script Herald runs for every append.
-const APPEND: &str = include_str!("../../server/src/log/append.lua");
+const APPEND: &str = include_str!("../../server/src/log/redis/append.lua");
 
 /// Runs `clients` connections, each sending `depth` appends per round trip, for `duration`.
 pub async fn redis_alone(

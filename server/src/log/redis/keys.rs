@@ -1,0 +1,32 @@
+//! Where a room lives in Redis: its keys and channel (each with the room as a hash tag, so a room is
+//! one slot of a Redis Cluster), and the keys that are no room's.
+
+/// The prefix of every key and channel.
+pub(super) const PREFIX: &str = "herald";
+
+/// Every room's name.
+pub(super) const ROOMS_KEY: &str = "herald:rooms";
+
+/// The pattern every node subscribes to: each room's channel.
+pub(super) const LIVE_PATTERN: &str = "herald:{*}:live";
+
+pub(super) fn meta_key(room: &str) -> String {
+    format!("{PREFIX}:{{{room}}}:meta")
+}
+
+pub(super) fn log_key(room: &str) -> String {
+    format!("{PREFIX}:{{{room}}}:log")
+}
+
+pub(super) fn once_key(room: &str) -> String {
+    format!("{PREFIX}:{{{room}}}:once")
+}
+
+pub(super) fn live_channel(room: &str) -> String {
+    format!("{PREFIX}:{{{room}}}:live")
+}
+
+/// The room a channel is for.
+pub(super) fn room_of_channel(channel: &str) -> Option<&str> {
+    channel.strip_prefix("herald:{")?.strip_suffix("}:live")
+}

@@ -1,0 +1,596 @@
+//! The message log shared by a cluster of nodes: Redis, as both the record and the bus
+//! (docs/CLUSTER.md). Each room has, under keys that carry the room as a hash tag (one room, one
+//! slot): a hash `meta` (`e` epoch, `s` last seq), a stream `log` whose entry IDs are the seqs, and
+//! a sorted set `once` of `(author, client_id)` → seq for dedupe, trimmed with the log.
+//!
+//! An append is one Lua script, atomic in Redis: dedupe, the next seq, the stream entry, retention
+//! and the PUBLISH on the room's channel. Redis answers only after it has written (with
+//! `appendfsync always`, fsynced) the script's effects, so an answered append is durable, and every
+//! node hears of it on the bus. What a node hears — its own appends' answers, the bus, the log read
+//! to fill a hole — goes through one [`Sequencer`] task, which hands each room's messages to
+//! `publish` once, in seq order, and answers each local append after its message.
+//!
+//! Here: [`RedisLog`] (opening, the sequencer's task, reading, making and forgetting rooms). Beside
+//! it, by part: `keys` (where a room lives), `append` (the lanes and the append script's calls),
+//! `bus` (the subscription, its probe, the pushes' format), `settings` (the check that Redis keeps
+//! what it acknowledges), `target` (what `herald import-to-redis` writes).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use app::protocol::{ChatMessage, Identity, MessageKind};
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    Appending, Epochs, LogError, NewMessage, Published,
+    sequencer::{Sequencer, Step},
+};
+use crate::redis_link::{Commands, RedisLink};
+
+mod append;
+mod bus;
+mod keys;
+mod settings;
+mod target;
+
+use append::{APPEND_LANES, append_loop};
+use bus::listen;
+use keys::*;
+pub use settings::check_server;
+pub use target::{ImportedRoom, Target};
+
+/// How often the sequencer task looks for holes that waited long enough.
+const HOLE_CHECK: Duration = Duration::from_millis(50);
+
+/// Most messages one read of the log returns (a hole or a catch-up reads on in pages).
+const READ_PAGE: u64 = 1000;
+
+/// How long a command may take before the log counts as unavailable.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The room's epoch and last seq, creating the room if it has none. KEYS: meta. ARGV: a fresh epoch.
+const ENSURE: &str = r#"
+redis.call('HSETNX', KEYS[1], 'e', ARGV[1])
+redis.call('HSETNX', KEYS[1], 's', 0)
+return {redis.call('HGET', KEYS[1], 'e'), tonumber(redis.call('HGET', KEYS[1], 's'))}
+"#;
+
+/// Deletes a room that never held a message, and tells every node. KEYS: meta, log, once. ARGV:
+/// the room's channel. Returns 1 if the room is not in the log now (forgotten here, or not there
+/// to begin with), 0 if it is kept: it holds (or held) a message.
+const FORGET: &str = r#"
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then return 1 end
+local s = redis.call('HGET', KEYS[1], 's')
+if (s and tonumber(s) ~= 0) or redis.call('XLEN', KEYS[2]) > 0 then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('PUBLISH', ARGV[1], 'forget ' .. epoch)
+return 1
+"#;
+
+/// A message as the log keeps it: what its seq and time do not say.
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    room: String,
+    author: Identity,
+    client_id: String,
+    body: String,
+    #[serde(default)]
+    kind: MessageKind,
+}
+
+/// Where a local append's answer goes.
+type Reply = oneshot::Sender<Result<u64, LogError>>;
+
+/// What the sequencer task is told.
+enum Event {
+    /// A room's epoch and last seq as Redis has them; answered once the room is known here.
+    Known {
+        room: String,
+        epoch: String,
+        last_seq: u64,
+        done: oneshot::Sender<()>,
+    },
+    /// A room of `epoch` that never held a message was forgotten (heard on the bus, from any
+    /// node): known no more here, unless it began again meanwhile.
+    Forgotten { room: String, epoch: String },
+    /// This node's append was answered by Redis.
+    Appended {
+        epoch: String,
+        message: Option<ChatMessage>,
+        room: String,
+        seq: u64,
+        reply: Reply,
+    },
+    /// A push from the bus: one room's messages, stored in one step.
+    Pushed {
+        epoch: String,
+        messages: Vec<ChatMessage>,
+    },
+    /// The log read for a room from `from`, and its oldest seq just after.
+    Filled {
+        room: String,
+        from: u64,
+        oldest: Option<u64>,
+        messages: Vec<ChatMessage>,
+    },
+    /// The bus was (re)connected: anything may have been missed while it was away.
+    Resubscribed,
+    /// A join here has a cursor at `seq` of a room: answer once this node has handed on the
+    /// room's messages up to it, reading the log for what the bus has not brought yet.
+    CatchUp {
+        room: String,
+        seq: u64,
+        reply: Reply,
+    },
+}
+
+/// Cheap to clone: a handle to the connection and the sequencer task.
+#[derive(Clone)]
+pub struct RedisLog {
+    conn: Commands,
+    /// A Redis Cluster (not a Herald cluster: every node of one is on Redis): a pipeline keeps to
+    /// one room's slot.
+    redis_cluster: bool,
+    /// Replicas that must have an append before it is answered.
+    wait_replicas: u32,
+    counters: crate::redis_link::RedisCounters,
+    ensure: Arc<Script>,
+    forget: Arc<Script>,
+    retention: u64,
+    events: mpsc::UnboundedSender<Event>,
+    /// Appends, to be stored in the order they came: each room's through the same lane.
+    appends: Arc<[mpsc::UnboundedSender<(NewMessage, Reply)>]>,
+    /// The rooms known here.
+    epochs: Epochs,
+    /// Whether the bus is subscribed now: a node that cannot hear the others is not healthy, even
+    /// while its commands get answers.
+    bus_up: Arc<AtomicBool>,
+}
+
+/// Runs `fut` with [`COMMAND_TIMEOUT`]; Redis errors and timeouts alike make the log unavailable.
+async fn timed<T>(fut: impl Future<Output = redis::RedisResult<T>>) -> Result<T, LogError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(LogError::Redis(e)),
+        Err(_) => Err(LogError::Unavailable),
+    }
+}
+
+impl RedisLog {
+    /// Connects to Redis at `url`, keeping the last `retention` messages of each room. Subscribes
+    /// to every room's channel before it reads where each room stands, so nothing published in
+    /// between is missed. Each message any node stores goes to `publish` once, in seq order per
+    /// room; this node's appends are answered after theirs.
+    pub async fn open(
+        link: &RedisLink,
+        retention: u64,
+        wait_replicas: u32,
+        mut publish: impl FnMut(Published<'_>) + Send + 'static,
+    ) -> Result<(Self, Vec<(String, u64)>), LogError> {
+        let conn = timed(link.commands()).await?;
+        let (events, mut inbox) = mpsc::unbounded_channel();
+        let (appends, lanes): (Vec<_>, Vec<_>) =
+            (0..APPEND_LANES).map(|_| mpsc::unbounded_channel()).unzip();
+        let log = Self {
+            conn,
+            redis_cluster: link.is_cluster(),
+            wait_replicas,
+            counters: link.counters.clone(),
+            ensure: Arc::new(Script::new(ENSURE)),
+            forget: Arc::new(Script::new(FORGET)),
+            retention: retention.max(1),
+            events: events.clone(),
+            appends: appends.into(),
+            epochs: Epochs::default(),
+            bus_up: Arc::new(AtomicBool::new(false)),
+        };
+        let bus = link.clone();
+        let subscribed = listen(bus, log.conn.clone(), events.clone(), log.bus_up.clone());
+        subscribed.await?;
+
+        // Where every room stands, after the subscription: what was published before is in these
+        // figures, what after arrives on the bus.
+        let mut conn = log.conn.clone();
+        let rooms: Vec<String> = timed(conn.smembers(ROOMS_KEY)).await?;
+        let mut last_seqs = Vec::new();
+        let mut sequencer = Sequencer::default();
+        let mut steps = Vec::new();
+        for room in rooms {
+            let (epoch, last): (Option<String>, Option<u64>) = timed(
+                redis::cmd("HMGET")
+                    .arg(meta_key(&room))
+                    .arg("e")
+                    .arg("s")
+                    .query_async(&mut conn),
+            )
+            .await?;
+            let Some(epoch) = epoch else { continue };
+            let last = last.unwrap_or(0);
+            sequencer.know(&room, &epoch, last, &mut steps);
+            log.epochs.insert(&room, &epoch);
+            last_seqs.push((room, last));
+        }
+        steps.clear(); // The caller starts the rooms' hub from `last_seqs`.
+
+        for lane in lanes {
+            tokio::spawn(append_loop(log.clone(), lane));
+        }
+        let reader = log.clone();
+        tokio::spawn(async move {
+            let mut check = tokio::time::interval(HOLE_CHECK);
+            loop {
+                let event = tokio::select! {
+                    event = inbox.recv() => match event {
+                        Some(event) => Some(event),
+                        None => return,
+                    },
+                    _ = check.tick() => None,
+                };
+                let now = Instant::now();
+                // Answered once the room's start has reached the hub, below.
+                let mut known = None;
+                match event {
+                    Some(Event::Known {
+                        room,
+                        epoch,
+                        last_seq,
+                        done,
+                    }) => {
+                        sequencer.know(&room, &epoch, last_seq, &mut steps);
+                        known = Some(done);
+                    }
+                    Some(Event::Appended {
+                        epoch,
+                        message,
+                        room,
+                        seq,
+                        reply,
+                    }) => {
+                        if let Some(message) = message {
+                            sequencer.offer(&epoch, message, now, &mut steps);
+                        }
+                        sequencer.wait(&room, seq, reply, &mut steps);
+                    }
+                    Some(Event::Pushed { epoch, messages }) => {
+                        for message in messages {
+                            sequencer.offer(&epoch, message, now, &mut steps);
+                        }
+                    }
+                    Some(Event::Forgotten { room, epoch }) => {
+                        // Unless this node knows the room in a history begun since.
+                        if sequencer.forget(&room, &epoch) {
+                            if reader.epochs.get(&room).as_deref() == Some(epoch.as_str()) {
+                                reader.epochs.remove(&room);
+                            }
+                            publish(Published::Forgotten { room: &room });
+                        }
+                    }
+                    Some(Event::Filled {
+                        room,
+                        from,
+                        oldest,
+                        messages,
+                    }) => sequencer.filled(&room, from, oldest, messages, now, &mut steps),
+                    Some(Event::CatchUp { room, seq, reply }) => {
+                        if let Some(next) = sequencer.next_of(&room)
+                            && next <= seq
+                        {
+                            reader.fill(room.clone(), next);
+                        }
+                        sequencer.wait(&room, seq, reply, &mut steps);
+                    }
+                    Some(Event::Resubscribed) => {
+                        for (room, from) in sequencer.every_room() {
+                            reader.fill(room, from);
+                        }
+                    }
+                    // The timer: a look at every room, not on every message.
+                    None => {
+                        for (room, from) in sequencer.holes(now) {
+                            reader.fill(room, from);
+                        }
+                    }
+                }
+                for step in steps.drain(..) {
+                    match step {
+                        // A room made on another node, or one whose history began again.
+                        Step::Start {
+                            room,
+                            epoch,
+                            last_seq,
+                        } => {
+                            reader.epochs.insert(&room, &epoch);
+                            publish(Published::Start {
+                                room: &room,
+                                last_seq,
+                            });
+                        }
+                        Step::Publish(message) => publish(Published::Message(&message)),
+                        Step::Answer(reply, seq) => {
+                            let _ = reply.send(Ok(seq));
+                        }
+                    }
+                }
+                if let Some(done) = known {
+                    let _ = done.send(());
+                }
+            }
+        });
+        Ok((log, last_seqs))
+    }
+
+    /// The lane of `room`'s appends.
+    fn lane(&self, room: &str) -> &mpsc::UnboundedSender<(NewMessage, Reply)> {
+        use std::hash::BuildHasher;
+        // A fixed hasher: a room's lane must not change while the node runs.
+        let hash =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .hash_one(room);
+        &self.appends[(hash % self.appends.len() as u64) as usize]
+    }
+
+    /// Reads room `room` from `from` on, in the background, for the sequencer.
+    fn fill(&self, room: String, from: u64) {
+        let log = self.clone();
+        tokio::spawn(async move {
+            // The oldest after the range: what is older than it then is gone for good.
+            let read = async {
+                let messages = log.range(&room, from, u64::MAX).await?;
+                Ok::<_, LogError>((log.first_seq(&room).await?, messages))
+            };
+            match read.await {
+                Ok((oldest, messages)) => {
+                    let _ = log.events.send(Event::Filled {
+                        room,
+                        from,
+                        oldest,
+                        messages,
+                    });
+                }
+                // The next hole check (or resubscription) tries again.
+                Err(e) => tracing::warn!(%room, "reading the log to fill a gap failed: {e}"),
+            }
+        });
+    }
+
+    pub async fn append(&self, msg: NewMessage) -> Result<u64, LogError> {
+        self.submit(msg)?.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// Queues the message for the appender; the answer comes once the sequencer has handed the
+    /// message on. A room not known here yet is made first.
+    pub fn submit(&self, msg: NewMessage) -> Result<Appending, LogError> {
+        let (reply, answer) = oneshot::channel();
+        if self.epoch(&msg.room).is_some() {
+            self.lane(&msg.room)
+                .send((msg, reply))
+                .map_err(|_| LogError::Closed)?;
+        } else {
+            let log = self.clone();
+            tokio::spawn(async move {
+                match log.ensure_room(&msg.room).await {
+                    Ok(_) => {
+                        let _ = log.lane(&msg.room).send((msg, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            });
+        }
+        Ok(answer)
+    }
+
+    /// The room's epoch, creating the room if it does not exist yet.
+    pub async fn ensure_room(&self, room: &str) -> Result<String, LogError> {
+        if let Some(epoch) = self.epoch(room) {
+            return Ok(epoch);
+        }
+        let mut conn = self.conn.clone();
+        let mut call = self.ensure.prepare_invoke();
+        call.key(meta_key(room)).arg(new_epoch());
+        let (epoch, last_seq): (String, u64) = timed(call.invoke_async(&mut conn)).await?;
+        timed(conn.sadd::<_, _, ()>(ROOMS_KEY, room)).await?;
+        // Known to the sequencer, and started in the hub, before anyone joins it here.
+        let (done, known) = oneshot::channel();
+        self.events
+            .send(Event::Known {
+                room: room.to_owned(),
+                epoch: epoch.clone(),
+                last_seq,
+                done,
+            })
+            .map_err(|_| LogError::Closed)?;
+        // Its epoch is in `epochs` now: the sequencer's start of it put it there (or did before).
+        known.await.map_err(|_| LogError::Closed)?;
+        Ok(epoch)
+    }
+
+    /// Deletes `room` if it never held a message; says whether the log is without it now (also
+    /// when it was not there: a room another node only told of). Taken out of the rooms' set
+    /// first, so that no node counts it meanwhile, and put back if it is kept after all (a message
+    /// came); every node, this one too, hears `forget EPOCH` on the room's channel and lets it go.
+    /// A node that made the room again meanwhile, or appends to it from a stale epoch, starts a new
+    /// history of it (nothing was in the old one): see docs/CLUSTER.md.
+    pub async fn forget_unused(&self, room: &str) -> Result<bool, LogError> {
+        let mut conn = self.conn.clone();
+        timed(conn.srem::<_, _, ()>(ROOMS_KEY, room)).await?;
+        let mut call = self.forget.prepare_invoke();
+        call.key(meta_key(room))
+            .key(log_key(room))
+            .key(once_key(room))
+            .arg(live_channel(room));
+        let gone: bool = match timed(call.invoke_async(&mut conn)).await {
+            Ok(gone) => gone,
+            Err(e) => {
+                let _ = timed(conn.sadd::<_, _, ()>(ROOMS_KEY, room)).await;
+                return Err(e);
+            }
+        };
+        if !gone {
+            timed(conn.sadd::<_, _, ()>(ROOMS_KEY, room)).await?;
+        }
+        Ok(gone)
+    }
+
+    /// Whether no node has made `room` yet.
+    pub async fn is_new(&self, room: &str) -> Result<bool, LogError> {
+        let mut conn = self.conn.clone();
+        let known: bool = timed(conn.sismember(ROOMS_KEY, room)).await?;
+        Ok(!known)
+    }
+
+    /// How many rooms the cluster's log holds.
+    pub async fn room_count(&self) -> Result<usize, LogError> {
+        let mut conn = self.conn.clone();
+        timed(conn.scard(ROOMS_KEY)).await
+    }
+
+    /// Returns once this node has handed on `room`'s messages up to `seq`, as stored: a cursor
+    /// from another node can be ahead of what this node has heard on the bus so far. A `seq` past
+    /// the room's last stored one returns at once (such a cursor is of no history here).
+    pub async fn catch_up(&self, room: &str, seq: u64) -> Result<(), LogError> {
+        let mut conn = self.conn.clone();
+        let stored: Option<u64> = timed(conn.hget(meta_key(room), "s")).await?;
+        if stored.is_none_or(|last| seq > last) {
+            return Ok(());
+        }
+        let (reply, heard) = oneshot::channel();
+        let room = room.to_owned();
+        self.events
+            .send(Event::CatchUp { room, seq, reply })
+            .map_err(|_| LogError::Closed)?;
+        match tokio::time::timeout(COMMAND_TIMEOUT, heard).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(LogError::Closed),
+            Err(_) => Err(LogError::Unavailable),
+        }
+    }
+
+    /// The oldest seq the room still holds, if it holds any.
+    pub async fn first_seq(&self, room: &str) -> Result<Option<u64>, LogError> {
+        let mut conn = self.conn.clone();
+        let first: Vec<(String, Vec<String>)> = timed(
+            redis::cmd("XRANGE")
+                .arg(log_key(room))
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut conn),
+        )
+        .await?;
+        Ok(first.first().and_then(|(id, _)| seq_of_id(id)))
+    }
+
+    /// The messages of `room` with `from <= seq <= to`, oldest first (at most [`READ_PAGE`] past
+    /// `from` when `to` is open-ended).
+    pub async fn range(
+        &self,
+        room: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<ChatMessage>, LogError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let end = if to == u64::MAX {
+            "+".to_owned()
+        } else {
+            format!("{to}-0")
+        };
+        let count = to.saturating_sub(from).saturating_add(1).min(READ_PAGE);
+        let entries: Vec<(String, Vec<String>)> = timed(
+            redis::cmd("XRANGE")
+                .arg(log_key(room))
+                .arg(format!("{from}-0"))
+                .arg(end)
+                .arg("COUNT")
+                .arg(count)
+                .query_async(&mut conn),
+        )
+        .await?;
+        let mut messages = Vec::with_capacity(entries.len());
+        for (id, fields) in entries {
+            let Some(message) = message_of_entry(&id, &fields) else {
+                tracing::warn!(%room, %id, "a log entry that cannot be read was skipped");
+                continue;
+            };
+            messages.push(message);
+        }
+        Ok(messages)
+    }
+
+    /// Whether Redis answers now, and the bus is subscribed.
+    pub async fn check(&self) -> Result<(), LogError> {
+        if !self.bus_up.load(Ordering::Relaxed) {
+            return Err(LogError::Unavailable);
+        }
+        let mut conn = self.conn.clone();
+        timed(redis::cmd("PING").query_async::<String>(&mut conn)).await?;
+        Ok(())
+    }
+
+    /// Every room known here, sorted.
+    pub fn rooms(&self) -> Vec<String> {
+        self.epochs.rooms()
+    }
+
+    /// The epoch of `room`, if it is known here.
+    pub fn epoch(&self, room: &str) -> Option<String> {
+        self.epochs.get(room)
+    }
+}
+
+/// `<seq>-0` → seq.
+fn seq_of_id(id: &str) -> Option<u64> {
+    id.split('-').next()?.parse().ok()
+}
+
+/// The value of field `name` of a stream entry (`[name, value, name, value, ..]`).
+fn entry_field<'a>(fields: &'a [String], name: &str) -> Option<&'a str> {
+    fields
+        .chunks_exact(2)
+        .find(|pair| pair[0] == name)
+        .map(|pair| pair[1].as_str())
+}
+
+fn message_of_entry(id: &str, fields: &[String]) -> Option<ChatMessage> {
+    let seq = seq_of_id(id)?;
+    let entry: Entry = serde_json::from_str(entry_field(fields, "m")?).ok()?;
+    let sent_at = entry_field(fields, "t")?.parse().ok()?;
+    Some(message_of(entry, seq, sent_at))
+}
+
+fn message_of(entry: Entry, seq: u64, sent_at: u64) -> ChatMessage {
+    ChatMessage {
+        room: entry.room,
+        seq,
+        author: entry.author,
+        client_id: entry.client_id,
+        body: entry.body,
+        sent_at,
+        kind: entry.kind,
+    }
+}
+
+/// A fresh epoch: 64 random bits as hex.
+fn new_epoch() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = (nanos as u64).to_le_bytes();
+    }
+    format!("{:016x}", u64::from_le_bytes(bytes))
+}
