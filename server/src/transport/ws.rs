@@ -1,5 +1,6 @@
-//! `/ws`: the browser's WebSocket. Owns one connection from upgrade to close: reads and validates
-//! frames, hands accepted messages to the hub, and writes out the connection's queue.
+//! `/ws`: the browser's WebSocket. Owns one connection from upgrade to close: the socket loop that
+//! reads frames (each within its person's and address's budgets) and hands them to the connection's
+//! session (`session.rs`: one method per command), and writes out the connection's queue.
 //!
 //! Each connection is one task and holds no buffer while idle. It writes what is queued in batches
 //! (one vectored write each) and reads the client meanwhile; its sends are pipelined (acked in order
@@ -16,8 +17,7 @@ use std::{
 };
 
 use app::protocol::{
-    ClientMsg, Cursor, Disconnect, ErrorCode, HISTORY_PAGE_MAX, Identity, MAX_CLIENT_ID_BYTES,
-    MAX_FRAME_BYTES, MAX_ROOM_CHARS, MessageKind, PROTOCOL_VERSION, ProtocolError, ServerMsg,
+    Disconnect, ErrorCode, Identity, MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError, ServerMsg,
 };
 use axum::{
     Extension, Router,
@@ -31,14 +31,14 @@ use crate::{
     AppState,
     frame::{Frame, opcode},
     metrics,
-    peer::{AtCap, Client, Slot},
-    rate::Held,
-    rooms::{
-        self, Appending, Drain, Handle, LogError, NewMessage, PageAt, QUEUE_FRAMES, SendQueue,
-    },
-    session,
+    peer::{AtCap, Client},
+    rooms::{Drain, Handle, SendQueue},
     transport::websocket::{Event, Incoming, Socket, Upgrade},
 };
+
+mod session;
+
+use session::{InFlight, Session, Spending, first_answer, unavailable};
 
 /// How long we wait for the peer to answer our close frame before dropping the connection.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
@@ -48,66 +48,6 @@ const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A write that makes no progress for this long means the peer stopped reading: drop it.
 const STALLED_WRITE: Duration = Duration::from_secs(30);
-
-/// Sends a connection may have handed to the log and not yet had acknowledged; past this it is not
-/// read until acks come back (clients learn it in `welcome`).
-const MAX_IN_FLIGHT: usize = app::protocol::MAX_IN_FLIGHT as usize;
-
-/// Most bytes one send brings back to its own connection beyond the send's own length: its echo
-/// (the message again, with its author, seq, time and kind) and its ack (room, client id, seq).
-/// Checked against the encoder in the tests below.
-const ANSWER_OVERHEAD_BYTES: usize = 512 + MAX_ROOM_CHARS + MAX_CLIENT_ID_BYTES;
-
-/// Every send in flight may come back as two frames (its echo and its ack), and the queue must have
-/// room for both whatever else arrives.
-const _: () = assert!(2 * MAX_IN_FLIGHT < QUEUE_FRAMES);
-
-/// A connection's sends on their way to the log, oldest first (acks go out in this order), and the
-/// room they hold in the connection's queue: what the server sends back for a send it accepted is
-/// its own doing, and must never make a client that reads along count as too slow.
-#[derive(Default)]
-struct InFlight {
-    sends: VecDeque<InFlightSend>,
-    /// What the answers to `sends` will need in the queue, at most.
-    answer_bytes: usize,
-}
-
-struct InFlightSend {
-    room: String,
-    client_id: String,
-    answer: Appending,
-    answer_bytes: usize,
-    /// When it was handed to the log (for `herald_log_append_seconds`).
-    since: Instant,
-}
-
-impl InFlight {
-    fn len(&self) -> usize {
-        self.sends.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.sends.is_empty()
-    }
-
-    fn push(&mut self, room: String, client_id: String, answer: Appending, sent_bytes: usize) {
-        let answer_bytes = sent_bytes.saturating_add(ANSWER_OVERHEAD_BYTES);
-        self.answer_bytes = self.answer_bytes.saturating_add(answer_bytes);
-        self.sends.push_back(InFlightSend {
-            room,
-            client_id,
-            answer,
-            answer_bytes,
-            since: Instant::now(),
-        });
-    }
-
-    /// Whether the client may be read: fewer than [`MAX_IN_FLIGHT`] sends unanswered, and room in
-    /// `queue` for all their answers besides what it holds.
-    fn may_read(&self, queue: &SendQueue) -> bool {
-        self.len() < MAX_IN_FLIGHT && queue.has_room(2 * self.len(), self.answer_bytes)
-    }
-}
 
 /// Most frames one write carries: large enough to batch a burst, small enough to start writing soon.
 const BATCH_FRAMES: usize = 64;
@@ -126,7 +66,7 @@ async fn upgrade(
     client: Option<Extension<Client>>,
     headers: HeaderMap,
 ) -> Response {
-    if !session::origin_allowed(&headers, &state.allowed_origins) {
+    if !crate::session::origin_allowed(&headers, &state.allowed_origins) {
         tracing::info!(
             origin = headers.get("origin").and_then(|v| v.to_str().ok()),
             "refused a WebSocket from an origin not allowed"
@@ -194,36 +134,6 @@ fn too_many(why: &'static str) -> Response {
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
     refused
-}
-
-/// What a connection's frames are spent from, held while it lives: its person's budget and its
-/// address's (none for a request that came without a client, only in-process tests), and, behind
-/// a proxy, its place among its address's connections.
-struct Spending {
-    person: Held,
-    address: Option<Held>,
-    /// The client's address as budgets key it ([`Client::key`]).
-    client: Option<std::net::IpAddr>,
-    _slot: Option<Slot>,
-}
-
-impl Spending {
-    /// Takes a frame from each budget, or says how long until it may go and whose budget is spent.
-    async fn take(&self, state: &AppState) -> Result<(), (Duration, &'static str)> {
-        state
-            .send_budgets
-            .take(&self.person.budget)
-            .await
-            .map_err(|wait| (wait, "your tabs and devices share one budget"))?;
-        if let Some(address) = &self.address {
-            state
-                .address_budgets
-                .take(&address.budget)
-                .await
-                .map_err(|wait| (wait, "everyone at your network address shares one budget"))?;
-        }
-        Ok(())
-    }
 }
 
 /// How a connection ends.
@@ -434,8 +344,15 @@ async fn serve(
                 // Boxed: handling a frame (a join's replay, say) needs kilobytes of state for a
                 // moment; inline, every idle connection would carry that space.
                 Ok(()) => {
-                    let handled = handle(state, conn, link, &mut in_flight, user, spending, &text);
-                    if let Err(end) = Box::pin(handled).await {
+                    let mut session = Session {
+                        state,
+                        conn,
+                        link,
+                        in_flight: &mut in_flight,
+                        user,
+                        spending,
+                    };
+                    if let Err(end) = Box::pin(session.command(&text)).await {
                         return end;
                     }
                 }
@@ -473,31 +390,6 @@ async fn serve(
             Incoming::Close(code) => return End::Answer(code.unwrap_or(1000)),
         }
     }
-}
-
-/// The answer to the oldest send in flight (cancel-safe: it stays first until answered).
-async fn first_answer(
-    in_flight: &mut InFlight,
-) -> (String, String, Result<u64, LogError>, Instant) {
-    let Some(first) = in_flight.sends.front_mut() else {
-        return std::future::pending().await;
-    };
-    let stored = (&mut first.answer).await.unwrap_or(Err(LogError::Closed));
-    let Some(done) = in_flight.sends.pop_front() else {
-        return std::future::pending().await;
-    };
-    // Its answers are in the queue now (the echo before the ack), counted there.
-    in_flight.answer_bytes = in_flight.answer_bytes.saturating_sub(done.answer_bytes);
-    (done.room, done.client_id, stored, done.since)
-}
-
-/// What a client is told when the log failed it.
-fn unavailable(user: &Identity, e: LogError) -> ServerMsg {
-    tracing::error!(user = %user.id, "message log: {e}");
-    ServerMsg::from(ProtocolError {
-        code: ErrorCode::Unavailable,
-        message: "the server could not do that just now; try again".into(),
-    })
 }
 
 impl Link {
@@ -639,262 +531,5 @@ impl Link {
             }
         };
         let _ = tokio::time::timeout(CLOSE_GRACE, answer).await;
-    }
-}
-
-/// Handles one text frame from the client; its answers are queued on the connection.
-async fn handle(
-    state: &AppState,
-    conn: &mut Handle,
-    link: &mut Link,
-    in_flight: &mut InFlight,
-    user: &Identity,
-    spending: &Spending,
-    text: &str,
-) -> Result<(), End> {
-    let reply = |msg: ServerMsg| conn.reply(msg.encode().into());
-    let refused = |code, message: &str| {
-        ServerMsg::from(ProtocolError {
-            code,
-            message: message.into(),
-        })
-    };
-    let unavailable = |e: LogError| unavailable(user, e);
-    match ClientMsg::decode_with(text, state.limits.max_body_bytes) {
-        Ok(ClientMsg::Join { room, since }) => {
-            match new_room_refused(state, user, spending, &room).await {
-                Ok(None) => {}
-                Ok(Some(refusal)) => {
-                    reply(refusal);
-                    return Ok(());
-                }
-                Err(e) => {
-                    reply(unavailable(e));
-                    return Ok(());
-                }
-            }
-            return join(state, conn, link, room, since).await.map(|joined| {
-                if let Err(e) = joined {
-                    conn.reply(unavailable(e).encode().into());
-                }
-            });
-        }
-        Ok(ClientMsg::Leave { room }) => {
-            if !conn.has_joined(&room) {
-                reply(refused(ErrorCode::NotJoined, "you are not in that room"));
-                return Ok(());
-            }
-            conn.leave(&room);
-            tracing::info!(connection = conn.id(), room = %room, "left");
-        }
-        Ok(ClientMsg::Typing { room }) => {
-            if !conn.has_joined(&room) {
-                reply(refused(
-                    ErrorCode::NotJoined,
-                    "join the room before typing in it",
-                ));
-                return Ok(());
-            }
-            conn.typing(&room, Instant::now());
-        }
-        Ok(ClientMsg::History {
-            room,
-            before,
-            limit,
-        }) => {
-            if !conn.has_joined(&room) {
-                reply(refused(
-                    ErrorCode::NotJoined,
-                    "join the room to read its history",
-                ));
-                return Ok(());
-            }
-            match history(state, room, before, limit.unwrap_or(HISTORY_PAGE_MAX)).await {
-                Ok(page) => reply(page),
-                Err(e) => reply(unavailable(e)),
-            }
-        }
-        Ok(ClientMsg::Send {
-            room,
-            client_id,
-            body,
-        }) => {
-            if !conn.has_joined(&room) {
-                reply(refused(
-                    ErrorCode::NotJoined,
-                    "join the room before sending to it",
-                ));
-                return Ok(());
-            }
-            // Not waited for here: the connection reads on while the commit happens, and the ack
-            // goes out when it is answered (see `serve`).
-            let submitted = state.rooms.submit(NewMessage {
-                kind: MessageKind::User,
-                room: room.clone(),
-                author: user.clone(),
-                client_id: client_id.clone(),
-                body,
-            });
-            match submitted {
-                Ok(answer) => in_flight.push(room, client_id, answer, text.len()),
-                Err(e) => reply(unavailable(e)),
-            }
-        }
-        Err(err) => {
-            tracing::debug!(connection = conn.id(), code = %err.code, "refused a frame");
-            reply(err.into());
-        }
-    }
-    Ok(())
-}
-
-/// Joins `room` (docs/ARCHITECTURE.md, "Joining without a gap"): `Joined`, the replay, then the
-/// live messages, each once. The replay is written out as it is queued whenever the queue reaches
-/// its bound, so a long one never sits in memory whole.
-async fn join(
-    state: &AppState,
-    conn: &mut Handle,
-    link: &mut Link,
-    room: String,
-    since: Option<Cursor>,
-) -> Result<Result<(), LogError>, End> {
-    let joining = match state.rooms.join(conn, &room, since).await {
-        Ok(joining) => joining,
-        Err(e) => return Ok(Err(e)),
-    };
-    tracing::info!(
-        connection = conn.id(),
-        room = %room,
-        mode = ?joining.mode,
-        replayed = joining.replay.len(),
-        "joined"
-    );
-    let joined = joining.joined(&room);
-    // Queued before the held messages are released, so nothing live can overtake the replay.
-    for frame in std::iter::once(Frame::of(&joined)).chain(joining.replay) {
-        conn.reply(frame);
-        if !link.queue.has_room(0, 0) {
-            link.flush().await?;
-        }
-    }
-    conn.reply(rooms::go_live(conn, &room).encode().into());
-    Ok(Ok(()))
-}
-
-/// Joining a room that does not exist makes it, which is budgeted: each person, and everyone at
-/// one client address together, may make `--rooms-per-hour` (sessions cost nothing to make), and
-/// the server holds at most `--max-rooms` (two joins at the same moment may pass it by one each).
-/// The refusal, if any; rooms that exist are joined freely.
-async fn new_room_refused(
-    state: &AppState,
-    user: &Identity,
-    spending: &Spending,
-    room: &str,
-) -> Result<Option<ServerMsg>, LogError> {
-    if !state.rooms.is_new(room).await? {
-        return Ok(None);
-    }
-    let max = state.limits.max_rooms;
-    if state.rooms.count().await? >= max {
-        tracing::info!(user = %user.id, room, "refused a new room: the server holds its most");
-        return Ok(Some(ServerMsg::from(ProtocolError {
-            code: ErrorCode::InvalidRoom,
-            message: format!(
-                "#{room} does not exist, and this server holds as many rooms as it may ({max}): \
-                 join one that exists"
-            ),
-        })));
-    }
-    let budgets = std::iter::once((format!("room:{}", user.id), "you")).chain(
-        spending
-            .client
-            .map(|ip| (format!("room:addr:{ip}"), "everyone at your address")),
-    );
-    for (key, who) in budgets {
-        let held = state.room_budgets.hold(&key);
-        if let Err(wait) = state.room_budgets.take(&held.budget).await {
-            tracing::info!(user = %user.id, room, "refused a new room over the budget");
-            let minutes = (wait.as_secs_f64() / 60.0).ceil().max(1.0);
-            return Ok(Some(ServerMsg::Error {
-                code: ErrorCode::RateLimited,
-                message: format!(
-                    "Slow down: {who} made many new rooms; #{room} can be made in {minutes} min \
-                     (rooms that exist can be joined now)"
-                ),
-                retry_after_ms: Some(wait.as_millis().max(1) as u64),
-            }));
-        }
-    }
-    Ok(None)
-}
-
-/// Up to `limit` messages of `room` before seq `before`, oldest first.
-async fn history(
-    state: &AppState,
-    room: String,
-    before: u64,
-    limit: u32,
-) -> Result<ServerMsg, LogError> {
-    let epoch = state.rooms.ensure(&room).await?;
-    let page = state
-        .rooms
-        .page(&room, PageAt::Before(before), u64::from(limit))
-        .await?;
-    Ok(ServerMsg::History {
-        room,
-        epoch,
-        has_more: page.has_older,
-        messages: page.messages,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use app::protocol::{
-        ChatMessage, ClientMsg, Identity, MAX_CLIENT_ID_BYTES, MAX_NAME_CHARS, MAX_ROOM_CHARS,
-        MessageKind, ServerMsg,
-    };
-
-    use super::ANSWER_OVERHEAD_BYTES;
-    use crate::frame::Frame;
-
-    #[test]
-    fn what_a_send_brings_back_fits_in_what_is_held_for_it() {
-        let room = "r".repeat(MAX_ROOM_CHARS);
-        let client_id = "c".repeat(MAX_CLIENT_ID_BYTES);
-        // The widest author: every character of the name four bytes long.
-        let author = Identity {
-            id: crate::session::random_hex(8),
-            name: "𝄞".repeat(MAX_NAME_CHARS),
-        };
-        for body in ["", "hello", "\"quoted\" \\ and \u{1F600}"] {
-            let sent = ClientMsg::Send {
-                room: room.clone(),
-                client_id: client_id.clone(),
-                body: body.into(),
-            }
-            .encode();
-            let echo = Frame::of(&ServerMsg::Message(ChatMessage {
-                room: room.clone(),
-                seq: u64::MAX,
-                author: author.clone(),
-                client_id: client_id.clone(),
-                body: body.into(),
-                sent_at: u64::MAX,
-                kind: MessageKind::User,
-            }));
-            let ack = Frame::of(&ServerMsg::Ack {
-                room: room.clone(),
-                client_id: client_id.clone(),
-                seq: u64::MAX,
-            });
-            assert!(
-                echo.len() + ack.len() <= sent.len() + ANSWER_OVERHEAD_BYTES,
-                "{} + {} > {} + {ANSWER_OVERHEAD_BYTES}",
-                echo.len(),
-                ack.len(),
-                sent.len()
-            );
-        }
     }
 }

@@ -1,0 +1,401 @@
+//! A WebSocket connection's session: what one person's connection may do, one method per command
+//! of the protocol (`join`, `leave`, `typing`, `history`, `send`), the shape of mini-redis's
+//! `Handler` and `cmd/`. The socket loop (`super`) reads a frame, decodes nothing itself, and hands
+//! the text to [`Session::command`]; the answers go on the connection's queue. What a connection's
+//! sends are spent from ([`Spending`]) and the sends on their way to the log ([`InFlight`]) are
+//! kept here too.
+
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
+
+use app::protocol::{
+    ClientMsg, Cursor, ErrorCode, HISTORY_PAGE_MAX, Identity, MAX_CLIENT_ID_BYTES, MAX_ROOM_CHARS,
+    MessageKind, ProtocolError, ServerMsg,
+};
+
+use super::{End, Link};
+use crate::{
+    AppState,
+    frame::Frame,
+    peer::Slot,
+    rate::Held,
+    rooms::{self, Appending, Handle, LogError, NewMessage, PageAt, QUEUE_FRAMES, SendQueue},
+};
+
+/// Sends a connection may have handed to the log and not yet had acknowledged; past this it is not
+/// read until acks come back (clients learn it in `welcome`).
+pub(super) const MAX_IN_FLIGHT: usize = app::protocol::MAX_IN_FLIGHT as usize;
+
+/// Most bytes one send brings back to its own connection beyond the send's own length: its echo
+/// (the message again, with its author, seq, time and kind) and its ack (room, client id, seq).
+/// Checked against the encoder in the tests below.
+pub(super) const ANSWER_OVERHEAD_BYTES: usize = 512 + MAX_ROOM_CHARS + MAX_CLIENT_ID_BYTES;
+
+/// Every send in flight may come back as two frames (its echo and its ack), and the queue must have
+/// room for both whatever else arrives.
+const _: () = assert!(2 * MAX_IN_FLIGHT < QUEUE_FRAMES);
+
+/// A connection's sends on their way to the log, oldest first (acks go out in this order), and the
+/// room they hold in the connection's queue: what the server sends back for a send it accepted is
+/// its own doing, and must never make a client that reads along count as too slow.
+#[derive(Default)]
+pub(super) struct InFlight {
+    sends: VecDeque<InFlightSend>,
+    /// What the answers to `sends` will need in the queue, at most.
+    answer_bytes: usize,
+}
+
+pub(super) struct InFlightSend {
+    room: String,
+    client_id: String,
+    answer: Appending,
+    answer_bytes: usize,
+    /// When it was handed to the log (for `herald_log_append_seconds`).
+    since: Instant,
+}
+
+impl InFlight {
+    pub(super) fn len(&self) -> usize {
+        self.sends.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.sends.is_empty()
+    }
+
+    pub(super) fn push(
+        &mut self,
+        room: String,
+        client_id: String,
+        answer: Appending,
+        sent_bytes: usize,
+    ) {
+        let answer_bytes = sent_bytes.saturating_add(ANSWER_OVERHEAD_BYTES);
+        self.answer_bytes = self.answer_bytes.saturating_add(answer_bytes);
+        self.sends.push_back(InFlightSend {
+            room,
+            client_id,
+            answer,
+            answer_bytes,
+            since: Instant::now(),
+        });
+    }
+
+    /// Whether the client may be read: fewer than [`MAX_IN_FLIGHT`] sends unanswered, and room in
+    /// `queue` for all their answers besides what it holds.
+    pub(super) fn may_read(&self, queue: &SendQueue) -> bool {
+        self.len() < MAX_IN_FLIGHT && queue.has_room(2 * self.len(), self.answer_bytes)
+    }
+}
+
+/// What a connection's frames are spent from, held while it lives: its person's budget and its
+/// address's (none for a request that came without a client, only in-process tests), and, behind
+/// a proxy, its place among its address's connections.
+pub(super) struct Spending {
+    pub(super) person: Held,
+    pub(super) address: Option<Held>,
+    /// The client's address as budgets key it ([`Client::key`]).
+    pub(super) client: Option<std::net::IpAddr>,
+    pub(super) _slot: Option<Slot>,
+}
+
+impl Spending {
+    /// Takes a frame from each budget, or says how long until it may go and whose budget is spent.
+    pub(super) async fn take(&self, state: &AppState) -> Result<(), (Duration, &'static str)> {
+        state
+            .send_budgets
+            .take(&self.person.budget)
+            .await
+            .map_err(|wait| (wait, "your tabs and devices share one budget"))?;
+        if let Some(address) = &self.address {
+            state
+                .address_budgets
+                .take(&address.budget)
+                .await
+                .map_err(|wait| (wait, "everyone at your network address shares one budget"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The answer to the oldest send in flight (cancel-safe: it stays first until answered).
+pub(super) async fn first_answer(
+    in_flight: &mut InFlight,
+) -> (String, String, Result<u64, LogError>, Instant) {
+    let Some(first) = in_flight.sends.front_mut() else {
+        return std::future::pending().await;
+    };
+    let stored = (&mut first.answer).await.unwrap_or(Err(LogError::Closed));
+    let Some(done) = in_flight.sends.pop_front() else {
+        return std::future::pending().await;
+    };
+    // Its answers are in the queue now (the echo before the ack), counted there.
+    in_flight.answer_bytes = in_flight.answer_bytes.saturating_sub(done.answer_bytes);
+    (done.room, done.client_id, stored, done.since)
+}
+
+/// What a client is told when the log failed it.
+pub(super) fn unavailable(user: &Identity, e: LogError) -> ServerMsg {
+    tracing::error!(user = %user.id, "message log: {e}");
+    ServerMsg::from(ProtocolError {
+        code: ErrorCode::Unavailable,
+        message: "the server could not do that just now; try again".into(),
+    })
+}
+
+/// One frame's worth of a connection: what a command may use and change.
+pub(super) struct Session<'a> {
+    pub state: &'a AppState,
+    pub conn: &'a mut Handle,
+    pub link: &'a mut Link,
+    pub in_flight: &'a mut InFlight,
+    pub user: &'a Identity,
+    pub spending: &'a Spending,
+}
+
+impl Session<'_> {
+    /// Handles one text frame from the client (already within its rate); its answers are queued on
+    /// the connection. `Err` only when the connection must end.
+    pub async fn command(&mut self, text: &str) -> Result<(), End> {
+        match ClientMsg::decode_with(text, self.state.limits.max_body_bytes) {
+            Ok(ClientMsg::Join { room, since }) => return self.join(room, since).await,
+            Ok(ClientMsg::Leave { room }) => self.leave(room),
+            Ok(ClientMsg::Typing { room }) => self.typing(room),
+            Ok(ClientMsg::History {
+                room,
+                before,
+                limit,
+            }) => {
+                self.history(room, before, limit.unwrap_or(HISTORY_PAGE_MAX))
+                    .await
+            }
+            Ok(ClientMsg::Send {
+                room,
+                client_id,
+                body,
+            }) => self.send(room, client_id, body, text.len()),
+            Err(err) => {
+                tracing::debug!(connection = self.conn.id(), code = %err.code, "refused a frame");
+                self.reply(err.into());
+            }
+        }
+        Ok(())
+    }
+
+    fn reply(&self, msg: ServerMsg) {
+        self.conn.reply(msg.encode().into());
+    }
+
+    fn refuse(&self, code: ErrorCode, message: &str) {
+        self.reply(ServerMsg::from(ProtocolError {
+            code,
+            message: message.into(),
+        }));
+    }
+
+    /// Whether this connection is in `room`; if not, says so with `why`.
+    fn in_room(&self, room: &str, why: &str) -> bool {
+        let joined = self.conn.has_joined(room);
+        if !joined {
+            self.refuse(ErrorCode::NotJoined, why);
+        }
+        joined
+    }
+
+    /// `join` (docs/ARCHITECTURE.md, "Joining without a gap"): `Joined`, the replay, then the live
+    /// messages, each once. A room that does not exist is made, within the budgets
+    /// ([`Self::new_room_refused`]). The replay is written out as it is queued whenever the queue
+    /// reaches its bound, so a long one never sits in memory whole.
+    async fn join(&mut self, room: String, since: Option<Cursor>) -> Result<(), End> {
+        match self.new_room_refused(&room).await {
+            Ok(None) => {}
+            Ok(Some(refusal)) => {
+                self.reply(refusal);
+                return Ok(());
+            }
+            Err(e) => {
+                self.reply(unavailable(self.user, e));
+                return Ok(());
+            }
+        }
+        let joining = match self.state.rooms.join(self.conn, &room, since).await {
+            Ok(joining) => joining,
+            Err(e) => {
+                self.reply(unavailable(self.user, e));
+                return Ok(());
+            }
+        };
+        tracing::info!(
+            connection = self.conn.id(),
+            room = %room,
+            mode = ?joining.mode,
+            replayed = joining.replay.len(),
+            "joined"
+        );
+        let joined = joining.joined(&room);
+        // Queued before the held messages are released, so nothing live can overtake the replay.
+        for frame in std::iter::once(Frame::of(&joined)).chain(joining.replay) {
+            self.conn.reply(frame);
+            if !self.link.queue.has_room(0, 0) {
+                self.link.flush().await?;
+            }
+        }
+        self.reply(rooms::go_live(self.conn, &room));
+        Ok(())
+    }
+
+    /// Joining a room that does not exist makes it, which is budgeted: each person, and everyone
+    /// at one client address together, may make `--rooms-per-hour` (sessions cost nothing to
+    /// make), and the server holds at most `--max-rooms` (two joins at the same moment may pass it
+    /// by one each). The refusal, if any; rooms that exist are joined freely.
+    async fn new_room_refused(&mut self, room: &str) -> Result<Option<ServerMsg>, LogError> {
+        let (state, user) = (self.state, self.user);
+        if !state.rooms.is_new(room).await? {
+            return Ok(None);
+        }
+        let max = state.limits.max_rooms;
+        if state.rooms.count().await? >= max {
+            tracing::info!(user = %user.id, room, "refused a new room: the server holds its most");
+            return Ok(Some(ServerMsg::from(ProtocolError {
+                code: ErrorCode::InvalidRoom,
+                message: format!(
+                    "#{room} does not exist, and this server holds as many rooms as it may \
+                     ({max}): join one that exists"
+                ),
+            })));
+        }
+        let budgets = std::iter::once((format!("room:{}", user.id), "you")).chain(
+            self.spending
+                .client
+                .map(|ip| (format!("room:addr:{ip}"), "everyone at your address")),
+        );
+        for (key, who) in budgets {
+            let held = state.room_budgets.hold(&key);
+            if let Err(wait) = state.room_budgets.take(&held.budget).await {
+                tracing::info!(user = %user.id, room, "refused a new room over the budget");
+                let minutes = (wait.as_secs_f64() / 60.0).ceil().max(1.0);
+                return Ok(Some(ServerMsg::Error {
+                    code: ErrorCode::RateLimited,
+                    message: format!(
+                        "Slow down: {who} made many new rooms; #{room} can be made in {minutes} \
+                         min (rooms that exist can be joined now)"
+                    ),
+                    retry_after_ms: Some(wait.as_millis().max(1) as u64),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `leave`: out of the room (the people in it are told at the next tick).
+    fn leave(&mut self, room: String) {
+        if self.in_room(&room, "you are not in that room") {
+            self.conn.leave(&room);
+            tracing::info!(connection = self.conn.id(), room = %room, "left");
+        }
+    }
+
+    /// `typing`: passed on to the room's people, at most every so often.
+    fn typing(&mut self, room: String) {
+        if self.in_room(&room, "join the room before typing in it") {
+            self.conn.typing(&room, Instant::now());
+        }
+    }
+
+    /// `history`: up to `limit` messages of `room` before seq `before`, oldest first.
+    async fn history(&mut self, room: String, before: u64, limit: u32) {
+        if !self.in_room(&room, "join the room to read its history") {
+            return;
+        }
+        let rooms = &self.state.rooms;
+        let page = async {
+            let epoch = rooms.ensure(&room).await?;
+            let page = rooms
+                .page(&room, PageAt::Before(before), u64::from(limit))
+                .await?;
+            Ok::<_, LogError>((epoch, page))
+        };
+        match page.await {
+            Ok((epoch, page)) => self.reply(ServerMsg::History {
+                room,
+                epoch,
+                has_more: page.has_older,
+                messages: page.messages,
+            }),
+            Err(e) => self.reply(unavailable(self.user, e)),
+        }
+    }
+
+    /// `send`: handed to the log and not waited for here: the connection reads on while the commit
+    /// happens, and the ack goes out when it is answered (see `super::serve`). `sent_bytes` is the
+    /// frame's length, for the room its answers will need.
+    fn send(&mut self, room: String, client_id: String, body: String, sent_bytes: usize) {
+        if !self.in_room(&room, "join the room before sending to it") {
+            return;
+        }
+        let submitted = self.state.rooms.submit(NewMessage {
+            kind: MessageKind::User,
+            room: room.clone(),
+            author: self.user.clone(),
+            client_id: client_id.clone(),
+            body,
+        });
+        match submitted {
+            Ok(answer) => self.in_flight.push(room, client_id, answer, sent_bytes),
+            Err(e) => self.reply(unavailable(self.user, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use app::protocol::{
+        ChatMessage, ClientMsg, Identity, MAX_CLIENT_ID_BYTES, MAX_NAME_CHARS, MAX_ROOM_CHARS,
+        MessageKind, ServerMsg,
+    };
+
+    use super::ANSWER_OVERHEAD_BYTES;
+    use crate::frame::Frame;
+
+    #[test]
+    fn what_a_send_brings_back_fits_in_what_is_held_for_it() {
+        let room = "r".repeat(MAX_ROOM_CHARS);
+        let client_id = "c".repeat(MAX_CLIENT_ID_BYTES);
+        // The widest author: every character of the name four bytes long.
+        let author = Identity {
+            id: crate::session::random_hex(8),
+            name: "𝄞".repeat(MAX_NAME_CHARS),
+        };
+        for body in ["", "hello", "\"quoted\" \\ and \u{1F600}"] {
+            let sent = ClientMsg::Send {
+                room: room.clone(),
+                client_id: client_id.clone(),
+                body: body.into(),
+            }
+            .encode();
+            let echo = Frame::of(&ServerMsg::Message(ChatMessage {
+                room: room.clone(),
+                seq: u64::MAX,
+                author: author.clone(),
+                client_id: client_id.clone(),
+                body: body.into(),
+                sent_at: u64::MAX,
+                kind: MessageKind::User,
+            }));
+            let ack = Frame::of(&ServerMsg::Ack {
+                room: room.clone(),
+                client_id: client_id.clone(),
+                seq: u64::MAX,
+            });
+            assert!(
+                echo.len() + ack.len() <= sent.len() + ANSWER_OVERHEAD_BYTES,
+                "{} + {} > {} + {ANSWER_OVERHEAD_BYTES}",
+                echo.len(),
+                ack.len(),
+                sent.len()
+            );
+        }
+    }
+}
