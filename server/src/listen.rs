@@ -95,8 +95,10 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        // A proxy's connection carries many clients: only its streams are counted, per client.
-        let slot = if limits.trusted.iter().any(|n| n.contains(peer.ip())) {
+        // Decided once per connection. A proxy's connection carries many clients: only its
+        // streams are counted, per client.
+        let proxied = peer::is_trusted(peer.ip(), &limits.trusted);
+        let slot = if proxied {
             None
         } else {
             match limits.connections.take(peer::address_key(peer.ip())) {
@@ -130,7 +132,12 @@ pub async fn serve(
             ) {
                 return;
             }
-            serve_connection(stream, peer, slot, app, &builder, &limits, &closing).await;
+            let peer = Peer {
+                addr: peer,
+                proxied,
+                slot,
+            };
+            serve_connection(stream, peer, app, &builder, &limits, &closing).await;
         });
     }
     drop(listener);
@@ -139,25 +146,39 @@ pub async fn serve(
     connections.wait().await;
 }
 
+/// Who a connection is from, as the accept loop found it.
+struct Peer {
+    addr: SocketAddr,
+    /// A trusted proxy: each request says which client it carries.
+    proxied: bool,
+    /// Its place among its address's connections (none for a proxy's).
+    slot: Option<peer::Slot>,
+}
+
 /// One connection, until it ends: closed gracefully once idle for the limit, or on shutdown.
 async fn serve_connection(
     stream: TcpStream,
-    peer: SocketAddr,
-    slot: Option<peer::Slot>,
+    peer: Peer,
     app: Router,
     builder: &Builder<TokioExecutor>,
     limits: &Listening,
     closing: &CancellationToken,
 ) {
+    let (addr, proxied) = (peer.addr, peer.proxied);
     let trusted = limits.trusted.clone();
+    let direct = Client::direct(addr.ip());
     let service = app.map_request(move |mut request: hyper::Request<Incoming>| {
-        let client = Client::of(peer.ip(), request.headers(), &trusted);
+        let client = if proxied {
+            Client::forwarded(addr.ip(), request.headers(), &trusted)
+        } else {
+            direct
+        };
         let extensions = request.extensions_mut();
-        extensions.insert(ConnectInfo(peer));
+        extensions.insert(ConnectInfo(addr));
         extensions.insert(client);
         request.map(axum::body::Body::new)
     });
-    let io = Watched::new(stream, slot);
+    let io = Watched::new(stream, peer.slot);
     let activity = io.activity.clone();
     let connection =
         builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
@@ -169,7 +190,7 @@ async fn serve_connection(
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
-                    tracing::trace!(%peer, "connection ended: {e}");
+                    tracing::trace!(peer = %addr, "connection ended: {e}");
                 }
                 return;
             }
@@ -180,7 +201,7 @@ async fn serve_connection(
             () = idle.as_mut(), if !ending => {
                 let quiet = activity.quiet_for();
                 if quiet >= limits.idle_timeout {
-                    tracing::trace!(%peer, "closing a connection idle for {quiet:?}");
+                    tracing::trace!(peer = %addr, "closing a connection idle for {quiet:?}");
                     connection.as_mut().graceful_shutdown();
                     ending = true;
                 } else {

@@ -31,16 +31,24 @@ pub struct Client {
 }
 
 impl Client {
-    /// The client of a request from `peer` with `headers`, given the trusted proxies.
-    pub fn of(peer: IpAddr, headers: &HeaderMap, trusted: &[Network]) -> Self {
-        let lines = |name| headers.get_all(name).into_iter().map(|v| v.as_bytes());
-        let proxied = trusted
-            .iter()
-            .any(|network| network.contains(peer.to_canonical()));
+    /// A client that connects itself: the peer, whatever its headers say. Decided once per
+    /// connection, so requests from such a peer read no forwarding header at all.
+    pub fn direct(peer: IpAddr) -> Self {
         Client {
-            addr: forwarded::client_address(peer, lines(&X_FORWARDED_FOR), trusted),
-            proxied,
-            https: forwarded::forwarded_https(peer, lines(&X_FORWARDED_PROTO), trusted),
+            addr: peer.to_canonical(),
+            proxied: false,
+            https: false,
+        }
+    }
+
+    /// The client of a request that came through `proxy` (one of `trusted`; see
+    /// [`is_trusted`]), as its `headers` forward it.
+    pub fn forwarded(proxy: IpAddr, headers: &HeaderMap, trusted: &[Network]) -> Self {
+        let lines = |name| headers.get_all(name).into_iter().map(|v| v.as_bytes());
+        Client {
+            addr: forwarded::client_address(proxy, lines(&X_FORWARDED_FOR), trusted),
+            proxied: true,
+            https: forwarded::forwarded_https(proxy, lines(&X_FORWARDED_PROTO), trusted),
         }
     }
 
@@ -49,6 +57,11 @@ impl Client {
     pub fn key(&self) -> IpAddr {
         address_key(self.addr)
     }
+}
+
+/// Whether `peer` is one of the trusted proxies.
+pub fn is_trusted(peer: IpAddr, trusted: &[Network]) -> bool {
+    trusted.iter().any(|network| network.contains(peer))
 }
 
 /// See [`Client::key`].

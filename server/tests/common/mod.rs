@@ -178,6 +178,21 @@ impl TestServer {
         .await
     }
 
+    /// The rooms `GET /api/rooms` lists, read with `cookie`, by name.
+    pub async fn rooms_listed(&self, cookie: &str) -> Vec<String> {
+        let (status, _, body) = self.get_as("/api/rooms", cookie).await;
+        assert_eq!(status, 200, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let mut rooms: Vec<String> = json["rooms"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|room| room["room"].as_str().expect("a name").to_owned())
+            .collect();
+        rooms.sort();
+        rooms
+    }
+
     /// Sends a raw HTTP/1.1 request; returns the status code, the raw head and the body.
     pub async fn request(&self, request: &str) -> (u16, String, String) {
         let (status, head, body) = self.request_bytes(request).await;
@@ -379,6 +394,29 @@ impl Client {
             body: body.into(),
         };
         self.socket.send(Message::text(msg.encode())).await.is_ok()
+    }
+
+    /// The answers to the next `n` sends: how many were acknowledged, and the words of each one
+    /// refused over a rate budget (which must say when to try again). Echoed messages are looked
+    /// past; anything else fails the test.
+    pub async fn answers(&mut self, n: usize) -> (usize, Vec<String>) {
+        let (mut acked, mut limited) = (0, Vec::new());
+        while acked + limited.len() < n {
+            match self.recv().await {
+                ServerMsg::Ack { .. } => acked += 1,
+                ServerMsg::Error {
+                    code: app::protocol::ErrorCode::RateLimited,
+                    message,
+                    retry_after_ms,
+                } => {
+                    assert!(retry_after_ms.is_some(), "{message}: no retry-after");
+                    limited.push(message);
+                }
+                ServerMsg::Message(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        (acked, limited)
     }
 
     /// The next frame, or the close — a broken socket (a node that died) counting as closed.

@@ -6,7 +6,6 @@ use crate::common;
 
 use std::time::Duration;
 
-use app::protocol::{ErrorCode, ServerMsg};
 use common::{Client, SseReader, TOKEN, TempDir, TestServer, closed_within};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -141,23 +140,9 @@ async fn everyone_at_one_address_shares_a_send_budget_and_new_names_buy_none() {
     }
     let (mut acked, mut limited) = (0, Vec::new());
     for person in &mut people {
-        let mut answered = 0;
-        while answered < 3 {
-            match person.recv().await {
-                ServerMsg::Ack { .. } => (acked, answered) = (acked + 1, answered + 1),
-                ServerMsg::Error {
-                    code: ErrorCode::RateLimited,
-                    message,
-                    retry_after_ms,
-                } => {
-                    assert!(retry_after_ms.is_some());
-                    limited.push(message);
-                    answered += 1;
-                }
-                ServerMsg::Message(_) => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
+        let (ok, refused) = person.answers(3).await;
+        acked += ok;
+        limited.extend(refused);
     }
     assert_eq!(
         (acked, limited.len()),

@@ -1318,31 +1318,10 @@ async fn budget_across_two_nodes(budget: [&str; 4], names: [&str; 2]) {
     }
     let mut acked = 0;
     for socket in &mut sockets {
-        let mut answered = 0;
-        while answered < 12 {
-            match socket.recv().await {
-                ServerMsg::Ack { .. } => (acked, answered) = (acked + 1, answered + 1),
-                ServerMsg::Error { .. } => answered += 1,
-                ServerMsg::Message(_) => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
+        acked += socket.answers(12).await.0;
     }
     // Fourteen are left after the joins; each node may hold one leased token unspent.
     assert!((12..=14).contains(&acked), "{acked} acked of 24");
-}
-
-/// The rooms node `server` lists (`GET /api/rooms`, read with `cookie`).
-async fn rooms_on(server: &TestServer, cookie: &str) -> Vec<String> {
-    let (status, _, body) = server.get_as("/api/rooms", cookie).await;
-    assert_eq!(status, 200, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
-    json["rooms"]
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|room| room["room"].as_str().expect("a name").to_owned())
-        .collect()
 }
 
 #[tokio::test]
@@ -1366,7 +1345,7 @@ async fn a_room_that_never_held_a_message_is_forgotten_on_every_node_but_not_whi
     };
     assert_eq!(member("typo").await, "1");
     assert!(
-        rooms_on(&a, &ann_cookie)
+        a.rooms_listed(&ann_cookie)
             .await
             .contains(&"typo".to_string())
     );
@@ -1384,10 +1363,12 @@ async fn a_room_that_never_held_a_message_is_forgotten_on_every_node_but_not_whi
                     .await
                     .as_deref()
                     != Some("0");
-            let on_a = rooms_on(&a, &ann_cookie)
+            let on_a = a
+                .rooms_listed(&ann_cookie)
                 .await
                 .contains(&"typo".to_string());
-            let on_b = rooms_on(&b, &bob_cookie)
+            let on_b = b
+                .rooms_listed(&bob_cookie)
                 .await
                 .contains(&"typo".to_string());
             if !(in_redis || on_a || on_b) {

@@ -332,18 +332,8 @@ async fn one_person_s_budget_is_shared_by_all_their_sockets_and_their_sockets_ar
     }
     let (mut acked, mut limited) = (0, 0);
     for socket in &mut sockets {
-        let mut answered = 0;
-        while answered < 5 {
-            match socket.recv().await {
-                ServerMsg::Ack { .. } => (acked, answered) = (acked + 1, answered + 1),
-                ServerMsg::Error {
-                    code: ErrorCode::RateLimited,
-                    ..
-                } => (limited, answered) = (limited + 1, answered + 1),
-                ServerMsg::Message(_) => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
+        let (ok, refused) = socket.answers(5).await;
+        (acked, limited) = (acked + ok, limited + refused.len());
     }
     assert_eq!(
         (acked, limited),
@@ -450,21 +440,6 @@ async fn making_rooms_has_a_budget_per_person_and_per_address_and_the_server_a_c
     assert!(dee.try_say_in("r6", "d1", "made it").await);
 }
 
-/// The rooms `GET /api/rooms` lists, read with `cookie`.
-async fn listed_rooms(server: &TestServer, cookie: &str) -> Vec<String> {
-    let (status, _, body) = server.get_as("/api/rooms", cookie).await;
-    assert_eq!(status, 200, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
-    let mut rooms: Vec<String> = json["rooms"]
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|room| room["room"].as_str().expect("a name").to_owned())
-        .collect();
-    rooms.sort();
-    rooms
-}
-
 #[tokio::test]
 async fn a_room_that_never_held_a_message_is_forgotten_once_its_last_reader_leaves() {
     let data = TempDir::new();
@@ -480,7 +455,7 @@ async fn a_room_that_never_held_a_message_is_forgotten_once_its_last_reader_leav
         join_refused(&mut bob, "third").await.0,
         ErrorCode::InvalidRoom
     );
-    assert_eq!(listed_rooms(&server, &cookie).await, ["kept", "typo"]);
+    assert_eq!(server.rooms_listed(&cookie).await, ["kept", "typo"]);
 
     // Ann leaves the room she made by mistake: a few seconds later it is gone, and its place too.
     ann.send(&ClientMsg::Leave {
@@ -488,7 +463,8 @@ async fn a_room_that_never_held_a_message_is_forgotten_once_its_last_reader_leav
     })
     .await;
     let gone = async {
-        while listed_rooms(&server, &cookie)
+        while server
+            .rooms_listed(&cookie)
             .await
             .contains(&"typo".to_string())
         {
@@ -506,7 +482,7 @@ async fn a_room_that_never_held_a_message_is_forgotten_once_its_last_reader_leav
     server.stopped().await;
     let server = TestServer::start_in(data.path(), &flags).await;
     let cookie = server.session("Cid").await;
-    let listed = listed_rooms(&server, &cookie).await;
+    let listed = server.rooms_listed(&cookie).await;
     assert!(listed.contains(&"kept".to_string()), "{listed:?}");
     assert!(!listed.contains(&"typo".to_string()), "{listed:?}");
 }
