@@ -204,26 +204,24 @@ impl SqliteLog {
         if let Some(epoch) = self.epoch(room) {
             return Ok(epoch);
         }
-        let (reply, answer) = oneshot::channel();
-        self.ops
-            .send(Op::EnsureRoom {
-                room: room.to_owned(),
-                reply,
-            })
-            .map_err(|_| LogError::Closed)?;
-        answer.await.map_err(|_| LogError::Closed)?
+        let room = room.to_owned();
+        self.ask(|reply| Op::EnsureRoom { room, reply }).await
     }
 
     /// Deletes `room` if it never held a message (its row is all there is of it); says whether the
     /// log is without it now. A join after it makes the room again, with a new epoch.
     pub async fn forget_unused(&self, room: &str) -> Result<bool, LogError> {
+        let room = room.to_owned();
+        self.ask(|reply| Op::ForgetUnused { room, reply }).await
+    }
+
+    /// Hands the writer thread an operation between batches and waits for its answer.
+    async fn ask<T>(
+        &self,
+        op: impl FnOnce(oneshot::Sender<Result<T, LogError>>) -> Op,
+    ) -> Result<T, LogError> {
         let (reply, answer) = oneshot::channel();
-        self.ops
-            .send(Op::ForgetUnused {
-                room: room.to_owned(),
-                reply,
-            })
-            .map_err(|_| LogError::Closed)?;
+        self.ops.send(op(reply)).map_err(|_| LogError::Closed)?;
         answer.await.map_err(|_| LogError::Closed)?
     }
 
@@ -254,11 +252,7 @@ impl SqliteLog {
     /// Whether the log works: the writer answers between batches and the read connection answers
     /// a query. Waits behind a batch being committed; the caller bounds how long.
     pub async fn check(&self) -> Result<(), LogError> {
-        let (reply, answer) = oneshot::channel();
-        self.ops
-            .send(Op::Ping(reply))
-            .map_err(|_| LogError::Closed)?;
-        answer.await.map_err(|_| LogError::Closed)??;
+        self.ask(Op::Ping).await?;
         self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
     }
