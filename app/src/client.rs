@@ -265,6 +265,12 @@ fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
             }
         }
         ServerMsg::Message(message) => tab.message(message),
+        // A newer server's kind of entry: nothing to show, but our copy now reaches its seq.
+        ServerMsg::Other(other) => {
+            if let Some(room) = tab.room(&other.room) {
+                room.pass(other.seq);
+            }
+        }
         ServerMsg::Ack {
             room, client_id, ..
         } => {

@@ -255,8 +255,13 @@ pub enum ServerMsg {
         /// Last seq replayed now; live messages continue from `last_seq + 1`.
         last_seq: u64,
     },
-    /// A message someone (possibly you) posted, in a room you joined.
+    /// A message someone (possibly you) posted, in a room you joined: an entry of type `message`.
     Message(ChatMessage),
+    /// An entry of a type this build does not know (see [`Entry`]). Never sent as such: a server
+    /// passes such an entry on as it was stored, and a client reads any frame of an unknown `type`
+    /// that names a `room` and a `seq` into this.
+    #[serde(skip)]
+    Other(OtherEntry),
     /// Your `Send` with this `client_id` is stored, as message `seq` of `room`.
     Ack {
         room: String,
@@ -413,7 +418,17 @@ impl TryFrom<Wire> for ServerMsg {
                 messages: needs(w.messages, "messages")?,
                 has_more: needs(w.has_more, "has_more")?,
             },
-            other => return Err(format!("unknown frame type `{other}`")),
+            // A newer server's entry: its seq is the room's next all the same (docs/PROTOCOL.md,
+            // "Entries"). Only entries carry a `seq` beside a `room`, `ack` aside.
+            other => match (w.room, w.seq) {
+                (Some(room), Some(seq)) => ServerMsg::Other(OtherEntry {
+                    room,
+                    seq,
+                    entry_type: other.to_owned(),
+                    frame: String::new(),
+                }),
+                _ => return Err(format!("unknown frame type `{other}`")),
+            },
         })
     }
 }
@@ -459,6 +474,93 @@ pub struct ChatMessage {
     /// API, or an announcement to every room.
     #[serde(default, skip_serializing_if = "MessageKind::is_user")]
     pub kind: MessageKind,
+}
+
+/// One entry of a room's log: something that happened to the room, at the room's next seq. A room
+/// has one dense sequence of seqs for all its entries, so one `(epoch, seq)` cursor resumes all of
+/// them. Each goes to readers as one frame whose `type` is the entry's ([`EntryType`]); both
+/// backends store this record, and a reader applies each type as docs/PROTOCOL.md, "Entries", says.
+///
+/// Per-person state (how far someone has read, later) is not an entry: it belongs to a person,
+/// not to the room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    Message(ChatMessage),
+    /// An entry of a type this build does not know: a newer Herald wrote it (a node already
+    /// upgraded, or a log kept from after a downgrade). Passed on as it was stored.
+    Other(OtherEntry),
+}
+
+/// The types of entry, as `type` names them on the wire and in the log. Every type this build
+/// knows is here; the next ones (edits, deletions, reactions) are added here, and a reply is a
+/// message that names its target, not a type of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryType {
+    Message,
+}
+
+impl EntryType {
+    pub const ALL: [EntryType; 1] = [EntryType::Message];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryType::Message => "message",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        EntryType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+/// An entry of a type this build does not know: what a reader needs to keep its place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherEntry {
+    pub room: String,
+    pub seq: u64,
+    /// Its `type`.
+    pub entry_type: String,
+    /// The whole frame, as a server passes it on (a JSON object with `type`, `room` and `seq`);
+    /// empty in a client, which keeps nothing of it.
+    pub frame: String,
+}
+
+impl Entry {
+    pub fn room(&self) -> &str {
+        match self {
+            Entry::Message(message) => &message.room,
+            Entry::Other(other) => &other.room,
+        }
+    }
+
+    pub fn seq(&self) -> u64 {
+        match self {
+            Entry::Message(message) => message.seq,
+            Entry::Other(other) => other.seq,
+        }
+    }
+
+    /// Whether it is a message: what counts towards how many messages a room holds (and what a
+    /// person has not read), where edits or reactions do not.
+    pub fn is_message(&self) -> bool {
+        matches!(self, Entry::Message(_))
+    }
+
+    /// The message, if it is one.
+    pub fn into_message(self) -> Option<ChatMessage> {
+        match self {
+            Entry::Message(message) => Some(message),
+            Entry::Other(_) => None,
+        }
+    }
+
+    /// The message, if it is one.
+    pub fn message(&self) -> Option<&ChatMessage> {
+        match self {
+            Entry::Message(message) => Some(message),
+            Entry::Other(_) => None,
+        }
+    }
 }
 
 /// What kind of author a message has. Clients show each differently: a bot is never shown as a person.
@@ -1026,9 +1128,30 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_of_a_type_this_build_does_not_know_keeps_its_room_and_seq() {
+        let poll = r#"{"type":"poll","room":"general","seq":12,"author":{"id":"u1","name":"Ann"},
+            "options":["soup","salad"]}"#;
+        match ServerMsg::decode(poll) {
+            Ok(ServerMsg::Other(other)) => {
+                assert_eq!((other.room.as_str(), other.seq), ("general", 12));
+                assert_eq!(other.entry_type, "poll");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A frame of an unknown type that is not an entry (no room and seq) is not read as one.
+        assert!(ServerMsg::decode(r#"{"type":"motd","text":"hi"}"#).is_err());
+        assert!(ServerMsg::decode(r#"{"type":"poll","room":"general"}"#).is_err());
+        // The types this build knows are declared once, and read back by name.
+        for t in EntryType::ALL {
+            assert_eq!(EntryType::from_name(t.as_str()), Some(t));
+        }
+        assert_eq!(EntryType::from_name("poll"), None);
+    }
+
+    #[test]
     fn a_server_frame_without_a_field_its_type_needs_is_refused() {
         let ack = r#"{"type":"ack","room":"general","client_id":"c-1"}"#;
-        let err = ServerMsg::decode(ack).unwrap_err();
+        let err = ServerMsg::decode(ack).expect_err("an ack names its seq");
         assert_eq!(err.code, ErrorCode::InvalidFrame);
         assert!(err.message.contains("`seq`"), "{}", err.message);
         // A field of another type's frame does not stand in for a missing one.

@@ -118,6 +118,9 @@ pub struct RoomPage {
     pub epoch: String,
     /// The latest messages (at most [`HISTORY_ON_JOIN`]), oldest first.
     pub messages: Vec<ChatMessage>,
+    /// The seq the page's history reaches: the last message's, or a later entry's that is not
+    /// shown as a line.
+    pub last_seq: u64,
     /// The room holds older messages than these.
     pub has_more: bool,
 }
@@ -491,7 +494,7 @@ impl Room {
         let (epoch, last_seq, lines, has_more) = match page {
             Some(page) => (
                 Some(page.epoch.clone()),
-                page.messages.last().map_or(0, |m| m.seq),
+                page.last_seq,
                 page.messages
                     .into_iter()
                     .map(|msg| {
@@ -563,6 +566,14 @@ impl Room {
             self.has_more.set(true);
         }
         true
+    }
+
+    /// An entry of a type this build does not know, at `seq`: nothing is shown, but the cursor moves
+    /// past it, so a rejoin does not ask for it again (docs/PROTOCOL.md, "Entries").
+    pub fn pass(&self, seq: u64) {
+        if self.epoch.with_untracked(Option::is_some) && seq > self.last_seq.get_untracked() {
+            self.last_seq.set(seq);
+        }
     }
 
     /// The reader is (or is no longer) at the newest message.

@@ -80,6 +80,7 @@ pub async fn redis_alone(
                         .arg("1")
                         .arg(format!("bench\n{client_id}"))
                         .arg(entry.to_string())
+                        .arg("1") // A message.
                         .ignore();
                 }
                 let _: () = pipe.query_async(&mut conn).await?;

@@ -3,13 +3,13 @@
 // through the balancer to the other node, and they keep chatting: nothing missing or doubled on
 // either screen. Real Chromium against the release binary.
 import { expect, test } from '@playwright/test';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
-import { binaryUnderTest, copyAlone, Herald, startHerald } from '../lib/herald';
+import { openChat, reconnect, send, uniqueRoom, watchForErrors } from '../lib/chat';
+import { binaryUnderTest, copyAlone, Herald, startHerald, TEST_FLAGS } from '../lib/herald';
 
 /** A redis-server of this test's own, on a Unix socket in a temp dir, keeping what it acknowledges. */
 async function startRedis(): Promise<{ url: string; stop: () => void }> {
@@ -121,6 +121,77 @@ test('two people on two nodes keep chatting when one node is killed: nothing mis
     for (const node of nodes) {
       if (node.process.exitCode === null && node.process.signalCode === null) await node.stop();
     }
+    redis.stop();
+  }
+});
+
+/**
+ * Stores an entry of a type this build does not know (a poll) in `room`, as a newer Herald node
+ * sharing the log would: through the same append script, which publishes it to every node.
+ */
+function storeNewerEntry(redisUrl: string, room: string, clientId: string) {
+  const script = fs.readFileSync(path.join(__dirname, '../../server/src/log/redis/append.lua'), 'utf8');
+  const socket = redisUrl.replace('redis+unix://', '');
+  const entry = JSON.stringify({
+    room, author: { id: 'newer-node-user', name: 'Nia' }, client_id: clientId, body: 'Lunch?',
+    type: 'poll', fields: { options: ['soup', 'salad'] },
+  });
+  execFileSync('redis-cli', ['-s', socket, 'EVAL', script, '3',
+    `herald:{${room}}:meta`, `herald:{${room}}:log`, `herald:{${room}}:once`,
+    '10000', 'unused-epoch', `herald:{${room}}:live`, '1', `newer-node-user\n${clientId}`, entry, '0']);
+}
+
+test('a page resumes over a log holding a kind of entry it does not know: it keeps its place and shows what it knows', async ({ browser }) => {
+  const redis = await startRedis();
+  const node = await startHerald(copyAlone(binaryUnderTest()),
+    [...TEST_FLAGS, '--redis', redis.url, '--session-secret', 'e2e-cluster-secret-of-32-bytes-or-more']);
+  try {
+    const room = uniqueRoom('entries');
+    const ann = await (await browser.newContext()).newPage();
+    const bob = await (await browser.newContext()).newPage();
+    const errors = watchForErrors(ann);
+    // Where each of Ann's joins of the room asked to resume from, and the polls her page was sent.
+    const joins: number[] = [];
+    let polls = 0;
+    ann.on('websocket', (ws) => {
+      ws.on('framesent', (f) => {
+        const frame = JSON.parse(String(f.payload));
+        if (frame.type === 'join' && frame.room === room) joins.push(frame.since?.seq ?? 0);
+      });
+      ws.on('framereceived', (f) => {
+        if (String(f.payload).includes('"type":"poll"')) polls++;
+      });
+    });
+    await openChat(ann, `${node.url}/r/${room}`, 'Ann');
+    await openChat(bob, `${node.url}/r/${room}`, 'Bob');
+    const shown = ann.locator('.message:not(.pending) .body');
+
+    await send(ann, 'before the poll'); // seq 1
+    storeNewerEntry(redis.url, room, 'poll-1'); // seq 2, live
+    await send(ann, 'after the poll'); // seq 3
+    await expect(shown).toHaveText(['before the poll', 'after the poll']);
+
+    // While Ann is away: Bob writes (seq 4), then the newer node stores another poll (seq 5), the
+    // room's last entry.
+    await ann.context().setOffline(true);
+    await expect(ann.getByTestId('status')).toHaveAttribute('data-state', 'offline');
+    await send(bob, 'while you were away');
+    storeNewerEntry(redis.url, room, 'poll-2');
+    await ann.context().setOffline(false);
+    await expect(shown).toHaveText(['before the poll', 'after the poll', 'while you were away']);
+
+    // Her copy reaches the poll: the next rejoin asks from seq 5, and nothing is asked again.
+    await reconnect(ann);
+    await expect(ann.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+    await send(ann, 'back again'); // seq 6: the round trip any repeated join would have preceded
+    await expect(shown).toHaveText(['before the poll', 'after the poll', 'while you were away', 'back again']);
+    expect(joins.slice(1)).toEqual([3, 5]);
+    expect(polls).toBe(2); // Each poll reached the page once: live, then in the replay.
+    await expect(ann.locator('.messages')).not.toContainText('Lunch?');
+    const dropped = (e: string) => e.includes('WebSocket') || e.includes('ERR_INTERNET_DISCONNECTED');
+    expect(errors.filter((e) => !dropped(e))).toEqual([]);
+  } finally {
+    await node.stop();
     redis.stop();
   }
 });

@@ -84,7 +84,8 @@ pub struct Config {
     )]
     pub allowed_hosts: Vec<String>,
 
-    /// How many messages each room keeps; older ones are deleted as new ones arrive.
+    /// How many entries (messages, and later edits and reactions) each room keeps; older ones are
+    /// deleted as new ones arrive.
     #[arg(long, env = "HERALD_RETENTION", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub retention: u64,
 

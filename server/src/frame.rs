@@ -1,13 +1,13 @@
 //! [`Frame`]: one server frame, encoded once and shared by everyone it goes to, whatever their
 //! transport — the JSON text with the WebSocket header in front of it (RFC 6455 §5.2; a server's
-//! frames are not masked), and what a transport needs to know of it without parsing it ([`Kind`]: a
-//! message's seq and kind). A WebSocket writer hands the very same bytes to the kernel for every
+//! frames are not masked), and what a transport needs to know of it without parsing it ([`Kind`]: an
+//! entry's seq and event name). A WebSocket writer hands the very same bytes to the kernel for every
 //! subscriber; a Server-Sent Events stream writes the JSON part under its `id:` and `event:`.
 //!
 //! The header lives in the same allocation as the JSON, just before it, rather than as a slice of
 //! its own: one I/O vector per frame, so one `writev` carries twice as many frames.
 
-use app::protocol::{MessageKind, ServerMsg};
+use app::protocol::{Entry, MessageKind, ServerMsg};
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// WebSocket opcodes the server sends.
@@ -20,10 +20,11 @@ pub(crate) mod opcode {
 /// What a frame is, for transports that do not speak WebSocket frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// A stored message (`ServerMsg::Message`).
-    Message {
+    /// A room's entry (a message, or one of a type this build does not know), at `seq`; `event`
+    /// names it for an event stream: `message`, `announcement`, or `entry` for a type unknown here.
+    Entry {
         seq: u64,
-        announcement: bool,
+        event: &'static str,
     },
     Joined,
     Presence,
@@ -68,9 +69,13 @@ impl Frame {
     /// `msg`, encoded once, knowing what it is.
     pub fn of(msg: &ServerMsg) -> Self {
         let kind = match msg {
-            ServerMsg::Message(message) => Kind::Message {
+            ServerMsg::Message(message) => Kind::Entry {
                 seq: message.seq,
-                announcement: message.kind == MessageKind::Announcement,
+                event: if message.kind == MessageKind::Announcement {
+                    "announcement"
+                } else {
+                    "message"
+                },
             },
             ServerMsg::Joined { .. } => Kind::Joined,
             ServerMsg::Presence { .. } => Kind::Presence,
@@ -79,6 +84,20 @@ impl Frame {
         Self {
             kind,
             ..Self::text(&msg.encode())
+        }
+    }
+
+    /// The frame of a room's entry: a type this build does not know goes as it was stored.
+    pub fn of_entry(entry: &Entry) -> Self {
+        match entry {
+            Entry::Message(message) => Self::of(&ServerMsg::Message(message.clone())),
+            Entry::Other(other) => Self {
+                kind: Kind::Entry {
+                    seq: other.seq,
+                    event: "entry",
+                },
+                ..Self::text(&other.frame)
+            },
         }
     }
 

@@ -195,6 +195,7 @@ async fn room_page(state: &AppState, room: &str, epoch: &str, last: u64) -> Opti
             epoch: epoch.to_owned(),
             has_more: replay.has_older,
             messages: replay.messages,
+            last_seq: last,
         }),
         Err(e) => {
             tracing::warn!("rendering {room} without history: {e}");

@@ -10,13 +10,13 @@
 //! gapless, and the paging rules, are in docs/ARCHITECTURE.md.
 
 use app::protocol::{
-    ChatMessage, Cursor, HISTORY_ON_JOIN, Identity, JoinMode, MAX_REPLAY, ServerMsg,
+    ChatMessage, Cursor, Entry, HISTORY_ON_JOIN, Identity, JoinMode, MAX_REPLAY, ServerMsg,
 };
 
 use crate::{frame::Frame, hub::Hub, hub::JoinPoint, log::Log};
 pub use crate::{
     hub::{Drain, Handle, QUEUE_FRAMES, RoomStats, SendQueue},
-    log::{Appending, LogError, NewMessage},
+    log::{Appending, LogError, NewEntry},
 };
 
 /// Every room, as the transports reach them. Cheap to clone: handles to the log and the hub.
@@ -69,12 +69,12 @@ impl Rooms {
     }
 
     /// Stores a message (making its room if needed); its seq once it is published.
-    pub async fn append(&self, message: NewMessage) -> Result<u64, LogError> {
+    pub async fn append(&self, message: NewEntry) -> Result<u64, LogError> {
         self.log.append(message).await
     }
 
     /// Hands a message to the log; the answer comes once it is stored and published.
-    pub fn submit(&self, message: NewMessage) -> Result<Appending, LogError> {
+    pub fn submit(&self, message: NewEntry) -> Result<Appending, LogError> {
         self.log.submit(message)
     }
 
@@ -188,7 +188,7 @@ pub async fn join(
                 .range(room, from, live_after)
                 .await?
                 .into_iter()
-                .map(|message| Frame::of(&ServerMsg::Message(message)))
+                .map(|entry| Frame::of_entry(&entry))
                 .collect(),
         };
         Ok(Joining {
@@ -217,7 +217,8 @@ pub struct Replay {
     pub mode: JoinMode,
     /// The first seq replayed.
     pub first_seq: u64,
-    /// The messages from `first_seq` up to where the live ones start, oldest first.
+    /// The messages from `first_seq` up to where the live ones start, oldest first (entries of
+    /// other types are not shown as lines).
     pub messages: Vec<ChatMessage>,
     /// Whether the room still holds messages older than `first_seq`.
     pub has_older: bool,
@@ -236,7 +237,7 @@ pub async fn replay(
 ) -> Result<Replay, LogError> {
     let first_held = log.first_seq(room).await?.unwrap_or(live_after + 1);
     let (mode, from) = replay_start(since.as_ref(), epoch, live_after, first_held);
-    let messages = log.range(room, from, live_after).await?;
+    let messages = messages_of(log.range(room, from, live_after).await?);
     Ok(Replay {
         mode,
         first_seq: from,
@@ -318,28 +319,63 @@ pub async fn page(
         PageAt::Between { after, before } => (Some(after), Some(before)),
     };
     let upper = before.map_or(last, |b| b.saturating_sub(1)).min(last);
-    let (from, to) = match after {
-        // Reading forward: the oldest after `after`.
+    let lowest = first_held.max(1);
+    let limit_len = usize::try_from(limit).unwrap_or(usize::MAX);
+    // A window of `limit` seqs at a time, on from where the last ended, until it holds `limit`
+    // messages or reaches the end: entries of other types take seqs but are not lines.
+    let mut messages: Vec<ChatMessage> = Vec::new();
+    let (mut from, mut to) = match after {
         Some(after) => {
-            let from = after.saturating_add(1).max(first_held);
+            let from = after.saturating_add(1).max(lowest);
             (from, upper.min(from.saturating_add(limit - 1)))
         }
-        // Reading back: the newest up to `upper`.
-        None => (
-            upper.saturating_sub(limit - 1).max(first_held).max(1),
-            upper,
-        ),
+        None => (upper.saturating_sub(limit - 1).max(lowest), upper),
     };
-    let messages = if from <= to {
-        log.range(room, from, to).await?
-    } else {
-        Vec::new()
-    };
+    let (mut first, mut last_read) = (from, to);
+    while from <= to {
+        let read = messages_of(log.range(room, from, to).await?);
+        if after.is_some() {
+            messages.extend(read);
+            last_read = to;
+            if messages.len() >= limit_len || to >= upper {
+                break;
+            }
+            from = to + 1;
+            to = upper.min(from.saturating_add(limit - 1));
+        } else {
+            messages.splice(0..0, read);
+            first = from;
+            if messages.len() >= limit_len || from <= lowest {
+                break;
+            }
+            to = from - 1;
+            from = to.saturating_sub(limit - 1).max(lowest);
+        }
+    }
+    // The last window may hold more than were wanted: the ones nearest the start are kept.
+    if messages.len() > limit_len {
+        if after.is_some() {
+            messages.truncate(limit_len);
+            last_read = messages.last().map_or(last_read, |m| m.seq);
+        } else {
+            messages.drain(..messages.len() - limit_len);
+            first = messages.first().map_or(first, |m| m.seq);
+        }
+    }
+    let read_any = first <= last_read;
     Ok(Page {
-        has_older: from > first_held && first_held <= last,
-        has_newer: to < last && from <= to,
+        has_older: first > first_held && first_held <= last,
+        has_newer: last_read < last && read_any,
         messages,
     })
+}
+
+/// The messages among `entries`, for what shows messages as lines (a page, a page of history).
+fn messages_of(entries: Vec<Entry>) -> Vec<ChatMessage> {
+    entries
+        .into_iter()
+        .filter_map(Entry::into_message)
+        .collect()
 }
 
 /// Forgets rooms the hub found unused (never a message, nobody in them for a while: made by a
@@ -366,7 +402,7 @@ mod tests {
     use app::protocol::{Identity, MessageKind};
 
     use super::*;
-    use crate::log::NewMessage;
+    use crate::log::NewEntry;
 
     /// A log and a hub wired as `lib.rs` wires them, in a fresh folder, with `n` messages in
     /// `general` and retention `keep`.
@@ -377,22 +413,22 @@ mod tests {
         let hub = Hub::new();
         let publish = hub.clone();
         let (log, _) = Log::open_sqlite(&dir, keep, 2, move |published| {
-            if let crate::log::Published::Message(m) = published {
-                publish.publish(&m.room, m)
+            if let crate::log::Published::Entry(entry) = published {
+                publish.publish(entry)
             }
         })
         .expect("open");
         for i in 1..=n {
-            log.append(NewMessage {
-                kind: MessageKind::User,
-                room: "general".into(),
-                author: Identity {
+            log.append(NewEntry::message(
+                "general".into(),
+                Identity {
                     id: "ann".into(),
                     name: "Ann".into(),
                 },
-                client_id: format!("k{i}"),
-                body: format!("m{i}"),
-            })
+                format!("k{i}"),
+                format!("m{i}"),
+                MessageKind::User,
+            ))
             .await
             .expect("stored");
         }
@@ -407,7 +443,7 @@ mod tests {
         frames
             .iter()
             .map(|frame| match frame.kind() {
-                crate::frame::Kind::Message { seq, .. } => seq,
+                crate::frame::Kind::Entry { seq, .. } => seq,
                 other => panic!("not a message: {other:?}"),
             })
             .collect()
@@ -435,7 +471,7 @@ mod tests {
                 .await
                 .expect("range")
                 .into_iter()
-                .map(|m| Frame::of(&ServerMsg::Message(m)))
+                .map(|e| Frame::of_entry(&e))
                 .collect();
             assert_eq!(
                 frame_seqs(&joining.replay),

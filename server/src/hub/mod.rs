@@ -30,7 +30,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app::protocol::{ChatMessage, Disconnect, Identity, RoomSummary, ServerMsg, TYPING_REPEAT_MS};
+use app::protocol::{Disconnect, Entry, Identity, RoomSummary, ServerMsg, TYPING_REPEAT_MS};
 
 pub use crate::frame::Frame;
 pub use handle::{Handle, JoinPoint};
@@ -301,32 +301,34 @@ impl Hub {
         }
     }
 
-    /// Queues a stored message for every subscriber of its room. Called by the log's one publishing
+    /// Queues a stored entry for every subscriber of its room. Called by the log's one publishing
     /// task after each commit, in seq order, so every queue gets a room's messages in seq order.
-    pub fn publish(&self, room: &str, message: &ChatMessage) {
+    pub fn publish(&self, entry: &Entry) {
         // Encoded once, outside the lock; every subscriber shares these bytes.
-        let frame = Frame::of(&ServerMsg::Message(message.clone()));
-        let name = room;
+        let frame = Frame::of_entry(entry);
+        let (name, seq) = (entry.room(), entry.seq());
         let room = self.room(name);
         let mut room = lock(&room);
-        // Someone who speaks before their arrival was announced is announced first, so the others
-        // read "Bob joined" before Bob's first words, not a tick after them.
-        let author = &message.author.id;
-        if room.dirty
-            && !room.announced.contains_key(author)
-            && (room.members.contains_key(author)
-                || room.remote.values().flatten().any(|who| who.id == *author))
-            && room.announce(name, Instant::now())
-        {
-            self.inner.list_stale.store(true, Ordering::Relaxed);
+        if let Some(message) = entry.message() {
+            // Someone who speaks before their arrival was announced is announced first, so the
+            // others read "Bob joined" before Bob's first words, not a tick after them.
+            let author = &message.author.id;
+            if room.dirty
+                && !room.announced.contains_key(author)
+                && (room.members.contains_key(author)
+                    || room.remote.values().flatten().any(|who| who.id == *author))
+                && room.announce(name, Instant::now())
+            {
+                self.inner.list_stale.store(true, Ordering::Relaxed);
+            }
+            // Their message ends their typing; the next keystroke may say so again at once.
+            room.typing.remove(author);
         }
-        room.last_seq = message.seq;
-        room.recent.push(message.seq, &frame);
-        // Their message ends their typing; the next keystroke may say so again at once.
-        room.typing.remove(&message.author.id);
+        room.last_seq = seq;
+        room.recent.push(seq, &frame);
         let before = room.subscribers.len();
         room.subscribers
-            .retain(|_, sub| sub.deliver(name, message.seq, &frame));
+            .retain(|_, sub| sub.deliver(name, seq, &frame));
         let delivered = room.subscribers.len();
         drop(room);
         let counters = &self.inner.counters;

@@ -1,4 +1,4 @@
-//! A room's newest published messages, as the frames the hub already encoded for them ([`Recent`]).
+//! A room's newest published entries, as the frames the hub already encoded for them ([`Recent`]).
 //! A join whose replay starts among them takes them from here — no read from the log, no encoding —
 //! which is what a crowd reconnecting at once after a blip needs: each missed only the last few
 //! messages, and all of them the same ones.
@@ -30,7 +30,7 @@ pub(super) struct Recent {
 
 fn seq_of(frame: &Frame) -> u64 {
     match frame.kind() {
-        Kind::Message { seq, .. } => seq,
+        Kind::Entry { seq, .. } => seq,
         _ => 0,
     }
 }

@@ -3,6 +3,12 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::*;
+use app::protocol::ChatMessage;
+
+/// What the log hands the hub for a stored message.
+fn publish(hub: &Hub, message: &ChatMessage) {
+    hub.publish(&Entry::Message(message.clone()));
+}
 
 fn message(seq: u64) -> ChatMessage {
     ChatMessage {
@@ -69,7 +75,7 @@ fn a_room_whose_lock_is_held_does_not_hold_up_another_rooms_fan_out() {
         std::thread::spawn(move || {
             let mut elsewhere = message(1);
             elsewhere.room = "other".into();
-            hub.publish("other", &elsewhere);
+            publish(&hub, &elsewhere);
             let _ = done.send(());
         })
     };
@@ -95,7 +101,7 @@ fn rooms_published_from_many_threads_reach_each_subscriber_in_seq_order() {
                 for seq in 1..=100 {
                     let mut m = message(seq);
                     m.room = room.clone();
-                    hub.publish(&room, &m);
+                    publish(&hub, &m);
                 }
             })
         })
@@ -116,7 +122,7 @@ fn every_subscriber_of_a_room_gets_its_messages_in_order_and_no_others() {
     let (_b, b) = joined(&hub, "general");
     let (_c, elsewhere) = joined(&hub, "ops");
     for seq in 1..=10 {
-        hub.publish("general", &message(seq));
+        publish(&hub, &message(seq));
     }
     for queue in [&a, &b] {
         let seqs: Vec<u64> = frames(queue).iter().map(seq_of).collect();
@@ -135,14 +141,14 @@ fn messages_published_during_a_join_wait_until_the_replay_is_queued() {
         41,
         "replay up to 41"
     );
-    hub.publish("general", &message(42)); // Arrives while the replay is being read.
+    publish(&hub, &message(42)); // Arrives while the replay is being read.
     assert!(frames(&conn.queue).is_empty(), "held back");
     conn.reply(Frame::from("replay"));
     conn.release("general");
     let queued = frames(&conn.queue);
     assert_eq!(queued[0].as_str(), "replay");
     assert_eq!(seq_of(&queued[1]), 42);
-    hub.publish("general", &message(43));
+    publish(&hub, &message(43));
     assert_eq!(seq_of(&frames(&conn.queue)[0]), 43);
 }
 
@@ -153,7 +159,7 @@ fn an_overflowing_subscriber_lags_without_affecting_others_and_its_queue_stays_b
     let (_reader, reader) = joined(&hub, "general");
     let overflow = QUEUE_FRAMES as u64 + 1;
     for seq in 1..=overflow + 100 {
-        hub.publish("general", &message(seq));
+        publish(&hub, &message(seq));
         assert_eq!(seq_of(&frames(&reader)[0]), seq);
     }
     assert_eq!(hub.subscriber_count("general"), 1, "no longer queued for");
@@ -178,7 +184,7 @@ fn a_connection_that_keeps_lagging_is_given_up() {
         conn.release("general");
         for _ in 0..=QUEUE_FRAMES {
             seq += 1;
-            hub.publish("general", &message(seq));
+            publish(&hub, &message(seq));
         }
     }
     assert!(matches!(
@@ -264,7 +270,7 @@ fn someone_who_speaks_before_the_tick_is_announced_before_their_message() {
     let (_bob, _) = joined_as(&hub, "general", user(2));
     let mut hello = message(1);
     hello.author = user(2);
-    hub.publish("general", &hello);
+    publish(&hub, &hello);
     let seen: Vec<String> = drain(&ann)
         .into_iter()
         .map(|msg| match msg {
@@ -280,7 +286,7 @@ fn someone_who_speaks_before_the_tick_is_announced_before_their_message() {
         matches!(after.as_slice(), [ServerMsg::Rooms { rooms }] if rooms[0].members == 2),
         "told once; the room list follows at the tick: {after:?}"
     );
-    hub.publish("general", &message(2));
+    publish(&hub, &message(2));
     assert_eq!(
         presences(&ann),
         vec![],
@@ -386,7 +392,7 @@ fn the_byte_bound_lags_a_reader_of_big_messages_before_the_frame_bound() {
     let mut seq = 0;
     while hub.subscriber_count("general") == 1 {
         seq += 1;
-        hub.publish("general", &big(seq));
+        publish(&hub, &big(seq));
         assert!(seq < 20, "lagged well before {QUEUE_FRAMES} frames");
     }
     assert!(stalled.queued_bytes() <= QUEUE_BYTES);
@@ -410,7 +416,7 @@ fn a_join_gets_the_frames_of_the_newest_messages_it_replays_when_the_hub_still_h
     );
     conn.leave("general");
     for seq in 11..=20 {
-        hub.publish("general", &message(seq));
+        publish(&hub, &message(seq));
     }
     let point = conn.join("general", |last| last - 4);
     assert_eq!(point.live_after, 20);
@@ -464,8 +470,8 @@ fn a_room_that_never_held_a_message_is_offered_to_be_forgotten_once_nobody_is_in
     let start = Instant::now();
     let (ann, _) = joined(&hub, "typo");
     let (bob, _) = joined(&hub, "kept");
-    hub.publish(
-        "kept",
+    publish(
+        &hub,
         &ChatMessage {
             room: "kept".into(),
             ..message(1)

@@ -5,12 +5,13 @@
 
 use std::path::Path;
 
+use app::protocol::EntryType;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{
     DB_FILE,
     redis::{self, ImportedRoom},
-    sqlite::read_range,
+    sqlite::read_counted,
 };
 
 /// What an import copied.
@@ -40,8 +41,13 @@ pub async fn import_to_redis(data_dir: &Path, url: &str) -> anyhow::Result<Impor
     }
     let mut messages = 0;
     for room in &rooms {
-        let stored = read_range(&conn, &room.name, 1, u64::MAX)?;
-        messages += stored.len();
+        let stored = read_counted(&conn, &room.name, 1, u64::MAX)?;
+        messages += stored
+            .iter()
+            .filter(|(record, _)| {
+                EntryType::from_name(&record.entry_type) == Some(EntryType::Message)
+            })
+            .count();
         target.write_room(room, &stored).await?;
     }
     Ok(Imported {

@@ -1,24 +1,32 @@
-//! The message log: every accepted message is stored here before anyone sees it. This module is the
+//! The room log: every change to a room (an [`Entry`]: today a message) is stored here before anyone
+//! sees it. This module is the
 //! seam between the rest of the server and where messages are kept: [`Log`] is what the rooms layer
 //! and the transports use, and a backend sits behind it — [`sqlite`], the embedded default for one
 //! node, or [`redis`], shared by the nodes of a cluster (ordered per room by [`sequencer`]).
 //!
 //! What every backend promises (the rooms layer and the clients' cursors rest on it):
-//! - a room's seqs are dense and strictly increasing from 1, and its epoch changes only when its
-//!   stored history is lost;
+//! - a room's seqs are dense and strictly increasing from 1, over entries of every type, and its
+//!   epoch changes only when its stored history is lost;
 //! - `(author, client_id)` is stored once: a resend is answered with the first seq and not published;
-//! - each new message goes to the `publish` function it was opened with only once it is durable, in
+//! - beside each entry, how many messages the room held once it was stored (edits and reactions,
+//!   later, do not count): what a person's unread count is made of;
+//! - each new entry goes to the `publish` function it was opened with only once it is durable, in
 //!   seq order per room with no hole, and only then is its append answered; a room that becomes
 //!   known after opening (made on another node) is announced to `publish` first, with where its
 //!   history ends;
-//! - `range` reads what was stored, oldest first; retention keeps each room's newest messages;
-//! - a room that never held a message can be forgotten; one that held a message cannot.
+//! - `range` reads what was stored, oldest first; retention keeps each room's newest entries;
+//! - a room that never held an entry can be forgotten; one that held an entry cannot;
+//! - an entry of a type this build does not know (a newer Herald's) is kept and passed on as it was.
+//!
+//! Every backend stores an entry as the same few fields ([`Record`]): the header every type has,
+//! its `type`, its text and its further fields as one JSON object. [`Content`] is what a new entry
+//! is, [`Record::entry`] what a stored one reads back as; a new type of entry is a variant of each.
 //!
 //! `server/tests/integration/log_contract.rs` holds SQLite, one Redis and a Redis Cluster to these.
 
 use std::path::{Path, PathBuf};
 
-use app::protocol::{ChatMessage, Identity, MessageKind};
+use app::protocol::{ChatMessage, Entry, EntryType, Identity, MessageKind, OtherEntry};
 use tokio::sync::oneshot;
 
 pub mod backup;
@@ -62,9 +70,9 @@ pub enum LogError {
 pub enum Published<'a> {
     /// Room `room` is known from here on; its history ends at `last_seq`.
     Start { room: &'a str, last_seq: u64 },
-    /// A stored message, the room's next.
-    Message(&'a ChatMessage),
-    /// A room that never held a message was forgotten (by this node or, in a cluster, another):
+    /// A stored entry, the room's next.
+    Entry(&'a Entry),
+    /// A room that never held an entry was forgotten (by this node or, in a cluster, another):
     /// the hub lets it go too, unless someone came in meanwhile.
     Forgotten { room: &'a str },
 }
@@ -107,14 +115,156 @@ impl Epochs {
     }
 }
 
-/// A message to store, as the connection that received it describes it.
-pub struct NewMessage {
+/// An entry to store, as the connection that received it describes it.
+#[derive(Clone, Debug)]
+pub struct NewEntry {
     pub room: String,
     /// From the sender's session.
     pub author: Identity,
     pub client_id: String,
-    pub body: String,
     pub kind: MessageKind,
+    pub content: Content,
+}
+
+impl NewEntry {
+    /// A message.
+    pub fn message(
+        room: String,
+        author: Identity,
+        client_id: String,
+        body: String,
+        kind: MessageKind,
+    ) -> Self {
+        Self {
+            room,
+            author,
+            client_id,
+            kind,
+            content: Content::Message { body },
+        }
+    }
+}
+
+/// What a new entry is, by type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// A message's text.
+    Message { body: String },
+    /// An entry of a type this build does not know, as a newer Herald writes it: its type, its
+    /// text, and its further fields as a JSON object. Nothing here makes one: it is how the
+    /// tests play a newer Herald sharing the log.
+    Other {
+        entry_type: String,
+        body: String,
+        fields: String,
+    },
+}
+
+impl Content {
+    /// The `type` it is stored under.
+    pub fn entry_type(&self) -> &str {
+        match self {
+            Content::Message { .. } => EntryType::Message.as_str(),
+            Content::Other { entry_type, .. } => entry_type,
+        }
+    }
+
+    /// Its text.
+    pub fn body(&self) -> &str {
+        match self {
+            Content::Message { body } | Content::Other { body, .. } => body,
+        }
+    }
+
+    /// Its further fields, a JSON object; none for a message.
+    pub fn fields(&self) -> Option<&str> {
+        match self {
+            Content::Message { .. } => None,
+            Content::Other { fields, .. } => Some(fields),
+        }
+    }
+
+    /// Whether it counts as a message (see [`Entry::is_message`]).
+    pub fn is_message(&self) -> bool {
+        EntryType::from_name(self.entry_type()) == Some(EntryType::Message)
+    }
+}
+
+/// An entry as every backend stores it.
+pub(crate) struct Record {
+    pub room: String,
+    pub seq: u64,
+    pub author: Identity,
+    pub client_id: String,
+    pub sent_at: u64,
+    pub kind: MessageKind,
+    pub entry_type: String,
+    pub body: String,
+    /// Further fields, a JSON object (none for a message).
+    pub fields: Option<String>,
+}
+
+impl Record {
+    /// What `entry` of `room`, stored at `seq` and `sent_at`, is stored as.
+    pub fn of(entry: &NewEntry, seq: u64, sent_at: u64) -> Self {
+        Self {
+            room: entry.room.clone(),
+            seq,
+            author: entry.author.clone(),
+            client_id: entry.client_id.clone(),
+            sent_at,
+            kind: entry.kind,
+            entry_type: entry.content.entry_type().to_owned(),
+            body: entry.content.body().to_owned(),
+            fields: entry.content.fields().map(str::to_owned),
+        }
+    }
+
+    /// The entry it is: a type this build knows, typed; another, as the frame to pass on.
+    pub fn entry(self) -> Entry {
+        match EntryType::from_name(&self.entry_type) {
+            Some(EntryType::Message) => Entry::Message(ChatMessage {
+                room: self.room,
+                seq: self.seq,
+                author: self.author,
+                client_id: self.client_id,
+                body: self.body,
+                sent_at: self.sent_at,
+                kind: self.kind,
+            }),
+            None => {
+                let frame = self.frame();
+                Entry::Other(OtherEntry {
+                    room: self.room,
+                    seq: self.seq,
+                    entry_type: self.entry_type,
+                    frame,
+                })
+            }
+        }
+    }
+
+    /// The frame of an entry of a type this build does not know: its further fields, then the
+    /// header every entry has (which they cannot override), as a `message` frame has them.
+    fn frame(&self) -> String {
+        use serde_json::{Map, Value, json};
+        let mut frame: Map<String, Value> = self
+            .fields
+            .as_deref()
+            .and_then(|fields| serde_json::from_str(fields).ok())
+            .unwrap_or_default();
+        frame.insert("type".into(), json!(self.entry_type));
+        frame.insert("room".into(), json!(self.room));
+        frame.insert("seq".into(), json!(self.seq));
+        frame.insert("author".into(), json!(self.author));
+        frame.insert("client_id".into(), json!(self.client_id));
+        frame.insert("body".into(), json!(self.body));
+        frame.insert("sent_at".into(), json!(self.sent_at));
+        if !self.kind.is_user() {
+            frame.insert("kind".into(), json!(self.kind));
+        }
+        Value::Object(frame).to_string()
+    }
 }
 
 /// An append on its way: resolves once it is stored and handed to `publish`.
@@ -153,7 +303,7 @@ impl Log {
     ) -> Result<(Self, Vec<(String, u64)>), LogError> {
         let (log, last_seqs) =
             sqlite::SqliteLog::open(data_dir, retention, cache_mib, move |message| {
-                publish(Published::Message(message))
+                publish(Published::Entry(message))
             })?;
         Ok((
             Self {
@@ -181,13 +331,13 @@ impl Log {
         ))
     }
 
-    /// Stores a message (or finds it already stored) and returns its seq, once it is published.
-    pub async fn append(&self, msg: NewMessage) -> Result<u64, LogError> {
+    /// Stores an entry (or finds it already stored) and returns its seq, once it is published.
+    pub async fn append(&self, msg: NewEntry) -> Result<u64, LogError> {
         on_backend!(self, log => log.append(msg).await)
     }
 
-    /// Hands a message over to be stored without waiting: the answer comes once it is published.
-    pub fn submit(&self, msg: NewMessage) -> Result<Appending, LogError> {
+    /// Hands an entry over to be stored without waiting: the answer comes once it is published.
+    pub fn submit(&self, msg: NewEntry) -> Result<Appending, LogError> {
         on_backend!(self, log => log.submit(msg))
     }
 
@@ -208,7 +358,7 @@ impl Log {
         }
     }
 
-    /// Deletes `room` if it never held a message; says whether the log is without it now (also
+    /// Deletes `room` if it never held an entry; says whether the log is without it now (also
     /// when it was never there). In a cluster every node hears of it and forgets the room too
     /// (`Published::Forgotten`).
     pub async fn forget_unused(&self, room: &str) -> Result<bool, LogError> {
@@ -235,14 +385,16 @@ impl Log {
         on_backend!(self, log => log.first_seq(room).await)
     }
 
-    /// The room's messages with seqs `from..=to` that are still held, oldest first.
-    pub async fn range(
-        &self,
-        room: &str,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<ChatMessage>, LogError> {
+    /// The room's entries with seqs `from..=to` that are still held, oldest first.
+    pub async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<Entry>, LogError> {
         on_backend!(self, log => log.range(room, from, to).await)
+    }
+
+    /// How many messages the room held once its entry `seq` was stored (entries of other types
+    /// do not count), if that entry is still held. Where `seq` is the room's last, it is how many
+    /// messages the room has held in all.
+    pub async fn messages_at(&self, room: &str, seq: u64) -> Result<Option<u64>, LogError> {
+        on_backend!(self, log => log.messages_at(room, seq).await)
     }
 
     /// Whether the log can write and read now (the health check).

@@ -1,4 +1,4 @@
-//! Per-room order for a log shared by several nodes ([`Sequencer`]): messages reach a node from its
+//! Per-room order for a log shared by several nodes ([`Sequencer`]): entries reach a node from its
 //! own appends' replies, from the bus (Redis pub/sub) and from reading the log to fill a hole, in any
 //! order and some more than once; the sequencer hands each room's messages on exactly once, in seq
 //! order with no hole, and answers each local append once its message has been handed on ("the
@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app::protocol::ChatMessage;
+use app::protocol::Entry;
 
 /// How long a hole may stay before the log is read to fill it: a push overtaken by another node's
 /// reply usually arrives within a millisecond or two.
@@ -37,7 +37,7 @@ pub enum Step<R> {
         last_seq: u64,
     },
     /// Hand this message on (to the hub).
-    Publish(ChatMessage),
+    Publish(Entry),
     /// The local append waiting on this seq may be answered.
     Answer(R, u64),
 }
@@ -47,7 +47,7 @@ struct Track<R> {
     /// The seq to hand on next.
     next: u64,
     /// Arrived ahead of `next`.
-    held: BTreeMap<u64, ChatMessage>,
+    held: BTreeMap<u64, Entry>,
     /// Local appends whose seq is not yet handed on.
     waiting: Vec<(u64, R)>,
     /// Since when `next` has been missing while later seqs wait.
@@ -123,14 +123,8 @@ impl<R> Sequencer<R> {
 
     /// A stored message of `epoch`, from wherever it came. One of a room not yet known starts the
     /// room at seq 1: anything before it is a hole until the log is read.
-    pub fn offer(
-        &mut self,
-        epoch: &str,
-        message: ChatMessage,
-        now: Instant,
-        steps: &mut Vec<Step<R>>,
-    ) {
-        let room = message.room.clone();
+    pub fn offer(&mut self, epoch: &str, message: Entry, now: Instant, steps: &mut Vec<Step<R>>) {
+        let room = message.room().to_owned();
         let known_epoch = self.rooms.get(&room).map(|track| track.epoch.as_str());
         match known_epoch {
             // New here: from seq 1 (a hole before this one, if it is not 1).
@@ -138,15 +132,15 @@ impl<R> Sequencer<R> {
             // The room's history was lost and began again (Redis wiped or restored): start over.
             Some(known) if known != epoch => {
                 tracing::warn!(%room, "the room's epoch changed: its history starts over");
-                self.start(&room, epoch, message.seq.saturating_sub(1), steps);
+                self.start(&room, epoch, message.seq().saturating_sub(1), steps);
             }
             Some(_) => {}
         }
         let Some(track) = self.rooms.get_mut(&room) else {
             return;
         };
-        if message.seq >= track.next {
-            track.held.insert(message.seq, message);
+        if message.seq() >= track.next {
+            track.held.insert(message.seq(), message);
         }
         Self::advance(track, now, steps);
     }
@@ -169,7 +163,7 @@ impl<R> Sequencer<R> {
         room: &str,
         from: u64,
         oldest: Option<u64>,
-        messages: Vec<ChatMessage>,
+        messages: Vec<Entry>,
         now: Instant,
         steps: &mut Vec<Step<R>>,
     ) {
@@ -188,8 +182,8 @@ impl<R> Sequencer<R> {
             });
         }
         for message in messages {
-            if message.seq >= track.next {
-                track.held.insert(message.seq, message);
+            if message.seq() >= track.next {
+                track.held.insert(message.seq(), message);
             }
         }
         track.hole_since = None;
@@ -256,12 +250,12 @@ impl<R> Sequencer<R> {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use app::protocol::{ChatMessage, Identity, MessageKind};
+    use app::protocol::{ChatMessage, Entry, Identity, MessageKind};
 
     use super::{HOLE_PATIENCE, Sequencer, Step};
 
-    fn message(room: &str, seq: u64) -> ChatMessage {
-        ChatMessage {
+    fn message(room: &str, seq: u64) -> Entry {
+        Entry::Message(ChatMessage {
             room: room.into(),
             seq,
             author: Identity {
@@ -272,14 +266,14 @@ mod tests {
             body: format!("m{seq}"),
             sent_at: 0,
             kind: MessageKind::User,
-        }
+        })
     }
 
     fn published(steps: &[Step<u32>]) -> Vec<u64> {
         steps
             .iter()
             .filter_map(|step| match step {
-                Step::Publish(m) => Some(m.seq),
+                Step::Publish(m) => Some(m.seq()),
                 _ => None,
             })
             .collect()
@@ -326,7 +320,7 @@ mod tests {
             .expect("answered")
             > steps
                 .iter()
-                .position(|s| matches!(s, Step::Publish(m) if m.seq == 7))
+                .position(|s| matches!(s, Step::Publish(m) if m.seq() == 7))
                 .expect("published");
         assert!(ack_after_message);
         // A resend of 7 (a duplicate) is answered at once: its message went out.

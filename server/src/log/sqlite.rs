@@ -1,4 +1,4 @@
-//! The message log on one node: SQLite (compiled in, WAL mode) in `--data-dir`. Each room has a
+//! The room log on one node: SQLite (compiled in, WAL mode) in `--data-dir`. Each room has a
 //! dense `seq` counting from 1 and an `epoch` that names this lifetime of its history; both survive
 //! restarts. One writer thread owns the write connection: it takes every append that is waiting,
 //! stores the whole batch in one transaction (one fsync however many messages), and only after the
@@ -16,11 +16,11 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use app::protocol::{ChatMessage, Identity, MessageKind};
+use app::protocol::{Entry, Identity, MessageKind};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
-use super::{Appending, Epochs, LogError, NewMessage};
+use super::{Appending, Epochs, LogError, NewEntry, Record};
 
 /// The database file inside `--data-dir`.
 pub const DB_FILE: &str = "herald.db";
@@ -56,7 +56,7 @@ enum Op {
 }
 
 struct Append {
-    msg: NewMessage,
+    msg: NewEntry,
     reply: oneshot::Sender<Result<u64, LogError>>,
 }
 
@@ -65,7 +65,7 @@ type Committed = Vec<(oneshot::Sender<Result<u64, LogError>>, Stored)>;
 
 /// What storing one append did.
 enum Stored {
-    New(ChatMessage),
+    New(Entry),
     /// The same `(author, client_id)` was stored before, as this seq.
     Duplicate(u64),
 }
@@ -80,7 +80,7 @@ impl SqliteLog {
         data_dir: &Path,
         retention: u64,
         cache_mib: u32,
-        mut publish: impl FnMut(&ChatMessage) + Send + 'static,
+        mut publish: impl FnMut(&Entry) + Send + 'static,
     ) -> Result<(Self, Vec<(String, u64)>), LogError> {
         let path = data_dir.join(DB_FILE);
         let open = |path: &Path| {
@@ -151,9 +151,9 @@ impl SqliteLog {
             while let Some(batch) = to_publish.recv().await {
                 for (reply, outcome) in batch {
                     let seq = match outcome {
-                        Stored::New(message) => {
-                            publish(&message);
-                            message.seq
+                        Stored::New(entry) => {
+                            publish(&entry);
+                            entry.seq()
                         }
                         Stored::Duplicate(seq) => seq,
                     };
@@ -184,14 +184,14 @@ impl SqliteLog {
 
     /// Stores a message (or finds it already stored) and returns its seq. Resolves only after the
     /// commit, and after the message was handed to `publish`.
-    pub async fn append(&self, msg: NewMessage) -> Result<u64, LogError> {
+    pub async fn append(&self, msg: NewEntry) -> Result<u64, LogError> {
         self.submit(msg)?.await.map_err(|_| LogError::Closed)?
     }
 
     /// Hands a message to the writer at once; the answer says what [`Self::append`] would return.
     /// One caller's appends are stored, and answered, in the order they were submitted: a
     /// connection can keep several in flight without waiting for each commit.
-    pub fn submit(&self, msg: NewMessage) -> Result<Appending, LogError> {
+    pub fn submit(&self, msg: NewEntry) -> Result<Appending, LogError> {
         let (reply, answer) = oneshot::channel();
         self.ops
             .send(Op::Append(Append { msg, reply }))
@@ -237,16 +237,30 @@ impl SqliteLog {
         .await
     }
 
-    /// The messages of `room` with `from <= seq <= to`, oldest first.
-    pub async fn range(
-        &self,
-        room: &str,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<ChatMessage>, LogError> {
+    /// The entries of `room` with `from <= seq <= to`, oldest first.
+    pub async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<Entry>, LogError> {
         let room = room.to_owned();
-        self.read(move |conn| Ok(read_range(conn, &room, from, to)?))
-            .await
+        self.read(move |conn| {
+            let records = read_counted(conn, &room, from, to)?;
+            Ok(records
+                .into_iter()
+                .map(|(record, _)| record.entry())
+                .collect())
+        })
+        .await
+    }
+
+    /// How many messages the room held once its entry `seq` was stored, if it is still held.
+    pub async fn messages_at(&self, room: &str, seq: u64) -> Result<Option<u64>, LogError> {
+        let room = room.to_owned();
+        self.read(move |conn| {
+            let count: Option<i64> = conn
+                .prepare_cached("SELECT message_count FROM messages WHERE room = ?1 AND seq = ?2")?
+                .query_row(params![room, sql_int(seq)], |row| row.get(0))
+                .optional()?;
+            Ok(count.map(|count| count as u64))
+        })
+        .await
     }
 
     /// Whether the log works: the writer answers between batches and the read connection answers
@@ -292,6 +306,8 @@ impl SqliteLog {
 struct RoomState {
     epoch: String,
     last_seq: u64,
+    /// How many of its entries up to `last_seq` are messages (the newest entry's `message_count`).
+    messages: u64,
 }
 
 /// The readiness check's write: one row, one commit (one fsync), as an append would need.
@@ -340,6 +356,22 @@ fn migrate(conn: &Connection) -> Result<(), LogError> {
     if !has_kind {
         conn.execute_batch("ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'user'")?;
     }
+    // Entries of several types, and the count of messages beside each (docs/ARCHITECTURE.md,
+    // "Entries"). Every row of a log from before is a message, so up to it a room's count of
+    // messages is its seq.
+    let has_entry_type = conn
+        .prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'entry_type'")?
+        .exists([])?;
+    if !has_entry_type {
+        conn.execute_batch(
+            "BEGIN;
+             ALTER TABLE messages ADD COLUMN entry_type TEXT NOT NULL DEFAULT 'message';
+             ALTER TABLE messages ADD COLUMN fields TEXT;
+             ALTER TABLE messages ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+             UPDATE messages SET message_count = seq;
+             COMMIT;",
+        )?;
+    }
     Ok(())
 }
 
@@ -349,7 +381,9 @@ fn load_rooms(conn: &Connection) -> Result<HashMap<String, RoomState>, LogError>
     // logs written before that, or rooms without messages (0).
     let mut stmt = conn.prepare(
         "SELECT name, epoch,
-                MAX(last_seq, COALESCE((SELECT MAX(seq) FROM messages WHERE room = rooms.name), 0))
+                MAX(last_seq, COALESCE((SELECT MAX(seq) FROM messages WHERE room = rooms.name), 0)),
+                COALESCE((SELECT message_count FROM messages WHERE room = rooms.name
+                          ORDER BY seq DESC LIMIT 1), last_seq)
          FROM rooms",
     )?;
     let rooms = stmt
@@ -359,6 +393,7 @@ fn load_rooms(conn: &Connection) -> Result<HashMap<String, RoomState>, LogError>
                 RoomState {
                     epoch: row.get(1)?,
                     last_seq: row.get::<_, i64>(2)? as u64,
+                    messages: row.get::<_, i64>(3)? as u64,
                 },
             ))
         })?
@@ -382,19 +417,21 @@ pub(super) fn new_epoch() -> String {
     format!("{:016x}", std::hash::RandomState::new().hash_one(nanos))
 }
 
-/// The messages of `room` with `from <= seq <= to` in the log open on `conn`, oldest first.
-pub(super) fn read_range(
+/// The entries of `room` with `from <= seq <= to` in the log open on `conn`, oldest first, each
+/// with how many messages the room held once it was stored.
+pub(super) fn read_counted(
     conn: &Connection,
     room: &str,
     from: u64,
     to: u64,
-) -> rusqlite::Result<Vec<ChatMessage>> {
+) -> rusqlite::Result<Vec<(Record, u64)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, author_id, author_name, client_id, body, sent_at, kind FROM messages
-         WHERE room = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
+        "SELECT seq, author_id, author_name, client_id, body, sent_at, kind, entry_type, fields,
+                message_count
+         FROM messages WHERE room = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
     )?;
     let rows = stmt.query_map(params![room, sql_int(from), sql_int(to)], |row| {
-        Ok(ChatMessage {
+        let record = Record {
             room: room.to_owned(),
             seq: row.get::<_, i64>(0)? as u64,
             author: Identity {
@@ -405,7 +442,10 @@ pub(super) fn read_range(
             body: row.get(4)?,
             sent_at: row.get::<_, i64>(5)? as u64,
             kind: MessageKind::from_name(&row.get::<_, String>(6)?),
-        })
+            entry_type: row.get(7)?,
+            fields: row.get(8)?,
+        };
+        Ok((record, row.get::<_, i64>(9)? as u64))
     })?;
     rows.collect()
 }
@@ -441,13 +481,14 @@ fn ensure_room(
         RoomState {
             epoch: epoch.clone(),
             last_seq: 0,
+            messages: 0,
         },
     );
     epochs.insert(room, &epoch);
     Ok(epoch)
 }
 
-/// Deletes `room` if it never held a message (in memory and on disk alike; outside any batch, as
+/// Deletes `room` if it never held an entry (in memory and on disk alike; outside any batch, as
 /// creating is); true if the log is without it now.
 fn forget_unused(
     conn: &Connection,
@@ -563,8 +604,9 @@ fn store_batch(
             "SELECT seq FROM messages WHERE room = ?1 AND author_id = ?2 AND client_id = ?3",
         )?;
         let mut insert = tx.prepare_cached(
-            "INSERT INTO messages (room, seq, author_id, author_name, client_id, body, sent_at, kind)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO messages (room, seq, author_id, author_name, client_id, body, sent_at, kind,
+                                   entry_type, fields, message_count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
         for Append { msg, .. } in batch {
             // Inside the transaction, so a duplicate within this same batch is found too.
@@ -584,33 +626,38 @@ fn store_batch(
                     [&msg.room],
                     |row| row.get(0),
                 )?;
-                rooms.insert(msg.room.clone(), RoomState { epoch, last_seq: 0 });
+                rooms.insert(
+                    msg.room.clone(),
+                    RoomState {
+                        epoch,
+                        last_seq: 0,
+                        messages: 0,
+                    },
+                );
             }
             let Some(room) = rooms.get_mut(&msg.room) else {
                 unreachable!("inserted above")
             };
             room.last_seq += 1;
-            let seq = room.last_seq;
+            if msg.content.is_message() {
+                room.messages += 1;
+            }
+            let record = Record::of(msg, room.last_seq, sent_at);
             insert.execute(params![
-                msg.room,
-                seq as i64,
-                msg.author.id,
-                msg.author.name,
-                msg.client_id,
-                msg.body,
+                record.room,
+                record.seq as i64,
+                record.author.id,
+                record.author.name,
+                record.client_id,
+                record.body,
                 sent_at as i64,
-                msg.kind.as_str()
+                record.kind.as_str(),
+                record.entry_type,
+                record.fields,
+                room.messages as i64,
             ])?;
             touched.insert(&msg.room);
-            outcomes.push(Stored::New(ChatMessage {
-                room: msg.room.clone(),
-                seq,
-                author: msg.author.clone(),
-                client_id: msg.client_id.clone(),
-                body: msg.body.clone(),
-                sent_at,
-                kind: msg.kind,
-            }));
+            outcomes.push(Stored::New(record.entry()));
         }
         let mut trim = tx.prepare_cached("DELETE FROM messages WHERE room = ?1 AND seq <= ?2")?;
         for name in touched {
@@ -637,23 +684,27 @@ mod tests {
         dir
     }
 
-    fn msg(author: &str, client_id: &str, body: &str) -> NewMessage {
-        NewMessage {
-            kind: MessageKind::User,
-            room: "general".into(),
-            author: Identity {
+    fn msg(author: &str, client_id: &str, body: &str) -> NewEntry {
+        NewEntry::message(
+            "general".into(),
+            Identity {
                 id: author.into(),
                 name: author.into(),
             },
-            client_id: client_id.into(),
-            body: body.into(),
-        }
+            client_id.into(),
+            body.into(),
+            MessageKind::User,
+        )
+    }
+
+    fn body(entry: &Entry) -> String {
+        entry.message().map(|m| m.body.clone()).unwrap_or_default()
     }
 
     #[tokio::test]
     async fn a_batch_that_fails_to_commit_leaves_no_trace_and_numbering_goes_on_without_a_gap() {
         let dir = temp_dir("rollback");
-        let (log, _) = SqliteLog::open(&dir, 100, 2, |_: &ChatMessage| {}).expect("open");
+        let (log, _) = SqliteLog::open(&dir, 100, 2, |_: &Entry| {}).expect("open");
         assert_eq!(
             log.append(msg("ann", "k1", "first")).await.expect("stored"),
             1
@@ -686,8 +737,8 @@ mod tests {
             .range("general", 1, u64::MAX)
             .await
             .expect("read")
-            .into_iter()
-            .map(|m| m.body)
+            .iter()
+            .map(body)
             .collect();
         assert_eq!(bodies, vec!["first", "second"]);
         let _ = std::fs::remove_dir_all(&dir);
@@ -698,9 +749,9 @@ mod tests {
         let dir = temp_dir("publish");
         let published = Arc::new(Mutex::new(Vec::<(String, u64)>::new()));
         let seen = published.clone();
-        let (log, _) = SqliteLog::open(&dir, 100, 2, move |m: &ChatMessage| {
+        let (log, _) = SqliteLog::open(&dir, 100, 2, move |e: &Entry| {
             if let Ok(mut seen) = seen.lock() {
-                seen.push((m.body.clone(), m.seq));
+                seen.push((body(e), e.seq()));
             }
         })
         .expect("open");
@@ -738,7 +789,7 @@ mod tests {
     #[tokio::test]
     async fn seqs_are_dense_and_duplicates_in_one_batch_are_stored_once() {
         let dir = temp_dir("dense");
-        let (log, _) = SqliteLog::open(&dir, 100, 2, |_: &ChatMessage| {}).expect("open");
+        let (log, _) = SqliteLog::open(&dir, 100, 2, |_: &Entry| {}).expect("open");
         // Sent concurrently, so they share batches; two of them carry the same key.
         let appends = (0..20).map(|i| {
             let log = log.clone();
@@ -769,7 +820,7 @@ mod tests {
     async fn history_and_epoch_survive_a_reopen_and_retention_keeps_the_newest() {
         let dir = temp_dir("reopen");
         let epoch = {
-            let (log, _) = SqliteLog::open(&dir, 5, 2, |_: &ChatMessage| {}).expect("open");
+            let (log, _) = SqliteLog::open(&dir, 5, 2, |_: &Entry| {}).expect("open");
             for i in 0..8 {
                 log.append(msg("ann", &format!("k{i}"), &format!("m{i}")))
                     .await
@@ -777,7 +828,7 @@ mod tests {
             }
             log.epoch("general").expect("general exists")
         };
-        let (log, last_seqs) = SqliteLog::open(&dir, 5, 2, |_: &ChatMessage| {}).expect("reopen");
+        let (log, last_seqs) = SqliteLog::open(&dir, 5, 2, |_: &Entry| {}).expect("reopen");
         assert_eq!(last_seqs, vec![("general".to_string(), 8)]);
         assert_eq!(log.epoch("general").as_deref(), Some(epoch.as_str()));
         assert_eq!(log.first_seq("general").await.expect("read"), Some(4));
@@ -786,10 +837,51 @@ mod tests {
             .await
             .expect("read")
             .iter()
-            .map(|m| m.seq)
+            .map(Entry::seq)
             .collect();
         assert_eq!(kept, vec![4, 5, 6, 7, 8]);
         assert_eq!(log.append(msg("ann", "k8", "m8")).await.expect("stored"), 9);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_log_from_before_entries_had_types_reads_as_messages_counted_by_seq() {
+        let dir = temp_dir("before-types");
+        {
+            // The schema of the first release: no kind, no entry type, no count.
+            let old = Connection::open(dir.join(DB_FILE)).expect("open");
+            old.execute_batch(
+                "CREATE TABLE rooms (name TEXT PRIMARY KEY, epoch TEXT NOT NULL,
+                     last_seq INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL) STRICT;
+                 CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL,
+                     author_id TEXT NOT NULL, author_name TEXT NOT NULL, client_id TEXT NOT NULL,
+                     body TEXT NOT NULL, sent_at INTEGER NOT NULL, PRIMARY KEY (room, seq))
+                     STRICT, WITHOUT ROWID;
+                 INSERT INTO rooms VALUES ('general', 'e0', 0, 0);
+                 INSERT INTO messages VALUES ('general', 4, 'ann', 'Ann', 'k4', 'four', 1);
+                 INSERT INTO messages VALUES ('general', 5, 'ann', 'Ann', 'k5', 'five', 2);",
+            )
+            .expect("old schema");
+        }
+        let (log, last_seqs) = SqliteLog::open(&dir, 100, 2, |_: &Entry| {}).expect("open");
+        assert_eq!(last_seqs, vec![("general".to_string(), 5)]);
+        let read = log.range("general", 1, u64::MAX).await.expect("read");
+        assert_eq!(read.iter().map(body).collect::<Vec<_>>(), ["four", "five"]);
+        assert_eq!(log.messages_at("general", 4).await.expect("read"), Some(4));
+        assert_eq!(log.messages_at("general", 5).await.expect("read"), Some(5));
+        assert_eq!(
+            log.append(msg("ann", "k6", "six")).await.expect("stored"),
+            6
+        );
+        assert_eq!(log.messages_at("general", 6).await.expect("read"), Some(6));
+        drop(log);
+        // Reopened, the count goes on from the newest entry's.
+        let (log, _) = SqliteLog::open(&dir, 100, 2, |_: &Entry| {}).expect("reopen");
+        assert_eq!(
+            log.append(msg("ann", "k7", "seven")).await.expect("stored"),
+            7
+        );
+        assert_eq!(log.messages_at("general", 7).await.expect("read"), Some(7));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

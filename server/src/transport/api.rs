@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AppState,
-    rooms::{NewMessage, PageAt},
+    rooms::{NewEntry, PageAt},
     session,
     transport::auth::{ApiError, require_reader, require_token},
 };
@@ -106,13 +106,13 @@ async fn publish(
     let since = std::time::Instant::now();
     let seq = state
         .rooms
-        .append(NewMessage {
-            room: room.clone(),
+        .append(NewEntry::message(
+            room.clone(),
             author,
             client_id,
             body,
-            kind: MessageKind::Bot,
-        })
+            MessageKind::Bot,
+        ))
         .await
         .map_err(ApiError::unavailable)?;
     state
@@ -152,13 +152,13 @@ async fn broadcast(
     }
     // All at once: the log stores them in one batch.
     let appends = rooms.iter().map(|room| {
-        state.rooms.append(NewMessage {
-            room: room.clone(),
-            author: author.clone(),
-            client_id: client_id.clone(),
-            body: body.clone(),
-            kind: MessageKind::Announcement,
-        })
+        state.rooms.append(NewEntry::message(
+            room.clone(),
+            author.clone(),
+            client_id.clone(),
+            body.clone(),
+            MessageKind::Announcement,
+        ))
     });
     let seqs = futures::future::join_all(appends).await;
     let mut stored = Vec::with_capacity(rooms.len());

@@ -233,17 +233,13 @@ impl Out<'_> {
         let event = match frame.kind() {
             Kind::Joined => "joined",
             Kind::Presence => "presence",
-            Kind::Message { seq, announcement } => {
+            Kind::Entry { seq, event } => {
                 if seq <= at.seq {
                     return true; // Already sent (a catch-up overlapping what was queued).
                 }
                 at.seq = seq;
                 let event = Event::default()
-                    .event(if announcement {
-                        "announcement"
-                    } else {
-                        "message"
-                    })
+                    .event(event)
                     .id(seq.to_string())
                     .data(frame.as_str());
                 return self.send(event).await;

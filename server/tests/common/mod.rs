@@ -340,8 +340,8 @@ impl Client {
                         last_seq,
                     };
                 }
-                // Messages of rooms joined before may still arrive meanwhile.
-                ServerMsg::Message(_) | ServerMsg::Ack { .. } => continue,
+                // Entries of rooms joined before may still arrive meanwhile.
+                ServerMsg::Message(_) | ServerMsg::Other(_) | ServerMsg::Ack { .. } => continue,
                 other => panic!("expected joined, got {other:?}"),
             }
         }

@@ -1,40 +1,57 @@
 //! What every log backend promises (`server/src/log/mod.rs`), held to one suite: the same checks run
 //! against SQLite, one Redis and a three-master Redis Cluster — appends and their dense seqs, dedupe,
-//! epochs, ranges, retention, catch-up, the rooms it holds and forgetting an unused one, and that
-//! each stored message is handed on once, in seq order.
+//! epochs, ranges, retention, catch-up, the rooms it holds and forgetting an unused one, entries of
+//! every type (one this build does not know too, as a newer Herald writes it) and the count of
+//! messages beside them, and that each stored entry is handed on once, in seq order.
 
 use crate::common;
 
 use std::sync::{Arc, Mutex};
 
-use app::protocol::{ChatMessage, Identity, MessageKind};
+use app::protocol::{Entry, Identity, MessageKind};
 use common::{Redis, RedisCluster, RedisServer, TempDir};
-use server::log::{Log, NewMessage, Published};
+use server::log::{Content, Log, NewEntry, Published};
 use server::redis_link::RedisLink;
 
 /// What a log handed on, in the order it did.
-type Handed = Arc<Mutex<Vec<ChatMessage>>>;
+type Handed = Arc<Mutex<Vec<Entry>>>;
 
 fn collect(into: &Handed) -> impl FnMut(Published<'_>) + Send + 'static {
     let into = into.clone();
     move |published| {
-        if let Published::Message(message) = published {
-            into.lock().expect("not poisoned").push(message.clone());
+        if let Published::Entry(entry) = published {
+            into.lock().expect("not poisoned").push(entry.clone());
         }
     }
 }
 
-fn message(room: &str, author: &str, client_id: &str, body: &str) -> NewMessage {
-    NewMessage {
-        room: room.into(),
-        author: Identity {
+fn message(room: &str, author: &str, client_id: &str, body: &str) -> NewEntry {
+    NewEntry::message(
+        room.into(),
+        Identity {
             id: author.into(),
             name: author.into(),
         },
-        client_id: client_id.into(),
-        body: body.into(),
-        kind: MessageKind::User,
+        client_id.into(),
+        body.into(),
+        MessageKind::User,
+    )
+}
+
+/// An entry of a type this build does not know, as a newer Herald would store it.
+fn poll(room: &str, author: &str, client_id: &str) -> NewEntry {
+    NewEntry {
+        content: Content::Other {
+            entry_type: "poll".into(),
+            body: "lunch?".into(),
+            fields: r#"{"options":["soup","salad"],"seq":999}"#.into(),
+        },
+        ..message(room, author, client_id, "")
     }
+}
+
+fn body(entry: &Entry) -> &str {
+    entry.message().map_or("", |m| m.body.as_str())
 }
 
 /// The checks every backend passes; `retention` is the log's (3 here).
@@ -88,7 +105,7 @@ async fn holds_the_contract(name: &str, log: Log, handed: Handed) {
         "{name}"
     );
     let held = log.range("alpha", 1, 6).await.expect("read");
-    let got: Vec<(u64, &str)> = held.iter().map(|m| (m.seq, m.body.as_str())).collect();
+    let got: Vec<(u64, &str)> = held.iter().map(|e| (e.seq(), body(e))).collect();
     assert_eq!(
         got,
         [(4, "m4"), (5, "m5"), (6, "someone else's a5")],
@@ -99,7 +116,7 @@ async fn holds_the_contract(name: &str, log: Log, handed: Handed) {
         .await
         .expect("read")
         .iter()
-        .map(|m| m.seq)
+        .map(Entry::seq)
         .collect();
     assert_eq!(middle, [5], "{name}: a range of one");
     assert!(
@@ -130,7 +147,106 @@ async fn holds_the_contract(name: &str, log: Log, handed: Handed) {
     assert_eq!(rooms, ["alpha", "beta"], "{name}");
     log.check().await.expect("healthy");
 
-    // Every stored message was handed on once, in seq order per room (on a cluster the bus may
+    // Entries of another type share the room's one sequence and its dedupe; they are kept and read
+    // back whole, and the count of messages beside each counts messages only.
+    assert_eq!(
+        log.append(message("delta", "ann", "d1", "first"))
+            .await
+            .expect("stored"),
+        1
+    );
+    assert_eq!(
+        log.append(poll("delta", "ann", "d2"))
+            .await
+            .expect("stored"),
+        2,
+        "{name}"
+    );
+    assert_eq!(
+        log.append(poll("delta", "ann", "d2"))
+            .await
+            .expect("answered"),
+        2,
+        "{name}: dedupe"
+    );
+    assert_eq!(
+        log.append(message("delta", "bob", "d3", "second"))
+            .await
+            .expect("stored"),
+        3
+    );
+    let delta = log.range("delta", 1, u64::MAX).await.expect("read");
+    assert_eq!(
+        delta.iter().map(Entry::seq).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "{name}"
+    );
+    let Entry::Other(other) = &delta[1] else {
+        panic!("{name}: {:?}", delta[1])
+    };
+    assert_eq!(other.entry_type, "poll", "{name}");
+    let frame: serde_json::Value = serde_json::from_str(&other.frame).expect("a JSON frame");
+    assert_eq!(
+        (
+            &frame["type"],
+            &frame["room"],
+            &frame["seq"],
+            &frame["body"],
+            &frame["options"][1]
+        ),
+        (
+            &"poll".into(),
+            &"delta".into(),
+            &2.into(),
+            &"lunch?".into(),
+            &"salad".into()
+        ),
+        "{name}: its fields kept, and the header theirs cannot override"
+    );
+    assert_eq!(frame["author"]["id"], "ann", "{name}");
+    assert_eq!(
+        (body(&delta[0]), body(&delta[2])),
+        ("first", "second"),
+        "{name}"
+    );
+    let mut counts = Vec::new();
+    for seq in 1..=4 {
+        counts.push(log.messages_at("delta", seq).await.expect("read"));
+    }
+    assert_eq!(
+        counts,
+        [Some(1), Some(1), Some(2), None],
+        "{name}: messages, not entries"
+    );
+    // Retention keeps entries (3 here) whatever their type; the count goes on past it.
+    for i in 4..=6 {
+        log.append(poll("delta", "ann", &format!("d{i}")))
+            .await
+            .expect("stored");
+    }
+    assert_eq!(
+        log.first_seq("delta").await.expect("read"),
+        Some(4),
+        "{name}"
+    );
+    assert_eq!(
+        log.append(message("delta", "ann", "d7", "third"))
+            .await
+            .expect("stored"),
+        7
+    );
+    assert_eq!(
+        log.messages_at("delta", 7).await.expect("read"),
+        Some(3),
+        "{name}"
+    );
+    assert_eq!(
+        log.messages_at("delta", 2).await.expect("read"),
+        None,
+        "{name}: trimmed"
+    );
+
+    // Every stored entry was handed on once, in seq order per room (on a cluster the bus may
     // bring it a moment after the answer).
     let deadline = tokio::time::Instant::now() + common::PATIENCE;
     loop {
@@ -138,18 +254,22 @@ async fn holds_the_contract(name: &str, log: Log, handed: Handed) {
         let of = |room: &str| -> Vec<u64> {
             handed
                 .iter()
-                .filter(|m| m.room == room)
-                .map(|m| m.seq)
+                .filter(|e| e.room() == room)
+                .map(Entry::seq)
                 .collect()
         };
-        if of("alpha") == [1, 2, 3, 4, 5, 6] && of("beta") == [1] {
+        if of("alpha") == [1, 2, 3, 4, 5, 6]
+            && of("beta") == [1]
+            && of("delta") == [1, 2, 3, 4, 5, 6, 7]
+        {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{name}: handed on {:?} and {:?}",
+            "{name}: handed on {:?}, {:?} and {:?}",
             of("alpha"),
-            of("beta")
+            of("beta"),
+            of("delta")
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

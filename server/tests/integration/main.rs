@@ -11,6 +11,7 @@ mod api;
 mod chat;
 mod cluster;
 mod conformance;
+mod entries;
 mod history;
 mod layers;
 mod limits;

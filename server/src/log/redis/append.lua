@@ -1,8 +1,10 @@
 -- Herald's append, run by Redis (server/src/log/redis.rs, APPEND; herald-bench redis-alone runs it
--- too): dedupe, seq, entry, retention and publish in one step, for one or more messages to one room.
+-- too): dedupe, seq, entry, retention and publish in one step, for one or more entries of one room.
 -- KEYS: meta, log, once. ARGV: retention, a fresh epoch (taken if the room has none), the room's
--- channel, '1' to publish, then for each message its dedupe member and its JSON.
--- Returns {epoch, sent_at_ms, {seq..}, {duplicate..}}; one push carries every new message.
+-- channel, '1' to publish, then for each entry its dedupe member, its JSON and '1' if it is a
+-- message. The meta's 'd' counts the entries that are not messages (none before entries had
+-- types), so each entry's 'n', the room's messages so far, is its seq less 'd'.
+-- Returns {epoch, sent_at_ms, {seq..}, {duplicate..}}; one push carries every new entry.
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
   epoch = ARGV[2]
@@ -12,8 +14,10 @@ end
 local keep = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local ms = string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000))
+local others = tonumber(redis.call('HGET', KEYS[1], 'd') or '0')
+local counted = others
 local seqs, dups, lines, last = {}, {}, {}, nil
-for i = 5, #ARGV, 2 do
+for i = 5, #ARGV, 3 do
   local dup = redis.call('ZSCORE', KEYS[3], ARGV[i])
   if dup then
     seqs[#seqs + 1] = tonumber(dup)
@@ -21,7 +25,9 @@ for i = 5, #ARGV, 2 do
   else
     local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
     local id = string.format('%d', seq)
-    redis.call('XADD', KEYS[2], 'MAXLEN', keep, id .. '-0', 'm', ARGV[i + 1], 't', ms, 'o', ARGV[i])
+    if ARGV[i + 2] ~= '1' then others = others + 1 end
+    redis.call('XADD', KEYS[2], 'MAXLEN', keep, id .. '-0', 'm', ARGV[i + 1], 't', ms, 'o', ARGV[i],
+      'n', string.format('%d', seq - others))
     redis.call('ZADD', KEYS[3], seq, ARGV[i])
     seqs[#seqs + 1] = seq
     dups[#dups + 1] = 0
@@ -29,6 +35,7 @@ for i = 5, #ARGV, 2 do
     last = seq
   end
 end
+if others ~= counted then redis.call('HSET', KEYS[1], 'd', others) end
 if last and last > keep then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', last - keep) end
 if ARGV[4] == '1' and #lines > 0 then
   redis.call('PUBLISH', ARGV[3], epoch .. '\n' .. table.concat(lines, '\n'))

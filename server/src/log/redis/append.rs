@@ -8,11 +8,11 @@ use redis::{AsyncCommands, Script};
 use tokio::sync::mpsc;
 
 use super::{
-    Entry, Event, LogError, NewMessage, RedisLog, Reply,
+    Event, LogError, NewEntry, RedisLog, Reply, Stored,
     bus::{push_line, push_of},
     entry_field,
     keys::*,
-    message_of, new_epoch, timed,
+    new_epoch, timed,
 };
 use crate::redis_link::Commands;
 
@@ -44,7 +44,7 @@ pub(super) const APPEND_BATCH_MAX: usize = 256;
 /// has come for its room while its last append was out, in one call.
 pub(super) async fn append_loop(
     log: RedisLog,
-    mut queue: mpsc::UnboundedReceiver<(NewMessage, Reply)>,
+    mut queue: mpsc::UnboundedReceiver<(NewEntry, Reply)>,
 ) {
     if log.redis_cluster {
         return route_by_room(log, queue).await;
@@ -57,7 +57,7 @@ pub(super) async fn append_loop(
                 Err(_) => break,
             }
         }
-        let mut rooms: Vec<Vec<(NewMessage, Reply)>> = Vec::new();
+        let mut rooms: Vec<Vec<(NewEntry, Reply)>> = Vec::new();
         let mut of_room = std::collections::HashMap::new();
         for (msg, reply) in batch {
             let at = *of_room.entry(msg.room.clone()).or_insert_with(|| {
@@ -78,9 +78,9 @@ pub(super) const ROOM_TASK_IDLE: Duration = Duration::from_secs(60);
 /// ends only once everything sent to it is stored: nothing is lost between them.
 pub(super) async fn route_by_room(
     log: RedisLog,
-    mut queue: mpsc::UnboundedReceiver<(NewMessage, Reply)>,
+    mut queue: mpsc::UnboundedReceiver<(NewEntry, Reply)>,
 ) {
-    type Task = (mpsc::UnboundedSender<(NewMessage, Reply)>, Instant);
+    type Task = (mpsc::UnboundedSender<(NewEntry, Reply)>, Instant);
     let mut rooms: std::collections::HashMap<String, Task> = std::collections::HashMap::new();
     let mut prune = tokio::time::interval(ROOM_TASK_IDLE);
     loop {
@@ -107,7 +107,7 @@ pub(super) async fn route_by_room(
 /// come for the room meanwhile (up to a batch), so a busy room is stored in few round trips.
 pub(super) async fn room_append_loop(
     log: RedisLog,
-    mut queue: mpsc::UnboundedReceiver<(NewMessage, Reply)>,
+    mut queue: mpsc::UnboundedReceiver<(NewEntry, Reply)>,
 ) {
     while let Some(first) = queue.recv().await {
         // What the other tasks are about to hand on joins this call.
@@ -123,17 +123,19 @@ pub(super) async fn room_append_loop(
     }
 }
 
-/// One room's messages in a batch, as the log keeps them.
+/// One room's entries in a batch, as the log keeps them.
 pub(super) struct RoomBatch {
     room: String,
-    entries: Vec<Entry>,
+    entries: Vec<Stored>,
+    /// Whether each is a message (the script counts them).
+    messages: Vec<bool>,
     /// Each entry's JSON, as stored and pushed.
     jsons: Vec<String>,
     replies: Vec<Reply>,
 }
 
-/// What the append script answered for one room's messages.
-pub(super) struct Stored {
+/// What the append script answered for one room's entries.
+pub(super) struct Answer {
     epoch: String,
     sent_at: u64,
     seqs: Vec<u64>,
@@ -142,23 +144,18 @@ pub(super) struct Stored {
 
 /// Stores `rooms` (one script call each, in one pipeline) and tells the sequencer each answer; a
 /// room whose messages Redis did not answer has each sender told the log is unavailable.
-pub(super) async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewMessage, Reply)>>) {
+pub(super) async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewEntry, Reply)>>) {
     let batches: Vec<RoomBatch> = rooms
         .into_iter()
         .filter_map(|messages| {
             let room = messages.first()?.0.room.clone();
-            let (entries, replies): (Vec<Entry>, Vec<Reply>) = messages
+            let is_message = messages
+                .iter()
+                .map(|(entry, _)| entry.content.is_message())
+                .collect();
+            let (entries, replies): (Vec<Stored>, Vec<Reply>) = messages
                 .into_iter()
-                .map(|(msg, reply)| {
-                    let entry = Entry {
-                        room: msg.room,
-                        author: msg.author,
-                        client_id: msg.client_id,
-                        body: msg.body,
-                        kind: msg.kind,
-                    };
-                    (entry, reply)
-                })
+                .map(|(entry, reply)| (Stored::of(&entry), reply))
                 .unzip();
             // Serializing these strings cannot fail.
             let jsons = entries
@@ -168,6 +165,7 @@ pub(super) async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewMessage, Rep
             Some(RoomBatch {
                 room,
                 entries,
+                messages: is_message,
                 jsons,
                 replies,
             })
@@ -196,9 +194,12 @@ pub(super) async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewMessage, Rep
                 .arg(new_epoch())
                 .arg(live_channel(room))
                 .arg(publish_now);
-            for (entry, json) in batch.entries.iter().zip(&batch.jsons) {
+            for ((entry, json), &message) in
+                batch.entries.iter().zip(&batch.jsons).zip(&batch.messages)
+            {
                 cmd.arg(format!("{}\n{}", entry.author.id, entry.client_id))
-                    .arg(json);
+                    .arg(json)
+                    .arg(if message { "1" } else { "0" });
             }
         }
         if log.wait_replicas > 0 {
@@ -254,11 +255,11 @@ pub(super) async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewMessage, Rep
         for ((entry, reply), (&seq, &duplicate)) in
             batch.entries.into_iter().zip(batch.replies).zip(answers)
         {
-            // A duplicate's message went out when it was first stored.
-            let message = (duplicate == 0).then(|| message_of(entry, seq, stored.sent_at));
+            // A duplicate went out when it was first stored.
+            let entry = (duplicate == 0).then(|| entry.entry(seq, stored.sent_at));
             let event = Event::Appended {
                 epoch: stored.epoch.clone(),
-                message,
+                entry,
                 room: batch.room.clone(),
                 seq,
                 reply,
@@ -275,7 +276,7 @@ pub(super) async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewMessage, Rep
 pub(super) async fn publish_replicated(
     conn: &mut Commands,
     batches: &[RoomBatch],
-    answers: &[Stored],
+    answers: &[Answer],
 ) {
     let mut pushes = redis::pipe();
     for (batch, stored) in batches.iter().zip(answers) {
@@ -316,7 +317,7 @@ pub(super) async fn publish_replicated(
 pub(super) fn appended(
     mut values: Vec<redis::Value>,
     wait_replicas: u32,
-) -> Result<Vec<Stored>, LogError> {
+) -> Result<Vec<Answer>, LogError> {
     let unreadable = |e: redis::ParsingError| LogError::Redis(e.into());
     if wait_replicas > 0 {
         let replicas: i64 = redis::from_redis_value(values.pop().unwrap_or(redis::Value::Nil))
@@ -332,7 +333,7 @@ pub(super) fn appended(
         .into_iter()
         .map(|value| {
             let (epoch, sent_at, seqs, duplicates) = redis::from_redis_value(value)?;
-            Ok(Stored {
+            Ok(Answer {
                 epoch,
                 sent_at,
                 seqs,

@@ -9,12 +9,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app::protocol::ChatMessage;
+use app::protocol::Entry;
 use futures::StreamExt;
 use redis::AsyncCommands;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Entry, Event, LogError, keys::*, message_of, new_epoch, timed};
+use super::{Event, LogError, Stored, keys::*, new_epoch, timed};
 use crate::redis_link::{Commands, RedisLink};
 
 /// How often a node puts a probe on its own bus channel, and how long the probe may take to come
@@ -117,12 +117,11 @@ pub(super) fn listen(
                     }
                     continue;
                 }
-                let Some((epoch, messages)) = messages_of_push(room, msg.get_payload_bytes())
-                else {
+                let Some((epoch, entries)) = entries_of_push(room, msg.get_payload_bytes()) else {
                     tracing::warn!(%room, "a push that cannot be read was skipped");
                     continue;
                 };
-                if events.send(Event::Pushed { epoch, messages }).is_err() {
+                if events.send(Event::Pushed { epoch, entries }).is_err() {
                     return;
                 }
             }
@@ -149,8 +148,6 @@ pub(super) fn push_line(seq: u64, sent_at: impl std::fmt::Display, json: &str) -
     format!("{seq} {sent_at} {json}")
 }
 
-/// The epoch and messages of a push on `room`'s channel; `None` if any of it cannot be read (or is
-/// for another room).
 /// The epoch a `forget EPOCH` push names (the room it forgot is the channel's), if that is what
 /// the push is: a message push starts with its epoch and a line break, never with `forget `.
 pub(super) fn forgotten_of_push(payload: &[u8]) -> Option<&str> {
@@ -158,28 +155,31 @@ pub(super) fn forgotten_of_push(payload: &[u8]) -> Option<&str> {
     (!epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(epoch)
 }
 
-pub(super) fn messages_of_push(room: &str, payload: &[u8]) -> Option<(String, Vec<ChatMessage>)> {
+/// The epoch and entries of a push on `room`'s channel; `None` if any of it cannot be read (or is
+/// for another room).
+pub(super) fn entries_of_push(room: &str, payload: &[u8]) -> Option<(String, Vec<Entry>)> {
     let text = std::str::from_utf8(payload).ok()?;
     let mut lines = text.split('\n');
     let epoch = lines.next()?.to_owned();
-    let mut messages = Vec::new();
+    let mut entries = Vec::new();
     for line in lines {
         let mut parts = line.splitn(3, ' ');
         let seq = parts.next()?.parse().ok()?;
         let sent_at = parts.next()?.parse().ok()?;
-        let entry: Entry = serde_json::from_str(parts.next()?).ok()?;
-        if entry.room != room {
+        let stored: Stored = serde_json::from_str(parts.next()?).ok()?;
+        if stored.room != room {
             return None;
         }
-        messages.push(message_of(entry, seq, sent_at));
+        entries.push(stored.entry(seq, sent_at));
     }
-    (!messages.is_empty()).then_some((epoch, messages))
+    (!entries.is_empty()).then_some((epoch, entries))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{super::seq_of_id, forgotten_of_push, messages_of_push, push_line, push_of};
+    use super::{super::seq_of_id, entries_of_push, forgotten_of_push, push_line, push_of};
     use crate::log::redis::keys::room_of_channel;
+    use app::protocol::Entry;
 
     #[test]
     fn a_forget_push_names_its_epoch_and_is_never_a_message_push() {
@@ -201,7 +201,7 @@ mod tests {
                 String::from_utf8_lossy(not)
             );
         }
-        assert!(messages_of_push("general", b"forget 0f3a9c2e11d4b7a8").is_none());
+        assert!(entries_of_push("general", b"forget 0f3a9c2e11d4b7a8").is_none());
     }
 
     #[test]
@@ -221,9 +221,10 @@ mod tests {
                 push_line(8, 1_700_000_000_001_u64, &json("and \\n on")),
             ],
         );
-        let (epoch, messages) = messages_of_push("general", push.as_bytes()).expect("a push");
-        let read: Vec<(u64, u64, &str)> = messages
+        let (epoch, entries) = entries_of_push("general", push.as_bytes()).expect("a push");
+        let read: Vec<(u64, u64, &str)> = entries
             .iter()
+            .filter_map(|e| e.message())
             .map(|m| (m.seq, m.sent_at, m.body.as_str()))
             .collect();
         assert_eq!(epoch, "e1");
@@ -235,10 +236,22 @@ mod tests {
             ]
         );
         assert!(
-            messages_of_push("other", push.as_bytes()).is_none(),
+            entries_of_push("other", push.as_bytes()).is_none(),
             "a push for another room's channel"
         );
-        assert!(messages_of_push("general", b"e1\nx 1 {}").is_none());
-        assert!(messages_of_push("general", b"e1").is_none(), "no message");
+        assert!(entries_of_push("general", b"e1\nx 1 {}").is_none());
+        assert!(entries_of_push("general", b"e1").is_none(), "no message");
+        // A type this build does not know (a newer node's) is read, and passed on whole.
+        let newer = r#"{"room":"general","author":{"id":"a","name":"Ann"},"client_id":"c","body":"","type":"poll","fields":{"options":["x","y"]}}"#;
+        let push = push_of("e1", &[push_line(9, 5_u64, newer)]);
+        let (_, entries) = entries_of_push("general", push.as_bytes()).expect("a push");
+        let [Entry::Other(other)] = &entries[..] else {
+            panic!("{entries:?}")
+        };
+        assert_eq!((other.seq, other.entry_type.as_str()), (9, "poll"));
+        let frame: serde_json::Value = serde_json::from_str(&other.frame).expect("json");
+        assert_eq!(frame["type"], "poll");
+        assert_eq!(frame["seq"], 9);
+        assert_eq!(frame["options"][1], "y");
     }
 }

@@ -23,13 +23,13 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use app::protocol::{ChatMessage, Identity, MessageKind};
+use app::protocol::{Entry, Identity, MessageKind};
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Appending, Epochs, LogError, NewMessage, Published,
+    Appending, Epochs, LogError, NewEntry, Published, Record,
     sequencer::{Sequencer, Step},
 };
 use crate::redis_link::{Commands, RedisLink};
@@ -75,15 +75,73 @@ redis.call('PUBLISH', ARGV[1], 'forget ' .. epoch)
 return 1
 "#;
 
-/// A message as the log keeps it: what its seq and time do not say.
+/// An entry as the log keeps it (a stream entry's `m`, a line of a push): what its seq and time do
+/// not say. A message's is as it was before entries had types: no `type`, no `fields`.
 #[derive(Serialize, Deserialize)]
-struct Entry {
+struct Stored {
     room: String,
     author: Identity,
     client_id: String,
     body: String,
     #[serde(default)]
     kind: MessageKind,
+    /// Its type; none for a message.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    entry_type: Option<String>,
+    /// Its further fields, a JSON object; none for a message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fields: Option<serde_json::Value>,
+}
+
+impl Stored {
+    fn of(entry: &NewEntry) -> Self {
+        let content = &entry.content;
+        Self {
+            room: entry.room.clone(),
+            author: entry.author.clone(),
+            client_id: entry.client_id.clone(),
+            body: content.body().to_owned(),
+            kind: entry.kind,
+            entry_type: (!content.is_message()).then(|| content.entry_type().to_owned()),
+            fields: content
+                .fields()
+                .and_then(|fields| serde_json::from_str(fields).ok()),
+        }
+    }
+
+    fn of_record(record: &Record) -> Self {
+        let message = app::protocol::EntryType::Message.as_str();
+        Self {
+            room: record.room.clone(),
+            author: record.author.clone(),
+            client_id: record.client_id.clone(),
+            body: record.body.clone(),
+            kind: record.kind,
+            entry_type: (record.entry_type != message).then(|| record.entry_type.clone()),
+            fields: record
+                .fields
+                .as_deref()
+                .and_then(|fields| serde_json::from_str(fields).ok()),
+        }
+    }
+
+    /// The entry stored at `seq` and `sent_at`.
+    fn entry(self, seq: u64, sent_at: u64) -> Entry {
+        Record {
+            room: self.room,
+            seq,
+            author: self.author,
+            client_id: self.client_id,
+            sent_at,
+            kind: self.kind,
+            entry_type: self
+                .entry_type
+                .unwrap_or_else(|| app::protocol::EntryType::Message.as_str().to_owned()),
+            body: self.body,
+            fields: self.fields.map(|fields| fields.to_string()),
+        }
+        .entry()
+    }
 }
 
 /// Where a local append's answer goes.
@@ -104,22 +162,19 @@ enum Event {
     /// This node's append was answered by Redis.
     Appended {
         epoch: String,
-        message: Option<ChatMessage>,
+        entry: Option<Entry>,
         room: String,
         seq: u64,
         reply: Reply,
     },
-    /// A push from the bus: one room's messages, stored in one step.
-    Pushed {
-        epoch: String,
-        messages: Vec<ChatMessage>,
-    },
+    /// A push from the bus: one room's entries, stored in one step.
+    Pushed { epoch: String, entries: Vec<Entry> },
     /// The log read for a room from `from`, and its oldest seq just after.
     Filled {
         room: String,
         from: u64,
         oldest: Option<u64>,
-        messages: Vec<ChatMessage>,
+        entries: Vec<Entry>,
     },
     /// The bus was (re)connected: anything may have been missed while it was away.
     Resubscribed,
@@ -147,7 +202,7 @@ pub struct RedisLog {
     retention: u64,
     events: mpsc::UnboundedSender<Event>,
     /// Appends, to be stored in the order they came: each room's through the same lane.
-    appends: Arc<[mpsc::UnboundedSender<(NewMessage, Reply)>]>,
+    appends: Arc<[mpsc::UnboundedSender<(NewEntry, Reply)>]>,
     /// The rooms known here.
     epochs: Epochs,
     /// Whether the bus is subscribed now: a node that cannot hear the others is not healthy, even
@@ -249,19 +304,19 @@ impl RedisLog {
                     }
                     Some(Event::Appended {
                         epoch,
-                        message,
+                        entry,
                         room,
                         seq,
                         reply,
                     }) => {
-                        if let Some(message) = message {
-                            sequencer.offer(&epoch, message, now, &mut steps);
+                        if let Some(entry) = entry {
+                            sequencer.offer(&epoch, entry, now, &mut steps);
                         }
                         sequencer.wait(&room, seq, reply, &mut steps);
                     }
-                    Some(Event::Pushed { epoch, messages }) => {
-                        for message in messages {
-                            sequencer.offer(&epoch, message, now, &mut steps);
+                    Some(Event::Pushed { epoch, entries }) => {
+                        for entry in entries {
+                            sequencer.offer(&epoch, entry, now, &mut steps);
                         }
                     }
                     Some(Event::Forgotten { room, epoch }) => {
@@ -277,8 +332,8 @@ impl RedisLog {
                         room,
                         from,
                         oldest,
-                        messages,
-                    }) => sequencer.filled(&room, from, oldest, messages, now, &mut steps),
+                        entries,
+                    }) => sequencer.filled(&room, from, oldest, entries, now, &mut steps),
                     Some(Event::CatchUp { room, seq, reply }) => {
                         if let Some(next) = sequencer.next_of(&room)
                             && next <= seq
@@ -313,7 +368,7 @@ impl RedisLog {
                                 last_seq,
                             });
                         }
-                        Step::Publish(message) => publish(Published::Message(&message)),
+                        Step::Publish(entry) => publish(Published::Entry(&entry)),
                         Step::Answer(reply, seq) => {
                             let _ = reply.send(Ok(seq));
                         }
@@ -328,7 +383,7 @@ impl RedisLog {
     }
 
     /// The lane of `room`'s appends.
-    fn lane(&self, room: &str) -> &mpsc::UnboundedSender<(NewMessage, Reply)> {
+    fn lane(&self, room: &str) -> &mpsc::UnboundedSender<(NewEntry, Reply)> {
         use std::hash::BuildHasher;
         // A fixed hasher: a room's lane must not change while the node runs.
         let hash =
@@ -343,16 +398,16 @@ impl RedisLog {
         tokio::spawn(async move {
             // The oldest after the range: what is older than it then is gone for good.
             let read = async {
-                let messages = log.range(&room, from, u64::MAX).await?;
-                Ok::<_, LogError>((log.first_seq(&room).await?, messages))
+                let entries = log.range(&room, from, u64::MAX).await?;
+                Ok::<_, LogError>((log.first_seq(&room).await?, entries))
             };
             match read.await {
-                Ok((oldest, messages)) => {
+                Ok((oldest, entries)) => {
                     let _ = log.events.send(Event::Filled {
                         room,
                         from,
                         oldest,
-                        messages,
+                        entries,
                     });
                 }
                 // The next hole check (or resubscription) tries again.
@@ -361,13 +416,13 @@ impl RedisLog {
         });
     }
 
-    pub async fn append(&self, msg: NewMessage) -> Result<u64, LogError> {
+    pub async fn append(&self, msg: NewEntry) -> Result<u64, LogError> {
         self.submit(msg)?.await.map_err(|_| LogError::Closed)?
     }
 
     /// Queues the message for the appender; the answer comes once the sequencer has handed the
     /// message on. A room not known here yet is made first.
-    pub fn submit(&self, msg: NewMessage) -> Result<Appending, LogError> {
+    pub fn submit(&self, msg: NewEntry) -> Result<Appending, LogError> {
         let (reply, answer) = oneshot::channel();
         if self.epoch(&msg.room).is_some() {
             self.lane(&msg.room)
@@ -491,14 +546,9 @@ impl RedisLog {
         Ok(first.first().and_then(|(id, _)| seq_of_id(id)))
     }
 
-    /// The messages of `room` with `from <= seq <= to`, oldest first (at most [`READ_PAGE`] past
+    /// The entries of `room` with `from <= seq <= to`, oldest first (at most [`READ_PAGE`] past
     /// `from` when `to` is open-ended).
-    pub async fn range(
-        &self,
-        room: &str,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<ChatMessage>, LogError> {
+    pub async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<Entry>, LogError> {
         if from > to {
             return Ok(Vec::new());
         }
@@ -519,15 +569,43 @@ impl RedisLog {
                 .query_async(&mut conn),
         )
         .await?;
-        let mut messages = Vec::with_capacity(entries.len());
+        let mut read = Vec::with_capacity(entries.len());
         for (id, fields) in entries {
-            let Some(message) = message_of_entry(&id, &fields) else {
+            let Some(entry) = entry_of_stream(&id, &fields) else {
                 tracing::warn!(%room, %id, "a log entry that cannot be read was skipped");
                 continue;
             };
-            messages.push(message);
+            read.push(entry);
         }
-        Ok(messages)
+        Ok(read)
+    }
+
+    /// How many messages the room held once its entry `seq` was stored, if it is still held. An
+    /// entry written before the count was kept has none of its own: the room's seq less the
+    /// entries that are not messages, exact while every entry was a message.
+    pub async fn messages_at(&self, room: &str, seq: u64) -> Result<Option<u64>, LogError> {
+        let mut conn = self.conn.clone();
+        let id = format!("{seq}-0");
+        let (held, others): (Vec<(String, Vec<String>)>, Option<u64>) = timed(
+            redis::pipe()
+                .cmd("XRANGE")
+                .arg(log_key(room))
+                .arg(&id)
+                .arg(&id)
+                .cmd("HGET")
+                .arg(meta_key(room))
+                .arg("d")
+                .query_async(&mut conn),
+        )
+        .await?;
+        let Some((_, fields)) = held.first() else {
+            return Ok(None);
+        };
+        Ok(Some(
+            entry_field(fields, "n")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| seq.saturating_sub(others.unwrap_or(0))),
+        ))
     }
 
     /// Whether Redis answers now, and the bus is subscribed.
@@ -564,23 +642,11 @@ fn entry_field<'a>(fields: &'a [String], name: &str) -> Option<&'a str> {
         .map(|pair| pair[1].as_str())
 }
 
-fn message_of_entry(id: &str, fields: &[String]) -> Option<ChatMessage> {
+fn entry_of_stream(id: &str, fields: &[String]) -> Option<Entry> {
     let seq = seq_of_id(id)?;
-    let entry: Entry = serde_json::from_str(entry_field(fields, "m")?).ok()?;
+    let stored: Stored = serde_json::from_str(entry_field(fields, "m")?).ok()?;
     let sent_at = entry_field(fields, "t")?.parse().ok()?;
-    Some(message_of(entry, seq, sent_at))
-}
-
-fn message_of(entry: Entry, seq: u64, sent_at: u64) -> ChatMessage {
-    ChatMessage {
-        room: entry.room,
-        seq,
-        author: entry.author,
-        client_id: entry.client_id,
-        body: entry.body,
-        sent_at,
-        kind: entry.kind,
-    }
+    Some(stored.entry(seq, sent_at))
 }
 
 /// A fresh epoch: 64 random bits as hex.

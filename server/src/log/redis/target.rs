@@ -3,9 +3,8 @@
 
 use redis::AsyncCommands;
 
-use app::protocol::ChatMessage;
-
-use super::{Entry, keys::*, timed};
+use super::{Stored, keys::*, timed};
+use crate::log::Record;
 use crate::redis_link::{Commands, RedisLink};
 
 /// A room as `herald import-to-redis` copies it (see `super::import`).
@@ -42,12 +41,13 @@ impl Target {
         Ok(taken)
     }
 
-    /// Writes `room` with `messages` (oldest first). The room's `meta` goes last: a copy cut off
-    /// half-way leaves a room without an epoch, which the next append or import starts afresh.
-    pub async fn write_room(
+    /// Writes `room` with its entries (oldest first), each with how many messages the room held
+    /// once it was stored. The room's `meta` goes last: a copy cut off half-way leaves a room
+    /// without an epoch, which the next append or import starts afresh.
+    pub(crate) async fn write_room(
         &self,
         room: &ImportedRoom,
-        messages: &[ChatMessage],
+        entries: &[(Record, u64)],
     ) -> anyhow::Result<()> {
         let mut conn = self.conn.clone();
         let name = &room.name;
@@ -56,35 +56,38 @@ impl Target {
             .del(once_key(name))
             .query_async(&mut conn)
             .await?;
-        for chunk in messages.chunks(500) {
+        for chunk in entries.chunks(500) {
             let mut pipe = redis::pipe();
-            for message in chunk {
-                let entry = Entry {
-                    room: name.clone(),
-                    author: message.author.clone(),
-                    client_id: message.client_id.clone(),
-                    body: message.body.clone(),
-                    kind: message.kind,
-                };
-                let once = format!("{}\n{}", message.author.id, message.client_id);
+            for (record, messages) in chunk {
+                let once = format!("{}\n{}", record.author.id, record.client_id);
                 pipe.cmd("XADD")
                     .arg(log_key(name))
-                    .arg(format!("{}-0", message.seq))
+                    .arg(format!("{}-0", record.seq))
                     .arg("m")
-                    .arg(serde_json::to_string(&entry)?)
+                    .arg(serde_json::to_string(&Stored::of_record(record))?)
                     .arg("t")
-                    .arg(message.sent_at)
+                    .arg(record.sent_at)
                     .arg("o")
                     .arg(&once)
+                    .arg("n")
+                    .arg(messages)
                     .ignore();
-                pipe.zadd(once_key(name), &once, message.seq).ignore();
+                pipe.zadd(once_key(name), &once, record.seq).ignore();
             }
             let _: () = pipe.query_async(&mut conn).await?;
         }
+        // The entries that are not messages, as the append script counts them.
+        let others = entries
+            .last()
+            .map_or(0, |(record, messages)| record.seq.saturating_sub(*messages));
         let _: () = conn
             .hset_multiple(
                 meta_key(name),
-                &[("e", room.epoch.clone()), ("s", room.last_seq.to_string())],
+                &[
+                    ("e", room.epoch.clone()),
+                    ("s", room.last_seq.to_string()),
+                    ("d", others.to_string()),
+                ],
             )
             .await?;
         // Its own command: on a Redis Cluster the room list is in another slot than the room.

@@ -21,7 +21,7 @@ use crate::{
     frame::Frame,
     peer::Slot,
     rate::Held,
-    rooms::{self, Appending, Handle, LogError, NewMessage, PageAt, QUEUE_FRAMES, SendQueue},
+    rooms::{self, Appending, Handle, LogError, NewEntry, PageAt, QUEUE_FRAMES, SendQueue},
 };
 
 /// Sends a connection may have handed to the log and not yet had acknowledged; past this it is not
@@ -335,13 +335,13 @@ impl Session<'_> {
         if !self.in_room(&room, "join the room before sending to it") {
             return;
         }
-        let submitted = self.state.rooms.submit(NewMessage {
-            kind: MessageKind::User,
-            room: room.clone(),
-            author: self.user.clone(),
-            client_id: client_id.clone(),
+        let submitted = self.state.rooms.submit(NewEntry::message(
+            room.clone(),
+            self.user.clone(),
+            client_id.clone(),
             body,
-        });
+            MessageKind::User,
+        ));
         match submitted {
             Ok(answer) => self.in_flight.push(room, client_id, answer, sent_bytes),
             Err(e) => self.reply(unavailable(self.user, e)),
