@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use app::protocol::EntryType;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{
@@ -44,9 +43,7 @@ pub async fn import_to_redis(data_dir: &Path, url: &str) -> anyhow::Result<Impor
         let stored = read_counted(&conn, &room.name, 1, u64::MAX)?;
         messages += stored
             .iter()
-            .filter(|(record, _)| {
-                EntryType::from_name(&record.entry_type) == Some(EntryType::Message)
-            })
+            .filter(|(record, _)| record.entry_type.is_none())
             .count();
         target.write_room(room, &stored).await?;
     }

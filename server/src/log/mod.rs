@@ -186,7 +186,7 @@ impl Content {
 
     /// Whether it counts as a message (see [`Entry::is_message`]).
     pub fn is_message(&self) -> bool {
-        EntryType::from_name(self.entry_type()) == Some(EntryType::Message)
+        matches!(self, Content::Message { .. })
     }
 }
 
@@ -198,7 +198,8 @@ pub(crate) struct Record {
     pub client_id: String,
     pub sent_at: u64,
     pub kind: MessageKind,
-    pub entry_type: String,
+    /// Its type; none for a message (the most of them, stored without it).
+    pub entry_type: Option<String>,
     pub body: String,
     /// Further fields, a JSON object (none for a message).
     pub fields: Option<String>,
@@ -214,7 +215,8 @@ impl Record {
             client_id: entry.client_id.clone(),
             sent_at,
             kind: entry.kind,
-            entry_type: entry.content.entry_type().to_owned(),
+            entry_type: (!entry.content.is_message())
+                .then(|| entry.content.entry_type().to_owned()),
             body: entry.content.body().to_owned(),
             fields: entry.content.fields().map(str::to_owned),
         }
@@ -222,7 +224,11 @@ impl Record {
 
     /// The entry it is: a type this build knows, typed; another, as the frame to pass on.
     pub fn entry(self) -> Entry {
-        match EntryType::from_name(&self.entry_type) {
+        let entry_type = self
+            .entry_type
+            .as_deref()
+            .map_or(Some(EntryType::Message), EntryType::from_name);
+        match entry_type {
             Some(EntryType::Message) => Entry::Message(ChatMessage {
                 room: self.room,
                 seq: self.seq,
@@ -237,7 +243,7 @@ impl Record {
                 Entry::Other(OtherEntry {
                     room: self.room,
                     seq: self.seq,
-                    entry_type: self.entry_type,
+                    entry_type: self.entry_type.unwrap_or_default(),
                     frame,
                 })
             }
@@ -253,7 +259,10 @@ impl Record {
             .as_deref()
             .and_then(|fields| serde_json::from_str(fields).ok())
             .unwrap_or_default();
-        frame.insert("type".into(), json!(self.entry_type));
+        frame.insert(
+            "type".into(),
+            json!(self.entry_type.as_deref().unwrap_or_default()),
+        );
         frame.insert("room".into(), json!(self.room));
         frame.insert("seq".into(), json!(self.seq));
         frame.insert("author".into(), json!(self.author));

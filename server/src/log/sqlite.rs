@@ -255,7 +255,7 @@ impl SqliteLog {
         let room = room.to_owned();
         self.read(move |conn| {
             let count: Option<i64> = conn
-                .prepare_cached("SELECT message_count FROM messages WHERE room = ?1 AND seq = ?2")?
+                .prepare_cached("SELECT seq - others FROM messages WHERE room = ?1 AND seq = ?2")?
                 .query_row(params![room, sql_int(seq)], |row| row.get(0))
                 .optional()?;
             Ok(count.map(|count| count as u64))
@@ -306,8 +306,8 @@ impl SqliteLog {
 struct RoomState {
     epoch: String,
     last_seq: u64,
-    /// How many of its entries up to `last_seq` are messages (the newest entry's `message_count`).
-    messages: u64,
+    /// How many of its entries up to `last_seq` are not messages (the newest entry's `others`).
+    others: u64,
 }
 
 /// The readiness check's write: one row, one commit (one fsync), as an append would need.
@@ -356,19 +356,20 @@ fn migrate(conn: &Connection) -> Result<(), LogError> {
     if !has_kind {
         conn.execute_batch("ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'user'")?;
     }
-    // Entries of several types, and the count of messages beside each (docs/ARCHITECTURE.md,
-    // "Entries"). Every row of a log from before is a message, so up to it a room's count of
-    // messages is its seq.
+    // Entries of several types (docs/ARCHITECTURE.md, "Entries"): a message has no `entry_type`
+    // and no `fields`, and `others` counts the room's entries up to this one that are not messages,
+    // so `seq - others` is how many messages the room held then. Every row of a log from before is a
+    // message (`others` 0); and a message row costs no byte more than before but two of its header
+    // (SQLite stores NULL and 0 without a payload).
     let has_entry_type = conn
         .prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'entry_type'")?
         .exists([])?;
     if !has_entry_type {
         conn.execute_batch(
             "BEGIN;
-             ALTER TABLE messages ADD COLUMN entry_type TEXT NOT NULL DEFAULT 'message';
+             ALTER TABLE messages ADD COLUMN entry_type TEXT;
              ALTER TABLE messages ADD COLUMN fields TEXT;
-             ALTER TABLE messages ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
-             UPDATE messages SET message_count = seq;
+             ALTER TABLE messages ADD COLUMN others INTEGER NOT NULL DEFAULT 0;
              COMMIT;",
         )?;
     }
@@ -382,8 +383,8 @@ fn load_rooms(conn: &Connection) -> Result<HashMap<String, RoomState>, LogError>
     let mut stmt = conn.prepare(
         "SELECT name, epoch,
                 MAX(last_seq, COALESCE((SELECT MAX(seq) FROM messages WHERE room = rooms.name), 0)),
-                COALESCE((SELECT message_count FROM messages WHERE room = rooms.name
-                          ORDER BY seq DESC LIMIT 1), last_seq)
+                COALESCE((SELECT others FROM messages WHERE room = rooms.name
+                          ORDER BY seq DESC LIMIT 1), 0)
          FROM rooms",
     )?;
     let rooms = stmt
@@ -393,7 +394,7 @@ fn load_rooms(conn: &Connection) -> Result<HashMap<String, RoomState>, LogError>
                 RoomState {
                     epoch: row.get(1)?,
                     last_seq: row.get::<_, i64>(2)? as u64,
-                    messages: row.get::<_, i64>(3)? as u64,
+                    others: row.get::<_, i64>(3)? as u64,
                 },
             ))
         })?
@@ -427,7 +428,7 @@ pub(super) fn read_counted(
 ) -> rusqlite::Result<Vec<(Record, u64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, author_id, author_name, client_id, body, sent_at, kind, entry_type, fields,
-                message_count
+                seq - others
          FROM messages WHERE room = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
     )?;
     let rows = stmt.query_map(params![room, sql_int(from), sql_int(to)], |row| {
@@ -481,7 +482,7 @@ fn ensure_room(
         RoomState {
             epoch: epoch.clone(),
             last_seq: 0,
-            messages: 0,
+            others: 0,
         },
     );
     epochs.insert(room, &epoch);
@@ -605,7 +606,7 @@ fn store_batch(
         )?;
         let mut insert = tx.prepare_cached(
             "INSERT INTO messages (room, seq, author_id, author_name, client_id, body, sent_at, kind,
-                                   entry_type, fields, message_count)
+                                   entry_type, fields, others)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
         for Append { msg, .. } in batch {
@@ -631,7 +632,7 @@ fn store_batch(
                     RoomState {
                         epoch,
                         last_seq: 0,
-                        messages: 0,
+                        others: 0,
                     },
                 );
             }
@@ -639,8 +640,8 @@ fn store_batch(
                 unreachable!("inserted above")
             };
             room.last_seq += 1;
-            if msg.content.is_message() {
-                room.messages += 1;
+            if !msg.content.is_message() {
+                room.others += 1;
             }
             let record = Record::of(msg, room.last_seq, sent_at);
             insert.execute(params![
@@ -654,7 +655,7 @@ fn store_batch(
                 record.kind.as_str(),
                 record.entry_type,
                 record.fields,
-                room.messages as i64,
+                room.others as i64,
             ])?;
             touched.insert(&msg.room);
             outcomes.push(Stored::New(record.entry()));

@@ -110,14 +110,13 @@ impl Stored {
     }
 
     fn of_record(record: &Record) -> Self {
-        let message = app::protocol::EntryType::Message.as_str();
         Self {
             room: record.room.clone(),
             author: record.author.clone(),
             client_id: record.client_id.clone(),
             body: record.body.clone(),
             kind: record.kind,
-            entry_type: (record.entry_type != message).then(|| record.entry_type.clone()),
+            entry_type: record.entry_type.clone(),
             fields: record
                 .fields
                 .as_deref()
@@ -134,9 +133,7 @@ impl Stored {
             client_id: self.client_id,
             sent_at,
             kind: self.kind,
-            entry_type: self
-                .entry_type
-                .unwrap_or_else(|| app::protocol::EntryType::Message.as_str().to_owned()),
+            entry_type: self.entry_type,
             body: self.body,
             fields: self.fields.map(|fields| fields.to_string()),
         }
