@@ -131,12 +131,8 @@ pub async fn run(
     let publish = {
         let (hub, metrics) = (hub.clone(), metrics.clone());
         move |published: log::Published<'_>| match published {
-            log::Published::Entry(entry) => {
-                if let Some(message) = entry.message() {
-                    metrics.stored(message.kind.as_str());
-                }
-                hub.publish(entry);
-            }
+            log::Published::Entry(entry) => hub.publish(entry),
+            log::Published::StoredHere(kind) => metrics.stored(kind.as_str()),
             log::Published::Start { room, last_seq } => hub.set_last_seq(room, last_seq),
             log::Published::Forgotten { room } => {
                 hub.forget(room);

@@ -72,6 +72,10 @@ pub enum Published<'a> {
     Start { room: &'a str, last_seq: u64 },
     /// A stored entry, the room's next.
     Entry(&'a Entry),
+    /// This node's append stored a new message of this kind (a resend is not one). In a cluster
+    /// every node hands on every entry, but each message is stored by one node: what counts
+    /// messages counts these, so the nodes' counts add up to the cluster's.
+    StoredHere(MessageKind),
     /// A room that never held an entry was forgotten (by this node or, in a cluster, another):
     /// the hub lets it go too, unless someone came in meanwhile.
     Forgotten { room: &'a str },
@@ -311,8 +315,12 @@ impl Log {
         mut publish: impl FnMut(Published<'_>) + Send + 'static,
     ) -> Result<(Self, Vec<(String, u64)>), LogError> {
         let (log, last_seqs) =
-            sqlite::SqliteLog::open(data_dir, retention, cache_mib, move |message| {
-                publish(Published::Entry(message))
+            sqlite::SqliteLog::open(data_dir, retention, cache_mib, move |entry| {
+                // On one node every entry is this node's.
+                if let Some(message) = entry.message() {
+                    publish(Published::StoredHere(message.kind));
+                }
+                publish(Published::Entry(entry))
             })?;
         Ok((
             Self {

@@ -1343,3 +1343,50 @@ pub async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     };
     tokio::time::timeout(within, read_all).await.is_ok()
 }
+
+/// The `--metrics-token` of the tests that scrape `/metrics`.
+pub const METRICS_TOKEN: &str = "metrics-token-51c2";
+
+/// `/metrics` as Prometheus would scrape it from the main address.
+pub async fn scrape(server: &TestServer) -> String {
+    let (status, head, body) = server
+        .request(&format!(
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {METRICS_TOKEN}\r\n\
+             Connection: close\r\n\r\n",
+            server.addr
+        ))
+        .await;
+    assert_eq!(status, 200, "{head}{body}");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    body
+}
+
+/// The value of the series `name{labels}` in a scrape, whatever order its labels are printed in;
+/// 0 when the series is not there yet (a labelled counter appears on its first count).
+pub fn value(scrape: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let wanted: std::collections::BTreeMap<&str, &str> = labels.iter().copied().collect();
+    for line in scrape.lines().filter(|line| !line.starts_with('#')) {
+        let Some((series, number)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (series_name, series_labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if series_name != name {
+            continue;
+        }
+        let found: std::collections::BTreeMap<&str, &str> = series_labels
+            .split(',')
+            .filter(|pair| !pair.is_empty())
+            .filter_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                Some((k, v.trim_matches('"')))
+            })
+            .collect();
+        if found == wanted {
+            return number.parse().expect("a number");
+        }
+    }
+    0.0
+}

@@ -16,7 +16,14 @@ const SECRET: &str = "the same secret on every node, 32+ bytes";
 async fn node(redis: &impl Redis) -> (TestServer, TempDir) {
     let data = TempDir::new();
     let url = redis.url();
-    let flags = ["--redis", url.as_str(), "--session-secret", SECRET];
+    let flags = [
+        "--redis",
+        url.as_str(),
+        "--session-secret",
+        SECRET,
+        "--metrics-token",
+        common::METRICS_TOKEN,
+    ];
     let server = TestServer::start_in(data.path(), &flags).await;
     (server, data)
 }
@@ -190,6 +197,15 @@ async fn a_send_resent_to_another_node_is_stored_once_on(redis: &impl Redis) {
             (first, "only once".to_string()),
             (first + 1, "then this".to_string())
         ]
+    );
+    // Each node counts the messages it stored: together, each message once.
+    let stored =
+        |scrape: &str| common::value(scrape, "herald_messages_stored_total", &[("kind", "user")]);
+    assert_eq!(stored(&common::scrape(&a).await), 1.0, "A stored one");
+    assert_eq!(
+        stored(&common::scrape(&b).await),
+        1.0,
+        "B stored one, and the resend none"
     );
 }
 

@@ -12,53 +12,7 @@ use std::{
 };
 
 use app::protocol::{ClientMsg, JoinMode, ServerMsg};
-use common::{Client, PATIENCE, ROOM, TempDir, TestServer};
-
-const METRICS_TOKEN: &str = "metrics-token-51c2";
-
-/// `/metrics` as Prometheus would scrape it from the main address.
-async fn scrape(server: &TestServer) -> String {
-    let (status, head, body) = server
-        .request(&format!(
-            "GET /metrics HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {METRICS_TOKEN}\r\n\
-             Connection: close\r\n\r\n",
-            server.addr
-        ))
-        .await;
-    assert_eq!(status, 200, "{head}{body}");
-    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
-    body
-}
-
-/// The value of the series `name{labels}` in a scrape, whatever order its labels are printed in;
-/// 0 when the series is not there yet (a labelled counter appears on its first count).
-fn value(scrape: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let wanted: BTreeMap<&str, &str> = labels.iter().copied().collect();
-    for line in scrape.lines().filter(|line| !line.starts_with('#')) {
-        let Some((series, number)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let (series_name, series_labels) = match series.split_once('{') {
-            Some((n, rest)) => (n, rest.trim_end_matches('}')),
-            None => (series, ""),
-        };
-        if series_name != name {
-            continue;
-        }
-        let found: BTreeMap<&str, &str> = series_labels
-            .split(',')
-            .filter(|pair| !pair.is_empty())
-            .filter_map(|pair| {
-                let (k, v) = pair.split_once('=')?;
-                Some((k, v.trim_matches('"')))
-            })
-            .collect();
-        if found == wanted {
-            return number.parse().expect("a number");
-        }
-    }
-    0.0
-}
+use common::{Client, METRICS_TOKEN, PATIENCE, ROOM, TempDir, TestServer, scrape, value};
 
 /// Prometheus's own checker: the format parses, and the names follow its conventions.
 fn promtool_accepts(scrape: &str) {

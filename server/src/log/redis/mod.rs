@@ -307,6 +307,9 @@ impl RedisLog {
                         reply,
                     }) => {
                         if let Some(entry) = entry {
+                            if let Some(message) = entry.message() {
+                                publish(Published::StoredHere(message.kind));
+                            }
                             sequencer.offer(&epoch, entry, now, &mut steps);
                         }
                         sequencer.wait(&room, seq, reply, &mut steps);
