@@ -56,6 +56,9 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// here is about 20 000, and each process also needs a few files of its own.
 const SUBSCRIBERS_PER_PROCESS: usize = 15_000;
 
+/// What the servers the bench starts take for `--metrics-token`.
+const METRICS_TOKEN: &str = "herald-bench-metrics";
+
 /// The Herald under test.
 pub struct Target {
     pub addr: SocketAddr,
@@ -101,6 +104,7 @@ impl Target {
             .args(["--max-connections-per-address", "1000000"])
             .args(["--rooms-per-hour", "1000000000", "--max-rooms", "100000000"])
             .args(["--log", "info"])
+            .args(["--metrics-token", METRICS_TOKEN])
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
@@ -160,6 +164,35 @@ impl Target {
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+
+    /// The CPU time (user and system) the server has used so far, in seconds, from `/proc`.
+    pub fn cpu_secs(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid?)).ok()?;
+        // After the command's name in parentheses: state is field 3, utime 14 and stime 15.
+        let rest = stat.rsplit_once(") ")?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // Linux counts these in clock ticks of 1/100 s (USER_HZ) on every architecture here.
+        Some(ticks as f64 / 100.0)
+    }
+
+    /// The value of one series of the server's `/metrics` (`name{labels}` as printed), if it has it.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let mut stream = TcpStream::connect(self.addr).await.ok()?;
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {METRICS_TOKEN}\r\n\
+             Connection: close\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        response.lines().find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok())?
+        })
     }
 
     /// The server's resident memory in KiB, from `/proc`.
@@ -405,6 +438,18 @@ struct Tally {
 const WORKER_READY: &str = "ready";
 
 impl Counters {
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    pub fn duplicated(&self) -> u64 {
+        self.duplicated.load(Ordering::Relaxed)
+    }
+
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
     /// Everything counted since the last call, leaving zeros.
     fn take(&self) -> Tally {
         Tally {
@@ -612,7 +657,7 @@ pub async fn subscribers_in(
 }
 
 /// A publishing connection joined to `rooms`: sends, and counts the acks in a reader task.
-struct Publisher {
+pub struct Publisher {
     sink: futures::stream::SplitSink<Socket, Message>,
     acked: Arc<AtomicU64>,
     /// Why its connection ended, once it has (the server's close frame, if it sent one).
@@ -623,7 +668,7 @@ struct Publisher {
 }
 
 impl Publisher {
-    async fn open(
+    pub async fn open(
         target: &Target,
         cookie: &str,
         rooms: Vec<String>,
@@ -664,8 +709,13 @@ impl Publisher {
         })
     }
 
+    /// How many it has sent.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
     /// Queues one timestamped message to the next of its rooms (flushed by [`Self::flush`]).
-    async fn feed(&mut self, body_pad: &str) -> anyhow::Result<()> {
+    pub async fn feed(&mut self, body_pad: &str) -> anyhow::Result<()> {
         let room = self.rooms[(self.sent as usize) % self.rooms.len()].clone();
         let msg = ClientMsg::Send {
             room,
@@ -677,14 +727,14 @@ impl Publisher {
         Ok(())
     }
 
-    async fn flush(&mut self) -> anyhow::Result<()> {
+    pub async fn flush(&mut self) -> anyhow::Result<()> {
         self.sink.flush().await?;
         Ok(())
     }
 
     /// Waits until every send is acknowledged; an error if the connection ends first or `patience`
     /// passes (a benchmark that hangs measures nothing).
-    async fn all_acked(&self, patience: Duration) -> anyhow::Result<()> {
+    pub async fn all_acked(&self, patience: Duration) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
             let acked = self.acked.load(Ordering::Relaxed);
@@ -726,7 +776,7 @@ async fn kill_subscribers(url: &str) -> anyhow::Result<()> {
 }
 
 /// Padding that makes a message body about as long as a short chat line.
-fn pad() -> String {
+pub fn pad() -> String {
     "x".repeat(48)
 }
 

@@ -14,6 +14,7 @@
 //! open-files limit.
 
 mod alone;
+mod bus;
 mod load;
 mod pages;
 mod raw;
@@ -132,6 +133,21 @@ pub enum Scenario {
         cut_bus: bool,
         #[command(flatten)]
         steps: Steps,
+    },
+    /// Several nodes on one Redis (`--herald` and `--redis`), `rooms` rooms each read on one node
+    /// only (room `i` on node `i % nodes`, its publisher there too), `rate` messages a second into
+    /// them all: the bytes each node's bus brought it and the CPU it used.
+    Bus {
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long, default_value_t = 1_000)]
+        rooms: usize,
+        #[arg(long, default_value_t = 2)]
+        per_room: usize,
+        #[arg(long, default_value_t = 2_000)]
+        rate: u32,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
     },
     /// Redis alone (`--redis`, no herald): Herald's append script, one message per call into
     /// random rooms, from `clients` connections with `depth` calls in flight each, and a pattern
@@ -325,6 +341,25 @@ fn main() -> anyhow::Result<()> {
                 let per_room = subscribers / rooms.max(1);
                 let outcome =
                     load::fanout(&on, rooms, per_room, &rates, step, budget, "cluster").await;
+                for node in others {
+                    node.stop().await;
+                }
+                outcome
+            }
+            Scenario::Bus {
+                nodes,
+                rooms,
+                per_room,
+                rate,
+                seconds,
+            } => {
+                let redis = args
+                    .redis
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("bus needs --redis"))?;
+                let others = more_nodes(&args, nodes.saturating_sub(1)).await?;
+                let all: Vec<&load::Target> = std::iter::once(&target).chain(&others).collect();
+                let outcome = bus::bus(&all, &redis, rooms, per_room, rate, seconds).await;
                 for node in others {
                     node.stop().await;
                 }

@@ -9,12 +9,15 @@
 
 use std::{
     collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use crate::redis_link::{Commands, RedisLink};
+use crate::{
+    bus::{Bus, Heard, Kind, Listener},
+    redis_link::{Commands, RedisLink},
+};
 use app::protocol::Identity;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -69,8 +72,14 @@ enum Outgoing {
 }
 
 impl Cluster {
-    /// Joins the cluster on the Redis at `link` as a node with a fresh id, for `hub`, until `stop`.
-    pub async fn start(link: RedisLink, hub: Hub, stop: CancellationToken) -> anyhow::Result<Self> {
+    /// Joins the cluster on the Redis at `link` as a node with a fresh id, hearing the others on
+    /// the node's `bus`, for `hub`, until `stop`. Resolves once the cluster's channel is subscribed.
+    pub async fn start(
+        link: RedisLink,
+        bus: Bus,
+        hub: Hub,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let conn = link.commands().await?;
         let node = crate::session::random_hex(8);
         hub.join_cluster();
@@ -84,10 +93,21 @@ impl Cluster {
                 () = until.cancelled() => {}
             }
         });
+        let (to, heard) = mpsc::unbounded_channel();
+        let listener = Listener {
+            hear: Arc::new(move |heard| {
+                let _ = to.send(match heard {
+                    Heard::Message { payload, .. } => Some(payload.to_vec()),
+                    Heard::Resubscribed { .. } => None,
+                });
+            }),
+            name: "cluster",
+        };
+        bus.subscribe(CHANNEL, Kind::Ordinary, listener).await?;
         let cluster_ = cluster.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = listen(link, conn, node, hub, cluster_) => {}
+                () = listen(heard, conn, node, hub, cluster_) => {}
                 () = stop.cancelled() => {}
             }
         });
@@ -150,51 +170,35 @@ struct Peer {
     heard: Instant,
 }
 
-/// Listens to the other nodes; asks every node for everything on start and after a lost
-/// connection; forgets nodes that fell silent.
-/// `conn` (shared with the teller) sends its requests.
-async fn listen(link: RedisLink, mut conn: Commands, node: String, hub: Hub, cluster: Cluster) {
-    let mut peers: HashMap<String, Peer> = HashMap::new();
-    let mut pause = Duration::from_millis(100);
-    let mut first = true;
-    loop {
-        let pubsub = async {
-            let mut pubsub = link.pubsub().await?;
-            pubsub.subscribe(CHANNEL).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        }
-        .await;
-        let mut stream = match pubsub {
-            Ok(pubsub) => pubsub.into_on_message(),
-            Err(e) => {
-                tracing::warn!("the cluster channel is unreachable: {e}; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        pause = Duration::from_millis(100);
-        if !std::mem::replace(&mut first, false) {
-            link.counters.repaired("cluster");
-        }
-        // Whatever happened while this node was not listening, it hears again.
+/// Listens to the other nodes (`heard`, from the node's bus); asks every node for everything on
+/// start and after the bus lost its connection (what was said meanwhile was not heard); forgets
+/// nodes that fell silent. `conn` (shared with the teller) sends its requests. A connection that is
+/// open but no longer delivers is the bus's to find (its probe) and replace.
+async fn listen(
+    mut heard: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
+    mut conn: Commands,
+    node: String,
+    hub: Hub,
+    cluster: Cluster,
+) {
+    {
+        let mut peers: HashMap<String, Peer> = HashMap::new();
+        // Whatever happened before this node listened, it hears again.
         want(&mut conn, &node, "*").await;
         let mut check = tokio::time::interval(Duration::from_secs(1));
-        // This node's own heartbeats come back on the channel: when they stop, the connection is
-        // wedged (open, no longer delivering) and is replaced, as if lost.
-        let mut heard_self = Instant::now();
         loop {
-            let msg = tokio::select! {
-                msg = stream.next() => match msg {
-                    Some(msg) => msg,
-                    None => break,
+            let payload = tokio::select! {
+                heard = heard.recv() => match heard {
+                    None => return,
+                    Some(Some(payload)) => payload,
+                    // The bus was lost a while: what the others said meanwhile was not heard.
+                    Some(None) => {
+                        want(&mut conn, &node, "*").await;
+                        continue;
+                    }
                 },
                 _ = check.tick() => {
                     let now = Instant::now();
-                    if now > heard_self + NODE_TIMEOUT {
-                        tracing::warn!("the cluster channel went silent; replacing its connection");
-                        break;
-                    }
                     peers.retain(|peer, known| {
                         let alive = now < known.heard + NODE_TIMEOUT;
                         if !alive {
@@ -206,12 +210,11 @@ async fn listen(link: RedisLink, mut conn: Commands, node: String, hub: Hub, clu
                     continue;
                 }
             };
-            let Ok(note) = serde_json::from_slice::<Note>(msg.get_payload_bytes()) else {
+            let Ok(note) = serde_json::from_slice::<Note>(&payload) else {
                 tracing::warn!("an unreadable note on the cluster channel was skipped");
                 continue;
             };
             if note.node == node {
-                heard_self = Instant::now();
                 continue;
             }
             let now = Instant::now();
@@ -250,7 +253,6 @@ async fn listen(link: RedisLink, mut conn: Commands, node: String, hub: Hub, clu
                 What::Beat | What::Want { .. } => {}
             }
         }
-        tracing::warn!("the cluster channel connection was lost; reconnecting");
     }
 }
 

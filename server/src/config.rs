@@ -61,6 +61,13 @@ pub struct Config {
     #[arg(long, env = "HERALD_REDIS_WAIT_REPLICAS", default_value_t = 0)]
     pub redis_wait_replicas: u32,
 
+    /// Cluster mode: seconds a node keeps hearing a room on the Redis bus after it was last read
+    /// here (its last reader left, or a page or the API read it). A node hears only the rooms it
+    /// has use for; this spares it subscribing again when a reader comes straight back.
+    #[arg(long, env = "HERALD_BUS_LINGER_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub bus_linger_secs: u64,
+
     /// Another origin (http:// or https://, a host and maybe a port, nothing after) whose pages may
     /// open the WebSocket and post the name forms, besides Herald's own. `null` (sandboxed frames,
     /// files) and `*` are refused: either would let any page sign people in.

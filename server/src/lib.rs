@@ -4,6 +4,7 @@
 pub mod accept;
 pub mod assets;
 pub mod bearer;
+pub mod bus;
 pub mod cluster;
 pub mod config;
 pub mod frame;
@@ -244,14 +245,15 @@ pub async fn run(
     }
 
     // In a cluster, presence, typing and the room list are shared with the other nodes.
-    let cluster = match &redis {
-        Some(link) => {
+    let cluster = match (&redis, state.log.bus()) {
+        (Some(link), Some(bus)) => {
             let stop = state.stop.clone();
-            Some(cluster::Cluster::start(link.clone(), state.hub.clone(), stop).await?)
+            Some(cluster::Cluster::start(link.clone(), bus, state.hub.clone(), stop).await?)
         }
-        None => None,
+        _ => None,
     };
     // Presence changes are announced in batches, a few times a second; unused rooms are forgotten.
+    let bus_linger = Duration::from_secs(config.bus_linger_secs);
     let ticker = {
         let hub = state.hub.clone();
         let rooms = state.rooms.clone();
@@ -267,6 +269,9 @@ pub async fn run(
                         if let Some(cluster) = &cluster {
                             cluster.share(shared);
                         }
+                        // In a cluster, the rooms nobody here has read for a while are heard
+                        // no more (the bus lets their channels go).
+                        rooms.let_go_unused(bus_linger);
                         let unused = hub.unused_rooms();
                         if !unused.is_empty() {
                             let rooms = rooms.clone();

@@ -41,12 +41,21 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
     let csp = guard::page_csp(&nonce, guard::requested_host(&request));
     let path = request.uri().path().to_owned();
     // Only a signed-in reader is shown a room; anyone else gets the name form.
-    let room = user.as_ref().and(chat_room(&path)).and_then(|room| {
-        let (epoch, last) = state.rooms.state(room)?;
-        Some((room.to_owned(), epoch, last))
-    });
+    let room = match user.as_ref().and(chat_room(&path)) {
+        // A room the log cannot be asked about now is rendered without its history: the page
+        // joins it and gets it over the socket.
+        Some(room) => match state.rooms.open(room).await {
+            Ok(Some((epoch, last, lease))) => Some((room.to_owned(), epoch, last, lease)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("rendering {room} without history: {e}");
+                None
+            }
+        },
+        None => None,
+    };
     let mut response = match (&user, room) {
-        (Some(reader), Some((room, epoch, last))) => {
+        (Some(reader), Some((room, epoch, last, _lease))) => {
             // A page with a query is rendered afresh: queries are endless, rooms are not.
             let template = if state.pages.enabled() && request.uri().query().is_none() {
                 let render = |standins| render_twice(&state, &path, &room, &epoch, last, standins);

@@ -2,8 +2,8 @@
 //! node of a Redis Cluster (several masters, told apart at connect by `INFO cluster`):
 //! [`Commands`] sends each command to the master holding its key's slot (every key Herald keeps for
 //! a room carries the room as a hash tag, so a room's keys and its append script stay in one slot),
-//! and [`RedisLink::pubsub`] subscribes on any one node that answers — a Redis Cluster passes every
-//! `PUBLISH` to all of its nodes, so one subscription hears every room.
+//! and the node's bus (`bus.rs`) subscribes through [`RedisLink::pubsub`] (one Redis) or
+//! [`RedisLink::bus_client`] (a Redis Cluster: a room's shard channel on its master).
 
 use std::{
     sync::{
@@ -48,10 +48,25 @@ pub struct RedisCounters {
     pub round_trip: prometheus::HistogramVec,
     /// By `bus`: `log` (the rooms' channels), `cluster` (presence): a subscription replaced.
     pub repairs: prometheus::IntCounterVec,
+    /// By `bus`, as `repairs`: the bytes of the messages the bus brought this node. A node hears
+    /// the rooms it follows, so this follows its own readers, not the whole cluster's traffic.
+    pub heard_bytes: prometheus::IntCounterVec,
 }
 
 impl Default for RedisCounters {
+    /// Each bus's counts are there from the first scrape, at 0.
     fn default() -> Self {
+        let counters = Self::unlabelled();
+        for bus in ["log", "cluster"] {
+            counters.repairs.with_label_values(&[bus]);
+            counters.heard_bytes.with_label_values(&[bus]);
+        }
+        counters
+    }
+}
+
+impl RedisCounters {
+    fn unlabelled() -> Self {
         let opts = prometheus::HistogramOpts::new(
             "herald_redis_round_trip_seconds",
             "Cluster mode: round trips to Redis, by operation.",
@@ -68,6 +83,14 @@ impl Default for RedisCounters {
                 &["bus"],
             )
             .expect("a valid metric (constant)"),
+            heard_bytes: prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "herald_bus_received_bytes_total",
+                    "Cluster mode: bytes of the messages the Redis bus brought this node.",
+                ),
+                &["bus"],
+            )
+            .expect("a valid metric (constant)"),
         }
     }
 }
@@ -78,8 +101,10 @@ impl RedisCounters {
         vec![
             Box::new(self.round_trip.clone()),
             Box::new(self.repairs.clone()),
+            Box::new(self.heard_bytes.clone()),
         ]
     }
+
 
     pub fn took(&self, op: &str, since: std::time::Instant) {
         self.round_trip
@@ -217,6 +242,24 @@ impl RedisLink {
                 timed(client.get_async_connection()).await?,
             )),
         }
+    }
+
+    /// A client for the bus on a Redis Cluster: RESP3, its subscriptions' messages (and their
+    /// confirmations, again after a reconnection) sent to `pushes`; a shard channel is subscribed
+    /// on the master of its slot, and subscribed again there by redis-rs after a loss.
+    pub fn bus_client(
+        &self,
+        pushes: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
+    ) -> RedisResult<ClusterClient> {
+        ClusterClient::builder(self.nodes.iter().cloned())
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(CONNECT_TIMEOUT)
+            .retries(CLUSTER_RETRIES)
+            .min_retry_wait(CLUSTER_RETRY_WAIT_MS.0)
+            .max_retry_wait(CLUSTER_RETRY_WAIT_MS.1)
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(pushes)
+            .build()
     }
 
     /// A pub/sub connection to the first node that answers, starting after the one the last call

@@ -16,7 +16,7 @@ use app::protocol::{
 use crate::{frame::Frame, hub::Hub, hub::JoinPoint, log::Log};
 pub use crate::{
     hub::{Drain, Handle, QUEUE_FRAMES, RoomStats, SendQueue},
-    log::{Appending, LogError, NewEntry},
+    log::{Appending, Lease, LogError, NewEntry},
 };
 
 /// Every room, as the transports reach them. Cheap to clone: handles to the log and the hub.
@@ -41,19 +41,33 @@ impl Rooms {
         self.hub.rooms()
     }
 
-    /// Every room the log holds, by name, with its people and last seq.
-    pub fn stats(&self) -> Vec<RoomStats> {
-        let known: std::collections::HashSet<String> = self.log.rooms().into_iter().collect();
-        self.hub
+    /// Every room the log holds (in a cluster, every node's), by name, with its people and last
+    /// seq: the hub's for a room this node follows, the log's for one it does not.
+    pub async fn stats(&self) -> Result<Vec<RoomStats>, LogError> {
+        let mut here: std::collections::HashMap<String, RoomStats> = self
+            .hub
             .room_stats()
             .into_iter()
-            .filter(|stats| known.contains(&stats.room))
-            .collect()
+            .map(|stats| (stats.room.clone(), stats))
+            .collect();
+        let mut stats = Vec::new();
+        for room in self.log.all_rooms().await? {
+            let mut line = here.remove(&room).unwrap_or(RoomStats {
+                room: room.clone(),
+                members: 0,
+                last_seq: 0,
+            });
+            if !self.log.follows(&room) {
+                line.last_seq = self.log.last_stored(&room).await?;
+            }
+            stats.push(line);
+        }
+        Ok(stats)
     }
 
-    /// Every room the log holds, by name.
-    pub fn names(&self) -> Vec<String> {
-        self.log.rooms()
+    /// Every room the log holds (in a cluster, every node's), by name.
+    pub async fn names(&self) -> Result<Vec<String>, LogError> {
+        self.log.all_rooms().await
     }
 
     /// The room's epoch, if it exists.
@@ -61,11 +75,22 @@ impl Rooms {
         self.log.epoch(room)
     }
 
-    /// The room's epoch and the seq of its last published message, if it exists: everything up to
-    /// that seq is committed, so a page rendered from the log and the live stream meet there.
-    pub fn state(&self, room: &str) -> Option<(String, u64)> {
-        let epoch = self.log.epoch(room)?;
-        Some((epoch, self.hub.last_seq(room).unwrap_or(0)))
+    /// The room made current here (in a cluster, followed: see `Log::follow`), and its epoch and
+    /// the seq of its last published entry, if it exists: everything up to that seq is committed,
+    /// so a page rendered from the log and the live stream meet there. Hold the lease while reading.
+    pub async fn open(&self, room: &str) -> Result<Option<(String, u64, Lease)>, LogError> {
+        let Some((epoch, lease)) = self.log.follow(room, false).await? else {
+            return Ok(None);
+        };
+        Ok(Some((epoch, self.hub.last_seq(room).unwrap_or(0), lease)))
+    }
+
+    /// In a cluster, stops following the rooms nobody here has read for `linger` (see
+    /// `Log::let_go_unused`).
+    pub fn let_go_unused(&self, linger: std::time::Duration) -> Vec<String> {
+        let hub = &self.hub;
+        self.log
+            .let_go_unused(linger, &|room| hub.subscriber_count(room) > 0)
     }
 
     /// Stores a message (making its room if needed); its seq once it is published.
@@ -162,7 +187,8 @@ pub async fn join(
     room: &str,
     since: Option<Cursor>,
 ) -> Result<Joining, LogError> {
-    let epoch = log.ensure_room(room).await?;
+    // Made if needed, and followed here (in a cluster) before the join takes its point.
+    let (epoch, lease) = log.follow(room, true).await?.ok_or(LogError::Unavailable)?;
     // A cursor ahead of this node (in a cluster, a message stored through another node reaches
     // this one a moment later) is not of another history: wait until this node has it, before
     // the join takes its point, rather than answer `reset`.
@@ -175,6 +201,8 @@ pub async fn join(
     // The replay starts here at the earliest (the room's oldest held message can only move it on).
     let earliest = |live_after| replay_start(since.as_ref(), &epoch, live_after, 1).1;
     let JoinPoint { live_after, recent } = conn.join(room, earliest);
+    // A reader of the room in the hub now: that keeps it followed from here.
+    drop(lease);
     let joining = async {
         let first_held = log.first_seq(room).await?.unwrap_or(live_after + 1);
         let (mode, from) = replay_start(since.as_ref(), &epoch, live_after, first_held);
@@ -310,6 +338,9 @@ pub async fn page(
     limit: u64,
 ) -> Result<Page, LogError> {
     let limit = limit.max(1);
+    // Current here (and kept so while read) before the hub's last seq is taken for the end of
+    // what is published.
+    let _lease = log.follow(room, false).await?;
     let last = hub.last_seq(room).unwrap_or(0);
     let first_held = log.first_seq(room).await?.unwrap_or(last + 1);
     let (after, before) = match at {

@@ -10,10 +10,10 @@
 //! - `(author, client_id)` is stored once: a resend is answered with the first seq and not published;
 //! - beside each entry, how many messages the room held once it was stored (edits and reactions,
 //!   later, do not count): what a person's unread count is made of;
-//! - each new entry goes to the `publish` function it was opened with only once it is durable, in
-//!   seq order per room with no hole, and only then is its append answered; a room that becomes
-//!   known after opening (made on another node) is announced to `publish` first, with where its
-//!   history ends;
+//! - each new entry of a room this node follows (on one node: every room) goes to the `publish`
+//!   function it was opened with only once it is durable, in seq order per room with no hole, and
+//!   only then is its append answered; a room followed is announced to `publish` first, with where
+//!   its history ends then (`follow`, which every door that reads a room calls first);
 //! - `range` reads what was stored, oldest first; retention keeps each room's newest entries;
 //! - a room that never held an entry can be forgotten; one that held an entry cannot;
 //! - an entry of a type this build does not know (a newer Herald's) is kept and passed on as it was.
@@ -35,6 +35,7 @@ pub mod redis;
 pub mod sequencer;
 pub mod sqlite;
 
+pub use redis::Lease;
 pub use sqlite::DB_FILE;
 
 #[derive(Debug, thiserror::Error)]
@@ -363,6 +364,63 @@ impl Log {
         on_backend!(self, log => log.ensure_room(room).await)
     }
 
+    /// Makes `room` current on this node before it is read here: on one node it always is; in a
+    /// cluster the node follows the room (its channel subscribed, the hub brought to where the room
+    /// stands) until it has had no use for it for a while ([`Self::let_go_unused`]); the lease
+    /// keeps it followed while held (hold it until the reader is in the hub, or the read is done).
+    /// Made first if `create`. The room's epoch, or `None` if it does not exist.
+    pub async fn follow(
+        &self,
+        room: &str,
+        create: bool,
+    ) -> Result<Option<(String, Lease)>, LogError> {
+        let epoch = match &self.backend {
+            Backend::Sqlite(log) if create => Some(log.ensure_room(room).await?),
+            Backend::Sqlite(log) => log.epoch(room),
+            Backend::Redis(log) => return log.follow(room, create).await,
+        };
+        Ok(epoch.map(|epoch| (epoch, Lease::none())))
+    }
+
+    /// Whether `room` is current on this node (see [`Self::follow`]).
+    pub fn follows(&self, room: &str) -> bool {
+        match &self.backend {
+            Backend::Sqlite(_) => true,
+            Backend::Redis(log) => log.follows(room),
+        }
+    }
+
+    /// In a cluster, stops following the rooms that have had no use here for `linger` (`in_use`
+    /// says which have readers here now); returns them. (One node follows every room, always.)
+    pub fn let_go_unused(
+        &self,
+        linger: std::time::Duration,
+        in_use: &dyn Fn(&str) -> bool,
+    ) -> Vec<String> {
+        match &self.backend {
+            Backend::Sqlite(_) => Vec::new(),
+            Backend::Redis(log) => log.let_go_unused(linger, in_use),
+        }
+    }
+
+    /// Every room's name, sorted: in a cluster, every node's rooms (this node knows of those it
+    /// follows and those there were when it started).
+    pub async fn all_rooms(&self) -> Result<Vec<String>, LogError> {
+        match &self.backend {
+            Backend::Sqlite(log) => Ok(log.rooms()),
+            Backend::Redis(log) => log.all_rooms().await,
+        }
+    }
+
+    /// The seq of the room's last entry as stored (0 if none), for a room not followed here: one
+    /// followed is where the hub has it.
+    pub async fn last_stored(&self, room: &str) -> Result<u64, LogError> {
+        match &self.backend {
+            Backend::Sqlite(log) => log.last_stored(room).await,
+            Backend::Redis(log) => log.last_stored(room).await,
+        }
+    }
+
     /// Whether `room` does not exist yet (joining it would create it). In a cluster, a room made
     /// through another node may not be known here yet: Redis is asked.
     pub async fn is_new(&self, room: &str) -> Result<bool, LogError> {
@@ -422,6 +480,14 @@ impl Log {
     /// Every room the log holds.
     pub fn rooms(&self) -> Vec<String> {
         on_backend!(self, log => log.rooms())
+    }
+
+    /// In cluster mode, the node's bus (the cluster's presence rides on it too).
+    pub fn bus(&self) -> Option<crate::bus::Bus> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Redis(log) => Some(log.bus()),
+        }
     }
 
     /// The room's epoch, if the room exists.

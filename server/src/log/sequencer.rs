@@ -8,6 +8,12 @@
 //! [`Sequencer::holes`] names the room); a seq the log no longer holds (retention trimmed it) is
 //! skipped, since no one can read it any more.
 //!
+//! Only the rooms this node follows are tracked (the bus brings a node only those rooms'
+//! channels). Following a room begins [`Sequencer::pend`]ing: from its subscription on, what
+//! arrives is held until [`Sequencer::know`] says where the room stood then, read after the
+//! subscription — so nothing falls between the two. An entry of a room not followed is not handed
+//! on here, and a local append to one is answered as soon as Redis has it.
+//!
 //! Pure: no I/O, no clock of its own; the Redis backend drives it from one task.
 
 use std::{
@@ -43,6 +49,9 @@ pub enum Step<R> {
 }
 
 struct Track<R> {
+    /// Being followed, where the room stands not known yet: what arrives is held (with the epoch
+    /// it came in) until [`Sequencer::know`].
+    pending: bool,
     epoch: String,
     /// The seq to hand on next.
     next: u64,
@@ -67,13 +76,51 @@ impl<R> Default for Sequencer<R> {
 }
 
 impl<R> Sequencer<R> {
-    /// Room `room` (in `epoch`) has stored up to `last_seq`: start it there if it is new here. A
-    /// known room is left as it is (anything it missed arrives, or shows as a hole).
-    pub fn know(&mut self, room: &str, epoch: &str, last_seq: u64, steps: &mut Vec<Step<R>>) {
-        if self.rooms.contains_key(room) {
-            return;
-        }
+    /// Room `room` is about to be followed: from now on what arrives of it is held, until
+    /// [`Self::know`] says where it stood once subscribed. A room followed already is left as it is.
+    pub fn pend(&mut self, room: &str) {
+        self.rooms.entry(room.to_owned()).or_insert_with(|| Track {
+            pending: true,
+            epoch: String::new(),
+            next: 1,
+            held: BTreeMap::new(),
+            waiting: Vec::new(),
+            hole_since: None,
+        });
+    }
+
+    /// Room `room` (in `epoch`) has stored up to `last_seq`: start it there if it is new here or
+    /// pending, and hand on what was held after that. A room followed already is left as it is
+    /// (anything it missed arrives, or shows as a hole).
+    pub fn know(
+        &mut self,
+        room: &str,
+        epoch: &str,
+        last_seq: u64,
+        now: Instant,
+        steps: &mut Vec<Step<R>>,
+    ) {
+        let held = match self.rooms.get_mut(room) {
+            Some(track) if !track.pending => return,
+            // Held of another epoch (the history began again meanwhile) is of no use.
+            Some(track) if track.epoch == epoch => std::mem::take(&mut track.held),
+            _ => BTreeMap::new(),
+        };
         self.start(room, epoch, last_seq, steps);
+        if let Some(track) = self.rooms.get_mut(room) {
+            track.held = held;
+            Self::advance(track, now, steps);
+        }
+    }
+
+    /// Room `room` is followed no more: nothing of it is handed on here, and its local appends
+    /// still waiting are answered (Redis has them).
+    pub fn unfollow(&mut self, room: &str, steps: &mut Vec<Step<R>>) {
+        if let Some(track) = self.rooms.remove(room) {
+            for (seq, reply) in track.waiting {
+                steps.push(Step::Answer(reply, seq));
+            }
+        }
     }
 
     fn start(&mut self, room: &str, epoch: &str, last_seq: u64, steps: &mut Vec<Step<R>>) {
@@ -85,6 +132,7 @@ impl<R> Sequencer<R> {
         self.rooms.insert(
             room.to_owned(),
             Track {
+                pending: false,
                 epoch: epoch.to_owned(),
                 next: last_seq.saturating_add(1),
                 held: BTreeMap::new(),
@@ -106,7 +154,8 @@ impl<R> Sequencer<R> {
         let Some(track) = self.rooms.get(room) else {
             return true;
         };
-        let unused = track.epoch == epoch
+        let unused = !track.pending
+            && track.epoch == epoch
             && track.next == 1
             && track.held.is_empty()
             && track.waiting.is_empty();
@@ -116,25 +165,30 @@ impl<R> Sequencer<R> {
         unused
     }
 
-    /// The seq room `room` hands on next, if the room is known.
+    /// The seq room `room` hands on next, if the room is followed (and known).
     pub fn next(&self, room: &str) -> Option<u64> {
-        self.rooms.get(room).map(|track| track.next)
+        self.next_of(room)
     }
 
-    /// A stored message of `epoch`, from wherever it came. One of a room not yet known starts the
-    /// room at seq 1: anything before it is a hole until the log is read.
+    /// A stored entry of `epoch`, from wherever it came. One of a room not followed here is
+    /// dropped; one of a room being followed is held until it is known.
     pub fn offer(&mut self, epoch: &str, message: Entry, now: Instant, steps: &mut Vec<Step<R>>) {
         let room = message.room().to_owned();
-        let known_epoch = self.rooms.get(&room).map(|track| track.epoch.as_str());
-        match known_epoch {
-            // New here: from seq 1 (a hole before this one, if it is not 1).
-            None => self.start(&room, epoch, 0, steps),
-            // The room's history was lost and began again (Redis wiped or restored): start over.
-            Some(known) if known != epoch => {
-                tracing::warn!(%room, "the room's epoch changed: its history starts over");
-                self.start(&room, epoch, message.seq().saturating_sub(1), steps);
+        let Some(track) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        if track.pending {
+            if track.epoch != epoch {
+                track.held.clear();
+                track.epoch = epoch.to_owned();
             }
-            Some(_) => {}
+            track.held.insert(message.seq(), message);
+            return;
+        }
+        // The room's history was lost and began again (Redis wiped or restored): start over.
+        if track.epoch != epoch {
+            tracing::warn!(%room, "the room's epoch changed: its history starts over");
+            self.start(&room, epoch, message.seq().saturating_sub(1), steps);
         }
         let Some(track) = self.rooms.get_mut(&room) else {
             return;
@@ -149,7 +203,7 @@ impl<R> Sequencer<R> {
     /// once if it has been).
     pub fn wait(&mut self, room: &str, seq: u64, reply: R, steps: &mut Vec<Step<R>>) {
         match self.rooms.get_mut(room) {
-            Some(track) if seq >= track.next => track.waiting.push((seq, reply)),
+            Some(track) if track.pending || seq >= track.next => track.waiting.push((seq, reply)),
             _ => steps.push(Step::Answer(reply, seq)),
         }
     }
@@ -167,7 +221,7 @@ impl<R> Sequencer<R> {
         now: Instant,
         steps: &mut Vec<Step<R>>,
     ) {
-        let Some(track) = self.rooms.get_mut(room) else {
+        let Some(track) = self.rooms.get_mut(room).filter(|track| !track.pending) else {
             return;
         };
         if track.next == from
@@ -207,14 +261,20 @@ impl<R> Sequencer<R> {
         due
     }
 
-    /// Every known room with its `next`, to read the log from after the bus may have lost pushes.
+    /// The seq a followed room hands on next (not while it is pending).
     pub fn next_of(&self, room: &str) -> Option<u64> {
-        self.rooms.get(room).map(|track| track.next)
+        self.rooms
+            .get(room)
+            .filter(|track| !track.pending)
+            .map(|track| track.next)
     }
 
+    /// Every followed room with its `next`, to read the log from after the bus may have lost
+    /// pushes (a pending one reads where it stands after its subscription anyway).
     pub fn every_room(&self) -> Vec<(String, u64)> {
         self.rooms
             .iter()
+            .filter(|(_, track)| !track.pending)
             .map(|(room, track)| (room.clone(), track.next))
             .collect()
     }
@@ -294,7 +354,7 @@ mod tests {
         let now = Instant::now();
         let mut seq = Sequencer::<u32>::default();
         let mut steps = Vec::new();
-        seq.know("r", "e", 4, &mut steps);
+        seq.know("r", "e", 4, now, &mut steps);
         assert_eq!(
             steps,
             vec![Step::Start {
@@ -335,7 +395,7 @@ mod tests {
         let now = Instant::now();
         let mut seq = Sequencer::<u32>::default();
         let mut steps = Vec::new();
-        seq.know("r", "e", 10, &mut steps);
+        seq.know("r", "e", 10, now, &mut steps);
         seq.offer("e", message("r", 14), now, &mut steps);
         assert!(
             seq.holes(now + Duration::from_millis(10)).is_empty(),
@@ -365,7 +425,7 @@ mod tests {
         let now = Instant::now();
         let mut seq = Sequencer::<u32>::default();
         let mut steps = Vec::new();
-        seq.know("r", "e", 4, &mut steps);
+        seq.know("r", "e", 4, now, &mut steps);
         // This node's reply for 6 came before the bus's push of 5; a read from 5 ran before
         // either was stored and found nothing, the log still holding seq 1 on.
         seq.offer("e", message("r", 6), now, &mut steps);
@@ -376,10 +436,13 @@ mod tests {
     }
 
     #[test]
-    fn a_room_first_heard_of_on_the_bus_is_read_from_the_start_and_an_epoch_change_starts_over() {
+    fn a_hole_from_the_start_is_read_and_an_epoch_change_starts_over() {
         let now = Instant::now();
         let mut seq = Sequencer::<u32>::default();
         let mut steps = Vec::new();
+        seq.pend("new");
+        seq.know("new", "e", 0, now, &mut steps);
+        steps.clear();
         seq.offer("e", message("new", 3), now, &mut steps);
         assert!(published(&steps).is_empty(), "1 and 2 come first");
         assert_eq!(seq.holes(now + HOLE_PATIENCE), vec![("new".to_string(), 1)]);
@@ -399,5 +462,53 @@ mod tests {
             }
         );
         assert_eq!(published(&steps), vec![1]);
+    }
+
+    #[test]
+    fn a_room_followed_holds_what_arrives_until_known_then_hands_on_only_what_is_after() {
+        let now = Instant::now();
+        let mut seq = Sequencer::<u32>::default();
+        let mut steps = Vec::new();
+        // Not followed: nothing of it is handed on, and a local append is answered at once.
+        seq.offer("e", message("r", 1), now, &mut steps);
+        seq.wait("r", 1, 10, &mut steps);
+        assert_eq!((published(&steps), answered(&steps)), (vec![], vec![10]));
+        steps.clear();
+        // Followed: subscribed, and 9 and 10 arrive before where the room stood is read (8).
+        seq.pend("r");
+        seq.offer("e", message("r", 10), now, &mut steps);
+        seq.offer("e", message("r", 8), now, &mut steps);
+        seq.offer("e", message("r", 9), now, &mut steps);
+        seq.wait("r", 10, 11, &mut steps);
+        assert!(steps.is_empty(), "held while pending");
+        assert_eq!(seq.next_of("r"), None);
+        assert!(seq.every_room().is_empty(), "nothing to fill while pending");
+        seq.know("r", "e", 8, now, &mut steps);
+        assert_eq!(
+            published(&steps),
+            vec![9, 10],
+            "8 was in the read: not twice"
+        );
+        assert_eq!(answered(&steps), vec![11]);
+        steps.clear();
+        // Known again (another join): left as it is.
+        seq.pend("r");
+        seq.know("r", "e", 5, now, &mut steps);
+        assert!(steps.is_empty());
+        assert_eq!(seq.next_of("r"), Some(11));
+        // Let go: an append waiting for it is answered, and what arrives after is dropped.
+        seq.offer("e", message("r", 12), now, &mut steps);
+        seq.wait("r", 12, 12, &mut steps);
+        seq.unfollow("r", &mut steps);
+        assert_eq!(answered(&steps), vec![12]);
+        steps.clear();
+        seq.offer("e", message("r", 11), now, &mut steps);
+        assert!(steps.is_empty() && seq.next_of("r").is_none());
+        // Held of an epoch the room no longer has is dropped when it is known.
+        seq.pend("r");
+        seq.offer("old", message("r", 3), now, &mut steps);
+        seq.know("r", "new", 2, now, &mut steps);
+        assert!(published(&steps).is_empty());
+        assert_eq!(seq.next_of("r"), Some(3));
     }
 }

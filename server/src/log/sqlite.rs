@@ -250,6 +250,22 @@ impl SqliteLog {
         .await
     }
 
+    /// The seq of the room's last entry as stored (0 if none, or no such room).
+    pub async fn last_stored(&self, room: &str) -> Result<u64, LogError> {
+        let room = room.to_owned();
+        self.read(move |conn| {
+            let last: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT MAX(last_seq, COALESCE((SELECT MAX(seq) FROM messages WHERE room = ?1), 0))
+                     FROM rooms WHERE name = ?1",
+                )?
+                .query_row([room], |row| row.get(0))
+                .optional()?;
+            Ok(last.map_or(0, |last| last as u64))
+        })
+        .await
+    }
+
     /// How many messages the room held once its entry `seq` was stored, if it is still held.
     pub async fn messages_at(&self, room: &str, seq: u64) -> Result<Option<u64>, LogError> {
         let room = room.to_owned();

@@ -146,7 +146,7 @@ async fn broadcast(
 ) -> Result<(StatusCode, Json<Announced>), ApiError> {
     let token = require_token(&state, &headers).await?;
     let (author, client_id, body) = publish_request(&state, &token, body).await?;
-    let mut rooms = state.rooms.names();
+    let mut rooms = state.rooms.names().await.map_err(ApiError::unavailable)?;
     if !rooms.iter().any(|r| r == app::protocol::DEFAULT_ROOM) {
         rooms.push(app::protocol::DEFAULT_ROOM.to_owned());
     }
@@ -198,6 +198,8 @@ async fn list_rooms(
     let rooms: Vec<RoomInfo> = state
         .rooms
         .stats()
+        .await
+        .map_err(ApiError::unavailable)?
         .into_iter()
         .map(|stats| RoomInfo {
             room: stats.room,
@@ -254,9 +256,11 @@ async fn history(
             format!("limit is 1 to {API_PAGE_MAX}"),
         ));
     }
-    let epoch = state
+    let (epoch, _, _lease) = state
         .rooms
-        .epoch(&room)
+        .open(&room)
+        .await
+        .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::unknown_room(&room))?;
     let at = match (query.after, query.before) {
         (Some(after), Some(before)) => PageAt::Between { after, before },

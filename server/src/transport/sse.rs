@@ -67,9 +67,11 @@ async fn events(
             format!("since is a whole number, epoch a string: {}", e.body_text()),
         )
     })?;
-    let epoch = state
+    let (epoch, _, _lease) = state
         .rooms
-        .epoch(&room)
+        .open(&room)
+        .await
+        .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::unknown_room(&room))?;
     // `Last-Event-ID` is what `EventSource` sends when it reconnects by itself; it wins over `since`.
     // It is always one of our seqs: anything else is refused, not taken as "from the start".

@@ -358,7 +358,17 @@ impl Client {
 
     /// Sends `body` and waits for its ack (skipping the broadcast of it); returns the seq.
     pub async fn post(&mut self, client_id: &str, body: &str) -> u64 {
-        self.say(client_id, body).await;
+        self.post_in(ROOM, client_id, body).await
+    }
+
+    /// [`Self::post`] into `room` (joined).
+    pub async fn post_in(&mut self, room: &str, client_id: &str, body: &str) -> u64 {
+        self.send(&ClientMsg::Send {
+            room: room.into(),
+            client_id: client_id.into(),
+            body: body.into(),
+        })
+        .await;
         loop {
             match self.recv().await {
                 ServerMsg::Ack {
@@ -930,11 +940,35 @@ impl Drop for RedisServer {
 pub trait Redis {
     /// What `--redis` is given.
     fn url(&self) -> String;
+
+    /// How many connections (nodes' buses) subscribe `room`'s channel now, as Redis counts them
+    /// (`PUBSUB NUMSUB`; on a Redis Cluster `PUBSUB SHARDNUMSUB`, asked of the room's master).
+    async fn subscribers(&self, room: &str) -> u64;
+}
+
+/// The count in a `PUBSUB NUMSUB`/`SHARDNUMSUB` answer for one channel: `[channel, count]`.
+async fn numsub(url: &str, command: &str, room: &str) -> u64 {
+    let client = redis::Client::open(url).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let (_, count): (String, u64) = redis::cmd("PUBSUB")
+        .arg(command)
+        .arg(format!("herald:{{{room}}}:live"))
+        .query_async(&mut conn)
+        .await
+        .expect("PUBSUB answers");
+    count
 }
 
 impl Redis for RedisServer {
     fn url(&self) -> String {
         RedisServer::url(self)
+    }
+
+    async fn subscribers(&self, room: &str) -> u64 {
+        numsub(&self.url(), "NUMSUB", room).await
     }
 }
 
@@ -1104,6 +1138,12 @@ impl RedisCluster {
 impl Redis for RedisCluster {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.nodes[0].1)
+    }
+
+    async fn subscribers(&self, room: &str) -> u64 {
+        let master = self.master_of(room).await;
+        let url = format!("redis://127.0.0.1:{}", self.nodes[master].1);
+        numsub(&url, "SHARDNUMSUB", room).await
     }
 }
 
@@ -1292,6 +1332,10 @@ impl RedisProxy {
 impl Redis for RedisProxy {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn subscribers(&self, room: &str) -> u64 {
+        numsub(&self.url(), "NUMSUB", room).await
     }
 }
 

@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use app::protocol::{ClientMsg, JoinMode, ServerMsg};
+use app::protocol::{ClientMsg, Cursor, JoinMode, ServerMsg};
 use common::{
     Client, Redis, RedisCluster, RedisProxy, RedisServer, RestartableRedis, TempDir, TestServer,
 };
@@ -14,6 +14,11 @@ const SECRET: &str = "the same secret on every node, 32+ bytes";
 
 /// A node on `redis`, with a data dir of its own.
 async fn node(redis: &impl Redis) -> (TestServer, TempDir) {
+    node_with(redis, &[]).await
+}
+
+/// [`node`], with more flags.
+async fn node_with(redis: &impl Redis, more: &[&str]) -> (TestServer, TempDir) {
     let data = TempDir::new();
     let url = redis.url();
     let flags = [
@@ -24,7 +29,8 @@ async fn node(redis: &impl Redis) -> (TestServer, TempDir) {
         "--metrics-token",
         common::METRICS_TOKEN,
     ];
-    let server = TestServer::start_in(data.path(), &flags).await;
+    let all: Vec<&str> = flags.iter().chain(more).copied().collect();
+    let server = TestServer::start_in(data.path(), &all).await;
     (server, data)
 }
 
@@ -1544,4 +1550,149 @@ async fn post_in_until_acked(
             }
         }
     }
+}
+
+/// The bytes of room traffic `server`'s bus has brought it so far.
+async fn room_bytes_heard(server: &TestServer) -> f64 {
+    let scrape = common::scrape(server).await;
+    common::value(
+        &scrape,
+        "herald_bus_received_bytes_total",
+        &[("bus", "log")],
+    )
+}
+
+/// Waits until Redis counts `want` subscribers of `room`'s channel.
+async fn subscribers_become(redis: &impl Redis, room: &str, want: u64) {
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    loop {
+        let now = redis.subscribers(room).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{room}: {now} subscribers, not {want}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+on_one_redis_and_a_cluster!(
+    a_node_hears_a_room_only_while_it_has_readers_of_it,
+    on_a_redis_cluster_a_node_hears_a_room_only_while_it_has_readers_of_it,
+    a_node_hears_a_room_only_while_it_has_readers_of_it_on
+);
+
+async fn a_node_hears_a_room_only_while_it_has_readers_of_it_on(redis: &impl Redis) {
+    let linger = ["--bus-linger-secs", "1"];
+    let (a, _a) = node_with(redis, &linger).await;
+    let (b, _b) = node_with(redis, &linger).await;
+    let mut ann = Client::connect_only(a.addr, &a.session("Ann").await).await;
+    let joined = ann.join("a", None).await;
+    let mut sender = Client::connect_only(a.addr, &a.session("Sam").await).await;
+    sender.join("a", None).await;
+    subscribers_become(redis, "a", 1).await;
+    let heard_before = room_bytes_heard(&b).await;
+
+    for i in 1..=1000 {
+        sender
+            .post_in("a", &format!("m{i}"), &format!("message {i}"))
+            .await;
+    }
+    let got = messages(&mut ann, 1000).await;
+    assert_eq!(got.last().map(|(seq, _)| *seq), Some(1000));
+    // Only node A listens to room `a`: 1 000 messages into it reached B's bus not at all.
+    assert_eq!(redis.subscribers("a").await, 1);
+    assert_eq!(room_bytes_heard(&b).await, heard_before, "B heard room a");
+    assert!(room_bytes_heard(&a).await > 0.0, "A heard its own room");
+
+    // Bob joins `a` on B from a cursor half-way: B follows the room, and he gets everything after
+    // his cursor, then what comes next, with no hole and nothing twice.
+    let mut bob = Client::connect_only(b.addr, &b.session("Bob").await).await;
+    let resumed = bob
+        .join(
+            "a",
+            Some(Cursor {
+                epoch: joined.epoch.clone(),
+                seq: 500,
+            }),
+        )
+        .await;
+    assert_eq!(
+        (resumed.mode, resumed.first_seq, resumed.last_seq),
+        (JoinMode::Full, 501, 1000)
+    );
+    subscribers_become(redis, "a", 2).await;
+    sender.post_in("a", "after", "and one more").await;
+    let seqs: Vec<u64> = messages(&mut bob, 501)
+        .await
+        .into_iter()
+        .map(|(seq, _)| seq)
+        .collect();
+    assert_eq!(seqs, (501..=1001).collect::<Vec<_>>());
+    assert_eq!(messages(&mut ann, 1).await[0].0, 1001);
+
+    // Bob leaves: after its linger, B lets the room go; A, whose reader stays, does not.
+    bob.send(&ClientMsg::Leave { room: "a".into() }).await;
+    subscribers_become(redis, "a", 1).await;
+    let heard = room_bytes_heard(&b).await;
+    sender.post_in("a", "later", "said after Bob left").await;
+    assert_eq!(messages(&mut ann, 1).await[0].0, 1002);
+    assert_eq!(room_bytes_heard(&b).await, heard, "B hears room a no more");
+}
+
+on_one_redis_and_a_cluster!(
+    a_reader_moving_between_nodes_while_messages_flow_misses_nothing_and_sees_nothing_twice,
+    on_a_redis_cluster_a_reader_moving_between_nodes_misses_nothing_and_sees_nothing_twice,
+    a_reader_moving_between_nodes_misses_nothing_and_sees_nothing_twice_on
+);
+
+async fn a_reader_moving_between_nodes_misses_nothing_and_sees_nothing_twice_on(
+    redis: &impl Redis,
+) {
+    // No linger: each node lets the room go as soon as the reader has left it, and follows it
+    // again when the reader comes back, while the messages go on.
+    let linger = ["--bus-linger-secs", "0"];
+    let (a, _a) = node_with(redis, &linger).await;
+    let (b, _b) = node_with(redis, &linger).await;
+    const N: u64 = 400;
+    let mut sender = Client::connect_only(a.addr, &a.session("Ann").await).await;
+    let epoch = sender.join("moving", None).await.epoch;
+    let sending = tokio::spawn(async move {
+        for i in 1..=N {
+            sender
+                .post_in("moving", &format!("m{i}"), &format!("message {i}"))
+                .await;
+            if i % 20 == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            }
+        }
+        sender
+    });
+    let cookie = b.session("Bob").await;
+    let mut seen: Vec<u64> = Vec::new();
+    let mut hops = 0;
+    while seen.last().copied().unwrap_or(0) < N {
+        let node = if hops % 2 == 0 { &b } else { &a };
+        hops += 1;
+        let mut bob = Client::connect_only(node.addr, &cookie).await;
+        let since = Cursor {
+            epoch: epoch.clone(),
+            seq: seen.last().copied().unwrap_or(0),
+        };
+        bob.join("moving", Some(since)).await;
+        // A few messages here, then on to the other node.
+        for _ in 0..25 {
+            if seen.last().copied().unwrap_or(0) >= N {
+                break;
+            }
+            seen.push(bob.next_message().await.seq);
+        }
+        drop(bob);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    sending.await.expect("sent");
+    assert!(hops >= 8, "the reader moved {hops} times");
+    assert_eq!(seen, (1..=N).collect::<Vec<_>>(), "each once, in order");
 }

@@ -627,12 +627,31 @@ async fn in_cluster_mode_redis_round_trips_and_bus_repairs_are_counted() {
         METRICS_TOKEN,
     ];
     let server = TestServer::start_in(data.path(), &flags).await;
+    // Before anything happens, each bus's series is there, at 0.
+    let first = scrape(&server).await;
+    for family in [
+        "herald_bus_repairs_total",
+        "herald_bus_received_bytes_total",
+    ] {
+        for bus in ["log", "cluster"] {
+            let line = format!(r#"{family}{{bus="{bus}"}} 0"#);
+            assert!(first.contains(&line), "no {line} in:\n{first}");
+        }
+    }
     let mut ann = server.client_named("Ann").await;
     for i in 0..5 {
         ann.post(&format!("c{i}"), "through Redis").await;
     }
     let scraped = scrape(&server).await;
     promtool_accepts(&scraped);
+    // Ann's room is followed here: its messages came on the bus.
+    assert!(
+        value(
+            &scraped,
+            "herald_bus_received_bytes_total",
+            &[("bus", "log")]
+        ) > 0.0
+    );
     assert_eq!(
         value(
             &scraped,
@@ -651,8 +670,8 @@ async fn in_cluster_mode_redis_round_trips_and_bus_repairs_are_counted() {
         "{appends} append round trips for 5 sends"
     );
 
-    // Redis drops every subscriber: both buses (the rooms' and the cluster's) are replaced, and
-    // say so; the probe's round trip is timed once the log's bus hears it again.
+    // Redis drops every subscriber: the node's bus is replaced, and each of its listeners (the
+    // rooms' log, the cluster's presence) says so; the probe's round trip is timed once it is back.
     let killed = redis.ask(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
     assert!(killed.is_some_and(|n| n != "0"), "no subscriber to kill");
     let deadline = tokio::time::Instant::now() + PATIENCE;

@@ -1,7 +1,8 @@
 -- Herald's append, run by Redis (server/src/log/redis.rs, APPEND; herald-bench redis-alone runs it
 -- too): dedupe, seq, entry, retention and publish in one step, for one or more entries of one room.
 -- KEYS: meta, log, once. ARGV: retention, a fresh epoch (taken if the room has none), the room's
--- channel, '1' to publish, then for each entry its dedupe member, its JSON and '1' if it is a
+-- channel, '1' to publish (PUBLISH; 's': SPUBLISH, the room's shard channel on a Redis Cluster; '0'
+-- not at all: the node publishes once replicas have it), then for each entry its dedupe member, its JSON and '1' if it is a
 -- message. The meta's 'd' counts the entries that are not messages (none before entries had
 -- types), so each entry's 'n', the room's messages so far, is its seq less 'd'.
 -- Returns {epoch, sent_at_ms, {seq..}, {duplicate..}}; one push carries every new entry.
@@ -37,7 +38,9 @@ for i = 5, #ARGV, 3 do
 end
 if others ~= counted then redis.call('HSET', KEYS[1], 'd', others) end
 if last and last > keep then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', last - keep) end
-if ARGV[4] == '1' and #lines > 0 then
-  redis.call('PUBLISH', ARGV[3], epoch .. '\n' .. table.concat(lines, '\n'))
+if ARGV[4] ~= '0' and #lines > 0 then
+  local publish = 'PUBLISH'
+  if ARGV[4] == 's' then publish = 'SPUBLISH' end
+  redis.call(publish, ARGV[3], epoch .. '\n' .. table.concat(lines, '\n'))
 end
 return {epoch, tonumber(ms), seqs, dups}

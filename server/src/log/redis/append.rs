@@ -8,11 +8,11 @@ use redis::{AsyncCommands, Script};
 use tokio::sync::mpsc;
 
 use super::{
-    Event, LogError, NewEntry, RedisLog, Reply, Stored,
-    bus::{push_line, push_of},
-    entry_field,
+    Event, LogError, NewEntry, RedisLog, Reply, Stored, entry_field,
     keys::*,
-    new_epoch, timed,
+    new_epoch,
+    pushes::{push_line, push_of},
+    timed,
 };
 use crate::redis_link::Commands;
 
@@ -178,7 +178,11 @@ pub(super) async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewEntry, Reply
     let by_hash = BY_HASH.as_str();
     // Waiting for replicas, the node publishes once they have the batch: no reader sees a message
     // a failover could still take back.
-    let publish_now = if log.wait_replicas > 0 { "0" } else { "1" };
+    let publish_now = match (log.wait_replicas > 0, log.bus.is_sharded()) {
+        (true, _) => "0",
+        (false, false) => "1",
+        (false, true) => "s",
+    };
     let pipeline = |call: &str, script: &str| {
         let mut pipe = redis::pipe();
         for batch in &batches {
@@ -239,7 +243,7 @@ pub(super) async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewEntry, Reply
         }
     };
     if log.wait_replicas > 0 {
-        publish_replicated(&mut conn, &batches, &answers).await;
+        publish_replicated(&mut conn, &batches, &answers, log.bus.is_sharded()).await;
     }
     for (batch, stored) in batches.into_iter().zip(answers) {
         if stored.seqs.len() != batch.replies.len()
@@ -277,8 +281,11 @@ pub(super) async fn publish_replicated(
     conn: &mut Commands,
     batches: &[RoomBatch],
     answers: &[Answer],
+    sharded: bool,
 ) {
     let mut pushes = redis::pipe();
+    // A shard channel is published on its room's master: one command each, not one pipeline.
+    let mut sharded_pushes = Vec::new();
     for (batch, stored) in batches.iter().zip(answers) {
         let mut lines = Vec::new();
         let answered = stored.seqs.iter().zip(&stored.duplicates);
@@ -299,15 +306,23 @@ pub(super) async fn publish_replicated(
                 lines.push(push_line(seq, sent_at, json));
             }
         }
-        if !lines.is_empty() {
-            pushes
-                .cmd("PUBLISH")
-                .arg(live_channel(&batch.room))
-                .arg(push_of(&stored.epoch, &lines))
-                .ignore();
+        if lines.is_empty() {
+            continue;
+        }
+        let (channel, push) = (live_channel(&batch.room), push_of(&stored.epoch, &lines));
+        if sharded {
+            let mut conn = conn.clone();
+            sharded_pushes.push(async move {
+                let publish = redis::cmd("SPUBLISH").arg(channel).arg(push).clone();
+                timed(publish.query_async::<()>(&mut conn)).await
+            });
+        } else {
+            pushes.cmd("PUBLISH").arg(channel).arg(push).ignore();
         }
     }
-    if let Err(e) = timed(pushes.query_async::<()>(conn)).await {
+    let mut published = futures::future::join_all(sharded_pushes).await;
+    published.push(timed(pushes.query_async::<()>(conn)).await);
+    if let Some(Err(e)) = published.into_iter().find(Result::is_err) {
         tracing::warn!("publishing stored messages failed: {e}");
     }
 }

@@ -7,8 +7,9 @@ pub(super) const PREFIX: &str = "herald";
 /// Every room's name.
 pub(super) const ROOMS_KEY: &str = "herald:rooms";
 
-/// The pattern every node subscribes to: each room's channel.
-pub(super) const LIVE_PATTERN: &str = "herald:{*}:live";
+/// An ordinary channel every node listens to: `forget ROOM EPOCH` when a room that never held an
+/// entry is deleted (rare), so that every node forgets it, following it or not.
+pub(super) const FORGOTTEN_CHANNEL: &str = "herald:forgotten";
 
 pub(super) fn meta_key(room: &str) -> String {
     format!("{PREFIX}:{{{room}}}:meta")

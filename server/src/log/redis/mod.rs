@@ -16,10 +16,7 @@
 //! what it acknowledges), `target` (what `herald import-to-redis` writes).
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -32,16 +29,21 @@ use super::{
     Appending, Epochs, LogError, NewEntry, Published, Record,
     sequencer::{Sequencer, Step},
 };
-use crate::redis_link::{Commands, RedisLink};
+use crate::{
+    bus::{self, Bus, Listener},
+    redis_link::{Commands, RedisLink},
+};
 
 mod append;
-mod bus;
+mod following;
 mod keys;
+mod pushes;
 mod settings;
 mod target;
 
 use append::{APPEND_LANES, append_loop};
-use bus::listen;
+use following::Following;
+pub use following::Lease;
 use keys::*;
 pub use settings::check_server;
 pub use target::{ImportedRoom, Target};
@@ -63,7 +65,7 @@ return {redis.call('HGET', KEYS[1], 'e'), tonumber(redis.call('HGET', KEYS[1], '
 "#;
 
 /// Deletes a room that never held a message, and tells every node. KEYS: meta, log, once. ARGV:
-/// the room's channel. Returns 1 if the room is not in the log now (forgotten here, or not there
+/// the channel of forgotten rooms, the room. Returns 1 if the room is not in the log now (forgotten here, or not there
 /// to begin with), 0 if it is kept: it holds (or held) a message.
 const FORGET: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'e')
@@ -71,7 +73,7 @@ if not epoch then return 1 end
 local s = redis.call('HGET', KEYS[1], 's')
 if (s and tonumber(s) ~= 0) or redis.call('XLEN', KEYS[2]) > 0 then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('PUBLISH', ARGV[1], 'forget ' .. epoch)
+redis.call('PUBLISH', ARGV[1], 'forget ' .. ARGV[2] .. ' ' .. epoch)
 return 1
 "#;
 
@@ -175,6 +177,13 @@ enum Event {
     },
     /// The bus was (re)connected: anything may have been missed while it was away.
     Resubscribed,
+    /// One room's channel was subscribed again (a Redis Cluster master reconnected): what it
+    /// missed meanwhile is read from the log.
+    Refill { room: String },
+    /// A room is about to be followed: hold what arrives of it until it is `Known`.
+    Following { room: String },
+    /// A room is followed no more here.
+    Unfollowed { room: String },
     /// A join here has a cursor at `seq` of a room: answer once this node has handed on the
     /// room's messages up to it, reading the log for what the bus has not brought yet.
     CatchUp {
@@ -202,9 +211,11 @@ pub struct RedisLog {
     appends: Arc<[mpsc::UnboundedSender<(NewEntry, Reply)>]>,
     /// The rooms known here.
     epochs: Epochs,
-    /// Whether the bus is subscribed now: a node that cannot hear the others is not healthy, even
-    /// while its commands get answers.
-    bus_up: Arc<AtomicBool>,
+    /// The node's bus: the channels of the rooms it follows come to this log, through `listener`.
+    bus: Bus,
+    listener: Listener,
+    /// The rooms followed here (their channel subscribed, the sequencer tracking them).
+    following: Following,
 }
 
 /// Runs `fut` with [`COMMAND_TIMEOUT`]; Redis errors and timeouts alike make the log unavailable.
@@ -228,6 +239,9 @@ impl RedisLog {
         mut publish: impl FnMut(Published<'_>) + Send + 'static,
     ) -> Result<(Self, Vec<(String, u64)>), LogError> {
         let conn = timed(link.commands()).await?;
+        let bus = Bus::start(link.clone(), conn.clone())
+            .await
+            .map_err(LogError::Redis)?;
         let (events, mut inbox) = mpsc::unbounded_channel();
         let (appends, lanes): (Vec<_>, Vec<_>) =
             (0..APPEND_LANES).map(|_| mpsc::unbounded_channel()).unzip();
@@ -242,14 +256,30 @@ impl RedisLog {
             events: events.clone(),
             appends: appends.into(),
             epochs: Epochs::default(),
-            bus_up: Arc::new(AtomicBool::new(false)),
+            bus,
+            listener: Listener {
+                // On the bus's task: each push is read and handed to the sequencer's queue.
+                hear: {
+                    let events = events.clone();
+                    Arc::new(move |heard| {
+                        if let Some(event) = pushes::event_of(heard) {
+                            let _ = events.send(event);
+                        }
+                    })
+                },
+                name: "log",
+            },
+            following: Following::default(),
         };
-        let bus = link.clone();
-        let subscribed = listen(bus, log.conn.clone(), events.clone(), log.bus_up.clone());
-        subscribed.await?;
 
-        // Where every room stands, after the subscription: what was published before is in these
-        // figures, what after arrives on the bus.
+        // Every node hears of a room forgotten, following it or not (it may know its epoch).
+        log.bus
+            .subscribe(FORGOTTEN_CHANNEL, bus::Kind::Ordinary, log.listener.clone())
+            .await
+            .map_err(LogError::Redis)?;
+
+        // Where every room stands, to start the hub's rooms from; a room is followed (and heard
+        // on the bus) only once this node has use for it.
         let mut conn = log.conn.clone();
         let rooms: Vec<String> = timed(conn.smembers(ROOMS_KEY)).await?;
         let mut last_seqs = Vec::new();
@@ -265,12 +295,9 @@ impl RedisLog {
             )
             .await?;
             let Some(epoch) = epoch else { continue };
-            let last = last.unwrap_or(0);
-            sequencer.know(&room, &epoch, last, &mut steps);
             log.epochs.insert(&room, &epoch);
-            last_seqs.push((room, last));
+            last_seqs.push((room, last.unwrap_or(0)));
         }
-        steps.clear(); // The caller starts the rooms' hub from `last_seqs`.
 
         for lane in lanes {
             tokio::spawn(append_loop(log.clone(), lane));
@@ -296,7 +323,7 @@ impl RedisLog {
                         last_seq,
                         done,
                     }) => {
-                        sequencer.know(&room, &epoch, last_seq, &mut steps);
+                        sequencer.know(&room, &epoch, last_seq, now, &mut steps);
                         known = Some(done);
                     }
                     Some(Event::Appended {
@@ -347,6 +374,13 @@ impl RedisLog {
                             reader.fill(room, from);
                         }
                     }
+                    Some(Event::Refill { room }) => {
+                        if let Some(from) = sequencer.next_of(&room) {
+                            reader.fill(room, from);
+                        }
+                    }
+                    Some(Event::Following { room }) => sequencer.pend(&room),
+                    Some(Event::Unfollowed { room }) => sequencer.unfollow(&room, &mut steps),
                     // The timer: a look at every room, not on every message.
                     None => {
                         for (room, from) in sequencer.holes(now) {
@@ -449,12 +483,82 @@ impl RedisLog {
         if let Some(epoch) = self.epoch(room) {
             return Ok(epoch);
         }
+        let (epoch, _) = self.ensure_stored(room).await?;
+        self.epochs.insert(room, &epoch);
+        Ok(epoch)
+    }
+
+    /// Makes the room in Redis if it is not there; its epoch and last seq as Redis has them.
+    async fn ensure_stored(&self, room: &str) -> Result<(String, u64), LogError> {
         let mut conn = self.conn.clone();
         let mut call = self.ensure.prepare_invoke();
         call.key(meta_key(room)).arg(new_epoch());
-        let (epoch, last_seq): (String, u64) = timed(call.invoke_async(&mut conn)).await?;
+        let stored: (String, u64) = timed(call.invoke_async(&mut conn)).await?;
         timed(conn.sadd::<_, _, ()>(ROOMS_KEY, room)).await?;
-        // Known to the sequencer, and started in the hub, before anyone joins it here.
+        Ok(stored)
+    }
+
+    /// Follows `room` on this node (made first if `create`), if it is not followed yet: its channel
+    /// is subscribed, then where it stands is read, and the sequencer starts it there with what
+    /// arrived meanwhile — nothing published after the subscription is missed, nothing before it
+    /// is handed on twice. Returns once the hub has the room as Redis has it: the room's epoch and a
+    /// lease that keeps it followed while held, or `None` if it does not exist (and `create` is
+    /// false).
+    pub async fn follow(
+        &self,
+        room: &str,
+        create: bool,
+    ) -> Result<Option<(String, Lease)>, LogError> {
+        // The room's own lock, still the room's once held: one let go meanwhile is taken afresh.
+        let (entry, _serial) = loop {
+            let entry = self.following.room(room);
+            let serial = entry.serial.clone().lock_owned().await;
+            if self.following.is_current(room, &entry) {
+                break (entry, serial);
+            }
+        };
+        if entry.is_followed()
+            && let Some(epoch) = self.epoch(room)
+        {
+            return Ok(Some((epoch, entry.lease())));
+        }
+        if entry.is_followed() && !create {
+            return Ok(None);
+        }
+        let _ = self.events.send(Event::Following {
+            room: room.to_owned(),
+        });
+        let listener = self.listener.clone();
+        let stands = async {
+            self.bus
+                .subscribe(&live_channel(room), bus::Kind::Room, listener)
+                .await
+                .map_err(LogError::Redis)?;
+            if create {
+                return self.ensure_stored(room).await.map(Some);
+            }
+            let mut conn = self.conn.clone();
+            let (epoch, last): (Option<String>, Option<u64>) = timed(
+                redis::cmd("HMGET")
+                    .arg(meta_key(room))
+                    .arg("e")
+                    .arg("s")
+                    .query_async(&mut conn),
+            )
+            .await?;
+            Ok(epoch.map(|epoch| (epoch, last.unwrap_or(0))))
+        };
+        let (epoch, last_seq) = match stands.await {
+            Ok(Some(stands)) => stands,
+            outcome => {
+                // Not followed after all: let go of what was begun.
+                self.bus.unsubscribe(&live_channel(room));
+                let _ = self.events.send(Event::Unfollowed {
+                    room: room.to_owned(),
+                });
+                return outcome.map(|_| None);
+            }
+        };
         let (done, known) = oneshot::channel();
         self.events
             .send(Event::Known {
@@ -464,15 +568,52 @@ impl RedisLog {
                 done,
             })
             .map_err(|_| LogError::Closed)?;
-        // Its epoch is in `epochs` now: the sequencer's start of it put it there (or did before).
+        // Its epoch is in `epochs` now: the sequencer's start of it put it there.
         known.await.map_err(|_| LogError::Closed)?;
-        Ok(epoch)
+        Ok(Some((epoch, entry.lease())))
+    }
+
+    /// The node's bus.
+    pub fn bus(&self) -> Bus {
+        self.bus.clone()
+    }
+
+    /// Whether `room` is followed here now.
+    pub fn follows(&self, room: &str) -> bool {
+        self.following.follows(room)
+    }
+
+    /// Every room of the log, sorted (every node's).
+    pub async fn all_rooms(&self) -> Result<Vec<String>, LogError> {
+        let mut conn = self.conn.clone();
+        let mut rooms: Vec<String> = timed(conn.smembers(ROOMS_KEY)).await?;
+        rooms.sort();
+        Ok(rooms)
+    }
+
+    /// The seq of the room's last entry as Redis has it (0 if none or no room).
+    pub async fn last_stored(&self, room: &str) -> Result<u64, LogError> {
+        let mut conn = self.conn.clone();
+        let last: Option<u64> = timed(conn.hget(meta_key(room), "s")).await?;
+        Ok(last.unwrap_or(0))
+    }
+
+    /// Lets go of the rooms followed here that have been of no use for `linger` (`in_use` says
+    /// which are of use now: they have readers here): their channels are let go, and the
+    /// sequencer stops tracking them. Returns the rooms let go.
+    pub fn let_go_unused(&self, linger: Duration, in_use: &dyn Fn(&str) -> bool) -> Vec<String> {
+        let gone = self.following.take_unused(linger, in_use);
+        for room in &gone {
+            self.bus.unsubscribe(&live_channel(room));
+            let _ = self.events.send(Event::Unfollowed { room: room.clone() });
+        }
+        gone
     }
 
     /// Deletes `room` if it never held a message; says whether the log is without it now (also
     /// when it was not there: a room another node only told of). Taken out of the rooms' set
     /// first, so that no node counts it meanwhile, and put back if it is kept after all (a message
-    /// came); every node, this one too, hears `forget EPOCH` on the room's channel and lets it go.
+    /// came); every node, this one too, hears `forget ROOM EPOCH` and lets it go.
     /// A node that made the room again meanwhile, or appends to it from a stale epoch, starts a new
     /// history of it (nothing was in the old one): see docs/CLUSTER.md.
     pub async fn forget_unused(&self, room: &str) -> Result<bool, LogError> {
@@ -482,7 +623,8 @@ impl RedisLog {
         call.key(meta_key(room))
             .key(log_key(room))
             .key(once_key(room))
-            .arg(live_channel(room));
+            .arg(FORGOTTEN_CHANNEL)
+            .arg(room);
         let gone: bool = match timed(call.invoke_async(&mut conn)).await {
             Ok(gone) => gone,
             Err(e) => {
@@ -492,6 +634,9 @@ impl RedisLog {
         };
         if !gone {
             timed(conn.sadd::<_, _, ()>(ROOMS_KEY, room)).await?;
+        } else if !self.follows(room) {
+            // Not this node's to hand on: gone from here at once (the note of it follows).
+            self.epochs.remove(room);
         }
         Ok(gone)
     }
@@ -610,7 +755,7 @@ impl RedisLog {
 
     /// Whether Redis answers now, and the bus is subscribed.
     pub async fn check(&self) -> Result<(), LogError> {
-        if !self.bus_up.load(Ordering::Relaxed) {
+        if !self.bus.is_up() {
             return Err(LogError::Unavailable);
         }
         let mut conn = self.conn.clone();
