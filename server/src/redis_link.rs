@@ -105,7 +105,6 @@ impl RedisCounters {
         ]
     }
 
-
     pub fn took(&self, op: &str, since: std::time::Instant) {
         self.round_trip
             .with_label_values(&[op])
