@@ -28,4 +28,9 @@ export default defineConfig({
     },
     trace: 'off',
   },
+  projects: [
+    { name: 'browser', testIgnore: /lighthouse\.spec\.ts/ },
+    // Alone, after the others: Lighthouse's simulated timings need the box to itself.
+    { name: 'lighthouse', testMatch: /lighthouse\.spec\.ts/, dependencies: ['browser'] },
+  ],
 });

@@ -94,6 +94,10 @@ pub fn shell() -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
+                <meta
+                    name="description"
+                    content="Herald: rooms of live chat, with their history, in one small server."
+                />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 {match use_context::<PageStyle>() {
                     Some(PageStyle(style)) => Either::Left(view! { <style nonce=leptos::nonce::use_nonce()>{style.to_string()}</style> }),
@@ -195,7 +199,7 @@ fn NamePrompt() -> impl IntoView {
     let error = here().has_param("name_error").then(name_rule);
     let here = here().path();
     view! {
-        <div class="app name-prompt" data-hydrated="false">
+        <main class="app name-prompt" data-hydrated="false">
             <form class="name-form" method="post" action="/session" data-testid="name-form">
                 <h1 class="brand">"Herald"</h1>
                 <label for="name">"Choose a display name"</label>
@@ -212,7 +216,7 @@ fn NamePrompt() -> impl IntoView {
                 <button type="submit">"Start chatting"</button>
                 <p class="form-error" role="alert" data-testid="name-error">{error}</p>
             </form>
-        </div>
+        </main>
     }
 }
 

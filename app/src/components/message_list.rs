@@ -164,7 +164,7 @@ pub fn MessageList() -> impl IntoView {
     let day_divider = |row: Row| {
         row.day.map(|day| {
             view! {
-                <li class="day" data-testid="day" role="separator">
+                <li class="day" data-testid="day">
                     <span>{day_label(day, reader_today())}</span>
                 </li>
             }
@@ -243,7 +243,7 @@ pub fn MessageList() -> impl IntoView {
                             view! {
                                 {day_divider(row)}
                                 <Show when=news_begin>
-                                    <li class="news" data-testid="news" role="separator">
+                                    <li class="news" data-testid="news">
                                         <span>"New messages"</span>
                                     </li>
                                 </Show>
