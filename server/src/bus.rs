@@ -30,15 +30,12 @@ use futures::StreamExt;
 use redis::{AsyncCommands, PushInfo, PushKind, RedisResult, aio::PubSubSink};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::redis_link::{Commands, RedisLink};
+use crate::redis_link::{Commands, RedisLink, timed};
 
 /// How often a node puts a probe on its own bus channel, and how long the probe may take to come
 /// back before the bus connection counts as wedged (open, but no longer delivering) and is replaced.
 pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 pub const PROBE_PATIENCE: Duration = Duration::from_secs(5);
-
-/// How long subscribing (or connecting) may take before the bus counts as unavailable.
-const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a subscriber hears.
 #[derive(Debug)]
@@ -129,10 +126,7 @@ impl Bus {
                 done,
             })
             .map_err(|_| closed())?;
-        match tokio::time::timeout(SUBSCRIBE_TIMEOUT, answer).await {
-            Ok(answer) => answer.unwrap_or_else(|_| Err(closed())),
-            Err(_) => Err(timed_out()),
-        }
+        timed(async { answer.await.unwrap_or_else(|_| Err(closed())) }).await
     }
 
     /// Lets `channel` go: nothing more of it is heard.
@@ -157,16 +151,6 @@ impl Bus {
 
 fn closed() -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Io, "the bus has stopped"))
-}
-
-fn timed_out() -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::Io, "Redis did not answer in time"))
-}
-
-async fn timed<T>(fut: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
-    tokio::time::timeout(SUBSCRIBE_TIMEOUT, fut)
-        .await
-        .unwrap_or_else(|_| Err(timed_out()))
 }
 
 /// The bus's connection, on one Redis or on a Redis Cluster.
@@ -198,7 +182,8 @@ impl Connection {
             let conn = timed(link.bus_client(tx)?.get_async_connection()).await?;
             Ok(Self::Cluster { conn, pushes })
         } else {
-            let (sink, stream) = timed(link.pubsub()).await?.split();
+            // `pubsub` bounds its own connecting.
+            let (sink, stream) = link.pubsub().await?.split();
             Ok(Self::Single { sink, stream })
         }
     }

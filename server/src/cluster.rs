@@ -181,77 +181,75 @@ async fn listen(
     hub: Hub,
     cluster: Cluster,
 ) {
-    {
-        let mut peers: HashMap<String, Peer> = HashMap::new();
-        // Whatever happened before this node listened, it hears again.
-        want(&mut conn, &node, "*").await;
-        let mut check = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            let payload = tokio::select! {
-                heard = heard.recv() => match heard {
-                    None => return,
-                    Some(Some(payload)) => payload,
-                    // The bus was lost a while: what the others said meanwhile was not heard.
-                    Some(None) => {
-                        want(&mut conn, &node, "*").await;
-                        continue;
-                    }
-                },
-                _ = check.tick() => {
-                    let now = Instant::now();
-                    peers.retain(|peer, known| {
-                        let alive = now < known.heard + NODE_TIMEOUT;
-                        if !alive {
-                            tracing::info!(%peer, "a node fell silent: its people leave");
-                            hub.forget_node(peer);
-                        }
-                        alive
-                    });
+    let mut peers: HashMap<String, Peer> = HashMap::new();
+    // Whatever happened before this node listened, it hears again.
+    want(&mut conn, &node, "*").await;
+    let mut check = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let payload = tokio::select! {
+            heard = heard.recv() => match heard {
+                None => return,
+                Some(Some(payload)) => payload,
+                // The bus was lost a while: what the others said meanwhile was not heard.
+                Some(None) => {
+                    want(&mut conn, &node, "*").await;
                     continue;
                 }
-            };
-            let Ok(note) = serde_json::from_slice::<Note>(&payload) else {
-                tracing::warn!("an unreadable note on the cluster channel was skipped");
-                continue;
-            };
-            if note.node == node {
-                continue;
-            }
-            let now = Instant::now();
-            if let What::Want { of } = &note.what {
-                if of == "*" || *of == node {
-                    let _ = cluster.out.send(Outgoing::Everything);
-                }
-                if let Some(peer) = peers.get_mut(&note.node) {
-                    peer.heard = now;
-                }
+            },
+            _ = check.tick() => {
+                let now = Instant::now();
+                peers.retain(|peer, known| {
+                    let alive = now < known.heard + NODE_TIMEOUT;
+                    if !alive {
+                        tracing::info!(%peer, "a node fell silent: its people leave");
+                        hub.forget_node(peer);
+                    }
+                    alive
+                });
                 continue;
             }
-            let numbered = !matches!(note.what, What::Beat);
-            let known = peers.get(&note.node).map(|peer| peer.v);
-            // A note missed, or a node not heard before that is not starting over: ask it.
-            let in_order = match (&note.what, known) {
-                (What::Reset, _) => true,
-                (_, None) => false,
-                (_, Some(v)) if numbered => note.v == v + 1,
-                (_, Some(v)) => note.v == v,
-            };
-            peers.insert(
-                note.node.clone(),
-                Peer {
-                    v: note.v,
-                    heard: now,
-                },
-            );
-            if !in_order {
-                want(&mut conn, &node, &note.node).await;
+        };
+        let Ok(note) = serde_json::from_slice::<Note>(&payload) else {
+            tracing::warn!("an unreadable note on the cluster channel was skipped");
+            continue;
+        };
+        if note.node == node {
+            continue;
+        }
+        let now = Instant::now();
+        if let What::Want { of } = &note.what {
+            if of == "*" || *of == node {
+                let _ = cluster.out.send(Outgoing::Everything);
             }
-            match note.what {
-                What::People { room, people } => hub.set_remote_people(&note.node, &room, people),
-                What::Typing { room, who } => hub.remote_typing(&room, who, now),
-                What::Reset => hub.forget_node(&note.node),
-                What::Beat | What::Want { .. } => {}
+            if let Some(peer) = peers.get_mut(&note.node) {
+                peer.heard = now;
             }
+            continue;
+        }
+        let numbered = !matches!(note.what, What::Beat);
+        let known = peers.get(&note.node).map(|peer| peer.v);
+        // A note missed, or a node not heard before that is not starting over: ask it.
+        let in_order = match (&note.what, known) {
+            (What::Reset, _) => true,
+            (_, None) => false,
+            (_, Some(v)) if numbered => note.v == v + 1,
+            (_, Some(v)) => note.v == v,
+        };
+        peers.insert(
+            note.node.clone(),
+            Peer {
+                v: note.v,
+                heard: now,
+            },
+        );
+        if !in_order {
+            want(&mut conn, &node, &note.node).await;
+        }
+        match note.what {
+            What::People { room, people } => hub.set_remote_people(&note.node, &room, people),
+            What::Typing { room, who } => hub.remote_typing(&room, who, now),
+            What::Reset => hub.forget_node(&note.node),
+            What::Beat | What::Want { .. } => {}
         }
     }
 }

@@ -289,7 +289,8 @@ impl RedisLink {
 }
 
 /// Runs `fut` within [`CONNECT_TIMEOUT`]; a timeout is an I/O error like a refused connection.
-async fn timed<T>(fut: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
+/// Also what the bus allows one subscription (`bus.rs`).
+pub(crate) async fn timed<T>(fut: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
     match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
         Ok(result) => result,
         Err(_) => Err(redis::RedisError::from((

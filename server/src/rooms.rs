@@ -13,6 +13,8 @@ use app::protocol::{
     ChatMessage, Cursor, Entry, HISTORY_ON_JOIN, Identity, JoinMode, MAX_REPLAY, ServerMsg,
 };
 
+use futures::{StreamExt, TryStreamExt};
+
 use crate::{frame::Frame, hub::Hub, hub::JoinPoint, log::Log};
 pub use crate::{
     hub::{Drain, Handle, QUEUE_FRAMES, RoomStats, SendQueue},
@@ -50,19 +52,26 @@ impl Rooms {
             .into_iter()
             .map(|stats| (stats.room.clone(), stats))
             .collect();
-        let mut stats = Vec::new();
-        for room in self.log.all_rooms().await? {
-            let mut line = here.remove(&room).unwrap_or(RoomStats {
-                room: room.clone(),
+        let lines = self.log.all_rooms().await?.into_iter().map(|room| {
+            let line = here.remove(&room).unwrap_or(RoomStats {
+                room,
                 members: 0,
                 last_seq: 0,
             });
-            if !self.log.follows(&room) {
-                line.last_seq = self.log.last_stored(&room).await?;
+            async move {
+                if self.log.follows(&line.room) {
+                    return Ok(line);
+                }
+                let last_seq = self.log.last_stored(&line.room).await?;
+                Ok(RoomStats { last_seq, ..line })
             }
-            stats.push(line);
-        }
-        Ok(stats)
+        });
+        // A few dozen asked at once: a cluster may hold thousands of rooms this node does not
+        // follow, one round trip each.
+        futures::stream::iter(lines)
+            .buffered(32)
+            .try_collect()
+            .await
     }
 
     /// Every room the log holds (in a cluster, every node's), by name.
@@ -329,7 +338,8 @@ pub struct Page {
 /// Up to `limit` (≥ 1) messages of `room` at `at`, among those published so far (a message
 /// committed but not yet fanned out is not on any page yet, so a page never runs ahead of the live
 /// stream). The one set of paging rules behind the WebSocket's `history` and the API's `GET
-/// …/messages`; each transport only caps `limit`.
+/// …/messages`; each transport only caps `limit`. The room is current here (in a cluster,
+/// followed): the WebSocket's reader has joined it, the API holds the lease `Rooms::open` gave.
 pub async fn page(
     log: &Log,
     hub: &Hub,
@@ -338,9 +348,6 @@ pub async fn page(
     limit: u64,
 ) -> Result<Page, LogError> {
     let limit = limit.max(1);
-    // Current here (and kept so while read) before the hub's last seq is taken for the end of
-    // what is published.
-    let _lease = log.follow(room, false).await?;
     let last = hub.last_seq(room).unwrap_or(0);
     let first_held = log.first_seq(room).await?.unwrap_or(last + 1);
     let (after, before) = match at {

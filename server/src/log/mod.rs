@@ -1,7 +1,6 @@
 //! The room log: every change to a room (an [`Entry`]: today a message) is stored here before anyone
-//! sees it. This module is the
-//! seam between the rest of the server and where messages are kept: [`Log`] is what the rooms layer
-//! and the transports use, and a backend sits behind it — [`sqlite`], the embedded default for one
+//! sees it. This module is the seam between the rest of the server and where entries are kept:
+//! [`Log`] is what the rooms layer and the transports use, and a backend sits behind it — [`sqlite`], the embedded default for one
 //! node, or [`redis`], shared by the nodes of a cluster (ordered per room by [`sequencer`]).
 //!
 //! What every backend promises (the rooms layer and the clients' cursors rest on it):

@@ -165,11 +165,6 @@ impl<R> Sequencer<R> {
         unused
     }
 
-    /// The seq room `room` hands on next, if the room is followed (and known).
-    pub fn next(&self, room: &str) -> Option<u64> {
-        self.next_of(room)
-    }
-
     /// A stored entry of `epoch`, from wherever it came. One of a room not followed here is
     /// dropped; one of a room being followed is held until it is known.
     pub fn offer(&mut self, epoch: &str, message: Entry, now: Instant, steps: &mut Vec<Step<R>>) {
@@ -417,7 +412,7 @@ mod tests {
             }
         );
         assert_eq!(published(&steps), vec![12, 13, 14]);
-        assert_eq!(seq.next("r"), Some(15));
+        assert_eq!(seq.next_of("r"), Some(15));
     }
 
     #[test]
@@ -430,7 +425,7 @@ mod tests {
         // either was stored and found nothing, the log still holding seq 1 on.
         seq.offer("e", message("r", 6), now, &mut steps);
         seq.filled("r", 5, Some(1), Vec::new(), now, &mut steps);
-        assert_eq!(seq.next("r"), Some(5), "5 is not given up");
+        assert_eq!(seq.next_of("r"), Some(5), "5 is not given up");
         seq.offer("e", message("r", 5), now, &mut steps);
         assert_eq!(published(&steps), vec![5, 6]);
     }

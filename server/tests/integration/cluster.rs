@@ -1610,15 +1610,7 @@ async fn a_node_hears_a_room_only_while_it_has_readers_of_it_on(redis: &impl Red
     // Bob joins `a` on B from a cursor half-way: B follows the room, and he gets everything after
     // his cursor, then what comes next, with no hole and nothing twice.
     let mut bob = Client::connect_only(b.addr, &b.session("Bob").await).await;
-    let resumed = bob
-        .join(
-            "a",
-            Some(Cursor {
-                epoch: joined.epoch.clone(),
-                seq: 500,
-            }),
-        )
-        .await;
+    let resumed = bob.resume("a", &joined.epoch, 500).await;
     assert_eq!(
         (resumed.mode, resumed.first_seq, resumed.last_seq),
         (JoinMode::Full, 501, 1000)

@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use app::protocol::{ClientMsg, Cursor, Identity, JoinMode, MessageKind, ServerMsg};
+use app::protocol::{ClientMsg, Identity, JoinMode, MessageKind, ServerMsg};
 use common::{Client, SseReader, TOKEN, TempDir, TestServer};
 use server::log::{Content, Log, NewEntry};
 
@@ -87,15 +87,7 @@ async fn a_kind_of_entry_this_build_does_not_know_is_passed_on_at_every_door_and
     );
     // A cursor on a poll resumes after it, like any other.
     let mut carol = Client::connect_only(server.addr, &server.session("Carol").await).await;
-    let resumed = carol
-        .join(
-            "general",
-            Some(Cursor {
-                epoch: joined.epoch.clone(),
-                seq: 4,
-            }),
-        )
-        .await;
+    let resumed = carol.resume("general", &joined.epoch, 4).await;
     assert_eq!((resumed.mode, resumed.first_seq), (JoinMode::Full, 5));
     assert!(matches!(carol.recv().await, ServerMsg::Other(o) if o.seq == 5));
     assert!(matches!(carol.recv().await, ServerMsg::Message(m) if m.seq == 6));

@@ -60,6 +60,11 @@ impl Room {
         self.state().followed
     }
 
+    /// Marks it not followed (a follow that failed half-way was undone).
+    pub(super) fn unfollowed(&self) {
+        self.state().followed = false;
+    }
+
     /// Marks it followed (or still followed), and leases it.
     pub(super) fn lease(self: &Arc<Self>) -> Lease {
         let mut state = self.state();

@@ -65,8 +65,8 @@ return {redis.call('HGET', KEYS[1], 'e'), tonumber(redis.call('HGET', KEYS[1], '
 "#;
 
 /// Deletes a room that never held a message, and tells every node. KEYS: meta, log, once. ARGV:
-/// the channel of forgotten rooms, the room. Returns 1 if the room is not in the log now (forgotten here, or not there
-/// to begin with), 0 if it is kept: it holds (or held) a message.
+/// the channel of forgotten rooms, the room. Returns 1 if the room is not in the log now
+/// (forgotten here, or not there to begin with), 0 if it is kept: it holds (or held) a message.
 const FORGET: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then return 1 end
@@ -96,33 +96,44 @@ struct Stored {
 }
 
 impl Stored {
+    /// A new entry, as appended.
     fn of(entry: &NewEntry) -> Self {
         let content = &entry.content;
         Self {
-            room: entry.room.clone(),
-            author: entry.author.clone(),
-            client_id: entry.client_id.clone(),
-            body: content.body().to_owned(),
-            kind: entry.kind,
             entry_type: (!content.is_message()).then(|| content.entry_type().to_owned()),
-            fields: content
-                .fields()
-                .and_then(|fields| serde_json::from_str(fields).ok()),
+            ..Self::new(&entry.room, &entry.author, &entry.client_id, entry.kind)
+                .with(content.body(), content.fields())
         }
     }
 
+    /// A stored entry, as imported (`target.rs`).
     fn of_record(record: &Record) -> Self {
         Self {
-            room: record.room.clone(),
-            author: record.author.clone(),
-            client_id: record.client_id.clone(),
-            body: record.body.clone(),
-            kind: record.kind,
             entry_type: record.entry_type.clone(),
-            fields: record
-                .fields
-                .as_deref()
-                .and_then(|fields| serde_json::from_str(fields).ok()),
+            ..Self::new(&record.room, &record.author, &record.client_id, record.kind)
+                .with(&record.body, record.fields.as_deref())
+        }
+    }
+
+    /// The header every entry has, with no text yet.
+    fn new(room: &str, author: &Identity, client_id: &str, kind: MessageKind) -> Self {
+        Self {
+            room: room.to_owned(),
+            author: author.clone(),
+            client_id: client_id.to_owned(),
+            body: String::new(),
+            kind,
+            entry_type: None,
+            fields: None,
+        }
+    }
+
+    /// With its text and further fields (a JSON object).
+    fn with(self, body: &str, fields: Option<&str>) -> Self {
+        Self {
+            body: body.to_owned(),
+            fields: fields.and_then(|fields| serde_json::from_str(fields).ok()),
+            ..self
         }
     }
 
@@ -552,6 +563,7 @@ impl RedisLog {
             Ok(Some(stands)) => stands,
             outcome => {
                 // Not followed after all: let go of what was begun.
+                entry.unfollowed();
                 self.bus.unsubscribe(&live_channel(room));
                 let _ = self.events.send(Event::Unfollowed {
                     room: room.to_owned(),
