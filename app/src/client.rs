@@ -265,6 +265,7 @@ fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
             }
         }
         ServerMsg::Message(message) => tab.message(message),
+        ServerMsg::Change(change) => tab.changed(change),
         // A newer server's kind of entry: nothing to show, but our copy now reaches its seq.
         ServerMsg::Other(other) => {
             if let Some(room) = tab.room(&other.room) {
@@ -290,11 +291,23 @@ fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
             code: ErrorCode::RateLimited,
             retry_after_ms,
             message,
+            ..
         } => {
             tab.last_error.set(Some(message));
             resend_later(tab, retry_after_ms.unwrap_or(1000));
         }
-        ServerMsg::Error { message, .. } => tab.last_error.set(Some(message)),
+        ServerMsg::Error {
+            message, client_id, ..
+        } => {
+            // Refused for good (its message is gone, say): it leaves the outbox, or it would be
+            // sent again forever.
+            if let Some(client_id) = client_id {
+                for room in tab.rooms() {
+                    room.settle(&client_id);
+                }
+            }
+            tab.last_error.set(Some(message));
+        }
         // Who came and went (`joined`, `left`) is the people panel's to show, from `members`.
         ServerMsg::Presence {
             room,

@@ -7,13 +7,38 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A message sent and not yet acknowledged: what a room shows greyed and what is kept of it here.
-/// Defined with what keeps it, so the kept format and the page's state import one way (state →
-/// keep).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A message, edit, deletion or reaction sent and not yet acknowledged: what a room shows as
+/// "sending…" (or already applied to its message) and what is kept of it here. Defined with what
+/// keeps it, so the kept format and the page's state import one way (state → keep). A message's
+/// is as before changes existed (`op` and the rest absent), so what older pages kept reads alike.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     pub client_id: String,
+    /// A message's or an edit's text; a reaction's emoji.
     pub body: String,
+    #[serde(default, skip_serializing_if = "Op::is_send")]
+    pub op: Op,
+    /// The message it changes (or, for a message, answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<u64>,
+}
+
+/// What a [`Pending`] does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    #[default]
+    Send,
+    Edit,
+    Delete,
+    React,
+    Unreact,
+}
+
+impl Op {
+    fn is_send(&self) -> bool {
+        *self == Op::Send
+    }
 }
 
 /// What is kept for one room.

@@ -133,6 +133,16 @@ impl Here {
         })
     }
 
+    /// The value of `key` in the query, if it is there (untracked, as [`Self::has_param`]).
+    pub fn param(&self, key: &str) -> Option<String> {
+        self.query.with_untracked(|query| {
+            query.split('&').find_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                (name == key).then(|| value.to_owned())
+            })
+        })
+    }
+
     /// Goes to `path` within the page: a new history entry, the address bar, and what is shown. The
     /// socket and the rooms already open stay.
     pub fn go(&self, path: &str) {

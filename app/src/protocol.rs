@@ -49,6 +49,15 @@ pub const HISTORY_ON_JOIN: usize = 50;
 /// `last_seq - MAX_REPLAY + 1` and can page further back.
 pub const MAX_REPLAY: u64 = 1000;
 
+/// Most distinct reactions one message carries ([`ErrorCode::TooManyReactions`] beyond).
+pub const MAX_REACTIONS: usize = 50;
+
+/// Longest reaction, in bytes of UTF-8: one emoji sequence (a family of four with skin tones is 26).
+pub const MAX_EMOJI_BYTES: usize = 32;
+
+/// Longest quote of the original a reply carries, in characters: a one-line preview, not the text.
+pub const QUOTE_CHARS: usize = 120;
+
 /// Longest display name, in characters after trimming.
 pub const MAX_NAME_CHARS: usize = 32;
 
@@ -72,7 +81,7 @@ pub const ROOM_LIST_MAX: usize = 100;
 
 /// Who someone is: the id the server gave their session, and the name they chose. The server is the
 /// only source of an author; nothing a client sends can set it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub id: String,
     pub name: String,
@@ -186,6 +195,36 @@ pub enum ClientMsg {
         client_id: String,
         /// The text, shown verbatim (never interpreted as HTML).
         body: String,
+        /// The seq of the message of this room it answers, if it is a reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+    },
+    /// Replace the text of one's own message `target` of a joined room. Answered like `send` (an
+    /// [`ServerMsg::Ack`] for this `client_id`, the change to everyone as a [`ChangeEntry`]); refused
+    /// when the message is not there, not yours, or deleted.
+    Edit {
+        room: String,
+        client_id: String,
+        target: u64,
+        body: String,
+    },
+    /// Delete one's own message `target`: its text, and every earlier text of it, is gone from the
+    /// server; everyone sees that it was deleted.
+    Delete {
+        room: String,
+        client_id: String,
+        target: u64,
+    },
+    /// Add (or with `remove`, take back) one's reaction `emoji` to message `target`. A person's
+    /// reaction with one emoji is there once or not at all, however often it is added.
+    React {
+        room: String,
+        client_id: String,
+        target: u64,
+        /// One emoji (an RGI emoji sequence, at most [`MAX_EMOJI_BYTES`]).
+        emoji: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        remove: bool,
     },
     /// "I am typing in this joined room." Send it when the user types, at most every
     /// [`TYPING_REPEAT_MS`] while they keep typing; never stored. The others get [`ServerMsg::Typing`].
@@ -262,7 +301,12 @@ pub enum ServerMsg {
     /// that names a `room` and a `seq` into this.
     #[serde(skip)]
     Other(OtherEntry),
-    /// Your `Send` with this `client_id` is stored, as message `seq` of `room`.
+    /// A change to a message (an edit, a deletion, a reaction): an entry of type `edit`, `delete`
+    /// or `react`. Encoded by [`ChangeEntry::encode`], the one place its fields are named.
+    #[serde(skip)]
+    Change(ChangeEntry),
+    /// Your `send`, `edit`, `delete` or `react` with this `client_id` is stored, as entry `seq` of
+    /// `room` (a reaction that was already so is not stored again: `seq` is then the message's).
     Ack {
         room: String,
         client_id: String,
@@ -275,6 +319,10 @@ pub enum ServerMsg {
         /// With `rate_limited`: how long to wait before sending again, in milliseconds.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
+        /// The `client_id` of the `send`, `edit`, `delete` or `react` refused, when the refusal
+        /// came from the log (the message it names was not there, say): drop it from the outbox.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
     },
     /// Your queue for this connection overflowed (you read too slowly), so messages of `room` from
     /// `resume_from` on were not sent. Join the room again with your cursor to catch up from the log.
@@ -323,7 +371,8 @@ pub struct RoomSummary {
 /// says which of them it must have. Fields a frame does not use are ignored (the client is lenient).
 #[derive(Deserialize)]
 struct Wire {
-    #[serde(rename = "type")]
+    /// Absent in a message of a `history` frame.
+    #[serde(rename = "type", default)]
     ty: String,
     you: Option<Identity>,
     protocol: Option<u32>,
@@ -351,6 +400,42 @@ struct Wire {
     rooms: Option<Vec<RoomSummary>>,
     messages: Option<Vec<ChatMessage>>,
     has_more: Option<bool>,
+    reply_to: Option<Box<Quote>>,
+    edited: Option<u64>,
+    deleted: Option<Box<Identity>>,
+    reactions: Option<Vec<Reaction>>,
+    changed: Option<u64>,
+    target: Option<u64>,
+    emoji: Option<String>,
+    remove: Option<bool>,
+}
+
+impl Wire {
+    /// The message these fields are.
+    fn message(self) -> Result<ChatMessage, String> {
+        Ok(ChatMessage {
+            room: needs(self.room, "room")?,
+            seq: needs(self.seq, "seq")?,
+            author: needs(self.author, "author")?,
+            client_id: needs(self.client_id, "client_id")?,
+            body: needs(self.body, "body")?,
+            sent_at: needs(self.sent_at, "sent_at")?,
+            kind: self.kind.unwrap_or_default(),
+            reply_to: self.reply_to,
+            edited: self.edited,
+            deleted: self.deleted,
+            reactions: self.reactions.unwrap_or_default(),
+            changed: self.changed.unwrap_or_default(),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ChatMessage {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Wire::deserialize(deserializer)?
+            .message()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// A field a frame of its `type` must have.
@@ -375,14 +460,25 @@ impl TryFrom<Wire> for ServerMsg {
                 first_seq: needs(w.first_seq, "first_seq")?,
                 last_seq: needs(w.last_seq, "last_seq")?,
             },
-            "message" => ServerMsg::Message(ChatMessage {
+            "message" => ServerMsg::Message(w.message()?),
+            "edit" | "delete" | "react" => ServerMsg::Change(ChangeEntry {
+                change: match w.ty.as_str() {
+                    "edit" => Change::Edit {
+                        body: needs(w.body, "body")?,
+                    },
+                    "delete" => Change::Delete,
+                    _ => Change::React {
+                        emoji: needs(w.emoji, "emoji")?,
+                        remove: w.remove.unwrap_or_default(),
+                    },
+                },
                 room: needs(w.room, "room")?,
                 seq: needs(w.seq, "seq")?,
                 author: needs(w.author, "author")?,
                 client_id: needs(w.client_id, "client_id")?,
-                body: needs(w.body, "body")?,
                 sent_at: needs(w.sent_at, "sent_at")?,
                 kind: w.kind.unwrap_or_default(),
+                target: needs(w.target, "target")?,
             }),
             "ack" => ServerMsg::Ack {
                 room: needs(w.room, "room")?,
@@ -393,6 +489,7 @@ impl TryFrom<Wire> for ServerMsg {
                 code: needs(w.code, "code")?,
                 message: needs(w.message, "message")?,
                 retry_after_ms: w.retry_after_ms,
+                client_id: w.client_id,
             },
             "lagged" => ServerMsg::Lagged {
                 room: needs(w.room, "room")?,
@@ -457,8 +554,10 @@ pub enum JoinMode {
     Latest,
 }
 
-/// One posted message, as every reader sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One posted message, as every reader sees it: as it was posted, with every change to it up to
+/// `changed` applied ([`ChatMessage::apply`]). Read through [`Wire`] too (in a `history` frame, a
+/// page's messages): one reader of a message's fields, not two.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ChatMessage {
     pub room: String,
     /// Position in the conversation: dense and strictly increasing from 1; order is seq order.
@@ -474,6 +573,235 @@ pub struct ChatMessage {
     /// API, or an announcement to every room.
     #[serde(default, skip_serializing_if = "MessageKind::is_user")]
     pub kind: MessageKind,
+    /// The message of this room it answers. (Boxed, as `deleted`: most messages have neither, and
+    /// every entry is as large as a message.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Box<Quote>>,
+    /// When it was last edited (its `body` is then the newest text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited: Option<u64>,
+    /// Who deleted it, if it was: its `body` is then empty, and nothing of its text is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Box<Identity>>,
+    /// Its reactions, in the order each emoji was first added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+    /// The seq of the last change applied to it (0: none): a change at or below it is already in.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub changed: u64,
+}
+
+/// What a reply shows of the message it answers. A frame as stored carries only `seq`; a page
+/// of history (and the server-rendered page) also names the original's author and the start of
+/// its text as it is now (no `text` if it was deleted). A reader that holds the original shows
+/// its own copy, which follows edits and deletion.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    pub seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<Identity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl Quote {
+    /// The quote of `original` as it is now.
+    pub fn of(original: &ChatMessage) -> Self {
+        Quote {
+            seq: original.seq,
+            author: Some(original.author.clone()),
+            text: original
+                .deleted
+                .is_none()
+                .then(|| quote_text(&original.body)),
+        }
+    }
+}
+
+/// The start of `body` on one line: at most [`QUOTE_CHARS`] characters, with an ellipsis if cut.
+pub fn quote_text(body: &str) -> String {
+    let line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(QUOTE_CHARS) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+/// One emoji's reactions to a message: who added it, in the order they did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub emoji: String,
+    pub by: Vec<Identity>,
+}
+
+/// A change to a message, as asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// New text (the earlier stays readable until the message is deleted).
+    Edit { body: String },
+    /// The message is deleted: its text goes.
+    Delete,
+    /// A person's reaction with `emoji`, added or (`remove`) taken back.
+    React { emoji: String, remove: bool },
+}
+
+impl Change {
+    /// The entry type it is stored as.
+    pub fn entry_type(&self) -> EntryType {
+        match self {
+            Change::Edit { .. } => EntryType::Edit,
+            Change::Delete => EntryType::Delete,
+            Change::React { .. } => EntryType::React,
+        }
+    }
+}
+
+/// A change to message `target` of `room`, stored as entry `seq`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeEntry {
+    pub room: String,
+    pub seq: u64,
+    pub author: Identity,
+    pub client_id: String,
+    pub sent_at: u64,
+    pub kind: MessageKind,
+    pub target: u64,
+    pub change: Change,
+}
+
+impl ChangeEntry {
+    /// Its frame (`type` `edit`, `delete` or `react`).
+    pub fn encode(&self) -> String {
+        #[derive(Serialize)]
+        struct Frame<'a> {
+            #[serde(rename = "type")]
+            ty: &'a str,
+            room: &'a str,
+            seq: u64,
+            author: &'a Identity,
+            client_id: &'a str,
+            sent_at: u64,
+            #[serde(skip_serializing_if = "MessageKind::is_user")]
+            kind: MessageKind,
+            target: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            body: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            emoji: Option<&'a str>,
+            #[serde(skip_serializing_if = "is_false")]
+            remove: bool,
+        }
+        let (body, emoji, remove) = match &self.change {
+            Change::Edit { body } => (Some(body.as_str()), None, false),
+            Change::Delete => (None, None, false),
+            Change::React { emoji, remove } => (None, Some(emoji.as_str()), *remove),
+        };
+        encode(&Frame {
+            ty: self.change.entry_type().as_str(),
+            room: &self.room,
+            seq: self.seq,
+            author: &self.author,
+            client_id: &self.client_id,
+            sent_at: self.sent_at,
+            kind: self.kind,
+            target: self.target,
+            body,
+            emoji,
+            remove,
+        })
+    }
+}
+
+/// Why a change cannot be applied to a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The message was deleted: nothing more changes it.
+    Deleted,
+    /// Only its author edits or deletes a message.
+    NotYours,
+    /// It carries [`MAX_REACTIONS`] emoji already.
+    TooManyReactions,
+}
+
+impl Refusal {
+    pub fn code(self) -> ErrorCode {
+        match self {
+            Refusal::Deleted => ErrorCode::MessageDeleted,
+            Refusal::NotYours => ErrorCode::NotYours,
+            Refusal::TooManyReactions => ErrorCode::TooManyReactions,
+        }
+    }
+}
+
+impl ChatMessage {
+    /// Applies `change` (by `author`, at `seq`, `at` ms), the one rule both the server (which
+    /// refuses what does not apply, before storing it) and every reader follow. `Ok(false)`: it
+    /// changes nothing — already applied (its seq is not after `changed`), or a reaction that is
+    /// already so. So applying a room's entries in seq order gives the same message whatever of
+    /// them the copy had already (a page read mid-way, a replay after it).
+    pub fn apply(
+        &mut self,
+        change: &Change,
+        author: &Identity,
+        seq: u64,
+        at: u64,
+    ) -> Result<bool, Refusal> {
+        if seq <= self.seq.max(self.changed) {
+            return Ok(false);
+        }
+        if self.deleted.is_some() {
+            return Err(Refusal::Deleted);
+        }
+        match change {
+            Change::Edit { .. } | Change::Delete if author.id != self.author.id => {
+                return Err(Refusal::NotYours);
+            }
+            Change::Edit { body } => {
+                self.body.clone_from(body);
+                self.edited = Some(at);
+            }
+            Change::Delete => {
+                self.body = String::new();
+                self.edited = None;
+                self.reactions = Vec::new();
+                self.deleted = Some(Box::new(author.clone()));
+            }
+            Change::React { emoji, remove } => {
+                let at = self.reactions.iter().position(|r| &r.emoji == emoji);
+                let mine = |r: &Reaction| r.by.iter().position(|who| who.id == author.id);
+                match (at, remove) {
+                    (Some(i), false) if mine(&self.reactions[i]).is_none() => {
+                        self.reactions[i].by.push(author.clone());
+                    }
+                    (Some(i), true) if mine(&self.reactions[i]).is_some() => {
+                        let reaction = &mut self.reactions[i];
+                        reaction.by.retain(|who| who.id != author.id);
+                        if reaction.by.is_empty() {
+                            self.reactions.remove(i);
+                        }
+                    }
+                    (None, false) if self.reactions.len() >= MAX_REACTIONS => {
+                        return Err(Refusal::TooManyReactions);
+                    }
+                    (None, false) => self.reactions.push(Reaction {
+                        emoji: emoji.clone(),
+                        by: vec![author.clone()],
+                    }),
+                    _ => return Ok(false),
+                }
+            }
+        }
+        self.changed = seq;
+        Ok(true)
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One entry of a room's log: something that happened to the room, at the room's next seq. A room
@@ -486,25 +814,37 @@ pub struct ChatMessage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
     Message(ChatMessage),
+    /// A change to one of the room's messages.
+    Change(ChangeEntry),
     /// An entry of a type this build does not know: a newer Herald wrote it (a node already
     /// upgraded, or a log kept from after a downgrade). Passed on as it was stored.
     Other(OtherEntry),
 }
 
 /// The types of entry, as `type` names them on the wire and in the log. Every type this build
-/// knows is here; the next ones (edits, deletions, reactions) are added here, and a reply is a
-/// message that names its target, not a type of its own.
+/// knows is here; a reply is a message that names its target, not a type of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryType {
     Message,
+    Edit,
+    Delete,
+    React,
 }
 
 impl EntryType {
-    pub const ALL: [EntryType; 1] = [EntryType::Message];
+    pub const ALL: [EntryType; 4] = [
+        EntryType::Message,
+        EntryType::Edit,
+        EntryType::Delete,
+        EntryType::React,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             EntryType::Message => "message",
+            EntryType::Edit => "edit",
+            EntryType::Delete => "delete",
+            EntryType::React => "react",
         }
     }
 
@@ -529,6 +869,7 @@ impl Entry {
     pub fn room(&self) -> &str {
         match self {
             Entry::Message(message) => &message.room,
+            Entry::Change(change) => &change.room,
             Entry::Other(other) => &other.room,
         }
     }
@@ -536,6 +877,7 @@ impl Entry {
     pub fn seq(&self) -> u64 {
         match self {
             Entry::Message(message) => message.seq,
+            Entry::Change(change) => change.seq,
             Entry::Other(other) => other.seq,
         }
     }
@@ -550,7 +892,7 @@ impl Entry {
     pub fn into_message(self) -> Option<ChatMessage> {
         match self {
             Entry::Message(message) => Some(message),
-            Entry::Other(_) => None,
+            _ => None,
         }
     }
 
@@ -558,7 +900,7 @@ impl Entry {
     pub fn message(&self) -> Option<&ChatMessage> {
         match self {
             Entry::Message(message) => Some(message),
-            Entry::Other(_) => None,
+            _ => None,
         }
     }
 }
@@ -634,6 +976,17 @@ pub enum ErrorCode {
     /// The server could not store the message just now; nothing was stored. Resend it (with the
     /// same `client_id`) later.
     Unavailable,
+    /// An `edit`, `delete`, `react` or reply names a message this room does not hold (never
+    /// posted, no longer kept, or not a message).
+    NoSuchMessage,
+    /// An `edit` or `delete` of someone else's message.
+    NotYours,
+    /// A change to (or a reply to) a deleted message.
+    MessageDeleted,
+    /// A reaction that is not one emoji.
+    InvalidEmoji,
+    /// A reaction with a new emoji to a message that has [`MAX_REACTIONS`] already.
+    TooManyReactions,
 }
 
 /// A refused frame: the code the client can act on and a sentence a person can read.
@@ -659,6 +1012,7 @@ impl From<ProtocolError> for ServerMsg {
             code: err.code,
             message: err.message,
             retry_after_ms: None,
+            client_id: None,
         }
     }
 }
@@ -678,6 +1032,24 @@ impl ErrorCode {
             ErrorCode::InvalidName => "invalid_name",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::NoSuchMessage => "no_such_message",
+            ErrorCode::NotYours => "not_yours",
+            ErrorCode::MessageDeleted => "message_deleted",
+            ErrorCode::InvalidEmoji => "invalid_emoji",
+            ErrorCode::TooManyReactions => "too_many_reactions",
+        }
+    }
+}
+
+impl ErrorCode {
+    /// What a person is told when the log refused a change or reply for this reason.
+    pub fn refusal(self) -> &'static str {
+        match self {
+            ErrorCode::NoSuchMessage => "that message is not in this room",
+            ErrorCode::NotYours => "only its author can change that message",
+            ErrorCode::MessageDeleted => "that message was deleted",
+            ErrorCode::TooManyReactions => "that message has as many kinds of reaction as it can",
+            _ => "refused",
         }
     }
 }
@@ -735,10 +1107,33 @@ impl ClientMsg {
                 room,
                 client_id,
                 body,
+                ..
+            }
+            | ClientMsg::Edit {
+                room,
+                client_id,
+                body,
+                ..
             } => {
                 validate_room(room)?;
                 validate_client_id(client_id)?;
                 validate_body(body, max_body_bytes)
+            }
+            ClientMsg::Delete {
+                room, client_id, ..
+            } => {
+                validate_room(room)?;
+                validate_client_id(client_id)
+            }
+            ClientMsg::React {
+                room,
+                client_id,
+                emoji,
+                ..
+            } => {
+                validate_room(room)?;
+                validate_client_id(client_id)?;
+                validate_emoji(emoji)
             }
         }
     }
@@ -757,7 +1152,12 @@ impl ServerMsg {
     }
 
     pub fn encode(&self) -> String {
-        encode(self)
+        match self {
+            // Entries whose fields are not the enum's own.
+            ServerMsg::Change(change) => change.encode(),
+            ServerMsg::Other(other) => other.frame.clone(),
+            _ => encode(self),
+        }
     }
 }
 
@@ -783,6 +1183,25 @@ pub fn validate_body(body: &str, max_bytes: usize) -> Result<(), ProtocolError> 
                 "message body is {} bytes; the limit is {max_bytes}",
                 body.len()
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// A reaction: one emoji of at most [`MAX_EMOJI_BYTES`]. The server holds it to Unicode's list of
+/// emoji (an RGI emoji sequence); a browser only checks what it can without carrying that list.
+pub fn validate_emoji(emoji: &str) -> Result<(), ProtocolError> {
+    let plausible = !emoji.is_empty()
+        && emoji.len() <= MAX_EMOJI_BYTES
+        && !emoji
+            .chars()
+            .any(|c| c.is_ascii() && c != '#' && c != '*' && !c.is_ascii_digit());
+    #[cfg(feature = "ssr")]
+    let plausible = plausible && emojis::get(emoji).is_some();
+    if !plausible {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidEmoji,
+            "a reaction is one emoji",
         ));
     }
     Ok(())
@@ -949,6 +1368,7 @@ mod tests {
                 room: "general".into(),
                 client_id: "c-1".into(),
                 body: "hello \"world\" <b>".into(),
+                reply_to: None,
             },
             ClientMsg::Typing {
                 room: "general".into(),
@@ -994,6 +1414,7 @@ mod tests {
                 body: "ünïcödé ✓".into(),
                 sent_at: 1_764_000_000_000,
                 kind: MessageKind::User,
+                ..Default::default()
             }),
             ServerMsg::Message(ChatMessage {
                 room: "general".into(),
@@ -1006,6 +1427,7 @@ mod tests {
                 body: "v1.2 is live".into(),
                 sent_at: 1_764_000_000_000,
                 kind: MessageKind::Bot,
+                ..Default::default()
             }),
             ServerMsg::Ack {
                 room: "general".into(),
@@ -1016,11 +1438,13 @@ mod tests {
                 code: ErrorCode::BodyTooLong,
                 message: "too long".into(),
                 retry_after_ms: None,
+                client_id: None,
             },
             ServerMsg::Error {
                 code: ErrorCode::RateLimited,
                 message: "slow down".into(),
                 retry_after_ms: Some(250),
+                client_id: Some("c-9".into()),
             },
             ServerMsg::Lagged {
                 room: "general".into(),
@@ -1167,6 +1591,7 @@ mod tests {
             room: "general".into(),
             client_id: "a".into(),
             body: body.into(),
+            reply_to: None,
         };
         let raised = Limits {
             max_body_bytes: 10_000,
@@ -1187,7 +1612,8 @@ mod tests {
             Ok(ClientMsg::Send {
                 room: "general".into(),
                 client_id: "a".into(),
-                body: "hi".into()
+                body: "hi".into(),
+                reply_to: None,
             })
         );
         let join = ClientMsg::decode(r#"{"type":"join","room":"general"}"#);
@@ -1238,6 +1664,7 @@ mod tests {
                 room: "general".into(),
                 client_id: client_id.into(),
                 body: body.into(),
+                reply_to: None,
             }
             .validate()
             .map_err(|e| e.code)

@@ -11,11 +11,14 @@ use std::collections::HashMap;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::keep::Pending;
+use crate::keep::{Op, Pending};
 use crate::protocol::{
-    ChatMessage, ClientMsg, Cursor, Disconnect, HISTORY_ON_JOIN, Identity, JoinMode, Limits,
-    ProtocolError, RoomSummary, TYPING_REPEAT_MS,
+    Change, ChangeEntry, ChatMessage, ClientMsg, Cursor, Disconnect, HISTORY_ON_JOIN, Identity,
+    JoinMode, Limits, MessageKind, ProtocolError, RoomSummary, TYPING_REPEAT_MS,
 };
+
+/// Most changes kept for messages not loaded yet (see [`Room::unapplied`]).
+const UNAPPLIED_MAX: usize = 500;
 
 /// Who the page is rendered for, from the session cookie (server) or from the page itself (browser):
 /// `None` means the visitor has not chosen a name yet.
@@ -205,9 +208,22 @@ pub struct Room {
     pub epoch: RwSignal<Option<String>>,
     /// The last seq we hold of the room (in `epoch`); with it, the cursor we rejoin with.
     pub last_seq: RwSignal<u64>,
-    /// Messages typed but not yet acknowledged, oldest first: shown as "sending…", re-sent (with the
-    /// same `client_id`) after every reconnect until the server acks them.
+    /// Messages, edits, deletions and reactions not yet acknowledged, oldest first: a message
+    /// shown as "sending…", a change already applied to what is shown; re-sent (with the same
+    /// `client_id`) after every reconnect until the server acks them.
     pub pending: RwSignal<Vec<Pending>>,
+    /// The message the next one sent answers, if the reader chose one.
+    pub replying: RwSignal<Option<u64>>,
+    /// The message whose text is being edited here.
+    pub editing: RwSignal<Option<u64>>,
+    /// The message with the picker or the question whether to delete it open.
+    pub menu: RwSignal<Option<(u64, Menu)>>,
+    /// A message to bring into view (a reply's original, a permalink), loading older pages until
+    /// it is there.
+    pub seek: RwSignal<Option<u64>>,
+    /// Changes to messages older than those loaded: a page of history read before they were
+    /// stored may arrive after them, and they are applied to it then.
+    unapplied: StoredValue<Vec<ChangeEntry>>,
     /// Set when a rejoin could not replay everything we missed (the room no longer holds it).
     pub gap: RwSignal<bool>,
     /// Who is in the room, by name (`None` in rooms too big to list), and how many.
@@ -239,7 +255,18 @@ pub struct Room {
     following: StoredValue<bool>,
 }
 
+/// What is open on a message besides its actions: the emoji picker, or the question whether to
+/// delete it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Menu {
+    Picker,
+    Delete,
+}
+
 /// One line of a room's conversation.
+// Nearly every line is a message: boxing them would add an allocation each to save on the few
+// notices.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Line {
     Message(Shown),
@@ -263,6 +290,14 @@ impl Line {
         match self {
             Line::Message(shown) => Some(shown.msg.seq),
             Line::Notice { .. } => None,
+        }
+    }
+
+    /// Which state of its message it shows: a row is drawn again when this changes.
+    pub fn version(&self) -> u64 {
+        match self {
+            Line::Message(shown) => shown.msg.changed,
+            Line::Notice { .. } => 0,
         }
     }
 }
@@ -403,20 +438,71 @@ impl Tab {
     /// Puts a message in `room`'s outbox and hands it to the socket client, which sends it now if it
     /// is connected, and again after each reconnect until it is acknowledged.
     pub fn send_message(&self, room: Room, body: String) -> Result<(), ProtocolError> {
-        let client_id = next_client_id();
-        let msg = ClientMsg::Send {
-            room: room.name.get_value(),
-            client_id: client_id.clone(),
-            body: body.clone(),
+        let pending = Pending {
+            client_id: next_client_id(),
+            body,
+            target: room.replying.get_untracked(),
+            ..Pending::default()
         };
+        let msg = frame_of(&room.name.get_value(), &pending);
         msg.validate_within(&self.limits.get_untracked())?;
-        room.pending.update(|p| p.push(Pending { client_id, body }));
+        room.replying.set(None);
+        room.pending.update(|p| p.push(pending));
         // Writing here answers what was new: the divider has done its job.
         room.first_unread.set(None);
         self.send(msg);
         // The message ends the typing; the next keystroke starts a new "is typing" at once.
         room.typing_sent.set_value(f64::MIN);
         Ok(())
+    }
+
+    /// Changes message `target` of `room` (ours to edit or delete, anyone's to react to): put in
+    /// the outbox like a message, shown at once, and sent.
+    pub fn change(
+        &self,
+        room: Room,
+        target: u64,
+        op: Op,
+        body: String,
+    ) -> Result<(), ProtocolError> {
+        let pending = Pending {
+            client_id: next_client_id(),
+            body,
+            op,
+            target: Some(target),
+        };
+        let msg = frame_of(&room.name.get_value(), &pending);
+        msg.validate_within(&self.limits.get_untracked())?;
+        room.pending.update(|p| p.push(pending));
+        self.send(msg);
+        Ok(())
+    }
+
+    /// Adds our reaction `emoji` to message `target`, or takes it back if it is there.
+    pub fn toggle_reaction(&self, room: Room, target: u64, emoji: String) {
+        let me = self
+            .me
+            .with_untracked(|me| me.as_ref().map(|me| me.id.clone()));
+        let mine = room.shown(target).is_some_and(|msg| {
+            msg.reactions
+                .iter()
+                .any(|r| r.emoji == emoji && r.by.iter().any(|who| Some(&who.id) == me.as_ref()))
+        });
+        let op = if mine { Op::Unreact } else { Op::React };
+        if let Err(e) = self.change(room, target, op, emoji) {
+            self.last_error.set(Some(e.message));
+        }
+    }
+
+    /// A change to a message of an open room arrived.
+    pub fn changed(&self, change: ChangeEntry) {
+        let Some(room) = self.room(&change.room) else {
+            return;
+        };
+        if self.is_me(&change.author) {
+            room.settle(&change.client_id);
+        }
+        room.apply_change(change);
     }
 
     /// The user typed in `room`: tell the others, at most every [`TYPING_REPEAT_MS`].
@@ -514,6 +600,11 @@ impl Room {
             epoch: RwSignal::new(epoch),
             last_seq: RwSignal::new(last_seq),
             pending: RwSignal::new(Vec::new()),
+            replying: RwSignal::new(None),
+            editing: RwSignal::new(None),
+            menu: RwSignal::new(None),
+            seek: RwSignal::new(None),
+            unapplied: StoredValue::new(Vec::new()),
             gap: RwSignal::new(false),
             members: RwSignal::new(None),
             member_count: RwSignal::new(0),
@@ -568,6 +659,70 @@ impl Room {
         true
     }
 
+    /// A change to one of the room's messages: applied to it if it is shown, kept for a page of
+    /// history still to come if it is older than what is shown. Applying it again changes nothing.
+    pub fn apply_change(&self, change: ChangeEntry) {
+        self.pass(change.seq);
+        let at = self.lines.with_untracked(|lines| {
+            lines
+                .iter()
+                .position(|line| line.seq() == Some(change.target))
+        });
+        match at {
+            Some(at) => {
+                let mut msg = match self.lines.with_untracked(|lines| lines[at].clone()) {
+                    Line::Message(shown) => shown.msg,
+                    Line::Notice { .. } => return,
+                };
+                if apply(&mut msg, &change) {
+                    self.lines.update(|lines| {
+                        if let Some(Line::Message(shown)) = lines.get_mut(at) {
+                            shown.msg = msg;
+                        }
+                    });
+                }
+            }
+            None if self
+                .oldest_seq()
+                .is_none_or(|oldest| change.target < oldest) =>
+            {
+                self.unapplied.update_value(|kept| {
+                    kept.push(change);
+                    if kept.len() > UNAPPLIED_MAX {
+                        kept.remove(0);
+                    }
+                });
+            }
+            None => {}
+        }
+    }
+
+    /// Our newest message shown that can still be edited.
+    pub fn last_own(&self, tab: &Tab) -> Option<u64> {
+        self.lines.with_untracked(|lines| {
+            lines.iter().rev().find_map(|line| match line {
+                Line::Message(shown)
+                    if shown.msg.deleted.is_none()
+                        && shown.msg.kind == MessageKind::User
+                        && tab.is_me(&shown.msg.author) =>
+                {
+                    Some(shown.msg.seq)
+                }
+                _ => None,
+            })
+        })
+    }
+
+    /// Message `seq` as shown, if it is.
+    pub fn shown(&self, seq: u64) -> Option<ChatMessage> {
+        self.lines.with_untracked(|lines| {
+            lines.iter().find_map(|line| match line {
+                Line::Message(shown) if shown.msg.seq == seq => Some(shown.msg.clone()),
+                _ => None,
+            })
+        })
+    }
+
     /// An entry of a type this build does not know, at `seq`: nothing is shown, but the cursor moves
     /// past it, so a rejoin does not ask for it again (docs/PROTOCOL.md, "Entries").
     pub fn pass(&self, seq: u64) {
@@ -593,6 +748,7 @@ impl Room {
             // The latest messages follow from scratch; what we hold would be repeated or belongs
             // to a history that no longer exists.
             self.lines.update(Vec::clear);
+            self.unapplied.set_value(Vec::new());
             self.has_more.set(first_seq > 1);
         }
         self.gap
@@ -625,11 +781,7 @@ impl Room {
         self.pending.with_untracked(|pending| {
             pending
                 .iter()
-                .map(|p| ClientMsg::Send {
-                    room: self.name.get_value(),
-                    client_id: p.client_id.clone(),
-                    body: p.body.clone(),
-                })
+                .map(|p| frame_of(&self.name.get_value(), p))
                 .collect()
         })
     }
@@ -661,10 +813,16 @@ impl Room {
             return; // From a history we no longer show.
         }
         let oldest = self.oldest_seq().unwrap_or(u64::MAX);
+        let unapplied = self.unapplied.get_value();
         let older: Vec<Line> = messages
             .into_iter()
             .filter(|m| m.seq < oldest)
-            .map(|msg| {
+            .map(|mut msg| {
+                // What changed since the page was read (a change at or before it is in it already).
+                let seq = msg.seq;
+                for change in unapplied.iter().filter(|c| c.target == seq) {
+                    apply(&mut msg, change);
+                }
                 Line::Message(Shown {
                     epoch: epoch.clone(),
                     msg,
@@ -744,6 +902,62 @@ impl Room {
         {
             self.typing.update(|t| t.retain(|t| t.until_ms > now_ms));
         }
+    }
+}
+
+/// Applies `change` to `msg` as the server did; whether it changed anything.
+fn apply(msg: &mut ChatMessage, change: &ChangeEntry) -> bool {
+    msg.apply(&change.change, &change.author, change.seq, change.sent_at)
+        .unwrap_or(false)
+}
+
+/// The change a pending edit, deletion or reaction makes.
+pub fn change_of(pending: &Pending) -> Change {
+    match pending.op {
+        Op::Edit | Op::Send => Change::Edit {
+            body: pending.body.clone(),
+        },
+        Op::Delete => Change::Delete,
+        Op::React | Op::Unreact => Change::React {
+            emoji: pending.body.clone(),
+            remove: pending.op == Op::Unreact,
+        },
+    }
+}
+
+/// The frame that sends `pending` to `room`.
+pub fn frame_of(room: &str, pending: &Pending) -> ClientMsg {
+    let (room, client_id, body) = (
+        room.to_owned(),
+        pending.client_id.clone(),
+        pending.body.clone(),
+    );
+    let target = pending.target.unwrap_or_default();
+    match pending.op {
+        Op::Send => ClientMsg::Send {
+            room,
+            client_id,
+            body,
+            reply_to: pending.target,
+        },
+        Op::Edit => ClientMsg::Edit {
+            room,
+            client_id,
+            target,
+            body,
+        },
+        Op::Delete => ClientMsg::Delete {
+            room,
+            client_id,
+            target,
+        },
+        Op::React | Op::Unreact => ClientMsg::React {
+            room,
+            client_id,
+            target,
+            emoji: body,
+            remove: pending.op == Op::Unreact,
+        },
     }
 }
 

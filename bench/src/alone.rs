@@ -70,10 +70,12 @@ pub async fn redis_alone(
                     });
                     pipe.cmd("EVALSHA")
                         .arg(&hash)
-                        .arg(3)
+                        .arg(5)
                         .arg(format!("herald:{{{room}}}:meta"))
                         .arg(format!("herald:{{{room}}}:log"))
                         .arg(format!("herald:{{{room}}}:once"))
+                        .arg(format!("herald:{{{room}}}:state"))
+                        .arg(format!("herald:{{{room}}}:gone"))
                         .arg(10_000)
                         .arg("bench-epoch")
                         .arg(format!("herald:{{{room}}}:live"))

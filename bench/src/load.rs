@@ -721,6 +721,7 @@ impl Publisher {
             room,
             client_id: format!("p{}-{}", self.name, self.sent),
             body: format!("{} {body_pad}", now_micros()),
+            reply_to: None,
         };
         self.sent += 1;
         self.sink.feed(Message::text(msg.encode())).await?;
@@ -1296,6 +1297,7 @@ mod tests {
             body: "1795485055253123 ppppp".into(),
             sent_at: 0,
             kind: Default::default(),
+            ..Default::default()
         })
         .encode();
         let timed = Timed::scan(&frame).expect("scanned");

@@ -98,6 +98,7 @@ async fn fill(target: &Target, cookies: &[String], messages: usize) -> anyhow::R
             room: ROOM.into(),
             client_id: format!("fill-{n}"),
             body,
+            reply_to: None,
         };
         ws.send(Message::text(send.encode())).await?;
         crate::load::until_ack(ws, &format!("fill-{n}")).await?;

@@ -20,8 +20,8 @@ pub(crate) mod opcode {
 /// What a frame is, for transports that do not speak WebSocket frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// A room's entry (a message, or one of a type this build does not know), at `seq`; `event`
-    /// names it for an event stream: `message`, `announcement`, or `entry` for a type unknown here.
+    /// A room's entry at `seq`; `event` names it for an event stream: `message`, `announcement`,
+    /// `edit`, `delete`, `react`, or `entry` for a type unknown here.
     Entry {
         seq: u64,
         event: &'static str,
@@ -77,6 +77,10 @@ impl Frame {
                     "message"
                 },
             },
+            ServerMsg::Change(change) => Kind::Entry {
+                seq: change.seq,
+                event: change.change.entry_type().as_str(),
+            },
             ServerMsg::Joined { .. } => Kind::Joined,
             ServerMsg::Presence { .. } => Kind::Presence,
             _ => Kind::Other,
@@ -91,6 +95,13 @@ impl Frame {
     pub fn of_entry(entry: &Entry) -> Self {
         match entry {
             Entry::Message(message) => Self::of(&ServerMsg::Message(message.clone())),
+            Entry::Change(change) => Self {
+                kind: Kind::Entry {
+                    seq: change.seq,
+                    event: change.change.entry_type().as_str(),
+                },
+                ..Self::text(&change.encode())
+            },
             Entry::Other(other) => Self {
                 kind: Kind::Entry {
                     seq: other.seq,

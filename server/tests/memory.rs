@@ -74,6 +74,7 @@ async fn stalled_readers_hold_a_bounded_amount_of_server_memory() {
                         room: room.clone(),
                         client_id: format!("{i}"),
                         body: body.clone(),
+                        reply_to: None,
                     })
                     .await;
                 loop {

@@ -1,5 +1,6 @@
 //! Where the user types. Enter sends, Shift+Enter starts a new line; PageUp and PageDown move the
-//! conversation above.
+//! conversation above; ↑ in an empty box edits one's last message and Escape drops a reply, as in
+//! Slack and Discord.
 //!
 //! The box works from the first paint, before the wasm has arrived: the page's inline script
 //! (`app/src/early.js`) enables it and holds what is sent with Enter; the composer takes both over
@@ -97,6 +98,17 @@ pub fn Composer() -> impl IntoView {
             ev.prevent_default();
             send();
         }
+        if ev.key() == "Escape" && room.replying.get_untracked().is_some() {
+            ev.prevent_default();
+            room.replying.set(None);
+        }
+        if ev.key() == "ArrowUp"
+            && draft.with_untracked(String::is_empty)
+            && let Some(seq) = room.last_own(&tab)
+        {
+            ev.prevent_default();
+            room.editing.set(Some(seq));
+        }
         // Reading back without leaving the box, as in Slack and Discord: PageUp and PageDown move
         // the conversation, not the caret.
         #[cfg(feature = "hydrate")]
@@ -116,6 +128,7 @@ pub fn Composer() -> impl IntoView {
     };
 
     view! {
+        <crate::components::ReplyingTo />
         <form class="composer" data-testid="composer" on:submit=on_submit>
             <textarea
                 node_ref=input

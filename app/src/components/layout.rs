@@ -82,6 +82,7 @@ mod tests {
                 sent_at: at,
                 client_id: format!("c{seq}"),
                 kind,
+                ..Default::default()
             },
         })
     }

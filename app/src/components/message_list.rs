@@ -3,16 +3,18 @@
 //! scrolled to the newest while the reader is at the bottom; scrolling to the top loads the page
 //! before what is shown, without moving what the reader is looking at.
 
-use leptos::{html, prelude::*};
+use leptos::{either::Either, html, prelude::*};
 
 use crate::{
     components::{
-        Avatar, MessageBody, before_next_paint,
+        Avatar, before_next_paint,
         layout::{Row, layout},
         mentions,
-        sent_at::{day_label, iso, reader_day, reader_today, sent_label},
+        message::{Open, message_parts, quote_view},
+        sent_at::{day_label, iso, now_ms, reader_day, reader_today, sent_label},
     },
-    protocol::MessageKind,
+    keep::Op,
+    protocol::{MessageKind, Quote},
     state::{Line, Room, Tab},
 };
 
@@ -131,6 +133,53 @@ pub fn MessageList() -> impl IntoView {
             tab.send(request);
         }
     };
+    // Every row's actions, handled here (components/message.rs).
+    let on_click = move |ev: leptos::ev::MouseEvent| {
+        #[cfg(feature = "hydrate")]
+        crate::components::message::act(tab, room, &ev);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        #[cfg(feature = "hydrate")]
+        crate::components::message::key(tab, room, &ev);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+
+    // A message to bring into view (a permalink's, a reply's original): once it is on the page,
+    // centred, focused and marked a moment; until then, older pages are loaded.
+    #[cfg(feature = "hydrate")]
+    if let Some(at) = crate::location::here()
+        .param("at")
+        .and_then(|at| at.parse().ok())
+    {
+        room.seek.set(Some(at));
+    }
+    Effect::new(move |_| {
+        let Some(seq) = room.seek.get() else {
+            return;
+        };
+        room.lines.track();
+        before_next_paint(move || {
+            let Some(list) = scroller.get_untracked() else {
+                return;
+            };
+            if let Ok(Some(row)) = list.query_selector(&format!("li[data-seq=\"{seq}\"]")) {
+                room.seek.set(None);
+                room.follow(false);
+                bring_into_view(row);
+            } else if room.oldest_seq().is_some_and(|oldest| oldest > seq)
+                && room.has_more.get_untracked()
+            {
+                load_older();
+            } else if !room.loading_older.get_untracked() {
+                room.seek.set(None);
+                tab.last_error
+                    .set(Some("That message is no longer kept".into()));
+            }
+        });
+    });
     let on_scroll = move |_| {
         if settling.get_value() {
             return;
@@ -153,11 +202,71 @@ pub fn MessageList() -> impl IntoView {
     // same. How a line sits is part of its key, so a line whose place changes (the first of a day
     // once the reader's zone is known, the head of a group once older lines go in above) is drawn
     // again, and no row needs a reactive class or divider of its own.
+    //
+    // What is drawn of each message besides: our own changes still in the outbox, applied as they
+    // will be; a reply's quote from our copy of its original (it follows edits and deletion); what
+    // is open on it. Each is in the row's key, so a row is drawn again when one changes.
     let lines = move || {
         let hydrated = tab.hydrated.get();
+        let me = tab.me.get().unwrap_or_default();
+        let (editing, menu) = (room.editing.get(), room.menu.get());
+        let changes = room.pending.with(|pending| {
+            pending
+                .iter()
+                .filter(|p| p.op != Op::Send)
+                .cloned()
+                .collect::<Vec<_>>()
+        });
         room.lines.with(|lines| {
             let rows = layout(lines, |sent_at| reader_day(sent_at, hydrated));
-            lines.iter().cloned().zip(rows).collect::<Vec<_>>()
+            let mut lines: Vec<Line> = lines.to_vec();
+            for change in &changes {
+                let target = change.target.unwrap_or_default();
+                if let Some(Line::Message(shown)) = lines
+                    .iter_mut()
+                    .find(|l| matches!(l, Line::Message(s) if s.msg.seq == target))
+                {
+                    let next = shown.msg.changed.max(shown.msg.seq) + 1;
+                    let change = crate::state::change_of(change);
+                    let _ = shown.msg.apply(&change, &me, next, now_ms() as u64);
+                }
+            }
+            let originals: Vec<Option<(Quote, u64)>> = lines
+                .iter()
+                .map(|line| {
+                    let Line::Message(shown) = line else {
+                        return None;
+                    };
+                    let seq = shown.msg.reply_to.as_ref()?.seq;
+                    lines.iter().find_map(|l| match l {
+                        Line::Message(o) if o.msg.seq == seq => {
+                            Some((Quote::of(&o.msg), o.msg.changed))
+                        }
+                        _ => None,
+                    })
+                })
+                .collect();
+            lines
+                .into_iter()
+                .zip(originals)
+                .zip(rows)
+                .map(|((mut line, original), row)| {
+                    let mut drawn = (0, Open::Nothing);
+                    if let Line::Message(shown) = &mut line {
+                        let seq = shown.msg.seq;
+                        if let Some((quote, changed)) = original {
+                            shown.msg.reply_to = Some(Box::new(quote));
+                            drawn.0 = changed;
+                        }
+                        if editing == Some(seq) {
+                            drawn.1 = Open::Editing;
+                        } else if let Some((_, menu)) = menu.filter(|(s, _)| *s == seq) {
+                            drawn.1 = Open::Menu(menu);
+                        }
+                    }
+                    (line, row, drawn)
+                })
+                .collect::<Vec<_>>()
         })
     };
     // "Today", "Yesterday", a date: above the first line of each of the reader's days.
@@ -209,8 +318,8 @@ pub fn MessageList() -> impl IntoView {
                 </p>
             </Show>
             // Not a live region itself: history pages and notices would all be read out.
-            <ol class="messages" data-testid="messages">
-                <For each=lines key=|(line, row)| (line.key(), *row) let:((line, row))>
+            <ol class="messages" data-testid="messages" on:click=on_click on:keydown=on_key>
+                <For each=lines key=|(line, row, drawn)| (line.key(), line.version(), *row, *drawn) let:((line, row, (_, open)))>
                     {match line {
                         // One row for every kind of message, so each kind follows the same rules
                         // (groups, days, the "New messages" rule); an announcement to every room
@@ -239,8 +348,12 @@ pub fn MessageList() -> impl IntoView {
                                     me.as_ref().is_some_and(|me| mentions(&shown.msg.body, &me.name))
                                 });
                             let sent_at = shown.msg.sent_at;
-                            let author = shown.msg.author;
-                            view! {
+                            let author = shown.msg.author.clone();
+                            let deleted = shown.msg.deleted.is_some();
+                            let me = tab.me.with_untracked(|me| me.as_ref().map(|me| me.id.clone())).unwrap_or_default();
+                            let parts = message_parts(&shown.msg, open, &me);
+                            let quote = shown.msg.reply_to.map(|quote| quote_view(*quote));
+                            Either::Left(view! {
                                 {day_divider(row)}
                                 <Show when=news_begin>
                                     <li class="news" data-testid="news">
@@ -259,6 +372,7 @@ pub fn MessageList() -> impl IntoView {
                                     // The same author again within minutes: the body alone.
                                     class:continued=row.continued
                                     data-seq=shown.msg.seq
+                                    class:deleted=deleted
                                 >
                                     <div class="meta">
                                         {announcement.then(|| view! { <span class="label">"Announcement"</span> })}
@@ -270,18 +384,22 @@ pub fn MessageList() -> impl IntoView {
                                         // (and the full date on hover or focus: app/src/early.js).
                                         <time datetime=iso(sent_at)>{move || sent_label(sent_at, tab.hydrated.get())}</time>
                                     </div>
+                                    {quote}
                                     // Text, never markup: Leptos escapes it.
-                                    <MessageBody text=shown.msg.body />
+                                    {parts}
                                 </li>
-                            }
-                            .into_any()
+                            })
                         }
                         Line::Notice { text, .. } => {
-                            view! { <li class="notice" data-testid="notice">{text}</li> }.into_any()
+                            Either::Right(view! { <li class="notice" data-testid="notice">{text}</li> })
                         }
                     }}
                 </For>
-                <For each=move || room.pending.get() key=|p| p.client_id.clone() let:pending>
+                <For
+                    each=move || room.pending.with(|p| p.iter().filter(|p| p.op == Op::Send).cloned().collect::<Vec<_>>())
+                    key=|p| p.client_id.clone()
+                    let:pending
+                >
                     <li class="message mine pending" data-testid="pending">
                         <div class="meta">
                             <span class="sending">"sending…"</span>
@@ -310,6 +428,23 @@ struct Seen {
     last: Option<String>,
     pending: usize,
     height: i32,
+}
+
+/// Centres `row` in the list, focuses it and marks it a moment.
+fn bring_into_view(row: leptos::web_sys::Element) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let options = web_sys::ScrollIntoViewOptions::new();
+        options.set_block(web_sys::ScrollLogicalPosition::Center);
+        row.scroll_into_view_with_scroll_into_view_options(&options);
+        let _ = row.class_list().add_1("sought");
+        if let Ok(row) = row.dyn_into::<web_sys::HtmlElement>() {
+            let _ = row.focus();
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = row;
 }
 
 /// Focuses the line just above the one keyed `key` in `list`.

@@ -122,7 +122,7 @@ pub fn sent_label(sent_at_ms: u64, local: bool) -> String {
 
 /// Now, in ms since the Unix epoch. The browser's clock in the browser: `std::time` is not there
 /// (it panics on wasm32-unknown-unknown), and the page renders this label before it is hydrated.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     #[cfg(feature = "hydrate")]
     return js_sys::Date::now() as i64;
     #[cfg(not(feature = "hydrate"))]

@@ -30,7 +30,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app::protocol::{Disconnect, Entry, Identity, RoomSummary, ServerMsg, TYPING_REPEAT_MS};
+use app::protocol::{
+    Change, Disconnect, Entry, Identity, RoomSummary, ServerMsg, TYPING_REPEAT_MS,
+};
 
 pub use crate::frame::Frame;
 pub use handle::{Handle, JoinPoint};
@@ -325,6 +327,13 @@ impl Hub {
             room.typing.remove(author);
         }
         room.last_seq = seq;
+        if let Entry::Change(change) = entry
+            && change.change == Change::Delete
+        {
+            // The frames kept hold the deleted words (the message, its edits): a replay from before
+            // here reads the log, where they are gone.
+            room.recent.clear();
+        }
         room.recent.push(seq, &frame);
         let before = room.subscribers.len();
         room.subscribers

@@ -101,6 +101,7 @@ mod tests {
             body: body.into(),
             sent_at: 0,
             kind: MessageKind::User,
+            ..Default::default()
         }))
     }
 

@@ -22,6 +22,7 @@ fn message(seq: u64) -> ChatMessage {
         body: format!("m{seq}"),
         sent_at: 0,
         kind: Default::default(),
+        ..Default::default()
     }
 }
 

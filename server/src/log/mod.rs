@@ -25,7 +25,11 @@
 
 use std::path::{Path, PathBuf};
 
-use app::protocol::{ChatMessage, Entry, EntryType, Identity, MessageKind, OtherEntry};
+use app::protocol::{
+    Change, ChangeEntry, ChatMessage, Entry, EntryType, ErrorCode, Identity, MessageKind,
+    OtherEntry, Quote, Reaction,
+};
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 pub mod backup;
@@ -63,6 +67,10 @@ pub enum LogError {
     /// The shared log did not answer in time.
     #[error("the message log is unavailable")]
     Unavailable,
+    /// A change or reply that does not apply to its target (missing, not the sender's, deleted,
+    /// full of reactions): nothing was stored.
+    #[error("refused: {0}")]
+    Refused(ErrorCode),
 }
 
 /// What a backend hands to its `publish` function, in order per room.
@@ -144,7 +152,10 @@ impl NewEntry {
             author,
             client_id,
             kind,
-            content: Content::Message { body },
+            content: Content::Message {
+                body,
+                reply_to: None,
+            },
         }
     }
 }
@@ -152,8 +163,10 @@ impl NewEntry {
 /// What a new entry is, by type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
-    /// A message's text.
-    Message { body: String },
+    /// A message's text, and the message of the room it answers.
+    Message { body: String, reply_to: Option<u64> },
+    /// A change to the room's message `target`.
+    Change { target: u64, change: Change },
     /// An entry of a type this build does not know, as a newer Herald writes it: its type, its
     /// text, and its further fields as a JSON object. Nothing here makes one: it is how the
     /// tests play a newer Herald sharing the log.
@@ -169,6 +182,7 @@ impl Content {
     pub fn entry_type(&self) -> &str {
         match self {
             Content::Message { .. } => EntryType::Message.as_str(),
+            Content::Change { change, .. } => change.entry_type().as_str(),
             Content::Other { entry_type, .. } => entry_type,
         }
     }
@@ -176,21 +190,116 @@ impl Content {
     /// Its text.
     pub fn body(&self) -> &str {
         match self {
-            Content::Message { body } | Content::Other { body, .. } => body,
+            Content::Message { body, .. } | Content::Other { body, .. } => body,
+            Content::Change {
+                change: Change::Edit { body },
+                ..
+            } => body,
+            Content::Change { .. } => "",
         }
     }
 
-    /// Its further fields, a JSON object; none for a message.
-    pub fn fields(&self) -> Option<&str> {
+    /// Its further fields, a JSON object; none for a message that is not a reply.
+    pub fn fields(&self) -> Option<String> {
+        let fields = match self {
+            Content::Message { reply_to: None, .. } => return None,
+            Content::Other { fields, .. } => return Some(fields.clone()),
+            Content::Message { reply_to, .. } => Fields {
+                reply_to: *reply_to,
+                ..Fields::default()
+            },
+            Content::Change { target, change } => Fields {
+                target: Some(*target),
+                emoji: match change {
+                    Change::React { emoji, .. } => Some(emoji.clone()),
+                    _ => None,
+                },
+                remove: matches!(change, Change::React { remove: true, .. }),
+                ..Fields::default()
+            },
+        };
+        serde_json::to_string(&fields).ok()
+    }
+
+    /// The message it changes or answers, if any.
+    pub fn target(&self) -> Option<u64> {
         match self {
-            Content::Message { .. } => None,
-            Content::Other { fields, .. } => Some(fields),
+            Content::Message { reply_to, .. } => *reply_to,
+            Content::Change { target, .. } => Some(*target),
+            Content::Other { .. } => None,
         }
     }
 
     /// Whether it counts as a message (see [`Entry::is_message`]).
     pub fn is_message(&self) -> bool {
         matches!(self, Content::Message { .. })
+    }
+}
+
+/// The further fields of the entry types this build knows, as stored (a JSON object).
+#[derive(Default, Serialize, Deserialize)]
+pub(crate) struct Fields {
+    /// A reply's original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+    /// The message a change changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remove: bool,
+}
+
+/// What the changes to a message made of it, kept beside it (SQLite: its row's `state`; Redis:
+/// its member of the room's `state` set, where the append script writes the same JSON): what a
+/// page shows of it without reading every change after it. Short names: one per changed message.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct State {
+    /// Its text now, if edited (the row keeps the first).
+    #[serde(rename = "b", default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// When last edited.
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    pub edited: Option<u64>,
+    /// The seqs of its edits, oldest first: its earlier texts, and what a deletion wipes.
+    #[serde(rename = "e", default, skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<u64>,
+    /// Who deleted it.
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Box<Identity>>,
+    #[serde(rename = "r", default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+    /// The seq of the last change.
+    #[serde(rename = "c", default)]
+    pub changed: u64,
+}
+
+impl State {
+    /// The state of `message` once changed, its edits so far being `edits`.
+    pub fn of(message: &ChatMessage, edits: Vec<u64>) -> Self {
+        State {
+            body: message.edited.map(|_| message.body.clone()),
+            edited: message.edited,
+            edits,
+            deleted: message.deleted.clone(),
+            reactions: message.reactions.clone(),
+            changed: message.changed,
+        }
+    }
+
+    /// `message` (as posted) with its changes.
+    pub fn apply_to(self, message: &mut ChatMessage) {
+        if let Some(body) = self.body {
+            message.body = body;
+        }
+        if self.deleted.is_some() {
+            message.body = String::new();
+        }
+        message.edited = self.edited;
+        message.deleted = self.deleted;
+        message.reactions = self.reactions;
+        message.changed = self.changed;
     }
 }
 
@@ -205,8 +314,10 @@ pub(crate) struct Record {
     /// Its type; none for a message (the most of them, stored without it).
     pub entry_type: Option<String>,
     pub body: String,
-    /// Further fields, a JSON object (none for a message).
+    /// Further fields, a JSON object (none for a message that is not a reply).
     pub fields: Option<String>,
+    /// For a message, what its changes made of it (none if it never changed).
+    pub state: Option<State>,
 }
 
 impl Record {
@@ -222,7 +333,8 @@ impl Record {
             entry_type: (!entry.content.is_message())
                 .then(|| entry.content.entry_type().to_owned()),
             body: entry.content.body().to_owned(),
-            fields: entry.content.fields().map(str::to_owned),
+            fields: entry.content.fields(),
+            state: None,
         }
     }
 
@@ -232,17 +344,57 @@ impl Record {
             .entry_type
             .as_deref()
             .map_or(Some(EntryType::Message), EntryType::from_name);
-        match entry_type {
-            Some(EntryType::Message) => Entry::Message(ChatMessage {
+        let fields: Fields = self
+            .fields
+            .as_deref()
+            .and_then(|fields| serde_json::from_str(fields).ok())
+            .unwrap_or_default();
+        let change = match (entry_type, fields.target) {
+            (Some(EntryType::Edit), Some(_)) => Some(Change::Edit {
+                body: self.body.clone(),
+            }),
+            (Some(EntryType::Delete), Some(_)) => Some(Change::Delete),
+            (Some(EntryType::React), Some(_)) => fields.emoji.clone().map(|emoji| Change::React {
+                emoji,
+                remove: fields.remove,
+            }),
+            _ => None,
+        };
+        match (entry_type, change) {
+            (Some(EntryType::Message), _) => {
+                let mut message = ChatMessage {
+                    room: self.room,
+                    seq: self.seq,
+                    author: self.author,
+                    client_id: self.client_id,
+                    body: self.body,
+                    sent_at: self.sent_at,
+                    kind: self.kind,
+                    reply_to: fields.reply_to.map(|seq| {
+                        Box::new(Quote {
+                            seq,
+                            ..Quote::default()
+                        })
+                    }),
+                    ..ChatMessage::default()
+                };
+                if let Some(state) = self.state {
+                    state.apply_to(&mut message);
+                }
+                Entry::Message(message)
+            }
+            (_, Some(change)) => Entry::Change(ChangeEntry {
                 room: self.room,
                 seq: self.seq,
                 author: self.author,
                 client_id: self.client_id,
-                body: self.body,
                 sent_at: self.sent_at,
                 kind: self.kind,
+                target: fields.target.unwrap_or_default(),
+                change,
             }),
-            None => {
+            // A type unknown here, or one known but not as it should be: passed on as stored.
+            _ => {
                 let frame = self.frame();
                 Entry::Other(OtherEntry {
                     room: self.room,

@@ -321,6 +321,7 @@ mod tests {
             body: format!("m{seq}"),
             sent_at: 0,
             kind: MessageKind::User,
+            ..Default::default()
         })
     }
 

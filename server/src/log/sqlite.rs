@@ -7,6 +7,12 @@
 //!
 //! Sending the same `(author, client_id)` twice stores one message: the second append is answered with
 //! the first one's seq and is not broadcast again.
+//!
+//! A change to a message (edit, deletion, reaction) is checked against the message inside the
+//! batch's transaction ([`ChatMessage::apply`]) and, if it applies, stored as the room's next entry
+//! while the message's row gets its new `state`. A deletion empties the text of the message and of
+//! each of its edits in place; `secure_delete` zeroes what they held, and the writer checkpoints the
+//! WAL into the file (truncating it) once it is idle, so the words are gone from the disk too.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -16,11 +22,11 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use app::protocol::{Entry, Identity, MessageKind};
+use app::protocol::{Change, ChatMessage, Entry, ErrorCode, Identity, MessageKind};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
-use super::{Appending, Epochs, LogError, NewEntry, Record};
+use super::{Appending, Content, Epochs, LogError, NewEntry, Record, State};
 
 /// The database file inside `--data-dir`.
 pub const DB_FILE: &str = "herald.db";
@@ -66,8 +72,11 @@ type Committed = Vec<(oneshot::Sender<Result<u64, LogError>>, Stored)>;
 /// What storing one append did.
 enum Stored {
     New(Entry),
-    /// The same `(author, client_id)` was stored before, as this seq.
+    /// The same `(author, client_id)` was stored before, as this seq (or, for a reaction that
+    /// was already so, the seq that made it so).
     Duplicate(u64),
+    /// A change or reply its target does not take: nothing stored.
+    Refused(ErrorCode),
 }
 
 impl SqliteLog {
@@ -123,6 +132,9 @@ impl SqliteLog {
         // newest rows and dedupe entries) did not fit, and the writer re-read them from the file on
         // every batch. The reader keeps the default.
         writer.pragma_update(None, "cache_size", -i64::from(cache_mib) * 1024)?;
+        // What a deletion frees is overwritten with zeros, not left in free space (the deleted
+        // words must not stay in the file).
+        writer.pragma_update(None, "secure_delete", "ON")?;
         migrate(&writer)?;
         let reader = open(&path)?;
 
@@ -150,14 +162,15 @@ impl SqliteLog {
         tokio::spawn(async move {
             while let Some(batch) = to_publish.recv().await {
                 for (reply, outcome) in batch {
-                    let seq = match outcome {
+                    let answer = match outcome {
                         Stored::New(entry) => {
                             publish(&entry);
-                            entry.seq()
+                            Ok(entry.seq())
                         }
-                        Stored::Duplicate(seq) => seq,
+                        Stored::Duplicate(seq) => Ok(seq),
+                        Stored::Refused(code) => Err(LogError::Refused(code)),
                     };
-                    let _ = reply.send(Ok(seq));
+                    let _ = reply.send(answer);
                 }
             }
         });
@@ -389,6 +402,13 @@ fn migrate(conn: &Connection) -> Result<(), LogError> {
              COMMIT;",
         )?;
     }
+    // What changes made of a message (`super::State`, JSON); NULL for one never changed.
+    let has_state = conn
+        .prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'state'")?
+        .exists([])?;
+    if !has_state {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN state TEXT")?;
+    }
     Ok(())
 }
 
@@ -444,11 +464,12 @@ pub(super) fn read_counted(
 ) -> rusqlite::Result<Vec<(Record, u64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, author_id, author_name, client_id, body, sent_at, kind, entry_type, fields,
-                seq - others
+                seq - others, state
          FROM messages WHERE room = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
     )?;
     let rows = stmt.query_map(params![room, sql_int(from), sql_int(to)], |row| {
         let record = Record {
+            state: state_of(row.get(10)?),
             room: room.to_owned(),
             seq: row.get::<_, i64>(0)? as u64,
             author: Identity {
@@ -465,6 +486,95 @@ pub(super) fn read_counted(
         Ok((record, row.get::<_, i64>(9)? as u64))
     })?;
     rows.collect()
+}
+
+/// A row's `state` column, read.
+fn state_of(json: Option<String>) -> Option<State> {
+    json.and_then(|json| serde_json::from_str(&json).ok())
+}
+
+/// Message `seq` of `room` as it is now, and its edits' seqs, read in `tx`; none if the room does
+/// not hold it or it is not a message.
+fn message_now(
+    tx: &Transaction<'_>,
+    room: &str,
+    seq: u64,
+) -> rusqlite::Result<Option<(ChatMessage, Vec<u64>)>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT author_id, author_name, client_id, body, sent_at, kind, fields, state
+         FROM messages WHERE room = ?1 AND seq = ?2 AND entry_type IS NULL",
+    )?;
+    stmt.query_row(params![room, sql_int(seq)], |row| {
+        let state = state_of(row.get(7)?);
+        let edits = state.as_ref().map(|s| s.edits.clone()).unwrap_or_default();
+        let record = Record {
+            room: room.to_owned(),
+            seq,
+            author: Identity {
+                id: row.get(0)?,
+                name: row.get(1)?,
+            },
+            client_id: row.get(2)?,
+            body: row.get(3)?,
+            sent_at: row.get::<_, i64>(4)? as u64,
+            kind: MessageKind::from_name(&row.get::<_, String>(5)?),
+            entry_type: None,
+            fields: row.get(6)?,
+            state,
+        };
+        Ok(record
+            .entry()
+            .into_message()
+            .map(|message| (message, edits)))
+    })
+    .optional()
+    .map(Option::flatten)
+}
+
+/// Whether `msg` may be stored as the room's entry `seq`: its target (a reply's original, a
+/// change's message) is there and takes it. For a change that applies, the message's new state
+/// and whether it was deleted; `Ok(None)` for one that changes nothing (answered with the seq
+/// that made it so, stored no more).
+enum Checked {
+    Store(Option<(u64, State, bool)>),
+    Unchanged(u64),
+}
+
+fn check_target(
+    tx: &Transaction<'_>,
+    msg: &NewEntry,
+    seq: u64,
+    sent_at: u64,
+) -> Result<Checked, LogError> {
+    let Some(target) = msg.content.target() else {
+        return Ok(Checked::Store(None));
+    };
+    let refused = |code| Err(LogError::Refused(code));
+    let Some((mut message, mut edits)) = message_now(tx, &msg.room, target)? else {
+        return refused(ErrorCode::NoSuchMessage);
+    };
+    let Content::Change { change, .. } = &msg.content else {
+        // A reply: to a message that is there and not deleted.
+        if message.deleted.is_some() {
+            return refused(ErrorCode::MessageDeleted);
+        }
+        return Ok(Checked::Store(None));
+    };
+    match message.apply(change, &msg.author, seq, sent_at) {
+        Err(refusal) => refused(refusal.code()),
+        Ok(false) => Ok(Checked::Unchanged(message.changed.max(message.seq))),
+        Ok(true) => {
+            let deleted = matches!(change, Change::Delete);
+            if matches!(change, Change::Edit { .. }) {
+                edits.push(seq);
+            }
+            Ok(Checked::Store(Some((
+                target,
+                State::of(&message, edits),
+                deleted,
+            ))))
+        }
+    }
 }
 
 /// SQLite integers are signed: a bound beyond `i64::MAX` means "no bound", not a negative number.
@@ -536,7 +646,33 @@ fn write_loop(
     retention: u64,
     committed: tokio::sync::mpsc::UnboundedSender<Committed>,
 ) {
-    while let Ok(first) = queue.recv() {
+    // A deletion was committed and its words may still be in the WAL: checkpoint once idle.
+    let mut wiped = false;
+    loop {
+        let first = if wiped {
+            match queue.try_recv() {
+                Ok(op) => op,
+                Err(std_mpsc::TryRecvError::Empty) => {
+                    wiped = !checkpoint(&conn);
+                    if wiped {
+                        // Readers held the WAL: try again shortly, unless work comes first.
+                        match queue.recv_timeout(std::time::Duration::from_millis(200)) {
+                            Ok(op) => op,
+                            Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
+                            Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+                        }
+                    } else {
+                        continue;
+                    }
+                }
+                Err(std_mpsc::TryRecvError::Disconnected) => return,
+            }
+        } else {
+            match queue.recv() {
+                Ok(op) => op,
+                Err(_) => return,
+            }
+        };
         let mut batch = Vec::new();
         let mut op = Some(first);
         while let Some(current) = op.take() {
@@ -573,7 +709,7 @@ fn write_loop(
         let stored = conn
             .transaction()
             .map_err(LogError::from)
-            .and_then(|tx| store_batch(tx, &batch, &mut rooms, retention));
+            .and_then(|tx| store_batch(tx, &batch, &mut rooms, retention, &mut wiped));
         if stored.is_ok() {
             // Rooms first created by this batch.
             for (name, _) in before.iter().filter(|(_, state)| state.is_none()) {
@@ -607,11 +743,27 @@ fn write_loop(
     }
 }
 
+/// Moves the WAL's content into the file and truncates the WAL: what a deletion wiped is then in
+/// neither. Whether it was done (readers in the middle of a read can hold it off).
+fn checkpoint(conn: &Connection) -> bool {
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        row.get::<_, i64>(0)
+    }) {
+        Ok(busy) => busy == 0,
+        Err(e) => {
+            tracing::warn!("checkpointing the log after a deletion failed: {e}");
+            true
+        }
+    }
+}
+
+/// Stores `batch` in `tx`; sets `wiped` if it deleted a message's words.
 fn store_batch(
     tx: Transaction<'_>,
     batch: &[Append],
     rooms: &mut HashMap<String, RoomState>,
     retention: u64,
+    wiped: &mut bool,
 ) -> Result<Vec<Stored>, LogError> {
     let sent_at = now_ms();
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -625,6 +777,10 @@ fn store_batch(
                                    entry_type, fields, others)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
+        let mut set_state =
+            tx.prepare_cached("UPDATE messages SET state = ?3 WHERE room = ?1 AND seq = ?2")?;
+        let mut wipe =
+            tx.prepare_cached("UPDATE messages SET body = '' WHERE room = ?1 AND seq = ?2")?;
         for Append { msg, .. } in batch {
             // Inside the transaction, so a duplicate within this same batch is found too.
             let existing: Option<i64> = find
@@ -636,6 +792,20 @@ fn store_batch(
                 outcomes.push(Stored::Duplicate(seq as u64));
                 continue;
             }
+            // Checked in the transaction too: a change earlier in this batch is seen.
+            let next = rooms.get(&msg.room).map_or(1, |room| room.last_seq + 1);
+            let changed = match check_target(&tx, msg, next, sent_at) {
+                Ok(Checked::Store(changed)) => changed,
+                Ok(Checked::Unchanged(seq)) => {
+                    outcomes.push(Stored::Duplicate(seq));
+                    continue;
+                }
+                Err(LogError::Refused(code)) => {
+                    outcomes.push(Stored::Refused(code));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if !rooms.contains_key(&msg.room) {
                 create_room(&tx, &msg.room)?;
                 let epoch: String = tx.query_row(
@@ -673,6 +843,17 @@ fn store_batch(
                 record.fields,
                 room.others as i64,
             ])?;
+            if let Some((target, state, deleted)) = changed {
+                // Only JSON of strings and numbers: serializing cannot fail.
+                let json = serde_json::to_string(&state).unwrap_or_default();
+                set_state.execute(params![record.room, sql_int(target), json])?;
+                if deleted {
+                    for seq in std::iter::once(target).chain(state.edits.iter().copied()) {
+                        wipe.execute(params![record.room, sql_int(seq)])?;
+                    }
+                    *wiped = true;
+                }
+            }
             touched.insert(&msg.room);
             outcomes.push(Stored::New(record.entry()));
         }

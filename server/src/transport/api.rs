@@ -1,23 +1,23 @@
-//! `/api`: the HTTP API for programs — publish to a room, announce to every room, list rooms, read
-//! history — and its OpenAPI document. Its tokens and its JSON errors are in `auth.rs`, shared with
+//! `/api`: the HTTP API for programs — publish to a room (a reply too), edit and delete their own
+//! messages, react, announce to every room, list rooms, read history — and its OpenAPI document. Its tokens and its JSON errors are in `auth.rs`, shared with
 //! Server-Sent Events (`sse.rs`); both go through the same rooms layer, log and hub as the chat.
 
 mod publish;
 
-use app::protocol::{ChatMessage, Identity, MessageKind, normalize_room};
+use app::protocol::{Change, ChatMessage, Identity, MessageKind, normalize_room};
 use axum::{
     Json, Router,
     body::Body,
     extract::{Path, Query, State, rejection::QueryRejection},
     http::{HeaderMap, StatusCode, header},
     response::IntoResponse,
-    routing::{get, post},
+    routing::{get, patch, post},
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{
     AppState,
-    rooms::{NewEntry, PageAt},
+    rooms::{Content, NewEntry, PageAt},
     session,
     transport::auth::{ApiError, require_reader, require_token},
 };
@@ -42,6 +42,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/rooms", get(list_rooms))
         .route("/api/rooms/{room}/messages", post(publish).get(history))
+        .route(
+            "/api/rooms/{room}/messages/{seq}",
+            patch(edit).delete(delete),
+        )
+        .route("/api/rooms/{room}/messages/{seq}/reactions", post(react))
         .route("/api/broadcast", post(broadcast))
         .route("/api/openapi.json", get(openapi))
 }
@@ -54,43 +59,184 @@ struct Published {
     id: String,
 }
 
-/// Reads a publish body of at most the configured body limit (plus room for the JSON around it)
-/// and turns it into the message to store (without its room): the author is the token's, under the
-/// name the request gives.
-async fn publish_request(
-    state: &AppState,
-    token_id: &str,
-    body: Body,
-) -> Result<(Identity, String, String), ApiError> {
+/// A request's body, at most the configured body limit plus room for the JSON around it.
+async fn request_bytes(state: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {
     let limit = state.limits.max_body_bytes + JSON_OVERHEAD_BYTES;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request_too_large",
             format!("the request body is over {limit} bytes"),
         )
-    })?;
-    let request = publish::parse(&bytes, state.limits.max_body_bytes).map_err(|refused| {
-        match refused {
-            publish::Refused::Json(why) => ApiError::bad_request(
-                "invalid_json",
-                format!(
-                    "the body must be a JSON object {{\"body\", \"author_name\"?, \"client_id\"?}}: {why}"
-                ),
-            ),
-            publish::Refused::Invalid(err) => ApiError::from(err),
-        }
-    })?;
-    let client_id = request
-        .client_id
-        .unwrap_or_else(|| format!("api-{}", session::random_hex(8)));
-    let author = Identity {
+    })
+}
+
+/// What a refused body is told.
+fn refused(refused: publish::Refused, shape: &str) -> ApiError {
+    match refused {
+        publish::Refused::Json(why) => ApiError::bad_request(
+            "invalid_json",
+            format!("the body must be a JSON object {shape}: {why}"),
+        ),
+        publish::Refused::Invalid(err) => ApiError::from(err),
+    }
+}
+
+/// The author of what a token writes: the token's, under the name the request gives.
+fn author_of(token_id: &str, name: Option<String>) -> Identity {
+    Identity {
         id: token_id.to_owned(),
-        name: request
-            .author_name
-            .unwrap_or_else(|| DEFAULT_BOT_NAME.to_owned()),
+        name: name.unwrap_or_else(|| DEFAULT_BOT_NAME.to_owned()),
+    }
+}
+
+/// An idempotency key, the request's or one chosen for it.
+fn client_id_of(given: Option<String>) -> String {
+    given.unwrap_or_else(|| format!("api-{}", session::random_hex(8)))
+}
+
+/// Reads a publish body and turns it into the message to store (without its room).
+async fn publish_request(
+    state: &AppState,
+    token_id: &str,
+    body: Body,
+) -> Result<(Identity, String, Content), ApiError> {
+    let bytes = request_bytes(state, body).await?;
+    let request = publish::parse(&bytes, state.limits.max_body_bytes).map_err(|r| {
+        refused(
+            r,
+            "{\"body\", \"author_name\"?, \"client_id\"?, \"reply_to\"?}",
+        )
+    })?;
+    Ok((
+        author_of(token_id, request.author_name),
+        client_id_of(request.client_id),
+        Content::Message {
+            body: request.body,
+            reply_to: request.reply_to,
+        },
+    ))
+}
+
+/// Stores `content` by `author` in `room`, which must exist (a change or reply to a room that does
+/// not is refused, and makes no room); answers where it was stored.
+async fn store(
+    state: &AppState,
+    room: String,
+    author: Identity,
+    client_id: String,
+    kind: MessageKind,
+    content: Content,
+) -> Result<Published, ApiError> {
+    let (epoch, _, _lease) = state
+        .rooms
+        .open(&room)
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(|| ApiError::unknown_room(&room))?;
+    let seq = state
+        .rooms
+        .append(NewEntry {
+            room: room.clone(),
+            author,
+            client_id,
+            kind,
+            content,
+        })
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(Published {
+        id: format!("{epoch}-{seq}"),
+        room,
+        seq,
+    })
+}
+
+/// `PATCH /api/rooms/{room}/messages/{seq}`: new text for one of the token's own messages.
+async fn edit(
+    State(state): State<AppState>,
+    Path((room, seq)): Path<(String, u64)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Published>, ApiError> {
+    let token = require_token(&state, &headers).await?;
+    let room = normalize_room(&room)?;
+    let bytes = request_bytes(&state, body).await?;
+    let request = publish::parse(&bytes, state.limits.max_body_bytes)
+        .map_err(|r| refused(r, "{\"body\", \"client_id\"?}"))?;
+    if request.reply_to.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "an edit does not change what a message answers",
+        ));
+    }
+    let change = Content::Change {
+        target: seq,
+        change: Change::Edit { body: request.body },
     };
-    Ok((author, client_id, request.body))
+    let author = author_of(&token, request.author_name);
+    let client_id = client_id_of(request.client_id);
+    Ok(Json(
+        store(&state, room, author, client_id, MessageKind::Bot, change).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    client_id: Option<String>,
+}
+
+/// `DELETE /api/rooms/{room}/messages/{seq}[?client_id=]`: deletes one of the token's own messages
+/// (its text, and every earlier text of it, gone from the server).
+async fn delete(
+    State(state): State<AppState>,
+    Path((room, seq)): Path<(String, u64)>,
+    query: Result<Query<DeleteQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Json<Published>, ApiError> {
+    let token = require_token(&state, &headers).await?;
+    let room = normalize_room(&room)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    if let Some(id) = &query.client_id {
+        app::protocol::validate_client_id(id)?;
+    }
+    let change = Content::Change {
+        target: seq,
+        change: Change::Delete,
+    };
+    let author = author_of(&token, None);
+    let client_id = client_id_of(query.client_id);
+    Ok(Json(
+        store(&state, room, author, client_id, MessageKind::Bot, change).await?,
+    ))
+}
+
+/// `POST /api/rooms/{room}/messages/{seq}/reactions`: adds (or with `remove`, takes back) the
+/// token's reaction.
+async fn react(
+    State(state): State<AppState>,
+    Path((room, seq)): Path<(String, u64)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Published>, ApiError> {
+    let token = require_token(&state, &headers).await?;
+    let room = normalize_room(&room)?;
+    let bytes = request_bytes(&state, body).await?;
+    let request = publish::parse_reaction(&bytes)
+        .map_err(|r| refused(r, "{\"emoji\", \"remove\"?, \"client_id\"?}"))?;
+    let change = Content::Change {
+        target: seq,
+        change: Change::React {
+            emoji: request.emoji,
+            remove: request.remove,
+        },
+    };
+    let author = author_of(&token, None);
+    let client_id = client_id_of(request.client_id);
+    Ok(Json(
+        store(&state, room, author, client_id, MessageKind::Bot, change).await?,
+    ))
 }
 
 /// `POST /api/rooms/{room}/messages`
@@ -102,19 +248,35 @@ async fn publish(
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     let token = require_token(&state, &headers).await?;
     let room = normalize_room(&room)?;
-    let (author, client_id, body) = publish_request(&state, &token, body).await?;
+    let (author, client_id, content) = publish_request(&state, &token, body).await?;
     let since = std::time::Instant::now();
-    let seq = state
-        .rooms
-        .append(NewEntry::message(
+    let replies = content.target().is_some();
+    let seq = if replies {
+        // Its original must be there: the room too.
+        store(
+            &state,
             room.clone(),
             author,
             client_id,
-            body,
             MessageKind::Bot,
-        ))
-        .await
-        .map_err(ApiError::unavailable)?;
+            content,
+        )
+        .await?
+        .seq
+    } else {
+        // A room is made by its first message.
+        state
+            .rooms
+            .append(NewEntry {
+                room: room.clone(),
+                author,
+                client_id,
+                kind: MessageKind::Bot,
+                content,
+            })
+            .await
+            .map_err(ApiError::unavailable)?
+    };
     state
         .metrics
         .log_append()
@@ -145,7 +307,17 @@ async fn broadcast(
     body: Body,
 ) -> Result<(StatusCode, Json<Announced>), ApiError> {
     let token = require_token(&state, &headers).await?;
-    let (author, client_id, body) = publish_request(&state, &token, body).await?;
+    let (author, client_id, content) = publish_request(&state, &token, body).await?;
+    let Content::Message {
+        body,
+        reply_to: None,
+    } = content
+    else {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "an announcement answers no message",
+        ));
+    };
     let mut rooms = state.rooms.names().await.map_err(ApiError::unavailable)?;
     if !rooms.iter().any(|r| r == app::protocol::DEFAULT_ROOM) {
         rooms.push(app::protocol::DEFAULT_ROOM.to_owned());

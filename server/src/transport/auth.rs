@@ -284,6 +284,15 @@ impl ApiError {
     }
 
     pub fn unavailable(e: LogError) -> Self {
+        if let LogError::Refused(code) = e {
+            // The message a change or reply names does not take it: the caller's doing.
+            let status = match code {
+                ErrorCode::NoSuchMessage => StatusCode::NOT_FOUND,
+                ErrorCode::NotYours => StatusCode::FORBIDDEN,
+                _ => StatusCode::CONFLICT,
+            };
+            return Self::new(status, code.as_str(), code.refusal());
+        }
         tracing::error!("message log: {e}");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -38,7 +38,7 @@ use crate::{
 
 mod session;
 
-use session::{InFlight, Session, Spending, first_answer, unavailable};
+use session::{InFlight, Session, Spending, first_answer, not_stored};
 
 /// How long we wait for the peer to answer our close frame before dropping the connection.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
@@ -318,7 +318,7 @@ async fn serve(
                 state.metrics.log_append().observe(since.elapsed().as_secs_f64());
                 conn.reply(match stored {
                     Ok(seq) => ServerMsg::Ack { room, client_id, seq }.encode().into(),
-                    Err(e) => unavailable(user, e).encode().into(),
+                    Err(e) => not_stored(user, client_id, e).encode().into(),
                 });
                 continue;
             }
@@ -370,6 +370,7 @@ async fn serve(
                                 wait.as_secs_f64().ceil().max(1.0)
                             ),
                             retry_after_ms: Some(wait.as_millis().max(1) as u64),
+                            client_id: None,
                         }
                         .encode()
                         .into(),

@@ -367,6 +367,7 @@ impl Client {
             room: room.into(),
             client_id: client_id.into(),
             body: body.into(),
+            reply_to: None,
         })
         .await;
         loop {
@@ -392,6 +393,7 @@ impl Client {
             room: ROOM.into(),
             client_id: client_id.into(),
             body: body.into(),
+            reply_to: None,
         })
         .await;
     }
@@ -402,6 +404,7 @@ impl Client {
             room: room.into(),
             client_id: client_id.into(),
             body: body.into(),
+            reply_to: None,
         };
         self.socket.send(Message::text(msg.encode())).await.is_ok()
     }
@@ -418,6 +421,7 @@ impl Client {
                     code: app::protocol::ErrorCode::RateLimited,
                     message,
                     retry_after_ms,
+                    ..
                 } => {
                     assert!(retry_after_ms.is_some(), "{message}: no retry-after");
                     limited.push(message);

@@ -231,6 +231,7 @@ fn send_msg(room: &str, client_id: &str, body: &str) -> Vec<u8> {
         room: room.into(),
         client_id: client_id.into(),
         body: body.into(),
+        reply_to: None,
     }
     .encode()
     .into_bytes()

@@ -206,6 +206,7 @@ async fn a_reader_that_stops_reading_lags_alone_and_catches_up_from_the_log() {
             room: "general".into(),
             client_id: "back".into(),
             body: "back".into(),
+            reply_to: None,
         })
         .await;
     assert_eq!(stalled.next_message().await.seq, TOTAL + 1);
@@ -285,6 +286,7 @@ async fn a_client_reading_as_it_goes_gets_every_ack_and_every_echo_of_a_burst_in
             room: rooms[i % ROOMS].clone(),
             client_id: format!("m{i}"),
             body: format!("message {i}"),
+            reply_to: None,
         };
         sink.feed(Message::text(send.encode())).await.expect("send");
     }
@@ -370,6 +372,7 @@ async fn join_refused(client: &mut Client, room: &str) -> (ErrorCode, String, Op
                 code,
                 message,
                 retry_after_ms,
+                ..
             } => return (code, message, retry_after_ms),
             ServerMsg::Joined { room: joined, .. } if joined == room => {
                 panic!("{room} was joined, not refused")

@@ -8,9 +8,9 @@ use crate::common;
 
 use std::sync::{Arc, Mutex};
 
-use app::protocol::{Entry, Identity, MessageKind};
+use app::protocol::{Change, ChatMessage, Entry, ErrorCode, Identity, MessageKind};
 use common::{Redis, RedisCluster, RedisServer, TempDir};
-use server::log::{Content, Log, NewEntry, Published};
+use server::log::{Content, Log, LogError, NewEntry, Published};
 use server::redis_link::RedisLink;
 
 /// What a log handed on, in the order it did.
@@ -313,4 +313,309 @@ async fn one_redis_holds_the_log_contract() {
 #[tokio::test]
 async fn a_redis_cluster_holds_the_log_contract() {
     on_redis("redis cluster", &RedisCluster::start(3).await).await;
+}
+
+fn change(room: &str, author: &str, client_id: &str, target: u64, change: Change) -> NewEntry {
+    NewEntry {
+        content: Content::Change { target, change },
+        ..message(room, author, client_id, "")
+    }
+}
+
+fn edit(body: &str) -> Change {
+    Change::Edit { body: body.into() }
+}
+
+fn react(emoji: &str, remove: bool) -> Change {
+    Change::React {
+        emoji: emoji.into(),
+        remove,
+    }
+}
+
+fn reply(room: &str, author: &str, client_id: &str, body: &str, to: u64) -> NewEntry {
+    let mut reply = message(room, author, client_id, body);
+    reply.content = Content::Message {
+        body: body.into(),
+        reply_to: Some(to),
+    };
+    reply
+}
+
+/// The message at `seq` of what `range` read.
+fn message_at(entries: &[Entry], seq: u64) -> ChatMessage {
+    entries
+        .iter()
+        .find(|e| e.seq() == seq)
+        .and_then(Entry::message)
+        .cloned()
+        .unwrap_or_else(|| panic!("no message {seq} in {entries:?}"))
+}
+
+/// Edits, deletions, reactions and replies: checked against their message as they are stored,
+/// stored once, folded into the message as every read gives it, and a deletion's words gone from
+/// every entry that held them. `log` keeps at least 20 entries per room.
+async fn changes_hold_the_contract(name: &str, log: Log, handed: Handed) {
+    let room = "gamma";
+    assert!(log.follow(room, true).await.expect("followed").is_some());
+    let refused = |r: Result<u64, LogError>| match r {
+        Err(LogError::Refused(code)) => code,
+        other => panic!("{name}: {other:?} where a refusal was due"),
+    };
+    assert_eq!(
+        log.append(message(room, "ann", "g1", "helo"))
+            .await
+            .expect("stored"),
+        1
+    );
+    assert_eq!(
+        log.append(message(room, "bob", "g2", "hi"))
+            .await
+            .expect("stored"),
+        2
+    );
+    // Only the author edits; only what is there; a resend is stored once.
+    assert_eq!(
+        log.append(change(room, "ann", "g3", 1, edit("hello")))
+            .await
+            .expect("stored"),
+        3
+    );
+    assert_eq!(
+        log.append(change(room, "ann", "g3", 1, edit("hello")))
+            .await
+            .expect("once"),
+        3
+    );
+    assert_eq!(
+        refused(
+            log.append(change(room, "bob", "g4", 1, edit("mine now")))
+                .await
+        ),
+        ErrorCode::NotYours,
+        "{name}"
+    );
+    assert_eq!(
+        refused(log.append(change(room, "ann", "g5", 99, edit("?"))).await),
+        ErrorCode::NoSuchMessage,
+        "{name}"
+    );
+    assert_eq!(
+        refused(
+            log.append(change(room, "ann", "g6", 3, edit("an edit is no message")))
+                .await
+        ),
+        ErrorCode::NoSuchMessage,
+        "{name}"
+    );
+    // A person's reaction with an emoji is there once: added again (another tab), it is not stored.
+    assert_eq!(
+        log.append(change(room, "bob", "g7", 1, react("👍", false)))
+            .await
+            .expect("stored"),
+        4
+    );
+    assert_eq!(
+        log.append(change(room, "bob", "g8", 1, react("👍", false)))
+            .await
+            .expect("acked"),
+        4
+    );
+    assert_eq!(
+        log.append(change(room, "ann", "g9", 1, react("👍", false)))
+            .await
+            .expect("stored"),
+        5
+    );
+    assert_eq!(
+        log.append(change(room, "ann", "g10", 1, react("🎉", false)))
+            .await
+            .expect("stored"),
+        6
+    );
+    assert_eq!(
+        log.append(change(room, "bob", "g11", 1, react("👍", true)))
+            .await
+            .expect("stored"),
+        7
+    );
+    assert_eq!(
+        log.append(reply(room, "bob", "g12", "fixed", 1))
+            .await
+            .expect("stored"),
+        8
+    );
+    assert_eq!(
+        refused(
+            log.append(reply(room, "bob", "g13", "to nothing", 42))
+                .await
+        ),
+        ErrorCode::NoSuchMessage,
+        "{name}"
+    );
+    assert_eq!(
+        log.append(change(room, "ann", "g14", 1, edit("hello, all")))
+            .await
+            .expect("stored"),
+        9
+    );
+
+    let read = log.range(room, 1, 9).await.expect("read");
+    assert_eq!(
+        read.iter().map(Entry::seq).collect::<Vec<_>>(),
+        (1..=9).collect::<Vec<_>>(),
+        "{name}"
+    );
+    let first = message_at(&read, 1);
+    assert_eq!(first.body, "hello, all", "{name}: the newest text");
+    assert!(first.edited.is_some(), "{name}");
+    let reactions: Vec<(&str, Vec<&str>)> = first
+        .reactions
+        .iter()
+        .map(|r| {
+            (
+                r.emoji.as_str(),
+                r.by.iter().map(|who| who.id.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reactions,
+        [("👍", vec!["ann"]), ("🎉", vec!["ann"])],
+        "{name}"
+    );
+    assert_eq!(first.changed, 9, "{name}");
+    assert_eq!(
+        message_at(&read, 8).reply_to.map(|q| q.seq),
+        Some(1),
+        "{name}"
+    );
+    assert!(
+        matches!(&read[2], Entry::Change(c) if c.target == 1 && c.change == edit("hello")),
+        "{name}: {:?}",
+        read[2]
+    );
+    assert_eq!(
+        log.messages_at(room, 9).await.expect("read"),
+        Some(3),
+        "{name}: changes are not messages"
+    );
+
+    // A deletion: by its author only; then nothing more changes it, and its words are gone.
+    assert_eq!(
+        refused(
+            log.append(change(room, "bob", "g15", 1, Change::Delete))
+                .await
+        ),
+        ErrorCode::NotYours,
+        "{name}"
+    );
+    assert_eq!(
+        log.append(change(room, "ann", "g16", 1, Change::Delete))
+            .await
+            .expect("stored"),
+        10
+    );
+    assert_eq!(
+        log.append(change(room, "ann", "g16", 1, Change::Delete))
+            .await
+            .expect("once"),
+        10
+    );
+    for (client_id, c) in [
+        ("g17", edit("back again")),
+        ("g18", react("👍", false)),
+        ("g19", Change::Delete),
+    ] {
+        assert_eq!(
+            refused(log.append(change(room, "ann", client_id, 1, c)).await),
+            ErrorCode::MessageDeleted,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        refused(log.append(reply(room, "bob", "g20", "to what?", 1)).await),
+        ErrorCode::MessageDeleted,
+        "{name}"
+    );
+    let read = log.range(room, 1, 10).await.expect("read");
+    assert_eq!(
+        read.iter().map(Entry::seq).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>(),
+        "{name}: seqs stay dense"
+    );
+    let gone = message_at(&read, 1);
+    assert_eq!(
+        (
+            gone.body.as_str(),
+            gone.deleted.as_ref().map(|d| d.id.as_str())
+        ),
+        ("", Some("ann")),
+        "{name}"
+    );
+    assert!(
+        gone.reactions.is_empty() && gone.edited.is_none(),
+        "{name}: {gone:?}"
+    );
+    for entry in &read {
+        let text = format!("{entry:?}");
+        assert!(
+            !text.contains("hel"),
+            "{name}: a deleted word is still read: {text}"
+        );
+    }
+    assert_eq!(log.first_seq(room).await.expect("read"), Some(1), "{name}");
+    assert_eq!(
+        message_at(&read, 2).body,
+        "hi",
+        "{name}: the others untouched"
+    );
+
+    // Handed on once each, in order, as stored (the edits as they were then).
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    loop {
+        let seqs: Vec<u64> = handed
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|e| e.room() == room)
+            .map(Entry::seq)
+            .collect();
+        if seqs == (1..=10).collect::<Vec<_>>() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name}: handed on {seqs:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_holds_the_contract_for_changes() {
+    let data = TempDir::new();
+    let handed = Handed::default();
+    let (log, _) = Log::open_sqlite(std::path::Path::new(data.path()), 100, 2, collect(&handed))
+        .expect("opened");
+    changes_hold_the_contract("sqlite", log, handed).await;
+}
+
+async fn changes_on_redis(name: &str, redis: &impl Redis) {
+    let link = RedisLink::connect(&redis.url()).await.expect("connected");
+    let handed = Handed::default();
+    let (log, _) = Log::open_redis(&link, 100, 0, collect(&handed))
+        .await
+        .expect("opened");
+    changes_hold_the_contract(name, log, handed).await;
+}
+
+#[tokio::test]
+async fn one_redis_holds_the_contract_for_changes() {
+    changes_on_redis("redis", &RedisServer::start().await).await;
+}
+
+#[tokio::test]
+async fn a_redis_cluster_holds_the_contract_for_changes() {
+    changes_on_redis("redis cluster", &RedisCluster::start(3).await).await;
 }

@@ -24,6 +24,7 @@ async fn post_to(client: &mut Client, room: &str, client_id: &str, body: &str) -
             room: room.into(),
             client_id: client_id.into(),
             body: body.into(),
+            reply_to: None,
         })
         .await;
     loop {

@@ -1,46 +1,172 @@
--- Herald's append, run by Redis (server/src/log/redis.rs, APPEND; herald-bench redis-alone runs it
--- too): dedupe, seq, entry, retention and publish in one step, for one or more entries of one room.
--- KEYS: meta, log, once. ARGV: retention, a fresh epoch (taken if the room has none), the room's
--- channel, '1' to publish (PUBLISH; 's': SPUBLISH, the room's shard channel on a Redis Cluster; '0'
--- not at all: the node publishes once replicas have it), then for each entry its dedupe member, its JSON and '1' if it is a
--- message. The meta's 'd' counts the entries that are not messages (none before entries had
--- types), so each entry's 'n', the room's messages so far, is its seq less 'd'.
--- Returns {epoch, sent_at_ms, {seq..}, {duplicate..}}; one push carries every new entry.
+-- Herald's append, run by Redis (server/src/log/redis/append.rs; herald-bench redis-alone runs it
+-- too): dedupe, checks, seq, entry, retention and publish in one step, for entries of one room.
+-- KEYS: meta, log, once, state, gone. ARGV: retention, a fresh epoch (taken if the room has none),
+-- the room's channel, '1' to publish (PUBLISH; 's': SPUBLISH, the room's shard channel on a Redis
+-- Cluster; '0' not at all: the node publishes once replicas have it), then for each entry its
+-- dedupe member, its JSON and what it is: '1' a message, 'r' a reply (a message), 'c' a change
+-- (edit, delete, react), '0' another entry. The meta's 'd' counts the entries that are not
+-- messages, so each entry's 'n', the room's messages so far, is its seq less 'd'.
+--
+-- A reply or change is checked against its message first, by the rule ChatMessage::apply states
+-- in app/src/protocol.rs (the SQLite log applies that function itself): the message's state (what
+-- changes made of it, as server/src/log/mod.rs's State) is its member '<seq> <json>' of the sorted
+-- set 'state'. A deletion moves the message and its edits out of the stream into 'gone' without
+-- their text ('<seq>\n<t>\n<n>\n<json>'): the stream cannot be rewritten, and readers merge both.
+--
+-- Returns {epoch, sent_at_ms, {seq..}, {outcome..}}, an outcome per entry: 0 stored, 1 a
+-- duplicate (its seq), 2 changes nothing (the seq that made it so), 3 no such message, 4 not the
+-- sender's, 5 deleted, 6 too many reactions (seq 0). One push carries every new entry.
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
   epoch = ARGV[2]
-  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
   redis.call('HSET', KEYS[1], 'e', epoch, 's', 0)
 end
 local keep = tonumber(ARGV[1])
 local t = redis.call('TIME')
-local ms = string.format('%d', t[1] * 1000 + math.floor(t[2] / 1000))
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local ms = string.format('%d', now)
 local others = tonumber(redis.call('HGET', KEYS[1], 'd') or '0')
 local counted = others
-local seqs, dups, lines, last = {}, {}, {}, nil
+local seqs, outcomes, lines, last = {}, {}, {}, nil
+
+local function id_of(seq) return string.format('%d-0', seq) end
+
+-- The stream entry at seq: its fields by name, or nil.
+local function held(seq)
+  local got = redis.call('XRANGE', KEYS[2], id_of(seq), id_of(seq))
+  if #got == 0 then return nil end
+  local fields, f = {}, got[1][2]
+  for j = 1, #f, 2 do fields[f[j]] = f[j + 1] end
+  return fields
+end
+
+-- The state of message seq (nil if it never changed).
+local function state_of(seq)
+  local got = redis.call('ZRANGEBYSCORE', KEYS[4], seq, seq)
+  if #got == 0 then return nil end
+  return cjson.decode(string.sub(got[1], string.find(got[1], ' ', 1, true) + 1))
+end
+
+local function set_state(seq, state)
+  if state.e and #state.e == 0 then state.e = nil end
+  if state.r and #state.r == 0 then state.r = nil end
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], seq, seq)
+  redis.call('ZADD', KEYS[4], seq, string.format('%d', seq) .. ' ' .. cjson.encode(state))
+end
+
+-- Moves entry seq from the stream to 'gone', without its text.
+local function wipe(seq)
+  local fields = held(seq)
+  if not fields then return end
+  local entry = cjson.decode(fields['m'])
+  entry.body = ''
+  redis.call('XDEL', KEYS[2], id_of(seq))
+  redis.call('ZADD', KEYS[5], seq, string.format('%d', seq) .. '\n' .. fields['t'] .. '\n' ..
+    (fields['n'] or '') .. '\n' .. cjson.encode(entry))
+end
+
+-- Whether entry (decoded) applies to its message: the outcome (0 if it does), and the message's
+-- state to write once the entry has its seq (nil for a reply).
+local function check(entry, what)
+  local fields = entry.fields or {}
+  local target = fields.target or fields.reply_to
+  if type(target) ~= 'number' then return 3 end
+  local state = state_of(target)
+  if state and state.d then return 5 end
+  local message = held(target)
+  if not message then return 3 end
+  local original = cjson.decode(message['m'])
+  if original.type then return 3 end
+  if what == 'r' then return 0 end
+  state = state or {c = 0}
+  local unchanged = math.max(target, state.c or 0)
+  if entry.type == 'edit' or entry.type == 'delete' then
+    if original.author.id ~= entry.author.id then return 4 end
+  end
+  if entry.type == 'edit' then
+    state.b = entry.body
+    state.t = now
+    state.e = state.e or {}
+  elseif entry.type == 'delete' then
+    wipe(target)
+    for _, edit in ipairs(state.e or {}) do wipe(edit) end
+    state = {d = entry.author, e = state.e}
+  elseif entry.type == 'react' then
+    local reactions, at, mine = state.r or {}, nil, nil
+    for i, r in ipairs(reactions) do
+      if r.emoji == fields.emoji then
+        at = i
+        for j, who in ipairs(r.by) do
+          if who.id == entry.author.id then mine = j end
+        end
+      end
+    end
+    if fields.remove then
+      if not mine then return 2, unchanged end
+      table.remove(reactions[at].by, mine)
+      if #reactions[at].by == 0 then table.remove(reactions, at) end
+    else
+      if mine then return 2, unchanged end
+      if at then
+        table.insert(reactions[at].by, entry.author)
+      elseif #reactions >= 50 then
+        return 6
+      else
+        table.insert(reactions, {emoji = fields.emoji, by = {entry.author}})
+      end
+    end
+    state.r = reactions
+  else
+    return 3
+  end
+  return 0, state, target
+end
+
 for i = 5, #ARGV, 3 do
+  local what = ARGV[i + 2]
   local dup = redis.call('ZSCORE', KEYS[3], ARGV[i])
+  local outcome, state, target = 0, nil, nil
   if dup then
-    seqs[#seqs + 1] = tonumber(dup)
-    dups[#dups + 1] = 1
+    outcome = 1
+  elseif what == 'r' or what == 'c' then
+    local entry = cjson.decode(ARGV[i + 1])
+    outcome, state, target = check(entry, what)
+    if outcome == 2 then dup = state end
+    if what == 'c' and outcome == 0 and entry.type == 'edit' then
+      state.e[#state.e + 1] = -1 -- its seq, once it has one
+    end
+  end
+  if outcome ~= 0 then
+    seqs[#seqs + 1] = tonumber(dup or 0)
+    outcomes[#outcomes + 1] = outcome
   else
     local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
-    local id = string.format('%d', seq)
-    if ARGV[i + 2] ~= '1' then others = others + 1 end
-    redis.call('XADD', KEYS[2], 'MAXLEN', keep, id .. '-0', 'm', ARGV[i + 1], 't', ms, 'o', ARGV[i],
+    local id = id_of(seq)
+    if what ~= '1' and what ~= 'r' then others = others + 1 end
+    local from = seq - keep + 1
+    if from < 1 then from = 1 end
+    redis.call('XADD', KEYS[2], 'MINID', id_of(from), id, 'm', ARGV[i + 1], 't', ms, 'o', ARGV[i],
       'n', string.format('%d', seq - others))
     redis.call('ZADD', KEYS[3], seq, ARGV[i])
+    if state then
+      if state.e and state.e[#state.e] == -1 then state.e[#state.e] = seq end
+      state.c = seq
+      set_state(target, state)
+    end
     seqs[#seqs + 1] = seq
-    dups[#dups + 1] = 0
-    lines[#lines + 1] = id .. ' ' .. ms .. ' ' .. ARGV[i + 1]
+    outcomes[#outcomes + 1] = 0
+    lines[#lines + 1] = string.format('%d', seq) .. ' ' .. ms .. ' ' .. ARGV[i + 1]
     last = seq
   end
 end
 if others ~= counted then redis.call('HSET', KEYS[1], 'd', others) end
-if last and last > keep then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', last - keep) end
+if last and last > keep then
+  for k = 3, 5 do redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', last - keep) end
+end
 if ARGV[4] ~= '0' and #lines > 0 then
   local publish = 'PUBLISH'
   if ARGV[4] == 's' then publish = 'SPUBLISH' end
   redis.call(publish, ARGV[3], epoch .. '\n' .. table.concat(lines, '\n'))
 end
-return {epoch, tonumber(ms), seqs, dups}
+return {epoch, tonumber(ms), seqs, outcomes}

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use redis::{AsyncCommands, Script};
 use tokio::sync::mpsc;
 
+use app::protocol::ErrorCode;
+
 use super::{
-    Event, LogError, NewEntry, RedisLog, Reply, Stored, entry_field,
+    Content, Event, LogError, NewEntry, RedisLog, Reply, Stored, entry_field,
     keys::*,
     new_epoch,
     pushes::{push_line, push_of},
@@ -19,11 +21,8 @@ use crate::redis_link::Commands;
 /// How long an append waits for replicas (`--redis-wait-replicas`), within [`COMMAND_TIMEOUT`].
 pub(super) const REPLICA_WAIT_MS: u64 = 1000;
 
-/// Dedupe, seq, entry, retention and publish in one step, for one or more messages to one room.
-/// KEYS: meta, log, once. ARGV: retention, a fresh epoch (taken if the room has none), the room's
-/// channel, `1` to publish (`0` when the node publishes after replicas have it, see [`push_of`]),
-/// then for each message its dedupe member and its JSON (without seq and time). Returns
-/// `{epoch, sent_at_ms, {seq..}, {duplicate..}}`; one push carries every new message.
+/// Dedupe, checks, seq, entry, retention and publish in one step, for one or more entries of one
+/// room; the script says what it takes and answers.
 pub(super) const APPEND: &str = include_str!("append.lua");
 
 /// Appender lanes: each room's appends go through one lane, in order, one pipeline at a time; the
@@ -127,8 +126,9 @@ pub(super) async fn room_append_loop(
 pub(super) struct RoomBatch {
     room: String,
     entries: Vec<Stored>,
-    /// Whether each is a message (the script counts them).
-    messages: Vec<bool>,
+    /// What each is, as the script takes it: `1` a message, `r` a reply, `c` a change, `0`
+    /// another.
+    what: Vec<&'static str>,
     /// Each entry's JSON, as stored and pushed.
     jsons: Vec<String>,
     replies: Vec<Reply>,
@@ -139,7 +139,18 @@ pub(super) struct Answer {
     epoch: String,
     sent_at: u64,
     seqs: Vec<u64>,
-    duplicates: Vec<u8>,
+    /// Per entry: 0 stored, 1 a duplicate, 2 changes nothing, 3 and on refused (see the script).
+    outcomes: Vec<u8>,
+}
+
+/// What the script's outcome `n` (3 and on) refused an entry for.
+fn refusal(n: u8) -> ErrorCode {
+    match n {
+        4 => ErrorCode::NotYours,
+        5 => ErrorCode::MessageDeleted,
+        6 => ErrorCode::TooManyReactions,
+        _ => ErrorCode::NoSuchMessage,
+    }
 }
 
 /// Stores `rooms` (one script call each, in one pipeline) and tells the sequencer each answer; a
@@ -149,9 +160,14 @@ pub(super) async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewEntry, Reply
         .into_iter()
         .filter_map(|messages| {
             let room = messages.first()?.0.room.clone();
-            let is_message = messages
+            let what = messages
                 .iter()
-                .map(|(entry, _)| entry.content.is_message())
+                .map(|(entry, _)| match &entry.content {
+                    Content::Message { reply_to: None, .. } => "1",
+                    Content::Message { .. } => "r",
+                    Content::Change { .. } => "c",
+                    Content::Other { .. } => "0",
+                })
                 .collect();
             let (entries, replies): (Vec<Stored>, Vec<Reply>) = messages
                 .into_iter()
@@ -165,7 +181,7 @@ pub(super) async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewEntry, Reply
             Some(RoomBatch {
                 room,
                 entries,
-                messages: is_message,
+                what,
                 jsons,
                 replies,
             })
@@ -190,20 +206,20 @@ pub(super) async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewEntry, Reply
             let cmd = pipe
                 .cmd(call)
                 .arg(script)
-                .arg(3)
+                .arg(5)
                 .arg(meta_key(room))
                 .arg(log_key(room))
                 .arg(once_key(room))
+                .arg(state_key(room))
+                .arg(gone_key(room))
                 .arg(log.retention)
                 .arg(new_epoch())
                 .arg(live_channel(room))
                 .arg(publish_now);
-            for ((entry, json), &message) in
-                batch.entries.iter().zip(&batch.jsons).zip(&batch.messages)
-            {
+            for ((entry, json), what) in batch.entries.iter().zip(&batch.jsons).zip(&batch.what) {
                 cmd.arg(format!("{}\n{}", entry.author.id, entry.client_id))
                     .arg(json)
-                    .arg(if message { "1" } else { "0" });
+                    .arg(*what);
             }
         }
         if log.wait_replicas > 0 {
@@ -246,8 +262,7 @@ pub(super) async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewEntry, Reply
         publish_replicated(&mut conn, &batches, &answers, log.bus.is_sharded()).await;
     }
     for (batch, stored) in batches.into_iter().zip(answers) {
-        if stored.seqs.len() != batch.replies.len()
-            || stored.duplicates.len() != batch.replies.len()
+        if stored.seqs.len() != batch.replies.len() || stored.outcomes.len() != batch.replies.len()
         {
             tracing::warn!(room = %batch.room, "Redis answered an append with the wrong count");
             for reply in batch.replies {
@@ -255,12 +270,16 @@ pub(super) async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewEntry, Reply
             }
             continue;
         }
-        let answers = stored.seqs.iter().zip(&stored.duplicates);
-        for ((entry, reply), (&seq, &duplicate)) in
+        let answers = stored.seqs.iter().zip(&stored.outcomes);
+        for ((entry, reply), (&seq, &outcome)) in
             batch.entries.into_iter().zip(batch.replies).zip(answers)
         {
-            // A duplicate went out when it was first stored.
-            let entry = (duplicate == 0).then(|| entry.entry(seq, stored.sent_at));
+            if outcome >= 3 {
+                let _ = reply.send(Err(LogError::Refused(refusal(outcome))));
+                continue;
+            }
+            // A duplicate went out when it was first stored (and what changes nothing, never).
+            let entry = (outcome == 0).then(|| entry.entry(seq, stored.sent_at));
             let event = Event::Appended {
                 epoch: stored.epoch.clone(),
                 entry,
@@ -288,10 +307,14 @@ pub(super) async fn publish_replicated(
     let mut sharded_pushes = Vec::new();
     for (batch, stored) in batches.iter().zip(answers) {
         let mut lines = Vec::new();
-        let answered = stored.seqs.iter().zip(&stored.duplicates);
-        for (json, (&seq, &duplicate)) in batch.jsons.iter().zip(answered) {
-            if duplicate == 0 {
+        let answered = stored.seqs.iter().zip(&stored.outcomes);
+        for (json, (&seq, &outcome)) in batch.jsons.iter().zip(answered) {
+            if outcome == 0 {
                 lines.push(push_line(seq, stored.sent_at, json));
+                continue;
+            }
+            if outcome != 1 {
+                // Not stored now: nothing of it to publish.
                 continue;
             }
             let id = format!("{seq}-0");
@@ -347,12 +370,12 @@ pub(super) fn appended(
     values
         .into_iter()
         .map(|value| {
-            let (epoch, sent_at, seqs, duplicates) = redis::from_redis_value(value)?;
+            let (epoch, sent_at, seqs, outcomes) = redis::from_redis_value(value)?;
             Ok(Answer {
                 epoch,
                 sent_at,
                 seqs,
-                duplicates,
+                outcomes,
             })
         })
         .collect::<Result<_, redis::ParsingError>>()

@@ -23,6 +23,16 @@ pub(super) fn once_key(room: &str) -> String {
     format!("{PREFIX}:{{{room}}}:once")
 }
 
+/// What changes made of each changed message (sorted by the message's seq).
+pub(super) fn state_key(room: &str) -> String {
+    format!("{PREFIX}:{{{room}}}:state")
+}
+
+/// Entries whose text a deletion wiped, moved out of the stream (sorted by seq).
+pub(super) fn gone_key(room: &str) -> String {
+    format!("{PREFIX}:{{{room}}}:gone")
+}
+
 pub(super) fn live_channel(room: &str) -> String {
     format!("{PREFIX}:{{{room}}}:live")
 }

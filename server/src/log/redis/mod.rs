@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Appending, Epochs, LogError, NewEntry, Published, Record,
+    Appending, Content, Epochs, LogError, NewEntry, Published, Record, State,
     sequencer::{Sequencer, Step},
 };
 use crate::{
@@ -102,7 +102,7 @@ impl Stored {
         Self {
             entry_type: (!content.is_message()).then(|| content.entry_type().to_owned()),
             ..Self::new(&entry.room, &entry.author, &entry.client_id, entry.kind)
-                .with(content.body(), content.fields())
+                .with(content.body(), content.fields().as_deref())
         }
     }
 
@@ -139,6 +139,11 @@ impl Stored {
 
     /// The entry stored at `seq` and `sent_at`.
     fn entry(self, seq: u64, sent_at: u64) -> Entry {
+        self.entry_now(seq, sent_at, None)
+    }
+
+    /// The entry stored at `seq` and `sent_at`, a message with what its changes made of it.
+    fn entry_now(self, seq: u64, sent_at: u64, state: Option<State>) -> Entry {
         Record {
             room: self.room,
             seq,
@@ -149,6 +154,7 @@ impl Stored {
             entry_type: self.entry_type,
             body: self.body,
             fields: self.fields.map(|fields| fields.to_string()),
+            state,
         }
         .entry()
     }
@@ -687,54 +693,95 @@ impl RedisLog {
         }
     }
 
-    /// The oldest seq the room still holds, if it holds any.
+    /// The oldest seq the room still holds, if it holds any (in the stream, or wiped into `gone`).
     pub async fn first_seq(&self, room: &str) -> Result<Option<u64>, LogError> {
         let mut conn = self.conn.clone();
-        let first: Vec<(String, Vec<String>)> = timed(
-            redis::cmd("XRANGE")
+        let (first, gone): (StreamEntries, Vec<(String, f64)>) = timed(
+            redis::pipe()
+                .cmd("XRANGE")
                 .arg(log_key(room))
                 .arg("-")
                 .arg("+")
                 .arg("COUNT")
                 .arg(1)
+                .cmd("ZRANGE")
+                .arg(gone_key(room))
+                .arg(0)
+                .arg(0)
+                .arg("WITHSCORES")
                 .query_async(&mut conn),
         )
         .await?;
-        Ok(first.first().and_then(|(id, _)| seq_of_id(id)))
+        let first = first.first().and_then(|(id, _)| seq_of_id(id));
+        let gone = gone.first().map(|(_, seq)| *seq as u64);
+        Ok(first.into_iter().chain(gone).min())
     }
 
-    /// The entries of `room` with `from <= seq <= to`, oldest first (at most [`READ_PAGE`] past
-    /// `from` when `to` is open-ended).
+    /// The entries of `room` with `from <= seq <= to`, oldest first (at most about [`READ_PAGE`]
+    /// past `from` when `to` is open-ended), each message with what its changes made of it.
     pub async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<Entry>, LogError> {
         if from > to {
             return Ok(Vec::new());
         }
         let mut conn = self.conn.clone();
-        let end = if to == u64::MAX {
-            "+".to_owned()
+        let (end, upper) = if to == u64::MAX {
+            ("+".to_owned(), "+inf".to_owned())
         } else {
-            format!("{to}-0")
+            (format!("{to}-0"), to.to_string())
         };
         let count = to.saturating_sub(from).saturating_add(1).min(READ_PAGE);
-        let entries: Vec<(String, Vec<String>)> = timed(
-            redis::cmd("XRANGE")
+        let (stream, gone, states): (StreamEntries, Vec<String>, Vec<String>) = timed(
+            redis::pipe()
+                .cmd("XRANGE")
                 .arg(log_key(room))
                 .arg(format!("{from}-0"))
                 .arg(end)
                 .arg("COUNT")
                 .arg(count)
+                .cmd("ZRANGEBYSCORE")
+                .arg(gone_key(room))
+                .arg(from)
+                .arg(&upper)
+                .cmd("ZRANGEBYSCORE")
+                .arg(state_key(room))
+                .arg(from)
+                .arg(&upper)
                 .query_async(&mut conn),
         )
         .await?;
-        let mut read = Vec::with_capacity(entries.len());
-        for (id, fields) in entries {
-            let Some(entry) = entry_of_stream(&id, &fields) else {
-                tracing::warn!(%room, %id, "a log entry that cannot be read was skipped");
+        // The stream read stopped at its count: what `gone` holds past it waits for the next read.
+        let cut = (stream.len() as u64 == count)
+            .then(|| stream.last().and_then(|(id, _)| seq_of_id(id)))
+            .flatten()
+            .unwrap_or(u64::MAX);
+        let mut states: std::collections::HashMap<u64, State> = states
+            .iter()
+            .filter_map(|member| state_of_member(member))
+            .collect();
+        let mut read: Vec<(u64, u64, &str)> = Vec::with_capacity(stream.len() + gone.len());
+        for (id, fields) in &stream {
+            let at = entry_field(fields, "t").and_then(|t| t.parse().ok());
+            match (seq_of_id(id), at, entry_field(fields, "m")) {
+                (Some(seq), Some(at), Some(json)) => read.push((seq, at, json)),
+                _ => tracing::warn!(%room, %id, "a log entry that cannot be read was skipped"),
+            }
+        }
+        read.extend(
+            gone.iter()
+                .filter_map(|member| gone_of_member(member))
+                .map(|g| (g.seq, g.sent_at, g.json)),
+        );
+        read.retain(|(seq, _, _)| *seq <= cut);
+        read.sort_unstable_by_key(|(seq, _, _)| *seq);
+        let mut entries = Vec::with_capacity(read.len());
+        for (seq, sent_at, json) in read {
+            let Ok(stored) = serde_json::from_str::<Stored>(json) else {
+                tracing::warn!(%room, seq, "a log entry that cannot be read was skipped");
                 continue;
             };
-            read.push(entry);
+            entries.push(stored.entry_now(seq, sent_at, states.remove(&seq)));
         }
-        Ok(read)
+        Ok(entries)
     }
 
     /// How many messages the room held once its entry `seq` was stored, if it is still held. An
@@ -743,26 +790,30 @@ impl RedisLog {
     pub async fn messages_at(&self, room: &str, seq: u64) -> Result<Option<u64>, LogError> {
         let mut conn = self.conn.clone();
         let id = format!("{seq}-0");
-        let (held, others): (Vec<(String, Vec<String>)>, Option<u64>) = timed(
+        let (held, gone, others): (StreamEntries, Vec<String>, Option<u64>) = timed(
             redis::pipe()
                 .cmd("XRANGE")
                 .arg(log_key(room))
                 .arg(&id)
                 .arg(&id)
+                .cmd("ZRANGEBYSCORE")
+                .arg(gone_key(room))
+                .arg(seq)
+                .arg(seq)
                 .cmd("HGET")
                 .arg(meta_key(room))
                 .arg("d")
                 .query_async(&mut conn),
         )
         .await?;
-        let Some((_, fields)) = held.first() else {
-            return Ok(None);
+        let count = match (held.first(), gone.first().and_then(|g| gone_of_member(g))) {
+            (Some((_, fields)), _) => entry_field(fields, "n"),
+            (None, Some(gone)) => Some(gone.count),
+            (None, None) => return Ok(None),
         };
-        Ok(Some(
-            entry_field(fields, "n")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| seq.saturating_sub(others.unwrap_or(0))),
-        ))
+        Ok(Some(count.and_then(|n| n.parse().ok()).unwrap_or_else(
+            || seq.saturating_sub(others.unwrap_or(0)),
+        )))
     }
 
     /// Whether Redis answers now, and the bus is subscribed.
@@ -786,6 +837,35 @@ impl RedisLog {
     }
 }
 
+/// What `XRANGE` answers: each entry's id and its fields, `[name, value, ..]`.
+type StreamEntries = Vec<(String, Vec<String>)>;
+
+/// A member of a room's `state` set, `<seq> <json>`: the message's seq and its state.
+fn state_of_member(member: &str) -> Option<(u64, State)> {
+    let (seq, json) = member.split_once(' ')?;
+    Some((seq.parse().ok()?, serde_json::from_str(json).ok()?))
+}
+
+/// A member of a room's `gone` set: an entry whose text a deletion wiped.
+struct Gone<'a> {
+    seq: u64,
+    sent_at: u64,
+    /// Its stream entry's `n` (empty if it had none).
+    count: &'a str,
+    json: &'a str,
+}
+
+/// `<seq>\n<t>\n<n>\n<json>`, as the append script writes it.
+fn gone_of_member(member: &str) -> Option<Gone<'_>> {
+    let mut parts = member.splitn(4, '\n');
+    Some(Gone {
+        seq: parts.next()?.parse().ok()?,
+        sent_at: parts.next()?.parse().ok()?,
+        count: parts.next()?,
+        json: parts.next()?,
+    })
+}
+
 /// `<seq>-0` → seq.
 fn seq_of_id(id: &str) -> Option<u64> {
     id.split('-').next()?.parse().ok()
@@ -797,13 +877,6 @@ fn entry_field<'a>(fields: &'a [String], name: &str) -> Option<&'a str> {
         .chunks_exact(2)
         .find(|pair| pair[0] == name)
         .map(|pair| pair[1].as_str())
-}
-
-fn entry_of_stream(id: &str, fields: &[String]) -> Option<Entry> {
-    let seq = seq_of_id(id)?;
-    let stored: Stored = serde_json::from_str(entry_field(fields, "m")?).ok()?;
-    let sent_at = entry_field(fields, "t")?.parse().ok()?;
-    Some(stored.entry(seq, sent_at))
 }
 
 /// A fresh epoch: 64 random bits as hex.

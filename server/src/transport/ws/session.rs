@@ -11,8 +11,8 @@ use std::{
 };
 
 use app::protocol::{
-    ClientMsg, Cursor, ErrorCode, HISTORY_PAGE_MAX, Identity, MAX_CLIENT_ID_BYTES, MAX_ROOM_CHARS,
-    MessageKind, ProtocolError, ServerMsg,
+    Change, ClientMsg, Cursor, ErrorCode, HISTORY_PAGE_MAX, Identity, MAX_CLIENT_ID_BYTES,
+    MAX_ROOM_CHARS, MessageKind, ProtocolError, ServerMsg,
 };
 
 use super::{End, Link};
@@ -21,7 +21,9 @@ use crate::{
     frame::Frame,
     peer::Slot,
     rate::Held,
-    rooms::{self, Appending, Handle, LogError, NewEntry, PageAt, QUEUE_FRAMES, SendQueue},
+    rooms::{
+        self, Appending, Content, Handle, LogError, NewEntry, PageAt, QUEUE_FRAMES, SendQueue,
+    },
 };
 
 /// Sends a connection may have handed to the log and not yet had acknowledged; past this it is not
@@ -136,6 +138,19 @@ pub(super) async fn first_answer(
     (done.room, done.client_id, stored, done.since)
 }
 
+/// What a client is told when the log refused or failed its `client_id`'s send or change.
+pub(super) fn not_stored(user: &Identity, client_id: String, e: LogError) -> ServerMsg {
+    match e {
+        LogError::Refused(code) => ServerMsg::Error {
+            code,
+            message: code.refusal().into(),
+            retry_after_ms: None,
+            client_id: Some(client_id),
+        },
+        e => unavailable(user, e),
+    }
+}
+
 /// What a client is told when the log failed it.
 pub(super) fn unavailable(user: &Identity, e: LogError) -> ServerMsg {
     tracing::error!(user = %user.id, "message log: {e}");
@@ -175,7 +190,55 @@ impl Session<'_> {
                 room,
                 client_id,
                 body,
-            }) => self.send(room, client_id, body, text.len()),
+                reply_to,
+            }) => self.send(
+                room,
+                client_id,
+                Content::Message { body, reply_to },
+                text.len(),
+            ),
+            Ok(ClientMsg::Edit {
+                room,
+                client_id,
+                target,
+                body,
+            }) => self.send(
+                room,
+                client_id,
+                Content::Change {
+                    target,
+                    change: Change::Edit { body },
+                },
+                text.len(),
+            ),
+            Ok(ClientMsg::Delete {
+                room,
+                client_id,
+                target,
+            }) => self.send(
+                room,
+                client_id,
+                Content::Change {
+                    target,
+                    change: Change::Delete,
+                },
+                text.len(),
+            ),
+            Ok(ClientMsg::React {
+                room,
+                client_id,
+                target,
+                emoji,
+                remove,
+            }) => self.send(
+                room,
+                client_id,
+                Content::Change {
+                    target,
+                    change: Change::React { emoji, remove },
+                },
+                text.len(),
+            ),
             Err(err) => {
                 tracing::debug!(connection = self.conn.id(), code = %err.code, "refused a frame");
                 self.reply(err.into());
@@ -283,6 +346,7 @@ impl Session<'_> {
                          min (rooms that exist can be joined now)"
                     ),
                     retry_after_ms: Some(wait.as_millis().max(1) as u64),
+                    client_id: None,
                 }));
             }
         }
@@ -328,20 +392,20 @@ impl Session<'_> {
         }
     }
 
-    /// `send`: handed to the log and not waited for here: the connection reads on while the commit
-    /// happens, and the ack goes out when it is answered (see `super::serve`). `sent_bytes` is the
-    /// frame's length, for the room its answers will need.
-    fn send(&mut self, room: String, client_id: String, body: String, sent_bytes: usize) {
+    /// `send`, `edit`, `delete`, `react`: handed to the log and not waited for here: the
+    /// connection reads on while the commit happens, and the ack goes out when it is answered (see
+    /// `super::serve`). `sent_bytes` is the frame's length, for the room its answers will need.
+    fn send(&mut self, room: String, client_id: String, content: Content, sent_bytes: usize) {
         if !self.in_room(&room, "join the room before sending to it") {
             return;
         }
-        let submitted = self.state.rooms.submit(NewEntry::message(
-            room.clone(),
-            self.user.clone(),
-            client_id.clone(),
-            body,
-            MessageKind::User,
-        ));
+        let submitted = self.state.rooms.submit(NewEntry {
+            room: room.clone(),
+            author: self.user.clone(),
+            client_id: client_id.clone(),
+            kind: MessageKind::User,
+            content,
+        });
         match submitted {
             Ok(answer) => self.in_flight.push(room, client_id, answer, sent_bytes),
             Err(e) => self.reply(unavailable(self.user, e)),
@@ -373,6 +437,7 @@ mod tests {
                 room: room.clone(),
                 client_id: client_id.clone(),
                 body: body.into(),
+                reply_to: None,
             }
             .encode();
             let echo = Frame::of(&ServerMsg::Message(ChatMessage {
@@ -383,6 +448,7 @@ mod tests {
                 body: body.into(),
                 sent_at: u64::MAX,
                 kind: MessageKind::User,
+                ..Default::default()
             }));
             let ack = Frame::of(&ServerMsg::Ack {
                 room: room.clone(),
