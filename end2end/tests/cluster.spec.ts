@@ -136,8 +136,9 @@ function storeNewerEntry(redisUrl: string, room: string, clientId: string) {
     room, author: { id: 'newer-node-user', name: 'Nia' }, client_id: clientId, body: 'Lunch?',
     type: 'poll', fields: { options: ['soup', 'salad'] },
   });
-  execFileSync('redis-cli', ['-s', socket, 'EVAL', script, '3',
+  execFileSync('redis-cli', ['-s', socket, 'EVAL', script, '5',
     `herald:{${room}}:meta`, `herald:{${room}}:log`, `herald:{${room}}:once`,
+    `herald:{${room}}:state`, `herald:{${room}}:text`,
     '10000', 'unused-epoch', `herald:{${room}}:live`, '1', `newer-node-user\n${clientId}`, entry, '0']);
 }
 

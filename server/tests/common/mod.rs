@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use app::protocol::{ChatMessage, ClientMsg, Cursor, JoinMode, ServerMsg};
+use app::protocol::{ChatMessage, ClientMsg, Cursor, ErrorCode, JoinMode, ServerMsg};
 use futures::{SinkExt, StreamExt};
 use server::Config;
 use tokio::{
@@ -341,7 +341,10 @@ impl Client {
                     };
                 }
                 // Entries of rooms joined before may still arrive meanwhile.
-                ServerMsg::Message(_) | ServerMsg::Other(_) | ServerMsg::Ack { .. } => continue,
+                ServerMsg::Message(_)
+                | ServerMsg::Change(_)
+                | ServerMsg::Other(_)
+                | ServerMsg::Ack { .. } => continue,
                 other => panic!("expected joined, got {other:?}"),
             }
         }
@@ -380,6 +383,26 @@ impl Client {
                     continue;
                 }
                 other => panic!("expected an ack, got {other:?}"),
+            }
+        }
+    }
+
+    /// Sends a `send`, `edit`, `delete` or `react` with `client_id` and waits for its answer: the
+    /// seq it was stored as, or the code it was refused with. Entries arriving meanwhile are skipped.
+    pub async fn store(&mut self, msg: &ClientMsg, client_id: &str) -> Result<u64, ErrorCode> {
+        self.send(msg).await;
+        loop {
+            match self.recv().await {
+                ServerMsg::Ack {
+                    client_id: id, seq, ..
+                } if id == client_id => return Ok(seq),
+                ServerMsg::Error {
+                    code,
+                    client_id: Some(id),
+                    ..
+                } if id == client_id => return Err(code),
+                ServerMsg::Error { code, .. } => return Err(code),
+                _ => continue,
             }
         }
     }
@@ -931,6 +954,11 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis+unix://{}", Self::socket(&self.dir))
+    }
+
+    /// The folder it keeps its files in (its append-only file, its snapshot).
+    pub fn dir(&self) -> &str {
+        self.dir.path()
     }
 }
 

@@ -8,6 +8,7 @@ mod common;
 
 mod addresses;
 mod api;
+mod changes;
 mod chat;
 mod cluster;
 mod conformance;

@@ -1,17 +1,22 @@
 -- Herald's append, run by Redis (server/src/log/redis/append.rs; herald-bench redis-alone runs it
 -- too): dedupe, checks, seq, entry, retention and publish in one step, for entries of one room.
--- KEYS: meta, log, once, state, gone. ARGV: retention, a fresh epoch (taken if the room has none),
+-- KEYS: meta, log, once, state, text. ARGV: retention, a fresh epoch (taken if the room has none),
 -- the room's channel, '1' to publish (PUBLISH; 's': SPUBLISH, the room's shard channel on a Redis
 -- Cluster; '0' not at all: the node publishes once replicas have it), then for each entry its
 -- dedupe member, its JSON and what it is: '1' a message, 'r' a reply (a message), 'c' a change
 -- (edit, delete, react), '0' another entry. The meta's 'd' counts the entries that are not
 -- messages, so each entry's 'n', the room's messages so far, is its seq less 'd'.
 --
+-- The stream holds each entry's seq (its ID), time, dedupe member and count; its JSON is the field
+-- named by its seq in the hash 'text'. A stream cannot be rewritten, and what XDEL removes stays in
+-- the stream's memory (and snapshots) until its whole node goes; a hash field overwritten is gone,
+-- so a deletion can take a message's words back. (Entries stored before this kept their JSON in the
+-- stream, field 'm': they are read from there.)
+--
 -- A reply or change is checked against its message first, by the rule ChatMessage::apply states
 -- in app/src/protocol.rs (the SQLite log applies that function itself): the message's state (what
 -- changes made of it, as server/src/log/mod.rs's State) is its member '<seq> <json>' of the sorted
--- set 'state'. A deletion moves the message and its edits out of the stream into 'gone' without
--- their text ('<seq>\n<t>\n<n>\n<json>'): the stream cannot be rewritten, and readers merge both.
+-- set 'state'. A deletion writes the message and its edits again without their text.
 --
 -- Returns {epoch, sent_at_ms, {seq..}, {outcome..}}, an outcome per entry: 0 stored, 1 a
 -- duplicate (its seq), 2 changes nothing (the seq that made it so), 3 no such message, 4 not the
@@ -32,13 +37,17 @@ local seqs, outcomes, lines, last = {}, {}, {}, nil
 
 local function id_of(seq) return string.format('%d-0', seq) end
 
--- The stream entry at seq: its fields by name, or nil.
+-- The JSON of the entry at seq, or nil if the room does not hold it.
 local function held(seq)
   local got = redis.call('XRANGE', KEYS[2], id_of(seq), id_of(seq))
   if #got == 0 then return nil end
-  local fields, f = {}, got[1][2]
-  for j = 1, #f, 2 do fields[f[j]] = f[j + 1] end
-  return fields
+  local text = redis.call('HGET', KEYS[5], string.format('%d', seq))
+  if text then return text end
+  local f = got[1][2]
+  for j = 1, #f, 2 do
+    if f[j] == 'm' then return f[j + 1] end
+  end
+  return nil
 end
 
 -- The state of message seq (nil if it never changed).
@@ -55,15 +64,13 @@ local function set_state(seq, state)
   redis.call('ZADD', KEYS[4], seq, string.format('%d', seq) .. ' ' .. cjson.encode(state))
 end
 
--- Moves entry seq from the stream to 'gone', without its text.
+-- Writes entry seq again without its text.
 local function wipe(seq)
-  local fields = held(seq)
-  if not fields then return end
-  local entry = cjson.decode(fields['m'])
+  local json = held(seq)
+  if not json then return end
+  local entry = cjson.decode(json)
   entry.body = ''
-  redis.call('XDEL', KEYS[2], id_of(seq))
-  redis.call('ZADD', KEYS[5], seq, string.format('%d', seq) .. '\n' .. fields['t'] .. '\n' ..
-    (fields['n'] or '') .. '\n' .. cjson.encode(entry))
+  redis.call('HSET', KEYS[5], string.format('%d', seq), cjson.encode(entry))
 end
 
 -- Whether entry (decoded) applies to its message: the outcome (0 if it does), and the message's
@@ -76,7 +83,7 @@ local function check(entry, what)
   if state and state.d then return 5 end
   local message = held(target)
   if not message then return 3 end
-  local original = cjson.decode(message['m'])
+  local original = cjson.decode(message)
   if original.type then return 3 end
   if what == 'r' then return 0 end
   state = state or {c = 0}
@@ -146,8 +153,9 @@ for i = 5, #ARGV, 3 do
     if what ~= '1' and what ~= 'r' then others = others + 1 end
     local from = seq - keep + 1
     if from < 1 then from = 1 end
-    redis.call('XADD', KEYS[2], 'MINID', id_of(from), id, 'm', ARGV[i + 1], 't', ms, 'o', ARGV[i],
+    redis.call('XADD', KEYS[2], 'MINID', id_of(from), id, 't', ms, 'o', ARGV[i],
       'n', string.format('%d', seq - others))
+    redis.call('HSET', KEYS[5], string.format('%d', seq), ARGV[i + 1])
     redis.call('ZADD', KEYS[3], seq, ARGV[i])
     if state then
       if state.e and state.e[#state.e] == -1 then state.e[#state.e] = seq end
@@ -162,7 +170,14 @@ for i = 5, #ARGV, 3 do
 end
 if others ~= counted then redis.call('HSET', KEYS[1], 'd', others) end
 if last and last > keep then
-  for k = 3, 5 do redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', last - keep) end
+  for k = 3, 4 do redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', last - keep) end
+  -- The texts that went with the trimmed entries: from the lowest that may be left ('h').
+  -- (Without one, the texts this call's entries pushed out: a log from before texts were kept
+  -- apart has none older.)
+  local low = tonumber(redis.call('HGET', KEYS[1], 'h') or string.format('%d', last - keep - #lines + 1))
+  if low < 1 then low = 1 end
+  for gone = low, last - keep do redis.call('HDEL', KEYS[5], string.format('%d', gone)) end
+  if low <= last - keep then redis.call('HSET', KEYS[1], 'h', last - keep + 1) end
 end
 if ARGV[4] ~= '0' and #lines > 0 then
   local publish = 'PUBLISH'

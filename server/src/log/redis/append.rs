@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use redis::{AsyncCommands, Script};
+use redis::Script;
 use tokio::sync::mpsc;
 
 use app::protocol::ErrorCode;
@@ -211,7 +211,7 @@ pub(super) async fn append_rooms(log: &RedisLog, rooms: Vec<Vec<(NewEntry, Reply
                 .arg(log_key(room))
                 .arg(once_key(room))
                 .arg(state_key(room))
-                .arg(gone_key(room))
+                .arg(text_key(room))
                 .arg(log.retention)
                 .arg(new_epoch())
                 .arg(live_channel(room))
@@ -318,11 +318,24 @@ pub(super) async fn publish_replicated(
                 continue;
             }
             let id = format!("{seq}-0");
-            let held: Result<Vec<(String, Vec<String>)>, _> =
-                timed(conn.xrange_count(log_key(&batch.room), &id, &id, 1)).await;
-            let entries = held.unwrap_or_default();
+            let held: Result<(super::StreamEntries, Option<String>), _> = timed(
+                redis::pipe()
+                    .cmd("XRANGE")
+                    .arg(log_key(&batch.room))
+                    .arg(&id)
+                    .arg(&id)
+                    .cmd("HGET")
+                    .arg(text_key(&batch.room))
+                    .arg(seq)
+                    .query_async(conn),
+            )
+            .await;
+            let Ok((entries, text)) = held else {
+                continue;
+            };
             let found = entries.first().and_then(|(_, fields)| {
-                Some((entry_field(fields, "t")?, entry_field(fields, "m")?))
+                let json = text.as_deref().or_else(|| entry_field(fields, "m"))?;
+                Some((entry_field(fields, "t")?, json))
             });
             // Not found: trimmed already, or Redis went; nothing to show.
             if let Some((sent_at, json)) = found {

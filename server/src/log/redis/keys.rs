@@ -28,9 +28,10 @@ pub(super) fn state_key(room: &str) -> String {
     format!("{PREFIX}:{{{room}}}:state")
 }
 
-/// Entries whose text a deletion wiped, moved out of the stream (sorted by seq).
-pub(super) fn gone_key(room: &str) -> String {
-    format!("{PREFIX}:{{{room}}}:gone")
+/// Each entry's JSON, by seq: its words, apart from the stream, so that a deletion can take them
+/// back (what XDEL removes from a stream stays in its memory).
+pub(super) fn text_key(room: &str) -> String {
+    format!("{PREFIX}:{{{room}}}:text")
 }
 
 pub(super) fn live_channel(room: &str) -> String {

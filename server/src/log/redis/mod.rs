@@ -1,10 +1,13 @@
 //! The message log shared by a cluster of nodes: Redis, as both the record and the bus
 //! (docs/CLUSTER.md). Each room has, under keys that carry the room as a hash tag (one room, one
-//! slot): a hash `meta` (`e` epoch, `s` last seq), a stream `log` whose entry IDs are the seqs, and
-//! a sorted set `once` of `(author, client_id)` → seq for dedupe, trimmed with the log.
+//! slot): a hash `meta` (`e` epoch, `s` last seq, `d` entries that are not messages), a stream `log`
+//! whose entry IDs are the seqs (with each entry's time and count), a hash `text` of each entry's
+//! JSON by seq (apart from the stream, so a deletion can take words back), a sorted set `state` of
+//! what changes made of each changed message, and a sorted set `once` of `(author, client_id)` → seq
+//! for dedupe; all trimmed with the log.
 //!
-//! An append is one Lua script, atomic in Redis: dedupe, the next seq, the stream entry, retention
-//! and the PUBLISH on the room's channel. Redis answers only after it has written (with
+//! An append is one Lua script, atomic in Redis: dedupe, checking a change against its message,
+//! the next seq, the stream entry and text, retention and the PUBLISH on the room's channel. Redis answers only after it has written (with
 //! `appendfsync always`, fsynced) the script's effects, so an answered append is durable, and every
 //! node hears of it on the bus. What a node hears — its own appends' answers, the bus, the log read
 //! to fill a hole — goes through one [`Sequencer`] task, which hands each room's messages to
@@ -77,8 +80,8 @@ redis.call('PUBLISH', ARGV[1], 'forget ' .. ARGV[2] .. ' ' .. epoch)
 return 1
 "#;
 
-/// An entry as the log keeps it (a stream entry's `m`, a line of a push): what its seq and time do
-/// not say. A message's is as it was before entries had types: no `type`, no `fields`.
+/// An entry as the log keeps it (a field of the room's `text` hash — a stream entry's `m` before
+/// texts were kept apart —, a line of a push): what its seq and time do not say. A message's is as it was before entries had types: no `type`, no `fields`.
 #[derive(Serialize, Deserialize)]
 struct Stored {
     room: String,
@@ -693,95 +696,68 @@ impl RedisLog {
         }
     }
 
-    /// The oldest seq the room still holds, if it holds any (in the stream, or wiped into `gone`).
+    /// The oldest seq the room still holds, if it holds any.
     pub async fn first_seq(&self, room: &str) -> Result<Option<u64>, LogError> {
         let mut conn = self.conn.clone();
-        let (first, gone): (StreamEntries, Vec<(String, f64)>) = timed(
-            redis::pipe()
-                .cmd("XRANGE")
+        let first: StreamEntries = timed(
+            redis::cmd("XRANGE")
                 .arg(log_key(room))
                 .arg("-")
                 .arg("+")
                 .arg("COUNT")
                 .arg(1)
-                .cmd("ZRANGE")
-                .arg(gone_key(room))
-                .arg(0)
-                .arg(0)
-                .arg("WITHSCORES")
                 .query_async(&mut conn),
         )
         .await?;
-        let first = first.first().and_then(|(id, _)| seq_of_id(id));
-        let gone = gone.first().map(|(_, seq)| *seq as u64);
-        Ok(first.into_iter().chain(gone).min())
+        Ok(first.first().and_then(|(id, _)| seq_of_id(id)))
     }
 
-    /// The entries of `room` with `from <= seq <= to`, oldest first (at most about [`READ_PAGE`]
-    /// past `from` when `to` is open-ended), each message with what its changes made of it.
+    /// The entries of `room` with `from <= seq <= to`, oldest first (at most [`READ_PAGE`] past
+    /// `from` when `to` is open-ended), each message with what its changes made of it: the stream,
+    /// the texts of its seqs, and the states of the messages among them, in one round trip.
     pub async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<Entry>, LogError> {
         if from > to {
             return Ok(Vec::new());
         }
         let mut conn = self.conn.clone();
-        let (end, upper) = if to == u64::MAX {
-            ("+".to_owned(), "+inf".to_owned())
-        } else {
-            (format!("{to}-0"), to.to_string())
-        };
         let count = to.saturating_sub(from).saturating_add(1).min(READ_PAGE);
-        let (stream, gone, states): (StreamEntries, Vec<String>, Vec<String>) = timed(
+        let last = from.saturating_add(count - 1);
+        let seqs: Vec<u64> = (from..=last).collect();
+        let (stream, texts, states): (StreamEntries, Vec<Option<String>>, Vec<String>) = timed(
             redis::pipe()
                 .cmd("XRANGE")
                 .arg(log_key(room))
                 .arg(format!("{from}-0"))
-                .arg(end)
-                .arg("COUNT")
-                .arg(count)
-                .cmd("ZRANGEBYSCORE")
-                .arg(gone_key(room))
-                .arg(from)
-                .arg(&upper)
+                .arg(format!("{last}-0"))
+                .cmd("HMGET")
+                .arg(text_key(room))
+                .arg(&seqs)
                 .cmd("ZRANGEBYSCORE")
                 .arg(state_key(room))
                 .arg(from)
-                .arg(&upper)
+                .arg(last)
                 .query_async(&mut conn),
         )
         .await?;
-        // The stream read stopped at its count: what `gone` holds past it waits for the next read.
-        let cut = (stream.len() as u64 == count)
-            .then(|| stream.last().and_then(|(id, _)| seq_of_id(id)))
-            .flatten()
-            .unwrap_or(u64::MAX);
         let mut states: std::collections::HashMap<u64, State> = states
             .iter()
             .filter_map(|member| state_of_member(member))
             .collect();
-        let mut read: Vec<(u64, u64, &str)> = Vec::with_capacity(stream.len() + gone.len());
+        let mut read = Vec::with_capacity(stream.len());
         for (id, fields) in &stream {
             let at = entry_field(fields, "t").and_then(|t| t.parse().ok());
-            match (seq_of_id(id), at, entry_field(fields, "m")) {
-                (Some(seq), Some(at), Some(json)) => read.push((seq, at, json)),
+            let text = seq_of_id(id)
+                .and_then(|seq| texts.get(usize::try_from(seq - from).ok()?)?.as_deref())
+                .or_else(|| entry_field(fields, "m"));
+            let stored = text.and_then(|json| serde_json::from_str::<Stored>(json).ok());
+            match (seq_of_id(id), at, stored) {
+                (Some(seq), Some(at), Some(stored)) => {
+                    read.push(stored.entry_now(seq, at, states.remove(&seq)));
+                }
                 _ => tracing::warn!(%room, %id, "a log entry that cannot be read was skipped"),
             }
         }
-        read.extend(
-            gone.iter()
-                .filter_map(|member| gone_of_member(member))
-                .map(|g| (g.seq, g.sent_at, g.json)),
-        );
-        read.retain(|(seq, _, _)| *seq <= cut);
-        read.sort_unstable_by_key(|(seq, _, _)| *seq);
-        let mut entries = Vec::with_capacity(read.len());
-        for (seq, sent_at, json) in read {
-            let Ok(stored) = serde_json::from_str::<Stored>(json) else {
-                tracing::warn!(%room, seq, "a log entry that cannot be read was skipped");
-                continue;
-            };
-            entries.push(stored.entry_now(seq, sent_at, states.remove(&seq)));
-        }
-        Ok(entries)
+        Ok(read)
     }
 
     /// How many messages the room held once its entry `seq` was stored, if it is still held. An
@@ -790,30 +766,26 @@ impl RedisLog {
     pub async fn messages_at(&self, room: &str, seq: u64) -> Result<Option<u64>, LogError> {
         let mut conn = self.conn.clone();
         let id = format!("{seq}-0");
-        let (held, gone, others): (StreamEntries, Vec<String>, Option<u64>) = timed(
+        let (held, others): (StreamEntries, Option<u64>) = timed(
             redis::pipe()
                 .cmd("XRANGE")
                 .arg(log_key(room))
                 .arg(&id)
                 .arg(&id)
-                .cmd("ZRANGEBYSCORE")
-                .arg(gone_key(room))
-                .arg(seq)
-                .arg(seq)
                 .cmd("HGET")
                 .arg(meta_key(room))
                 .arg("d")
                 .query_async(&mut conn),
         )
         .await?;
-        let count = match (held.first(), gone.first().and_then(|g| gone_of_member(g))) {
-            (Some((_, fields)), _) => entry_field(fields, "n"),
-            (None, Some(gone)) => Some(gone.count),
-            (None, None) => return Ok(None),
+        let Some((_, fields)) = held.first() else {
+            return Ok(None);
         };
-        Ok(Some(count.and_then(|n| n.parse().ok()).unwrap_or_else(
-            || seq.saturating_sub(others.unwrap_or(0)),
-        )))
+        Ok(Some(
+            entry_field(fields, "n")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| seq.saturating_sub(others.unwrap_or(0))),
+        ))
     }
 
     /// Whether Redis answers now, and the bus is subscribed.
@@ -838,32 +810,12 @@ impl RedisLog {
 }
 
 /// What `XRANGE` answers: each entry's id and its fields, `[name, value, ..]`.
-type StreamEntries = Vec<(String, Vec<String>)>;
+pub(super) type StreamEntries = Vec<(String, Vec<String>)>;
 
 /// A member of a room's `state` set, `<seq> <json>`: the message's seq and its state.
 fn state_of_member(member: &str) -> Option<(u64, State)> {
     let (seq, json) = member.split_once(' ')?;
     Some((seq.parse().ok()?, serde_json::from_str(json).ok()?))
-}
-
-/// A member of a room's `gone` set: an entry whose text a deletion wiped.
-struct Gone<'a> {
-    seq: u64,
-    sent_at: u64,
-    /// Its stream entry's `n` (empty if it had none).
-    count: &'a str,
-    json: &'a str,
-}
-
-/// `<seq>\n<t>\n<n>\n<json>`, as the append script writes it.
-fn gone_of_member(member: &str) -> Option<Gone<'_>> {
-    let mut parts = member.splitn(4, '\n');
-    Some(Gone {
-        seq: parts.next()?.parse().ok()?,
-        sent_at: parts.next()?.parse().ok()?,
-        count: parts.next()?,
-        json: parts.next()?,
-    })
 }
 
 /// `<seq>-0` → seq.

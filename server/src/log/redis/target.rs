@@ -54,17 +54,28 @@ impl Target {
         let _: () = redis::pipe()
             .del(log_key(name))
             .del(once_key(name))
+            .del(text_key(name))
+            .del(state_key(name))
             .query_async(&mut conn)
             .await?;
         for chunk in entries.chunks(500) {
             let mut pipe = redis::pipe();
             for (record, messages) in chunk {
                 let once = format!("{}\n{}", record.author.id, record.client_id);
+                pipe.hset(
+                    text_key(name),
+                    record.seq,
+                    serde_json::to_string(&Stored::of_record(record))?,
+                )
+                .ignore();
+                if let Some(state) = &record.state {
+                    // As the append script writes a message's state.
+                    let member = format!("{} {}", record.seq, serde_json::to_string(state)?);
+                    pipe.zadd(state_key(name), member, record.seq).ignore();
+                }
                 pipe.cmd("XADD")
                     .arg(log_key(name))
                     .arg(format!("{}-0", record.seq))
-                    .arg("m")
-                    .arg(serde_json::to_string(&Stored::of_record(record))?)
                     .arg("t")
                     .arg(record.sent_at)
                     .arg("o")
