@@ -1,9 +1,10 @@
-//! The HTTP API's publish body: any bytes are parsed and checked without a panic, and what is
-//! accepted keeps every rule (body within the limit, a valid author name and client id).
+//! The HTTP API's publish and reaction bodies: any bytes are parsed and checked without a panic,
+//! and what is accepted keeps every rule (body within the limit, a valid author name and client
+//! id, one emoji of at most 32 bytes).
 #![no_main]
 
 use herald_fuzz::{
-    protocol::{validate_body, validate_client_id, validate_name},
+    protocol::{MAX_EMOJI_BYTES, validate_body, validate_client_id, validate_emoji, validate_name},
     publish,
 };
 use libfuzzer_sys::fuzz_target;
@@ -18,6 +19,13 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(validate_name(name).as_deref(), Ok(name.as_str()));
         }
         if let Some(id) = &request.client_id {
+            assert!(validate_client_id(id).is_ok());
+        }
+    }
+    if let Ok(reaction) = publish::parse_reaction(data) {
+        assert!(validate_emoji(&reaction.emoji).is_ok());
+        assert!(!reaction.emoji.is_empty() && reaction.emoji.len() <= MAX_EMOJI_BYTES);
+        if let Some(id) = &reaction.client_id {
             assert!(validate_client_id(id).is_ok());
         }
     }

@@ -10,7 +10,7 @@
 //! gapless, and the paging rules, are in docs/ARCHITECTURE.md.
 
 use app::protocol::{
-    ChatMessage, Cursor, Entry, HISTORY_ON_JOIN, Identity, JoinMode, MAX_REPLAY, ServerMsg,
+    ChatMessage, Cursor, Entry, HISTORY_ON_JOIN, Identity, JoinMode, MAX_REPLAY, Quote, ServerMsg,
 };
 
 use futures::{StreamExt, TryStreamExt};
@@ -274,7 +274,8 @@ pub async fn replay(
 ) -> Result<Replay, LogError> {
     let first_held = log.first_seq(room).await?.unwrap_or(live_after + 1);
     let (mode, from) = replay_start(since.as_ref(), epoch, live_after, first_held);
-    let messages = messages_of(log.range(room, from, live_after).await?);
+    let mut messages = messages_of(log.range(room, from, live_after).await?);
+    quote_originals(log, room, &mut messages).await?;
     Ok(Replay {
         mode,
         first_seq: from,
@@ -400,12 +401,49 @@ pub async fn page(
             first = messages.first().map_or(first, |m| m.seq);
         }
     }
+    quote_originals(log, room, &mut messages).await?;
     let read_any = first <= last_read;
     Ok(Page {
         has_older: first > first_held && first_held <= last,
         has_newer: last_read < last && read_any,
         messages,
     })
+}
+
+/// Gives each reply in `messages` the quote of its original as it is now (author, start of text,
+/// or none if it was deleted): from the page itself, or read from the log. A reader that holds the
+/// original shows its own copy; this is for one that does not (a page's first look, a page of
+/// history). Not stored with the reply, so a deletion leaves no quote of its words behind.
+async fn quote_originals(
+    log: &Log,
+    room: &str,
+    messages: &mut [ChatMessage],
+) -> Result<(), LogError> {
+    let mut wanted: Vec<u64> = messages
+        .iter()
+        .filter_map(|m| m.reply_to.as_ref().map(|q| q.seq))
+        .filter(|seq| !messages.iter().any(|m| m.seq == *seq))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut originals: Vec<ChatMessage> = Vec::new();
+    for seq in wanted {
+        originals.extend(messages_of(log.range(room, seq, seq).await?));
+    }
+    let quotes: Vec<Option<Quote>> = messages
+        .iter()
+        .map(|m| {
+            let seq = m.reply_to.as_ref()?.seq;
+            let original = messages.iter().chain(&originals).find(|o| o.seq == seq)?;
+            Some(Quote::of(original))
+        })
+        .collect();
+    for (m, quote) in messages.iter_mut().zip(quotes) {
+        if let Some(quote) = quote {
+            m.reply_to = Some(Box::new(quote));
+        }
+    }
+    Ok(())
 }
 
 /// The messages among `entries`, for what shows messages as lines (a page, a page of history).

@@ -544,12 +544,15 @@ async fn the_openapi_document_describes_the_real_routes() {
         .collect();
     described.sort();
     let expected = [
+        ("DELETE", "/api/rooms/{room}/messages/{seq}"),
         ("GET", "/api/openapi.json"),
         ("GET", "/api/rooms"),
         ("GET", "/api/rooms/{room}/events"),
         ("GET", "/api/rooms/{room}/messages"),
+        ("PATCH", "/api/rooms/{room}/messages/{seq}"),
         ("POST", "/api/broadcast"),
         ("POST", "/api/rooms/{room}/messages"),
+        ("POST", "/api/rooms/{room}/messages/{seq}/reactions"),
     ]
     .map(|(m, p)| (m.to_string(), p.to_string()));
     assert_eq!(
@@ -560,13 +563,30 @@ async fn the_openapi_document_describes_the_real_routes() {
     // Each described operation answers as described: a real route (not the app's 404 page or a
     // 405), with a status the document lists.
     for (method, path, statuses) in operations {
-        let path = path.replace("{room}", "general");
+        let mut path = path.replace("{room}", "general");
+        if path.contains("{seq}") {
+            // A message of this token's own to change.
+            let (_, _, published) = server
+                .api(
+                    "POST",
+                    "/api/rooms/general/messages",
+                    Some(TOKEN),
+                    Some(&json!({"body": "to change"}).to_string()),
+                )
+                .await;
+            let seq = published["seq"].as_u64().expect("published");
+            path = path.replace("{seq}", &seq.to_string());
+        }
         let status = if path.ends_with("/events") {
             SseReader::open(server.addr, &path, &auth(), false)
                 .await
                 .status
         } else {
-            let body = (method == "POST").then(|| json!({"body": "described"}).to_string());
+            let body = match method.as_str() {
+                "POST" if path.ends_with("/reactions") => Some(json!({"emoji": "👍"}).to_string()),
+                "POST" | "PATCH" => Some(json!({"body": "described"}).to_string()),
+                _ => None,
+            };
             server
                 .api(&method, &path, Some(TOKEN), body.as_deref())
                 .await
@@ -786,4 +806,169 @@ async fn a_person_s_reads_have_a_budget_that_a_new_session_from_the_same_address
     // A token has its own budget.
     let (status, _, _) = server.api("GET", "/api/rooms", Some(TOKEN), None).await;
     assert_eq!(status, 200);
+}
+
+/// A program edits and deletes its own messages, reacts, and replies, through the API; every
+/// refusal has its status and code and stores nothing; an event stream carries every kind of entry.
+#[tokio::test]
+async fn a_program_edits_deletes_reacts_and_replies_and_an_event_stream_carries_it_all() {
+    let (server, _data) = TestServer::start_api(&["--api-token", "other-token-9c2e"]).await;
+    let post = |path: &str, body: serde_json::Value| {
+        let (server, path) = (&server, path.to_owned());
+        async move {
+            server
+                .api("POST", &path, Some(TOKEN), Some(&body.to_string()))
+                .await
+        }
+    };
+    let (_, _, status_msg) = post(
+        "/api/rooms/general/messages",
+        json!({"body": "build: running", "author_name": "CI"}),
+    )
+    .await;
+    let seq = status_msg["seq"].as_u64().expect("published");
+    let mut sse = SseReader::open(
+        server.addr,
+        "/api/rooms/general/events",
+        &format!("Authorization: Bearer {TOKEN}\r\nLast-Event-ID: {seq}\r\n"),
+        false,
+    )
+    .await;
+    let path = format!("/api/rooms/general/messages/{seq}");
+    let (status, _, edited) = server
+        .api(
+            "PATCH",
+            &path,
+            Some(TOKEN),
+            Some(&json!({"body": "build: passed", "client_id": "e1"}).to_string()),
+        )
+        .await;
+    assert_eq!((status, edited["seq"].as_u64()), (200, Some(seq + 1)));
+    // The same edit again (a retry): the same answer, nothing stored.
+    let (status, _, again) = server
+        .api(
+            "PATCH",
+            &path,
+            Some(TOKEN),
+            Some(&json!({"body": "build: passed", "client_id": "e1"}).to_string()),
+        )
+        .await;
+    assert_eq!((status, again["seq"].as_u64()), (200, Some(seq + 1)));
+    let (status, _, reacted) = post(&format!("{path}/reactions"), json!({"emoji": "🎉"})).await;
+    assert_eq!((status, reacted["seq"].as_u64()), (200, Some(seq + 2)));
+    let (status, _, reply) = post(
+        "/api/rooms/general/messages",
+        json!({"body": "deployed", "reply_to": seq}),
+    )
+    .await;
+    assert_eq!((status, reply["seq"].as_u64()), (201, Some(seq + 3)));
+
+    // Refusals: their status and code, nothing stored.
+    let other = Some("other-token-9c2e");
+    let refusals = [
+        (
+            "PATCH",
+            path.clone(),
+            other,
+            json!({"body": "mine now"}),
+            403,
+            "not_yours",
+        ),
+        ("DELETE", path.clone(), other, json!(null), 403, "not_yours"),
+        (
+            "PATCH",
+            "/api/rooms/general/messages/999".into(),
+            Some(TOKEN),
+            json!({"body": "?"}),
+            404,
+            "no_such_message",
+        ),
+        (
+            "PATCH",
+            "/api/rooms/nowhere/messages/1".into(),
+            Some(TOKEN),
+            json!({"body": "?"}),
+            404,
+            "unknown_room",
+        ),
+        (
+            "POST",
+            format!("{path}/reactions"),
+            Some(TOKEN),
+            json!({"emoji": "yes"}),
+            400,
+            "invalid_emoji",
+        ),
+        (
+            "POST",
+            format!("{path}/reactions"),
+            Some(TOKEN),
+            json!({"emoji": "👍👍"}),
+            400,
+            "invalid_emoji",
+        ),
+        (
+            "POST",
+            "/api/rooms/general/messages".into(),
+            Some(TOKEN),
+            json!({"body": "re", "reply_to": 999}),
+            404,
+            "no_such_message",
+        ),
+        (
+            "PATCH",
+            path.clone(),
+            None,
+            json!({"body": "anyone?"}),
+            401,
+            "unauthorized",
+        ),
+    ];
+    for (method, path, token, body, status, code) in refusals {
+        let body = (!body.is_null()).then(|| body.to_string());
+        let (got, _, json) = server.api(method, &path, token, body.as_deref()).await;
+        assert_eq!((got, error_code(&json)), (status, code), "{method} {path}");
+    }
+    let (status, _, deleted) = server.api("DELETE", &path, Some(TOKEN), None).await;
+    assert_eq!((status, deleted["seq"].as_u64()), (200, Some(seq + 4)));
+    let (status, _, json) = server
+        .api(
+            "PATCH",
+            &path,
+            Some(TOKEN),
+            Some(&json!({"body": "back"}).to_string()),
+        )
+        .await;
+    assert_eq!((status, error_code(&json)), (409, "message_deleted"));
+
+    // A page shows the message as it is now; the reply quotes it as deleted.
+    let (_, _, page) = server
+        .api("GET", "/api/rooms/general/messages", Some(TOKEN), None)
+        .await;
+    let messages = page["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 2, "{page}");
+    assert_eq!(
+        (
+            messages[0]["body"].as_str(),
+            messages[0]["deleted"].is_object()
+        ),
+        (Some(""), true)
+    );
+    assert_eq!(messages[1]["reply_to"]["seq"].as_u64(), Some(seq));
+    assert!(messages[1]["reply_to"]["text"].is_null(), "{page}");
+
+    // The stream: every entry after the cursor, each under its kind.
+    let mut kinds = Vec::new();
+    while kinds.len() < 4 {
+        let event = sse.next_event().await.expect("event");
+        if event.id.is_some() {
+            kinds.push((event.event.clone(), event.id.clone().unwrap_or_default()));
+        }
+    }
+    let expected: Vec<(String, String)> =
+        [("edit", 1), ("react", 2), ("message", 3), ("delete", 4)]
+            .iter()
+            .map(|(kind, n)| (kind.to_string(), (seq + n).to_string()))
+            .collect();
+    assert_eq!(kinds, expected);
 }
