@@ -29,7 +29,8 @@ test('a tab following a busy room keeps a bounded number of messages and loses n
   await openChat(writer, url, 'Writer');
 
   await flood(writer, 'busy', 1, 600);
-  const newest = reader.locator('.message', { hasText: /^Writer.*m 600$/ });
+  const newest = reader.locator('.message', { has: reader.locator('.body', { hasText: /^m 600$/ }) });
+  await expect(newest.locator('.author')).toHaveText('Writer');
   await expect(newest).toBeInViewport();
   const shown = await bodies(reader).count();
   expect(shown).toBeLessThanOrEqual(KEPT_LINES);

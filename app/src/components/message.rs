@@ -318,6 +318,20 @@ fn save_edit(tab: Tab, room: Room, seq: u64) {
     crate::components::focus_on("#message-box");
 }
 
+/// Puts the keyboard in the edit box, after its text.
+#[cfg(feature = "hydrate")]
+pub fn focus_edit_box() {
+    use wasm_bindgen::JsCast;
+    if let Some(area) = document()
+        .get_element_by_id("edit-box")
+        .and_then(|el| el.dyn_into::<web_sys::HtmlTextAreaElement>().ok())
+    {
+        let _ = area.focus();
+        let end = area.value().encode_utf16().count() as u32;
+        let _ = area.set_selection_range(end, end);
+    }
+}
+
 /// Focuses the first element matching `selector` once the row is drawn again.
 #[cfg(feature = "hydrate")]
 fn focus_later(selector: String) {

@@ -147,6 +147,14 @@ pub fn MessageList() -> impl IntoView {
         let _ = ev;
     };
 
+    // The edit box takes the keyboard once it is drawn, the caret after the text.
+    Effect::new(move |_| {
+        if room.editing.get().is_some() {
+            #[cfg(feature = "hydrate")]
+            before_next_paint(crate::components::message::focus_edit_box);
+        }
+    });
+
     // A message to bring into view (a permalink's, a reply's original): once it is on the page,
     // centred, focused and marked a moment; until then, older pages are loaded.
     #[cfg(feature = "hydrate")]
