@@ -665,6 +665,8 @@ pub struct Publisher {
     sent: u64,
     rooms: Vec<String>,
     name: usize,
+    /// Edits this message of each room instead of sending new ones (`reconnect --edits`).
+    pub edit_target: Option<u64>,
 }
 
 impl Publisher {
@@ -706,6 +708,7 @@ impl Publisher {
             sent: 0,
             rooms,
             name,
+            edit_target: None,
         })
     }
 
@@ -717,11 +720,23 @@ impl Publisher {
     /// Queues one timestamped message to the next of its rooms (flushed by [`Self::flush`]).
     pub async fn feed(&mut self, body_pad: &str) -> anyhow::Result<()> {
         let room = self.rooms[(self.sent as usize) % self.rooms.len()].clone();
-        let msg = ClientMsg::Send {
-            room,
-            client_id: format!("p{}-{}", self.name, self.sent),
-            body: format!("{} {body_pad}", now_micros()),
-            reply_to: None,
+        let (client_id, body) = (
+            format!("p{}-{}", self.name, self.sent),
+            format!("{} {body_pad}", now_micros()),
+        );
+        let msg = match self.edit_target {
+            None => ClientMsg::Send {
+                room,
+                client_id,
+                body,
+                reply_to: None,
+            },
+            Some(target) => ClientMsg::Edit {
+                room,
+                client_id,
+                target,
+                body,
+            },
         };
         self.sent += 1;
         self.sink.feed(Message::text(msg.encode())).await?;
@@ -1143,9 +1158,38 @@ pub async fn reconnect(
     clients: usize,
     room_count: usize,
     missed: u64,
+    edits: bool,
 ) -> anyhow::Result<Report> {
     let rooms: Vec<String> = (0..room_count).map(|i| format!("back-{i}")).collect();
     let cookies = target.sessions(clients).await?;
+    // With `edits`, what is missed is edits of each room's first message: posted now.
+    let cookie = target.session("Bench publisher").await?;
+    let mut publishers = Vec::new();
+    for p in 0..room_count.clamp(1, 8) {
+        let mine: Vec<String> = rooms
+            .iter()
+            .skip(p)
+            .step_by(room_count.clamp(1, 8))
+            .cloned()
+            .collect();
+        publishers.push(Publisher::open(target, &cookie, mine, p).await?);
+    }
+    let pad = pad();
+    if edits {
+        for p in &mut publishers {
+            for _ in 0..p.rooms.len() {
+                p.feed(&pad).await?;
+            }
+            p.flush().await?;
+            p.all_acked(PATIENCE).await?;
+            p.edit_target = Some(1);
+        }
+    }
+    let kind = if edits {
+        r#"{"type":"edit""#
+    } else {
+        r#"{"type":"message""#
+    };
     // Everyone joins and notes their cursor, then drops.
     let cursors: Vec<anyhow::Result<(String, String, u64)>> = stream::iter(0..clients)
         .map(|i| {
@@ -1162,19 +1206,7 @@ pub async fn reconnect(
         .await;
     let cursors: Vec<(String, String, u64)> = cursors.into_iter().collect::<anyhow::Result<_>>()?;
 
-    // While they are away, `missed` messages in every room.
-    let cookie = target.session("Bench publisher").await?;
-    let mut publishers = Vec::new();
-    for p in 0..room_count.clamp(1, 8) {
-        let mine: Vec<String> = rooms
-            .iter()
-            .skip(p)
-            .step_by(room_count.clamp(1, 8))
-            .cloned()
-            .collect();
-        publishers.push(Publisher::open(target, &cookie, mine, p).await?);
-    }
-    let pad = pad();
+    // While they are away, `missed` messages (or edits) in every room.
     for p in &mut publishers {
         for _ in 0..missed * p.rooms.len() as u64 {
             p.feed(&pad).await?;
@@ -1209,7 +1241,7 @@ pub async fn reconnect(
                             break;
                         };
                         let Message::Text(text) = msg else { continue };
-                        if !text.starts_with(r#"{"type":"message""#) {
+                        if !text.starts_with(kind) {
                             continue;
                         }
                         let timed: Timed<'_> = serde_json::from_str(&text)?;

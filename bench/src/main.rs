@@ -114,6 +114,9 @@ pub enum Scenario {
         /// of the node they left (a cluster's node lost, its clients spread over the others).
         #[arg(long, default_value_t = 0, requires = "redis")]
         other_nodes: usize,
+        /// What they miss is edits of a message they have, not new messages.
+        #[arg(long)]
+        edits: bool,
     },
     /// Several nodes on one Redis (`--herald` and `--redis`): subscribers shared over the nodes, the
     /// publishers on the first, a rising rate as in `fanout`; latency apart for the publishers' node
@@ -310,6 +313,7 @@ fn main() -> anyhow::Result<()> {
                 rooms,
                 missed,
                 other_nodes,
+                edits,
             } => {
                 let others = more_nodes(&args, other_nodes).await?;
                 let back_to: Vec<&Target> = if others.is_empty() {
@@ -317,7 +321,7 @@ fn main() -> anyhow::Result<()> {
                 } else {
                     others.iter().collect()
                 };
-                let outcome = load::reconnect(&target, &back_to, clients, rooms, missed).await;
+                let outcome = load::reconnect(&target, &back_to, clients, rooms, missed, edits).await;
                 for node in others {
                     node.stop().await;
                 }
