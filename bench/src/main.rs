@@ -321,7 +321,8 @@ fn main() -> anyhow::Result<()> {
                 } else {
                     others.iter().collect()
                 };
-                let outcome = load::reconnect(&target, &back_to, clients, rooms, missed, edits).await;
+                let outcome =
+                    load::reconnect(&target, &back_to, clients, rooms, missed, edits).await;
                 for node in others {
                     node.stop().await;
                 }

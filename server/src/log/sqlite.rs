@@ -500,35 +500,18 @@ fn message_now(
     room: &str,
     seq: u64,
 ) -> rusqlite::Result<Option<(ChatMessage, Vec<u64>)>> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT author_id, author_name, client_id, body, sent_at, kind, fields, state
-         FROM messages WHERE room = ?1 AND seq = ?2 AND entry_type IS NULL",
-    )?;
-    stmt.query_row(params![room, sql_int(seq)], |row| {
-        let state = state_of(row.get(7)?);
-        let edits = state.as_ref().map(|s| s.edits.clone()).unwrap_or_default();
-        let record = Record {
-            room: room.to_owned(),
-            seq,
-            author: Identity {
-                id: row.get(0)?,
-                name: row.get(1)?,
-            },
-            client_id: row.get(2)?,
-            body: row.get(3)?,
-            sent_at: row.get::<_, i64>(4)? as u64,
-            kind: MessageKind::from_name(&row.get::<_, String>(5)?),
-            entry_type: None,
-            fields: row.get(6)?,
-            state,
-        };
-        Ok(record
-            .entry()
-            .into_message()
-            .map(|message| (message, edits)))
-    })
-    .optional()
-    .map(Option::flatten)
+    let Some((record, _)) = read_counted(tx, room, seq, seq)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let edits = record
+        .state
+        .as_ref()
+        .map(|s| s.edits.clone())
+        .unwrap_or_default();
+    Ok(record
+        .entry()
+        .into_message()
+        .map(|message| (message, edits)))
 }
 
 /// Whether `msg` may be stored as the room's entry `seq`: its target (a reply's original, a

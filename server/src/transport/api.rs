@@ -170,15 +170,9 @@ async fn edit(
             "an edit does not change what a message answers",
         ));
     }
-    let change = Content::Change {
-        target: seq,
-        change: Change::Edit { body: request.body },
-    };
     let author = author_of(&token, request.author_name);
-    let client_id = client_id_of(request.client_id);
-    Ok(Json(
-        store(&state, room, author, client_id, MessageKind::Bot, change).await?,
-    ))
+    let change = Change::Edit { body: request.body };
+    change_message(&state, room, seq, author, request.client_id, change).await
 }
 
 #[derive(Deserialize)]
@@ -201,15 +195,8 @@ async fn delete(
     if let Some(id) = &query.client_id {
         app::protocol::validate_client_id(id)?;
     }
-    let change = Content::Change {
-        target: seq,
-        change: Change::Delete,
-    };
     let author = author_of(&token, None);
-    let client_id = client_id_of(query.client_id);
-    Ok(Json(
-        store(&state, room, author, client_id, MessageKind::Bot, change).await?,
-    ))
+    change_message(&state, room, seq, author, query.client_id, Change::Delete).await
 }
 
 /// `POST /api/rooms/{room}/messages/{seq}/reactions`: adds (or with `remove`, takes back) the
@@ -225,17 +212,31 @@ async fn react(
     let bytes = request_bytes(&state, body).await?;
     let request = publish::parse_reaction(&bytes)
         .map_err(|r| refused(r, "{\"emoji\", \"remove\"?, \"client_id\"?}"))?;
-    let change = Content::Change {
-        target: seq,
-        change: Change::React {
-            emoji: request.emoji,
-            remove: request.remove,
-        },
+    let change = Change::React {
+        emoji: request.emoji,
+        remove: request.remove,
     };
     let author = author_of(&token, None);
-    let client_id = client_id_of(request.client_id);
+    change_message(&state, room, seq, author, request.client_id, change).await
+}
+
+/// Stores `change` to message `seq` of `room` by `author` (a token's), under the request's
+/// `client_id` or one chosen for it.
+async fn change_message(
+    state: &AppState,
+    room: String,
+    seq: u64,
+    author: Identity,
+    client_id: Option<String>,
+    change: Change,
+) -> Result<Json<Published>, ApiError> {
+    let content = Content::Change {
+        target: seq,
+        change,
+    };
+    let client_id = client_id_of(client_id);
     Ok(Json(
-        store(&state, room, author, client_id, MessageKind::Bot, change).await?,
+        store(state, room, author, client_id, MessageKind::Bot, content).await?,
     ))
 }
 

@@ -13,6 +13,19 @@ use common::{Client, RedisServer, TOKEN, TempDir, TestServer};
 
 const ROOM: &str = "general";
 
+/// A node on `redis`, taking the API's token, with more flags.
+async fn on_redis(redis: &RedisServer, more: &[&str]) -> (TestServer, TempDir) {
+    let url = redis.url();
+    let flags = [
+        "--redis",
+        url.as_str(),
+        "--session-secret",
+        "a-secret-of-the-tests-0123456789abcdef",
+    ];
+    let all: Vec<&str> = flags.iter().chain(more).copied().collect();
+    TestServer::start_api(&all).await
+}
+
 /// A reader's copy of a room: its messages by seq, each with the changes it has seen applied, as
 /// the page keeps it (app/src/state.rs).
 #[derive(Default, Debug, PartialEq)]
@@ -227,15 +240,7 @@ async fn on_sqlite_a_reader_away_while_messages_change_resumes_to_what_everyone_
 #[tokio::test]
 async fn on_redis_a_reader_away_while_messages_change_resumes_to_what_everyone_sees() {
     let redis = RedisServer::start().await;
-    let (server, _data) = TestServer::start_api(&[
-        "--retention",
-        "40",
-        "--redis",
-        &redis.url(),
-        "--session-secret",
-        "a-secret-of-the-tests-0123456789abcdef",
-    ])
-    .await;
+    let (server, _data) = on_redis(&redis, &["--retention", "40"]).await;
     a_reader_away_resumes_to_what_everyone_sees(&server).await;
 }
 
@@ -359,13 +364,7 @@ async fn on_sqlite_changes_are_stored_once_and_refusals_store_nothing() {
 #[tokio::test]
 async fn on_redis_changes_are_stored_once_and_refusals_store_nothing() {
     let redis = RedisServer::start().await;
-    let (server, _data) = TestServer::start_api(&[
-        "--redis",
-        &redis.url(),
-        "--session-secret",
-        "a-secret-of-the-tests-0123456789abcdef",
-    ])
-    .await;
+    let (server, _data) = on_redis(&redis, &[]).await;
     changes_are_stored_once_and_refusals_store_nothing(&server).await;
 }
 
@@ -522,13 +521,7 @@ async fn on_sqlite_a_deleted_message_is_gone_from_every_door_the_files_and_a_bac
 async fn on_redis_a_deleted_message_is_gone_from_every_door_and_from_the_append_only_file_once_rewritten()
  {
     let redis = RedisServer::start().await;
-    let (server, _data) = TestServer::start_api(&[
-        "--redis",
-        &redis.url(),
-        "--session-secret",
-        "a-secret-of-the-tests-0123456789abcdef",
-    ])
-    .await;
+    let (server, _data) = on_redis(&redis, &[]).await;
     say_and_take_back(&server).await;
     no_door_has_the_words(&server).await;
     // Not in what Redis holds (a rewritten append-only file is what it holds), nor in any of its
