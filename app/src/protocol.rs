@@ -1836,4 +1836,120 @@ mod tests {
             );
         }
     }
+
+    /// A stream of changes to one message, by three people, from a fixed seed.
+    fn changes(seed: u64, n: u64) -> Vec<(Change, Identity, u64)> {
+        let people = ["ann", "bob", "cid"].map(|id| Identity {
+            id: id.into(),
+            name: id.to_uppercase(),
+        });
+        let mut x = seed;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..n)
+            .map(|i| {
+                let who = people[(next() % 3) as usize].clone();
+                let change = match next() % 10 {
+                    0 => Change::Delete,
+                    1..=3 => Change::Edit {
+                        body: format!("text {i}"),
+                    },
+                    r => Change::React {
+                        emoji: ["👍", "🎉", "👀"][(r % 3) as usize].into(),
+                        remove: next() % 3 == 0,
+                    },
+                };
+                (change, who, 2 + i)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn applying_a_stream_of_changes_ends_the_same_whatever_the_copy_had_already() {
+        for seed in 1..=200u64 {
+            let original = ChatMessage {
+                room: "general".into(),
+                seq: 1,
+                author: Identity {
+                    id: "ann".into(),
+                    name: "ANN".into(),
+                },
+                client_id: "c1".into(),
+                body: "first".into(),
+                sent_at: 1,
+                ..ChatMessage::default()
+            };
+            let stream = changes(seed, 30);
+            // The server's way: each change checked and applied as it is stored; what is
+            // refused is not stored, so not in the stream a reader gets.
+            let mut stored = Vec::new();
+            let mut server = original.clone();
+            for (change, who, seq) in &stream {
+                if server.apply(change, who, *seq, *seq * 1000) == Ok(true) {
+                    stored.push((change.clone(), who.clone(), *seq));
+                }
+            }
+            // A reader's copy that had the first `k` stored changes (a page read mid-way), then
+            // gets the whole stream again (a replay from an older cursor): the same message.
+            for k in 0..=stored.len() {
+                let mut copy = original.clone();
+                for (change, who, seq) in stored.iter().take(k) {
+                    let _ = copy.apply(change, who, *seq, *seq * 1000);
+                }
+                for (change, who, seq) in &stored {
+                    let _ = copy.apply(change, who, *seq, *seq * 1000);
+                }
+                assert_eq!(copy, server, "seed {seed}, a copy that had {k}");
+            }
+            // Nothing of the text is left once it was deleted; nothing changes it after.
+            if server.deleted.is_some() {
+                assert!(server.body.is_empty() && server.reactions.is_empty());
+            }
+            assert!(server.reactions.iter().all(|r| !r.by.is_empty()));
+            for r in &server.reactions {
+                let mut ids: Vec<&str> = r.by.iter().map(|who| who.id.as_str()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                assert_eq!(ids.len(), r.by.len(), "a person's reaction is there once");
+            }
+        }
+    }
+
+    #[test]
+    fn a_change_frame_reads_back_as_it_was_sent() {
+        for change in [
+            Change::Edit {
+                body: "new \"text\"".into(),
+            },
+            Change::Delete,
+            Change::React {
+                emoji: "👍🏽".into(),
+                remove: true,
+            },
+        ] {
+            let entry = ChangeEntry {
+                room: "general".into(),
+                seq: 9,
+                author: Identity {
+                    id: "u1".into(),
+                    name: "Ann".into(),
+                },
+                client_id: "c9".into(),
+                sent_at: 5,
+                kind: MessageKind::Bot,
+                target: 3,
+                change,
+            };
+            let frame = ServerMsg::Change(entry.clone()).encode();
+            assert_eq!(
+                ServerMsg::decode(&frame),
+                Ok(ServerMsg::Change(entry)),
+                "{frame}"
+            );
+        }
+    }
 }

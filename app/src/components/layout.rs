@@ -2,7 +2,8 @@
 //! and time shown) and which continue one (the same author again within [`GROUP_GAP_MS`]: the body
 //! alone, as Slack and Discord show a run of messages), and where the reader's days begin (a
 //! divider). Later kinds of line follow the same rule: a line that is not a person's or a bot's
-//! message ends the group.
+//! message ends the group. A reply starts a group (its quote and its author go together, as in
+//! Discord); an edited or deleted message keeps its place in one.
 //!
 //! Pure, and computed the same on the server and in the browser: the page the server renders and the
 //! page hydrated from it must not disagree. Days depend on the reader's time zone, which the server
@@ -49,7 +50,7 @@ pub fn layout(lines: &[Line], day_of: impl Fn(u64) -> Option<i64>) -> Vec<Row> {
                 && msg.sent_at - at <= GROUP_GAP_MS
         });
         out.push(Row {
-            continued: groups && same && !new_day,
+            continued: groups && same && !new_day && msg.reply_to.is_none(),
             day: day.filter(|_| new_day),
         });
         above = groups.then_some((&msg.kind, &msg.author.id, &msg.author.name, msg.sent_at));
@@ -162,5 +163,30 @@ mod tests {
         assert_eq!(days(&lines, &rows), [(1, 100), (3, 101)]);
         // The same lines before hydration group across midnight, and the server renders them so.
         assert_eq!(continued(&lines, &layout(&lines, |_| None)), [2, 3, 4]);
+    }
+
+    #[test]
+    fn a_reply_starts_a_group_and_an_edited_or_deleted_message_keeps_its_place() {
+        let t = 100 * DAY;
+        let mut lines = vec![
+            msg(1, "ann", MessageKind::User, t),
+            msg(2, "ann", MessageKind::User, t + MIN),
+            msg(3, "ann", MessageKind::User, t + 2 * MIN),
+            msg(4, "ann", MessageKind::User, t + 3 * MIN),
+        ];
+        if let Line::Message(shown) = &mut lines[1] {
+            shown.msg.edited = Some(t + 5 * MIN);
+        }
+        if let Line::Message(shown) = &mut lines[2] {
+            shown.msg.reply_to = Some(Box::new(crate::protocol::Quote {
+                seq: 1,
+                ..Default::default()
+            }));
+        }
+        if let Line::Message(shown) = &mut lines[3] {
+            shown.msg.deleted = Some(Box::new(shown.msg.author.clone()));
+        }
+        let rows = layout(&lines, |_| None);
+        assert_eq!(continued(&lines, &rows), [2, 4]);
     }
 }

@@ -646,3 +646,79 @@ impl Log {
         on_backend!(self, log => log.epoch(room))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use app::protocol::{Change, ChatMessage, Identity};
+
+    use super::State;
+
+    /// What a page shows of a message (its row, with the state kept beside it) is what a reader
+    /// that applied each change has: the server's and the browser's renderings agree.
+    #[test]
+    fn a_message_with_its_kept_state_is_the_message_with_its_changes_applied() {
+        let ann = Identity {
+            id: "ann".into(),
+            name: "Ann".into(),
+        };
+        let bob = Identity {
+            id: "bob".into(),
+            name: "Bob".into(),
+        };
+        let posted = ChatMessage {
+            room: "general".into(),
+            seq: 1,
+            author: ann.clone(),
+            client_id: "c1".into(),
+            body: "helo".into(),
+            sent_at: 10,
+            ..ChatMessage::default()
+        };
+        let stream = [
+            (
+                Change::Edit {
+                    body: "hello".into(),
+                },
+                &ann,
+            ),
+            (
+                Change::React {
+                    emoji: "👍".into(),
+                    remove: false,
+                },
+                &bob,
+            ),
+            (
+                Change::Edit {
+                    body: "hello!".into(),
+                },
+                &ann,
+            ),
+            (
+                Change::React {
+                    emoji: "🎉".into(),
+                    remove: false,
+                },
+                &ann,
+            ),
+            (Change::Delete, &ann),
+        ];
+        let mut applied = posted.clone();
+        let mut edits = Vec::new();
+        for (i, (change, who)) in stream.iter().enumerate() {
+            let seq = 2 + i as u64;
+            assert_eq!(applied.apply(change, who, seq, seq * 100), Ok(true));
+            if matches!(change, Change::Edit { .. }) {
+                edits.push(seq);
+            }
+            // Kept as JSON (both backends store it so), read back onto the message as posted.
+            let kept: State = serde_json::from_str(
+                &serde_json::to_string(&State::of(&applied, edits.clone())).expect("json"),
+            )
+            .expect("read back");
+            let mut shown = posted.clone();
+            kept.apply_to(&mut shown);
+            assert_eq!(shown, applied, "after {} changes", i + 1);
+        }
+    }
+}
