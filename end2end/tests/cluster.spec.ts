@@ -87,6 +87,9 @@ test('two people on two nodes keep chatting when one node is killed: nothing mis
     const shown = (page: typeof ann) => page.locator('.message:not(.pending) .body');
 
     await send(ann, 'hello from node zero');
+    // Stored (and at Bob's) before Bob speaks: two sends a moment apart through two nodes are
+    // ordered by which reaches Redis first, not by which was typed first.
+    await expect(shown(bob)).toHaveText(['hello from node zero']);
     await send(bob, 'hello from node one');
     for (const page of [ann, bob]) {
       await expect(shown(page)).toHaveText(['hello from node zero', 'hello from node one']);
