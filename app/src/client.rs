@@ -344,20 +344,17 @@ fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
     Vec::new()
 }
 
-thread_local! {
-    /// Whether a re-send of the outboxes is already scheduled: one is enough however many sends were
-    /// refused for going too fast.
-    static RESEND_SCHEDULED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 /// Re-sends every outbox after `wait_ms`: the refused sends are still in them.
 fn resend_later(tab: Tab, wait_ms: u64) {
-    if RESEND_SCHEDULED.with(|s| s.replace(true)) {
+    // One re-send is enough however many sends were refused for going too fast; meanwhile what is
+    // written waits in the outbox, so that it goes after what was refused, in the order written.
+    if tab.holding.get_value() {
         return;
     }
+    tab.holding.set_value(true);
     leptos::task::spawn_local(async move {
         TimeoutFuture::new(u32::try_from(wait_ms).unwrap_or(u32::MAX)).await;
-        RESEND_SCHEDULED.with(|s| s.set(false));
+        tab.holding.set_value(false);
         for room in tab.rooms() {
             room.resends().into_iter().for_each(|msg| tab.send(msg));
         }

@@ -182,6 +182,9 @@ pub struct Tab {
     /// Cuts short the wait before the next connection attempt ("Retry now"); installed by the
     /// client once hydrated.
     pub retry_now: StoredValue<Option<std::rc::Rc<dyn Fn()>>, LocalStorage>,
+    /// Sends were refused for going too fast and the outboxes go again shortly: what is written
+    /// meanwhile waits in them, so it is not stored before what was refused.
+    pub holding: StoredValue<bool>,
     /// The reactive owner the tab was made in: each room's signals are made there too, so they live
     /// as long as the tab, not as long as the page that first showed the room.
     owner: StoredValue<Option<Owner>, LocalStorage>,
@@ -333,6 +336,7 @@ impl Tab {
             last_error: RwSignal::new(None),
             sender: StoredValue::new_local(None),
             retry_now: StoredValue::new_local(None),
+            holding: StoredValue::new(false),
             owner: StoredValue::new_local(Owner::current()),
         }
     }
@@ -450,7 +454,9 @@ impl Tab {
         room.pending.update(|p| p.push(pending));
         // Writing here answers what was new: the divider has done its job.
         room.first_unread.set(None);
-        self.send(msg);
+        if !self.holding.get_value() {
+            self.send(msg);
+        }
         // The message ends the typing; the next keystroke starts a new "is typing" at once.
         room.typing_sent.set_value(f64::MIN);
         Ok(())
@@ -474,7 +480,9 @@ impl Tab {
         let msg = frame_of(&room.name.get_value(), &pending);
         msg.validate_within(&self.limits.get_untracked())?;
         room.pending.update(|p| p.push(pending));
-        self.send(msg);
+        if !self.holding.get_value() {
+            self.send(msg);
+        }
         Ok(())
     }
 

@@ -303,12 +303,7 @@ fn save_edit(tab: Tab, room: Room, seq: u64) {
     else {
         return;
     };
-    if text.trim().is_empty() {
-        tab.last_error.set(Some(
-            "An empty message cannot be saved: delete it instead".into(),
-        ));
-        return;
-    }
+    // An empty text is refused by the frame's own check (`tab.change`), and said.
     let changed = room.shown(seq).is_some_and(|msg| msg.body != text);
     if changed && let Err(e) = tab.change(room, seq, Op::Edit, text) {
         tab.last_error.set(Some(e.message));
@@ -318,7 +313,7 @@ fn save_edit(tab: Tab, room: Room, seq: u64) {
     crate::components::focus_on("#message-box");
 }
 
-/// Puts the keyboard in the edit box, after its text.
+/// Puts the keyboard in the edit box.
 #[cfg(feature = "hydrate")]
 pub fn focus_edit_box() {
     use wasm_bindgen::JsCast;
@@ -327,8 +322,6 @@ pub fn focus_edit_box() {
         .and_then(|el| el.dyn_into::<web_sys::HtmlTextAreaElement>().ok())
     {
         let _ = area.focus();
-        let end = area.value().encode_utf16().count() as u32;
-        let _ = area.set_selection_range(end, end);
     }
 }
 

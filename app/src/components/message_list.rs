@@ -438,14 +438,12 @@ struct Seen {
     height: i32,
 }
 
-/// Centres `row` in the list, focuses it and marks it a moment.
+/// Scrolls `row` into the list's view, focuses it and marks it a moment.
 fn bring_into_view(row: leptos::web_sys::Element) {
     #[cfg(feature = "hydrate")]
     {
         use wasm_bindgen::JsCast;
-        let options = web_sys::ScrollIntoViewOptions::new();
-        options.set_block(web_sys::ScrollLogicalPosition::Center);
-        row.scroll_into_view_with_scroll_into_view_options(&options);
+        row.scroll_into_view();
         let _ = row.class_list().add_1("sought");
         if let Ok(row) = row.dyn_into::<web_sys::HtmlElement>() {
             let _ = row.focus();
