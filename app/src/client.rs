@@ -348,7 +348,9 @@ fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
 fn resend_later(tab: Tab, wait_ms: u64) {
     // One re-send is enough however many sends were refused for going too fast; meanwhile what is
     // written waits in the outbox, so that it goes after what was refused, in the order written.
-    if tab.holding.get_value() {
+    // A long wait is not a send's (a person's send budget comes back in seconds; a new room's in
+    // an hour, and a refused join leaves nothing in the outbox): nothing is held for it.
+    if tab.holding.get_value() || wait_ms > 10_000 {
         return;
     }
     tab.holding.set_value(true);
