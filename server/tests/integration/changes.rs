@@ -389,14 +389,7 @@ async fn say_and_take_back(server: &TestServer) -> u64 {
         .await
         .expect("answered");
     // Every door has it while it is there.
-    let (_, _, page) = server
-        .api(
-            "GET",
-            &format!("/api/rooms/{ROOM}/messages"),
-            Some(TOKEN),
-            None,
-        )
-        .await;
+    let page = latest_page(server).await;
     assert!(page.to_string().contains(WORDS[1]));
     ann.store(&delete("w4", seq), "w4").await.expect("deleted");
     seq
@@ -479,15 +472,14 @@ async fn no_door_has_the_words(server: &TestServer) {
     assert!(WORDS.iter().all(|w| !replay.contains(w)), "{replay}");
 }
 
+/// The room's newest page of history, as the HTTP API answers it.
+async fn latest_page(server: &TestServer) -> serde_json::Value {
+    let path = format!("/api/rooms/{ROOM}/messages");
+    server.api("GET", &path, Some(TOKEN), None).await.2
+}
+
 async fn reader_epoch(server: &TestServer) -> String {
-    let (_, _, page) = server
-        .api(
-            "GET",
-            &format!("/api/rooms/{ROOM}/messages"),
-            Some(TOKEN),
-            None,
-        )
-        .await;
+    let page = latest_page(server).await;
     page["epoch"].as_str().expect("epoch").to_owned()
 }
 
