@@ -9,6 +9,7 @@
 pub mod components;
 pub mod keep;
 pub mod location;
+pub mod markdown;
 pub mod protocol;
 pub mod state;
 
@@ -19,7 +20,6 @@ use leptos::{
     either::{Either, EitherOf3},
     prelude::*,
 };
-use leptos_meta::{MetaTags, Title, provide_meta_context};
 
 use components::{
     Composer, ConnectionStatus, GoToRoom, Members, MessageList, RoomList, SameName, TypingIndicator,
@@ -87,11 +87,18 @@ pub fn shell() -> impl IntoView {
     let room = initial_room().and_then(|page| serde_json::to_string(&page).ok());
     // What the server accepts: the composer checks against it before the first `welcome`.
     let limits = serde_json::to_string(&state::page_limits()).ok();
+    // The title is written here and kept by the page itself (`Chat`), not by leptos_meta: that
+    // costs the browser's bundle ~1 KB (BENCHMARKS.md, "The browser bundle").
+    let title = match (&user, initial_room()) {
+        (Some(_), Some(page)) => page_title(&page.room, 0),
+        _ => "Herald".to_owned(),
+    };
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
+                <title>{title}</title>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
                 <meta
@@ -109,7 +116,6 @@ pub fn shell() -> impl IntoView {
                 {room.map(|room| view! { <meta name=ROOM_META content=room/> })}
                 {limits.map(|limits| view! { <meta name=LIMITS_META content=limits/> })}
                 <script type="module" nonce=leptos::nonce::use_nonce()>{hydrate}</script>
-                <MetaTags/>
             </head>
             <body>
                 <App/>
@@ -129,7 +135,6 @@ pub fn shell() -> impl IntoView {
 /// The application: the same tree on the server and, after hydration, in the browser.
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
     location::provide();
     // One per tab: it outlives moving between rooms, which happens without reloading the page.
     let tab = Tab::new(current_user());
@@ -161,10 +166,7 @@ pub fn App() -> impl IntoView {
             }));
         }
     });
-    view! {
-        <Title text="Herald"/>
-        <ChatPage/>
-    }
+    view! { <ChatPage/> }
 }
 
 /// The chat of the room in the URL (`/r/{room}`, or `general` at `/`) for someone who has chosen a
@@ -235,10 +237,12 @@ fn Chat(room: String) -> impl IntoView {
     let tab = expect_context::<Tab>();
     let open = tab.show(&room);
     provide_context(open);
-    let title = {
+    #[cfg(feature = "hydrate")]
+    {
         let room = room.clone();
-        move || page_title(&room, tab.unread_total())
-    };
+        Effect::new(move || document().set_title(&page_title(&room, tab.unread_total())));
+        on_cleanup(|| document().set_title("Herald"));
+    }
     // After a change of name, back to this room.
     let here = format!("/r/{room}");
     let my_name = tab.me.get_untracked().map(|me| me.name).unwrap_or_default();
@@ -298,7 +302,6 @@ fn Chat(room: String) -> impl IntoView {
             data-hydrated=move || tab.hydrated.get().to_string()
             on:keydown=close_people
         >
-            <Title text=title/>
             <a class="skip-link" href="#message-box" data-testid="skip-link" on:click=skip_to_box>
                 "Skip to the message box"
             </a>

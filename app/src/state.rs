@@ -6,8 +6,6 @@
 //! client take them by value. Switching rooms keeps every open room's state: the tab's one socket
 //! stays joined to all of them.
 
-use std::collections::HashMap;
-
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -169,7 +167,7 @@ pub struct Tab {
     pub directory: RwSignal<Vec<RoomSummary>>,
     /// The rooms this tab has open, in the order they were opened: the socket is joined to each.
     pub open: RwSignal<Vec<String>>,
-    rooms: StoredValue<HashMap<String, Room>>,
+    rooms: StoredValue<Vec<Room>>,
     /// The room on screen.
     pub current: RwSignal<String>,
     /// False while the page is not on screen (a background tab, a minimised window): messages that
@@ -224,6 +222,8 @@ pub struct Room {
     /// A message to bring into view (a reply's original, a permalink), loading older pages until
     /// it is there.
     pub seek: RwSignal<Option<u64>>,
+    /// The long messages the reader unfolded ("Show more"), kept open when their row is drawn again.
+    pub unfolded: StoredValue<Vec<u64>>,
     /// Changes to messages older than those loaded: a page of history read before they were
     /// stored may arrive after them, and they are applied to it then.
     unapplied: StoredValue<Vec<ChangeEntry>>,
@@ -330,7 +330,7 @@ impl Tab {
             limits: RwSignal::new(page_limits()),
             directory: RwSignal::new(Vec::new()),
             open: RwSignal::new(Vec::new()),
-            rooms: StoredValue::new(HashMap::new()),
+            rooms: StoredValue::new(Vec::new()),
             current: RwSignal::new(String::new()),
             visible: RwSignal::new(true),
             last_error: RwSignal::new(None),
@@ -343,7 +343,13 @@ impl Tab {
 
     /// The open room called `name`, if the tab has it open.
     pub fn room(&self, name: &str) -> Option<Room> {
-        self.rooms.with_value(|rooms| rooms.get(name).copied())
+        // A tab has a few rooms open: a list is enough (and a map costs the page ~1 KB of code).
+        self.rooms.with_value(|rooms| {
+            rooms
+                .iter()
+                .find(|r| r.name.with_value(|n| n == name))
+                .copied()
+        })
     }
 
     /// Every open room.
@@ -365,9 +371,7 @@ impl Tab {
             Some(owner) => owner.with(|| Room::new(name, page)),
             None => Room::new(name, page),
         };
-        self.rooms.update_value(|rooms| {
-            rooms.insert(name.to_owned(), room);
-        });
+        self.rooms.update_value(|rooms| rooms.push(room));
         self.open.update(|open| open.push(name.to_owned()));
         if self.hydrated.get_untracked() {
             self.restore(room);
@@ -612,6 +616,7 @@ impl Room {
             editing: RwSignal::new(None),
             menu: RwSignal::new(None),
             seek: RwSignal::new(None),
+            unfolded: StoredValue::new(Vec::new()),
             unapplied: StoredValue::new(Vec::new()),
             gap: RwSignal::new(false),
             members: RwSignal::new(None),

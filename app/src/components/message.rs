@@ -52,7 +52,12 @@ pub fn quote_view(quote: Quote) -> impl IntoView {
 /// A message's text, or the box editing it, or the mark of its deletion; then its reactions, and
 /// the actions that are open on it. (`Either`, not `AnyView`: an erased view brings the second,
 /// asynchronous copy of hydration into the WebAssembly, 18 KB; BENCHMARKS.md.)
-pub fn message_parts(msg: &ChatMessage, open: Open, me: &str) -> impl IntoView + use<> {
+pub fn message_parts(
+    msg: &ChatMessage,
+    open: Open,
+    me: &str,
+    unfolded: bool,
+) -> impl IntoView + use<> {
     if msg.deleted.is_some() {
         return Either::Left(
             view! { <p class="body deleted" data-testid="deleted">"Message deleted"</p> },
@@ -72,7 +77,7 @@ pub fn message_parts(msg: &ChatMessage, open: Open, me: &str) -> impl IntoView +
         })
     } else {
         Either::Right(view! {
-            <MessageBody text=msg.body.clone() />
+            <MessageBody text=msg.body.clone() unfolded />
             {msg.edited.map(|at| view! {
                 <span class="edited" data-testid="edited" title=crate::components::sent_at::iso(at)>"(edited)"</span>
             })}
@@ -223,6 +228,22 @@ pub fn act(tab: Tab, room: Room, ev: &leptos::ev::MouseEvent) {
             room.seek.set(Some(seq));
         }
         "quote" => room.seek.set(data("data-target").parse().ok()),
+        "fold" => {
+            // Drawn by the DOM alone (redrawing the row would cost code per row), and kept for
+            // when the row is drawn again.
+            let Some(body) = acted.previous_element_sibling() else {
+                return;
+            };
+            let open = body.class_list().toggle("unfolded").unwrap_or(false);
+            acted.set_attribute("aria-expanded", &open.to_string()).ok();
+            acted.set_text_content(Some(if open { "Show less" } else { "Show more" }));
+            room.unfolded.update_value(|u| {
+                u.retain(|s| *s != seq);
+                if open {
+                    u.push(seq);
+                }
+            });
+        }
         _ => {}
     }
 }

@@ -359,7 +359,8 @@ pub fn MessageList() -> impl IntoView {
                             let author = shown.msg.author.clone();
                             let deleted = shown.msg.deleted.is_some();
                             let me = tab.me.with_untracked(|me| me.as_ref().map(|me| me.id.clone())).unwrap_or_default();
-                            let parts = message_parts(&shown.msg, open, &me);
+                            let unfolded = room.unfolded.with_value(|u| u.contains(&shown.msg.seq));
+                            let parts = message_parts(&shown.msg, open, &me, unfolded);
                             let quote = shown.msg.reply_to.map(|quote| quote_view(*quote));
                             Either::Left(view! {
                                 {day_divider(row)}
