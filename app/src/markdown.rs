@@ -10,8 +10,8 @@
 //!
 //! Where the subset overlaps CommonMark it agrees with it (a differential test holds it to
 //! `pulldown-cmark`), with a chat's differences: a single line break stays a line break (the page
-//! shows paragraphs with `white-space: pre-wrap`); lists are always drawn tight; a quote or a list
-//! ends at the first line that does not continue it (no "lazy" lines); link text is plain text.
+//! shows paragraphs with `white-space: pre-wrap`); a quote or a list ends at the first line that
+//! does not continue it (no "lazy" lines); link text is plain text.
 //! Every pass is linear in the text, and nesting is bounded ([`MAX_DEPTH`]), so hostile text can
 //! neither stall a reader's page nor exhaust its stack (fuzz target `markdown`).
 
@@ -195,7 +195,10 @@ fn blocks(lines: &[&str], depth: usize, tight: bool, out: &mut Vec<Event>) {
         } else if depth < MAX_DEPTH
             && let Some(first) = marker(line)
         {
-            out.push(Event::Start(Tag::List(first.start)));
+            // Items first: a blank line between items, or between blocks of one, makes the list
+            // "loose" (its items' paragraphs are drawn as such), as in CommonMark.
+            let mut items = Vec::new();
+            let mut loose = false;
             let mut item = Some(first);
             while let Some(m) = item {
                 let mut inner = vec![&lines[i][m.width..]];
@@ -213,23 +216,29 @@ fn blocks(lines: &[&str], depth: usize, tight: bool, out: &mut Vec<Event>) {
                             .is_some_and(|l| dedent(l, m.width).is_some())
                     {
                         inner.push("");
+                        loose = true;
                         i += 1;
                     } else {
                         break;
                     }
                 }
-                out.push(Event::Start(Tag::Item));
-                blocks(&inner, depth + 1, true, out);
-                out.push(Event::End);
+                items.push(inner);
                 // The list goes on with the next item of the same kind, blank lines between.
                 let next = lines[i..].iter().position(|l| !blank(l)).map(|n| i + n);
                 item = next
                     .and_then(|n| marker(lines[n]).map(|m| (n, m)))
                     .filter(|(_, m)| m.kind == first.kind)
                     .map(|(n, m)| {
+                        loose |= n > i;
                         i = n;
                         m
                     });
+            }
+            out.push(Event::Start(Tag::List(first.start)));
+            for inner in items {
+                out.push(Event::Start(Tag::Item));
+                blocks(&inner, depth + 1, !loose, out);
+                out.push(Event::End);
             }
             out.push(Event::End);
         } else {
@@ -406,10 +415,11 @@ fn inlines(text: &str, out: &mut Vec<Event>) {
             let (b_punct, a_punct) = (before.is_some_and(punct), after.is_some_and(punct));
             let left = !a_space && (!a_punct || b_space || b_punct);
             let right = !b_space && (!b_punct || a_space || a_punct);
-            let (can_open, can_close) = if c == '_' {
-                (left && (!right || b_punct), right && (!left || a_punct))
-            } else {
-                (left, right)
+            let (can_open, can_close) = match c {
+                '_' => (left && (!right || b_punct), right && (!left || a_punct)),
+                // `~~` opens before anything but a space (as GitHub's and pulldown-cmark's do).
+                '~' => (!a_space, right),
+                _ => (left, right),
             };
             flush(&mut plain, &mut pieces);
             pieces.push(Piece::Delim(delims.len()));

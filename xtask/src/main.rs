@@ -711,12 +711,13 @@ fn ensure_npm_packages(dir: &Path) -> Result<()> {
 // fuzz
 
 /// The fuzz targets in `fuzz/fuzz_targets/`, each with a seed corpus in `fuzz/corpus/<target>/`.
-const FUZZ_TARGETS: [&str; 5] = [
+const FUZZ_TARGETS: [&str; 6] = [
     "frame_decoder",
     "client_msg",
     "session_cookie",
     "api_body",
     "forwarded",
+    "markdown",
 ];
 
 /// Coverage instrumentation for libFuzzer on stable Rust: the `-C` options libfuzzer-sys documents
