@@ -78,10 +78,21 @@ fn document(rng: &mut Rng) -> String {
                 .join("\n"),
             2 => {
                 let body: Vec<String> = (0..rng.below(3))
-                    .map(|_| format!("{} *{}*  {}", rng.pick(WORDS), rng.pick(WORDS), rng.pick(&["", "> x", "- y", "1. z"])))
+                    .map(|_| {
+                        format!(
+                            "{} *{}*  {}",
+                            rng.pick(WORDS),
+                            rng.pick(WORDS),
+                            rng.pick(&["", "> x", "- y", "1. z"])
+                        )
+                    })
                     .collect();
-                format!("```{}\n{}\n```", rng.pick(&["", "rust", "js"]), body.join("\n"))
-                    .replace("\n\n```", "\n```")
+                format!(
+                    "```{}\n{}\n```",
+                    rng.pick(&["", "rust", "js"]),
+                    body.join("\n")
+                )
+                .replace("\n\n```", "\n```")
             }
             3 => (0..1 + rng.below(3))
                 .map(|_| format!("> {}", line(rng)))
@@ -91,7 +102,11 @@ fn document(rng: &mut Rng) -> String {
                 let ordered = rng.below(2) == 0;
                 let mut items = Vec::new();
                 for n in 0..1 + rng.below(3) {
-                    let marker = if ordered { format!("{}.", n + 1) } else { "-".to_owned() };
+                    let marker = if ordered {
+                        format!("{}.", n + 1)
+                    } else {
+                        "-".to_owned()
+                    };
                     items.push(format!("{marker} {}", line(rng)));
                     if rng.below(4) == 0 {
                         let indent = " ".repeat(marker.len() + 1);
@@ -126,9 +141,11 @@ fn reference(text: &str) -> Vec<Event> {
             })),
             cm::Event::End(_) => out.push(Event::End),
             cm::Event::Text(t) => out.push(Event::Text(t.to_string())),
-            cm::Event::Code(t) => {
-                out.extend([Event::Start(Tag::Code), Event::Text(t.to_string()), Event::End])
-            }
+            cm::Event::Code(t) => out.extend([
+                Event::Start(Tag::Code),
+                Event::Text(t.to_string()),
+                Event::End,
+            ]),
             cm::Event::SoftBreak => out.push(Event::Text("\n".to_owned())),
             other => panic!("outside the subset: {other:?} in {text:?}"),
         }
@@ -152,7 +169,11 @@ fn the_subset_parses_as_commonmark_does() {
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     for case in 0..5_000 {
         let text = document(&mut rng);
-        assert_eq!(joined(parse(&text)), reference(&text), "case {case}: {text:?}");
+        assert_eq!(
+            joined(parse(&text)),
+            reference(&text),
+            "case {case}: {text:?}"
+        );
     }
 }
 
@@ -187,7 +208,17 @@ fn hand_picked_cases_agree_with_commonmark() {
 /// Whether `html` holds no element but the subset's own.
 fn only_own_elements(html: &str) -> bool {
     const OWN: &[&str] = &[
-        "p", "pre", "blockquote", "ul", "ol", "li", "strong", "em", "del", "code", "a",
+        "p",
+        "pre",
+        "blockquote",
+        "ul",
+        "ol",
+        "li",
+        "strong",
+        "em",
+        "del",
+        "code",
+        "a",
     ];
     html.match_indices('<').all(|(at, _)| {
         let rest = html[at + 1..].trim_start_matches('/');
@@ -199,9 +230,42 @@ fn only_own_elements(html: &str) -> bool {
 #[test]
 fn hostile_text_neither_panics_nor_becomes_markup() {
     const PIECES: &[&str] = &[
-        "*", "_", "~", "`", "[", "]", "(", ")", ">", "<", "&", "\"", "'", "\\", "-", "+", "1.",
-        "9)", " ", "  ", "\n", "\n\n", "\t", "\r", "```", "~~~", "http://", "https://x.y",
-        "javascript:", "<script>", "é", "👍🏽", "\u{202e}", "a", "b", "\0",
+        "*",
+        "_",
+        "~",
+        "`",
+        "[",
+        "]",
+        "(",
+        ")",
+        ">",
+        "<",
+        "&",
+        "\"",
+        "'",
+        "\\",
+        "-",
+        "+",
+        "1.",
+        "9)",
+        " ",
+        "  ",
+        "\n",
+        "\n\n",
+        "\t",
+        "\r",
+        "```",
+        "~~~",
+        "http://",
+        "https://x.y",
+        "javascript:",
+        "<script>",
+        "é",
+        "👍🏽",
+        "\u{202e}",
+        "a",
+        "b",
+        "\0",
     ];
     let mut rng = Rng(0xdead_beef_0bad_f00d);
     for case in 0..20_000 {
@@ -211,7 +275,10 @@ fn hostile_text_neither_panics_nor_becomes_markup() {
         for event in &events {
             match event {
                 Event::Start(Tag::Link(url)) => {
-                    assert!(url.starts_with("http://") || url.starts_with("https://"), "{text:?}");
+                    assert!(
+                        url.starts_with("http://") || url.starts_with("https://"),
+                        "{text:?}"
+                    );
                     depth += 1;
                 }
                 Event::Start(_) => depth += 1,
@@ -222,7 +289,10 @@ fn hostile_text_neither_panics_nor_becomes_markup() {
         assert_eq!(depth, 0, "case {case}: unbalanced for {text:?}");
         let mut html = String::new();
         to_html(&events, &mut html);
-        assert!(only_own_elements(&html), "case {case}: {text:?} gave {html}");
+        assert!(
+            only_own_elements(&html),
+            "case {case}: {text:?} gave {html}"
+        );
     }
 }
 
@@ -236,7 +306,10 @@ fn deep_nesting_is_cut_off_not_followed() {
         "`".repeat(10_000) + "x" + &"`".repeat(9_999),
     ] {
         let events = parse(&text);
-        let quotes = events.iter().filter(|e| matches!(e, Event::Start(Tag::Quote | Tag::Item))).count();
+        let quotes = events
+            .iter()
+            .filter(|e| matches!(e, Event::Start(Tag::Quote | Tag::Item)))
+            .count();
         assert!(quotes <= MAX_DEPTH, "{quotes}");
     }
 }

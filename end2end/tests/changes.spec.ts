@@ -87,6 +87,15 @@ test('an edit, by ↑ and by the action, shows in place for both, marked edited;
   // Reloaded, the page shows it as it is now.
   await bob.reload();
   await expect(row(bob, 'the meeting is at 4').getByTestId('edited')).toHaveCount(1);
+
+  // "(edited)" opens its earlier texts, oldest first; the way back leads to the message.
+  await row(bob, 'the meeting is at 4').getByTestId('edited').click();
+  await expect(bob.getByRole('heading', { name: 'Edit history' })).toBeVisible();
+  await expect(bob.getByTestId('version').locator('.body')).toHaveText(['the meeting is at 3', 'the meeting is at 4']);
+  await expect(bob.getByTestId('version').last()).toContainText('(now)');
+  await bob.getByTestId('back').click();
+  await expect(bob).toHaveURL(new RegExp(`/r/${room}\\?at=\\d+$`));
+  await expect(row(bob, 'the meeting is at 4')).toBeInViewport();
   expect([...annErrors, ...bobErrors]).toEqual([]);
 });
 

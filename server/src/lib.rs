@@ -7,6 +7,7 @@ pub mod bearer;
 pub mod bus;
 pub mod cluster;
 pub mod config;
+pub mod edit_history;
 pub mod frame;
 pub mod guard;
 pub mod health;
@@ -373,6 +374,10 @@ fn router(state: AppState, body_timeout: Duration) -> Router {
         // The app's two kinds of page; `app::location` decides what each path shows.
         .route("/", axum::routing::get(pages::render))
         .route("/r/{room}", axum::routing::get(pages::render))
+        .route(
+            "/r/{room}/edits/{seq}",
+            axum::routing::get(edit_history::page),
+        )
         .merge(transport::ws::router())
         .merge(
             transport::api::router()

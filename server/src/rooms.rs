@@ -18,7 +18,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::{frame::Frame, hub::Hub, hub::JoinPoint, log::Log};
 pub use crate::{
     hub::{Drain, Handle, QUEUE_FRAMES, RoomStats, SendQueue},
-    log::{Appending, Content, Lease, LogError, NewEntry},
+    log::{Appending, Content, Lease, LogError, NewEntry, Versions},
 };
 
 /// Every room, as the transports reach them. Cheap to clone: handles to the log and the hub.
@@ -151,6 +151,11 @@ impl Rooms {
     /// See [`page`].
     pub async fn page(&self, room: &str, at: PageAt, limit: u64) -> Result<Page, LogError> {
         page(&self.log, &self.hub, room, at, limit).await
+    }
+
+    /// The texts message `seq` of `room` has had (see `Log::versions`).
+    pub async fn versions(&self, room: &str, seq: u64) -> Result<Option<Versions>, LogError> {
+        self.log.versions(room, seq).await
     }
 
     /// See [`forget_unused`].

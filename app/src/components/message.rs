@@ -78,8 +78,10 @@ pub fn message_parts(
     } else {
         Either::Right(view! {
             <MessageBody text=msg.body.clone() unfolded />
+            // Its earlier texts are on a page of their own (server/src/edit_history.rs).
             {msg.edited.map(|at| view! {
-                <span class="edited" data-testid="edited" title=crate::components::sent_at::iso(at)>"(edited)"</span>
+                <a class="edited" data-testid="edited" href=format!("/r/{}/edits/{}", msg.room, msg.seq)
+                    title=format!("Edited {}: see the earlier versions", crate::components::sent_at::iso(at))>"(edited)"</a>
             })}
         })
     };

@@ -9,7 +9,7 @@ mod message;
 mod message_list;
 mod people;
 mod rooms;
-mod sent_at;
+pub mod sent_at;
 mod status;
 
 pub use body::{MessageBody, mentions};

@@ -448,6 +448,28 @@ enum Backend {
 }
 
 /// The same call on whichever backend.
+/// Most edits of a message its history shows (the newest).
+pub const MAX_VERSIONS: usize = 100;
+
+/// One text a message has had: as posted (its own seq) or as an edit made it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Version {
+    /// The entry that wrote it.
+    pub seq: u64,
+    /// When, in milliseconds since the epoch.
+    pub at: u64,
+    pub body: String,
+}
+
+/// A message's history of texts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Versions {
+    /// Who wrote it, and its texts.
+    Texts(Identity, Vec<Version>),
+    /// Deleted: its texts were taken back with it.
+    Deleted,
+}
+
 macro_rules! on_backend {
     ($log:expr, $backend:ident => $call:expr) => {
         match &$log.backend {
@@ -614,6 +636,46 @@ impl Log {
     /// The room's entries with seqs `from..=to` that are still held, oldest first.
     pub async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<Entry>, LogError> {
         on_backend!(self, log => log.range(room, from, to).await)
+    }
+
+    /// The texts message `seq` of `room` has had, oldest first: as posted, then each edit (at most
+    /// the newest [`MAX_VERSIONS`] edits, and only those still retained). `None` if no message is
+    /// there; [`Versions::Deleted`] once it was deleted (its texts are gone).
+    pub async fn versions(&self, room: &str, seq: u64) -> Result<Option<Versions>, LogError> {
+        let Some(record) = self.records(room, seq, seq).await?.pop() else {
+            return Ok(None);
+        };
+        if record.seq != seq || record.entry_type.is_some() {
+            return Ok(None);
+        }
+        let state = record.state.unwrap_or_default();
+        if state.deleted.is_some() {
+            return Ok(Some(Versions::Deleted));
+        }
+        let author = record.author;
+        let mut versions = vec![Version {
+            seq,
+            at: record.sent_at,
+            body: record.body,
+        }];
+        let skip = state.edits.len().saturating_sub(MAX_VERSIONS);
+        for edit in state.edits.into_iter().skip(skip) {
+            // One read each: a message is edited a few times, and this is read on request only.
+            if let Some(record) = self.records(room, edit, edit).await?.pop()
+                && record.seq == edit
+            {
+                versions.push(Version {
+                    seq: edit,
+                    at: record.sent_at,
+                    body: record.body,
+                });
+            }
+        }
+        Ok(Some(Versions::Texts(author, versions)))
+    }
+
+    async fn records(&self, room: &str, from: u64, to: u64) -> Result<Vec<Record>, LogError> {
+        on_backend!(self, log => log.records(room, from, to).await)
     }
 
     /// How many messages the room held once its entry `seq` was stored (entries of other types

@@ -252,13 +252,25 @@ impl SqliteLog {
 
     /// The entries of `room` with `from <= seq <= to`, oldest first.
     pub async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<Entry>, LogError> {
+        Ok(self
+            .records(room, from, to)
+            .await?
+            .into_iter()
+            .map(Record::entry)
+            .collect())
+    }
+
+    /// [`Self::range`] as stored: each message as posted, with its state beside it.
+    pub(crate) async fn records(
+        &self,
+        room: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Record>, LogError> {
         let room = room.to_owned();
         self.read(move |conn| {
             let records = read_counted(conn, &room, from, to)?;
-            Ok(records
-                .into_iter()
-                .map(|(record, _)| record.entry())
-                .collect())
+            Ok(records.into_iter().map(|(record, _)| record).collect())
         })
         .await
     }

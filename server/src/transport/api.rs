@@ -1,10 +1,11 @@
 //! `/api`: the HTTP API for programs — publish to a room (a reply too), edit and delete their own
-//! messages, react, announce to every room, list rooms, read history — and its OpenAPI document. Its tokens and its JSON errors are in `auth.rs`, shared with
+//! messages, react, announce to every room, list rooms, read history and a message's edits — and
+//! its OpenAPI document. Its tokens and its JSON errors are in `auth.rs`, shared with
 //! Server-Sent Events (`sse.rs`); both go through the same rooms layer, log and hub as the chat.
 
 mod publish;
 
-use app::protocol::{Change, ChatMessage, Identity, MessageKind, normalize_room};
+use app::protocol::{Change, ChatMessage, ErrorCode, Identity, MessageKind, normalize_room};
 use axum::{
     Json, Router,
     body::Body,
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AppState,
+    log::{LogError, Version, Versions},
     rooms::{Content, NewEntry, PageAt},
     session,
     transport::auth::{ApiError, require_reader, require_token},
@@ -47,6 +49,7 @@ pub fn router() -> Router<AppState> {
             patch(edit).delete(delete),
         )
         .route("/api/rooms/{room}/messages/{seq}/reactions", post(react))
+        .route("/api/rooms/{room}/messages/{seq}/versions", get(versions))
         .route("/api/broadcast", post(broadcast))
         .route("/api/openapi.json", get(openapi))
 }
@@ -453,6 +456,59 @@ async fn history(
         epoch,
         messages: page.messages,
     }))
+}
+
+#[derive(Serialize)]
+struct VersionsPage {
+    room: String,
+    seq: u64,
+    author: Identity,
+    /// Oldest first: as posted, then each edit; the last is the text now.
+    versions: Vec<Version>,
+}
+
+/// `GET /api/rooms/{room}/messages/{seq}/versions`: the texts a message has had — its edit
+/// history, readable by whoever can read the room. A deleted message has none left (409).
+async fn versions(
+    State(state): State<AppState>,
+    Path((room, seq)): Path<(String, u64)>,
+    headers: HeaderMap,
+) -> Result<Json<VersionsPage>, ApiError> {
+    require_reader(&state, &headers).await?;
+    let room = normalize_room(&room)?;
+    let (author, versions) = message_versions(&state, &room, seq).await?;
+    Ok(Json(VersionsPage {
+        room,
+        seq,
+        author,
+        versions,
+    }))
+}
+
+/// The texts message `seq` of `room` has had, or why there are none to show: what the API and the
+/// edit history page answer alike.
+pub async fn message_versions(
+    state: &AppState,
+    room: &str,
+    seq: u64,
+) -> Result<(Identity, Vec<Version>), ApiError> {
+    let refused = |code| ApiError::unavailable(LogError::Refused(code));
+    state
+        .rooms
+        .open(room)
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(|| ApiError::unknown_room(room))?;
+    match state
+        .rooms
+        .versions(room, seq)
+        .await
+        .map_err(ApiError::unavailable)?
+    {
+        Some(Versions::Texts(author, versions)) => Ok((author, versions)),
+        Some(Versions::Deleted) => Err(refused(ErrorCode::MessageDeleted)),
+        None => Err(refused(ErrorCode::NoSuchMessage)),
+    }
 }
 
 /// `GET /api/openapi.json`

@@ -549,6 +549,7 @@ async fn the_openapi_document_describes_the_real_routes() {
         ("GET", "/api/rooms"),
         ("GET", "/api/rooms/{room}/events"),
         ("GET", "/api/rooms/{room}/messages"),
+        ("GET", "/api/rooms/{room}/messages/{seq}/versions"),
         ("PATCH", "/api/rooms/{room}/messages/{seq}"),
         ("POST", "/api/broadcast"),
         ("POST", "/api/rooms/{room}/messages"),

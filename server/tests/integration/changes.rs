@@ -385,12 +385,74 @@ async fn say_and_take_back(server: &TestServer) -> u64 {
     ann.store(&edit("w2", seq, &format!("the code is {}", WORDS[1])), "w2")
         .await
         .expect("edited");
-    ann.store(&send("w3", "noted", Some(seq)), "w3")
+    let reply = ann
+        .store(&send("w3", "noted", Some(seq)), "w3")
         .await
         .expect("answered");
     // Every door has it while it is there.
     let page = latest_page(server).await;
     assert!(page.to_string().contains(WORDS[1]));
+    // Its edit history has both texts, oldest first, for anyone who may read the room: a program,
+    // and a person on the history page (Markdown drawn, text escaped).
+    let history = format!("/api/rooms/{ROOM}/messages/{seq}/versions");
+    let (status, _, json) = server.api("GET", &history, Some(TOKEN), None).await;
+    assert_eq!(status, 200, "{json}");
+    let texts: Vec<&str> = json["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| v["body"].as_str().expect("body"))
+        .collect();
+    let said = WORDS.map(|w| format!("the code is {w}"));
+    assert_eq!(texts, said);
+    assert_eq!(json["author"]["name"], "Ann");
+    assert_eq!(json["versions"][0]["seq"], seq);
+    let zed = server.session("Zed").await;
+    let page_path = format!("/r/{ROOM}/edits/{seq}");
+    let (status, _, html) = server.get_as(&page_path, &zed).await;
+    assert_eq!(status, 200, "{html}");
+    let versions = html.matches("data-testid=\"version\"").count();
+    assert_eq!(versions, 2, "{html}");
+    assert!(
+        html.find(WORDS[0]) < html.find(WORDS[1]),
+        "oldest first: {html}"
+    );
+    // Who is neither signed in nor a program reads none of it.
+    let (status, _, _) = server.api("GET", &history, None, None).await;
+    assert_eq!(status, 401);
+    let (status, head, html) = server.get(&page_path).await;
+    assert_eq!(status, 303, "to the room's page, which asks for a name");
+    assert!(head.contains(&format!("location: /r/{ROOM}")), "{head}");
+    assert!(WORDS.iter().all(|w| !html.contains(w)));
+    // Only a message has a history: not a change, not a seq never written, not another room.
+    for (path, status, code) in [
+        (
+            format!("/api/rooms/{ROOM}/messages/{}/versions", seq + 1),
+            404,
+            "no_such_message",
+        ),
+        (
+            format!("/api/rooms/{ROOM}/messages/{}/versions", reply + 100),
+            404,
+            "no_such_message",
+        ),
+        (
+            format!("/api/rooms/nowhere-{seq}/messages/{seq}/versions"),
+            404,
+            "unknown_room",
+        ),
+        (format!("/api/rooms/{ROOM}/messages/x/versions"), 400, ""),
+    ] {
+        let (got, _, json) = server.api("GET", &path, Some(TOKEN), None).await;
+        assert_eq!(got, status, "{path}: {json}");
+        if !code.is_empty() {
+            assert_eq!(json["error"]["code"], code, "{path}");
+        }
+    }
+    let (status, _, html) = server
+        .get_as(&format!("/r/{ROOM}/edits/{}", seq + 1), &zed)
+        .await;
+    assert_eq!(status, 404, "{html}");
     ann.store(&delete("w4", seq), "w4").await.expect("deleted");
     seq
 }
@@ -420,8 +482,22 @@ fn files_holding_words(dir: &std::path::Path) -> Vec<String> {
 }
 
 /// No door gives the deleted words: not a page of history, not the event stream from the start,
-/// not a join from the start.
-async fn no_door_has_the_words(server: &TestServer) {
+/// not a join from the start, not the message's edit history (API or page).
+async fn no_door_has_the_words(server: &TestServer, seq: u64) {
+    let history = format!("/api/rooms/{ROOM}/messages/{seq}/versions");
+    let (status, _, json) = server.api("GET", &history, Some(TOKEN), None).await;
+    assert_eq!(
+        (status, &json["error"]["code"]),
+        (409, &"message_deleted".into())
+    );
+    assert!(
+        WORDS.iter().all(|w| !json.to_string().contains(w)),
+        "{json}"
+    );
+    let zed = server.session("Zed").await;
+    let (status, _, html) = server.get_as(&format!("/r/{ROOM}/edits/{seq}"), &zed).await;
+    assert_eq!(status, 409, "{html}");
+    assert!(WORDS.iter().all(|w| !html.contains(w)), "{html}");
     let (_, _, page) = server
         .api(
             "GET",
@@ -487,8 +563,8 @@ async fn reader_epoch(server: &TestServer) -> String {
 async fn on_sqlite_a_deleted_message_is_gone_from_every_door_the_files_and_a_backup() {
     let data = TempDir::new();
     let server = TestServer::start_in(data.path(), &["--api-token", TOKEN]).await;
-    say_and_take_back(&server).await;
-    no_door_has_the_words(&server).await;
+    let seq = say_and_take_back(&server).await;
+    no_door_has_the_words(&server, seq).await;
     // The log file and its WAL: rewritten with secure_delete, checkpointed once the writer is idle.
     let deadline = tokio::time::Instant::now() + common::PATIENCE;
     loop {
@@ -514,8 +590,8 @@ async fn on_redis_a_deleted_message_is_gone_from_every_door_and_from_the_append_
  {
     let redis = RedisServer::start().await;
     let (server, _data) = on_redis(&redis, &[]).await;
-    say_and_take_back(&server).await;
-    no_door_has_the_words(&server).await;
+    let seq = say_and_take_back(&server).await;
+    no_door_has_the_words(&server, seq).await;
     // Not in what Redis holds (a rewritten append-only file is what it holds), nor in any of its
     // files once that is done.
     redis.ask(&["BGREWRITEAOF"]).await;

@@ -147,6 +147,11 @@ impl Stored {
 
     /// The entry stored at `seq` and `sent_at`, a message with what its changes made of it.
     fn entry_now(self, seq: u64, sent_at: u64, state: Option<State>) -> Entry {
+        self.record(seq, sent_at, state).entry()
+    }
+
+    /// The record stored at `seq` and `sent_at`, with its message's state.
+    fn record(self, seq: u64, sent_at: u64, state: Option<State>) -> Record {
         Record {
             room: self.room,
             seq,
@@ -159,7 +164,6 @@ impl Stored {
             fields: self.fields.map(|fields| fields.to_string()),
             state,
         }
-        .entry()
     }
 }
 
@@ -716,6 +720,21 @@ impl RedisLog {
     /// `from` when `to` is open-ended), each message with what its changes made of it: the stream,
     /// the texts of its seqs, and the states of the messages among them, in one round trip.
     pub async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<Entry>, LogError> {
+        Ok(self
+            .records(room, from, to)
+            .await?
+            .into_iter()
+            .map(Record::entry)
+            .collect())
+    }
+
+    /// [`Self::range`] as stored: each message as posted, with its state beside it.
+    pub(crate) async fn records(
+        &self,
+        room: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Record>, LogError> {
         if from > to {
             return Ok(Vec::new());
         }
@@ -752,7 +771,7 @@ impl RedisLog {
             let stored = text.and_then(|json| serde_json::from_str::<Stored>(json).ok());
             match (seq_of_id(id), at, stored) {
                 (Some(seq), Some(at), Some(stored)) => {
-                    read.push(stored.entry_now(seq, at, states.remove(&seq)));
+                    read.push(stored.record(seq, at, states.remove(&seq)));
                 }
                 _ => tracing::warn!(%room, %id, "a log entry that cannot be read was skipped"),
             }

@@ -1,0 +1,142 @@
+//! A message's edit history page, `/r/{room}/edits/{seq}`: every text it has had, oldest first,
+//! each with when it was written, formatted as in the chat — what the chat's "(edited)" opens.
+//! Rendered on the server alone (no script: the chat's WebAssembly stays within its budget), for
+//! whoever may read the room, through the same rule as the API's `…/versions`
+//! (`transport::api::message_versions`). A deleted message has no history left to show.
+
+use app::{
+    components::sent_at::iso,
+    markdown,
+    protocol::{Identity, normalize_room},
+};
+use axum::{
+    extract::{Path, Request, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Redirect, Response},
+};
+use leptos::{prelude::*, tachys::view::RenderHtml};
+
+use crate::{AppState, guard, log::Version, session, transport::api::message_versions};
+
+/// `GET /r/{room}/edits/{seq}`.
+pub async fn page(
+    State(state): State<AppState>,
+    Path((room, seq)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let Ok(room) = normalize_room(&room) else {
+        return shown(
+            &state,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            None,
+            room_gone(),
+        );
+    };
+    let back = format!("/r/{room}");
+    // Who has not chosen a name is asked for one, on the room's page.
+    if state.sessions.from_headers(request.headers()).is_none() {
+        return Redirect::to(&back).into_response();
+    }
+    let Ok(seq) = seq.parse::<u64>() else {
+        return shown(
+            &state,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            Some(&back),
+            room_gone(),
+        );
+    };
+    let back = format!("/r/{room}?at={seq}");
+    match message_versions(&state, &room, seq).await {
+        Ok((author, versions)) => {
+            let title = format!("Edit history · #{room}");
+            let view = history(&room, &author, versions, &back);
+            shown(&state, StatusCode::OK, &title, Some(&back), view)
+        }
+        Err(e) => {
+            let why = view! { <p data-testid="why">{e.message}</p> }.to_html();
+            shown(&state, e.status, "Edit history", Some(&back), why)
+        }
+    }
+}
+
+fn room_gone() -> String {
+    view! { <p data-testid="why">"There is no such message."</p> }.to_html()
+}
+
+/// The versions, oldest first, the one shown now marked.
+fn history(room: &str, author: &Identity, versions: Vec<Version>, back: &str) -> String {
+    let edits = versions.len().saturating_sub(1);
+    let last = versions.len().saturating_sub(1);
+    let rows = versions
+        .into_iter()
+        .enumerate()
+        .map(|(n, version)| {
+            let label = match n {
+                0 => "Posted".to_owned(),
+                n if n == last => format!("Edit {n} (now)"),
+                n => format!("Edit {n}"),
+            };
+            let mut body = String::new();
+            markdown::to_html(&markdown::parse(&version.body), &mut body);
+            let at = iso(version.at);
+            let shown_at = at.replace('T', " ").replace('Z', " UTC");
+            view! {
+                <li class="version" data-testid="version">
+                    <p class="meta"><span class="author">{label}</span><time datetime=at>{shown_at}</time></p>
+                    <div class="body" inner_html=body></div>
+                </li>
+            }
+        })
+        .collect_view();
+    let said = match edits {
+        1 => "edited once".to_owned(),
+        n => format!("edited {n} times"),
+    };
+    view! {
+        <h1>"Edit history"</h1>
+        <p>"A message by "<strong>{author.name.clone()}</strong>" in "<a href=back.to_owned()>"#"{room.to_owned()}</a>", "{said}"."</p>
+        <ol class="versions">{rows}</ol>
+    }
+    .to_html()
+}
+
+/// The page around `main`: the chat's stylesheet (inline, under the page's nonce), and a way back.
+fn shown(
+    state: &AppState,
+    status: StatusCode,
+    title: &str,
+    back: Option<&str>,
+    main: String,
+) -> Response {
+    let nonce = session::random_hex(16);
+    let style = state
+        .page_style
+        .as_ref()
+        .map(|style| view! { <style nonce=nonce.clone()>{style.0.to_string()}</style> });
+    let back = back.map(|back| {
+        view! { <p><a href=back.to_owned() data-testid="back">"Back to the conversation"</a></p> }
+    });
+    let head = view! {
+        <meta charset="utf-8"/>
+        <meta name="viewport" content="width=device-width, initial-scale=1"/>
+        <meta name="color-scheme" content="light dark"/>
+        <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+        <title>{title.to_owned()}</title>
+        {style}
+    }
+    .to_html();
+    let back = back.to_html();
+    let html = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head>{head}</head><body>\
+         <main class=\"history-page\">{main}{back}</main></body></html>"
+    );
+    let mut response = (status, Html(html)).into_response();
+    if let Ok(csp) = HeaderValue::from_str(&guard::page_csp(&nonce, None)) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}
