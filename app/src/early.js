@@ -11,6 +11,8 @@
 // - A time in the conversation shows its full date and time, in the reader's zone and language, on
 //   hover or when its message has the focus (a `title`, set when first needed from `datetime`):
 //   one listener for the page, before and after the wasm (in the wasm it cost more than it is worth).
+// - A reaction says who gave it: its `title` on hover, and on a long press (a touch screen has no
+//   hover) or a right click its names shown beside its count — one listener, as for the times.
 // - Its rows are not the app's: `window.heraldBeforeHydrate`, called by the hydration script just
 //   before `hydrate()` (app/src/lib.rs), takes them out, so hydration finds the page as the server
 //   rendered it; the composer then shows the same messages as its own "sending…" rows.
@@ -49,6 +51,12 @@
 	};
 	document.addEventListener('mouseover', fullTime);
 	document.addEventListener('focusin', fullTime);
+	document.addEventListener('contextmenu', (ev) => {
+		const chip = ev.target instanceof Element && ev.target.closest('.reaction[title]');
+		if (!chip) return;
+		ev.preventDefault();
+		chip.classList.toggle('names');
+	});
 	markReader();
 	for (const list of document.querySelectorAll('.messages-scroller')) {
 		list.scrollTop = list.scrollHeight;

@@ -197,7 +197,7 @@ test('reactions from two people: counts, who, and taking one back', async ({ bro
   await expect(onBob.getByTestId('reaction').filter({ hasText: '👍' })).toHaveAttribute('aria-pressed', 'false');
 });
 
-test('on a phone the actions are a visible "…" button, never hover alone', async ({ browser }) => {
+test('on a phone the actions are a visible "…" button, never hover alone, and a long press says who reacted', async ({ browser }) => {
   const room = uniqueRoom('phone-actions');
   await publish(room, { body: 'tap me' });
   const { page } = await person(browser, room, 'Pat', { viewport: { width: 390, height: 760 }, hasTouch: true, isMobile: true });
@@ -209,6 +209,11 @@ test('on a phone the actions are a visible "…" button, never hover alone', asy
   await message.getByTestId('react').tap();
   await page.getByTestId('picker').getByRole('button', { name: 'React with 🎉' }).tap();
   await expect(message.getByTestId('reaction')).toHaveText('🎉1');
+  // A long press on a reaction (the browser's context menu) says who, with no hover on a phone.
+  const reaction = message.getByTestId('reaction');
+  await reaction.dispatchEvent('contextmenu');
+  await expect(reaction).toHaveClass(/names/);
+  expect(await reaction.evaluate((el) => getComputedStyle(el, '::after').content)).toBe('"Pat"');
   // Nothing is wider than the screen.
   expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
 });

@@ -1,5 +1,6 @@
-// Every page as axe-core sees it: no violation on the name page or a room, on a desktop and on a
-// phone. (Lighthouse's scores: lighthouse.spec.ts.)
+// Every page as axe-core sees it: no violation on the name page, a room (with formatted, folded and
+// edited messages) or a message's edit history, on a desktop and on a phone. (Lighthouse's scores:
+// lighthouse.spec.ts.)
 import AxeBuilder from '@axe-core/playwright';
 import { expect, test } from '@playwright/test';
 import { heraldUrl, openChat, send, uniqueRoom } from '../lib/chat';
@@ -10,7 +11,7 @@ const SCREENS = [
 ];
 
 for (const screen of SCREENS) {
-  test(`on a ${screen.name}, the name page and a room have no axe-core violations`, async ({ browser }) => {
+  test(`on a ${screen.name}, the name page, a room and an edit history have no axe-core violations`, async ({ browser }) => {
     const page = await (await browser.newContext({ viewport: screen.viewport })).newPage();
     const violations = async () =>
       (await new AxeBuilder({ page }).analyze()).violations.map(
@@ -22,7 +23,17 @@ for (const screen of SCREENS) {
 
     await openChat(page, `${heraldUrl()}/r/${uniqueRoom('axe')}`);
     await send(page, 'a line to look at, with a link: https://example.com/page');
-    await expect(page.locator('.message:not(.pending) .body')).toHaveCount(1);
+    await send(page, Array.from({ length: 30 }, (_, i) => `line ${i + 1}`).join('\n'));
+    await send(page, '**bold**, _it_, `code`\n> quoted\n\n- one\n- two\n\n```\nlet x = 1;\n```');
+    await page.getByTestId('composer-input').press('ArrowUp');
+    await page.getByTestId('edit-input').fill('**bold**, _it_, `code`, [a link](https://example.com)\n> quoted\n\n1. one\n2. two');
+    await page.getByTestId('edit-input').press('Enter');
+    await expect(page.getByTestId('edited')).toHaveCount(1);
+    await expect(page.getByTestId('fold')).toHaveCount(1);
+    expect(await violations()).toEqual([]);
+
+    await page.getByTestId('edited').click();
+    await expect(page.getByTestId('version')).toHaveCount(2);
     expect(await violations()).toEqual([]);
   });
 }
