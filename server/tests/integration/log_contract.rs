@@ -571,6 +571,32 @@ async fn changes_hold_the_contract(name: &str, log: Log, handed: Handed) {
         "{name}: the others untouched"
     );
 
+    // Handed over together (one batch, one append call on Redis): a message, its resend, an edit of
+    // it, a reply to it and its deletion — each sees what the ones before it in the batch did.
+    let together = [
+        message(room, "ann", "b1", "batched secret"),
+        message(room, "ann", "b1", "batched secret"),
+        change(room, "ann", "b2", 11, edit("batched secret, edited")),
+        reply(room, "bob", "b3", "answering", 11),
+        change(room, "ann", "b4", 11, Change::Delete),
+    ]
+    .map(|entry| log.submit(entry).expect("handed over"));
+    let mut seqs = Vec::new();
+    for appending in together {
+        seqs.push(appending.await.expect("answered").expect("stored"));
+    }
+    assert_eq!(seqs, [11, 11, 12, 13, 14], "{name}");
+    let read = log.range(room, 11, 14).await.expect("read");
+    let batched = message_at(&read, 11);
+    assert!(batched.deleted.is_some(), "{name}: {batched:?}");
+    for entry in &read {
+        let text = format!("{entry:?}");
+        assert!(
+            !text.contains("secret"),
+            "{name}: a word deleted in its own batch is still read: {text}"
+        );
+    }
+
     // Handed on once each, in order, as stored (the edits as they were then).
     let deadline = tokio::time::Instant::now() + common::PATIENCE;
     loop {
@@ -581,7 +607,7 @@ async fn changes_hold_the_contract(name: &str, log: Log, handed: Handed) {
             .filter(|e| e.room() == room)
             .map(Entry::seq)
             .collect();
-        if seqs == (1..=10).collect::<Vec<_>>() {
+        if seqs == (1..=14).collect::<Vec<_>>() {
             break;
         }
         assert!(

@@ -34,6 +34,11 @@ local ms = string.format('%d', now)
 local others = tonumber(redis.call('HGET', KEYS[1], 'd') or '0')
 local counted = others
 local seqs, outcomes, lines, last = {}, {}, {}, nil
+-- The seq and the writes to the text hash and the dedupe set are kept here and made once, at the
+-- end (a call holds at most 256 entries: APPEND_BATCH_MAX): a command per entry fewer each. What
+-- this call wrote is read from here until then (a reply or change to an entry of the same call).
+local next_seq = tonumber(redis.call('HGET', KEYS[1], 's') or '0')
+local texts, text_order, onces, members = {}, {}, {}, {}
 
 local function id_of(seq) return string.format('%d-0', seq) end
 
@@ -41,7 +46,7 @@ local function id_of(seq) return string.format('%d-0', seq) end
 local function held(seq)
   local got = redis.call('XRANGE', KEYS[2], id_of(seq), id_of(seq))
   if #got == 0 then return nil end
-  local text = redis.call('HGET', KEYS[5], string.format('%d', seq))
+  local text = texts[string.format('%d', seq)] or redis.call('HGET', KEYS[5], string.format('%d', seq))
   if text then return text end
   local f = got[1][2]
   for j = 1, #f, 2 do
@@ -70,7 +75,12 @@ local function wipe(seq)
   if not json then return end
   local entry = cjson.decode(json)
   entry.body = ''
-  redis.call('HSET', KEYS[5], string.format('%d', seq), cjson.encode(entry))
+  local key = string.format('%d', seq)
+  if texts[key] then
+    texts[key] = cjson.encode(entry)
+  else
+    redis.call('HSET', KEYS[5], key, cjson.encode(entry))
+  end
 end
 
 -- Whether entry (decoded) applies to its message: the outcome (0 if it does), and the message's
@@ -132,7 +142,7 @@ end
 
 for i = 5, #ARGV, 3 do
   local what = ARGV[i + 2]
-  local dup = redis.call('ZSCORE', KEYS[3], ARGV[i])
+  local dup = onces[ARGV[i]] or redis.call('ZSCORE', KEYS[3], ARGV[i])
   local outcome, state, target = 0, nil, nil
   if dup then
     outcome = 1
@@ -148,15 +158,20 @@ for i = 5, #ARGV, 3 do
     seqs[#seqs + 1] = tonumber(dup or 0)
     outcomes[#outcomes + 1] = outcome
   else
-    local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
+    next_seq = next_seq + 1
+    local seq = next_seq
     local id = id_of(seq)
     if what ~= '1' and what ~= 'r' then others = others + 1 end
     local from = seq - keep + 1
     if from < 1 then from = 1 end
     redis.call('XADD', KEYS[2], 'MINID', id_of(from), id, 't', ms, 'o', ARGV[i],
       'n', string.format('%d', seq - others))
-    redis.call('HSET', KEYS[5], string.format('%d', seq), ARGV[i + 1])
-    redis.call('ZADD', KEYS[3], seq, ARGV[i])
+    local key = string.format('%d', seq)
+    texts[key] = ARGV[i + 1]
+    text_order[#text_order + 1] = key
+    onces[ARGV[i]] = key
+    members[#members + 1] = key
+    members[#members + 1] = ARGV[i]
     if state then
       if state.e and state.e[#state.e] == -1 then state.e[#state.e] = seq end
       state.c = seq
@@ -167,6 +182,16 @@ for i = 5, #ARGV, 3 do
     lines[#lines + 1] = string.format('%d', seq) .. ' ' .. ms .. ' ' .. ARGV[i + 1]
     last = seq
   end
+end
+if last then
+  local fields = {}
+  for _, key in ipairs(text_order) do
+    fields[#fields + 1] = key
+    fields[#fields + 1] = texts[key]
+  end
+  redis.call('HSET', KEYS[5], unpack(fields))
+  redis.call('ZADD', KEYS[3], unpack(members))
+  redis.call('HSET', KEYS[1], 's', next_seq)
 end
 if others ~= counted then redis.call('HSET', KEYS[1], 'd', others) end
 if last and last > keep then
