@@ -16,7 +16,7 @@ use axum::{
 };
 use leptos::{prelude::*, tachys::view::RenderHtml};
 
-use crate::{AppState, guard, log::Version, session, transport::api::message_versions};
+use crate::{AppState, guard, rooms::Version, session, transport::api::message_versions};
 
 /// `GET /r/{room}/edits/{seq}`.
 pub async fn page(

@@ -18,7 +18,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::{frame::Frame, hub::Hub, hub::JoinPoint, log::Log};
 pub use crate::{
     hub::{Drain, Handle, QUEUE_FRAMES, RoomStats, SendQueue},
-    log::{Appending, Content, Lease, LogError, NewEntry, Versions},
+    log::{Appending, Content, Lease, LogError, NewEntry, Version, Versions},
 };
 
 /// Every room, as the transports reach them. Cheap to clone: handles to the log and the hub.

@@ -18,8 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AppState,
-    log::{LogError, Version, Versions},
-    rooms::{Content, NewEntry, PageAt},
+    rooms::{Content, LogError, NewEntry, PageAt, Version, Versions},
     session,
     transport::auth::{ApiError, require_reader, require_token},
 };
