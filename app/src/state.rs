@@ -712,6 +712,14 @@ impl Room {
 
     /// Our newest message shown that can still be edited.
     pub fn last_own(&self, tab: &Tab) -> Option<u64> {
+        // One still being sent is the last, and it has no seq to edit yet: nothing, rather than
+        // the one before it (↑ straight after Enter would change the wrong message).
+        if self
+            .pending
+            .with_untracked(|p| p.iter().any(|p| p.op == Op::Send))
+        {
+            return None;
+        }
         self.lines.with_untracked(|lines| {
             lines.iter().rev().find_map(|line| match line {
                 Line::Message(shown)

@@ -99,6 +99,36 @@ test('an edit, by ↑ and by the action, shows in place for both, marked edited;
   expect([...annErrors, ...bobErrors]).toEqual([]);
 });
 
+test('what is being typed in an edit box survives someone reacting to that message meanwhile', async ({ browser }) => {
+  const room = uniqueRoom('edit-race');
+  const { page: ann, errors } = await person(browser, room, 'Ann');
+  const { page: bob } = await person(browser, room, 'Bob');
+  await send(ann, 'the demo is on friday');
+  await expect(row(bob, 'the demo is on friday')).toHaveCount(1);
+  await ann.getByTestId('composer-input').press('ArrowUp');
+  const editBox = ann.getByTestId('edit-input');
+  await editBox.fill('the demo is on thursday');
+
+  // Bob reacts, then speaks: once Ann's page shows his words, it has had his reaction too (a
+  // room's entries arrive in order).
+  const onBob = row(bob, 'the demo is on friday');
+  await onBob.hover();
+  await onBob.getByTestId('react').click();
+  await bob.getByTestId('picker').getByRole('button', { name: 'React with 👀' }).click();
+  await send(bob, 'noted');
+  await expect(row(ann, 'noted')).toHaveCount(1);
+  await expect(editBox).toHaveValue('the demo is on thursday');
+  await expect(editBox).toBeFocused();
+
+  await editBox.press('Enter');
+  for (const page of [ann, bob]) {
+    const edited = row(page, 'the demo is on thursday');
+    await expect(edited.getByTestId('edited')).toHaveCount(1);
+    await expect(edited.getByTestId('reaction')).toHaveText('👀1');
+  }
+  expect(errors).toEqual([]);
+});
+
 test('a deletion asks first, then everyone sees "Message deleted" in its place at once', async ({ browser }) => {
   const room = uniqueRoom('deletes');
   const { page: ann } = await person(browser, room, 'Ann');

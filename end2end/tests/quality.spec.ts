@@ -25,6 +25,8 @@ for (const screen of SCREENS) {
     await send(page, 'a line to look at, with a link: https://example.com/page');
     await send(page, Array.from({ length: 30 }, (_, i) => `line ${i + 1}`).join('\n'));
     await send(page, '**bold**, _it_, `code`\n> quoted\n\n- one\n- two\n\n```\nlet x = 1;\n```');
+    // Stored first: ↑ edits the last message that is (one still being sent has nothing to edit yet).
+    await expect(page.locator('.message:not(.pending) .body')).toHaveCount(3);
     await page.getByTestId('composer-input').press('ArrowUp');
     await page.getByTestId('edit-input').fill('**bold**, _it_, `code`, [a link](https://example.com)\n> quoted\n\n1. one\n2. two');
     await page.getByTestId('edit-input').press('Enter');

@@ -327,7 +327,17 @@ pub fn MessageList() -> impl IntoView {
             </Show>
             // Not a live region itself: history pages and notices would all be read out.
             <ol class="messages" data-testid="messages" on:click=on_click on:keydown=on_key>
-                <For each=lines key=|(line, row, drawn)| (line.key(), line.version(), *row, *drawn) let:((line, row, (_, open)))>
+                // A row is drawn again when its message changes — but not while something is open
+                // on it (the edit box, the picker, "Delete?"): a reaction from someone else would
+                // throw away what the reader is typing there. It catches up once that closes.
+                <For
+                    each=lines
+                    key=|(line, row, drawn)| {
+                        let version = if drawn.1 == Open::Nothing { line.version() } else { 0 };
+                        (line.key(), version, *row, *drawn)
+                    }
+                    let:((line, row, (_, open)))
+                >
                     {match line {
                         // One row for every kind of message, so each kind follows the same rules
                         // (groups, days, the "New messages" rule); an announcement to every room
