@@ -296,6 +296,11 @@ impl Line {
         }
     }
 
+    /// Whether it is a message that was deleted.
+    pub fn is_deleted(&self) -> bool {
+        matches!(self, Line::Message(shown) if shown.msg.deleted.is_some())
+    }
+
     /// Which state of its message it shows: a row is drawn again when this changes.
     pub fn version(&self) -> u64 {
         match self {

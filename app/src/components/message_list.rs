@@ -329,11 +329,16 @@ pub fn MessageList() -> impl IntoView {
             <ol class="messages" data-testid="messages" on:click=on_click on:keydown=on_key>
                 // A row is drawn again when its message changes — but not while something is open
                 // on it (the edit box, the picker, "Delete?"): a reaction from someone else would
-                // throw away what the reader is typing there. It catches up once that closes.
+                // throw away what the reader is typing there. It catches up once that closes; a
+                // deletion shows at once all the same.
                 <For
                     each=lines
                     key=|(line, row, drawn)| {
-                        let version = if drawn.1 == Open::Nothing { line.version() } else { 0 };
+                        let version = if drawn.1 == Open::Nothing {
+                            line.version()
+                        } else {
+                            u64::from(line.is_deleted())
+                        };
                         (line.key(), version, *row, *drawn)
                     }
                     let:((line, row, (_, open)))
