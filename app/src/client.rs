@@ -122,9 +122,10 @@ async fn run(
         }
         went_away = false;
         if !ended.welcomed && session_ended().await {
-            // Nothing to reconnect as: back to choosing a name.
-            tab.me.set(None);
+            // Nothing to reconnect as: the page again, which asks to sign in and comes back
+            // here (what waits in the outbox is kept in this browser meanwhile).
             tab.connection.set(SocketState::Loading);
+            let _ = window().location().reload();
             return;
         }
         failures = failures.saturating_add(1);

@@ -183,7 +183,7 @@ fn ChatPage() -> impl IntoView {
         <For each=move || [(here.page(), signed_in.get())] key=Clone::clone let:shown>
             {match shown {
                 (Page::Room(room), true) => EitherOf3::A(view! { <Chat room/> }),
-                (Page::Room(_), false) => EitherOf3::B(view! { <NamePrompt/> }),
+                (Page::Room(_), false) => EitherOf3::B(view! { <SignInNeeded/> }),
                 (Page::BadRoom { room, why }, _) => EitherOf3::C(view! {
                     <NotFound why=format!("There is no room called “{room}”: {why}.")/>
                 }),
@@ -193,31 +193,13 @@ fn ChatPage() -> impl IntoView {
     }
 }
 
-/// Asks a first-time visitor for a display name. A plain form posted to `/session`, so it works
-/// before (and without) the WASM.
+/// A room asked for by someone not signed in: the server sends them to sign in first, so this
+/// shows only if the session ended while the page was open.
 #[component]
-fn NamePrompt() -> impl IntoView {
-    // After choosing a name, come back to this very page (a room's URL, say).
-    let error = here().has_param("name_error").then(name_rule);
-    let here = here().path();
+fn SignInNeeded() -> impl IntoView {
     view! {
         <main class="app name-prompt" data-hydrated="false">
-            <form class="name-form" method="post" action="/session" data-testid="name-form">
-                <h1 class="brand">"Herald"</h1>
-                <label for="name">"Choose a display name"</label>
-                <input
-                    id="name"
-                    name="name"
-                    data-testid="name-input"
-                    required
-                    autocomplete="nickname"
-                    maxlength=MAX_NAME_CHARS
-                    autofocus
-                />
-                <input type="hidden" name="next" value=here/>
-                <button type="submit">"Start chatting"</button>
-                <p class="form-error" role="alert" data-testid="name-error">{error}</p>
-            </form>
+            <p><a href="/sign-in">"Sign in to chat"</a></p>
         </main>
     }
 }
@@ -343,8 +325,9 @@ fn Chat(room: String) -> impl IntoView {
                             <p class="form-error" role="alert" data-testid="rename-error">{error}</p>
                         })}
                     </form>
+                    <a class="account-link" href="/account" data-testid="account-link">"Your account and devices"</a>
                     <form class="sign-out" method="post" action="/session/end">
-                        <button type="submit" title="Forget my name in this browser">"Sign out"</button>
+                        <button type="submit" title="Sign out on this device">"Sign out"</button>
                     </form>
                     </div>
                 </details>

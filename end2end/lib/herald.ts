@@ -44,15 +44,34 @@ export const TEST_FLAGS = [
   '--rooms-per-hour', '100000',
 ];
 
-/** Starts `./herald` inside `dir` and waits until it says where it listens. */
+/** The setup code of every test server, and the owner's account its setup makes. */
+export const SETUP_CODE = 'E2E-SETUP-CODE-000000001';
+export const OWNER = { handle: 'owner', name: 'Owner', password: 'the owner of the e2e servers' };
+
+/**
+ * What every test server is given through its environment (so tests that pass flags of their own
+ * keep it): people may come in as guests, as the chat tests do (accounts have tests of their own,
+ * which turn it off), and the setup code is known.
+ */
+export const HARNESS_ENV: Record<string, string> = {
+  HERALD_GUESTS: 'true',
+  HERALD_SETUP_CODE: SETUP_CODE,
+};
+
+/**
+ * Starts `./herald` inside `dir`, waits until it says where it listens, and (unless `claim` is
+ * false) makes the owner's account with the setup code, as the first visitor of a fresh server
+ * does; a server set up before (restarted, or a cluster's next node) is left as it is.
+ */
 export async function startHerald(
   dir: string,
   args: string[] = TEST_FLAGS,
   env: Record<string, string> = {},
+  { claim = true }: { claim?: boolean } = {},
 ): Promise<Herald> {
   const child = spawn('./herald', args, {
     cwd: dir,
-    env: { ...process.env, NO_COLOR: '1', HERALD_LOG: 'info', ...env },
+    env: { ...process.env, NO_COLOR: '1', HERALD_LOG: 'info', ...HARNESS_ENV, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // If the test process dies, the server must not outlive it.
@@ -78,6 +97,7 @@ export async function startHerald(
       reject(new Error(`herald exited with ${code} before listening:\n${output}`));
     });
   });
+  if (claim) await claimSetup(url);
   return {
     url,
     dir,
@@ -89,4 +109,13 @@ export async function startHerald(
       return exited;
     },
   };
+}
+
+/** Posts the setup form as the owner: 303 whether it made the account or found one made before. */
+export async function claimSetup(url: string) {
+  const form = new URLSearchParams({
+    code: SETUP_CODE, handle: OWNER.handle, name: OWNER.name, password: OWNER.password,
+  });
+  const answer = await fetch(`${url}/setup`, { method: 'POST', body: form, redirect: 'manual' });
+  if (answer.status !== 303) throw new Error(`setting up ${url} answered ${answer.status}: ${await answer.text()}`);
 }

@@ -3,7 +3,7 @@
 // that ended elsewhere → the name form. Real Chromium against the release binary.
 import { expect, Page, test } from '@playwright/test';
 import * as fs from 'node:fs';
-import { heraldUrl, openChat, reconnect, send, uniqueRoom, watchForErrors } from '../lib/chat';
+import { chooseName, heraldUrl, openChat, reconnect, send, uniqueRoom, watchForErrors } from '../lib/chat';
 import { binaryUnderTest, copyAlone, startHerald } from '../lib/herald';
 
 /** From now on each new socket of `page` is answered by closing it with `code`. */
@@ -71,7 +71,7 @@ test('a refusal is said and not retried in a loop; "Reconnect" tries again', asy
   await expect.poll(server.opened).toBe(2);
 });
 
-test('signed out in another tab: the next connection takes this one back to the name form', async ({ browser }) => {
+test('signed out in another tab: the next connection takes this one to sign in, and back to its room after', async ({ browser }) => {
   const context = await browser.newContext();
   const page = await context.newPage();
   const room = uniqueRoom('signed-out');
@@ -83,8 +83,11 @@ test('signed out in another tab: the next connection takes this one back to the 
   await expect(other.getByTestId('name-form')).toBeVisible();
 
   // This tab's socket still stands (it was let in with the old cookie); once it drops, the server
-  // refuses the next handshake, and the page asks why.
+  // refuses the next handshake, and the page asks why: the session is over, so to the sign-in page.
   await reconnect(page);
   await expect(page.getByTestId('name-form')).toBeVisible();
+  await expect(page).toHaveURL(new RegExp(`/sign-in\\?next=/r/${room}$`));
+  // Back in (here as a guest), back in the room.
+  await chooseName(page, 'Back again');
   await expect(page).toHaveURL(new RegExp(`/r/${room}$`));
 });

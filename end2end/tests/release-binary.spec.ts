@@ -13,6 +13,8 @@ import { binaryUnderTest, copyAlone, startHerald } from '../lib/herald';
  * carries the stylesheet inline (its first paint waits for no second request).
  */
 async function pageFiles(request: APIRequestContext): Promise<{ js: string; wasm: string; css: string }> {
+  // The chat page is a signed-in person's: in as a guest first (the request context keeps the cookie).
+  await request.post(heraldUrl() + '/session', { form: { name: 'Files', next: '/' } });
   const listed = await (await request.get(heraldUrl() + '/pkg/files.json')).json();
   const files = { js: `/${listed.js}`, wasm: `/${listed.wasm}`, css: `/${listed.css}` };
   const html = await (await request.get(heraldUrl() + '/')).text();

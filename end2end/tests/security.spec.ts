@@ -22,6 +22,8 @@ test('the chat page carries a strict policy and works whole under it', async ({ 
   const violations = await recordViolations(page);
   const room = uniqueRoom('csp');
 
+  // Signing in as a guest (a form post), hydrating, the socket; then the page again, to read it.
+  await openChat(page, `${heraldUrl()}/r/${room}`);
   const response = await page.goto(`${heraldUrl()}/r/${room}`);
   const headers = response!.headers();
   const csp = headers['content-security-policy'];
@@ -42,8 +44,8 @@ test('the chat page carries a strict policy and works whole under it', async ({ 
   expect(styleNonces).toEqual([nonce]);
   expect(await page.locator('.app').evaluate((el) => getComputedStyle(el).display)).toBe('grid');
 
-  // Choosing a name (a form post), hydrating, the socket, sending, a Server-Sent Events stream.
-  await openChat(page, `${heraldUrl()}/r/${room}`);
+  // Sending, a Server-Sent Events stream.
+  await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected');
   await send(page, 'under a strict policy');
   await expect(page.locator('.message .body', { hasText: 'under a strict policy' })).toHaveCount(1);
   await page.evaluate((room) => {

@@ -244,7 +244,7 @@ async fn run(
     up: Arc<AtomicBool>,
     ready: oneshot::Sender<RedisResult<()>>,
 ) {
-    let probe = format!("herald:probe:{}", crate::session::random_hex(8));
+    let probe = format!("herald:probe:{}", crate::ids::random_hex(8));
     let mut ready = Some(ready);
     let mut subscriptions: HashMap<String, Subscription> = HashMap::new();
     let mut pause = Duration::from_millis(100);

@@ -81,7 +81,7 @@ impl Cluster {
         stop: CancellationToken,
     ) -> anyhow::Result<Self> {
         let conn = link.commands().await?;
-        let node = crate::session::random_hex(8);
+        let node = crate::ids::random_hex(8);
         hub.join_cluster();
         let (out, queue) = mpsc::unbounded_channel();
         let cluster = Self { out };

@@ -26,15 +26,16 @@ pub struct Config {
     #[arg(long, env = "HERALD_DATA_DIR", default_value = "herald-data")]
     pub data_dir: PathBuf,
 
-    /// Secret that signs session cookies: at least 32 bytes (`openssl rand -hex 32`); an empty or
-    /// shorter one is refused. If unset, one is generated once and kept in DATA_DIR/session.key, so
-    /// sessions survive restarts. Changing it signs everyone out.
+    /// Secret that keys the ids Herald derives from secrets (the author id of an API token's
+    /// messages): at least 32 bytes (`openssl rand -hex 32`); an empty or shorter one is refused.
+    /// If unset, one is generated once and kept in DATA_DIR/session.key. Every node of a cluster
+    /// needs the same.
     #[arg(long, env = "HERALD_SESSION_SECRET", hide_env_values = true)]
     pub session_secret: Option<String>,
 
-    /// A file holding the key that signs session cookies, as a node keeps it in
-    /// DATA_DIR/session.key (64 hex digits): give a cluster's nodes a copy of a single node's, and
-    /// the people it signed in stay signed in after the move. Instead of --session-secret.
+    /// A file holding that key, as a node keeps it in DATA_DIR/session.key (64 hex digits): give a
+    /// cluster's nodes a copy of a single node's, and its API tokens' messages keep their author
+    /// after the move. Instead of --session-secret.
     #[arg(
         long,
         env = "HERALD_SESSION_KEY_FILE",
@@ -251,6 +252,27 @@ pub struct Config {
     #[arg(long, env = "HERALD_PAGE_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
     pub page_cache: bool,
 
+    /// Who may make an account of their own: `invite` (with an invitation link), `open` (anyone
+    /// who reaches the server), `closed` (nobody: an admin makes accounts).
+    #[arg(long, env = "HERALD_SIGN_UP", value_enum, default_value_t = crate::accounts::SignUp::Invite)]
+    pub sign_up: crate::accounts::SignUp,
+
+    /// Also let people in with a display name alone, as guests (as Herald did before accounts):
+    /// guests read and write the open rooms, nothing else, and are marked as guests.
+    #[arg(long, env = "HERALD_GUESTS")]
+    pub guests: bool,
+
+    /// Days a session (a device signed in) lasts after its last use.
+    #[arg(long, env = "HERALD_SESSION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub session_days: u64,
+
+    /// The setup code a fresh server asks for before its first account (the owner, an admin) is
+    /// made, instead of a random one printed at start: for an install that is scripted. At least
+    /// 16 characters; used once.
+    #[arg(long, env = "HERALD_SETUP_CODE", hide_env_values = true, value_parser = setup_code)]
+    pub setup_code: Option<String>,
+
     /// Instead of serving: a one-off task, then exit.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -330,6 +352,20 @@ impl Config {
             std::iter::once("herald".into()).chain(flags.into_iter().map(Into::into)),
         )
     }
+}
+
+/// A setup code an operator names: long enough not to be guessed, kept as the page compares it
+/// (capitals, no spaces).
+fn setup_code(code: &str) -> Result<String, String> {
+    let code: String = code
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if code.chars().count() < 16 {
+        return Err("a setup code has at least 16 characters (`openssl rand -hex 12`)".into());
+    }
+    Ok(code)
 }
 
 #[cfg(test)]

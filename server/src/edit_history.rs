@@ -11,12 +11,12 @@ use app::{
 };
 use axum::{
     extract::{Path, Request, State},
-    http::{HeaderValue, StatusCode, header},
-    response::{Html, IntoResponse, Redirect, Response},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
 };
 use leptos::{prelude::*, tachys::view::RenderHtml};
 
-use crate::{AppState, guard, rooms::Version, session, transport::api::message_versions};
+use crate::{AppState, plain, rooms::Version, transport::api::message_versions};
 
 /// `GET /r/{room}/edits/{seq}`.
 pub async fn page(
@@ -35,7 +35,12 @@ pub async fn page(
     };
     let back = format!("/r/{room}");
     // Who has not chosen a name is asked for one, on the room's page.
-    if state.sessions.from_headers(request.headers()).is_none() {
+    if state
+        .sessions
+        .from_headers(request.headers())
+        .await
+        .is_none()
+    {
         return Redirect::to(&back).into_response();
     }
     let Ok(seq) = seq.parse::<u64>() else {
@@ -102,7 +107,7 @@ fn history(room: &str, author: &Identity, versions: Vec<Version>, back: &str) ->
     .to_html()
 }
 
-/// The page around `main`: the chat's stylesheet (inline, under the page's nonce), and a way back.
+/// The page around `main`, with a way back.
 fn shown(
     state: &AppState,
     status: StatusCode,
@@ -110,33 +115,9 @@ fn shown(
     back: Option<&str>,
     main: String,
 ) -> Response {
-    let nonce = session::random_hex(16);
-    let style = state
-        .page_style
-        .as_ref()
-        .map(|style| view! { <style nonce=nonce.clone()>{style.0.to_string()}</style> });
     let back = back.map(|back| {
         view! { <p><a href=back.to_owned() data-testid="back">"Back to the conversation"</a></p> }
     });
-    let head = view! {
-        <meta charset="utf-8"/>
-        <meta name="viewport" content="width=device-width, initial-scale=1"/>
-        <meta name="color-scheme" content="light dark"/>
-        <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
-        <title>{title.to_owned()}</title>
-        {style}
-    }
-    .to_html();
-    let back = back.to_html();
-    let html = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head>{head}</head><body>\
-         <main class=\"history-page\">{main}{back}</main></body></html>"
-    );
-    let mut response = (status, Html(html)).into_response();
-    if let Ok(csp) = HeaderValue::from_str(&guard::page_csp(&nonce, None)) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, csp);
-    }
-    response
+    let main = format!("{main}{}", back.to_html());
+    plain::page(state, status, title, "history-page", main)
 }

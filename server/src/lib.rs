@@ -2,6 +2,7 @@
 //! `main.rs` calls it with the configured address and Ctrl-C/SIGTERM; tests call it on port 0.
 
 pub mod accept;
+pub mod accounts;
 pub mod assets;
 pub mod bearer;
 pub mod bus;
@@ -12,12 +13,15 @@ pub mod frame;
 pub mod guard;
 pub mod health;
 pub mod hub;
+pub mod ids;
 pub mod listen;
 pub mod log;
 pub mod metrics;
 pub mod page_cache;
 pub mod pages;
 pub mod peer;
+pub mod people;
+pub mod plain;
 pub mod rate;
 pub mod reach;
 pub mod redis_link;
@@ -65,8 +69,17 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// See [`Config::site_dir`].
     pub site_dir: Arc<PathBuf>,
-    /// Signs and checks session cookies.
+    /// Who asks (their session, in the people store).
     pub sessions: Sessions,
+    /// Hashes and checks passwords, a few at a time.
+    pub hasher: people::Hasher,
+    /// See [`Config::sign_up`].
+    pub sign_up: accounts::SignUp,
+    /// How long a session lasts after its last use (`--session-days`).
+    pub session_ttl: Duration,
+    /// What sign-ins (and the setup's code) may be tried, per address and per account there.
+    #[from_ref(skip)]
+    pub sign_in_budgets: accounts::SignInBudgets,
     /// See [`Config::allowed_origins`].
     pub allowed_origins: Arc<[String]>,
     /// See [`Config::allowed_hosts`].
@@ -145,10 +158,10 @@ pub async fn run(
         && config.session_secret.is_none()
         && config.session_key_file.is_none()
     {
-        // A key made up by each node would make every node's cookies invalid on the others.
+        // A key made up by each node would give an API token's messages another author on each.
         anyhow::bail!(
             "--redis needs --session-secret (HERALD_SESSION_SECRET) or --session-key-file, the \
-             same on every node, so a session made on one node is valid on all"
+             same on every node, so that what is derived from it is the same on all"
         );
     }
     // One way to Redis for the log, the cluster's presence and the API's budgets: the servers (one,
@@ -179,7 +192,24 @@ pub async fn run(
     for (room, seq) in last_seqs {
         hub.set_last_seq(&room, seq);
     }
-    let sessions = Sessions::load(&config)?;
+    let session_ttl = Duration::from_secs(config.session_days.saturating_mul(24 * 3600));
+    let people = match &redis {
+        Some(link) => people::People::open_redis(link, session_ttl).await?,
+        None => people::People::open_sqlite(&config.data_dir.join(log::DB_FILE), session_ttl)?,
+    };
+    if !people.is_set_up().await? {
+        let code = people.setup_code(config.setup_code.as_deref()).await?;
+        // On every interface, the page is at least at the loopback address, on this machine.
+        let at = match local_addr.ip().is_unspecified() {
+            true => std::net::SocketAddr::from(([127, 0, 0, 1], local_addr.port())),
+            false => local_addr,
+        };
+        tracing::warn!(
+            "Herald has no owner yet: open http://{at}/setup and enter the setup code {code} to \
+             make the first account (an admin)"
+        );
+    }
+    let sessions = Sessions::load(&config, people)?;
     let mut api = transport::auth::ApiAuth::new(
         &config.api_tokens,
         config.api_rate_per_sec,
@@ -201,6 +231,10 @@ pub async fn run(
         address_budgets = address_budgets.shared_through(link.commands().await?);
         room_budgets = room_budgets.shared_through(link.commands().await?);
     }
+    let mut sign_in_budgets = accounts::SignInBudgets::new();
+    if let Some(link) = &redis {
+        sign_in_budgets = sign_in_budgets.shared_through(link).await?;
+    }
     let connections = peer::Connections::new(config.max_connections_per_address);
     let mut state = AppState {
         site_files: None,
@@ -213,6 +247,10 @@ pub async fn run(
         tasks: TaskTracker::new(),
         site_dir: Arc::new(config.site_dir.clone()),
         sessions,
+        hasher: people::Hasher::new(),
+        sign_up: config.sign_up,
+        session_ttl,
+        sign_in_budgets,
         allowed_origins: config.allowed_origins.clone().into(),
         allowed_hosts: guard::AllowedHosts::new(&config.allowed_hosts, &config.allowed_origins),
         limits: Limits {
@@ -389,11 +427,24 @@ fn router(state: AppState, body_timeout: Duration) -> Router {
                     transport::auth::door_budgets,
                 )),
         )
-        .merge(session::router())
+        .merge(
+            session::router()
+                .merge(accounts::router())
+                // Forms are posted from this site's own pages only.
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    session::same_site_forms,
+                )),
+        )
         .merge(health::router())
         .merge(metrics::router())
         .route("/r", axum::routing::get(pages::go_to_room))
         .fallback(assets::serve)
+        // A fresh server serves its setup page alone until the owner's account is made.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            accounts::until_set_up,
+        ))
         // Outermost last: every response, a refused host's included, gets the protective headers.
         .layer(axum::middleware::from_fn_with_state(
             state.allowed_hosts.clone(),
@@ -466,7 +517,7 @@ struct NextRequestId {
 impl Default for NextRequestId {
     fn default() -> Self {
         Self {
-            prefix: session::random_hex(4).into(),
+            prefix: crate::ids::random_hex(4).into(),
             count: Arc::default(),
         }
     }

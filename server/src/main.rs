@@ -120,12 +120,10 @@ async fn one_off(command: &server::config::Command, config: &Config) -> ExitCode
                 tracing::error!("import-to-redis needs --redis URL (HERALD_REDIS_URL)");
                 return ExitCode::FAILURE;
             };
-            match server::log::import::import_to_redis(&config.data_dir, url).await {
-                Ok(done) => {
+            match import_to_redis(config, url).await {
+                Ok(said) => {
                     tracing::info!(
-                        "copied {} rooms and {} messages from {} into Redis",
-                        done.rooms,
-                        done.messages,
+                        "copied {said} from {} into Redis",
                         config.data_dir.display()
                     );
                     ExitCode::SUCCESS
@@ -161,4 +159,23 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
+}
+
+/// The history and then the people of the single node in `--data-dir`, into the Redis at `url`;
+/// neither is copied if Redis has either already.
+async fn import_to_redis(config: &server::Config, url: &str) -> anyhow::Result<String> {
+    let link = server::redis_link::RedisLink::connect(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach Redis at {url}: {e}"))?;
+    if !server::people::redis_has_no_people(&link).await? {
+        anyhow::bail!("Redis already holds accounts or a setup: nothing was copied");
+    }
+    let log = server::log::import::import_to_redis(&config.data_dir, url).await?;
+    let ttl = std::time::Duration::from_secs(config.session_days.saturating_mul(24 * 3600));
+    let db = config.data_dir.join(server::log::DB_FILE);
+    let (accounts, sessions) = server::people::import_to_redis(&db, &link, ttl).await?;
+    Ok(format!(
+        "{} rooms and {} messages, {accounts} accounts and {sessions} sessions",
+        log.rooms, log.messages
+    ))
 }

@@ -19,7 +19,6 @@ use leptos::{nonce::Nonce, prelude::provide_context};
 use crate::{
     AppState, accept, guard,
     page_cache::{Standins, Template, stitch::Encoding},
-    session,
 };
 
 /// Renders whatever page of the app `request` asks for (the app's router decides which, including
@@ -35,12 +34,18 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
             return Redirect::permanent(&format!("/r/{room}")).into_response();
         }
     }
-    let user = state.sessions.from_headers(request.headers());
+    let user = state.sessions.from_headers(request.headers()).await;
+    // Someone not signed in is asked to, and comes back here after.
+    if user.is_none() && chat_room(request.uri().path()).is_some() {
+        let here = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let to = format!("/sign-in?next={}", crate::session::encode(here));
+        return Redirect::to(&to).into_response();
+    }
     // A new nonce per page: the inline scripts and style run; any injected one would not.
-    let nonce = session::random_hex(16);
+    let nonce = crate::ids::random_hex(16);
     let csp = guard::page_csp(&nonce, guard::requested_host(&request));
     let path = request.uri().path().to_owned();
-    // Only a signed-in reader is shown a room; anyone else gets the name form.
+    // Only a signed-in reader is shown a room.
     let room = match user.as_ref().and(chat_room(&path)) {
         // A room the log cannot be asked about now is rendered without its history: the page
         // joins it and gets it over the socket.

@@ -1,11 +1,15 @@
-//! Who is talking. A visitor picks a display name once; the server answers with a session: an
-//! HMAC-signed, HttpOnly, SameSite=Lax cookie naming a user id and that name. Every message's author
-//! comes from the session of the connection that sent it, so nobody can post as someone else.
+//! Who is talking. A request's session cookie holds a token that the people store (`people`)
+//! knows by its hash: each door asks [`Sessions::signed_in`], so a session ended anywhere — signed
+//! out, a new password, an account deactivated — is refused at its next request, on every node.
+//! Every message's author comes from the session of the connection that sent it, so nobody can
+//! post as someone else.
 //!
-//! Also owns `POST /session` (pick a name; a plain HTML form, so it works before the page is
-//! hydrated), `POST /session/end` (sign out), `GET /session` (who this browser is: how the page
-//! learns that a refused WebSocket handshake was a session that ended, which a browser's WebSocket
-//! cannot see), and the origin check for WebSocket handshakes.
+//! Also owns `POST /session` (a guest picks a name, or anyone signed in changes theirs; a plain HTML
+//! form, so it works before the page is hydrated), `POST /session/end` (sign out: the session is
+//! ended in the store, not only forgotten by the browser), `GET /session` (who this browser is:
+//! how the page learns that a refused WebSocket handshake was a session that ended, which a
+//! browser's WebSocket cannot see), the cookie itself, and the origin check for WebSocket
+//! handshakes and form posts.
 
 use std::{io::Write, path::Path, sync::Arc};
 
@@ -24,23 +28,29 @@ use sha2::{Digest, Sha256};
 
 use crate::{AppState, Config, peer::Client};
 
-pub use cookie::{COOKIE, hex};
-use cookie::{Signer, unhex};
+pub use cookie::COOKIE;
+use cookie::Signer;
+
+use crate::ids::{hex, unhex};
+
+use crate::people::{NewAccount, People, Role, SignedIn};
+
 /// The key file in `--data-dir`, when no secret is given.
 const KEY_FILE: &str = "session.key";
-/// How long a browser keeps the session: a year; choosing a name again replaces it.
-const MAX_AGE_SECS: u64 = 365 * 24 * 3600;
 
-/// Signs and checks session cookies. Cheap to clone.
+/// Who asks, for every door; and the key for ids derived from secrets. Cheap to clone.
 #[derive(Clone)]
 pub struct Sessions {
     signer: Arc<Signer>,
+    pub people: People,
+    /// `--guests`: a name alone lets one in (open rooms only).
+    pub guests: bool,
 }
 
 impl Sessions {
     /// The key from `--session-secret`, from `--session-key-file`, or from DATA_DIR/session.key
     /// (created on first start).
-    pub fn load(config: &Config) -> anyhow::Result<Self> {
+    pub fn load(config: &Config, people: People) -> anyhow::Result<Self> {
         let key: [u8; 32] = match (&config.session_secret, &config.session_key_file) {
             (Some(secret), _) => Sha256::digest(strong_secret(secret)?.as_bytes()).into(),
             (None, Some(file)) => {
@@ -48,30 +58,11 @@ impl Sessions {
             }
             (None, None) => load_or_create_key(&config.data_dir.join(KEY_FILE))?,
         };
-        Ok(Self::with_key(key))
-    }
-
-    fn with_key(key: [u8; 32]) -> Self {
-        Self {
+        Ok(Self {
             signer: Arc::new(Signer::new(key)),
-        }
-    }
-
-    /// A new session for someone who chose `name`: their identity and the cookie value.
-    pub fn issue(&self, name: String) -> (Identity, String) {
-        self.cookie_for(random_hex(8), name)
-    }
-
-    /// The session of `who` under a new display name: the same person (the same id, so what they
-    /// said before is still theirs), newly named.
-    pub fn renamed(&self, who: Identity, name: String) -> (Identity, String) {
-        self.cookie_for(who.id, name)
-    }
-
-    fn cookie_for(&self, id: String, name: String) -> (Identity, String) {
-        let identity = Identity { id, name };
-        let value = self.signer.value_for(&identity);
-        (identity, value)
+            people,
+            guests: config.guests,
+        })
     }
 
     /// The author id of the messages an API token publishes: stable across restarts and on every
@@ -84,18 +75,32 @@ impl Sessions {
         format!("api-{}", hex(&keyed[..6]))
     }
 
-    /// The identity in a cookie value, if it was signed by us and is well-formed.
-    pub fn verify(&self, value: &str) -> Option<Identity> {
-        self.signer.verify(value)
-    }
-
-    /// The identity of the request's session cookie, if there is a valid one.
-    pub fn from_headers(&self, headers: &HeaderMap) -> Option<Identity> {
+    /// Who the request's session cookie signs in, if anyone. A store that cannot be asked signs
+    /// nobody in (and is logged): refusing is safe, letting in is not.
+    pub async fn signed_in(&self, headers: &HeaderMap) -> Option<SignedIn> {
         let values = headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok());
-        cookie::session_values(values).find_map(|value| self.verify(value))
+        // A browser sends one; a few at most are looked up.
+        for token in cookie::session_tokens(values).take(3) {
+            match self.people.signed_in(token).await {
+                Ok(Some(who)) => return Some(who),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!("cannot check a session: {e}");
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// The identity of the request's session, if there is a live one.
+    pub async fn from_headers(&self, headers: &HeaderMap) -> Option<Identity> {
+        self.signed_in(headers)
+            .await
+            .map(|who| who.account.identity())
     }
 }
 
@@ -149,15 +154,6 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<[u8; 32]> {
     Ok(key)
 }
 
-/// `n` random bytes as hex.
-pub fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    // Without an OS random source nothing else would work either; a zero id is still unique enough
-    // to not crash on.
-    let _ = getrandom::fill(&mut bytes);
-    hex(&bytes)
-}
-
 /// Whether a WebSocket handshake with these headers comes from a page we serve (or an allowed one).
 /// Browsers always send `Origin` on WebSocket handshakes; checking it stops other sites' pages from
 /// using a visitor's cookie to open a socket in their name.
@@ -184,11 +180,11 @@ pub fn router() -> Router<AppState> {
         .route("/session/end", post(end))
 }
 
-/// `200 {"you": {"id", "name"}}` for a valid session, `401 {"error": "no_session"}` without one.
+/// `200 {"you": {"id", "name"}}` for a live session, `401 {"error": "no_session"}` without one.
 /// Never cached: it changes when the visitor signs in or out, in any tab.
 async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let no_store = [(header::CACHE_CONTROL, "no-store")];
-    match state.sessions.from_headers(&headers) {
+    match state.sessions.from_headers(&headers).await {
         Some(you) => (no_store, axum::Json(serde_json::json!({ "you": you }))).into_response(),
         None => (
             axum::http::StatusCode::UNAUTHORIZED,
@@ -199,17 +195,68 @@ async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-/// Whether a form was posted from another site. Such a post could sign a visitor in under a name
-/// of the poster's choosing, or sign them out; browsers say where a form comes from in `Origin`.
-/// A request without one is not a browser's cross-site form, and goes through.
+/// Whether a form was posted from another site. Such a post could sign a visitor in as the
+/// poster's account, or sign them out; browsers say where a form comes from in `Origin`. A request
+/// without one is not a browser's cross-site form, and goes through.
 fn from_another_site(state: &AppState, headers: &HeaderMap) -> bool {
     headers.contains_key(header::ORIGIN) && !origin_allowed(headers, &state.allowed_origins)
 }
 
-fn refused_from_another_site() -> Response {
+/// Around every route that takes a form (this module's and `accounts.rs`'s): a POST from another
+/// site's page is refused before anything else is read of it.
+pub async fn same_site_forms(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() == axum::http::Method::POST && from_another_site(&state, request.headers())
+    {
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            "Forms of this site can only be posted from its own pages.",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// The session cookie for `token`, for as long as a session lasts unused. `Secure` over HTTPS (as
+/// a trusted proxy in front says): the browser then never sends it over plain HTTP.
+pub fn session_cookie(state: &AppState, token: &str, client: Option<&Client>) -> String {
+    let max_age = state.session_ttl.as_secs();
+    let secure = if client.is_some_and(|c| c.https) {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+/// Starts a session for `account` on this device and goes to `next` with its cookie.
+pub async fn signed_in_to(
+    state: &AppState,
+    account: &str,
+    headers: &HeaderMap,
+    client: Option<&Client>,
+    next: &str,
+) -> Response {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match state.sessions.people.open_session(account, agent).await {
+        Ok(token) => with_cookie(Redirect::to(next), &session_cookie(state, &token, client)),
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// The answer when the people store cannot be reached: try again soon.
+pub fn unavailable(e: &crate::people::PeopleError) -> Response {
+    tracing::warn!("{e}");
     (
-        axum::http::StatusCode::FORBIDDEN,
-        "Forms of this site can only be posted from its own pages.",
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "2")],
+        "Herald cannot reach its store of accounts just now; try again in a moment.",
     )
         .into_response()
 }
@@ -221,11 +268,23 @@ struct NameForm {
     next: Option<String>,
 }
 
+/// `next` percent-encoded as a query's value: all but letters, digits, `-._~` and `/` (a path
+/// reads as itself: `/sign-in?next=/r/ops`).
+pub fn encode(next: &str) -> String {
+    const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'/');
+    percent_encoding::utf8_percent_encode(next, QUERY_VALUE).to_string()
+}
+
 /// `next` if it is a path on this site, else the chat's front page. Only printable ASCII other than
 /// a backslash is let through: browsers drop tabs and newlines anywhere in a URL and read `\` as
 /// `/`, so `/<TAB>/evil.example` or `/\evil.example` would become `//evil.example` — another
 /// site. What is left must start with one `/` (two make a protocol-relative URL).
-fn local_path(next: Option<&str>) -> &str {
+pub fn local_path(next: Option<&str>) -> &str {
     match next {
         Some(path)
             if path.starts_with('/')
@@ -238,40 +297,58 @@ fn local_path(next: Option<&str>) -> &str {
     }
 }
 
-/// `POST /session` with form field `name`: sets the session cookie and goes back to the chat; a name
-/// that cannot be used goes back with `?name_error=` saying why. From someone who already has a
-/// session it is a change of name: they stay who they are.
+/// `POST /session` with form field `name`: from someone signed in, a change of display name (they
+/// stay who they are); from someone who is not, with `--guests`, a guest's account under that name
+/// and a session for it. Then back to the chat; a name that cannot be used goes back with
+/// `?name_error=` saying why.
 async fn start(
     State(state): State<AppState>,
     client: Option<Extension<Client>>,
     headers: HeaderMap,
     Form(form): Form<NameForm>,
 ) -> Response {
-    if from_another_site(&state, &headers) {
-        return refused_from_another_site();
-    }
     let next = local_path(form.next.as_deref());
-    let name = match validate_name(&form.name).and_then(one_alphabet_a_word) {
-        Ok(name) => name,
-        Err(err) => {
-            let join = if next.contains('?') { '&' } else { '?' };
-            return Redirect::to(&format!("{next}{join}name_error={}", err.code)).into_response();
+    let name = validate_name(&form.name).and_then(one_alphabet_a_word);
+    let people = &state.sessions.people;
+    if let Some(me) = state.sessions.signed_in(&headers).await {
+        let name = match name {
+            Ok(name) => name,
+            Err(err) => {
+                let join = if next.contains('?') { '&' } else { '?' };
+                let to = format!("{next}{join}name_error={}", err.code);
+                return Redirect::to(&to).into_response();
+            }
+        };
+        return match people.rename(&me.account.id, &name).await {
+            Ok(()) => {
+                tracing::info!(user = %me.account.id, name = %name, "renamed");
+                Redirect::to(next).into_response()
+            }
+            Err(e) => unavailable(&e),
+        };
+    }
+    let next = encode(next);
+    if !state.sessions.guests {
+        return Redirect::to(&format!("/sign-in?next={next}")).into_response();
+    }
+    let Ok(name) = name else {
+        return Redirect::to(&format!("/sign-in?error=name&next={next}")).into_response();
+    };
+    let guest = NewAccount {
+        handle: None,
+        name,
+        role: Role::Guest,
+        password: None,
+    };
+    match people.create(guest).await {
+        Ok(account) => {
+            tracing::info!(user = %account.id, name = %account.name, "new guest");
+            let client = client.as_ref().map(|Extension(c)| c);
+            let next = local_path(form.next.as_deref());
+            signed_in_to(&state, &account.id, &headers, client, next).await
         }
-    };
-    let ((identity, value), what) = match state.sessions.from_headers(&headers) {
-        Some(me) => (state.sessions.renamed(me, name), "renamed"),
-        None => (state.sessions.issue(name), "new session"),
-    };
-    tracing::info!(user = %identity.id, name = %identity.name, "{what}");
-    // Over HTTPS (as a trusted proxy in front says), the browser never sends it over plain HTTP.
-    let secure = if client.is_some_and(|Extension(c)| c.https) {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie =
-        format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={MAX_AGE_SECS}{secure}");
-    with_cookie(Redirect::to(next), &cookie)
+        Err(e) => unavailable(&e),
+    }
 }
 
 /// A person's name keeps each word to one alphabet: "Аnn" with a Cyrillic А looks exactly like
@@ -279,7 +356,7 @@ async fn start(
 /// punctuation and emoji go with any, and Japanese may mix its own scripts). Words apart may differ
 /// ("Ann Москва"). Until accounts give people handles, this and each person's mark (its colour
 /// from their id) are what tell look-alike names apart.
-fn one_alphabet_a_word(name: String) -> Result<String, ProtocolError> {
+pub fn one_alphabet_a_word(name: String) -> Result<String, ProtocolError> {
     use unicode_security::MixedScript;
     if name.split_whitespace().all(|word| word.is_single_script()) {
         Ok(name)
@@ -291,16 +368,27 @@ fn one_alphabet_a_word(name: String) -> Result<String, ProtocolError> {
     }
 }
 
-/// `POST /session/end`: forgets the session in this browser.
+/// `POST /session/end`: signs this browser out. The session is ended in the store, so a copy of
+/// the cookie kept anywhere signs nobody in either.
 async fn end(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if from_another_site(&state, &headers) {
-        return refused_from_another_site();
+    if let Some(me) = state.sessions.signed_in(&headers).await
+        && let Err(e) = state
+            .sessions
+            .people
+            .end_session(&me.account.id, &me.session)
+            .await
+    {
+        return unavailable(&e);
     }
-    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-    with_cookie(Redirect::to("/"), &cookie)
+    with_cookie(Redirect::to("/"), &ended_cookie())
 }
 
-fn with_cookie(redirect: Redirect, cookie: &str) -> Response {
+/// A cookie that the browser drops at once.
+pub fn ended_cookie() -> String {
+    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+}
+
+pub fn with_cookie(redirect: Redirect, cookie: &str) -> Response {
     let mut response = redirect.into_response();
     if let Ok(value) = HeaderValue::from_str(cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -311,28 +399,6 @@ fn with_cookie(redirect: Redirect, cookie: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sessions() -> Sessions {
-        Sessions::with_key([7; 32])
-    }
-
-    #[test]
-    fn an_issued_session_verifies_and_a_tampered_one_does_not() {
-        let sessions = sessions();
-        let (identity, value) = sessions.issue("Ann".into());
-        assert_eq!(sessions.verify(&value), Some(identity.clone()));
-
-        // Claim another name with the old signature.
-        let (_, tag) = value.split_once('.').expect("two parts");
-        let forged = hex(br#"{"id":"x","name":"Admin"}"#);
-        assert_eq!(sessions.verify(&format!("{forged}.{tag}")), None);
-        // Signed with another key.
-        let other = Sessions::with_key([8; 32]);
-        assert_eq!(other.verify(&value), None);
-        for junk in ["", ".", "zz.zz", "abc"] {
-            assert_eq!(sessions.verify(junk), None);
-        }
-    }
 
     #[test]
     fn after_choosing_a_name_only_paths_on_this_site_are_followed() {
@@ -357,19 +423,6 @@ mod tests {
         ] {
             assert_eq!(local_path(elsewhere), "/", "{elsewhere:?}");
         }
-    }
-
-    #[test]
-    fn the_cookie_is_found_among_others() {
-        let sessions = sessions();
-        let (identity, value) = sessions.issue("Bo".into());
-        let mut headers = HeaderMap::new();
-        let cookie = format!("theme=dark; {COOKIE}={value}; x=y");
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_str(&cookie).expect("header"),
-        );
-        assert_eq!(sessions.from_headers(&headers), Some(identity));
     }
 
     #[test]

@@ -701,8 +701,11 @@ fn write_loop(
                 before.insert(room, state);
             }
         }
+        // IMMEDIATE: the write lock is taken at the start, waiting (`busy_timeout`) while the
+        // people store (`people/sqlite.rs`, the file's other writer) holds it. A deferred one
+        // that read first could not take it after the other's commit, and would fail at once.
         let stored = conn
-            .transaction()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(LogError::from)
             .and_then(|tx| store_batch(tx, &batch, &mut rooms, retention, &mut wiped));
         if stored.is_ok() {

@@ -150,7 +150,7 @@ pub struct Standins {
 impl Standins {
     fn new() -> Standins {
         Standins {
-            prefix: format!("hRLD{}", crate::session::random_hex(12)),
+            prefix: format!("hRLD{}", crate::ids::random_hex(12)),
         }
     }
 

@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use crate::{
     AppState,
     rooms::{Content, LogError, NewEntry, PageAt, Version, Versions},
-    session,
     transport::auth::{ApiError, require_reader, require_token},
 };
 
@@ -94,7 +93,7 @@ fn author_of(token_id: &str, name: Option<String>) -> Identity {
 
 /// An idempotency key, the request's or one chosen for it.
 fn client_id_of(given: Option<String>) -> String {
-    given.unwrap_or_else(|| format!("api-{}", session::random_hex(8)))
+    given.unwrap_or_else(|| format!("api-{}", crate::ids::random_hex(8)))
 }
 
 /// Reads a publish body and turns it into the message to store (without its room).

@@ -164,7 +164,7 @@ pub async fn door_budgets(State(state): State<AppState>, request: Request, next:
     if !request.headers().contains_key(header::AUTHORIZATION) {
         // A person reading with their chat session: sessions cost nothing to make, so the reads
         // are spent from the person's budget and from their address's (the tokens' rates).
-        if let Some(person) = state.sessions.from_headers(request.headers()) {
+        if let Some(person) = state.sessions.from_headers(request.headers()).await {
             let budgets = [
                 (format!("reader:{}", person.id), "you"),
                 (format!("reader:{peer}"), "this address"),
@@ -227,7 +227,7 @@ pub async fn require_reader(state: &AppState, headers: &HeaderMap) -> Result<Cal
         state.api.spend(&id, "this token").await?;
         return Ok(Caller::Token(id));
     }
-    match state.sessions.from_headers(headers) {
+    match state.sessions.from_headers(headers).await {
         Some(person) => Ok(Caller::Person(person)),
         None => Err(ApiError::unauthorized()),
     }

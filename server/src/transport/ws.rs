@@ -77,7 +77,7 @@ async fn upgrade(
         )
             .into_response();
     }
-    let Some(user) = state.sessions.from_headers(&headers) else {
+    let Some(user) = state.sessions.from_headers(&headers).await else {
         tracing::info!("refused a WebSocket without a valid session");
         return (
             StatusCode::UNAUTHORIZED,

@@ -20,6 +20,15 @@ use tokio_tungstenite::{
 /// The room the harness's clients join and post to.
 pub const ROOM: &str = "general";
 
+/// The setup code of the harness's servers, and the owner's account their setup makes.
+pub const SETUP_CODE: &str = "HARNESS-SETUP-CODE-0001";
+pub const OWNER: &str = "owner";
+pub const OWNER_PASSWORD: &str = "owner's long password";
+
+/// What every Herald the tests start is given (in-process or as its own process): the tests test
+/// chatting, as guests (accounts have tests of their own), on a server set up with [`SETUP_CODE`].
+pub const HARNESS_FLAGS: [&str; 3] = ["--guests", "--setup-code", SETUP_CODE];
+
 /// The answer to a join.
 #[derive(Debug)]
 pub struct Joined {
@@ -52,7 +61,18 @@ impl TestServer {
     /// Tests post far faster than people type, and every test client has one address, so the rate
     /// budgets (each person's, the address's, and new rooms) are generous unless `flags` set them.
     pub async fn start_in(dir: &str, flags: &[&str]) -> Self {
+        let server = Self::start_unclaimed(dir, flags).await;
+        server.claim_setup().await;
+        server
+    }
+
+    /// [`Self::start_in`], with its setup left for the test to do (or not): only `/setup` and the
+    /// health endpoints answer until then.
+    pub async fn start_unclaimed(dir: &str, flags: &[&str]) -> Self {
         let generous = [
+            HARNESS_FLAGS[0],
+            HARNESS_FLAGS[1],
+            HARNESS_FLAGS[2],
             "--rate-per-sec",
             "1000000",
             "--rate-burst",
@@ -81,6 +101,33 @@ impl TestServer {
             task: Some(task),
             _data: None,
         }
+    }
+
+    /// Makes the owner's account ([`OWNER`], [`OWNER_PASSWORD`]) with the setup code, as the setup
+    /// page does; a server set up before (restarted on its data dir, or a cluster's second node) is
+    /// left as it is.
+    pub async fn claim_setup(&self) {
+        let body = format!(
+            "code={SETUP_CODE}&handle={OWNER}&name=Owner&password={}",
+            form_encode(OWNER_PASSWORD)
+        );
+        let (status, head, _) = self.post_form("/setup", &body).await;
+        assert_eq!(status, 303, "{head}");
+    }
+
+    /// Signs in with a handle and password through the sign-in form: the session's `Cookie`
+    /// header value, or `None` if refused.
+    pub async fn sign_in(&self, handle: &str, password: &str) -> Option<String> {
+        let body = format!(
+            "handle={}&password={}&next=%2F",
+            form_encode(handle),
+            form_encode(password)
+        );
+        let (status, head, _) = self.post_form("/sign-in", &body).await;
+        assert_eq!(status, 303, "{head}");
+        head.to_ascii_lowercase()
+            .contains("set-cookie: herald_session=")
+            .then(|| set_cookie(&head))
     }
 
     /// A Herald running elsewhere (another process) at `addr`, for the HTTP and WebSocket helpers.
@@ -130,14 +177,15 @@ impl TestServer {
         set_cookie(&head)
     }
 
-    /// Changes the name of the session `cookie` through the same form; returns the new cookie.
+    /// Changes the name of the session `cookie` through the same form; returns the cookie (the
+    /// same session: renamed, a person stays signed in as who they are).
     pub async fn rename(&self, cookie: &str, name: &str) -> String {
         let body = format!("name={}", form_encode(name));
         let (status, head, _) = self
             .post_form_with("/session", &format!("Cookie: {cookie}\r\n"), &body)
             .await;
         assert_eq!(status, 303, "{head}");
-        set_cookie(&head)
+        cookie.to_owned()
     }
 
     /// POSTs an already encoded `application/x-www-form-urlencoded` body.
@@ -599,7 +647,7 @@ pub fn handshake(
 }
 
 /// `application/x-www-form-urlencoded` for one value.
-fn form_encode(value: &str) -> String {
+pub fn form_encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

@@ -253,21 +253,35 @@ async fn the_page_is_rendered_on_the_server_before_any_script_runs() {
 #[tokio::test]
 async fn a_first_visit_asks_for_a_name_with_a_form_that_works_without_scripts() {
     let server = TestServer::start().await;
-    let (status, _, body) = server.get("/").await;
+    // Not signed in: to the sign-in page, and back here after.
+    let (status, head, _) = server.get("/r/ops").await;
+    assert_eq!(status, 303);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("location: /sign-in?next=/r/ops"),
+        "{head}"
+    );
+    let (status, _, body) = server.get("/sign-in?next=%2Fr%2Fops").await;
     assert_eq!(status, 200);
-    assert!(body.contains("action=\"/session\""), "a plain form");
+    assert!(
+        body.contains("action=\"/session\""),
+        "a plain form for guests"
+    );
     assert!(body.contains("Choose a display name"));
+    assert!(body.contains("action=\"/sign-in\""), "and one to sign in");
     assert!(
         !body.contains("data-testid=\"composer-input\""),
         "no chat before a name"
     );
 
     for bad in ["", "%20%20", "a%0Ab", &"x".repeat(33)] {
-        let (status, head, _) = server.post_form("/session", &format!("name={bad}")).await;
+        let (status, head, _) = server
+            .post_form("/session", &format!("name={bad}&next=%2Fr%2Fops"))
+            .await;
         assert_eq!(status, 303);
         let head = head.to_ascii_lowercase();
         assert!(
-            head.contains("location: /?name_error=invalid_name"),
+            head.contains("location: /sign-in?error=name&next=/r/ops"),
             "{bad:?}: {head}"
         );
         assert!(
@@ -275,7 +289,7 @@ async fn a_first_visit_asks_for_a_name_with_a_form_that_works_without_scripts() 
             "{bad:?}: no session for a bad name"
         );
     }
-    let (_, _, page) = server.get("/?name_error=invalid_name").await;
+    let (_, _, page) = server.get("/sign-in?error=name&next=/").await;
     assert!(page.contains("Please choose a name of 1 to 32 characters"));
 }
 
@@ -308,25 +322,39 @@ async fn changing_your_name_keeps_who_you_are() {
 }
 
 #[tokio::test]
-async fn name_forms_posted_from_another_site_are_refused() {
+async fn forms_posted_from_another_site_are_refused() {
     let server = TestServer::start().await;
     let cookie = server.session("Ann").await;
-    for (path, origin, expected) in [
-        ("/session", "http://evil.example", 403),
-        ("/session/end", "http://evil.example", 403),
-        ("/session", "null", 403),
-        ("/session", &format!("http://{}", server.addr), 303),
-        ("/session/end", &format!("http://{}", server.addr), 303),
+    let ours = format!("http://{}", server.addr);
+    let mut cases: Vec<(&str, &str, &str, u16)> = Vec::new();
+    for path in [
+        "/session",
+        "/session/end",
+        "/sign-in",
+        "/sign-up",
+        "/setup",
+        "/account/password",
+        "/account/sessions/end",
     ] {
-        let headers = format!("Origin: {origin}\r\nCookie: {cookie}\r\n");
-        let (status, head, _) = server.post_form_with(path, &headers, "name=Mall").await;
-        assert_eq!(status, expected, "{path} from {origin}: {head}");
-        assert_eq!(
-            head.to_ascii_lowercase().contains("set-cookie"),
-            expected == 303,
-            "{path} from {origin}: a cookie only when accepted"
-        );
+        cases.push((path, "http://evil.example", "name=Mall", 403));
+        cases.push((path, "null", "name=Mall", 403));
     }
+    cases.push(("/session", &ours, "name=Mall", 303));
+    cases.push(("/session/end", &ours, "", 303));
+    for (path, origin, body, expected) in cases {
+        let headers = format!("Origin: {origin}\r\nCookie: {cookie}\r\n");
+        let (status, head, _) = server.post_form_with(path, &headers, body).await;
+        assert_eq!(status, expected, "{path} from {origin}: {head}");
+        if expected == 403 {
+            assert!(
+                !head.to_ascii_lowercase().contains("set-cookie"),
+                "{path} from {origin}: no cookie when refused"
+            );
+        }
+    }
+    // Renamed from our own page, then signed out from it: the session is over.
+    let (status, _, _) = server.get_as("/r/general", &cookie).await;
+    assert_eq!(status, 303, "signed out");
 }
 
 #[tokio::test]

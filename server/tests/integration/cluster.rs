@@ -529,6 +529,7 @@ impl NodeProcess {
                 &url,
             ])
             .args(["--session-secret", SECRET, "--log", "info"])
+            .args(common::HARNESS_FLAGS)
             .args(["--rate-per-sec", "1000000", "--rate-burst", "1000000"])
             .args(["--address-rate-per-sec", "1000000"])
             .args(["--address-rate-burst", "1000000"])
@@ -634,6 +635,26 @@ async fn a_single_nodes_history_moves_into_redis_and_its_cursors_resume_in_full_
             .await
             .expect("imported");
     assert_eq!((done.rooms, done.messages), (1, 30));
+    // And the people: whoever was signed in there still is, as who they were.
+    let link = server::redis_link::RedisLink::connect(&redis.url())
+        .await
+        .expect("Redis");
+    let db = std::path::Path::new(data.path()).join(server::log::DB_FILE);
+    let day = std::time::Duration::from_secs(86_400);
+    let (accounts, sessions) = server::people::import_to_redis(&db, &link, day)
+        .await
+        .expect("people imported");
+    assert_eq!(
+        (accounts, sessions),
+        (2, 2),
+        "the owner and Ann, each signed in"
+    );
+    assert!(
+        server::people::import_to_redis(&db, &link, day)
+            .await
+            .is_err(),
+        "a second copy is refused"
+    );
     let again =
         server::log::import::import_to_redis(std::path::Path::new(data.path()), &redis.url())
             .await
@@ -1254,7 +1275,7 @@ async fn an_api_tokens_rate_budget_is_one_for_the_whole_cluster() {
 }
 
 #[tokio::test]
-async fn people_a_single_node_signed_in_without_a_secret_stay_signed_in_on_the_cluster() {
+async fn people_a_single_node_signed_in_stay_signed_in_on_the_cluster() {
     // A single node that made its own key (DATA_DIR/session.key).
     let data = TempDir::new();
     let mut single = TestServer::start_in(data.path(), &[]).await;
@@ -1265,6 +1286,13 @@ async fn people_a_single_node_signed_in_without_a_secret_stay_signed_in_on_the_c
     server::log::import::import_to_redis(std::path::Path::new(data.path()), &redis.url())
         .await
         .expect("imported");
+    let link = server::redis_link::RedisLink::connect(&redis.url())
+        .await
+        .expect("Redis");
+    let db = std::path::Path::new(data.path()).join(server::log::DB_FILE);
+    server::people::import_to_redis(&db, &link, std::time::Duration::from_secs(86_400))
+        .await
+        .expect("people imported");
 
     // Each cluster node gets a copy of that key.
     let key = format!("{}/session.key", data.path());
@@ -1281,7 +1309,7 @@ async fn people_a_single_node_signed_in_without_a_secret_stay_signed_in_on_the_c
         (seen.author.name.as_str(), seen.body.as_str()),
         ("Ann", "still me")
     );
-    // Every node knows her: B renders her page, not the name form.
+    // Every node knows her: B renders her page, not the sign-in page.
     let (status, _, html) = b.get_as("/", &cookie).await;
     assert_eq!(status, 200);
     assert!(html.contains("Ann"), "the page knows her");

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod accounts;
 mod addresses;
 mod api;
 mod changes;

@@ -308,6 +308,7 @@ impl Running {
     fn spawn(dir: &str, addr: &str, flags: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
             .args(["--data-dir", dir, "--addr", addr])
+            .args(common::HARNESS_FLAGS)
             .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -355,6 +356,7 @@ impl Running {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        server.claim_setup().await;
         running
     }
 

@@ -33,7 +33,10 @@ async fn after_choosing_a_name_the_browser_is_only_sent_to_a_path_on_this_site()
     let (_, head, _) = server
         .post_form("/session", "name=&next=/%09/evil.example")
         .await;
-    assert_eq!(header(&head, "location"), Some("/?name_error=invalid_name"));
+    assert_eq!(
+        header(&head, "location"),
+        Some("/sign-in?error=name&next=/")
+    );
 }
 
 #[tokio::test]
@@ -78,11 +81,11 @@ async fn a_host_herald_does_not_answer_to_is_refused_everywhere_but_healthz() {
         .request("GET /healthz HTTP/1.1\r\nHost: herald-service\r\nConnection: close\r\n\r\n")
         .await;
     assert_eq!(status, 200);
-    // Loopback names and addresses are this server's own.
+    // Loopback names and addresses are this server's own (the page asks to sign in first).
     for host in ["localhost", "LocalHost.:3000", "127.0.0.1", "[::1]:3000"] {
         let (status, ..) = server
             .request(&format!(
-                "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                "GET /sign-in HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
             ))
             .await;
         assert_eq!(status, 200, "{host}");
@@ -110,7 +113,7 @@ async fn a_host_named_with_allowed_host_or_allowed_origin_is_served() {
     ] {
         let (got, ..) = server
             .request(&format!(
-                "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                "GET /sign-in HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
             ))
             .await;
         assert_eq!(got, status, "{host}");
@@ -120,7 +123,8 @@ async fn a_host_named_with_allowed_host_or_allowed_origin_is_served() {
 #[tokio::test]
 async fn every_response_carries_the_protective_headers_and_the_page_a_nonce_for_its_script() {
     let server = TestServer::start().await;
-    let (status, head, body) = server.get("/").await;
+    let cookie = server.session("Ann").await;
+    let (status, head, body) = server.get_as("/", &cookie).await;
     assert_eq!(status, 200);
     let csp = header(&head, "content-security-policy").expect("a policy");
     let nonce = csp
@@ -143,10 +147,12 @@ async fn every_response_carries_the_protective_headers_and_the_page_a_nonce_for_
         "{body}"
     );
     // A new nonce on every page.
-    let (_, again, _) = server.get("/").await;
+    let (_, again, _) = server.get_as("/", &cookie).await;
     assert_ne!(header(&again, "content-security-policy"), Some(csp));
     for path in [
         "/",
+        "/sign-in",
+        "/account",
         "/healthz",
         "/api/rooms",
         "/pkg/herald.css",
@@ -176,26 +182,32 @@ async fn every_response_carries_the_protective_headers_and_the_page_a_nonce_for_
 async fn forged_and_broken_session_cookies_are_strangers_never_errors() {
     let server = TestServer::start().await;
     let good = server.session("Ann").await;
-    let value = good.split_once('=').expect("name=value").1;
-    let (payload, tag) = value.split_once('.').expect("payload.tag");
+    let token = good.split_once('=').expect("name=value").1;
+    let (status, ..) = server.get_as("/api/rooms", &good).await;
+    assert_eq!(status, 200, "the real one is let in");
     let long = "a".repeat(7000);
+    let mut last_changed = token.to_owned();
+    let last = if token.ends_with('0') { "1" } else { "0" };
+    last_changed.replace_range(token.len() - 1.., last);
     for cookie in [
-        format!("herald_session={payload}"),
-        format!("herald_session={payload}.{}", &tag[..tag.len() - 2]),
-        format!("herald_session={payload}.{tag}00"),
-        format!("herald_session={payload}x.{tag}"),
-        format!("herald_session=zz.{tag}"),
-        format!("herald_session=.{tag}"),
+        format!("herald_session={last_changed}"),
+        format!("herald_session={}", token.to_uppercase()),
+        format!("herald_session={}", &token[..token.len() - 2]),
+        format!("herald_session={token}00"),
+        format!("herald_session={}", "0".repeat(64)),
+        format!("herald_session=x{}", &token[1..]),
         "herald_session=".to_string(),
         "herald_session=%00%ff".to_string(),
         format!("herald_session={long}.{long}"),
-        format!("herald_session={}.{tag}", "é".repeat(10)),
+        format!("herald_session={}", "é".repeat(32)),
     ] {
-        // The page treats the visitor as someone without a name (the name form); the API and the
-        // socket refuse them with 401.
-        let (status, _, body) = server.get_as("/", &cookie).await;
-        assert_eq!(status, 200, "{cookie}");
-        assert!(body.contains("name-form"), "{cookie}");
+        // The page sends the visitor to sign in; the API and the socket refuse them with 401.
+        let (status, head, _) = server.get_as("/", &cookie).await;
+        assert_eq!(status, 303, "{cookie}");
+        assert!(
+            header(&head, "location").is_some_and(|l| l.starts_with("/sign-in")),
+            "{cookie}"
+        );
         let (status, ..) = server.get_as("/api/rooms", &cookie).await;
         assert_eq!(status, 401, "{cookie}");
     }
@@ -279,7 +291,7 @@ async fn a_name_form_that_does_not_parse_or_breaks_the_rule_gives_no_session() {
         assert!(header(&head, "set-cookie").is_none(), "{shown}");
         if got == 303 {
             assert!(
-                header(&head, "location").is_some_and(|l| l.starts_with("/?name_error=")),
+                header(&head, "location").is_some_and(|l| l.starts_with("/sign-in?error=name")),
                 "{head}"
             );
         }
@@ -389,7 +401,7 @@ async fn a_name_that_passes_for_another_is_refused_and_what_people_write_is_kept
         assert_eq!(status, 303, "{look_alike:?}: {head}");
         assert_eq!(
             header(&head, "location"),
-            Some("/?name_error=invalid_name"),
+            Some("/sign-in?error=name&next=/"),
             "{look_alike:?}"
         );
         assert!(header(&head, "set-cookie").is_none(), "{look_alike:?}");

@@ -429,7 +429,7 @@ mod tests {
         let client_id = "c".repeat(MAX_CLIENT_ID_BYTES);
         // The widest author: every character of the name four bytes long.
         let author = Identity {
-            id: crate::session::random_hex(8),
+            id: crate::ids::random_hex(8),
             name: "𝄞".repeat(MAX_NAME_CHARS),
         };
         for body in ["", "hello", "\"quoted\" \\ and \u{1F600}"] {

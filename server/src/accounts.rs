@@ -1,0 +1,810 @@
+//! The account pages, rendered on the server alone (`plain.rs`; no script, so they work before the
+//! chat loads and cost its WebAssembly nothing): the first run's setup (`/setup`), signing in
+//! (`/sign-in`, which also lets a guest in under a name with `--guests`), signing up (`/sign-up`,
+//! with `--sign-up open`), and one's own account (`/account`: who one is, the devices signed in,
+//! a new password).
+//!
+//! Every form here is a plain POST checked for its origin (a form posted from another site is
+//! refused, as the WebSocket's handshake is), and each answer is a redirect (a reload never posts
+//! twice) that carries what went wrong as a code in the query, never as text from the request.
+//!
+//! Sign-ins are budgeted per client address and per account at that address (`--sign-in-*`): a
+//! guesser is slowed at its own address, and nobody elsewhere can lock an account out. Password
+//! hashing runs a bounded number at a time (`people::Hasher`).
+
+use app::protocol::{MAX_NAME_CHARS, validate_name};
+use axum::{
+    Extension, Form, Router,
+    extract::{Query, Request, State},
+    http::{HeaderMap, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use leptos::{prelude::*, tachys::view::RenderHtml};
+use serde::Deserialize;
+
+use crate::{
+    AppState,
+    peer::Client,
+    people::{
+        Account, NewAccount, PasswordError, PeopleError, Role, SessionInfo, check_new_password,
+        valid_handle,
+    },
+    plain,
+    rate::SharedBudgets,
+    redis_link::RedisLink,
+    session::{encode, ended_cookie, local_path, signed_in_to, unavailable},
+};
+
+/// Who may make an account of their own (`--sign-up`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignUp {
+    /// Only with an invitation link.
+    Invite,
+    /// Anyone who reaches the server.
+    Open,
+    /// Nobody: an admin makes the accounts.
+    Closed,
+}
+
+/// What sign-ins may be tried. Each try spends from its client address's budget (a burst of
+/// [`ADDRESS_BURST`], then one every [`ADDRESS_EVERY_SECS`] s) and, for an account, from that
+/// account's budget at that address (a burst of [`ACCOUNT_BURST`], then one a minute): a guesser
+/// is slowed where it is, and nobody can lock an account out from elsewhere. In a cluster the
+/// budgets are the cluster's (Redis), as the send budgets are.
+#[derive(Clone)]
+pub struct SignInBudgets {
+    address: SharedBudgets,
+    account: SharedBudgets,
+}
+
+pub const ADDRESS_BURST: u32 = 50;
+pub const ADDRESS_EVERY_SECS: f64 = 6.0;
+pub const ACCOUNT_BURST: u32 = 5;
+
+impl SignInBudgets {
+    pub fn new() -> Self {
+        Self {
+            address: SharedBudgets::new(1.0 / ADDRESS_EVERY_SECS, ADDRESS_BURST),
+            account: SharedBudgets::new(1.0 / 60.0, ACCOUNT_BURST),
+        }
+    }
+
+    pub async fn shared_through(self, link: &RedisLink) -> redis::RedisResult<Self> {
+        Ok(Self {
+            address: self.address.shared_through(link.commands().await?),
+            account: self.account.shared_through(link.commands().await?),
+        })
+    }
+}
+
+impl Default for SignInBudgets {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Until the owner's account is made, a fresh server serves only its setup page and the health
+/// and metrics endpoints: whoever reaches it first cannot use it, or make the owner's account
+/// without the code Herald printed. A page asked for goes to `/setup`; anything else is told
+/// `503 setup_required`.
+pub async fn until_set_up(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if matches!(
+        path,
+        "/setup" | "/healthz" | "/readyz" | "/metrics" | "/favicon.svg"
+    ) {
+        return next.run(request).await;
+    }
+    match state.sessions.people.is_set_up().await {
+        Ok(true) => next.run(request).await,
+        Ok(false) if request.method() == Method::GET && !path.starts_with("/api/") && path != "/ws" => {
+            Redirect::to("/setup").into_response()
+        }
+        Ok(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "error": "setup_required",
+                "message": "this Herald has no owner yet: open /setup in a browser and enter the setup code it printed at start",
+            })),
+        )
+            .into_response(),
+        Err(e) => unavailable(&e),
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/setup", get(setup_page).post(set_up))
+        .route("/sign-in", get(sign_in_page).post(sign_in))
+        .route("/sign-up", get(sign_up_page).post(sign_up))
+        .route("/account", get(account_page))
+        .route("/account/password", post(change_password))
+        .route("/account/sessions/end", post(end_sessions))
+}
+
+/// What a page's query may say: where to go after, and what went wrong before.
+#[derive(Deserialize, Default)]
+pub struct Asked {
+    next: Option<String>,
+    error: Option<String>,
+    /// With `error=slow`: seconds to wait.
+    wait: Option<u64>,
+    /// The handle typed before, so it need not be typed again.
+    handle: Option<String>,
+    /// What the account page just did (`password`, `ended`).
+    done: Option<String>,
+}
+
+/// The sentence for an error code in a page's query. Unknown codes say nothing.
+fn said(error: Option<&str>, wait: Option<u64>) -> Option<String> {
+    Some(
+        match error? {
+            "wrong" => "That handle and password do not match an account.",
+            "code" => "That is not the setup code Herald printed when it started.",
+            "taken" => "That handle is taken: choose another.",
+            "handle" => "A handle is 2 to 32 characters: letters a to z, digits, dots, dashes, underscores.",
+            "name" => "Please choose a name of 1 to 32 characters, some of them visible, without hidden, control or text-direction characters, each word in one alphabet.",
+            "short" => "A password has at least 8 characters.",
+            "long" => "A password has at most 1024 bytes.",
+            "common" => "That password is among the most common ones, the first any attacker tries. Choose another.",
+            "mismatch" => "The two passwords differ.",
+            "current" => "That is not your current password.",
+            "closed" => "This server does not take sign-ups: ask its admin for an account or an invitation.",
+            "slow" => {
+                let wait = wait.unwrap_or(60).clamp(1, 3600);
+                return Some(format!(
+                    "Too many tries from here: wait {wait} seconds before the next."
+                ));
+            }
+            _ => return None,
+        }
+        .to_owned(),
+    )
+}
+
+fn password_code(e: &PasswordError) -> &'static str {
+    match e {
+        PasswordError::TooShort => "short",
+        PasswordError::TooLong => "long",
+        PasswordError::Common => "common",
+    }
+}
+
+/// Back to `page` with `error` (and the handle typed and where to go after, kept).
+fn again(page: &str, error: &str, handle: Option<&str>, next: &str) -> Response {
+    let mut to = format!("{page}?error={error}&next={}", encode(next));
+    if let Some(handle) = handle {
+        to.push_str(&format!("&handle={}", encode(handle)));
+    }
+    Redirect::to(&to).into_response()
+}
+
+/// The form's error line: always there (so the layout does not jump), read out when it has words.
+fn error_line(error: Option<String>) -> impl IntoView {
+    view! { <p class="form-error" role="alert" data-testid="form-error">{error}</p> }
+}
+
+fn password_input(
+    id: &'static str,
+    label: &'static str,
+    autocomplete: &'static str,
+) -> impl IntoView {
+    view! {
+        <label for=id>{label}</label>
+        <input id=id name=id type="password" required autocomplete=autocomplete data-testid=id/>
+    }
+}
+
+fn handle_input(value: Option<String>, autocomplete: &'static str) -> impl IntoView {
+    view! {
+        <label for="handle">"Handle"</label>
+        <input
+            id="handle"
+            name="handle"
+            data-testid="handle"
+            required
+            autocapitalize="none"
+            spellcheck="false"
+            maxlength="32"
+            autocomplete=autocomplete
+            value=value
+        />
+    }
+}
+
+fn name_input(value: Option<String>) -> impl IntoView {
+    view! {
+        <label for="name">"Display name"</label>
+        <input
+            id="name"
+            name="name"
+            data-testid="display-name"
+            required
+            maxlength=MAX_NAME_CHARS
+            autocomplete="nickname"
+            value=value
+        />
+    }
+}
+
+// ---- The first run ----
+
+#[derive(Deserialize)]
+struct SetupForm {
+    code: String,
+    handle: String,
+    name: String,
+    password: String,
+}
+
+/// `GET /setup`: the first account's form, until it is made.
+async fn setup_page(State(state): State<AppState>, Query(asked): Query<Asked>) -> Response {
+    match state.sessions.people.is_set_up().await {
+        Ok(true) => return Redirect::to("/").into_response(),
+        Ok(false) => {}
+        Err(e) => return unavailable(&e),
+    }
+    let error = said(asked.error.as_deref(), None);
+    let main = view! {
+        <form class="name-form" method="post" action="/setup" data-testid="setup-form">
+            <h1 class="brand">"Herald"</h1>
+            <p>"Welcome. Make the owner's account: it will be this server's admin."</p>
+            <label for="code">"Setup code"</label>
+            <input id="code" name="code" data-testid="setup-code" required autocomplete="off"
+                autocapitalize="characters" spellcheck="false" aria-describedby="code-help"/>
+            <p id="code-help" class="hint">"Herald printed it when it started (in its log, or the terminal it runs in)."</p>
+            {handle_input(asked.handle, "username")}
+            {name_input(None)}
+            {password_input("password", "Password (8 characters or more)", "new-password")}
+            <button type="submit">"Create the owner's account"</button>
+            {error_line(error)}
+        </form>
+    }
+    .to_html();
+    plain::page(&state, StatusCode::OK, "Set up Herald", "name-prompt", main)
+}
+
+/// `POST /setup`: the owner's account, once, and a session for it.
+async fn set_up(
+    State(state): State<AppState>,
+    client: Option<Extension<Client>>,
+    headers: HeaderMap,
+    Form(form): Form<SetupForm>,
+) -> Response {
+    // A guessed code is as slow to try as a guessed password.
+    if let Some(refused) = over_budget(&state, "/setup", client.as_deref(), None).await {
+        return refused;
+    }
+    let new = match new_account(&form.handle, &form.name, &form.password, Role::Admin) {
+        Ok(new) => new,
+        Err(code) => return again("/setup", code, Some(&form.handle), "/"),
+    };
+    let Some(new) = with_hash(&state, new, &form.password).await else {
+        return unavailable(&PeopleError::Storage(
+            "the password could not be hashed".into(),
+        ));
+    };
+    match state.sessions.people.set_up(&form.code, new).await {
+        Ok(owner) => {
+            tracing::info!(user = %owner.id, handle = ?owner.handle, "the owner's account is made");
+            signed_in_to(&state, &owner.id, &headers, client.as_deref(), "/").await
+        }
+        Err(PeopleError::WrongCode) => again("/setup", "code", Some(&form.handle), "/"),
+        Err(PeopleError::AlreadySetUp) => Redirect::to("/sign-in").into_response(),
+        Err(PeopleError::HandleTaken) => again("/setup", "taken", Some(&form.handle), "/"),
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// A new account's fields, checked: the error code for the page, if one is not right.
+fn new_account(
+    handle: &str,
+    name: &str,
+    password: &str,
+    role: Role,
+) -> Result<NewAccount, &'static str> {
+    let handle = valid_handle(handle).map_err(|_| "handle")?;
+    let name = validate_name(name)
+        .and_then(crate::session::one_alphabet_a_word)
+        .map_err(|_| "name")?;
+    check_new_password(password).map_err(|e| password_code(&e))?;
+    Ok(NewAccount {
+        handle: Some(handle),
+        name,
+        role,
+        password: None,
+    })
+}
+
+async fn with_hash(state: &AppState, mut new: NewAccount, password: &str) -> Option<NewAccount> {
+    new.password = Some(state.hasher.hash(password).await?);
+    Some(new)
+}
+
+// ---- Signing in ----
+
+#[derive(Deserialize)]
+struct SignInForm {
+    handle: String,
+    password: String,
+    next: Option<String>,
+}
+
+/// `GET /sign-in`: handle and password; with `--guests`, a name alone too; a link to sign up when
+/// anyone may.
+async fn sign_in_page(State(state): State<AppState>, Query(asked): Query<Asked>) -> Response {
+    let next = local_path(asked.next.as_deref()).to_owned();
+    // A guest's name that was refused is said under the guest's form.
+    let (error, name_error) = match asked.error.as_deref() {
+        Some("name") if state.sessions.guests => (None, said(Some("name"), None)),
+        error => (said(error, asked.wait), None),
+    };
+    let sign_up = (state.sign_up == SignUp::Open).then(|| {
+        let href = format!("/sign-up?next={}", encode(&next));
+        view! { <p class="hint">"New here? "<a href=href data-testid="sign-up-link">"Create an account"</a></p> }
+    });
+    // The name form the chat had before accounts, for guests (`POST /session`).
+    let guests = state.sessions.guests.then(|| {
+        let next = next.clone();
+        view! {
+            <form class="name-form guest" method="post" action="/session" data-testid="name-form">
+                <h2>"Or join as a guest"</h2>
+                <label for="guest-name">"Choose a display name"</label>
+                <input id="guest-name" name="name" data-testid="name-input" required
+                    autocomplete="nickname" maxlength=MAX_NAME_CHARS/>
+                <input type="hidden" name="next" value=next/>
+                <button type="submit">"Start chatting"</button>
+                <p class="form-error" role="alert" data-testid="name-error">{name_error}</p>
+                <p class="hint">"Guests read and write the open rooms, and are marked as guests."</p>
+            </form>
+        }
+    });
+    let main = view! {
+        <div class="sign-in">
+            <form class="name-form" method="post" action="/sign-in" data-testid="sign-in-form">
+                <h1 class="brand">"Herald"</h1>
+                <p>"Sign in to chat."</p>
+                {handle_input(asked.handle, "username")}
+                {password_input("password", "Password", "current-password")}
+                <input type="hidden" name="next" value=next/>
+                <button type="submit">"Sign in"</button>
+                {error_line(error)}
+                {sign_up}
+            </form>
+            {guests}
+        </div>
+    }
+    .to_html();
+    plain::page(
+        &state,
+        StatusCode::OK,
+        "Sign in · Herald",
+        "name-prompt",
+        main,
+    )
+}
+
+/// `POST /sign-in`.
+async fn sign_in(
+    State(state): State<AppState>,
+    client: Option<Extension<Client>>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let next = local_path(form.next.as_deref()).to_owned();
+    let handle = form.handle.trim().to_lowercase();
+    if let Some(refused) = over_budget(&state, "/sign-in", client.as_deref(), Some(&handle)).await {
+        return refused;
+    }
+    let account = match valid_handle(&handle) {
+        Ok(handle) => match state.sessions.people.by_handle(&handle).await {
+            Ok(account) => account.filter(|a| a.active),
+            Err(e) => return unavailable(&e),
+        },
+        Err(_) => None,
+    };
+    // Unknown or not: the same work, so the time taken says nothing.
+    let phc = account.as_ref().and_then(|a| a.password.as_deref());
+    if !state.hasher.verify(&form.password, phc).await {
+        return again("/sign-in", "wrong", Some(&handle), &next);
+    }
+    let Some(account) = account else {
+        return again("/sign-in", "wrong", Some(&handle), &next);
+    };
+    tracing::info!(user = %account.id, "signed in");
+    signed_in_to(&state, &account.id, &headers, client.as_deref(), &next).await
+}
+
+/// Spends a try from the client address's budget, and from the account's at that address: the
+/// answer when either is empty.
+async fn over_budget(
+    state: &AppState,
+    page: &str,
+    client: Option<&Client>,
+    handle: Option<&str>,
+) -> Option<Response> {
+    let address = client.map_or_else(|| "unknown".to_owned(), |c| c.key().to_string());
+    let mut keys = vec![(
+        state.sign_in_budgets.address.clone(),
+        format!("signin:{address}"),
+    )];
+    if let Some(handle) = handle {
+        keys.push((
+            state.sign_in_budgets.account.clone(),
+            format!("signin:{address}:{handle}"),
+        ));
+    }
+    for (budgets, key) in keys {
+        let held = budgets.hold(&key);
+        if let Err(wait) = budgets.take(&held.budget).await {
+            let wait = wait.as_secs().max(1);
+            tracing::info!(%address, "{page}: refused, over budget");
+            return Some(Redirect::to(&format!("{page}?error=slow&wait={wait}")).into_response());
+        }
+    }
+    None
+}
+
+// ---- Signing up ----
+
+#[derive(Deserialize)]
+struct SignUpForm {
+    handle: String,
+    name: String,
+    password: String,
+    next: Option<String>,
+}
+
+/// `GET /sign-up`: with `--sign-up open`, anyone's form; otherwise a sentence on how to get in.
+async fn sign_up_page(State(state): State<AppState>, Query(asked): Query<Asked>) -> Response {
+    let next = local_path(asked.next.as_deref()).to_owned();
+    if state.sign_up != SignUp::Open {
+        let main = view! {
+            <div class="name-form">
+                <h1 class="brand">"Herald"</h1>
+                <p data-testid="why">{said(Some("closed"), None)}</p>
+                <p><a href="/sign-in">"Sign in"</a></p>
+            </div>
+        }
+        .to_html();
+        return plain::page(
+            &state,
+            StatusCode::FORBIDDEN,
+            "Sign up · Herald",
+            "name-prompt",
+            main,
+        );
+    }
+    let error = said(asked.error.as_deref(), None);
+    let main = view! {
+        <form class="name-form" method="post" action="/sign-up" data-testid="sign-up-form">
+            <h1 class="brand">"Herald"</h1>
+            <p>"Create your account."</p>
+            {handle_input(asked.handle, "username")}
+            <p class="hint">"What you sign in with, and what @mentions call you."</p>
+            {name_input(None)}
+            {password_input("password", "Password (8 characters or more)", "new-password")}
+            <input type="hidden" name="next" value=next/>
+            <button type="submit">"Create account"</button>
+            {error_line(error)}
+            <p class="hint">"Have one? "<a href="/sign-in">"Sign in"</a></p>
+        </form>
+    }
+    .to_html();
+    plain::page(
+        &state,
+        StatusCode::OK,
+        "Sign up · Herald",
+        "name-prompt",
+        main,
+    )
+}
+
+/// `POST /sign-up`.
+async fn sign_up(
+    State(state): State<AppState>,
+    client: Option<Extension<Client>>,
+    headers: HeaderMap,
+    Form(form): Form<SignUpForm>,
+) -> Response {
+    let next = local_path(form.next.as_deref()).to_owned();
+    if state.sign_up != SignUp::Open {
+        return again("/sign-up", "closed", None, &next);
+    }
+    // Making accounts costs a hash each: budgeted like sign-ins.
+    if let Some(refused) = over_budget(&state, "/sign-up", client.as_deref(), None).await {
+        return refused;
+    }
+    let new = match new_account(&form.handle, &form.name, &form.password, Role::Member) {
+        Ok(new) => new,
+        Err(code) => return again("/sign-up", code, Some(&form.handle), &next),
+    };
+    let Some(new) = with_hash(&state, new, &form.password).await else {
+        return unavailable(&PeopleError::Storage(
+            "the password could not be hashed".into(),
+        ));
+    };
+    match state.sessions.people.create(new).await {
+        Ok(account) => {
+            tracing::info!(user = %account.id, handle = ?account.handle, "signed up");
+            signed_in_to(&state, &account.id, &headers, client.as_deref(), &next).await
+        }
+        Err(PeopleError::HandleTaken) => again("/sign-up", "taken", Some(&form.handle), &next),
+        Err(e) => unavailable(&e),
+    }
+}
+
+// ---- One's own account ----
+
+/// `GET /account`: who one is, every device signed in (this one marked), a new password.
+async fn account_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(asked): Query<Asked>,
+) -> Response {
+    let Some(me) = state.sessions.signed_in(&headers).await else {
+        return Redirect::to("/sign-in?next=%2Faccount").into_response();
+    };
+    let sessions = match state.sessions.people.sessions(&me.account.id).await {
+        Ok(sessions) => sessions,
+        Err(e) => return unavailable(&e),
+    };
+    let now = crate::people::now_ms();
+    let error = said(asked.error.as_deref(), None);
+    let done = match asked.done.as_deref() {
+        Some("password") => Some("Your password is changed; every other device is signed out."),
+        Some("ended") => Some("Signed out there."),
+        _ => None,
+    };
+    let others = sessions.len().saturating_sub(1);
+    let rows = sessions
+        .into_iter()
+        .map(|s| {
+            let this = s.id == me.session;
+            session_row(&s, this, now)
+        })
+        .collect_view();
+    let password = me.account.password.is_some().then(|| {
+        view! {
+            <section aria-labelledby="password-title">
+                <h2 id="password-title">"Password"</h2>
+                <form class="name-form" method="post" action="/account/password" data-testid="password-form">
+                    {password_input("current", "Current password", "current-password")}
+                    {password_input("password", "New password (8 characters or more)", "new-password")}
+                    {password_input("again", "New password again", "new-password")}
+                    <button type="submit">"Change password"</button>
+                    {error_line(error)}
+                </form>
+            </section>
+        }
+    });
+    let main = view! {
+        <h1>"Your account"</h1>
+        <p role="status" data-testid="done">{done}</p>
+        {who_line(&me.account)}
+        <section aria-labelledby="sessions-title">
+            <h2 id="sessions-title">"Where you are signed in"</h2>
+            <ul class="sessions" data-testid="sessions">{rows}</ul>
+            {(others > 0).then(|| view! {
+                <form method="post" action="/account/sessions/end">
+                    <input type="hidden" name="session" value="others"/>
+                    <button type="submit" class="link" data-testid="end-others">"Sign out everywhere else"</button>
+                </form>
+            })}
+        </section>
+        {password}
+        <p><a href="/" data-testid="back">"Back to the chat"</a></p>
+    }
+    .to_html();
+    plain::page(
+        &state,
+        StatusCode::OK,
+        "Your account · Herald",
+        "history-page account-page",
+        main,
+    )
+}
+
+fn who_line(account: &Account) -> impl IntoView {
+    let handle = account.handle.as_ref().map(|h| format!("@{h}"));
+    let role = match account.role {
+        Role::Guest => "a guest",
+        Role::Admin => "an admin",
+        Role::Moderator => "a moderator",
+        Role::Member => "a member",
+        Role::Bot => "a bot",
+    };
+    view! {
+        <p data-testid="who">
+            <strong>{account.name.clone()}</strong>" "
+            <span class="handle">{handle}</span>", "{role}"."
+        </p>
+    }
+}
+
+fn session_row(session: &SessionInfo, this: bool, now: u64) -> impl IntoView + use<> {
+    let device = device_of(&session.agent);
+    let seen = if this {
+        "this device".to_owned()
+    } else {
+        format!(
+            "last seen {}",
+            ago(now.saturating_sub(session.last_seen_ms))
+        )
+    };
+    let end = (!this).then(|| {
+        view! {
+            <form method="post" action="/account/sessions/end">
+                <input type="hidden" name="session" value=session.id.clone()/>
+                <button type="submit" class="link" aria-label=format!("Sign out {device}")>"Sign out"</button>
+            </form>
+        }
+    });
+    view! {
+        <li class="session" data-testid="session" data-this=this.to_string()>
+            <span>{device.clone()}", "{seen}</span>
+            {end}
+        </li>
+    }
+}
+
+/// "Chromium on Linux", from a `User-Agent`: enough to tell one's devices apart.
+pub fn device_of(agent: &str) -> String {
+    let browser = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("Chromium/", "Chromium"),
+        ("HeadlessChrome/", "Chromium"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+    ]
+    .iter()
+    .find(|(mark, _)| agent.contains(mark))
+    .map_or("A browser", |(_, name)| name);
+    let system = [
+        ("Android", "a phone (Android)"),
+        ("iPhone", "an iPhone"),
+        ("iPad", "an iPad"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "a Mac"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(mark, _)| agent.contains(mark))
+    .map(|(_, name)| *name);
+    match system {
+        Some(system) => format!("{browser} on {system}"),
+        None => browser.to_owned(),
+    }
+}
+
+/// "2 min ago", roughly.
+fn ago(ms: u64) -> String {
+    let minutes = ms / 60_000;
+    match minutes {
+        0 => "just now".to_owned(),
+        1..=59 => format!("{minutes} min ago"),
+        60..=2879 => format!("{} h ago", minutes / 60),
+        _ => format!("{} days ago", minutes / 1440),
+    }
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    current: String,
+    password: String,
+    again: String,
+}
+
+/// `POST /account/password`: needs the current one; ends every other session.
+async fn change_password(
+    State(state): State<AppState>,
+    client: Option<Extension<Client>>,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let Some(me) = state.sessions.signed_in(&headers).await else {
+        return Redirect::to("/sign-in?next=%2Faccount").into_response();
+    };
+    let handle = me.account.handle.clone();
+    if let Some(refused) =
+        over_budget(&state, "/account", client.as_deref(), handle.as_deref()).await
+    {
+        return refused;
+    }
+    if !state
+        .hasher
+        .verify(&form.current, me.account.password.as_deref())
+        .await
+    {
+        return Redirect::to("/account?error=current").into_response();
+    }
+    if form.password != form.again {
+        return Redirect::to("/account?error=mismatch").into_response();
+    }
+    if let Err(e) = check_new_password(&form.password) {
+        return Redirect::to(&format!("/account?error={}", password_code(&e))).into_response();
+    }
+    let Some(phc) = state.hasher.hash(&form.password).await else {
+        return unavailable(&PeopleError::Storage(
+            "the password could not be hashed".into(),
+        ));
+    };
+    let people = &state.sessions.people;
+    let changed = async {
+        people.set_password(&me.account.id, &phc).await?;
+        people.end_sessions(&me.account.id, Some(&me.session)).await
+    };
+    match changed.await {
+        Ok(()) => {
+            tracing::info!(user = %me.account.id, "password changed; other sessions ended");
+            Redirect::to("/account?done=password").into_response()
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct EndForm {
+    /// A session's id from the account page, or `others`.
+    session: String,
+}
+
+/// `POST /account/sessions/end`: signs out one of one's devices, or all but this one.
+async fn end_sessions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<EndForm>,
+) -> Response {
+    let Some(me) = state.sessions.signed_in(&headers).await else {
+        return Redirect::to("/sign-in?next=%2Faccount").into_response();
+    };
+    let people = &state.sessions.people;
+    let ended = if form.session == "others" {
+        people.end_sessions(&me.account.id, Some(&me.session)).await
+    } else {
+        // Only the account's own: a session of someone else's is not touched.
+        people.end_session(&me.account.id, &form.session).await
+    };
+    match ended {
+        Ok(()) if form.session == me.session => {
+            let mut response = Redirect::to("/sign-in").into_response();
+            if let Ok(cookie) = axum::http::HeaderValue::from_str(&ended_cookie()) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        Ok(()) => Redirect::to("/account?done=ended").into_response(),
+        Err(e) => unavailable(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_named_from_their_user_agent() {
+        let chromium = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/148.0.0.0 Safari/537.36";
+        assert_eq!(device_of(chromium), "Chromium on Linux");
+        let phone = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/148.0 Mobile Safari/537.36";
+        assert_eq!(device_of(phone), "Chrome on a phone (Android)");
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1";
+        assert_eq!(device_of(iphone), "Safari on an iPhone");
+        assert_eq!(device_of("curl/8.0"), "A browser");
+    }
+
+    #[test]
+    fn only_known_error_codes_are_said() {
+        assert!(said(Some("wrong"), None).is_some());
+        assert_eq!(said(Some("<script>"), None), None);
+        assert_eq!(said(None, None), None);
+        assert!(said(Some("slow"), Some(u64::MAX)).is_some_and(|s| s.contains("3600")));
+    }
+}

@@ -1,0 +1,502 @@
+//! Who the people are: accounts (a handle to sign in with, a display name, a role, a password's
+//! hash), guests (a name only), and the sessions that sign each of them in on a device. Kept beside
+//! the log: in SQLite on one node (tables in herald.db, so a backup holds them), in Redis in cluster
+//! mode (every node sees the same people, docs/ACCOUNTS.md).
+//!
+//! A session is a random token in a cookie; the store keeps only the token's SHA-256 (a stolen copy
+//! of the store signs nobody in), so ending a session — signing out, a new password, an admin's
+//! word — takes effect on the next request, on every node. A session lasts `--session-days` from
+//! its last use.
+//!
+//! The first account is the owner (an admin), claimed with the setup code Herald prints at start
+//! ([`People::set_up`]); until then the server serves nothing else (`access.rs`).
+
+mod password;
+mod redis;
+mod sqlite;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use app::protocol::Identity;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use password::{Hasher, PasswordError, check_new_password};
+
+use crate::{ids::random_hex, redis_link::RedisLink};
+
+/// What a person may do (docs/ACCOUNTS.md has the table of doors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Moderator,
+    Member,
+    /// A name only, no password: reads and writes open rooms, nothing else (`--guests`).
+    Guest,
+    Bot,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Moderator => "moderator",
+            Role::Member => "member",
+            Role::Guest => "guest",
+            Role::Bot => "bot",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "admin" => Role::Admin,
+            "moderator" => Role::Moderator,
+            "member" => Role::Member,
+            "guest" => Role::Guest,
+            "bot" => Role::Bot,
+            _ => return None,
+        })
+    }
+}
+
+/// One person, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// Stable for life: what messages name as their author.
+    pub id: String,
+    /// What they sign in with and `@mentions` name: lowercase; `None` for a guest.
+    pub handle: Option<String>,
+    pub name: String,
+    pub role: Role,
+    /// The password's Argon2id PHC string; `None` for guests and bots.
+    pub password: Option<String>,
+    /// An admin can deactivate an account: its sessions end, it cannot sign in.
+    pub active: bool,
+    pub created_ms: u64,
+}
+
+impl Account {
+    /// As messages and the wire name them.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            id: self.id.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// An account to be made.
+pub struct NewAccount {
+    pub handle: Option<String>,
+    pub name: String,
+    pub role: Role,
+    pub password: Option<String>,
+}
+
+/// One signed-in device, as its owner sees it on their account page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The stored key: the SHA-256 of the cookie's token, as hex. Never the token itself.
+    pub id: String,
+    pub account: String,
+    pub created_ms: u64,
+    pub last_seen_ms: u64,
+    /// The browser's `User-Agent`, cut short, to tell devices apart.
+    pub agent: String,
+}
+
+/// Who a request's session says is asking.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub account: Account,
+    /// The session's stored key ([`SessionInfo::id`]).
+    pub session: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PeopleError {
+    #[error("that handle is taken")]
+    HandleTaken,
+    #[error("this server has its owner already")]
+    AlreadySetUp,
+    #[error("that is not the setup code")]
+    WrongCode,
+    #[error("no such account")]
+    NoSuchAccount,
+    #[error("the people store failed: {0}")]
+    Storage(String),
+}
+
+impl From<rusqlite::Error> for PeopleError {
+    fn from(e: rusqlite::Error) -> Self {
+        PeopleError::Storage(e.to_string())
+    }
+}
+
+impl From<::redis::RedisError> for PeopleError {
+    fn from(e: ::redis::RedisError) -> Self {
+        PeopleError::Storage(e.to_string())
+    }
+}
+
+/// The longest `User-Agent` kept with a session.
+const MAX_AGENT_CHARS: usize = 200;
+
+/// A session's last use is written at most this often: a busy person's every request is not a write.
+const TOUCH_EVERY_MS: u64 = 5 * 60 * 1000;
+
+/// The people store. Cheap to clone.
+#[derive(Clone)]
+pub struct People {
+    store: Store,
+    /// How long a session lasts after its last use.
+    session_ttl: Duration,
+    /// Once true, for good: the setup is never undone, so it need not be asked again.
+    set_up: Arc<AtomicBool>,
+}
+
+#[derive(Clone)]
+enum Store {
+    Sqlite(sqlite::SqlitePeople),
+    Redis(redis::RedisPeople),
+}
+
+/// How long Redis may take to answer one of the store's commands.
+const REDIS_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Calls the same method on whichever store this is. Redis gets a second try when the first
+/// failed to reach it: after a restart of Redis, the first command on the old connection fails and
+/// sets a new one up (the log's appends are re-sent by their clients; these would be refused).
+macro_rules! each {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.store {
+            Store::Sqlite(s) => s.$method($($arg),*).await,
+            Store::Redis(s) => {
+                let mut tried = false;
+                loop {
+                    let answer = tokio::time::timeout(REDIS_PATIENCE, s.$method($($arg),*))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(PeopleError::Storage("Redis did not answer in time".into()))
+                        });
+                    match answer {
+                        Err(PeopleError::Storage(_)) if !tried => tried = true,
+                        answer => break answer,
+                    }
+                }
+            }
+        }
+    };
+}
+
+impl People {
+    /// The people of this node, in DATA_DIR/herald.db.
+    pub fn open_sqlite(path: &std::path::Path, session_ttl: Duration) -> Result<Self, PeopleError> {
+        Ok(Self::with(
+            Store::Sqlite(sqlite::SqlitePeople::open(path)?),
+            session_ttl,
+        ))
+    }
+
+    /// The cluster's people, in Redis.
+    pub async fn open_redis(link: &RedisLink, session_ttl: Duration) -> Result<Self, PeopleError> {
+        Ok(Self::with(
+            Store::Redis(redis::RedisPeople::open(link).await?),
+            session_ttl,
+        ))
+    }
+
+    fn with(store: Store, session_ttl: Duration) -> Self {
+        Self {
+            store,
+            session_ttl,
+            set_up: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether the owner's account has been made.
+    pub async fn is_set_up(&self) -> Result<bool, PeopleError> {
+        if self.set_up.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let done = each!(self.is_set_up());
+        if matches!(done, Ok(true)) {
+            self.set_up.store(true, Ordering::Relaxed);
+        }
+        done
+    }
+
+    /// The code the setup page asks for: `wanted` (`--setup-code`) or, the first time, a new one.
+    /// In a cluster every node answers the one the first node chose, until the setup is done.
+    pub async fn setup_code(&self, wanted: Option<&str>) -> Result<String, PeopleError> {
+        let fresh = wanted.map_or_else(new_setup_code, str::to_owned);
+        each!(self.setup_code(&fresh, wanted.is_some()))
+    }
+
+    /// Makes the owner's account, once: whoever comes second is told [`PeopleError::AlreadySetUp`],
+    /// on any node. `code` is checked against the stored one (in constant time).
+    pub async fn set_up(&self, code: &str, owner: NewAccount) -> Result<Account, PeopleError> {
+        let account = new_account(owner);
+        let stored = each!(self.stored_setup_code())?;
+        // As printed, or typed by hand: any case, any spaces.
+        let code: String = code
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        match stored {
+            Some(stored) if same_secret(&stored, &code) => {}
+            Some(_) => return Err(PeopleError::WrongCode),
+            None => return Err(PeopleError::AlreadySetUp),
+        }
+        each!(self.set_up(&account))?;
+        self.set_up.store(true, Ordering::Relaxed);
+        Ok(account)
+    }
+
+    /// Makes an account; [`PeopleError::HandleTaken`] if its handle is someone's.
+    pub async fn create(&self, new: NewAccount) -> Result<Account, PeopleError> {
+        let account = new_account(new);
+        each!(self.create(&account))?;
+        Ok(account)
+    }
+
+    pub async fn by_handle(&self, handle: &str) -> Result<Option<Account>, PeopleError> {
+        let handle = handle.trim().to_lowercase();
+        each!(self.by_handle(&handle))
+    }
+
+    pub async fn account(&self, id: &str) -> Result<Option<Account>, PeopleError> {
+        each!(self.account(id))
+    }
+
+    /// A new display name; every session of the account shows it from its next request.
+    pub async fn rename(&self, id: &str, name: &str) -> Result<(), PeopleError> {
+        each!(self.rename(id, name))
+    }
+
+    pub async fn set_password(&self, id: &str, phc: &str) -> Result<(), PeopleError> {
+        each!(self.set_password(id, phc))
+    }
+
+    /// Signs `account` in on a device: the token for its cookie.
+    pub async fn open_session(&self, account: &str, agent: &str) -> Result<String, PeopleError> {
+        let token = random_hex(32);
+        let now = now_ms();
+        let info = SessionInfo {
+            id: session_key(&token),
+            account: account.to_owned(),
+            created_ms: now,
+            last_seen_ms: now,
+            agent: agent.chars().take(MAX_AGENT_CHARS).collect(),
+        };
+        each!(self.open_session(&info, self.session_ttl))?;
+        Ok(token)
+    }
+
+    /// Who the cookie's `token` signs in, if its session is live and its account active. Notes the
+    /// use (now and then), which keeps the session alive.
+    pub async fn signed_in(&self, token: &str) -> Result<Option<SignedIn>, PeopleError> {
+        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let key = session_key(token);
+        let Some(session) = each!(self.session(&key))? else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        let ttl_ms = u64::try_from(self.session_ttl.as_millis()).unwrap_or(u64::MAX);
+        if session.last_seen_ms.saturating_add(ttl_ms) <= now {
+            each!(self.end_session(&session.account, &key))?;
+            return Ok(None);
+        }
+        let Some(account) = each!(self.account(&session.account))? else {
+            return Ok(None);
+        };
+        if !account.active {
+            return Ok(None);
+        }
+        if now.saturating_sub(session.last_seen_ms) >= TOUCH_EVERY_MS {
+            each!(self.touch_session(&key, now, self.session_ttl))?;
+        }
+        Ok(Some(SignedIn {
+            account,
+            session: key,
+        }))
+    }
+
+    /// The account's live sessions, the most recently used first.
+    pub async fn sessions(&self, account: &str) -> Result<Vec<SessionInfo>, PeopleError> {
+        let mut sessions = each!(self.sessions(account))?;
+        let now = now_ms();
+        let ttl_ms = u64::try_from(self.session_ttl.as_millis()).unwrap_or(u64::MAX);
+        sessions.retain(|s| s.last_seen_ms.saturating_add(ttl_ms) > now);
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.last_seen_ms));
+        Ok(sessions)
+    }
+
+    /// Signs one device out; only the account's own sessions can be named.
+    pub async fn end_session(&self, account: &str, session: &str) -> Result<(), PeopleError> {
+        each!(self.end_session(account, session))
+    }
+
+    /// Signs the account out everywhere but `keep`.
+    pub async fn end_sessions(&self, account: &str, keep: Option<&str>) -> Result<(), PeopleError> {
+        for session in each!(self.sessions(account))? {
+            if Some(session.id.as_str()) != keep {
+                each!(self.end_session(account, &session.id))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the store answers (for the readiness check).
+    pub async fn check(&self) -> Result<(), PeopleError> {
+        each!(self.is_set_up()).map(|_| ())
+    }
+}
+
+/// `herald import-to-redis`: the accounts, sessions and setup of the single node whose database is
+/// `db` copied into the Redis of `link`, so everyone stays who they are and signed in on the
+/// cluster. Refuses (copying nothing) if Redis holds people already. Answers (accounts, sessions).
+pub async fn import_to_redis(
+    db: &std::path::Path,
+    link: &RedisLink,
+    session_ttl: Duration,
+) -> Result<(usize, usize), PeopleError> {
+    let from = sqlite::SqlitePeople::open(db)?;
+    let to = redis::RedisPeople::open(link).await?;
+    if !to.is_empty().await? {
+        return Err(PeopleError::Storage(
+            "Redis already holds accounts or a setup: nothing was copied".into(),
+        ));
+    }
+    let everything = from.everything().await?;
+    to.import(&everything, session_ttl).await?;
+    Ok((everything.accounts.len(), everything.sessions.len()))
+}
+
+/// Whether the Redis of `link` holds no people yet (what an import checks before it copies).
+pub async fn redis_has_no_people(link: &RedisLink) -> Result<bool, PeopleError> {
+    redis::RedisPeople::open(link).await?.is_empty().await
+}
+
+fn new_account(new: NewAccount) -> Account {
+    Account {
+        id: random_hex(8),
+        handle: new.handle.map(|h| h.to_lowercase()),
+        name: new.name,
+        role: new.role,
+        password: new.password,
+        active: true,
+        created_ms: now_ms(),
+    }
+}
+
+/// What the store keeps of a session's token.
+fn session_key(token: &str) -> String {
+    crate::ids::hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// Five groups of four letters and digits that cannot be misread (no 0/O, 1/I/L): 100 bits.
+fn new_setup_code() -> String {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+    let mut bytes = [0u8; 20];
+    let _ = getrandom::fill(&mut bytes);
+    let letters: Vec<char> = bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect();
+    letters
+        .chunks(4)
+        .map(|group| group.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Whether two secrets are the same, taking as long whichever byte differs (a guess learns nothing
+/// from the time the answer takes). Compares digests, so the length leaks nothing either.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+        == 0
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What a handle may be: 2 to 32 of `a-z`, `0-9`, `.`, `_`, `-`, starting with a letter or digit.
+/// Plain ASCII, so no two handles look alike; lowercase, so `@Ann` and `@ann` are one person.
+pub fn valid_handle(handle: &str) -> Result<String, &'static str> {
+    let handle = handle.trim().to_lowercase();
+    let len = handle.chars().count();
+    if !(2..=32).contains(&len) {
+        return Err("A handle is 2 to 32 characters long.");
+    }
+    if !handle
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(
+            "A handle is made of the letters a to z, digits, dots, dashes and underscores.",
+        );
+    }
+    if !handle.as_bytes()[0].is_ascii_alphanumeric() {
+        return Err("A handle starts with a letter or a digit.");
+    }
+    Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_plain_lowercase_words() {
+        assert_eq!(valid_handle(" Ann.Lee "), Ok("ann.lee".into()));
+        assert_eq!(valid_handle("bo_2-x"), Ok("bo_2-x".into()));
+        for bad in [
+            "a",
+            "",
+            "ann lee",
+            "аnn",
+            "-ann",
+            ".x",
+            "ann@x",
+            &"a".repeat(33),
+        ] {
+            assert!(valid_handle(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn setup_codes_are_long_and_unambiguous() {
+        let code = new_setup_code();
+        assert_eq!(code.len(), 24);
+        assert!(
+            code.chars()
+                .all(|c| c == '-' || "23456789ABCDEFGHJKMNPQRSTUVWXYZ".contains(c))
+        );
+        assert_ne!(code, new_setup_code());
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("ABCD-EFGH", "ABCD-EFGH"));
+        assert!(!same_secret("ABCD-EFGH", "ABCD-EFGX"));
+        assert!(!same_secret("ABCD-EFGH", "ABCD"));
+        assert!(!same_secret("", "x"));
+    }
+}

@@ -1,0 +1,362 @@
+//! The cluster's people, in Redis: every key under one hash tag, `{people}`, so that on a Redis
+//! Cluster they share a slot and a script can change several at once (a handle is claimed in the
+//! same step that makes its account; the setup is claimed once, whichever node asks). A session's
+//! hash expires by itself `--session-days` after its last use.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use redis::{AsyncCommands, Script};
+
+use super::{Account, PeopleError, Role, SessionInfo};
+use crate::redis_link::{Commands, RedisLink};
+
+const SETUP_KEY: &str = "herald:{people}:setup";
+const HANDLES_KEY: &str = "herald:{people}:handles";
+
+fn account_key(id: &str) -> String {
+    format!("herald:{{people}}:account:{id}")
+}
+
+fn session_key(key: &str) -> String {
+    format!("herald:{{people}}:session:{key}")
+}
+
+fn sessions_of_key(account: &str) -> String {
+    format!("herald:{{people}}:sessions:{account}")
+}
+
+/// KEYS: setup. ARGV: a fresh code, whether to replace a code not yet used. Answers the code.
+const SETUP_CODE: &str = r"
+if ARGV[2] == '1' and redis.call('HEXISTS', KEYS[1], 'owner') == 0 then
+  redis.call('HSET', KEYS[1], 'code', ARGV[1])
+else
+  redis.call('HSETNX', KEYS[1], 'code', ARGV[1])
+end
+return redis.call('HGET', KEYS[1], 'code')
+";
+
+/// KEYS: setup (or a key never written, for an ordinary account), handles, the account.
+/// ARGV: id, whether this is the setup, then the account's fields as pairs.
+/// Answers `ok`, `set up` or `taken`.
+const CREATE: &str = r"
+if ARGV[2] == '1' and redis.call('HEXISTS', KEYS[1], 'owner') == 1 then
+  return 'set up'
+end
+local handle = nil
+for i = 3, #ARGV, 2 do
+  if ARGV[i] == 'handle' then handle = ARGV[i + 1] end
+end
+if handle and redis.call('HSETNX', KEYS[2], handle, ARGV[1]) == 0 then
+  return 'taken'
+end
+redis.call('HSET', KEYS[3], unpack(ARGV, 3))
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+end
+return 'ok'
+";
+
+/// KEYS: the session, its account's set. ARGV: the account, the session's key.
+const END_SESSION: &str = r"
+if redis.call('HGET', KEYS[1], 'account') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+";
+
+#[derive(Clone)]
+pub struct RedisPeople {
+    conn: Commands,
+    setup_code: Arc<Script>,
+    create: Arc<Script>,
+    end_session: Arc<Script>,
+}
+
+impl RedisPeople {
+    pub async fn open(link: &RedisLink) -> Result<Self, PeopleError> {
+        Ok(Self {
+            conn: link.commands().await?,
+            setup_code: Arc::new(Script::new(SETUP_CODE)),
+            create: Arc::new(Script::new(CREATE)),
+            end_session: Arc::new(Script::new(END_SESSION)),
+        })
+    }
+
+    pub async fn is_set_up(&self) -> Result<bool, PeopleError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.hexists(SETUP_KEY, "owner").await?)
+    }
+
+    pub async fn setup_code(&self, fresh: &str, replace: bool) -> Result<String, PeopleError> {
+        let mut conn = self.conn.clone();
+        Ok(self
+            .setup_code
+            .key(SETUP_KEY)
+            .arg(fresh)
+            .arg(if replace { "1" } else { "0" })
+            .invoke_async(&mut conn)
+            .await?)
+    }
+
+    pub async fn stored_setup_code(&self) -> Result<Option<String>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let (code, owner): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(SETUP_KEY)
+            .arg("code")
+            .arg("owner")
+            .query_async(&mut conn)
+            .await?;
+        Ok(code.filter(|_| owner.is_none()))
+    }
+
+    pub async fn set_up(&self, owner: &Account) -> Result<(), PeopleError> {
+        self.insert(owner, true).await
+    }
+
+    pub async fn create(&self, account: &Account) -> Result<(), PeopleError> {
+        self.insert(account, false).await
+    }
+
+    async fn insert(&self, account: &Account, setup: bool) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let mut call = self.create.prepare_invoke();
+        call.key(SETUP_KEY)
+            .key(HANDLES_KEY)
+            .key(account_key(&account.id))
+            .arg(&account.id)
+            .arg(if setup { "1" } else { "0" });
+        for (field, value) in fields(account) {
+            call.arg(field).arg(value);
+        }
+        let answer: String = call.invoke_async(&mut conn).await?;
+        match answer.as_str() {
+            "ok" => Ok(()),
+            "set up" => Err(PeopleError::AlreadySetUp),
+            _ => Err(PeopleError::HandleTaken),
+        }
+    }
+
+    pub async fn by_handle(&self, handle: &str) -> Result<Option<Account>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let id: Option<String> = conn.hget(HANDLES_KEY, handle).await?;
+        match id {
+            Some(id) => self.account(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    pub async fn account(&self, id: &str) -> Result<Option<Account>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let stored: HashMap<String, String> = conn.hgetall(account_key(id)).await?;
+        Ok(account_of(id, &stored))
+    }
+
+    pub async fn rename(&self, id: &str, name: &str) -> Result<(), PeopleError> {
+        self.set_field(id, "name", name).await
+    }
+
+    pub async fn set_password(&self, id: &str, phc: &str) -> Result<(), PeopleError> {
+        self.set_field(id, "password", phc).await
+    }
+
+    /// Sets a field of an account that exists (`HSET` alone would make a stray one).
+    async fn set_field(&self, id: &str, field: &str, value: &str) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let set: i64 = redis::cmd("EVAL")
+            .arg(
+                "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
+                 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1",
+            )
+            .arg(1)
+            .arg(account_key(id))
+            .arg(field)
+            .arg(value)
+            .query_async(&mut conn)
+            .await?;
+        match set {
+            1 => Ok(()),
+            _ => Err(PeopleError::NoSuchAccount),
+        }
+    }
+
+    pub async fn open_session(&self, info: &SessionInfo, ttl: Duration) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let key = session_key(&info.id);
+        redis::pipe()
+            .atomic()
+            .hset_multiple(
+                &key,
+                &[
+                    ("account", info.account.clone()),
+                    ("created_at", info.created_ms.to_string()),
+                    ("last_seen", info.last_seen_ms.to_string()),
+                    ("agent", info.agent.clone()),
+                ],
+            )
+            .ignore()
+            .pexpire(&key, ttl_ms(ttl))
+            .ignore()
+            .sadd(sessions_of_key(&info.account), &info.id)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn session(&self, key: &str) -> Result<Option<SessionInfo>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let stored: HashMap<String, String> = conn.hgetall(session_key(key)).await?;
+        Ok(session_of(key, &stored))
+    }
+
+    pub async fn touch_session(
+        &self,
+        key: &str,
+        now: u64,
+        ttl: Duration,
+    ) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let key = session_key(key);
+        // Only a session still there: one ended meanwhile is not brought back as a stray hash.
+        redis::cmd("EVAL")
+            .arg(
+                "if redis.call('EXISTS', KEYS[1]) == 1 then \
+                 redis.call('HSET', KEYS[1], 'last_seen', ARGV[1]) \
+                 redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 1",
+            )
+            .arg(1)
+            .arg(&key)
+            .arg(now)
+            .arg(ttl_ms(ttl))
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn sessions(&self, account: &str) -> Result<Vec<SessionInfo>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let keys: Vec<String> = conn.smembers(sessions_of_key(account)).await?;
+        let mut sessions = Vec::with_capacity(keys.len());
+        for key in keys {
+            let stored: HashMap<String, String> = conn.hgetall(session_key(&key)).await?;
+            match session_of(&key, &stored) {
+                Some(session) => sessions.push(session),
+                // Expired: its hash is gone; its name in the set goes too.
+                None => {
+                    conn.srem::<_, _, ()>(sessions_of_key(account), &key)
+                        .await?
+                }
+            }
+        }
+        Ok(sessions)
+    }
+
+    pub async fn end_session(&self, account: &str, key: &str) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        self.end_session
+            .key(session_key(key))
+            .key(sessions_of_key(account))
+            .arg(account)
+            .arg(key)
+            .invoke_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+}
+
+impl RedisPeople {
+    /// Whether Redis holds any people yet (a setup begun, an account made).
+    pub async fn is_empty(&self) -> Result<bool, PeopleError> {
+        let mut conn = self.conn.clone();
+        let (setup, handles): (bool, u64) = redis::pipe()
+            .exists(SETUP_KEY)
+            .hlen(HANDLES_KEY)
+            .query_async(&mut conn)
+            .await?;
+        Ok(!setup && handles == 0)
+    }
+
+    /// Writes a single node's people as they are (`herald import-to-redis`).
+    pub async fn import(
+        &self,
+        everything: &super::sqlite::Everything,
+        ttl: Duration,
+    ) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        for account in &everything.accounts {
+            self.create(account).await?;
+        }
+        if let Some((code, owner)) = &everything.setup {
+            let mut fields = vec![("code", code.clone())];
+            if let Some(owner) = owner {
+                fields.push(("owner", owner.clone()));
+            }
+            conn.hset_multiple::<_, _, _, ()>(SETUP_KEY, &fields)
+                .await?;
+        }
+        let now = super::now_ms();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        for session in &everything.sessions {
+            // What is left of its life, from its last use.
+            let left = session
+                .last_seen_ms
+                .saturating_add(ttl_ms)
+                .saturating_sub(now);
+            if left > 0 {
+                self.open_session(session, Duration::from_millis(left))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+fn fields(account: &Account) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("name", account.name.clone()),
+        ("role", account.role.as_str().to_owned()),
+        ("active", if account.active { "1" } else { "0" }.to_owned()),
+        ("created_at", account.created_ms.to_string()),
+    ];
+    if let Some(handle) = &account.handle {
+        fields.push(("handle", handle.clone()));
+    }
+    if let Some(password) = &account.password {
+        fields.push(("password", password.clone()));
+    }
+    fields
+}
+
+fn account_of(id: &str, stored: &HashMap<String, String>) -> Option<Account> {
+    Some(Account {
+        id: id.to_owned(),
+        handle: stored.get("handle").cloned(),
+        name: stored.get("name")?.clone(),
+        role: stored
+            .get("role")
+            .and_then(|r| Role::parse(r))
+            .unwrap_or(Role::Guest),
+        password: stored.get("password").cloned(),
+        active: stored.get("active").is_none_or(|a| a == "1"),
+        created_ms: number(stored.get("created_at")),
+    })
+}
+
+fn session_of(key: &str, stored: &HashMap<String, String>) -> Option<SessionInfo> {
+    Some(SessionInfo {
+        id: key.to_owned(),
+        account: stored.get("account")?.clone(),
+        created_ms: number(stored.get("created_at")),
+        last_seen_ms: number(stored.get("last_seen")),
+        agent: stored.get("agent").cloned().unwrap_or_default(),
+    })
+}
+
+fn number(text: Option<&String>) -> u64 {
+    text.and_then(|t| t.parse().ok()).unwrap_or(0)
+}

@@ -1,0 +1,360 @@
+//! The people of one node: tables beside the log's in herald.db, through a connection of their own
+//! (writes are rare — a sign-in, a new password, a session's use noted every few minutes — so they
+//! take SQLite's write lock in turn with the log's writer, which waits at most `busy_timeout`).
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{Account, PeopleError, Role, SessionInfo};
+
+#[derive(Clone)]
+pub struct SqlitePeople {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqlitePeople {
+    pub fn open(path: &Path) -> Result<Self, PeopleError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS accounts (
+                 id         TEXT PRIMARY KEY,
+                 handle     TEXT UNIQUE,
+                 name       TEXT NOT NULL,
+                 role       TEXT NOT NULL,
+                 password   TEXT,
+                 active     INTEGER NOT NULL DEFAULT 1,
+                 created_at INTEGER NOT NULL
+             ) STRICT;
+             CREATE TABLE IF NOT EXISTS sessions (
+                 id         TEXT PRIMARY KEY,
+                 account    TEXT NOT NULL,
+                 created_at INTEGER NOT NULL,
+                 last_seen  INTEGER NOT NULL,
+                 agent      TEXT NOT NULL
+             ) STRICT;
+             CREATE INDEX IF NOT EXISTS sessions_of ON sessions (account);
+             CREATE TABLE IF NOT EXISTS setup (
+                 id    INTEGER PRIMARY KEY CHECK (id = 1),
+                 code  TEXT NOT NULL,
+                 owner TEXT
+             ) STRICT;",
+        )?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection, off the async threads.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, PeopleError> + Send + 'static,
+    ) -> Result<T, PeopleError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn
+                .lock()
+                .map_err(|_| PeopleError::Storage("the people store's lock is poisoned".into()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| PeopleError::Storage(e.to_string()))?
+    }
+
+    pub async fn is_set_up(&self) -> Result<bool, PeopleError> {
+        self.with(|conn| {
+            Ok(conn
+                .query_row("SELECT owner IS NOT NULL FROM setup", [], |r| r.get(0))
+                .optional()?
+                .unwrap_or(false))
+        })
+        .await
+    }
+
+    /// The stored setup code; `fresh` is stored if there is none, or if `replace` (the operator
+    /// named one) and the setup is not done.
+    pub async fn setup_code(&self, fresh: &str, replace: bool) -> Result<String, PeopleError> {
+        let fresh = fresh.to_owned();
+        self.with(move |conn| {
+            if replace {
+                conn.execute(
+                    "INSERT INTO setup (id, code) VALUES (1, ?1)
+                     ON CONFLICT (id) DO UPDATE SET code = ?1 WHERE owner IS NULL",
+                    [&fresh],
+                )?;
+            } else {
+                conn.execute(
+                    "INSERT INTO setup (id, code) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING",
+                    [&fresh],
+                )?;
+            }
+            Ok(conn.query_row("SELECT code FROM setup", [], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    /// The setup code, while the setup is not done.
+    pub async fn stored_setup_code(&self) -> Result<Option<String>, PeopleError> {
+        self.with(|conn| {
+            Ok(conn
+                .query_row("SELECT code FROM setup WHERE owner IS NULL", [], |r| {
+                    r.get(0)
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn set_up(&self, owner: &Account) -> Result<(), PeopleError> {
+        let owner = owner.clone();
+        self.with(move |conn| {
+            // IMMEDIATE: the write lock first (the log's writer may hold it: then wait).
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let claimed = tx.execute(
+                "UPDATE setup SET owner = ?1 WHERE id = 1 AND owner IS NULL",
+                [&owner.id],
+            )?;
+            if claimed != 1 {
+                return Err(PeopleError::AlreadySetUp);
+            }
+            insert(&tx, &owner)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn create(&self, account: &Account) -> Result<(), PeopleError> {
+        let account = account.clone();
+        self.with(move |conn| insert(conn, &account)).await
+    }
+
+    pub async fn by_handle(&self, handle: &str) -> Result<Option<Account>, PeopleError> {
+        let handle = handle.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE handle = ?1"),
+                    [&handle],
+                    account_of,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn account(&self, id: &str) -> Result<Option<Account>, PeopleError> {
+        let id = id.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"),
+                    [&id],
+                    account_of,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn rename(&self, id: &str, name: &str) -> Result<(), PeopleError> {
+        let (id, name) = (id.to_owned(), name.to_owned());
+        self.with(move |conn| {
+            match conn.execute("UPDATE accounts SET name = ?2 WHERE id = ?1", [&id, &name])? {
+                1 => Ok(()),
+                _ => Err(PeopleError::NoSuchAccount),
+            }
+        })
+        .await
+    }
+
+    pub async fn set_password(&self, id: &str, phc: &str) -> Result<(), PeopleError> {
+        let (id, phc) = (id.to_owned(), phc.to_owned());
+        self.with(move |conn| {
+            match conn.execute(
+                "UPDATE accounts SET password = ?2 WHERE id = ?1",
+                [&id, &phc],
+            )? {
+                1 => Ok(()),
+                _ => Err(PeopleError::NoSuchAccount),
+            }
+        })
+        .await
+    }
+
+    pub async fn open_session(
+        &self,
+        info: &SessionInfo,
+        _ttl: Duration,
+    ) -> Result<(), PeopleError> {
+        let info = info.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO sessions (id, account, created_at, last_seen, agent)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    info.id,
+                    info.account,
+                    sql_int(info.created_ms),
+                    sql_int(info.last_seen_ms),
+                    info.agent
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn session(&self, key: &str) -> Result<Option<SessionInfo>, PeopleError> {
+        let key = key.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"),
+                    [&key],
+                    session_of,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn touch_session(
+        &self,
+        key: &str,
+        now: u64,
+        _ttl: Duration,
+    ) -> Result<(), PeopleError> {
+        let key = key.to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "UPDATE sessions SET last_seen = ?2 WHERE id = ?1",
+                params![key, sql_int(now)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn sessions(&self, account: &str) -> Result<Vec<SessionInfo>, PeopleError> {
+        let account = account.to_owned();
+        self.with(move |conn| {
+            let mut query = conn.prepare(&format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE account = ?1"
+            ))?;
+            let rows = query.query_map([&account], session_of)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn end_session(&self, account: &str, key: &str) -> Result<(), PeopleError> {
+        let (account, key) = (account.to_owned(), key.to_owned());
+        self.with(move |conn| {
+            conn.execute(
+                "DELETE FROM sessions WHERE id = ?1 AND account = ?2",
+                [&key, &account],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl SqlitePeople {
+    /// Everything, for `herald import-to-redis`: the setup (its code, its owner), every account,
+    /// every session.
+    pub async fn everything(&self) -> Result<Everything, PeopleError> {
+        self.with(|conn| {
+            let setup = conn
+                .query_row("SELECT code, owner FROM setup", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            let accounts = conn
+                .prepare(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts"))?
+                .query_map([], account_of)?
+                .collect::<Result<_, _>>()?;
+            let sessions = conn
+                .prepare(&format!("SELECT {SESSION_COLUMNS} FROM sessions"))?
+                .query_map([], session_of)?
+                .collect::<Result<_, _>>()?;
+            Ok(Everything {
+                setup,
+                accounts,
+                sessions,
+            })
+        })
+        .await
+    }
+}
+
+/// A node's people, whole.
+pub struct Everything {
+    /// The setup code, and the owner's id once claimed.
+    pub setup: Option<(String, Option<String>)>,
+    pub accounts: Vec<Account>,
+    pub sessions: Vec<SessionInfo>,
+}
+
+const ACCOUNT_COLUMNS: &str = "id, handle, name, role, password, active, created_at";
+const SESSION_COLUMNS: &str = "id, account, created_at, last_seen, agent";
+
+fn insert(conn: &Connection, account: &Account) -> Result<(), PeopleError> {
+    let inserted = conn.execute(
+        "INSERT INTO accounts (id, handle, name, role, password, active, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+        params![
+            account.id,
+            account.handle,
+            account.name,
+            account.role.as_str(),
+            account.password,
+            account.active,
+            sql_int(account.created_ms)
+        ],
+    )?;
+    match inserted {
+        1 => Ok(()),
+        _ => Err(PeopleError::HandleTaken),
+    }
+}
+
+fn account_of(row: &Row<'_>) -> rusqlite::Result<Account> {
+    let role: String = row.get(3)?;
+    Ok(Account {
+        id: row.get(0)?,
+        handle: row.get(1)?,
+        name: row.get(2)?,
+        // A role this version does not know reads as a guest's: the least it could be.
+        role: Role::parse(&role).unwrap_or(Role::Guest),
+        password: row.get(4)?,
+        active: row.get(5)?,
+        created_ms: from_sql(row.get(6)?),
+    })
+}
+
+fn session_of(row: &Row<'_>) -> rusqlite::Result<SessionInfo> {
+    Ok(SessionInfo {
+        id: row.get(0)?,
+        account: row.get(1)?,
+        created_ms: from_sql(row.get(2)?),
+        last_seen_ms: from_sql(row.get(3)?),
+        agent: row.get(4)?,
+    })
+}
+
+fn sql_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn from_sql(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}

@@ -1,0 +1,412 @@
+//! Accounts and sessions (docs/ACCOUNTS.md), on SQLite and on Redis: the first run's setup, signing
+//! up and in, one person on several devices, sessions that end everywhere, passwords, and the
+//! sign-in budget.
+
+use crate::common;
+
+use common::{Client, OWNER, OWNER_PASSWORD, RedisServer, SETUP_CODE, TempDir, TestServer};
+
+const SECRET: &str = "the same secret on every node, 32+ bytes";
+
+/// A server of its own, not set up, with `flags` (on SQLite, or on Redis with `--redis`).
+async fn fresh(data: &TempDir, flags: &[&str]) -> TestServer {
+    TestServer::start_unclaimed(data.path(), flags).await
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", common::form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Posts `body` to `path` (as `cookie`, if any): the status, where it sends the browser, and the
+/// session cookie it sets, if it sets one.
+async fn post(
+    server: &TestServer,
+    path: &str,
+    cookie: Option<&str>,
+    body: &str,
+) -> (u16, String, Option<String>) {
+    let headers = cookie.map_or_else(String::new, |c| format!("Cookie: {c}\r\n"));
+    let (status, head, _) = server.post_form_with(path, &headers, body).await;
+    let location = header(&head, "location").unwrap_or_default().to_owned();
+    let cookie = header(&head, "set-cookie")
+        .and_then(|c| c.split(';').next())
+        .filter(|c| c.len() > "herald_session=".len())
+        .map(str::to_owned);
+    (status, location, cookie)
+}
+
+/// Signs in as a browser at `address` behind a trusted proxy: the session cookie, if let in.
+async fn sign_in_from(
+    server: &TestServer,
+    address: String,
+    handle: &str,
+    password: &str,
+) -> Option<String> {
+    let body = form(&[("handle", handle), ("password", password)]);
+    let headers = format!("X-Forwarded-For: {address}\r\n");
+    let (status, head, _) = server.post_form_with("/sign-in", &headers, &body).await;
+    assert_eq!(status, 303, "{head}");
+    header(&head, "set-cookie")
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned)
+}
+
+async fn sign_up(server: &TestServer, handle: &str, name: &str, password: &str) -> Option<String> {
+    let body = form(&[("handle", handle), ("name", name), ("password", password)]);
+    post(server, "/sign-up", None, &body).await.2
+}
+
+/// Who a cookie signs in, as `GET /session` says: `None` for nobody.
+async fn who(server: &TestServer, cookie: &str) -> Option<serde_json::Value> {
+    let (status, _, body) = server.get_as("/session", cookie).await;
+    (status == 200)
+        .then(|| serde_json::from_str::<serde_json::Value>(&body).expect("JSON")["you"].clone())
+}
+
+async fn setup_is_claimed_once(flags: &[&str]) {
+    let data = TempDir::new();
+    let server = fresh(&data, flags).await;
+    // Until then: the setup page, and health, only.
+    let (status, head, _) = server.get("/r/general").await;
+    assert_eq!((status, header(&head, "location")), (303, Some("/setup")));
+    let (status, _, body) = server.get("/api/rooms").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("setup_required"), "{body}");
+    let (status, _, body) = server.post_form("/session", "name=Eve").await;
+    assert_eq!(status, 503, "no guest before the owner: {body}");
+    assert_eq!(server.get("/healthz").await.0, 200);
+    let (status, _, page) = server.get("/setup").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Setup code"), "{page}");
+
+    // A wrong code makes nothing.
+    let owner = |code: &str, handle: &str| {
+        form(&[
+            ("code", code),
+            ("handle", handle),
+            ("name", "Owner"),
+            ("password", OWNER_PASSWORD),
+        ])
+    };
+    let (status, to, cookie) =
+        post(&server, "/setup", None, &owner("WRONG-CODE-0000", "eve")).await;
+    assert_eq!((status, cookie), (303, None));
+    assert!(to.starts_with("/setup?error=code"), "{to}");
+
+    // Two at once with the right code (typed in small letters, with spaces): one owner.
+    let typed = SETUP_CODE.to_lowercase().replace('-', " - ");
+    let (one, two) = (owner(&typed, "first"), owner(SETUP_CODE, "second"));
+    let (first, second) = tokio::join!(
+        post(&server, "/setup", None, &one),
+        post(&server, "/setup", None, &two),
+    );
+    let made: Vec<_> = [first, second]
+        .into_iter()
+        .filter_map(|(_, _, c)| c)
+        .collect();
+    assert_eq!(made.len(), 1, "exactly one owner");
+    let me = who(&server, &made[0]).await.expect("signed in");
+    assert_eq!(me["name"], "Owner");
+    // And then never again: the page goes, the form is answered with the sign-in page.
+    let (status, head, _) = server.get("/setup").await;
+    assert_eq!((status, header(&head, "location")), (303, Some("/")));
+    let (status, to, cookie) = post(&server, "/setup", None, &owner(SETUP_CODE, "third")).await;
+    assert_eq!((status, to.as_str(), cookie), (303, "/sign-in", None));
+    // Now the chat is served.
+    assert_eq!(server.get_as("/r/general", &made[0]).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_fresh_server_serves_only_its_setup_until_the_owner_is_made_once() {
+    setup_is_claimed_once(&[]).await;
+}
+
+#[tokio::test]
+async fn on_redis_the_setup_is_claimed_once_whichever_node_is_asked() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let flags = ["--redis", url.as_str(), "--session-secret", SECRET];
+    setup_is_claimed_once(&flags).await;
+    // A second node knows it is set up, and the owner signs in there.
+    let data = TempDir::new();
+    let other = fresh(&data, &flags).await;
+    let cookie = other.sign_in("first", OWNER_PASSWORD).await;
+    let cookie = match cookie {
+        Some(cookie) => cookie,
+        None => other
+            .sign_in("second", OWNER_PASSWORD)
+            .await
+            .expect("the owner signs in on the other node"),
+    };
+    assert_eq!(other.get_as("/r/general", &cookie).await.0, 200);
+}
+
+async fn one_person_on_two_devices(flags: &[&str]) {
+    let data = TempDir::new();
+    let mut all = vec!["--sign-up", "open"];
+    all.extend_from_slice(flags);
+    let server = TestServer::start_in(data.path(), &all).await;
+    let laptop = sign_up(&server, "Ann", "Ann Lee", "a long enough password")
+        .await
+        .expect("signed up");
+    let phone = server
+        .sign_in("ann", "a long enough password")
+        .await
+        .expect("signed in on a second device");
+    assert_ne!(laptop, phone, "a session per device");
+    let on_laptop = Client::connect(server.addr, &laptop).await;
+    let mut on_phone = Client::connect(server.addr, &phone).await;
+    assert_eq!(on_laptop.id, on_phone.id, "one person");
+    assert_eq!(on_phone.name, "Ann Lee");
+    // Renamed on one, renamed on both.
+    server.rename(&phone, "Ann").await;
+    assert_eq!(
+        who(&server, &laptop).await.expect("signed in")["name"],
+        "Ann"
+    );
+    on_phone.post("p1", "from the phone").await;
+
+    // The handle is hers: taken, whatever its case.
+    let (status, to, cookie) = post(
+        &server,
+        "/sign-up",
+        None,
+        &form(&[
+            ("handle", "ANN"),
+            ("name", "Other"),
+            ("password", "another long password"),
+        ]),
+    )
+    .await;
+    assert_eq!((status, cookie), (303, None));
+    assert!(to.starts_with("/sign-up?error=taken"), "{to}");
+    // A wrong password signs nobody in, nor does an unknown handle.
+    assert_eq!(server.sign_in("ann", "not her password").await, None);
+    assert_eq!(
+        server.sign_in("nobody", "a long enough password").await,
+        None
+    );
+
+    // Signing out on the laptop ends that session: a copy of its cookie is nobody, at every door.
+    let (status, _, _) = post(&server, "/session/end", Some(&laptop), "").await;
+    assert_eq!(status, 303);
+    assert_eq!(who(&server, &laptop).await, None);
+    assert_eq!(server.get_as("/api/rooms", &laptop).await.0, 401);
+    assert_eq!(server.get_as("/r/general", &laptop).await.0, 303);
+    assert_eq!(
+        Client::connect_forwarded(server.addr, &laptop, "127.0.0.1")
+            .await
+            .err(),
+        Some(401),
+        "the socket refuses it"
+    );
+    // The phone is still signed in.
+    assert!(who(&server, &phone).await.is_some());
+}
+
+#[tokio::test]
+async fn one_person_signed_in_on_two_devices_is_one_person_until_one_signs_out() {
+    one_person_on_two_devices(&[]).await;
+}
+
+#[tokio::test]
+async fn on_redis_one_person_signed_in_on_two_devices_is_one_person_until_one_signs_out() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    one_person_on_two_devices(&["--redis", url.as_str(), "--session-secret", SECRET]).await;
+}
+
+#[tokio::test]
+async fn short_and_common_passwords_bad_handles_and_closed_sign_up_are_refused() {
+    let data = TempDir::new();
+    let server = TestServer::start_in(data.path(), &["--sign-up", "open"]).await;
+    for (handle, password, error) in [
+        ("ann", "short", "short"),
+        ("ann", "password123", "common"),
+        ("ann", "Iloveyou1", "common"),
+        ("a", "a long enough password", "handle"),
+        ("ann lee", "a long enough password", "handle"),
+        ("аnn", "a long enough password", "handle"), // A Cyrillic а.
+    ] {
+        let body = form(&[("handle", handle), ("name", "Ann"), ("password", password)]);
+        let (status, to, cookie) = post(&server, "/sign-up", None, &body).await;
+        assert_eq!((status, cookie), (303, None), "{handle} {password}");
+        assert!(
+            to.starts_with(&format!("/sign-up?error={error}")),
+            "{handle} {password}: {to}"
+        );
+    }
+    // The page says why, in words.
+    let (_, _, page) = server.get("/sign-up?error=common").await;
+    assert!(page.contains("among the most common"), "{page}");
+
+    // Without --sign-up open (the default is invitations only), nobody signs themselves up.
+    let data = TempDir::new();
+    let closed = TestServer::start_in(data.path(), &[]).await;
+    assert_eq!(
+        sign_up(&closed, "ann", "Ann", "a long enough password").await,
+        None
+    );
+    let (status, _, page) = closed.get("/sign-up").await;
+    assert_eq!(status, 403);
+    assert!(page.contains("does not take sign-ups"), "{page}");
+}
+
+#[tokio::test]
+async fn a_new_password_ends_every_other_session_and_the_sessions_page_ends_one() {
+    let data = TempDir::new();
+    // Each device signs in from an address of its own (every try counts against the account's
+    // budget at an address).
+    let server = TestServer::start_in(data.path(), &["--trusted-proxy", "127.0.0.1/32"]).await;
+    let devices = std::sync::atomic::AtomicU8::new(1);
+    let sign_in_as = |password: &'static str| {
+        let device = devices.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        sign_in_from(&server, format!("198.51.100.{device}"), OWNER, password)
+    };
+    let sign_in = || sign_in_as(OWNER_PASSWORD);
+    let (here, laptop, phone) = (
+        sign_in().await.expect("in"),
+        sign_in().await.expect("in"),
+        sign_in().await.expect("in"),
+    );
+    // The account page lists them, this device marked.
+    let (status, _, page) = server.get_as("/account", &here).await;
+    assert_eq!(status, 200);
+    // The harness's claim of the setup signed in once more.
+    assert_eq!(page.matches("data-testid=\"session\"").count(), 4, "{page}");
+    assert_eq!(page.matches("data-this=\"true\"").count(), 1);
+    // End the phone's from here.
+    let ids: Vec<&str> = page
+        .split("name=\"session\" value=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|id| *id != "others")
+        .collect();
+    assert_eq!(ids.len(), 3, "a sign-out button for each other device");
+    for id in &ids {
+        post(
+            &server,
+            "/account/sessions/end",
+            Some(&here),
+            &form(&[("session", id)]),
+        )
+        .await;
+    }
+    assert_eq!(who(&server, &phone).await, None);
+    assert_eq!(who(&server, &laptop).await, None);
+    assert!(who(&server, &here).await.is_some());
+
+    // A session of someone else's is not theirs to end: a guest naming the owner's laptop's.
+    let laptop = sign_in().await.expect("in");
+    let (_, _, page) = server.get_as("/account", &here).await;
+    let laptop_id = page
+        .split("name=\"session\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the laptop's sign-out button");
+    let guest = server.session("Guest").await;
+    post(
+        &server,
+        "/account/sessions/end",
+        Some(&guest),
+        &form(&[("session", laptop_id)]),
+    )
+    .await;
+    assert!(who(&server, &laptop).await.is_some(), "still signed in");
+    let (_, _, guest_page) = server.get_as("/account", &guest).await;
+    assert!(guest_page.contains("a guest"), "{guest_page}");
+    assert!(
+        !guest_page.contains("password-form"),
+        "a guest has no password"
+    );
+
+    // A new password: the current one is needed, the new one must be new enough, then every
+    // other device is signed out; the old password no longer works, the new one does.
+    let change = |current: &str, new: &str, again: &str| {
+        form(&[("current", current), ("password", new), ("again", again)])
+    };
+    let (_, to, _) = post(
+        &server,
+        "/account/password",
+        Some(&here),
+        &change("wrong", "a new long password", "a new long password"),
+    )
+    .await;
+    assert_eq!(to, "/account?error=current");
+    let (_, to, _) = post(
+        &server,
+        "/account/password",
+        Some(&here),
+        &change(OWNER_PASSWORD, "a new long password", "a different one"),
+    )
+    .await;
+    assert_eq!(to, "/account?error=mismatch");
+    let (_, to, _) = post(
+        &server,
+        "/account/password",
+        Some(&here),
+        &change(OWNER_PASSWORD, "12345678", "12345678"),
+    )
+    .await;
+    assert_eq!(to, "/account?error=common");
+    assert!(who(&server, &laptop).await.is_some(), "nothing changed yet");
+    let (_, to, _) = post(
+        &server,
+        "/account/password",
+        Some(&here),
+        &change(OWNER_PASSWORD, "a new long password", "a new long password"),
+    )
+    .await;
+    assert_eq!(to, "/account?done=password");
+    assert_eq!(
+        who(&server, &laptop).await,
+        None,
+        "the other device is signed out"
+    );
+    assert!(who(&server, &here).await.is_some(), "this one is not");
+    assert!(who(&server, &guest).await.is_some(), "nor anyone else");
+    assert_eq!(sign_in_as(OWNER_PASSWORD).await, None);
+    assert!(sign_in_as("a new long password").await.is_some());
+}
+
+#[tokio::test]
+async fn wrong_passwords_slow_an_address_down_on_that_account_but_not_the_owner_elsewhere() {
+    let data = TempDir::new();
+    let server = TestServer::start_in(data.path(), &["--trusted-proxy", "127.0.0.1/32"]).await;
+    let from = |address: &str, password: &str| {
+        let body = form(&[("handle", OWNER), ("password", password)]);
+        let headers = format!("X-Forwarded-For: {address}\r\n");
+        let server = &server;
+        async move {
+            let (status, head, _) = server.post_form_with("/sign-in", &headers, &body).await;
+            assert_eq!(status, 303);
+            header(&head, "location").unwrap_or_default().to_owned()
+        }
+    };
+    // Five wrong tries from one address...
+    for _ in 0..server::accounts::ACCOUNT_BURST {
+        assert!(
+            from("203.0.113.7", "a guess")
+                .await
+                .starts_with("/sign-in?error=wrong")
+        );
+    }
+    // ...and the sixth is not even tried, the right password included.
+    let slowed = from("203.0.113.7", OWNER_PASSWORD).await;
+    assert!(slowed.starts_with("/sign-in?error=slow&wait="), "{slowed}");
+    let (_, _, page) = server.get(&slowed).await;
+    assert!(page.contains("Too many tries from here"), "{page}");
+    // The owner, at home, is not locked out by it.
+    assert_eq!(from("198.51.100.20", OWNER_PASSWORD).await, "/");
+}
