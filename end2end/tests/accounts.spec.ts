@@ -166,3 +166,53 @@ test('a new password signs every other device out, and the old one no longer wor
     await stop(herald);
   }
 });
+
+test('an invitation link from the owner lets a new person sign up and chat with them', async ({ browser }) => {
+  const herald = await fresh();
+  try {
+    const room = uniqueRoom('invited');
+    const owner = await (await browser.newContext()).newPage();
+    await owner.goto(`${herald.url}/r/${room}`);
+    await owner.getByTestId('setup-code').fill(SETUP_CODE);
+    await owner.getByTestId('handle').fill('olu');
+    await owner.getByTestId('display-name').fill('Olu');
+    await owner.getByTestId('password').fill(PASSWORD);
+    await owner.getByRole('button', { name: "Create the owner's account" }).click();
+    await inChat(owner);
+
+    // By default nobody signs themselves up: the page says how to get in.
+    const stranger = await (await browser.newContext()).newPage();
+    await stranger.goto(`${herald.url}/sign-up`);
+    await expect(stranger.getByTestId('why')).toContainText('by invitation');
+
+    // The owner makes a link for one person, from their account page.
+    await owner.goto(`${herald.url}/account`);
+    await owner.locator('#uses').selectOption('1');
+    await owner.getByTestId('make-invitation').click();
+    const link = await owner.getByTestId('invitation-link').inputValue();
+    expect(link).toMatch(new RegExp(`^${herald.url}/invite/[0-9a-f]{64}$`));
+    expect(await axe(owner)).toEqual([]);
+
+    const guest = await (await browser.newContext({ viewport: { width: 390, height: 844 } })).newPage();
+    await guest.goto(link);
+    await expect(guest.getByText('You are invited')).toBeVisible();
+    expect(await axe(guest)).toEqual([]);
+    await guest.getByTestId('handle').fill('pia');
+    await guest.getByTestId('display-name').fill('Pia');
+    await guest.getByTestId('password').fill(PASSWORD);
+    await guest.getByRole('button', { name: 'Create account' }).click();
+    await inChat(guest);
+    await guest.goto(`${herald.url}/r/${room}`);
+    await inChat(guest);
+    await send(guest, 'thanks for the invitation');
+    await owner.goto(`${herald.url}/r/${room}`);
+    await expect(owner.locator('.message', { hasText: 'thanks for the invitation' }).locator('.author')).toHaveText('Pia');
+
+    // Used once, the link lets nobody else in.
+    await stranger.goto(link);
+    await expect(stranger.getByTestId('why')).toContainText('not valid any more');
+  } finally {
+    await stop(herald);
+  }
+});
+

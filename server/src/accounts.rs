@@ -15,7 +15,7 @@
 use app::protocol::{MAX_NAME_CHARS, validate_name};
 use axum::{
     Extension, Form, Router,
-    extract::{Query, Request, State},
+    extract::{Path, Query, Request, State},
     http::{HeaderMap, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
@@ -28,8 +28,8 @@ use crate::{
     AppState,
     peer::Client,
     people::{
-        Account, NewAccount, PasswordError, PeopleError, Role, SessionInfo, check_new_password,
-        valid_handle,
+        Account, Invitation, NewAccount, PasswordError, PeopleError, Role, SessionInfo,
+        check_new_password, valid_handle,
     },
     plain,
     rate::SharedBudgets,
@@ -122,6 +122,9 @@ pub fn router() -> Router<AppState> {
         .route("/account", get(account_page))
         .route("/account/password", post(change_password))
         .route("/account/sessions/end", post(end_sessions))
+        .route("/account/invitations", post(make_invitation))
+        .route("/account/invitations/revoke", post(revoke_invitation))
+        .route("/invite/{token}", get(invitation_page).post(join))
 }
 
 /// What a page's query may say: where to go after, and what went wrong before.
@@ -152,6 +155,8 @@ fn said(error: Option<&str>, wait: Option<u64>) -> Option<String> {
             "mismatch" => "The two passwords differ.",
             "current" => "That is not your current password.",
             "closed" => "This server does not take sign-ups: ask its admin for an account or an invitation.",
+            "invite" => "This server takes new people by invitation: ask someone here for a link.",
+            "invitation" => "This invitation is not valid any more: it expired, was used up, or was taken back. Ask for a new one.",
             "slow" => {
                 let wait = wait.unwrap_or(60).clamp(1, 3600);
                 return Some(format!(
@@ -461,10 +466,14 @@ struct SignUpForm {
 async fn sign_up_page(State(state): State<AppState>, Query(asked): Query<Asked>) -> Response {
     let next = local_path(asked.next.as_deref()).to_owned();
     if state.sign_up != SignUp::Open {
+        let why = match state.sign_up {
+            SignUp::Invite => "invite",
+            _ => "closed",
+        };
         let main = view! {
             <div class="name-form">
                 <h1 class="brand">"Herald"</h1>
-                <p data-testid="why">{said(Some("closed"), None)}</p>
+                <p data-testid="why">{said(Some(why), None)}</p>
                 <p><a href="/sign-in">"Sign in"</a></p>
             </div>
         }
@@ -556,6 +565,7 @@ async fn account_page(
     let done = match asked.done.as_deref() {
         Some("password") => Some("Your password is changed; every other device is signed out."),
         Some("ended") => Some("Signed out there."),
+        Some("revoked") => Some("That invitation's link lets nobody else in."),
         _ => None,
     };
     let others = sessions.len().saturating_sub(1);
@@ -580,6 +590,13 @@ async fn account_page(
             </section>
         }
     });
+    let invitations = match may_invite(&me.account) {
+        true => match state.sessions.people.invitations().await {
+            Ok(live) => Some(invitations_section(live, now)),
+            Err(e) => return unavailable(&e),
+        },
+        false => None,
+    };
     let main = view! {
         <h1>"Your account"</h1>
         <p role="status" data-testid="done">{done}</p>
@@ -595,6 +612,7 @@ async fn account_page(
             })}
         </section>
         {password}
+        {invitations}
         <p><a href="/" data-testid="back">"Back to the chat"</a></p>
     }
     .to_html();
@@ -781,6 +799,247 @@ async fn end_sessions(
             response
         }
         Ok(()) => Redirect::to("/account?done=ended").into_response(),
+        Err(e) => unavailable(&e),
+    }
+}
+
+// ---- Invitations ----
+
+/// Who may make invitations: admins and moderators.
+fn may_invite(account: &Account) -> bool {
+    matches!(account.role, Role::Admin | Role::Moderator)
+}
+
+/// The longest an invitation lasts, and the most people one lets in.
+const MAX_INVITATION_DAYS: u64 = 30;
+const MAX_INVITATION_USES: u32 = 100;
+
+fn invitations_section(live: Vec<Invitation>, now: u64) -> impl IntoView {
+    let rows = live
+        .into_iter()
+        .map(|i| {
+            let left = match i.uses_left {
+                1 => "1 more person".to_owned(),
+                n => format!("{n} more people"),
+            };
+            let expires = format!("expires {}", within(i.expires_ms.saturating_sub(now)));
+            view! {
+                <li class="session" data-testid="invitation">
+                    <span>{left}", "{expires}</span>
+                    <form method="post" action="/account/invitations/revoke">
+                        <input type="hidden" name="id" value=i.id.clone()/>
+                        <button type="submit" class="link">"Revoke"</button>
+                    </form>
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <section aria-labelledby="invitations-title">
+            <h2 id="invitations-title">"Invitations"</h2>
+            <p class="hint">"A link lets people make an account here. Anyone with it can use it: send it to whom you mean."</p>
+            <ul class="sessions" data-testid="invitations">{rows}</ul>
+            <form class="invite-form" method="post" action="/account/invitations" data-testid="invite-form">
+                <label for="uses">"For"</label>
+                <select id="uses" name="uses">
+                    <option value="1">"1 person"</option>
+                    <option value="5">"5 people"</option>
+                    <option value="25">"25 people"</option>
+                    <option value="100">"100 people"</option>
+                </select>
+                <label for="days">"for"</label>
+                <select id="days" name="days">
+                    <option value="1">"1 day"</option>
+                    <option value="7" selected>"7 days"</option>
+                    <option value="30">"30 days"</option>
+                </select>
+                <button type="submit" class="link" data-testid="make-invitation">"Make an invitation link"</button>
+            </form>
+        </section>
+    }
+}
+
+/// "in 6 days", roughly.
+fn within(ms: u64) -> String {
+    let hours = ms / 3_600_000;
+    match hours {
+        0 => "within the hour".to_owned(),
+        1..=47 => format!("in {hours} h"),
+        _ => format!("in {} days", hours / 24),
+    }
+}
+
+#[derive(Deserialize)]
+struct InvitationForm {
+    uses: u32,
+    days: u64,
+}
+
+/// `POST /account/invitations`: a new link, shown once (only its hash is kept).
+async fn make_invitation(
+    State(state): State<AppState>,
+    client: Option<Extension<Client>>,
+    headers: HeaderMap,
+    Form(form): Form<InvitationForm>,
+) -> Response {
+    let Some(me) = state.sessions.signed_in(&headers).await else {
+        return Redirect::to("/sign-in?next=/account").into_response();
+    };
+    if !may_invite(&me.account) {
+        return (
+            StatusCode::FORBIDDEN,
+            "Only admins and moderators make invitations.",
+        )
+            .into_response();
+    }
+    let uses = form.uses.clamp(1, MAX_INVITATION_USES);
+    let days = form.days.clamp(1, MAX_INVITATION_DAYS);
+    let ttl = std::time::Duration::from_secs(days * 24 * 3600);
+    let token = match state
+        .sessions
+        .people
+        .invite(&me.account.id, uses, ttl)
+        .await
+    {
+        Ok(token) => token,
+        Err(e) => return unavailable(&e),
+    };
+    tracing::info!(user = %me.account.id, uses, days, "invitation made");
+    // The link as the inviter reached this server: its scheme and host.
+    let https = client.is_some_and(|Extension(c)| c.https);
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let link = format!(
+        "{}://{host}/invite/{token}",
+        if https { "https" } else { "http" }
+    );
+    let people = if uses == 1 {
+        "1 person".to_owned()
+    } else {
+        format!("{uses} people")
+    };
+    let main = view! {
+        <h1>"Invitation link"</h1>
+        <p>"This link lets "{people}" make an account here, for "{days}" days. It is shown only now: copy it and send it to whom you mean."</p>
+        <p><input class="invite-link" readonly value=link data-testid="invitation-link" aria-label="Invitation link"/></p>
+        <p><a href="/account" data-testid="back">"Back to your account"</a></p>
+    }
+    .to_html();
+    plain::page(
+        &state,
+        StatusCode::OK,
+        "Invitation · Herald",
+        "history-page account-page",
+        main,
+    )
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    id: String,
+}
+
+/// `POST /account/invitations/revoke`.
+async fn revoke_invitation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<RevokeForm>,
+) -> Response {
+    let Some(me) = state.sessions.signed_in(&headers).await else {
+        return Redirect::to("/sign-in?next=/account").into_response();
+    };
+    if !may_invite(&me.account) {
+        return (
+            StatusCode::FORBIDDEN,
+            "Only admins and moderators revoke invitations.",
+        )
+            .into_response();
+    }
+    match state.sessions.people.revoke_invitation(&form.id).await {
+        Ok(()) => {
+            tracing::info!(user = %me.account.id, "invitation revoked");
+            Redirect::to("/account?done=revoked").into_response()
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// `GET /invite/{token}`: the sign-up form, while the invitation lets someone in.
+async fn invitation_page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(asked): Query<Asked>,
+) -> Response {
+    let live = match state.sessions.people.invitation(&token).await {
+        Ok(live) => live,
+        Err(e) => return unavailable(&e),
+    };
+    if live.is_none() {
+        let main = view! {
+            <div class="name-form">
+                <h1 class="brand">"Herald"</h1>
+                <p data-testid="why">{said(Some("invitation"), None)}</p>
+                <p><a href="/sign-in">"Sign in"</a></p>
+            </div>
+        }
+        .to_html();
+        return plain::page(
+            &state,
+            StatusCode::NOT_FOUND,
+            "Invitation · Herald",
+            "name-prompt",
+            main,
+        );
+    }
+    let error = said(asked.error.as_deref(), None);
+    let action = format!("/invite/{token}");
+    let main = view! {
+        <form class="name-form" method="post" action=action data-testid="sign-up-form">
+            <h1 class="brand">"Herald"</h1>
+            <p>"You are invited. Make your account."</p>
+            {handle_input(asked.handle, "username")}
+            <p class="hint">"What you sign in with, and what @mentions call you."</p>
+            {name_input(None)}
+            {password_input("password", "Password (8 characters or more)", "new-password")}
+            <button type="submit">"Create account"</button>
+            {error_line(error)}
+            <p class="hint">"Have one? "<a href="/sign-in">"Sign in"</a></p>
+        </form>
+    }
+    .to_html();
+    plain::page(&state, StatusCode::OK, "Join · Herald", "name-prompt", main)
+}
+
+/// `POST /invite/{token}`: the account, with one use of the invitation.
+async fn join(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    client: Option<Extension<Client>>,
+    headers: HeaderMap,
+    Form(form): Form<SignUpForm>,
+) -> Response {
+    let page = format!("/invite/{}", encode(&token));
+    if let Some(refused) = over_budget(&state, &page, client.as_deref(), None).await {
+        return refused;
+    }
+    let new = match new_account(&form.handle, &form.name, &form.password, Role::Member) {
+        Ok(new) => new,
+        Err(code) => return again(&page, code, Some(&form.handle), "/"),
+    };
+    let Some(new) = with_hash(&state, new, &form.password).await else {
+        return unavailable(&PeopleError::Storage(
+            "the password could not be hashed".into(),
+        ));
+    };
+    match state.sessions.people.join(&token, new).await {
+        Ok(account) => {
+            tracing::info!(user = %account.id, handle = ?account.handle, "joined by invitation");
+            signed_in_to(&state, &account.id, &headers, client.as_deref(), "/").await
+        }
+        Err(PeopleError::HandleTaken) => again(&page, "taken", Some(&form.handle), "/"),
+        Err(PeopleError::NoSuchInvitation) => Redirect::to(&page).into_response(),
         Err(e) => unavailable(&e),
     }
 }

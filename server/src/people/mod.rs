@@ -112,6 +112,18 @@ pub struct SessionInfo {
     pub agent: String,
 }
 
+/// A live invitation: a link that lets `uses_left` more people make an account until it expires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invitation {
+    /// The stored key: the SHA-256 of the link's token, as hex (the token itself is shown once).
+    pub id: String,
+    /// The account that made it.
+    pub by: String,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    pub uses_left: u32,
+}
+
 /// Who a request's session says is asking.
 #[derive(Clone, Debug)]
 pub struct SignedIn {
@@ -126,6 +138,8 @@ pub enum PeopleError {
     HandleTaken,
     #[error("this server has its owner already")]
     AlreadySetUp,
+    #[error("that invitation is not valid: expired, used up or revoked")]
+    NoSuchInvitation,
     #[error("that is not the setup code")]
     WrongCode,
     #[error("no such account")]
@@ -265,6 +279,56 @@ impl People {
     pub async fn create(&self, new: NewAccount) -> Result<Account, PeopleError> {
         let account = new_account(new);
         each!(self.create(&account))?;
+        Ok(account)
+    }
+
+    /// A new invitation by `by`, for `uses` people, for `ttl`: the token for its link.
+    pub async fn invite(&self, by: &str, uses: u32, ttl: Duration) -> Result<String, PeopleError> {
+        let token = random_hex(32);
+        let now = now_ms();
+        let invitation = Invitation {
+            id: session_key(&token),
+            by: by.to_owned(),
+            created_ms: now,
+            expires_ms: now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+            uses_left: uses,
+        };
+        each!(self.save_invitation(&invitation))?;
+        Ok(token)
+    }
+
+    /// The invitation of a link's `token`, if it still lets someone in.
+    pub async fn invitation(&self, token: &str) -> Result<Option<Invitation>, PeopleError> {
+        if crate::session::token_shape(token).is_none() {
+            return Ok(None);
+        }
+        let found = each!(self.invitation(&session_key(token)))?;
+        let now = now_ms();
+        Ok(found.filter(|i| i.uses_left > 0 && i.expires_ms > now))
+    }
+
+    /// Every invitation that still lets someone in, the newest first.
+    pub async fn invitations(&self) -> Result<Vec<Invitation>, PeopleError> {
+        let now = now_ms();
+        let mut live = each!(self.invitations())?;
+        live.retain(|i| i.uses_left > 0 && i.expires_ms > now);
+        live.sort_by_key(|i| std::cmp::Reverse(i.created_ms));
+        Ok(live)
+    }
+
+    /// Takes an invitation back: its link lets nobody else in.
+    pub async fn revoke_invitation(&self, id: &str) -> Result<(), PeopleError> {
+        each!(self.revoke_invitation(id))
+    }
+
+    /// Makes an account with one use of the invitation of `token`, in one step: a link for two
+    /// people lets two in however many try at once; a handle taken uses nothing up.
+    pub async fn join(&self, token: &str, new: NewAccount) -> Result<Account, PeopleError> {
+        if crate::session::token_shape(token).is_none() {
+            return Err(PeopleError::NoSuchInvitation);
+        }
+        let account = new_account(new);
+        each!(self.join(&session_key(token), &account, now_ms()))?;
         Ok(account)
     }
 

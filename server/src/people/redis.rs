@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use redis::{AsyncCommands, Script};
 
-use super::{Account, PeopleError, Role, SessionInfo};
+use super::{Account, Invitation, PeopleError, Role, SessionInfo};
 use crate::redis_link::{Commands, RedisLink};
 
 const SETUP_KEY: &str = "herald:{people}:setup";
@@ -20,6 +20,13 @@ fn account_key(id: &str) -> String {
 fn session_key(key: &str) -> String {
     format!("herald:{{people}}:session:{key}")
 }
+
+fn invitation_key(id: &str) -> String {
+    format!("herald:{{people}}:invite:{id}")
+}
+
+/// Every invitation's id (its hash expires by itself; its name here goes when the list is read).
+const INVITATIONS_KEY: &str = "herald:{people}:invites";
 
 fn sessions_of_key(account: &str) -> String {
     format!("herald:{{people}}:sessions:{account}")
@@ -35,23 +42,31 @@ end
 return redis.call('HGET', KEYS[1], 'code')
 ";
 
-/// KEYS: setup (or a key never written, for an ordinary account), handles, the account.
-/// ARGV: id, whether this is the setup, then the account's fields as pairs.
-/// Answers `ok`, `set up` or `taken`.
+/// KEYS: setup, handles, the account, an invitation (a key never written unless joining by one).
+/// ARGV: id, what this is (`setup`, `invite`, `plain`), now (ms), then the account's fields as
+/// pairs. Answers `ok`, `set up`, `no invitation` or `taken`; a refusal changes nothing.
 const CREATE: &str = r"
-if ARGV[2] == '1' and redis.call('HEXISTS', KEYS[1], 'owner') == 1 then
+if ARGV[2] == 'setup' and redis.call('HEXISTS', KEYS[1], 'owner') == 1 then
   return 'set up'
 end
+if ARGV[2] == 'invite' then
+  local left = tonumber(redis.call('HGET', KEYS[4], 'uses_left') or '0')
+  local expires = tonumber(redis.call('HGET', KEYS[4], 'expires_at') or '0')
+  if left < 1 or expires <= tonumber(ARGV[3]) then return 'no invitation' end
+end
 local handle = nil
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   if ARGV[i] == 'handle' then handle = ARGV[i + 1] end
 end
 if handle and redis.call('HSETNX', KEYS[2], handle, ARGV[1]) == 0 then
   return 'taken'
 end
-redis.call('HSET', KEYS[3], unpack(ARGV, 3))
-if ARGV[2] == '1' then
+redis.call('HSET', KEYS[3], unpack(ARGV, 4))
+if ARGV[2] == 'setup' then
   redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+end
+if ARGV[2] == 'invite' then
+  redis.call('HINCRBY', KEYS[4], 'uses_left', -1)
 end
 return 'ok'
 ";
@@ -111,21 +126,33 @@ impl RedisPeople {
     }
 
     pub async fn set_up(&self, owner: &Account) -> Result<(), PeopleError> {
-        self.insert(owner, true).await
+        self.insert(owner, "setup", None, 0).await
     }
 
     pub async fn create(&self, account: &Account) -> Result<(), PeopleError> {
-        self.insert(account, false).await
+        self.insert(account, "plain", None, 0).await
     }
 
-    async fn insert(&self, account: &Account, setup: bool) -> Result<(), PeopleError> {
+    pub async fn join(&self, id: &str, account: &Account, now: u64) -> Result<(), PeopleError> {
+        self.insert(account, "invite", Some(id), now).await
+    }
+
+    async fn insert(
+        &self,
+        account: &Account,
+        what: &str,
+        invitation: Option<&str>,
+        now: u64,
+    ) -> Result<(), PeopleError> {
         let mut conn = self.conn.clone();
         let mut call = self.create.prepare_invoke();
         call.key(SETUP_KEY)
             .key(HANDLES_KEY)
             .key(account_key(&account.id))
+            .key(invitation_key(invitation.unwrap_or("-")))
             .arg(&account.id)
-            .arg(if setup { "1" } else { "0" });
+            .arg(what)
+            .arg(now);
         for (field, value) in fields(account) {
             call.arg(field).arg(value);
         }
@@ -133,8 +160,69 @@ impl RedisPeople {
         match answer.as_str() {
             "ok" => Ok(()),
             "set up" => Err(PeopleError::AlreadySetUp),
+            "no invitation" => Err(PeopleError::NoSuchInvitation),
             _ => Err(PeopleError::HandleTaken),
         }
+    }
+
+    pub async fn save_invitation(&self, invitation: &Invitation) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let key = invitation_key(&invitation.id);
+        redis::pipe()
+            .atomic()
+            .hset_multiple(
+                &key,
+                &[
+                    ("by", invitation.by.clone()),
+                    ("created_at", invitation.created_ms.to_string()),
+                    ("expires_at", invitation.expires_ms.to_string()),
+                    ("uses_left", invitation.uses_left.to_string()),
+                ],
+            )
+            .ignore()
+            .pexpire_at(
+                &key,
+                i64::try_from(invitation.expires_ms).unwrap_or(i64::MAX),
+            )
+            .ignore()
+            .sadd(INVITATIONS_KEY, &invitation.id)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn invitation(&self, id: &str) -> Result<Option<Invitation>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let stored: HashMap<String, String> = conn.hgetall(invitation_key(id)).await?;
+        Ok(invitation_of(id, &stored))
+    }
+
+    pub async fn invitations(&self) -> Result<Vec<Invitation>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn.smembers(INVITATIONS_KEY).await?;
+        let mut live = Vec::with_capacity(ids.len());
+        for id in ids {
+            let stored: HashMap<String, String> = conn.hgetall(invitation_key(&id)).await?;
+            match invitation_of(&id, &stored).filter(|i| i.uses_left > 0) {
+                Some(invitation) => live.push(invitation),
+                None => conn.srem::<_, _, ()>(INVITATIONS_KEY, &id).await?,
+            }
+        }
+        Ok(live)
+    }
+
+    pub async fn revoke_invitation(&self, id: &str) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .del(invitation_key(id))
+            .ignore()
+            .srem(INVITATIONS_KEY, id)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
     }
 
     pub async fn by_handle(&self, handle: &str) -> Result<Option<Account>, PeopleError> {
@@ -344,6 +432,16 @@ fn account_of(id: &str, stored: &HashMap<String, String>) -> Option<Account> {
         password: stored.get("password").cloned(),
         active: stored.get("active").is_none_or(|a| a == "1"),
         created_ms: number(stored.get("created_at")),
+    })
+}
+
+fn invitation_of(id: &str, stored: &HashMap<String, String>) -> Option<Invitation> {
+    Some(Invitation {
+        id: id.to_owned(),
+        by: stored.get("by")?.clone(),
+        created_ms: number(stored.get("created_at")),
+        expires_ms: number(stored.get("expires_at")),
+        uses_left: u32::try_from(number(stored.get("uses_left"))).unwrap_or(0),
     })
 }
 

@@ -10,7 +10,7 @@ use std::{
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Account, PeopleError, Role, SessionInfo};
+use super::{Account, Invitation, PeopleError, Role, SessionInfo};
 
 #[derive(Clone)]
 pub struct SqlitePeople {
@@ -41,6 +41,13 @@ impl SqlitePeople {
                  agent      TEXT NOT NULL
              ) STRICT;
              CREATE INDEX IF NOT EXISTS sessions_of ON sessions (account);
+             CREATE TABLE IF NOT EXISTS invitations (
+                 id         TEXT PRIMARY KEY,
+                 by         TEXT NOT NULL,
+                 created_at INTEGER NOT NULL,
+                 expires_at INTEGER NOT NULL,
+                 uses_left  INTEGER NOT NULL
+             ) STRICT;
              CREATE TABLE IF NOT EXISTS setup (
                  id    INTEGER PRIMARY KEY CHECK (id = 1),
                  code  TEXT NOT NULL,
@@ -134,6 +141,83 @@ impl SqlitePeople {
     pub async fn create(&self, account: &Account) -> Result<(), PeopleError> {
         let account = account.clone();
         self.with(move |conn| insert(conn, &account)).await
+    }
+
+    pub async fn save_invitation(&self, invitation: &Invitation) -> Result<(), PeopleError> {
+        let i = invitation.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO invitations (id, by, created_at, expires_at, uses_left)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    i.id,
+                    i.by,
+                    sql_int(i.created_ms),
+                    sql_int(i.expires_ms),
+                    i.uses_left
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn invitation(&self, id: &str) -> Result<Option<Invitation>, PeopleError> {
+        let id = id.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = ?1"),
+                    [&id],
+                    invitation_of,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn invitations(&self) -> Result<Vec<Invitation>, PeopleError> {
+        self.with(|conn| {
+            // The spent and the expired are no use to anyone: gone as the list is read.
+            conn.execute(
+                "DELETE FROM invitations WHERE uses_left < 1 OR expires_at <= ?1",
+                [sql_int(super::now_ms())],
+            )?;
+            let mut query =
+                conn.prepare(&format!("SELECT {INVITATION_COLUMNS} FROM invitations"))?;
+            let rows = query.query_map([], invitation_of)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn revoke_invitation(&self, id: &str) -> Result<(), PeopleError> {
+        let id = id.to_owned();
+        self.with(move |conn| {
+            conn.execute("DELETE FROM invitations WHERE id = ?1", [&id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn join(&self, id: &str, account: &Account, now: u64) -> Result<(), PeopleError> {
+        let (id, account) = (id.to_owned(), account.clone());
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let used = tx.execute(
+                "UPDATE invitations SET uses_left = uses_left - 1
+                 WHERE id = ?1 AND uses_left > 0 AND expires_at > ?2",
+                params![id, sql_int(now)],
+            )?;
+            if used != 1 {
+                return Err(PeopleError::NoSuchInvitation);
+            }
+            // A handle taken rolls the use back with the transaction.
+            insert(&tx, &account)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn by_handle(&self, handle: &str) -> Result<Option<Account>, PeopleError> {
@@ -306,6 +390,17 @@ pub struct Everything {
 
 const ACCOUNT_COLUMNS: &str = "id, handle, name, role, password, active, created_at";
 const SESSION_COLUMNS: &str = "id, account, created_at, last_seen, agent";
+const INVITATION_COLUMNS: &str = "id, by, created_at, expires_at, uses_left";
+
+fn invitation_of(row: &Row<'_>) -> rusqlite::Result<Invitation> {
+    Ok(Invitation {
+        id: row.get(0)?,
+        by: row.get(1)?,
+        created_ms: from_sql(row.get(2)?),
+        expires_ms: from_sql(row.get(3)?),
+        uses_left: row.get::<_, i64>(4)?.clamp(0, i64::from(u32::MAX)) as u32,
+    })
+}
 
 fn insert(conn: &Connection, account: &Account) -> Result<(), PeopleError> {
     let inserted = conn.execute(

@@ -260,6 +260,11 @@ async fn short_and_common_passwords_bad_handles_and_closed_sign_up_are_refused()
     );
     let (status, _, page) = closed.get("/sign-up").await;
     assert_eq!(status, 403);
+    assert!(page.contains("by invitation"), "{page}");
+    let data = TempDir::new();
+    let closed = TestServer::start_in(data.path(), &["--sign-up", "closed"]).await;
+    let (status, _, page) = closed.get("/sign-up").await;
+    assert_eq!(status, 403);
     assert!(page.contains("does not take sign-ups"), "{page}");
 }
 
@@ -409,4 +414,112 @@ async fn wrong_passwords_slow_an_address_down_on_that_account_but_not_the_owner_
     assert!(page.contains("Too many tries from here"), "{page}");
     // The owner, at home, is not locked out by it.
     assert_eq!(from("198.51.100.20", OWNER_PASSWORD).await, "/");
+}
+
+/// The owner's `/account` page makes an invitation for `uses` people: its link's path.
+async fn invitation(server: &TestServer, owner: &str, uses: &str) -> String {
+    let body = form(&[("uses", uses), ("days", "7")]);
+    let (status, _, page) = server
+        .post_form_with(
+            "/account/invitations",
+            &format!("Cookie: {owner}\r\n"),
+            &body,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let link = page
+        .split("data-testid=\"invitation-link\"")
+        .next()
+        .and_then(|before| before.rsplit("value=\"").next())
+        .and_then(|rest| rest.split('"').next())
+        .expect("the link on the page");
+    let path = link.split_once("/invite/").expect("an invitation link").1;
+    format!("/invite/{path}")
+}
+
+async fn invitations_let_in_as_many_as_they_say(flags: &[&str]) {
+    let data = TempDir::new();
+    let server = TestServer::start_in(data.path(), flags).await;
+    let owner = server.sign_in(OWNER, OWNER_PASSWORD).await.expect("owner");
+    // A guest may not make one.
+    let guest = server.session("Guest").await;
+    let (status, _, _) = server
+        .post_form_with(
+            "/account/invitations",
+            &format!("Cookie: {guest}\r\n"),
+            "uses=1&days=1",
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let link = invitation(&server, &owner, "2").await;
+    let (status, _, page) = server.get(&link).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("You are invited"), "{page}");
+    let join = |handle: &str| {
+        let body = form(&[
+            ("handle", handle),
+            ("name", handle),
+            ("password", "a long enough password"),
+        ]);
+        let (server, link) = (&server, link.clone());
+        async move { post(server, &link, None, &body).await }
+    };
+    // Two at once, and a third at the same time: two get in.
+    let (one, two, three) = tokio::join!(join("dee"), join("eli"), join("fay"));
+    let joined: Vec<String> = [one, two, three]
+        .into_iter()
+        .filter_map(|(_, _, c)| c)
+        .collect();
+    assert_eq!(joined.len(), 2, "a link for two lets two in");
+    for cookie in &joined {
+        assert!(who(&server, cookie).await.is_some());
+    }
+    // Used up: the page says so, and a post makes nobody.
+    let (status, _, page) = server.get(&link).await;
+    assert_eq!(status, 404);
+    assert!(page.contains("not valid any more"), "{page}");
+    assert_eq!(join("gus").await.2, None);
+
+    // A handle taken uses nothing up; a revoked link lets nobody in.
+    let link = invitation(&server, &owner, "1").await;
+    assert_eq!(join("dee").await.2, None, "dee is taken");
+    let (_, _, page) = server.get_as("/account", &owner).await;
+    assert_eq!(
+        page.matches("data-testid=\"invitation\"").count(),
+        1,
+        "still live"
+    );
+    let id = page
+        .split("name=\"id\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("its revoke button");
+    let (_, to, _) = post(
+        &server,
+        "/account/invitations/revoke",
+        Some(&owner),
+        &form(&[("id", id)]),
+    )
+    .await;
+    assert_eq!(to, "/account?done=revoked");
+    assert_eq!(join("hal").await.2, None, "revoked");
+    // A made-up link is no invitation.
+    let (status, ..) = server.get(&format!("/invite/{}", "ab".repeat(32))).await;
+    assert_eq!(status, 404);
+    let (status, ..) = server.get("/invite/not-a-token").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn an_invitation_lets_in_as_many_people_as_it_says_once_each_and_no_more() {
+    invitations_let_in_as_many_as_they_say(&[]).await;
+}
+
+#[tokio::test]
+async fn on_redis_an_invitation_lets_in_as_many_people_as_it_says_once_each_and_no_more() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    invitations_let_in_as_many_as_they_say(&["--redis", url.as_str(), "--session-secret", SECRET])
+        .await;
 }
