@@ -456,17 +456,18 @@ async fn invitations_let_in_as_many_as_they_say(flags: &[&str]) {
     let (status, _, page) = server.get(&link).await;
     assert_eq!(status, 200);
     assert!(page.contains("You are invited"), "{page}");
-    let join = |handle: &str| {
+    let join = |link: &str, handle: &str| {
         let body = form(&[
             ("handle", handle),
             ("name", handle),
             ("password", "a long enough password"),
         ]);
-        let (server, link) = (&server, link.clone());
+        let (server, link) = (&server, link.to_owned());
         async move { post(server, &link, None, &body).await }
     };
     // Two at once, and a third at the same time: two get in.
-    let (one, two, three) = tokio::join!(join("dee"), join("eli"), join("fay"));
+    let (one, two, three) =
+        tokio::join!(join(&link, "dee"), join(&link, "eli"), join(&link, "fay"));
     let joined: Vec<String> = [one, two, three]
         .into_iter()
         .filter_map(|(_, _, c)| c)
@@ -479,11 +480,13 @@ async fn invitations_let_in_as_many_as_they_say(flags: &[&str]) {
     let (status, _, page) = server.get(&link).await;
     assert_eq!(status, 404);
     assert!(page.contains("not valid any more"), "{page}");
-    assert_eq!(join("gus").await.2, None);
+    assert_eq!(join(&link, "gus").await.2, None);
 
     // A handle taken uses nothing up; a revoked link lets nobody in.
     let link = invitation(&server, &owner, "1").await;
-    assert_eq!(join("dee").await.2, None, "dee is taken");
+    let (_, to, cookie) = join(&link, "dee").await;
+    assert_eq!(cookie, None, "dee is taken");
+    assert!(to.contains("error=taken"), "{to}");
     let (_, _, page) = server.get_as("/account", &owner).await;
     assert_eq!(
         page.matches("data-testid=\"invitation\"").count(),
@@ -503,7 +506,12 @@ async fn invitations_let_in_as_many_as_they_say(flags: &[&str]) {
     )
     .await;
     assert_eq!(to, "/account?done=revoked");
-    assert_eq!(join("hal").await.2, None, "revoked");
+    let (_, to, cookie) = join(&link, "hal").await;
+    assert_eq!(
+        (cookie, to),
+        (None, link.clone()),
+        "revoked: back to the page that says so"
+    );
     // A made-up link is no invitation.
     let (status, ..) = server.get(&format!("/invite/{}", "ab".repeat(32))).await;
     assert_eq!(status, 404);
