@@ -103,6 +103,10 @@ pub enum Disconnect {
     /// 4008: the connection could not keep up with what was sent to it and its queue overflowed.
     /// Reconnect after a pause (the join's replay then catches up from the log).
     TooSlow,
+    /// 4001: the session this connection was let in with ended (signed out on this device or from
+    /// another, a new password). Reconnect at once: the handshake is refused, and the page goes to
+    /// the sign-in page.
+    SignedOut,
 }
 
 /// What a client does after a [`Disconnect`].
@@ -117,12 +121,13 @@ pub enum Reconnect {
 }
 
 impl Disconnect {
-    pub const ALL: [Disconnect; 5] = [
+    pub const ALL: [Disconnect; 6] = [
         Disconnect::GoingAway,
         Disconnect::ProtocolError,
         Disconnect::InvalidPayload,
         Disconnect::MessageTooBig,
         Disconnect::TooSlow,
+        Disconnect::SignedOut,
     ];
 
     /// The close frame's status code.
@@ -133,6 +138,7 @@ impl Disconnect {
             Disconnect::InvalidPayload => 1007,
             Disconnect::MessageTooBig => 1009,
             Disconnect::TooSlow => 4008,
+            Disconnect::SignedOut => 4001,
         }
     }
 
@@ -144,6 +150,7 @@ impl Disconnect {
             Disconnect::InvalidPayload => "text that is not UTF-8",
             Disconnect::MessageTooBig => "frame too big",
             Disconnect::TooSlow => "too slow; reconnect later",
+            Disconnect::SignedOut => "signed out",
         }
     }
 
@@ -153,7 +160,7 @@ impl Disconnect {
 
     pub const fn reconnect(self) -> Reconnect {
         match self {
-            Disconnect::GoingAway => Reconnect::AtOnce,
+            Disconnect::GoingAway | Disconnect::SignedOut => Reconnect::AtOnce,
             Disconnect::TooSlow => Reconnect::AfterPause,
             Disconnect::ProtocolError | Disconnect::InvalidPayload | Disconnect::MessageTooBig => {
                 Reconnect::Never
@@ -164,7 +171,9 @@ impl Disconnect {
     /// What the person is told while the client does not reconnect by itself.
     pub const fn explain(self) -> &'static str {
         match self {
-            Disconnect::GoingAway | Disconnect::TooSlow => "The server closed the connection.",
+            Disconnect::GoingAway | Disconnect::TooSlow | Disconnect::SignedOut => {
+                "The server closed the connection."
+            }
             Disconnect::ProtocolError | Disconnect::InvalidPayload => {
                 "The server refused what this page sent: reload the page."
             }

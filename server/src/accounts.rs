@@ -758,8 +758,9 @@ async fn change_password(
         people.end_sessions(&me.account.id, Some(&me.session)).await
     };
     match changed.await {
-        Ok(()) => {
+        Ok(others) => {
             tracing::info!(user = %me.account.id, "password changed; other sessions ended");
+            crate::session::ended(&state, others);
             Redirect::to("/account?done=password").into_response()
         }
         Err(e) => unavailable(&e),
@@ -786,8 +787,13 @@ async fn end_sessions(
         people.end_sessions(&me.account.id, Some(&me.session)).await
     } else {
         // Only the account's own: a session of someone else's is not touched.
-        people.end_session(&me.account.id, &form.session).await
+        let session = form.session.clone();
+        people
+            .end_session(&me.account.id, &form.session)
+            .await
+            .map(|was| if was { vec![session] } else { Vec::new() })
     };
+    let ended = ended.map(|sessions| crate::session::ended(&state, sessions));
     match ended {
         Ok(()) if form.session == me.session => {
             let mut response = Redirect::to("/sign-in").into_response();

@@ -57,6 +57,8 @@ enum What {
     Beat,
     /// The node named (or every node, for `*`) should say everything again.
     Want { of: String },
+    /// These sessions ended (their stored keys): close the sockets they let in.
+    Ended { sessions: Vec<String> },
 }
 
 /// A handle for the server's ticker: what the hub says to share goes out from here.
@@ -67,6 +69,8 @@ pub struct Cluster {
 
 enum Outgoing {
     Shared(Vec<Shared>),
+    /// Sessions that ended here: the other nodes close their sockets too.
+    Ended(Vec<String>),
     /// Someone asked for everything this node knows of its people.
     Everything,
 }
@@ -114,6 +118,14 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Sessions that ended on this node: every other node closes the sockets they let in. Told
+    /// once (Redis pub/sub): a node that misses it refuses the socket's next handshake all the same.
+    pub fn ended(&self, sessions: Vec<String>) {
+        if !sessions.is_empty() {
+            let _ = self.out.send(Outgoing::Ended(sessions));
+        }
+    }
+
     /// What [`Hub::tick`] returned: told to the other nodes.
     pub fn share(&self, shared: Vec<Shared>) {
         if !shared.is_empty() {
@@ -136,6 +148,7 @@ async fn tell(
             outgoing = queue.recv() => match outgoing {
                 None => return,
                 Some(Outgoing::Shared(shared)) => shared.into_iter().map(what_of).collect(),
+                Some(Outgoing::Ended(sessions)) => vec![What::Ended { sessions }],
                 Some(Outgoing::Everything) => std::iter::once(What::Reset)
                     .chain(hub.all_people().into_iter().map(what_of))
                     .collect(),
@@ -143,7 +156,7 @@ async fn tell(
             _ = beat.tick() => vec![What::Beat],
         };
         for what in notes {
-            if !matches!(what, What::Beat | What::Want { .. }) {
+            if !matches!(what, What::Beat | What::Want { .. } | What::Ended { .. }) {
                 v += 1;
             }
             let note = Note {
@@ -217,6 +230,11 @@ async fn listen(
             continue;
         }
         let now = Instant::now();
+        if let What::Ended { sessions } = &note.what {
+            let closed = hub.end_sessions(sessions);
+            tracing::debug!(closed, "sessions ended on another node");
+            continue;
+        }
         if let What::Want { of } = &note.what {
             if of == "*" || *of == node {
                 let _ = cluster.out.send(Outgoing::Everything);
@@ -249,7 +267,7 @@ async fn listen(
             What::People { room, people } => hub.set_remote_people(&note.node, &room, people),
             What::Typing { room, who } => hub.remote_typing(&room, who, now),
             What::Reset => hub.forget_node(&note.node),
-            What::Beat | What::Want { .. } => {}
+            What::Beat | What::Want { .. } | What::Ended { .. } => {}
         }
     }
 }

@@ -102,6 +102,9 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The SHA-256 of `--metrics-token`: `/metrics` on the main address needs it.
     pub metrics_token: Option<[u8; 32]>,
+    /// In cluster mode, how this node tells the others (sessions that ended, presence).
+    #[from_ref(skip)]
+    pub cluster: Option<cluster::Cluster>,
     /// Each room's chat page, as its latest state renders it.
     pub pages: Arc<page_cache::PageCache>,
 }
@@ -268,6 +271,7 @@ pub async fn run(
         metrics,
         metrics_token: config.metrics_token.as_deref().map(bearer::token_digest),
         pages: Arc::new(page_cache::PageCache::new(config.page_cache)),
+        cluster: None,
     };
     if !local_addr.ip().is_loopback() && config.allowed_hosts.is_empty() {
         tracing::warn!(
@@ -291,6 +295,7 @@ pub async fn run(
         }
         _ => None,
     };
+    state.cluster = cluster.clone();
     // Presence changes are announced in batches, a few times a second; unused rooms are forgotten.
     let bus_linger = Duration::from_secs(config.bus_linger_secs);
     let ticker = {

@@ -53,6 +53,7 @@ pub const CONNECTION_ENDS: [(&str, &[&str]); 2] = [
             "invalid_payload",
             "message_too_big",
             "too_slow",
+            "signed_out",
             "other",
         ],
     ),
@@ -285,6 +286,7 @@ pub fn close_reason(code: u16) -> &'static str {
         1007 => "invalid_payload",
         1009 => "message_too_big",
         4008 => "too_slow",
+        4001 => "signed_out",
         _ => "other",
     }
 }

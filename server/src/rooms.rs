@@ -38,6 +38,12 @@ impl Rooms {
         self.hub.connect(user)
     }
 
+    /// A person's connection, let in by `session` (its stored key): it is closed when the
+    /// session ends ([`crate::hub::Hub::end_sessions`]).
+    pub fn connect_signed_in(&self, user: Identity, session: &str) -> Handle {
+        self.hub.connect_signed_in(user, session)
+    }
+
     /// The room list as a connection that just opened gets it.
     pub fn list(&self) -> ServerMsg {
         self.hub.rooms()

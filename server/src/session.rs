@@ -377,16 +377,29 @@ pub fn one_alphabet_a_word(name: String) -> Result<String, ProtocolError> {
 /// `POST /session/end`: signs this browser out. The session is ended in the store, so a copy of
 /// the cookie kept anywhere signs nobody in either.
 async fn end(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(me) = state.sessions.signed_in(&headers).await
-        && let Err(e) = state
+    if let Some(me) = state.sessions.signed_in(&headers).await {
+        match state
             .sessions
             .people
             .end_session(&me.account.id, &me.session)
             .await
-    {
-        return unavailable(&e);
+        {
+            Ok(_) => ended(&state, vec![me.session]),
+            Err(e) => return unavailable(&e),
+        }
     }
     with_cookie(Redirect::to("/"), &ended_cookie())
+}
+
+/// Sessions that ended: the sockets they let in close now, here and (in a cluster) on every node.
+pub fn ended(state: &AppState, sessions: Vec<String>) {
+    if sessions.is_empty() {
+        return;
+    }
+    state.hub.end_sessions(&sessions);
+    if let Some(cluster) = &state.cluster {
+        cluster.ended(sessions);
+    }
 }
 
 /// A cookie that the browser drops at once.

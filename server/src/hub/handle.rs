@@ -15,6 +15,8 @@ pub struct Handle {
     /// Whom the connection is for; `None` for an observer (a Server-Sent Events reader), which
     /// receives a room without being one of the people in it.
     pub(super) user: Option<Identity>,
+    /// The session that let the person in (its stored key), if the connection is closed with it.
+    pub(super) session: Option<Box<str>>,
     pub(super) queue: Arc<SendQueue>,
     pub(super) joined: Vec<String>,
 }
@@ -169,6 +171,15 @@ impl Drop for Handle {
     fn drop(&mut self) {
         let now = Instant::now();
         lock(&self.hub.inner.connections).remove(&self.id);
+        if let Some(session) = &self.session {
+            let mut by_session = lock(&self.hub.inner.sessions);
+            if let Some(ids) = by_session.get_mut(session) {
+                ids.retain(|id| *id != self.id);
+                if ids.is_empty() {
+                    by_session.remove(session);
+                }
+            }
+        }
         for room in &self.joined {
             if let Some(entry) = self.hub.find(room) {
                 lock(&entry).remove(self.id, self.user.as_ref(), now);

@@ -101,6 +101,8 @@ struct Inner {
     rooms: RwLock<HashMap<String, Arc<Mutex<HubRoom>>>>,
     /// Every open connection, for what goes to all of them (the room list, shutdown).
     connections: Mutex<HashMap<u64, Arc<SendQueue>>>,
+    /// The connections let in by each session (its stored key), to close when it ends.
+    sessions: Mutex<HashMap<Box<str>, Vec<u64>>>,
     /// The room list as last sent to everyone.
     rooms_announced: Mutex<Vec<RoomSummary>>,
     /// A room's count changed outside [`Hub::tick`]: the next tick sends the room list.
@@ -298,9 +300,22 @@ impl Hub {
             id,
             hub: self.clone(),
             user,
+            session: None,
             queue,
             joined: Vec::new(),
         }
+    }
+
+    /// [`Hub::connect`] for a person let in by `session` (its stored key): closed by
+    /// [`Hub::end_sessions`] when the session ends.
+    pub fn connect_signed_in(&self, user: Identity, session: &str) -> Handle {
+        let mut handle = self.connect(Some(user));
+        lock(&self.inner.sessions)
+            .entry(session.into())
+            .or_default()
+            .push(handle.id);
+        handle.session = Some(session.into());
+        handle
     }
 
     /// Queues a stored entry for every subscriber of its room. Called by the log's one publishing
@@ -479,6 +494,24 @@ impl Hub {
     }
 
     /// Asks every connection to close with "going away": the server is shutting down.
+    /// Closes every connection here that `sessions` let in, with [`Disconnect::SignedOut`]: the
+    /// session ended (on this node, or another said so). How many were closed.
+    pub fn end_sessions(&self, sessions: &[String]) -> usize {
+        let ids: Vec<u64> = {
+            let mut by_session = lock(&self.inner.sessions);
+            sessions
+                .iter()
+                .filter_map(|key| by_session.remove(key.as_str()))
+                .flatten()
+                .collect()
+        };
+        let connections = lock(&self.inner.connections);
+        ids.iter()
+            .filter_map(|id| connections.get(id))
+            .map(|queue| queue.close(Disconnect::SignedOut))
+            .count()
+    }
+
     pub fn shutdown(&self) {
         for queue in lock(&self.inner.connections).values() {
             queue.close(Disconnect::GoingAway);

@@ -378,7 +378,7 @@ impl People {
         let now = now_ms();
         let ttl_ms = u64::try_from(self.session_ttl.as_millis()).unwrap_or(u64::MAX);
         if session.last_seen_ms.saturating_add(ttl_ms) <= now {
-            each!(self.end_session(&session.account, &key))?;
+            each!(self.end_session(&session.account, &key)).map(|_| ())?;
             return Ok(None);
         }
         let Some(account) = each!(self.account(&session.account))? else {
@@ -406,19 +406,25 @@ impl People {
         Ok(sessions)
     }
 
-    /// Signs one device out; only the account's own sessions can be named.
-    pub async fn end_session(&self, account: &str, session: &str) -> Result<(), PeopleError> {
+    /// Signs one device out; only the account's own sessions can be named. Whether it was one.
+    pub async fn end_session(&self, account: &str, session: &str) -> Result<bool, PeopleError> {
         each!(self.end_session(account, session))
     }
 
-    /// Signs the account out everywhere but `keep`.
-    pub async fn end_sessions(&self, account: &str, keep: Option<&str>) -> Result<(), PeopleError> {
+    /// Signs the account out everywhere but `keep`: the sessions ended.
+    pub async fn end_sessions(
+        &self,
+        account: &str,
+        keep: Option<&str>,
+    ) -> Result<Vec<String>, PeopleError> {
+        let mut ended = Vec::new();
         for session in each!(self.sessions(account))? {
             if Some(session.id.as_str()) != keep {
                 each!(self.end_session(account, &session.id))?;
+                ended.push(session.id);
             }
         }
-        Ok(())
+        Ok(ended)
     }
 
     /// Whether the store answers (for the readiness check).

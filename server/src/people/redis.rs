@@ -73,11 +73,12 @@ return 'ok'
 
 /// KEYS: the session, its account's set. ARGV: the account, the session's key.
 const END_SESSION: &str = r"
+local ended = 0
 if redis.call('HGET', KEYS[1], 'account') == ARGV[1] then
-  redis.call('DEL', KEYS[1])
+  ended = redis.call('DEL', KEYS[1])
 end
 redis.call('SREM', KEYS[2], ARGV[2])
-return 1
+return ended
 ";
 
 #[derive(Clone)]
@@ -340,16 +341,17 @@ impl RedisPeople {
         Ok(sessions)
     }
 
-    pub async fn end_session(&self, account: &str, key: &str) -> Result<(), PeopleError> {
+    pub async fn end_session(&self, account: &str, key: &str) -> Result<bool, PeopleError> {
         let mut conn = self.conn.clone();
-        self.end_session
+        let ended: i64 = self
+            .end_session
             .key(session_key(key))
             .key(sessions_of_key(account))
             .arg(account)
             .arg(key)
-            .invoke_async::<()>(&mut conn)
+            .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        Ok(ended == 1)
     }
 }
 

@@ -339,14 +339,14 @@ impl SqlitePeople {
         .await
     }
 
-    pub async fn end_session(&self, account: &str, key: &str) -> Result<(), PeopleError> {
+    pub async fn end_session(&self, account: &str, key: &str) -> Result<bool, PeopleError> {
         let (account, key) = (account.to_owned(), key.to_owned());
         self.with(move |conn| {
-            conn.execute(
+            let ended = conn.execute(
                 "DELETE FROM sessions WHERE id = ?1 AND account = ?2",
                 [&key, &account],
             )?;
-            Ok(())
+            Ok(ended == 1)
         })
         .await
     }

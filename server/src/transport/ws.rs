@@ -77,7 +77,7 @@ async fn upgrade(
         )
             .into_response();
     }
-    let Some(user) = state.sessions.from_headers(&headers).await else {
+    let Some(signed_in) = state.sessions.signed_in(&headers).await else {
         tracing::info!("refused a WebSocket without a valid session");
         return (
             StatusCode::UNAUTHORIZED,
@@ -85,6 +85,7 @@ async fn upgrade(
         )
             .into_response();
     };
+    let (user, session) = (signed_in.account.identity(), signed_in.session);
     // The person's budget, shared by all their connections; held by this one from here.
     let person = state.send_budgets.hold(&user.id);
     if person.holders > state.limits.max_sockets_per_person {
@@ -123,7 +124,9 @@ async fn upgrade(
     let tasks = state.tasks.clone();
     let request_id = crate::request_id(&headers).to_owned();
     upgrade.on_upgrade(move |socket| {
-        tasks.track_future(connection(socket, state, user, spending, request_id))
+        tasks.track_future(connection(
+            socket, state, user, session, spending, request_id,
+        ))
     })
 }
 
@@ -225,10 +228,12 @@ async fn connection(
     socket: Socket,
     state: AppState,
     user: Identity,
+    session: String,
     spending: Spending,
     request_id: String,
 ) {
-    let mut conn = state.rooms.connect(Some(user.clone()));
+    let mut conn = state.rooms.connect_signed_in(user.clone(), &session);
+    drop(session);
     let id = conn.id();
     if state.stop.is_cancelled() {
         // Upgraded just as shutdown began, after the hub told every connection.

@@ -531,3 +531,51 @@ async fn on_redis_an_invitation_lets_in_as_many_people_as_it_says_once_each_and_
     invitations_let_in_as_many_as_they_say(&["--redis", url.as_str(), "--session-secret", SECRET])
         .await;
 }
+
+/// Signs `cookie` out with the form, as the page does.
+async fn sign_out(server: &TestServer, cookie: &str) {
+    let (status, _, _) = post(server, "/session/end", Some(cookie), "").await;
+    assert_eq!(status, 303);
+}
+
+async fn the_close_code(client: &mut Client) -> u16 {
+    let frame = tokio::time::timeout(common::PATIENCE, client.close_frame())
+        .await
+        .expect("closed in time")
+        .expect("a close frame");
+    u16::from(frame.code)
+}
+
+#[tokio::test]
+async fn the_sockets_a_session_let_in_close_when_it_ends_here_or_on_another_node() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let flags = ["--redis", url.as_str(), "--session-secret", SECRET];
+    let (a_data, b_data) = (TempDir::new(), TempDir::new());
+    let a = TestServer::start_in(a_data.path(), &flags).await;
+    let b = TestServer::start_in(b_data.path(), &flags).await;
+    // One person on two devices: the laptop's sockets on both nodes, the phone's on B.
+    let laptop = a.sign_in(OWNER, OWNER_PASSWORD).await.expect("in");
+    let phone = b.sign_in(OWNER, OWNER_PASSWORD).await.expect("in");
+    let mut laptop_a = Client::connect(a.addr, &laptop).await;
+    let mut laptop_b = Client::connect(b.addr, &laptop).await;
+    let mut phone_b = Client::connect(b.addr, &phone).await;
+
+    // Signed out on the laptop through node A: its sockets close on A and on B, typed 4001.
+    sign_out(&a, &laptop).await;
+    assert_eq!(the_close_code(&mut laptop_a).await, 4001);
+    assert_eq!(the_close_code(&mut laptop_b).await, 4001);
+    // The phone's session is another: its socket stays and works.
+    phone_b.post("p1", "still here").await;
+
+    // A new password set on A ends the phone's session: its socket on B closes.
+    let laptop = a.sign_in(OWNER, OWNER_PASSWORD).await.expect("in again");
+    let body = form(&[
+        ("current", OWNER_PASSWORD),
+        ("password", "a brand new password"),
+        ("again", "a brand new password"),
+    ]);
+    let (_, to, _) = post(&a, "/account/password", Some(&laptop), &body).await;
+    assert_eq!(to, "/account?done=password");
+    assert_eq!(the_close_code(&mut phone_b).await, 4001);
+}
