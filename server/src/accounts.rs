@@ -125,6 +125,8 @@ pub fn router() -> Router<AppState> {
         .route("/account/invitations", post(make_invitation))
         .route("/account/invitations/revoke", post(revoke_invitation))
         .route("/invite/{token}", get(invitation_page).post(join))
+        .route("/admin/people", get(people_page))
+        .route("/admin/people/active", post(set_active))
 }
 
 /// What a page's query may say: where to go after, and what went wrong before.
@@ -154,6 +156,7 @@ fn said(error: Option<&str>, wait: Option<u64>) -> Option<String> {
             "common" => "That password is among the most common ones, the first any attacker tries. Choose another.",
             "mismatch" => "The two passwords differ.",
             "current" => "That is not your current password.",
+            "deactivated" => "This account is deactivated: ask an admin of this server.",
             "closed" => "This server does not take sign-ups: ask its admin for an account or an invitation.",
             "invite" => "This server takes new people by invitation: ask someone here for a link.",
             "invitation" => "This invitation is not valid any more: it expired, was used up, or was taken back. Ask for a new one.",
@@ -405,7 +408,7 @@ async fn sign_in(
     }
     let account = match valid_handle(&handle) {
         Ok(handle) => match state.sessions.people.by_handle(&handle).await {
-            Ok(account) => account.filter(|a| a.active),
+            Ok(account) => account,
             Err(e) => return unavailable(&e),
         },
         Err(_) => None,
@@ -418,6 +421,10 @@ async fn sign_in(
     let Some(account) = account else {
         return again("/sign-in", "wrong", Some(&handle), &next);
     };
+    // Said only to whoever knows the password.
+    if !account.active {
+        return again("/sign-in", "deactivated", Some(&handle), &next);
+    }
     tracing::info!(user = %account.id, "signed in");
     signed_in_to(&state, &account.id, &headers, client.as_deref(), &next).await
 }
@@ -613,6 +620,9 @@ async fn account_page(
         </section>
         {password}
         {invitations}
+        {(me.account.role == Role::Admin).then(|| view! {
+            <p><a href="/admin/people" data-testid="people-link">"People on this server"</a></p>
+        })}
         <p><a href="/" data-testid="back">"Back to the chat"</a></p>
     }
     .to_html();
@@ -1046,6 +1056,116 @@ async fn join(
         }
         Err(PeopleError::HandleTaken) => again(&page, "taken", Some(&form.handle), "/"),
         Err(PeopleError::NoSuchInvitation) => Redirect::to(&page).into_response(),
+        Err(e) => unavailable(&e),
+    }
+}
+
+// ---- The admin's people page ----
+
+/// `GET /admin/people`: every account, with a way to deactivate or reactivate each. Admins only.
+async fn people_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(me) = state.sessions.signed_in(&headers).await else {
+        return Redirect::to("/sign-in?next=/admin/people").into_response();
+    };
+    if me.account.role != Role::Admin {
+        return (StatusCode::FORBIDDEN, "Only admins see this page.").into_response();
+    }
+    let all = match state.sessions.people.accounts().await {
+        Ok(all) => all,
+        Err(e) => return unavailable(&e),
+    };
+    let rows = all
+        .into_iter()
+        .map(|account| {
+            let me = account.id == me.account.id;
+            let handle = account
+                .handle
+                .as_ref()
+                .map_or_else(|| "guest".to_owned(), |h| format!("@{h}"));
+            let state_text = if account.active { "" } else { " (deactivated)" };
+            let action = (!me).then(|| {
+                let (value, label) = if account.active {
+                    ("0", "Deactivate")
+                } else {
+                    ("1", "Reactivate")
+                };
+                view! {
+                    <form method="post" action="/admin/people/active">
+                        <input type="hidden" name="account" value=account.id.clone()/>
+                        <input type="hidden" name="active" value=value/>
+                        <button type="submit" class="link" aria-label=format!("{label} {}", account.name)>{label}</button>
+                    </form>
+                }
+            });
+            view! {
+                <li class="session" data-testid="person" data-active=account.active.to_string()>
+                    <span>
+                        <strong>{account.name.clone()}</strong>" "
+                        <span class="handle">{handle}</span>
+                        ", "{account.role.as_str()}{state_text}
+                    </span>
+                    {action}
+                </li>
+            }
+        })
+        .collect_view();
+    let main = view! {
+        <h1>"People on this server"</h1>
+        <p class="hint">"A deactivated account is signed out everywhere at once and cannot sign in; what it wrote stays. Reactivated, it signs in again."</p>
+        <ul class="sessions" data-testid="people">{rows}</ul>
+        <p><a href="/account">"Back to your account"</a></p>
+    }
+    .to_html();
+    plain::page(
+        &state,
+        StatusCode::OK,
+        "People · Herald",
+        "history-page account-page",
+        main,
+    )
+}
+
+#[derive(Deserialize)]
+struct ActiveForm {
+    account: String,
+    active: u8,
+}
+
+/// `POST /admin/people/active`: deactivates (`active=0`: every session of it ends, its sockets
+/// close on every node) or reactivates (`1`) an account. Not one's own.
+async fn set_active(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<ActiveForm>,
+) -> Response {
+    let Some(me) = state.sessions.signed_in(&headers).await else {
+        return Redirect::to("/sign-in?next=/admin/people").into_response();
+    };
+    if me.account.role != Role::Admin || form.account == me.account.id {
+        return (
+            StatusCode::FORBIDDEN,
+            "Only admins do this, and not to themselves.",
+        )
+            .into_response();
+    }
+    let active = form.active == 1;
+    let people = &state.sessions.people;
+    let done = async {
+        people.set_active(&form.account, active).await?;
+        match active {
+            true => Ok(Vec::new()),
+            false => people.end_sessions(&form.account, None).await,
+        }
+    };
+    match done.await {
+        Ok(ended) => {
+            tracing::info!(by = %me.account.id, account = %form.account, active, "account (de)activated");
+            crate::session::ended(&state, ended);
+            Redirect::to("/admin/people").into_response()
+        }
+        Err(PeopleError::NoSuchAccount) => {
+            (StatusCode::NOT_FOUND, "No such account.").into_response()
+        }
         Err(e) => unavailable(&e),
     }
 }

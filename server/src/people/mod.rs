@@ -341,6 +341,19 @@ impl People {
         each!(self.account(id))
     }
 
+    /// Every account, guests' too, the oldest first (for the admin's people page).
+    pub async fn accounts(&self) -> Result<Vec<Account>, PeopleError> {
+        let mut all = each!(self.accounts())?;
+        all.sort_by_key(|a| a.created_ms);
+        Ok(all)
+    }
+
+    /// Deactivates (`false`) or reactivates an account. A deactivated account signs nobody in; its
+    /// sessions are to be ended by the caller ([`People::end_sessions`]).
+    pub async fn set_active(&self, id: &str, active: bool) -> Result<(), PeopleError> {
+        each!(self.set_active(id, active))
+    }
+
     /// A new display name; every session of the account shows it from its next request.
     pub async fn rename(&self, id: &str, name: &str) -> Result<(), PeopleError> {
         each!(self.rename(id, name))

@@ -12,6 +12,8 @@ use crate::redis_link::{Commands, RedisLink};
 
 const SETUP_KEY: &str = "herald:{people}:setup";
 const HANDLES_KEY: &str = "herald:{people}:handles";
+/// Every account's id, guests' too.
+const ACCOUNTS_KEY: &str = "herald:{people}:accounts";
 
 fn account_key(id: &str) -> String {
     format!("herald:{{people}}:account:{id}")
@@ -42,7 +44,8 @@ end
 return redis.call('HGET', KEYS[1], 'code')
 ";
 
-/// KEYS: setup, handles, the account, an invitation (a key never written unless joining by one).
+/// KEYS: setup, handles, the account, an invitation (a key never written unless joining by one),
+/// every account's id.
 /// ARGV: id, what this is (`setup`, `invite`, `plain`), now (ms), then the account's fields as
 /// pairs. Answers `ok`, `set up`, `no invitation` or `taken`; a refusal changes nothing.
 const CREATE: &str = r"
@@ -62,6 +65,7 @@ if handle and redis.call('HSETNX', KEYS[2], handle, ARGV[1]) == 0 then
   return 'taken'
 end
 redis.call('HSET', KEYS[3], unpack(ARGV, 4))
+redis.call('SADD', KEYS[5], ARGV[1])
 if ARGV[2] == 'setup' then
   redis.call('HSET', KEYS[1], 'owner', ARGV[1])
 end
@@ -151,6 +155,7 @@ impl RedisPeople {
             .key(HANDLES_KEY)
             .key(account_key(&account.id))
             .key(invitation_key(invitation.unwrap_or("-")))
+            .key(ACCOUNTS_KEY)
             .arg(&account.id)
             .arg(what)
             .arg(now);
@@ -239,6 +244,22 @@ impl RedisPeople {
         let mut conn = self.conn.clone();
         let stored: HashMap<String, String> = conn.hgetall(account_key(id)).await?;
         Ok(account_of(id, &stored))
+    }
+
+    pub async fn accounts(&self) -> Result<Vec<Account>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn.smembers(ACCOUNTS_KEY).await?;
+        let mut all = Vec::with_capacity(ids.len());
+        for id in ids {
+            let stored: HashMap<String, String> = conn.hgetall(account_key(&id)).await?;
+            all.extend(account_of(&id, &stored));
+        }
+        Ok(all)
+    }
+
+    pub async fn set_active(&self, id: &str, active: bool) -> Result<(), PeopleError> {
+        self.set_field(id, "active", if active { "1" } else { "0" })
+            .await
     }
 
     pub async fn rename(&self, id: &str, name: &str) -> Result<(), PeopleError> {

@@ -248,6 +248,29 @@ impl SqlitePeople {
         .await
     }
 
+    pub async fn accounts(&self) -> Result<Vec<Account>, PeopleError> {
+        self.with(|conn| {
+            let mut query = conn.prepare(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts"))?;
+            let rows = query.query_map([], account_of)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn set_active(&self, id: &str, active: bool) -> Result<(), PeopleError> {
+        let id = id.to_owned();
+        self.with(move |conn| {
+            match conn.execute(
+                "UPDATE accounts SET active = ?2 WHERE id = ?1",
+                params![id, active],
+            )? {
+                1 => Ok(()),
+                _ => Err(PeopleError::NoSuchAccount),
+            }
+        })
+        .await
+    }
+
     pub async fn rename(&self, id: &str, name: &str) -> Result<(), PeopleError> {
         let (id, name) = (id.to_owned(), name.to_owned());
         self.with(move |conn| {

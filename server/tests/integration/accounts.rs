@@ -579,3 +579,78 @@ async fn the_sockets_a_session_let_in_close_when_it_ends_here_or_on_another_node
     assert_eq!(to, "/account?done=password");
     assert_eq!(the_close_code(&mut phone_b).await, 4001);
 }
+
+/// On `a` and `b` (one node twice, or two nodes of a cluster): the admin on A deactivates Bea
+/// while her socket is open on B.
+async fn deactivation(a: &TestServer, b: &TestServer) {
+    let bea = sign_up(a, "bea", "Bea", "a long enough password")
+        .await
+        .expect("signed up");
+    let mut socket = Client::connect(b.addr, &bea).await;
+    let me = who(a, &bea).await.expect("signed in");
+    let id = me["id"].as_str().expect("an id").to_owned();
+    let owner = a.sign_in(OWNER, OWNER_PASSWORD).await.expect("owner");
+
+    // Bea may not see the page, nor deactivate anyone.
+    let (status, ..) = a.get_as("/admin/people", &bea).await;
+    assert_eq!(status, 403);
+    let owner_id = who(a, &owner).await.expect("owner")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let body = form(&[("account", &owner_id), ("active", "0")]);
+    let (status, ..) = post(a, "/admin/people/active", Some(&bea), &body).await;
+    assert_eq!(status, 403);
+    // Nor may the owner deactivate themselves.
+    let (status, ..) = post(a, "/admin/people/active", Some(&owner), &body).await;
+    assert_eq!(status, 403);
+
+    let (status, _, page) = a.get_as("/admin/people", &owner).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("@bea"), "{page}");
+    let body = form(&[("account", &id), ("active", "0")]);
+    let (_, to, _) = post(a, "/admin/people/active", Some(&owner), &body).await;
+    assert_eq!(to, "/admin/people");
+    // Her socket on the other node closes at once; her cookie is nobody anywhere.
+    assert_eq!(the_close_code(&mut socket).await, 4001);
+    assert_eq!(who(b, &bea).await, None);
+    assert_eq!(who(a, &bea).await, None);
+    // Signing in again is refused, saying why (she knows her password).
+    let body = form(&[("handle", "bea"), ("password", "a long enough password")]);
+    let (_, to, cookie) = post(a, "/sign-in", None, &body).await;
+    assert_eq!(cookie, None);
+    assert!(to.starts_with("/sign-in?error=deactivated"), "{to}");
+    let (_, _, page) = a.get_as("/admin/people", &owner).await;
+    assert!(page.contains("(deactivated)"), "{page}");
+
+    // Reactivated, she signs in again.
+    let body = form(&[("account", &id), ("active", "1")]);
+    post(a, "/admin/people/active", Some(&owner), &body).await;
+    assert!(b.sign_in("bea", "a long enough password").await.is_some());
+}
+
+#[tokio::test]
+async fn an_admin_deactivates_an_account_its_socket_closes_and_it_cannot_sign_in_until_reactivated()
+{
+    let data = TempDir::new();
+    let server = TestServer::start_in(data.path(), &["--sign-up", "open"]).await;
+    deactivation(&server, &server).await;
+}
+
+#[tokio::test]
+async fn on_a_cluster_a_deactivation_on_one_node_closes_the_socket_on_another() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let flags = [
+        "--redis",
+        url.as_str(),
+        "--session-secret",
+        SECRET,
+        "--sign-up",
+        "open",
+    ];
+    let (a_data, b_data) = (TempDir::new(), TempDir::new());
+    let a = TestServer::start_in(a_data.path(), &flags).await;
+    let b = TestServer::start_in(b_data.path(), &flags).await;
+    deactivation(&a, &b).await;
+}
