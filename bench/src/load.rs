@@ -39,6 +39,9 @@ type Socket = WebSocketStream<TcpStream>;
 /// server's accept queue.
 const CONNECTING_AT_ONCE: usize = 256;
 
+/// The setup code of the servers the bench starts.
+const SETUP_CODE: &str = "HERALD-BENCH-SETUP-CODE";
+
 /// Connections sharing one session (one person with many tabs, as far as presence goes).
 const CONNECTIONS_PER_SESSION: usize = 100;
 
@@ -105,6 +108,8 @@ impl Target {
             .args(["--rooms-per-hour", "1000000000", "--max-rooms", "100000000"])
             .args(["--log", "info"])
             .args(["--metrics-token", METRICS_TOKEN])
+            // Readers come in as guests (a name is enough), on a server set up by the bench.
+            .args(["--guests", "--setup-code", SETUP_CODE])
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
@@ -125,14 +130,24 @@ impl Target {
         .context("herald did not start in 15 s")??;
         // Keep reading its output, so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self {
+        let target = Self {
             addr,
             pid: child.id(),
             child: Some(child),
             dir: Some(dir),
             processes: 0,
             workers: Default::default(),
-        })
+        };
+        // The owner's account, as a fresh server's first visitor makes it (a cluster's next
+        // node finds it made: the form then answers with the sign-in page, also a 303).
+        let body = format!(
+            "code={SETUP_CODE}&handle=bench&name=Bench&password=herald-bench+owner+password"
+        );
+        let (status, response) = target.post_form("/setup", &body).await?;
+        if status != 303 {
+            return Err(anyhow!("setting herald up answered {status}: {response}"));
+        }
+        Ok(target)
     }
 
     pub fn existing(url: &str, pid: Option<u32>) -> anyhow::Result<Self> {
@@ -204,14 +219,13 @@ impl Target {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
-    /// Chooses a name, as the page's form does; returns the `Cookie` header value.
-    pub async fn session(&self, name: &str) -> anyhow::Result<String> {
-        let body = format!("name={}", name.replace(' ', "+"));
+    /// Posts a form (already encoded): the status and the whole response.
+    async fn post_form(&self, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
         let mut stream = TcpStream::connect(self.addr).await?;
         stream
             .write_all(
                 format!(
-                    "POST /session HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     self.addr,
                     body.len()
                 )
@@ -220,6 +234,19 @@ impl Target {
             .await?;
         let mut response = String::new();
         stream.read_to_string(&mut response).await?;
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Ok((status, response))
+    }
+
+    /// Chooses a name, as the guests' form does (a server started with `--guests`); returns the
+    /// `Cookie` header value.
+    pub async fn session(&self, name: &str) -> anyhow::Result<String> {
+        let body = format!("name={}", name.replace(' ', "+"));
+        let (_, response) = self.post_form("/session", &body).await?;
         response
             .lines()
             .find_map(|l| {

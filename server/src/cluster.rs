@@ -15,6 +15,7 @@ use std::{
 
 use crate::{
     bus::{Bus, Heard, Kind, Listener},
+    people::People,
     redis_link::{Commands, RedisLink},
 };
 use app::protocol::Identity;
@@ -82,6 +83,7 @@ impl Cluster {
         link: RedisLink,
         bus: Bus,
         hub: Hub,
+        people: People,
         stop: CancellationToken,
     ) -> anyhow::Result<Self> {
         let conn = link.commands().await?;
@@ -111,7 +113,7 @@ impl Cluster {
         let cluster_ = cluster.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = listen(heard, conn, node, hub, cluster_) => {}
+                () = listen(heard, conn, node, (hub, people), cluster_) => {}
                 () = stop.cancelled() => {}
             }
         });
@@ -191,7 +193,7 @@ async fn listen(
     mut heard: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
     mut conn: Commands,
     node: String,
-    hub: Hub,
+    (hub, people): (Hub, People),
     cluster: Cluster,
 ) {
     let mut peers: HashMap<String, Peer> = HashMap::new();
@@ -231,6 +233,9 @@ async fn listen(
         }
         let now = Instant::now();
         if let What::Ended { sessions } = &note.what {
+            // Not trusted here any more (a reconnect must not be let in by what was looked up
+            // before), and their sockets here closed.
+            people.forget(sessions);
             let closed = hub.end_sessions(sessions);
             tracing::debug!(closed, "sessions ended on another node");
             continue;

@@ -291,7 +291,8 @@ pub async fn run(
     let cluster = match (&redis, state.log.bus()) {
         (Some(link), Some(bus)) => {
             let stop = state.stop.clone();
-            Some(cluster::Cluster::start(link.clone(), bus, state.hub.clone(), stop).await?)
+            let (hub, people) = (state.hub.clone(), state.sessions.people.clone());
+            Some(cluster::Cluster::start(link.clone(), bus, hub, people, stop).await?)
         }
         _ => None,
     };

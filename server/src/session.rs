@@ -38,12 +38,6 @@ use crate::people::{NewAccount, People, Role, SignedIn};
 /// The key file in `--data-dir`, when no secret is given.
 const KEY_FILE: &str = "session.key";
 
-/// `value` if it has the shape of a token Herald makes (a session's, an invitation's): 64
-/// lowercase hex digits. Anything else is never looked up.
-pub fn token_shape(value: &str) -> Option<&str> {
-    cookie::token(value)
-}
-
 /// Who asks, for every door; and the key for ids derived from secrets. Cheap to clone.
 #[derive(Clone)]
 pub struct Sessions {

@@ -166,10 +166,22 @@ const MAX_AGENT_CHARS: usize = 200;
 /// A session's last use is written at most this often: a busy person's every request is not a write.
 const TOUCH_EVERY_MS: u64 = 5 * 60 * 1000;
 
+/// How long a node trusts a session it looked up, before it asks the store again: what it ends
+/// itself, or hears ended from another node, it forgets at once; anything else changed elsewhere
+/// (a rename) shows within this. A reconnect storm, or one person's many sockets, then costs one
+/// lookup per session, not one per handshake.
+const TRUSTED_FOR: Duration = Duration::from_secs(1);
+
+/// The most sessions a node keeps trusted at once (past it, the stale ones go first).
+const TRUSTED_MAX: usize = 10_000;
+
 /// The people store. Cheap to clone.
 #[derive(Clone)]
 pub struct People {
     store: Store,
+    /// Sessions looked up in the last [`TRUSTED_FOR`], by stored key.
+    trusted:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, (SignedIn, std::time::Instant)>>>,
     /// How long a session lasts after its last use.
     session_ttl: Duration,
     /// Once true, for good: the setup is never undone, so it need not be asked again.
@@ -232,6 +244,7 @@ impl People {
             store,
             session_ttl,
             set_up: Arc::new(AtomicBool::new(false)),
+            trusted: Arc::default(),
         }
     }
 
@@ -299,7 +312,7 @@ impl People {
 
     /// The invitation of a link's `token`, if it still lets someone in.
     pub async fn invitation(&self, token: &str) -> Result<Option<Invitation>, PeopleError> {
-        if crate::session::token_shape(token).is_none() {
+        if !is_token(token) {
             return Ok(None);
         }
         let found = each!(self.invitation(&session_key(token)))?;
@@ -324,7 +337,7 @@ impl People {
     /// Makes an account with one use of the invitation of `token`, in one step: a link for two
     /// people lets two in however many try at once; a handle taken uses nothing up.
     pub async fn join(&self, token: &str, new: NewAccount) -> Result<Account, PeopleError> {
-        if crate::session::token_shape(token).is_none() {
+        if !is_token(token) {
             return Err(PeopleError::NoSuchInvitation);
         }
         let account = new_account(new);
@@ -351,16 +364,22 @@ impl People {
     /// Deactivates (`false`) or reactivates an account. A deactivated account signs nobody in; its
     /// sessions are to be ended by the caller ([`People::end_sessions`]).
     pub async fn set_active(&self, id: &str, active: bool) -> Result<(), PeopleError> {
-        each!(self.set_active(id, active))
+        let set = each!(self.set_active(id, active));
+        self.forget_account(id);
+        set
     }
 
     /// A new display name; every session of the account shows it from its next request.
     pub async fn rename(&self, id: &str, name: &str) -> Result<(), PeopleError> {
-        each!(self.rename(id, name))
+        let renamed = each!(self.rename(id, name));
+        self.forget_account(id);
+        renamed
     }
 
     pub async fn set_password(&self, id: &str, phc: &str) -> Result<(), PeopleError> {
-        each!(self.set_password(id, phc))
+        let set = each!(self.set_password(id, phc));
+        self.forget_account(id);
+        set
     }
 
     /// Signs `account` in on a device: the token for its cookie.
@@ -381,10 +400,15 @@ impl People {
     /// Who the cookie's `token` signs in, if its session is live and its account active. Notes the
     /// use (now and then), which keeps the session alive.
     pub async fn signed_in(&self, token: &str) -> Result<Option<SignedIn>, PeopleError> {
-        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_token(token) {
             return Ok(None);
         }
         let key = session_key(token);
+        if let Some((who, at)) = self.trusted().get(&key)
+            && at.elapsed() < TRUSTED_FOR
+        {
+            return Ok(Some(who.clone()));
+        }
         let Some(session) = each!(self.session(&key))? else {
             return Ok(None);
         };
@@ -403,10 +427,41 @@ impl People {
         if now.saturating_sub(session.last_seen_ms) >= TOUCH_EVERY_MS {
             each!(self.touch_session(&key, now, self.session_ttl))?;
         }
-        Ok(Some(SignedIn {
+        let who = SignedIn {
             account,
-            session: key,
-        }))
+            session: key.clone(),
+        };
+        let mut trusted = self.trusted();
+        if trusted.len() >= TRUSTED_MAX {
+            trusted.retain(|_, (_, at)| at.elapsed() < TRUSTED_FOR);
+            if trusted.len() >= TRUSTED_MAX {
+                trusted.clear();
+            }
+        }
+        trusted.insert(key, (who.clone(), std::time::Instant::now()));
+        Ok(Some(who))
+    }
+
+    fn trusted(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (SignedIn, std::time::Instant)>>
+    {
+        self.trusted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets these sessions (stored keys) at once: they ended, here or on another node.
+    pub fn forget(&self, sessions: &[String]) {
+        let mut trusted = self.trusted();
+        for key in sessions {
+            trusted.remove(key);
+        }
+    }
+
+    /// Forgets every session of `account` at once: it changed (a new name, a new password,
+    /// deactivated).
+    fn forget_account(&self, account: &str) {
+        self.trusted()
+            .retain(|_, (who, _)| who.account.id != account);
     }
 
     /// The account's live sessions, the most recently used first.
@@ -421,7 +476,11 @@ impl People {
 
     /// Signs one device out; only the account's own sessions can be named. Whether it was one.
     pub async fn end_session(&self, account: &str, session: &str) -> Result<bool, PeopleError> {
-        each!(self.end_session(account, session))
+        let ended = each!(self.end_session(account, session));
+        if matches!(ended, Ok(true)) {
+            self.forget(&[session.to_owned()]);
+        }
+        ended
     }
 
     /// Signs the account out everywhere but `keep`: the sessions ended.
@@ -437,6 +496,7 @@ impl People {
                 ended.push(session.id);
             }
         }
+        self.forget(&ended);
         Ok(ended)
     }
 
@@ -481,6 +541,15 @@ fn new_account(new: NewAccount) -> Account {
         active: true,
         created_ms: now_ms(),
     }
+}
+
+/// Whether `value` has the shape of a token Herald makes (a session's, an invitation's): 64
+/// lowercase hex digits, as `random_hex(32)` writes them. Anything else is never looked up.
+fn is_token(value: &str) -> bool {
+    value.len() == 64
+        && value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// What the store keeps of a session's token.

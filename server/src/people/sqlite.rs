@@ -15,6 +15,10 @@ use super::{Account, Invitation, PeopleError, Role, SessionInfo};
 #[derive(Clone)]
 pub struct SqlitePeople {
     conn: Arc<Mutex<Connection>>,
+    /// One query at a time goes to a blocking thread: the connection serves one anyway, and
+    /// without this a burst of handshakes (15 000 sockets opening) had tokio start a blocking
+    /// thread for each waiting lookup — hundreds of threads, 3 KB more memory per connection.
+    turn: Arc<tokio::sync::Semaphore>,
 }
 
 impl SqlitePeople {
@@ -56,6 +60,7 @@ impl SqlitePeople {
         )?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            turn: Arc::new(tokio::sync::Semaphore::new(1)),
         })
     }
 
@@ -65,6 +70,11 @@ impl SqlitePeople {
         f: impl FnOnce(&mut Connection) -> Result<T, PeopleError> + Send + 'static,
     ) -> Result<T, PeopleError> {
         let conn = self.conn.clone();
+        let _turn = self
+            .turn
+            .acquire()
+            .await
+            .map_err(|_| PeopleError::Storage("the people store is closed".into()))?;
         tokio::task::spawn_blocking(move || {
             let mut conn = conn
                 .lock()
