@@ -48,6 +48,18 @@ pub enum SignUp {
     Closed,
 }
 
+/// What the account pages need, from the config.
+pub struct Settings {
+    /// Hashes and checks passwords, a few at a time.
+    pub hasher: crate::people::Hasher,
+    /// See [`crate::Config::sign_up`].
+    pub sign_up: SignUp,
+    /// How long a session lasts after its last use (`--session-days`).
+    pub session_ttl: std::time::Duration,
+    /// What sign-ins (and the setup's code) may be tried, per address and per account there.
+    pub sign_in_budgets: SignInBudgets,
+}
+
 /// What sign-ins may be tried. Each try spends from its client address's budget (a burst of
 /// [`ADDRESS_BURST`], then one every [`ADDRESS_EVERY_SECS`] s) and, for an account, from that
 /// account's budget at that address (a burst of [`ACCOUNT_BURST`], then one a minute): a guesser
@@ -327,7 +339,7 @@ fn new_account(
 }
 
 async fn with_hash(state: &AppState, mut new: NewAccount, password: &str) -> Option<NewAccount> {
-    new.password = Some(state.hasher.hash(password).await?);
+    new.password = Some(state.accounts.hasher.hash(password).await?);
     Some(new)
 }
 
@@ -349,7 +361,7 @@ async fn sign_in_page(State(state): State<AppState>, Query(asked): Query<Asked>)
         Some("name") if state.sessions.guests => (None, said(Some("name"), None)),
         error => (said(error, asked.wait), None),
     };
-    let sign_up = (state.sign_up == SignUp::Open).then(|| {
+    let sign_up = (state.accounts.sign_up == SignUp::Open).then(|| {
         let href = format!("/sign-up?next={}", encode(&next));
         view! { <p class="hint">"New here? "<a href=href data-testid="sign-up-link">"Create an account"</a></p> }
     });
@@ -415,7 +427,7 @@ async fn sign_in(
     };
     // Unknown or not: the same work, so the time taken says nothing.
     let phc = account.as_ref().and_then(|a| a.password.as_deref());
-    if !state.hasher.verify(&form.password, phc).await {
+    if !state.accounts.hasher.verify(&form.password, phc).await {
         return again("/sign-in", "wrong", Some(&handle), &next);
     }
     let Some(account) = account else {
@@ -439,12 +451,12 @@ async fn over_budget(
 ) -> Option<Response> {
     let address = client.map_or_else(|| "unknown".to_owned(), |c| c.key().to_string());
     let mut keys = vec![(
-        state.sign_in_budgets.address.clone(),
+        state.accounts.sign_in_budgets.address.clone(),
         format!("signin:{address}"),
     )];
     if let Some(handle) = handle {
         keys.push((
-            state.sign_in_budgets.account.clone(),
+            state.accounts.sign_in_budgets.account.clone(),
             format!("signin:{address}:{handle}"),
         ));
     }
@@ -472,8 +484,8 @@ struct SignUpForm {
 /// `GET /sign-up`: with `--sign-up open`, anyone's form; otherwise a sentence on how to get in.
 async fn sign_up_page(State(state): State<AppState>, Query(asked): Query<Asked>) -> Response {
     let next = local_path(asked.next.as_deref()).to_owned();
-    if state.sign_up != SignUp::Open {
-        let why = match state.sign_up {
+    if state.accounts.sign_up != SignUp::Open {
+        let why = match state.accounts.sign_up {
             SignUp::Invite => "invite",
             _ => "closed",
         };
@@ -526,7 +538,7 @@ async fn sign_up(
     Form(form): Form<SignUpForm>,
 ) -> Response {
     let next = local_path(form.next.as_deref()).to_owned();
-    if state.sign_up != SignUp::Open {
+    if state.accounts.sign_up != SignUp::Open {
         return again("/sign-up", "closed", None, &next);
     }
     // Making accounts costs a hash each: budgeted like sign-ins.
@@ -745,6 +757,7 @@ async fn change_password(
         return refused;
     }
     if !state
+        .accounts
         .hasher
         .verify(&form.current, me.account.password.as_deref())
         .await
@@ -757,7 +770,7 @@ async fn change_password(
     if let Err(e) = check_new_password(&form.password) {
         return Redirect::to(&format!("/account?error={}", password_code(&e))).into_response();
     }
-    let Some(phc) = state.hasher.hash(&form.password).await else {
+    let Some(phc) = state.accounts.hasher.hash(&form.password).await else {
         return unavailable(&PeopleError::Storage(
             "the password could not be hashed".into(),
         ));

@@ -71,15 +71,10 @@ pub struct AppState {
     pub site_dir: Arc<PathBuf>,
     /// Who asks (their session, in the people store).
     pub sessions: Sessions,
-    /// Hashes and checks passwords, a few at a time.
-    pub hasher: people::Hasher,
-    /// See [`Config::sign_up`].
-    pub sign_up: accounts::SignUp,
-    /// How long a session lasts after its last use (`--session-days`).
-    pub session_ttl: Duration,
-    /// What sign-ins (and the setup's code) may be tried, per address and per account there.
+    /// What the account pages need (behind one pointer: every connection's task holds a copy of
+    /// this state).
     #[from_ref(skip)]
-    pub sign_in_budgets: accounts::SignInBudgets,
+    pub accounts: Arc<accounts::Settings>,
     /// See [`Config::allowed_origins`].
     pub allowed_origins: Arc<[String]>,
     /// See [`Config::allowed_hosts`].
@@ -250,10 +245,12 @@ pub async fn run(
         tasks: TaskTracker::new(),
         site_dir: Arc::new(config.site_dir.clone()),
         sessions,
-        hasher: people::Hasher::new(),
-        sign_up: config.sign_up,
-        session_ttl,
-        sign_in_budgets,
+        accounts: Arc::new(accounts::Settings {
+            hasher: people::Hasher::new(),
+            sign_up: config.sign_up,
+            session_ttl,
+            sign_in_budgets,
+        }),
         allowed_origins: config.allowed_origins.clone().into(),
         allowed_hosts: guard::AllowedHosts::new(&config.allowed_hosts, &config.allowed_origins),
         limits: Limits {

@@ -40,11 +40,22 @@ const KEY_FILE: &str = "session.key";
 
 /// Who asks, for every door; and the key for ids derived from secrets. Cheap to clone.
 #[derive(Clone)]
-pub struct Sessions {
-    signer: Arc<Signer>,
+pub struct Sessions(Arc<Inner>);
+
+/// Behind one pointer: every connection's task holds a copy of the app's state.
+pub struct Inner {
+    signer: Signer,
     pub people: People,
     /// `--guests`: a name alone lets one in (open rooms only).
     pub guests: bool,
+}
+
+impl std::ops::Deref for Sessions {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
 }
 
 impl Sessions {
@@ -58,11 +69,11 @@ impl Sessions {
             }
             (None, None) => load_or_create_key(&config.data_dir.join(KEY_FILE))?,
         };
-        Ok(Self {
-            signer: Arc::new(Signer::new(key)),
+        Ok(Self(Arc::new(Inner {
+            signer: Signer::new(key),
             people,
             guests: config.guests,
-        })
+        })))
     }
 
     /// The author id of the messages an API token publishes: stable across restarts and on every
@@ -223,7 +234,7 @@ pub async fn same_site_forms(
 /// The session cookie for `token`, for as long as a session lasts unused. `Secure` over HTTPS (as
 /// a trusted proxy in front says): the browser then never sends it over plain HTTP.
 pub fn session_cookie(state: &AppState, token: &str, client: Option<&Client>) -> String {
-    let max_age = state.session_ttl.as_secs();
+    let max_age = state.accounts.session_ttl.as_secs();
     let secure = if client.is_some_and(|c| c.https) {
         "; Secure"
     } else {
