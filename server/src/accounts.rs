@@ -484,50 +484,54 @@ struct SignUpForm {
 /// `GET /sign-up`: with `--sign-up open`, anyone's form; otherwise a sentence on how to get in.
 async fn sign_up_page(State(state): State<AppState>, Query(asked): Query<Asked>) -> Response {
     let next = local_path(asked.next.as_deref()).to_owned();
-    if state.accounts.sign_up != SignUp::Open {
-        let why = match state.accounts.sign_up {
-            SignUp::Invite => "invite",
-            _ => "closed",
-        };
-        let main = view! {
-            <div class="name-form">
-                <h1 class="brand">"Herald"</h1>
-                <p data-testid="why">{said(Some(why), None)}</p>
-                <p><a href="/sign-in">"Sign in"</a></p>
-            </div>
+    match state.accounts.sign_up {
+        SignUp::Open => {
+            let form = sign_up_form("/sign-up", "Create your account.", asked, Some(next));
+            plain::page(
+                &state,
+                StatusCode::OK,
+                "Sign up · Herald",
+                "name-prompt",
+                form,
+            )
         }
-        .to_html();
-        return plain::page(
-            &state,
-            StatusCode::FORBIDDEN,
-            "Sign up · Herald",
-            "name-prompt",
-            main,
-        );
+        SignUp::Invite => refused(&state, StatusCode::FORBIDDEN, "Sign up · Herald", "invite"),
+        SignUp::Closed => refused(&state, StatusCode::FORBIDDEN, "Sign up · Herald", "closed"),
     }
-    let error = said(asked.error.as_deref(), None);
+}
+
+/// A card saying why one cannot go on here (`why`, a code for [`said`]), and the way to sign in.
+fn refused(state: &AppState, status: StatusCode, title: &str, why: &str) -> Response {
     let main = view! {
-        <form class="name-form" method="post" action="/sign-up" data-testid="sign-up-form">
+        <div class="name-form">
             <h1 class="brand">"Herald"</h1>
-            <p>"Create your account."</p>
+            <p data-testid="why">{said(Some(why), None)}</p>
+            <p><a href="/sign-in">"Sign in"</a></p>
+        </div>
+    }
+    .to_html();
+    plain::page(state, status, title, "name-prompt", main)
+}
+
+/// The form that makes an account (`/sign-up`, or an invitation's page), posted to `action`.
+fn sign_up_form(action: &str, intro: &'static str, asked: Asked, next: Option<String>) -> String {
+    let error = said(asked.error.as_deref(), None);
+    let next = next.map(|next| view! { <input type="hidden" name="next" value=next/> });
+    view! {
+        <form class="name-form" method="post" action=action.to_owned() data-testid="sign-up-form">
+            <h1 class="brand">"Herald"</h1>
+            <p>{intro}</p>
             {handle_input(asked.handle, "username")}
             <p class="hint">"What you sign in with, and what @mentions call you."</p>
             {name_input(None)}
             {password_input("password", "Password (8 characters or more)", "new-password")}
-            <input type="hidden" name="next" value=next/>
+            {next}
             <button type="submit">"Create account"</button>
             {error_line(error)}
             <p class="hint">"Have one? "<a href="/sign-in">"Sign in"</a></p>
         </form>
     }
-    .to_html();
-    plain::page(
-        &state,
-        StatusCode::OK,
-        "Sign up · Herald",
-        "name-prompt",
-        main,
-    )
+    .to_html()
 }
 
 /// `POST /sign-up`.
@@ -541,25 +545,55 @@ async fn sign_up(
     if state.accounts.sign_up != SignUp::Open {
         return again("/sign-up", "closed", None, &next);
     }
+    make_member(
+        &state,
+        client.as_deref(),
+        &headers,
+        &form,
+        "/sign-up",
+        &next,
+        None,
+    )
+    .await
+}
+
+/// A member's account from a sign-up form posted to `page` (with one use of the invitation of
+/// `token`, if given), signed in and sent to `next`; or back to `page` saying why not.
+async fn make_member(
+    state: &AppState,
+    client: Option<&Client>,
+    headers: &HeaderMap,
+    form: &SignUpForm,
+    page: &str,
+    next: &str,
+    token: Option<&str>,
+) -> Response {
     // Making accounts costs a hash each: budgeted like sign-ins.
-    if let Some(refused) = over_budget(&state, "/sign-up", client.as_deref(), None).await {
+    if let Some(refused) = over_budget(state, page, client, None).await {
         return refused;
     }
     let new = match new_account(&form.handle, &form.name, &form.password, Role::Member) {
         Ok(new) => new,
-        Err(code) => return again("/sign-up", code, Some(&form.handle), &next),
+        Err(code) => return again(page, code, Some(&form.handle), next),
     };
-    let Some(new) = with_hash(&state, new, &form.password).await else {
+    let Some(new) = with_hash(state, new, &form.password).await else {
         return unavailable(&PeopleError::Storage(
             "the password could not be hashed".into(),
         ));
     };
-    match state.sessions.people.create(new).await {
+    let people = &state.sessions.people;
+    let made = match token {
+        Some(token) => people.join(token, new).await,
+        None => people.create(new).await,
+    };
+    match made {
         Ok(account) => {
-            tracing::info!(user = %account.id, handle = ?account.handle, "signed up");
-            signed_in_to(&state, &account.id, &headers, client.as_deref(), &next).await
+            tracing::info!(user = %account.id, handle = ?account.handle, invited = token.is_some(), "signed up");
+            signed_in_to(state, &account.id, headers, client, next).await
         }
-        Err(PeopleError::HandleTaken) => again("/sign-up", "taken", Some(&form.handle), &next),
+        Err(PeopleError::HandleTaken) => again(page, "taken", Some(&form.handle), next),
+        // The invitation was used up or taken back meanwhile: its page says so.
+        Err(PeopleError::NoSuchInvitation) => Redirect::to(page).into_response(),
         Err(e) => unavailable(&e),
     }
 }
@@ -1001,44 +1035,20 @@ async fn invitation_page(
     Path(token): Path<String>,
     Query(asked): Query<Asked>,
 ) -> Response {
-    let live = match state.sessions.people.invitation(&token).await {
-        Ok(live) => live,
-        Err(e) => return unavailable(&e),
-    };
-    if live.is_none() {
-        let main = view! {
-            <div class="name-form">
-                <h1 class="brand">"Herald"</h1>
-                <p data-testid="why">{said(Some("invitation"), None)}</p>
-                <p><a href="/sign-in">"Sign in"</a></p>
-            </div>
+    match state.sessions.people.invitation(&token).await {
+        Ok(Some(_)) => {
+            let action = format!("/invite/{token}");
+            let form = sign_up_form(&action, "You are invited. Make your account.", asked, None);
+            plain::page(&state, StatusCode::OK, "Join · Herald", "name-prompt", form)
         }
-        .to_html();
-        return plain::page(
+        Ok(None) => refused(
             &state,
             StatusCode::NOT_FOUND,
             "Invitation · Herald",
-            "name-prompt",
-            main,
-        );
+            "invitation",
+        ),
+        Err(e) => unavailable(&e),
     }
-    let error = said(asked.error.as_deref(), None);
-    let action = format!("/invite/{token}");
-    let main = view! {
-        <form class="name-form" method="post" action=action data-testid="sign-up-form">
-            <h1 class="brand">"Herald"</h1>
-            <p>"You are invited. Make your account."</p>
-            {handle_input(asked.handle, "username")}
-            <p class="hint">"What you sign in with, and what @mentions call you."</p>
-            {name_input(None)}
-            {password_input("password", "Password (8 characters or more)", "new-password")}
-            <button type="submit">"Create account"</button>
-            {error_line(error)}
-            <p class="hint">"Have one? "<a href="/sign-in">"Sign in"</a></p>
-        </form>
-    }
-    .to_html();
-    plain::page(&state, StatusCode::OK, "Join · Herald", "name-prompt", main)
 }
 
 /// `POST /invite/{token}`: the account, with one use of the invitation.
@@ -1050,27 +1060,16 @@ async fn join(
     Form(form): Form<SignUpForm>,
 ) -> Response {
     let page = format!("/invite/{}", encode(&token));
-    if let Some(refused) = over_budget(&state, &page, client.as_deref(), None).await {
-        return refused;
-    }
-    let new = match new_account(&form.handle, &form.name, &form.password, Role::Member) {
-        Ok(new) => new,
-        Err(code) => return again(&page, code, Some(&form.handle), "/"),
-    };
-    let Some(new) = with_hash(&state, new, &form.password).await else {
-        return unavailable(&PeopleError::Storage(
-            "the password could not be hashed".into(),
-        ));
-    };
-    match state.sessions.people.join(&token, new).await {
-        Ok(account) => {
-            tracing::info!(user = %account.id, handle = ?account.handle, "joined by invitation");
-            signed_in_to(&state, &account.id, &headers, client.as_deref(), "/").await
-        }
-        Err(PeopleError::HandleTaken) => again(&page, "taken", Some(&form.handle), "/"),
-        Err(PeopleError::NoSuchInvitation) => Redirect::to(&page).into_response(),
-        Err(e) => unavailable(&e),
-    }
+    make_member(
+        &state,
+        client.as_deref(),
+        &headers,
+        &form,
+        &page,
+        "/",
+        Some(&token),
+    )
+    .await
 }
 
 // ---- The admin's people page ----
