@@ -339,6 +339,11 @@ impl Record {
     }
 
     /// The entry it is: a type this build knows, typed; another, as the frame to pass on.
+    /// Stored records as readers get them ([`Record::entry`] of each), in their order.
+    pub fn entries(records: Vec<Record>) -> Vec<Entry> {
+        records.into_iter().map(Record::entry).collect()
+    }
+
     pub fn entry(self) -> Entry {
         let entry_type = self
             .entry_type
@@ -635,7 +640,7 @@ impl Log {
 
     /// The room's entries with seqs `from..=to` that are still held, oldest first.
     pub async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<Entry>, LogError> {
-        on_backend!(self, log => log.range(room, from, to).await)
+        Ok(Record::entries(self.records(room, from, to).await?))
     }
 
     /// The texts message `seq` of `room` has had, oldest first: as posted, then each edit (at most

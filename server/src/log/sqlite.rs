@@ -250,17 +250,8 @@ impl SqliteLog {
         .await
     }
 
-    /// The entries of `room` with `from <= seq <= to`, oldest first.
-    pub async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<Entry>, LogError> {
-        Ok(self
-            .records(room, from, to)
-            .await?
-            .into_iter()
-            .map(Record::entry)
-            .collect())
-    }
-
-    /// [`Self::range`] as stored: each message as posted, with its state beside it.
+    /// The entries of `room` with `from <= seq <= to`, oldest first, as stored: each message as
+    /// posted, with its state beside it (`Log::range` makes them what readers get).
     pub(crate) async fn records(
         &self,
         room: &str,
@@ -930,8 +921,9 @@ mod tests {
             2
         );
         let bodies: Vec<String> = log
-            .range("general", 1, u64::MAX)
+            .records("general", 1, u64::MAX)
             .await
+            .map(Record::entries)
             .expect("read")
             .iter()
             .map(body)
@@ -1006,7 +998,11 @@ mod tests {
         assert_eq!(unique, (1..=19).collect::<Vec<_>>());
         assert_eq!(seqs[19], seqs[0], "the repeated key gets the first seq");
         assert_eq!(
-            log.range("general", 1, u64::MAX).await.expect("read").len(),
+            log.records("general", 1, u64::MAX)
+                .await
+                .map(Record::entries)
+                .expect("read")
+                .len(),
             19
         );
         let _ = std::fs::remove_dir_all(&dir);
@@ -1029,8 +1025,9 @@ mod tests {
         assert_eq!(log.epoch("general").as_deref(), Some(epoch.as_str()));
         assert_eq!(log.first_seq("general").await.expect("read"), Some(4));
         let kept: Vec<u64> = log
-            .range("general", 1, u64::MAX)
+            .records("general", 1, u64::MAX)
             .await
+            .map(Record::entries)
             .expect("read")
             .iter()
             .map(Entry::seq)
@@ -1061,7 +1058,11 @@ mod tests {
         }
         let (log, last_seqs) = SqliteLog::open(&dir, 100, 2, |_: &Entry| {}).expect("open");
         assert_eq!(last_seqs, vec![("general".to_string(), 5)]);
-        let read = log.range("general", 1, u64::MAX).await.expect("read");
+        let read = log
+            .records("general", 1, u64::MAX)
+            .await
+            .map(Record::entries)
+            .expect("read");
         assert_eq!(read.iter().map(body).collect::<Vec<_>>(), ["four", "five"]);
         assert_eq!(log.messages_at("general", 4).await.expect("read"), Some(4));
         assert_eq!(log.messages_at("general", 5).await.expect("read"), Some(5));

@@ -456,7 +456,7 @@ impl RedisLog {
         tokio::spawn(async move {
             // The oldest after the range: what is older than it then is gone for good.
             let read = async {
-                let entries = log.range(&room, from, u64::MAX).await?;
+                let entries = Record::entries(log.records(&room, from, u64::MAX).await?);
                 Ok::<_, LogError>((log.first_seq(&room).await?, entries))
             };
             match read.await {
@@ -717,18 +717,9 @@ impl RedisLog {
     }
 
     /// The entries of `room` with `from <= seq <= to`, oldest first (at most [`READ_PAGE`] past
-    /// `from` when `to` is open-ended), each message with what its changes made of it: the stream,
-    /// the texts of its seqs, and the states of the messages among them, in one round trip.
-    pub async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<Entry>, LogError> {
-        Ok(self
-            .records(room, from, to)
-            .await?
-            .into_iter()
-            .map(Record::entry)
-            .collect())
-    }
-
-    /// [`Self::range`] as stored: each message as posted, with its state beside it.
+    /// `from` when `to` is open-ended), as stored: each message as posted, with its state beside
+    /// it — the stream, the texts of its seqs, and the states of the messages among them, in one
+    /// round trip (`Log::range` makes them what readers get).
     pub(crate) async fn records(
         &self,
         room: &str,
