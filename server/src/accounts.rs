@@ -15,8 +15,8 @@
 use app::protocol::{MAX_NAME_CHARS, validate_name};
 use axum::{
     Extension, Form, Router,
-    extract::{Path, Query, Request, State},
-    http::{HeaderMap, Method, StatusCode},
+    extract::{FromRequestParts, Path, Query, Request, State},
+    http::{HeaderMap, Method, StatusCode, request::Parts},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -28,7 +28,7 @@ use crate::{
     AppState,
     peer::Client,
     people::{
-        Account, Invitation, NewAccount, PasswordError, PeopleError, Role, SessionInfo,
+        Account, Invitation, NewAccount, PasswordError, PeopleError, Role, SessionInfo, SignedIn,
         check_new_password, valid_handle,
     },
     plain,
@@ -36,6 +36,28 @@ use crate::{
     redis_link::RedisLink,
     session::{encode, ended_cookie, local_path, signed_in_to, unavailable},
 };
+
+/// Whoever the request's session signs in. A request from nobody is sent to sign in first, and
+/// back after: to the page it asked for, or (after a form) to the account page.
+pub struct Me(pub SignedIn);
+
+impl FromRequestParts<AppState> for Me {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match state.sessions.signed_in(&parts.headers).await {
+            Some(me) => Ok(Me(me)),
+            None => {
+                let back = match parts.method {
+                    Method::GET => parts.uri.path(),
+                    _ => "/account",
+                };
+                let to = format!("/sign-in?next={}", encode(back));
+                Err(Redirect::to(&to).into_response())
+            }
+        }
+    }
+}
 
 /// Who may make an account of their own (`--sign-up`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -603,12 +625,9 @@ async fn make_member(
 /// `GET /account`: who one is, every device signed in (this one marked), a new password.
 async fn account_page(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Me(me): Me,
     Query(asked): Query<Asked>,
 ) -> Response {
-    let Some(me) = state.sessions.signed_in(&headers).await else {
-        return Redirect::to("/sign-in?next=%2Faccount").into_response();
-    };
     let sessions = match state.sessions.people.sessions(&me.account.id).await {
         Ok(sessions) => sessions,
         Err(e) => return unavailable(&e),
@@ -778,12 +797,9 @@ struct PasswordForm {
 async fn change_password(
     State(state): State<AppState>,
     client: Option<Extension<Client>>,
-    headers: HeaderMap,
+    Me(me): Me,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    let Some(me) = state.sessions.signed_in(&headers).await else {
-        return Redirect::to("/sign-in?next=%2Faccount").into_response();
-    };
     let handle = me.account.handle.clone();
     if let Some(refused) =
         over_budget(&state, "/account", client.as_deref(), handle.as_deref()).await
@@ -833,12 +849,9 @@ struct EndForm {
 /// `POST /account/sessions/end`: signs out one of one's devices, or all but this one.
 async fn end_sessions(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Me(me): Me,
     Form(form): Form<EndForm>,
 ) -> Response {
-    let Some(me) = state.sessions.signed_in(&headers).await else {
-        return Redirect::to("/sign-in?next=%2Faccount").into_response();
-    };
     let people = &state.sessions.people;
     let ended = if form.session == "others" {
         people.end_sessions(&me.account.id, Some(&me.session)).await
@@ -943,11 +956,9 @@ async fn make_invitation(
     State(state): State<AppState>,
     client: Option<Extension<Client>>,
     headers: HeaderMap,
+    Me(me): Me,
     Form(form): Form<InvitationForm>,
 ) -> Response {
-    let Some(me) = state.sessions.signed_in(&headers).await else {
-        return Redirect::to("/sign-in?next=/account").into_response();
-    };
     if !may_invite(&me.account) {
         return (
             StatusCode::FORBIDDEN,
@@ -1007,12 +1018,9 @@ struct RevokeForm {
 /// `POST /account/invitations/revoke`.
 async fn revoke_invitation(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Me(me): Me,
     Form(form): Form<RevokeForm>,
 ) -> Response {
-    let Some(me) = state.sessions.signed_in(&headers).await else {
-        return Redirect::to("/sign-in?next=/account").into_response();
-    };
     if !may_invite(&me.account) {
         return (
             StatusCode::FORBIDDEN,
@@ -1075,10 +1083,7 @@ async fn join(
 // ---- The admin's people page ----
 
 /// `GET /admin/people`: every account, with a way to deactivate or reactivate each. Admins only.
-async fn people_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(me) = state.sessions.signed_in(&headers).await else {
-        return Redirect::to("/sign-in?next=/admin/people").into_response();
-    };
+async fn people_page(State(state): State<AppState>, Me(me): Me) -> Response {
     if me.account.role != Role::Admin {
         return (StatusCode::FORBIDDEN, "Only admins see this page.").into_response();
     }
@@ -1147,12 +1152,9 @@ struct ActiveForm {
 /// close on every node) or reactivates (`1`) an account. Not one's own.
 async fn set_active(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Me(me): Me,
     Form(form): Form<ActiveForm>,
 ) -> Response {
-    let Some(me) = state.sessions.signed_in(&headers).await else {
-        return Redirect::to("/sign-in?next=/admin/people").into_response();
-    };
     if me.account.role != Role::Admin || form.account == me.account.id {
         return (
             StatusCode::FORBIDDEN,

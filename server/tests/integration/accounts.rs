@@ -204,6 +204,23 @@ async fn one_person_on_two_devices(flags: &[&str]) {
     assert_eq!(who(&server, &laptop).await, None);
     assert_eq!(server.get_as("/api/rooms", &laptop).await.0, 401);
     assert_eq!(server.get_as("/r/general", &laptop).await.0, 303);
+    let (status, head, _) = server.get_as("/account", &laptop).await;
+    assert_eq!(
+        (status, header(&head, "location")),
+        (303, Some("/sign-in?next=/account"))
+    );
+    let (status, head, _) = server
+        .post_form_with(
+            "/account/password",
+            &format!("Cookie: {laptop}\r\n"),
+            "current=x&password=y&again=y",
+        )
+        .await;
+    assert_eq!(
+        (status, header(&head, "location")),
+        (303, Some("/sign-in?next=/account")),
+        "a form from nobody changes nothing and asks to sign in"
+    );
     assert_eq!(
         Client::connect_forwarded(server.addr, &laptop, "127.0.0.1")
             .await
