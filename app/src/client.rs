@@ -297,6 +297,14 @@ fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
             tab.last_error.set(Some(message));
             resend_later(tab, retry_after_ms.unwrap_or(1000));
         }
+        // A room this tab has open that does not exist, or that this person may no longer open
+        // (removed from it): the server's page for this address says what is there now.
+        ServerMsg::Error {
+            code: ErrorCode::NoSuchRoom,
+            ..
+        } => {
+            let _ = window().location().reload();
+        }
         ServerMsg::Error {
             message, client_id, ..
         } => {
@@ -331,6 +339,7 @@ fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
             }
         }
         ServerMsg::Rooms { rooms } => tab.directory.set(rooms),
+        ServerMsg::Mine { rooms } => tab.mine.set(rooms),
         ServerMsg::History {
             room,
             epoch,

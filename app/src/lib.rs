@@ -90,7 +90,7 @@ pub fn shell() -> impl IntoView {
     // The title is written here and kept by the page itself (`Chat`), not by leptos_meta: that
     // costs the browser's bundle ~1 KB (BENCHMARKS.md, "The browser bundle").
     let title = match (&user, initial_room()) {
-        (Some(_), Some(page)) => page_title(&page.room, 0),
+        (Some(_), Some(page)) => page_title(&state::room_title(&page.room, None), 0),
         _ => "Herald".to_owned(),
     };
     view! {
@@ -222,11 +222,14 @@ fn Chat(room: String) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         let room = room.clone();
-        Effect::new(move || document().set_title(&page_title(&room, tab.unread_total())));
+        Effect::new(move || {
+            document().set_title(&page_title(&tab.title(&room), tab.unread_total()))
+        });
         on_cleanup(|| document().set_title("Herald"));
     }
     // After a change of name, back to this room.
     let here = format!("/r/{room}");
+    let room_title = room.clone();
     let my_name = tab.me.get_untracked().map(|me| me.name).unwrap_or_default();
     // A refused change of name comes back here with `?name_error=`: say why, with the form open.
     let location = location::here();
@@ -289,7 +292,9 @@ fn Chat(room: String) -> impl IntoView {
             </a>
             <header class="topbar">
                 <h1 class="brand">"Herald"</h1>
-                <span class="room-name" data-testid="room-name">"# " {room}</span>
+                <a class="room-name" data-testid="room-name" href=format!("/r/{room}/about") title="About this room">
+                    {move || tab.title(&room_title)}
+                </a>
                 <button
                     type="button"
                     class="people-toggle"
@@ -371,10 +376,11 @@ fn NotFound(#[prop(optional, into)] why: Option<String>) -> impl IntoView {
 
 /// The tab's title: the room on screen, after how many messages wait unread in the open rooms, so a
 /// background tab shows that something was said ("(3) # general · Herald").
-fn page_title(room: &str, unread: u32) -> String {
+/// The tab's title: the room as it is called (`state::room_title`), after what is unread.
+fn page_title(shown: &str, unread: u32) -> String {
     match unread {
-        0 => format!("# {room} · Herald"),
-        n => format!("({n}) # {room} · Herald"),
+        0 => format!("{shown} · Herald"),
+        n => format!("({n}) {shown} · Herald"),
     }
 }
 
@@ -384,7 +390,14 @@ mod tests {
 
     #[test]
     fn the_title_names_the_room_and_counts_what_is_unread() {
-        assert_eq!(page_title("general", 0), "# general · Herald");
-        assert_eq!(page_title("ops", 12), "(12) # ops · Herald");
+        assert_eq!(page_title("# general", 0), "# general · Herald");
+        assert_eq!(page_title("# ops", 12), "(12) # ops · Herald");
+        assert_eq!(
+            page_title(
+                &crate::state::room_title("~0123456789abcdef0123", Some("Plans".into())),
+                1
+            ),
+            "(1) 🔒 Plans · Herald"
+        );
     }
 }

@@ -107,6 +107,10 @@ pub enum Disconnect {
     /// another, a new password). Reconnect at once: the handshake is refused, and the page goes to
     /// the sign-in page.
     SignedOut,
+    /// 4003: this person was removed from a room this connection was in (on this node or
+    /// another). Reconnect at once: the other rooms resume from their cursors, and that room's
+    /// join is refused as [`ErrorCode::NoSuchRoom`].
+    RoomsChanged,
 }
 
 /// What a client does after a [`Disconnect`].
@@ -121,13 +125,14 @@ pub enum Reconnect {
 }
 
 impl Disconnect {
-    pub const ALL: [Disconnect; 6] = [
+    pub const ALL: [Disconnect; 7] = [
         Disconnect::GoingAway,
         Disconnect::ProtocolError,
         Disconnect::InvalidPayload,
         Disconnect::MessageTooBig,
         Disconnect::TooSlow,
         Disconnect::SignedOut,
+        Disconnect::RoomsChanged,
     ];
 
     /// The close frame's status code.
@@ -139,6 +144,7 @@ impl Disconnect {
             Disconnect::MessageTooBig => 1009,
             Disconnect::TooSlow => 4008,
             Disconnect::SignedOut => 4001,
+            Disconnect::RoomsChanged => 4003,
         }
     }
 
@@ -151,6 +157,7 @@ impl Disconnect {
             Disconnect::MessageTooBig => "frame too big",
             Disconnect::TooSlow => "too slow; reconnect later",
             Disconnect::SignedOut => "signed out",
+            Disconnect::RoomsChanged => "removed from a room",
         }
     }
 
@@ -160,7 +167,9 @@ impl Disconnect {
 
     pub const fn reconnect(self) -> Reconnect {
         match self {
-            Disconnect::GoingAway | Disconnect::SignedOut => Reconnect::AtOnce,
+            Disconnect::GoingAway | Disconnect::SignedOut | Disconnect::RoomsChanged => {
+                Reconnect::AtOnce
+            }
             Disconnect::TooSlow => Reconnect::AfterPause,
             Disconnect::ProtocolError | Disconnect::InvalidPayload | Disconnect::MessageTooBig => {
                 Reconnect::Never
@@ -171,9 +180,10 @@ impl Disconnect {
     /// What the person is told while the client does not reconnect by itself.
     pub const fn explain(self) -> &'static str {
         match self {
-            Disconnect::GoingAway | Disconnect::TooSlow | Disconnect::SignedOut => {
-                "The server closed the connection."
-            }
+            Disconnect::GoingAway
+            | Disconnect::TooSlow
+            | Disconnect::SignedOut
+            | Disconnect::RoomsChanged => "The server closed the connection.",
             Disconnect::ProtocolError | Disconnect::InvalidPayload => {
                 "The server refused what this page sent: reload the page."
             }
@@ -186,12 +196,17 @@ impl Disconnect {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMsg {
-    /// Start receiving a room's messages (the room is created if it does not exist). With `since`, the
-    /// server replays everything after that cursor before the live messages; see [`ServerMsg::Joined`].
+    /// Start receiving a room's messages. With `since`, the server replays everything after that
+    /// cursor before the live messages; see [`ServerMsg::Joined`]. A room that does not exist, or
+    /// that this person may not open, is refused alike ([`ErrorCode::NoSuchRoom`]), unless `create`
+    /// asks to make an open room of that name and the person may (docs/ACCOUNTS.md, "Rooms").
     Join {
         room: String,
         /// Where this client's copy of the room ends, if it has one.
         since: Option<Cursor>,
+        /// Make the (open) room if it does not exist.
+        #[serde(default, skip_serializing_if = "is_false")]
+        create: bool,
     },
     /// Stop receiving a room's messages.
     Leave { room: String },
@@ -358,6 +373,10 @@ pub enum ServerMsg {
     /// The rooms of this server and how many people are in each: `general`, then the busiest first,
     /// rooms that have held a message before those that never have (at most [`ROOM_LIST_MAX`]). Sent after `welcome`, then whenever a count changes (at most twice a second).
     Rooms { rooms: Vec<RoomSummary> },
+    /// This person's own rooms: the private rooms and direct conversations they are in, with their
+    /// titles, and the open rooms they hid. Sent after `welcome` (after `rooms`), then whenever
+    /// they change, to every connection of the person, on every node.
+    Mine { rooms: Vec<RoomSummary> },
     /// Answer to `history`: up to `limit` messages before `before`, oldest first.
     History {
         room: String,
@@ -374,6 +393,12 @@ pub struct RoomSummary {
     pub room: String,
     /// People in the room now.
     pub members: u32,
+    /// In `mine`: what to call a private room or a conversation (its name is an id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// In `mine`: the person hid this room from their list (until they open it again).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub hidden: bool,
 }
 
 /// Every field of every [`ServerMsg`], each optional: what a frame is read into before its `type`
@@ -516,6 +541,9 @@ impl TryFrom<Wire> for ServerMsg {
                 user: needs(w.user, "user")?,
             },
             "rooms" => ServerMsg::Rooms {
+                rooms: needs(w.rooms, "rooms")?,
+            },
+            "mine" => ServerMsg::Mine {
                 rooms: needs(w.rooms, "rooms")?,
             },
             "history" => ServerMsg::History {
@@ -996,6 +1024,11 @@ pub enum ErrorCode {
     InvalidEmoji,
     /// A reaction with a new emoji to a message that has [`MAX_REACTIONS`] already.
     TooManyReactions,
+    /// A room that does not exist, or that this person may not open: the two are one answer, so
+    /// that nobody learns a private room exists by asking for it.
+    NoSuchRoom,
+    /// A send or change to an archived room: it is kept to be read, not written.
+    Archived,
 }
 
 /// A refused frame: the code the client can act on and a sentence a person can read.
@@ -1046,6 +1079,8 @@ impl ErrorCode {
             ErrorCode::MessageDeleted => "message_deleted",
             ErrorCode::InvalidEmoji => "invalid_emoji",
             ErrorCode::TooManyReactions => "too_many_reactions",
+            ErrorCode::NoSuchRoom => "no_such_room",
+            ErrorCode::Archived => "archived",
         }
     }
 }
@@ -1058,6 +1093,7 @@ impl ErrorCode {
             ErrorCode::NotYours => "only its author can change that message",
             ErrorCode::MessageDeleted => "that message was deleted",
             ErrorCode::TooManyReactions => "that message has as many kinds of reaction as it can",
+            ErrorCode::Archived => "this room is archived: it can be read, not written to",
             _ => "refused",
         }
     }
@@ -1216,13 +1252,21 @@ pub fn validate_emoji(emoji: &str) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-/// A room name: 1 to [`MAX_ROOM_CHARS`] of `a-z`, `0-9`, `_`, `-`.
+/// A room name: 1 to [`MAX_ROOM_CHARS`] of `a-z`, `0-9`, `_`, `-` for an open room, which anyone
+/// may name; or [`PRIVATE_MARK`] or [`DIRECT_MARK`] and [`ROOM_ID_DIGITS`] hex digits for a private
+/// room or a direct conversation, whose names are ids the server made (never a word someone could
+/// guess, docs/ACCOUNTS.md).
 pub fn validate_room(room: &str) -> Result<(), ProtocolError> {
-    let valid = !room.is_empty()
-        && room.len() <= MAX_ROOM_CHARS
-        && room
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    let word = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-';
+    let valid = match room.as_bytes() {
+        [PRIVATE_MARK | DIRECT_MARK, id @ ..] => {
+            id.len() == ROOM_ID_DIGITS
+                && id
+                    .iter()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        }
+        name => !name.is_empty() && name.len() <= MAX_ROOM_CHARS && name.iter().all(|b| word(*b)),
+    };
     if !valid {
         return Err(ProtocolError::new(
             ErrorCode::InvalidRoom,
@@ -1232,11 +1276,18 @@ pub fn validate_room(room: &str) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-/// A room's name as a person or a program wrote it → the room's name: trimmed, capitals made
-/// lowercase, and each run of spaces made one `-` ("Design Team" is `design-team`). The one rule for
-/// every door that takes a name people write: the page's "go to room", `/r/{room}` links, the HTTP
-/// API and its event streams. WebSocket frames name rooms exactly (the page sends names this made).
-/// Only ASCII letters change case: a look-alike (the Kelvin sign for `k`) is refused, not mapped.
+/// The first character of a private room's name.
+pub const PRIVATE_MARK: u8 = b'~';
+/// The first character of a direct conversation's name.
+pub const DIRECT_MARK: u8 = b'@';
+/// Hex digits after the mark in a private room's or conversation's name (80 bits).
+pub const ROOM_ID_DIGITS: usize = 20;
+
+/// Whether `room` names a private room or a direct conversation (not an open room).
+pub fn is_private(room: &str) -> bool {
+    matches!(room.as_bytes().first(), Some(&(PRIVATE_MARK | DIRECT_MARK)))
+}
+
 pub fn normalize_room(written: &str) -> Result<String, ProtocolError> {
     let mut room = String::new();
     let mut space = false;
@@ -1270,10 +1321,16 @@ pub fn normalize_room(written: &str) -> Result<String, ProtocolError> {
 /// characters and the characters that change the direction of text around them are refused: with
 /// a right-to-left override a name can show as another, and reverse what follows it on the line.
 pub fn validate_name(name: &str) -> Result<String, ProtocolError> {
+    validate_line(name, MAX_NAME_CHARS)
+}
+
+/// A line of text people see beside others' (a display name, a room's title or topic): trimmed,
+/// 1 to `max` characters, by the rules of [`validate_name`].
+pub fn validate_line(name: &str, max: usize) -> Result<String, ProtocolError> {
     let name = name.trim();
     let chars = name.chars().count();
     if chars == 0
-        || chars > MAX_NAME_CHARS
+        || chars > max
         || name
             .chars()
             .any(|c| c.is_control() || is_direction_control(c))
@@ -1283,8 +1340,8 @@ pub fn validate_name(name: &str) -> Result<String, ProtocolError> {
         return Err(ProtocolError::new(
             ErrorCode::InvalidName,
             format!(
-                "a name is 1 to {MAX_NAME_CHARS} characters, some of them visible, without hidden, \
-                 control or text-direction characters"
+                "a name is 1 to {max} characters, some of them visible, without hidden, control or \
+                 text-direction characters"
             ),
         ));
     }
@@ -1362,6 +1419,7 @@ mod tests {
             ClientMsg::Join {
                 room: "general".into(),
                 since: None,
+                create: false,
             },
             ClientMsg::Join {
                 room: "ops-alerts".into(),
@@ -1369,6 +1427,7 @@ mod tests {
                     epoch: "e1".into(),
                     seq: 41,
                 }),
+                create: true,
             },
             ClientMsg::Leave {
                 room: "general".into(),
@@ -1481,6 +1540,16 @@ mod tests {
                 rooms: vec![RoomSummary {
                     room: "general".into(),
                     members: 2,
+                    title: None,
+                    hidden: false,
+                }],
+            },
+            ServerMsg::Mine {
+                rooms: vec![RoomSummary {
+                    room: "~0123456789abcdef0123".into(),
+                    members: 0,
+                    title: Some("Launch plans".into()),
+                    hidden: false,
                 }],
             },
             ServerMsg::History {
@@ -1630,7 +1699,8 @@ mod tests {
             join,
             Ok(ClientMsg::Join {
                 room: "general".into(),
-                since: None
+                since: None,
+                create: false,
             })
         );
         let ack = ServerMsg::Ack {
@@ -1717,9 +1787,14 @@ mod tests {
             "ops-alerts",
             "team_7",
             &"r".repeat(MAX_ROOM_CHARS),
+            // A private room's and a conversation's: a mark and 20 hex digits.
+            "~0123456789abcdef0123",
+            "@ffffffffffffffffffff",
         ] {
             assert_eq!(validate_room(good), Ok(()), "{good}");
         }
+        assert!(is_private("~0123456789abcdef0123") && is_private("@ffffffffffffffffffff"));
+        assert!(!is_private("general"));
         for bad in [
             "",
             "General",
@@ -1727,6 +1802,13 @@ mod tests {
             "ünï",
             "../x",
             &"r".repeat(MAX_ROOM_CHARS + 1),
+            // Only an id after the mark: no word anyone could guess, no other length.
+            "~launch-plans",
+            "~0123456789abcdef012",
+            "~0123456789abcdef01234",
+            "@0123456789ABCDEF0123",
+            "~~0123456789abcdef012",
+            "~",
         ] {
             assert_eq!(
                 validate_room(bad).map_err(|e| e.code),

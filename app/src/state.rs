@@ -165,6 +165,9 @@ pub struct Tab {
     pub limits: RwSignal<Limits>,
     /// The server's room list with member counts, as last told.
     pub directory: RwSignal<Vec<RoomSummary>>,
+    /// This person's own rooms (private rooms and conversations, with titles) and the open rooms
+    /// they hid, as last told (`mine`).
+    pub mine: RwSignal<Vec<RoomSummary>>,
     /// The rooms this tab has open, in the order they were opened: the socket is joined to each.
     pub open: RwSignal<Vec<String>>,
     rooms: StoredValue<Vec<Room>>,
@@ -186,6 +189,16 @@ pub struct Tab {
     /// The reactive owner the tab was made in: each room's signals are made there too, so they live
     /// as long as the tab, not as long as the page that first showed the room.
     owner: StoredValue<Option<Owner>, LocalStorage>,
+}
+
+/// What `room` is called where people read it, given its title from `mine` if known: `# name` for
+/// an open room, a private room's title behind a lock, a conversation's (the others in it).
+pub fn room_title(room: &str, titled: Option<String>) -> String {
+    match (room.as_bytes().first(), titled) {
+        (Some(b'~'), title) => format!("🔒 {}", title.unwrap_or_else(|| "Private room".into())),
+        (Some(b'@'), title) => title.unwrap_or_else(|| "Direct message".into()),
+        _ => format!("# {room}"),
+    }
 }
 
 /// Someone typing in a room, as last told.
@@ -334,6 +347,7 @@ impl Tab {
             me: RwSignal::new(me),
             limits: RwSignal::new(page_limits()),
             directory: RwSignal::new(Vec::new()),
+            mine: RwSignal::new(Vec::new()),
             open: RwSignal::new(Vec::new()),
             rooms: StoredValue::new(Vec::new()),
             current: RwSignal::new(String::new()),
@@ -358,6 +372,17 @@ impl Tab {
     }
 
     /// Every open room.
+    /// What a room is called where people read it: `# name` for an open room; a private room's
+    /// title (behind a lock) and a conversation's (the others in it), from `mine`.
+    pub fn title(&self, room: &str) -> String {
+        let titled = self.mine.with(|mine| {
+            mine.iter()
+                .find(|entry| entry.room == room)
+                .and_then(|entry| entry.title.clone())
+        });
+        room_title(room, titled)
+    }
+
     pub fn rooms(&self) -> Vec<Room> {
         self.open
             .with_untracked(|open| open.iter().filter_map(|name| self.room(name)).collect())
@@ -643,6 +668,7 @@ impl Room {
         ClientMsg::Join {
             room: self.name.get_value(),
             since: self.cursor(),
+            create: false,
         }
     }
 

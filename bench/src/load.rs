@@ -109,7 +109,13 @@ impl Target {
             .args(["--log", "info"])
             .args(["--metrics-token", METRICS_TOKEN])
             // Readers come in as guests (a name is enough), on a server set up by the bench.
-            .args(["--guests", "--setup-code", SETUP_CODE])
+            .args([
+                "--guests",
+                "--setup-code",
+                SETUP_CODE,
+                "--room-makers",
+                "everyone",
+            ])
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
@@ -424,6 +430,7 @@ pub(crate) async fn join(
     let join = ClientMsg::Join {
         room: room.to_owned(),
         since,
+        create: true,
     };
     ws.send(Message::text(join.encode())).await?;
     loop {
@@ -601,6 +608,7 @@ async fn subscriber(
                     epoch: epoch.clone(),
                     seq: last,
                 }),
+                create: true,
             };
             if ws.send_text(&again.encode()).await.is_err() {
                 return;
@@ -664,6 +672,7 @@ pub async fn subscribers_in(
                 let join = ClientMsg::Join {
                     room: room.clone(),
                     since: None,
+                    create: true,
                 };
                 ws.send_text(&join.encode()).await?;
                 let (epoch, last) = loop {
@@ -1258,6 +1267,7 @@ pub async fn reconnect(
                     let join = ClientMsg::Join {
                         room: room.clone(),
                         since: Some(since),
+                        create: true,
                     };
                     ws.send(Message::text(join.encode())).await?;
                     let (mut got, mut dup, mut seen) = (0u64, 0u64, last);

@@ -56,6 +56,8 @@ export const OWNER = { handle: 'owner', name: 'Owner', password: 'the owner of t
 export const HARNESS_ENV: Record<string, string> = {
   HERALD_GUESTS: 'true',
   HERALD_SETUP_CODE: SETUP_CODE,
+  // Every test visitor (a guest) may make the open rooms it opens, with the offer's button.
+  HERALD_ROOM_MAKERS: 'everyone',
 };
 
 /**

@@ -4,7 +4,7 @@
 import AxeBuilder from '@axe-core/playwright';
 import { Browser, expect, Page, test } from '@playwright/test';
 import * as fs from 'node:fs';
-import { send, uniqueRoom } from '../lib/chat';
+import { makeRoomIfOffered, send, uniqueRoom } from '../lib/chat';
 import { binaryUnderTest, copyAlone, Herald, SETUP_CODE, startHerald, TEST_FLAGS } from '../lib/herald';
 
 const PASSWORD = 'a password nobody guesses';
@@ -27,6 +27,7 @@ async function axe(page: Page): Promise<string[]> {
 
 /** Waits until the chat is hydrated and connected. */
 async function inChat(page: Page) {
+  await makeRoomIfOffered(page);
   await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
   await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected');
 }

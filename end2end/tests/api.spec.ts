@@ -2,7 +2,7 @@
 // to, and a chat user sees an announcement. Its own Herald (an API token, and announcements go to every
 // room, which would land in other tests' rooms on the shared server).
 import { expect, test } from '@playwright/test';
-import { bodies, openChat, watchForErrors } from '../lib/chat';
+import { makeRoom, bodies, openChat, watchForErrors } from '../lib/chat';
 import { Herald, TEST_FLAGS, binaryUnderTest, copyAlone, startHerald } from '../lib/herald';
 
 const TOKEN = 'e2e-api-token';
@@ -68,6 +68,7 @@ test('a chat user sees an announcement from /api/broadcast in every open room', 
   const page = await (await browser.newContext()).newPage();
   await openChat(page, `${herald.url}/r/lobby`, 'Bob');
   // A second room open in the same tab.
+  await makeRoom(page, 'support');
   await page.getByTestId('room-input').fill('support');
   await page.getByTestId('room-input').press('Enter');
   await expect(page.getByTestId('room-name')).toHaveText('# support');

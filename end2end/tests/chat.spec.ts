@@ -2,7 +2,7 @@
 import { expect, Page, test } from '@playwright/test';
 import * as fs from 'node:fs';
 import { binaryUnderTest, copyAlone, startHerald, TEST_FLAGS } from '../lib/herald';
-import { bodies, chooseName, heraldUrl, openChat, send, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';
+import { makeRoom, bodies, chooseName, heraldUrl, openChat, send, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';
 
 test('two browsers chat live: each sees the other at once', async ({ browser }) => {
   const a = await (await browser.newContext()).newPage();
@@ -371,6 +371,7 @@ test('rooms are separate: each has its own URL, and only its members hear it', a
   const elsewhere = await (await browser.newContext()).newPage();
   await openChat(a);
   // Through the "go to room" form, as a person would.
+  await makeRoom(a, room);
   await a.getByTestId('room-input').fill(room);
   await a.getByTestId('room-input').press('Enter');
   await expect(a).toHaveURL(new RegExp(`/r/${room}$`));

@@ -2,7 +2,7 @@
 // put whatever scrolls, rooms and names behave, and what arrived meanwhile is marked. Its own Herald,
 // with an API token, so a room fills with a screenful in one go.
 import { Browser, BrowserContextOptions, expect, Page, test } from '@playwright/test';
-import { openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
+import { makeRoom, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
 import { Herald, TEST_FLAGS, binaryUnderTest, copyAlone, startHerald } from '../lib/herald';
 
 const TOKEN = 'e2e-first-minute';
@@ -122,6 +122,7 @@ function sidebarRooms(page: Page): Promise<string[]> {
 
 /** Goes to `room` with "go to room…", as a person does. */
 async function goTo(page: Page, room: string) {
+  await makeRoom(page, room);
   await page.getByTestId('room-input').fill(room);
   await page.getByTestId('room-input').press('Enter');
   await expect(page.getByTestId('room-name')).toHaveText(`# ${room}`);
@@ -172,6 +173,7 @@ test('"go to room" turns "Design Team" into #design-team and says so; the API ta
   const box = page.getByTestId('room-input');
   const words = uniqueRoom('Design Team').replace(/-/g, ' ');
   const room = words.toLowerCase().replace(/ /g, '-');
+  await makeRoom(page, room);
   await box.fill(words);
   // Said before submitting, beside the field, never the browser's "match the requested format".
   await expect(page.getByTestId('room-hint')).toHaveText(`Goes to #${room}`);

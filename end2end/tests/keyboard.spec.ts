@@ -2,7 +2,7 @@
 // there, Escape closes the change-of-name box, only new messages from others are announced — and
 // without JavaScript the page says what it needs.
 import { expect, test } from '@playwright/test';
-import { chooseName, heraldUrl, newName, openChat, send, twoPeople, uniqueRoom } from '../lib/chat';
+import { makeRoom, chooseName, heraldUrl, newName, openChat, send, twoPeople, uniqueRoom } from '../lib/chat';
 
 test('after choosing a name and after moving to a room, focus is in the message box', async ({ browser }) => {
   const page = await (await browser.newContext()).newPage();
@@ -16,6 +16,7 @@ test('after choosing a name and after moving to a room, focus is in the message 
   await expect(page.getByTestId('composer-input')).toBeFocused();
   // By "go to room".
   const other = uniqueRoom('there');
+  await makeRoom(page, other);
   await page.getByTestId('room-input').fill(other);
   await page.getByTestId('room-input').press('Enter');
   await expect(page.getByTestId('room-name')).toHaveText(`# ${other}`);

@@ -2,7 +2,7 @@
 // view, a long line does not widen the page, a growing draft does not cover the conversation, an error
 // goes when its cause does, and "go to room" takes what the server takes.
 import { expect, Page, test } from '@playwright/test';
-import { heraldUrl, openChat, reconnect, send, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';
+import { makeRoom, heraldUrl, openChat, reconnect, send, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';
 
 /** How far the newest message's bottom is below the scroller's visible bottom (≤ 0: fully visible). */
 async function newestBelowFold(page: Page): Promise<number> {
@@ -75,6 +75,7 @@ test('"go to room" takes capitals and says what a room name may hold', async ({ 
   await openChat(page);
   const box = page.getByTestId('room-input');
   const room = uniqueRoom('Design');
+  await makeRoom(page, room.toLowerCase());
   await box.fill(room);
   expect(await box.evaluate((el) => (el as HTMLInputElement).checkValidity())).toBe(true);
   await box.press('Enter');

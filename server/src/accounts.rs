@@ -80,6 +80,8 @@ pub struct Settings {
     pub session_ttl: std::time::Duration,
     /// What sign-ins (and the setup's code) may be tried, per address and per account there.
     pub sign_in_budgets: SignInBudgets,
+    /// See [`crate::Config::room_makers`].
+    pub room_makers: crate::access::RoomMakers,
 }
 
 /// What sign-ins may be tried. Each try spends from its client address's budget (a burst of

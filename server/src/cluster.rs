@@ -60,6 +60,15 @@ enum What {
     Want { of: String },
     /// These sessions ended (their stored keys): close the sockets they let in.
     Ended { sessions: Vec<String> },
+    /// An account's rooms changed (added to one, hid one, or removed from `removed_from`): send
+    /// them their own rooms again, and close their sockets in a room they were removed from.
+    Rooms {
+        account: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removed_from: Option<String>,
+    },
+    /// A room was archived or restored: its sockets close and come back through the door.
+    Archived { room: String },
 }
 
 /// A handle for the server's ticker: what the hub says to share goes out from here.
@@ -72,6 +81,8 @@ enum Outgoing {
     Shared(Vec<Shared>),
     /// Sessions that ended here: the other nodes close their sockets too.
     Ended(Vec<String>),
+    /// Unnumbered notes of rooms and their people (`What::Rooms`, `What::Archived`).
+    Note(What),
     /// Someone asked for everything this node knows of its people.
     Everything,
 }
@@ -128,6 +139,21 @@ impl Cluster {
         }
     }
 
+    /// `account`'s rooms changed here: the other nodes tell their sockets too.
+    pub fn rooms_changed(&self, account: &str, removed_from: Option<&str>) {
+        let _ = self.out.send(Outgoing::Note(What::Rooms {
+            account: account.to_owned(),
+            removed_from: removed_from.map(str::to_owned),
+        }));
+    }
+
+    /// `room` was archived or restored here.
+    pub fn archived(&self, room: &str) {
+        let _ = self.out.send(Outgoing::Note(What::Archived {
+            room: room.to_owned(),
+        }));
+    }
+
     /// What [`Hub::tick`] returned: told to the other nodes.
     pub fn share(&self, shared: Vec<Shared>) {
         if !shared.is_empty() {
@@ -151,6 +177,7 @@ async fn tell(
                 None => return,
                 Some(Outgoing::Shared(shared)) => shared.into_iter().map(what_of).collect(),
                 Some(Outgoing::Ended(sessions)) => vec![What::Ended { sessions }],
+                Some(Outgoing::Note(what)) => vec![what],
                 Some(Outgoing::Everything) => std::iter::once(What::Reset)
                     .chain(hub.all_people().into_iter().map(what_of))
                     .collect(),
@@ -158,7 +185,14 @@ async fn tell(
             _ = beat.tick() => vec![What::Beat],
         };
         for what in notes {
-            if !matches!(what, What::Beat | What::Want { .. } | What::Ended { .. }) {
+            if !matches!(
+                what,
+                What::Beat
+                    | What::Want { .. }
+                    | What::Ended { .. }
+                    | What::Rooms { .. }
+                    | What::Archived { .. }
+            ) {
                 v += 1;
             }
             let note = Note {
@@ -240,6 +274,18 @@ async fn listen(
             tracing::debug!(closed, "sessions ended on another node");
             continue;
         }
+        if let What::Rooms {
+            account,
+            removed_from,
+        } = &note.what
+        {
+            crate::access::rooms_changed_here(&hub, &people, account, removed_from.as_deref());
+            continue;
+        }
+        if let What::Archived { room } = &note.what {
+            crate::access::archived_here(&hub, room);
+            continue;
+        }
         if let What::Want { of } = &note.what {
             if of == "*" || *of == node {
                 let _ = cluster.out.send(Outgoing::Everything);
@@ -272,7 +318,11 @@ async fn listen(
             What::People { room, people } => hub.set_remote_people(&note.node, &room, people),
             What::Typing { room, who } => hub.remote_typing(&room, who, now),
             What::Reset => hub.forget_node(&note.node),
-            What::Beat | What::Want { .. } | What::Ended { .. } => {}
+            What::Beat
+            | What::Want { .. }
+            | What::Ended { .. }
+            | What::Rooms { .. }
+            | What::Archived { .. } => {}
         }
     }
 }

@@ -257,6 +257,12 @@ pub struct Config {
     #[arg(long, env = "HERALD_SIGN_UP", value_enum, default_value_t = crate::accounts::SignUp::Invite)]
     pub sign_up: crate::accounts::SignUp,
 
+    /// Who may make rooms: `everyone` (guests too, open rooms only), `members` (and moderators and
+    /// admins), `moderators` (and admins), `admins`. Anyone but a guest may start a direct
+    /// conversation.
+    #[arg(long, env = "HERALD_ROOM_MAKERS", value_enum, default_value_t = crate::access::RoomMakers::Members)]
+    pub room_makers: crate::access::RoomMakers,
+
     /// Also let people in with a display name alone, as guests (as Herald did before accounts):
     /// guests read and write the open rooms, nothing else, and are marked as guests.
     #[arg(long, env = "HERALD_GUESTS")]

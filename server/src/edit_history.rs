@@ -35,13 +35,14 @@ pub async fn page(
     };
     let back = format!("/r/{room}");
     // Who has not chosen a name is asked for one, on the room's page.
-    if state
-        .sessions
-        .from_headers(request.headers())
-        .await
-        .is_none()
-    {
+    let Some(me) = state.sessions.signed_in(request.headers()).await else {
         return Redirect::to(&back).into_response();
+    };
+    // The room's door: one this reader may not open is answered as one that does not exist.
+    let caller = crate::transport::auth::Caller::Person(Box::new(me.account));
+    if let Err(e) = crate::transport::auth::through_door(&state, &caller, &room).await {
+        let why = view! { <p data-testid="why">{e.message}</p> }.to_html();
+        return shown(&state, e.status, "Edit history", None, why);
     }
     let Ok(seq) = seq.parse::<u64>() else {
         return shown(

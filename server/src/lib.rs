@@ -2,6 +2,7 @@
 //! `main.rs` calls it with the configured address and Ctrl-C/SIGTERM; tests call it on port 0.
 
 pub mod accept;
+pub mod access;
 pub mod accounts;
 pub mod assets;
 pub mod bearer;
@@ -25,6 +26,7 @@ pub mod plain;
 pub mod rate;
 pub mod reach;
 pub mod redis_link;
+pub mod room_pages;
 pub mod rooms;
 pub mod session;
 pub mod transport;
@@ -250,6 +252,7 @@ pub async fn run(
             sign_up: config.sign_up,
             session_ttl,
             sign_in_budgets,
+            room_makers: config.room_makers,
         }),
         allowed_origins: config.allowed_origins.clone().into(),
         allowed_hosts: guard::AllowedHosts::new(&config.allowed_hosts, &config.allowed_origins),
@@ -296,10 +299,14 @@ pub async fn run(
     state.cluster = cluster.clone();
     // Presence changes are announced in batches, a few times a second; unused rooms are forgotten.
     let bus_linger = Duration::from_secs(config.bus_linger_secs);
+    if let Err(e) = access::make_default_room(&state).await {
+        tracing::warn!("cannot make the room {}: {e}", app::protocol::DEFAULT_ROOM);
+    }
     let ticker = {
         let hub = state.hub.clone();
         let rooms = state.rooms.clone();
         let stop = state.stop.clone();
+        let state = state.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(hub::TICK);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -316,8 +323,12 @@ pub async fn run(
                         rooms.let_go_unused(bus_linger);
                         let unused = hub.unused_rooms();
                         if !unused.is_empty() {
-                            let rooms = rooms.clone();
-                            tokio::spawn(async move { rooms.forget_unused(unused).await });
+                            let (rooms, state) = (rooms.clone(), state.clone());
+                            tokio::spawn(async move {
+                                // Rooms made on purpose stay, used or not.
+                                let unused = access::forgettable(&state, unused).await;
+                                rooms.forget_unused(unused).await
+                            });
                         }
                     }
                 }
@@ -433,6 +444,7 @@ fn router(state: AppState, body_timeout: Duration) -> Router {
         .merge(
             session::router()
                 .merge(accounts::router())
+                .merge(room_pages::router())
                 // Forms are posted from this site's own pages only.
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),

@@ -54,6 +54,7 @@ pub const CONNECTION_ENDS: [(&str, &[&str]); 2] = [
             "message_too_big",
             "too_slow",
             "signed_out",
+            "rooms_changed",
             "other",
         ],
     ),
@@ -287,6 +288,7 @@ pub fn close_reason(code: u16) -> &'static str {
         1009 => "message_too_big",
         4008 => "too_slow",
         4001 => "signed_out",
+        4003 => "rooms_changed",
         _ => "other",
     }
 }

@@ -17,7 +17,7 @@ use axum::{
 use leptos::{nonce::Nonce, prelude::provide_context};
 
 use crate::{
-    AppState, accept, guard,
+    AppState, accept, access, guard,
     page_cache::{Standins, Template, stitch::Encoding},
 };
 
@@ -34,12 +34,26 @@ pub async fn render(State(state): State<AppState>, request: Request) -> Response
             return Redirect::permanent(&format!("/r/{room}")).into_response();
         }
     }
-    let user = state.sessions.from_headers(request.headers()).await;
+    let signed_in = state.sessions.signed_in(request.headers()).await;
+    let user = signed_in.as_ref().map(|me| me.account.identity());
     // Someone not signed in is asked to, and comes back here after.
     if user.is_none() && chat_room(request.uri().path()).is_some() {
         let here = request.uri().path_and_query().map_or("/", |p| p.as_str());
         let to = format!("/sign-in?next={}", crate::session::encode(here));
         return Redirect::to(&to).into_response();
+    }
+    // The room's door: one this reader may not open answers as one that does not exist.
+    if let (Some(me), Some(room)) = (&signed_in, chat_room(request.uri().path())) {
+        match access::open(&state, access::Who::of(&me.account), room).await {
+            Ok(_) => {}
+            Err(access::Refused::Missing) => {
+                return crate::room_pages::missing(&state, &me.account, room);
+            }
+            Err(access::Refused::Unavailable(e)) => {
+                tracing::warn!("room door: {e}");
+                return (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment.").into_response();
+            }
+        }
     }
     // A new nonce per page: the inline scripts and style run; any injected one would not.
     let nonce = crate::ids::random_hex(16);

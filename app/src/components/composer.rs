@@ -43,7 +43,7 @@ pub fn Composer() -> impl IntoView {
     }
     let placeholder = move || match tab.connection.get() {
         SocketState::Loading => "Loading…".to_string(),
-        SocketState::Connected => format!("Message #{}", room.name.get_value()),
+        SocketState::Connected => format!("Message {}", addressee(&tab, &room.name.get_value())),
         SocketState::Connecting
         | SocketState::Reconnecting { .. }
         | SocketState::Offline
@@ -139,7 +139,7 @@ pub fn Composer() -> impl IntoView {
                 autocomplete="off"
                 data-testid="composer-input"
                 // The inline script's placeholder once it has enabled the box.
-                data-placeholder=format!("Message #{}", room.name.get_value())
+                data-placeholder=format!("Message {}", addressee(&tab, &room.name.get_value()))
                 placeholder=placeholder
                 disabled=move || !ready()
                 prop:value=move || draft.get()
@@ -196,3 +196,12 @@ fn take_early() -> (String, Vec<String>) {
 /// The global the inline script holds early messages in (`app/src/early.js`).
 #[cfg(feature = "hydrate")]
 const EARLY: &str = "heraldEarly";
+
+/// Whom the box writes to, in its placeholder: `#general`, or a private room's or a
+/// conversation's title.
+fn addressee(tab: &Tab, room: &str) -> String {
+    match crate::protocol::is_private(room) {
+        true => tab.title(room),
+        false => format!("#{room}"),
+    }
+}

@@ -15,12 +15,31 @@ use crate::{
 #[component]
 pub fn RoomList() -> impl IntoView {
     let tab = expect_context::<Tab>();
-    let rooms = move || {
+    // Open and private rooms in one list, conversations in another; what the person hid is left
+    // out unless it is on screen.
+    let listed = move |direct: bool| {
         let mut names: Vec<String> = tab.open.get();
         tab.directory
             .with(|dir| names.extend(dir.iter().map(|entry| entry.room.clone())));
-        sidebar_order(names)
+        let current = tab.current.get();
+        tab.mine.with(|mine| {
+            names.extend(mine.iter().map(|entry| entry.room.clone()));
+            names.retain(|name| {
+                *name == current || !mine.iter().any(|entry| entry.hidden && entry.room == *name)
+            });
+        });
+        names.retain(|name| name.starts_with('@') == direct);
+        // Each once (the rooms' list is also put in order below; conversations stay as told).
+        let mut once: Vec<String> = Vec::new();
+        names.retain(|name| {
+            let first = !once.contains(name);
+            once.push(name.clone());
+            first
+        });
+        names
     };
+    let rooms = move || sidebar_order(listed(false));
+    let conversations = move || listed(true);
     // On a phone the list is a row that scrolls sideways: its edges fade where more rooms are hidden,
     // so the row says it scrolls, and the open room's chip is in view (the row is rebuilt with each
     // room and would start at its beginning). On a wide screen the classes do nothing. Plain DOM,
@@ -44,6 +63,12 @@ pub fn RoomList() -> impl IntoView {
             <For each=rooms key=|name| name.clone() let:name>
                 <RoomLink name/>
             </For>
+            <li class="room-action"><a href="/rooms/new" data-testid="new-room">"+ New room"</a></li>
+            <li class="list-title" aria-hidden="true">"Direct messages"</li>
+            <For each=conversations key=|name| name.clone() let:name>
+                <RoomLink name/>
+            </For>
+            <li class="room-action"><a href="/direct" data-testid="new-direct">"+ New message"</a></li>
         </ul>
     }
 }
@@ -91,11 +116,11 @@ fn RoomLink(name: String) -> impl IntoView {
         <li class="room" class:current=current data-room=name.get_value()>
             <a
                 href=href.clone()
-                aria-label=move || format!("# {}{}", name.get_value(), spoken())
+                aria-label=move || format!("{}{}", tab.title(&name.get_value()), spoken())
                 aria-current=move || current.get().then_some("page")
                 on:click=move |ev| location.follow(&ev, &href)
             >
-                <span class="room-title">"# " {name.get_value()}</span>
+                <span class="room-title">{move || tab.title(&name.get_value())}</span>
                 // The icon and the badge's look are the stylesheet's; their words are the link's.
                 <span class="count" data-testid="member-count" aria-hidden="true" title="people here now"
                     class:none=move || members.get() == 0

@@ -19,6 +19,8 @@ pub struct Handle {
     pub(super) session: Option<Box<str>>,
     pub(super) queue: Arc<SendQueue>,
     pub(super) joined: Vec<String>,
+    /// Rooms this connection may read and not write (archived when it joined them).
+    pub(super) read_only: Vec<String>,
 }
 
 /// Where a join starts: see [`Handle::join`].
@@ -54,6 +56,21 @@ impl Handle {
 
     pub fn has_joined(&self, room: &str) -> bool {
         self.joined.iter().any(|r| r == room)
+    }
+
+    /// Whether `room` is one this connection may only read (see [`Self::set_read_only`]).
+    pub fn is_read_only(&self, room: &str) -> bool {
+        self.read_only.iter().any(|r| r == room)
+    }
+
+    /// Marks `room` as read-only for this connection, or writable again: the door that let it in
+    /// says which (an archived room is read-only; archiving one closes the connections in it, so
+    /// they come back through the door).
+    pub fn set_read_only(&mut self, room: &str, read_only: bool) {
+        self.read_only.retain(|r| r != room);
+        if read_only {
+            self.read_only.push(room.to_owned());
+        }
     }
 
     /// Starts a join: from now on the room's messages are held for this connection, and its user is
@@ -146,6 +163,7 @@ impl Handle {
             return;
         }
         self.joined.retain(|r| r != room);
+        self.read_only.retain(|r| r != room);
         if let Some(entry) = self.hub.find(room) {
             lock(&entry).remove(self.id, self.user.as_ref(), Instant::now());
         }
@@ -173,7 +191,7 @@ impl Drop for Handle {
         lock(&self.hub.inner.connections).remove(&self.id);
         if let Some(session) = &self.session {
             let mut by_session = lock(&self.hub.inner.sessions);
-            if let Some(ids) = by_session.get_mut(session) {
+            if let Some((_, ids)) = by_session.get_mut(session) {
                 ids.retain(|id| *id != self.id);
                 if ids.is_empty() {
                     by_session.remove(session);

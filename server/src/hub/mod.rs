@@ -101,8 +101,9 @@ struct Inner {
     rooms: RwLock<HashMap<String, Arc<Mutex<HubRoom>>>>,
     /// Every open connection, for what goes to all of them (the room list, shutdown).
     connections: Mutex<HashMap<u64, Arc<SendQueue>>>,
-    /// The connections let in by each session (its stored key), to close when it ends.
-    sessions: Mutex<HashMap<Box<str>, Vec<u64>>>,
+    /// The connections let in by each session (its stored key), to close when it ends, with the
+    /// account it signs in (to reach a person's connections when their rooms change).
+    sessions: Mutex<HashMap<Box<str>, SessionConnections>>,
     /// The room list as last sent to everyone.
     rooms_announced: Mutex<Vec<RoomSummary>>,
     /// A room's count changed outside [`Hub::tick`]: the next tick sends the room list.
@@ -144,6 +145,9 @@ impl Default for Counters {
         }
     }
 }
+
+/// A session's account (its id), and the connections it let in here.
+type SessionConnections = (Box<str>, Vec<u64>);
 
 /// A lock whose holder panicked is still usable: every update under these locks is a single
 /// insert, remove or counter bump, which a panic cannot leave half done in a way that matters.
@@ -303,16 +307,19 @@ impl Hub {
             session: None,
             queue,
             joined: Vec::new(),
+            read_only: Vec::new(),
         }
     }
 
     /// [`Hub::connect`] for a person let in by `session` (its stored key): closed by
     /// [`Hub::end_sessions`] when the session ends.
     pub fn connect_signed_in(&self, user: Identity, session: &str) -> Handle {
+        let account: Box<str> = user.id.as_str().into();
         let mut handle = self.connect(Some(user));
         lock(&self.inner.sessions)
             .entry(session.into())
-            .or_default()
+            .or_insert_with(|| (account, Vec::new()))
+            .1
             .push(handle.id);
         handle.session = Some(session.into());
         handle
@@ -502,13 +509,66 @@ impl Hub {
             sessions
                 .iter()
                 .filter_map(|key| by_session.remove(key.as_str()))
-                .flatten()
+                .flat_map(|(_, ids)| ids)
                 .collect()
         };
         let connections = lock(&self.inner.connections);
         ids.iter()
             .filter_map(|id| connections.get(id))
             .map(|queue| queue.close(Disconnect::SignedOut))
+            .count()
+    }
+
+    /// The connections here of `account` (all its sessions').
+    fn connections_of(&self, account: &str) -> Vec<u64> {
+        lock(&self.inner.sessions)
+            .values()
+            .filter(|(of, _)| **of == *account)
+            .flat_map(|(_, ids)| ids.iter().copied())
+            .collect()
+    }
+
+    /// Sends `frame` to every connection here of `account` (their own room list, say).
+    pub fn tell_account(&self, account: &str, frame: &Frame) {
+        let ids = self.connections_of(account);
+        let connections = lock(&self.inner.connections);
+        for queue in ids.iter().filter_map(|id| connections.get(id)) {
+            queue.signal(frame);
+        }
+    }
+
+    /// Closes, with [`Disconnect::RoomsChanged`], every connection here of `account` that is in
+    /// `room`: they were removed from it. They come back without it. How many were closed.
+    pub fn remove_from_room(&self, account: &str, room: &str) -> usize {
+        let ids = self.connections_of(account);
+        let inside: Vec<u64> = match self.find(room) {
+            Some(room) => {
+                let room = lock(&room);
+                ids.into_iter()
+                    .filter(|id| room.subscribers.contains_key(id))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let connections = lock(&self.inner.connections);
+        inside
+            .iter()
+            .filter_map(|id| connections.get(id))
+            .map(|queue| queue.close(Disconnect::RoomsChanged))
+            .count()
+    }
+
+    /// Closes, with [`Disconnect::RoomsChanged`], every connection here in `room` (archived or
+    /// restored: they come back through the door). How many were closed.
+    pub fn close_room(&self, room: &str) -> usize {
+        let ids: Vec<u64> = match self.find(room) {
+            Some(room) => lock(&room).subscribers.keys().copied().collect(),
+            None => Vec::new(),
+        };
+        let connections = lock(&self.inner.connections);
+        ids.iter()
+            .filter_map(|id| connections.get(id))
+            .map(|queue| queue.close(Disconnect::RoomsChanged))
             .count()
     }
 

@@ -5,7 +5,7 @@
 use std::{collections::BTreeMap, time::Instant};
 
 use app::protocol::{
-    DEFAULT_ROOM, Identity, PRESENCE_LIST_MAX, ROOM_LIST_MAX, RoomSummary, ServerMsg,
+    DEFAULT_ROOM, Identity, PRESENCE_LIST_MAX, ROOM_LIST_MAX, RoomSummary, ServerMsg, is_private,
 };
 
 use super::{Frame, HubRoom, LEAVE_GRACE, Member, RoomStats, TYPING_COALESCE};
@@ -130,12 +130,13 @@ impl HubRoom {
     }
 }
 
-/// The rooms with their announced member counts: the default room always, then the busiest first,
+/// The open rooms with their announced member counts (a private room or conversation is in its
+/// members' own lists only, `access::mine`): the default room always, then the busiest first,
 /// and among rooms as busy those that have held a message before those that never have. One
 /// person can make rooms without end (a join makes one); at one member each and no message, they
 /// no longer push out the rooms people talk in (issue 21, item 5: one flood had 99 of the 100).
 pub(super) fn room_list(counts: &[RoomStats]) -> Vec<RoomSummary> {
-    let mut ranked: Vec<&RoomStats> = counts.iter().collect();
+    let mut ranked: Vec<&RoomStats> = counts.iter().filter(|s| !is_private(&s.room)).collect();
     ranked.sort_by(|a, b| {
         let first = |s: &RoomStats| s.room == DEFAULT_ROOM;
         first(b)
@@ -150,6 +151,8 @@ pub(super) fn room_list(counts: &[RoomStats]) -> Vec<RoomSummary> {
         .map(|stats| RoomSummary {
             room: stats.room.clone(),
             members: stats.members,
+            title: None,
+            hidden: false,
         })
         .collect()
 }

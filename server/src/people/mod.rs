@@ -13,6 +13,7 @@
 
 mod password;
 mod redis;
+pub mod rooms;
 mod sqlite;
 
 use std::{
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use password::{Hasher, PasswordError, check_new_password};
+pub use rooms::{RoomKind, RoomRecord};
 
 use crate::{ids::random_hex, redis_link::RedisLink};
 
@@ -352,6 +354,71 @@ impl People {
 
     pub async fn account(&self, id: &str) -> Result<Option<Account>, PeopleError> {
         each!(self.account(id))
+    }
+
+    /// Makes a room's record with its first members, unless that name has one: whether it was made.
+    pub async fn create_room(
+        &self,
+        record: &RoomRecord,
+        members: &[String],
+    ) -> Result<bool, PeopleError> {
+        each!(self.create_room(record, members))
+    }
+
+    /// A room's record, if it has one.
+    pub async fn room(&self, name: &str) -> Result<Option<RoomRecord>, PeopleError> {
+        each!(self.room(name))
+    }
+
+    /// Stores a record's title, topic and archived flag.
+    pub async fn update_room(&self, record: &RoomRecord) -> Result<(), PeopleError> {
+        each!(self.update_room(record))
+    }
+
+    pub async fn is_member(&self, room: &str, account: &str) -> Result<bool, PeopleError> {
+        each!(self.is_member(room, account))
+    }
+
+    /// A private room's or conversation's members, as accounts (the oldest first).
+    pub async fn members(&self, room: &str) -> Result<Vec<Account>, PeopleError> {
+        let mut members = Vec::new();
+        for id in each!(self.members(room))? {
+            if let Some(account) = each!(self.account(&id))? {
+                members.push(account);
+            }
+        }
+        members.sort_by_key(|a| a.created_ms);
+        Ok(members)
+    }
+
+    /// Whether `account` was added (was not a member).
+    pub async fn add_member(&self, room: &str, account: &str) -> Result<bool, PeopleError> {
+        each!(self.add_member(room, account))
+    }
+
+    /// Whether `account` was a member.
+    pub async fn remove_member(&self, room: &str, account: &str) -> Result<bool, PeopleError> {
+        each!(self.remove_member(room, account))
+    }
+
+    /// The private rooms and conversations `account` is in.
+    pub async fn rooms_of(&self, account: &str) -> Result<Vec<RoomRecord>, PeopleError> {
+        each!(self.rooms_of(account))
+    }
+
+    /// The rooms `account` hid from their list.
+    pub async fn hidden(&self, account: &str) -> Result<Vec<String>, PeopleError> {
+        each!(self.hidden(account))
+    }
+
+    /// Hides `room` from `account`'s list, or shows it again: whether that changed anything.
+    pub async fn set_hidden(
+        &self,
+        account: &str,
+        room: &str,
+        hidden: bool,
+    ) -> Result<bool, PeopleError> {
+        each!(self.set_hidden(account, room, hidden))
     }
 
     /// Every account, guests' too, the oldest first (for the admin's people page).

@@ -7,7 +7,10 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use redis::{AsyncCommands, Script};
 
-use super::{Account, Invitation, PeopleError, Role, SessionInfo};
+use super::{
+    Account, Invitation, PeopleError, Role, SessionInfo,
+    rooms::{RoomKind, RoomRecord},
+};
 use crate::redis_link::{Commands, RedisLink};
 
 const SETUP_KEY: &str = "herald:{people}:setup";
@@ -33,6 +36,40 @@ const INVITATIONS_KEY: &str = "herald:{people}:invites";
 fn sessions_of_key(account: &str) -> String {
     format!("herald:{{people}}:sessions:{account}")
 }
+
+fn room_key(name: &str) -> String {
+    format!("herald:{{people}}:room:{name}")
+}
+
+fn members_key(room: &str) -> String {
+    format!("herald:{{people}}:members:{room}")
+}
+
+fn rooms_of_key(account: &str) -> String {
+    format!("herald:{{people}}:rooms-of:{account}")
+}
+
+fn hidden_key(account: &str) -> String {
+    format!("herald:{{people}}:hidden:{account}")
+}
+
+/// Every room record's name (for `import-to-redis` and the admin's list).
+const ROOMS_KEY: &str = "herald:{people}:rooms";
+
+/// KEYS: the room's record, its members, every room's name, then each member's rooms.
+/// ARGV: the room's name, how many field arguments follow, the fields as pairs, then the members.
+/// Answers 1 if made, 0 if a room of that name has a record already (nothing changes).
+const CREATE_ROOM: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local n = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3, 2 + n))
+redis.call('SADD', KEYS[3], ARGV[1])
+for i = 3 + n, #ARGV do
+  redis.call('SADD', KEYS[2], ARGV[i])
+  redis.call('SADD', KEYS[4 + i - (3 + n)], ARGV[1])
+end
+return 1
+";
 
 /// KEYS: setup. ARGV: a fresh code, whether to replace a code not yet used. Answers the code.
 const SETUP_CODE: &str = r"
@@ -91,6 +128,7 @@ pub struct RedisPeople {
     setup_code: Arc<Script>,
     create: Arc<Script>,
     end_session: Arc<Script>,
+    create_room: Arc<Script>,
 }
 
 impl RedisPeople {
@@ -100,6 +138,7 @@ impl RedisPeople {
             setup_code: Arc::new(Script::new(SETUP_CODE)),
             create: Arc::new(Script::new(CREATE)),
             end_session: Arc::new(Script::new(END_SESSION)),
+            create_room: Arc::new(Script::new(CREATE_ROOM)),
         })
     }
 
@@ -377,6 +416,125 @@ impl RedisPeople {
 }
 
 impl RedisPeople {
+    /// Makes `record`'s room with `members`, unless a room of that name has a record already:
+    /// whether it was made.
+    pub async fn create_room(
+        &self,
+        record: &RoomRecord,
+        members: &[String],
+    ) -> Result<bool, PeopleError> {
+        let mut conn = self.conn.clone();
+        let mut call = self.create_room.prepare_invoke();
+        call.key(room_key(&record.name))
+            .key(members_key(&record.name))
+            .key(ROOMS_KEY);
+        for account in members {
+            call.key(rooms_of_key(account));
+        }
+        let fields = room_fields(record);
+        call.arg(&record.name).arg(fields.len() * 2);
+        for (field, value) in fields {
+            call.arg(field).arg(value);
+        }
+        for account in members {
+            call.arg(account);
+        }
+        let made: i64 = call.invoke_async(&mut conn).await?;
+        Ok(made == 1)
+    }
+
+    pub async fn room(&self, name: &str) -> Result<Option<RoomRecord>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let stored: HashMap<String, String> = conn.hgetall(room_key(name)).await?;
+        Ok(room_of(name, &stored))
+    }
+
+    /// A title, topic or archived flag changed.
+    pub async fn update_room(&self, record: &RoomRecord) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let key = room_key(&record.name);
+        if conn.exists(&key).await? {
+            conn.hset_multiple::<_, _, _, ()>(&key, &room_fields(record))
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn is_member(&self, room: &str, account: &str) -> Result<bool, PeopleError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.sismember(members_key(room), account).await?)
+    }
+
+    pub async fn members(&self, room: &str) -> Result<Vec<String>, PeopleError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.smembers(members_key(room)).await?)
+    }
+
+    /// Whether `account` was added (not a member already).
+    pub async fn add_member(&self, room: &str, account: &str) -> Result<bool, PeopleError> {
+        let mut conn = self.conn.clone();
+        let (added, _): (i64, i64) = redis::pipe()
+            .atomic()
+            .sadd(members_key(room), account)
+            .sadd(rooms_of_key(account), room)
+            .query_async(&mut conn)
+            .await?;
+        Ok(added == 1)
+    }
+
+    /// Whether `account` was a member.
+    pub async fn remove_member(&self, room: &str, account: &str) -> Result<bool, PeopleError> {
+        let mut conn = self.conn.clone();
+        let (removed, _): (i64, i64) = redis::pipe()
+            .atomic()
+            .srem(members_key(room), account)
+            .srem(rooms_of_key(account), room)
+            .query_async(&mut conn)
+            .await?;
+        Ok(removed == 1)
+    }
+
+    /// The private rooms and conversations `account` is a member of.
+    pub async fn rooms_of(&self, account: &str) -> Result<Vec<RoomRecord>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let names: Vec<String> = conn.smembers(rooms_of_key(account)).await?;
+        let mut pipe = redis::pipe();
+        for name in &names {
+            pipe.hgetall(room_key(name));
+        }
+        let stored: Vec<HashMap<String, String>> = if names.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut conn).await?
+        };
+        Ok(names
+            .iter()
+            .zip(&stored)
+            .filter_map(|(name, stored)| room_of(name, stored))
+            .collect())
+    }
+
+    pub async fn hidden(&self, account: &str) -> Result<Vec<String>, PeopleError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.smembers(hidden_key(account)).await?)
+    }
+
+    /// Whether that changed anything.
+    pub async fn set_hidden(
+        &self,
+        account: &str,
+        room: &str,
+        hidden: bool,
+    ) -> Result<bool, PeopleError> {
+        let mut conn = self.conn.clone();
+        let changed: i64 = if hidden {
+            conn.sadd(hidden_key(account), room).await?
+        } else {
+            conn.srem(hidden_key(account), room).await?
+        };
+        Ok(changed == 1)
+    }
+
     /// Whether Redis holds any people yet (a setup begun, an account made).
     pub async fn is_empty(&self) -> Result<bool, PeopleError> {
         let mut conn = self.conn.clone();
@@ -419,6 +577,18 @@ impl RedisPeople {
                     .await?;
             }
         }
+        for room in &everything.rooms {
+            let members: Vec<String> = everything
+                .members
+                .iter()
+                .filter(|(of, _)| *of == room.name)
+                .map(|(_, account)| account.clone())
+                .collect();
+            self.create_room(room, &members).await?;
+        }
+        for (account, room) in &everything.hidden {
+            self.set_hidden(account, room, true).await?;
+        }
         Ok(())
     }
 }
@@ -455,6 +625,32 @@ fn account_of(id: &str, stored: &HashMap<String, String>) -> Option<Account> {
         password: stored.get("password").cloned(),
         active: stored.get("active").is_none_or(|a| a == "1"),
         created_ms: number(stored.get("created_at")),
+    })
+}
+
+fn room_fields(record: &RoomRecord) -> Vec<(&'static str, String)> {
+    vec![
+        ("kind", record.kind.as_str().to_owned()),
+        ("title", record.title.clone()),
+        ("topic", record.topic.clone()),
+        ("created_by", record.created_by.clone()),
+        ("created_at", record.created_ms.to_string()),
+        (
+            "archived",
+            if record.archived { "1" } else { "0" }.to_owned(),
+        ),
+    ]
+}
+
+fn room_of(name: &str, stored: &HashMap<String, String>) -> Option<RoomRecord> {
+    Some(RoomRecord {
+        name: name.to_owned(),
+        kind: RoomKind::parse(stored.get("kind")?).unwrap_or_else(|| RoomKind::of(name)),
+        title: stored.get("title").cloned().unwrap_or_default(),
+        topic: stored.get("topic").cloned().unwrap_or_default(),
+        created_by: stored.get("created_by").cloned().unwrap_or_default(),
+        created_ms: number(stored.get("created_at")),
+        archived: stored.get("archived").is_some_and(|a| a == "1"),
     })
 }
 

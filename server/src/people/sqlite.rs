@@ -10,7 +10,10 @@ use std::{
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Account, Invitation, PeopleError, Role, SessionInfo};
+use super::{
+    Account, Invitation, PeopleError, Role, SessionInfo,
+    rooms::{RoomKind, RoomRecord},
+};
 
 #[derive(Clone)]
 pub struct SqlitePeople {
@@ -56,7 +59,27 @@ impl SqlitePeople {
                  id    INTEGER PRIMARY KEY CHECK (id = 1),
                  code  TEXT NOT NULL,
                  owner TEXT
-             ) STRICT;",
+             ) STRICT;
+             CREATE TABLE IF NOT EXISTS room_records (
+                 name       TEXT PRIMARY KEY,
+                 kind       TEXT NOT NULL,
+                 title      TEXT NOT NULL,
+                 topic      TEXT NOT NULL,
+                 created_by TEXT NOT NULL,
+                 created_at INTEGER NOT NULL,
+                 archived   INTEGER NOT NULL DEFAULT 0
+             ) STRICT;
+             CREATE TABLE IF NOT EXISTS room_members (
+                 room    TEXT NOT NULL,
+                 account TEXT NOT NULL,
+                 PRIMARY KEY (room, account)
+             ) STRICT, WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS rooms_of ON room_members (account);
+             CREATE TABLE IF NOT EXISTS hidden_rooms (
+                 account TEXT NOT NULL,
+                 room    TEXT NOT NULL,
+                 PRIMARY KEY (account, room)
+             ) STRICT, WITHOUT ROWID;",
         )?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -385,6 +408,166 @@ impl SqlitePeople {
     }
 }
 
+/// Rooms: records, members, and the rooms each person hid.
+impl SqlitePeople {
+    /// Makes `record`'s room with `members`, unless a room of that name has a record already:
+    /// whether it was made.
+    pub async fn create_room(
+        &self,
+        record: &RoomRecord,
+        members: &[String],
+    ) -> Result<bool, PeopleError> {
+        let (r, members) = (record.clone(), members.to_vec());
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let made = tx.execute(
+                "INSERT INTO room_records (name, kind, title, topic, created_by, created_at, archived)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                params![
+                    r.name,
+                    r.kind.as_str(),
+                    r.title,
+                    r.topic,
+                    r.created_by,
+                    sql_int(r.created_ms),
+                    r.archived
+                ],
+            )? == 1;
+            if made {
+                for account in &members {
+                    tx.execute(
+                        "INSERT INTO room_members (room, account) VALUES (?1, ?2)
+                         ON CONFLICT DO NOTHING",
+                        [&r.name, account],
+                    )?;
+                }
+            }
+            tx.commit()?;
+            Ok(made)
+        })
+        .await
+    }
+
+    pub async fn room(&self, name: &str) -> Result<Option<RoomRecord>, PeopleError> {
+        let name = name.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {ROOM_COLUMNS} FROM room_records WHERE name = ?1"),
+                    [&name],
+                    room_of,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    /// A title, topic or archived flag changed.
+    pub async fn update_room(&self, record: &RoomRecord) -> Result<(), PeopleError> {
+        let r = record.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "UPDATE room_records SET title = ?2, topic = ?3, archived = ?4 WHERE name = ?1",
+                params![r.name, r.title, r.topic, r.archived],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn is_member(&self, room: &str, account: &str) -> Result<bool, PeopleError> {
+        let (room, account) = (room.to_owned(), account.to_owned());
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT 1 FROM room_members WHERE room = ?1 AND account = ?2",
+                    [&room, &account],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+
+    pub async fn members(&self, room: &str) -> Result<Vec<String>, PeopleError> {
+        let room = room.to_owned();
+        self.with(move |conn| {
+            let mut query = conn.prepare("SELECT account FROM room_members WHERE room = ?1")?;
+            let rows = query.query_map([&room], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Whether `account` was added (not a member already).
+    pub async fn add_member(&self, room: &str, account: &str) -> Result<bool, PeopleError> {
+        let (room, account) = (room.to_owned(), account.to_owned());
+        self.with(move |conn| {
+            Ok(conn.execute(
+                "INSERT INTO room_members (room, account) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                [&room, &account],
+            )? == 1)
+        })
+        .await
+    }
+
+    /// Whether `account` was a member.
+    pub async fn remove_member(&self, room: &str, account: &str) -> Result<bool, PeopleError> {
+        let (room, account) = (room.to_owned(), account.to_owned());
+        self.with(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM room_members WHERE room = ?1 AND account = ?2",
+                [&room, &account],
+            )? == 1)
+        })
+        .await
+    }
+
+    /// The private rooms and conversations `account` is a member of.
+    pub async fn rooms_of(&self, account: &str) -> Result<Vec<RoomRecord>, PeopleError> {
+        let account = account.to_owned();
+        self.with(move |conn| {
+            let mut query = conn.prepare(&format!(
+                "SELECT {ROOM_COLUMNS} FROM room_records
+                 WHERE name IN (SELECT room FROM room_members WHERE account = ?1)"
+            ))?;
+            let rows = query.query_map([&account], room_of)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn hidden(&self, account: &str) -> Result<Vec<String>, PeopleError> {
+        let account = account.to_owned();
+        self.with(move |conn| {
+            let mut query = conn.prepare("SELECT room FROM hidden_rooms WHERE account = ?1")?;
+            let rows = query.query_map([&account], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Whether that changed anything.
+    pub async fn set_hidden(
+        &self,
+        account: &str,
+        room: &str,
+        hidden: bool,
+    ) -> Result<bool, PeopleError> {
+        let (account, room) = (account.to_owned(), room.to_owned());
+        self.with(move |conn| {
+            let sql = if hidden {
+                "INSERT INTO hidden_rooms (account, room) VALUES (?1, ?2) ON CONFLICT DO NOTHING"
+            } else {
+                "DELETE FROM hidden_rooms WHERE account = ?1 AND room = ?2"
+            };
+            Ok(conn.execute(sql, [&account, &room])? == 1)
+        })
+        .await
+    }
+}
+
 impl SqlitePeople {
     /// Everything, for `herald import-to-redis`: the setup (its code, its owner), every account,
     /// every session.
@@ -403,10 +586,25 @@ impl SqlitePeople {
                 .prepare(&format!("SELECT {SESSION_COLUMNS} FROM sessions"))?
                 .query_map([], session_of)?
                 .collect::<Result<_, _>>()?;
+            let rooms = conn
+                .prepare(&format!("SELECT {ROOM_COLUMNS} FROM room_records"))?
+                .query_map([], room_of)?
+                .collect::<Result<_, _>>()?;
+            let members = conn
+                .prepare("SELECT room, account FROM room_members")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let hidden = conn
+                .prepare("SELECT account, room FROM hidden_rooms")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
             Ok(Everything {
                 setup,
                 accounts,
                 sessions,
+                rooms,
+                members,
+                hidden,
             })
         })
         .await
@@ -419,10 +617,16 @@ pub struct Everything {
     pub setup: Option<(String, Option<String>)>,
     pub accounts: Vec<Account>,
     pub sessions: Vec<SessionInfo>,
+    pub rooms: Vec<RoomRecord>,
+    /// `(room, account)`.
+    pub members: Vec<(String, String)>,
+    /// `(account, room)`.
+    pub hidden: Vec<(String, String)>,
 }
 
 const ACCOUNT_COLUMNS: &str = "id, handle, name, role, password, active, created_at";
 const SESSION_COLUMNS: &str = "id, account, created_at, last_seen, agent";
+const ROOM_COLUMNS: &str = "name, kind, title, topic, created_by, created_at, archived";
 const INVITATION_COLUMNS: &str = "id, by, created_at, expires_at, uses_left";
 
 fn invitation_of(row: &Row<'_>) -> rusqlite::Result<Invitation> {
@@ -466,6 +670,21 @@ fn account_of(row: &Row<'_>) -> rusqlite::Result<Account> {
         password: row.get(4)?,
         active: row.get(5)?,
         created_ms: from_sql(row.get(6)?),
+    })
+}
+
+fn room_of(row: &Row<'_>) -> rusqlite::Result<RoomRecord> {
+    let name: String = row.get(0)?;
+    let kind: String = row.get(1)?;
+    Ok(RoomRecord {
+        // A kind this version does not know reads as the name says.
+        kind: RoomKind::parse(&kind).unwrap_or_else(|| RoomKind::of(&name)),
+        name,
+        title: row.get(2)?,
+        topic: row.get(3)?,
+        created_by: row.get(4)?,
+        created_ms: from_sql(row.get(5)?),
+        archived: row.get(6)?,
     })
 }
 

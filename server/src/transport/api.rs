@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::{
     AppState,
     rooms::{Content, LogError, NewEntry, PageAt, Version, Versions},
-    transport::auth::{ApiError, require_reader, require_token},
+    transport::auth::{
+        ApiError, Caller, operator_may_write, require_reader, require_token, through_door,
+    },
 };
 
 /// Most messages one history request returns.
@@ -129,6 +131,7 @@ async fn store(
     kind: MessageKind,
     content: Content,
 ) -> Result<Published, ApiError> {
+    operator_may_write(state, &room).await?;
     let (epoch, _, _lease) = state
         .rooms
         .open(&room)
@@ -251,6 +254,7 @@ async fn publish(
     let token = require_token(&state, &headers).await?;
     let room = normalize_room(&room)?;
     let (author, client_id, content) = publish_request(&state, &token, body).await?;
+    operator_may_write(&state, &room).await?;
     let since = std::time::Instant::now();
     let replies = content.target().is_some();
     let seq = if replies {
@@ -324,6 +328,16 @@ async fn broadcast(
     if !rooms.iter().any(|r| r == app::protocol::DEFAULT_ROOM) {
         rooms.push(app::protocol::DEFAULT_ROOM.to_owned());
     }
+    // Every open room that takes messages: not the private ones, not the archived ones.
+    let mut writable = Vec::with_capacity(rooms.len());
+    for room in rooms {
+        match operator_may_write(&state, &room).await {
+            Ok(()) => writable.push(room),
+            Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => return Err(e),
+            Err(_) => {}
+        }
+    }
+    let rooms = writable;
     // All at once: the log stores them in one batch.
     let appends = rooms.iter().map(|room| {
         state.rooms.append(NewEntry::message(
@@ -368,13 +382,34 @@ async fn list_rooms(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    require_reader(&state, &headers).await?;
+    let caller = require_reader(&state, &headers).await?;
+    // The open rooms, and a person's own private rooms and conversations: no other.
+    let own: Vec<String> = match &caller {
+        Caller::Person(account) => state
+            .sessions
+            .people
+            .rooms_of(&account.id)
+            .await
+            .map_err(|e| {
+                tracing::error!("people store: {e}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the server could not do that just now; try again",
+                )
+            })?
+            .into_iter()
+            .map(|record| record.name)
+            .collect(),
+        Caller::Token(_) => Vec::new(),
+    };
     let rooms: Vec<RoomInfo> = state
         .rooms
         .stats()
         .await
         .map_err(ApiError::unavailable)?
         .into_iter()
+        .filter(|stats| !app::protocol::is_private(&stats.room) || own.contains(&stats.room))
         .map(|stats| RoomInfo {
             room: stats.room,
             members: stats.members,
@@ -412,8 +447,9 @@ async fn history(
     query: Result<Query<HistoryQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<HistoryPage>, ApiError> {
-    require_reader(&state, &headers).await?;
+    let caller = require_reader(&state, &headers).await?;
     let room = normalize_room(&room)?;
+    through_door(&state, &caller, &room).await?;
     let Query(query) = query.map_err(|e| {
         ApiError::bad_request(
             "invalid_query",
@@ -472,8 +508,9 @@ async fn versions(
     Path((room, seq)): Path<(String, u64)>,
     headers: HeaderMap,
 ) -> Result<Json<VersionsPage>, ApiError> {
-    require_reader(&state, &headers).await?;
+    let caller = require_reader(&state, &headers).await?;
     let room = normalize_room(&room)?;
+    through_door(&state, &caller, &room).await?;
     let (author, versions) = message_versions(&state, &room, seq).await?;
     Ok(Json(VersionsPage {
         room,

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app::protocol::{ErrorCode, Identity, ProtocolError};
+use app::protocol::{ErrorCode, ProtocolError};
 use axum::{
     Json,
     extract::{Request, State},
@@ -21,7 +21,7 @@ use axum::{
 };
 
 use crate::{
-    AppState,
+    AppState, access,
     bearer::{bearer_digest, token_digest},
     peer::Client,
     rate::Buckets,
@@ -195,10 +195,65 @@ pub async fn door_budgets(State(state): State<AppState>, request: Request, next:
 
 /// Who may call a route.
 pub enum Caller {
-    /// A configured API token (its id).
+    /// A configured API token (its id): the operator's, for open rooms.
     Token(String),
-    /// Someone chatting in this browser (reads only).
-    Person(Identity),
+    /// Someone chatting in this browser (reads only): their account.
+    Person(Box<crate::people::Account>),
+}
+
+impl Caller {
+    /// As the rooms' doors know them.
+    pub fn who(&self) -> access::Who<'_> {
+        match self {
+            Caller::Token(_) => access::Who::Operator,
+            Caller::Person(account) => access::Who::of(account),
+        }
+    }
+}
+
+/// `caller` through the door of `room` (a valid name): a room they may not open answers 404 as
+/// one that does not exist. What the room's record says (archived) comes back.
+pub async fn through_door(
+    state: &AppState,
+    caller: &Caller,
+    room: &str,
+) -> Result<access::Opened, ApiError> {
+    match access::open(state, caller.who(), room).await {
+        Ok(opened) => Ok(opened),
+        Err(access::Refused::Missing) => Err(ApiError::unknown_room(room)),
+        Err(access::Refused::Unavailable(e)) => {
+            tracing::error!("room door: {e}");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the server could not do that just now; try again",
+            ))
+        }
+    }
+}
+
+/// What the operator's token may write to: open rooms that are not archived. A private room's name
+/// answers as a room that does not exist (it is never made by a post).
+pub async fn operator_may_write(state: &AppState, room: &str) -> Result<(), ApiError> {
+    if app::protocol::is_private(room) {
+        return Err(ApiError::unknown_room(room));
+    }
+    match state.sessions.people.room(room).await {
+        Ok(Some(record)) if record.archived => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Archived.as_str(),
+            ErrorCode::Archived.refusal(),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::error!("people store: {e}");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the server could not do that just now; try again",
+            ))
+        }
+    }
 }
 
 /// Publishing needs a token.
@@ -227,8 +282,8 @@ pub async fn require_reader(state: &AppState, headers: &HeaderMap) -> Result<Cal
         state.api.spend(&id, "this token").await?;
         return Ok(Caller::Token(id));
     }
-    match state.sessions.from_headers(headers).await {
-        Some(person) => Ok(Caller::Person(person)),
+    match state.sessions.signed_in(headers).await {
+        Some(person) => Ok(Caller::Person(Box::new(person.account))),
         None => Err(ApiError::unauthorized()),
     }
 }

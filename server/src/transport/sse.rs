@@ -29,7 +29,7 @@ use crate::{
     frame::{Frame, Kind},
     peer::Client,
     rooms::{self, Drain, Handle, QUEUE_FRAMES},
-    transport::auth::{ApiError, require_reader},
+    transport::auth::{ApiError, require_reader, through_door},
 };
 
 /// How often an idle stream gets a comment line, so proxies and browsers keep it open.
@@ -59,8 +59,9 @@ async fn events(
     client: Option<Extension<Client>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    require_reader(&state, &headers).await?;
+    let caller = require_reader(&state, &headers).await?;
     let room = normalize_room(&room)?;
+    through_door(&state, &caller, &room).await?;
     let Query(query) = query.map_err(|e| {
         ApiError::bad_request(
             "invalid_query",

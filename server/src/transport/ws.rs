@@ -32,6 +32,7 @@ use crate::{
     frame::{Frame, opcode},
     metrics,
     peer::{AtCap, Client},
+    people::Role,
     rooms::{Drain, Handle, SendQueue},
     transport::websocket::{Event, Incoming, Socket, Upgrade},
 };
@@ -85,7 +86,11 @@ async fn upgrade(
         )
             .into_response();
     };
-    let (user, session) = (signed_in.account.identity(), signed_in.session);
+    let (user, role, session) = (
+        signed_in.account.identity(),
+        signed_in.account.role,
+        signed_in.session,
+    );
     // The person's budget, shared by all their connections; held by this one from here.
     let person = state.send_budgets.hold(&user.id);
     if person.holders > state.limits.max_sockets_per_person {
@@ -125,7 +130,7 @@ async fn upgrade(
     let request_id = crate::request_id(&headers).to_owned();
     upgrade.on_upgrade(move |socket| {
         tasks.track_future(connection(
-            socket, state, user, session, spending, request_id,
+            socket, state, user, role, session, spending, request_id,
         ))
     })
 }
@@ -228,6 +233,7 @@ async fn connection(
     socket: Socket,
     state: AppState,
     user: Identity,
+    role: Role,
     session: String,
     spending: Spending,
     request_id: String,
@@ -246,6 +252,11 @@ async fn connection(
     };
     conn.reply(welcome.encode().into());
     conn.reply(state.rooms.list().encode().into());
+    // Then their own rooms (a connection that cannot have them now gets them when they change).
+    match crate::access::mine(&state.sessions.people, &user.id).await {
+        Ok(mine) => conn.reply(mine.encode().into()),
+        Err(e) => tracing::warn!(connection = id, "cannot list a person's own rooms: {e}"),
+    }
     let mut link = Link {
         socket,
         queue: conn.queue(),
@@ -265,7 +276,7 @@ async fn connection(
     );
     // Not kept for the connection's life: every idle connection would carry it.
     drop(request_id);
-    let end = serve(&state, &mut conn, &mut link, &user, &spending).await;
+    let end = serve(&state, &mut conn, &mut link, (&user, role), &spending).await;
     drop(conn); // Out of its rooms at once, not after the goodbye.
     let reason = end.reason();
     match &end {
@@ -293,7 +304,7 @@ async fn serve(
     state: &AppState,
     conn: &mut Handle,
     link: &mut Link,
-    user: &Identity,
+    (user, role): (&Identity, Role),
     spending: &Spending,
 ) -> End {
     let mut in_flight = InFlight::default();
@@ -355,6 +366,7 @@ async fn serve(
                         link,
                         in_flight: &mut in_flight,
                         user,
+                        role,
                         spending,
                     };
                     if let Err(end) = Box::pin(session.command(&text)).await {

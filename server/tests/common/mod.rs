@@ -27,7 +27,13 @@ pub const OWNER_PASSWORD: &str = "owner's long password";
 
 /// What every Herald the tests start is given (in-process or as its own process): the tests test
 /// chatting, as guests (accounts have tests of their own), on a server set up with [`SETUP_CODE`].
-pub const HARNESS_FLAGS: [&str; 3] = ["--guests", "--setup-code", SETUP_CODE];
+pub const HARNESS_FLAGS: [&str; 5] = [
+    "--guests",
+    "--setup-code",
+    SETUP_CODE,
+    "--room-makers",
+    "everyone",
+];
 
 /// The answer to a join.
 #[derive(Debug)]
@@ -73,6 +79,8 @@ impl TestServer {
             HARNESS_FLAGS[0],
             HARNESS_FLAGS[1],
             HARNESS_FLAGS[2],
+            HARNESS_FLAGS[3],
+            HARNESS_FLAGS[4],
             "--rate-per-sec",
             "1000000",
             "--rate-burst",
@@ -366,10 +374,13 @@ impl Client {
     }
 
     /// Joins `room` and reads the answer (the replay after it is left to the test).
+    /// Joins `room` from `since`, making it first if it does not exist (as a person who may make
+    /// rooms does, on purpose: the harness lets everyone, guests too).
     pub async fn join(&mut self, room: &str, since: Option<Cursor>) -> Joined {
         self.send(&ClientMsg::Join {
             room: room.into(),
             since,
+            create: true,
         })
         .await;
         loop {
@@ -394,6 +405,24 @@ impl Client {
                 | ServerMsg::Other(_)
                 | ServerMsg::Ack { .. } => continue,
                 other => panic!("expected joined, got {other:?}"),
+            }
+        }
+    }
+
+    /// Asks to join `room` (to make it first, with `create`): `Ok` once joined, or the refusal's
+    /// code and words.
+    pub async fn try_join(&mut self, room: &str, create: bool) -> Result<(), (ErrorCode, String)> {
+        self.send(&ClientMsg::Join {
+            room: room.into(),
+            since: None,
+            create,
+        })
+        .await;
+        loop {
+            match self.recv().await {
+                ServerMsg::Joined { room: joined, .. } if joined == room => return Ok(()),
+                ServerMsg::Error { code, message, .. } => return Err((code, message)),
+                _ => continue,
             }
         }
     }
@@ -532,7 +561,8 @@ impl Client {
                 Seen::Msg(
                     msg @ (ServerMsg::Presence { .. }
                     | ServerMsg::Typing { .. }
-                    | ServerMsg::Rooms { .. }),
+                    | ServerMsg::Rooms { .. }
+                    | ServerMsg::Mine { .. }),
                 ) => self.signals.push_back(msg),
                 seen => return seen,
             }
@@ -644,6 +674,48 @@ pub fn handshake(
         );
     }
     request
+}
+
+/// A form's body of `pairs`.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+impl TestServer {
+    /// Posts the form `body` to `path` (as `cookie`, if any): the status, where it sends the
+    /// browser, and the session cookie it sets, if it sets one.
+    pub async fn post_as(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        body: &str,
+    ) -> (u16, String, Option<String>) {
+        let headers = cookie.map_or_else(String::new, |c| format!("Cookie: {c}\r\n"));
+        let (status, head, _) = self.post_form_with(path, &headers, body).await;
+        let location = header(&head, "location").unwrap_or_default().to_owned();
+        let cookie = header(&head, "set-cookie")
+            .and_then(|c| c.split(';').next())
+            .filter(|c| c.len() > "herald_session=".len())
+            .map(str::to_owned);
+        (status, location, cookie)
+    }
+
+    /// Makes an account at `/sign-up` (a server with `--sign-up open`): its session cookie.
+    pub async fn sign_up(&self, handle: &str, name: &str, password: &str) -> Option<String> {
+        let body = form(&[("handle", handle), ("name", name), ("password", password)]);
+        self.post_as("/sign-up", None, &body).await.2
+    }
+
+    /// Who a cookie signs in, as `GET /session` says: `None` for nobody.
+    pub async fn who(&self, cookie: &str) -> Option<serde_json::Value> {
+        let (status, _, body) = self.get_as("/session", cookie).await;
+        (status == 200)
+            .then(|| serde_json::from_str::<serde_json::Value>(&body).expect("JSON")["you"].clone())
+    }
 }
 
 /// `application/x-www-form-urlencoded` for one value.

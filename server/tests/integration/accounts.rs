@@ -4,46 +4,15 @@
 
 use crate::common;
 
-use common::{Client, OWNER, OWNER_PASSWORD, RedisServer, SETUP_CODE, TempDir, TestServer};
+use common::{
+    Client, OWNER, OWNER_PASSWORD, RedisServer, SETUP_CODE, TempDir, TestServer, form, header,
+};
 
 const SECRET: &str = "the same secret on every node, 32+ bytes";
 
 /// A server of its own, not set up, with `flags` (on SQLite, or on Redis with `--redis`).
 async fn fresh(data: &TempDir, flags: &[&str]) -> TestServer {
     TestServer::start_unclaimed(data.path(), flags).await
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|line| {
-        let (n, v) = line.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", common::form_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Posts `body` to `path` (as `cookie`, if any): the status, where it sends the browser, and the
-/// session cookie it sets, if it sets one.
-async fn post(
-    server: &TestServer,
-    path: &str,
-    cookie: Option<&str>,
-    body: &str,
-) -> (u16, String, Option<String>) {
-    let headers = cookie.map_or_else(String::new, |c| format!("Cookie: {c}\r\n"));
-    let (status, head, _) = server.post_form_with(path, &headers, body).await;
-    let location = header(&head, "location").unwrap_or_default().to_owned();
-    let cookie = header(&head, "set-cookie")
-        .and_then(|c| c.split(';').next())
-        .filter(|c| c.len() > "herald_session=".len())
-        .map(str::to_owned);
-    (status, location, cookie)
 }
 
 /// Signs in as a browser at `address` behind a trusted proxy: the session cookie, if let in.
@@ -60,18 +29,6 @@ async fn sign_in_from(
     header(&head, "set-cookie")
         .and_then(|c| c.split(';').next())
         .map(str::to_owned)
-}
-
-async fn sign_up(server: &TestServer, handle: &str, name: &str, password: &str) -> Option<String> {
-    let body = form(&[("handle", handle), ("name", name), ("password", password)]);
-    post(server, "/sign-up", None, &body).await.2
-}
-
-/// Who a cookie signs in, as `GET /session` says: `None` for nobody.
-async fn who(server: &TestServer, cookie: &str) -> Option<serde_json::Value> {
-    let (status, _, body) = server.get_as("/session", cookie).await;
-    (status == 200)
-        .then(|| serde_json::from_str::<serde_json::Value>(&body).expect("JSON")["you"].clone())
 }
 
 async fn setup_is_claimed_once(flags: &[&str]) {
@@ -99,8 +56,9 @@ async fn setup_is_claimed_once(flags: &[&str]) {
             ("password", OWNER_PASSWORD),
         ])
     };
-    let (status, to, cookie) =
-        post(&server, "/setup", None, &owner("WRONG-CODE-0000", "eve")).await;
+    let (status, to, cookie) = server
+        .post_as("/setup", None, &owner("WRONG-CODE-0000", "eve"))
+        .await;
     assert_eq!((status, cookie), (303, None));
     assert!(to.starts_with("/setup?error=code"), "{to}");
 
@@ -108,20 +66,22 @@ async fn setup_is_claimed_once(flags: &[&str]) {
     let typed = SETUP_CODE.to_lowercase().replace('-', " - ");
     let (one, two) = (owner(&typed, "first"), owner(SETUP_CODE, "second"));
     let (first, second) = tokio::join!(
-        post(&server, "/setup", None, &one),
-        post(&server, "/setup", None, &two),
+        server.post_as("/setup", None, &one),
+        server.post_as("/setup", None, &two),
     );
     let made: Vec<_> = [first, second]
         .into_iter()
         .filter_map(|(_, _, c)| c)
         .collect();
     assert_eq!(made.len(), 1, "exactly one owner");
-    let me = who(&server, &made[0]).await.expect("signed in");
+    let me = server.who(&made[0]).await.expect("signed in");
     assert_eq!(me["name"], "Owner");
     // And then never again: the page goes, the form is answered with the sign-in page.
     let (status, head, _) = server.get("/setup").await;
     assert_eq!((status, header(&head, "location")), (303, Some("/")));
-    let (status, to, cookie) = post(&server, "/setup", None, &owner(SETUP_CODE, "third")).await;
+    let (status, to, cookie) = server
+        .post_as("/setup", None, &owner(SETUP_CODE, "third"))
+        .await;
     assert_eq!((status, to.as_str(), cookie), (303, "/sign-in", None));
     // Now the chat is served.
     assert_eq!(server.get_as("/r/general", &made[0]).await.0, 200);
@@ -157,7 +117,8 @@ async fn one_person_on_two_devices(flags: &[&str]) {
     let mut all = vec!["--sign-up", "open"];
     all.extend_from_slice(flags);
     let server = TestServer::start_in(data.path(), &all).await;
-    let laptop = sign_up(&server, "Ann", "Ann Lee", "a long enough password")
+    let laptop = server
+        .sign_up("Ann", "Ann Lee", "a long enough password")
         .await
         .expect("signed up");
     let phone = server
@@ -171,24 +132,21 @@ async fn one_person_on_two_devices(flags: &[&str]) {
     assert_eq!(on_phone.name, "Ann Lee");
     // Renamed on one, renamed on both.
     server.rename(&phone, "Ann").await;
-    assert_eq!(
-        who(&server, &laptop).await.expect("signed in")["name"],
-        "Ann"
-    );
+    assert_eq!(server.who(&laptop).await.expect("signed in")["name"], "Ann");
     on_phone.post("p1", "from the phone").await;
 
     // The handle is hers: taken, whatever its case.
-    let (status, to, cookie) = post(
-        &server,
-        "/sign-up",
-        None,
-        &form(&[
-            ("handle", "ANN"),
-            ("name", "Other"),
-            ("password", "another long password"),
-        ]),
-    )
-    .await;
+    let (status, to, cookie) = server
+        .post_as(
+            "/sign-up",
+            None,
+            &form(&[
+                ("handle", "ANN"),
+                ("name", "Other"),
+                ("password", "another long password"),
+            ]),
+        )
+        .await;
     assert_eq!((status, cookie), (303, None));
     assert!(to.starts_with("/sign-up?error=taken"), "{to}");
     // A wrong password signs nobody in, nor does an unknown handle.
@@ -199,9 +157,9 @@ async fn one_person_on_two_devices(flags: &[&str]) {
     );
 
     // Signing out on the laptop ends that session: a copy of its cookie is nobody, at every door.
-    let (status, _, _) = post(&server, "/session/end", Some(&laptop), "").await;
+    let (status, _, _) = server.post_as("/session/end", Some(&laptop), "").await;
     assert_eq!(status, 303);
-    assert_eq!(who(&server, &laptop).await, None);
+    assert_eq!(server.who(&laptop).await, None);
     assert_eq!(server.get_as("/api/rooms", &laptop).await.0, 401);
     assert_eq!(server.get_as("/r/general", &laptop).await.0, 303);
     let (status, head, _) = server.get_as("/account", &laptop).await;
@@ -229,7 +187,7 @@ async fn one_person_on_two_devices(flags: &[&str]) {
         "the socket refuses it"
     );
     // The phone is still signed in.
-    assert!(who(&server, &phone).await.is_some());
+    assert!(server.who(&phone).await.is_some());
 }
 
 #[tokio::test]
@@ -257,7 +215,7 @@ async fn short_and_common_passwords_bad_handles_and_closed_sign_up_are_refused()
         ("аnn", "a long enough password", "handle"), // A Cyrillic а.
     ] {
         let body = form(&[("handle", handle), ("name", "Ann"), ("password", password)]);
-        let (status, to, cookie) = post(&server, "/sign-up", None, &body).await;
+        let (status, to, cookie) = server.post_as("/sign-up", None, &body).await;
         assert_eq!((status, cookie), (303, None), "{handle} {password}");
         assert!(
             to.starts_with(&format!("/sign-up?error={error}")),
@@ -272,7 +230,7 @@ async fn short_and_common_passwords_bad_handles_and_closed_sign_up_are_refused()
     let data = TempDir::new();
     let closed = TestServer::start_in(data.path(), &[]).await;
     assert_eq!(
-        sign_up(&closed, "ann", "Ann", "a long enough password").await,
+        closed.sign_up("ann", "Ann", "a long enough password").await,
         None
     );
     let (status, _, page) = closed.get("/sign-up").await;
@@ -317,17 +275,17 @@ async fn a_new_password_ends_every_other_session_and_the_sessions_page_ends_one(
         .collect();
     assert_eq!(ids.len(), 3, "a sign-out button for each other device");
     for id in &ids {
-        post(
-            &server,
-            "/account/sessions/end",
-            Some(&here),
-            &form(&[("session", id)]),
-        )
-        .await;
+        server
+            .post_as(
+                "/account/sessions/end",
+                Some(&here),
+                &form(&[("session", id)]),
+            )
+            .await;
     }
-    assert_eq!(who(&server, &phone).await, None);
-    assert_eq!(who(&server, &laptop).await, None);
-    assert!(who(&server, &here).await.is_some());
+    assert_eq!(server.who(&phone).await, None);
+    assert_eq!(server.who(&laptop).await, None);
+    assert!(server.who(&here).await.is_some());
 
     // A session of someone else's is not theirs to end: a guest naming the owner's laptop's.
     let laptop = sign_in().await.expect("in");
@@ -338,14 +296,14 @@ async fn a_new_password_ends_every_other_session_and_the_sessions_page_ends_one(
         .and_then(|rest| rest.split('"').next())
         .expect("the laptop's sign-out button");
     let guest = server.session("Guest").await;
-    post(
-        &server,
-        "/account/sessions/end",
-        Some(&guest),
-        &form(&[("session", laptop_id)]),
-    )
-    .await;
-    assert!(who(&server, &laptop).await.is_some(), "still signed in");
+    server
+        .post_as(
+            "/account/sessions/end",
+            Some(&guest),
+            &form(&[("session", laptop_id)]),
+        )
+        .await;
+    assert!(server.who(&laptop).await.is_some(), "still signed in");
     let (_, _, guest_page) = server.get_as("/account", &guest).await;
     assert!(guest_page.contains("a guest"), "{guest_page}");
     assert!(
@@ -358,46 +316,46 @@ async fn a_new_password_ends_every_other_session_and_the_sessions_page_ends_one(
     let change = |current: &str, new: &str, again: &str| {
         form(&[("current", current), ("password", new), ("again", again)])
     };
-    let (_, to, _) = post(
-        &server,
-        "/account/password",
-        Some(&here),
-        &change("wrong", "a new long password", "a new long password"),
-    )
-    .await;
+    let (_, to, _) = server
+        .post_as(
+            "/account/password",
+            Some(&here),
+            &change("wrong", "a new long password", "a new long password"),
+        )
+        .await;
     assert_eq!(to, "/account?error=current");
-    let (_, to, _) = post(
-        &server,
-        "/account/password",
-        Some(&here),
-        &change(OWNER_PASSWORD, "a new long password", "a different one"),
-    )
-    .await;
+    let (_, to, _) = server
+        .post_as(
+            "/account/password",
+            Some(&here),
+            &change(OWNER_PASSWORD, "a new long password", "a different one"),
+        )
+        .await;
     assert_eq!(to, "/account?error=mismatch");
-    let (_, to, _) = post(
-        &server,
-        "/account/password",
-        Some(&here),
-        &change(OWNER_PASSWORD, "12345678", "12345678"),
-    )
-    .await;
+    let (_, to, _) = server
+        .post_as(
+            "/account/password",
+            Some(&here),
+            &change(OWNER_PASSWORD, "12345678", "12345678"),
+        )
+        .await;
     assert_eq!(to, "/account?error=common");
-    assert!(who(&server, &laptop).await.is_some(), "nothing changed yet");
-    let (_, to, _) = post(
-        &server,
-        "/account/password",
-        Some(&here),
-        &change(OWNER_PASSWORD, "a new long password", "a new long password"),
-    )
-    .await;
+    assert!(server.who(&laptop).await.is_some(), "nothing changed yet");
+    let (_, to, _) = server
+        .post_as(
+            "/account/password",
+            Some(&here),
+            &change(OWNER_PASSWORD, "a new long password", "a new long password"),
+        )
+        .await;
     assert_eq!(to, "/account?done=password");
     assert_eq!(
-        who(&server, &laptop).await,
+        server.who(&laptop).await,
         None,
         "the other device is signed out"
     );
-    assert!(who(&server, &here).await.is_some(), "this one is not");
-    assert!(who(&server, &guest).await.is_some(), "nor anyone else");
+    assert!(server.who(&here).await.is_some(), "this one is not");
+    assert!(server.who(&guest).await.is_some(), "nor anyone else");
     assert_eq!(sign_in_as(OWNER_PASSWORD).await, None);
     assert!(sign_in_as("a new long password").await.is_some());
 }
@@ -480,7 +438,7 @@ async fn invitations_let_in_as_many_as_they_say(flags: &[&str]) {
             ("password", "a long enough password"),
         ]);
         let (server, link) = (&server, link.to_owned());
-        async move { post(server, &link, None, &body).await }
+        async move { server.post_as(&link, None, &body).await }
     };
     // Two at once, and a third at the same time: two get in.
     let (one, two, three) =
@@ -491,7 +449,7 @@ async fn invitations_let_in_as_many_as_they_say(flags: &[&str]) {
         .collect();
     assert_eq!(joined.len(), 2, "a link for two lets two in");
     for cookie in &joined {
-        assert!(who(&server, cookie).await.is_some());
+        assert!(server.who(cookie).await.is_some());
     }
     // Used up: the page says so, and a post makes nobody.
     let (status, _, page) = server.get(&link).await;
@@ -515,13 +473,13 @@ async fn invitations_let_in_as_many_as_they_say(flags: &[&str]) {
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .expect("its revoke button");
-    let (_, to, _) = post(
-        &server,
-        "/account/invitations/revoke",
-        Some(&owner),
-        &form(&[("id", id)]),
-    )
-    .await;
+    let (_, to, _) = server
+        .post_as(
+            "/account/invitations/revoke",
+            Some(&owner),
+            &form(&[("id", id)]),
+        )
+        .await;
     assert_eq!(to, "/account?done=revoked");
     let (_, to, cookie) = join(&link, "hal").await;
     assert_eq!(
@@ -551,7 +509,7 @@ async fn on_redis_an_invitation_lets_in_as_many_people_as_it_says_once_each_and_
 
 /// Signs `cookie` out with the form, as the page does.
 async fn sign_out(server: &TestServer, cookie: &str) {
-    let (status, _, _) = post(server, "/session/end", Some(cookie), "").await;
+    let (status, _, _) = server.post_as("/session/end", Some(cookie), "").await;
     assert_eq!(status, 303);
 }
 
@@ -592,7 +550,7 @@ async fn the_sockets_a_session_let_in_close_when_it_ends_here_or_on_another_node
         ("password", "a brand new password"),
         ("again", "a brand new password"),
     ]);
-    let (_, to, _) = post(&a, "/account/password", Some(&laptop), &body).await;
+    let (_, to, _) = a.post_as("/account/password", Some(&laptop), &body).await;
     assert_eq!(to, "/account?done=password");
     assert_eq!(the_close_code(&mut phone_b).await, 4001);
 }
@@ -600,41 +558,42 @@ async fn the_sockets_a_session_let_in_close_when_it_ends_here_or_on_another_node
 /// On `a` and `b` (one node twice, or two nodes of a cluster): the admin on A deactivates Bea
 /// while her socket is open on B.
 async fn deactivation(a: &TestServer, b: &TestServer) {
-    let bea = sign_up(a, "bea", "Bea", "a long enough password")
+    let bea = a
+        .sign_up("bea", "Bea", "a long enough password")
         .await
         .expect("signed up");
     let mut socket = Client::connect(b.addr, &bea).await;
-    let me = who(a, &bea).await.expect("signed in");
+    let me = a.who(&bea).await.expect("signed in");
     let id = me["id"].as_str().expect("an id").to_owned();
     let owner = a.sign_in(OWNER, OWNER_PASSWORD).await.expect("owner");
 
     // Bea may not see the page, nor deactivate anyone.
     let (status, ..) = a.get_as("/admin/people", &bea).await;
     assert_eq!(status, 403);
-    let owner_id = who(a, &owner).await.expect("owner")["id"]
+    let owner_id = a.who(&owner).await.expect("owner")["id"]
         .as_str()
         .expect("id")
         .to_owned();
     let body = form(&[("account", &owner_id), ("active", "0")]);
-    let (status, ..) = post(a, "/admin/people/active", Some(&bea), &body).await;
+    let (status, ..) = a.post_as("/admin/people/active", Some(&bea), &body).await;
     assert_eq!(status, 403);
     // Nor may the owner deactivate themselves.
-    let (status, ..) = post(a, "/admin/people/active", Some(&owner), &body).await;
+    let (status, ..) = a.post_as("/admin/people/active", Some(&owner), &body).await;
     assert_eq!(status, 403);
 
     let (status, _, page) = a.get_as("/admin/people", &owner).await;
     assert_eq!(status, 200);
     assert!(page.contains("@bea"), "{page}");
     let body = form(&[("account", &id), ("active", "0")]);
-    let (_, to, _) = post(a, "/admin/people/active", Some(&owner), &body).await;
+    let (_, to, _) = a.post_as("/admin/people/active", Some(&owner), &body).await;
     assert_eq!(to, "/admin/people");
     // Her socket on the other node closes at once; her cookie is nobody anywhere.
     assert_eq!(the_close_code(&mut socket).await, 4001);
-    assert_eq!(who(b, &bea).await, None);
-    assert_eq!(who(a, &bea).await, None);
+    assert_eq!(b.who(&bea).await, None);
+    assert_eq!(a.who(&bea).await, None);
     // Signing in again is refused, saying why (she knows her password).
     let body = form(&[("handle", "bea"), ("password", "a long enough password")]);
-    let (_, to, cookie) = post(a, "/sign-in", None, &body).await;
+    let (_, to, cookie) = a.post_as("/sign-in", None, &body).await;
     assert_eq!(cookie, None);
     assert!(to.starts_with("/sign-in?error=deactivated"), "{to}");
     let (_, _, page) = a.get_as("/admin/people", &owner).await;
@@ -642,7 +601,7 @@ async fn deactivation(a: &TestServer, b: &TestServer) {
 
     // Reactivated, she signs in again.
     let body = form(&[("account", &id), ("active", "1")]);
-    post(a, "/admin/people/active", Some(&owner), &body).await;
+    a.post_as("/admin/people/active", Some(&owner), &body).await;
     assert!(b.sign_in("bea", "a long enough password").await.is_some());
 }
 

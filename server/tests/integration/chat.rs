@@ -459,6 +459,13 @@ async fn the_author_is_always_the_senders_session() {
 async fn each_room_has_its_own_page_and_the_go_to_form_finds_it() {
     let server = TestServer::start().await;
     let cookie = server.session("Ann").await;
+    // A room nobody made: its page offers to make it.
+    let (status, _, body) = server.get_as("/r/ops-alerts", &cookie).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("Create #ops-alerts"), "{body}");
+    let made = common::form(&[("kind", "open"), ("name", "ops-alerts")]);
+    let (status, to, _) = server.post_as("/rooms", Some(&cookie), &made).await;
+    assert_eq!((status, to.as_str()), (303, "/r/ops-alerts"));
     let (status, _, body) = server.get_as("/r/ops-alerts", &cookie).await;
     assert_eq!(status, 200);
     // Leptos separates adjacent text nodes with `<!>` markers for hydration.

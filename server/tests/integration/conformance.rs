@@ -134,6 +134,7 @@ impl Raw {
                     serde_json::from_slice(&frame.payload),
                     Ok(ServerMsg::Presence { .. }
                         | ServerMsg::Rooms { .. }
+                        | ServerMsg::Mine { .. }
                         | ServerMsg::Typing { .. })
                 );
             if !signal {
@@ -241,6 +242,7 @@ fn join_msg(room: &str) -> Vec<u8> {
     ClientMsg::Join {
         room: room.into(),
         since: None,
+        create: true,
     }
     .encode()
     .into_bytes()

@@ -364,6 +364,7 @@ async fn join_refused(client: &mut Client, room: &str) -> (ErrorCode, String, Op
         .send(&ClientMsg::Join {
             room: room.into(),
             since: None,
+            create: true,
         })
         .await;
     loop {
@@ -389,7 +390,7 @@ async fn making_rooms_has_a_budget_per_person_and_per_address_and_the_server_a_c
         "--rooms-per-hour",
         "3",
         "--max-rooms",
-        "6",
+        "7",
         "--trusted-proxy",
         "127.0.0.1",
     ];
@@ -402,7 +403,7 @@ async fn making_rooms_has_a_budget_per_person_and_per_address_and_the_server_a_c
     let (code, message, retry) = join_refused(&mut ann, "r4").await;
     assert_eq!(code, ErrorCode::RateLimited);
     assert!(
-        message.starts_with("Slow down: you made many new rooms; #r4 can be made in "),
+        message.starts_with("Slow down: you made many new rooms; another can be made in 20 min"),
         "{message}"
     );
     // Three an hour: the next in twenty minutes.
@@ -420,7 +421,7 @@ async fn making_rooms_has_a_budget_per_person_and_per_address_and_the_server_a_c
         message.contains("everyone at your address made many new rooms"),
         "{message}"
     );
-    // Elsewhere, Cid makes three more: the server holds six, its most.
+    // Elsewhere, Cid makes three more: the server holds seven (`general` and six), its most.
     let cookie = server.session("Cid").await;
     let mut cid = Client::connect_forwarded(server.addr, &cookie, "198.51.100.7")
         .await
@@ -435,7 +436,7 @@ async fn making_rooms_has_a_budget_per_person_and_per_address_and_the_server_a_c
     let (code, message, _) = join_refused(&mut dee, "r8").await;
     assert_eq!(code, ErrorCode::InvalidRoom);
     assert!(
-        message.contains("#r8 does not exist, and this server holds as many rooms as it may (6)"),
+        message.contains("this server holds as many rooms as it may (7)"),
         "{message}"
     );
     // What exists still works for her: she joins and speaks in one of them.
@@ -446,7 +447,8 @@ async fn making_rooms_has_a_budget_per_person_and_per_address_and_the_server_a_c
 #[tokio::test]
 async fn a_room_that_never_held_a_message_is_forgotten_once_its_last_reader_leaves() {
     let data = TempDir::new();
-    let flags = ["--max-rooms", "2"];
+    // `general`, and two more.
+    let flags = ["--max-rooms", "3"];
     let mut server = TestServer::start_in(data.path(), &flags).await;
     let cookie = server.session("Ann").await;
     let mut ann = Client::connect_only(server.addr, &cookie).await;
@@ -458,7 +460,10 @@ async fn a_room_that_never_held_a_message_is_forgotten_once_its_last_reader_leav
         join_refused(&mut bob, "third").await.0,
         ErrorCode::InvalidRoom
     );
-    assert_eq!(server.rooms_listed(&cookie).await, ["kept", "typo"]);
+    assert_eq!(
+        server.rooms_listed(&cookie).await,
+        ["general", "kept", "typo"]
+    );
 
     // Ann leaves the room she made by mistake: a few seconds later it is gone, and its place too.
     ann.send(&ClientMsg::Leave {

@@ -12,14 +12,15 @@ use std::{
 
 use app::protocol::{
     Change, ClientMsg, Cursor, ErrorCode, HISTORY_PAGE_MAX, Identity, MAX_CLIENT_ID_BYTES,
-    MAX_ROOM_CHARS, MessageKind, ProtocolError, ServerMsg,
+    MAX_ROOM_CHARS, MessageKind, ProtocolError, ServerMsg, is_private,
 };
 
 use super::{End, Link};
 use crate::{
-    AppState,
+    AppState, access,
     frame::Frame,
     peer::Slot,
+    people::Role,
     rate::Held,
     rooms::{
         self, Appending, Content, Handle, LogError, NewEntry, PageAt, QUEUE_FRAMES, SendQueue,
@@ -167,6 +168,7 @@ pub(super) struct Session<'a> {
     pub link: &'a mut Link,
     pub in_flight: &'a mut InFlight,
     pub user: &'a Identity,
+    pub role: Role,
     pub spending: &'a Spending,
 }
 
@@ -175,7 +177,11 @@ impl Session<'_> {
     /// the connection. `Err` only when the connection must end.
     pub async fn command(&mut self, text: &str) -> Result<(), End> {
         match ClientMsg::decode_with(text, self.state.limits.max_body_bytes) {
-            Ok(ClientMsg::Join { room, since }) => return self.join(room, since).await,
+            Ok(ClientMsg::Join {
+                room,
+                since,
+                create,
+            }) => return self.join(room, since, create).await,
             Ok(ClientMsg::Leave { room }) => self.leave(room),
             Ok(ClientMsg::Typing { room }) => self.typing(room),
             Ok(ClientMsg::History {
@@ -268,20 +274,14 @@ impl Session<'_> {
     }
 
     /// `join` (docs/ARCHITECTURE.md, "Joining without a gap"): `Joined`, the replay, then the live
-    /// messages, each once. A room that does not exist is made, within the budgets
-    /// ([`Self::new_room_refused`]). The replay is written out as it is queued whenever the queue
+    /// messages, each once. A room this person may not open is refused as one that does not exist;
+    /// with `create`, an open room that does not exist is made, if their role may and within the
+    /// budgets (`access::make_open`). The replay is written out as it is queued whenever the queue
     /// reaches its bound, so a long one never sits in memory whole.
-    async fn join(&mut self, room: String, since: Option<Cursor>) -> Result<(), End> {
-        match self.new_room_refused(&room).await {
-            Ok(None) => {}
-            Ok(Some(refusal)) => {
-                self.reply(refusal);
-                return Ok(());
-            }
-            Err(e) => {
-                self.reply(unavailable(self.user, e));
-                return Ok(());
-            }
+    async fn join(&mut self, room: String, since: Option<Cursor>, create: bool) -> Result<(), End> {
+        if let Some(refusal) = self.refused_at_the_door(&room, create).await {
+            self.reply(refusal);
+            return Ok(());
         }
         let joining = match self.state.rooms.join(self.conn, &room, since).await {
             Ok(joining) => joining,
@@ -309,48 +309,50 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Joining a room that does not exist makes it, which is budgeted: each person, and everyone
-    /// at one client address together, may make `--rooms-per-hour` (sessions cost nothing to
-    /// make), and the server holds at most `--max-rooms` (two joins at the same moment may pass it
-    /// by one each). The refusal, if any; rooms that exist are joined freely.
-    async fn new_room_refused(&mut self, room: &str) -> Result<Option<ServerMsg>, LogError> {
+    /// Whether this person may open `room` (making it first, if asked and allowed): the refusal,
+    /// if not. A room they may not open and one that does not exist get the same words.
+    async fn refused_at_the_door(&mut self, room: &str, create: bool) -> Option<ServerMsg> {
         let (state, user) = (self.state, self.user);
-        if !state.rooms.is_new(room).await? {
-            return Ok(None);
-        }
-        let max = state.limits.max_rooms;
-        if state.rooms.count().await? >= max {
-            tracing::info!(user = %user.id, room, "refused a new room: the server holds its most");
-            return Ok(Some(ServerMsg::from(ProtocolError {
-                code: ErrorCode::InvalidRoom,
-                message: format!(
-                    "#{room} does not exist, and this server holds as many rooms as it may \
-                     ({max}): join one that exists"
-                ),
-            })));
-        }
-        let budgets = std::iter::once((format!("room:{}", user.id), "you")).chain(
-            self.spending
-                .client
-                .map(|ip| (format!("room:addr:{ip}"), "everyone at your address")),
-        );
-        for (key, who) in budgets {
-            let held = state.room_budgets.hold(&key);
-            if let Err(wait) = state.room_budgets.take(&held.budget).await {
-                tracing::info!(user = %user.id, room, "refused a new room over the budget");
-                let minutes = (wait.as_secs_f64() / 60.0).ceil().max(1.0);
-                return Ok(Some(ServerMsg::Error {
-                    code: ErrorCode::RateLimited,
-                    message: format!(
-                        "Slow down: {who} made many new rooms; #{room} can be made in {minutes} \
-                         min (rooms that exist can be joined now)"
-                    ),
-                    retry_after_ms: Some(wait.as_millis().max(1) as u64),
-                    client_id: None,
-                }));
+        let who = access::Who::Person(&user.id, self.role);
+        match access::open(state, who, room).await {
+            Ok(opened) => {
+                // The room shows in their list again if they had hidden it.
+                if let Err(e) = state
+                    .sessions
+                    .people
+                    .set_hidden(&user.id, room, false)
+                    .await
+                {
+                    tracing::warn!(user = %user.id, room, "cannot show a hidden room again: {e}");
+                }
+                self.conn.set_read_only(room, opened.archived());
+                None
+            }
+            Err(access::Refused::Missing) if create && !is_private(room) => {
+                let maker = (user.id.as_str(), self.role);
+                let making = access::Making::ByJoin;
+                match access::make_open(state, maker, self.spending.client, (room, ""), making)
+                    .await
+                {
+                    Ok(()) | Err(access::NotMade::Exists) => None,
+                    Err(not_made) => {
+                        tracing::info!(user = %user.id, room, "refused a new room: {not_made}");
+                        Some(not_made.to_frame())
+                    }
+                }
+            }
+            Err(access::Refused::Missing) => Some(ServerMsg::from(ProtocolError {
+                code: ErrorCode::NoSuchRoom,
+                message: format!("there is no room {room} that you may open"),
+            })),
+            Err(access::Refused::Unavailable(e)) => {
+                tracing::error!(user = %user.id, "people store: {e}");
+                Some(ServerMsg::from(ProtocolError {
+                    code: ErrorCode::Unavailable,
+                    message: "the server could not do that just now; try again".into(),
+                }))
             }
         }
-        Ok(None)
     }
 
     /// `leave`: out of the room (the people in it are told at the next tick).
@@ -397,6 +399,15 @@ impl Session<'_> {
     /// `super::serve`). `sent_bytes` is the frame's length, for the room its answers will need.
     fn send(&mut self, room: String, client_id: String, content: Content, sent_bytes: usize) {
         if !self.in_room(&room, "join the room before sending to it") {
+            return;
+        }
+        if self.conn.is_read_only(&room) {
+            self.reply(ServerMsg::Error {
+                code: ErrorCode::Archived,
+                message: ErrorCode::Archived.refusal().into(),
+                retry_after_ms: None,
+                client_id: Some(client_id),
+            });
             return;
         }
         let submitted = self.state.rooms.submit(NewEntry {

@@ -1,0 +1,122 @@
+// Rooms with access, as people meet them (docs/ACCOUNTS.md, "Rooms"): a private room made from the
+// sidebar, invisible to whoever is not in it, a member added who sees it appear at once; a direct
+// conversation started from a name, in both sidebars apart from the rooms. A server of its own,
+// taking sign-ups, where members (not guests) make rooms: what an operator would run.
+import AxeBuilder from '@axe-core/playwright';
+import { Browser, expect, Page, test } from '@playwright/test';
+import * as fs from 'node:fs';
+import { bodies, send, watchForErrors } from '../lib/chat';
+import { binaryUnderTest, copyAlone, Herald, startHerald, TEST_FLAGS } from '../lib/herald';
+
+const PASSWORD = 'a password nobody guesses';
+
+async function axe(page: Page): Promise<string[]> {
+  return (await new AxeBuilder({ page }).analyze()).violations.map(
+    (v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
+  );
+}
+
+/** Someone signing themselves up on a browser of their own; left in #general, connected. */
+async function member(browser: Browser, herald: Herald, handle: string, name: string): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`${herald.url}/sign-up`);
+  await page.getByTestId('handle').fill(handle);
+  await page.getByTestId('display-name').fill(name);
+  await page.getByTestId('password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+  return page;
+}
+
+/** The sidebar's entry of a room, by what it is called there. */
+function entry(page: Page, title: string) {
+  return page.locator('.room', { hasText: title });
+}
+
+let herald: Herald;
+
+test.beforeAll(async () => {
+  herald = await startHerald(copyAlone(binaryUnderTest()), [...TEST_FLAGS, '--sign-up', 'open'], {
+    HERALD_GUESTS: 'false',
+    HERALD_ROOM_MAKERS: 'members',
+  });
+});
+
+test.afterAll(async () => {
+  expect(await herald.stop()).toBe(0);
+  fs.rmSync(herald.dir, { recursive: true, force: true });
+});
+
+test('a private room is for its members: others find no trace of it, and one added sees it at once', async ({ browser }) => {
+  const ann = await member(browser, herald, 'ann', 'Ann Lee');
+  const bob = await member(browser, herald, 'bob', 'Bob Ray');
+  const errors = [ann, bob].map(watchForErrors);
+
+  // Ann makes a private room from the sidebar.
+  await ann.getByTestId('new-room').click();
+  await expect(ann.getByTestId('new-room-form')).toBeVisible();
+  expect(await axe(ann)).toEqual([]);
+  await ann.getByTestId('kind-private').check();
+  await ann.getByTestId('new-room-name').fill('Launch plans');
+  await ann.getByTestId('new-room-topic').fill('What ships on Tuesday');
+  await ann.getByRole('button', { name: 'Create room' }).click();
+  await expect(ann).toHaveURL(/\/r\/~[0-9a-f]{20}$/);
+  const address = ann.url();
+  await expect(ann.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+  await expect(ann.getByTestId('room-name')).toHaveText('🔒 Launch plans');
+  await expect(entry(ann, 'Launch plans')).toHaveClass(/current/);
+  await send(ann, 'the launch is on Tuesday');
+
+  // Bob: not in his list, and its address is a room that does not exist.
+  await expect(entry(bob, 'Launch plans')).toHaveCount(0);
+  const look = await (await browser.newContext({ storageState: await bob.context().storageState() })).newPage();
+  const answer = await look.goto(address);
+  expect(answer?.status()).toBe(404);
+  await expect(look.getByTestId('no-room')).toContainText('does not exist, or you are not one of its members');
+  expect(await look.content()).not.toContain('Launch plans');
+
+  // Ann adds him from the room's page (its name in the header leads there).
+  await ann.getByTestId('room-name').click();
+  await expect(ann.getByTestId('room-title')).toHaveText('Launch plans');
+  await expect(ann.getByTestId('topic')).toHaveText('What ships on Tuesday');
+  expect(await axe(ann)).toEqual([]);
+  await ann.getByTestId('add-member-handle').fill('@bob');
+  await ann.getByRole('button', { name: 'Add to room' }).click();
+  await expect(ann.getByTestId('member')).toHaveCount(2);
+
+  // His open page shows it at once, and it holds what was said.
+  await expect(entry(bob, 'Launch plans')).toBeVisible();
+  await entry(bob, 'Launch plans').getByRole('link').click();
+  await expect(bob.getByTestId('room-name')).toHaveText('🔒 Launch plans');
+  await expect(bodies(bob).filter({ hasText: 'the launch is on Tuesday' })).toHaveCount(1);
+  expect(errors.flat()).toEqual([]);
+});
+
+test('a direct message is started from a name and sits in both sidebars, apart from the rooms', async ({ browser }) => {
+  const cy = await member(browser, herald, 'cy', 'Cy Okafor');
+  const di = await member(browser, herald, 'di', 'Di Park');
+
+  await cy.getByTestId('new-direct').click();
+  await expect(cy.getByTestId('direct-form')).toBeVisible();
+  expect(await axe(cy)).toEqual([]);
+  await cy.getByTestId('direct-handles').fill('di');
+  await cy.getByRole('button', { name: 'Start' }).click();
+  await expect(cy).toHaveURL(/\/r\/@[0-9a-f]{20}$/);
+  await expect(cy.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+  await expect(cy.getByTestId('room-name')).toHaveText('Di Park');
+  await expect(cy.getByTestId('composer-input')).toHaveAttribute('placeholder', 'Message Di Park');
+  await send(cy, 'are you free at noon?');
+
+  // Di, still in #general: the conversation is in her list under "Direct messages", by Cy's name,
+  // with what she has not read.
+  const hers = entry(di, 'Cy Okafor');
+  await expect(hers).toHaveCount(1);
+  await expect(hers).toBeVisible();
+  await expect(di.locator('.list-title')).toHaveText('Direct messages');
+  await hers.getByRole('link').click();
+  await expect(bodies(di).filter({ hasText: 'are you free at noon?' })).toHaveCount(1);
+  await send(di, 'yes');
+  await expect(bodies(cy).filter({ hasText: 'yes' })).toHaveCount(1);
+  await di.screenshot({ path: test.info().outputPath('direct-message.png') });
+});

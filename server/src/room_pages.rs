@@ -1,0 +1,678 @@
+//! The pages that make and keep rooms, without script (`plain.rs`): a new room, the offer to make
+//! one when an unknown open name is visited, a room's page of details (topic, members, leave or
+//! hide, archive), and starting a direct conversation. Who may do each is `access.rs`'s rule; every
+//! page and form goes through its door first, so a private room someone is not in answers here as
+//! it does everywhere: as a room that does not exist.
+
+use app::protocol::{DEFAULT_ROOM, MAX_NAME_CHARS, normalize_room, validate_line};
+use axum::{
+    Form, Router,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use leptos::{prelude::*, tachys::view::RenderHtml};
+use serde::Deserialize;
+
+use crate::{
+    AppState,
+    access::{self, NotMade, Refused, Who},
+    accounts::Me,
+    people::{Account, Role, RoomKind, RoomRecord},
+    plain,
+    session::unavailable,
+};
+
+/// The way out of a page about a room that is not there.
+const BACK: &str = "Back to #general";
+
+/// The longest topic, in characters.
+pub const MAX_TOPIC_CHARS: usize = 250;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/rooms/new", get(new_room_page))
+        .route("/rooms", post(make_room))
+        .route("/direct", get(direct_page).post(start_direct))
+        .route("/r/{room}/about", get(about_page))
+        .route("/r/{room}/topic", post(set_topic))
+        .route("/r/{room}/members", post(add_member))
+        .route("/r/{room}/remove", post(remove_member))
+        .route("/r/{room}/leave", post(leave))
+        .route("/r/{room}/archive", post(archive))
+}
+
+/// How the chat page answers a room `me` may not open, or that does not exist: 404, and, for an
+/// open room's name, an offer to make it to whoever may.
+pub fn missing(state: &AppState, me: &Account, room: &str) -> Response {
+    let may_make = state.accounts.room_makers.allow(me.role, RoomKind::Open);
+    let main = match RoomKind::of(room) {
+        RoomKind::Open if may_make => view! {
+            <div class="name-form" data-testid="no-room">
+                <h1>{format!("No room #{room} yet")}</h1>
+                <p>"Nobody has made this room. Make it, and everyone here can find and join it."</p>
+                <form method="post" action="/rooms">
+                    <input type="hidden" name="kind" value="open"/>
+                    <input type="hidden" name="name" value=room.to_owned()/>
+                    <button type="submit" data-testid="create-room">{format!("Create #{room}")}</button>
+                </form>
+                <p><a href="/rooms/new">"Make a private room instead"</a></p>
+                <p><a href="/" data-testid="back">{BACK}</a></p>
+            </div>
+        }
+        .to_html(),
+        RoomKind::Open => view! {
+            <div class="name-form" data-testid="no-room">
+                <h1>{format!("No room #{room}")}</h1>
+                <p>"There is no room of that name, and this server lets only some people make rooms."</p>
+                <p><a href="/" data-testid="back">{BACK}</a></p>
+            </div>
+        }
+        .to_html(),
+        RoomKind::Private | RoomKind::Direct => view! {
+            <div class="name-form" data-testid="no-room">
+                <h1>"No such room"</h1>
+                <p>"This room does not exist, or you are not one of its members."</p>
+                <p><a href="/" data-testid="back">{BACK}</a></p>
+            </div>
+        }
+        .to_html(),
+    };
+    plain::page(
+        state,
+        StatusCode::NOT_FOUND,
+        "No such room · Herald",
+        "name-prompt",
+        main,
+    )
+}
+
+#[derive(Deserialize, Default)]
+struct NewRoomAsked {
+    name: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /rooms/new`: the form that makes a room.
+async fn new_room_page(
+    State(state): State<AppState>,
+    Me(me): Me,
+    Query(asked): Query<NewRoomAsked>,
+) -> Response {
+    new_room_form(&state, &me.account, asked, StatusCode::OK)
+}
+
+fn new_room_form(
+    state: &AppState,
+    me: &Account,
+    asked: NewRoomAsked,
+    status: StatusCode,
+) -> Response {
+    let makers = state.accounts.room_makers;
+    let (open, private) = (
+        makers.allow(me.role, RoomKind::Open),
+        makers.allow(me.role, RoomKind::Private),
+    );
+    if !open && !private {
+        return refused(state, "This server lets only some people make rooms.");
+    }
+    let main = view! {
+        <form class="name-form" method="post" action="/rooms" data-testid="new-room-form">
+            <h1>"New room"</h1>
+            <fieldset>
+                <legend>"Who may join"</legend>
+                {open.then(|| view! {
+                    <label class="choice">
+                        <input type="radio" name="kind" value="open" checked data-testid="kind-open"/>
+                        " Open: everyone here can find and join it"
+                    </label>
+                })}
+                {private.then(|| view! {
+                    <label class="choice">
+                        <input type="radio" name="kind" value="private" checked=!open data-testid="kind-private"/>
+                        " Private: only the people its members add"
+                    </label>
+                })}
+            </fieldset>
+            <label for="room-name">"Name"</label>
+            <input id="room-name" name="name" required maxlength="64" data-testid="new-room-name" value=asked.name/>
+            <p class="hint">"An open room's name is its address: a-z, 0-9, - and _ (spaces become -)."</p>
+            <label for="room-topic">"Topic (optional)"</label>
+            <input id="room-topic" name="topic" maxlength=MAX_TOPIC_CHARS data-testid="new-room-topic"/>
+            <button type="submit">"Create room"</button>
+            <p class="form-error" role="alert" data-testid="form-error">{asked.error}</p>
+            <p><a href="/">"Back to the chat"</a></p>
+        </form>
+    }
+    .to_html();
+    plain::page(state, status, "New room · Herald", "name-prompt", main)
+}
+
+#[derive(Deserialize)]
+struct NewRoom {
+    kind: String,
+    name: String,
+    #[serde(default)]
+    topic: String,
+}
+
+/// `POST /rooms`: makes an open or a private room, and goes there.
+async fn make_room(
+    State(state): State<AppState>,
+    Me(me): Me,
+    client: Option<axum::Extension<crate::peer::Client>>,
+    Form(form): Form<NewRoom>,
+) -> Response {
+    let again = |error: String| {
+        let asked = NewRoomAsked {
+            name: Some(form.name.clone()),
+            error: Some(error),
+        };
+        new_room_form(&state, &me.account, asked, StatusCode::UNPROCESSABLE_ENTITY)
+    };
+    let topic = match topic_of(&form.topic) {
+        Ok(topic) => topic,
+        Err(why) => return again(why),
+    };
+    let address = client.map(|c| c.key());
+    let made = match form.kind.as_str() {
+        "open" => match normalize_room(&form.name) {
+            Ok(name) => {
+                let maker = (me.account.id.as_str(), me.account.role);
+                access::make_open(
+                    &state,
+                    maker,
+                    address,
+                    (&name, &topic),
+                    access::Making::Kept,
+                )
+                .await
+                .map(|()| name)
+            }
+            Err(e) => return again(e.message),
+        },
+        "private" => match validate_line(&form.name, MAX_NAME_CHARS) {
+            Ok(title) => access::make_private(&state, &me.account, address, &title, &topic).await,
+            Err(e) => return again(e.message),
+        },
+        _ => return again("Choose open or private.".into()),
+    };
+    match made {
+        Ok(name) => {
+            if RoomKind::of(&name) != RoomKind::Open {
+                access::rooms_changed(&state, &me.account.id, None);
+            }
+            Redirect::to(&format!("/r/{name}")).into_response()
+        }
+        Err(NotMade::Unavailable(e)) => {
+            tracing::warn!("making a room: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment.").into_response()
+        }
+        Err(not_made) => again(format!("{not_made}.")),
+    }
+}
+
+/// A topic as typed → as kept (empty is none), or why not.
+fn topic_of(typed: &str) -> Result<String, String> {
+    if typed.trim().is_empty() {
+        return Ok(String::new());
+    }
+    validate_line(typed, MAX_TOPIC_CHARS).map_err(|_| {
+        format!(
+            "A topic is at most {MAX_TOPIC_CHARS} characters, without control or text-direction characters."
+        )
+    })
+}
+
+/// Through the door of `room` for `me`, or the answer for a room that is not there.
+async fn door(state: &AppState, me: &Account, room: &str) -> Result<Option<RoomRecord>, Response> {
+    let valid = app::protocol::validate_room(room).is_ok();
+    if !valid {
+        return Err(missing(state, me, room));
+    }
+    match access::open(state, Who::of(me), room).await {
+        Ok(opened) => Ok(opened.record),
+        Err(Refused::Missing) => Err(missing(state, me, room)),
+        Err(Refused::Unavailable(e)) => {
+            tracing::warn!("room door: {e}");
+            Err((StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment.").into_response())
+        }
+    }
+}
+
+/// `GET /r/{room}/about`: what the room is, who is in it, and what one can do to it.
+async fn about_page(
+    State(state): State<AppState>,
+    Me(me): Me,
+    Path(room): Path<String>,
+) -> Response {
+    let record = match door(&state, &me.account, &room).await {
+        Ok(record) => record,
+        Err(answer) => return answer,
+    };
+    let kind = RoomKind::of(&room);
+    let people = &state.sessions.people;
+    let members = match kind {
+        RoomKind::Open => Vec::new(),
+        _ => match people.members(&room).await {
+            Ok(members) => members,
+            Err(e) => return unavailable(&e),
+        },
+    };
+    let title = match &record {
+        Some(record) => record.title_for(&me.account.id, &members),
+        None => room.clone(),
+    };
+    let shown = match kind {
+        RoomKind::Open => format!("#{title}"),
+        _ => title.clone(),
+    };
+    let topic = record.as_ref().map(|r| r.topic.clone()).unwrap_or_default();
+    let archived = record.as_ref().is_some_and(|r| r.archived);
+    let may_moderate = matches!(me.account.role, Role::Admin | Role::Moderator);
+    let what = match kind {
+        RoomKind::Open => "An open room: everyone here can find and join it.",
+        RoomKind::Private => {
+            "A private room: only its members can find it, and any member can add others."
+        }
+        RoomKind::Direct => "A direct conversation: only the people in it can read it.",
+    };
+    let back = format!("/r/{room}");
+    let action = |what: &str| format!("/r/{room}/{what}");
+    let member_rows = members
+        .iter()
+        .map(|m| {
+            let handle = m.handle.as_ref().map(|h| format!("@{h}"));
+            let remove =
+                (kind == RoomKind::Private && may_moderate && m.id != me.account.id).then(|| {
+                    view! {
+                        <form method="post" action=action("remove") class="inline">
+                            <input type="hidden" name="account" value=m.id.clone()/>
+                            <button type="submit" class="link">"Remove"</button>
+                        </form>
+                    }
+                });
+            view! {
+                <li data-testid="member">
+                    <strong>{m.name.clone()}</strong>" "<span class="handle">{handle}</span>{remove}
+                </li>
+            }
+        })
+        .collect_view();
+    let topic_form = (me.account.role != Role::Guest && kind != RoomKind::Direct && !archived)
+        .then(|| {
+            view! {
+                <form class="name-form" method="post" action=action("topic")>
+                    <label for="topic">"Topic"</label>
+                    <input id="topic" name="topic" maxlength=MAX_TOPIC_CHARS value=topic.clone() data-testid="topic-input"/>
+                    <button type="submit">"Set topic"</button>
+                </form>
+            }
+        });
+    let add_form = (kind == RoomKind::Private && !archived).then(|| {
+        view! {
+            <form class="name-form" method="post" action=action("members") data-testid="add-member-form">
+                <label for="handle">"Add someone, by handle"</label>
+                <input id="handle" name="handle" required autocapitalize="none" spellcheck="false" data-testid="add-member-handle"/>
+                <button type="submit">"Add to room"</button>
+            </form>
+        }
+    });
+    let leave_label = match kind {
+        RoomKind::Private => "Leave this room",
+        _ => "Hide from my list",
+    };
+    let archive_form = (me.account.role == Role::Admin && room != DEFAULT_ROOM && record.is_some())
+        .then(|| {
+            view! {
+                <form method="post" action=action("archive")>
+                    <input type="hidden" name="archived" value=if archived { "0" } else { "1" }/>
+                    <button type="submit" data-testid="archive">
+                        {if archived { "Restore this room" } else { "Archive this room" }}
+                    </button>
+                </form>
+            }
+        });
+    let main = view! {
+        <h1 data-testid="room-title">{shown.clone()}</h1>
+        <p>{what}</p>
+        {archived.then(|| view! { <p data-testid="archived"><strong>"Archived: "</strong>"it can be read, not written to."</p> })}
+        <p data-testid="topic">{if topic.is_empty() { "No topic.".to_owned() } else { topic.clone() }}</p>
+        {topic_form}
+        {(!members.is_empty()).then(|| view! {
+            <section aria-labelledby="members-title">
+                <h2 id="members-title">"Members"</h2>
+                <ul class="sessions" data-testid="members">{member_rows}</ul>
+            </section>
+        })}
+        {add_form}
+        {(room != DEFAULT_ROOM).then(|| view! {
+            <form method="post" action=action("leave")>
+                <button type="submit" data-testid="leave">{leave_label}</button>
+            </form>
+        })}
+        {archive_form}
+        <p><a href=back data-testid="back">"Back to the room"</a></p>
+    }
+    .to_html();
+    plain::page(
+        &state,
+        StatusCode::OK,
+        &format!("{shown} · Herald"),
+        "history-page account-page",
+        main,
+    )
+}
+
+#[derive(Deserialize)]
+struct TopicForm {
+    topic: String,
+}
+
+/// `POST /r/{room}/topic`: anyone but a guest who may open the room sets its topic.
+async fn set_topic(
+    State(state): State<AppState>,
+    Me(me): Me,
+    Path(room): Path<String>,
+    Form(form): Form<TopicForm>,
+) -> Response {
+    let record = match door(&state, &me.account, &room).await {
+        Ok(record) => record,
+        Err(answer) => return answer,
+    };
+    if me.account.role == Role::Guest || RoomKind::of(&room) == RoomKind::Direct {
+        return (StatusCode::FORBIDDEN, "You may not set this room's topic.").into_response();
+    }
+    let topic = match topic_of(&form.topic) {
+        Ok(topic) => topic,
+        Err(why) => return (StatusCode::UNPROCESSABLE_ENTITY, why).into_response(),
+    };
+    let people = &state.sessions.people;
+    let done = async {
+        match record {
+            Some(record) => people.update_room(&RoomRecord { topic, ..record }).await,
+            // An open room from before records: it gets one now.
+            None => {
+                let record = RoomRecord {
+                    name: room.clone(),
+                    kind: RoomKind::Open,
+                    title: room.clone(),
+                    topic,
+                    created_by: String::new(),
+                    created_ms: crate::people::now_ms(),
+                    archived: false,
+                };
+                people.create_room(&record, &[]).await.map(|_| ())
+            }
+        }
+    };
+    match done.await {
+        Ok(()) => Redirect::to(&format!("/r/{room}/about")).into_response(),
+        Err(e) => unavailable(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct HandleForm {
+    handle: String,
+}
+
+/// `POST /r/{room}/members`: a member of a private room adds someone (not a guest) by handle.
+async fn add_member(
+    State(state): State<AppState>,
+    Me(me): Me,
+    Path(room): Path<String>,
+    Form(form): Form<HandleForm>,
+) -> Response {
+    let record = match door(&state, &me.account, &room).await {
+        Ok(record) => record,
+        Err(answer) => return answer,
+    };
+    if RoomKind::of(&room) != RoomKind::Private || record.is_some_and(|r| r.archived) {
+        return (
+            StatusCode::FORBIDDEN,
+            "People are added to private rooms only.",
+        )
+            .into_response();
+    }
+    let people = &state.sessions.people;
+    let handle = form
+        .handle
+        .trim()
+        .trim_start_matches('@')
+        .to_ascii_lowercase();
+    let found = match people.by_handle(&handle).await {
+        Ok(found) => found,
+        Err(e) => return unavailable(&e),
+    };
+    let Some(added) = found.filter(|a| a.active && a.role != Role::Guest) else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "There is nobody here with that handle who can be added.",
+        )
+            .into_response();
+    };
+    match people.add_member(&room, &added.id).await {
+        Ok(_) => {
+            tracing::info!(room = %room, by = %me.account.id, added = %added.id, "added a member");
+            access::rooms_changed(&state, &added.id, None);
+            Redirect::to(&format!("/r/{room}/about")).into_response()
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct AccountForm {
+    account: String,
+}
+
+/// `POST /r/{room}/remove`: a moderator or admin removes someone from a private room: their
+/// sockets in it close at once, on every node, and the room is gone for them.
+async fn remove_member(
+    State(state): State<AppState>,
+    Me(me): Me,
+    Path(room): Path<String>,
+    Form(form): Form<AccountForm>,
+) -> Response {
+    if let Err(answer) = door(&state, &me.account, &room).await {
+        return answer;
+    }
+    if RoomKind::of(&room) != RoomKind::Private
+        || !matches!(me.account.role, Role::Admin | Role::Moderator)
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            "Moderators remove people from private rooms.",
+        )
+            .into_response();
+    }
+    match state
+        .sessions
+        .people
+        .remove_member(&room, &form.account)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(room = %room, by = %me.account.id, removed = %form.account, "removed a member");
+            access::rooms_changed(&state, &form.account, Some(&room));
+            Redirect::to(&format!("/r/{room}/about")).into_response()
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// `POST /r/{room}/leave`: out of a private room for good (until a member adds them back); an
+/// open room or a conversation is only hidden from the list, until it is opened again.
+async fn leave(State(state): State<AppState>, Me(me): Me, Path(room): Path<String>) -> Response {
+    if let Err(answer) = door(&state, &me.account, &room).await {
+        return answer;
+    }
+    let people = &state.sessions.people;
+    let (done, removed) = match RoomKind::of(&room) {
+        RoomKind::Private => (
+            people
+                .remove_member(&room, &me.account.id)
+                .await
+                .map(|_| ()),
+            Some(room.as_str()),
+        ),
+        _ => (
+            people
+                .set_hidden(&me.account.id, &room, true)
+                .await
+                .map(|_| ()),
+            None,
+        ),
+    };
+    match done {
+        Ok(()) => {
+            access::rooms_changed(&state, &me.account.id, removed);
+            Redirect::to("/").into_response()
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ArchiveForm {
+    archived: u8,
+}
+
+/// `POST /r/{room}/archive`: an admin archives a room (read, not written) or restores it.
+async fn archive(
+    State(state): State<AppState>,
+    Me(me): Me,
+    Path(room): Path<String>,
+    Form(form): Form<ArchiveForm>,
+) -> Response {
+    let record = match door(&state, &me.account, &room).await {
+        Ok(record) => record,
+        Err(answer) => return answer,
+    };
+    let (true, Some(record)) = (
+        me.account.role == Role::Admin && room != DEFAULT_ROOM,
+        record,
+    ) else {
+        return (StatusCode::FORBIDDEN, "Admins archive rooms.").into_response();
+    };
+    let archived = form.archived == 1;
+    match state
+        .sessions
+        .people
+        .update_room(&RoomRecord { archived, ..record })
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(room = %room, by = %me.account.id, archived, "room archived or restored");
+            access::archived(&state, &room);
+            Redirect::to(&format!("/r/{room}/about")).into_response()
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct DirectAsked {
+    error: Option<String>,
+}
+
+/// `GET /direct`: start a conversation with one person or a few, by handle.
+async fn direct_page(
+    State(state): State<AppState>,
+    Me(me): Me,
+    Query(asked): Query<DirectAsked>,
+) -> Response {
+    if me.account.role == Role::Guest {
+        return refused(&state, "Guests write in open rooms only.");
+    }
+    let main = view! {
+        <form class="name-form" method="post" action="/direct" data-testid="direct-form">
+            <h1>"New direct message"</h1>
+            <label for="handles">"To (handles, separated by spaces or commas)"</label>
+            <input id="handles" name="handles" required autocapitalize="none" spellcheck="false" data-testid="direct-handles"/>
+            <p class="hint">"Only the people you name, and you, can read it. Starting it again opens the same conversation."</p>
+            <button type="submit">"Start"</button>
+            <p class="form-error" role="alert" data-testid="form-error">{asked.error}</p>
+            <p><a href="/">"Back to the chat"</a></p>
+        </form>
+    }
+    .to_html();
+    plain::page(
+        &state,
+        StatusCode::OK,
+        "New direct message · Herald",
+        "name-prompt",
+        main,
+    )
+}
+
+#[derive(Deserialize)]
+struct DirectForm {
+    handles: String,
+}
+
+/// Most people in one conversation besides its starter.
+const MAX_DIRECT: usize = 8;
+
+/// `POST /direct`: opens the conversation between the asker and the people named (made if new);
+/// it appears in every one of their lists at once.
+async fn start_direct(
+    State(state): State<AppState>,
+    Me(me): Me,
+    Form(form): Form<DirectForm>,
+) -> Response {
+    let again = |why: &str| {
+        Redirect::to(&format!("/direct?error={}", crate::session::encode(why))).into_response()
+    };
+    let handles: Vec<String> = form
+        .handles
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .map(|h| h.trim_start_matches('@').to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    if handles.is_empty() || handles.len() > MAX_DIRECT {
+        return again(&format!("Name 1 to {MAX_DIRECT} people by their handles."));
+    }
+    let people = &state.sessions.people;
+    let mut others = Vec::new();
+    for handle in &handles {
+        match people.by_handle(handle).await {
+            Ok(Some(account)) if account.id != me.account.id => others.push(account),
+            Ok(Some(_)) => {}
+            Ok(None) => return again(&format!("Nobody here has the handle @{handle}.")),
+            Err(e) => return unavailable(&e),
+        }
+    }
+    match access::make_direct(&state, &me.account, &others).await {
+        Ok(name) => {
+            for account in std::iter::once(&me.account).chain(&others) {
+                access::rooms_changed(&state, &account.id, None);
+            }
+            Redirect::to(&format!("/r/{name}")).into_response()
+        }
+        Err(NotMade::Unavailable(e)) => {
+            tracing::warn!("starting a conversation: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment.").into_response()
+        }
+        Err(not_made) => again(&format!("{not_made}.")),
+    }
+}
+
+fn refused(state: &AppState, why: &str) -> Response {
+    let main = view! {
+        <div class="name-form">
+            <p data-testid="why">{why.to_owned()}</p>
+            <p><a href="/">"Back to the chat"</a></p>
+        </div>
+    }
+    .to_html();
+    plain::page(
+        state,
+        StatusCode::FORBIDDEN,
+        "Not here · Herald",
+        "name-prompt",
+        main,
+    )
+}
