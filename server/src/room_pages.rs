@@ -43,10 +43,13 @@ pub fn router() -> Router<AppState> {
         .route("/r/{room}/archive", post(archive))
 }
 
-/// How the chat page answers a room `me` may not open, or that does not exist: 404, and, for an
-/// open room's name, an offer to make it to whoever may.
+/// How the chat page answers a room `me` may not open, or that does not exist: 404 — or, for an
+/// open room's name and whoever may make rooms, a page offering to make it (200: it is a form, as
+/// `/rooms/new` is). A private room's or a conversation's name gets the one answer whether it
+/// exists or not.
 pub fn missing(state: &AppState, me: &Account, room: &str) -> Response {
     let may_make = state.accounts.room_makers.allow(me.role, RoomKind::Open);
+    let offered = may_make && RoomKind::of(room) == RoomKind::Open;
     let main = match RoomKind::of(room) {
         RoomKind::Open if may_make => view! {
             <div class="name-form" data-testid="no-room">
@@ -79,36 +82,77 @@ pub fn missing(state: &AppState, me: &Account, room: &str) -> Response {
         }
         .to_html(),
     };
-    plain::page(
-        state,
-        StatusCode::NOT_FOUND,
-        "No such room · Herald",
-        "name-prompt",
-        main,
-    )
+    let status = match offered {
+        true => StatusCode::OK,
+        false => StatusCode::NOT_FOUND,
+    };
+    plain::page(state, status, "No such room · Herald", "name-prompt", main)
 }
 
+/// What a form's page may be asked with: what was typed before, and what went wrong (a code, said
+/// in words by [`said`]: a link cannot put words of its own on the page).
 #[derive(Deserialize, Default)]
-struct NewRoomAsked {
+struct Asked {
     name: Option<String>,
     error: Option<String>,
+    /// With `error=slow`: minutes to wait.
+    wait: Option<u64>,
+    /// With `error=nobody`: the handle that is nobody's.
+    handle: Option<String>,
+}
+
+/// The sentence for a form's error code. Unknown codes say nothing.
+fn said(asked: &Asked) -> Option<String> {
+    Some(match asked.error.as_deref()? {
+        "name" => "An open room's name is 1 to 64 characters: a-z, 0-9, - and _.".into(),
+        "title" => format!(
+            "A room's name is 1 to {MAX_NAME_CHARS} characters, without control or text-direction characters."
+        ),
+        "topic" => format!(
+            "A topic is at most {MAX_TOPIC_CHARS} characters, without control or text-direction characters."
+        ),
+        "kind" => "Choose open or private.".into(),
+        "exists" => "A room of that name exists already: open it, or choose another name.".into(),
+        "full" => "This server holds as many rooms as it may.".into(),
+        "slow" => format!(
+            "Slow down: you made many new rooms; another can be made in {} min.",
+            asked.wait.unwrap_or(60).clamp(1, 24 * 60)
+        ),
+        "not-allowed" => "You may not make rooms of that kind on this server.".into(),
+        "count" => format!("Name 1 to {MAX_DIRECT} people by their handles."),
+        "nobody" => match asked
+            .handle
+            .as_deref()
+            .and_then(|h| crate::people::valid_handle(h).ok())
+        {
+            Some(handle) => format!("Nobody here has the handle @{handle}."),
+            None => "Nobody here has one of those handles.".into(),
+        },
+        "cannot" => "Guests and deactivated accounts cannot be in a conversation.".into(),
+        _ => return None,
+    })
+}
+
+/// The code (and its detail) a refusal to make a room is sent back to its form with.
+fn code_of(not_made: &NotMade) -> String {
+    match not_made {
+        NotMade::NotAllowed => "not-allowed".into(),
+        NotMade::Exists => "exists".into(),
+        NotMade::Full(_) => "full".into(),
+        NotMade::TooMany(wait, _) => format!("slow&wait={}", wait.as_secs().div_ceil(60).max(1)),
+        NotMade::Invalid(_) => "cannot".into(),
+        NotMade::Unavailable(_) => "unavailable".into(),
+    }
 }
 
 /// `GET /rooms/new`: the form that makes a room.
 async fn new_room_page(
     State(state): State<AppState>,
     Me(me): Me,
-    Query(asked): Query<NewRoomAsked>,
+    Query(asked): Query<Asked>,
 ) -> Response {
-    new_room_form(&state, &me.account, asked, StatusCode::OK)
-}
-
-fn new_room_form(
-    state: &AppState,
-    me: &Account,
-    asked: NewRoomAsked,
-    status: StatusCode,
-) -> Response {
+    let state = &state;
+    let me = &me.account;
     let makers = state.accounts.room_makers;
     let (open, private) = (
         makers.allow(me.role, RoomKind::Open),
@@ -136,17 +180,23 @@ fn new_room_form(
                 })}
             </fieldset>
             <label for="room-name">"Name"</label>
-            <input id="room-name" name="name" required maxlength="64" data-testid="new-room-name" value=asked.name/>
+            <input id="room-name" name="name" required maxlength="64" data-testid="new-room-name" value=asked.name.clone()/>
             <p class="hint">"An open room's name is its address: a-z, 0-9, - and _ (spaces become -)."</p>
             <label for="room-topic">"Topic (optional)"</label>
             <input id="room-topic" name="topic" maxlength=MAX_TOPIC_CHARS data-testid="new-room-topic"/>
             <button type="submit">"Create room"</button>
-            <p class="form-error" role="alert" data-testid="form-error">{asked.error}</p>
+            <p class="form-error" role="alert" data-testid="form-error">{said(&asked)}</p>
             <p><a href="/">"Back to the chat"</a></p>
         </form>
     }
     .to_html();
-    plain::page(state, status, "New room · Herald", "name-prompt", main)
+    plain::page(
+        state,
+        StatusCode::OK,
+        "New room · Herald",
+        "name-prompt",
+        main,
+    )
 }
 
 #[derive(Deserialize)]
@@ -164,16 +214,16 @@ async fn make_room(
     client: Option<axum::Extension<crate::peer::Client>>,
     Form(form): Form<NewRoom>,
 ) -> Response {
-    let again = |error: String| {
-        let asked = NewRoomAsked {
-            name: Some(form.name.clone()),
-            error: Some(error),
-        };
-        new_room_form(&state, &me.account, asked, StatusCode::UNPROCESSABLE_ENTITY)
+    // Refused: back to the form, with what was typed and why (post, redirect, get).
+    let again = |error: &str| {
+        let to = format!(
+            "/rooms/new?name={}&error={error}",
+            crate::session::encode(&form.name)
+        );
+        Redirect::to(&to).into_response()
     };
-    let topic = match topic_of(&form.topic) {
-        Ok(topic) => topic,
-        Err(why) => return again(why),
+    let Ok(topic) = topic_of(&form.topic) else {
+        return again("topic");
     };
     let address = client.map(|c| c.key());
     let made = match form.kind.as_str() {
@@ -190,13 +240,13 @@ async fn make_room(
                 .await
                 .map(|()| name)
             }
-            Err(e) => return again(e.message),
+            Err(_) => return again("name"),
         },
         "private" => match validate_line(&form.name, MAX_NAME_CHARS) {
             Ok(title) => access::make_private(&state, &me.account, address, &title, &topic).await,
-            Err(e) => return again(e.message),
+            Err(_) => return again("title"),
         },
-        _ => return again("Choose open or private.".into()),
+        _ => return again("kind"),
     };
     match made {
         Ok(name) => {
@@ -209,20 +259,16 @@ async fn make_room(
             tracing::warn!("making a room: {e}");
             (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment.").into_response()
         }
-        Err(not_made) => again(format!("{not_made}.")),
+        Err(not_made) => again(&code_of(&not_made)),
     }
 }
 
-/// A topic as typed → as kept (empty is none), or why not.
-fn topic_of(typed: &str) -> Result<String, String> {
+/// A topic as typed → as kept (empty is none), or `Err` if it cannot be one.
+fn topic_of(typed: &str) -> Result<String, ()> {
     if typed.trim().is_empty() {
         return Ok(String::new());
     }
-    validate_line(typed, MAX_TOPIC_CHARS).map_err(|_| {
-        format!(
-            "A topic is at most {MAX_TOPIC_CHARS} characters, without control or text-direction characters."
-        )
-    })
+    validate_line(typed, MAX_TOPIC_CHARS).map_err(|_| ())
 }
 
 /// Through the door of `room` for `me`, or the answer for a room that is not there.
@@ -384,9 +430,12 @@ async fn set_topic(
     if me.account.role == Role::Guest || RoomKind::of(&room) == RoomKind::Direct {
         return (StatusCode::FORBIDDEN, "You may not set this room's topic.").into_response();
     }
-    let topic = match topic_of(&form.topic) {
-        Ok(topic) => topic,
-        Err(why) => return (StatusCode::UNPROCESSABLE_ENTITY, why).into_response(),
+    let Ok(topic) = topic_of(&form.topic) else {
+        let why = said(&Asked {
+            error: Some("topic".into()),
+            ..Asked::default()
+        });
+        return (StatusCode::UNPROCESSABLE_ENTITY, why.unwrap_or_default()).into_response();
     };
     let people = &state.sessions.people;
     let done = async {
@@ -573,16 +622,11 @@ async fn archive(
     }
 }
 
-#[derive(Deserialize, Default)]
-struct DirectAsked {
-    error: Option<String>,
-}
-
 /// `GET /direct`: start a conversation with one person or a few, by handle.
 async fn direct_page(
     State(state): State<AppState>,
     Me(me): Me,
-    Query(asked): Query<DirectAsked>,
+    Query(asked): Query<Asked>,
 ) -> Response {
     if me.account.role == Role::Guest {
         return refused(&state, "Guests write in open rooms only.");
@@ -594,7 +638,7 @@ async fn direct_page(
             <input id="handles" name="handles" required autocapitalize="none" spellcheck="false" data-testid="direct-handles"/>
             <p class="hint">"Only the people you name, and you, can read it. Starting it again opens the same conversation."</p>
             <button type="submit">"Start"</button>
-            <p class="form-error" role="alert" data-testid="form-error">{asked.error}</p>
+            <p class="form-error" role="alert" data-testid="form-error">{said(&asked)}</p>
             <p><a href="/">"Back to the chat"</a></p>
         </form>
     }
@@ -623,9 +667,7 @@ async fn start_direct(
     Me(me): Me,
     Form(form): Form<DirectForm>,
 ) -> Response {
-    let again = |why: &str| {
-        Redirect::to(&format!("/direct?error={}", crate::session::encode(why))).into_response()
-    };
+    let again = |error: &str| Redirect::to(&format!("/direct?error={error}")).into_response();
     let handles: Vec<String> = form
         .handles
         .split(|c: char| c == ',' || c.is_whitespace())
@@ -633,7 +675,7 @@ async fn start_direct(
         .filter(|h| !h.is_empty())
         .collect();
     if handles.is_empty() || handles.len() > MAX_DIRECT {
-        return again(&format!("Name 1 to {MAX_DIRECT} people by their handles."));
+        return again("count");
     }
     let people = &state.sessions.people;
     let mut others = Vec::new();
@@ -641,7 +683,9 @@ async fn start_direct(
         match people.by_handle(handle).await {
             Ok(Some(account)) if account.id != me.account.id => others.push(account),
             Ok(Some(_)) => {}
-            Ok(None) => return again(&format!("Nobody here has the handle @{handle}.")),
+            Ok(None) => {
+                return again(&format!("nobody&handle={}", crate::session::encode(handle)));
+            }
             Err(e) => return unavailable(&e),
         }
     }
@@ -656,7 +700,7 @@ async fn start_direct(
             tracing::warn!("starting a conversation: {e}");
             (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment.").into_response()
         }
-        Err(not_made) => again(&format!("{not_made}.")),
+        Err(not_made) => again(&code_of(&not_made)),
     }
 }
 
