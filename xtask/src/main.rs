@@ -79,8 +79,13 @@ fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// When this run of the xtask began: each step says how far in it starts, so a slow run shows
+/// where its time went.
+static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
 fn step(what: &str) {
-    eprintln!("\n==> {what}");
+    let at = STARTED.get_or_init(Instant::now).elapsed().as_secs();
+    eprintln!("\n==> {what} (at {}:{:02})", at / 60, at % 60);
 }
 
 /// Runs a command in the workspace root, failing with its name if it fails.
@@ -449,7 +454,7 @@ struct Tally {
 }
 
 fn test() -> Result<ExitCode> {
-    let started = Instant::now();
+    let started = *STARTED.get_or_init(Instant::now);
     let root = root();
     let mut tally = Tally::default();
 
