@@ -11,6 +11,8 @@
 // - A time in the conversation shows its full date and time, in the reader's zone and language, on
 //   hover or when its message has the focus (a `title`, set when first needed from `datetime`):
 //   one listener for the page, before and after the wasm (in the wasm it cost more than it is worth).
+// - A moderator's page shows "Delete" on every message, not only their own (asked of `/session`).
+// - "Report" on a message opens its page on the server.
 // - A reaction says who gave it: its `title` on hover, and on a long press (a touch screen has no
 //   hover) or a right click its names shown beside its count — one listener, as for the times.
 // - Its rows are not the app's: `window.heraldBeforeHydrate`, called by the hydration script just
@@ -57,7 +59,28 @@
 		ev.preventDefault();
 		chip.classList.toggle('names');
 	});
+	// "Report" on a message opens its own page on the server (server/src/moderation.rs): followed
+	// here, for the page's whole life, so it costs the wasm nothing.
+	document.addEventListener('click', (ev) => {
+		const report = ev.target instanceof Element && ev.target.closest('[data-act="report"]');
+		const row = report && report.closest('li[data-seq]');
+		if (!row) return;
+		const path = location.pathname;
+		const room = path.startsWith('/r/') ? path.slice(3).split('/')[0] : 'general';
+		location.assign(`/r/${room}/messages/${row.dataset.seq}`);
+	});
 	markReader();
+	// A moderator is shown "Delete" on everyone's messages (the server lets a moderator's delete
+	// remove any message): the cached page is the same for every reader, so ask who this one is.
+	if (document.querySelector('ol.messages')) {
+		fetch('/session', { credentials: 'same-origin' })
+			.then((answer) => (answer.ok ? answer.json() : null))
+			.then((session) => {
+				const role = session && session.role;
+				if (role === 'admin' || role === 'moderator') document.documentElement.classList.add('moderator');
+			})
+			.catch(() => {});
+	}
 	for (const list of document.querySelectorAll('.messages-scroller')) {
 		list.scrollTop = list.scrollHeight;
 	}

@@ -771,15 +771,16 @@ impl Refusal {
 }
 
 impl ChatMessage {
-    /// Applies `change` (by `author`, at `seq`, `at` ms), the one rule both the server (which
-    /// refuses what does not apply, before storing it) and every reader follow. `Ok(false)`: it
+    /// Applies `change` (by `author`, of `kind`, at `seq`, `at` ms), the one rule both the server
+    /// (which refuses what does not apply, before storing it) and every reader follow. Only its
+    /// author edits a message; its author, or a moderator ([`MessageKind::Moderation`]), deletes it. `Ok(false)`: it
     /// changes nothing — already applied (its seq is not after `changed`), or a reaction that is
     /// already so. So applying a room's entries in seq order gives the same message whatever of
     /// them the copy had already (a page read mid-way, a replay after it).
     pub fn apply(
         &mut self,
         change: &Change,
-        author: &Identity,
+        (author, kind): (&Identity, MessageKind),
         seq: u64,
         at: u64,
     ) -> Result<bool, Refusal> {
@@ -790,7 +791,8 @@ impl ChatMessage {
             return Err(Refusal::Deleted);
         }
         match change {
-            Change::Edit { .. } | Change::Delete if author.id != self.author.id => {
+            Change::Edit { .. } if author.id != self.author.id => return Err(Refusal::NotYours),
+            Change::Delete if author.id != self.author.id && kind != MessageKind::Moderation => {
                 return Err(Refusal::NotYours);
             }
             Change::Edit { body } => {
@@ -953,14 +955,18 @@ pub enum MessageKind {
     Bot,
     /// Posted to every room at once through `POST /api/broadcast`.
     Announcement,
+    /// A moderator's doing: a `delete` of this kind removes anyone's message (the server stores
+    /// one only from a moderator or an admin), and the message shows as removed by a moderator.
+    Moderation,
 }
 
 impl MessageKind {
     /// Every kind, for what counts them (each is shown from the first scrape, at 0).
-    pub const ALL: [MessageKind; 3] = [
+    pub const ALL: [MessageKind; 4] = [
         MessageKind::User,
         MessageKind::Bot,
         MessageKind::Announcement,
+        MessageKind::Moderation,
     ];
 
     pub fn is_user(&self) -> bool {
@@ -973,6 +979,7 @@ impl MessageKind {
             MessageKind::User => "user",
             MessageKind::Bot => "bot",
             MessageKind::Announcement => "announcement",
+            MessageKind::Moderation => "moderation",
         }
     }
 
@@ -981,6 +988,7 @@ impl MessageKind {
         match name {
             "bot" => MessageKind::Bot,
             "announcement" => MessageKind::Announcement,
+            "moderation" => MessageKind::Moderation,
             _ => MessageKind::User,
         }
     }
@@ -1029,6 +1037,8 @@ pub enum ErrorCode {
     NoSuchRoom,
     /// A send or change to an archived room: it is kept to be read, not written.
     Archived,
+    /// A send or change from someone a moderator muted in this room, for a while.
+    Muted,
 }
 
 /// A refused frame: the code the client can act on and a sentence a person can read.
@@ -1081,6 +1091,7 @@ impl ErrorCode {
             ErrorCode::TooManyReactions => "too_many_reactions",
             ErrorCode::NoSuchRoom => "no_such_room",
             ErrorCode::Archived => "archived",
+            ErrorCode::Muted => "muted",
         }
     }
 }
@@ -1980,7 +1991,7 @@ mod tests {
             let mut stored = Vec::new();
             let mut server = original.clone();
             for (change, who, seq) in &stream {
-                if server.apply(change, who, *seq, *seq * 1000) == Ok(true) {
+                if server.apply(change, (who, MessageKind::User), *seq, *seq * 1000) == Ok(true) {
                     stored.push((change.clone(), who.clone(), *seq));
                 }
             }
@@ -1989,10 +2000,10 @@ mod tests {
             for k in 0..=stored.len() {
                 let mut copy = original.clone();
                 for (change, who, seq) in stored.iter().take(k) {
-                    let _ = copy.apply(change, who, *seq, *seq * 1000);
+                    let _ = copy.apply(change, (who, MessageKind::User), *seq, *seq * 1000);
                 }
                 for (change, who, seq) in &stored {
-                    let _ = copy.apply(change, who, *seq, *seq * 1000);
+                    let _ = copy.apply(change, (who, MessageKind::User), *seq, *seq * 1000);
                 }
                 assert_eq!(copy, server, "seed {seed}, a copy that had {k}");
             }

@@ -959,8 +959,13 @@ impl Room {
 
 /// Applies `change` to `msg` as the server did; whether it changed anything.
 fn apply(msg: &mut ChatMessage, change: &ChangeEntry) -> bool {
-    msg.apply(&change.change, &change.author, change.seq, change.sent_at)
-        .unwrap_or(false)
+    msg.apply(
+        &change.change,
+        (&change.author, change.kind),
+        change.seq,
+        change.sent_at,
+    )
+    .unwrap_or(false)
 }
 
 /// The change a pending edit, deletion or reaction makes.

@@ -1,12 +1,13 @@
-// Rooms with access, as people meet them (docs/ACCOUNTS.md, "Rooms"): a private room made from the
-// sidebar, invisible to whoever is not in it, a member added who sees it appear at once; a direct
-// conversation started from a name, in both sidebars apart from the rooms. A server of its own,
-// taking sign-ups, where members (not guests) make rooms: what an operator would run.
+// Rooms with access and their moderation, as people meet them (docs/ACCOUNTS.md, "Rooms",
+// "Moderation"): a private room made from the sidebar, invisible to whoever is not in it, a member
+// added who sees it appear at once; a direct conversation started from a name, in both sidebars
+// apart from the rooms; a moderator removing someone's message. A server of its own, taking
+// sign-ups, where members (not guests) make rooms: what an operator would run.
 import AxeBuilder from '@axe-core/playwright';
 import { Browser, expect, Page, test } from '@playwright/test';
 import * as fs from 'node:fs';
 import { bodies, send, watchForErrors } from '../lib/chat';
-import { binaryUnderTest, copyAlone, Herald, startHerald, TEST_FLAGS } from '../lib/herald';
+import { binaryUnderTest, copyAlone, Herald, OWNER, startHerald, TEST_FLAGS } from '../lib/herald';
 
 const PASSWORD = 'a password nobody guesses';
 
@@ -119,4 +120,72 @@ test('a direct message is started from a name and sits in both sidebars, apart f
   await send(di, 'yes');
   await expect(bodies(cy).filter({ hasText: 'yes' })).toHaveCount(1);
   await di.screenshot({ path: test.info().outputPath('direct-message.png') });
+});
+
+test('a moderator removes anyone\'s message; everyone sees it removed by a moderator, and a member cannot', async ({ browser }) => {
+  const eve = await member(browser, herald, 'eve', 'Eve Stone');
+  const fay = await member(browser, herald, 'fay', 'Fay Lund');
+  // The owner (an admin, so a moderator too) signs in on a browser of their own.
+  const mod = await (await browser.newContext()).newPage();
+  await mod.goto(`${herald.url}/sign-in`);
+  await mod.getByTestId('handle').fill(OWNER.handle);
+  await mod.getByTestId('password').fill(OWNER.password);
+  await mod.getByRole('button', { name: 'Sign in' }).click();
+  await expect(mod.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+  await send(eve, 'buy cheap watches at example.com');
+  await send(eve, 'good morning');
+
+  // Fay, a member, is offered no "Delete" on Eve's message.
+  const hers = (page: Page) => page.locator('.message', { hasText: 'buy cheap watches' });
+  await hers(fay).hover();
+  await expect(hers(fay).getByTestId('delete-action')).toBeHidden();
+  await expect(hers(fay).getByTestId('reply')).toBeVisible();
+  // The moderator is, and removes it after confirming.
+  await expect(mod.locator('html')).toHaveClass(/moderator/);
+  await hers(mod).hover();
+  await hers(mod).getByTestId('delete-action').click();
+  await mod.getByTestId('confirm').click();
+  for (const page of [eve, fay, mod]) {
+    await expect(page.getByTestId('deleted')).toHaveText('Removed by a moderator');
+    await expect(page.locator('.messages')).not.toContainText('buy cheap watches');
+    await expect(bodies(page).filter({ hasText: 'good morning' })).toHaveCount(1);
+  }
+  // Loaded afresh, the page says the same.
+  await fay.reload();
+  await expect(fay.getByTestId('deleted')).toHaveText('Removed by a moderator');
+});
+
+test('anyone reports a message from its actions; a moderator finds it in the queue and removes it', async ({ browser }) => {
+  const gil = await member(browser, herald, 'gil', 'Gil Moss');
+  const hal = await member(browser, herald, 'hal', 'Hal Ito');
+  await send(gil, 'my password is hunter2, log in as me');
+  // Hal reports it: "Report" opens the message's page, where he says why.
+  const it = hal.locator('.message', { hasText: 'hunter2' });
+  await it.hover();
+  await it.getByTestId('report-action').click();
+  await expect(hal).toHaveURL(/\/r\/general\/messages\/\d+$/);
+  await expect(hal.getByTestId('message')).toContainText('hunter2');
+  expect(await axe(hal)).toEqual([]);
+  await hal.getByTestId('reason').fill('shares a password');
+  await hal.getByRole('button', { name: 'Report' }).click();
+  await expect(hal.getByTestId('done')).toHaveText('Thank you: the moderators will look at it.');
+
+  // The owner (an admin) finds it from their account page, and removes it from its page.
+  const mod = await (await browser.newContext()).newPage();
+  await mod.goto(`${herald.url}/sign-in?next=/account`);
+  await mod.getByTestId('handle').fill(OWNER.handle);
+  await mod.getByTestId('password').fill(OWNER.password);
+  await mod.getByRole('button', { name: 'Sign in' }).click();
+  await mod.getByTestId('moderation-link').click();
+  const report = mod.getByTestId('report').filter({ hasText: 'hunter2' });
+  await expect(report).toContainText('Hal Ito: shares a password');
+  expect(await axe(mod)).toEqual([]);
+  await report.getByRole('link').click();
+  await mod.getByTestId('remove').click();
+  await expect(mod.getByTestId('done')).toContainText('Removed');
+  // Gil's open page shows it removed at once.
+  await expect(gil.locator('.messages')).not.toContainText('hunter2');
+  await expect(gil.getByTestId('deleted').last()).toHaveText('Removed by a moderator');
+  await mod.goto(`${herald.url}/moderation`);
+  await expect(mod.getByTestId('report').filter({ hasText: 'hunter2' })).toHaveCount(0);
 });

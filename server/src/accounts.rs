@@ -163,6 +163,8 @@ pub fn router() -> Router<AppState> {
         .route("/invite/{token}", get(invitation_page).post(join))
         .route("/admin/people", get(people_page))
         .route("/admin/people/active", post(set_active))
+        .route("/admin/people/role", post(set_role))
+        .route("/admin/audit", get(audit_page))
 }
 
 /// What a page's query may say: where to go after, and what went wrong before.
@@ -687,6 +689,9 @@ async fn account_page(
         </section>
         {password}
         {invitations}
+        {matches!(me.account.role, Role::Admin | Role::Moderator).then(|| view! {
+            <p><a href="/moderation" data-testid="moderation-link">"Reported messages"</a></p>
+        })}
         {(me.account.role == Role::Admin).then(|| view! {
             <p><a href="/admin/people" data-testid="people-link">"People on this server"</a></p>
         })}
@@ -1116,6 +1121,21 @@ async fn people_page(State(state): State<AppState>, Me(me): Me) -> Response {
                     </form>
                 }
             });
+            // A member can be made a moderator, and back (guests, bots and admins stay as they are).
+            let promote = match account.role {
+                Role::Member => Some(("moderator", "Make moderator")),
+                Role::Moderator => Some(("member", "Make member")),
+                _ => None,
+            };
+            let role_action = promote.filter(|_| !me).map(|(role, label)| {
+                view! {
+                    <form method="post" action="/admin/people/role">
+                        <input type="hidden" name="account" value=account.id.clone()/>
+                        <input type="hidden" name="role" value=role/>
+                        <button type="submit" class="link" data-testid="set-role" aria-label=format!("{label}: {}", account.name)>{label}</button>
+                    </form>
+                }
+            });
             view! {
                 <li class="session" data-testid="person" data-active=account.active.to_string()>
                     <span>
@@ -1123,6 +1143,7 @@ async fn people_page(State(state): State<AppState>, Me(me): Me) -> Response {
                         <span class="handle">{handle}</span>
                         ", "{account.role.as_str()}{state_text}
                     </span>
+                    {role_action}
                     {action}
                 </li>
             }
@@ -1132,6 +1153,7 @@ async fn people_page(State(state): State<AppState>, Me(me): Me) -> Response {
         <h1>"People on this server"</h1>
         <p class="hint">"A deactivated account is signed out everywhere at once and cannot sign in; what it wrote stays. Reactivated, it signs in again."</p>
         <ul class="sessions" data-testid="people">{rows}</ul>
+        <p><a href="/admin/audit" data-testid="audit-link">"What moderators and admins did"</a></p>
         <p><a href="/account">"Back to your account"</a></p>
     }
     .to_html();
@@ -1176,11 +1198,126 @@ async fn set_active(
     match done.await {
         Ok(ended) => {
             tracing::info!(by = %me.account.id, account = %form.account, active, "account (de)activated");
+            let action = if active { "reactivate" } else { "deactivate" };
+            people
+                .record(&me.account.id, action, "", &form.account, "")
+                .await;
             crate::session::ended(&state, ended);
             Redirect::to("/admin/people").into_response()
         }
         Err(PeopleError::NoSuchAccount) => {
             (StatusCode::NOT_FOUND, "No such account.").into_response()
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// Most entries the audit page shows.
+const AUDIT_SHOWN: usize = 500;
+
+/// `GET /admin/audit`: the moderators' and admins' actions, the newest first. Admins only.
+async fn audit_page(State(state): State<AppState>, Me(me): Me) -> Response {
+    if me.account.role != Role::Admin {
+        return (StatusCode::FORBIDDEN, "Only admins see this page.").into_response();
+    }
+    let people = &state.sessions.people;
+    let (entries, accounts) = match (people.audit(AUDIT_SHOWN).await, people.accounts().await) {
+        (Ok(entries), Ok(accounts)) => (entries, accounts),
+        (Err(e), _) | (_, Err(e)) => return unavailable(&e),
+    };
+    let name = |id: &str| {
+        accounts.iter().find(|a| a.id == id).map_or_else(
+            || id.to_owned(),
+            |a| match &a.handle {
+                Some(handle) => format!("{} (@{handle})", a.name),
+                None => format!("{} (guest)", a.name),
+            },
+        )
+    };
+    let now = crate::people::now_ms();
+    let rows = entries
+        .iter()
+        .map(|entry| {
+            let what = match entry.action.as_str() {
+                "remove_message" => format!("removed message {} in {}", entry.target, entry.room),
+                "remove_member" => format!("removed {} from {}", name(&entry.target), entry.room),
+                "archive" => format!("archived {}", entry.room),
+                "restore" => format!("restored {}", entry.room),
+                "deactivate" => format!("deactivated {}", name(&entry.target)),
+                "reactivate" => format!("reactivated {}", name(&entry.target)),
+                "role" => format!("made {} a {}", name(&entry.target), entry.detail),
+                "mute" => format!(
+                    "muted {} in {} for {} min",
+                    name(&entry.target),
+                    entry.room,
+                    entry.detail
+                ),
+                "dismiss" => format!("let message {} in {} be", entry.target, entry.room),
+                other => format!("{other} {} {}", entry.room, entry.target),
+            };
+            view! {
+                <li class="session" data-testid="audit-entry" data-action=entry.action.clone()>
+                    <span><strong>{name(&entry.by)}</strong>" "{what}</span>
+                    <span class="hint">{ago(now.saturating_sub(entry.at_ms))}</span>
+                </li>
+            }
+        })
+        .collect_view();
+    let main = view! {
+        <h1>"What moderators and admins did"</h1>
+        <p class="hint">"Removed messages, people removed from rooms, rooms archived, accounts deactivated, roles given: the newest first, kept 90 days."</p>
+        <ul class="sessions" data-testid="audit">{rows}</ul>
+        <p><a href="/admin/people">"Back to the people"</a></p>
+    }
+    .to_html();
+    plain::page(
+        &state,
+        StatusCode::OK,
+        "Audit log · Herald",
+        "history-page account-page",
+        main,
+    )
+}
+
+#[derive(Deserialize)]
+struct RoleForm {
+    account: String,
+    role: String,
+}
+
+/// `POST /admin/people/role`: makes a member a moderator (`role=moderator`) or a moderator a
+/// member again. Admins only; not themselves, not a guest, a bot or another admin. The new role
+/// counts from the account's next request (and its sockets' next connection).
+async fn set_role(
+    State(state): State<AppState>,
+    Me(me): Me,
+    Form(form): Form<RoleForm>,
+) -> Response {
+    let wanted = match form.role.as_str() {
+        "moderator" => Role::Moderator,
+        "member" => Role::Member,
+        _ => return (StatusCode::UNPROCESSABLE_ENTITY, "No such role to give.").into_response(),
+    };
+    if me.account.role != Role::Admin || form.account == me.account.id {
+        return (
+            StatusCode::FORBIDDEN,
+            "Only admins do this, and not to themselves.",
+        )
+            .into_response();
+    }
+    let people = &state.sessions.people;
+    match people.account(&form.account).await {
+        Ok(Some(account)) if matches!(account.role, Role::Member | Role::Moderator) => {}
+        Ok(_) => return (StatusCode::NOT_FOUND, "No such member.").into_response(),
+        Err(e) => return unavailable(&e),
+    }
+    match people.set_role(&form.account, wanted).await {
+        Ok(()) => {
+            tracing::info!(by = %me.account.id, account = %form.account, role = wanted.as_str(), "role changed");
+            people
+                .record(&me.account.id, "role", "", &form.account, wanted.as_str())
+                .await;
+            Redirect::to("/admin/people").into_response()
         }
         Err(e) => unavailable(&e),
     }

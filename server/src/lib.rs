@@ -18,6 +18,7 @@ pub mod ids;
 pub mod listen;
 pub mod log;
 pub mod metrics;
+pub mod moderation;
 pub mod page_cache;
 pub mod pages;
 pub mod peer;
@@ -445,6 +446,7 @@ fn router(state: AppState, body_timeout: Duration) -> Router {
             session::router()
                 .merge(accounts::router())
                 .merge(room_pages::router())
+                .merge(moderation::router())
                 // Forms are posted from this site's own pages only.
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),

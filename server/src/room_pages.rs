@@ -272,7 +272,11 @@ fn topic_of(typed: &str) -> Result<String, ()> {
 }
 
 /// Through the door of `room` for `me`, or the answer for a room that is not there.
-async fn door(state: &AppState, me: &Account, room: &str) -> Result<Option<RoomRecord>, Response> {
+pub(crate) async fn door(
+    state: &AppState,
+    me: &Account,
+    room: &str,
+) -> Result<Option<RoomRecord>, Response> {
     let valid = app::protocol::validate_room(room).is_ok();
     if !valid {
         return Err(missing(state, me, room));
@@ -545,6 +549,10 @@ async fn remove_member(
     {
         Ok(_) => {
             tracing::info!(room = %room, by = %me.account.id, removed = %form.account, "removed a member");
+            let people = &state.sessions.people;
+            people
+                .record(&me.account.id, "remove_member", &room, &form.account, "")
+                .await;
             access::rooms_changed(&state, &form.account, Some(&room));
             Redirect::to(&format!("/r/{room}/about")).into_response()
         }
@@ -615,6 +623,9 @@ async fn archive(
     {
         Ok(()) => {
             tracing::info!(room = %room, by = %me.account.id, archived, "room archived or restored");
+            let action = if archived { "archive" } else { "restore" };
+            let people = &state.sessions.people;
+            people.record(&me.account.id, action, &room, "", "").await;
             access::archived(&state, &room);
             Redirect::to(&format!("/r/{room}/about")).into_response()
         }

@@ -17,7 +17,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::{frame::Frame, hub::Hub, hub::JoinPoint, log::Log};
 pub use crate::{
-    hub::{Drain, Handle, QUEUE_FRAMES, RoomStats, SendQueue},
+    hub::{Drain, Handle, QUEUE_FRAMES, ReadOnly, RoomStats, SendQueue},
     log::{Appending, Content, Lease, LogError, NewEntry, Version, Versions},
 };
 

@@ -195,8 +195,16 @@ pub fn router() -> Router<AppState> {
 /// Never cached: it changes when the visitor signs in or out, in any tab.
 async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let no_store = [(header::CACHE_CONTROL, "no-store")];
-    match state.sessions.from_headers(&headers).await {
-        Some(you) => (no_store, axum::Json(serde_json::json!({ "you": you }))).into_response(),
+    match state.sessions.signed_in(&headers).await {
+        // The role too: the page shows a moderator the actions only moderators have.
+        Some(me) => (
+            no_store,
+            axum::Json(serde_json::json!({
+                "you": me.account.identity(),
+                "role": me.account.role.as_str(),
+            })),
+        )
+            .into_response(),
         None => (
             axum::http::StatusCode::UNAUTHORIZED,
             no_store,

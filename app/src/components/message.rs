@@ -1,6 +1,7 @@
 //! What a message row holds besides its author and time: the quote of the message it answers, its
 //! text (or the box editing it, or "Message deleted"), its reactions, and its actions — react,
-//! reply, edit, delete, link. The actions show on hover, and with the "…" button, which is always
+//! reply, edit, delete, link, report (the message's own page on the server,
+//! `server/src/moderation.rs`; the page's inline script follows that button, `app/src/early.js`). The actions show on hover, and with the "…" button, which is always
 //! there on a touch screen (no hover there) and reachable by keyboard; Escape closes them.
 //!
 //! Every part is drawn once for what the row is (its message, and what is open on it: the row's
@@ -58,10 +59,13 @@ pub fn message_parts(
     me: &str,
     unfolded: bool,
 ) -> impl IntoView + use<> {
-    if msg.deleted.is_some() {
-        return Either::Left(
-            view! { <p class="body deleted" data-testid="deleted">"Message deleted"</p> },
-        );
+    if let Some(by) = &msg.deleted {
+        // Deleted by someone else than its author: a moderator removed it.
+        let said = match by.id == msg.author.id {
+            true => "Message deleted",
+            false => "Removed by a moderator",
+        };
+        return Either::Left(view! { <p class="body deleted" data-testid="deleted">{said}</p> });
     }
     let text = if open == Open::Editing {
         Either::Left(view! {
@@ -147,6 +151,7 @@ pub fn message_parts(
                 <button type="button" class="own" data-testid="edit-action" data-act="edit">"Edit"</button>
                 <button type="button" class="own" data-testid="delete-action" data-act="delete">"Delete"</button>
                 <button type="button" data-testid="permalink" data-act="link">"Link"</button>
+                <button type="button" data-testid="report-action" data-act="report">"Report"</button>
             </div>
             {menu}
         </div>

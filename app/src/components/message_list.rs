@@ -236,7 +236,10 @@ pub fn MessageList() -> impl IntoView {
                 {
                     let next = shown.msg.changed.max(shown.msg.seq) + 1;
                     let change = crate::state::change_of(change);
-                    let _ = shown.msg.apply(&change, &me, next, now_ms() as u64);
+                    let _ =
+                        shown
+                            .msg
+                            .apply(&change, (&me, MessageKind::User), next, now_ms() as u64);
                 }
             }
             let originals: Vec<Option<(Quote, u64)>> = lines

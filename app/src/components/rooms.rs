@@ -15,9 +15,10 @@ use crate::{
 #[component]
 pub fn RoomList() -> impl IntoView {
     let tab = expect_context::<Tab>();
-    // Open and private rooms in one list, conversations in another; what the person hid is left
-    // out unless it is on screen.
-    let listed = move |direct: bool| {
+    // Open and private rooms, then conversations (which the stylesheet puts under their title: one
+    // keyed list, not two, is less of the page's WebAssembly); what the person hid is left out
+    // unless it is on screen.
+    let rooms = move || {
         let mut names: Vec<String> = tab.open.get();
         tab.directory
             .with(|dir| names.extend(dir.iter().map(|entry| entry.room.clone())));
@@ -28,18 +29,8 @@ pub fn RoomList() -> impl IntoView {
                 *name == current || !mine.iter().any(|entry| entry.hidden && entry.room == *name)
             });
         });
-        names.retain(|name| name.starts_with('@') == direct);
-        // Each once (the rooms' list is also put in order below; conversations stay as told).
-        let mut once: Vec<String> = Vec::new();
-        names.retain(|name| {
-            let first = !once.contains(name);
-            once.push(name.clone());
-            first
-        });
-        names
+        sidebar_order(names)
     };
-    let rooms = move || sidebar_order(listed(false));
-    let conversations = move || listed(true);
     // On a phone the list is a row that scrolls sideways: its edges fade where more rooms are hidden,
     // so the row says it scrolls, and the open room's chip is in view (the row is rebuilt with each
     // room and would start at its beginning). On a wide screen the classes do nothing. Plain DOM,
@@ -63,12 +54,9 @@ pub fn RoomList() -> impl IntoView {
             <For each=rooms key=|name| name.clone() let:name>
                 <RoomLink name/>
             </For>
-            <li class="room-action"><a href="/rooms/new" data-testid="new-room">"+ New room"</a></li>
+            <li class="room-action new-room"><a href="/rooms/new" data-testid="new-room">"+ New room"</a></li>
             <li class="list-title" aria-hidden="true">"Direct messages"</li>
-            <For each=conversations key=|name| name.clone() let:name>
-                <RoomLink name/>
-            </For>
-            <li class="room-action"><a href="/direct" data-testid="new-direct">"+ New message"</a></li>
+            <li class="room-action new-direct"><a href="/direct" data-testid="new-direct">"+ New message"</a></li>
         </ul>
     }
 }
@@ -113,7 +101,7 @@ fn RoomLink(name: String) -> impl IntoView {
         format!("{unread}{here}")
     };
     view! {
-        <li class="room" class:current=current data-room=name.get_value()>
+        <li class=if name.with_value(|n| n.starts_with('@')) { "room direct" } else { "room" } class:current=current data-room=name.get_value()>
             <a
                 href=href.clone()
                 aria-label=move || format!("{}{}", tab.title(&name.get_value()), spoken())

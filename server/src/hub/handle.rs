@@ -19,8 +19,17 @@ pub struct Handle {
     pub(super) session: Option<Box<str>>,
     pub(super) queue: Arc<SendQueue>,
     pub(super) joined: Vec<String>,
-    /// Rooms this connection may read and not write (archived when it joined them).
-    pub(super) read_only: Vec<String>,
+    /// Rooms this connection may read and not write, and why (as the door said when it joined).
+    pub(super) read_only: Vec<(String, ReadOnly)>,
+}
+
+/// Why a connection may read a room and not write in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOnly {
+    /// The room is archived.
+    Archived,
+    /// A moderator muted this person in the room until then (ms since the epoch).
+    MutedUntil(u64),
 }
 
 /// Where a join starts: see [`Handle::join`].
@@ -58,18 +67,21 @@ impl Handle {
         self.joined.iter().any(|r| r == room)
     }
 
-    /// Whether `room` is one this connection may only read (see [`Self::set_read_only`]).
-    pub fn is_read_only(&self, room: &str) -> bool {
-        self.read_only.iter().any(|r| r == room)
+    /// Why this connection may only read `room`, if it may (see [`Self::set_read_only`]).
+    pub fn read_only(&self, room: &str) -> Option<ReadOnly> {
+        self.read_only
+            .iter()
+            .find(|(r, _)| r == room)
+            .map(|(_, why)| *why)
     }
 
-    /// Marks `room` as read-only for this connection, or writable again: the door that let it in
-    /// says which (an archived room is read-only; archiving one closes the connections in it, so
-    /// they come back through the door).
-    pub fn set_read_only(&mut self, room: &str, read_only: bool) {
-        self.read_only.retain(|r| r != room);
-        if read_only {
-            self.read_only.push(room.to_owned());
+    /// Marks `room` as read-only for this connection (`Some`, and why), or writable: the door that
+    /// let it in says which (archiving a room, or muting someone in it, closes the connections in
+    /// it, so they come back through the door).
+    pub fn set_read_only(&mut self, room: &str, read_only: Option<ReadOnly>) {
+        self.read_only.retain(|(r, _)| r != room);
+        if let Some(why) = read_only {
+            self.read_only.push((room.to_owned(), why));
         }
     }
 
@@ -163,7 +175,7 @@ impl Handle {
             return;
         }
         self.joined.retain(|r| r != room);
-        self.read_only.retain(|r| r != room);
+        self.read_only.retain(|(r, _)| r != room);
         if let Some(entry) = self.hub.find(room) {
             lock(&entry).remove(self.id, self.user.as_ref(), Instant::now());
         }

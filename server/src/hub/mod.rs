@@ -35,7 +35,7 @@ use app::protocol::{
 };
 
 pub use crate::frame::Frame;
-pub use handle::{Handle, JoinPoint};
+pub use handle::{Handle, JoinPoint, ReadOnly};
 pub use queue::{Drain, SendQueue};
 pub use shared::Shared;
 

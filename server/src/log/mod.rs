@@ -774,7 +774,15 @@ mod tests {
         let mut edits = Vec::new();
         for (i, (change, who)) in stream.iter().enumerate() {
             let seq = 2 + i as u64;
-            assert_eq!(applied.apply(change, who, seq, seq * 100), Ok(true));
+            assert_eq!(
+                applied.apply(
+                    change,
+                    (who, app::protocol::MessageKind::User),
+                    seq,
+                    seq * 100
+                ),
+                Ok(true)
+            );
             if matches!(change, Change::Edit { .. }) {
                 edits.push(seq);
             }

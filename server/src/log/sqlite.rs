@@ -546,7 +546,7 @@ fn check_target(
         }
         return Ok(Checked::Store(None));
     };
-    match message.apply(change, &msg.author, seq, sent_at) {
+    match message.apply(change, (&msg.author, msg.kind), seq, sent_at) {
         Err(refusal) => refused(refusal.code()),
         Ok(false) => Ok(Checked::Unchanged(message.changed.max(message.seq))),
         Ok(true) => {

@@ -126,6 +126,46 @@ pub struct Invitation {
     pub uses_left: u32,
 }
 
+/// How long the audit log keeps what it was told (docs/ACCOUNTS.md, "Moderation").
+pub const AUDIT_KEPT: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// One moderation or administration action, as the audit log keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at_ms: u64,
+    /// The account that did it.
+    pub by: String,
+    /// What was done: `remove_message`, `remove_member`, `archive`, `restore`, `deactivate`,
+    /// `reactivate`, `role`.
+    pub action: String,
+    /// The room it was done in, if any.
+    pub room: String,
+    /// What it was done to: a message's seq, an account's id.
+    pub target: String,
+    /// Anything more (a new role; a removed message's author).
+    pub detail: String,
+}
+
+/// A message reported to the moderators, until one of them deals with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Unique per message and reporter: reporting it again changes nothing.
+    pub id: String,
+    pub room: String,
+    pub seq: u64,
+    /// Who reported it.
+    pub by: String,
+    pub reason: String,
+    pub at_ms: u64,
+}
+
+impl Report {
+    /// The id of `by`'s report of message `seq` of `room`.
+    pub fn id_of(room: &str, seq: u64, by: &str) -> String {
+        crate::ids::hex(&Sha256::digest(format!("{room}\n{seq}\n{by}").as_bytes())[..12])
+    }
+}
+
 /// Who a request's session says is asking.
 #[derive(Clone, Debug)]
 pub struct SignedIn {
@@ -421,6 +461,57 @@ impl People {
         each!(self.set_hidden(account, room, hidden))
     }
 
+    /// Notes a moderation or administration action in the audit log (which lets go of what is
+    /// older than [`AUDIT_KEPT`] as it is written). Failing to note it is logged, not fatal: the
+    /// action is done.
+    pub async fn record(&self, by: &str, action: &str, room: &str, target: &str, detail: &str) {
+        let entry = AuditEntry {
+            at_ms: now_ms(),
+            by: by.to_owned(),
+            action: action.to_owned(),
+            room: room.to_owned(),
+            target: target.to_owned(),
+            detail: detail.to_owned(),
+        };
+        let oldest = entry
+            .at_ms
+            .saturating_sub(u64::try_from(AUDIT_KEPT.as_millis()).unwrap_or(u64::MAX));
+        if let Err(e) = each!(self.record(&entry, oldest)) {
+            tracing::error!(action, by, "cannot write the audit log: {e}");
+        }
+    }
+
+    /// Files `report` (again: nothing changes). Whether it is new.
+    pub async fn report(&self, report: &Report) -> Result<bool, PeopleError> {
+        each!(self.report(report))
+    }
+
+    /// The open reports, the oldest first.
+    pub async fn reports(&self) -> Result<Vec<Report>, PeopleError> {
+        each!(self.reports())
+    }
+
+    /// Closes every report of message `seq` of `room` (removed, or seen and let be): how many.
+    pub async fn close_reports(&self, room: &str, seq: u64) -> Result<usize, PeopleError> {
+        each!(self.close_reports(room, seq))
+    }
+
+    /// Mutes `account` in `room` until `until_ms` (0: no more).
+    pub async fn mute(&self, room: &str, account: &str, until_ms: u64) -> Result<(), PeopleError> {
+        each!(self.mute(room, account, until_ms))
+    }
+
+    /// Until when `account` is muted in `room`, if they are now.
+    pub async fn muted_until(&self, room: &str, account: &str) -> Result<Option<u64>, PeopleError> {
+        let until = each!(self.muted_until(room, account))?;
+        Ok(until.filter(|until| *until > now_ms()))
+    }
+
+    /// The audit log's newest `limit` entries, the newest first.
+    pub async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, PeopleError> {
+        each!(self.audit(limit))
+    }
+
     /// Every account, guests' too, the oldest first (for the admin's people page).
     pub async fn accounts(&self) -> Result<Vec<Account>, PeopleError> {
         let mut all = each!(self.accounts())?;
@@ -432,6 +523,13 @@ impl People {
     /// sessions are to be ended by the caller ([`People::end_sessions`]).
     pub async fn set_active(&self, id: &str, active: bool) -> Result<(), PeopleError> {
         let set = each!(self.set_active(id, active));
+        self.forget_account(id);
+        set
+    }
+
+    /// A new role; every session of the account has it from its next request.
+    pub async fn set_role(&self, id: &str, role: Role) -> Result<(), PeopleError> {
+        let set = each!(self.set_role(id, role));
         self.forget_account(id);
         set
     }

@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use redis::{AsyncCommands, Script};
 
 use super::{
-    Account, Invitation, PeopleError, Role, SessionInfo,
+    Account, AuditEntry, Invitation, PeopleError, Report, Role, SessionInfo,
     rooms::{RoomKind, RoomRecord},
 };
 use crate::redis_link::{Commands, RedisLink};
@@ -52,6 +52,15 @@ fn rooms_of_key(account: &str) -> String {
 fn hidden_key(account: &str) -> String {
     format!("herald:{{people}}:hidden:{account}")
 }
+
+/// The audit log: each entry (JSON, with a random tail so that two alike stay two) scored by when.
+const AUDIT_KEY: &str = "herald:{people}:audit";
+
+/// The open reports: each report's JSON by its id.
+const REPORTS_KEY: &str = "herald:{people}:reports";
+
+/// Mutes: `room\naccount` → until (ms).
+const MUTES_KEY: &str = "herald:{people}:mutes";
 
 /// Every room record's name (for `import-to-redis` and the admin's list).
 const ROOMS_KEY: &str = "herald:{people}:rooms";
@@ -301,6 +310,10 @@ impl RedisPeople {
             .await
     }
 
+    pub async fn set_role(&self, id: &str, role: Role) -> Result<(), PeopleError> {
+        self.set_field(id, "role", role.as_str()).await
+    }
+
     pub async fn rename(&self, id: &str, name: &str) -> Result<(), PeopleError> {
         self.set_field(id, "name", name).await
     }
@@ -533,6 +546,80 @@ impl RedisPeople {
             conn.srem(hidden_key(account), room).await?
         };
         Ok(changed == 1)
+    }
+
+    pub async fn report(&self, report: &Report) -> Result<bool, PeopleError> {
+        let mut conn = self.conn.clone();
+        let json =
+            serde_json::to_string(report).map_err(|e| PeopleError::Storage(e.to_string()))?;
+        Ok(conn.hset_nx(REPORTS_KEY, &report.id, json).await?)
+    }
+
+    pub async fn reports(&self) -> Result<Vec<Report>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let all: HashMap<String, String> = conn.hgetall(REPORTS_KEY).await?;
+        let mut reports: Vec<Report> = all
+            .values()
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect();
+        reports.sort_by_key(|r| r.at_ms);
+        Ok(reports)
+    }
+
+    pub async fn close_reports(&self, room: &str, seq: u64) -> Result<usize, PeopleError> {
+        let ids: Vec<String> = self
+            .reports()
+            .await?
+            .into_iter()
+            .filter(|r| r.room == room && r.seq == seq)
+            .map(|r| r.id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn.clone();
+        let closed: usize = conn.hdel(REPORTS_KEY, &ids).await?;
+        Ok(closed)
+    }
+
+    pub async fn mute(&self, room: &str, account: &str, until: u64) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        conn.hset::<_, _, _, ()>(MUTES_KEY, format!("{room}\n{account}"), until)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn muted_until(&self, room: &str, account: &str) -> Result<Option<u64>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let until: Option<u64> = conn.hget(MUTES_KEY, format!("{room}\n{account}")).await?;
+        Ok(until)
+    }
+
+    /// Writes `entry`, and lets go of what is older than `oldest` (ms).
+    pub async fn record(&self, entry: &AuditEntry, oldest: u64) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let member = serde_json::json!({ "e": entry, "n": crate::ids::random_hex(4) }).to_string();
+        redis::pipe()
+            .atomic()
+            .zadd(AUDIT_KEY, member, entry.at_ms)
+            .zrembyscore(AUDIT_KEY, "-inf", format!("({oldest}"))
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The newest `limit` entries, the newest first.
+    pub async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let last = isize::try_from(limit)
+            .unwrap_or(isize::MAX)
+            .saturating_sub(1);
+        let members: Vec<String> = conn.zrevrange(AUDIT_KEY, 0, last).await?;
+        Ok(members
+            .iter()
+            .filter_map(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+            .filter_map(|v| serde_json::from_value(v["e"].clone()).ok())
+            .collect())
     }
 
     /// Whether Redis holds any people yet (a setup begun, an account made).

@@ -11,7 +11,7 @@ use std::{
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    Account, Invitation, PeopleError, Role, SessionInfo,
+    Account, AuditEntry, Invitation, PeopleError, Report, Role, SessionInfo,
     rooms::{RoomKind, RoomRecord},
 };
 
@@ -75,6 +75,29 @@ impl SqlitePeople {
                  PRIMARY KEY (room, account)
              ) STRICT, WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS rooms_of ON room_members (account);
+             CREATE TABLE IF NOT EXISTS audit (
+                 at     INTEGER NOT NULL,
+                 by     TEXT NOT NULL,
+                 action TEXT NOT NULL,
+                 room   TEXT NOT NULL,
+                 target TEXT NOT NULL,
+                 detail TEXT NOT NULL
+             ) STRICT;
+             CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+             CREATE TABLE IF NOT EXISTS reports (
+                 id     TEXT PRIMARY KEY,
+                 room   TEXT NOT NULL,
+                 seq    INTEGER NOT NULL,
+                 by     TEXT NOT NULL,
+                 reason TEXT NOT NULL,
+                 at     INTEGER NOT NULL
+             ) STRICT;
+             CREATE TABLE IF NOT EXISTS mutes (
+                 room    TEXT NOT NULL,
+                 account TEXT NOT NULL,
+                 until   INTEGER NOT NULL,
+                 PRIMARY KEY (room, account)
+             ) STRICT, WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS hidden_rooms (
                  account TEXT NOT NULL,
                  room    TEXT NOT NULL,
@@ -297,6 +320,17 @@ impl SqlitePeople {
                 "UPDATE accounts SET active = ?2 WHERE id = ?1",
                 params![id, active],
             )? {
+                1 => Ok(()),
+                _ => Err(PeopleError::NoSuchAccount),
+            }
+        })
+        .await
+    }
+
+    pub async fn set_role(&self, id: &str, role: Role) -> Result<(), PeopleError> {
+        let (id, role) = (id.to_owned(), role.as_str());
+        self.with(move |conn| {
+            match conn.execute("UPDATE accounts SET role = ?2 WHERE id = ?1", [&id, role])? {
                 1 => Ok(()),
                 _ => Err(PeopleError::NoSuchAccount),
             }
@@ -563,6 +597,119 @@ impl SqlitePeople {
                 "DELETE FROM hidden_rooms WHERE account = ?1 AND room = ?2"
             };
             Ok(conn.execute(sql, [&account, &room])? == 1)
+        })
+        .await
+    }
+}
+
+/// Reports and mutes.
+impl SqlitePeople {
+    pub async fn report(&self, report: &Report) -> Result<bool, PeopleError> {
+        let r = report.clone();
+        self.with(move |conn| {
+            Ok(conn.execute(
+                "INSERT INTO reports (id, room, seq, by, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO NOTHING",
+                params![r.id, r.room, sql_int(r.seq), r.by, r.reason, sql_int(r.at_ms)],
+            )? == 1)
+        })
+        .await
+    }
+
+    pub async fn reports(&self) -> Result<Vec<Report>, PeopleError> {
+        self.with(|conn| {
+            let mut query =
+                conn.prepare("SELECT id, room, seq, by, reason, at FROM reports ORDER BY at")?;
+            let rows = query.query_map([], |r| {
+                Ok(Report {
+                    id: r.get(0)?,
+                    room: r.get(1)?,
+                    seq: from_sql(r.get(2)?),
+                    by: r.get(3)?,
+                    reason: r.get(4)?,
+                    at_ms: from_sql(r.get(5)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn close_reports(&self, room: &str, seq: u64) -> Result<usize, PeopleError> {
+        let room = room.to_owned();
+        self.with(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM reports WHERE room = ?1 AND seq = ?2",
+                params![room, sql_int(seq)],
+            )?)
+        })
+        .await
+    }
+
+    pub async fn mute(&self, room: &str, account: &str, until: u64) -> Result<(), PeopleError> {
+        let (room, account) = (room.to_owned(), account.to_owned());
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO mutes (room, account, until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (room, account) DO UPDATE SET until = ?3",
+                params![room, account, sql_int(until)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn muted_until(&self, room: &str, account: &str) -> Result<Option<u64>, PeopleError> {
+        let (room, account) = (room.to_owned(), account.to_owned());
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT until FROM mutes WHERE room = ?1 AND account = ?2",
+                    [&room, &account],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+                .map(from_sql))
+        })
+        .await
+    }
+}
+
+/// The audit log.
+impl SqlitePeople {
+    /// Writes `entry`, and lets go of what is older than `oldest` (ms).
+    pub async fn record(&self, entry: &AuditEntry, oldest: u64) -> Result<(), PeopleError> {
+        let e = entry.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO audit (at, by, action, room, target, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![sql_int(e.at_ms), e.by, e.action, e.room, e.target, e.detail],
+            )?;
+            conn.execute("DELETE FROM audit WHERE at < ?1", [sql_int(oldest)])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The newest `limit` entries, the newest first.
+    pub async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, PeopleError> {
+        self.with(move |conn| {
+            let mut query = conn.prepare(
+                "SELECT at, by, action, room, target, detail FROM audit
+                 ORDER BY at DESC, rowid DESC LIMIT ?1",
+            )?;
+            let rows = query.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(AuditEntry {
+                    at_ms: from_sql(r.get(0)?),
+                    by: r.get(1)?,
+                    action: r.get(2)?,
+                    room: r.get(3)?,
+                    target: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }

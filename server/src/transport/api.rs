@@ -390,14 +390,7 @@ async fn list_rooms(
             .people
             .rooms_of(&account.id)
             .await
-            .map_err(|e| {
-                tracing::error!("people store: {e}");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the server could not do that just now; try again",
-                )
-            })?
+            .map_err(|e| ApiError::store_failed("people store", &e))?
             .into_iter()
             .map(|record| record.name)
             .collect(),

@@ -221,14 +221,7 @@ pub async fn through_door(
     match access::open(state, caller.who(), room).await {
         Ok(opened) => Ok(opened),
         Err(access::Refused::Missing) => Err(ApiError::unknown_room(room)),
-        Err(access::Refused::Unavailable(e)) => {
-            tracing::error!("room door: {e}");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the server could not do that just now; try again",
-            ))
-        }
+        Err(access::Refused::Unavailable(e)) => Err(ApiError::store_failed("room door", &e)),
     }
 }
 
@@ -245,14 +238,7 @@ pub async fn operator_may_write(state: &AppState, room: &str) -> Result<(), ApiE
             ErrorCode::Archived.refusal(),
         )),
         Ok(_) => Ok(()),
-        Err(e) => {
-            tracing::error!("people store: {e}");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the server could not do that just now; try again",
-            ))
-        }
+        Err(e) => Err(ApiError::store_failed("people store", &e)),
     }
 }
 
@@ -348,7 +334,12 @@ impl ApiError {
             };
             return Self::new(status, code.as_str(), code.refusal());
         }
-        tracing::error!("message log: {e}");
+        Self::store_failed("message log", &e)
+    }
+
+    /// A store (`which`) failed the request: logged, and answered 503 `unavailable`.
+    pub fn store_failed(which: &str, e: &dyn std::fmt::Display) -> Self {
+        tracing::error!("{which}: {e}");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

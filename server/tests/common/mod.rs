@@ -676,6 +676,44 @@ pub fn handshake(
     request
 }
 
+/// Two nodes of one cluster on a Redis of their own, each with a data dir of its own, the same
+/// session secret, the API's [`TOKEN`] and open sign-up, and `flags`.
+pub struct TwoNodes {
+    pub a: TestServer,
+    pub b: TestServer,
+    _redis: RedisServer,
+    _data: (TempDir, TempDir),
+}
+
+impl TwoNodes {
+    pub async fn start(flags: &[&str]) -> Self {
+        let redis = RedisServer::start().await;
+        let url = redis.url();
+        let all: Vec<&str> = [
+            "--redis",
+            url.as_str(),
+            "--session-secret",
+            "the same secret on every node, 32+ bytes",
+            "--sign-up",
+            "open",
+            "--api-token",
+            TOKEN,
+        ]
+        .into_iter()
+        .chain(flags.iter().copied())
+        .collect();
+        let data = (TempDir::new(), TempDir::new());
+        let a = TestServer::start_in(data.0.path(), &all).await;
+        let b = TestServer::start_in(data.1.path(), &all).await;
+        Self {
+            a,
+            b,
+            _redis: redis,
+            _data: data,
+        }
+    }
+}
+
 /// A form's body of `pairs`.
 pub fn form(pairs: &[(&str, &str)]) -> String {
     pairs

@@ -8,11 +8,10 @@
 use app::protocol::{ErrorCode, ServerMsg};
 
 use crate::common::{
-    Client, OWNER, OWNER_PASSWORD, RedisServer, SseReader, TOKEN, TempDir, TestServer, form,
+    Client, OWNER, OWNER_PASSWORD, SseReader, TOKEN, TempDir, TestServer, TwoNodes, form,
 };
 
 const PASSWORD: &str = "a long enough password";
-const SECRET: &str = "the same secret on every node, 32+ bytes";
 
 /// A private room's name no one was ever given: what every door must answer alike.
 const MADE_UP: &str = "~0123456789abcdef0123";
@@ -230,6 +229,11 @@ async fn private_rooms_are_members_only(a: &TestServer, b: &TestServer) {
         )
         .await;
     assert_eq!(status, 303);
+    let (_, _, audit) = a.get_as("/admin/audit", &p.owner).await;
+    assert!(
+        audit.contains(&format!("removed Bob (@bob) from {room}")),
+        "{audit}"
+    );
     let closed = bob_b.close_frame().await.expect("a close frame");
     assert_eq!(u16::from(closed.code), 4003);
     let mut bob_again = Client::connect(b.addr, &p.bob).await;
@@ -261,22 +265,8 @@ async fn a_private_room_is_open_to_its_members_only_at_every_door() {
 
 #[tokio::test]
 async fn on_a_cluster_a_private_room_is_open_to_its_members_only_at_every_door_of_every_node() {
-    let redis = RedisServer::start().await;
-    let url = redis.url();
-    let flags = [
-        "--redis",
-        url.as_str(),
-        "--session-secret",
-        SECRET,
-        "--sign-up",
-        "open",
-        "--api-token",
-        TOKEN,
-    ];
-    let (a_data, b_data) = (TempDir::new(), TempDir::new());
-    let a = TestServer::start_in(a_data.path(), &flags).await;
-    let b = TestServer::start_in(b_data.path(), &flags).await;
-    private_rooms_are_members_only(&a, &b).await;
+    let nodes = TwoNodes::start(&[]).await;
+    private_rooms_are_members_only(&nodes.a, &nodes.b).await;
 }
 
 /// A direct conversation: one per set of people, in each one's list, titled by the others, and
@@ -333,22 +323,8 @@ async fn a_direct_conversation_is_one_per_set_of_people_and_theirs_alone() {
 
 #[tokio::test]
 async fn on_a_cluster_a_direct_conversation_reaches_the_others_list_on_another_node() {
-    let redis = RedisServer::start().await;
-    let url = redis.url();
-    let flags = [
-        "--redis",
-        url.as_str(),
-        "--session-secret",
-        SECRET,
-        "--sign-up",
-        "open",
-        "--api-token",
-        TOKEN,
-    ];
-    let (a_data, b_data) = (TempDir::new(), TempDir::new());
-    let a = TestServer::start_in(a_data.path(), &flags).await;
-    let b = TestServer::start_in(b_data.path(), &flags).await;
-    direct_messages(&a, &b).await;
+    let nodes = TwoNodes::start(&[]).await;
+    direct_messages(&nodes.a, &nodes.b).await;
 }
 
 #[tokio::test]
@@ -492,6 +468,9 @@ async fn archiving(a: &TestServer, b: &TestServer) {
     let (status, _, page) = a.get_as("/r/old-news/about", &p.bob).await;
     assert_eq!(status, 200);
     assert!(page.contains("data-testid=\"archived\""), "{page}");
+    // Noted in the audit log.
+    let (_, _, audit) = a.get_as("/admin/audit", &p.owner).await;
+    assert!(audit.contains("archived old-news"), "{audit}");
     // Restored, it takes messages again.
     a.post_as(
         "/r/old-news/archive",
@@ -516,22 +495,8 @@ async fn an_archived_room_is_read_and_not_written_until_restored() {
 
 #[tokio::test]
 async fn on_a_cluster_archiving_on_one_node_makes_the_room_read_only_on_another() {
-    let redis = RedisServer::start().await;
-    let url = redis.url();
-    let flags = [
-        "--redis",
-        url.as_str(),
-        "--session-secret",
-        SECRET,
-        "--sign-up",
-        "open",
-        "--api-token",
-        TOKEN,
-    ];
-    let (a_data, b_data) = (TempDir::new(), TempDir::new());
-    let a = TestServer::start_in(a_data.path(), &flags).await;
-    let b = TestServer::start_in(b_data.path(), &flags).await;
-    archiving(&a, &b).await;
+    let nodes = TwoNodes::start(&[]).await;
+    archiving(&nodes.a, &nodes.b).await;
 }
 
 #[tokio::test]

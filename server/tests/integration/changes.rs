@@ -41,7 +41,7 @@ impl Copy {
             }
             ServerMsg::Change(c) => {
                 if let Some(m) = self.0.get_mut(&c.target) {
-                    let _ = m.apply(&c.change, &c.author, c.seq, c.sent_at);
+                    let _ = m.apply(&c.change, (&c.author, c.kind), c.seq, c.sent_at);
                 }
                 true
             }

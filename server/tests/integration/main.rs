@@ -19,6 +19,7 @@ mod history;
 mod layers;
 mod limits;
 mod log_contract;
+mod moderation;
 mod operations;
 mod pages;
 mod presence;

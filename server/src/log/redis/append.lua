@@ -98,7 +98,9 @@ local function check(entry, what)
   if what == 'r' then return 0 end
   state = state or {c = 0}
   local unchanged = math.max(target, state.c or 0)
-  if entry.type == 'edit' or entry.type == 'delete' then
+  -- Only its author edits a message; its author or a moderator (kind `moderation`, stored only
+  -- from one) deletes it: ChatMessage::apply's rule.
+  if entry.type == 'edit' or (entry.type == 'delete' and entry.kind ~= 'moderation') then
     if original.author.id ~= entry.author.id then return 4 end
   end
   if entry.type == 'edit' then

@@ -23,7 +23,8 @@ use crate::{
     people::Role,
     rate::Held,
     rooms::{
-        self, Appending, Content, Handle, LogError, NewEntry, PageAt, QUEUE_FRAMES, SendQueue,
+        self, Appending, Content, Handle, LogError, NewEntry, PageAt, QUEUE_FRAMES, ReadOnly,
+        SendQueue,
     },
 };
 
@@ -325,7 +326,19 @@ impl Session<'_> {
                 {
                     tracing::warn!(user = %user.id, room, "cannot show a hidden room again: {e}");
                 }
-                self.conn.set_read_only(room, opened.archived());
+                let muted = match opened.archived() {
+                    true => Ok(None),
+                    false => state.sessions.people.muted_until(room, &user.id).await,
+                };
+                let read_only = match muted {
+                    _ if opened.archived() => Some(ReadOnly::Archived),
+                    Ok(until) => until.map(ReadOnly::MutedUntil),
+                    Err(e) => {
+                        tracing::warn!(user = %user.id, room, "cannot tell whether muted: {e}");
+                        None
+                    }
+                };
+                self.conn.set_read_only(room, read_only);
                 None
             }
             Err(access::Refused::Missing) if create && !is_private(room) => {
@@ -401,27 +414,79 @@ impl Session<'_> {
         if !self.in_room(&room, "join the room before sending to it") {
             return;
         }
-        if self.conn.is_read_only(&room) {
+        let refusal = match self.conn.read_only(&room) {
+            Some(ReadOnly::Archived) => {
+                Some((ErrorCode::Archived, ErrorCode::Archived.refusal().into()))
+            }
+            Some(ReadOnly::MutedUntil(until)) if crate::people::now_ms() < until => {
+                let minutes = (until - crate::people::now_ms()).div_ceil(60_000);
+                let words = format!(
+                    "a moderator muted you in this room: you can write again in {minutes} min"
+                );
+                Some((ErrorCode::Muted, words))
+            }
+            _ => None,
+        };
+        if let Some((code, message)) = refusal {
             self.reply(ServerMsg::Error {
-                code: ErrorCode::Archived,
-                message: ErrorCode::Archived.refusal().into(),
+                code,
+                message,
                 retry_after_ms: None,
                 client_id: Some(client_id),
             });
             return;
         }
+        let target = content.target().unwrap_or_default();
+        // A moderator's delete removes anyone's message (the log's rule lets its kind do so).
+        let moderating = matches!(self.role, Role::Admin | Role::Moderator)
+            && matches!(
+                content,
+                Content::Change {
+                    change: Change::Delete,
+                    ..
+                }
+            );
         let submitted = self.state.rooms.submit(NewEntry {
             room: room.clone(),
             author: self.user.clone(),
             client_id: client_id.clone(),
-            kind: MessageKind::User,
+            kind: match moderating {
+                true => MessageKind::Moderation,
+                false => MessageKind::User,
+            },
             content,
         });
         match submitted {
+            Ok(answer) if moderating => {
+                let answer = audited(self.state, &self.user.id, &room, target, answer);
+                self.in_flight.push(room, client_id, answer, sent_bytes);
+            }
             Ok(answer) => self.in_flight.push(room, client_id, answer, sent_bytes),
             Err(e) => self.reply(unavailable(self.user, e)),
         }
     }
+}
+
+/// `answer` to a moderator's removal of message `target` of `room`, noted in the audit log once
+/// the log has stored it (a removal refused, or not stored, is not).
+fn audited(state: &AppState, by: &str, room: &str, target: u64, answer: Appending) -> Appending {
+    let (tell, told) = tokio::sync::oneshot::channel();
+    let (people, by, room) = (
+        state.sessions.people.clone(),
+        by.to_owned(),
+        room.to_owned(),
+    );
+    tokio::spawn(async move {
+        let stored = answer.await.unwrap_or(Err(LogError::Closed));
+        if stored.is_ok() {
+            let target = target.to_string();
+            people
+                .record(&by, "remove_message", &room, &target, "")
+                .await;
+        }
+        let _ = tell.send(stored);
+    });
+    told
 }
 
 #[cfg(test)]
