@@ -1537,15 +1537,29 @@ impl Drop for RedisProxy {
 
 /// `n` loopback ports free now, each with the port 10 000 above it free too.
 fn free_port_pairs(n: usize) -> Vec<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    // Below the kernel's ephemeral range (32768 and up, here and by default), both the port and its
+    // bus port: a killed node's port is then never taken meanwhile as the source port of some other
+    // test's connection, or by a `bind(0)`, so the node can come back on it (a node restarted on a
+    // taken port never came back, and its rooms' sends waited out the test).
+    const LOWEST: u16 = 12_000;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = u64::from(ephemeral.saturating_sub(10_000).saturating_sub(LOWEST)).max(1_000);
     let mut held = Vec::new();
     let mut ports = Vec::new();
     while ports.len() < n {
-        let first = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        let port = first.local_addr().expect("its address").port();
-        let Some(bus) = port.checked_add(10_000) else {
-            continue;
-        };
-        if let Ok(second) = std::net::TcpListener::bind(("127.0.0.1", bus)) {
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let port = LOWEST + u16::try_from(random % span).expect("within the span");
+        let bus = port + 10_000;
+        if let (Ok(first), Ok(second)) = (
+            std::net::TcpListener::bind(("127.0.0.1", port)),
+            std::net::TcpListener::bind(("127.0.0.1", bus)),
+        ) {
             ports.push(port);
             held.push((first, second));
         }
