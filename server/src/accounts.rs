@@ -165,6 +165,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/people/active", post(set_active))
         .route("/admin/people/role", post(set_role))
         .route("/admin/audit", get(audit_page))
+        .route("/admin/people/reset", post(issue_reset))
+        .route("/reset/{token}", get(reset_page).post(reset_password))
 }
 
 /// What a page's query may say: where to go after, and what went wrong before.
@@ -198,6 +200,7 @@ fn said(error: Option<&str>, wait: Option<u64>) -> Option<String> {
             "closed" => "This server does not take sign-ups: ask its admin for an account or an invitation.",
             "invite" => "This server takes new people by invitation: ask someone here for a link.",
             "invitation" => "This invitation is not valid any more: it expired, was used up, or was taken back. Ask for a new one.",
+            "reset" => "This link is not valid any more: it was used, or it expired. Ask an admin for a new one.",
             "slow" => {
                 let wait = wait.unwrap_or(60).clamp(1, 3600);
                 return Some(format!(
@@ -1136,6 +1139,15 @@ async fn people_page(State(state): State<AppState>, Me(me): Me) -> Response {
                     </form>
                 }
             });
+            // A password forgotten: a one-time link to choose another (no e-mail needed).
+            let reset = (!me && account.password.is_some()).then(|| {
+                view! {
+                    <form method="post" action="/admin/people/reset">
+                        <input type="hidden" name="account" value=account.id.clone()/>
+                        <button type="submit" class="link" data-testid="reset" aria-label=format!("New password link for {}", account.name)>"New password link"</button>
+                    </form>
+                }
+            });
             view! {
                 <li class="session" data-testid="person" data-active=account.active.to_string()>
                     <span>
@@ -1144,6 +1156,7 @@ async fn people_page(State(state): State<AppState>, Me(me): Me) -> Response {
                         ", "{account.role.as_str()}{state_text}
                     </span>
                     {role_action}
+                    {reset}
                     {action}
                 </li>
             }
@@ -1212,6 +1225,172 @@ async fn set_active(
     }
 }
 
+/// How long a password reset link works.
+const RESET_HOURS: u64 = 24;
+
+#[derive(Deserialize)]
+struct AccountForm {
+    account: String,
+}
+
+/// `POST /admin/people/reset`: a one-time link that lets an account's owner choose a new password
+/// within a day, shown once to the admin, who gives it to them. Not for oneself (the account page
+/// changes one's password), not for accounts without one.
+async fn issue_reset(
+    State(state): State<AppState>,
+    client: Option<Extension<Client>>,
+    headers: HeaderMap,
+    Me(me): Me,
+    Form(form): Form<AccountForm>,
+) -> Response {
+    if me.account.role != Role::Admin || form.account == me.account.id {
+        return (
+            StatusCode::FORBIDDEN,
+            "Only admins do this, and not for themselves.",
+        )
+            .into_response();
+    }
+    let people = &state.sessions.people;
+    let account = match people.account(&form.account).await {
+        Ok(Some(account)) if account.password.is_some() => account,
+        Ok(_) => {
+            return (StatusCode::NOT_FOUND, "No such account with a password.").into_response();
+        }
+        Err(e) => return unavailable(&e),
+    };
+    let ttl = std::time::Duration::from_secs(RESET_HOURS * 3600);
+    let token = match people.issue_reset(&account.id, ttl).await {
+        Ok(token) => token,
+        Err(e) => return unavailable(&e),
+    };
+    people
+        .record(&me.account.id, "reset_password", "", &account.id, "")
+        .await;
+    let https = client.is_some_and(|Extension(c)| c.https);
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let link = format!(
+        "{}://{host}/reset/{token}",
+        if https { "https" } else { "http" }
+    );
+    let main = view! {
+        <h1>"New password link"</h1>
+        <p>{format!("This link lets {} choose a new password, once, within {RESET_HOURS} hours; their devices are then signed out. It is shown only now: copy it and give it to them.", account.name)}</p>
+        <p><input class="invite-link" readonly value=link data-testid="reset-link" aria-label="New password link"/></p>
+        <p><a href="/admin/people">"Back to the people"</a></p>
+    }
+    .to_html();
+    plain::page(
+        &state,
+        StatusCode::OK,
+        "New password link · Herald",
+        "history-page account-page",
+        main,
+    )
+}
+
+/// `GET /reset/{token}`: the form for a new password, while the link is live.
+async fn reset_page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(asked): Query<Asked>,
+) -> Response {
+    let account = match state.sessions.people.reset_for(&token).await {
+        Ok(Some(id)) => match state.sessions.people.account(&id).await {
+            Ok(found) => found,
+            Err(e) => return unavailable(&e),
+        },
+        Ok(None) => None,
+        Err(e) => return unavailable(&e),
+    };
+    let Some(account) = account else {
+        return refused(
+            &state,
+            StatusCode::NOT_FOUND,
+            "New password · Herald",
+            "reset",
+        );
+    };
+    let error = said(asked.error.as_deref(), None);
+    let handle = account.handle.map(|h| format!("@{h}")).unwrap_or_default();
+    let main = view! {
+        <form class="name-form" method="post" action=format!("/reset/{token}") data-testid="reset-form">
+            <h1 class="brand">"Herald"</h1>
+            <p>{format!("A new password for {} ({handle}).", account.name)}</p>
+            {password_input("password", "New password (8 characters or more)", "new-password")}
+            {password_input("again", "New password again", "new-password")}
+            <button type="submit">"Set password and sign in"</button>
+            {error_line(error)}
+        </form>
+    }
+    .to_html();
+    plain::page(
+        &state,
+        StatusCode::OK,
+        "New password · Herald",
+        "name-prompt",
+        main,
+    )
+}
+
+#[derive(Deserialize)]
+struct ResetForm {
+    password: String,
+    again: String,
+}
+
+/// `POST /reset/{token}`: the new password; the link is used up, every session of the account
+/// ends (its sockets close on every node), and this browser is signed in.
+async fn reset_password(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    client: Option<Extension<Client>>,
+    headers: HeaderMap,
+    Form(form): Form<ResetForm>,
+) -> Response {
+    let again = |error: &str| {
+        Redirect::to(&format!("/reset/{}?error={error}", encode(&token))).into_response()
+    };
+    if form.password != form.again {
+        return again("mismatch");
+    }
+    if let Err(e) = check_new_password(&form.password) {
+        return again(password_code(&e));
+    }
+    let Some(phc) = state.accounts.hasher.hash(&form.password).await else {
+        return unavailable(&PeopleError::Storage(
+            "the password could not be hashed".into(),
+        ));
+    };
+    let people = &state.sessions.people;
+    let account = match people.use_reset(&token).await {
+        Ok(Some(account)) => account,
+        Ok(None) => {
+            return refused(
+                &state,
+                StatusCode::NOT_FOUND,
+                "New password · Herald",
+                "reset",
+            );
+        }
+        Err(e) => return unavailable(&e),
+    };
+    let changed = async {
+        people.set_password(&account, &phc).await?;
+        people.end_sessions(&account, None).await
+    };
+    match changed.await {
+        Ok(ended) => {
+            tracing::info!(account = %account, "password reset with a link; every session ended");
+            crate::session::ended(&state, ended);
+            signed_in_to(&state, &account, &headers, client.as_deref(), "/").await
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
 /// Most entries the audit page shows.
 const AUDIT_SHOWN: usize = 500;
 
@@ -1253,6 +1432,7 @@ async fn audit_page(State(state): State<AppState>, Me(me): Me) -> Response {
                     entry.detail
                 ),
                 "dismiss" => format!("let message {} in {} be", entry.target, entry.room),
+                "reset_password" => format!("made a new password link for {}", name(&entry.target)),
                 other => format!("{other} {} {}", entry.room, entry.target),
             };
             view! {

@@ -481,6 +481,39 @@ impl People {
         }
     }
 
+    /// A one-time link's token that lets `account` choose a new password within `ttl` (an admin's
+    /// doing: no e-mail needed). The store keeps only its SHA-256.
+    pub async fn issue_reset(&self, account: &str, ttl: Duration) -> Result<String, PeopleError> {
+        let token = random_hex(32);
+        let until = now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        each!(self.save_reset(&session_key(&token), account, until))?;
+        Ok(token)
+    }
+
+    /// The account a live reset link is for, without using it.
+    pub async fn reset_for(&self, token: &str) -> Result<Option<String>, PeopleError> {
+        if !is_token(token) {
+            return Ok(None);
+        }
+        let key = session_key(token);
+        let found = each!(self.reset(&key))?;
+        Ok(found
+            .filter(|(_, until)| *until > now_ms())
+            .map(|(account, _)| account))
+    }
+
+    /// Uses a reset link up (once, atomically: two at once get it once): the account it was for.
+    pub async fn use_reset(&self, token: &str) -> Result<Option<String>, PeopleError> {
+        if !is_token(token) {
+            return Ok(None);
+        }
+        let key = session_key(token);
+        let used = each!(self.take_reset(&key))?;
+        Ok(used
+            .filter(|(_, until)| *until > now_ms())
+            .map(|(account, _)| account))
+    }
+
     /// Files `report` (again: nothing changes). Whether it is new.
     pub async fn report(&self, report: &Report) -> Result<bool, PeopleError> {
         each!(self.report(report))

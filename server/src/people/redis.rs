@@ -56,6 +56,11 @@ fn hidden_key(account: &str) -> String {
 /// The audit log: each entry (JSON, with a random tail so that two alike stay two) scored by when.
 const AUDIT_KEY: &str = "herald:{people}:audit";
 
+/// A password reset link (by its token's hash): `account until`, expiring by itself.
+fn reset_key(id: &str) -> String {
+    format!("herald:{{people}}:reset:{id}")
+}
+
 /// The open reports: each report's JSON by its id.
 const REPORTS_KEY: &str = "herald:{people}:reports";
 
@@ -548,6 +553,27 @@ impl RedisPeople {
         Ok(changed == 1)
     }
 
+    pub async fn save_reset(&self, id: &str, account: &str, until: u64) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let ttl = until.saturating_sub(super::now_ms()).max(1);
+        conn.pset_ex::<_, _, ()>(reset_key(id), format!("{account} {until}"), ttl)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn reset(&self, id: &str) -> Result<Option<(String, u64)>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let value: Option<String> = conn.get(reset_key(id)).await?;
+        Ok(value.as_deref().and_then(reset_of))
+    }
+
+    /// `GETDEL`: the link is gone the moment it is read, so it is used once.
+    pub async fn take_reset(&self, id: &str) -> Result<Option<(String, u64)>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let value: Option<String> = conn.get_del(reset_key(id)).await?;
+        Ok(value.as_deref().and_then(reset_of))
+    }
+
     pub async fn report(&self, report: &Report) -> Result<bool, PeopleError> {
         let mut conn = self.conn.clone();
         let json =
@@ -713,6 +739,11 @@ fn account_of(id: &str, stored: &HashMap<String, String>) -> Option<Account> {
         active: stored.get("active").is_none_or(|a| a == "1"),
         created_ms: number(stored.get("created_at")),
     })
+}
+
+fn reset_of(value: &str) -> Option<(String, u64)> {
+    let (account, until) = value.split_once(' ')?;
+    Some((account.to_owned(), until.parse().ok()?))
 }
 
 fn room_fields(record: &RoomRecord) -> Vec<(&'static str, String)> {

@@ -84,6 +84,11 @@ impl SqlitePeople {
                  detail TEXT NOT NULL
              ) STRICT;
              CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+             CREATE TABLE IF NOT EXISTS resets (
+                 id      TEXT PRIMARY KEY,
+                 account TEXT NOT NULL,
+                 until   INTEGER NOT NULL
+             ) STRICT;
              CREATE TABLE IF NOT EXISTS reports (
                  id     TEXT PRIMARY KEY,
                  room   TEXT NOT NULL,
@@ -597,6 +602,55 @@ impl SqlitePeople {
                 "DELETE FROM hidden_rooms WHERE account = ?1 AND room = ?2"
             };
             Ok(conn.execute(sql, [&account, &room])? == 1)
+        })
+        .await
+    }
+}
+
+/// Password reset links (by their token's hash).
+impl SqlitePeople {
+    pub async fn save_reset(&self, id: &str, account: &str, until: u64) -> Result<(), PeopleError> {
+        let (id, account) = (id.to_owned(), account.to_owned());
+        self.with(move |conn| {
+            // The spent-by-time go as a new one is made.
+            conn.execute(
+                "DELETE FROM resets WHERE until <= ?1",
+                [sql_int(super::now_ms())],
+            )?;
+            conn.execute(
+                "INSERT INTO resets (id, account, until) VALUES (?1, ?2, ?3)",
+                params![id, account, sql_int(until)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn reset(&self, id: &str) -> Result<Option<(String, u64)>, PeopleError> {
+        let id = id.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT account, until FROM resets WHERE id = ?1",
+                    [&id],
+                    |r| Ok((r.get(0)?, from_sql(r.get(1)?))),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    /// Deletes the link and says what it was: one `DELETE … RETURNING`, so it is used once.
+    pub async fn take_reset(&self, id: &str) -> Result<Option<(String, u64)>, PeopleError> {
+        let id = id.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    "DELETE FROM resets WHERE id = ?1 RETURNING account, until",
+                    [&id],
+                    |r| Ok((r.get(0)?, from_sql(r.get(1)?))),
+                )
+                .optional()?)
         })
         .await
     }

@@ -630,3 +630,82 @@ async fn on_a_cluster_a_deactivation_on_one_node_closes_the_socket_on_another() 
     let b = TestServer::start_in(b_data.path(), &flags).await;
     deactivation(&a, &b).await;
 }
+
+/// An admin's one-time link lets someone who forgot their password choose a new one: once, not by
+/// anyone else, and every device of theirs is signed out (on every node).
+async fn password_reset(a: &TestServer, b: &TestServer) {
+    let owner = a.sign_in(OWNER, OWNER_PASSWORD).await.expect("owner");
+    let cy = a
+        .sign_up("cy", "Cy", "a long enough password")
+        .await
+        .expect("cy");
+    let dee = a
+        .sign_up("dee", "Dee", "another long password")
+        .await
+        .expect("dee");
+    let cy_id = a.who(&cy).await.expect("cy")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut socket = Client::connect(b.addr, &cy).await;
+    let body = form(&[("account", &cy_id)]);
+    // A member makes none; the admin does, and sees it once.
+    assert_eq!(
+        a.post_as("/admin/people/reset", Some(&dee), &body).await.0,
+        403
+    );
+    let (status, _, page) = {
+        let headers = format!("Cookie: {owner}\r\n");
+        a.post_form_with("/admin/people/reset", &headers, &body)
+            .await
+    };
+    assert_eq!(status, 200);
+    let link = page
+        .split("value=\"")
+        .find_map(|rest| rest.split('"').next().filter(|v| v.contains("/reset/")))
+        .expect("the link on the page")
+        .to_owned();
+    let path = link[link.find("/reset/").expect("a path")..].to_owned();
+    let (status, _, page) = b.get(&path).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("A new password for Cy (@cy)"), "{page}");
+    // The rules of any new password hold.
+    let weak = form(&[("password", "password1"), ("again", "password1")]);
+    let (_, to, cookie) = b.post_as(&path, None, &weak).await;
+    assert!(to.ends_with("error=common") && cookie.is_none(), "{to}");
+    // Set: this browser is signed in as Cy; her other device is signed out at once.
+    let new = form(&[
+        ("password", "a brand new password"),
+        ("again", "a brand new password"),
+    ]);
+    let (status, to, cookie) = b.post_as(&path, None, &new).await;
+    assert_eq!((status, to.as_str()), (303, "/"));
+    let fresh = cookie.expect("signed in");
+    assert_eq!(b.who(&fresh).await.expect("cy")["id"], cy_id.as_str());
+    assert_eq!(the_close_code(&mut socket).await, 4001);
+    assert_eq!(a.who(&cy).await, None);
+    assert!(a.sign_in("cy", "a long enough password").await.is_none());
+    assert!(a.sign_in("cy", "a brand new password").await.is_some());
+    // Used once: the link is dead, on either node.
+    assert_eq!(a.get(&path).await.0, 404);
+    let (status, _, cookie) = a.post_as(&path, None, &new).await;
+    assert_eq!((status, cookie), (404, None));
+    let (_, _, audit) = a.get_as("/admin/audit", &owner).await;
+    assert!(
+        audit.contains("made a new password link for Cy (@cy)"),
+        "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn an_admins_one_time_link_lets_someone_choose_a_new_password_once() {
+    let data = TempDir::new();
+    let server = TestServer::start_in(data.path(), &["--sign-up", "open"]).await;
+    password_reset(&server, &server).await;
+}
+
+#[tokio::test]
+async fn on_a_cluster_a_new_password_link_made_on_one_node_works_once_on_another() {
+    let nodes = common::TwoNodes::start(&[]).await;
+    password_reset(&nodes.a, &nodes.b).await;
+}

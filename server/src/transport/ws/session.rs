@@ -280,7 +280,8 @@ impl Session<'_> {
     /// budgets (`access::make_open`). The replay is written out as it is queued whenever the queue
     /// reaches its bound, so a long one never sits in memory whole.
     async fn join(&mut self, room: String, since: Option<Cursor>, create: bool) -> Result<(), End> {
-        if let Some(refusal) = self.refused_at_the_door(&room, create).await {
+        let opening = since.is_none();
+        if let Some(refusal) = self.refused_at_the_door(&room, create, opening).await {
             self.reply(refusal);
             return Ok(());
         }
@@ -312,19 +313,36 @@ impl Session<'_> {
 
     /// Whether this person may open `room` (making it first, if asked and allowed): the refusal,
     /// if not. A room they may not open and one that does not exist get the same words.
-    async fn refused_at_the_door(&mut self, room: &str, create: bool) -> Option<ServerMsg> {
+    /// `opening`: a join without a cursor, a room opened rather than resumed.
+    async fn refused_at_the_door(
+        &mut self,
+        room: &str,
+        create: bool,
+        opening: bool,
+    ) -> Option<ServerMsg> {
         let (state, user) = (self.state, self.user);
         let who = access::Who::Person(&user.id, self.role);
         match access::open(state, who, room).await {
             Ok(opened) => {
-                // The room shows in their list again if they had hidden it.
-                if let Err(e) = state
-                    .sessions
-                    .people
-                    .set_hidden(&user.id, room, false)
-                    .await
-                {
-                    tracing::warn!(user = %user.id, room, "cannot show a hidden room again: {e}");
+                // Opened (not resumed: a reconnect's joins write nothing), the room shows in their
+                // list again if they had hidden it.
+                let shown = match opening {
+                    true => {
+                        state
+                            .sessions
+                            .people
+                            .set_hidden(&user.id, room, false)
+                            .await
+                    }
+                    false => Ok(false),
+                };
+                match shown {
+                    // Every tab and device of theirs lists it again.
+                    Ok(true) => access::rooms_changed(state, &user.id, None),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(user = %user.id, room, "cannot show a hidden room again: {e}")
+                    }
                 }
                 let muted = match opened.archived() {
                     true => Ok(None),
