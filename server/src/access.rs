@@ -428,15 +428,17 @@ pub fn archived(state: &AppState, room: &str) {
 /// Of the rooms the hub found unused, those that may be forgotten: not the ones with a record (made
 /// with the form, given a topic), only those made by a client's join ([`Making::ByJoin`]) or by a
 /// visit before rooms were made on purpose.
+/// The ones with a record are kept by the hub from then on (asked about once, not at every offer).
 pub async fn forgettable(state: &AppState, unused: Vec<String>) -> Vec<String> {
-    let mut forgettable = Vec::new();
+    let (mut forgettable, mut kept) = (Vec::new(), Vec::new());
     for room in unused {
         match state.sessions.people.room(&room).await {
             Ok(None) => forgettable.push(room),
-            Ok(Some(_)) => {}
+            Ok(Some(_)) => kept.push(room),
             Err(e) => tracing::warn!(room = %room, "cannot tell whether a room was made: {e}"),
         }
     }
+    state.hub.keep(&kept);
     forgettable
 }
 

@@ -185,12 +185,15 @@ struct HubRoom {
     /// Since when the room, which never held a message, has had nobody in it (seen by
     /// [`Hub::tick`]); it is offered to be forgotten [`UNUSED_KEEP`] after.
     unused_since: Option<Instant>,
+    /// Made on purpose (it has a record): never offered to be forgotten again ([`Hub::keep`]).
+    kept: bool,
 }
 
 impl HubRoom {
     /// Never held a message, and nobody is in it here or (as far as this node knows) elsewhere.
     fn is_unused(&self) -> bool {
-        self.last_seq == 0
+        !self.kept
+            && self.last_seq == 0
             && self.subscribers.is_empty()
             && self.members.is_empty()
             && self.remote.values().all(Vec::is_empty)
@@ -442,6 +445,18 @@ impl Hub {
     /// then here ([`Hub::forget`]).
     pub fn unused_rooms(&self) -> Vec<String> {
         std::mem::take(&mut *lock(&self.inner.unused))
+    }
+
+    /// Keeps `rooms` (made on purpose): they are not offered to be forgotten again, so the store
+    /// is asked about each once, not at every offer.
+    pub fn keep(&self, rooms: &[String]) {
+        for room in rooms {
+            if let Some(entry) = self.find(room) {
+                let mut entry = lock(&entry);
+                entry.kept = true;
+                entry.unused_since = None;
+            }
+        }
     }
 
     /// Forgets `room` if it is still unused (someone may have come since it was found so), and

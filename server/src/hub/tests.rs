@@ -503,11 +503,18 @@ fn a_room_that_never_held_a_message_is_offered_to_be_forgotten_once_nobody_is_in
         vec!["typo".to_string()],
         "offered again"
     );
+    // A room made on purpose, once found to be so, is never offered again.
+    let (made, _) = joined(&hub, "made");
+    drop(made);
+    hub.tick(later + UNUSED_KEEP * 2 + LEAVE_GRACE * 2);
+    hub.keep(&["made".to_string()]);
+    hub.tick(later + UNUSED_KEEP * 6);
+    assert!(!hub.unused_rooms().contains(&"made".to_string()));
     assert!(hub.forget("typo"));
     hub.tick(later + UNUSED_KEEP * 4);
     let listed: Vec<String> = match hub.rooms() {
         ServerMsg::Rooms { rooms } => rooms.into_iter().map(|r| r.room).collect(),
         other => panic!("{other:?}"),
     };
-    assert_eq!(listed, vec!["kept".to_string()]);
+    assert_eq!(listed, vec!["kept".to_string(), "made".to_string()]);
 }
