@@ -989,16 +989,7 @@ async fn make_invitation(
         Err(e) => return unavailable(&e),
     };
     tracing::info!(user = %me.account.id, uses, days, "invitation made");
-    // The link as the inviter reached this server: its scheme and host.
-    let https = client.is_some_and(|Extension(c)| c.https);
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let link = format!(
-        "{}://{host}/invite/{token}",
-        if https { "https" } else { "http" }
-    );
+    let link = link_here(client.as_deref(), &headers, &format!("/invite/{token}"));
     let people = if uses == 1 {
         "1 person".to_owned()
     } else {
@@ -1225,6 +1216,20 @@ async fn set_active(
     }
 }
 
+/// A link to `path` on this server as the asker reached it (its scheme and host), to hand on.
+fn link_here(client: Option<&Client>, headers: &HeaderMap, path: &str) -> String {
+    let scheme = if client.is_some_and(|c| c.https) {
+        "https"
+    } else {
+        "http"
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("{scheme}://{host}{path}")
+}
+
 /// How long a password reset link works.
 const RESET_HOURS: u64 = 24;
 
@@ -1266,15 +1271,7 @@ async fn issue_reset(
     people
         .record(&me.account.id, "reset_password", "", &account.id, "")
         .await;
-    let https = client.is_some_and(|Extension(c)| c.https);
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let link = format!(
-        "{}://{host}/reset/{token}",
-        if https { "https" } else { "http" }
-    );
+    let link = link_here(client.as_deref(), &headers, &format!("/reset/{token}"));
     let main = view! {
         <h1>"New password link"</h1>
         <p>{format!("This link lets {} choose a new password, once, within {RESET_HOURS} hours; their devices are then signed out. It is shown only now: copy it and give it to them.", account.name)}</p>
