@@ -1299,6 +1299,38 @@ pub fn is_private(room: &str) -> bool {
     matches!(room.as_bytes().first(), Some(&(PRIVATE_MARK | DIRECT_MARK)))
 }
 
+/// Most handles one message's `@mentions` are looked up for: past them, the rest are text.
+pub const MAX_MENTIONS: usize = 10;
+
+/// The handles a message `@mentions`, lowercase, each once, in order, at most [`MAX_MENTIONS`]: an
+/// `@` at the start of a word followed by a handle's characters (`a-z`, `0-9`, `.`, `_`, `-`),
+/// without the full stops that end a sentence (`@ann.` is Ann). `ann@example.com` names nobody.
+pub fn mentioned_handles(body: &str) -> Vec<String> {
+    let is_handle_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let mut found: Vec<String> = Vec::new();
+    let mut previous: Option<char> = None;
+    for (at, c) in body.char_indices() {
+        let starts_word = previous.is_none_or(|p| !(p.is_alphanumeric() || p == '@'));
+        previous = Some(c);
+        if c != '@' || !starts_word {
+            continue;
+        }
+        let rest = &body[at + 1..];
+        let len = rest
+            .find(|c: char| !is_handle_char(c))
+            .unwrap_or(rest.len());
+        let handle = rest[..len].trim_end_matches('.').to_ascii_lowercase();
+        let starts_well = handle.starts_with(|c: char| c.is_ascii_alphanumeric());
+        if starts_well && (2..=32).contains(&handle.len()) && !found.contains(&handle) {
+            found.push(handle);
+            if found.len() == MAX_MENTIONS {
+                break;
+            }
+        }
+    }
+    found
+}
+
 pub fn normalize_room(written: &str) -> Result<String, ProtocolError> {
     let mut room = String::new();
     let mut space = false;
@@ -1423,6 +1455,29 @@ pub fn validate_client_id(client_id: &str) -> Result<(), ProtocolError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mentioned_handles_are_words_after_an_at() {
+        use super::mentioned_handles;
+        let cases: &[(&str, &[&str])] = &[
+            ("@helper what is up", &["helper"]),
+            ("hi @Helper.", &["helper"]),
+            ("(@a.b-c_d), @a.b-c_d and @x", &["a.b-c_d"]),
+            ("mail ann@example.com", &[]),
+            ("@@twice @ alone @.dot", &[]),
+            ("émoji:@déjà", &[]),
+            ("first @one, then @two; @one again", &["one", "two"]),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(mentioned_handles(body), *expected, "{body:?}");
+        }
+        let many: String = (0..20).map(|i| format!("@user{i} ")).collect();
+        assert_eq!(mentioned_handles(&many).len(), super::MAX_MENTIONS);
+        assert_eq!(
+            mentioned_handles(&format!("@{}", "a".repeat(33))),
+            Vec::<String>::new()
+        );
+    }
+
     use super::*;
 
     fn every_client_msg() -> Vec<ClientMsg> {

@@ -96,13 +96,19 @@ impl From<LogError> for Refused {
 }
 
 /// Whether `who` may open `room`, and its record. Open rooms: anyone signed in, if the room exists
-/// (in the log). Private rooms and conversations: members only, never a guest or the operator's
+/// (in the log); a bot only if it is a member. Private rooms and conversations: members only, never a guest or the operator's
 /// token. A deleted account's session never gets this far (the session lookup refuses it).
 pub async fn open(state: &AppState, who: Who<'_>, room: &str) -> Result<Opened, Refused> {
     let people = &state.sessions.people;
     match RoomKind::of(room) {
         RoomKind::Open => {
             if state.rooms.is_new(room).await? {
+                return Err(Refused::Missing);
+            }
+            // A bot reads and writes only where a person added it, open rooms too.
+            if let Who::Person(id, Role::Bot) = who
+                && !people.is_member(room, id).await?
+            {
                 return Err(Refused::Missing);
             }
             Ok(Opened {

@@ -786,7 +786,7 @@ pub fn device_of(agent: &str) -> String {
 }
 
 /// "2 min ago", roughly.
-fn ago(ms: u64) -> String {
+pub fn ago(ms: u64) -> String {
     let minutes = ms / 60_000;
     match minutes {
         0 => "just now".to_owned(),
@@ -1157,6 +1157,7 @@ async fn people_page(State(state): State<AppState>, Me(me): Me) -> Response {
         <h1>"People on this server"</h1>
         <p class="hint">"A deactivated account is signed out everywhere at once and cannot sign in; what it wrote stays. Reactivated, it signs in again."</p>
         <ul class="sessions" data-testid="people">{rows}</ul>
+        <p><a href="/admin/bots" data-testid="bots-link">"Bots"</a></p>
         <p><a href="/admin/audit" data-testid="audit-link">"What moderators and admins did"</a></p>
         <p><a href="/account">"Back to your account"</a></p>
     }
@@ -1430,6 +1431,17 @@ async fn audit_page(State(state): State<AppState>, Me(me): Me) -> Response {
                 ),
                 "dismiss" => format!("let message {} in {} be", entry.target, entry.room),
                 "reset_password" => format!("made a new password link for {}", name(&entry.target)),
+                "make_bot" => format!("made the bot {}", name(&entry.target)),
+                "bot_token" => format!(
+                    "made a token \"{}\" for {}",
+                    entry.detail,
+                    name(&entry.target)
+                ),
+                "revoke_bot_token" => format!("revoked a token of {}", name(&entry.target)),
+                "bot_webhook" => match entry.detail.as_str() {
+                    "" => format!("took the webhook of {} away", name(&entry.target)),
+                    url => format!("pointed the webhook of {} at {url}", name(&entry.target)),
+                },
                 other => format!("{other} {} {}", entry.room, entry.target),
             };
             view! {

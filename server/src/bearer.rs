@@ -10,12 +10,17 @@ pub fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// The digest of the request's `Authorization: Bearer TOKEN`, if it has one.
-pub fn bearer_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
+/// The request's `Authorization: Bearer TOKEN`'s token, if it has one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))?
         .trim();
-    Some(token_digest(token))
+    Some(token)
+}
+
+/// The digest of the request's `Authorization: Bearer TOKEN`, if it has one.
+pub fn bearer_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
+    bearer(headers).map(token_digest)
 }

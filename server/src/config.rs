@@ -268,6 +268,28 @@ pub struct Config {
     #[arg(long, env = "HERALD_GUESTS")]
     pub guests: bool,
 
+    /// A host bots' webhooks may be sent to (`bots.example.com`, or `host:port` for one port only):
+    /// a bot's webhook URL must name one of these, so nobody who can make a bot can have Herald
+    /// reach an internal service. Repeat the flag, or separate hosts with commas in the variable.
+    /// Without any, webhooks are off (bots still post through the API).
+    #[arg(
+        long = "webhook-host",
+        env = "HERALD_WEBHOOK_HOSTS",
+        value_delimiter = ','
+    )]
+    pub webhook_hosts: Vec<String>,
+
+    /// Also send webhooks over plain http:// (for tests against a local receiver; never on a
+    /// server people use: the message and its signature travel unencrypted).
+    #[arg(long, env = "HERALD_WEBHOOK_ALLOW_HTTP")]
+    pub webhook_allow_http: bool,
+
+    /// Seconds one try of a webhook may take, connecting to the end of the bot's answer (a
+    /// message is tried 3 times at most).
+    #[arg(long, env = "HERALD_WEBHOOK_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub webhook_timeout_secs: u64,
+
     /// Days a session (a device signed in) lasts after its last use.
     #[arg(long, env = "HERALD_SESSION_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3650))]

@@ -6,6 +6,7 @@ pub mod access;
 pub mod accounts;
 pub mod assets;
 pub mod bearer;
+pub mod bot_pages;
 pub mod bus;
 pub mod cluster;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod room_pages;
 pub mod rooms;
 pub mod session;
 pub mod transport;
+pub mod webhooks;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
@@ -103,6 +105,9 @@ pub struct AppState {
     /// In cluster mode, how this node tells the others (sessions that ended, presence).
     #[from_ref(skip)]
     pub cluster: Option<cluster::Cluster>,
+    /// Where bots are told about the messages meant for them.
+    #[from_ref(skip)]
+    pub webhooks: webhooks::Webhooks,
     /// Each room's chat page, as its latest state renders it.
     pub pages: Arc<page_cache::PageCache>,
 }
@@ -237,6 +242,23 @@ pub async fn run(
         sign_in_budgets = sign_in_budgets.shared_through(link).await?;
     }
     let connections = peer::Connections::new(config.max_connections_per_address);
+    let webhook_claims = match &redis {
+        Some(link) => Some(link.commands().await?),
+        None => None,
+    };
+    let webhooks = webhooks::Webhooks::new(
+        webhooks::WebhookSettings {
+            hosts: config
+                .webhook_hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            allow_http: config.webhook_allow_http,
+            timeout: Duration::from_secs(config.webhook_timeout_secs),
+        },
+        webhook_claims,
+    );
     let mut state = AppState {
         site_files: None,
         page_style: None,
@@ -273,6 +295,7 @@ pub async fn run(
         metrics_token: config.metrics_token.as_deref().map(bearer::token_digest),
         pages: Arc::new(page_cache::PageCache::new(config.page_cache)),
         cluster: None,
+        webhooks,
     };
     if !local_addr.ip().is_loopback() && config.allowed_hosts.is_empty() {
         tracing::warn!(
@@ -447,6 +470,7 @@ fn router(state: AppState, body_timeout: Duration) -> Router {
                 .merge(accounts::router())
                 .merge(room_pages::router())
                 .merge(moderation::router())
+                .merge(bot_pages::router())
                 // Forms are posted from this site's own pages only.
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),

@@ -86,10 +86,17 @@ struct Inner {
     http_requests: IntCounterVec,
     /// Sends and API calls refused for going over their rate, by `transport`.
     rate_limited: IntCounterVec,
+    /// Webhook requests to bots, by `outcome` (see [`WEBHOOK_OUTCOMES`]).
+    webhooks: IntCounterVec,
     /// Shared with the hub, which counts them.
     deliveries: IntCounter,
     lags: IntCounter,
 }
+
+/// How a message handed to a bot's webhook ended: `delivered` (a 2xx; its reply, if any, posted),
+/// `failed` (no 2xx after every try), `dropped` (too many waiting on this node, or its URL no longer
+/// allowed).
+pub const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "failed", "dropped"];
 
 impl Metrics {
     /// A registry with every metric at zero; the hub's counters are registered from `hub`.
@@ -156,6 +163,14 @@ impl Metrics {
                 &["transport"],
             )
             .expect("valid metric"),
+            webhooks: IntCounterVec::new(
+                Opts::new(
+                    "herald_webhooks_total",
+                    "Messages handed to bots' webhooks, by outcome.",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
             deliveries: counters.deliveries,
             lags: counters.lags,
             registry,
@@ -170,6 +185,7 @@ impl Metrics {
             Box::new(inner.delivery.clone()),
             Box::new(inner.http_requests.clone()),
             Box::new(inner.rate_limited.clone()),
+            Box::new(inner.webhooks.clone()),
             Box::new(inner.deliveries.clone()),
             Box::new(inner.lags.clone()),
         ];
@@ -192,6 +208,9 @@ impl Metrics {
         for transport in [WEBSOCKET, HTTP] {
             inner.rate_limited.with_label_values(&[transport]);
         }
+        for outcome in WEBHOOK_OUTCOMES {
+            inner.webhooks.with_label_values(&[outcome]);
+        }
         // The process's memory, CPU and open files (Linux), named as every exporter names them.
         #[cfg(target_os = "linux")]
         let _ = inner.registry.register(Box::new(
@@ -213,6 +232,11 @@ impl Metrics {
 
     pub fn stored(&self, kind: &str) {
         self.0.messages_stored.with_label_values(&[kind]).inc();
+    }
+
+    /// Counts a webhook's outcome, one of [`WEBHOOK_OUTCOMES`].
+    pub fn webhook(&self, outcome: &'static str) {
+        self.0.webhooks.with_label_values(&[outcome]).inc();
     }
 
     pub fn rate_limited(&self, transport: &str) {

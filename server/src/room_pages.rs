@@ -303,12 +303,10 @@ async fn about_page(
     };
     let kind = RoomKind::of(&room);
     let people = &state.sessions.people;
-    let members = match kind {
-        RoomKind::Open => Vec::new(),
-        _ => match people.members(&room).await {
-            Ok(members) => members,
-            Err(e) => return unavailable(&e),
-        },
+    // An open room's members are the bots added to it (everyone else may come and go).
+    let members = match people.members(&room).await {
+        Ok(members) => members,
+        Err(e) => return unavailable(&e),
     };
     let title = match &record {
         Some(record) => record.title_for(&me.account.id, &members),
@@ -334,8 +332,9 @@ async fn about_page(
         .iter()
         .map(|m| {
             let handle = m.handle.as_ref().map(|h| format!("@{h}"));
+            let removable = kind == RoomKind::Private || m.role == Role::Bot;
             let remove =
-                (kind == RoomKind::Private && may_moderate && m.id != me.account.id).then(|| {
+                (kind != RoomKind::Direct && removable && may_moderate && m.id != me.account.id).then(|| {
                     view! {
                         <form method="post" action=action("remove") class="inline">
                             <input type="hidden" name="account" value=m.id.clone()/>
@@ -343,9 +342,10 @@ async fn about_page(
                         </form>
                     }
                 });
+            let bot = (m.role == Role::Bot).then(|| view! { <span class="badge">"bot"</span> });
             view! {
                 <li data-testid="member">
-                    <strong>{m.name.clone()}</strong>" "<span class="handle">{handle}</span>{remove}
+                    <strong>{m.name.clone()}</strong>" "<span class="handle">{handle}</span>{bot}{remove}
                 </li>
             }
         })
@@ -360,10 +360,19 @@ async fn about_page(
                 </form>
             }
         });
-    let add_form = (kind == RoomKind::Private && !archived).then(|| {
+    let add_label = match kind {
+        RoomKind::Open => "Add a bot, by handle",
+        _ => "Add someone, by handle",
+    };
+    let may_add = match kind {
+        RoomKind::Open => me.account.role != Role::Guest,
+        RoomKind::Private => true,
+        RoomKind::Direct => false,
+    };
+    let add_form = (may_add && !archived).then(|| {
         view! {
             <form class="name-form" method="post" action=action("members") data-testid="add-member-form">
-                <label for="handle">"Add someone, by handle"</label>
+                <label for="handle">{add_label}</label>
                 <input id="handle" name="handle" required autocapitalize="none" spellcheck="false" data-testid="add-member-handle"/>
                 <button type="submit">"Add to room"</button>
             </form>
@@ -392,7 +401,7 @@ async fn about_page(
         {topic_form}
         {(!members.is_empty()).then(|| view! {
             <section aria-labelledby="members-title">
-                <h2 id="members-title">"Members"</h2>
+                <h2 id="members-title">{if kind == RoomKind::Open { "Bots in this room" } else { "Members" }}</h2>
                 <ul class="sessions" data-testid="members">{member_rows}</ul>
             </section>
         })}
@@ -448,13 +457,8 @@ async fn set_topic(
             // An open room from before records: it gets one now.
             None => {
                 let record = RoomRecord {
-                    name: room.clone(),
-                    kind: RoomKind::Open,
-                    title: room.clone(),
                     topic,
-                    created_by: String::new(),
-                    created_ms: crate::people::now_ms(),
-                    archived: false,
+                    ..open_record(&room)
                 };
                 people.create_room(&record, &[]).await.map(|_| ())
             }
@@ -463,6 +467,19 @@ async fn set_topic(
     match done.await {
         Ok(()) => Redirect::to(&format!("/r/{room}/about")).into_response(),
         Err(e) => unavailable(&e),
+    }
+}
+
+/// The record an open room made before rooms had records gets when it first needs one.
+fn open_record(room: &str) -> RoomRecord {
+    RoomRecord {
+        name: room.to_owned(),
+        kind: RoomKind::Open,
+        title: room.to_owned(),
+        topic: String::new(),
+        created_by: String::new(),
+        created_ms: crate::people::now_ms(),
+        archived: false,
     }
 }
 
@@ -482,10 +499,16 @@ async fn add_member(
         Ok(record) => record,
         Err(answer) => return answer,
     };
-    if RoomKind::of(&room) != RoomKind::Private || record.is_some_and(|r| r.archived) {
+    let kind = RoomKind::of(&room);
+    let may_add = match kind {
+        RoomKind::Private => true,
+        RoomKind::Open => me.account.role != Role::Guest,
+        RoomKind::Direct => false,
+    };
+    if !may_add || record.as_ref().is_some_and(|r| r.archived) {
         return (
             StatusCode::FORBIDDEN,
-            "People are added to private rooms only.",
+            "People are added to private rooms, and bots to rooms, by their members.",
         )
             .into_response();
     }
@@ -499,13 +522,28 @@ async fn add_member(
         Ok(found) => found,
         Err(e) => return unavailable(&e),
     };
-    let Some(added) = found.filter(|a| a.active && a.role != Role::Guest) else {
+    // Anyone but a guest to a private room; to an open room (which everyone may join), bots only.
+    let addable = |a: &Account| match kind {
+        RoomKind::Open => a.role == Role::Bot,
+        _ => a.role != Role::Guest,
+    };
+    let Some(added) = found.filter(|a| a.active && addable(a)) else {
+        let who = match kind {
+            RoomKind::Open => "no bot",
+            _ => "nobody",
+        };
         return (
             StatusCode::UNPROCESSABLE_ENTITY,
-            "There is nobody here with that handle who can be added.",
+            format!("There is {who} here with that handle who can be added."),
         )
             .into_response();
     };
+    // An open room from before records gets one now: members are kept beside a record.
+    if record.is_none()
+        && let Err(e) = people.create_room(&open_record(&room), &[]).await
+    {
+        return unavailable(&e);
+    }
     match people.add_member(&room, &added.id).await {
         Ok(_) => {
             tracing::info!(room = %room, by = %me.account.id, added = %added.id, "added a member");
@@ -532,12 +570,19 @@ async fn remove_member(
     if let Err(answer) = door(&state, &me.account, &room).await {
         return answer;
     }
-    if RoomKind::of(&room) != RoomKind::Private
-        || !matches!(me.account.role, Role::Admin | Role::Moderator)
-    {
+    // From a private room anyone; from an open room, the bots in it.
+    let removable = match RoomKind::of(&room) {
+        RoomKind::Private => true,
+        RoomKind::Open => matches!(
+            state.sessions.people.account(&form.account).await,
+            Ok(Some(a)) if a.role == Role::Bot
+        ),
+        RoomKind::Direct => false,
+    };
+    if !removable || !matches!(me.account.role, Role::Admin | Role::Moderator) {
         return (
             StatusCode::FORBIDDEN,
-            "Moderators remove people from private rooms.",
+            "Moderators remove people from private rooms, and bots from rooms.",
         )
             .into_response();
     }

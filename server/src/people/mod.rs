@@ -28,6 +28,7 @@ use app::protocol::Identity;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use bots::{BOT_TOKEN_PREFIX, Bot, BotToken};
 pub use password::{Hasher, PasswordError, check_new_password};
 pub use rooms::{RoomKind, RoomRecord};
 
@@ -263,6 +264,9 @@ macro_rules! each {
         }
     };
 }
+
+// After the macro: the bots' methods use it too.
+mod bots;
 
 impl People {
     /// The people of this node, in DATA_DIR/herald.db.

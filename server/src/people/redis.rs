@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use redis::{AsyncCommands, Script};
 
 use super::{
-    Account, AuditEntry, Invitation, PeopleError, Report, Role, SessionInfo,
+    Account, AuditEntry, Bot, BotToken, Invitation, PeopleError, Report, Role, SessionInfo,
     rooms::{RoomKind, RoomRecord},
 };
 use crate::redis_link::{Commands, RedisLink};
@@ -66,6 +66,21 @@ const REPORTS_KEY: &str = "herald:{people}:reports";
 
 /// Mutes: `room\naccount` → until (ms).
 const MUTES_KEY: &str = "herald:{people}:mutes";
+
+/// A bot's webhook and its secret: a hash (`webhook` absent when it has none).
+fn bot_key(account: &str) -> String {
+    format!("herald:{{people}}:bot:{account}")
+}
+
+/// A bot's API token (by its hash): `account`, `label`, `created_at`.
+fn bot_token_key(id: &str) -> String {
+    format!("herald:{{people}}:bot-token:{id}")
+}
+
+/// The ids of a bot's tokens.
+fn bot_tokens_key(account: &str) -> String {
+    format!("herald:{{people}}:bot-tokens:{account}")
+}
 
 /// Every room record's name (for `import-to-redis` and the admin's list).
 const ROOMS_KEY: &str = "herald:{people}:rooms";
@@ -574,6 +589,84 @@ impl RedisPeople {
         Ok(value.as_deref().and_then(reset_of))
     }
 
+    pub async fn save_bot(&self, bot: &Bot) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let key = bot_key(&bot.account);
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(&key).hset(&key, "secret", &bot.secret);
+        if let Some(webhook) = &bot.webhook {
+            pipe.hset(&key, "webhook", webhook);
+        }
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    pub async fn bot(&self, account: &str) -> Result<Option<Bot>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let (secret, webhook): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(bot_key(account))
+            .arg("secret")
+            .arg("webhook")
+            .query_async(&mut conn)
+            .await?;
+        Ok(secret.map(|secret| Bot {
+            account: account.to_owned(),
+            webhook,
+            secret,
+        }))
+    }
+
+    pub async fn add_bot_token(&self, token: &BotToken) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .hset_multiple(
+                bot_token_key(&token.id),
+                &[
+                    ("account", token.account.clone()),
+                    ("label", token.label.clone()),
+                    ("created_at", token.created_ms.to_string()),
+                ],
+            )
+            .sadd(bot_tokens_key(&token.account), &token.id)
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn bot_token(&self, id: &str) -> Result<Option<BotToken>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let fields: HashMap<String, String> = conn.hgetall(bot_token_key(id)).await?;
+        Ok(bot_token_of(id, fields))
+    }
+
+    pub async fn bot_tokens(&self, account: &str) -> Result<Vec<BotToken>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn.smembers(bot_tokens_key(account)).await?;
+        let mut tokens = Vec::with_capacity(ids.len());
+        for id in ids {
+            let fields: HashMap<String, String> = conn.hgetall(bot_token_key(&id)).await?;
+            tokens.extend(bot_token_of(&id, fields));
+        }
+        tokens.sort_by_key(|t| t.created_ms);
+        Ok(tokens)
+    }
+
+    pub async fn revoke_bot_token(&self, account: &str, id: &str) -> Result<bool, PeopleError> {
+        let mut conn = self.conn.clone();
+        let owner: Option<String> = conn.hget(bot_token_key(id), "account").await?;
+        if owner.as_deref() != Some(account) {
+            return Ok(false);
+        }
+        redis::pipe()
+            .atomic()
+            .del(bot_token_key(id))
+            .srem(bot_tokens_key(account), id)
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(true)
+    }
+
     pub async fn report(&self, report: &Report) -> Result<bool, PeopleError> {
         let mut conn = self.conn.clone();
         let json =
@@ -702,8 +795,23 @@ impl RedisPeople {
         for (account, room) in &everything.hidden {
             self.set_hidden(account, room, true).await?;
         }
+        for bot in &everything.bots {
+            self.save_bot(bot).await?;
+        }
+        for token in &everything.bot_tokens {
+            self.add_bot_token(token).await?;
+        }
         Ok(())
     }
+}
+
+fn bot_token_of(id: &str, mut fields: HashMap<String, String>) -> Option<BotToken> {
+    Some(BotToken {
+        id: id.to_owned(),
+        account: fields.remove("account")?,
+        label: fields.remove("label").unwrap_or_default(),
+        created_ms: fields.get("created_at")?.parse().ok()?,
+    })
 }
 
 fn ttl_ms(ttl: Duration) -> i64 {

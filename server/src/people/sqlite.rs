@@ -11,7 +11,7 @@ use std::{
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    Account, AuditEntry, Invitation, PeopleError, Report, Role, SessionInfo,
+    Account, AuditEntry, Bot, BotToken, Invitation, PeopleError, Report, Role, SessionInfo,
     rooms::{RoomKind, RoomRecord},
 };
 
@@ -107,7 +107,19 @@ impl SqlitePeople {
                  account TEXT NOT NULL,
                  room    TEXT NOT NULL,
                  PRIMARY KEY (account, room)
-             ) STRICT, WITHOUT ROWID;",
+             ) STRICT, WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS bots (
+                 account TEXT PRIMARY KEY,
+                 webhook TEXT NOT NULL,
+                 secret  TEXT NOT NULL
+             ) STRICT;
+             CREATE TABLE IF NOT EXISTS bot_tokens (
+                 id         TEXT PRIMARY KEY,
+                 account    TEXT NOT NULL,
+                 label      TEXT NOT NULL,
+                 created_at INTEGER NOT NULL
+             ) STRICT;
+             CREATE INDEX IF NOT EXISTS bot_tokens_of ON bot_tokens (account);",
         )?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -656,6 +668,87 @@ impl SqlitePeople {
     }
 }
 
+/// Bots: their webhooks and their API tokens.
+impl SqlitePeople {
+    pub async fn save_bot(&self, bot: &Bot) -> Result<(), PeopleError> {
+        let bot = bot.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO bots (account, webhook, secret) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (account) DO UPDATE SET webhook = ?2, secret = ?3",
+                params![bot.account, bot.webhook.unwrap_or_default(), bot.secret],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn bot(&self, account: &str) -> Result<Option<Bot>, PeopleError> {
+        let account = account.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT account, webhook, secret FROM bots WHERE account = ?1",
+                    [&account],
+                    bot_of,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn add_bot_token(&self, token: &BotToken) -> Result<(), PeopleError> {
+        let t = token.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO bot_tokens (id, account, label, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![t.id, t.account, t.label, sql_int(t.created_ms)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn bot_token(&self, id: &str) -> Result<Option<BotToken>, PeopleError> {
+        let id = id.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {BOT_TOKEN_COLUMNS} FROM bot_tokens WHERE id = ?1"),
+                    [&id],
+                    bot_token_of,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn bot_tokens(&self, account: &str) -> Result<Vec<BotToken>, PeopleError> {
+        let account = account.to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .prepare(&format!(
+                    "SELECT {BOT_TOKEN_COLUMNS} FROM bot_tokens WHERE account = ?1
+                     ORDER BY created_at"
+                ))?
+                .query_map([&account], bot_token_of)?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn revoke_bot_token(&self, account: &str, id: &str) -> Result<bool, PeopleError> {
+        let (account, id) = (account.to_owned(), id.to_owned());
+        self.with(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM bot_tokens WHERE id = ?1 AND account = ?2",
+                [&id, &account],
+            )? == 1)
+        })
+        .await
+    }
+}
+
 /// Reports and mutes.
 impl SqlitePeople {
     pub async fn report(&self, report: &Report) -> Result<bool, PeopleError> {
@@ -799,6 +892,14 @@ impl SqlitePeople {
                 .prepare("SELECT account, room FROM hidden_rooms")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
+            let bots = conn
+                .prepare("SELECT account, webhook, secret FROM bots")?
+                .query_map([], bot_of)?
+                .collect::<Result<_, _>>()?;
+            let bot_tokens = conn
+                .prepare(&format!("SELECT {BOT_TOKEN_COLUMNS} FROM bot_tokens"))?
+                .query_map([], bot_token_of)?
+                .collect::<Result<_, _>>()?;
             Ok(Everything {
                 setup,
                 accounts,
@@ -806,6 +907,8 @@ impl SqlitePeople {
                 rooms,
                 members,
                 hidden,
+                bots,
+                bot_tokens,
             })
         })
         .await
@@ -823,12 +926,33 @@ pub struct Everything {
     pub members: Vec<(String, String)>,
     /// `(account, room)`.
     pub hidden: Vec<(String, String)>,
+    pub bots: Vec<Bot>,
+    pub bot_tokens: Vec<BotToken>,
 }
 
 const ACCOUNT_COLUMNS: &str = "id, handle, name, role, password, active, created_at";
 const SESSION_COLUMNS: &str = "id, account, created_at, last_seen, agent";
 const ROOM_COLUMNS: &str = "name, kind, title, topic, created_by, created_at, archived";
 const INVITATION_COLUMNS: &str = "id, by, created_at, expires_at, uses_left";
+const BOT_TOKEN_COLUMNS: &str = "id, account, label, created_at";
+
+fn bot_of(row: &Row<'_>) -> rusqlite::Result<Bot> {
+    let webhook: String = row.get(1)?;
+    Ok(Bot {
+        account: row.get(0)?,
+        webhook: (!webhook.is_empty()).then_some(webhook),
+        secret: row.get(2)?,
+    })
+}
+
+fn bot_token_of(row: &Row<'_>) -> rusqlite::Result<BotToken> {
+    Ok(BotToken {
+        id: row.get(0)?,
+        account: row.get(1)?,
+        label: row.get(2)?,
+        created_ms: from_sql(row.get(3)?),
+    })
+}
 
 fn invitation_of(row: &Row<'_>) -> rusqlite::Result<Invitation> {
     Ok(Invitation {

@@ -20,7 +20,7 @@ use crate::{
     AppState,
     rooms::{Content, LogError, NewEntry, PageAt, Version, Versions},
     transport::auth::{
-        ApiError, Caller, operator_may_write, require_reader, require_token, through_door,
+        ApiError, Caller, Writer, operator_may_write, require_reader, require_token, through_door,
     },
 };
 
@@ -85,14 +85,6 @@ fn refused(refused: publish::Refused, shape: &str) -> ApiError {
     }
 }
 
-/// The author of what a token writes: the token's, under the name the request gives.
-fn author_of(token_id: &str, name: Option<String>) -> Identity {
-    Identity {
-        id: token_id.to_owned(),
-        name: name.unwrap_or_else(|| DEFAULT_BOT_NAME.to_owned()),
-    }
-}
-
 /// An idempotency key, the request's or one chosen for it.
 fn client_id_of(given: Option<String>) -> String {
     given.unwrap_or_else(|| format!("api-{}", crate::ids::random_hex(8)))
@@ -101,7 +93,7 @@ fn client_id_of(given: Option<String>) -> String {
 /// Reads a publish body and turns it into the message to store (without its room).
 async fn publish_request(
     state: &AppState,
-    token_id: &str,
+    writer: &Writer,
     body: Body,
 ) -> Result<(Identity, String, Content), ApiError> {
     let bytes = request_bytes(state, body).await?;
@@ -112,7 +104,7 @@ async fn publish_request(
         )
     })?;
     Ok((
-        author_of(token_id, request.author_name),
+        writer.author(request.author_name, DEFAULT_BOT_NAME),
         client_id_of(request.client_id),
         Content::Message {
             body: request.body,
@@ -125,13 +117,14 @@ async fn publish_request(
 /// not is refused, and makes no room); answers where it was stored.
 async fn store(
     state: &AppState,
+    writer: &Writer,
     room: String,
     author: Identity,
     client_id: String,
     kind: MessageKind,
     content: Content,
 ) -> Result<Published, ApiError> {
-    operator_may_write(state, &room).await?;
+    writer.may_write(state, &room).await?;
     let (epoch, _, _lease) = state
         .rooms
         .open(&room)
@@ -163,7 +156,7 @@ async fn edit(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Published>, ApiError> {
-    let token = require_token(&state, &headers).await?;
+    let writer = require_token(&state, &headers).await?;
     let room = normalize_room(&room)?;
     let bytes = request_bytes(&state, body).await?;
     let request = publish::parse(&bytes, state.limits.max_body_bytes)
@@ -174,9 +167,18 @@ async fn edit(
             "an edit does not change what a message answers",
         ));
     }
-    let author = author_of(&token, request.author_name);
+    let author = writer.author(request.author_name, DEFAULT_BOT_NAME);
     let change = Change::Edit { body: request.body };
-    change_message(&state, room, seq, author, request.client_id, change).await
+    change_message(
+        &state,
+        &writer,
+        room,
+        seq,
+        author,
+        request.client_id,
+        change,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -193,14 +195,15 @@ async fn delete(
     query: Result<Query<DeleteQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<Published>, ApiError> {
-    let token = require_token(&state, &headers).await?;
+    let writer = require_token(&state, &headers).await?;
     let room = normalize_room(&room)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     if let Some(id) = &query.client_id {
         app::protocol::validate_client_id(id)?;
     }
-    let author = author_of(&token, None);
-    change_message(&state, room, seq, author, query.client_id, Change::Delete).await
+    let author = writer.author(None, DEFAULT_BOT_NAME);
+    let change = Change::Delete;
+    change_message(&state, &writer, room, seq, author, query.client_id, change).await
 }
 
 /// `POST /api/rooms/{room}/messages/{seq}/reactions`: adds (or with `remove`, takes back) the
@@ -211,7 +214,7 @@ async fn react(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Published>, ApiError> {
-    let token = require_token(&state, &headers).await?;
+    let writer = require_token(&state, &headers).await?;
     let room = normalize_room(&room)?;
     let bytes = request_bytes(&state, body).await?;
     let request = publish::parse_reaction(&bytes)
@@ -220,14 +223,24 @@ async fn react(
         emoji: request.emoji,
         remove: request.remove,
     };
-    let author = author_of(&token, None);
-    change_message(&state, room, seq, author, request.client_id, change).await
+    let author = writer.author(None, DEFAULT_BOT_NAME);
+    change_message(
+        &state,
+        &writer,
+        room,
+        seq,
+        author,
+        request.client_id,
+        change,
+    )
+    .await
 }
 
 /// Stores `change` to message `seq` of `room` by `author` (a token's), under the request's
 /// `client_id` or one chosen for it.
 async fn change_message(
     state: &AppState,
+    writer: &Writer,
     room: String,
     seq: u64,
     author: Identity,
@@ -240,7 +253,16 @@ async fn change_message(
     };
     let client_id = client_id_of(client_id);
     Ok(Json(
-        store(state, room, author, client_id, MessageKind::Bot, content).await?,
+        store(
+            state,
+            writer,
+            room,
+            author,
+            client_id,
+            MessageKind::Bot,
+            content,
+        )
+        .await?,
     ))
 }
 
@@ -251,16 +273,18 @@ async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
-    let token = require_token(&state, &headers).await?;
+    let writer = require_token(&state, &headers).await?;
     let room = normalize_room(&room)?;
-    let (author, client_id, content) = publish_request(&state, &token, body).await?;
-    operator_may_write(&state, &room).await?;
+    let (author, client_id, content) = publish_request(&state, &writer, body).await?;
+    writer.may_write(&state, &room).await?;
     let since = std::time::Instant::now();
-    let replies = content.target().is_some();
+    // A bot writes only where it is a member: the room is there.
+    let replies = content.target().is_some() || matches!(writer, Writer::Bot(_));
     let seq = if replies {
         // Its original must be there: the room too.
         store(
             &state,
+            &writer,
             room.clone(),
             author,
             client_id,
@@ -312,8 +336,15 @@ async fn broadcast(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Announced>), ApiError> {
-    let token = require_token(&state, &headers).await?;
-    let (author, client_id, content) = publish_request(&state, &token, body).await?;
+    let writer = require_token(&state, &headers).await?;
+    if matches!(writer, Writer::Bot(_)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "operator_only",
+            "announcements to every room are the operator's (--api-token), not a bot's",
+        ));
+    }
+    let (author, client_id, content) = publish_request(&state, &writer, body).await?;
     let Content::Message {
         body,
         reply_to: None,
@@ -402,7 +433,11 @@ async fn list_rooms(
         .await
         .map_err(ApiError::unavailable)?
         .into_iter()
-        .filter(|stats| !app::protocol::is_private(&stats.room) || own.contains(&stats.room))
+        .filter(|stats| {
+            // A bot sees only the rooms it is a member of; others, the open ones and their own.
+            let bot = matches!(&caller, Caller::Person(a) if a.role == crate::people::Role::Bot);
+            own.contains(&stats.room) || !(bot || app::protocol::is_private(&stats.room))
+        })
         .map(|stats| RoomInfo {
             room: stats.room,
             members: stats.members,

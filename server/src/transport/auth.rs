@@ -197,8 +197,84 @@ pub async fn door_budgets(State(state): State<AppState>, request: Request, next:
 pub enum Caller {
     /// A configured API token (its id): the operator's, for open rooms.
     Token(String),
-    /// Someone chatting in this browser (reads only): their account.
+    /// Someone chatting in this browser (reads only), or a bot by its token: their account.
     Person(Box<crate::people::Account>),
+}
+
+/// Who may write through the API.
+pub enum Writer {
+    /// A configured API token (its id): the operator's, for open rooms, under any name.
+    Operator(String),
+    /// A bot, by one of its tokens: in the rooms it is a member of, as itself.
+    Bot(Box<crate::people::Account>),
+}
+
+impl Writer {
+    /// The author of what this writer writes: a bot is itself; the operator's messages carry the
+    /// token's id under the name the request gives, or `default_name`.
+    pub fn author(&self, name: Option<String>, default_name: &str) -> app::protocol::Identity {
+        match self {
+            Writer::Operator(id) => app::protocol::Identity {
+                id: id.clone(),
+                name: name.unwrap_or_else(|| default_name.to_owned()),
+            },
+            Writer::Bot(account) => account.identity(),
+        }
+    }
+
+    /// Whether this writer may write to `room` (a valid name): the operator's token to open rooms
+    /// that are not archived; a bot to rooms it is a member of (others answer as missing, or for an
+    /// open room, 403 `not_a_member`), not archived, where it is not muted.
+    pub async fn may_write(&self, state: &AppState, room: &str) -> Result<(), ApiError> {
+        let bot = match self {
+            Writer::Operator(_) => return operator_may_write(state, room).await,
+            Writer::Bot(bot) => bot,
+        };
+        let people = &state.sessions.people;
+        let member = people
+            .is_member(room, &bot.id)
+            .await
+            .map_err(|e| ApiError::store_failed("people store", &e))?;
+        if !member {
+            return Err(match app::protocol::is_private(room) {
+                true => ApiError::unknown_room(room),
+                false => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "not_a_member",
+                    "this bot is not a member of that room: a person in it adds the bot on the \
+                     room's About page",
+                ),
+            });
+        }
+        let opened = through_door(state, &Caller::Person(bot.clone()), room).await?;
+        if opened.archived() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::Archived.as_str(),
+                ErrorCode::Archived.refusal(),
+            ));
+        }
+        let muted = people
+            .muted_until(room, &bot.id)
+            .await
+            .map_err(|e| ApiError::store_failed("people store", &e))?;
+        if muted.is_some() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Muted.as_str(),
+                "a moderator muted this bot in that room for now",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The budget its requests spend from.
+    fn budget(&self) -> String {
+        match self {
+            Writer::Operator(id) => id.clone(),
+            Writer::Bot(bot) => bot_budget(&bot.id),
+        }
+    }
 }
 
 impl Caller {
@@ -242,8 +318,37 @@ pub async fn operator_may_write(state: &AppState, room: &str) -> Result<(), ApiE
     }
 }
 
-/// Publishing needs a token.
-pub async fn require_token(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+/// The budget of bot `id`'s requests, whichever of its tokens they carry.
+fn bot_budget(id: &str) -> String {
+    format!("bot:{id}")
+}
+
+/// The bot whose token the request carries, if it carries a live one.
+async fn bot_of(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Box<crate::people::Account>>, ApiError> {
+    let Some(token) = crate::bearer::bearer(headers) else {
+        return Ok(None);
+    };
+    if !token.starts_with(crate::people::BOT_TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    match state.sessions.people.bot_by_token(token).await {
+        Ok(Some(bot)) => Ok(Some(Box::new(bot))),
+        // A bot's token that is not (any more): refused, never taken for an operator's.
+        Ok(None) => Err(ApiError::unauthorized()),
+        Err(e) => Err(ApiError::store_failed("people store", &e)),
+    }
+}
+
+/// Writing needs a token: the operator's, or a bot's.
+pub async fn require_token(state: &AppState, headers: &HeaderMap) -> Result<Writer, ApiError> {
+    if let Some(bot) = bot_of(state, headers).await? {
+        let bot = Writer::Bot(bot);
+        state.api.spend(&bot.budget(), "this token").await?;
+        return Ok(bot);
+    }
     if state.api.tokens.is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -258,11 +363,16 @@ pub async fn require_token(state: &AppState, headers: &HeaderMap) -> Result<Stri
         .ok_or_else(ApiError::unauthorized)?
         .to_owned();
     state.api.spend(&id, "this token").await?;
-    Ok(id)
+    Ok(Writer::Operator(id))
 }
 
-/// Reading needs a token or a chat session (so the page's own scripts can read with its cookie).
+/// Reading needs a token (the operator's, or a bot's: the rooms it is a member of) or a chat
+/// session (so the page's own scripts can read with its cookie).
 pub async fn require_reader(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    if let Some(bot) = bot_of(state, headers).await? {
+        state.api.spend(&bot_budget(&bot.id), "this token").await?;
+        return Ok(Caller::Person(bot));
+    }
     if let Some(id) = state.api.token_id(headers) {
         let id = id.to_owned();
         state.api.spend(&id, "this token").await?;
@@ -298,7 +408,8 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "send Authorization: Bearer TOKEN with a token Herald was started with (--api-token)",
+            "send Authorization: Bearer TOKEN with a token Herald was started with (--api-token), \
+             or a bot's token that is not revoked",
         )
     }
 

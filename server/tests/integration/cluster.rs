@@ -1280,6 +1280,20 @@ async fn people_a_single_node_signed_in_stay_signed_in_on_the_cluster() {
     let data = TempDir::new();
     let mut single = TestServer::start_in(data.path(), &[]).await;
     let cookie = single.session("Ann").await;
+    // A bot the owner made, in the room: its token works on the cluster too.
+    let owner = single
+        .sign_in(common::OWNER, common::OWNER_PASSWORD)
+        .await
+        .expect("owner");
+    let (_, bot_token) = crate::bots::make_bot(&single, &owner, "helper", "").await;
+    let add = common::form(&[("handle", "helper")]);
+    assert_eq!(
+        single
+            .post_as("/r/general/members", Some(&owner), &add)
+            .await
+            .0,
+        303
+    );
     single.begin_shutdown();
     single.stopped().await;
     let redis = RedisServer::start().await;
@@ -1313,6 +1327,8 @@ async fn people_a_single_node_signed_in_stay_signed_in_on_the_cluster() {
     let (status, _, html) = b.get_as("/", &cookie).await;
     assert_eq!(status, 200);
     assert!(html.contains("Ann"), "the page knows her");
+    let (status, answer) = crate::bots::bot_posts(&b, &bot_token, "general", "still a bot").await;
+    assert_eq!(status, 201, "{answer}");
 }
 
 #[tokio::test]

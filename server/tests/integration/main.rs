@@ -10,6 +10,7 @@ mod access;
 mod accounts;
 mod addresses;
 mod api;
+mod bots;
 mod changes;
 mod chat;
 mod cluster;

@@ -464,6 +464,15 @@ impl Session<'_> {
                     ..
                 }
             );
+        // A new message for a bot (a mention, a direct conversation) goes to its webhook once stored.
+        let for_bots = match &content {
+            Content::Message { body, .. }
+                if crate::webhooks::may_concern(self.state, &room, &content) =>
+            {
+                Some(body.clone())
+            }
+            _ => None,
+        };
         let submitted = self.state.rooms.submit(NewEntry {
             room: room.clone(),
             author: self.user.clone(),
@@ -477,6 +486,11 @@ impl Session<'_> {
         match submitted {
             Ok(answer) if moderating => {
                 let answer = audited(self.state, &self.user.id, &room, target, answer);
+                self.in_flight.push(room, client_id, answer, sent_bytes);
+            }
+            Ok(answer) if let Some(body) = for_bots => {
+                let (author, to) = (self.user.clone(), room.clone());
+                let answer = crate::webhooks::after_stored(self.state, to, author, body, answer);
                 self.in_flight.push(room, client_id, answer, sent_bytes);
             }
             Ok(answer) => self.in_flight.push(room, client_id, answer, sent_bytes),
