@@ -1,7 +1,7 @@
 //! Herald's integration tests, in one binary: each file below is one area, as its own opening says.
 //! One binary rather than one per file: each would compile the harness (`tests/common`) and link the
-//! whole server again, minutes of every CI run. `tests/memory.rs` stays its own binary: it measures
-//! the process it runs in.
+//! whole server again, minutes of every CI run. The memory test (`memory.rs`) measures the binary
+//! in a process of its own, so it needs no binary of its own either.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -20,6 +20,7 @@ mod history;
 mod layers;
 mod limits;
 mod log_contract;
+mod memory;
 mod moderation;
 mod operations;
 mod pages;

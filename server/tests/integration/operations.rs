@@ -295,9 +295,9 @@ fn free_port() -> u16 {
 
 /// The binary, started in `dir` with `flags`, listening on a port of its own; killed when dropped
 /// (a failed test leaves nothing running).
-struct Running {
-    child: Child,
-    addr: std::net::SocketAddr,
+pub struct Running {
+    pub child: Child,
+    pub addr: std::net::SocketAddr,
     /// Its log (stdout), a line at a time; the lines up to "listening" are in `early`.
     log: tokio::sync::mpsc::UnboundedReceiver<String>,
     early: Vec<String>,
@@ -331,7 +331,7 @@ impl Running {
         }
     }
 
-    async fn start(dir: &str, flags: &[&str]) -> Self {
+    pub async fn start(dir: &str, flags: &[&str]) -> Self {
         let mut running = Self::spawn(dir, "127.0.0.1:0", flags);
         loop {
             let line = running.next_line().await;

@@ -1,15 +1,17 @@
-//! Test (f): readers that stop reading cost the server a bounded amount of memory, and the readers
-//! that keep up get everything. Its own test binary, so no other test's allocations share the
-//! process whose memory it measures.
-
-mod common;
+//! Readers that stop reading cost the server a bounded amount of memory, and the readers that keep
+//! up get everything. The server is the binary, in a process of its own, so nothing of the test's
+//! own allocations is in what is measured.
 
 use app::protocol::{ClientMsg, ServerMsg};
-use common::{Client, TempDir, TestServer};
 
-/// The process's resident memory, in bytes (the server runs in this process).
-fn rss_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+use crate::{
+    common::{Client, TempDir, TestServer},
+    operations::Running,
+};
+
+/// The resident memory of process `pid`, in bytes.
+fn rss_bytes(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
     let kib: usize = status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
@@ -25,12 +27,24 @@ async fn stalled_readers_hold_a_bounded_amount_of_server_memory() {
     const BODY: usize = 60_000;
     let data = TempDir::new();
     // The log's page cache at SQLite's own 2 MiB: it is memory too, but bounded by its flag, and
-    // this test is about what the queues hold.
-    let server = TestServer::start_in(
-        data.path(),
-        &["--max-body-bytes", "60000", "--log-cache-mib", "2"],
-    )
-    .await;
+    // this test is about what the queues hold. Test clients post far faster than people type.
+    let flags = [
+        "--max-body-bytes",
+        "60000",
+        "--log-cache-mib",
+        "2",
+        "--rate-per-sec",
+        "1000000",
+        "--rate-burst",
+        "1000000",
+        "--address-rate-per-sec",
+        "1000000",
+        "--address-rate-burst",
+        "1000000",
+    ];
+    let running = Running::start(data.path(), &flags).await;
+    let server = TestServer::external(running.addr);
+    let pid = running.child.id();
 
     // In each room, one reader that never reads, and one that does.
     let mut stalled = Vec::new();
@@ -56,7 +70,7 @@ async fn stalled_readers_hold_a_bounded_amount_of_server_memory() {
             (seqs, bodies)
         }));
     }
-    let before = rss_bytes();
+    let before = rss_bytes(pid);
 
     // 12 rooms × 120 messages × 60 kB = 86 MB published, every message short of a queue's frame
     // bound: only the byte bound stops the stalled readers' queues from holding all of it.
@@ -93,7 +107,7 @@ async fn stalled_readers_hold_a_bounded_amount_of_server_memory() {
         assert_eq!(seqs, (1..=EACH as u64).collect::<Vec<_>>());
         assert_eq!(bytes, EACH * BODY);
     }
-    let grown = rss_bytes().saturating_sub(before);
+    let grown = rss_bytes(pid).saturating_sub(before);
     // Per stalled reader: its queue's bound, one write batch and the socket's buffers.
     let bound = ROOMS * (server::hub::QUEUE_BYTES + 256 * 1024) + 16 * 1024 * 1024;
     assert!(
