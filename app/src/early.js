@@ -12,6 +12,9 @@
 //   hover or when its message has the focus (a `title`, set when first needed from `datetime`):
 //   one listener for the page, before and after the wasm (in the wasm it cost more than it is worth).
 // - A moderator's page shows "Delete" on every message, not only their own (asked of `/session`).
+// - Beside names: accounts deactivated or deleted since (asked of `/session`; a guest's id says it is
+//   one, and the stylesheet marks those); the messages of people the reader ignores are folded away,
+//   one line each run, shown when chosen (a click, or Enter on the row).
 // - "Report" on a message opens its page on the server.
 // - A reaction says who gave it: its `title` on hover, and on a long press (a touch screen has no
 //   hover) or a right click its names shown beside its count — one listener, as for the times.
@@ -70,14 +73,55 @@
 		location.assign(`/r/${room}/messages/${row.dataset.seq}`);
 	});
 	markReader();
+	// Rules for the rows of some authors, by id (ids are word characters and dashes: nothing else is
+	// put in a selector), in a stylesheet carrying this script's nonce (the page's CSP).
+	const nonce = document.currentScript && document.currentScript.nonce;
+	let ignored = new Set();
+	const ids = (list) => (Array.isArray(list) ? list.filter((id) => typeof id === 'string' && /^[\w-]+$/.test(id)) : []);
+	const marks = (session) => {
+		const by = (id) => `li[data-author="${id}"]`;
+		const rules = [];
+		const gone = session.gone || {};
+		for (const [list, word] of [[gone.deactivated, 'deactivated'], [gone.deleted, 'account deleted']]) {
+			for (const id of ids(list)) {
+				rules.push(`${by(id)} .author::after, ${by(id)} .person-name::after { content: " (${word})"; font-weight: 400; color: var(--muted); }`);
+			}
+		}
+		ignored = new Set(ids(session.ignored));
+		for (const id of ignored) {
+			const row = `.messages ${by(id)}:not(.shown)`;
+			rules.push(
+				`${row} > * { display: none; }`,
+				`${row}.continued { display: none; }`,
+				`${row}::before { content: "A message from someone you ignore · show"; font-size: 12px; font-style: italic; color: var(--muted); cursor: pointer; }`,
+			);
+		}
+		if (!rules.length) return;
+		const style = document.createElement('style');
+		if (nonce) style.nonce = nonce;
+		style.textContent = rules.join('\n');
+		document.head.appendChild(style);
+	};
+	// A folded row chosen: that person's messages on this page show (new ones come folded).
+	const unfold = (ev) => {
+		if (ev.type === 'keydown' && ev.key !== 'Enter') return;
+		const row = ev.target instanceof Element && ev.target.closest('.messages li[data-author]');
+		if (!row || !ignored.has(row.dataset.author) || row.classList.contains('shown')) return;
+		for (const mine of document.querySelectorAll(`.messages li[data-author="${row.dataset.author}"]`)) {
+			mine.classList.add('shown');
+		}
+	};
+	document.addEventListener('click', unfold);
+	document.addEventListener('keydown', unfold);
 	// A moderator is shown "Delete" on everyone's messages (the server lets a moderator's delete
 	// remove any message): the cached page is the same for every reader, so ask who this one is.
 	if (document.querySelector('ol.messages')) {
 		fetch('/session', { credentials: 'same-origin' })
 			.then((answer) => (answer.ok ? answer.json() : null))
 			.then((session) => {
-				const role = session && session.role;
-				if (role === 'admin' || role === 'moderator') document.documentElement.classList.add('moderator');
+				if (!session) return;
+				if (session.role === 'admin' || session.role === 'moderator') document.documentElement.classList.add('moderator');
+				marks(session);
 			})
 			.catch(() => {});
 	}

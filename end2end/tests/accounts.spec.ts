@@ -1,13 +1,11 @@
 // Accounts as people meet them (docs/ACCOUNTS.md): the first run's setup, signing up and in, one
 // person on two browsers, the devices page signing one out, a new password. Each test has a server
 // of its own, without guests and not set up: what an operator starts by default.
-import AxeBuilder from '@axe-core/playwright';
 import { Browser, expect, Page, test } from '@playwright/test';
 import * as fs from 'node:fs';
 import { makeRoomIfOffered, send, uniqueRoom } from '../lib/chat';
 import { binaryUnderTest, copyAlone, Herald, SETUP_CODE, startHerald, TEST_FLAGS } from '../lib/herald';
-
-const PASSWORD = 'a password nobody guesses';
+import { axe, PASSWORD, signIn } from '../lib/people';
 
 /** A server of its own without guests; set up by the harness's owner if `claim`. */
 async function fresh(flags: string[] = [], claim = false): Promise<Herald> {
@@ -19,23 +17,11 @@ async function stop(herald: Herald) {
   fs.rmSync(herald.dir, { recursive: true, force: true });
 }
 
-async function axe(page: Page): Promise<string[]> {
-  return (await new AxeBuilder({ page }).analyze()).violations.map(
-    (v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
-  );
-}
-
 /** Waits until the chat is hydrated and connected. */
 async function inChat(page: Page) {
   await makeRoomIfOffered(page);
   await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
   await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected');
-}
-
-async function signIn(page: Page, handle: string, password: string) {
-  await page.getByTestId('handle').fill(handle);
-  await page.getByTestId('password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
 /** A browser of its own (a device), on the sign-in page of `url`, signed in as `handle`. */

@@ -3,33 +3,13 @@
 // through the balancer to the other node, and they keep chatting: nothing missing or doubled on
 // either screen. Real Chromium against the release binary.
 import { expect, test } from '@playwright/test';
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { openChat, reconnect, send, uniqueRoom, watchForErrors } from '../lib/chat';
 import { binaryUnderTest, copyAlone, Herald, startHerald, TEST_FLAGS } from '../lib/herald';
-
-/** A redis-server of this test's own, on a Unix socket in a temp dir, keeping what it acknowledges. */
-async function startRedis(): Promise<{ url: string; stop: () => void }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-e2e-redis-'));
-  const socket = path.join(dir, 'redis.sock');
-  const child: ChildProcess = spawn(
-    'redis-server',
-    ['--port', '0', '--unixsocket', socket, '--dir', dir, '--appendonly', 'yes',
-      '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction'],
-    { stdio: 'ignore' },
-  );
-  const kill = () => child.kill('SIGKILL');
-  process.once('exit', kill);
-  const deadline = Date.now() + 10_000;
-  while (!fs.existsSync(socket)) {
-    if (Date.now() > deadline) throw new Error('redis-server did not start');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { url: `redis+unix://${socket}`, stop: kill };
-}
+import { startRedis } from '../lib/redis';
 
 /** A TCP load balancer on a free loopback port: each connection goes to the first backend that takes it. */
 async function balancer(backends: string[]): Promise<{ url: string; close: () => void }> {

@@ -3,32 +3,11 @@
 // added who sees it appear at once; a direct conversation started from a name, in both sidebars
 // apart from the rooms; a moderator removing someone's message. A server of its own, taking
 // sign-ups, where members (not guests) make rooms: what an operator would run.
-import AxeBuilder from '@axe-core/playwright';
-import { Browser, expect, Page, test } from '@playwright/test';
+import { expect, Page, test } from '@playwright/test';
 import * as fs from 'node:fs';
 import { bodies, send, watchForErrors } from '../lib/chat';
 import { binaryUnderTest, copyAlone, Herald, OWNER, startHerald, TEST_FLAGS } from '../lib/herald';
-
-const PASSWORD = 'a password nobody guesses';
-
-async function axe(page: Page): Promise<string[]> {
-  return (await new AxeBuilder({ page }).analyze()).violations.map(
-    (v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
-  );
-}
-
-/** Someone signing themselves up on a browser of their own; left in #general, connected. */
-async function member(browser: Browser, herald: Herald, handle: string, name: string): Promise<Page> {
-  const page = await (await browser.newContext()).newPage();
-  await page.goto(`${herald.url}/sign-up`);
-  await page.getByTestId('handle').fill(handle);
-  await page.getByTestId('display-name').fill(name);
-  await page.getByTestId('password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
-  await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected');
-  return page;
-}
+import { axe, member, PASSWORD } from '../lib/people';
 
 /** The sidebar's entry of a room, by what it is called there. */
 function entry(page: Page, title: string) {

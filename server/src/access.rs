@@ -135,6 +135,53 @@ pub async fn open(state: &AppState, who: Who<'_>, room: &str) -> Result<Opened, 
     }
 }
 
+/// Why a bot may not write to a room.
+#[derive(Debug, thiserror::Error)]
+pub enum BotRefused {
+    /// An open room it was not added to.
+    #[error("the bot is not a member of that room")]
+    NotAMember,
+    /// A private room or conversation it is not in, or no such room: one answer for both.
+    #[error("no such room")]
+    Missing,
+    #[error("the room is archived")]
+    Archived,
+    #[error("a moderator muted the bot in that room")]
+    Muted,
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Whether `bot` may write to `room` (a valid name): only in a room it is a member of (a person
+/// added it), not archived, where it is not muted. The API's door and the webhooks' replies ask.
+pub async fn bot_may_write(state: &AppState, bot: &Account, room: &str) -> Result<(), BotRefused> {
+    let people = &state.sessions.people;
+    let unavailable = |e: PeopleError| BotRefused::Unavailable(e.to_string());
+    if !people.is_member(room, &bot.id).await.map_err(unavailable)? {
+        return Err(match app::protocol::is_private(room) {
+            true => BotRefused::Missing,
+            false => BotRefused::NotAMember,
+        });
+    }
+    let opened = match open(state, Who::of(bot), room).await {
+        Ok(opened) => opened,
+        Err(Refused::Missing) => return Err(BotRefused::Missing),
+        Err(Refused::Unavailable(e)) => return Err(BotRefused::Unavailable(e)),
+    };
+    if opened.archived() {
+        return Err(BotRefused::Archived);
+    }
+    if people
+        .muted_until(room, &bot.id)
+        .await
+        .map_err(unavailable)?
+        .is_some()
+    {
+        return Err(BotRefused::Muted);
+    }
+    Ok(())
+}
+
 /// Why a room was not made.
 #[derive(Debug, thiserror::Error)]
 pub enum NotMade {

@@ -472,7 +472,7 @@ async fn sign_in(
 
 /// Spends a try from the client address's budget, and from the account's at that address: the
 /// answer when either is empty.
-async fn over_budget(
+pub async fn over_budget(
     state: &AppState,
     page: &str,
     client: Option<&Client>,
@@ -669,6 +669,11 @@ async fn account_page(
             </section>
         }
     });
+    let wrong_password = asked.error.as_deref() == Some("delete");
+    let personal = match personal_sections(&state, &me.account, wrong_password).await {
+        Ok(sections) => sections,
+        Err(answer) => return answer,
+    };
     let invitations = match may_invite(&me.account) {
         true => match state.sessions.people.invitations().await {
             Ok(live) => Some(invitations_section(live, now)),
@@ -692,6 +697,7 @@ async fn account_page(
         </section>
         {password}
         {invitations}
+        <div inner_html=personal></div>
         {matches!(me.account.role, Role::Admin | Role::Moderator).then(|| view! {
             <p><a href="/moderation" data-testid="moderation-link">"Reported messages"</a></p>
         })}
@@ -708,6 +714,68 @@ async fn account_page(
         "history-page account-page",
         main,
     )
+}
+
+/// The account page's sections on what one decides for oneself (`personal.rs` takes the forms):
+/// the people one ignores, and deleting the account.
+/// `wrong_password`: the last try to delete it gave a wrong one.
+async fn personal_sections(
+    state: &AppState,
+    me: &Account,
+    wrong_password: bool,
+) -> Result<String, Response> {
+    let people = &state.sessions.people;
+    let ignored = people.ignored(&me.id).await.map_err(|e| unavailable(&e))?;
+    let mut names = Vec::with_capacity(ignored.len());
+    for id in ignored {
+        if let Some(account) = people.account(&id).await.map_err(|e| unavailable(&e))? {
+            names.push(account);
+        }
+    }
+    let rows = names
+        .into_iter()
+        .map(|a| {
+            let handle = a.handle.as_ref().map(|h| format!(" @{h}"));
+            view! {
+                <li class="session" data-testid="ignored">
+                    <span><strong>{a.name.clone()}</strong>{handle}</span>
+                    <form method="post" action="/account/ignore">
+                        <input type="hidden" name="account" value=a.id.clone()/>
+                        <input type="hidden" name="ignore" value="0"/>
+                        <input type="hidden" name="back" value="/account"/>
+                        <button type="submit" class="link" aria-label=format!("Stop ignoring {}", a.name)>"Stop ignoring"</button>
+                    </form>
+                </li>
+            }
+        })
+        .collect_view();
+    let deletable = !matches!(me.role, Role::Admin | Role::Guest | Role::Bot);
+    let section = view! {
+        <section aria-labelledby="ignored-title">
+            <h2 id="ignored-title">"People you ignore"</h2>
+            <p class="hint">"Ignore someone from one of their messages (its \"Report\" page)."</p>
+            <ul class="sessions" data-testid="ignored-list">{rows}</ul>
+        </section>
+        {deletable.then(|| view! {
+            <section aria-labelledby="delete-title">
+                <h2 id="delete-title">"Delete your account"</h2>
+                <p>"You are signed out everywhere, your handle is free for someone else, and you leave every room. This cannot be undone."</p>
+                <form class="name-form" method="post" action="/account/delete" data-testid="delete-form">
+                    <fieldset>
+                        <legend>"What you wrote"</legend>
+                        <label><input type="radio" name="messages" value="keep" checked/>" Keep my messages, marked as from a deleted account"</label>
+                        <label><input type="radio" name="messages" value="delete" data-testid="delete-messages"/>" Delete my messages too"</label>
+                    </fieldset>
+                    <label for="delete-password">"Your password"</label>
+                    <input id="delete-password" name="password" type="password" required autocomplete="current-password" data-testid="delete-password"/>
+                    <button type="submit" class="danger" data-testid="delete-account">"Delete my account"</button>
+                    {wrong_password.then(|| view! { <p class="error" role="alert">"That is not your password: nothing was deleted."</p> })}
+                </form>
+            </section>
+        })}
+    }
+    .to_html();
+    Ok(section)
 }
 
 fn who_line(account: &Account) -> impl IntoView {
@@ -1096,12 +1164,18 @@ async fn people_page(State(state): State<AppState>, Me(me): Me) -> Response {
         .into_iter()
         .map(|account| {
             let me = account.id == me.account.id;
-            let handle = account
-                .handle
-                .as_ref()
-                .map_or_else(|| "guest".to_owned(), |h| format!("@{h}"));
-            let state_text = if account.active { "" } else { " (deactivated)" };
-            let action = (!me).then(|| {
+            let deleted = crate::people::is_deleted(&account);
+            let handle = match (&account.handle, deleted) {
+                (Some(h), _) => format!("@{h}"),
+                (None, true) => "no handle".to_owned(),
+                (None, false) => "guest".to_owned(),
+            };
+            let state_text = match (account.active, deleted) {
+                (true, _) => "",
+                (false, false) => " (deactivated)",
+                (false, true) => " (deleted by its owner)",
+            };
+            let action = (!me && !deleted).then(|| {
                 let (value, label) = if account.active {
                     ("0", "Deactivate")
                 } else {

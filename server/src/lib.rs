@@ -24,6 +24,7 @@ pub mod page_cache;
 pub mod pages;
 pub mod peer;
 pub mod people;
+pub mod personal;
 pub mod plain;
 pub mod rate;
 pub mod reach;
@@ -471,6 +472,7 @@ fn router(state: AppState, body_timeout: Duration) -> Router {
                 .merge(room_pages::router())
                 .merge(moderation::router())
                 .merge(bot_pages::router())
+                .merge(personal::router())
                 // Forms are posted from this site's own pages only.
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),

@@ -115,6 +115,17 @@ async fn message_page(
             </section>
         }
     });
+    let ignore = match author.id != me.account.id {
+        true => match state.sessions.people.ignored(&me.account.id).await {
+            Ok(ignored) => Some(crate::personal::ignore_form(
+                &author,
+                ignored.contains(&author.id),
+                format!("/r/{room}/messages/{seq}"),
+            )),
+            Err(e) => return unavailable(&e),
+        },
+        false => None,
+    };
     let main = view! {
         <h1>"Message"</h1>
         <p role="status" data-testid="done">{said}</p>
@@ -130,6 +141,7 @@ async fn message_page(
                 <button type="submit">"Report"</button>
             </form>
         </section>
+        {ignore}
         {tools}
         <p><a href=format!("/r/{room}?at={seq}") data-testid="back">"Back to the room"</a></p>
     }

@@ -191,20 +191,32 @@ pub fn router() -> Router<AppState> {
         .route("/session/end", post(end))
 }
 
-/// `200 {"you": {"id", "name"}}` for a live session, `401 {"error": "no_session"}` without one.
-/// Never cached: it changes when the visitor signs in or out, in any tab.
+/// `200 {"you": {"id", "name"}, "role", "gone": {"deactivated", "deleted"}, "ignored"}` for a live
+/// session, `401 {"error": "no_session"}` without one. Never cached: it changes when the visitor
+/// signs in or out, in any tab.
 async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let no_store = [(header::CACHE_CONTROL, "no-store")];
     match state.sessions.signed_in(&headers).await {
-        // The role too: the page shows a moderator the actions only moderators have.
-        Some(me) => (
-            no_store,
-            axum::Json(serde_json::json!({
-                "you": me.account.identity(),
-                "role": me.account.role.as_str(),
-            })),
-        )
-            .into_response(),
+        // The role too: the page shows a moderator the actions only moderators have; and what the
+        // page marks beside names (the cached page is the same for every reader).
+        Some(me) => {
+            let people = &state.sessions.people;
+            let (gone, ignored) = tokio::join!(people.gone(), people.ignored(&me.account.id));
+            let (gone, ignored) = match (gone, ignored) {
+                (Ok(gone), Ok(ignored)) => (gone, ignored),
+                (Err(e), _) | (_, Err(e)) => return unavailable(&e),
+            };
+            (
+                no_store,
+                axum::Json(serde_json::json!({
+                    "you": me.account.identity(),
+                    "role": me.account.role.as_str(),
+                    "gone": *gone,
+                    "ignored": ignored,
+                })),
+            )
+                .into_response()
+        }
         None => (
             axum::http::StatusCode::UNAUTHORIZED,
             no_store,

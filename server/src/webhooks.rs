@@ -38,11 +38,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    AppState,
+    AppState, access,
     people::{Account, Role, RoomKind},
     redis_link::Commands,
     rooms::{Appending, Content, LogError, NewEntry},
-    transport::auth::Writer,
 };
 
 /// What the operator allows (`--webhook-host`, `--webhook-allow-http`, `--webhook-timeout-secs`).
@@ -525,12 +524,11 @@ async fn post_reply(state: &AppState, message: &Told, bot: Account, id: &str, re
         tracing::warn!(bot = %bot.id, "a bot's reply not posted: {}", e.message);
         return;
     }
-    let author = bot.identity();
-    let writer = Writer::Bot(Box::new(bot));
-    if let Err(e) = writer.may_write(state, &message.room).await {
-        tracing::warn!(room = %message.room, "a bot's reply not posted: {}", e.message);
+    if let Err(e) = access::bot_may_write(state, &bot, &message.room).await {
+        tracing::warn!(room = %message.room, "a bot's reply not posted: {e}");
         return;
     }
+    let author = bot.identity();
     let stored = state
         .rooms
         .append(NewEntry {

@@ -229,6 +229,8 @@ pub struct People {
     session_ttl: Duration,
     /// Once true, for good: the setup is never undone, so it need not be asked again.
     set_up: Arc<AtomicBool>,
+    /// The accounts deactivated or deleted, as last read (`marks.rs`).
+    gone: marks::GoneCache,
 }
 
 #[derive(Clone)]
@@ -265,8 +267,11 @@ macro_rules! each {
     };
 }
 
-// After the macro: the bots' methods use it too.
+// After the macro: these modules' methods use it too.
 mod bots;
+mod marks;
+
+pub use marks::{DELETED_NAME, GUEST_ID_PREFIX, Gone, is_deleted};
 
 impl People {
     /// The people of this node, in DATA_DIR/herald.db.
@@ -291,6 +296,7 @@ impl People {
             session_ttl,
             set_up: Arc::new(AtomicBool::new(false)),
             trusted: Arc::default(),
+            gone: Arc::default(),
         }
     }
 
@@ -561,6 +567,7 @@ impl People {
     pub async fn set_active(&self, id: &str, active: bool) -> Result<(), PeopleError> {
         let set = each!(self.set_active(id, active));
         self.forget_account(id);
+        self.forget_gone();
         set
     }
 
@@ -734,8 +741,12 @@ pub async fn redis_has_no_people(link: &RedisLink) -> Result<bool, PeopleError> 
 }
 
 fn new_account(new: NewAccount) -> Account {
+    let id = match new.role {
+        Role::Guest => format!("{GUEST_ID_PREFIX}{}", random_hex(8)),
+        _ => random_hex(8),
+    };
     Account {
-        id: random_hex(8),
+        id,
         handle: new.handle.map(|h| h.to_lowercase()),
         name: new.name,
         role: new.role,

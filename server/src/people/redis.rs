@@ -67,6 +67,26 @@ const REPORTS_KEY: &str = "herald:{people}:reports";
 /// Mutes: `room\naccount` → until (ms).
 const MUTES_KEY: &str = "herald:{people}:mutes";
 
+/// The ids of the people `account` ignores.
+fn ignored_key(account: &str) -> String {
+    format!("herald:{{people}}:ignored:{account}")
+}
+
+/// KEYS: the account, handles, what it ignores. ARGV: its id, its new name. Frees its handle (if it is
+/// still this account's), takes its password away, deactivates it. Answers 0 if there is no such
+/// account.
+const DELETE_ACCOUNT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local handle = redis.call('HGET', KEYS[1], 'handle')
+if handle and redis.call('HGET', KEYS[2], handle) == ARGV[1] then
+  redis.call('HDEL', KEYS[2], handle)
+end
+redis.call('HDEL', KEYS[1], 'handle', 'password')
+redis.call('HSET', KEYS[1], 'active', '0', 'name', ARGV[2])
+redis.call('DEL', KEYS[3])
+return 1
+";
+
 /// A bot's webhook and its secret: a hash (`webhook` absent when it has none).
 fn bot_key(account: &str) -> String {
     format!("herald:{{people}}:bot:{account}")
@@ -566,6 +586,44 @@ impl RedisPeople {
             conn.srem(hidden_key(account), room).await?
         };
         Ok(changed == 1)
+    }
+
+    pub async fn ignored(&self, account: &str) -> Result<Vec<String>, PeopleError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.smembers(ignored_key(account)).await?)
+    }
+
+    pub async fn set_ignored(
+        &self,
+        account: &str,
+        other: &str,
+        ignored: bool,
+    ) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = if ignored {
+            conn.sadd(ignored_key(account), other).await?
+        } else {
+            conn.srem(ignored_key(account), other).await?
+        };
+        Ok(())
+    }
+
+    pub async fn delete_account(&self, id: &str, name: &str) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let deleted: i64 = redis::cmd("EVAL")
+            .arg(DELETE_ACCOUNT)
+            .arg(3)
+            .arg(account_key(id))
+            .arg(HANDLES_KEY)
+            .arg(ignored_key(id))
+            .arg(id)
+            .arg(name)
+            .query_async(&mut conn)
+            .await?;
+        match deleted {
+            1 => Ok(()),
+            _ => Err(PeopleError::NoSuchAccount),
+        }
     }
 
     pub async fn save_reset(&self, id: &str, account: &str, until: u64) -> Result<(), PeopleError> {

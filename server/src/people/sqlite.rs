@@ -119,7 +119,12 @@ impl SqlitePeople {
                  label      TEXT NOT NULL,
                  created_at INTEGER NOT NULL
              ) STRICT;
-             CREATE INDEX IF NOT EXISTS bot_tokens_of ON bot_tokens (account);",
+             CREATE INDEX IF NOT EXISTS bot_tokens_of ON bot_tokens (account);
+             CREATE TABLE IF NOT EXISTS ignored (
+                 account TEXT NOT NULL,
+                 other   TEXT NOT NULL,
+                 PRIMARY KEY (account, other)
+             ) STRICT, WITHOUT ROWID;",
         )?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -614,6 +619,59 @@ impl SqlitePeople {
                 "DELETE FROM hidden_rooms WHERE account = ?1 AND room = ?2"
             };
             Ok(conn.execute(sql, [&account, &room])? == 1)
+        })
+        .await
+    }
+}
+
+/// Whom each person ignores; deleting an account.
+impl SqlitePeople {
+    pub async fn ignored(&self, account: &str) -> Result<Vec<String>, PeopleError> {
+        let account = account.to_owned();
+        self.with(move |conn| {
+            let mut query = conn.prepare("SELECT other FROM ignored WHERE account = ?1")?;
+            let rows = query.query_map([&account], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn set_ignored(
+        &self,
+        account: &str,
+        other: &str,
+        ignored: bool,
+    ) -> Result<(), PeopleError> {
+        let (account, other) = (account.to_owned(), other.to_owned());
+        self.with(move |conn| {
+            let sql = if ignored {
+                "INSERT INTO ignored (account, other) VALUES (?1, ?2) ON CONFLICT DO NOTHING"
+            } else {
+                "DELETE FROM ignored WHERE account = ?1 AND other = ?2"
+            };
+            conn.execute(sql, [&account, &other])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// What makes an account deleted, in one transaction: no handle (free for someone else), no
+    /// password, not active, what it ignored forgotten, its name `name`.
+    pub async fn delete_account(&self, id: &str, name: &str) -> Result<(), PeopleError> {
+        let (id, name) = (id.to_owned(), name.to_owned());
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            let changed = tx.execute(
+                "UPDATE accounts SET handle = NULL, password = NULL, active = 0, name = ?2
+                 WHERE id = ?1",
+                [&id, &name],
+            )?;
+            tx.execute("DELETE FROM ignored WHERE account = ?1", [&id])?;
+            tx.commit()?;
+            match changed {
+                1 => Ok(()),
+                _ => Err(PeopleError::NoSuchAccount),
+            }
         })
         .await
     }

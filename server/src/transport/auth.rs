@@ -230,42 +230,28 @@ impl Writer {
             Writer::Operator(_) => return operator_may_write(state, room).await,
             Writer::Bot(bot) => bot,
         };
-        let people = &state.sessions.people;
-        let member = people
-            .is_member(room, &bot.id)
+        access::bot_may_write(state, bot, room)
             .await
-            .map_err(|e| ApiError::store_failed("people store", &e))?;
-        if !member {
-            return Err(match app::protocol::is_private(room) {
-                true => ApiError::unknown_room(room),
-                false => ApiError::new(
+            .map_err(|refused| match refused {
+                access::BotRefused::NotAMember => ApiError::new(
                     StatusCode::FORBIDDEN,
                     "not_a_member",
                     "this bot is not a member of that room: a person in it adds the bot on the \
                      room's About page",
                 ),
-            });
-        }
-        let opened = through_door(state, &Caller::Person(bot.clone()), room).await?;
-        if opened.archived() {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                ErrorCode::Archived.as_str(),
-                ErrorCode::Archived.refusal(),
-            ));
-        }
-        let muted = people
-            .muted_until(room, &bot.id)
-            .await
-            .map_err(|e| ApiError::store_failed("people store", &e))?;
-        if muted.is_some() {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::Muted.as_str(),
-                "a moderator muted this bot in that room for now",
-            ));
-        }
-        Ok(())
+                access::BotRefused::Missing => ApiError::unknown_room(room),
+                access::BotRefused::Archived => ApiError::new(
+                    StatusCode::CONFLICT,
+                    ErrorCode::Archived.as_str(),
+                    ErrorCode::Archived.refusal(),
+                ),
+                access::BotRefused::Muted => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::Muted.as_str(),
+                    "a moderator muted this bot in that room for now",
+                ),
+                access::BotRefused::Unavailable(e) => ApiError::store_failed("room door", &e),
+            })
     }
 
     /// The budget its requests spend from.

@@ -18,6 +18,7 @@ mod conformance;
 mod entries;
 mod history;
 mod layers;
+mod leaving;
 mod limits;
 mod log_contract;
 mod memory;
