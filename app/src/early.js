@@ -24,7 +24,7 @@
 (() => {
 	// The server renders every row alike for every reader, so a room's page is rendered once per
 	// change and cached (server/src/page_cache.rs). Here the reader's own messages and the ones that
-	// call on them by name are marked, as the wasm marks the rows it renders (`mentions` in
+	// call on them by name (or on the whole room) are marked, as the wasm marks the rows it renders (`mentions` in
 	// app/src/components/body.rs: an "@", then the whole name, case aside, at word edges).
 	const markReader = () => {
 		let me;
@@ -35,7 +35,8 @@
 		}
 		if (!me || typeof me.id !== 'string' || typeof me.name !== 'string' || me.name === '') return;
 		const name = me.name.toLowerCase().replace(/[\\^$.*+?()[\]{}|\/]/g, '\\$&');
-		const called = new RegExp(`(?<![\\p{Alphabetic}\\p{N}])@${name}(?![\\p{Alphabetic}\\p{N}])`, 'u');
+		// The reader's name, or the whole room (`@room`, `ROOM_MENTION` in app/src/protocol.rs).
+		const called = new RegExp(`(?<![\\p{Alphabetic}\\p{N}])@(${name}|room)(?![\\p{Alphabetic}\\p{N}])`, 'u');
 		for (const row of document.querySelectorAll('ol.messages > li.message[data-author]')) {
 			if (!row.classList.contains('bot') && row.dataset.author === me.id) {
 				row.classList.add('mine');
@@ -84,7 +85,7 @@
 		const gone = session.gone || {};
 		for (const [list, word] of [[gone.deactivated, 'deactivated'], [gone.deleted, 'account deleted']]) {
 			for (const id of ids(list)) {
-				rules.push(`${by(id)} .author::after, ${by(id)} .person-name::after { content: " (${word})"; font-weight: 400; color: var(--muted); }`);
+				rules.push(`${by(id)} .author::after { content: " (${word})"; font-weight: 400; color: var(--muted); }`);
 			}
 		}
 		ignored = new Set(ids(session.ignored));

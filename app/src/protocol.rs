@@ -1039,6 +1039,8 @@ pub enum ErrorCode {
     Archived,
     /// A send or change from someone a moderator muted in this room, for a while.
     Muted,
+    /// Something this person's role may not do on this server (`@room` below the role setting).
+    NotAllowed,
 }
 
 /// A refused frame: the code the client can act on and a sentence a person can read.
@@ -1092,6 +1094,7 @@ impl ErrorCode {
             ErrorCode::NoSuchRoom => "no_such_room",
             ErrorCode::Archived => "archived",
             ErrorCode::Muted => "muted",
+            ErrorCode::NotAllowed => "not_allowed",
         }
     }
 }
@@ -1299,6 +1302,18 @@ pub fn is_private(room: &str) -> bool {
     matches!(room.as_bytes().first(), Some(&(PRIVATE_MARK | DIRECT_MARK)))
 }
 
+/// The mention that calls on everyone in the room (`@room`): who may use it is a role setting
+/// (`--room-mentions`); nobody's handle can be it ([`RESERVED_HANDLES`]).
+pub const ROOM_MENTION: &str = "room";
+
+/// Words no handle may be: what a mention of them would mean is not one person.
+pub const RESERVED_HANDLES: [&str; 5] = [ROOM_MENTION, "everyone", "here", "channel", "all"];
+
+/// Whether `body` calls on the whole room (`@room`, at word edges, any case), wherever it is in it.
+pub fn mentions_room(body: &str) -> bool {
+    mention_words(body).any(|word| word == ROOM_MENTION)
+}
+
 /// Most handles one message's `@mentions` are looked up for: past them, the rest are text.
 pub const MAX_MENTIONS: usize = 10;
 
@@ -1306,22 +1321,9 @@ pub const MAX_MENTIONS: usize = 10;
 /// `@` at the start of a word followed by a handle's characters (`a-z`, `0-9`, `.`, `_`, `-`),
 /// without the full stops that end a sentence (`@ann.` is Ann). `ann@example.com` names nobody.
 pub fn mentioned_handles(body: &str) -> Vec<String> {
-    let is_handle_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     let mut found: Vec<String> = Vec::new();
-    let mut previous: Option<char> = None;
-    for (at, c) in body.char_indices() {
-        let starts_word = previous.is_none_or(|p| !(p.is_alphanumeric() || p == '@'));
-        previous = Some(c);
-        if c != '@' || !starts_word {
-            continue;
-        }
-        let rest = &body[at + 1..];
-        let len = rest
-            .find(|c: char| !is_handle_char(c))
-            .unwrap_or(rest.len());
-        let handle = rest[..len].trim_end_matches('.').to_ascii_lowercase();
-        let starts_well = handle.starts_with(|c: char| c.is_ascii_alphanumeric());
-        if starts_well && (2..=32).contains(&handle.len()) && !found.contains(&handle) {
+    for handle in mention_words(body) {
+        if !found.contains(&handle) {
             found.push(handle);
             if found.len() == MAX_MENTIONS {
                 break;
@@ -1329,6 +1331,26 @@ pub fn mentioned_handles(body: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// Every `@word` of `body` that has a handle's shape (see [`mentioned_handles`]), lowercase.
+fn mention_words(body: &str) -> impl Iterator<Item = String> + '_ {
+    let is_handle_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let mut previous: Option<char> = None;
+    body.char_indices().filter_map(move |(at, c)| {
+        let starts_word = previous.is_none_or(|p| !(p.is_alphanumeric() || p == '@'));
+        previous = Some(c);
+        if c != '@' || !starts_word {
+            return None;
+        }
+        let rest = &body[at + 1..];
+        let len = rest
+            .find(|c: char| !is_handle_char(c))
+            .unwrap_or(rest.len());
+        let word = rest[..len].trim_end_matches('.').to_ascii_lowercase();
+        let starts_well = word.starts_with(|c: char| c.is_ascii_alphanumeric());
+        (starts_well && (2..=32).contains(&word.len())).then_some(word)
+    })
 }
 
 pub fn normalize_room(written: &str) -> Result<String, ProtocolError> {
@@ -1472,6 +1494,9 @@ mod tests {
         }
         let many: String = (0..20).map(|i| format!("@user{i} ")).collect();
         assert_eq!(mentioned_handles(&many).len(), super::MAX_MENTIONS);
+        // `@room` counts wherever it is, past the handles looked up too.
+        assert!(super::mentions_room(&format!("{many} @Room!")));
+        assert!(!super::mentions_room("@roomy, mail@room, #room"));
         assert_eq!(
             mentioned_handles(&format!("@{}", "a".repeat(33))),
             Vec::<String>::new()

@@ -18,30 +18,55 @@ use crate::{
     rooms::LogError,
 };
 
-/// Who may make rooms (`--room-makers`): each value lets in the roles above it too.
+/// Which roles may do something the operator decides (`--room-makers`, `--room-mentions`): each
+/// value lets in the roles above it too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-pub enum RoomMakers {
-    /// Everyone who can write in an open room, guests too (open rooms only: a guest is never in a
-    /// private room).
+pub enum WhoMay {
+    /// Everyone who can write in an open room, guests too.
     Everyone,
-    /// Members, moderators and admins.
+    /// Members, moderators and admins (and bots).
     Members,
     Moderators,
     Admins,
 }
 
-impl RoomMakers {
-    /// Whether `role` may make a room of `kind`.
-    pub fn allow(self, role: Role, kind: RoomKind) -> bool {
+impl WhoMay {
+    /// Whether `role` is let in.
+    pub fn allows(self, role: Role) -> bool {
         let least = match role {
-            Role::Admin => RoomMakers::Admins,
-            Role::Moderator => RoomMakers::Moderators,
-            Role::Member => RoomMakers::Members,
-            Role::Guest if kind == RoomKind::Open => RoomMakers::Everyone,
-            Role::Guest | Role::Bot => return false,
+            Role::Admin => WhoMay::Admins,
+            Role::Moderator => WhoMay::Moderators,
+            Role::Member | Role::Bot => WhoMay::Members,
+            Role::Guest => WhoMay::Everyone,
         };
         self <= least
     }
+
+    /// Whether `role` may make a room of `kind` (`--room-makers`): a guest an open one at most (a
+    /// guest is never in a private room), a bot none.
+    pub fn allow(self, role: Role, kind: RoomKind) -> bool {
+        match role {
+            Role::Bot => false,
+            Role::Guest if kind != RoomKind::Open => false,
+            _ => self.allows(role),
+        }
+    }
+}
+
+/// Whether someone of `role` may send `body`: a message that calls on the whole room (`@room`)
+/// only from the roles `--room-mentions` lets in.
+pub fn may_say(state: &AppState, role: Role, body: &str) -> bool {
+    state.accounts.room_mentions.allows(role) || !app::protocol::mentions_room(body)
+}
+
+/// What someone who may not call on the whole room is told.
+pub fn room_mention_refused(state: &AppState) -> String {
+    let who = match state.accounts.room_mentions {
+        WhoMay::Everyone | WhoMay::Members => "members",
+        WhoMay::Moderators => "moderators and admins",
+        WhoMay::Admins => "admins",
+    };
+    format!("only {who} may call on the whole room with @room here")
 }
 
 /// Who knocks.
@@ -503,17 +528,17 @@ mod tests {
     fn each_setting_lets_in_the_roles_above_it_and_guests_only_into_open_rooms() {
         use RoomKind::{Open, Private};
         let roles = [Role::Guest, Role::Member, Role::Moderator, Role::Admin];
-        let allowed = |makers: RoomMakers, kind| {
+        let allowed = |makers: WhoMay, kind| {
             roles
                 .iter()
                 .filter(|role| makers.allow(**role, kind))
                 .count()
         };
-        assert_eq!(allowed(RoomMakers::Everyone, Open), 4);
-        assert_eq!(allowed(RoomMakers::Everyone, Private), 3);
-        assert_eq!(allowed(RoomMakers::Members, Open), 3);
-        assert_eq!(allowed(RoomMakers::Moderators, Open), 2);
-        assert_eq!(allowed(RoomMakers::Admins, Private), 1);
-        assert!(!RoomMakers::Everyone.allow(Role::Bot, Open));
+        assert_eq!(allowed(WhoMay::Everyone, Open), 4);
+        assert_eq!(allowed(WhoMay::Everyone, Private), 3);
+        assert_eq!(allowed(WhoMay::Members, Open), 3);
+        assert_eq!(allowed(WhoMay::Moderators, Open), 2);
+        assert_eq!(allowed(WhoMay::Admins, Private), 1);
+        assert!(!WhoMay::Everyone.allow(Role::Bot, Open));
     }
 }

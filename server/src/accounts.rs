@@ -81,7 +81,9 @@ pub struct Settings {
     /// What sign-ins (and the setup's code) may be tried, per address and per account there.
     pub sign_in_budgets: SignInBudgets,
     /// See [`crate::Config::room_makers`].
-    pub room_makers: crate::access::RoomMakers,
+    pub room_makers: crate::access::WhoMay,
+    /// See [`crate::Config::room_mentions`].
+    pub room_mentions: crate::access::WhoMay,
 }
 
 /// What sign-ins may be tried. Each try spends from its client address's budget (a burst of
@@ -182,6 +184,9 @@ pub struct Asked {
     done: Option<String>,
 }
 
+/// What a handle may be, as a form that refused one says it (`people::valid_handle`).
+pub const HANDLE_RULE: &str = "A handle is 2 to 32 characters: letters a to z, digits, dots, dashes, underscores; it starts with a letter or digit, does not end with a dot, and is not a word that calls on a whole room (room, everyone, here, channel, all).";
+
 /// The sentence for an error code in a page's query. Unknown codes say nothing.
 fn said(error: Option<&str>, wait: Option<u64>) -> Option<String> {
     Some(
@@ -189,7 +194,7 @@ fn said(error: Option<&str>, wait: Option<u64>) -> Option<String> {
             "wrong" => "That handle and password do not match an account.",
             "code" => "That is not the setup code Herald printed when it started.",
             "taken" => "That handle is taken: choose another.",
-            "handle" => "A handle is 2 to 32 characters: letters a to z, digits, dots, dashes, underscores.",
+            "handle" => HANDLE_RULE,
             "name" => "Please choose a name of 1 to 32 characters, some of them visible, without hidden, control or text-direction characters, each word in one alphabet.",
             "short" => "A password has at least 8 characters.",
             "long" => "A password has at most 1024 bytes.",

@@ -49,7 +49,7 @@ struct Asked {
 fn said(state: &AppState, error: Option<&str>) -> Option<String> {
     Some(
         match error? {
-            "handle" => "A handle is 2 to 32 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit.",
+            "handle" => crate::accounts::HANDLE_RULE,
             "taken" => "That handle is taken.",
             "name" => "A display name is 1 to 32 characters, with no control characters.",
             "label" => "A token's label is 1 to 60 characters.",

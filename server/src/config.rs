@@ -260,8 +260,14 @@ pub struct Config {
     /// Who may make rooms: `everyone` (guests too, open rooms only), `members` (and moderators and
     /// admins), `moderators` (and admins), `admins`. Anyone but a guest may start a direct
     /// conversation.
-    #[arg(long, env = "HERALD_ROOM_MAKERS", value_enum, default_value_t = crate::access::RoomMakers::Members)]
-    pub room_makers: crate::access::RoomMakers,
+    #[arg(long, env = "HERALD_ROOM_MAKERS", value_enum, default_value_t = crate::access::WhoMay::Members)]
+    pub room_makers: crate::access::WhoMay,
+
+    /// Who may call on a whole room with `@room` (everyone in it is mentioned): `everyone` (guests
+    /// too), `members` (and bots), `moderators`, `admins`. A message with `@room` from anyone else
+    /// is refused (`not_allowed`), and nothing of it is stored.
+    #[arg(long, env = "HERALD_ROOM_MENTIONS", value_enum, default_value_t = crate::access::WhoMay::Members)]
+    pub room_mentions: crate::access::WhoMay,
 
     /// Also let people in with a display name alone, as guests (as Herald did before accounts):
     /// guests read and write the open rooms, nothing else, and are marked as guests.

@@ -277,6 +277,7 @@ pub async fn run(
             session_ttl,
             sign_in_budgets,
             room_makers: config.room_makers,
+            room_mentions: config.room_mentions,
         }),
         allowed_origins: config.allowed_origins.clone().into(),
         allowed_hosts: guard::AllowedHosts::new(&config.allowed_hosts, &config.allowed_origins),

@@ -6,21 +6,30 @@ use leptos::{either::Either, prelude::*};
 
 use crate::markdown;
 
-/// Whether `body` calls on `name` with an "@": `@Ann` or `@ann,` mentions Ann, `@Annabel` and
-/// `ann@example.com` do not. Names may hold spaces (`@Mary Jane`); case does not matter.
+/// Whether `body` calls on `name` with an "@", or on the whole room (`@room`): `@Ann` or `@ann,`
+/// mentions Ann, `@Annabel` and `ann@example.com` do not. Names may hold spaces (`@Mary Jane`);
+/// case does not matter.
 pub fn mentions(body: &str, name: &str) -> bool {
-    if name.is_empty() {
-        return false;
-    }
     // Compared a character at a time (`str::to_lowercase` would bring 4 KB of code to the page).
     let fold = |s: &str| s.chars().flat_map(char::to_lowercase).collect::<Vec<_>>();
-    let (body, name) = (fold(body), fold(name));
-    (0..body.len()).any(|at| {
-        body[at] == '@'
-            && word_edge(at.checked_sub(1).map(|b| body[b]))
-            && body[at + 1..].starts_with(&name)
-            && word_edge(body.get(at + 1 + name.len()).copied())
-    })
+    let body = fold(body);
+    calls_on(&body, &fold(name)) || calls_on(&body, &ROOM)
+}
+
+/// `@room` ([`crate::protocol::ROOM_MENTION`]), as [`calls_on`] compares it.
+const ROOM: [char; 4] = ['r', 'o', 'o', 'm'];
+
+/// Whether the folded `body` has `@` and the folded `name` at word edges. Not inlined: the page
+/// carries its code once for both callers (each copy cost the wasm over a kilobyte of brotli).
+#[inline(never)]
+fn calls_on(body: &[char], name: &[char]) -> bool {
+    !name.is_empty()
+        && (0..body.len()).any(|at| {
+            body[at] == '@'
+                && word_edge(at.checked_sub(1).map(|b| body[b]))
+                && body[at + 1..].starts_with(name)
+                && word_edge(body.get(at + 1 + name.len()).copied())
+        })
 }
 
 /// Whether the character beside a spot (`None` at either end of the text) leaves it at the edge of a
@@ -100,7 +109,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_mention_is_an_at_and_the_whole_name() {
+    fn a_mention_is_an_at_and_the_whole_name_or_the_room() {
         for (body, name, expected) in [
             ("hey @Ann, look", "Ann", true),
             ("@ann", "Ann", true),
@@ -110,8 +119,15 @@ mod tests {
             ("Ann without an at", "Ann", false),
             ("@Änne?", "änne", true),
             ("@", "", false),
+            ("@Room, lunch!", "Ann", true),
+            ("@roomy", "Ann", false),
         ] {
             assert_eq!(mentions(body, name), expected, "{body:?} for {name:?}");
         }
+        assert!(
+            ROOM.iter()
+                .copied()
+                .eq(crate::protocol::ROOM_MENTION.chars())
+        );
     }
 }

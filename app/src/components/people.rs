@@ -118,8 +118,7 @@ pub fn Members() -> impl IntoView {
                     let me = tab.is_me(&who);
                     let tag = shared.then(|| format!("#{}", tag(&who.id)));
                     view! {
-                        // The author's id, as on their messages: a guest's says so (style/main.css).
-                        <li class:me=me data-author=who.id.clone()>
+                        <li class:me=me>
                             <Avatar who=who.clone()/>
                             <span class="person-name">{who.name}</span>
                             {tag.map(|tag| view! { <span class="tag" title="two people here have this name">{tag}</span> })}

@@ -821,6 +821,13 @@ pub fn valid_handle(handle: &str) -> Result<String, &'static str> {
     if !handle.as_bytes()[0].is_ascii_alphanumeric() {
         return Err("A handle starts with a letter or a digit.");
     }
+    // `@ann.` at the end of a sentence mentions `ann`: a handle ending in a dot could never be.
+    if handle.ends_with('.') {
+        return Err("A handle does not end with a dot.");
+    }
+    if app::protocol::RESERVED_HANDLES.contains(&handle.as_str()) {
+        return Err("That word calls on a whole room: it cannot be a handle.");
+    }
     Ok(handle)
 }
 
@@ -840,6 +847,9 @@ mod tests {
             "-ann",
             ".x",
             "ann@x",
+            "ann.",
+            "room",
+            "Everyone",
             &"a".repeat(33),
         ] {
             assert!(valid_handle(bad).is_err(), "{bad:?}");

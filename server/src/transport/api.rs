@@ -277,6 +277,16 @@ async fn publish(
     let room = normalize_room(&room)?;
     let (author, client_id, content) = publish_request(&state, &writer, body).await?;
     writer.may_write(&state, &room).await?;
+    // A bot calls on the whole room only if members may (the operator's token may: announcements).
+    if let (Writer::Bot(bot), Content::Message { body, .. }) = (&writer, &content)
+        && !crate::access::may_say(&state, bot.role, body)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::NotAllowed.as_str(),
+            crate::access::room_mention_refused(&state),
+        ));
+    }
     let since = std::time::Instant::now();
     // A bot writes only where it is a member: the room is there.
     let replies = content.target().is_some() || matches!(writer, Writer::Bot(_));

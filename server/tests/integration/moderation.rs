@@ -276,3 +276,92 @@ async fn on_a_cluster_reports_and_mutes_hold_on_every_node() {
     let nodes = TwoNodes::start(&[]).await;
     reports_and_mutes(&nodes.a, &nodes.b).await;
 }
+
+/// Sends `body` to `town` as `client`: stored (its seq) or refused (the code).
+async fn say(client: &mut Client, client_id: &str, body: &str) -> Result<u64, ErrorCode> {
+    let send = ClientMsg::Send {
+        room: "town".into(),
+        client_id: client_id.into(),
+        body: body.into(),
+        reply_to: None,
+    };
+    client.store(&send, client_id).await
+}
+
+#[tokio::test]
+async fn who_may_call_on_the_whole_room_is_a_role_setting() {
+    // By default members may, guests may not.
+    let (server, _data) = TestServer::start_api(&["--sign-up", "open"]).await;
+    let ann = server.sign_up("ann", "Ann", PASSWORD).await.expect("ann");
+    let mut ann_socket = Client::connect(server.addr, &ann).await;
+    ann_socket.join("town", None).await;
+    let mut guest = Client::connect(server.addr, &server.session("Gus").await).await;
+    guest.join("town", None).await;
+    assert_eq!(
+        say(&mut guest, "g1", "@room free pizza").await,
+        Err(ErrorCode::NotAllowed)
+    );
+    // Not hidden past the handles a message's mentions are looked up for, nor by its case.
+    let padded: String = (0..12).map(|i| format!("@p{i} ")).collect();
+    assert_eq!(
+        say(&mut guest, "g2", &format!("{padded} @ROOM")).await,
+        Err(ErrorCode::NotAllowed)
+    );
+    assert_eq!(
+        say(&mut guest, "g3", "a room, @roomy, mail@room")
+            .await
+            .map(|_| ()),
+        Ok(())
+    );
+    assert!(
+        say(&mut ann_socket, "a1", "@room lunch at noon")
+            .await
+            .is_ok()
+    );
+    // No handle can be the word.
+    let taken = form(&[("handle", "room"), ("name", "Room"), ("password", PASSWORD)]);
+    let (_, to, _) = server.post_as("/sign-up", None, &taken).await;
+    assert!(to.contains("error=handle"), "{to}");
+
+    // Moderators and admins only: a member is refused, and nothing of it is stored.
+    let (strict, _data) =
+        TestServer::start_api(&["--sign-up", "open", "--room-mentions", "moderators"]).await;
+    let owner = strict.sign_in(OWNER, OWNER_PASSWORD).await.expect("owner");
+    let bea = strict.sign_up("bea", "Bea", PASSWORD).await.expect("bea");
+    let mut bea_socket = Client::connect(strict.addr, &bea).await;
+    bea_socket.join("town", None).await;
+    assert_eq!(
+        say(&mut bea_socket, "b1", "@room everyone look").await,
+        Err(ErrorCode::NotAllowed)
+    );
+    let mut owner_socket = Client::connect(strict.addr, &owner).await;
+    owner_socket.join("town", None).await;
+    let said = say(&mut owner_socket, "o1", "@room the office is closed").await;
+    let (_, _, page) = strict.get_as("/api/rooms/town/messages", &owner).await;
+    assert!(!page.contains("everyone look"), "{page}");
+    assert!(
+        said.is_ok() && page.contains("the office is closed"),
+        "{page}"
+    );
+    // A bot counts as a member here.
+    let (_, bot) = crate::bots::make_bot(&strict, &owner, "helper", "").await;
+    let add = form(&[("handle", "helper")]);
+    assert_eq!(
+        strict
+            .post_as("/r/town/members", Some(&owner), &add)
+            .await
+            .0,
+        303
+    );
+    let (status, answer) = crate::bots::bot_posts(&strict, &bot, "town", "@room deploy done").await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("not_allowed"))
+    );
+    // The operator's token announces as it always did.
+    let json = serde_json::json!({ "body": "@room maintenance at six" }).to_string();
+    let (status, _, _) = strict
+        .api("POST", "/api/rooms/town/messages", Some(TOKEN), Some(&json))
+        .await;
+    assert_eq!(status, 201);
+}

@@ -445,6 +445,17 @@ impl Session<'_> {
             }
             _ => None,
         };
+        let refusal = refusal.or_else(|| match &content {
+            Content::Message { body, .. }
+                if !crate::access::may_say(self.state, self.role, body) =>
+            {
+                Some((
+                    ErrorCode::NotAllowed,
+                    crate::access::room_mention_refused(self.state),
+                ))
+            }
+            _ => None,
+        });
         if let Some((code, message)) = refusal {
             self.reply(ServerMsg::Error {
                 code,
