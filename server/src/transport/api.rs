@@ -167,14 +167,13 @@ async fn edit(
             "an edit does not change what a message answers",
         ));
     }
-    let author = writer.author(request.author_name, DEFAULT_BOT_NAME);
     let change = Change::Edit { body: request.body };
+    let name = request.author_name;
     change_message(
         &state,
         &writer,
-        room,
-        seq,
-        author,
+        (room, seq),
+        name,
         request.client_id,
         change,
     )
@@ -201,9 +200,8 @@ async fn delete(
     if let Some(id) = &query.client_id {
         app::protocol::validate_client_id(id)?;
     }
-    let author = writer.author(None, DEFAULT_BOT_NAME);
     let change = Change::Delete;
-    change_message(&state, &writer, room, seq, author, query.client_id, change).await
+    change_message(&state, &writer, (room, seq), None, query.client_id, change).await
 }
 
 /// `POST /api/rooms/{room}/messages/{seq}/reactions`: adds (or with `remove`, takes back) the
@@ -223,30 +221,28 @@ async fn react(
         emoji: request.emoji,
         remove: request.remove,
     };
-    let author = writer.author(None, DEFAULT_BOT_NAME);
     change_message(
         &state,
         &writer,
-        room,
-        seq,
-        author,
+        (room, seq),
+        None,
         request.client_id,
         change,
     )
     .await
 }
 
-/// Stores `change` to message `seq` of `room` by `author` (a token's), under the request's
-/// `client_id` or one chosen for it.
+/// Stores `change` to message `seq` of `room` by `writer` (under the `name` the request gives, for
+/// the operator's token), under the request's `client_id` or one chosen for it.
 async fn change_message(
     state: &AppState,
     writer: &Writer,
-    room: String,
-    seq: u64,
-    author: Identity,
+    (room, seq): (String, u64),
+    name: Option<String>,
     client_id: Option<String>,
     change: Change,
 ) -> Result<Json<Published>, ApiError> {
+    let author = writer.author(name, DEFAULT_BOT_NAME);
     let content = Content::Change {
         target: seq,
         change,

@@ -35,6 +35,21 @@ pub const HARNESS_FLAGS: [&str; 5] = [
     "everyone",
 ];
 
+/// Budgets no test reaches unless it sets its own: tests post far faster than people type, and
+/// every test client has one address.
+pub const GENEROUS_BUDGETS: [&str; 10] = [
+    "--rate-per-sec",
+    "1000000",
+    "--rate-burst",
+    "1000000",
+    "--address-rate-per-sec",
+    "1000000",
+    "--address-rate-burst",
+    "1000000",
+    "--rooms-per-hour",
+    "1000000",
+];
+
 /// The answer to a join.
 #[derive(Debug)]
 pub struct Joined {
@@ -75,26 +90,10 @@ impl TestServer {
     /// [`Self::start_in`], with its setup left for the test to do (or not): only `/setup` and the
     /// health endpoints answer until then.
     pub async fn start_unclaimed(dir: &str, flags: &[&str]) -> Self {
-        let generous = [
-            HARNESS_FLAGS[0],
-            HARNESS_FLAGS[1],
-            HARNESS_FLAGS[2],
-            HARNESS_FLAGS[3],
-            HARNESS_FLAGS[4],
-            "--rate-per-sec",
-            "1000000",
-            "--rate-burst",
-            "1000000",
-            "--address-rate-per-sec",
-            "1000000",
-            "--address-rate-burst",
-            "1000000",
-            "--rooms-per-hour",
-            "1000000",
-        ];
         let all = ["--data-dir", dir]
             .into_iter()
-            .chain(generous)
+            .chain(HARNESS_FLAGS)
+            .chain(GENEROUS_BUDGETS)
             .chain(flags.iter().copied());
         let config = Config::from_flags(all).expect("valid flags");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

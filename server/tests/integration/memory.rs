@@ -5,7 +5,7 @@
 use app::protocol::{ClientMsg, ServerMsg};
 
 use crate::{
-    common::{Client, TempDir, TestServer},
+    common::{Client, GENEROUS_BUDGETS, TempDir, TestServer},
     operations::Running,
 };
 
@@ -27,21 +27,11 @@ async fn stalled_readers_hold_a_bounded_amount_of_server_memory() {
     const BODY: usize = 60_000;
     let data = TempDir::new();
     // The log's page cache at SQLite's own 2 MiB: it is memory too, but bounded by its flag, and
-    // this test is about what the queues hold. Test clients post far faster than people type.
-    let flags = [
-        "--max-body-bytes",
-        "60000",
-        "--log-cache-mib",
-        "2",
-        "--rate-per-sec",
-        "1000000",
-        "--rate-burst",
-        "1000000",
-        "--address-rate-per-sec",
-        "1000000",
-        "--address-rate-burst",
-        "1000000",
-    ];
+    // this test is about what the queues hold.
+    let flags: Vec<&str> = ["--max-body-bytes", "60000", "--log-cache-mib", "2"]
+        .into_iter()
+        .chain(GENEROUS_BUDGETS)
+        .collect();
     let running = Running::start(data.path(), &flags).await;
     let server = TestServer::external(running.addr);
     let pid = running.child.id();
