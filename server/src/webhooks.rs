@@ -16,7 +16,7 @@
 //! stores once and answers again, is not delivered twice; the reply is posted under that id too.
 
 use std::{
-    collections::HashMap,
+    collections::{HashSet, VecDeque},
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -88,6 +88,10 @@ const MAX_WAITING: usize = 1000;
 /// How long a delivery's id stays claimed: longer than any resend of the same message.
 const CLAIM_KEPT: Duration = Duration::from_secs(24 * 3600);
 
+/// The most delivery ids one node remembers (its own claims, on one node): past it the oldest are
+/// let go first, whatever their age (a resend comes within minutes of its message, not a day).
+const MAX_CLAIMS: usize = 100_000;
+
 /// The most of an answer read: a reply is one message, at most the body limit (checked after).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
@@ -102,8 +106,8 @@ struct Inner {
     client: HttpsClient,
     /// Deliveries under way on this node.
     waiting: AtomicUsize,
-    /// Delivery ids claimed on this node (one node), with when.
-    claimed: Mutex<HashMap<String, Instant>>,
+    /// Delivery ids claimed on this node (one node), and the same ids oldest first, with when.
+    claimed: Mutex<(HashSet<String>, VecDeque<(Instant, String)>)>,
     /// In cluster mode: claims in Redis, so two nodes never deliver one message twice.
     shared: Option<Commands>,
 }
@@ -138,7 +142,7 @@ impl Webhooks {
             settings,
             client,
             waiting: AtomicUsize::new(0),
-            claimed: Mutex::new(HashMap::new()),
+            claimed: Mutex::default(),
             shared,
         }))
     }
@@ -180,12 +184,21 @@ impl Webhooks {
                 }
             };
         }
-        let mut claimed = self.0.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.0.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        let (ids, order) = &mut *guard;
         let now = Instant::now();
-        if claimed.len() >= MAX_WAITING * 10 {
-            claimed.retain(|_, at| now.duration_since(*at) < CLAIM_KEPT);
+        while let Some((at, old)) = order.front() {
+            if ids.len() < MAX_CLAIMS && now.duration_since(*at) < CLAIM_KEPT {
+                break;
+            }
+            ids.remove(old);
+            order.pop_front();
         }
-        claimed.insert(id.to_owned(), now).is_none()
+        let fresh = ids.insert(id.to_owned());
+        if fresh {
+            order.push_back((now, id.to_owned()));
+        }
+        fresh
     }
 }
 
@@ -608,6 +621,22 @@ mod tests {
         );
         assert_ne!(signature("Jefe", 1_700_000_001, br#"{"a":1}"#), signed);
         assert_ne!(signature("other", 1_700_000_000, br#"{"a":1}"#), signed);
+    }
+
+    #[tokio::test]
+    async fn a_delivery_is_claimed_once_and_the_oldest_claims_go_first() {
+        let hooks = Webhooks::new(settings(&["127.0.0.1"], true), None);
+        assert!(hooks.claim("a").await);
+        assert!(
+            !hooks.claim("a").await,
+            "a resent message is not delivered again"
+        );
+        for i in 0..MAX_CLAIMS {
+            assert!(hooks.claim(&format!("n{i}")).await);
+        }
+        let (ids, order) = &*hooks.0.claimed.lock().expect("lock");
+        assert_eq!((ids.len(), order.len()), (MAX_CLAIMS, MAX_CLAIMS));
+        assert!(!ids.contains("a"), "the oldest let go");
     }
 
     #[test]
