@@ -97,6 +97,13 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// The delivery ids one node claimed, and the same ids oldest first, with when.
+#[derive(Default)]
+struct Claims {
+    ids: HashSet<String>,
+    order: VecDeque<(Instant, String)>,
+}
+
 /// The webhooks' settings, client and bookkeeping. Cheap to clone.
 #[derive(Clone)]
 pub struct Webhooks(Arc<Inner>);
@@ -106,8 +113,8 @@ struct Inner {
     client: HttpsClient,
     /// Deliveries under way on this node.
     waiting: AtomicUsize,
-    /// Delivery ids claimed on this node (one node), and the same ids oldest first, with when.
-    claimed: Mutex<(HashSet<String>, VecDeque<(Instant, String)>)>,
+    /// Delivery ids claimed on this node (one node).
+    claimed: Mutex<Claims>,
     /// In cluster mode: claims in Redis, so two nodes never deliver one message twice.
     shared: Option<Commands>,
 }
@@ -184,8 +191,8 @@ impl Webhooks {
                 }
             };
         }
-        let mut guard = self.0.claimed.lock().unwrap_or_else(|p| p.into_inner());
-        let (ids, order) = &mut *guard;
+        let mut claims = self.0.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        let Claims { ids, order } = &mut *claims;
         let now = Instant::now();
         while let Some((at, old)) = order.front() {
             if ids.len() < MAX_CLAIMS && now.duration_since(*at) < CLAIM_KEPT {
@@ -634,9 +641,12 @@ mod tests {
         for i in 0..MAX_CLAIMS {
             assert!(hooks.claim(&format!("n{i}")).await);
         }
-        let (ids, order) = &*hooks.0.claimed.lock().expect("lock");
-        assert_eq!((ids.len(), order.len()), (MAX_CLAIMS, MAX_CLAIMS));
-        assert!(!ids.contains("a"), "the oldest let go");
+        let claims = hooks.0.claimed.lock().expect("lock");
+        assert_eq!(
+            (claims.ids.len(), claims.order.len()),
+            (MAX_CLAIMS, MAX_CLAIMS)
+        );
+        assert!(!claims.ids.contains("a"), "the oldest let go");
     }
 
     #[test]
