@@ -542,3 +542,142 @@ async fn a_room_hidden_from_ones_list_comes_back_when_opened_and_a_topic_is_set(
         .await;
     assert_eq!(status, 403);
 }
+
+/// What a door answered: its status, and for a redirect whether it was to signing in.
+fn answer_of(status: u16, head_or_location: &str) -> &'static str {
+    match status {
+        200 => "200",
+        303 if head_or_location.contains("/sign-in") => "sign-in",
+        303 => "303",
+        403 => "403",
+        404 => "404",
+        _ => "other",
+    }
+}
+
+#[tokio::test]
+async fn the_account_admin_and_moderation_pages_answer_each_role_as_the_table_of_doors_says() {
+    let (server, _data) = TestServer::start_api(&["--sign-up", "open"]).await;
+    let p = people(&server).await;
+    // Mia is a moderator: the owner makes her one.
+    let mia = server.sign_up("mia", "Mia", PASSWORD).await.expect("mia");
+    let mia_id = server.who(&mia).await.expect("mia")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let promote = form(&[("account", &mia_id), ("role", "moderator")]);
+    assert_eq!(
+        server
+            .post_as("/admin/people/role", Some(&p.owner), &promote)
+            .await
+            .0,
+        303
+    );
+    let bob_id = server.who(&p.bob).await.expect("bob")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // Each door, and what nobody, a guest, a member, a moderator and an admin get (docs/ACCOUNTS.md,
+    // "The doors"). A form that passes the door and is then refused for what it says answers with a
+    // redirect back to its page ("303"): the door let it through.
+    let ignore = form(&[("account", &bob_id), ("ignore", "0"), ("back", "/account")]);
+    let wrong_password = form(&[("password", "not the password"), ("messages", "keep")]);
+    let bad_bot = form(&[("handle", "x"), ("name", "X"), ("webhook", "")]);
+    let doors: [(&str, &str, Option<&str>, [&str; 5]); 11] = [
+        (
+            "GET",
+            "/account",
+            None,
+            ["sign-in", "200", "200", "200", "200"],
+        ),
+        (
+            "GET",
+            "/admin/people",
+            None,
+            ["sign-in", "403", "403", "403", "200"],
+        ),
+        (
+            "GET",
+            "/admin/audit",
+            None,
+            ["sign-in", "403", "403", "403", "200"],
+        ),
+        (
+            "GET",
+            "/admin/bots",
+            None,
+            ["sign-in", "403", "403", "403", "200"],
+        ),
+        (
+            "POST",
+            "/admin/bots",
+            Some(&bad_bot),
+            ["sign-in", "403", "403", "403", "303"],
+        ),
+        (
+            "GET",
+            "/moderation",
+            None,
+            ["sign-in", "403", "403", "200", "200"],
+        ),
+        (
+            "GET",
+            "/direct",
+            None,
+            ["sign-in", "403", "200", "200", "200"],
+        ),
+        (
+            "GET",
+            "/rooms/new",
+            None,
+            ["sign-in", "200", "200", "200", "200"],
+        ),
+        (
+            "POST",
+            "/account/ignore",
+            Some(&ignore),
+            ["sign-in", "303", "303", "303", "303"],
+        ),
+        (
+            "POST",
+            "/account/delete",
+            Some(&wrong_password),
+            ["sign-in", "403", "303", "303", "403"],
+        ),
+        (
+            "POST",
+            "/account/invitations",
+            Some("uses=1&days=1"),
+            ["sign-in", "403", "403", "200", "200"],
+        ),
+    ];
+    let who: [Option<&str>; 5] = [None, Some(&p.gus), Some(&p.ann), Some(&mia), Some(&p.owner)];
+    let mut wrong = Vec::new();
+    for (method, path, body, expected) in doors {
+        for (cookie, expected) in who.iter().zip(expected) {
+            let got = match (method, body) {
+                ("GET", _) => {
+                    let (status, head, _) = match cookie {
+                        Some(cookie) => server.get_as(path, cookie).await,
+                        None => server.get(path).await,
+                    };
+                    answer_of(status, &head)
+                }
+                (_, body) => {
+                    let (status, to, _) = server
+                        .post_as(path, *cookie, body.unwrap_or_default())
+                        .await;
+                    answer_of(status, &to)
+                }
+            };
+            if got != expected {
+                let as_whom = ["nobody", "guest", "member", "moderator", "admin"]
+                    [who.iter().position(|c| c == cookie).unwrap_or(0)];
+                wrong.push(format!(
+                    "{method} {path} as {as_whom}: {got}, not {expected}"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
