@@ -542,3 +542,55 @@ async fn webhooks_deliver_mentions_and_direct_messages_signed_and_post_the_reply
         .expect("counted");
     assert_eq!(counts, (2, 2), "(delivered, failed)");
 }
+
+#[tokio::test]
+async fn on_a_cluster_a_message_resent_to_another_node_is_delivered_to_its_bot_once() {
+    let flags = [
+        "--webhook-host",
+        "127.0.0.1",
+        "--webhook-allow-http",
+        "--webhook-timeout-secs",
+        "2",
+    ];
+    let nodes = TwoNodes::start(&flags).await;
+    let (a, b) = (&nodes.a, &nodes.b);
+    let (addr, script, mut gets) = start_receiver().await;
+    let owner = a.sign_in(OWNER, OWNER_PASSWORD).await.expect("owner");
+    let (bot_id, _) = make_bot(a, &owner, "helper", &format!("http://{addr}/hook")).await;
+    let (_, _, page) = a.get_as(&format!("/admin/bots/{bot_id}"), &owner).await;
+    let secret = value_after(&page, "data-testid=\"bot-secret\"");
+    let mut on_a = Client::connect(a.addr, &owner).await;
+    on_a.join("town", None).await;
+    let add = form(&[("handle", "helper")]);
+    assert_eq!(
+        a.post_as("/r/town/members", Some(&owner), &add).await.0,
+        303
+    );
+
+    // Sent on node A, answered by the bot; then sent again with the same key through node B (a
+    // page that reconnected elsewhere before it heard its ack): stored once, delivered once.
+    script
+        .lock()
+        .expect("lock")
+        .push_back(Answer::Text("on it"));
+    let mention = ClientMsg::Send {
+        room: "town".into(),
+        client_id: "o1".into(),
+        body: "@helper deploy, please".into(),
+        reply_to: None,
+    };
+    let seq = on_a.store(&mention, "o1").await.expect("stored");
+    let (_, json) = next_delivery(&mut gets, &secret).await;
+    assert_eq!(json["message"]["seq"], seq);
+    assert_eq!(next_from(&mut on_a, &bot_id).await.body, "on it");
+    let mut on_b = Client::connect(b.addr, &owner).await;
+    on_b.join("town", None).await;
+    assert_eq!(on_b.store(&mention, "o1").await, Ok(seq));
+    nothing_more(&mut gets).await;
+    // A new mention through B is delivered (by B), and its answer reaches A's reader.
+    script.lock().expect("lock").push_back(Answer::Text("done"));
+    let again = on_b.post_in("town", "o2", "@helper and now?").await;
+    let (_, json) = next_delivery(&mut gets, &secret).await;
+    assert_eq!(json["message"]["seq"], again);
+    assert_eq!(next_from(&mut on_a, &bot_id).await.body, "done");
+}
