@@ -1,7 +1,7 @@
 //! Herald's parsers of outside input, each the server's own source file, for the fuzz targets in
 //! `fuzz_targets/`: the WebSocket frame decoder, the session cookie, the HTTP API's publish body and
-//! the client-address rule (`X-Forwarded-For`), a message's Markdown; `ClientMsg` decoding is
-//! `app::protocol`.
+//! the client-address rule (`X-Forwarded-For`), a message's Markdown; `ClientMsg` decoding and a
+//! message's `@mentions` are `app::protocol`.
 
 #[path = "../../server/src/transport/websocket/decode.rs"]
 pub mod decode;

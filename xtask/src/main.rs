@@ -716,13 +716,14 @@ fn ensure_npm_packages(dir: &Path) -> Result<()> {
 // fuzz
 
 /// The fuzz targets in `fuzz/fuzz_targets/`, each with a seed corpus in `fuzz/corpus/<target>/`.
-const FUZZ_TARGETS: [&str; 6] = [
+const FUZZ_TARGETS: [&str; 7] = [
     "frame_decoder",
     "client_msg",
     "session_cookie",
     "api_body",
     "forwarded",
     "markdown",
+    "mentions",
 ];
 
 /// Coverage instrumentation for libFuzzer on stable Rust: the `-C` options libfuzzer-sys documents
