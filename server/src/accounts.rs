@@ -737,6 +737,7 @@ async fn personal_sections(
             names.push(account);
         }
     }
+    let empty = names.is_empty();
     let rows = names
         .into_iter()
         .map(|a| {
@@ -758,7 +759,7 @@ async fn personal_sections(
     let section = view! {
         <section aria-labelledby="ignored-title">
             <h2 id="ignored-title">"People you ignore"</h2>
-            <p class="hint">"Ignore someone from one of their messages (its \"Report\" page)."</p>
+            <p class="hint">{if empty { "Nobody. " } else { "" }}"Ignore someone from one of their messages (its \"Report\" page)."</p>
             <ul class="sessions" data-testid="ignored-list">{rows}</ul>
         </section>
         {deletable.then(|| view! {

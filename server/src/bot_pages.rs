@@ -99,6 +99,7 @@ async fn bots_page(
         Ok(all) => all.into_iter().filter(|a| a.role == Role::Bot).collect(),
         Err(e) => return unavailable(&e),
     };
+    let empty = bots.is_empty();
     let rows = bots
         .into_iter()
         .map(|bot| {
@@ -116,6 +117,7 @@ async fn bots_page(
     let main = view! {
         <h1>"Bots"</h1>
         <p class="hint">"A bot posts, edits and reacts through the HTTP API with its own tokens, in the rooms people add it to (on a room's About page). Mentioned, or written to directly, it is sent the message at its webhook, and what it answers is posted as its reply."</p>
+        {empty.then_some(view! { <p>"No bots yet."</p> })}
         <ul class="sessions" data-testid="bots">{rows}</ul>
         <h2>"New bot"</h2>
         {error_line(said(&state, asked.error.as_deref()))}
