@@ -242,12 +242,8 @@ fn check_url(settings: &WebhookSettings, url: &str) -> Result<Uri, UrlRefused> {
 
 /// Whether a new message may concern a bot, judged without a lookup: in a direct conversation, or
 /// with an `@` in it, and webhooks on. Everything else (nearly every message) costs nothing more.
-pub fn may_concern(state: &AppState, room: &str, content: &Content) -> bool {
-    let Content::Message { body, .. } = content else {
-        return false;
-    };
-    state.webhooks.on()
-        && (room.as_bytes().first() == Some(&app::protocol::DIRECT_MARK) || body.contains('@'))
+pub fn may_concern(state: &AppState, room: &str, body: &str) -> bool {
+    state.webhooks.on() && (RoomKind::of(room) == RoomKind::Direct || body.contains('@'))
 }
 
 /// `answer` to a person's new message in `room`, which once stored is handed to the webhooks of
@@ -310,7 +306,7 @@ async fn addressed(
     message: &Told,
 ) -> Result<Vec<(Account, Uri, String)>, crate::people::PeopleError> {
     let people = &state.sessions.people;
-    let direct = message.room.as_bytes().first() == Some(&app::protocol::DIRECT_MARK);
+    let direct = RoomKind::of(&message.room) == RoomKind::Direct;
     let candidates = if direct {
         people.members(&message.room).await?
     } else {
@@ -414,16 +410,19 @@ async fn deliver(state: &AppState, message: &Told, bot: Account, url: Uri, secre
         state.metrics.webhook("dropped");
         return;
     }
-    let direct = message.room.as_bytes().first() == Some(&app::protocol::DIRECT_MARK);
+    let kind = RoomKind::of(&message.room);
     let payload = Payload {
-        reason: if direct { "direct" } else { "mention" },
+        reason: match kind {
+            RoomKind::Direct => "direct",
+            _ => "mention",
+        },
         bot: PayloadBot {
             id: &bot.id,
             handle: bot.handle.as_deref(),
         },
         room: PayloadRoom {
             name: &message.room,
-            kind: RoomKind::of(&message.room).as_str(),
+            kind: kind.as_str(),
         },
         message: PayloadMessage {
             id: format!("{epoch}-{}", message.seq),

@@ -478,7 +478,7 @@ impl Session<'_> {
         // A new message for a bot (a mention, a direct conversation) goes to its webhook once stored.
         let for_bots = match &content {
             Content::Message { body, .. }
-                if crate::webhooks::may_concern(self.state, &room, &content) =>
+                if crate::webhooks::may_concern(self.state, &room, body) =>
             {
                 Some(body.clone())
             }
