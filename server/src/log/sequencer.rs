@@ -196,9 +196,20 @@ impl<R> Sequencer<R> {
 
     /// The local append waiting for `seq` of `room` is answered once that seq is handed on (at
     /// once if it has been).
-    pub fn wait(&mut self, room: &str, seq: u64, reply: R, steps: &mut Vec<Step<R>>) {
+    ///
+    /// The log holds `seq`, so a seq at or past `next` that nothing here holds is a hole like any
+    /// other: a resend answered as a duplicate of a message whose push this node never heard (its
+    /// first store's answer timed out, and its push was lost with the connection) would otherwise
+    /// wait for whatever next happened to fill the room.
+    pub fn wait(&mut self, room: &str, seq: u64, reply: R, now: Instant, steps: &mut Vec<Step<R>>) {
         match self.rooms.get_mut(room) {
-            Some(track) if track.pending || seq >= track.next => track.waiting.push((seq, reply)),
+            Some(track) if track.pending => track.waiting.push((seq, reply)),
+            Some(track) if seq >= track.next => {
+                track.waiting.push((seq, reply));
+                if track.hole_since.is_none() {
+                    track.hole_since = Some(now);
+                }
+            }
             _ => steps.push(Step::Answer(reply, seq)),
         }
     }
@@ -283,10 +294,12 @@ impl<R> Sequencer<R> {
         // Anything below `next` that was held is a copy of what went out.
         let next = track.next;
         track.held.retain(|&seq, _| seq > next);
-        if track.next != before || track.held.is_empty() {
+        // A hole: later seqs held, or a local append answered with a seq not handed on yet.
+        let hole = !track.held.is_empty() || track.waiting.iter().any(|&(seq, _)| seq >= next);
+        if track.next != before || !hole {
             track.hole_since = None;
         }
-        if !track.held.is_empty() && track.hole_since.is_none() {
+        if hole && track.hole_since.is_none() {
             track.hole_since = Some(now);
         }
         let mut i = 0;
@@ -362,7 +375,7 @@ mod tests {
         steps.clear();
         // This node's append got seq 7; 5 and 6 (other nodes') are still on the bus.
         seq.offer("e", message("r", 7), now, &mut steps);
-        seq.wait("r", 7, 70, &mut steps);
+        seq.wait("r", 7, 70, now, &mut steps);
         assert!(steps.is_empty(), "7 waits for 5 and 6, and so does its ack");
         seq.offer("e", message("r", 6), now, &mut steps);
         seq.offer("e", message("r", 5), now, &mut steps);
@@ -381,7 +394,7 @@ mod tests {
         assert!(ack_after_message);
         // A resend of 7 (a duplicate) is answered at once: its message went out.
         steps.clear();
-        seq.wait("r", 7, 71, &mut steps);
+        seq.wait("r", 7, 71, now, &mut steps);
         assert_eq!(answered(&steps), vec![71]);
         assert!(seq.holes(now + HOLE_PATIENCE).is_empty());
     }
@@ -414,6 +427,36 @@ mod tests {
         );
         assert_eq!(published(&steps), vec![12, 13, 14]);
         assert_eq!(seq.next_of("r"), Some(15));
+    }
+
+    #[test]
+    fn a_resend_answered_with_a_seq_never_heard_is_a_hole_filled_from_the_log() {
+        let now = Instant::now();
+        let mut seq = Sequencer::<u32>::default();
+        let mut steps = Vec::new();
+        seq.know("r", "e", 1, now, &mut steps);
+        steps.clear();
+        // Seq 2 was stored, but its answer timed out and its push was lost: the resend is
+        // answered as a duplicate of 2, with nothing to offer.
+        seq.wait("r", 2, 20, now, &mut steps);
+        assert!(steps.is_empty(), "its message has not gone out here yet");
+        let later = now + HOLE_PATIENCE;
+        assert_eq!(
+            seq.holes(later),
+            vec![("r".to_string(), 2)],
+            "read from the log, not left waiting for the room's next message"
+        );
+        seq.filled("r", 2, Some(1), vec![message("r", 2)], later, &mut steps);
+        assert_eq!((published(&steps), answered(&steps)), (vec![2], vec![20]));
+        assert!(seq.holes(later + HOLE_PATIENCE).is_empty());
+        // A read that does not hold it yet leaves the hole to be named again.
+        steps.clear();
+        seq.wait("r", 3, 30, later, &mut steps);
+        assert_eq!(seq.holes(later + HOLE_PATIENCE), vec![("r".to_string(), 3)]);
+        seq.filled("r", 3, Some(1), vec![], later + HOLE_PATIENCE, &mut steps);
+        assert!(steps.is_empty());
+        let again = later + HOLE_PATIENCE * 2;
+        assert_eq!(seq.holes(again), vec![("r".to_string(), 3)]);
     }
 
     #[test]
@@ -467,7 +510,7 @@ mod tests {
         let mut steps = Vec::new();
         // Not followed: nothing of it is handed on, and a local append is answered at once.
         seq.offer("e", message("r", 1), now, &mut steps);
-        seq.wait("r", 1, 10, &mut steps);
+        seq.wait("r", 1, 10, now, &mut steps);
         assert_eq!((published(&steps), answered(&steps)), (vec![], vec![10]));
         steps.clear();
         // Followed: subscribed, and 9 and 10 arrive before where the room stood is read (8).
@@ -475,7 +518,7 @@ mod tests {
         seq.offer("e", message("r", 10), now, &mut steps);
         seq.offer("e", message("r", 8), now, &mut steps);
         seq.offer("e", message("r", 9), now, &mut steps);
-        seq.wait("r", 10, 11, &mut steps);
+        seq.wait("r", 10, 11, now, &mut steps);
         assert!(steps.is_empty(), "held while pending");
         assert_eq!(seq.next_of("r"), None);
         assert!(seq.every_room().is_empty(), "nothing to fill while pending");
@@ -494,7 +537,7 @@ mod tests {
         assert_eq!(seq.next_of("r"), Some(11));
         // Let go: an append waiting for it is answered, and what arrives after is dropped.
         seq.offer("e", message("r", 12), now, &mut steps);
-        seq.wait("r", 12, 12, &mut steps);
+        seq.wait("r", 12, 12, now, &mut steps);
         seq.unfollow("r", &mut steps);
         assert_eq!(answered(&steps), vec![12]);
         steps.clear();

@@ -363,7 +363,7 @@ impl RedisLog {
                             }
                             sequencer.offer(&epoch, entry, now, &mut steps);
                         }
-                        sequencer.wait(&room, seq, reply, &mut steps);
+                        sequencer.wait(&room, seq, reply, now, &mut steps);
                     }
                     Some(Event::Pushed { epoch, entries }) => {
                         for entry in entries {
@@ -391,7 +391,7 @@ impl RedisLog {
                         {
                             reader.fill(room.clone(), next);
                         }
-                        sequencer.wait(&room, seq, reply, &mut steps);
+                        sequencer.wait(&room, seq, reply, now, &mut steps);
                     }
                     Some(Event::Resubscribed) => {
                         for (room, from) in sequencer.every_room() {
