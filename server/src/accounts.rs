@@ -1500,6 +1500,10 @@ async fn audit_page(State(state): State<AppState>, Me(me): Me) -> Response {
                 "remove_member" => format!("removed {} from {}", name(&entry.target), entry.room),
                 "archive" => format!("archived {}", entry.room),
                 "restore" => format!("restored {}", entry.room),
+                "delete_room" => match entry.detail.as_str() {
+                    "" => format!("deleted the room {}", entry.room),
+                    title => format!("deleted the room {} (\"{title}\")", entry.room),
+                },
                 "deactivate" => format!("deactivated {}", name(&entry.target)),
                 "reactivate" => format!("reactivated {}", name(&entry.target)),
                 "role" => format!("made {} a {}", name(&entry.target), entry.detail),

@@ -159,6 +159,9 @@ pub async fn run(
             log::Published::Forgotten { room } => {
                 hub.forget(room);
             }
+            log::Published::Dropped { room } => {
+                hub.drop_room(room);
+            }
         }
     };
     if config.redis.is_some()

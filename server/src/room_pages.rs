@@ -41,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/r/{room}/remove", post(remove_member))
         .route("/r/{room}/leave", post(leave))
         .route("/r/{room}/archive", post(archive))
+        .route("/r/{room}/delete", post(delete_room))
 }
 
 /// How the chat page answers a room `me` may not open, or that does not exist: 404 — or, for an
@@ -296,6 +297,7 @@ async fn about_page(
     State(state): State<AppState>,
     Me(me): Me,
     Path(room): Path<String>,
+    Query(asked): Query<Asked>,
 ) -> Response {
     let record = match door(&state, &me.account, &room).await {
         Ok(record) => record,
@@ -393,6 +395,30 @@ async fn about_page(
                 </form>
             }
         });
+    // Deleting: for admins, any room but the default one, after a box is ticked (a slip of the
+    // hand deletes nothing).
+    let delete_form = (me.account.role == Role::Admin && room != DEFAULT_ROOM).then(|| {
+        let sure = match kind {
+            RoomKind::Open => format!("Yes, delete #{title} and everything in it"),
+            _ => "Yes, delete it and everything in it".to_owned(),
+        };
+        let not_sure = (asked.error.as_deref() == Some("sure"))
+            .then_some("Tick the box to say you mean it: nothing was deleted.");
+        view! {
+            <section class="danger-zone" aria-labelledby="delete-title">
+                <h2 id="delete-title">"Delete this room"</h2>
+                <p>"Its messages are deleted for everyone, at once and for good, and everyone in it is put out. A backup taken before still holds it."</p>
+                <form method="post" action=action("delete") data-testid="delete-room-form">
+                    <label class="choice">
+                        <input type="checkbox" name="sure" value="yes" required data-testid="delete-room-sure"/>
+                        " "{sure}
+                    </label>
+                    <button type="submit" class="danger" data-testid="delete-room">"Delete this room"</button>
+                    <p class="form-error" role="alert" data-testid="form-error">{not_sure}</p>
+                </form>
+            </section>
+        }
+    });
     let main = view! {
         <h1 data-testid="room-title">{shown.clone()}</h1>
         <p>{what}</p>
@@ -412,6 +438,7 @@ async fn about_page(
             </form>
         })}
         {archive_form}
+        {delete_form}
         <p><a href=back data-testid="back">"Back to the room"</a></p>
     }
     .to_html();
@@ -676,6 +703,64 @@ async fn archive(
         }
         Err(e) => unavailable(&e),
     }
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    /// The box "yes, delete it and everything in it", ticked.
+    #[serde(default)]
+    sure: Option<String>,
+}
+
+/// `POST /r/{room}/delete`: an admin deletes a room and everything in it, for everyone, at once
+/// (docs/ACCOUNTS.md, "Deleting a room"): its messages from the log, its record, members, mutes
+/// and reports from the people store; its sockets close on every node and come back to a room
+/// that does not exist. A backup taken before still holds it.
+async fn delete_room(
+    State(state): State<AppState>,
+    Me(me): Me,
+    Path(room): Path<String>,
+    Form(form): Form<DeleteForm>,
+) -> Response {
+    let record = match door(&state, &me.account, &room).await {
+        Ok(record) => record,
+        Err(answer) => return answer,
+    };
+    if me.account.role != Role::Admin || room == DEFAULT_ROOM {
+        return (StatusCode::FORBIDDEN, "Admins delete rooms.").into_response();
+    }
+    if form.sure.as_deref() != Some("yes") {
+        return Redirect::to(&format!("/r/{room}/about?error=sure#delete-title")).into_response();
+    }
+    // The log first: should the people store fail after, the room is still there to delete again
+    // (its record lets its members in, to an empty room), never a record gone with its messages
+    // left where no door leads to them.
+    let held = match state.rooms.drop_room(&room).await {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(room = %room, "deleting a room: {e}");
+            return (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment.").into_response();
+        }
+    };
+    let people = &state.sessions.people;
+    let members = match people.delete_room(&room).await {
+        Ok(members) => members,
+        Err(e) => return unavailable(&e),
+    };
+    state.pages.forget(&format!("/r/{room}"));
+    // A private room's name is an id: its title says which it was.
+    let title = record
+        .filter(|r| r.kind == RoomKind::Private)
+        .map(|r| r.title)
+        .unwrap_or_default();
+    people
+        .record(&me.account.id, "delete_room", &room, "", &title)
+        .await;
+    tracing::info!(room = %room, by = %me.account.id, held, "room deleted");
+    for member in &members {
+        access::rooms_changed(&state, member, Some(&room));
+    }
+    Redirect::to("/").into_response()
 }
 
 /// `GET /direct`: start a conversation with one person or a few, by handle.

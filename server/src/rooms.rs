@@ -164,6 +164,16 @@ impl Rooms {
         self.log.versions(room, seq).await
     }
 
+    /// Deletes `room` and everything in it (an admin's doing): from the log, then from the hub,
+    /// which closes the sockets in it (on other nodes, the log's note of it does). Whether the log
+    /// held it.
+    pub async fn drop_room(&self, room: &str) -> Result<bool, LogError> {
+        let held = self.log.drop_room(room).await?;
+        let closed = self.hub.drop_room(room);
+        tracing::info!(room, held, closed, "deleted a room");
+        Ok(held)
+    }
+
     /// See [`forget_unused`].
     pub async fn forget_unused(&self, rooms: Vec<String>) {
         forget_unused(&self.log, &self.hub, rooms).await

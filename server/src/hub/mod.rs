@@ -587,6 +587,24 @@ impl Hub {
             .count()
     }
 
+    /// `room` was deleted (an admin did, here or on another node): every connection here in it
+    /// is closed as for [`Self::close_room`] (they come back without it: the door answers as for
+    /// a room that does not exist), and the room is let go however much it holds or whoever is
+    /// in it; the room list loses it at the next tick. How many were closed.
+    pub fn drop_room(&self, room: &str) -> usize {
+        let closed = self.close_room(room);
+        let removed = self
+            .inner
+            .rooms
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(room);
+        if removed.is_some() {
+            self.inner.list_stale.store(true, Ordering::Relaxed);
+        }
+        closed
+    }
+
     pub fn shutdown(&self) {
         for queue in lock(&self.inner.connections).values() {
             queue.close(Disconnect::GoingAway);

@@ -87,6 +87,9 @@ pub enum Published<'a> {
     /// A room that never held an entry was forgotten (by this node or, in a cluster, another):
     /// the hub lets it go too, unless someone came in meanwhile.
     Forgotten { room: &'a str },
+    /// Another node deleted the room, whatever it held (an admin did): the hub closes its
+    /// sockets in it and lets it go.
+    Dropped { room: &'a str },
 }
 
 /// Room name → epoch, for the rooms a backend knows; shared by its handles. An entry goes when its
@@ -616,6 +619,13 @@ impl Log {
     /// (`Published::Forgotten`).
     pub async fn forget_unused(&self, room: &str) -> Result<bool, LogError> {
         on_backend!(self, log => log.forget_unused(room).await)
+    }
+
+    /// Deletes `room` and every entry it holds, whatever it holds (an admin deleting a room); says
+    /// whether it was there. The caller closes the room here ([`crate::hub::Hub::drop_room`]); in
+    /// a cluster every other node hears of it and does too (`Published::Dropped`).
+    pub async fn drop_room(&self, room: &str) -> Result<bool, LogError> {
+        on_backend!(self, log => log.drop_room(room).await)
     }
 
     /// How many rooms the log holds (in a cluster, all nodes' together).

@@ -56,6 +56,11 @@ enum Op {
         room: String,
         reply: oneshot::Sender<Result<bool, LogError>>,
     },
+    /// Delete the room and everything in it; answer whether it was there.
+    DropRoom {
+        room: String,
+        reply: oneshot::Sender<Result<bool, LogError>>,
+    },
     /// Commit a one-row write and answer whether it worked: the writer is alive, between batches,
     /// and the disk takes writes (for the readiness check).
     Ping(oneshot::Sender<Result<(), LogError>>),
@@ -226,6 +231,13 @@ impl SqliteLog {
     pub async fn forget_unused(&self, room: &str) -> Result<bool, LogError> {
         let room = room.to_owned();
         self.ask(|reply| Op::ForgetUnused { room, reply }).await
+    }
+
+    /// Deletes `room` and every entry it holds, whatever it holds (an admin deleting a room); says
+    /// whether it was there. A join after it makes the room again, with a new epoch.
+    pub async fn drop_room(&self, room: &str) -> Result<bool, LogError> {
+        let room = room.to_owned();
+        self.ask(|reply| Op::DropRoom { room, reply }).await
     }
 
     /// Hands the writer thread an operation between batches and waits for its answer.
@@ -623,6 +635,23 @@ fn forget_unused(
     Ok(deleted == 1)
 }
 
+/// Deletes `room` and its entries in one transaction (outside any batch, as creating is), then
+/// forgets it here; true if it was there.
+fn drop_room(
+    conn: &mut Connection,
+    rooms: &mut HashMap<String, RoomState>,
+    epochs: &Epochs,
+    room: &str,
+) -> Result<bool, LogError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute("DELETE FROM messages WHERE room = ?1", params![room])?;
+    let deleted = tx.execute("DELETE FROM rooms WHERE name = ?1", params![room])?;
+    tx.commit()?;
+    rooms.remove(room);
+    epochs.remove(room);
+    Ok(deleted == 1)
+}
+
 /// The writer thread: batch, commit, publish, answer — until every `Log` handle is gone.
 fn write_loop(
     mut conn: Connection,
@@ -669,6 +698,12 @@ fn write_loop(
                 }
                 Op::ForgetUnused { room, reply } => {
                     let _ = reply.send(forget_unused(&conn, &mut rooms, &epochs, &room));
+                }
+                Op::DropRoom { room, reply } => {
+                    let dropped = drop_room(&mut conn, &mut rooms, &epochs, &room);
+                    // Its words may still be in the WAL: checkpointed once idle, as a deletion's.
+                    wiped |= matches!(dropped, Ok(true));
+                    let _ = reply.send(dropped);
                 }
                 Op::Ping(reply) => {
                     let _ = reply.send(probe_write(&conn));

@@ -67,6 +67,14 @@ impl PageCache {
         self.enabled
     }
 
+    /// Lets go of the page kept for `path` (its room was deleted: its words go from memory too).
+    pub fn forget(&self, path: &str) {
+        self.pages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
+    }
+
     /// The template of the page at `path` for the room state `(epoch, last)`: kept, or made by
     /// `render` (given two sets of stand-ins, it renders the page with each); `None` when the page
     /// is to be rendered afresh (the first request for a state, or a page that cannot be cut). A

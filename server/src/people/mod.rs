@@ -456,6 +456,12 @@ impl People {
         each!(self.rooms_of(account))
     }
 
+    /// Forgets everything kept of `room` (an admin deleted it): its record, members, who hid it,
+    /// its mutes and open reports. Its members, as they were, to tell their lists.
+    pub async fn delete_room(&self, room: &str) -> Result<Vec<String>, PeopleError> {
+        each!(self.delete_room(room))
+    }
+
     /// The rooms `account` hid from their list.
     pub async fn hidden(&self, account: &str) -> Result<Vec<String>, PeopleError> {
         each!(self.hidden(account))

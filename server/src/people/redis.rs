@@ -567,6 +567,62 @@ impl RedisPeople {
             .collect())
     }
 
+    /// Everything kept of `room` here: its record, members (and their lists' mention of it), who
+    /// hid it, its mutes and reports. Its members, as they were. The record and members go in one
+    /// step, so no node lets anyone in after; the rest after, as nobody's list would show it.
+    /// Who hid it is found by going through every account (hundreds a call): a deletion is rare.
+    pub async fn delete_room(&self, room: &str) -> Result<Vec<String>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = conn.smembers(members_key(room)).await?;
+        let mut step = redis::pipe();
+        step.atomic()
+            .del(room_key(room))
+            .del(members_key(room))
+            .srem(ROOMS_KEY, room);
+        for account in &members {
+            step.srem(rooms_of_key(account), room);
+        }
+        step.query_async::<()>(&mut conn).await?;
+        let mut cursor = 0_u64;
+        loop {
+            let (next, accounts): (u64, Vec<String>) = redis::cmd("SSCAN")
+                .arg(ACCOUNTS_KEY)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await?;
+            let mut unhide = redis::pipe();
+            for account in &accounts {
+                unhide.srem(hidden_key(account), room).ignore();
+            }
+            unhide.query_async::<()>(&mut conn).await?;
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mutes: Vec<String> = {
+            let prefix = format!("{room}\n");
+            let all: Vec<String> = conn.hkeys(MUTES_KEY).await?;
+            all.into_iter().filter(|k| k.starts_with(&prefix)).collect()
+        };
+        if !mutes.is_empty() {
+            conn.hdel::<_, _, ()>(MUTES_KEY, &mutes).await?;
+        }
+        let reports: Vec<String> = self
+            .reports()
+            .await?
+            .into_iter()
+            .filter(|r| r.room == room)
+            .map(|r| r.id)
+            .collect();
+        if !reports.is_empty() {
+            conn.hdel::<_, _, ()>(REPORTS_KEY, &reports).await?;
+        }
+        Ok(members)
+    }
+
     pub async fn hidden(&self, account: &str) -> Result<Vec<String>, PeopleError> {
         let mut conn = self.conn.clone();
         Ok(conn.smembers(hidden_key(account)).await?)

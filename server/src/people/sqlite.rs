@@ -594,6 +594,32 @@ impl SqlitePeople {
         .await
     }
 
+    /// Everything kept of `room` here, in one transaction: its record, members, who hid it, its
+    /// mutes and reports. Its members, as they were.
+    pub async fn delete_room(&self, room: &str) -> Result<Vec<String>, PeopleError> {
+        let room = room.to_owned();
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let members = {
+                let mut query = tx.prepare("SELECT account FROM room_members WHERE room = ?1")?;
+                let rows = query.query_map([&room], |r| r.get(0))?;
+                rows.collect::<Result<Vec<String>, _>>()?
+            };
+            for sql in [
+                "DELETE FROM room_members WHERE room = ?1",
+                "DELETE FROM room_records WHERE name = ?1",
+                "DELETE FROM hidden_rooms WHERE room = ?1",
+                "DELETE FROM mutes WHERE room = ?1",
+                "DELETE FROM reports WHERE room = ?1",
+            ] {
+                tx.execute(sql, [&room])?;
+            }
+            tx.commit()?;
+            Ok(members)
+        })
+        .await
+    }
+
     pub async fn hidden(&self, account: &str) -> Result<Vec<String>, PeopleError> {
         let account = account.to_owned();
         self.with(move |conn| {

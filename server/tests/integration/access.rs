@@ -543,6 +543,185 @@ async fn a_room_hidden_from_ones_list_comes_back_when_opened_and_a_topic_is_set(
     assert_eq!(status, 403);
 }
 
+async fn deleting(a: &TestServer, b: &TestServer) {
+    let p = people(a).await;
+    // A private room the admin made, with Ann and Bob in it, talking on the other node.
+    let (status, to) = make_room(a, &p.owner, "private", "Secret plans").await;
+    assert_eq!(status, 303, "{to}");
+    let room = to.strip_prefix("/r/").expect("to the room").to_owned();
+    for handle in ["ann", "bob"] {
+        let add = form(&[("handle", handle)]);
+        let (status, ..) = a
+            .post_as(&format!("/r/{room}/members"), Some(&p.owner), &add)
+            .await;
+        assert_eq!(status, 303);
+    }
+    let mut bob = Client::connect(b.addr, &p.bob).await;
+    bob.join(&room, None).await;
+    bob.post_in(&room, "b1", "the plan is in the drawer").await;
+    let mut ann = Client::connect(a.addr, &p.ann).await;
+    assert_eq!(
+        mine(&mut ann).await,
+        vec![(room.clone(), Some("Secret plans".into()))]
+    );
+    ann.join(&room, None).await;
+    assert_eq!(ann.next_message().await.body, "the plan is in the drawer");
+    let delete = format!("/r/{room}/delete");
+    let sure = form(&[("sure", "yes")]);
+    // Only an admin deletes; and only with the box ticked.
+    assert_eq!(a.post_as(&delete, Some(&p.ann), &sure).await.0, 403);
+    let (status, to, _) = a.post_as(&delete, Some(&p.owner), "").await;
+    assert_eq!(
+        (status, to.as_str()),
+        (
+            303,
+            format!("/r/{room}/about?error=sure#delete-title").as_str()
+        )
+    );
+    let (_, _, about) = a.get_as(&format!("/r/{room}/about"), &p.owner).await;
+    assert!(about.contains("data-testid=\"delete-room\""), "{about}");
+    let (_, _, ann_about) = a.get_as(&format!("/r/{room}/about"), &p.ann).await;
+    assert!(
+        !ann_about.contains("delete-room"),
+        "only admins are offered it"
+    );
+    let (status, _, json) = a
+        .api("GET", &format!("/api/rooms/{room}/messages"), None, None)
+        .await;
+    assert_eq!(status, 401, "{json}");
+    let (status, _, body) = b
+        .get_as(&format!("/api/rooms/{room}/messages"), &p.bob)
+        .await;
+    assert!(
+        status == 200 && body.contains("the plan is in the drawer"),
+        "{status} {body}"
+    );
+
+    // Deleted: both sockets, on both nodes, are put out at once; every door answers as for a
+    // room nobody made, for its former members and the admin alike; the lists lose it.
+    let (status, to, _) = a.post_as(&delete, Some(&p.owner), &sure).await;
+    assert_eq!((status, to.as_str()), (303, "/"));
+    for socket in [&mut bob, &mut ann] {
+        assert_eq!(
+            u16::from(socket.close_frame().await.expect("closed").code),
+            4003
+        );
+    }
+    for (who, cookie) in [("bob", &p.bob), ("ann", &p.ann), ("the admin", &p.owner)] {
+        for server in [a, b] {
+            let there = doors(server, Some(cookie), &room).await;
+            let nowhere = doors(server, Some(cookie), MADE_UP).await;
+            assert_eq!(there, nowhere, "{who}");
+        }
+    }
+    let mut ann = Client::connect(b.addr, &p.ann).await;
+    assert_eq!(mine(&mut ann).await, vec![]);
+    // Noted in the audit log, by the title it had.
+    let (_, _, audit) = b.get_as("/admin/audit", &p.owner).await;
+    assert!(audit.contains("deleted the room"), "{audit}");
+    assert!(audit.contains("Secret plans"), "{audit}");
+
+    // An open room: deleted with what it held; its name can be made again, empty.
+    assert_eq!(make_room(a, &p.ann, "open", "old-plans").await.0, 303);
+    let mut bob = Client::connect(b.addr, &p.bob).await;
+    bob.join("old-plans", None).await;
+    bob.post_in("old-plans", "b2", "an open secret").await;
+    let (status, to, _) = a
+        .post_as("/r/old-plans/delete", Some(&p.owner), &sure)
+        .await;
+    assert_eq!((status, to.as_str()), (303, "/"));
+    assert_eq!(
+        u16::from(bob.close_frame().await.expect("closed").code),
+        4003
+    );
+    for server in [a, b] {
+        let (status, _, body) = server.get_as("/api/rooms/old-plans/messages", &p.bob).await;
+        assert_eq!(status, 404, "{body}");
+        let (_, _, page) = server.get_as("/r/old-plans", &p.bob).await;
+        assert!(page.contains("data-testid=\"no-room\""), "{page}");
+        let mut socket = Client::connect(server.addr, &p.bob).await;
+        let (code, _) = socket
+            .try_join("old-plans", false)
+            .await
+            .expect_err("no such room");
+        assert_eq!(code, ErrorCode::NoSuchRoom);
+        assert!(
+            !server
+                .rooms_listed(&p.bob)
+                .await
+                .contains(&"old-plans".to_owned())
+        );
+    }
+    assert_eq!(make_room(b, &p.ann, "open", "old-plans").await.0, 303);
+    let (status, _, body) = a.get_as("/api/rooms/old-plans/messages", &p.bob).await;
+    assert!(
+        status == 200 && !body.contains("an open secret"),
+        "{status} {body}"
+    );
+    // The default room is never deleted.
+    let (status, ..) = a
+        .post_as(
+            &format!("/r/{}/delete", app::protocol::DEFAULT_ROOM),
+            Some(&p.owner),
+            &sure,
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn an_admin_deletes_a_room_and_every_door_answers_as_for_one_never_made() {
+    let (server, _data) = TestServer::start_api(&["--sign-up", "open"]).await;
+    deleting(&server, &server).await;
+}
+
+#[tokio::test]
+async fn on_a_cluster_a_room_deleted_through_one_node_is_gone_on_the_other() {
+    let nodes = TwoNodes::start(&[]).await;
+    deleting(&nodes.a, &nodes.b).await;
+}
+
+#[tokio::test]
+async fn on_sqlite_a_deleted_rooms_words_leave_the_files_and_a_backup_from_before_brings_it_back() {
+    const WORDS: [&str; 1] = ["walrus-teacup-5581"];
+    let data = TempDir::new();
+    let flags = ["--api-token", TOKEN, "--sign-up", "open"];
+    let mut server = TestServer::start_in(data.path(), &flags).await;
+    let p = people(&server).await;
+    assert_eq!(make_room(&server, &p.ann, "open", "vault").await.0, 303);
+    let mut ann = Client::connect(server.addr, &p.ann).await;
+    ann.join("vault", None).await;
+    ann.post_in("vault", "a1", WORDS[0]).await;
+    let copy = TempDir::new();
+    let dest = std::path::Path::new(copy.path()).join("before.db");
+    server::log::backup::backup(std::path::Path::new(data.path()), &dest).expect("backed up");
+
+    let deleted = server
+        .post_as("/r/vault/delete", Some(&p.owner), &form(&[("sure", "yes")]))
+        .await;
+    assert_eq!(deleted.0, 303);
+    // Gone from the log file and its WAL (deleted with secure_delete, checkpointed once idle).
+    let deadline = tokio::time::Instant::now() + crate::common::PATIENCE;
+    loop {
+        let found = crate::changes::files_holding(std::path::Path::new(data.path()), &WORDS);
+        if found.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{found:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(ann);
+    server.begin_shutdown();
+    server.stopped().await;
+
+    // The backup taken before holds it: restored, the room and its words are back.
+    server::log::backup::restore(std::path::Path::new(data.path()), &dest).expect("restored");
+    let server = TestServer::start_in(data.path(), &flags).await;
+    let owner = server.sign_in(OWNER, OWNER_PASSWORD).await.expect("owner");
+    let (status, _, body) = server.get_as("/api/rooms/vault/messages", &owner).await;
+    assert!(status == 200 && body.contains(WORDS[0]), "{status} {body}");
+}
+
 /// What a door answered: its status, and for a redirect whether it was to signing in.
 fn answer_of(status: u16, head_or_location: &str) -> &'static str {
     match status {

@@ -459,6 +459,11 @@ async fn say_and_take_back(server: &TestServer) -> u64 {
 
 /// Whether any file under `dir` holds any of [`WORDS`].
 fn files_holding_words(dir: &std::path::Path) -> Vec<String> {
+    files_holding(dir, &WORDS)
+}
+
+/// Which files under `dir` hold any of `words`, as `PATH holds WORD`.
+pub(crate) fn files_holding(dir: &std::path::Path, words: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
     let mut todo = vec![dir.to_owned()];
     while let Some(dir) = todo.pop() {
@@ -471,7 +476,7 @@ fn files_holding_words(dir: &std::path::Path) -> Vec<String> {
             let Ok(bytes) = std::fs::read(&path) else {
                 continue;
             };
-            for word in WORDS {
+            for word in words {
                 if bytes.windows(word.len()).any(|w| w == word.as_bytes()) {
                     found.push(format!("{} holds {word}", path.display()));
                 }

@@ -8,7 +8,8 @@ pub(super) const PREFIX: &str = "herald";
 pub(super) const ROOMS_KEY: &str = "herald:rooms";
 
 /// An ordinary channel every node listens to: `forget ROOM EPOCH` when a room that never held an
-/// entry is deleted (rare), so that every node forgets it, following it or not.
+/// entry is deleted (rare), `drop ROOM EPOCH` when an admin deletes one, so that every node forgets
+/// it, following it or not.
 pub(super) const FORGOTTEN_CHANNEL: &str = "herald:forgotten";
 
 pub(super) fn meta_key(room: &str) -> String {

@@ -80,6 +80,17 @@ redis.call('PUBLISH', ARGV[1], 'forget ' .. ARGV[2] .. ' ' .. epoch)
 return 1
 "#;
 
+/// KEYS: the room's meta, log, once, state and text. ARGV: the note channel, the room. Deletes the
+/// room and everything it holds (`UNLINK`: a big room's memory is freed off Redis's thread) and,
+/// if it was there, tells every node `drop ROOM EPOCH`; answers whether it was.
+const DROP: &str = r#"
+local epoch = redis.call('HGET', KEYS[1], 'e')
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+if not epoch then return 0 end
+redis.call('PUBLISH', ARGV[1], 'drop ' .. ARGV[2] .. ' ' .. epoch)
+return 1
+"#;
+
 /// An entry as the log keeps it (a field of the room's `text` hash — a stream entry's `m` before
 /// texts were kept apart —, a line of a push): what its seq and time do not say. A message's is as it was before entries had types: no `type`, no `fields`.
 #[derive(Serialize, Deserialize)]
@@ -182,6 +193,9 @@ enum Event {
     /// A room of `epoch` that never held a message was forgotten (heard on the bus, from any
     /// node): known no more here, unless it began again meanwhile.
     Forgotten { room: String, epoch: String },
+    /// A room of `epoch` was deleted by an admin, whatever it held (heard on the bus, from any
+    /// node): known no more here, and its sockets closed.
+    Dropped { room: String, epoch: String },
     /// This node's append was answered by Redis.
     Appended {
         epoch: String,
@@ -229,6 +243,7 @@ pub struct RedisLog {
     counters: crate::redis_link::RedisCounters,
     ensure: Arc<Script>,
     forget: Arc<Script>,
+    drop: Arc<Script>,
     retention: u64,
     events: mpsc::UnboundedSender<Event>,
     /// Appends, to be stored in the order they came: each room's through the same lane.
@@ -276,6 +291,7 @@ impl RedisLog {
             counters: link.counters.clone(),
             ensure: Arc::new(Script::new(ENSURE)),
             forget: Arc::new(Script::new(FORGET)),
+            drop: Arc::new(Script::new(DROP)),
             retention: retention.max(1),
             events: events.clone(),
             appends: appends.into(),
@@ -377,6 +393,14 @@ impl RedisLog {
                                 reader.epochs.remove(&room);
                             }
                             publish(Published::Forgotten { room: &room });
+                        }
+                    }
+                    Some(Event::Dropped { room, epoch }) => {
+                        // The node that dropped it forgot it first; one that made the room again
+                        // since knows it in another epoch, and keeps it.
+                        if reader.epochs.get(&room).as_deref() == Some(epoch.as_str()) {
+                            reader.epochs.remove(&room);
+                            publish(Published::Dropped { room: &room });
                         }
                     }
                     Some(Event::Filled {
@@ -664,6 +688,34 @@ impl RedisLog {
             self.epochs.remove(room);
         }
         Ok(gone)
+    }
+
+    /// Deletes `room` and everything it holds, whatever it holds (an admin deleting a room); says
+    /// whether it was there. Taken out of the rooms' set first, so that no node lets anyone into
+    /// it meanwhile (put back if the deletion fails: nothing was deleted, or the admin tries
+    /// again); every other node hears `drop ROOM EPOCH`, forgets it and closes its sockets in it.
+    /// A send already on its way may make the room again, as a new history (docs/CLUSTER.md).
+    pub async fn drop_room(&self, room: &str) -> Result<bool, LogError> {
+        let mut conn = self.conn.clone();
+        timed(conn.srem::<_, _, ()>(ROOMS_KEY, room)).await?;
+        let mut call = self.drop.prepare_invoke();
+        call.key(meta_key(room))
+            .key(log_key(room))
+            .key(once_key(room))
+            .key(state_key(room))
+            .key(text_key(room))
+            .arg(FORGOTTEN_CHANNEL)
+            .arg(room);
+        match timed(call.invoke_async(&mut conn)).await {
+            Ok(dropped) => {
+                self.epochs.remove(room);
+                Ok(dropped)
+            }
+            Err(e) => {
+                let _ = timed(conn.sadd::<_, _, ()>(ROOMS_KEY, room)).await;
+                Err(e)
+            }
+        }
     }
 
     /// Whether no node has made `room` yet.

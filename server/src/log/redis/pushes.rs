@@ -1,6 +1,7 @@
-//! What the rooms' channels carry (`EPOCH` then a line per entry) and the note of a forgotten room
-//! (`forget ROOM EPOCH`), as the append and forget scripts publish them, and what this node does
-//! with what the bus brings of them: each becomes the sequencer's to put in order ([`event_of`]).
+//! What the rooms' channels carry (`EPOCH` then a line per entry) and the notes of a room forgotten
+//! (`forget ROOM EPOCH`) or deleted (`drop ROOM EPOCH`), as the append, forget and drop scripts
+//! publish them, and what this node does with what the bus brings of them: each becomes the
+//! sequencer's to put in order ([`event_of`]).
 
 use app::protocol::Entry;
 
@@ -17,13 +18,14 @@ pub(super) fn event_of(heard: Heard<'_>) -> Option<Event> {
             room: room_of_channel(channel)?.to_owned(),
         },
         Heard::Message { channel, payload } if channel == FORGOTTEN_CHANNEL => {
-            let Some((room, epoch)) = forgotten_of_push(payload) else {
+            let Some((note, room, epoch)) = room_note_of_push(payload) else {
                 tracing::warn!("an unreadable note of a forgotten room was skipped");
                 return None;
             };
-            Event::Forgotten {
-                room: room.to_owned(),
-                epoch: epoch.to_owned(),
+            let (room, epoch) = (room.to_owned(), epoch.to_owned());
+            match note {
+                RoomNote::Forget => Event::Forgotten { room, epoch },
+                RoomNote::Drop => Event::Dropped { room, epoch },
             }
         }
         Heard::Message { channel, payload } => {
@@ -53,16 +55,28 @@ pub(super) fn push_line(seq: u64, sent_at: impl std::fmt::Display, json: &str) -
     format!("{seq} {sent_at} {json}")
 }
 
-/// The room and epoch a `forget ROOM EPOCH` note names (on [`FORGOTTEN_CHANNEL`]), if that is what
-/// it is: a push of entries starts with its epoch and a line break, never with `forget `.
-pub(super) fn forgotten_of_push(payload: &[u8]) -> Option<(&str, &str)> {
-    let text = std::str::from_utf8(payload.strip_prefix(b"forget ")?).ok()?;
-    let (room, epoch) = text.split_once(' ')?;
-    let word = |s: &str, ok: fn(u8) -> bool| !s.is_empty() && s.bytes().all(ok);
-    let room_ok = word(room, |b| {
-        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-    });
-    (room_ok && word(epoch, |b| b.is_ascii_alphanumeric())).then_some((room, epoch))
+/// What a note on [`FORGOTTEN_CHANNEL`] says of its room.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum RoomNote {
+    /// `forget ROOM EPOCH`: the room never held an entry and is gone.
+    Forget,
+    /// `drop ROOM EPOCH`: an admin deleted the room and everything in it.
+    Drop,
+}
+
+/// What a `forget ROOM EPOCH` or `drop ROOM EPOCH` note says, and of which room and epoch, if that
+/// is what it is: a push of entries starts with its epoch and a line break, never with a word and
+/// a space. The room must be a valid room name (an open room's, or a private room's or
+/// conversation's id), the epoch letters and digits.
+pub(super) fn room_note_of_push(payload: &[u8]) -> Option<(RoomNote, &str, &str)> {
+    let (note, rest) = if let Some(rest) = payload.strip_prefix(b"forget ") {
+        (RoomNote::Forget, rest)
+    } else {
+        (RoomNote::Drop, payload.strip_prefix(b"drop ")?)
+    };
+    let (room, epoch) = std::str::from_utf8(rest).ok()?.split_once(' ')?;
+    let epoch_ok = !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_alphanumeric());
+    (app::protocol::validate_room(room).is_ok() && epoch_ok).then_some((note, room, epoch))
 }
 
 /// The epoch and entries of a push on `room`'s channel; `None` if any of it cannot be read (or is
@@ -87,15 +101,25 @@ pub(super) fn entries_of_push(room: &str, payload: &[u8]) -> Option<(String, Vec
 
 #[cfg(test)]
 mod tests {
-    use super::{super::seq_of_id, entries_of_push, forgotten_of_push, push_line, push_of};
+    use super::{
+        super::seq_of_id, RoomNote, entries_of_push, push_line, push_of, room_note_of_push,
+    };
     use crate::log::redis::keys::room_of_channel;
     use app::protocol::Entry;
 
     #[test]
-    fn a_forget_note_names_its_room_and_epoch_and_is_never_a_message_push() {
+    fn a_room_note_names_its_room_and_epoch_and_is_never_a_message_push() {
         assert_eq!(
-            forgotten_of_push(b"forget design-team 0f3a9c2e11d4b7a8"),
-            Some(("design-team", "0f3a9c2e11d4b7a8"))
+            room_note_of_push(b"forget design-team 0f3a9c2e11d4b7a8"),
+            Some((RoomNote::Forget, "design-team", "0f3a9c2e11d4b7a8"))
+        );
+        assert_eq!(
+            room_note_of_push(b"drop ~0123456789abcdef0123 e1"),
+            Some((RoomNote::Drop, "~0123456789abcdef0123", "e1"))
+        );
+        assert_eq!(
+            room_note_of_push(b"drop @0123456789abcdef0123 e1"),
+            Some((RoomNote::Drop, "@0123456789abcdef0123", "e1"))
         );
         for not in [
             &b"forget "[..],
@@ -103,17 +127,23 @@ mod tests {
             b"forget a b c",
             b"forget A e1",
             b"forget a e1\n1 2 {}",
+            b"drop a e1\n1 2 {}",
+            b"drop ~0123 e1",
+            b"drop a e-1",
+            b"drop  a e1",
             b"e1\n1 2 {}",
             b"forgot a e1",
+            b"dropped a e1",
         ] {
             assert_eq!(
-                forgotten_of_push(not),
+                room_note_of_push(not),
                 None,
                 "{:?}",
                 String::from_utf8_lossy(not)
             );
         }
         assert!(entries_of_push("general", b"forget general 0f3a9c2e11d4b7a8").is_none());
+        assert!(entries_of_push("general", b"drop general 0f3a9c2e11d4b7a8").is_none());
     }
 
     #[test]
