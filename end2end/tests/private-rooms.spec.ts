@@ -168,3 +168,54 @@ test('anyone reports a message from its actions; a moderator finds it in the que
   await mod.goto(`${herald.url}/moderation`);
   await expect(mod.getByTestId('report').filter({ hasText: 'hunter2' })).toHaveCount(0);
 });
+
+test('an admin deletes a room from its page: everyone in it is put out, and its address is a room that does not exist', async ({ browser }) => {
+  const ivy = await member(browser, herald, 'ivy', 'Ivy Park');
+  const errors = [ivy].map(watchForErrors);
+  const admin = await (await browser.newContext()).newPage();
+  await admin.goto(`${herald.url}/sign-in`);
+  await admin.getByTestId('handle').fill(OWNER.handle);
+  await admin.getByTestId('password').fill(OWNER.password);
+  await admin.getByRole('button', { name: 'Sign in' }).click();
+  await expect(admin.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+
+  // The admin makes a private room and adds Ivy; she talks in it.
+  await admin.getByTestId('new-room').click();
+  await admin.getByTestId('kind-private').check();
+  await admin.getByTestId('new-room-name').fill('Old project');
+  await admin.getByRole('button', { name: 'Create room' }).click();
+  await expect(admin).toHaveURL(/\/r\/~[0-9a-f]{20}$/);
+  const address = admin.url();
+  await admin.getByTestId('room-name').click();
+  await admin.getByTestId('add-member-handle').fill('ivy');
+  await admin.getByRole('button', { name: 'Add to room' }).click();
+  await expect(admin.getByTestId('member')).toHaveCount(2);
+  await entry(ivy, 'Old project').getByRole('link').click();
+  await expect(ivy.getByTestId('room-name')).toHaveText('🔒 Old project');
+  await send(ivy, 'the last notes of the old project');
+
+  expect(errors.flat()).toEqual([]);
+
+  // Deleting asks for the box to be ticked: without it, nothing happens.
+  await expect(admin.getByTestId('delete-room')).toBeVisible();
+  await admin.screenshot({ path: '/tmp/about-delete.png', fullPage: true });
+  expect(await axe(admin)).toEqual([]);
+  await admin.getByTestId('delete-room').click();
+  await expect(admin.getByTestId('delete-room-form')).toBeVisible();
+  await expect(entry(ivy, 'Old project')).toHaveCount(1);
+  await admin.getByTestId('delete-room-sure').check();
+  await admin.getByTestId('delete-room').click();
+  await expect(admin.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+  await expect(entry(admin, 'Old project')).toHaveCount(0);
+
+  // Ivy, who had it open, is put out at once: her page says the room does not exist.
+  await expect(ivy.getByTestId('no-room')).toContainText('does not exist, or you are not one of its members');
+  expect(await ivy.content()).not.toContain('the last notes of the old project');
+  await ivy.goto(herald.url);
+  await expect(ivy.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+  await expect(entry(ivy, 'Old project')).toHaveCount(0);
+  // Her page was reloaded to a room that is not there (a 404, as the console says), and no more.
+  const again = await admin.goto(address);
+  expect(again?.status()).toBe(404);
+  expect(errors.flat().filter((e) => !e.includes('status of 404'))).toEqual([]);
+});

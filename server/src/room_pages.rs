@@ -346,8 +346,8 @@ async fn about_page(
                 });
             let bot = (m.role == Role::Bot).then(|| view! { <span class="badge">"bot"</span> });
             view! {
-                <li data-testid="member">
-                    <strong>{m.name.clone()}</strong>" "<span class="handle">{handle}</span>{bot}{remove}
+                <li class="session" data-testid="member">
+                    <span><strong>{m.name.clone()}</strong>" "<span class="handle">{handle}</span>{bot}</span>{remove}
                 </li>
             }
         })
@@ -414,7 +414,7 @@ async fn about_page(
                         " "{sure}
                     </label>
                     <button type="submit" class="danger" data-testid="delete-room">"Delete this room"</button>
-                    <p class="form-error" role="alert" data-testid="form-error">{not_sure}</p>
+                    {not_sure.map(|said| view! { <p class="form-error" role="alert" data-testid="form-error">{said}</p> })}
                 </form>
             </section>
         }

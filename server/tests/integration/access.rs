@@ -762,7 +762,22 @@ async fn the_account_admin_and_moderation_pages_answer_each_role_as_the_table_of
     let ignore = form(&[("account", &bob_id), ("ignore", "0"), ("back", "/account")]);
     let wrong_password = form(&[("password", "not the password"), ("messages", "keep")]);
     let bad_bot = form(&[("handle", "x"), ("name", "X"), ("webhook", "")]);
-    let doors: [(&str, &str, Option<&str>, [&str; 5]); 11] = [
+    // An open room everyone may open: its admin doors let admins alone through (deleting it
+    // without the box ticked is sent back to its page).
+    assert_eq!(make_room(&server, &p.ann, "open", "doors").await.0, 303);
+    let doors: [(&str, &str, Option<&str>, [&str; 5]); 13] = [
+        (
+            "POST",
+            "/r/doors/delete",
+            Some(""),
+            ["sign-in", "403", "403", "403", "303"],
+        ),
+        (
+            "POST",
+            "/r/doors/archive",
+            Some("archived=0"),
+            ["sign-in", "403", "403", "403", "303"],
+        ),
         (
             "GET",
             "/account",
