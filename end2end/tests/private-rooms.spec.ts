@@ -198,7 +198,7 @@ test('an admin deletes a room from its page: everyone in it is put out, and its 
 
   // Deleting asks for the box to be ticked: without it, nothing happens.
   await expect(admin.getByTestId('delete-room')).toBeVisible();
-  await admin.screenshot({ path: '/tmp/about-delete.png', fullPage: true });
+  await admin.screenshot({ path: test.info().outputPath('delete-room.png'), fullPage: true });
   expect(await axe(admin)).toEqual([]);
   await admin.getByTestId('delete-room').click();
   await expect(admin.getByTestId('delete-room-form')).toBeVisible();
