@@ -92,6 +92,19 @@ pub enum Published<'a> {
     Dropped { room: &'a str },
 }
 
+/// How much of a room someone has not read, from their read position: what [`Log::unread`] answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unread {
+    /// The room's epoch now: a position of another is of a history that is gone.
+    pub epoch: String,
+    /// The room's last entry now.
+    pub last_seq: u64,
+    /// The messages after the position that the room holds and that are not deleted (edits,
+    /// reactions and deletions are not messages). A position of another epoch, or older than what
+    /// the room holds, counts every message it holds: what can be counted, never less than 0.
+    pub messages: u64,
+}
+
 /// Room name → epoch, for the rooms a backend knows; shared by its handles. An entry goes when its
 /// room is forgotten (it never held a message); a room's history may also begin again.
 #[derive(Clone, Default)]
@@ -626,6 +639,18 @@ impl Log {
     /// a cluster every other node hears of it and does too (`Published::Dropped`).
     pub async fn drop_room(&self, room: &str) -> Result<bool, LogError> {
         on_backend!(self, log => log.drop_room(room).await)
+    }
+
+    /// How much of `room` a reader whose position is `seq` of `epoch` has not read: its messages
+    /// after that (see [`Unread`]), from two counts beside the entries and the messages changed
+    /// since — never a scan of the messages in between. `None` if there is no such room.
+    pub async fn unread(
+        &self,
+        room: &str,
+        epoch: &str,
+        seq: u64,
+    ) -> Result<Option<Unread>, LogError> {
+        on_backend!(self, log => log.unread(room, epoch, seq).await)
     }
 
     /// How many rooms the log holds (in a cluster, all nodes' together).

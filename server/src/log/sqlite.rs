@@ -294,6 +294,67 @@ impl SqliteLog {
         .await
     }
 
+    /// See [`super::Log::unread`]: the messages up to the last entry and up to the position, each
+    /// from one row's `others`, less those deleted since the position (the changed rows, by their
+    /// own index, `messages_changed`).
+    pub async fn unread(
+        &self,
+        room: &str,
+        epoch: &str,
+        seq: u64,
+    ) -> Result<Option<super::Unread>, LogError> {
+        let (room, epoch) = (room.to_owned(), epoch.to_owned());
+        self.read(move |conn| {
+            let Some((now, last_seq)) = conn
+                .prepare_cached(
+                    "SELECT epoch, MAX(last_seq, COALESCE((SELECT MAX(seq) FROM messages WHERE room = ?1), 0))
+                     FROM rooms WHERE name = ?1",
+                )?
+                .query_row([&room], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let after = if now == epoch { sql_int(seq) } else { 0 };
+            let messages_to = |sql: &str, at: i64| -> Result<Option<i64>, LogError> {
+                Ok(conn
+                    .prepare_cached(sql)?
+                    .query_row(params![room, at], |row| row.get(0))
+                    .optional()?)
+            };
+            let total = messages_to(
+                "SELECT seq - others FROM messages WHERE room = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
+                i64::MAX,
+            )?
+            .unwrap_or(0);
+            // Up to the position; if the room holds nothing that old, before its first held entry.
+            let before = match messages_to(
+                "SELECT seq - others FROM messages WHERE room = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
+                after,
+            )? {
+                Some(before) => before,
+                None => messages_to(
+                    "SELECT seq - others - (entry_type IS NULL) FROM messages
+                     WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT 1",
+                    after,
+                )?
+                .unwrap_or(total),
+            };
+            let deleted: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM messages WHERE room = ?1 AND seq > ?2
+                     AND state IS NOT NULL AND json_extract(state, '$.d') IS NOT NULL",
+                )?
+                .query_row(params![room, after], |row| row.get(0))?;
+            Ok(Some(super::Unread {
+                epoch: now,
+                last_seq: last_seq.max(0) as u64,
+                messages: (total - before - deleted).max(0) as u64,
+            }))
+        })
+        .await
+    }
+
     /// How many messages the room held once its entry `seq` was stored, if it is still held.
     pub async fn messages_at(&self, room: &str, seq: u64) -> Result<Option<u64>, LogError> {
         let room = room.to_owned();
@@ -424,6 +485,10 @@ fn migrate(conn: &Connection) -> Result<(), LogError> {
     if !has_state {
         conn.execute_batch("ALTER TABLE messages ADD COLUMN state TEXT")?;
     }
+    // The messages ever changed (few): what an unread count looks through for deletions.
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS messages_changed ON messages (room, seq) WHERE state IS NOT NULL",
+    )?;
     Ok(())
 }
 

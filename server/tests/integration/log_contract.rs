@@ -285,6 +285,7 @@ async fn holds_the_contract(name: &str, log: Log, handed: Handed) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    unread_counts_what_is_held(name, &log).await;
 }
 
 #[tokio::test]
@@ -616,6 +617,89 @@ async fn changes_hold_the_contract(name: &str, log: Log, handed: Handed) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    unread_counts_messages_not_changes(name, &log).await;
+}
+
+/// What a reader has not read (`Log::unread`): the messages after their position, not the edits,
+/// reactions and deletions, nor the messages deleted; a position of another epoch counts
+/// everything held; past the last entry, nothing.
+async fn unread_counts_messages_not_changes(name: &str, log: &Log) {
+    let room = "omega";
+    let store = |entry: NewEntry| async move { log.append(entry).await.expect("stored") };
+    assert_eq!(store(message(room, "ann", "u1", "one")).await, 1);
+    assert_eq!(store(message(room, "bob", "u2", "two")).await, 2);
+    assert_eq!(store(change(room, "ann", "u3", 1, edit("one!"))).await, 3);
+    assert_eq!(store(message(room, "bob", "u4", "three")).await, 4);
+    assert_eq!(
+        store(change(room, "ann", "u5", 4, react("👍", false))).await,
+        5
+    );
+    assert_eq!(store(reply(room, "bob", "u6", "four", 2)).await, 6);
+    assert_eq!(store(change(room, "ann", "u7", 1, Change::Delete)).await, 7);
+    let unread = |epoch: String, seq: u64| async move {
+        log.unread(room, &epoch, seq)
+            .await
+            .expect("counted")
+            .expect("a room")
+    };
+    let epoch = unread(String::new(), 0).await.epoch;
+    let counts = |epoch: String| async move {
+        let mut counts = Vec::new();
+        for seq in [0, 1, 2, 3, 4, 6, 7, 99] {
+            counts.push(unread(epoch.clone(), seq).await.messages);
+        }
+        counts
+    };
+    // One (deleted), two, three, four: three messages that count, after nothing.
+    assert_eq!(
+        counts(epoch.clone()).await,
+        [3, 3, 2, 2, 1, 0, 0, 0],
+        "{name}"
+    );
+    let whole = unread(epoch.clone(), 2).await;
+    assert_eq!((whole.last_seq, whole.epoch.as_str()), (7, epoch.as_str()));
+    assert_eq!(
+        unread("another history".into(), 6).await.messages,
+        3,
+        "{name}: a position of another epoch counts what is held"
+    );
+    // Three deleted: after two, only four is left.
+    assert_eq!(store(change(room, "bob", "u8", 4, Change::Delete)).await, 8);
+    assert_eq!(unread(epoch.clone(), 2).await.messages, 1, "{name}");
+    assert_eq!(
+        counts(epoch.clone()).await,
+        [2, 2, 1, 1, 1, 0, 0, 0],
+        "{name}"
+    );
+    assert!(
+        log.unread("nowhere-at-all", &epoch, 0)
+            .await
+            .expect("asked")
+            .is_none()
+    );
+}
+
+/// With retention (3 messages here), a position older than what is held counts what is held.
+async fn unread_counts_what_is_held(name: &str, log: &Log) {
+    let room = "trimmed";
+    for i in 1..=6 {
+        let body = format!("m{i}");
+        log.append(message(room, "bob", &format!("t{i}"), &body))
+            .await
+            .expect("stored");
+    }
+    let epoch = log
+        .unread(room, "", 0)
+        .await
+        .expect("counted")
+        .expect("a room")
+        .epoch;
+    let mut counts = Vec::new();
+    for seq in [0, 1, 3, 4, 5, 6] {
+        let unread = log.unread(room, &epoch, seq).await.expect("counted");
+        counts.push(unread.expect("a room").messages);
+    }
+    assert_eq!(counts, [3, 3, 3, 2, 1, 0], "{name}");
 }
 
 #[tokio::test]

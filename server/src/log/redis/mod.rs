@@ -91,6 +91,57 @@ redis.call('PUBLISH', ARGV[1], 'drop ' .. ARGV[2] .. ' ' .. epoch)
 return 1
 "#;
 
+/// KEYS: the room's meta, log, state and text. ARGV: the reader's epoch and seq. What they have not
+/// read (`Log::unread`): `{epoch, last seq, messages}`, or nil if there is no such room. Each entry's
+/// `n` is the room's messages so far: the messages after the position are the room's count less
+/// the `n` of the entry at (or before) it — or, if the room holds nothing that old, of its first
+/// held entry less itself if a message — less those deleted since (the changed messages after
+/// the position, in `state`: the only ones looked at).
+const UNREAD: &str = r#"
+local meta = redis.call('HMGET', KEYS[1], 'e', 's', 'd')
+if not meta[1] then return nil end
+local last = tonumber(meta[2] or '0')
+local total = last - tonumber(meta[3] or '0')
+local after = tonumber(ARGV[2])
+if meta[1] ~= ARGV[1] then after = 0 end
+local function n_of(entry)
+  local f = entry[2]
+  for j = 1, #f, 2 do
+    if f[j] == 'n' then return tonumber(f[j + 1]) end
+  end
+  return nil
+end
+local function seq_of(entry) return tonumber(string.match(entry[1], '^(%d+)')) end
+local before
+local at = redis.call('XREVRANGE', KEYS[2], string.format('%d-0', after), '-', 'COUNT', 1)
+if #at > 0 then
+  before = n_of(at[1]) or (seq_of(at[1]) - tonumber(meta[3] or '0'))
+else
+  local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+  if #first == 0 then
+    before = total
+  else
+    local seq = seq_of(first[1])
+    local text = redis.call('HGET', KEYS[4], string.format('%d', seq))
+    local is_message = 1
+    if text then
+      local ok, entry = pcall(cjson.decode, text)
+      if ok and type(entry) == 'table' and entry['type'] then is_message = 0 end
+    end
+    before = (n_of(first[1]) or seq) - is_message
+  end
+end
+local deleted = 0
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], string.format('(%d', after), '+inf')) do
+  local space = string.find(member, ' ', 1, true)
+  if space then
+    local ok, state = pcall(cjson.decode, string.sub(member, space + 1))
+    if ok and type(state) == 'table' and state['d'] then deleted = deleted + 1 end
+  end
+end
+return {meta[1], last, math.max(0, total - before - deleted)}
+"#;
+
 /// An entry as the log keeps it (a field of the room's `text` hash — a stream entry's `m` before
 /// texts were kept apart —, a line of a push): what its seq and time do not say. A message's is as it was before entries had types: no `type`, no `fields`.
 #[derive(Serialize, Deserialize)]
@@ -244,6 +295,7 @@ pub struct RedisLog {
     ensure: Arc<Script>,
     forget: Arc<Script>,
     drop: Arc<Script>,
+    unread: Arc<Script>,
     retention: u64,
     events: mpsc::UnboundedSender<Event>,
     /// Appends, to be stored in the order they came: each room's through the same lane.
@@ -292,6 +344,7 @@ impl RedisLog {
             ensure: Arc::new(Script::new(ENSURE)),
             forget: Arc::new(Script::new(FORGET)),
             drop: Arc::new(Script::new(DROP)),
+            unread: Arc::new(Script::new(UNREAD)),
             retention: retention.max(1),
             events: events.clone(),
             appends: appends.into(),
@@ -638,6 +691,29 @@ impl RedisLog {
         let mut rooms: Vec<String> = timed(conn.smembers(ROOMS_KEY)).await?;
         rooms.sort();
         Ok(rooms)
+    }
+
+    /// See [`super::Log::unread`], counted by Redis in one step ([`UNREAD`]).
+    pub async fn unread(
+        &self,
+        room: &str,
+        epoch: &str,
+        seq: u64,
+    ) -> Result<Option<super::Unread>, LogError> {
+        let mut conn = self.conn.clone();
+        let mut call = self.unread.prepare_invoke();
+        call.key(meta_key(room))
+            .key(log_key(room))
+            .key(state_key(room))
+            .key(text_key(room))
+            .arg(epoch)
+            .arg(seq);
+        let counted: Option<(String, u64, u64)> = timed(call.invoke_async(&mut conn)).await?;
+        Ok(counted.map(|(epoch, last_seq, messages)| super::Unread {
+            epoch,
+            last_seq,
+            messages,
+        }))
     }
 
     /// The seq of the room's last entry as Redis has it (0 if none or no room).
