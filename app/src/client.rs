@@ -68,6 +68,7 @@ pub fn connect(tab: Tab) {
             TimeoutFuture::new(TYPING_SWEEP_MS).await;
             let now = js_sys::Date::now();
             tab.rooms().iter().for_each(|room| room.expire_typing(now));
+            tab.tell_read(now);
         }
     });
 }
@@ -340,6 +341,13 @@ fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
         }
         ServerMsg::Rooms { rooms } => tab.directory.set(rooms),
         ServerMsg::Mine { rooms } => tab.mine.set(rooms),
+        ServerMsg::Read {
+            room,
+            seq,
+            last_seq,
+            unread,
+            ..
+        } => tab.read_elsewhere(&room, seq, last_seq, unread),
         ServerMsg::History {
             room,
             epoch,

@@ -261,6 +261,18 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// "I have read this joined room up to entry `seq`": this person's read position there, kept
+    /// by the server for every device of theirs. It only moves forward, unless `rewind` ("mark
+    /// unread": `seq` is then the entry before the first unread one). Every connection of theirs,
+    /// this one too, is told [`ServerMsg::Read`] once it is kept.
+    Read {
+        room: String,
+        seq: u64,
+        #[serde(default, skip_serializing_if = "is_false")]
+        rewind: bool,
+    },
+    /// "Mark all as read": every room this person counts, read up to its newest entry.
+    ReadAll,
 }
 
 /// What the server accepts from one connection, as it was started: a client checks a message
@@ -377,6 +389,19 @@ pub enum ServerMsg {
     /// titles, and the open rooms they hid. Sent after `welcome` (after `rooms`), then whenever
     /// they change, to every connection of the person, on every node.
     Mine { rooms: Vec<RoomSummary> },
+    /// Where this person has read `room` — up to entry `seq` of its history `epoch` — and how many
+    /// of its messages after that they have not read (`unread`, up to its entry `last_seq`; not
+    /// counting changes, deleted messages, or what is no longer held). Sent after `welcome` for
+    /// every room they count (those they have read in, and their private rooms and
+    /// conversations), then to every connection of theirs, on every node, when any device of
+    /// theirs moves it ([`ClientMsg::Read`], or sending a message).
+    Read {
+        room: String,
+        epoch: String,
+        seq: u64,
+        last_seq: u64,
+        unread: u32,
+    },
     /// Answer to `history`: up to `limit` messages before `before`, oldest first.
     History {
         room: String,
@@ -409,6 +434,8 @@ struct Wire {
     #[serde(rename = "type", default)]
     ty: String,
     you: Option<Identity>,
+    /// Not read by the page (it speaks the version its server served it): left out of its wasm.
+    #[cfg(not(feature = "hydrate"))]
     protocol: Option<u32>,
     limits: Option<Limits>,
     room: Option<String>,
@@ -425,10 +452,15 @@ struct Wire {
     code: Option<ErrorCode>,
     message: Option<String>,
     retry_after_ms: Option<u64>,
+    /// Not read by the page (it rejoins from its own cursor): left out of its wasm.
+    #[cfg(not(feature = "hydrate"))]
     resume_from: Option<u64>,
     count: Option<u32>,
     members: Option<Vec<Identity>>,
+    /// Not read by the page (its people panel is drawn from `members`): left out of its wasm.
+    #[cfg(not(feature = "hydrate"))]
     joined: Option<Vec<Identity>>,
+    #[cfg(not(feature = "hydrate"))]
     left: Option<Vec<Identity>>,
     user: Option<Identity>,
     rooms: Option<Vec<RoomSummary>>,
@@ -442,6 +474,7 @@ struct Wire {
     target: Option<u64>,
     emoji: Option<String>,
     remove: Option<bool>,
+    unread: Option<u32>,
 }
 
 impl Wire {
@@ -484,7 +517,10 @@ impl TryFrom<Wire> for ServerMsg {
         Ok(match w.ty.as_str() {
             "welcome" => ServerMsg::Welcome {
                 you: needs(w.you, "you")?,
+                #[cfg(not(feature = "hydrate"))]
                 protocol: needs(w.protocol, "protocol")?,
+                #[cfg(feature = "hydrate")]
+                protocol: PROTOCOL_VERSION,
                 limits: needs(w.limits, "limits")?,
             },
             "joined" => ServerMsg::Joined {
@@ -525,16 +561,32 @@ impl TryFrom<Wire> for ServerMsg {
                 retry_after_ms: w.retry_after_ms,
                 client_id: w.client_id,
             },
+            "read" => ServerMsg::Read {
+                room: needs(w.room, "room")?,
+                epoch: needs(w.epoch, "epoch")?,
+                seq: needs(w.seq, "seq")?,
+                last_seq: needs(w.last_seq, "last_seq")?,
+                unread: needs(w.unread, "unread")?,
+            },
             "lagged" => ServerMsg::Lagged {
                 room: needs(w.room, "room")?,
+                #[cfg(not(feature = "hydrate"))]
                 resume_from: needs(w.resume_from, "resume_from")?,
+                #[cfg(feature = "hydrate")]
+                resume_from: 0,
             },
             "presence" => ServerMsg::Presence {
                 room: needs(w.room, "room")?,
                 count: needs(w.count, "count")?,
                 members: w.members,
+                #[cfg(not(feature = "hydrate"))]
                 joined: w.joined.unwrap_or_default(),
+                #[cfg(not(feature = "hydrate"))]
                 left: w.left.unwrap_or_default(),
+                #[cfg(feature = "hydrate")]
+                joined: Vec::new(),
+                #[cfg(feature = "hydrate")]
+                left: Vec::new(),
             },
             "typing" => ServerMsg::Typing {
                 room: needs(w.room, "room")?,
@@ -1149,7 +1201,9 @@ impl ClientMsg {
         match self {
             ClientMsg::Join { room, .. }
             | ClientMsg::Leave { room }
-            | ClientMsg::Typing { room } => validate_room(room),
+            | ClientMsg::Typing { room }
+            | ClientMsg::Read { room, .. } => validate_room(room),
+            ClientMsg::ReadAll => Ok(()),
             ClientMsg::History { room, limit, .. } => {
                 validate_room(room)?;
                 match limit {

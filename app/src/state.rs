@@ -269,7 +269,14 @@ pub struct Room {
     /// Whether the reader is at the newest message (a room not on screen counts as followed: it
     /// opens there). Only then are the oldest lines trimmed: never under a reader's eyes.
     following: StoredValue<bool>,
+    /// The furthest seq this person is known to have read here (told the server, or told by it).
+    read_sent: StoredValue<u64>,
+    /// When this tab last told the server how far it has read here (ms since the Unix epoch).
+    read_at: StoredValue<f64>,
 }
+
+/// Most often a tab tells the server how far its person has read a room they keep reading.
+const READ_EVERY_MS: f64 = 2000.0;
 
 /// What is open on a message besides its actions: the emoji picker, or the question whether to
 /// delete it.
@@ -391,6 +398,8 @@ impl Tab {
     /// Shows room `name`, opening it if this tab has not yet: then it is joined — from the page's
     /// cursor if the page was rendered for it, so what the page shows is continued exactly.
     pub fn show(&self, name: &str) -> Room {
+        // What was read of the room left is told now, not at the next look.
+        self.tell_read(f64::INFINITY);
         self.current.set(name.to_owned());
         if let Some(room) = self.room(name) {
             room.unread.set(0);
@@ -600,9 +609,59 @@ impl Tab {
 
     /// The page came on screen or went off it. Coming back, the room on screen has been read.
     pub fn set_visible(&self, visible: bool) {
+        if !visible {
+            self.tell_read(f64::INFINITY);
+        }
         self.visible.set(visible);
         if visible && let Some(room) = self.room(&self.current.get_untracked()) {
             room.unread.set(0);
+        }
+    }
+
+    /// The room on screen, in a tab in sight and in focus, read down to its newest entry: the server
+    /// keeps how far this person has read, for every device of theirs (docs/READING.md). Looked at
+    /// a few times a second; told at most every [`READ_EVERY_MS`] while messages keep coming.
+    /// `now` [`f64::INFINITY`]: at once (the room goes off screen).
+    pub fn tell_read(&self, now: f64) {
+        // Connected only in the browser, once hydrated (never while the server renders the page).
+        if self.connection.get_untracked() != SocketState::Connected
+            || !self.visible.get_untracked()
+            || !leptos::prelude::document().has_focus().unwrap_or(false)
+        {
+            return;
+        }
+        let Some(room) = self.room(&self.current.get_untracked()) else {
+            return;
+        };
+        let last = room.last_seq.get_untracked();
+        if room.following.get_value()
+            && last > room.read_sent.get_value()
+            && now >= room.read_at.get_value() + READ_EVERY_MS
+        {
+            room.read_sent.set_value(last);
+            room.read_at.set_value(now);
+            self.send(ClientMsg::Read {
+                room: room.name.get_value(),
+                seq: last,
+                rewind: false,
+            });
+        }
+    }
+
+    /// The server says where this person has read `room` (a device of theirs moved it, or this
+    /// one): what it counts unread there is shown — unless it is this tab's own report come back,
+    /// the room is on screen in sight (this tab reads it), or the tab holds entries after those
+    /// counted (its own count is then the newer).
+    pub fn read_elsewhere(&self, room: &str, seq: u64, last_seq: u64, unread: u32) {
+        let Some(room) = self.room(room) else {
+            return;
+        };
+        let ours = room.read_sent.get_value() == seq;
+        room.read_sent.set_value(seq);
+        let on_screen =
+            self.visible.get_untracked() && self.current.get_untracked() == room.name.get_value();
+        if !ours && !on_screen && last_seq >= room.last_seq.get_untracked() {
+            room.unread.set(unread);
         }
     }
 
@@ -660,6 +719,8 @@ impl Room {
             away_from: StoredValue::new(NOT_AWAY),
             typing_sent: StoredValue::new(f64::MIN),
             following: StoredValue::new(true),
+            read_sent: StoredValue::new(0),
+            read_at: StoredValue::new(f64::MIN),
         }
     }
 

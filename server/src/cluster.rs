@@ -69,6 +69,8 @@ enum What {
     },
     /// A room was archived or restored: its sockets close and come back through the door.
     Archived { room: String },
+    /// Read positions that moved: each person's connections are told (`read`).
+    Read { reads: Vec<crate::reading::Moved> },
 }
 
 /// A handle for the server's ticker: what the hub says to share goes out from here.
@@ -81,7 +83,7 @@ enum Outgoing {
     Shared(Vec<Shared>),
     /// Sessions that ended here: the other nodes close their sockets too.
     Ended(Vec<String>),
-    /// Unnumbered notes of rooms and their people (`What::Rooms`, `What::Archived`).
+    /// Unnumbered notes of rooms and their people (`What::Rooms`, `What::Archived`, `What::Read`).
     Note(What),
     /// Someone asked for everything this node knows of its people.
     Everything,
@@ -154,6 +156,13 @@ impl Cluster {
         }));
     }
 
+    /// Read positions written here: the other nodes tell their connections of those people.
+    pub fn read(&self, reads: Vec<crate::reading::Moved>) {
+        if !reads.is_empty() {
+            let _ = self.out.send(Outgoing::Note(What::Read { reads }));
+        }
+    }
+
     /// What [`Hub::tick`] returned: told to the other nodes.
     pub fn share(&self, shared: Vec<Shared>) {
         if !shared.is_empty() {
@@ -192,6 +201,7 @@ async fn tell(
                     | What::Ended { .. }
                     | What::Rooms { .. }
                     | What::Archived { .. }
+                    | What::Read { .. }
             ) {
                 v += 1;
             }
@@ -286,6 +296,12 @@ async fn listen(
             crate::access::archived_here(&hub, room);
             continue;
         }
+        if let What::Read { reads } = &note.what {
+            for moved in reads {
+                hub.tell_account(&moved.account, &crate::frame::Frame::of(&moved.frame()));
+            }
+            continue;
+        }
         if let What::Want { of } = &note.what {
             if of == "*" || *of == node {
                 let _ = cluster.out.send(Outgoing::Everything);
@@ -322,7 +338,8 @@ async fn listen(
             | What::Want { .. }
             | What::Ended { .. }
             | What::Rooms { .. }
-            | What::Archived { .. } => {}
+            | What::Archived { .. }
+            | What::Read { .. } => {}
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod personal;
 pub mod plain;
 pub mod rate;
 pub mod reach;
+pub mod reading;
 pub mod redis_link;
 pub mod room_pages;
 pub mod rooms;
@@ -111,6 +112,9 @@ pub struct AppState {
     pub webhooks: webhooks::Webhooks,
     /// Each room's chat page, as its latest state renders it.
     pub pages: Arc<page_cache::PageCache>,
+    /// Read positions set here and not yet written (`reading`).
+    #[from_ref(skip)]
+    pub positions: reading::Positions,
 }
 
 /// What each connection may send; see the matching [`Config`] fields.
@@ -301,6 +305,7 @@ pub async fn run(
         pages: Arc::new(page_cache::PageCache::new(config.page_cache)),
         cluster: None,
         webhooks,
+        positions: reading::Positions::default(),
     };
     if !local_addr.ip().is_loopback() && config.allowed_hosts.is_empty() {
         tracing::warn!(
@@ -331,6 +336,8 @@ pub async fn run(
     if let Err(e) = access::make_default_room(&state).await {
         tracing::warn!("cannot make the room {}: {e}", app::protocol::DEFAULT_ROOM);
     }
+    // Read positions are written a few times a second, and once more as the server stops.
+    state.tasks.spawn(reading::run(state.clone()));
     let ticker = {
         let hub = state.hub.clone();
         let rooms = state.rooms.clone();

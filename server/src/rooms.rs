@@ -159,6 +159,21 @@ impl Rooms {
         page(&self.log, &self.hub, room, at, limit).await
     }
 
+    /// The seq of the last entry the hub handed on in `room`, if it knows the room.
+    pub fn last_seq(&self, room: &str) -> Option<u64> {
+        self.hub.last_seq(room)
+    }
+
+    /// See [`Log::unread`].
+    pub async fn unread(
+        &self,
+        room: &str,
+        epoch: &str,
+        seq: u64,
+    ) -> Result<Option<crate::log::Unread>, LogError> {
+        self.log.unread(room, epoch, seq).await
+    }
+
     /// The texts message `seq` of `room` has had (see `Log::versions`).
     pub async fn versions(&self, room: &str, seq: u64) -> Result<Option<Versions>, LogError> {
         self.log.versions(room, seq).await

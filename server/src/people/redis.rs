@@ -87,6 +87,28 @@ redis.call('DEL', KEYS[3])
 return 1
 ";
 
+/// Where `account` has read each room: `room` → `EPOCH SEQ`.
+fn read_key(account: &str) -> String {
+    format!("herald:{{people}}:read:{account}")
+}
+
+/// KEYS: a person's read positions. ARGV: the room, epoch, seq, and `1` to rewind. Stores the
+/// position if it moves theirs (a later seq of the same epoch, another epoch, or a rewind):
+/// answers 1 if it did.
+const SET_READ: &str = r"
+local now = redis.call('HGET', KEYS[1], ARGV[1])
+if now and ARGV[4] ~= '1' then
+  local space = string.find(now, ' ', 1, true)
+  if space and string.sub(now, 1, space - 1) == ARGV[2]
+     and tonumber(string.sub(now, space + 1)) >= tonumber(ARGV[3]) then
+    return 0
+  end
+end
+if now == ARGV[2] .. ' ' .. ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
+return 1
+";
+
 /// A bot's webhook and its secret: a hash (`webhook` absent when it has none).
 fn bot_key(account: &str) -> String {
     format!("herald:{{people}}:bot:{account}")
@@ -595,6 +617,7 @@ impl RedisPeople {
             let mut unhide = redis::pipe();
             for account in &accounts {
                 unhide.srem(hidden_key(account), room).ignore();
+                unhide.hdel(read_key(account), room).ignore();
             }
             unhide.query_async::<()>(&mut conn).await?;
             if next == 0 {
@@ -626,6 +649,53 @@ impl RedisPeople {
     pub async fn hidden(&self, account: &str) -> Result<Vec<String>, PeopleError> {
         let mut conn = self.conn.clone();
         Ok(conn.smembers(hidden_key(account)).await?)
+    }
+
+    pub async fn read_positions(
+        &self,
+        account: &str,
+    ) -> Result<Vec<super::reading::ReadAt>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let stored: HashMap<String, String> = conn.hgetall(read_key(account)).await?;
+        Ok(stored
+            .into_iter()
+            .filter_map(|(room, at)| {
+                let (epoch, seq) = at.split_once(' ')?;
+                Some(super::reading::ReadAt {
+                    room,
+                    epoch: epoch.to_owned(),
+                    seq: seq.parse().ok()?,
+                })
+            })
+            .collect())
+    }
+
+    /// One pipeline for the batch: one round trip however many readers moved.
+    pub async fn set_read_positions(
+        &self,
+        batch: &[super::reading::Reading],
+    ) -> Result<Vec<bool>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let script = Script::new(SET_READ);
+        // Loaded once (a pipeline of EVALSHA fails whole if Redis lost its scripts).
+        let _: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(SET_READ)
+            .query_async(&mut conn)
+            .await?;
+        let mut pipe = redis::pipe();
+        for reading in batch {
+            pipe.cmd("EVALSHA")
+                .arg(script.get_hash())
+                .arg(1)
+                .arg(read_key(&reading.account))
+                .arg(&reading.at.room)
+                .arg(&reading.at.epoch)
+                .arg(reading.at.seq)
+                .arg(if reading.rewind { "1" } else { "0" });
+        }
+        let moved: Vec<i64> = pipe.query_async(&mut conn).await?;
+        Ok(moved.into_iter().map(|moved| moved == 1).collect())
     }
 
     /// Whether that changed anything.
@@ -677,7 +747,10 @@ impl RedisPeople {
             .query_async(&mut conn)
             .await?;
         match deleted {
-            1 => Ok(()),
+            1 => {
+                conn.del::<_, ()>(read_key(id)).await?;
+                Ok(())
+            }
             _ => Err(PeopleError::NoSuchAccount),
         }
     }
@@ -908,6 +981,12 @@ impl RedisPeople {
         }
         for (account, room) in &everything.hidden {
             self.set_hidden(account, room, true).await?;
+        }
+        for (account, other) in &everything.ignored {
+            self.set_ignored(account, other, true).await?;
+        }
+        for positions in everything.read_positions.chunks(500) {
+            self.set_read_positions(positions).await?;
         }
         for bot in &everything.bots {
             self.save_bot(bot).await?;

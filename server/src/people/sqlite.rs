@@ -124,6 +124,13 @@ impl SqlitePeople {
                  account TEXT NOT NULL,
                  other   TEXT NOT NULL,
                  PRIMARY KEY (account, other)
+             ) STRICT, WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS read_positions (
+                 account TEXT NOT NULL,
+                 room    TEXT NOT NULL,
+                 epoch   TEXT NOT NULL,
+                 seq     INTEGER NOT NULL,
+                 PRIMARY KEY (account, room)
              ) STRICT, WITHOUT ROWID;",
         )?;
         Ok(Self {
@@ -611,6 +618,7 @@ impl SqlitePeople {
                 "DELETE FROM hidden_rooms WHERE room = ?1",
                 "DELETE FROM mutes WHERE room = ?1",
                 "DELETE FROM reports WHERE room = ?1",
+                "DELETE FROM read_positions WHERE room = ?1",
             ] {
                 tx.execute(sql, [&room])?;
             }
@@ -645,6 +653,63 @@ impl SqlitePeople {
                 "DELETE FROM hidden_rooms WHERE account = ?1 AND room = ?2"
             };
             Ok(conn.execute(sql, [&account, &room])? == 1)
+        })
+        .await
+    }
+}
+
+/// Read positions (`super::reading`).
+impl SqlitePeople {
+    pub async fn read_positions(
+        &self,
+        account: &str,
+    ) -> Result<Vec<super::reading::ReadAt>, PeopleError> {
+        let account = account.to_owned();
+        self.with(move |conn| {
+            let mut query =
+                conn.prepare("SELECT room, epoch, seq FROM read_positions WHERE account = ?1")?;
+            let rows = query.query_map([&account], |r| {
+                Ok(super::reading::ReadAt {
+                    room: r.get(0)?,
+                    epoch: r.get(1)?,
+                    seq: r.get::<_, i64>(2)?.max(0) as u64,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// One transaction for the batch: one commit however many readers moved.
+    pub async fn set_read_positions(
+        &self,
+        batch: &[super::reading::Reading],
+    ) -> Result<Vec<bool>, PeopleError> {
+        let batch = batch.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut moved = Vec::with_capacity(batch.len());
+            {
+                let mut set = tx.prepare_cached(
+                    "INSERT INTO read_positions (account, room, epoch, seq) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (account, room) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq
+                     WHERE ?5 OR read_positions.epoch != excluded.epoch
+                        OR read_positions.seq < excluded.seq",
+                )?;
+                for reading in &batch {
+                    let at = &reading.at;
+                    let changed = set.execute(params![
+                        reading.account,
+                        at.room,
+                        at.epoch,
+                        sql_int(at.seq),
+                        reading.rewind
+                    ])?;
+                    moved.push(changed == 1);
+                }
+            }
+            tx.commit()?;
+            Ok(moved)
         })
         .await
     }
@@ -693,6 +758,7 @@ impl SqlitePeople {
                 [&id, &name],
             )?;
             tx.execute("DELETE FROM ignored WHERE account = ?1", [&id])?;
+            tx.execute("DELETE FROM read_positions WHERE account = ?1", [&id])?;
             tx.commit()?;
             match changed {
                 1 => Ok(()),
@@ -976,6 +1042,24 @@ impl SqlitePeople {
                 .prepare("SELECT account, room FROM hidden_rooms")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
+            let ignored = conn
+                .prepare("SELECT account, other FROM ignored")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let read_positions = conn
+                .prepare("SELECT account, room, epoch, seq FROM read_positions")?
+                .query_map([], |r| {
+                    Ok(super::reading::Reading {
+                        account: r.get(0)?,
+                        at: super::reading::ReadAt {
+                            room: r.get(1)?,
+                            epoch: r.get(2)?,
+                            seq: r.get::<_, i64>(3)?.max(0) as u64,
+                        },
+                        rewind: true,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
             let bots = conn
                 .prepare("SELECT account, webhook, secret FROM bots")?
                 .query_map([], bot_of)?
@@ -991,6 +1075,8 @@ impl SqlitePeople {
                 rooms,
                 members,
                 hidden,
+                ignored,
+                read_positions,
                 bots,
                 bot_tokens,
             })
@@ -1010,6 +1096,9 @@ pub struct Everything {
     pub members: Vec<(String, String)>,
     /// `(account, room)`.
     pub hidden: Vec<(String, String)>,
+    /// `(account, other)`.
+    pub ignored: Vec<(String, String)>,
+    pub read_positions: Vec<super::reading::Reading>,
     pub bots: Vec<Bot>,
     pub bot_tokens: Vec<BotToken>,
 }

@@ -257,6 +257,8 @@ async fn connection(
         Ok(mine) => conn.reply(mine.encode().into()),
         Err(e) => tracing::warn!(connection = id, "cannot list a person's own rooms: {e}"),
     }
+    // Then where they have read each of their rooms, and what is unread there.
+    crate::reading::welcome(&state, conn.queue(), &user.id, role);
     let mut link = Link {
         socket,
         queue: conn.queue(),
@@ -330,8 +332,13 @@ async fn serve(
                 continue;
             }
             _ = stall.expired() => return End::Stalled,
-            (room, client_id, stored, since) = first_answer(&mut in_flight), if !in_flight.is_empty() => {
+            (room, client_id, message, stored, since) = first_answer(&mut in_flight), if !in_flight.is_empty() => {
                 state.metrics.log_append().observe(since.elapsed().as_secs_f64());
+                // Writing in a room reads it up to what one wrote.
+                if let (true, Ok(seq), Some(epoch)) = (message, &stored, state.rooms.epoch(&room)) {
+                    let at = crate::people::reading::ReadAt { room: room.clone(), epoch, seq: *seq };
+                    state.positions.set(&user.id, at, false);
+                }
                 conn.reply(match stored {
                     Ok(seq) => ServerMsg::Ack { room, client_id, seq }.encode().into(),
                     Err(e) => not_stored(user, client_id, e).encode().into(),

@@ -561,14 +561,15 @@ impl Client {
                     msg @ (ServerMsg::Presence { .. }
                     | ServerMsg::Typing { .. }
                     | ServerMsg::Rooms { .. }
-                    | ServerMsg::Mine { .. }),
+                    | ServerMsg::Mine { .. }
+                    | ServerMsg::Read { .. }),
                 ) => self.signals.push_back(msg),
                 seen => return seen,
             }
         }
     }
 
-    /// The next signal (`presence`, `typing`, `rooms`) matching `wanted`, skipping other frames.
+    /// The next signal (`presence`, `typing`, `rooms`, `mine`, `read`) matching `wanted`, skipping other frames.
     pub async fn signal(&mut self, wanted: impl Fn(&ServerMsg) -> bool) -> ServerMsg {
         self.signal_within(PATIENCE, wanted).await
     }

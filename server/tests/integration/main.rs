@@ -26,5 +26,6 @@ mod moderation;
 mod operations;
 mod pages;
 mod presence;
+mod reading;
 mod resume;
 mod web_guard;

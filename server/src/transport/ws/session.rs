@@ -54,6 +54,8 @@ pub(super) struct InFlight {
 pub(super) struct InFlightSend {
     room: String,
     client_id: String,
+    /// A message (not a change): once stored, its sender has read the room up to it.
+    message: bool,
     answer: Appending,
     answer_bytes: usize,
     /// When it was handed to the log (for `herald_log_append_seconds`).
@@ -71,8 +73,7 @@ impl InFlight {
 
     pub(super) fn push(
         &mut self,
-        room: String,
-        client_id: String,
+        (room, client_id, message): (String, String, bool),
         answer: Appending,
         sent_bytes: usize,
     ) {
@@ -81,6 +82,7 @@ impl InFlight {
         self.sends.push_back(InFlightSend {
             room,
             client_id,
+            message,
             answer,
             answer_bytes,
             since: Instant::now(),
@@ -124,10 +126,12 @@ impl Spending {
     }
 }
 
+/// A send answered: its room, client id, whether it was a message, what the log said, and when it
+/// was handed to the log.
+pub(super) type Answered = (String, String, bool, Result<u64, LogError>, Instant);
+
 /// The answer to the oldest send in flight (cancel-safe: it stays first until answered).
-pub(super) async fn first_answer(
-    in_flight: &mut InFlight,
-) -> (String, String, Result<u64, LogError>, Instant) {
+pub(super) async fn first_answer(in_flight: &mut InFlight) -> Answered {
     let Some(first) = in_flight.sends.front_mut() else {
         return std::future::pending().await;
     };
@@ -137,7 +141,7 @@ pub(super) async fn first_answer(
     };
     // Its answers are in the queue now (the echo before the ack), counted there.
     in_flight.answer_bytes = in_flight.answer_bytes.saturating_sub(done.answer_bytes);
-    (done.room, done.client_id, stored, done.since)
+    (done.room, done.client_id, done.message, stored, done.since)
 }
 
 /// What a client is told when the log refused or failed its `client_id`'s send or change.
@@ -246,6 +250,11 @@ impl Session<'_> {
                 },
                 text.len(),
             ),
+            Ok(ClientMsg::Read { room, seq, rewind }) => self.read(room, seq, rewind),
+            Ok(ClientMsg::ReadAll) => {
+                let (state, account, role) = (self.state.clone(), self.user.id.clone(), self.role);
+                tokio::spawn(async move { crate::reading::read_all(&state, &account, role).await });
+            }
             Err(err) => {
                 tracing::debug!(connection = self.conn.id(), code = %err.code, "refused a frame");
                 self.reply(err.into());
@@ -272,6 +281,26 @@ impl Session<'_> {
             self.refuse(ErrorCode::NotJoined, why);
         }
         joined
+    }
+
+    /// `read`: this person has read the joined room up to `seq` (never past its last entry here),
+    /// of its history now; written with the others a moment later (`reading`).
+    fn read(&mut self, room: String, seq: u64, rewind: bool) {
+        if !self.in_room(&room, "join the room before marking it read") {
+            return;
+        }
+        let (Some(epoch), Some(last)) = (
+            self.state.rooms.epoch(&room),
+            self.state.rooms.last_seq(&room),
+        ) else {
+            return;
+        };
+        let at = crate::people::reading::ReadAt {
+            room,
+            epoch,
+            seq: seq.min(last),
+        };
+        self.state.positions.set(&self.user.id, at, rewind);
     }
 
     /// `join` (docs/ARCHITECTURE.md, "Joining without a gap"): `Joined`, the replay, then the live
@@ -466,6 +495,7 @@ impl Session<'_> {
             return;
         }
         let target = content.target().unwrap_or_default();
+        let message = content.is_message();
         // A moderator's delete removes anyone's message (the log's rule lets its kind do so).
         let moderating = matches!(self.role, Role::Admin | Role::Moderator)
             && matches!(
@@ -497,14 +527,18 @@ impl Session<'_> {
         match submitted {
             Ok(answer) if moderating => {
                 let answer = audited(self.state, &self.user.id, &room, target, answer);
-                self.in_flight.push(room, client_id, answer, sent_bytes);
+                self.in_flight
+                    .push((room, client_id, message), answer, sent_bytes);
             }
             Ok(answer) if let Some(body) = for_bots => {
                 let (author, to) = (self.user.clone(), room.clone());
                 let answer = crate::webhooks::after_stored(self.state, to, author, body, answer);
-                self.in_flight.push(room, client_id, answer, sent_bytes);
+                self.in_flight
+                    .push((room, client_id, message), answer, sent_bytes);
             }
-            Ok(answer) => self.in_flight.push(room, client_id, answer, sent_bytes),
+            Ok(answer) => self
+                .in_flight
+                .push((room, client_id, message), answer, sent_bytes),
             Err(e) => self.reply(unavailable(self.user, e)),
         }
     }
