@@ -664,6 +664,14 @@ async fn a_single_nodes_history_moves_into_redis_and_its_cursors_resume_in_full_
     // On the cluster, with the same cookie and the cursor from before the move.
     let (node, _node) = node(&redis).await;
     let mut ann = Client::connect_only(node.addr, &cookie).await;
+    // Where she had read came along too (up to her last message): nothing is unread.
+    let read = ann
+        .signal(|m| matches!(m, ServerMsg::Read { room, .. } if room == common::ROOM))
+        .await;
+    assert!(
+        matches!(&read, ServerMsg::Read { epoch: e, seq: 30, last_seq: 30, unread: 0, .. } if *e == epoch),
+        "{read:?}"
+    );
     let resumed = ann.resume(common::ROOM, &epoch, 20).await;
     assert_eq!(resumed.mode, JoinMode::Full);
     assert_eq!((resumed.first_seq, resumed.last_seq), (21, 30));
