@@ -29,51 +29,106 @@ use crate::{
 /// person's other devices should follow.
 pub const FLUSH: Duration = Duration::from_millis(200);
 
-/// Positions set and not yet written: the newest per person and room.
+/// How a position was moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Move {
+    /// A device read the room up to there.
+    Read,
+    /// "Mark unread": it moves back.
+    Rewind,
+    /// The person wrote the message there: they have read up to it, and nothing after it needs
+    /// counting (their devices count what comes after as it comes).
+    Wrote,
+}
+
+/// A position waiting to be written (its person and room are its keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Waiting {
+    epoch: String,
+    seq: u64,
+    rewind: bool,
+    wrote: bool,
+}
+
+/// Positions set and not yet written: the newest per person and room. Keyed by person, then room,
+/// so that a position that moves no further (most of a busy room's) allocates nothing.
 #[derive(Clone, Default)]
 pub struct Positions {
-    pending: Arc<Mutex<HashMap<(String, String), Reading>>>,
+    pending: Arc<Mutex<HashMap<String, HashMap<String, Waiting>>>>,
 }
 
 impl Positions {
-    /// `account` has read `at.room` up to `at.seq` (or, with `rewind`, only up to it). Of two for
+    /// `account` has read `room` up to `seq` of `epoch` (or, rewinding, only up to it). Of two for
     /// the same room before a write, the later forward one of an epoch wins, as the store would
-    /// decide; a rewind replaces what waits.
-    pub fn set(&self, account: &str, at: ReadAt, rewind: bool) {
+    /// decide; a rewind replaces what waits, and stays one.
+    pub fn set(&self, account: &str, room: &str, epoch: &str, seq: u64, how: Move) {
+        let rewind = how == Move::Rewind;
+        let wrote = how == Move::Wrote;
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (account.to_owned(), at.room.clone());
-        let reading = Reading {
-            account: account.to_owned(),
-            at,
-            rewind,
+        let rooms = match pending.get_mut(account) {
+            Some(rooms) => rooms,
+            None => pending.entry(account.to_owned()).or_default(),
         };
-        match pending.get_mut(&key) {
-            Some(waiting)
-                if !rewind
-                    && waiting.at.epoch == reading.at.epoch
-                    && waiting.at.seq >= reading.at.seq => {}
+        match rooms.get_mut(room) {
+            Some(waiting) if !rewind && waiting.epoch == epoch && waiting.seq >= seq => {}
             Some(waiting) => {
                 // A rewind that waits stays one: the forward move after it still sets the seq.
-                let rewind = waiting.rewind || reading.rewind;
-                *waiting = Reading { rewind, ..reading };
+                waiting.rewind |= rewind;
+                waiting.wrote = wrote;
+                waiting.seq = seq;
+                if waiting.epoch != epoch {
+                    waiting.epoch = epoch.to_owned();
+                }
             }
             None => {
-                pending.insert(key, reading);
+                let waiting = Waiting {
+                    epoch: epoch.to_owned(),
+                    seq,
+                    rewind,
+                    wrote,
+                };
+                rooms.insert(room.to_owned(), waiting);
             }
         }
     }
 
-    fn take(&self) -> Vec<Reading> {
+    /// What waits, as the store takes it, each with whether it was moved by writing.
+    fn take(&self) -> Vec<(Reading, bool)> {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::take(&mut *pending).into_values().collect()
+        let mut taken = Vec::new();
+        for (account, rooms) in std::mem::take(&mut *pending) {
+            for (room, waiting) in rooms {
+                let at = ReadAt {
+                    room,
+                    epoch: waiting.epoch,
+                    seq: waiting.seq,
+                };
+                let reading = Reading {
+                    account: account.clone(),
+                    at,
+                    rewind: waiting.rewind,
+                };
+                taken.push((reading, waiting.wrote));
+            }
+        }
+        taken
     }
 
     /// Puts back what could not be written (unless something newer came meanwhile).
-    fn put_back(&self, batch: Vec<Reading>) {
+    fn put_back(&self, batch: Vec<(Reading, bool)>) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        for reading in batch {
-            let key = (reading.account.clone(), reading.at.room.clone());
-            pending.entry(key).or_insert(reading);
+        for (reading, wrote) in batch {
+            let waiting = Waiting {
+                epoch: reading.at.epoch,
+                seq: reading.at.seq,
+                rewind: reading.rewind,
+                wrote,
+            };
+            pending
+                .entry(reading.account)
+                .or_default()
+                .entry(reading.at.room)
+                .or_insert(waiting);
         }
     }
 }
@@ -119,7 +174,8 @@ async fn flush(state: &AppState) {
     if batch.is_empty() {
         return;
     }
-    let moved = match state.sessions.people.set_read_positions(&batch).await {
+    let readings: Vec<Reading> = batch.iter().map(|(reading, _)| reading.clone()).collect();
+    let moved = match state.sessions.people.set_read_positions(&readings).await {
         Ok(moved) => moved,
         Err(e) => {
             tracing::warn!(positions = batch.len(), "cannot write read positions: {e}");
@@ -127,30 +183,48 @@ async fn flush(state: &AppState) {
             return;
         }
     };
+    // Counted once per room and position: the readers of a busy room mostly read the same newest
+    // entry.
+    let mut counts: HashMap<(String, String, u64), Option<(u64, u32)>> = HashMap::new();
     let mut told = Vec::new();
-    for (reading, moved) in batch.into_iter().zip(moved) {
+    for ((reading, wrote), moved) in batch.into_iter().zip(moved) {
         if !moved {
             continue;
         }
-        match counted(state, &reading.at).await {
-            Ok(Some((last_seq, unread))) => {
-                let moved = Moved {
-                    account: reading.account,
-                    room: reading.at.room,
-                    epoch: reading.at.epoch,
-                    seq: reading.at.seq,
-                    last_seq,
-                    unread,
-                };
-                state
-                    .hub
-                    .tell_account(&moved.account, &Frame::of(&moved.frame()));
-                told.push(moved);
+        let at = reading.at;
+        let counted = if wrote {
+            // Read up to one's own message: nothing after it is counted here (each device counts
+            // what comes after as it comes), so writing costs no count.
+            Some((at.seq, 0))
+        } else {
+            let key = (at.room.clone(), at.epoch.clone(), at.seq);
+            match counts.get(&key) {
+                Some(counted) => *counted,
+                None => match counted(state, &at).await {
+                    Ok(counted) => *counts.entry(key).or_insert(counted),
+                    Err(e) => {
+                        tracing::warn!(room = %at.room, "cannot count what is unread: {e}");
+                        continue;
+                    }
+                },
             }
-            // The room is gone: nothing to tell.
-            Ok(None) => {}
-            Err(e) => tracing::warn!(room = %reading.at.room, "cannot count what is unread: {e}"),
-        }
+        };
+        // The room is gone: nothing to tell.
+        let Some((last_seq, unread)) = counted else {
+            continue;
+        };
+        let moved = Moved {
+            account: reading.account,
+            room: at.room,
+            epoch: at.epoch,
+            seq: at.seq,
+            last_seq,
+            unread,
+        };
+        state
+            .hub
+            .tell_account(&moved.account, &Frame::of(&moved.frame()));
+        told.push(moved);
     }
     if let Some(cluster) = &state.cluster {
         cluster.read(told);
@@ -254,12 +328,10 @@ pub async fn read_all(state: &AppState, account: &str, role: Role) {
         // The newest entry as the log has it now, in its history now.
         match state.rooms.unread(&at.room, &at.epoch, at.seq).await {
             Ok(Some(now)) if now.epoch != at.epoch || now.last_seq > at.seq => {
-                let newest = ReadAt {
-                    room: at.room,
-                    epoch: now.epoch,
-                    seq: now.last_seq,
-                };
-                state.positions.set(account, newest, false);
+                let newest = now.last_seq;
+                state
+                    .positions
+                    .set(account, &at.room, &now.epoch, newest, Move::Read);
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(room = %at.room, "cannot mark a room read: {e}"),
@@ -283,35 +355,40 @@ mod tests {
     fn of_the_positions_set_between_two_writes_the_furthest_of_an_epoch_waits_and_a_rewind_stays_one()
      {
         let positions = Positions::default();
-        positions.set("ann", at("r", "e", 5), false);
-        positions.set("ann", at("r", "e", 3), false);
-        positions.set("bob", at("r", "e", 1), false);
-        let mut taken = positions.take();
-        taken.sort_by(|a, b| a.account.cmp(&b.account));
-        assert_eq!(
+        let taken = |positions: &Positions| {
+            let mut taken = positions.take();
+            taken.sort_by(|a, b| a.0.account.cmp(&b.0.account));
             taken
-                .iter()
-                .map(|r| (r.account.as_str(), r.at.seq))
+        };
+        positions.set("ann", "r", "e", 5, Move::Read);
+        positions.set("ann", "r", "e", 3, Move::Read);
+        positions.set("bob", "r", "e", 1, Move::Wrote);
+        let got = taken(&positions);
+        assert_eq!(
+            got.iter()
+                .map(|(r, wrote)| (r.account.as_str(), r.at.seq, *wrote))
                 .collect::<Vec<_>>(),
-            [("ann", 5), ("bob", 1)]
+            [("ann", 5, false), ("bob", 1, true)]
         );
         // A rewind replaces, and the forward move after it still rewinds from what was stored.
-        positions.set("ann", at("r", "e", 9), false);
-        positions.set("ann", at("r", "e", 2), true);
-        positions.set("ann", at("r", "e", 4), false);
-        let taken = positions.take();
-        assert_eq!((taken[0].at.seq, taken[0].rewind), (4, true));
+        positions.set("ann", "r", "e", 9, Move::Read);
+        positions.set("ann", "r", "e", 2, Move::Rewind);
+        positions.set("ann", "r", "e", 4, Move::Read);
+        let got = taken(&positions);
+        assert_eq!((got[0].0.at.seq, got[0].0.rewind), (4, true));
         // Another epoch replaces whatever its seq.
-        positions.set("ann", at("r", "e", 9), false);
-        positions.set("ann", at("r", "f", 1), false);
-        assert_eq!(positions.take()[0].at, at("r", "f", 1));
+        positions.set("ann", "r", "e", 9, Move::Read);
+        positions.set("ann", "r", "f", 1, Move::Read);
+        assert_eq!(taken(&positions)[0].0.at, at("r", "f", 1));
         // What could not be written goes back, behind anything newer.
-        positions.set("ann", at("r", "e", 7), false);
-        positions.put_back(vec![Reading {
+        positions.set("ann", "r", "e", 7, Move::Read);
+        let old = Reading {
             account: "ann".into(),
             at: at("r", "e", 6),
             rewind: false,
-        }]);
-        assert_eq!(positions.take()[0].at.seq, 7);
+        };
+        positions.put_back(vec![(old, false)]);
+        assert_eq!(taken(&positions)[0].0.at.seq, 7);
+        assert!(positions.take().is_empty());
     }
 }

@@ -336,8 +336,7 @@ async fn serve(
                 state.metrics.log_append().observe(since.elapsed().as_secs_f64());
                 // Writing in a room reads it up to what one wrote.
                 if let (true, Ok(seq), Some(epoch)) = (message, &stored, state.rooms.epoch(&room)) {
-                    let at = crate::people::reading::ReadAt { room: room.clone(), epoch, seq: *seq };
-                    state.positions.set(&user.id, at, false);
+                    state.positions.set(&user.id, &room, &epoch, *seq, crate::reading::Move::Wrote);
                 }
                 conn.reply(match stored {
                     Ok(seq) => ServerMsg::Ack { room, client_id, seq }.encode().into(),

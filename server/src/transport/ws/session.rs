@@ -295,12 +295,14 @@ impl Session<'_> {
         ) else {
             return;
         };
-        let at = crate::people::reading::ReadAt {
-            room,
-            epoch,
-            seq: seq.min(last),
+        let how = match rewind {
+            true => crate::reading::Move::Rewind,
+            false => crate::reading::Move::Read,
         };
-        self.state.positions.set(&self.user.id, at, rewind);
+        let seq = seq.min(last);
+        self.state
+            .positions
+            .set(&self.user.id, &room, &epoch, seq, how);
     }
 
     /// `join` (docs/ARCHITECTURE.md, "Joining without a gap"): `Joined`, the replay, then the live
