@@ -283,11 +283,26 @@ pub async fn counted_rooms(
     Ok(open)
 }
 
+/// Most connections counting their person's rooms at once: after a restart every page comes back
+/// together, and their counts wait their turn rather than all asking the store at once.
+const COUNTING_AT_ONCE: usize = 32;
+
+static COUNTING: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(COUNTING_AT_ONCE));
+
 /// What a connection is told after `welcome`: a `read` for every room its person counts, with what
-/// is unread there. Counted off the connection's task, so the welcome is not held up.
+/// is unread there. Counted off the connection's task, so the welcome is not held up, and at most
+/// [`COUNTING_AT_ONCE`] connections at a time.
 pub fn welcome(state: &AppState, queue: Arc<crate::hub::SendQueue>, account: &str, role: Role) {
     let (state, account) = (state.clone(), account.to_owned());
     tokio::spawn(async move {
+        let Ok(_turn) = COUNTING.acquire().await else {
+            return;
+        };
+        // Gone while it waited (only this task holds its queue), or closing: nobody to tell.
+        if Arc::strong_count(&queue) == 1 || queue.closing().is_some() {
+            return;
+        }
         let rooms = match counted_rooms(&state, &account, role).await {
             Ok(rooms) => rooms,
             Err(e) => {
