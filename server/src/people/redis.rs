@@ -676,25 +676,34 @@ impl RedisPeople {
         batch: &[super::reading::Reading],
     ) -> Result<Vec<bool>, PeopleError> {
         let mut conn = self.conn.clone();
-        let script = Script::new(SET_READ);
-        // Loaded once (a pipeline of EVALSHA fails whole if Redis lost its scripts).
-        let _: String = redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(SET_READ)
+        static BY_HASH: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| Script::new(SET_READ).get_hash().to_owned());
+        // By hash, in one pipeline; if the {people} slot's master does not have the script (it
+        // restarted, or failed over), nothing of the batch ran: sent again with its text, which
+        // also caches it there (as the log's appends do).
+        let pipeline = |call: &str, script: &str| {
+            let mut pipe = redis::pipe();
+            for reading in batch {
+                pipe.cmd(call)
+                    .arg(script)
+                    .arg(1)
+                    .arg(read_key(&reading.account))
+                    .arg(&reading.at.room)
+                    .arg(&reading.at.epoch)
+                    .arg(reading.at.seq)
+                    .arg(if reading.rewind { "1" } else { "0" });
+            }
+            pipe
+        };
+        let moved: Vec<i64> = match pipeline("EVALSHA", BY_HASH.as_str())
             .query_async(&mut conn)
-            .await?;
-        let mut pipe = redis::pipe();
-        for reading in batch {
-            pipe.cmd("EVALSHA")
-                .arg(script.get_hash())
-                .arg(1)
-                .arg(read_key(&reading.account))
-                .arg(&reading.at.room)
-                .arg(&reading.at.epoch)
-                .arg(reading.at.seq)
-                .arg(if reading.rewind { "1" } else { "0" });
-        }
-        let moved: Vec<i64> = pipe.query_async(&mut conn).await?;
+            .await
+        {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                pipeline("EVAL", SET_READ).query_async(&mut conn).await?
+            }
+            answered => answered?,
+        };
         Ok(moved.into_iter().map(|moved| moved == 1).collect())
     }
 
