@@ -330,8 +330,38 @@ pub fn welcome(state: &AppState, queue: Arc<crate::hub::SendQueue>, account: &st
     });
 }
 
-/// "Mark all as read", for `account`: every room they count, at its newest entry.
+/// The people whose "mark all as read" is under way: another from them meanwhile is dropped, so
+/// frames sent in a burst cannot each have every room counted.
+static READING_ALL: std::sync::LazyLock<Mutex<std::collections::HashSet<String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// "Mark all as read", for `account`: every room they count, at its newest entry. One at a time per
+/// person, and it waits its turn with the connections counting their rooms ([`COUNTING_AT_ONCE`]).
 pub async fn read_all(state: &AppState, account: &str, role: Role) {
+    /// Lets the person's next one in, however this one ends.
+    struct Running<'a>(&'a str);
+    impl Drop for Running<'_> {
+        fn drop(&mut self) {
+            READING_ALL
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(self.0);
+        }
+    }
+    let started = READING_ALL
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(account.to_owned());
+    if !started {
+        return;
+    }
+    let _running = Running(account);
+    if let Ok(_turn) = COUNTING.acquire().await {
+        read_all_now(state, account, role).await;
+    }
+}
+
+async fn read_all_now(state: &AppState, account: &str, role: Role) {
     let rooms = match counted_rooms(state, account, role).await {
         Ok(rooms) => rooms,
         Err(e) => {
