@@ -50,11 +50,29 @@ struct Waiting {
     wrote: bool,
 }
 
+/// Most connections counting their person's rooms at once: after a restart every page comes back
+/// together, and their counts wait their turn rather than all asking the store at once.
+const COUNTING_AT_ONCE: usize = 32;
+
 /// Positions set and not yet written: the newest per person and room. Keyed by person, then room,
-/// so that a position that moves no further (most of a busy room's) allocates nothing.
-#[derive(Clone, Default)]
+/// so that a position that moves no further (most of a busy room's) allocates nothing. Also this
+/// server's bounds on counting: the turns ([`COUNTING_AT_ONCE`]) and whose "mark all as read" is
+/// under way.
+#[derive(Clone)]
 pub struct Positions {
     pending: Arc<Mutex<HashMap<String, HashMap<String, Waiting>>>>,
+    counting: Arc<tokio::sync::Semaphore>,
+    reading_all: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+impl Default for Positions {
+    fn default() -> Self {
+        Self {
+            pending: Arc::default(),
+            counting: Arc::new(tokio::sync::Semaphore::new(COUNTING_AT_ONCE)),
+            reading_all: Arc::default(),
+        }
+    }
 }
 
 impl Positions {
@@ -283,20 +301,13 @@ pub async fn counted_rooms(
     Ok(open)
 }
 
-/// Most connections counting their person's rooms at once: after a restart every page comes back
-/// together, and their counts wait their turn rather than all asking the store at once.
-const COUNTING_AT_ONCE: usize = 32;
-
-static COUNTING: std::sync::LazyLock<tokio::sync::Semaphore> =
-    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(COUNTING_AT_ONCE));
-
 /// What a connection is told after `welcome`: a `read` for every room its person counts, with what
 /// is unread there. Counted off the connection's task, so the welcome is not held up, and at most
 /// [`COUNTING_AT_ONCE`] connections at a time.
 pub fn welcome(state: &AppState, queue: Arc<crate::hub::SendQueue>, account: &str, role: Role) {
     let (state, account) = (state.clone(), account.to_owned());
     tokio::spawn(async move {
-        let Ok(_turn) = COUNTING.acquire().await else {
+        let Ok(_turn) = state.positions.counting.acquire().await else {
             return;
         };
         // Gone while it waited (only this task holds its queue), or closing: nobody to tell.
@@ -330,33 +341,32 @@ pub fn welcome(state: &AppState, queue: Arc<crate::hub::SendQueue>, account: &st
     });
 }
 
-/// The people whose "mark all as read" is under way: another from them meanwhile is dropped, so
-/// frames sent in a burst cannot each have every room counted.
-static READING_ALL: std::sync::LazyLock<Mutex<std::collections::HashSet<String>>> =
-    std::sync::LazyLock::new(Default::default);
-
 /// "Mark all as read", for `account`: every room they count, at its newest entry. One at a time per
-/// person, and it waits its turn with the connections counting their rooms ([`COUNTING_AT_ONCE`]).
+/// person (another sent meanwhile is dropped, so a burst of frames cannot each have every room
+/// counted), and it waits its turn with the connections counting their rooms.
 pub async fn read_all(state: &AppState, account: &str, role: Role) {
     /// Lets the person's next one in, however this one ends.
-    struct Running<'a>(&'a str);
+    struct Running<'a>(&'a Positions, &'a str);
     impl Drop for Running<'_> {
         fn drop(&mut self) {
-            READING_ALL
+            self.0
+                .reading_all
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(self.0);
+                .remove(self.1);
         }
     }
-    let started = READING_ALL
+    let positions = &state.positions;
+    let started = positions
+        .reading_all
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(account.to_owned());
     if !started {
         return;
     }
-    let _running = Running(account);
-    if let Ok(_turn) = COUNTING.acquire().await {
+    let _running = Running(positions, account);
+    if let Ok(_turn) = positions.counting.acquire().await {
         read_all_now(state, account, role).await;
     }
 }
