@@ -71,6 +71,9 @@ enum What {
     Archived { room: String },
     /// Read positions that moved: each person's connections are told (`read`).
     Read { reads: Vec<crate::reading::Moved> },
+    /// Rooms where the node stored messages or deletions in the last second: what is unread there
+    /// is counted again for the people who count them (`reading`).
+    Active { rooms: Vec<String> },
 }
 
 /// A handle for the server's ticker: what the hub says to share goes out from here.
@@ -97,6 +100,7 @@ impl Cluster {
         bus: Bus,
         hub: Hub,
         people: People,
+        positions: crate::reading::Positions,
         stop: CancellationToken,
     ) -> anyhow::Result<Self> {
         let conn = link.commands().await?;
@@ -126,7 +130,7 @@ impl Cluster {
         let cluster_ = cluster.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = listen(heard, conn, node, (hub, people), cluster_) => {}
+                () = listen(heard, conn, node, (hub, people, positions), cluster_) => {}
                 () = stop.cancelled() => {}
             }
         });
@@ -154,6 +158,11 @@ impl Cluster {
         let _ = self.out.send(Outgoing::Note(What::Archived {
             room: room.to_owned(),
         }));
+    }
+
+    /// Rooms where this node stored what changes unread counts: the other nodes count them again.
+    pub fn active(&self, rooms: Vec<String>) {
+        let _ = self.out.send(Outgoing::Note(What::Active { rooms }));
     }
 
     /// Read positions written here: the other nodes tell their connections of those people.
@@ -202,6 +211,7 @@ async fn tell(
                     | What::Rooms { .. }
                     | What::Archived { .. }
                     | What::Read { .. }
+                    | What::Active { .. }
             ) {
                 v += 1;
             }
@@ -237,7 +247,7 @@ async fn listen(
     mut heard: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
     mut conn: Commands,
     node: String,
-    (hub, people): (Hub, People),
+    (hub, people, positions): (Hub, People, crate::reading::Positions),
     cluster: Cluster,
 ) {
     let mut peers: HashMap<String, Peer> = HashMap::new();
@@ -299,7 +309,12 @@ async fn listen(
         if let What::Read { reads } = &note.what {
             for moved in reads {
                 hub.tell_account(&moved.account, &crate::frame::Frame::of(&moved.frame()));
+                positions.moved(moved);
             }
+            continue;
+        }
+        if let What::Active { rooms } = note.what {
+            positions.heard_active(rooms);
             continue;
         }
         if let What::Want { of } = &note.what {
@@ -339,7 +354,8 @@ async fn listen(
             | What::Ended { .. }
             | What::Rooms { .. }
             | What::Archived { .. }
-            | What::Read { .. } => {}
+            | What::Read { .. }
+            | What::Active { .. } => {}
         }
     }
 }

@@ -154,11 +154,19 @@ pub async fn run(
     // after its commit, is what the hub fans out.
     let hub = Hub::new();
     let metrics = metrics::Metrics::new(&hub);
+    let positions = reading::Positions::default();
     let publish = {
-        let (hub, metrics) = (hub.clone(), metrics.clone());
+        let (hub, metrics, positions) = (hub.clone(), metrics.clone(), positions.clone());
         move |published: log::Published<'_>| match published {
             log::Published::Entry(entry) => hub.publish(entry),
-            log::Published::StoredHere(kind) => metrics.stored(kind.as_str()),
+            log::Published::StoredHere(entry) => {
+                if let Some(message) = entry.message() {
+                    metrics.stored(message.kind.as_str());
+                }
+                if reading::changes_unread(entry) {
+                    positions.stored(entry.room());
+                }
+            }
             log::Published::Start { room, last_seq } => hub.set_last_seq(room, last_seq),
             log::Published::Forgotten { room } => {
                 hub.forget(room);
@@ -305,7 +313,7 @@ pub async fn run(
         pages: Arc::new(page_cache::PageCache::new(config.page_cache)),
         cluster: None,
         webhooks,
-        positions: reading::Positions::default(),
+        positions,
     };
     if !local_addr.ip().is_loopback() && config.allowed_hosts.is_empty() {
         tracing::warn!(
@@ -326,7 +334,8 @@ pub async fn run(
         (Some(link), Some(bus)) => {
             let stop = state.stop.clone();
             let (hub, people) = (state.hub.clone(), state.sessions.people.clone());
-            Some(cluster::Cluster::start(link.clone(), bus, hub, people, stop).await?)
+            let positions = state.positions.clone();
+            Some(cluster::Cluster::start(link.clone(), bus, hub, people, positions, stop).await?)
         }
         _ => None,
     };

@@ -5,9 +5,14 @@
 //! one write, not ten thousand — then every connection of that person, on every node, is told
 //! where they are now and what is left unread (`read`). The positions themselves are the people
 //! store's (`people::reading`); what is unread after one is the log's to count (`Log::unread`).
+//!
+//! Rooms a person's device has not open learn of new messages here too: every [`RECOUNT`] the rooms
+//! that took a message or a deletion (here, or on another node: the cluster note `active`) are
+//! counted again for the people here who count them ([`Watching`]) and their connections outside
+//! the room are told what changed — a count per room and position a second, not per message.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -20,10 +25,18 @@ use crate::{
     AppState, access,
     frame::Frame,
     people::{
-        Role,
+        Role, RoomKind,
         reading::{ReadAt, Reading},
     },
 };
+
+/// How often the rooms that took messages are counted again for the people here who count them but
+/// do not have them open: within the second a sidebar's count should follow.
+pub const RECOUNT: Duration = Duration::from_secs(1);
+
+/// How often the people here who count rooms are looked over, and those with no connection here
+/// any more let go.
+const SWEEP: Duration = Duration::from_secs(60);
 
 /// How long a position waits to be written with the others: well within the second in which a
 /// person's other devices should follow.
@@ -62,7 +75,32 @@ const COUNTING_AT_ONCE: usize = 32;
 pub struct Positions {
     pending: Arc<Mutex<HashMap<String, HashMap<String, Waiting>>>>,
     counting: Arc<tokio::sync::Semaphore>,
-    reading_all: Arc<Mutex<std::collections::HashSet<String>>>,
+    reading_all: Arc<Mutex<HashSet<String>>>,
+    /// Rooms where this node stored a message or a deletion since the last recount: told to the
+    /// other nodes, and counted again here.
+    active: Arc<Mutex<HashSet<String>>>,
+    /// Rooms another node said were active since the last recount: counted again here only.
+    heard: Arc<Mutex<HashSet<String>>>,
+    watching: Arc<Mutex<Watching>>,
+}
+
+/// Who here counts each room, from where, and what they were last told: the people with a
+/// connection here, from the rooms counted for them at `welcome` and every position of theirs told
+/// since. Bots count nothing.
+#[derive(Default)]
+struct Watching {
+    rooms: HashMap<String, HashMap<String, Watched>>,
+    /// Each watching person's role, as their connection was let in (a room is counted only for
+    /// those let in since their role was known).
+    roles: HashMap<String, Role>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Watched {
+    epoch: String,
+    seq: u64,
+    /// The room's last entry and the count last told: told again only when it changes.
+    told: (u64, u32),
 }
 
 impl Default for Positions {
@@ -71,6 +109,9 @@ impl Default for Positions {
             pending: Arc::default(),
             counting: Arc::new(tokio::sync::Semaphore::new(COUNTING_AT_ONCE)),
             reading_all: Arc::default(),
+            active: Arc::default(),
+            heard: Arc::default(),
+            watching: Arc::default(),
         }
     }
 }
@@ -108,6 +149,71 @@ impl Positions {
                 rooms.insert(room.to_owned(), waiting);
             }
         }
+    }
+
+    /// This node stored an entry that changes what is unread in `room` (a message, a deletion).
+    pub fn stored(&self, room: &str) {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if !active.contains(room) {
+            active.insert(room.to_owned());
+        }
+    }
+
+    /// Another node said these rooms changed what is unread in them.
+    pub fn heard_active(&self, rooms: Vec<String>) {
+        self.heard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(rooms);
+    }
+
+    /// `account` has a connection here, let in as `role`: the rooms they are told of are watched.
+    fn let_in(&self, account: &str, role: Role) {
+        let mut watching = self.watching.lock().unwrap_or_else(|e| e.into_inner());
+        watching.roles.insert(account.to_owned(), role);
+    }
+
+    /// A position told, here or by another node: from now on a message in its room tells its
+    /// person again (if they have a connection here).
+    pub fn moved(&self, moved: &Moved) {
+        let account = moved.account.as_str();
+        let mut watching = self.watching.lock().unwrap_or_else(|e| e.into_inner());
+        match watching.roles.get(account) {
+            Some(Role::Bot) | None => return,
+            Some(_) => {}
+        }
+        let watched = Watched {
+            epoch: moved.epoch.clone(),
+            seq: moved.seq,
+            told: (moved.last_seq, moved.unread),
+        };
+        watching
+            .rooms
+            .entry(moved.room.clone())
+            .or_default()
+            .insert(account.to_owned(), watched);
+    }
+
+    /// `account` no longer counts `room` (not a member any more, or the room is gone).
+    fn unwatch(&self, room: &str, account: &str) {
+        let mut watching = self.watching.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(people) = watching.rooms.get_mut(room) {
+            people.remove(account);
+            if people.is_empty() {
+                watching.rooms.remove(room);
+            }
+        }
+    }
+
+    /// Lets go of the people with no connection here any more.
+    fn sweep(&self, here: impl Fn(&str) -> bool) {
+        let mut watching = self.watching.lock().unwrap_or_else(|e| e.into_inner());
+        watching.roles.retain(|account, _| here(account));
+        let Watching { rooms, roles } = &mut *watching;
+        rooms.retain(|_, people| {
+            people.retain(|account, _| roles.contains_key(account));
+            !people.is_empty()
+        });
     }
 
     /// What waits, as the store takes it, each with whether it was moved by writing.
@@ -151,6 +257,15 @@ impl Positions {
     }
 }
 
+/// Whether `entry` changes what is unread after a position: a message, or the deletion of one.
+pub fn changes_unread(entry: &app::protocol::Entry) -> bool {
+    match entry {
+        app::protocol::Entry::Message(_) => true,
+        app::protocol::Entry::Change(change) => change.change == app::protocol::Change::Delete,
+        app::protocol::Entry::Other(_) => false,
+    }
+}
+
 /// A position moved, as every node tells its person's connections: the `read` frame's fields.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Moved {
@@ -174,15 +289,110 @@ impl Moved {
     }
 }
 
-/// Writes the positions set here every [`FLUSH`], until the server stops (then once more).
+/// Writes the positions set here every [`FLUSH`], and counts again the rooms that took messages
+/// every [`RECOUNT`], until the server stops (then writes once more).
 pub async fn run(state: AppState) {
+    let mut recount = tokio::time::interval(RECOUNT);
+    recount.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sweep = tokio::time::interval(SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = state.stop.cancelled() => break,
             () = tokio::time::sleep(FLUSH) => flush(&state).await,
+            _ = recount.tick() => count_again(&state).await,
+            _ = sweep.tick() => state.positions.sweep(|account| state.hub.has_account(account)),
         }
     }
     flush(&state).await;
+}
+
+/// The rooms that took a message or a deletion since the last time, here (told to the other nodes
+/// too) or on another node: what is unread there is counted again for each person here who counts
+/// the room and has a connection outside it (a connection in it counts what arrives), and told if
+/// it changed. Counted once per position; a private room only for its members now.
+async fn count_again(state: &AppState) {
+    let positions = &state.positions;
+    let mine: Vec<String> =
+        std::mem::take(&mut *positions.active.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            .collect();
+    if let (Some(cluster), false) = (&state.cluster, mine.is_empty()) {
+        cluster.active(mine.clone());
+    }
+    let mut rooms: HashSet<String> =
+        std::mem::take(&mut *positions.heard.lock().unwrap_or_else(|e| e.into_inner()));
+    rooms.extend(mine);
+    for room in rooms {
+        let watchers: Vec<(String, Watched)> = {
+            let watching = positions.watching.lock().unwrap_or_else(|e| e.into_inner());
+            match watching.rooms.get(&room) {
+                Some(people) => people
+                    .iter()
+                    .filter(|(account, _)| state.hub.outside(account, &room))
+                    .map(|(account, watched)| (account.clone(), watched.clone()))
+                    .collect(),
+                None => continue,
+            }
+        };
+        let private = RoomKind::of(&room) != RoomKind::Open;
+        let mut counts: HashMap<(String, u64), Option<(u64, u32)>> = HashMap::new();
+        for (account, watched) in watchers {
+            if private {
+                match state.sessions.people.is_member(&room, &account).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        positions.unwatch(&room, &account);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(%room, "cannot tell whether a person is in a room: {e}");
+                        break;
+                    }
+                }
+            }
+            let key = (watched.epoch.clone(), watched.seq);
+            let counted = match counts.get(&key) {
+                Some(counted) => *counted,
+                None => {
+                    let at = ReadAt {
+                        room: room.clone(),
+                        epoch: watched.epoch.clone(),
+                        seq: watched.seq,
+                    };
+                    match counted(state, &at).await {
+                        Ok(counted) => *counts.entry(key).or_insert(counted),
+                        Err(e) => {
+                            tracing::warn!(%room, "cannot count what is unread: {e}");
+                            break;
+                        }
+                    }
+                }
+            };
+            let Some(now) = counted else {
+                // The room is gone.
+                positions.unwatch(&room, &account);
+                continue;
+            };
+            if now == watched.told {
+                continue;
+            }
+            let moved = Moved {
+                account,
+                room: room.clone(),
+                epoch: watched.epoch,
+                seq: watched.seq,
+                last_seq: now.0,
+                unread: now.1,
+            };
+            if state
+                .hub
+                .tell_account_outside(&moved.account, &room, &Frame::of(&moved.frame()))
+            {
+                positions.moved(&moved);
+            }
+        }
+    }
 }
 
 /// Writes what waits, in one step; tells each person whose position moved, here and on the other
@@ -242,6 +452,7 @@ async fn flush(state: &AppState) {
         state
             .hub
             .tell_account(&moved.account, &Frame::of(&moved.frame()));
+        state.positions.moved(&moved);
         told.push(moved);
     }
     if let Some(cluster) = &state.cluster {
@@ -314,6 +525,7 @@ pub fn welcome(state: &AppState, queue: Arc<crate::hub::SendQueue>, account: &st
         if Arc::strong_count(&queue) == 1 || queue.closing().is_some() {
             return;
         }
+        state.positions.let_in(&account, role);
         let rooms = match counted_rooms(&state, &account, role).await {
             Ok(rooms) => rooms,
             Err(e) => {
@@ -325,14 +537,16 @@ pub fn welcome(state: &AppState, queue: Arc<crate::hub::SendQueue>, account: &st
             let epoch = at.epoch.clone();
             match counted(&state, &at).await {
                 Ok(Some((last_seq, unread))) => {
-                    let read = ServerMsg::Read {
+                    let moved = Moved {
+                        account: account.clone(),
                         room: at.room,
                         epoch,
                         seq: at.seq,
                         last_seq,
                         unread,
                     };
-                    queue.push(Frame::of(&read));
+                    queue.push(Frame::of(&moved.frame()));
+                    state.positions.moved(&moved);
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(room = %at.room, "cannot count what is unread: {e}"),

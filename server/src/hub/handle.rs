@@ -201,6 +201,15 @@ impl Drop for Handle {
     fn drop(&mut self) {
         let now = Instant::now();
         lock(&self.hub.inner.connections).remove(&self.id);
+        if let Some(user) = self.session.as_ref().and(self.user.as_ref()) {
+            let mut by_account = lock(&self.hub.inner.by_account);
+            if let Some(ids) = by_account.get_mut(user.id.as_str()) {
+                ids.retain(|id| *id != self.id);
+                if ids.is_empty() {
+                    by_account.remove(user.id.as_str());
+                }
+            }
+        }
         if let Some(session) = &self.session {
             let mut by_session = lock(&self.hub.inner.sessions);
             if let Some((_, ids)) = by_session.get_mut(session) {

@@ -104,6 +104,9 @@ struct Inner {
     /// The connections let in by each session (its stored key), to close when it ends, with the
     /// account it signs in (to reach a person's connections when their rooms change).
     sessions: Mutex<HashMap<Box<str>, SessionConnections>>,
+    /// The connections here of each signed-in account, all its sessions': a person's devices are
+    /// told where they have read many times a second, which must not look through every session.
+    by_account: Mutex<HashMap<Box<str>, Vec<u64>>>,
     /// The room list as last sent to everyone.
     rooms_announced: Mutex<Vec<RoomSummary>>,
     /// A room's count changed outside [`Hub::tick`]: the next tick sends the room list.
@@ -319,6 +322,10 @@ impl Hub {
     pub fn connect_signed_in(&self, user: Identity, session: &str) -> Handle {
         let account: Box<str> = user.id.as_str().into();
         let mut handle = self.connect(Some(user));
+        lock(&self.inner.by_account)
+            .entry(account.clone())
+            .or_default()
+            .push(handle.id);
         lock(&self.inner.sessions)
             .entry(session.into())
             .or_insert_with(|| (account, Vec::new()))
@@ -536,11 +543,42 @@ impl Hub {
 
     /// The connections here of `account` (all its sessions').
     fn connections_of(&self, account: &str) -> Vec<u64> {
-        lock(&self.inner.sessions)
-            .values()
-            .filter(|(of, _)| **of == *account)
-            .flat_map(|(_, ids)| ids.iter().copied())
-            .collect()
+        lock(&self.inner.by_account)
+            .get(account)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Whether `account` has a connection here.
+    pub fn has_account(&self, account: &str) -> bool {
+        lock(&self.inner.by_account).contains_key(account)
+    }
+
+    /// Sends `frame` to the connections here of `account` that are not in `room` (those count its
+    /// messages as they come); false if there are none, and nothing was sent.
+    pub fn tell_account_outside(&self, account: &str, room: &str, frame: &Frame) -> bool {
+        let mut ids = self.connections_of(account);
+        if let Some(room) = self.find(room) {
+            let room = lock(&room);
+            ids.retain(|id| !room.subscribers.contains_key(id));
+        }
+        let connections = lock(&self.inner.connections);
+        let mut told = false;
+        for queue in ids.iter().filter_map(|id| connections.get(id)) {
+            queue.signal(frame);
+            told = true;
+        }
+        told
+    }
+
+    /// Whether `account` has a connection here that is not in `room`.
+    pub fn outside(&self, account: &str, room: &str) -> bool {
+        let mut ids = self.connections_of(account);
+        if let Some(room) = self.find(room) {
+            let room = lock(&room);
+            ids.retain(|id| !room.subscribers.contains_key(id));
+        }
+        !ids.is_empty()
     }
 
     /// Sends `frame` to every connection here of `account` (their own room list, say).

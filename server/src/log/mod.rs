@@ -80,10 +80,10 @@ pub enum Published<'a> {
     Start { room: &'a str, last_seq: u64 },
     /// A stored entry, the room's next.
     Entry(&'a Entry),
-    /// This node's append stored a new message of this kind (a resend is not one). In a cluster
-    /// every node hands on every entry, but each message is stored by one node: what counts
-    /// messages counts these, so the nodes' counts add up to the cluster's.
-    StoredHere(MessageKind),
+    /// This node's append stored this new entry (a resend is not one). In a cluster every node
+    /// hands on every entry, but each is stored by one node: what counts messages counts these,
+    /// so the nodes' counts add up to the cluster's; what tells the others a room changed, these.
+    StoredHere(&'a Entry),
     /// A room that never held an entry was forgotten (by this node or, in a cluster, another):
     /// the hub lets it go too, unless someone came in meanwhile.
     Forgotten { room: &'a str },
@@ -512,9 +512,7 @@ impl Log {
         let (log, last_seqs) =
             sqlite::SqliteLog::open(data_dir, retention, cache_mib, move |entry| {
                 // On one node every entry is this node's.
-                if let Some(message) = entry.message() {
-                    publish(Published::StoredHere(message.kind));
-                }
+                publish(Published::StoredHere(entry));
                 publish(Published::Entry(entry))
             })?;
         Ok((

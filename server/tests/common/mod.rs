@@ -455,7 +455,10 @@ impl Client {
                     client_id: id, seq, ..
                 } if id == client_id => return seq,
                 // A poster that is not reading the room can fall behind in it: no matter here.
-                ServerMsg::Message(_) | ServerMsg::Ack { .. } | ServerMsg::Lagged { .. } => {
+                ServerMsg::Message(_)
+                | ServerMsg::Change(_)
+                | ServerMsg::Ack { .. }
+                | ServerMsg::Lagged { .. } => {
                     continue;
                 }
                 other => panic!("expected an ack, got {other:?}"),

@@ -29,6 +29,23 @@ async fn read_of(client: &mut Client, room: &str) -> (u64, u64, u32) {
     }
 }
 
+/// The `read` frames for `room` that `client` is told, until one says `want` (seq, last seq, unread):
+/// a count that follows what happens in a room it has not joined is told within a second or so.
+async fn told_at_last(client: &mut Client, room: &str, want: (u64, u64, u32)) {
+    let mut seen = Vec::new();
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let told = read_of(client, room).await;
+            if told == want {
+                return;
+            }
+            seen.push(told);
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "told {seen:?} for {room}, never {want:?}");
+}
+
 fn read(room: &str, seq: u64, rewind: bool) -> ClientMsg {
     ClientMsg::Read {
         room: room.into(),
@@ -163,6 +180,29 @@ async fn reading(a: &TestServer, b: &TestServer) {
     assert_eq!(read_of(&mut bob_laptop, "news").await, (5, 9, 1));
     let plans_told =
         tokio::time::timeout(Duration::from_millis(500), read_of(&mut bob_laptop, &plans)).await;
+    assert!(
+        plans_told.is_err(),
+        "a room he was removed from: {plans_told:?}"
+    );
+
+    // A device that has not opened a room hears of what is new there, on either node: Bob writes in
+    // "news" on node a, and Ann's tablet on node b (joined to nothing) counts it; a deletion takes
+    // it back.
+    let ten = bob_socket.post_in("news", "b9", "news 10").await;
+    told_at_last(&mut tablet, "news", (9, 10, 1)).await;
+    let unsay = ClientMsg::Delete {
+        room: "news".into(),
+        client_id: "b10".into(),
+        target: ten,
+    };
+    bob_socket.store(&unsay, "b10").await.expect("stored");
+    told_at_last(&mut tablet, "news", (9, 11, 0)).await;
+    // What Ann writes in the private room is counted for her tablet (she wrote it on the laptop: it
+    // is read), never for Bob, who was removed from it.
+    laptop.post_in(&plans, "p3", "after Bob").await;
+    told_at_last(&mut tablet, &plans, (3, 3, 0)).await;
+    let plans_told =
+        tokio::time::timeout(Duration::from_millis(300), read_of(&mut bob_laptop, &plans)).await;
     assert!(
         plans_told.is_err(),
         "a room he was removed from: {plans_told:?}"

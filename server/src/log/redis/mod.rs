@@ -427,9 +427,7 @@ impl RedisLog {
                         reply,
                     }) => {
                         if let Some(entry) = entry {
-                            if let Some(message) = entry.message() {
-                                publish(Published::StoredHere(message.kind));
-                            }
+                            publish(Published::StoredHere(&entry));
                             sequencer.offer(&epoch, entry, now, &mut steps);
                         }
                         sequencer.wait(&room, seq, reply, now, &mut steps);
