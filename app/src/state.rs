@@ -170,6 +170,10 @@ pub struct Tab {
     pub mine: RwSignal<Vec<RoomSummary>>,
     /// The rooms this tab has open, in the order they were opened: the socket is joined to each.
     pub open: RwSignal<Vec<String>>,
+    /// The rooms the server counts for this person (those they have read, their private rooms and
+    /// conversations) that this tab has not opened: each has a [`Room`] for its unread count, not
+    /// joined until it is opened.
+    pub counted: RwSignal<Vec<String>>,
     rooms: StoredValue<Vec<Room>>,
     /// The room on screen.
     pub current: RwSignal<String>,
@@ -356,6 +360,7 @@ impl Tab {
             directory: RwSignal::new(Vec::new()),
             mine: RwSignal::new(Vec::new()),
             open: RwSignal::new(Vec::new()),
+            counted: RwSignal::new(Vec::new()),
             rooms: StoredValue::new(Vec::new()),
             current: RwSignal::new(String::new()),
             visible: RwSignal::new(true),
@@ -401,16 +406,24 @@ impl Tab {
         // What was read of the room left is told now, not at the next look.
         self.tell_read(f64::INFINITY);
         self.current.set(name.to_owned());
-        if let Some(room) = self.room(name) {
-            room.unread.set(0);
-            return room;
-        }
-        let page = initial_room().filter(|page| page.room == name);
-        let room = match self.owner.get_value() {
-            Some(owner) => owner.with(|| Room::new(name, page)),
-            None => Room::new(name, page),
+        let counted = self.counted.with_untracked(|counted| counted.iter().any(|n| n == name));
+        let room = match self.room(name) {
+            Some(room) if !counted => {
+                room.unread.set(0);
+                return room;
+            }
+            // Counted, not open: what follows where its person stopped reading is new to them
+            // ("New messages" is drawn before the first of it as the room's latest arrive).
+            Some(room) => {
+                if room.unread.get_untracked() > 0 {
+                    room.away_from.set_value(room.read_sent.get_value());
+                }
+                room.unread.set(0);
+                self.counted.update(|counted| counted.retain(|n| n != name));
+                room
+            }
+            None => self.make_room(name),
         };
-        self.rooms.update_value(|rooms| rooms.push(room));
         self.open.update(|open| open.push(name.to_owned()));
         if self.hydrated.get_untracked() {
             self.restore(room);
@@ -419,6 +432,18 @@ impl Tab {
         if self.connection.get_untracked() == SocketState::Connected {
             self.send(room.join());
         }
+        room
+    }
+
+    /// A room's state, made in the tab's owner (it lives as long as the tab), from the page if the
+    /// page is of it.
+    fn make_room(&self, name: &str) -> Room {
+        let page = initial_room().filter(|page| page.room == name);
+        let room = match self.owner.get_value() {
+            Some(owner) => owner.with(|| Room::new(name, page)),
+            None => Room::new(name, page),
+        };
+        self.rooms.update_value(|rooms| rooms.push(room));
         room
     }
 
@@ -652,27 +677,40 @@ impl Tab {
     /// one): what it counts unread there is shown — unless it is this tab's own report come back,
     /// the room is on screen in sight (this tab reads it), or the tab holds entries after those
     /// counted (its own count is then the newer).
-    pub fn read_elsewhere(&self, room: &str, seq: u64, last_seq: u64, unread: u32) {
-        let Some(room) = self.room(room) else {
-            return;
+    pub fn read_elsewhere(&self, name: &str, seq: u64, last_seq: u64, unread: u32) {
+        let room = match self.room(name) {
+            Some(room) => room,
+            None => {
+                let room = self.make_room(name);
+                self.counted.update(|counted| counted.push(name.to_owned()));
+                room
+            }
         };
-        let ours = room.read_sent.get_value() == seq;
+        let counted = self.counted.with_untracked(|counted| counted.iter().any(|n| n == name));
+        let ours = !counted && room.read_sent.get_value() == seq;
         room.read_sent.set_value(seq);
         let on_screen =
             self.visible.get_untracked() && self.current.get_untracked() == room.name.get_value();
-        if !ours && !on_screen && last_seq >= room.last_seq.get_untracked() {
+        if counted || (!ours && !on_screen && last_seq >= room.last_seq.get_untracked()) {
             room.unread.set(unread);
+        } else if !ours && unread > 0 && room.first_unread.with_untracked(Option::is_none) {
+            // Opened here where another device stopped reading: "New messages" goes there.
+            let first = room.lines.with_untracked(|lines| {
+                lines
+                    .iter()
+                    .find(|line| line.seq().is_some_and(|at| at > seq))
+                    .map(Line::key)
+            });
+            room.first_unread.set(first);
         }
     }
 
-    /// Messages not yet seen, in all open rooms (tracked: for the page title).
+    /// Messages not yet seen, in every room this tab knows (open or counted; tracked: for the page title).
     pub fn unread_total(&self) -> u32 {
-        self.open.with(|open| {
-            open.iter()
-                .filter_map(|name| self.room(name))
-                .map(|room| room.unread.get())
-                .sum()
-        })
+        self.open.track();
+        self.counted.track();
+        self.rooms
+            .with_value(|rooms| rooms.iter().map(|room| room.unread.get()).sum())
     }
 }
 

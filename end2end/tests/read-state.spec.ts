@@ -71,3 +71,37 @@ test('what one device of a person reads, their other device no longer counts as 
   await expect(roomLink(phone, 'news').getByTestId('unread')).toBeHidden();
   expect(errors.flat()).toEqual([]);
 });
+
+test('a room a device has not opened counts what is new there, and opens where its person stopped reading', async ({ browser }) => {
+  const laptop = await member(browser, herald, 'sam', 'Sam Fox');
+  const ned = await member(browser, herald, 'nat', 'Nat Ames');
+  const errors = [laptop, ned].map(watchForErrors);
+  await makeRoom(laptop, 'desk');
+  await goToRoom(laptop, 'desk');
+  await goToRoom(ned, 'desk');
+  await send(ned, 'read on the laptop');
+  await expect(laptop.locator('.message .body', { hasText: 'read on the laptop' })).toBeVisible();
+  await goToRoom(laptop, 'general');
+
+  // Sam's tablet opens only #general: #desk is in its sidebar, counted by the server.
+  const tablet = await (await browser.newContext()).newPage();
+  errors.push(watchForErrors(tablet));
+  await tablet.goto(`${herald.url}/sign-in?next=/r/general`);
+  await signIn(tablet, 'sam', PASSWORD);
+  await expect(tablet.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+  await expect(roomLink(tablet, 'desk')).toBeVisible();
+  await expect(roomLink(tablet, 'desk').getByTestId('unread')).toBeHidden();
+
+  // Nat writes on: the tablet's count follows, live, with the tab's title.
+  await send(ned, 'new one');
+  await send(ned, 'new two');
+  await expect(roomLink(tablet, 'desk').getByTestId('unread')).toHaveText('2');
+  await expect(tablet).toHaveTitle('(2) # general · Herald');
+
+  // Opened, it shows "New messages" where Sam stopped reading, on this device too.
+  await roomLink(tablet, 'desk').getByRole('link').click();
+  const lines = tablet.locator('.messages > li:not(.notice):not(.day)');
+  await expect(lines).toHaveText([/read on the laptop/, 'New messages', /new one/, /new two/]);
+  await expect(tablet).toHaveTitle('# desk · Herald');
+  expect(errors.flat()).toEqual([]);
+});

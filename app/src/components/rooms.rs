@@ -20,6 +20,7 @@ pub fn RoomList() -> impl IntoView {
     // unless it is on screen.
     let rooms = move || {
         let mut names: Vec<String> = tab.open.get();
+        tab.counted.with(|counted| names.extend(counted.iter().cloned()));
         tab.directory
             .with(|dir| names.extend(dir.iter().map(|entry| entry.room.clone())));
         let current = tab.current.get();
@@ -78,6 +79,7 @@ fn RoomLink(name: String) -> impl IntoView {
     });
     let unread = Memo::new(move |_| {
         tab.open.track();
+        tab.counted.track();
         name.with_value(|name| tab.room(name))
             .map_or(0, |room| room.unread.get())
     });
