@@ -406,10 +406,14 @@ impl Tab {
         // What was read of the room left is told now, not at the next look.
         self.tell_read(f64::INFINITY);
         self.current.set(name.to_owned());
-        let counted = self.counted.with_untracked(|counted| counted.iter().any(|n| n == name));
+        let counted = self
+            .counted
+            .with_untracked(|counted| counted.iter().any(|n| n == name));
         let room = match self.room(name) {
             Some(room) if !counted => {
                 room.unread.set(0);
+                // Read again from here on, if it was marked unread.
+                room.read_at.set_value(f64::MIN);
                 return room;
             }
             // Counted, not open: what follows where its person stopped reading is new to them
@@ -659,9 +663,12 @@ impl Tab {
             return;
         };
         let last = room.last_seq.get_untracked();
+        // Told once on opening too (never told: `f64::MIN`), so a room opened while it is empty is
+        // counted.
+        let read_at = room.read_at.get_value();
         if room.following.get_value()
-            && last > room.read_sent.get_value()
-            && now >= room.read_at.get_value() + READ_EVERY_MS
+            && (last > room.read_sent.get_value() || read_at == f64::MIN)
+            && now >= read_at + READ_EVERY_MS
         {
             room.read_sent.set_value(last);
             room.read_at.set_value(now);
@@ -686,7 +693,9 @@ impl Tab {
                 room
             }
         };
-        let counted = self.counted.with_untracked(|counted| counted.iter().any(|n| n == name));
+        let counted = self
+            .counted
+            .with_untracked(|counted| counted.iter().any(|n| n == name));
         let ours = !counted && room.read_sent.get_value() == seq;
         room.read_sent.set_value(seq);
         let on_screen =
@@ -703,6 +712,57 @@ impl Tab {
             });
             room.first_unread.set(first);
         }
+    }
+
+    /// "Mark unread" from message `seq`: its person's position in `room` goes back to before it,
+    /// on every device; here "New messages" is drawn above it, what follows is counted, and the
+    /// room is not read again until it is opened again (reading it now would undo the mark).
+    pub fn mark_unread(&self, room: Room, seq: u64) {
+        let before = seq.saturating_sub(1);
+        room.read_sent.set_value(before);
+        // NaN: no time is late enough to tell the server it was read ([`Tab::tell_read`]).
+        room.read_at.set_value(f64::NAN);
+        let (first, count) = room.lines.with_untracked(|lines| {
+            let after = lines
+                .iter()
+                .filter(|line| !line.is_deleted() && line.seq().is_some_and(|at| at >= seq));
+            (after.clone().next().map(Line::key), after.count())
+        });
+        room.first_unread.set(first);
+        room.unread.set(u32::try_from(count).unwrap_or(u32::MAX));
+        self.send(ClientMsg::Read {
+            room: room.name.get_value(),
+            seq: before,
+            rewind: true,
+        });
+    }
+
+    /// "Mark as read": `room` read to its newest entry, on every device.
+    pub fn mark_read(&self, room: Room) {
+        let last = room.last_seq.get_untracked();
+        room.first_unread.set(None);
+        room.unread.set(0);
+        room.read_at.set_value(f64::MIN);
+        if last > room.read_sent.get_value() {
+            room.read_sent.set_value(last);
+            self.send(ClientMsg::Read {
+                room: room.name.get_value(),
+                seq: last,
+                rewind: false,
+            });
+        }
+    }
+
+    /// "Mark all as read": every room this person counts, on every device (the server knows them
+    /// all; here the counts go at once).
+    pub fn mark_all_read(&self) {
+        self.rooms.with_value(|rooms| {
+            for room in rooms {
+                room.unread.set(0);
+                room.first_unread.set(None);
+            }
+        });
+        self.send(ClientMsg::ReadAll);
     }
 
     /// Messages not yet seen, in every room this tab knows (open or counted; tracked: for the page title).

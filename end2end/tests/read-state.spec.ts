@@ -101,7 +101,67 @@ test('a room a device has not opened counts what is new there, and opens where i
   // Opened, it shows "New messages" where Sam stopped reading, on this device too.
   await roomLink(tablet, 'desk').getByRole('link').click();
   const lines = tablet.locator('.messages > li:not(.notice):not(.day)');
-  await expect(lines).toHaveText([/read on the laptop/, 'New messages', /new one/, /new two/]);
+  await expect(lines).toHaveText([/read on the laptop/, /^New messages/, /new one/, /new two/]);
   await expect(tablet).toHaveTitle('# desk · Herald');
+  expect(errors.flat()).toEqual([]);
+});
+
+test('mark unread from a message, mark a room read, mark all as read: on every device', async ({ browser }) => {
+  const laptop = await member(browser, herald, 'liv', 'Liv Orr');
+  const ned = await member(browser, herald, 'ike', 'Ike Tan');
+  const errors = [laptop, ned].map(watchForErrors);
+  await makeRoom(laptop, 'shop');
+  await makeRoom(laptop, 'yard');
+  for (const room of ['shop', 'yard']) {
+    await goToRoom(ned, room);
+    await goToRoom(laptop, room);
+  }
+  await goToRoom(ned, 'shop');
+  for (const words of ['shop one', 'shop two', 'shop three']) await send(ned, words);
+  await goToRoom(laptop, 'shop');
+  await expect(laptop.locator('.message .body', { hasText: 'shop three' })).toBeVisible();
+
+  // Liv's phone has #general open.
+  const phone = await (await browser.newContext()).newPage();
+  errors.push(watchForErrors(phone));
+  await phone.goto(`${herald.url}/sign-in?next=/r/general`);
+  await signIn(phone, 'liv', PASSWORD);
+  await expect(phone.getByTestId('status')).toHaveAttribute('data-state', 'connected');
+  await expect(roomLink(phone, 'shop')).toBeVisible();
+  await expect(roomLink(phone, 'shop').getByTestId('unread')).toBeHidden();
+
+  // On the laptop, "Mark unread" from the second message: the rule goes above it, the room counts
+  // two again here and on the phone, and it stays unread while she looks at it.
+  const second = laptop.locator('.message', { hasText: 'shop two' });
+  await second.hover();
+  await second.getByTestId('more').click();
+  await second.getByTestId('unread-action').click();
+  const lines = laptop.locator('.messages > li:not(.notice):not(.day)');
+  await expect(lines).toHaveText([/shop one/, /^New messages/, /shop two/, /shop three/]);
+  await expect(roomLink(laptop, 'shop').getByTestId('unread')).toHaveText('2');
+  await expect(roomLink(phone, 'shop').getByTestId('unread')).toHaveText('2');
+  await laptop.waitForTimeout(2500); // longer than a tab waits between telling what it read
+  await expect(roomLink(phone, 'shop').getByTestId('unread')).toHaveText('2');
+
+  // "Mark as read" on the rule: gone here, and on the phone.
+  await laptop.getByTestId('mark-read').click();
+  await expect(laptop.getByTestId('news')).toHaveCount(0);
+  await expect(roomLink(phone, 'shop').getByTestId('unread')).toBeHidden();
+
+  // Ike writes in both rooms while Liv looks at #general on the laptop; the phone marks all read.
+  await goToRoom(laptop, 'general');
+  await send(ned, 'shop four');
+  await goToRoom(ned, 'yard');
+  await send(ned, 'yard one');
+  await expect(roomLink(laptop, 'shop').getByTestId('unread')).toHaveText('1');
+  await expect(roomLink(laptop, 'yard').getByTestId('unread')).toHaveText('1');
+  await expect(roomLink(phone, 'yard').getByTestId('unread')).toHaveText('1');
+  await phone.getByTestId('read-all').click();
+  await expect(phone.getByTestId('read-all')).toBeHidden();
+  for (const room of ['shop', 'yard']) {
+    await expect(roomLink(laptop, room).getByTestId('unread')).toBeHidden();
+    await expect(roomLink(phone, room).getByTestId('unread')).toBeHidden();
+  }
+  await expect(laptop).toHaveTitle('# general · Herald');
   expect(errors.flat()).toEqual([]);
 });

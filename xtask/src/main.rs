@@ -744,7 +744,10 @@ fn ensure_npm_packages(dir: &Path) -> Result<()> {
     if installed.is_some() && installed >= wanted {
         return Ok(());
     }
-    step(&format!("installing the npm packages in {} (npm ci)", dir.display()));
+    step(&format!(
+        "installing the npm packages in {} (npm ci)",
+        dir.display()
+    ));
     sh(Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund"])
         .current_dir(dir)

@@ -151,6 +151,7 @@ pub fn message_parts(
                 <button type="button" class="own" data-testid="edit-action" data-act="edit">"Edit"</button>
                 <button type="button" class="own" data-testid="delete-action" data-act="delete">"Delete"</button>
                 <button type="button" data-testid="permalink" data-act="link">"Link"</button>
+                <button type="button" data-testid="unread-action" data-act="unread">"Mark unread"</button>
                 <button type="button" data-testid="report-action" data-act="report">"Report"</button>
             </div>
             {menu}
@@ -235,6 +236,10 @@ pub fn act(tab: Tab, room: Room, ev: &leptos::ev::MouseEvent) {
             room.seek.set(Some(seq));
         }
         "quote" => room.seek.set(data("data-target").parse().ok()),
+        "unread" => {
+            room.menu.set(None);
+            tab.mark_unread(room, seq);
+        }
         "fold" => {
             // Drawn by the DOM alone (redrawing the row would cost code per row), and kept for
             // when the row is drawn again.

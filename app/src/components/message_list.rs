@@ -385,6 +385,7 @@ pub fn MessageList() -> impl IntoView {
                                 <Show when=news_begin>
                                     <li class="news" data-testid="news">
                                         <span>"New messages"</span>
+                                        <button type="button" data-testid="mark-read" on:click=move |_| tab.mark_read(room)>"Mark as read"</button>
                                     </li>
                                 </Show>
                                 <li

@@ -20,7 +20,8 @@ pub fn RoomList() -> impl IntoView {
     // unless it is on screen.
     let rooms = move || {
         let mut names: Vec<String> = tab.open.get();
-        tab.counted.with(|counted| names.extend(counted.iter().cloned()));
+        tab.counted
+            .with(|counted| names.extend(counted.iter().cloned()));
         tab.directory
             .with(|dir| names.extend(dir.iter().map(|entry| entry.room.clone())));
         let current = tab.current.get();
@@ -56,6 +57,9 @@ pub fn RoomList() -> impl IntoView {
                 <RoomLink name/>
             </For>
             <li class="room-action new-room"><a href="/rooms/new" data-testid="new-room">"+ New room"</a></li>
+            <li class="room-action read-all" class:none=move || tab.unread_total() == 0>
+                <button type="button" data-testid="read-all" on:click=move |_| tab.mark_all_read()>"Mark all as read"</button>
+            </li>
             <li class="list-title" aria-hidden="true">"Direct messages"</li>
             <li class="room-action new-direct"><a href="/direct" data-testid="new-direct">"+ New message"</a></li>
         </ul>
