@@ -32,6 +32,8 @@ pub mod reading;
 pub mod redis_link;
 pub mod room_pages;
 pub mod rooms;
+pub mod search;
+pub mod search_page;
 pub mod session;
 pub mod transport;
 pub mod webhooks;
@@ -112,6 +114,8 @@ pub struct AppState {
     pub webhooks: webhooks::Webhooks,
     /// Each room's chat page, as its latest state renders it.
     pub pages: Arc<page_cache::PageCache>,
+    /// The search index (`search`): on one node; `None` on a cluster (not yet, docs/SEARCH.md).
+    pub search: Option<search::Search>,
     /// Read positions set here and not yet written (`reading`).
     #[from_ref(skip)]
     pub positions: reading::Positions,
@@ -155,8 +159,17 @@ pub async fn run(
     let hub = Hub::new();
     let metrics = metrics::Metrics::new(&hub);
     let positions = reading::Positions::default();
+    // On one node the index is a file beside the log; a cluster has none yet (docs/SEARCH.md).
+    let search = match &config.redis {
+        None => {
+            log::backup::create_data_dir(&config.data_dir)?;
+            Some(search::Search::open(&config.data_dir)?)
+        }
+        Some(_) => None,
+    };
     let publish = {
         let (hub, metrics, positions) = (hub.clone(), metrics.clone(), positions.clone());
+        let search = search.clone();
         move |published: log::Published<'_>| match published {
             log::Published::Entry(entry) => hub.publish(entry),
             log::Published::StoredHere(entry) => {
@@ -165,6 +178,9 @@ pub async fn run(
                 }
                 if reading::changes_unread(entry) {
                     positions.stored(entry.room());
+                }
+                if let Some(search) = &search {
+                    search.stored(entry.room());
                 }
             }
             log::Published::Start { room, last_seq } => hub.set_last_seq(room, last_seq),
@@ -314,6 +330,7 @@ pub async fn run(
         cluster: None,
         webhooks,
         positions,
+        search,
     };
     if !local_addr.ip().is_loopback() && config.allowed_hosts.is_empty() {
         tracing::warn!(
@@ -347,6 +364,10 @@ pub async fn run(
     }
     // Read positions are written a few times a second, and once more as the server stops.
     state.tasks.spawn(reading::run(state.clone()));
+    if let Some(search) = &state.search {
+        let (search, log, stop) = (search.clone(), state.log.clone(), state.stop.clone());
+        state.tasks.spawn(search::run(search, log, stop));
+    }
     let ticker = {
         let hub = state.hub.clone();
         let rooms = state.rooms.clone();
@@ -491,6 +512,7 @@ fn router(state: AppState, body_timeout: Duration) -> Router {
                 .merge(accounts::router())
                 .merge(room_pages::router())
                 .merge(moderation::router())
+                .merge(search_page::router())
                 .merge(bot_pages::router())
                 .merge(personal::router())
                 // Forms are posted from this site's own pages only.

@@ -748,6 +748,13 @@ async fn delete_room(
         Err(e) => return unavailable(&e),
     };
     state.pages.forget(&format!("/r/{room}"));
+    // Its words leave the search index too (the index would find the room gone, but only when
+    // it next looked at it).
+    if let Some(search) = &state.search
+        && let Err(e) = search.forget(&room).await
+    {
+        tracing::warn!(room = %room, "taking a deleted room's words out of the search index: {e}");
+    }
     // A private room's name is an id: its title says which it was.
     let title = record
         .filter(|r| r.kind == RoomKind::Private)

@@ -173,10 +173,15 @@ pub fn act(tab: Tab, room: Room, ev: &leptos::ev::MouseEvent) {
     let Ok(Some(acted)) = target.closest("[data-act]") else {
         return;
     };
+    let what = acted.get_attribute("data-act").unwrap_or_default();
+    // "Mark as read" on the "New messages" rule: of the room, not of a message.
+    if what == "read" {
+        tab.mark_read(room);
+        return;
+    }
     let Some(seq) = row_seq(&acted) else {
         return;
     };
-    let what = acted.get_attribute("data-act").unwrap_or_default();
     let data = |name: &str| acted.get_attribute(name).unwrap_or_default();
     let open = |menu: Menu| room.menu.set(Some((seq, menu)));
     match what.as_str() {

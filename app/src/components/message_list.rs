@@ -169,6 +169,8 @@ pub fn MessageList() -> impl IntoView {
             return;
         };
         room.lines.track();
+        // Older pages are asked for over the socket: a permalink opened in a new page waits for it.
+        tab.connection.track();
         before_next_paint(move || {
             let Some(list) = scroller.get_untracked() else {
                 return;
@@ -385,7 +387,7 @@ pub fn MessageList() -> impl IntoView {
                                 <Show when=news_begin>
                                     <li class="news" data-testid="news">
                                         <span>"New messages"</span>
-                                        <button type="button" data-testid="mark-read" on:click=move |_| tab.mark_read(room)>"Mark as read"</button>
+                                        <button type="button" data-testid="mark-read" data-act="read">"Mark as read"</button>
                                     </li>
                                 </Show>
                                 <li

@@ -765,7 +765,14 @@ async fn the_account_admin_and_moderation_pages_answer_each_role_as_the_table_of
     // An open room everyone may open: its admin doors let admins alone through (deleting it
     // without the box ticked is sent back to its page).
     assert_eq!(make_room(&server, &p.ann, "open", "doors").await.0, 303);
-    let doors: [(&str, &str, Option<&str>, [&str; 5]); 13] = [
+    let doors: [(&str, &str, Option<&str>, [&str; 5]); 14] = [
+        // Search: everyone signed in, each finding only what they may read (tests/search.rs).
+        (
+            "GET",
+            "/search?q=doors",
+            None,
+            ["sign-in", "200", "200", "200", "200"],
+        ),
         (
             "POST",
             "/r/doors/delete",

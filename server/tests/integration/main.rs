@@ -28,4 +28,5 @@ mod pages;
 mod presence;
 mod reading;
 mod resume;
+mod search;
 mod web_guard;

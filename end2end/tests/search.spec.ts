@@ -1,0 +1,86 @@
+// Search (docs/SEARCH.md): from the link under the room list, a person finds a message by its words
+// — an old one, far above what the room first shows, a Japanese one by a two-character word — on a
+// page of results with the words marked; narrows it to a room and a person; and a result opens the
+// room at that message. A server of its own, with accounts, as an operator would run it.
+import { expect, Page, test } from '@playwright/test';
+import * as fs from 'node:fs';
+import { flood, makeRoom, send, watchForErrors } from '../lib/chat';
+import { binaryUnderTest, copyAlone, Herald, startHerald, TEST_FLAGS } from '../lib/herald';
+import { member } from '../lib/people';
+
+let herald: Herald;
+
+test.beforeAll(async () => {
+  herald = await startHerald(
+    copyAlone(binaryUnderTest()),
+    [...TEST_FLAGS, '--sign-up', 'open', '--rate-per-sec', '1000', '--rate-burst', '1000'],
+    { HERALD_GUESTS: 'false', HERALD_ROOM_MAKERS: 'members' },
+  );
+});
+
+test.afterAll(async () => {
+  expect(await herald.stop()).toBe(0);
+  fs.rmSync(herald.dir, { recursive: true, force: true });
+});
+
+async function goToRoom(page: Page, room: string) {
+  await page.getByTestId('room-input').fill(room);
+  await page.getByTestId('room-input').press('Enter');
+  await expect(page.getByTestId('room-name')).toHaveText(`# ${room}`);
+}
+
+/** Searches from the sidebar's link, and waits for the index to have it (it follows a moment behind). */
+async function search(page: Page, words: string, results: number) {
+  await expect(async () => {
+    await page.goto(`${herald.url}/r/general`);
+    await page.getByTestId('search').click();
+    await page.getByTestId('search-words').fill(words);
+    await page.getByTestId('search-words').press('Enter');
+    await expect(page).toHaveTitle('Search · Herald');
+    await expect(page.getByTestId('search-result')).toHaveCount(results, { timeout: 1000 });
+  }).toPass({ timeout: 15000 });
+}
+
+test('a person finds an old message by its words and jumps to it; Japanese words too; filters narrow it', async ({ browser }) => {
+  const ada = await member(browser, herald, 'ada', 'Ada Byron');
+  const bea = await member(browser, herald, 'bea', 'Bea Quinn');
+  const errors = [ada, bea].map(watchForErrors);
+  await makeRoom(ada, 'finance');
+  await goToRoom(ada, 'finance');
+  await send(ada, 'the quarterly numbers are in');
+  await flood(ada, 'finance', 0, 80);
+  await send(ada, '明日東京で会議があります');
+  await goToRoom(bea, 'general');
+  await send(bea, 'quarterly party on Friday');
+
+  // Bea finds both, newest first, the word marked.
+  await search(bea, 'quarterly', 2);
+  const results = bea.getByTestId('search-result');
+  await expect(results.nth(0)).toContainText('quarterly party on Friday');
+  await expect(results.nth(0)).toContainText('# general');
+  await expect(results.nth(1)).toContainText('# finance');
+  await expect(results.nth(1)).toContainText('Ada Byron');
+  await expect(results.nth(1).locator('mark')).toHaveText('quarterly');
+
+  // Narrowed to a room, then to a person.
+  await bea.getByText('Narrow it down').click();
+  await bea.getByTestId('search-room').fill('finance');
+  await bea.getByTestId('search-go').click();
+  await expect(results).toHaveCount(1);
+  await bea.getByTestId('search-room').fill('');
+  await bea.getByTestId('search-from').fill('@bea');
+  await bea.getByTestId('search-go').click();
+  await expect(results).toHaveCount(1);
+  await expect(results.nth(0)).toContainText('quarterly party on Friday');
+
+  // A two-character Japanese word, in a sentence written without spaces.
+  await search(bea, '会議', 1);
+  await expect(results.nth(0).locator('mark')).toHaveText('会議');
+
+  // The old message opens in its room, loaded around it, far above the room's latest 50.
+  await search(bea, 'quarterly', 2);
+  await results.nth(1).getByRole('link').click();
+  await expect(bea.getByTestId('room-name')).toHaveText('# finance');
+  await expect(bea.locator('.message .body', { hasText: 'the quarterly numbers are in' })).toBeInViewport();
+  expect(errors.flat()).toEqual([]);
+});

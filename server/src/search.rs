@@ -1,0 +1,559 @@
+//! Search (docs/SEARCH.md): an index of every retained message's words, kept beside the log off the
+//! append's path, and the page that asks it. The index is a SQLite file of its own
+//! (`search.db` in the data folder) that can be thrown away at any time: it is rebuilt from the log.
+//!
+//! - What is stored changes the index a moment later: a room that took entries is marked, and
+//!   [`run`] reads its new entries from the log every [`EVERY`] (from a watermark per room and
+//!   epoch) — a message is added, an edit replaces its words, a deletion takes it out.
+//! - Words in any script: [`index_text`] leaves Latin, Cyrillic and the like to FTS5's `unicode61`
+//!   (case and accents folded), and writes runs of Chinese, Japanese and Korean characters as their
+//!   overlapping pairs, so that two-character words (東京, 会議) are found; [`match_expression`]
+//!   turns what a person typed into the same, every term quoted (nothing they type is FTS syntax).
+//! - Newest first without a sort: a message's row id is its time (`sent_at` ms × 1024 and a
+//!   small number), so FTS5 walks its matches backwards in time and stops at a page; a date filter
+//!   is a range of row ids.
+//! - Who may read what is asked twice: the query only looks in the open rooms and the person's
+//!   own private rooms and conversations, and each result's room goes through the door
+//!   (`access::open`) before it is shown.
+
+use std::{
+    collections::HashSet,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use app::protocol::{Change, Entry};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::log::{Log, LogError};
+
+/// The index's file in the data folder.
+pub const SEARCH_FILE: &str = "search.db";
+
+/// How often the rooms that took entries are read into the index: what is said is found within
+/// about this long.
+pub const EVERY: Duration = Duration::from_millis(250);
+
+/// Most entries of one room read into the index at a time (the room is looked at again at once
+/// if it holds more).
+const BATCH: u64 = 500;
+
+/// Results on a page.
+pub const PAGE: usize = 20;
+
+/// A row id's room for messages sent in the same millisecond: `sent_at × ROW_SPREAD + n`.
+const ROW_SPREAD: i64 = 1024;
+
+/// The index and the rooms waiting to be read into it. Cheap to clone.
+#[derive(Clone)]
+pub struct Search {
+    db: Arc<Mutex<Connection>>,
+    dirty: Arc<Mutex<HashSet<String>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("the search index: {0}")]
+    Index(#[from] rusqlite::Error),
+    #[error("the log: {0}")]
+    Log(#[from] LogError),
+    #[error("the search index's task stopped")]
+    Stopped,
+}
+
+/// One message found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// Its place in the index's order (newest first): the page after this one starts below it.
+    pub row: i64,
+    pub room: String,
+    pub seq: u64,
+    pub author: String,
+    pub name: String,
+    pub sent_at: u64,
+    pub body: String,
+}
+
+/// What a search asks: the words, and where, by whom and when.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    pub words: String,
+    /// Only this room.
+    pub room: Option<String>,
+    /// Only this author (an account id).
+    pub author: Option<String>,
+    /// Sent at or after, before (ms since the Unix epoch).
+    pub after_ms: Option<u64>,
+    pub before_ms: Option<u64>,
+    /// The next page: results older than this row.
+    pub below: Option<i64>,
+}
+
+impl Search {
+    /// Opens (or makes) the index in `data_dir`. Every room the log holds is looked at once, to
+    /// bring the index to where the log is (after a restart, a restore, or a deleted index file).
+    pub fn open(data_dir: &Path) -> Result<Self, SearchError> {
+        let db = Connection::open(data_dir.join(SEARCH_FILE))?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS docs (
+                 id INTEGER PRIMARY KEY,
+                 room TEXT NOT NULL,
+                 seq INTEGER NOT NULL,
+                 author TEXT NOT NULL,
+                 name TEXT NOT NULL,
+                 sent_at INTEGER NOT NULL,
+                 body TEXT NOT NULL,
+                 UNIQUE (room, seq)
+             );
+             CREATE VIRTUAL TABLE IF NOT EXISTS words USING fts5(
+                 text, content = '', contentless_delete = 1,
+                 tokenize = 'unicode61 remove_diacritics 2'
+             );
+             CREATE TABLE IF NOT EXISTS marks (
+                 room TEXT PRIMARY KEY,
+                 epoch TEXT NOT NULL,
+                 seq INTEGER NOT NULL
+             );",
+        )?;
+        Ok(Self {
+            db: Arc::new(Mutex::new(db)),
+            dirty: Arc::default(),
+        })
+    }
+
+    /// `room` took an entry: it is read into the index shortly.
+    pub fn stored(&self, room: &str) {
+        let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+        if !dirty.contains(room) {
+            dirty.insert(room.to_owned());
+        }
+    }
+
+    /// Runs `work` on the index off the runtime's threads.
+    async fn with_db<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, SearchError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut db = db.lock().unwrap_or_else(|e| e.into_inner());
+            work(&mut db)
+        })
+        .await
+        .map_err(|_| SearchError::Stopped)?
+        .map_err(SearchError::from)
+    }
+
+    /// Reads what `room` took since its watermark into the index; true if it holds more to read.
+    async fn catch_up(&self, log: &Log, room: &str) -> Result<bool, SearchError> {
+        let epoch = log.epoch(room);
+        let name = room.to_owned();
+        let mark: Option<(String, u64)> = self
+            .with_db(move |db| {
+                db.query_row(
+                    "SELECT epoch, seq FROM marks WHERE room = ?1",
+                    params![name],
+                    |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)),
+                )
+                .optional()
+            })
+            .await?;
+        let Some(epoch) = epoch else {
+            // The room is gone (deleted, or never held an entry): so are its words.
+            if mark.is_some() {
+                self.forget(room).await?;
+            }
+            return Ok(false);
+        };
+        // Another history (a restore): its words are read again from its start.
+        let from = match mark {
+            Some((at, seq)) if at == epoch => seq,
+            Some(_) => {
+                self.forget(room).await?;
+                0
+            }
+            None => 0,
+        };
+        let last = log.last_stored(room).await?;
+        if last <= from {
+            return Ok(false);
+        }
+        let to = last.min(from.saturating_add(BATCH));
+        let entries = log.range(room, from + 1, to).await?;
+        let (name, at) = (room.to_owned(), epoch);
+        self.with_db(move |db| {
+            let tx = db.transaction()?;
+            for entry in &entries {
+                apply(&tx, entry)?;
+            }
+            tx.execute(
+                "INSERT INTO marks (room, epoch, seq) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq",
+                params![name, at, to as i64],
+            )?;
+            tx.commit()
+        })
+        .await?;
+        Ok(to < last)
+    }
+
+    /// Takes every word of `room` out of the index.
+    pub async fn forget(&self, room: &str) -> Result<(), SearchError> {
+        let room = room.to_owned();
+        self.with_db(move |db| {
+            let tx = db.transaction()?;
+            tx.execute(
+                "DELETE FROM words WHERE rowid IN (SELECT id FROM docs WHERE room = ?1)",
+                params![room],
+            )?;
+            tx.execute("DELETE FROM docs WHERE room = ?1", params![room])?;
+            tx.execute("DELETE FROM marks WHERE room = ?1", params![room])?;
+            tx.commit()
+        })
+        .await
+    }
+
+    /// The messages matching `query` in `rooms` (the open rooms, and these private ones),
+    /// newest first: at most [`PAGE`] and one more (there is a next page if it is there).
+    pub async fn find(
+        &self,
+        query: &Query,
+        private_rooms: Vec<String>,
+    ) -> Result<Vec<Found>, SearchError> {
+        let Some(expression) = match_expression(&query.words) else {
+            return Ok(Vec::new());
+        };
+        let query = query.clone();
+        self.with_db(move |db| find(db, &expression, &query, &private_rooms))
+            .await
+    }
+}
+
+/// The SQL of [`Search::find`]: FTS5 walks the matches backwards by row id (by time); the room,
+/// author and date filters are checked as it goes, until a page is full.
+fn find(
+    db: &Connection,
+    expression: &str,
+    query: &Query,
+    private_rooms: &[String],
+) -> Result<Vec<Found>, rusqlite::Error> {
+    let below = query
+        .below
+        .unwrap_or(i64::MAX)
+        .min(query.before_ms.map_or(i64::MAX, row_floor));
+    let above = query.after_ms.map_or(0, row_floor);
+    let private = serde_json::to_string(private_rooms).unwrap_or_else(|_| "[]".into());
+    let mut statement = db.prepare_cached(
+        "SELECT d.id, d.room, d.seq, d.author, d.name, d.sent_at, d.body
+         FROM words JOIN docs d ON d.id = words.rowid
+         WHERE words MATCH ?1 AND words.rowid < ?2 AND words.rowid >= ?3
+           AND (?4 IS NULL OR d.room = ?4)
+           AND (?5 IS NULL OR d.author = ?5)
+           AND (substr(d.room, 1, 1) NOT IN ('~', '@')
+                OR d.room IN (SELECT value FROM json_each(?6)))
+         ORDER BY words.rowid DESC
+         LIMIT ?7",
+    )?;
+    let rows = statement.query_map(
+        params![
+            expression,
+            below,
+            above,
+            query.room,
+            query.author,
+            private,
+            (PAGE + 1) as i64
+        ],
+        |row| {
+            Ok(Found {
+                row: row.get(0)?,
+                room: row.get(1)?,
+                seq: row.get::<_, i64>(2)? as u64,
+                author: row.get(3)?,
+                name: row.get(4)?,
+                sent_at: row.get::<_, i64>(5)? as u64,
+                body: row.get(6)?,
+            })
+        },
+    )?;
+    rows.collect()
+}
+
+/// The first row id of messages sent at `ms`.
+fn row_floor(ms: u64) -> i64 {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| ms.checked_mul(ROW_SPREAD))
+        .unwrap_or(i64::MAX)
+}
+
+/// One entry read into the index.
+fn apply(tx: &rusqlite::Transaction<'_>, entry: &Entry) -> Result<(), rusqlite::Error> {
+    match entry {
+        Entry::Message(message) => {
+            if message.deleted.is_some() || message.body.is_empty() {
+                return Ok(());
+            }
+            // Read again after a failed write: already there.
+            let known: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM docs WHERE room = ?1 AND seq = ?2",
+                    params![message.room, message.seq as i64],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if known.is_some() {
+                return Ok(());
+            }
+            // The first free row id of its millisecond.
+            let floor = row_floor(message.sent_at);
+            let taken: Option<i64> = tx.query_row(
+                "SELECT max(id) FROM docs WHERE id >= ?1 AND id < ?2",
+                params![floor, floor.saturating_add(ROW_SPREAD)],
+                |row| row.get(0),
+            )?;
+            let id = taken.map_or(floor, |max| max + 1);
+            tx.execute(
+                "INSERT INTO docs (id, room, seq, author, name, sent_at, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    id,
+                    message.room,
+                    message.seq as i64,
+                    message.author.id,
+                    message.author.name,
+                    message.sent_at as i64,
+                    message.body
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO words (rowid, text) VALUES (?1, ?2)",
+                params![id, index_text(&message.body)],
+            )?;
+        }
+        Entry::Change(change) => {
+            let id: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM docs WHERE room = ?1 AND seq = ?2",
+                    params![change.room, change.target as i64],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let Some(id) = id else {
+                return Ok(());
+            };
+            match &change.change {
+                Change::Edit { body } => {
+                    tx.execute("DELETE FROM words WHERE rowid = ?1", params![id])?;
+                    tx.execute(
+                        "INSERT INTO words (rowid, text) VALUES (?1, ?2)",
+                        params![id, index_text(body)],
+                    )?;
+                    tx.execute("UPDATE docs SET body = ?2 WHERE id = ?1", params![id, body])?;
+                }
+                Change::Delete => {
+                    tx.execute("DELETE FROM words WHERE rowid = ?1", params![id])?;
+                    tx.execute("DELETE FROM docs WHERE id = ?1", params![id])?;
+                }
+                Change::React { .. } => {}
+            }
+        }
+        Entry::Other(_) => {}
+    }
+    Ok(())
+}
+
+/// Reads the rooms that took entries into the index every [`EVERY`], until `stop`; first every
+/// room the log holds.
+pub async fn run(search: Search, log: Log, stop: tokio_util::sync::CancellationToken) {
+    match log.all_rooms().await {
+        Ok(rooms) => search
+            .dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(rooms),
+        Err(e) => tracing::warn!("cannot list the rooms to index: {e}"),
+    }
+    loop {
+        let rooms: Vec<String> =
+            std::mem::take(&mut *search.dirty.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .collect();
+        for room in rooms {
+            match search.catch_up(&log, &room).await {
+                Ok(false) => {}
+                Ok(true) => search.stored(&room),
+                Err(e) => {
+                    tracing::warn!(%room, "cannot index a room: {e}");
+                    search.stored(&room);
+                }
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(EVERY) => {}
+        }
+    }
+}
+
+/// Whether `c` is written without spaces between words: Chinese, Japanese and Korean.
+fn unspaced(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF     // Hiragana, Katakana
+        | 0x3400..=0x4DBF   // CJK Extension A
+        | 0x4E00..=0x9FFF   // CJK Unified Ideographs
+        | 0xAC00..=0xD7AF   // Hangul syllables
+        | 0xF900..=0xFAFF   // CJK Compatibility Ideographs
+        | 0x20000..=0x2FFFF // CJK Extensions B and on
+    )
+}
+
+/// The text FTS5 indexes for `body`: as it is, but every run of [`unspaced`] characters written as
+/// its overlapping pairs (東京都 → 東京 京都), each a word of its own; a run of one stays one.
+pub fn index_text(body: &str) -> String {
+    let mut out = String::with_capacity(body.len() * 2);
+    let chars: Vec<char> = body.chars().collect();
+    let mut at = 0;
+    while at < chars.len() {
+        if !unspaced(chars[at]) {
+            out.push(chars[at]);
+            at += 1;
+            continue;
+        }
+        let end = chars[at..]
+            .iter()
+            .position(|c| !unspaced(*c))
+            .map_or(chars.len(), |n| at + n);
+        out.push(' ');
+        out.push_str(&pairs(&chars[at..end]));
+        out.push(' ');
+        at = end;
+    }
+    out
+}
+
+/// A run of [`unspaced`] characters as its overlapping pairs, spaced; one character alone.
+fn pairs(run: &[char]) -> String {
+    if run.len() == 1 {
+        return run[0].to_string();
+    }
+    run.windows(2)
+        .map(|pair| pair.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Most terms a search looks for.
+const MAX_TERMS: usize = 16;
+
+/// What a person typed as an FTS5 expression: each term (split at spaces and punctuation) quoted,
+/// all of them required; a run of [`unspaced`] characters as the phrase of its pairs, and one such
+/// character alone as a prefix (it is the first of the pairs it begins). `None` if nothing is left
+/// to look for. Nothing typed is FTS5 syntax: a quote inside a term is doubled.
+pub fn match_expression(typed: &str) -> Option<String> {
+    let mut terms: Vec<String> = Vec::new();
+    for word in typed.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+        if word.is_empty() || terms.len() >= MAX_TERMS {
+            continue;
+        }
+        let chars: Vec<char> = word.chars().collect();
+        let mut at = 0;
+        while at < chars.len() {
+            let cjk = unspaced(chars[at]);
+            let end = chars[at..]
+                .iter()
+                .position(|c| unspaced(*c) != cjk)
+                .map_or(chars.len(), |n| at + n);
+            let run = &chars[at..end];
+            let term = match (cjk, run.len()) {
+                (true, 1) => format!("\"{}\"*", run[0]),
+                (true, _) => format!("\"{}\"", pairs(run)),
+                (false, _) => format!(
+                    "\"{}\"",
+                    run.iter().collect::<String>().replace('"', "\"\"")
+                ),
+            };
+            if terms.len() < MAX_TERMS {
+                terms.push(term);
+            }
+            at = end;
+        }
+    }
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_japanese_and_korean_are_indexed_as_overlapping_pairs_and_latin_as_it_is() {
+        assert_eq!(
+            index_text("meet in 東京都 at 3"),
+            "meet in  東京 京都  at 3"
+        );
+        assert_eq!(index_text("会議"), " 会議 ");
+        assert_eq!(index_text("a 京 b"), "a  京  b");
+        assert_eq!(index_text("Crème brûlée"), "Crème brûlée");
+    }
+
+    #[test]
+    fn what_a_person_types_is_quoted_terms_never_fts_syntax() {
+        assert_eq!(
+            match_expression("Crème brûlée").as_deref(),
+            Some("\"Crème\" \"brûlée\"")
+        );
+        assert_eq!(match_expression("東京").as_deref(), Some("\"東京\""));
+        assert_eq!(match_expression("東京都").as_deref(), Some("\"東京 京都\""));
+        assert_eq!(match_expression("京").as_deref(), Some("\"京\"*"));
+        assert_eq!(
+            match_expression("a\"b OR c*").as_deref(),
+            Some("\"a\" \"b\" \"OR\" \"c\"")
+        );
+        assert_eq!(match_expression("  ;:()*\" "), None);
+        assert_eq!(
+            match_expression("x".repeat(3).as_str()).as_deref(),
+            Some("\"xxx\"")
+        );
+        let many = "w ".repeat(100);
+        assert_eq!(
+            match_expression(&many).map(|e| e.matches('"').count()),
+            Some(2 * MAX_TERMS)
+        );
+    }
+
+    /// Every expression made from what someone typed is one SQLite's FTS5 accepts.
+    #[test]
+    fn fts5_accepts_every_expression_made() {
+        let db = Connection::open_in_memory().expect("db");
+        db.execute_batch(
+            "CREATE VIRTUAL TABLE words USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
+             INSERT INTO words (text) VALUES ('a test');",
+        )
+        .expect("table");
+        for typed in [
+            "NEAR(a b)",
+            "a AND",
+            "\"",
+            "^x",
+            "col:x",
+            "a-b",
+            "東",
+            "ｘ東京y",
+            "-",
+            "a' b",
+        ] {
+            if let Some(expression) = match_expression(typed) {
+                let counted: Result<i64, _> = db.query_row(
+                    "SELECT count(*) FROM words WHERE words MATCH ?1",
+                    params![expression],
+                    |row| row.get(0),
+                );
+                assert!(counted.is_ok(), "{typed:?} → {expression:?}: {counted:?}");
+            }
+        }
+    }
+}
