@@ -369,6 +369,9 @@ fn apply(tx: &rusqlite::Transaction<'_>, entry: &Entry) -> Result<(), rusqlite::
 /// Reads the rooms that took entries into the index every [`EVERY`], until `stop`; first every
 /// room the log holds.
 pub async fn run(search: Search, log: Log, stop: tokio_util::sync::CancellationToken) {
+    // Every room the log holds, and every room the index holds: one the log no longer has (a
+    // restore from before it was made) is taken out, or its words would be found in a room of
+    // the same name made later.
     match log.all_rooms().await {
         Ok(rooms) => search
             .dirty
@@ -376,6 +379,21 @@ pub async fn run(search: Search, log: Log, stop: tokio_util::sync::CancellationT
             .unwrap_or_else(|e| e.into_inner())
             .extend(rooms),
         Err(e) => tracing::warn!("cannot list the rooms to index: {e}"),
+    }
+    let indexed = search
+        .with_db(|db| {
+            let mut rooms = db.prepare("SELECT room FROM marks")?;
+            let rooms = rooms.query_map([], |row| row.get::<_, String>(0))?;
+            rooms.collect::<Result<Vec<_>, _>>()
+        })
+        .await;
+    match indexed {
+        Ok(rooms) => search
+            .dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(rooms),
+        Err(e) => tracing::warn!("cannot list the rooms indexed: {e}"),
     }
     loop {
         let rooms: Vec<String> =
