@@ -394,13 +394,16 @@ pub enum ServerMsg {
     /// counting changes, deleted messages, or what is no longer held). Sent after `welcome` for
     /// every room they count (those they have read in, and their private rooms and
     /// conversations), then to every connection of theirs, on every node, when any device of
-    /// theirs moves it ([`ClientMsg::Read`], or sending a message).
+    /// theirs moves it ([`ClientMsg::Read`], or sending a message). `mentions`: how many of the
+    /// unread call on them by `@handle` (absent: none).
     Read {
         room: String,
         epoch: String,
         seq: u64,
         last_seq: u64,
         unread: u32,
+        #[serde(default, skip_serializing_if = "is_zero_u32")]
+        mentions: u32,
     },
     /// Answer to `history`: up to `limit` messages before `before`, oldest first.
     History {
@@ -475,6 +478,7 @@ struct Wire {
     emoji: Option<String>,
     remove: Option<bool>,
     unread: Option<u32>,
+    mentions: Option<u32>,
 }
 
 impl Wire {
@@ -567,6 +571,7 @@ impl TryFrom<Wire> for ServerMsg {
                 seq: needs(w.seq, "seq")?,
                 last_seq: needs(w.last_seq, "last_seq")?,
                 unread: needs(w.unread, "unread")?,
+                mentions: w.mentions.unwrap_or_default(),
             },
             "lagged" => ServerMsg::Lagged {
                 room: needs(w.room, "room")?,
@@ -888,6 +893,10 @@ impl ChatMessage {
 }
 
 fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
 

@@ -462,15 +462,26 @@ pub async fn mine(people: &People, account: &str) -> Result<ServerMsg, PeopleErr
 /// What a change to `account`'s rooms does on this node, whichever node made it: their sockets
 /// in a room they were `removed_from` close ([`app::protocol::Disconnect::RoomsChanged`]: they come
 /// back without it), and each of their sockets is sent their own rooms again.
-pub fn rooms_changed_here(hub: &Hub, people: &People, account: &str, removed_from: Option<&str>) {
+pub fn rooms_changed_here(
+    (hub, people, positions): (&Hub, &People, &crate::reading::Positions),
+    account: &str,
+    removed_from: Option<&str>,
+) {
     if let Some(room) = removed_from {
         let closed = hub.remove_from_room(account, room);
         tracing::debug!(closed, room, "closed a removed member's sockets");
     }
     let (hub, people, account) = (hub.clone(), people.clone(), account.to_owned());
+    let positions = positions.clone();
     tokio::spawn(async move {
         match mine(&people, &account).await {
-            Ok(mine) => hub.tell_account(&account, &Frame::of(&mine)),
+            Ok(mine) => {
+                // A room they were added to is counted for them from now on.
+                if let ServerMsg::Mine { rooms } = &mine {
+                    positions.count_from_nothing(&account, rooms.iter().map(|r| r.room.as_str()));
+                }
+                hub.tell_account(&account, &Frame::of(&mine));
+            }
             Err(e) => tracing::warn!("cannot list a person's own rooms: {e}"),
         }
     });
@@ -478,7 +489,11 @@ pub fn rooms_changed_here(hub: &Hub, people: &People, account: &str, removed_fro
 
 /// [`rooms_changed_here`], here and on every other node.
 pub fn rooms_changed(state: &AppState, account: &str, removed_from: Option<&str>) {
-    rooms_changed_here(&state.hub, &state.sessions.people, account, removed_from);
+    rooms_changed_here(
+        (&state.hub, &state.sessions.people, &state.positions),
+        account,
+        removed_from,
+    );
     if let Some(cluster) = &state.cluster {
         cluster.rooms_changed(account, removed_from);
     }

@@ -299,7 +299,11 @@ async fn listen(
             removed_from,
         } = &note.what
         {
-            crate::access::rooms_changed_here(&hub, &people, account, removed_from.as_deref());
+            crate::access::rooms_changed_here(
+                (&hub, &people, &positions),
+                account,
+                removed_from.as_deref(),
+            );
             continue;
         }
         if let What::Archived { room } = &note.what {

@@ -18,6 +18,7 @@ pub mod hub;
 pub mod ids;
 pub mod listen;
 pub mod log;
+pub mod mentions;
 pub mod metrics;
 pub mod moderation;
 pub mod page_cache;
@@ -178,6 +179,11 @@ pub async fn run(
                 }
                 if reading::changes_unread(entry) {
                     positions.stored(entry.room());
+                }
+                if let app::protocol::Entry::Change(change) = entry
+                    && change.change == app::protocol::Change::Delete
+                {
+                    positions.deleted(&change.room, change.target);
                 }
                 if let Some(search) = &search {
                     search.stored(entry.room());
@@ -513,6 +519,7 @@ fn router(state: AppState, body_timeout: Duration) -> Router {
                 .merge(room_pages::router())
                 .merge(moderation::router())
                 .merge(search_page::router())
+                .merge(mentions::router())
                 .merge(bot_pages::router())
                 .merge(personal::router())
                 // Forms are posted from this site's own pages only.

@@ -81,6 +81,9 @@ pub struct Positions {
     active: Arc<Mutex<HashSet<String>>>,
     /// Rooms another node said were active since the last recount: counted again here only.
     heard: Arc<Mutex<HashSet<String>>>,
+    /// Messages deleted here since the last recount, `(room, seq)`: the mentions they made are
+    /// forgotten before the rooms are counted again.
+    deleted: Arc<Mutex<Vec<(String, u64)>>>,
     watching: Arc<Mutex<Watching>>,
 }
 
@@ -99,8 +102,9 @@ struct Watching {
 struct Watched {
     epoch: String,
     seq: u64,
-    /// The room's last entry and the count last told: told again only when it changes.
-    told: (u64, u32),
+    /// The room's last entry, the count and the mentions last told: told again only when they
+    /// change.
+    told: (u64, u32, u32),
 }
 
 impl Default for Positions {
@@ -111,6 +115,7 @@ impl Default for Positions {
             reading_all: Arc::default(),
             active: Arc::default(),
             heard: Arc::default(),
+            deleted: Arc::default(),
             watching: Arc::default(),
         }
     }
@@ -159,6 +164,14 @@ impl Positions {
         }
     }
 
+    /// This node stored the deletion of message `seq` of `room`.
+    pub fn deleted(&self, room: &str, seq: u64) {
+        self.deleted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((room.to_owned(), seq));
+    }
+
     /// Another node said these rooms changed what is unread in them.
     pub fn heard_active(&self, rooms: Vec<String>) {
         self.heard
@@ -185,13 +198,36 @@ impl Positions {
         let watched = Watched {
             epoch: moved.epoch.clone(),
             seq: moved.seq,
-            told: (moved.last_seq, moved.unread),
+            told: (moved.last_seq, moved.unread, moved.mentions),
         };
         watching
             .rooms
             .entry(moved.room.clone())
             .or_default()
             .insert(account.to_owned(), watched);
+    }
+
+    /// `account`'s own `rooms` (their private rooms and conversations, as they are now): one not
+    /// watched yet (they were just added to it) is, from nothing, if they have a connection here.
+    pub fn count_from_nothing<'a>(&self, account: &str, rooms: impl Iterator<Item = &'a str>) {
+        let mut watching = self.watching.lock().unwrap_or_else(|e| e.into_inner());
+        if !matches!(watching.roles.get(account), Some(role) if *role != Role::Bot) {
+            return;
+        }
+        for room in rooms {
+            let people = match watching.rooms.get_mut(room) {
+                Some(people) => people,
+                None => watching.rooms.entry(room.to_owned()).or_default(),
+            };
+            if !people.contains_key(account) {
+                let nothing = Watched {
+                    epoch: String::new(),
+                    seq: 0,
+                    told: (0, 0, 0),
+                };
+                people.insert(account.to_owned(), nothing);
+            }
+        }
     }
 
     /// `account` no longer counts `room` (not a member any more, or the room is gone).
@@ -275,6 +311,9 @@ pub struct Moved {
     pub seq: u64,
     pub last_seq: u64,
     pub unread: u32,
+    /// Of the unread, how many mention the person.
+    #[serde(default)]
+    pub mentions: u32,
 }
 
 impl Moved {
@@ -285,6 +324,7 @@ impl Moved {
             seq: self.seq,
             last_seq: self.last_seq,
             unread: self.unread,
+            mentions: self.mentions,
         }
     }
 }
@@ -313,6 +353,7 @@ pub async fn run(state: AppState) {
 /// it changed. Counted once per position; a private room only for its members now.
 async fn count_again(state: &AppState) {
     let positions = &state.positions;
+    forget_mentions(state).await;
     let mine: Vec<String> =
         std::mem::take(&mut *positions.active.lock().unwrap_or_else(|e| e.into_inner()))
             .into_iter()
@@ -336,7 +377,7 @@ async fn count_again(state: &AppState) {
             }
         };
         let private = RoomKind::of(&room) != RoomKind::Open;
-        let mut counts: HashMap<(String, u64), Option<(u64, u32)>> = HashMap::new();
+        let mut counts: HashMap<(String, u64), Option<Counted>> = HashMap::new();
         for (account, watched) in watchers {
             if private {
                 match state.sessions.people.is_member(&room, &account).await {
@@ -351,45 +392,60 @@ async fn count_again(state: &AppState) {
                     }
                 }
             }
+            let at = ReadAt {
+                room: room.clone(),
+                epoch: watched.epoch.clone(),
+                seq: watched.seq,
+            };
             let key = (watched.epoch.clone(), watched.seq);
             let counted = match counts.get(&key) {
-                Some(counted) => *counted,
-                None => {
-                    let at = ReadAt {
-                        room: room.clone(),
-                        epoch: watched.epoch.clone(),
-                        seq: watched.seq,
-                    };
-                    match counted(state, &at).await {
-                        Ok(counted) => *counts.entry(key).or_insert(counted),
-                        Err(e) => {
-                            tracing::warn!(%room, "cannot count what is unread: {e}");
-                            break;
-                        }
+                Some(counted) => counted.clone(),
+                None => match counted(state, &at).await {
+                    Ok(counted) => counts.entry(key).or_insert(counted).clone(),
+                    Err(e) => {
+                        tracing::warn!(%room, "cannot count what is unread: {e}");
+                        break;
                     }
-                }
+                },
             };
-            let Some(now) = counted else {
+            let Some(counted) = counted else {
                 // The room is gone.
                 positions.unwatch(&room, &account);
                 continue;
             };
-            if now == watched.told {
+            let moved = told(state, &account, at, &counted).await;
+            if (moved.last_seq, moved.unread, moved.mentions) == watched.told {
                 continue;
             }
-            let moved = Moved {
-                account,
-                room: room.clone(),
-                epoch: watched.epoch,
-                seq: watched.seq,
-                last_seq: now.0,
-                unread: now.1,
-            };
             if state
                 .hub
                 .tell_account_outside(&moved.account, &room, &Frame::of(&moved.frame()))
             {
                 positions.moved(&moved);
+            }
+        }
+    }
+}
+
+/// The mentions made by the messages deleted here since the last time are forgotten (what could
+/// not be is tried again next time).
+async fn forget_mentions(state: &AppState) {
+    let deleted = std::mem::take(
+        &mut *state
+            .positions
+            .deleted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    );
+    let mut by_room: HashMap<String, Vec<u64>> = HashMap::new();
+    for (room, seq) in deleted {
+        by_room.entry(room).or_default().push(seq);
+    }
+    for (room, seqs) in by_room {
+        if let Err(e) = state.sessions.people.forget_mentions(&room, &seqs).await {
+            tracing::warn!(%room, "cannot forget a deleted message's mentions: {e}");
+            for seq in seqs {
+                state.positions.deleted(&room, seq);
             }
         }
     }
@@ -413,8 +469,8 @@ async fn flush(state: &AppState) {
     };
     // Counted once per room and position: the readers of a busy room mostly read the same newest
     // entry.
-    let mut counts: HashMap<(String, String, u64), Option<(u64, u32)>> = HashMap::new();
-    let mut told = Vec::new();
+    let mut counts: HashMap<(String, String, u64), Option<Counted>> = HashMap::new();
+    let mut moves = Vec::new();
     for ((reading, wrote), moved) in batch.into_iter().zip(moved) {
         if !moved {
             continue;
@@ -423,13 +479,17 @@ async fn flush(state: &AppState) {
         let counted = if wrote {
             // Read up to one's own message: nothing after it is counted here (each device counts
             // what comes after as it comes), so writing costs no count.
-            Some((at.seq, 0))
+            Some(Counted {
+                last_seq: at.seq,
+                epoch: at.epoch.clone(),
+                unread: 0,
+            })
         } else {
             let key = (at.room.clone(), at.epoch.clone(), at.seq);
             match counts.get(&key) {
-                Some(counted) => *counted,
+                Some(counted) => counted.clone(),
                 None => match counted(state, &at).await {
-                    Ok(counted) => *counts.entry(key).or_insert(counted),
+                    Ok(counted) => counts.entry(key).or_insert(counted).clone(),
                     Err(e) => {
                         tracing::warn!(room = %at.room, "cannot count what is unread: {e}");
                         continue;
@@ -438,46 +498,77 @@ async fn flush(state: &AppState) {
             }
         };
         // The room is gone: nothing to tell.
-        let Some((last_seq, unread)) = counted else {
+        let Some(counted) = counted else {
             continue;
         };
-        let moved = Moved {
-            account: reading.account,
-            room: at.room,
-            epoch: at.epoch,
-            seq: at.seq,
-            last_seq,
-            unread,
-        };
+        let moved = told(state, &reading.account, at, &counted).await;
         state
             .hub
             .tell_account(&moved.account, &Frame::of(&moved.frame()));
         state.positions.moved(&moved);
-        told.push(moved);
+        moves.push(moved);
     }
     if let Some(cluster) = &state.cluster {
-        cluster.read(told);
+        cluster.read(moves);
     }
+}
+
+/// What is unread after a position: the room's last entry, its history now, and the messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Counted {
+    last_seq: u64,
+    epoch: String,
+    unread: u32,
 }
 
 /// The room's last entry and what is unread after `at`; `None` if there is no such room. Read up
 /// to the newest entry this node has handed on (what most positions are), nothing is left to count.
-async fn counted(
-    state: &AppState,
-    at: &ReadAt,
-) -> Result<Option<(u64, u32)>, crate::log::LogError> {
+async fn counted(state: &AppState, at: &ReadAt) -> Result<Option<Counted>, crate::log::LogError> {
     if state.rooms.epoch(&at.room).as_deref() == Some(at.epoch.as_str())
         && state.rooms.last_seq(&at.room) == Some(at.seq)
     {
-        return Ok(Some((at.seq, 0)));
+        return Ok(Some(Counted {
+            last_seq: at.seq,
+            epoch: at.epoch.clone(),
+            unread: 0,
+        }));
     }
     let unread = state.rooms.unread(&at.room, &at.epoch, at.seq).await?;
-    Ok(unread.map(|unread| {
-        (
-            unread.last_seq,
-            u32::try_from(unread.messages).unwrap_or(u32::MAX),
-        )
+    Ok(unread.map(|unread| Counted {
+        last_seq: unread.last_seq,
+        epoch: unread.epoch,
+        unread: u32::try_from(unread.messages).unwrap_or(u32::MAX),
     }))
+}
+
+/// `account`'s position `at` as told: with what is unread after it (`counted`), and how much of
+/// that mentions them (looked up only when something is unread).
+async fn told(state: &AppState, account: &str, at: ReadAt, counted: &Counted) -> Moved {
+    let mentions = match counted.unread {
+        0 => 0,
+        _ => {
+            // A position of another history: every mention of the one now is after it.
+            let after = if at.epoch == counted.epoch { at.seq } else { 0 };
+            state
+                .sessions
+                .people
+                .mentions_after(account, &at.room, &counted.epoch, after)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(room = %at.room, "cannot count a person's mentions: {e}");
+                    0
+                })
+        }
+    };
+    Moved {
+        account: account.to_owned(),
+        room: at.room,
+        epoch: at.epoch,
+        seq: at.seq,
+        last_seq: counted.last_seq,
+        unread: counted.unread,
+        mentions,
+    }
 }
 
 /// The rooms `account` counts: those they have a position in, and their private rooms and
@@ -534,17 +625,9 @@ pub fn welcome(state: &AppState, queue: Arc<crate::hub::SendQueue>, account: &st
             }
         };
         for at in rooms {
-            let epoch = at.epoch.clone();
             match counted(&state, &at).await {
-                Ok(Some((last_seq, unread))) => {
-                    let moved = Moved {
-                        account: account.clone(),
-                        room: at.room,
-                        epoch,
-                        seq: at.seq,
-                        last_seq,
-                        unread,
-                    };
+                Ok(Some(counted)) => {
+                    let moved = told(&state, &account, at, &counted).await;
                     queue.push(Frame::of(&moved.frame()));
                     state.positions.moved(&moved);
                 }

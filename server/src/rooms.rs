@@ -118,6 +118,16 @@ impl Rooms {
         self.log.submit(message)
     }
 
+    /// The room's entries with seqs `from..=to` that are still held, oldest first.
+    pub async fn range(
+        &self,
+        room: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<app::protocol::Entry>, LogError> {
+        self.log.range(room, from, to).await
+    }
+
     /// Whether joining `room` would make it.
     pub async fn is_new(&self, room: &str) -> Result<bool, LogError> {
         self.log.is_new(room).await

@@ -270,6 +270,7 @@ macro_rules! each {
 // After the macro: these modules' methods use it too.
 mod bots;
 mod marks;
+pub mod mentions;
 pub mod reading;
 
 pub use marks::{DELETED_NAME, GUEST_ID_PREFIX, Gone, is_deleted};

@@ -92,6 +92,21 @@ fn read_key(account: &str) -> String {
     format!("herald:{{people}}:read:{account}")
 }
 
+/// A person's mentions: members `ROOM\tEPOCH\tSEQ`, scored by when (ms).
+fn mentions_key(account: &str) -> String {
+    format!("herald:{{people}}:mentions:{account}")
+}
+
+/// Who each message of a room mentions, to forget them when it is deleted: field `SEQ`, value
+/// `EPOCH ACCOUNT ACCOUNT…`.
+fn mentioned_key(room: &str) -> String {
+    format!("herald:{{people}}:mentioned:{room}")
+}
+
+fn mention_member(mention: &super::mentions::Mention) -> String {
+    format!("{}\t{}\t{}", mention.room, mention.epoch, mention.seq)
+}
+
 /// KEYS: a person's read positions. ARGV: the room, epoch, seq, and `1` to rewind. Stores the
 /// position if it moves theirs (a later seq of the same epoch, another epoch, or a rewind):
 /// answers 1 if it did.
@@ -600,6 +615,7 @@ impl RedisPeople {
         step.atomic()
             .del(room_key(room))
             .del(members_key(room))
+            .del(mentioned_key(room))
             .srem(ROOMS_KEY, room);
         for account in &members {
             step.srem(rooms_of_key(account), room);
@@ -707,6 +723,111 @@ impl RedisPeople {
         Ok(moved.into_iter().map(|moved| moved == 1).collect())
     }
 
+    pub async fn add_mentions(
+        &self,
+        accounts: &[String],
+        mention: &super::mentions::Mention,
+    ) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let member = mention_member(mention);
+        let keep = super::mentions::KEPT_PER_PERSON as isize;
+        let mut step = redis::pipe();
+        for account in accounts {
+            step.zadd(mentions_key(account), &member, mention.at)
+                .ignore()
+                .zremrangebyrank(mentions_key(account), 0, -(keep + 1))
+                .ignore();
+        }
+        step.hset(
+            mentioned_key(&mention.room),
+            mention.seq,
+            format!("{} {}", mention.epoch, accounts.join(" ")),
+        )
+        .ignore();
+        step.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    pub async fn forget_mentions(&self, room: &str, seqs: &[u64]) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let key = mentioned_key(room);
+        let told: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(&key)
+            .arg(seqs)
+            .query_async(&mut conn)
+            .await?;
+        let mut step = redis::pipe();
+        for (seq, told) in seqs.iter().zip(told) {
+            let Some(told) = told else { continue };
+            let mut words = told.split(' ');
+            let epoch = words.next().unwrap_or_default();
+            let member = format!("{room}\t{epoch}\t{seq}");
+            for account in words.filter(|w| !w.is_empty()) {
+                step.zrem(mentions_key(account), &member).ignore();
+            }
+            step.hdel(&key, seq).ignore();
+        }
+        step.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    pub async fn mentions_of(
+        &self,
+        account: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<super::mentions::Mention>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let max = match before {
+            Some(before) => format!("({before}"),
+            None => "+inf".to_owned(),
+        };
+        let stored: Vec<(String, u64)> = redis::cmd("ZRANGE")
+            .arg(mentions_key(account))
+            .arg(max)
+            .arg("-inf")
+            .arg("BYSCORE")
+            .arg("REV")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await?;
+        Ok(stored
+            .into_iter()
+            .filter_map(|(member, at)| {
+                let mut parts = member.split('\t');
+                let (room, epoch, seq) = (parts.next()?, parts.next()?, parts.next()?);
+                Some(super::mentions::Mention {
+                    room: room.to_owned(),
+                    epoch: epoch.to_owned(),
+                    seq: seq.parse().ok()?,
+                    at,
+                })
+            })
+            .collect())
+    }
+
+    pub async fn mentions_after(
+        &self,
+        account: &str,
+        room: &str,
+        epoch: &str,
+        seq: u64,
+    ) -> Result<u32, PeopleError> {
+        let mut conn = self.conn.clone();
+        // At most the newest few hundred: read whole, counted here.
+        let members: Vec<String> = conn.zrange(mentions_key(account), 0, -1).await?;
+        let prefix = format!("{room}\t{epoch}\t");
+        let counted = members
+            .iter()
+            .filter_map(|m| m.strip_prefix(&prefix)?.parse::<u64>().ok())
+            .filter(|at| *at > seq)
+            .count();
+        Ok(u32::try_from(counted).unwrap_or(u32::MAX))
+    }
+
     /// Whether that changed anything.
     pub async fn set_hidden(
         &self,
@@ -757,7 +878,7 @@ impl RedisPeople {
             .await?;
         match deleted {
             1 => {
-                conn.del::<_, ()>(read_key(id)).await?;
+                conn.del::<_, ()>(&[read_key(id), mentions_key(id)]).await?;
                 Ok(())
             }
             _ => Err(PeopleError::NoSuchAccount),

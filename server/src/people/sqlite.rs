@@ -131,7 +131,17 @@ impl SqlitePeople {
                  epoch   TEXT NOT NULL,
                  seq     INTEGER NOT NULL,
                  PRIMARY KEY (account, room)
-             ) STRICT, WITHOUT ROWID;",
+             ) STRICT, WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS mentions (
+                 account TEXT NOT NULL,
+                 room    TEXT NOT NULL,
+                 epoch   TEXT NOT NULL,
+                 seq     INTEGER NOT NULL,
+                 at      INTEGER NOT NULL,
+                 PRIMARY KEY (account, room, epoch, seq)
+             ) STRICT, WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS mentions_by_message ON mentions (room, seq);
+             CREATE INDEX IF NOT EXISTS mentions_by_time ON mentions (account, at);",
         )?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -619,6 +629,7 @@ impl SqlitePeople {
                 "DELETE FROM mutes WHERE room = ?1",
                 "DELETE FROM reports WHERE room = ?1",
                 "DELETE FROM read_positions WHERE room = ?1",
+                "DELETE FROM mentions WHERE room = ?1",
             ] {
                 tx.execute(sql, [&room])?;
             }
@@ -715,6 +726,110 @@ impl SqlitePeople {
     }
 }
 
+/// Mentions (`super::mentions`).
+impl SqlitePeople {
+    pub async fn add_mentions(
+        &self,
+        accounts: &[String],
+        mention: &super::mentions::Mention,
+    ) -> Result<(), PeopleError> {
+        let (accounts, mention) = (accounts.to_vec(), mention.clone());
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for account in &accounts {
+                tx.execute(
+                    "INSERT OR IGNORE INTO mentions (account, room, epoch, seq, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        account,
+                        mention.room,
+                        mention.epoch,
+                        sql_int(mention.seq),
+                        sql_int(mention.at)
+                    ],
+                )?;
+                // Only the newest are kept.
+                tx.execute(
+                    "DELETE FROM mentions WHERE account = ?1 AND at < (
+                         SELECT at FROM mentions WHERE account = ?1
+                         ORDER BY at DESC LIMIT 1 OFFSET ?2)",
+                    params![
+                        account,
+                        sql_int(super::mentions::KEPT_PER_PERSON as u64 - 1)
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn forget_mentions(&self, room: &str, seqs: &[u64]) -> Result<(), PeopleError> {
+        let (room, seqs) = (room.to_owned(), seqs.to_vec());
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            for seq in seqs {
+                tx.execute(
+                    "DELETE FROM mentions WHERE room = ?1 AND seq = ?2",
+                    params![room, sql_int(seq)],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn mentions_of(
+        &self,
+        account: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<super::mentions::Mention>, PeopleError> {
+        let account = account.to_owned();
+        self.with(move |conn| {
+            let mut query = conn.prepare(
+                "SELECT room, epoch, seq, at FROM mentions WHERE account = ?1 AND at < ?2
+                 ORDER BY at DESC LIMIT ?3",
+            )?;
+            let rows = query.query_map(
+                params![account, sql_int(before.unwrap_or(u64::MAX)), limit as i64],
+                |r| {
+                    Ok(super::mentions::Mention {
+                        room: r.get(0)?,
+                        epoch: r.get(1)?,
+                        seq: r.get::<_, i64>(2)?.max(0) as u64,
+                        at: r.get::<_, i64>(3)?.max(0) as u64,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn mentions_after(
+        &self,
+        account: &str,
+        room: &str,
+        epoch: &str,
+        seq: u64,
+    ) -> Result<u32, PeopleError> {
+        let (account, room, epoch) = (account.to_owned(), room.to_owned(), epoch.to_owned());
+        self.with(move |conn| {
+            let counted: i64 = conn.query_row(
+                "SELECT count(*) FROM mentions
+                 WHERE account = ?1 AND room = ?2 AND epoch = ?3 AND seq > ?4",
+                params![account, room, epoch, sql_int(seq)],
+                |r| r.get(0),
+            )?;
+            Ok(u32::try_from(counted).unwrap_or(u32::MAX))
+        })
+        .await
+    }
+}
+
 /// Whom each person ignores; deleting an account.
 impl SqlitePeople {
     pub async fn ignored(&self, account: &str) -> Result<Vec<String>, PeopleError> {
@@ -759,6 +874,7 @@ impl SqlitePeople {
             )?;
             tx.execute("DELETE FROM ignored WHERE account = ?1", [&id])?;
             tx.execute("DELETE FROM read_positions WHERE account = ?1", [&id])?;
+            tx.execute("DELETE FROM mentions WHERE account = ?1", [&id])?;
             tx.commit()?;
             match changed {
                 1 => Ok(()),

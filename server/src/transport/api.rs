@@ -131,6 +131,11 @@ async fn store(
         .await
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::unknown_room(&room))?;
+    let mentioning = match &content {
+        Content::Message { body, .. } if crate::mentions::may_mention(body) => Some(body.clone()),
+        _ => None,
+    };
+    let author_id = author.id.clone();
     let seq = state
         .rooms
         .append(NewEntry {
@@ -142,6 +147,12 @@ async fn store(
         })
         .await
         .map_err(ApiError::unavailable)?;
+    // The people it mentions are recorded before it is answered (an answered message's are kept).
+    if let Some(body) = mentioning
+        && let Err(e) = crate::mentions::record(state, &room, &author_id, seq, &body).await
+    {
+        tracing::warn!(%room, "the people a message mentions were not recorded: {e}");
+    }
     Ok(Published {
         id: format!("{epoch}-{seq}"),
         room,

@@ -22,6 +22,7 @@ mod leaving;
 mod limits;
 mod log_contract;
 mod memory;
+mod mentions;
 mod moderation;
 mod operations;
 mod pages;

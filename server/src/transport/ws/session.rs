@@ -516,6 +516,13 @@ impl Session<'_> {
             }
             _ => None,
         };
+        // The people a new message mentions are recorded once it is stored, before its ack.
+        let mentioning = match &content {
+            Content::Message { body, .. } if crate::mentions::may_mention(body) => {
+                Some(body.clone())
+            }
+            _ => None,
+        };
         let submitted = self.state.rooms.submit(NewEntry {
             room: room.clone(),
             author: self.user.clone(),
@@ -525,6 +532,16 @@ impl Session<'_> {
                 false => MessageKind::User,
             },
             content,
+        });
+        let submitted = submitted.map(|answer| match mentioning {
+            Some(body) => crate::mentions::after_stored(
+                self.state,
+                room.clone(),
+                self.user.id.clone(),
+                body,
+                answer,
+            ),
+            None => answer,
         });
         match submitted {
             Ok(answer) if moderating => {

@@ -1,0 +1,201 @@
+//! Mentions (docs/READING.md, "Mentions"): a stored message that `@mentions` people records, for
+//! each of them who may read its room, that they were called on there (`people::mentions`) —
+//! before its sender's ack, so an acknowledged message's mentions are kept. Counted apart in what
+//! is unread (`reading`), and listed on `GET /mentions`: a person's mentions across rooms, newest
+//! first, each with its words and a link to it in its room.
+
+use app::protocol::mentioned_handles;
+use axum::{
+    Router,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use leptos::{prelude::*, tachys::view::RenderHtml};
+use serde::Deserialize;
+
+use crate::{
+    AppState,
+    access::{self, Refused, Who},
+    accounts::Me,
+    log::{Appending, LogError},
+    people::{PeopleError, Role, RoomKind, mentions::Mention, now_ms},
+    plain,
+    session::unavailable,
+};
+
+/// Whether `body` may mention anyone (the handles are looked up only then).
+pub fn may_mention(body: &str) -> bool {
+    body.contains('@')
+}
+
+/// `answer` to a message of `room` by `author` (an account id) with `body`: once it is stored, the
+/// people it mentions are recorded, then the answer is passed on.
+pub fn after_stored(
+    state: &AppState,
+    room: String,
+    author: String,
+    body: String,
+    answer: Appending,
+) -> Appending {
+    let (tell, told) = tokio::sync::oneshot::channel();
+    let state = state.clone();
+    tokio::spawn(async move {
+        let stored = answer.await.unwrap_or(Err(LogError::Closed));
+        if let Ok(seq) = &stored
+            && let Err(e) = record(&state, &room, &author, *seq, &body).await
+        {
+            tracing::warn!(%room, "the people a message mentions were not recorded: {e}");
+        }
+        let _ = tell.send(stored);
+    });
+    told
+}
+
+/// Records that message `seq` of `room`, by `author`, mentions the people whose `@handle` it
+/// holds — each one who is not its author, not a bot, and may open the room now (a private room's
+/// member). Their counts are counted again.
+pub async fn record(
+    state: &AppState,
+    room: &str,
+    author: &str,
+    seq: u64,
+    body: &str,
+) -> Result<(), PeopleError> {
+    let people = &state.sessions.people;
+    let mut accounts = Vec::new();
+    for handle in mentioned_handles(body) {
+        let Some(account) = people.by_handle(&handle).await? else {
+            continue;
+        };
+        if account.id == author || account.role == Role::Bot || !account.active {
+            continue;
+        }
+        match access::open(state, Who::of(&account), room).await {
+            Ok(_) => accounts.push(account.id),
+            Err(Refused::Missing) => {}
+            Err(Refused::Unavailable(e)) => return Err(PeopleError::Storage(e)),
+        }
+    }
+    let Some(epoch) = state.rooms.epoch(room) else {
+        return Ok(());
+    };
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let mention = Mention {
+        room: room.to_owned(),
+        epoch,
+        seq,
+        at: now_ms(),
+    };
+    people.add_mentions(&accounts, &mention).await?;
+    state.positions.stored(room);
+    Ok(())
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/mentions", get(mentions_page))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Asked {
+    /// The next page: mentions older than this (ms).
+    before: Option<u64>,
+}
+
+/// Mentions on a page.
+const PAGE: usize = 30;
+
+/// `GET /mentions`: where the person was called on by name, newest first, in the rooms they may
+/// read now; each with who wrote what (as it reads now: edited, or gone) and a link to it.
+async fn mentions_page(
+    State(state): State<AppState>,
+    Me(me): Me,
+    Query(asked): Query<Asked>,
+) -> Response {
+    let account = &me.account;
+    let people = &state.sessions.people;
+    let mentions = match people
+        .mentions_of(&account.id, asked.before, PAGE + 1)
+        .await
+    {
+        Ok(mentions) => mentions,
+        Err(e) => return unavailable(&e),
+    };
+    let more = (mentions.len() > PAGE).then(|| mentions[PAGE - 1].at);
+    let mut rows = Vec::new();
+    for mention in mentions.into_iter().take(PAGE) {
+        let title = match access::open(&state, Who::of(account), &mention.room).await {
+            Ok(opened) => match (&opened.record, RoomKind::of(&mention.room)) {
+                (_, RoomKind::Open) => format!("# {}", mention.room),
+                (Some(record), _) => {
+                    let members = people.members(&mention.room).await.unwrap_or_default();
+                    record.title_for(&account.id, &members)
+                }
+                (None, _) => mention.room.clone(),
+            },
+            Err(Refused::Missing) => continue,
+            Err(Refused::Unavailable(e)) => {
+                tracing::warn!("mentions door: {e}");
+                return (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment.").into_response();
+            }
+        };
+        // Of another history (a restore): not the message it named.
+        if state.rooms.epoch(&mention.room).as_deref() != Some(mention.epoch.as_str()) {
+            continue;
+        }
+        let said = state
+            .rooms
+            .range(&mention.room, mention.seq, mention.seq)
+            .await
+            .ok()
+            .and_then(|mut entries| entries.pop())
+            .and_then(|entry| match entry {
+                app::protocol::Entry::Message(message) if message.deleted.is_none() => {
+                    Some((message.author.name, message.body))
+                }
+                _ => None,
+            });
+        let Some((name, body)) = said else {
+            continue;
+        };
+        let link = format!("/r/{}?at={}", mention.room, mention.seq);
+        let when = app::components::sent_at::iso(mention.at);
+        let shown_at = when.replace('T', " ").replace('Z', " UTC");
+        rows.push(view! {
+            <li class="search-result" data-testid="mention" data-room=mention.room.clone() data-seq=mention.seq.to_string()>
+                <div class="meta">
+                    <span class="room-title">{title}</span>
+                    <span class="author">{name}</span>
+                    <time datetime=when>{shown_at}</time>
+                </div>
+                <a href=link class="body">{body}</a>
+            </li>
+        });
+    }
+    let none = rows
+        .is_empty()
+        .then(|| view! { <p data-testid="no-mentions">"Nobody has mentioned you yet."</p> });
+    let next = more.map(|before| {
+        let next = format!("/mentions?before={before}");
+        view! { <p><a href=next data-testid="next-page">"Older mentions"</a></p> }
+    });
+    let main = view! {
+        <h1>"Mentions"</h1>
+        <p class="hint">"Messages that call on you by your @handle, newest first."</p>
+        {none}
+        <ol class="search-results" data-testid="mentions">{rows}</ol>
+        {next}
+        <p><a href="/">"Back to the chat"</a></p>
+    }
+    .to_html();
+    plain::page(
+        &state,
+        StatusCode::OK,
+        "Mentions · Herald",
+        "history-page search-page",
+        main,
+    )
+}
