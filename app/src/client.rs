@@ -346,8 +346,9 @@ fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
             seq,
             last_seq,
             unread,
+            mentions,
             ..
-        } => tab.read_elsewhere(&room, seq, last_seq, unread),
+        } => tab.read_elsewhere(&room, seq, last_seq, (unread, mentions)),
         ServerMsg::History {
             room,
             epoch,

@@ -443,7 +443,9 @@ struct Wire {
     limits: Option<Limits>,
     room: Option<String>,
     epoch: Option<String>,
-    mode: Option<JoinMode>,
+    /// The enums' names are read as strings and matched here ([`named`]): serde's reader of each
+    /// enum cost the page's wasm about a kilobyte.
+    mode: Option<String>,
     first_seq: Option<u64>,
     last_seq: Option<u64>,
     seq: Option<u64>,
@@ -451,8 +453,8 @@ struct Wire {
     client_id: Option<String>,
     body: Option<String>,
     sent_at: Option<u64>,
-    kind: Option<MessageKind>,
-    code: Option<ErrorCode>,
+    kind: Option<String>,
+    code: Option<String>,
     message: Option<String>,
     retry_after_ms: Option<u64>,
     /// Not read by the page (it rejoins from its own cursor): left out of its wasm.
@@ -491,7 +493,7 @@ impl Wire {
             client_id: needs(self.client_id, "client_id")?,
             body: needs(self.body, "body")?,
             sent_at: needs(self.sent_at, "sent_at")?,
-            kind: self.kind.unwrap_or_default(),
+            kind: named(self.kind, &MessageKind::ALL, MessageKind::as_str)?.unwrap_or_default(),
             reply_to: self.reply_to,
             edited: self.edited,
             deleted: self.deleted,
@@ -506,6 +508,22 @@ impl<'de> Deserialize<'de> for ChatMessage {
         Wire::deserialize(deserializer)?
             .message()
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The one of `all` whose name (`as_str`) is `name`, if there is a name; a name it does not know is
+/// an error, as serde's would be.
+fn named<T: Copy>(
+    name: Option<String>,
+    all: &[T],
+    as_str: fn(T) -> &'static str,
+) -> Result<Option<T>, String> {
+    match name {
+        None => Ok(None),
+        Some(name) => match all.iter().find(|one| as_str(**one) == name) {
+            Some(one) => Ok(Some(*one)),
+            None => Err(format!("unknown variant `{name}`")),
+        },
     }
 }
 
@@ -530,7 +548,7 @@ impl TryFrom<Wire> for ServerMsg {
             "joined" => ServerMsg::Joined {
                 room: needs(w.room, "room")?,
                 epoch: needs(w.epoch, "epoch")?,
-                mode: needs(w.mode, "mode")?,
+                mode: needs(named(w.mode, &JoinMode::ALL, JoinMode::as_str)?, "mode")?,
                 first_seq: needs(w.first_seq, "first_seq")?,
                 last_seq: needs(w.last_seq, "last_seq")?,
             },
@@ -551,7 +569,7 @@ impl TryFrom<Wire> for ServerMsg {
                 author: needs(w.author, "author")?,
                 client_id: needs(w.client_id, "client_id")?,
                 sent_at: needs(w.sent_at, "sent_at")?,
-                kind: w.kind.unwrap_or_default(),
+                kind: named(w.kind, &MessageKind::ALL, MessageKind::as_str)?.unwrap_or_default(),
                 target: needs(w.target, "target")?,
             }),
             "ack" => ServerMsg::Ack {
@@ -560,7 +578,7 @@ impl TryFrom<Wire> for ServerMsg {
                 seq: needs(w.seq, "seq")?,
             },
             "error" => ServerMsg::Error {
-                code: needs(w.code, "code")?,
+                code: needs(named(w.code, &ErrorCode::ALL, ErrorCode::as_str)?, "code")?,
                 message: needs(w.message, "message")?,
                 retry_after_ms: w.retry_after_ms,
                 client_id: w.client_id,
@@ -646,6 +664,25 @@ pub enum JoinMode {
     Reset,
     /// No cursor was given: the latest messages follow.
     Latest,
+}
+
+impl JoinMode {
+    pub const ALL: [JoinMode; 4] = [
+        JoinMode::Full,
+        JoinMode::Partial,
+        JoinMode::Reset,
+        JoinMode::Latest,
+    ];
+
+    /// Its name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JoinMode::Full => "full",
+            JoinMode::Partial => "partial",
+            JoinMode::Reset => "reset",
+            JoinMode::Latest => "latest",
+        }
+    }
 }
 
 /// One posted message, as every reader sees it: as it was posted, with every change to it up to
@@ -1133,6 +1170,29 @@ impl From<ProtocolError> for ServerMsg {
 }
 
 impl ErrorCode {
+    pub const ALL: [ErrorCode; 20] = [
+        ErrorCode::InvalidFrame,
+        ErrorCode::BinaryFrame,
+        ErrorCode::EmptyBody,
+        ErrorCode::BodyTooLong,
+        ErrorCode::InvalidClientId,
+        ErrorCode::InvalidRoom,
+        ErrorCode::NotJoined,
+        ErrorCode::InvalidLimit,
+        ErrorCode::InvalidName,
+        ErrorCode::RateLimited,
+        ErrorCode::Unavailable,
+        ErrorCode::NoSuchMessage,
+        ErrorCode::NotYours,
+        ErrorCode::MessageDeleted,
+        ErrorCode::InvalidEmoji,
+        ErrorCode::TooManyReactions,
+        ErrorCode::NoSuchRoom,
+        ErrorCode::Archived,
+        ErrorCode::Muted,
+        ErrorCode::NotAllowed,
+    ];
+
     /// The serde name, so logs, the HTTP API and the wire say the same thing.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -2062,24 +2122,59 @@ mod tests {
 
     #[test]
     fn error_code_display_matches_the_wire_name() {
-        for code in [
-            ErrorCode::InvalidFrame,
-            ErrorCode::BinaryFrame,
-            ErrorCode::EmptyBody,
-            ErrorCode::BodyTooLong,
-            ErrorCode::InvalidClientId,
-            ErrorCode::InvalidRoom,
-            ErrorCode::NotJoined,
-            ErrorCode::InvalidLimit,
-            ErrorCode::InvalidName,
-            ErrorCode::RateLimited,
-            ErrorCode::Unavailable,
-        ] {
+        for code in ErrorCode::ALL {
             assert_eq!(
                 format!("\"{code}\""),
                 serde_json::to_string(&code).unwrap_or_default()
             );
         }
+    }
+
+    /// The page reads these enums by the names in their `ALL` lists (`named`): each list has every
+    /// variant (a variant left out would not be read), by its serde name.
+    #[test]
+    fn every_enum_the_page_reads_by_name_lists_every_variant_by_its_wire_name() {
+        fn every<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug + Copy>(
+            all: &[T],
+            as_str: fn(T) -> &'static str,
+        ) {
+            for one in all {
+                let wire = serde_json::to_string(one).unwrap_or_default();
+                assert_eq!(wire, format!("\"{}\"", as_str(*one)));
+                assert_eq!(
+                    named(Some(as_str(*one).into()), all, as_str),
+                    Ok(Some(*one))
+                );
+            }
+            assert!(named(Some("nonsense".into()), all, as_str).is_err());
+        }
+        every(&ErrorCode::ALL, ErrorCode::as_str);
+        every(&JoinMode::ALL, JoinMode::as_str);
+        every(&MessageKind::ALL, MessageKind::as_str);
+        // Each list is as long as its enum: a match that names every variant once.
+        let variants = |code: ErrorCode| match code {
+            ErrorCode::InvalidFrame
+            | ErrorCode::BinaryFrame
+            | ErrorCode::EmptyBody
+            | ErrorCode::BodyTooLong
+            | ErrorCode::InvalidClientId
+            | ErrorCode::InvalidRoom
+            | ErrorCode::NotJoined
+            | ErrorCode::InvalidLimit
+            | ErrorCode::InvalidName
+            | ErrorCode::RateLimited
+            | ErrorCode::Unavailable
+            | ErrorCode::NoSuchMessage
+            | ErrorCode::NotYours
+            | ErrorCode::MessageDeleted
+            | ErrorCode::InvalidEmoji
+            | ErrorCode::TooManyReactions
+            | ErrorCode::NoSuchRoom
+            | ErrorCode::Archived
+            | ErrorCode::Muted
+            | ErrorCode::NotAllowed => 20,
+        };
+        assert_eq!(variants(ErrorCode::InvalidFrame), ErrorCode::ALL.len());
     }
 
     /// A stream of changes to one message, by three people, from a fixed seed.

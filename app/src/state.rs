@@ -257,6 +257,9 @@ pub struct Room {
     /// Messages not seen yet: those that arrived while another room was on screen, or while the
     /// page was hidden.
     pub unread: RwSignal<u32>,
+    /// Of the unread, how many call on this person by `@handle`, as the server counts them (shown
+    /// stronger than the unread count).
+    pub mentions: RwSignal<u32>,
     /// What is typed in the composer and not yet sent: kept while another room is on screen.
     pub draft: RwSignal<String>,
     /// The key of the first message that arrived unseen, where "New messages" is drawn: set when
@@ -411,7 +414,7 @@ impl Tab {
             .with_untracked(|counted| counted.iter().any(|n| n == name));
         let room = match self.room(name) {
             Some(room) if !counted => {
-                room.unread.set(0);
+                room.clear_unread();
                 // Read again from here on, if it was marked unread.
                 room.read_at.set_value(f64::MIN);
                 return room;
@@ -422,7 +425,7 @@ impl Tab {
                 if room.unread.get_untracked() > 0 {
                     room.away_from.set_value(room.read_sent.get_value());
                 }
-                room.unread.set(0);
+                room.clear_unread();
                 self.counted.update(|counted| counted.retain(|n| n != name));
                 room
             }
@@ -643,7 +646,7 @@ impl Tab {
         }
         self.visible.set(visible);
         if visible && let Some(room) = self.room(&self.current.get_untracked()) {
-            room.unread.set(0);
+            room.clear_unread();
         }
     }
 
@@ -684,7 +687,13 @@ impl Tab {
     /// one): what it counts unread there is shown — unless it is this tab's own report come back,
     /// the room is on screen in sight (this tab reads it), or the tab holds entries after those
     /// counted (its own count is then the newer).
-    pub fn read_elsewhere(&self, name: &str, seq: u64, last_seq: u64, unread: u32) {
+    pub fn read_elsewhere(
+        &self,
+        name: &str,
+        seq: u64,
+        last_seq: u64,
+        (unread, mentions): (u32, u32),
+    ) {
         let room = match self.room(name) {
             Some(room) => room,
             None => {
@@ -696,12 +705,15 @@ impl Tab {
         let counted = self
             .counted
             .with_untracked(|counted| counted.iter().any(|n| n == name));
-        let ours = !counted && room.read_sent.get_value() == seq;
+        let ours = room.read_sent.get_value() == seq;
         room.read_sent.set_value(seq);
         let on_screen =
             self.visible.get_untracked() && self.current.get_untracked() == room.name.get_value();
-        if counted || (!ours && !on_screen && last_seq >= room.last_seq.get_untracked()) {
+        // Our own report come back is applied too: what arrived after it (a mention, say) is
+        // counted in it, and what this tab saw since is newer (`last_seq`) and keeps its count.
+        if counted || (!on_screen && last_seq >= room.last_seq.get_untracked()) {
             room.unread.set(unread);
+            room.mentions.set(mentions);
         } else if !ours && unread > 0 && room.first_unread.with_untracked(Option::is_none) {
             // Opened here where another device stopped reading: "New messages" goes there.
             let first = room.lines.with_untracked(|lines| {
@@ -741,7 +753,7 @@ impl Tab {
     pub fn mark_read(&self, room: Room) {
         let last = room.last_seq.get_untracked();
         room.first_unread.set(None);
-        room.unread.set(0);
+        room.clear_unread();
         room.read_at.set_value(f64::MIN);
         if last > room.read_sent.get_value() {
             room.read_sent.set_value(last);
@@ -758,7 +770,7 @@ impl Tab {
     pub fn mark_all_read(&self) {
         self.rooms.with_value(|rooms| {
             for room in rooms {
-                room.unread.set(0);
+                room.clear_unread();
                 room.first_unread.set(None);
             }
         });
@@ -775,6 +787,12 @@ impl Tab {
 }
 
 impl Room {
+    /// Nothing here is unread any more (the room was looked at, or marked read).
+    pub fn clear_unread(&self) {
+        self.unread.set(0);
+        self.mentions.set(0);
+    }
+
     fn new(name: &str, page: Option<RoomPage>) -> Self {
         let (epoch, last_seq, lines, has_more) = match page {
             Some(page) => (
@@ -812,6 +830,7 @@ impl Room {
             has_more: RwSignal::new(has_more),
             loading_older: RwSignal::new(false),
             unread: RwSignal::new(0),
+            mentions: RwSignal::new(0),
             draft: RwSignal::new(String::new()),
             first_unread: RwSignal::new(None),
             away_from: StoredValue::new(NOT_AWAY),

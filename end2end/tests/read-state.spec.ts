@@ -165,3 +165,37 @@ test('mark unread from a message, mark a room read, mark all as read: on every d
   await expect(laptop).toHaveTitle('# general · Herald');
   expect(errors.flat()).toEqual([]);
 });
+
+test('a mention in another room is counted apart, stronger, and listed in Mentions with a link to it', async ({ browser }) => {
+  const kay = await member(browser, herald, 'kay', 'Kay Dunn');
+  const lou = await member(browser, herald, 'lou', 'Lou Park');
+  const errors = [kay, lou].map(watchForErrors);
+  await makeRoom(kay, 'lab');
+  await goToRoom(kay, 'lab');
+  await goToRoom(kay, 'general');
+  await goToRoom(lou, 'lab');
+  await send(lou, 'hey @kay, the results are in');
+  await send(lou, 'and the plots');
+
+  // Two unread in #lab, one of them calling on Kay: the badge says so, in red.
+  const badge = roomLink(kay, 'lab').getByTestId('unread');
+  await expect(badge).toHaveText('2');
+  await expect(badge).toHaveClass(/mentioned/);
+  await expect(badge).toHaveAttribute('data-mentions', '1');
+  await expect(roomLink(kay, 'lab').getByRole('link')).toHaveAccessibleName('# lab, 2 unread, 1 mentioning you, 2 people here');
+  await kay.screenshot({ path: test.info().outputPath('mention-badge.png') });
+
+  // Mentions lists it; its link opens the room at it.
+  await kay.getByTestId('mentions').click();
+  await expect(kay).toHaveTitle('Mentions · Herald');
+  const listed = kay.getByTestId('mention');
+  await expect(listed).toHaveCount(1);
+  await expect(listed).toContainText('hey @kay, the results are in');
+  await expect(listed).toContainText('# lab');
+  await listed.getByRole('link').click();
+  await expect(kay.getByTestId('room-name')).toHaveText('# lab');
+  await expect(kay.locator('.message .body', { hasText: 'the results are in' })).toBeInViewport();
+  // Read now: on her other devices too, nothing is left.
+  await expect(roomLink(kay, 'lab').getByTestId('unread')).toBeHidden();
+  expect(errors.flat()).toEqual([]);
+});

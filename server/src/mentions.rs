@@ -91,7 +91,9 @@ pub async fn record(
         at: now_ms(),
     };
     people.add_mentions(&accounts, &mention).await?;
-    state.positions.stored(room);
+    for account in &accounts {
+        crate::reading::tell_now(state, account, room).await;
+    }
     Ok(())
 }
 

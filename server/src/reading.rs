@@ -571,6 +571,41 @@ async fn told(state: &AppState, account: &str, at: ReadAt, counted: &Counted) ->
     }
 }
 
+/// Tells every connection of `account`, on every node, where they stand in `room` now (a message
+/// there just mentioned them: the devices with the room open count its messages themselves, not
+/// whom they mention).
+pub async fn tell_now(state: &AppState, account: &str, room: &str) {
+    let people = &state.sessions.people;
+    let at = match people.read_positions(account).await {
+        Ok(positions) => positions.into_iter().find(|at| at.room == room),
+        Err(e) => {
+            tracing::warn!(%room, "cannot read a person's position: {e}");
+            return;
+        }
+    };
+    let at = at.unwrap_or_else(|| ReadAt {
+        room: room.to_owned(),
+        epoch: String::new(),
+        seq: 0,
+    });
+    let counted = match counted(state, &at).await {
+        Ok(Some(counted)) => counted,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(%room, "cannot count what is unread: {e}");
+            return;
+        }
+    };
+    let moved = told(state, account, at, &counted).await;
+    state
+        .hub
+        .tell_account(&moved.account, &Frame::of(&moved.frame()));
+    state.positions.moved(&moved);
+    if let Some(cluster) = &state.cluster {
+        cluster.read(vec![moved]);
+    }
+}
+
 /// The rooms `account` counts: those they have a position in, and their private rooms and
 /// conversations (read from nothing until they read there) — each only if they may open it now
 /// (a position in a room they were removed from counts for nothing).

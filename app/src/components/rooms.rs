@@ -64,6 +64,7 @@ pub fn RoomList() -> impl IntoView {
             <li class="room-action new-direct"><a href="/direct" data-testid="new-direct">"+ New message"</a></li>
             // Searching is a page of its own, rendered by the server (server/src/search_page.rs).
             <li class="room-action search"><a href="/search" data-testid="search">"Search messages"</a></li>
+            <li class="room-action mentions-link"><a href="/mentions" data-testid="mentions">"Mentions"</a></li>
         </ul>
     }
 }
@@ -89,6 +90,14 @@ fn RoomLink(name: String) -> impl IntoView {
         name.with_value(|name| tab.room(name))
             .map_or(0, |room| room.unread.get())
     });
+    // Of it, what mentions the reader.
+    let mentions = Memo::new(move |_| {
+        tab.open.track();
+        tab.counted.track();
+        name.with_value(|name| tab.room(name))
+            .map_or(0, |room| room.mentions.get())
+    });
+    let mentioned = Memo::new(move |_| mentions.get() > 0);
     let current = Memo::new(move |_| {
         tab.current
             .with(|current| name.with_value(|n| n == current))
@@ -96,10 +105,11 @@ fn RoomLink(name: String) -> impl IntoView {
     // What a screen reader says after the room's name (the link's label): the badges themselves are
     // hidden from it.
     let spoken = move || {
-        let unread = match unread.get() {
-            0 => String::new(),
-            1 => ", 1 unread message".to_string(),
-            n => format!(", {n} unread messages"),
+        let unread = match (unread.get(), mentions.get()) {
+            (0, _) => String::new(),
+            (1, 0) => ", 1 unread message".to_string(),
+            (n, 0) => format!(", {n} unread messages"),
+            (n, m) => format!(", {n} unread, {m} mentioning you"),
         };
         let here = match members.get() {
             0 => String::new(),
@@ -123,8 +133,12 @@ fn RoomLink(name: String) -> impl IntoView {
                 >
                     {members}
                 </span>
+                // Mentions show their count instead, stronger, as in Slack and Discord (the
+                // stylesheet draws `data-mentions`).
                 <span class="unread" data-testid="unread" aria-hidden="true" title="unread messages"
                     class:none=move || unread.get() == 0
+                    class:mentioned=mentioned
+                    data-mentions=mentions
                 >
                     {unread}
                 </span>
