@@ -187,3 +187,118 @@
 		hold();
 	});
 })();
+
+// "@" in the message box completes the people who may be mentioned in the room (docs/READING.md,
+// "Mentions"): a list above the box of those whose handle or name begins with what follows the
+// "@" (asked of the server, `GET /r/{room}/people`, which answers only through the room's door);
+// arrows move, Enter or Tab puts `@handle ` in, Escape closes, and a click chooses. For the page's
+// whole life, before and after the wasm (it costs the wasm nothing); listened for on the document,
+// as the box is drawn again when another room is opened.
+(() => {
+	let open = null; // { box, list, start, options, at }
+	let asking = 0;
+	const room = () => {
+		const path = location.pathname;
+		return path.startsWith('/r/') ? decodeURIComponent(path.slice(3).split('/')[0]) : 'general';
+	};
+	// The "@word" the caret is at the end of, if any: where its "@" is, and the word.
+	const typed = (box) => {
+		const before = box.value.slice(0, box.selectionStart);
+		const found = /(?:^|[^\p{L}\p{N}_@.])@([\p{L}\p{N}._-]{0,32})$/u.exec(before);
+		return found ? { start: before.length - found[1].length - 1, word: found[1] } : null;
+	};
+	const close = () => {
+		if (!open) return;
+		open.list.remove();
+		open.box.removeAttribute('aria-activedescendant');
+		open.box.setAttribute('aria-expanded', 'false');
+		open = null;
+	};
+	const mark = () => {
+		open.list.querySelectorAll('li').forEach((item, i) => item.setAttribute('aria-selected', String(i === open.at)));
+		open.box.setAttribute('aria-activedescendant', `mention-option-${open.at}`);
+	};
+	const choose = (at) => {
+		const { box, start } = open;
+		const text = `@${open.options[at].handle} `;
+		const end = box.selectionStart;
+		box.value = box.value.slice(0, start) + text + box.value.slice(end);
+		box.setSelectionRange(start + text.length, start + text.length);
+		close();
+		// The composer keeps what is typed from this event, as from a keystroke.
+		box.dispatchEvent(new Event('input', { bubbles: true }));
+	};
+	const show = (box, start, options) => {
+		close();
+		const list = document.createElement('ul');
+		list.id = 'mention-options';
+		list.className = 'mention-options';
+		list.setAttribute('role', 'listbox');
+		list.setAttribute('aria-label', 'People to mention');
+		list.dataset.testid = 'mention-options';
+		options.forEach((person, i) => {
+			const item = list.appendChild(document.createElement('li'));
+			item.id = `mention-option-${i}`;
+			item.setAttribute('role', 'option');
+			item.dataset.testid = 'mention-option';
+			const handle = item.appendChild(document.createElement('b'));
+			handle.textContent = `@${person.handle}`; // Text, never markup.
+			const name = item.appendChild(document.createElement('span'));
+			name.textContent = person.name;
+			// Chosen on mousedown, before the box would lose the focus.
+			item.addEventListener('mousedown', (ev) => {
+				ev.preventDefault();
+				choose(i);
+			});
+		});
+		box.form.appendChild(list);
+		box.setAttribute('aria-controls', list.id);
+		box.setAttribute('aria-expanded', 'true');
+		open = { box, list, start, options, at: 0 };
+		mark();
+	};
+	document.addEventListener('input', (ev) => {
+		const box = ev.target;
+		if (!(box instanceof HTMLTextAreaElement) || box.id !== 'message-box' || !box.form) return;
+		const at = typed(box);
+		const ask = ++asking;
+		if (!at) {
+			close();
+			return;
+		}
+		fetch(`/r/${encodeURIComponent(room())}/people?q=${encodeURIComponent(at.word)}`, { credentials: 'same-origin' })
+			.then((answer) => (answer.ok ? answer.json() : []))
+			.then((options) => {
+				// Only the answer to the newest keystroke is shown.
+				if (ask !== asking) return;
+				const people = Array.isArray(options)
+					? options.filter((p) => p && typeof p.handle === 'string' && typeof p.name === 'string')
+					: [];
+				if (people.length && document.activeElement === box) show(box, at.start, people);
+				else close();
+			})
+			.catch(() => {});
+	});
+	// Before the composer's own keys (capture, on the window): while the list is open, these are the
+	// list's.
+	window.addEventListener(
+		'keydown',
+		(ev) => {
+			if (!open || ev.target !== open.box || ev.isComposing) return;
+			const count = open.options.length;
+			if (ev.key === 'ArrowDown') open.at = (open.at + 1) % count;
+			else if (ev.key === 'ArrowUp') open.at = (open.at + count - 1) % count;
+			else if (ev.key === 'Enter' || ev.key === 'Tab') {
+				choose(open.at);
+			} else if (ev.key === 'Escape') close();
+			else return;
+			if (open) mark();
+			ev.preventDefault();
+			ev.stopImmediatePropagation();
+		},
+		true,
+	);
+	document.addEventListener('focusout', (ev) => {
+		if (open && ev.target === open.box) close();
+	});
+})();

@@ -199,3 +199,37 @@ test('a mention in another room is counted apart, stronger, and listed in Mentio
   await expect(roomLink(kay, 'lab').getByTestId('unread')).toBeHidden();
   expect(errors.flat()).toEqual([]);
 });
+
+test('@ in the message box completes the room\'s people by the keyboard, and the mention reaches them', async ({ browser }) => {
+  const max = await member(browser, herald, 'max', 'Max Hale');
+  const mia = await member(browser, herald, 'mia', 'Mia Stone');
+  const errors = [max, mia].map(watchForErrors);
+  await makeRoom(max, 'dock');
+  await goToRoom(mia, 'dock');
+  await goToRoom(mia, 'general');
+  await goToRoom(max, 'dock');
+  const box = max.getByTestId('composer-input');
+  await box.pressSequentially('thanks @mi');
+  const options = max.getByTestId('mention-option');
+  await expect(options).toHaveText(['@miaMia Stone']);
+  await expect(options.first()).toHaveAttribute('aria-selected', 'true');
+  // Enter puts the handle in (it does not send).
+  await box.press('Enter');
+  await expect(box).toHaveValue('thanks @mia ');
+  await expect(max.getByTestId('mention-options')).toHaveCount(0);
+  // By a word of the name too; Escape closes the list and leaves the text.
+  await box.pressSequentially('and @ston');
+  await expect(options).toHaveText(['@miaMia Stone']);
+  await box.press('Escape');
+  await expect(max.getByTestId('mention-options')).toHaveCount(0);
+  await expect(box).toHaveValue('thanks @mia and @ston');
+  await box.fill('');
+  await box.pressSequentially('over to @mia');
+  await expect(options).toHaveCount(1);
+  await box.press('Tab');
+  await box.press('Enter');
+  await expect(max.locator('.message .body', { hasText: 'over to @mia' })).toBeVisible();
+  // Mia, on #general, is told: her #dock badge counts the mention.
+  await expect(roomLink(mia, 'dock').getByTestId('unread')).toHaveAttribute('data-mentions', '1');
+  expect(errors.flat()).toEqual([]);
+});

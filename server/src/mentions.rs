@@ -2,7 +2,9 @@
 //! each of them who may read its room, that they were called on there (`people::mentions`) —
 //! before its sender's ack, so an acknowledged message's mentions are kept. Counted apart in what
 //! is unread (`reading`), and listed on `GET /mentions`: a person's mentions across rooms, newest
-//! first, each with its words and a link to it in its room.
+//! first, each with its words and a link to it in its room. `GET /r/{room}/people?q=` answers the
+//! composer's `@` completion (app/src/early.js): who may be mentioned there whose handle or name
+//! begins so.
 
 use app::protocol::mentioned_handles;
 use axum::{
@@ -98,7 +100,87 @@ pub async fn record(
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/mentions", get(mentions_page))
+    Router::new()
+        .route("/mentions", get(mentions_page))
+        .route("/r/{room}/people", get(people_to_mention))
+}
+
+/// Most people the completion offers at once.
+const OFFERED: usize = 8;
+
+#[derive(Debug, Default, Deserialize)]
+struct Typed {
+    #[serde(default)]
+    q: String,
+}
+
+/// One person the completion offers.
+#[derive(Debug, serde::Serialize)]
+struct Offered {
+    handle: String,
+    name: String,
+}
+
+/// `GET /r/{room}/people?q=`: who may be mentioned in `room` (its door first: a room the asker may
+/// not open answers as one that does not exist) whose handle, or a word of whose name, begins with
+/// `q` (case aside) — handles first; never the asker; at most [`OFFERED`]. A private room's or a
+/// conversation's members; in an open room everyone with an account who may read it, and the bots
+/// added to it.
+async fn people_to_mention(
+    State(state): State<AppState>,
+    Me(me): Me,
+    axum::extract::Path(room): axum::extract::Path<String>,
+    Query(typed): Query<Typed>,
+) -> Response {
+    if let Err(answer) = crate::room_pages::door(&state, &me.account, &room).await {
+        return answer;
+    }
+    let people = &state.sessions.people;
+    let candidates = match RoomKind::of(&room) {
+        RoomKind::Open => {
+            let members = match people.members(&room).await {
+                Ok(members) => members,
+                Err(e) => return unavailable(&e),
+            };
+            match people.accounts().await {
+                Ok(accounts) => accounts
+                    .into_iter()
+                    .filter(|a| a.role != Role::Bot || members.iter().any(|m| m.id == a.id))
+                    .collect(),
+                Err(e) => return unavailable(&e),
+            }
+        }
+        _ => match people.members(&room).await {
+            Ok(members) => members,
+            Err(e) => return unavailable(&e),
+        },
+    };
+    let typed: String = typed
+        .q
+        .chars()
+        .take(32)
+        .flat_map(char::to_lowercase)
+        .collect();
+    let begins = |text: &str| text.to_lowercase().starts_with(&typed);
+    let mut offered: Vec<(bool, Offered)> = candidates
+        .into_iter()
+        .filter(|a| a.active && a.id != me.account.id && a.role != Role::Guest)
+        .filter_map(|a| {
+            let handle = a.handle?;
+            let by_handle = begins(&handle);
+            (by_handle || a.name.split_whitespace().any(begins)).then(|| {
+                let name = a.name;
+                (by_handle, Offered { handle, name })
+            })
+        })
+        .collect();
+    offered.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.handle.cmp(&b.1.handle)));
+    let offered: Vec<Offered> = offered.into_iter().take(OFFERED).map(|(_, o)| o).collect();
+    (
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        axum::Json(offered),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -118,6 +118,13 @@ impl Search {
                  seq INTEGER NOT NULL
              );",
         )?;
+        // What is deleted leaves the file: pages overwritten (`secure_delete`), and FTS5 takes a
+        // deleted row's words out of its index at once rather than at a later merge — a deleted
+        // message's words must not be found in the data folder (as the log's are not).
+        db.execute_batch(
+            "PRAGMA secure_delete = ON;
+             INSERT INTO words (words, rank) VALUES ('secure-delete', 1);",
+        )?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
             dirty: Arc::default(),
@@ -186,15 +193,21 @@ impl Search {
         let (name, at) = (room.to_owned(), epoch);
         self.with_db(move |db| {
             let tx = db.transaction()?;
+            let mut wiped = false;
             for entry in &entries {
-                apply(&tx, entry)?;
+                wiped |= apply(&tx, entry)?;
             }
             tx.execute(
                 "INSERT INTO marks (room, epoch, seq) VALUES (?1, ?2, ?3)
                  ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq",
                 params![name, at, to as i64],
             )?;
-            tx.commit()
+            tx.commit()?;
+            // A deleted message's words leave the write-ahead log too, as they leave the log's.
+            if wiped {
+                db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+            }
+            Ok(())
         })
         .await?;
         Ok(to < last)
@@ -211,7 +224,9 @@ impl Search {
             )?;
             tx.execute("DELETE FROM docs WHERE room = ?1", params![room])?;
             tx.execute("DELETE FROM marks WHERE room = ?1", params![room])?;
-            tx.commit()
+            tx.commit()?;
+            // Nor in the write-ahead log.
+            db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
         })
         .await
     }
@@ -290,12 +305,12 @@ fn row_floor(ms: u64) -> i64 {
         .unwrap_or(i64::MAX)
 }
 
-/// One entry read into the index.
-fn apply(tx: &rusqlite::Transaction<'_>, entry: &Entry) -> Result<(), rusqlite::Error> {
+/// One entry read into the index; true if it took a deleted message's words out.
+fn apply(tx: &rusqlite::Transaction<'_>, entry: &Entry) -> Result<bool, rusqlite::Error> {
     match entry {
         Entry::Message(message) => {
             if message.deleted.is_some() || message.body.is_empty() {
-                return Ok(());
+                return Ok(false);
             }
             // Read again after a failed write: already there.
             let known: Option<i64> = tx
@@ -306,7 +321,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, entry: &Entry) -> Result<(), rusqlite::
                 )
                 .optional()?;
             if known.is_some() {
-                return Ok(());
+                return Ok(false);
             }
             // The first free row id of its millisecond.
             let floor = row_floor(message.sent_at);
@@ -333,6 +348,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, entry: &Entry) -> Result<(), rusqlite::
                 "INSERT INTO words (rowid, text) VALUES (?1, ?2)",
                 params![id, index_text(&message.body)],
             )?;
+            Ok(false)
         }
         Entry::Change(change) => {
             let id: Option<i64> = tx
@@ -343,7 +359,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, entry: &Entry) -> Result<(), rusqlite::
                 )
                 .optional()?;
             let Some(id) = id else {
-                return Ok(());
+                return Ok(false);
             };
             match &change.change {
                 Change::Edit { body } => {
@@ -353,17 +369,19 @@ fn apply(tx: &rusqlite::Transaction<'_>, entry: &Entry) -> Result<(), rusqlite::
                         params![id, index_text(body)],
                     )?;
                     tx.execute("UPDATE docs SET body = ?2 WHERE id = ?1", params![id, body])?;
+                    // An edit's earlier words stay in the log too (its history).
+                    Ok(false)
                 }
                 Change::Delete => {
                     tx.execute("DELETE FROM words WHERE rowid = ?1", params![id])?;
                     tx.execute("DELETE FROM docs WHERE id = ?1", params![id])?;
+                    Ok(true)
                 }
-                Change::React { .. } => {}
+                Change::React { .. } => Ok(false),
             }
         }
-        Entry::Other(_) => {}
+        Entry::Other(_) => Ok(false),
     }
-    Ok(())
 }
 
 /// Reads the rooms that took entries into the index every [`EVERY`], until `stop`; first every

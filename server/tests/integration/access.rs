@@ -73,6 +73,7 @@ async fn doors(server: &TestServer, cookie: Option<&str>, room: &str) -> Vec<(St
         format!("/r/{room}"),
         format!("/r/{room}/about"),
         format!("/r/{room}/edits/1"),
+        format!("/r/{room}/people?q=a"),
         format!("/api/rooms/{room}/messages"),
         format!("/api/rooms/{room}/messages/1/versions"),
     ] {
@@ -765,11 +766,24 @@ async fn the_account_admin_and_moderation_pages_answer_each_role_as_the_table_of
     // An open room everyone may open: its admin doors let admins alone through (deleting it
     // without the box ticked is sent back to its page).
     assert_eq!(make_room(&server, &p.ann, "open", "doors").await.0, 303);
-    let doors: [(&str, &str, Option<&str>, [&str; 5]); 14] = [
+    let doors: [(&str, &str, Option<&str>, [&str; 5]); 16] = [
         // Search: everyone signed in, each finding only what they may read (tests/search.rs).
         (
             "GET",
             "/search?q=doors",
+            None,
+            ["sign-in", "200", "200", "200", "200"],
+        ),
+        // Their own mentions, and whom they may mention in a room they may open.
+        (
+            "GET",
+            "/mentions",
+            None,
+            ["sign-in", "200", "200", "200", "200"],
+        ),
+        (
+            "GET",
+            "/r/doors/people?q=a",
             None,
             ["sign-in", "200", "200", "200", "200"],
         ),

@@ -53,7 +53,7 @@ async fn finds(server: &TestServer, cookie: &str, query: &str, want: &[(&str, u6
 
 #[tokio::test]
 async fn a_person_finds_the_words_of_the_rooms_they_may_read_and_no_others() {
-    let (server, _data) = TestServer::start_api(&["--sign-up", "open"]).await;
+    let (server, data) = TestServer::start_api(&["--sign-up", "open"]).await;
     let ann = server.sign_up("ann", "Ann", PASSWORD).await.expect("ann");
     let bob = server.sign_up("bob", "Bob", PASSWORD).await.expect("bob");
     let owner = server.sign_in(OWNER, OWNER_PASSWORD).await.expect("owner");
@@ -123,6 +123,17 @@ async fn a_person_finds_the_words_of_the_rooms_they_may_read_and_no_others() {
         &[(&plans, secret), ("news", lunch)],
     )
     .await;
+    // Its words leave the index's files as they leave the log's (once each is checkpointed).
+    let deadline = tokio::time::Instant::now() + crate::common::PATIENCE;
+    loop {
+        let found =
+            crate::changes::files_holding(std::path::Path::new(data.path()), &["never mind"]);
+        if found.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{found:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Filters: a room, a person, dates.
     finds(&server, &bob, "q=lunch&room=news", &[("news", lunch)]).await;
