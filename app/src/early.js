@@ -103,6 +103,31 @@
 		style.textContent = rules.join('\n');
 		document.head.appendChild(style);
 	};
+	// A message that calls on the reader by `@handle` (what the composer's completion writes, and
+	// what the server counts as a mention: docs/READING.md) stands out as one calling on them by
+	// name does — the rows the server rendered, and every row drawn since (watched for: the wasm
+	// marks rows by name only, and the handle costs it nothing here).
+	const markHandle = (session) => {
+		const handle = typeof session.handle === 'string' && /^[a-z0-9._-]+$/.test(session.handle) ? session.handle : null;
+		const me = session.you && session.you.id;
+		if (!handle) return;
+		// As the server reads a mention (`mentioned_handles`, app/src/protocol.rs): an "@" not after a
+		// letter, digit or "@", then the handle, not followed by more of a handle's characters (full
+		// stops that end a sentence aside).
+		const called = new RegExp(`(?<![\\p{L}\\p{N}@])@${handle.replace(/\./g, '\\.')}(?!\\.*[a-z0-9_-])`, 'iu');
+		const mark = (row) => {
+			if (row.dataset.author === me || row.classList.contains('mention')) return;
+			if (called.test(row.querySelector('.body')?.textContent ?? '')) row.classList.add('mention');
+		};
+		document.querySelectorAll('ol.messages > li.message[data-author]').forEach(mark);
+		new MutationObserver((changes) => {
+			for (const change of changes) {
+				for (const node of change.addedNodes) {
+					if (node instanceof HTMLElement && node.matches('ol.messages > li.message[data-author]')) mark(node);
+				}
+			}
+		}).observe(document.body, { childList: true, subtree: true });
+	};
 	// A folded row chosen: that person's messages on this page show (new ones come folded).
 	const unfold = (ev) => {
 		if (ev.type === 'keydown' && ev.key !== 'Enter') return;
@@ -123,6 +148,7 @@
 				if (!session) return;
 				if (session.role === 'admin' || session.role === 'moderator') document.documentElement.classList.add('moderator');
 				marks(session);
+				markHandle(session);
 			})
 			.catch(() => {});
 	}

@@ -195,6 +195,12 @@ test('a mention in another room is counted apart, stronger, and listed in Mentio
   await listed.getByRole('link').click();
   await expect(kay.getByTestId('room-name')).toHaveText('# lab');
   await expect(kay.locator('.message .body', { hasText: 'the results are in' })).toBeInViewport();
+  // Called on by her handle (her name is Kay Dunn), the message stands out for her; so does one
+  // that arrives now; the other does not.
+  await expect(kay.locator('.message', { hasText: 'the results are in' })).toHaveClass(/mention/);
+  await expect(kay.locator('.message', { hasText: 'and the plots' })).not.toHaveClass(/mention/);
+  await send(lou, 'one more thing, @KAY.');
+  await expect(kay.locator('.message', { hasText: 'one more thing' })).toHaveClass(/mention/);
   // Read now: on her other devices too, nothing is left.
   await expect(roomLink(kay, 'lab').getByTestId('unread')).toBeHidden();
   expect(errors.flat()).toEqual([]);

@@ -210,6 +210,7 @@ async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Response {
                 no_store,
                 axum::Json(serde_json::json!({
                     "you": me.account.identity(),
+                    "handle": me.account.handle,
                     "role": me.account.role.as_str(),
                     "gone": *gone,
                     "ignored": ignored,
