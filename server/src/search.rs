@@ -37,7 +37,7 @@ pub const EVERY: Duration = Duration::from_millis(250);
 
 /// Most entries of one room read into the index at a time (the room is looked at again at once
 /// if it holds more).
-const BATCH: u64 = 500;
+const BATCH: u64 = 2000;
 
 /// Results on a page.
 pub const PAGE: usize = 20;
@@ -48,7 +48,11 @@ const ROW_SPREAD: i64 = 1024;
 /// The index and the rooms waiting to be read into it. Cheap to clone.
 #[derive(Clone)]
 pub struct Search {
+    /// The indexer's connection (it writes).
     db: Arc<Mutex<Connection>>,
+    /// The searches' (WAL lets them read while a batch is written): a search never waits for
+    /// the indexer.
+    reader: Arc<Mutex<Connection>>,
     dirty: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -125,8 +129,10 @@ impl Search {
             "PRAGMA secure_delete = ON;
              INSERT INTO words (words, rank) VALUES ('secure-delete', 1);",
         )?;
+        let reader = Connection::open(data_dir.join(SEARCH_FILE))?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
+            reader: Arc::new(Mutex::new(reader)),
             dirty: Arc::default(),
         })
     }
@@ -139,12 +145,18 @@ impl Search {
         }
     }
 
-    /// Runs `work` on the index off the runtime's threads.
+    /// Runs `work` on the indexer's connection off the runtime's threads.
     async fn with_db<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, SearchError> {
-        let db = self.db.clone();
+        Self::on(self.db.clone(), work).await
+    }
+
+    async fn on<T: Send + 'static>(
+        db: Arc<Mutex<Connection>>,
+        work: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, SearchError> {
         tokio::task::spawn_blocking(move || {
             let mut db = db.lock().unwrap_or_else(|e| e.into_inner());
             work(&mut db)
@@ -242,8 +254,10 @@ impl Search {
             return Ok(Vec::new());
         };
         let query = query.clone();
-        self.with_db(move |db| find(db, &expression, &query, &private_rooms))
-            .await
+        Self::on(self.reader.clone(), move |db| {
+            find(db, &expression, &query, &private_rooms)
+        })
+        .await
     }
 }
 
@@ -418,19 +432,26 @@ pub async fn run(search: Search, log: Log, stop: tokio_util::sync::CancellationT
             std::mem::take(&mut *search.dirty.lock().unwrap_or_else(|e| e.into_inner()))
                 .into_iter()
                 .collect();
+        // Behind (a room held more than a batch): on again at once, not after a pause — a busy
+        // room must not fall further behind each time.
+        let mut behind = false;
         for room in rooms {
             match search.catch_up(&log, &room).await {
                 Ok(false) => {}
-                Ok(true) => search.stored(&room),
+                Ok(true) => {
+                    behind = true;
+                    search.stored(&room);
+                }
                 Err(e) => {
                     tracing::warn!(%room, "cannot index a room: {e}");
                     search.stored(&room);
                 }
             }
         }
+        let pause = if behind { Duration::ZERO } else { EVERY };
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(EVERY) => {}
+            () = tokio::time::sleep(pause) => {}
         }
     }
 }
