@@ -462,23 +462,24 @@ pub async fn mine(people: &People, account: &str) -> Result<ServerMsg, PeopleErr
 /// What a change to `account`'s rooms does on this node, whichever node made it: their sockets
 /// in a room they were `removed_from` close ([`app::protocol::Disconnect::RoomsChanged`]: they come
 /// back without it), and each of their sockets is sent their own rooms again.
+/// `their_rooms` is handed the person's own rooms as they are now, before they are told them (a room
+/// they were added to is counted for them from then on: `reading`).
 pub fn rooms_changed_here(
-    (hub, people, positions): (&Hub, &People, &crate::reading::Positions),
+    (hub, people): (&Hub, &People),
     account: &str,
     removed_from: Option<&str>,
+    their_rooms: impl FnOnce(&[RoomSummary]) + Send + 'static,
 ) {
     if let Some(room) = removed_from {
         let closed = hub.remove_from_room(account, room);
         tracing::debug!(closed, room, "closed a removed member's sockets");
     }
     let (hub, people, account) = (hub.clone(), people.clone(), account.to_owned());
-    let positions = positions.clone();
     tokio::spawn(async move {
         match mine(&people, &account).await {
             Ok(mine) => {
-                // A room they were added to is counted for them from now on.
                 if let ServerMsg::Mine { rooms } = &mine {
-                    positions.count_from_nothing(&account, rooms.iter().map(|r| r.room.as_str()));
+                    their_rooms(rooms);
                 }
                 hub.tell_account(&account, &Frame::of(&mine));
             }
@@ -489,10 +490,12 @@ pub fn rooms_changed_here(
 
 /// [`rooms_changed_here`], here and on every other node.
 pub fn rooms_changed(state: &AppState, account: &str, removed_from: Option<&str>) {
+    let (positions, who) = (state.positions.clone(), account.to_owned());
     rooms_changed_here(
-        (&state.hub, &state.sessions.people, &state.positions),
+        (&state.hub, &state.sessions.people),
         account,
         removed_from,
+        move |rooms| positions.count_from_nothing(&who, rooms.iter().map(|r| r.room.as_str())),
     );
     if let Some(cluster) = &state.cluster {
         cluster.rooms_changed(account, removed_from);

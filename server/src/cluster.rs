@@ -299,10 +299,14 @@ async fn listen(
             removed_from,
         } = &note.what
         {
+            let (counting, who) = (positions.clone(), account.clone());
             crate::access::rooms_changed_here(
-                (&hub, &people, &positions),
+                (&hub, &people),
                 account,
                 removed_from.as_deref(),
+                move |rooms| {
+                    counting.count_from_nothing(&who, rooms.iter().map(|r| r.room.as_str()))
+                },
             );
             continue;
         }

@@ -72,11 +72,22 @@ async fn a_person_finds_the_words_of_the_rooms_they_may_read_and_no_others() {
     let mut a = Client::connect(server.addr, &ann).await;
     a.join("news", None).await;
     a.join(&plans, None).await;
-    let lunch = a.post_in("news", "n1", "Lunch at the café at noon?").await;
-    let secret = a.post_in(&plans, "p1", "the lunch budget is secret").await;
-    let tokyo = a.post_in("news", "n2", "明日東京で会議があります").await;
-    let typo = a.post_in("news", "n3", "the resturant is booked").await;
-    let gone = a.post_in("news", "n4", "lunch is off, never mind").await;
+    // A few milliseconds apart: "newest first" is by the time each was sent, to the millisecond
+    // (two rooms' messages of the same millisecond come in no particular order).
+    let mut said = Vec::new();
+    for (room, id, body) in [
+        ("news", "n1", "Lunch at the café at noon?"),
+        (plans.as_str(), "p1", "the lunch budget is secret"),
+        ("news", "n2", "明日東京で会議があります"),
+        ("news", "n3", "the resturant is booked"),
+        ("news", "n4", "lunch is off, never mind"),
+    ] {
+        said.push(a.post_in(room, id, body).await);
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let [lunch, secret, tokyo, typo, gone] = said[..] else {
+        unreachable!()
+    };
 
     // Newest first, accents folded both ways; Bob is in the private room too.
     finds(
