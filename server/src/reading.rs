@@ -195,10 +195,25 @@ impl Positions {
             Some(Role::Bot) | None => return,
             Some(_) => {}
         }
+        let told = (moved.last_seq, moved.unread, moved.mentions);
+        // Changed in place when it is there (a writer's position moves with every message they
+        // send: nothing is allocated for it).
+        if let Some(watched) = watching
+            .rooms
+            .get_mut(&moved.room)
+            .and_then(|people| people.get_mut(account))
+        {
+            watched.seq = moved.seq;
+            watched.told = told;
+            if watched.epoch != moved.epoch {
+                watched.epoch = moved.epoch.clone();
+            }
+            return;
+        }
         let watched = Watched {
             epoch: moved.epoch.clone(),
             seq: moved.seq,
-            told: (moved.last_seq, moved.unread, moved.mentions),
+            told,
         };
         watching
             .rooms
