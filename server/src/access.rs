@@ -160,6 +160,34 @@ pub async fn open(state: &AppState, who: Who<'_>, room: &str) -> Result<Opened, 
     }
 }
 
+/// What `account` sees `room` called, if they may open it now (`None`: they may not, as if it did
+/// not exist): `# name` for an open room, a private room's title, a conversation's people. For the
+/// pages that list messages from many rooms (search results, mentions); `Err` if the stores could
+/// not say.
+pub async fn title_if_open(
+    state: &AppState,
+    account: &Account,
+    room: &str,
+) -> Result<Option<String>, String> {
+    match open(state, Who::of(account), room).await {
+        Ok(opened) => Ok(Some(match (&opened.record, RoomKind::of(room)) {
+            (_, RoomKind::Open) => format!("# {room}"),
+            (Some(record), _) => {
+                let members = state
+                    .sessions
+                    .people
+                    .members(room)
+                    .await
+                    .unwrap_or_default();
+                record.title_for(&account.id, &members)
+            }
+            (None, _) => room.to_owned(),
+        })),
+        Err(Refused::Missing) => Ok(None),
+        Err(Refused::Unavailable(e)) => Err(e),
+    }
+}
+
 /// Why a bot may not write to a room.
 #[derive(Debug, thiserror::Error)]
 pub enum BotRefused {

@@ -211,17 +211,10 @@ async fn mentions_page(
     let more = (mentions.len() > PAGE).then(|| mentions[PAGE - 1].at);
     let mut rows = Vec::new();
     for mention in mentions.into_iter().take(PAGE) {
-        let title = match access::open(&state, Who::of(account), &mention.room).await {
-            Ok(opened) => match (&opened.record, RoomKind::of(&mention.room)) {
-                (_, RoomKind::Open) => format!("# {}", mention.room),
-                (Some(record), _) => {
-                    let members = people.members(&mention.room).await.unwrap_or_default();
-                    record.title_for(&account.id, &members)
-                }
-                (None, _) => mention.room.clone(),
-            },
-            Err(Refused::Missing) => continue,
-            Err(Refused::Unavailable(e)) => {
+        let title = match access::title_if_open(&state, account, &mention.room).await {
+            Ok(Some(title)) => title,
+            Ok(None) => continue,
+            Err(e) => {
                 tracing::warn!("mentions door: {e}");
                 return (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment.").into_response();
             }

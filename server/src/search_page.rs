@@ -17,8 +17,7 @@ use leptos::{prelude::*, tachys::view::RenderHtml};
 use serde::Deserialize;
 
 use crate::{
-    AppState,
-    access::{self, Refused, Who},
+    AppState, access,
     accounts::Me,
     people::{Account, RoomKind},
     plain,
@@ -206,22 +205,9 @@ async fn readable(
     let mut shown = Vec::new();
     for hit in rows {
         if !doors.contains_key(&hit.room) {
-            let title = match access::open(state, Who::of(account), &hit.room).await {
-                Ok(opened) => Some(match (&opened.record, RoomKind::of(&hit.room)) {
-                    (_, RoomKind::Open) => format!("# {}", hit.room),
-                    (Some(record), _) => {
-                        let members = state
-                            .sessions
-                            .people
-                            .members(&hit.room)
-                            .await
-                            .unwrap_or_default();
-                        record.title_for(&account.id, &members)
-                    }
-                    (None, _) => hit.room.clone(),
-                }),
-                Err(Refused::Missing) => None,
-                Err(Refused::Unavailable(e)) => {
+            let title = match access::title_if_open(state, account, &hit.room).await {
+                Ok(title) => title,
+                Err(e) => {
                     tracing::warn!("search door: {e}");
                     return Err(
                         (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment.").into_response()
