@@ -255,6 +255,10 @@ async fn connection(
 fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
     match msg {
         ServerMsg::Welcome { .. } => {}
+        // Only where the server's side is built in too (the workspace's tests): the page's script
+        // takes these frames before the wasm (app/src/early.js).
+        #[cfg(feature = "ssr")]
+        ServerMsg::Notify { .. } => {}
         ServerMsg::Joined {
             room,
             epoch,

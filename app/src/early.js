@@ -141,17 +141,20 @@
 	document.addEventListener('keydown', unfold);
 	// A moderator is shown "Delete" on everyone's messages (the server lets a moderator's delete
 	// remove any message): the cached page is the same for every reader, so ask who this one is.
-	if (document.querySelector('ol.messages')) {
-		fetch('/session', { credentials: 'same-origin' })
-			.then((answer) => (answer.ok ? answer.json() : null))
-			.then((session) => {
-				if (!session) return;
-				if (session.role === 'admin' || session.role === 'moderator') document.documentElement.classList.add('moderator');
-				marks(session);
-				markHandle(session);
-			})
-			.catch(() => {});
-	}
+	// Asked once for the page (the notifications' part below reads it too).
+	window.heraldSessionAsked = document.querySelector('ol.messages')
+		? fetch('/session', { credentials: 'same-origin' })
+				.then((answer) => (answer.ok ? answer.json() : null))
+				.catch(() => null)
+		: Promise.resolve(null);
+	window.heraldSessionAsked
+		.then((session) => {
+			if (!session) return;
+			if (session.role === 'admin' || session.role === 'moderator') document.documentElement.classList.add('moderator');
+			marks(session);
+			markHandle(session);
+		})
+		.catch(() => {});
 	for (const list of document.querySelectorAll('.messages-scroller')) {
 		list.scrollTop = list.scrollHeight;
 	}
@@ -326,5 +329,145 @@
 	);
 	document.addEventListener('focusout', (ev) => {
 		if (open && ev.target === open.box) close();
+	});
+})();
+
+// Notifications (docs/NOTIFICATIONS.md). The server decides who is told of a new message (a
+// mention, a direct message, or any message of a room someone chose so) and sends each of their
+// connections a `notify` frame. Here, before the wasm opens its socket, the page's WebSocket is
+// wrapped so that this script reads those frames first (the wasm never sees them) and shows one as
+// a notification while the tab is hidden; a `read` frame (this person read on some device) closes
+// the notifications of what was read, the service worker's too. Once the person allows
+// notifications, this browser subscribes to Web Push (`/sw.js`) so it is told while no tab is open.
+(() => {
+	const Native = window.WebSocket;
+	if (typeof Native !== 'function' || !document.querySelector('meta[name="herald-user"]')) return;
+	const supported = 'Notification' in window;
+	const open = new Map(); // room → the notifications shown for it here, with their seq
+	const sameTag = (room, seq) =>
+		navigator.serviceWorker?.getRegistration().then((registration) =>
+			registration?.getNotifications({ tag: room }).then((shown) => {
+				for (const n of shown) if (!(n.data?.seq > seq)) n.close();
+			}),
+		);
+	const readTo = (room, seq) => {
+		const shown = open.get(room) || [];
+		open.set(room, shown.filter((one) => one.seq > seq || (one.n.close(), false)));
+		sameTag(room, seq)?.catch(() => {});
+	};
+	const show = (notice) => {
+		if (document.visibilityState !== 'hidden' || !supported || Notification.permission !== 'granted') return;
+		if (!notice || typeof notice.title !== 'string' || typeof notice.room !== 'string') return;
+		const n = new Notification(notice.title, {
+			body: typeof notice.body === 'string' ? notice.body : '',
+			tag: notice.room,
+			renotify: true,
+			icon: '/favicon.svg',
+			data: { room: notice.room, seq: notice.seq, url: notice.url },
+		});
+		n.onclick = () => {
+			window.focus();
+			n.close();
+			// Only a path of this site (see `local_path` in server/src/session.rs).
+			if (typeof notice.url === 'string' && /^\/r\/[^/]/.test(notice.url)) location.assign(notice.url);
+		};
+		const shown = open.get(notice.room) || [];
+		shown.push({ n, seq: notice.seq });
+		open.set(notice.room, shown);
+	};
+	// True when the frame was this script's alone.
+	const took = (ev) => {
+		const text = ev.data;
+		if (typeof text !== 'string') return false;
+		if (text.startsWith('{"type":"notify"')) {
+			try {
+				show(JSON.parse(text).notice);
+			} catch {}
+			return true;
+		}
+		if (text.startsWith('{"type":"read"')) {
+			try {
+				const read = JSON.parse(text);
+				if (typeof read.room === 'string' && typeof read.seq === 'number') readTo(read.room, read.seq);
+			} catch {}
+		}
+		return false;
+	};
+	class Socket extends Native {
+		set onmessage(handler) {
+			super.onmessage = typeof handler === 'function' ? (ev) => took(ev) || handler.call(this, ev) : handler;
+		}
+		get onmessage() {
+			return super.onmessage;
+		}
+		addEventListener(type, listener, options) {
+			if (type !== 'message' || typeof listener !== 'function') return super.addEventListener(type, listener, options);
+			return super.addEventListener(type, (ev) => took(ev) || listener.call(this, ev), options);
+		}
+	}
+	window.WebSocket = Socket;
+
+	// Web Push: this browser's subscription, given to the server (again on every page, so that it
+	// belongs to the session signed in here now).
+	const bytes = (b64) => Uint8Array.from(atob(b64.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
+	const subscribe = async (key) => {
+		if (!key || !('serviceWorker' in navigator) || !('PushManager' in window)) return;
+		const registration = await navigator.serviceWorker.register('/sw.js');
+		await navigator.serviceWorker.ready;
+		const wanted = bytes(key);
+		let subscription = await registration.pushManager.getSubscription();
+		const had = subscription?.options.applicationServerKey;
+		if (subscription && !(had && new Uint8Array(had).every((b, i) => b === wanted[i]))) {
+			await subscription.unsubscribe();
+			subscription = null;
+		}
+		subscription ||= await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: wanted });
+		await fetch('/push/subscriptions', {
+			method: 'POST',
+			credentials: 'same-origin',
+			headers: { 'content-type': 'application/json' },
+			body: JSON.stringify(subscription),
+		});
+	};
+	const ASKED = 'herald-notifications-asked';
+	// Asked once, in a corner, never on its own: a browser only shows its prompt after a click.
+	const ask = (key) => {
+		let asked = null;
+		try {
+			asked = localStorage.getItem(ASKED);
+		} catch {}
+		if (asked) return;
+		const card = document.createElement('aside');
+		card.className = 'notify-ask';
+		card.setAttribute('aria-label', 'Notifications');
+		card.dataset.testid = 'notify-ask';
+		const text = card.appendChild(document.createElement('p'));
+		text.textContent = 'Be told of mentions and direct messages while Herald is in the background.';
+		const yes = card.appendChild(document.createElement('button'));
+		yes.type = 'button';
+		yes.className = 'primary';
+		yes.textContent = 'Turn on notifications';
+		const no = card.appendChild(document.createElement('button'));
+		no.type = 'button';
+		no.textContent = 'Not now';
+		const done = () => {
+			card.remove();
+			try {
+				localStorage.setItem(ASKED, '1');
+			} catch {}
+		};
+		no.onclick = done;
+		yes.onclick = () => {
+			done();
+			Notification.requestPermission().then((answer) => {
+				if (answer === 'granted') subscribe(key).catch(() => {});
+			});
+		};
+		document.body.appendChild(card);
+	};
+	window.heraldSessionAsked?.then((session) => {
+		if (!session || !supported) return;
+		if (Notification.permission === 'granted') subscribe(session.push_key).catch(() => {});
+		else if (Notification.permission === 'default') ask(session.push_key);
 	});
 })();

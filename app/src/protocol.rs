@@ -405,6 +405,14 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "is_zero_u32")]
         mentions: u32,
     },
+    /// A new message this person asked to be told of (a mention, a direct message, or any message
+    /// of a room they chose so; docs/NOTIFICATIONS.md), to every connection of theirs: shown as a
+    /// notification by the page's script (app/src/early.js) while its tab is hidden. The script
+    /// takes these frames before the wasm sees them, so the variant exists on the server's side
+    /// only; its fields are under `notice` rather than beside `type`, so that a page that did not
+    /// know it would not read a `room` and a `seq` as an entry of the room.
+    #[cfg(feature = "ssr")]
+    Notify { notice: Notice },
     /// Answer to `history`: up to `limit` messages before `before`, oldest first.
     History {
         room: String,
@@ -414,6 +422,25 @@ pub enum ServerMsg {
         has_more: bool,
     },
 }
+
+/// What a notification says (a `notify` frame's, and a Web Push message's payload).
+#[cfg(feature = "ssr")]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub room: String,
+    pub seq: u64,
+    /// The room as the person sees it called (`#ops`, a private room's title), or in a direct
+    /// conversation who wrote.
+    pub title: String,
+    /// What was written, after who wrote it in a room; at most [`NOTICE_BODY_CHARS`] characters.
+    pub body: String,
+    /// The message in its room: `/r/{room}?at={seq}`.
+    pub url: String,
+}
+
+/// The most characters of a message a notification shows.
+#[cfg(feature = "ssr")]
+pub const NOTICE_BODY_CHARS: usize = 180;
 
 /// One line of the room list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -481,6 +508,9 @@ struct Wire {
     remove: Option<bool>,
     unread: Option<u32>,
     mentions: Option<u32>,
+    /// Never sent to the page's wasm (see [`ServerMsg::Notify`]).
+    #[cfg(feature = "ssr")]
+    notice: Option<Notice>,
 }
 
 impl Wire {
@@ -620,6 +650,10 @@ impl TryFrom<Wire> for ServerMsg {
             },
             "mine" => ServerMsg::Mine {
                 rooms: needs(w.rooms, "rooms")?,
+            },
+            #[cfg(feature = "ssr")]
+            "notify" => ServerMsg::Notify {
+                notice: needs(w.notice, "notice")?,
             },
             "history" => ServerMsg::History {
                 room: needs(w.room, "room")?,

@@ -131,7 +131,7 @@ pub async fn until_set_up(State(state): State<AppState>, request: Request, next:
     let path = request.uri().path();
     if matches!(
         path,
-        "/setup" | "/healthz" | "/readyz" | "/metrics" | "/favicon.svg"
+        "/setup" | "/healthz" | "/readyz" | "/metrics" | "/favicon.svg" | "/sw.js"
     ) {
         return next.run(request).await;
     }

@@ -74,6 +74,13 @@ enum What {
     /// Rooms where the node stored messages or deletions in the last second: what is unread there
     /// is counted again for the people who count them (`reading`).
     Active { rooms: Vec<String> },
+    /// Something to tell a person (`notify`): every connection of theirs shows it if hidden.
+    Notify {
+        account: String,
+        notice: app::protocol::Notice,
+    },
+    /// Someone chose what they are told of `room`: who hears every message there is read again.
+    Chose { room: String },
 }
 
 /// A handle for the server's ticker: what the hub says to share goes out from here.
@@ -86,7 +93,8 @@ enum Outgoing {
     Shared(Vec<Shared>),
     /// Sessions that ended here: the other nodes close their sockets too.
     Ended(Vec<String>),
-    /// Unnumbered notes of rooms and their people (`What::Rooms`, `What::Archived`, `What::Read`).
+    /// Unnumbered notes of rooms and their people (`What::Rooms`, `What::Archived`, `What::Read`,
+    /// `What::Active`, `What::Notify`, `What::Chose`).
     Note(What),
     /// Someone asked for everything this node knows of its people.
     Everything,
@@ -101,6 +109,7 @@ impl Cluster {
         hub: Hub,
         people: People,
         positions: crate::reading::Positions,
+        known: crate::notify::Known,
         stop: CancellationToken,
     ) -> anyhow::Result<Self> {
         let conn = link.commands().await?;
@@ -130,7 +139,7 @@ impl Cluster {
         let cluster_ = cluster.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = listen(heard, conn, node, (hub, people, positions), cluster_) => {}
+                () = listen(heard, conn, node, (hub, people, positions, known), cluster_) => {}
                 () = stop.cancelled() => {}
             }
         });
@@ -170,6 +179,21 @@ impl Cluster {
         if !reads.is_empty() {
             let _ = self.out.send(Outgoing::Note(What::Read { reads }));
         }
+    }
+
+    /// `notice` for `account`: the other nodes tell their connections of theirs.
+    pub fn notify(&self, account: &str, notice: &app::protocol::Notice) {
+        let _ = self.out.send(Outgoing::Note(What::Notify {
+            account: account.to_owned(),
+            notice: notice.clone(),
+        }));
+    }
+
+    /// Someone chose here what they are told of `room`.
+    pub fn chose(&self, room: &str) {
+        let _ = self.out.send(Outgoing::Note(What::Chose {
+            room: room.to_owned(),
+        }));
     }
 
     /// What [`Hub::tick`] returned: told to the other nodes.
@@ -212,6 +236,8 @@ async fn tell(
                     | What::Archived { .. }
                     | What::Read { .. }
                     | What::Active { .. }
+                    | What::Notify { .. }
+                    | What::Chose { .. }
             ) {
                 v += 1;
             }
@@ -247,7 +273,7 @@ async fn listen(
     mut heard: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
     mut conn: Commands,
     node: String,
-    (hub, people, positions): (Hub, People, crate::reading::Positions),
+    (hub, people, positions, known): (Hub, People, crate::reading::Positions, crate::notify::Known),
     cluster: Cluster,
 ) {
     let mut peers: HashMap<String, Peer> = HashMap::new();
@@ -321,6 +347,14 @@ async fn listen(
             }
             continue;
         }
+        if let What::Notify { account, notice } = note.what {
+            hub.tell_account(&account, &crate::notify::frame(notice));
+            continue;
+        }
+        if let What::Chose { room } = &note.what {
+            known.chose(room);
+            continue;
+        }
         if let What::Active { rooms } = note.what {
             positions.heard_active(rooms);
             continue;
@@ -363,7 +397,9 @@ async fn listen(
             | What::Rooms { .. }
             | What::Archived { .. }
             | What::Read { .. }
-            | What::Active { .. } => {}
+            | What::Active { .. }
+            | What::Notify { .. }
+            | What::Chose { .. } => {}
         }
     }
 }

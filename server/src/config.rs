@@ -296,6 +296,26 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=120))]
     pub webhook_timeout_secs: u64,
 
+    /// Who runs this server, for the Web Push services (a `mailto:` or `https:` URL they may use
+    /// to reach the operator about its pushes).
+    #[arg(
+        long,
+        env = "HERALD_PUSH_CONTACT",
+        default_value = "mailto:postmaster@localhost"
+    )]
+    pub push_contact: String,
+
+    /// Milliseconds a notification waits before it is pushed to a person's browsers that have no
+    /// Herald tab open: read on another device meanwhile, it is not pushed.
+    #[arg(long, env = "HERALD_PUSH_HOLD_MS", default_value_t = 4000,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub push_hold_ms: u64,
+
+    /// Let push subscriptions name http:// endpoints and internal addresses (for tests against a
+    /// local push service; never on a server people use).
+    #[arg(long, env = "HERALD_PUSH_ALLOW_LOCAL")]
+    pub push_allow_local: bool,
+
     /// Days a session (a device signed in) lasts after its last use.
     #[arg(long, env = "HERALD_SESSION_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3650))]

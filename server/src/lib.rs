@@ -21,12 +21,14 @@ pub mod log;
 pub mod mentions;
 pub mod metrics;
 pub mod moderation;
+pub mod notify;
 pub mod page_cache;
 pub mod pages;
 pub mod peer;
 pub mod people;
 pub mod personal;
 pub mod plain;
+pub mod push;
 pub mod rate;
 pub mod reach;
 pub mod reading;
@@ -120,6 +122,12 @@ pub struct AppState {
     /// Read positions set here and not yet written (`reading`).
     #[from_ref(skip)]
     pub positions: reading::Positions,
+    /// What notifications remember to decide quickly (`notify`).
+    #[from_ref(skip)]
+    pub notify: notify::Known,
+    /// Web Push's key and client (`push`).
+    #[from_ref(skip)]
+    pub push: push::Push,
 }
 
 /// What each connection may send; see the matching [`Config`] fields.
@@ -168,8 +176,11 @@ pub async fn run(
         }
         Some(_) => None,
     };
+    // What the log stores here is looked at for notifications by a task of their own.
+    let (notices, stored_messages) = notify::queue();
     let publish = {
         let (hub, metrics, positions) = (hub.clone(), metrics.clone(), positions.clone());
+        let notices = notices.clone();
         let search = search.clone();
         move |published: log::Published<'_>| match published {
             log::Published::Entry(entry) => hub.publish(entry),
@@ -188,6 +199,7 @@ pub async fn run(
                 if let Some(search) = &search {
                     search.stored(entry.room());
                 }
+                notices.stored(entry);
             }
             log::Published::Start { room, last_seq } => hub.set_last_seq(room, last_seq),
             log::Published::Forgotten { room } => {
@@ -297,6 +309,16 @@ pub async fn run(
         },
         webhook_claims,
     );
+    let push = push::Push::start(
+        &sessions.people,
+        push::PushSettings {
+            contact: config.push_contact.clone(),
+            hold: Duration::from_millis(config.push_hold_ms),
+            allow_local: config.push_allow_local,
+            timeout: Duration::from_secs(config.webhook_timeout_secs),
+        },
+    )
+    .await?;
     let mut state = AppState {
         site_files: None,
         page_style: None,
@@ -337,6 +359,8 @@ pub async fn run(
         webhooks,
         positions,
         search,
+        notify: notify::Known::default(),
+        push,
     };
     if !local_addr.ip().is_loopback() && config.allowed_hosts.is_empty() {
         tracing::warn!(
@@ -357,8 +381,11 @@ pub async fn run(
         (Some(link), Some(bus)) => {
             let stop = state.stop.clone();
             let (hub, people) = (state.hub.clone(), state.sessions.people.clone());
-            let positions = state.positions.clone();
-            Some(cluster::Cluster::start(link.clone(), bus, hub, people, positions, stop).await?)
+            let (positions, known) = (state.positions.clone(), state.notify.clone());
+            Some(
+                cluster::Cluster::start(link.clone(), bus, hub, people, positions, known, stop)
+                    .await?,
+            )
         }
         _ => None,
     };
@@ -370,6 +397,9 @@ pub async fn run(
     }
     // Read positions are written a few times a second, and once more as the server stops.
     state.tasks.spawn(reading::run(state.clone()));
+    state
+        .tasks
+        .spawn(notify::run(state.clone(), stored_messages));
     if let Some(search) = &state.search {
         let (search, log, stop) = (search.clone(), state.log.clone(), state.stop.clone());
         state.tasks.spawn(search::run(search, log, stop));
@@ -520,6 +550,8 @@ fn router(state: AppState, body_timeout: Duration) -> Router {
                 .merge(moderation::router())
                 .merge(search_page::router())
                 .merge(mentions::router())
+                .merge(notify::router())
+                .merge(push::router())
                 .merge(bot_pages::router())
                 .merge(personal::router())
                 // Forms are posted from this site's own pages only.

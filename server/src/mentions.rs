@@ -6,7 +6,6 @@
 //! composer's `@` completion (app/src/early.js): who may be mentioned there whose handle or name
 //! begins so.
 
-use app::protocol::mentioned_handles;
 use axum::{
     Router,
     extract::{Query, State},
@@ -18,8 +17,7 @@ use leptos::{prelude::*, tachys::view::RenderHtml};
 use serde::Deserialize;
 
 use crate::{
-    AppState,
-    access::{self, Refused, Who},
+    AppState, access,
     accounts::Me,
     log::{Appending, LogError},
     people::{PeopleError, Role, RoomKind, mentions::Mention, now_ms},
@@ -65,21 +63,7 @@ pub async fn record(
     seq: u64,
     body: &str,
 ) -> Result<(), PeopleError> {
-    let people = &state.sessions.people;
-    let mut accounts = Vec::new();
-    for handle in mentioned_handles(body) {
-        let Some(account) = people.by_handle(&handle).await? else {
-            continue;
-        };
-        if account.id == author || account.role == Role::Bot || !account.active {
-            continue;
-        }
-        match access::open(state, Who::of(&account), room).await {
-            Ok(_) => accounts.push(account.id),
-            Err(Refused::Missing) => {}
-            Err(Refused::Unavailable(e)) => return Err(PeopleError::Storage(e)),
-        }
-    }
+    let accounts = crate::notify::mentioned_people(state, room, author, body).await?;
     let Some(epoch) = state.rooms.epoch(room) else {
         return Ok(());
     };
@@ -92,7 +76,11 @@ pub async fn record(
         seq,
         at: now_ms(),
     };
-    people.add_mentions(&accounts, &mention).await?;
+    state
+        .sessions
+        .people
+        .add_mentions(&accounts, &mention)
+        .await?;
     for account in &accounts {
         crate::reading::tell_now(state, account, room).await;
     }

@@ -19,7 +19,7 @@ use crate::{
     AppState,
     access::{self, NotMade, Refused, Who},
     accounts::Me,
-    people::{Account, Role, RoomKind, RoomRecord},
+    people::{Account, Role, RoomKind, RoomRecord, notify::Level},
     plain,
     session::unavailable,
 };
@@ -100,6 +100,8 @@ struct Asked {
     wait: Option<u64>,
     /// With `error=nobody`: the handle that is nobody's.
     handle: Option<String>,
+    /// `saved` after the notification setting was saved.
+    notify: Option<String>,
 }
 
 /// The sentence for a form's error code. Unknown codes say nothing.
@@ -380,6 +382,48 @@ async fn about_page(
             </form>
         }
     });
+    // What the person is told of this room (docs/NOTIFICATIONS.md): theirs alone, so any reader
+    // may choose, a guest too.
+    let chosen = match people.notify_levels(&me.account.id).await {
+        Ok(levels) => levels
+            .into_iter()
+            .find_map(|(r, level)| (r == room).then_some(level))
+            .unwrap_or_default(),
+        Err(e) => return unavailable(&e),
+    };
+    let mentions_label = match kind {
+        // In a conversation every message is for its people: "every" is the default there.
+        RoomKind::Direct => "Every new message (the default)",
+        _ => "Mentions of me (the default)",
+    };
+    let notify_form = {
+        let option = |level: Level, label: &'static str| {
+            view! {
+                <label>
+                    <input type="radio" name="level" value=level.as_str() checked=chosen == level data-testid=format!("notify-{}", level.as_str())/>
+                    {label}
+                </label>
+            }
+        };
+        let saved = (asked.notify.as_deref() == Some("saved"))
+            .then(|| view! { <p role="status" data-testid="notify-saved">"Saved."</p> });
+        view! {
+            <section aria-labelledby="notify-title">
+                <h2 id="notify-title">"Notifications"</h2>
+                <form class="name-form" method="post" action=action("notify") data-testid="notify-form">
+                    <fieldset>
+                        <legend>"Tell me when there is"</legend>
+                        {(kind != RoomKind::Direct).then(|| option(Level::Every, "Every new message"))}
+                        {option(Level::Mentions, mentions_label)}
+                        {option(Level::Nothing, "Nothing")}
+                    </fieldset>
+                    <p class="hint">"On every device you use, while its Herald tab is hidden or closed (the chat asks this browser's permission once)."</p>
+                    <button type="submit" data-testid="notify-save">"Save"</button>
+                    {saved}
+                </form>
+            </section>
+        }
+    };
     let leave_label = match kind {
         RoomKind::Private => "Leave this room",
         _ => "Hide from my list",
@@ -432,6 +476,7 @@ async fn about_page(
             </section>
         })}
         {add_form}
+        {notify_form}
         {(room != DEFAULT_ROOM).then(|| view! {
             <form method="post" action=action("leave")>
                 <button type="submit" data-testid="leave">{leave_label}</button>

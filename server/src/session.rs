@@ -191,7 +191,8 @@ pub fn router() -> Router<AppState> {
         .route("/session/end", post(end))
 }
 
-/// `200 {"you": {"id", "name"}, "role", "gone": {"deactivated", "deleted"}, "ignored"}` for a live
+/// `200 {"you": {"id", "name"}, "handle", "role", "gone": {"deactivated", "deleted"}, "ignored",
+/// "notify": {room: level}, "push_key"}` for a live
 /// session, `401 {"error": "no_session"}` without one. Never cached: it changes when the visitor
 /// signs in or out, in any tab.
 async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -201,11 +202,20 @@ async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Response {
         // page marks beside names (the cached page is the same for every reader).
         Some(me) => {
             let people = &state.sessions.people;
-            let (gone, ignored) = tokio::join!(people.gone(), people.ignored(&me.account.id));
-            let (gone, ignored) = match (gone, ignored) {
-                (Ok(gone), Ok(ignored)) => (gone, ignored),
-                (Err(e), _) | (_, Err(e)) => return unavailable(&e),
+            let (gone, ignored, levels) = tokio::join!(
+                people.gone(),
+                people.ignored(&me.account.id),
+                people.notify_levels(&me.account.id)
+            );
+            let (gone, ignored, levels) = match (gone, ignored, levels) {
+                (Ok(gone), Ok(ignored), Ok(levels)) => (gone, ignored, levels),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return unavailable(&e),
             };
+            // What the person chose to be told, where not the default (docs/NOTIFICATIONS.md).
+            let notify: serde_json::Map<String, serde_json::Value> = levels
+                .into_iter()
+                .map(|(room, level)| (room, level.as_str().into()))
+                .collect();
             (
                 no_store,
                 axum::Json(serde_json::json!({
@@ -214,6 +224,8 @@ async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Response {
                     "role": me.account.role.as_str(),
                     "gone": *gone,
                     "ignored": ignored,
+                    "notify": notify,
+                    "push_key": state.push.public_key(),
                 })),
             )
                 .into_response()

@@ -549,6 +549,11 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// Whether `session` (its stored key) let in a connection open here.
+    pub fn has_session(&self, session: &str) -> bool {
+        lock(&self.inner.sessions).contains_key(session)
+    }
+
     /// Whether `account` has a connection here.
     pub fn has_account(&self, account: &str) -> bool {
         lock(&self.inner.by_account).contains_key(account)

@@ -271,6 +271,7 @@ macro_rules! each {
 mod bots;
 mod marks;
 pub mod mentions;
+pub mod notify;
 pub mod reading;
 
 pub use marks::{DELETED_NAME, GUEST_ID_PREFIX, Gone, is_deleted};

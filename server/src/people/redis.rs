@@ -103,6 +103,40 @@ fn mentioned_key(room: &str) -> String {
     format!("herald:{{people}}:mentioned:{room}")
 }
 
+/// What `account` chose to be told of each room (where not the default): `room` → level.
+fn notify_key(account: &str) -> String {
+    format!("herald:{{people}}:notify:{account}")
+}
+
+/// The people told of every message of `room`.
+fn told_every_key(room: &str) -> String {
+    format!("herald:{{people}}:told-every:{room}")
+}
+
+/// `account`'s push subscriptions: endpoint → `SESSION\tP256DH\tAUTH\tAT`.
+fn push_key(account: &str) -> String {
+    format!("herald:{{people}}:push:{account}")
+}
+
+/// Whose each push endpoint is: endpoint → account.
+const PUSH_OWNERS_KEY: &str = "herald:{people}:push-owners";
+
+/// The accounts with a push subscription.
+const SUBSCRIBERS_KEY: &str = "herald:{people}:subscribers";
+
+/// KEYS: a person's subscriptions, whose each endpoint is, the people with one. ARGV: the
+/// endpoint, the account. Drops that subscription, and the person from those with one if it was
+/// their last — at once, or a subscription made meanwhile could be left out of the list.
+const UNSUBSCRIBE: &str = r"
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[2], ARGV[1]) end
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[3], ARGV[2]) end
+return 1
+";
+
+/// The server's VAPID private key.
+const VAPID_KEY: &str = "herald:{people}:vapid";
+
 fn mention_member(mention: &super::mentions::Mention) -> String {
     format!("{}\t{}\t{}", mention.room, mention.epoch, mention.seq)
 }
@@ -616,6 +650,7 @@ impl RedisPeople {
             .del(room_key(room))
             .del(members_key(room))
             .del(mentioned_key(room))
+            .del(told_every_key(room))
             .srem(ROOMS_KEY, room);
         for account in &members {
             step.srem(rooms_of_key(account), room);
@@ -634,6 +669,7 @@ impl RedisPeople {
             for account in &accounts {
                 unhide.srem(hidden_key(account), room).ignore();
                 unhide.hdel(read_key(account), room).ignore();
+                unhide.hdel(notify_key(account), room).ignore();
             }
             unhide.query_async::<()>(&mut conn).await?;
             if next == 0 {
@@ -809,6 +845,129 @@ impl RedisPeople {
             .collect())
     }
 
+    pub async fn notify_levels(
+        &self,
+        account: &str,
+    ) -> Result<Vec<(String, super::notify::Level)>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let levels: Vec<(String, String)> = conn.hgetall(notify_key(account)).await?;
+        Ok(levels
+            .into_iter()
+            .filter_map(|(room, level)| Some((room, super::notify::Level::parse(&level)?)))
+            .collect())
+    }
+
+    pub async fn set_notify_level(
+        &self,
+        account: &str,
+        room: &str,
+        level: super::notify::Level,
+    ) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let mut step = redis::pipe();
+        step.atomic();
+        match level {
+            super::notify::Level::Mentions => step.hdel(notify_key(account), room).ignore(),
+            level => step
+                .hset(notify_key(account), room, level.as_str())
+                .ignore(),
+        };
+        match level {
+            super::notify::Level::Every => step.sadd(told_every_key(room), account).ignore(),
+            _ => step.srem(told_every_key(room), account).ignore(),
+        };
+        step.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    pub async fn told_every(&self, room: &str) -> Result<Vec<String>, PeopleError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.smembers(told_every_key(room)).await?)
+    }
+
+    pub async fn subscribe(
+        &self,
+        subscription: &super::notify::Subscription,
+    ) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        let s = subscription;
+        let owner: Option<String> = conn.hget(PUSH_OWNERS_KEY, &s.endpoint).await?;
+        if let Some(owner) = owner.filter(|owner| *owner != s.account) {
+            self.unsubscribe(&owner, &s.endpoint).await?;
+        }
+        let value = format!("{}\t{}\t{}\t{}", s.session, s.p256dh, s.auth, s.at);
+        let mut step = redis::pipe();
+        step.atomic()
+            .hset(push_key(&s.account), &s.endpoint, value)
+            .ignore()
+            .hset(PUSH_OWNERS_KEY, &s.endpoint, &s.account)
+            .ignore()
+            .sadd(SUBSCRIBERS_KEY, &s.account)
+            .ignore();
+        step.query_async::<()>(&mut conn).await?;
+        // Only the newest are kept.
+        let kept = self.subscriptions(&s.account).await?;
+        let over = kept
+            .len()
+            .saturating_sub(super::notify::SUBSCRIPTIONS_PER_PERSON);
+        for old in &kept[..over] {
+            self.unsubscribe(&s.account, &old.endpoint).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn subscriptions(
+        &self,
+        account: &str,
+    ) -> Result<Vec<super::notify::Subscription>, PeopleError> {
+        let mut conn = self.conn.clone();
+        let stored: Vec<(String, String)> = conn.hgetall(push_key(account)).await?;
+        let mut subscriptions: Vec<super::notify::Subscription> = stored
+            .into_iter()
+            .filter_map(|(endpoint, value)| {
+                let mut parts = value.split('\t');
+                let (session, p256dh, auth, at) =
+                    (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+                Some(super::notify::Subscription {
+                    endpoint,
+                    account: account.to_owned(),
+                    session: session.to_owned(),
+                    p256dh: p256dh.to_owned(),
+                    auth: auth.to_owned(),
+                    at: at.parse().ok()?,
+                })
+            })
+            .collect();
+        subscriptions.sort_by_key(|s| s.at);
+        Ok(subscriptions)
+    }
+
+    pub async fn unsubscribe(&self, account: &str, endpoint: &str) -> Result<(), PeopleError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("EVAL")
+            .arg(UNSUBSCRIBE)
+            .arg(3)
+            .arg(push_key(account))
+            .arg(PUSH_OWNERS_KEY)
+            .arg(SUBSCRIBERS_KEY)
+            .arg(endpoint)
+            .arg(account)
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn subscribers(&self) -> Result<Vec<String>, PeopleError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.smembers(SUBSCRIBERS_KEY).await?)
+    }
+
+    pub async fn vapid_key(&self, made: &str) -> Result<String, PeopleError> {
+        let mut conn = self.conn.clone();
+        let _: bool = conn.set_nx(VAPID_KEY, made).await?;
+        Ok(conn.get(VAPID_KEY).await?)
+    }
+
     pub async fn mentions_after(
         &self,
         account: &str,
@@ -879,6 +1038,19 @@ impl RedisPeople {
         match deleted {
             1 => {
                 conn.del::<_, ()>(&[read_key(id), mentions_key(id)]).await?;
+                for (room, _) in self.notify_levels(id).await? {
+                    conn.srem::<_, _, ()>(told_every_key(&room), id).await?;
+                }
+                let endpoints: Vec<String> = conn.hkeys(push_key(id)).await?;
+                let mut step = redis::pipe();
+                if !endpoints.is_empty() {
+                    step.hdel(PUSH_OWNERS_KEY, &endpoints).ignore();
+                }
+                step.del(&[notify_key(id), push_key(id)])
+                    .ignore()
+                    .srem(SUBSCRIBERS_KEY, id)
+                    .ignore();
+                step.query_async::<()>(&mut conn).await?;
                 Ok(())
             }
             _ => Err(PeopleError::NoSuchAccount),

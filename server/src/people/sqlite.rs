@@ -141,7 +141,27 @@ impl SqlitePeople {
                  PRIMARY KEY (account, room, epoch, seq)
              ) STRICT, WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS mentions_by_message ON mentions (room, seq);
-             CREATE INDEX IF NOT EXISTS mentions_by_time ON mentions (account, at);",
+             CREATE INDEX IF NOT EXISTS mentions_by_time ON mentions (account, at);
+             CREATE TABLE IF NOT EXISTS notify_levels (
+                 account TEXT NOT NULL,
+                 room    TEXT NOT NULL,
+                 level   TEXT NOT NULL,
+                 PRIMARY KEY (account, room)
+             ) STRICT, WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS notify_levels_by_room ON notify_levels (room, level);
+             CREATE TABLE IF NOT EXISTS push_subscriptions (
+                 endpoint TEXT PRIMARY KEY,
+                 account  TEXT NOT NULL,
+                 session  TEXT NOT NULL,
+                 p256dh   TEXT NOT NULL,
+                 auth     TEXT NOT NULL,
+                 at       INTEGER NOT NULL
+             ) STRICT;
+             CREATE INDEX IF NOT EXISTS push_subscriptions_of ON push_subscriptions (account, at);
+             CREATE TABLE IF NOT EXISTS secrets (
+                 name  TEXT PRIMARY KEY,
+                 value TEXT NOT NULL
+             ) STRICT;",
         )?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -630,6 +650,7 @@ impl SqlitePeople {
                 "DELETE FROM reports WHERE room = ?1",
                 "DELETE FROM read_positions WHERE room = ?1",
                 "DELETE FROM mentions WHERE room = ?1",
+                "DELETE FROM notify_levels WHERE room = ?1",
             ] {
                 tx.execute(sql, [&room])?;
             }
@@ -875,11 +896,163 @@ impl SqlitePeople {
             tx.execute("DELETE FROM ignored WHERE account = ?1", [&id])?;
             tx.execute("DELETE FROM read_positions WHERE account = ?1", [&id])?;
             tx.execute("DELETE FROM mentions WHERE account = ?1", [&id])?;
+            tx.execute("DELETE FROM notify_levels WHERE account = ?1", [&id])?;
+            tx.execute("DELETE FROM push_subscriptions WHERE account = ?1", [&id])?;
             tx.commit()?;
             match changed {
                 1 => Ok(()),
                 _ => Err(PeopleError::NoSuchAccount),
             }
+        })
+        .await
+    }
+}
+
+/// Notification levels, push subscriptions, the VAPID key (`super::notify`).
+impl SqlitePeople {
+    pub async fn notify_levels(
+        &self,
+        account: &str,
+    ) -> Result<Vec<(String, super::notify::Level)>, PeopleError> {
+        let account = account.to_owned();
+        self.with(move |conn| {
+            let mut query =
+                conn.prepare("SELECT room, level FROM notify_levels WHERE account = ?1")?;
+            let rows = query.query_map([&account], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let rows = rows.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(room, level)| Some((room, super::notify::Level::parse(&level)?)))
+                .collect())
+        })
+        .await
+    }
+
+    pub async fn set_notify_level(
+        &self,
+        account: &str,
+        room: &str,
+        level: super::notify::Level,
+    ) -> Result<(), PeopleError> {
+        let (account, room) = (account.to_owned(), room.to_owned());
+        self.with(move |conn| {
+            match level {
+                // The default is kept by keeping nothing.
+                super::notify::Level::Mentions => conn.execute(
+                    "DELETE FROM notify_levels WHERE account = ?1 AND room = ?2",
+                    [&account, &room],
+                )?,
+                level => conn.execute(
+                    "INSERT INTO notify_levels (account, room, level) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (account, room) DO UPDATE SET level = excluded.level",
+                    [&account, &room, level.as_str()],
+                )?,
+            };
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn told_every(&self, room: &str) -> Result<Vec<String>, PeopleError> {
+        let room = room.to_owned();
+        self.with(move |conn| {
+            let mut query =
+                conn.prepare("SELECT account FROM notify_levels WHERE room = ?1 AND level = ?2")?;
+            let rows =
+                query.query_map([&room, super::notify::Level::Every.as_str()], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<String>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn subscribe(
+        &self,
+        subscription: &super::notify::Subscription,
+    ) -> Result<(), PeopleError> {
+        let s = subscription.clone();
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO push_subscriptions (endpoint, account, session, p256dh, auth, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![s.endpoint, s.account, s.session, s.p256dh, s.auth, sql_int(s.at)],
+            )?;
+            // Only the newest are kept.
+            tx.execute(
+                "DELETE FROM push_subscriptions WHERE account = ?1 AND endpoint NOT IN (
+                     SELECT endpoint FROM push_subscriptions WHERE account = ?1
+                     ORDER BY at DESC LIMIT ?2)",
+                params![
+                    s.account,
+                    super::notify::SUBSCRIPTIONS_PER_PERSON as i64
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn subscriptions(
+        &self,
+        account: &str,
+    ) -> Result<Vec<super::notify::Subscription>, PeopleError> {
+        let account = account.to_owned();
+        self.with(move |conn| {
+            let mut query = conn.prepare(
+                "SELECT endpoint, account, session, p256dh, auth, at FROM push_subscriptions
+                 WHERE account = ?1 ORDER BY at",
+            )?;
+            let rows = query.query_map([&account], |r| {
+                Ok(super::notify::Subscription {
+                    endpoint: r.get(0)?,
+                    account: r.get(1)?,
+                    session: r.get(2)?,
+                    p256dh: r.get(3)?,
+                    auth: r.get(4)?,
+                    at: r.get::<_, i64>(5)?.max(0) as u64,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn unsubscribe(&self, account: &str, endpoint: &str) -> Result<(), PeopleError> {
+        let (account, endpoint) = (account.to_owned(), endpoint.to_owned());
+        self.with(move |conn| {
+            conn.execute(
+                "DELETE FROM push_subscriptions WHERE account = ?1 AND endpoint = ?2",
+                [&account, &endpoint],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn subscribers(&self) -> Result<Vec<String>, PeopleError> {
+        self.with(move |conn| {
+            let mut query = conn.prepare("SELECT DISTINCT account FROM push_subscriptions")?;
+            let rows = query.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<String>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn vapid_key(&self, made: &str) -> Result<String, PeopleError> {
+        let made = made.to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO secrets (name, value) VALUES ('vapid', ?1)",
+                [&made],
+            )?;
+            Ok(
+                conn.query_row("SELECT value FROM secrets WHERE name = 'vapid'", [], |r| {
+                    r.get(0)
+                })?,
+            )
         })
         .await
     }

@@ -565,7 +565,8 @@ impl Client {
                     | ServerMsg::Typing { .. }
                     | ServerMsg::Rooms { .. }
                     | ServerMsg::Mine { .. }
-                    | ServerMsg::Read { .. }),
+                    | ServerMsg::Read { .. }
+                    | ServerMsg::Notify { .. }),
                 ) => self.signals.push_back(msg),
                 seen => return seen,
             }

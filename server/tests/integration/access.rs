@@ -104,6 +104,11 @@ async fn doors(server: &TestServer, cookie: Option<&str>, room: &str) -> Vec<(St
         format!("{status} {}", json["error"]["code"]),
     ));
     if let Some(cookie) = cookie {
+        // What the person is told of the room: theirs to choose, through the room's door.
+        let (status, ..) = server
+            .post_as(&format!("/r/{room}/notify"), Some(cookie), "level=every")
+            .await;
+        seen.push(("notify".into(), status.to_string()));
         let mut socket = Client::connect(server.addr, cookie).await;
         let answer = match socket.try_join(room, true).await {
             Ok(()) => "joined".to_owned(),
@@ -166,6 +171,7 @@ async fn private_rooms_are_members_only(a: &TestServer, b: &TestServer) {
             "/r/ROOM/edits/1" => {}
             "join" => assert_eq!(answer, "joined"),
             "listed" => assert_eq!(answer, "true"),
+            "notify" => assert_eq!(answer, "303"),
             _ => assert!(answer.starts_with("200"), "{door}: {answer}"),
         }
     }
@@ -766,7 +772,7 @@ async fn the_account_admin_and_moderation_pages_answer_each_role_as_the_table_of
     // An open room everyone may open: its admin doors let admins alone through (deleting it
     // without the box ticked is sent back to its page).
     assert_eq!(make_room(&server, &p.ann, "open", "doors").await.0, 303);
-    let doors: [(&str, &str, Option<&str>, [&str; 5]); 16] = [
+    let doors: [(&str, &str, Option<&str>, [&str; 5]); 17] = [
         // Search: everyone signed in, each finding only what they may read (tests/search.rs).
         (
             "GET",
@@ -786,6 +792,14 @@ async fn the_account_admin_and_moderation_pages_answer_each_role_as_the_table_of
             "/r/doors/people?q=a",
             None,
             ["sign-in", "200", "200", "200", "200"],
+        ),
+        // What each is told of a room they may open: their own choice (tests/notifications.rs;
+        // a private room's door is in `doors`).
+        (
+            "POST",
+            "/r/doors/notify",
+            Some("level=every"),
+            ["sign-in", "303", "303", "303", "303"],
         ),
         (
             "POST",

@@ -24,6 +24,7 @@ mod log_contract;
 mod memory;
 mod mentions;
 mod moderation;
+mod notifications;
 mod operations;
 mod pages;
 mod presence;
