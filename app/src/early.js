@@ -410,64 +410,77 @@
 	// Web Push: this browser's subscription, given to the server (again on every page, so that it
 	// belongs to the session signed in here now).
 	const bytes = (b64) => Uint8Array.from(atob(b64.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
+	// A browser that cannot subscribe (no push service reachable, a private window) is not asked
+	// again on every page: once a day.
+	const FAILED = 'herald-push-failed';
 	const subscribe = async (key) => {
 		if (!key || !('serviceWorker' in navigator) || !('PushManager' in window)) return;
-		const registration = await navigator.serviceWorker.register('/sw.js');
-		await navigator.serviceWorker.ready;
-		const wanted = bytes(key);
-		let subscription = await registration.pushManager.getSubscription();
-		const had = subscription?.options.applicationServerKey;
-		if (subscription && !(had && new Uint8Array(had).every((b, i) => b === wanted[i]))) {
-			await subscription.unsubscribe();
-			subscription = null;
-		}
-		subscription ||= await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: wanted });
-		await fetch('/push/subscriptions', {
-			method: 'POST',
-			credentials: 'same-origin',
-			headers: { 'content-type': 'application/json' },
-			body: JSON.stringify(subscription),
-		});
-	};
-	const ASKED = 'herald-notifications-asked';
-	// Asked once, in a corner, never on its own: a browser only shows its prompt after a click.
-	const ask = (key) => {
-		let asked = null;
+		let failed = 0;
 		try {
-			asked = localStorage.getItem(ASKED);
+			failed = Number(localStorage.getItem(FAILED)) || 0;
 		} catch {}
-		if (asked) return;
-		const card = document.createElement('aside');
-		card.className = 'notify-ask';
-		card.setAttribute('aria-label', 'Notifications');
-		card.dataset.testid = 'notify-ask';
-		const text = card.appendChild(document.createElement('p'));
-		text.textContent = 'Be told of mentions and direct messages while Herald is in the background.';
-		const yes = card.appendChild(document.createElement('button'));
-		yes.type = 'button';
-		yes.className = 'primary';
-		yes.textContent = 'Turn on notifications';
-		const no = card.appendChild(document.createElement('button'));
-		no.type = 'button';
-		no.textContent = 'Not now';
-		const done = () => {
-			card.remove();
+		if (Date.now() - failed < 24 * 3600 * 1000) return;
+		// Marked before trying, and cleared once it worked: in a private window Chromium's subscribe
+		// never settles.
+		const mark = (value) => {
 			try {
-				localStorage.setItem(ASKED, '1');
+				if (value) localStorage.setItem(FAILED, value);
+				else localStorage.removeItem(FAILED);
 			} catch {}
 		};
-		no.onclick = done;
-		yes.onclick = () => {
-			done();
-			Notification.requestPermission().then((answer) => {
-				if (answer === 'granted') subscribe(key).catch(() => {});
+		mark(String(Date.now()));
+		try {
+			const registration = await navigator.serviceWorker.register('/sw.js');
+			await navigator.serviceWorker.ready;
+			const wanted = bytes(key);
+			let subscription = await registration.pushManager.getSubscription();
+			const had = subscription?.options.applicationServerKey;
+			if (subscription && !(had && new Uint8Array(had).every((b, i) => b === wanted[i]))) {
+				await subscription.unsubscribe();
+				subscription = null;
+			}
+			subscription ||= await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: wanted });
+			const kept = await fetch('/push/subscriptions', {
+				method: 'POST',
+				credentials: 'same-origin',
+				headers: { 'content-type': 'application/json' },
+				body: JSON.stringify(subscription),
 			});
+			if (kept.ok) mark(null);
+		} catch {}
+	};
+	// Asked quietly: a line under the room list (the browser's own prompt comes only after its
+	// click), added once the app is hydrated — before, it would not be the tree the app expects.
+	let hydrated = false;
+	let afterHydrate = null;
+	window.heraldAfterHydrate = () => {
+		hydrated = true;
+		afterHydrate?.();
+	};
+	const ask = (key) => {
+		const place = () => {
+			const list = document.querySelector('[data-testid="room-list"]');
+			if (!list || list.querySelector('.notify-on')) return;
+			const item = document.createElement('li');
+			item.className = 'room-action notify-on';
+			const button = item.appendChild(document.createElement('button'));
+			button.type = 'button';
+			button.dataset.testid = 'notify-on';
+			button.textContent = 'Turn on notifications';
+			button.title = 'Be told of mentions and direct messages while Herald is in the background';
+			button.onclick = () =>
+				Notification.requestPermission().then((answer) => {
+					if (answer !== 'default') item.remove();
+					if (answer === 'granted') subscribe(key);
+				});
+			list.appendChild(item);
 		};
-		document.body.appendChild(card);
+		if (hydrated) place();
+		else afterHydrate = place;
 	};
 	window.heraldSessionAsked?.then((session) => {
 		if (!session || !supported) return;
-		if (Notification.permission === 'granted') subscribe(session.push_key).catch(() => {});
+		if (Notification.permission === 'granted') subscribe(session.push_key);
 		else if (Notification.permission === 'default') ask(session.push_key);
 	});
 })();

@@ -76,10 +76,11 @@ pub fn shell() -> impl IntoView {
     );
     // What Leptos's `HydrationScripts` does, with the hashed names (it can only read those from a
     // file beside the binary at run time).
-    // The inline script's early "sending…" rows go just before hydration (app/src/early.js).
+    // The inline script's early "sending…" rows go just before hydration, and what it adds to the
+    // app's own parts just after (app/src/early.js).
     let hydrate = format!(
         "import init, {{ hydrate }} from {js:?}; init({{ module_or_path: {wasm:?} }})\
-         .then(() => {{ window.heraldBeforeHydrate?.(); hydrate(); }});"
+         .then(() => {{ window.heraldBeforeHydrate?.(); hydrate(); window.heraldAfterHydrate?.(); }});"
     );
     // The session cookie is HttpOnly; the hydrating client learns who it is from here.
     let user = current_user().and_then(|user| serde_json::to_string(&user).ok());
