@@ -758,7 +758,7 @@ fn ensure_npm_packages(dir: &Path) -> Result<()> {
 // fuzz
 
 /// The fuzz targets in `fuzz/fuzz_targets/`, each with a seed corpus in `fuzz/corpus/<target>/`.
-const FUZZ_TARGETS: [&str; 7] = [
+const FUZZ_TARGETS: [&str; 8] = [
     "frame_decoder",
     "client_msg",
     "session_cookie",
@@ -766,6 +766,7 @@ const FUZZ_TARGETS: [&str; 7] = [
     "forwarded",
     "markdown",
     "mentions",
+    "search_words",
 ];
 
 /// Coverage instrumentation for libFuzzer on stable Rust: the `-C` options libfuzzer-sys documents
