@@ -314,6 +314,17 @@ fn find(
     rows.collect()
 }
 
+/// The index's row for message `seq` of `room`, if it is indexed.
+fn doc_id(
+    tx: &rusqlite::Transaction<'_>,
+    room: &str,
+    seq: u64,
+) -> Result<Option<i64>, rusqlite::Error> {
+    tx.prepare_cached("SELECT id FROM docs WHERE room = ?1 AND seq = ?2")?
+        .query_row(params![room, seq as i64], |row| row.get(0))
+        .optional()
+}
+
 /// The first row id of messages sent at `ms`.
 fn row_floor(ms: u64) -> i64 {
     i64::try_from(ms)
@@ -330,52 +341,37 @@ fn apply(tx: &rusqlite::Transaction<'_>, entry: &Entry) -> Result<bool, rusqlite
                 return Ok(false);
             }
             // Read again after a failed write: already there.
-            let known: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM docs WHERE room = ?1 AND seq = ?2",
-                    params![message.room, message.seq as i64],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            if known.is_some() {
+            if doc_id(tx, &message.room, message.seq)?.is_some() {
                 return Ok(false);
             }
-            // The first free row id of its millisecond.
+            // The first free row id of its millisecond. (Every statement run per message is
+            // prepared once per connection: parsing SQL was a good part of indexing's cost.)
             let floor = row_floor(message.sent_at);
-            let taken: Option<i64> = tx.query_row(
-                "SELECT max(id) FROM docs WHERE id >= ?1 AND id < ?2",
-                params![floor, floor.saturating_add(ROW_SPREAD)],
-                |row| row.get(0),
-            )?;
+            let taken: Option<i64> = tx
+                .prepare_cached("SELECT max(id) FROM docs WHERE id >= ?1 AND id < ?2")?
+                .query_row(params![floor, floor.saturating_add(ROW_SPREAD)], |row| {
+                    row.get(0)
+                })?;
             let id = taken.map_or(floor, |max| max + 1);
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO docs (id, room, seq, author, name, sent_at, body)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    id,
-                    message.room,
-                    message.seq as i64,
-                    message.author.id,
-                    message.author.name,
-                    message.sent_at as i64,
-                    message.body
-                ],
-            )?;
-            tx.execute(
-                "INSERT INTO words (rowid, text) VALUES (?1, ?2)",
-                params![id, index_text(&message.body)],
-            )?;
+            )?
+            .execute(params![
+                id,
+                message.room,
+                message.seq as i64,
+                message.author.id,
+                message.author.name,
+                message.sent_at as i64,
+                message.body
+            ])?;
+            tx.prepare_cached("INSERT INTO words (rowid, text) VALUES (?1, ?2)")?
+                .execute(params![id, index_text(&message.body)])?;
             Ok(false)
         }
         Entry::Change(change) => {
-            let id: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM docs WHERE room = ?1 AND seq = ?2",
-                    params![change.room, change.target as i64],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            let Some(id) = id else {
+            let Some(id) = doc_id(tx, &change.room, change.target)? else {
                 return Ok(false);
             };
             match &change.change {
