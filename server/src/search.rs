@@ -38,6 +38,10 @@ pub const SEARCH_FILE: &str = "search.db";
 /// about this long.
 pub const EVERY: Duration = Duration::from_millis(250);
 
+/// The index's layout (`PRAGMA user_version`): 2 has each message's room and author among its words
+/// ([`filter_words`]).
+const INDEX_VERSION: i64 = 2;
+
 /// Most entries of one room read into the index at a time (the room is looked at again at once
 /// if it holds more).
 const BATCH: u64 = 2000;
@@ -102,6 +106,14 @@ impl Search {
     /// bring the index to where the log is (after a restart, a restore, or a deleted index file).
     pub fn open(data_dir: &Path) -> Result<Self, SearchError> {
         let db = Connection::open(data_dir.join(SEARCH_FILE))?;
+        // An index of an earlier layout is made again from the log (it is only ever a copy).
+        let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if version != INDEX_VERSION {
+            db.execute_batch(
+                "DROP TABLE IF EXISTS words; DROP TABLE IF EXISTS docs; DROP TABLE IF EXISTS marks;",
+            )?;
+            db.pragma_update(None, "user_version", INDEX_VERSION)?;
+        }
         db.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
@@ -256,6 +268,10 @@ impl Search {
         let Some(expression) = match_expression(&query.words) else {
             return Ok(Vec::new());
         };
+        // The room and the person asked for are words of the index: FTS5 walks only the messages
+        // that have all of them, rather than every match of a common word looking for a room's.
+        let (room, author) = filter_words(query.room.as_deref(), query.author.as_deref());
+        let expression = format!("{expression}{room}{author}");
         let query = query.clone();
         Self::on(self.reader.clone(), move |db| {
             find(db, &expression, &query, &private_rooms)
@@ -314,6 +330,25 @@ fn find(
     rows.collect()
 }
 
+/// What FTS5 indexes for a message: its words ([`index_text`]) and, as words no one can type (a
+/// prefix and hex digits), its room and its author, so that a search in one room or by one person
+/// is the intersection of two lists, not a walk through every match.
+fn indexed(body: &str, room: &str, author: &str) -> String {
+    let (room, author) = filter_words(Some(room), Some(author));
+    format!("{}{room}{author}", index_text(body))
+}
+
+/// The index's words for a room and an author, each with a leading space (empty when absent):
+/// `xr` and the room's name in hex, `xa` and the author's id in hex.
+fn filter_words(room: Option<&str>, author: Option<&str>) -> (String, String) {
+    let word = |prefix: &str, name: Option<&str>| {
+        name.map_or_else(String::new, |name| {
+            format!(" {prefix}{}", crate::ids::hex(name.as_bytes()))
+        })
+    };
+    (word("xr", room), word("xa", author))
+}
+
 /// The index's row for message `seq` of `room`, if it is indexed.
 fn doc_id(
     tx: &rusqlite::Transaction<'_>,
@@ -367,7 +402,10 @@ fn apply(tx: &rusqlite::Transaction<'_>, entry: &Entry) -> Result<bool, rusqlite
                 message.body
             ])?;
             tx.prepare_cached("INSERT INTO words (rowid, text) VALUES (?1, ?2)")?
-                .execute(params![id, index_text(&message.body)])?;
+                .execute(params![
+                    id,
+                    indexed(&message.body, &message.room, &message.author.id)
+                ])?;
             Ok(false)
         }
         Entry::Change(change) => {
@@ -376,10 +414,14 @@ fn apply(tx: &rusqlite::Transaction<'_>, entry: &Entry) -> Result<bool, rusqlite
             };
             match &change.change {
                 Change::Edit { body } => {
+                    let author: String =
+                        tx.query_row("SELECT author FROM docs WHERE id = ?1", [id], |row| {
+                            row.get(0)
+                        })?;
                     tx.execute("DELETE FROM words WHERE rowid = ?1", params![id])?;
                     tx.execute(
                         "INSERT INTO words (rowid, text) VALUES (?1, ?2)",
-                        params![id, index_text(body)],
+                        params![id, indexed(body, &change.room, &author)],
                     )?;
                     tx.execute("UPDATE docs SET body = ?2 WHERE id = ?1", params![id, body])?;
                     // An edit's earlier words stay in the log too (its history).
