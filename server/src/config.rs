@@ -269,6 +269,11 @@ pub struct Config {
     #[arg(long, env = "HERALD_ROOM_MENTIONS", value_enum, default_value_t = crate::access::WhoMay::Members)]
     pub room_mentions: crate::access::WhoMay,
 
+    /// Keep no search index (`search.db`): the search page says search is off, and nothing is
+    /// indexed (for a server whose messages must be nowhere but the log, or to save its CPU).
+    #[arg(long, env = "HERALD_NO_SEARCH")]
+    pub no_search: bool,
+
     /// Also let people in with a display name alone, as guests (as Herald did before accounts):
     /// guests read and write the open rooms, nothing else, and are marked as guests.
     #[arg(long, env = "HERALD_GUESTS")]

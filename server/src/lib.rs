@@ -170,6 +170,7 @@ pub async fn run(
     let positions = reading::Positions::default();
     // On one node the index is a file beside the log; a cluster has none yet (docs/SEARCH.md).
     let search = match &config.redis {
+        None if config.no_search => None,
         None => {
             log::backup::create_data_dir(&config.data_dir)?;
             Some(search::Search::open(&config.data_dir)?)

@@ -58,11 +58,15 @@ async fn search_page(
     Query(asked): Query<Asked>,
 ) -> Response {
     let Some(index) = &state.search else {
+        let why = match state.cluster {
+            Some(_) => {
+                "Search is not available on a cluster of Herald nodes yet: it works on a single node."
+            }
+            None => "Search is turned off on this server (--no-search).",
+        };
         let main = view! {
             <h1>"Search"</h1>
-            <p data-testid="search-unavailable">
-                "Search is not available on a cluster of Herald nodes yet: it works on a single node."
-            </p>
+            <p data-testid="search-unavailable">{why}</p>
             <p><a href="/">"Back to the chat"</a></p>
         }
         .to_html();
