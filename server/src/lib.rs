@@ -178,7 +178,8 @@ pub async fn run(
         Some(_) => None,
     };
     // What the log stores here is looked at for notifications by a task of their own.
-    let (notices, stored_messages) = notify::queue();
+    let known = notify::Known::default();
+    let (notices, stored_messages) = notify::queue(known.clone());
     let publish = {
         let (hub, metrics, positions) = (hub.clone(), metrics.clone(), positions.clone());
         let notices = notices.clone();
@@ -310,6 +311,7 @@ pub async fn run(
         },
         webhook_claims,
     );
+    known.load(&sessions.people).await?;
     let push = push::Push::start(
         &sessions.people,
         push::PushSettings {
@@ -360,7 +362,7 @@ pub async fn run(
         webhooks,
         positions,
         search,
-        notify: notify::Known::default(),
+        notify: known,
         push,
     };
     if !local_addr.ip().is_loopback() && config.allowed_hosts.is_empty() {

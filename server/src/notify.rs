@@ -57,7 +57,10 @@ pub struct Stored {
 
 /// Where the log's publishing task hands stored messages. Cheap to clone.
 #[derive(Clone)]
-pub struct Queue(mpsc::Sender<Stored>);
+pub struct Queue {
+    queued: mpsc::Sender<Stored>,
+    known: Known,
+}
 
 /// What this node knows to decide quickly: who hears every message of a room, who is in a
 /// direct conversation.
@@ -65,22 +68,52 @@ pub struct Queue(mpsc::Sender<Stored>);
 pub struct Known {
     every: Arc<Mutex<HashMap<String, Heard>>>,
     direct: Arc<Mutex<HashMap<String, Arc<[Account]>>>>,
+    /// The rooms where someone may hear every message (read at start, added to by every choice
+    /// made since): a message elsewhere concerns only those it mentions or a conversation's people,
+    /// which its room's name and its text say without a lookup.
+    every_rooms: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
 impl Known {
     /// Someone chose what they are told of `room`: who hears all of it is read again.
     pub fn chose(&self, room: &str) {
         lock(&self.every).remove(room);
+        self.every_rooms
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(room.to_owned());
+    }
+
+    /// Reads which rooms someone hears every message of (at start).
+    pub async fn load(&self, people: &crate::people::People) -> Result<(), PeopleError> {
+        let rooms = people.rooms_told_every().await?;
+        self.every_rooms
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(rooms);
+        Ok(())
+    }
+
+    /// Whether a message of `room` saying `body` may concern anyone: it mentions someone, it is in
+    /// a conversation, or someone may hear every message there.
+    fn may_concern(&self, room: &str, body: &str) -> bool {
+        RoomKind::of(room) == RoomKind::Direct
+            || body.contains('@')
+            || self
+                .every_rooms
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(room)
     }
 }
 
 /// Who hears every message of a room, as read then.
 type Heard = (Instant, Arc<[String]>);
 
-/// The queue, and its other end for [`run`].
-pub fn queue() -> (Queue, mpsc::Receiver<Stored>) {
-    let (tx, rx) = mpsc::channel(QUEUED);
-    (Queue(tx), rx)
+/// The queue (deciding with what `known` knows), and its other end for [`run`].
+pub fn queue(known: Known) -> (Queue, mpsc::Receiver<Stored>) {
+    let (queued, rx) = mpsc::channel(QUEUED);
+    (Queue { queued, known }, rx)
 }
 
 impl Queue {
@@ -89,7 +122,10 @@ impl Queue {
         let Some(message) = entry.message() else {
             return;
         };
-        if message.kind == MessageKind::Moderation {
+        // Most messages concern nobody: they are not even queued (a clone and a wake-up each).
+        if message.kind == MessageKind::Moderation
+            || !self.known.may_concern(&message.room, &message.body)
+        {
             return;
         }
         let stored = Stored {
@@ -98,7 +134,7 @@ impl Queue {
             author: message.author.clone(),
             body: message.body.clone(),
         };
-        if self.0.try_send(stored).is_err() {
+        if self.queued.try_send(stored).is_err() {
             tracing::debug!(room = %message.room, "notifications are behind: a message is not looked at");
         }
     }

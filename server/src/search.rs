@@ -38,6 +38,20 @@ pub const SEARCH_FILE: &str = "search.db";
 /// about this long.
 pub const EVERY: Duration = Duration::from_millis(250);
 
+/// Most entries written in one round (one transaction), over all rooms.
+const ROUND: usize = 20_000;
+
+/// What one room took since its watermark ([`Search::read_batch`]).
+struct Batch {
+    room: String,
+    epoch: String,
+    /// The watermark once written: the last seq read.
+    to: u64,
+    entries: Vec<Entry>,
+    /// The room holds more than was read.
+    more: bool,
+}
+
 /// The index's layout (`PRAGMA user_version`): 2 has each message's room and author among its words
 /// ([`filter_words`]).
 const INDEX_VERSION: i64 = 2;
@@ -181,8 +195,9 @@ impl Search {
         .map_err(SearchError::from)
     }
 
-    /// Reads what `room` took since its watermark into the index; true if it holds more to read.
-    async fn catch_up(&self, log: &Log, room: &str) -> Result<bool, SearchError> {
+    /// What `room` took since its watermark, read from the log (at most [`BATCH`] entries), to be
+    /// written with the other rooms' ([`Search::write`]); `None` if there is nothing new.
+    async fn read_batch(&self, log: &Log, room: &str) -> Result<Option<Batch>, SearchError> {
         let epoch = log.epoch(room);
         let name = room.to_owned();
         let mark: Option<(String, u64)> = self
@@ -200,7 +215,7 @@ impl Search {
             if mark.is_some() {
                 self.forget(room).await?;
             }
-            return Ok(false);
+            return Ok(None);
         };
         // Another history (a restore): its words are read again from its start.
         let from = match mark {
@@ -213,22 +228,36 @@ impl Search {
         };
         let last = log.last_stored(room).await?;
         if last <= from {
-            return Ok(false);
+            return Ok(None);
         }
         let to = last.min(from.saturating_add(BATCH));
         let entries = log.range(room, from + 1, to).await?;
-        let (name, at) = (room.to_owned(), epoch);
+        Ok(Some(Batch {
+            room: room.to_owned(),
+            epoch,
+            to,
+            entries,
+            more: to < last,
+        }))
+    }
+
+    /// Writes `batches` into the index in one transaction, with each room's new watermark: one
+    /// FTS5 segment a round rather than one a room (a segment is merged again and again as the
+    /// index grows: many small ones were most of indexing's cost).
+    async fn write(&self, batches: Vec<Batch>) -> Result<(), SearchError> {
         self.with_db(move |db| {
             let tx = db.transaction()?;
             let mut wiped = false;
-            for entry in &entries {
-                wiped |= apply(&tx, entry)?;
+            for batch in &batches {
+                for entry in &batch.entries {
+                    wiped |= apply(&tx, entry)?;
+                }
+                tx.prepare_cached(
+                    "INSERT INTO marks (room, epoch, seq) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq",
+                )?
+                .execute(params![batch.room, batch.epoch, batch.to as i64])?;
             }
-            tx.execute(
-                "INSERT INTO marks (room, epoch, seq) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq",
-                params![name, at, to as i64],
-            )?;
             tx.commit()?;
             // A deleted message's words leave the write-ahead log too, as they leave the log's.
             if wiped {
@@ -236,8 +265,7 @@ impl Search {
             }
             Ok(())
         })
-        .await?;
-        Ok(to < last)
+        .await
     }
 
     /// Takes every word of `room` out of the index.
@@ -473,20 +501,39 @@ pub async fn run(search: Search, log: Log, stop: tokio_util::sync::CancellationT
             std::mem::take(&mut *search.dirty.lock().unwrap_or_else(|e| e.into_inner()))
                 .into_iter()
                 .collect();
-        // Behind (a room held more than a batch): on again at once, not after a pause — a busy
-        // room must not fall further behind each time.
+        // Behind (a room held more than a batch, or the round was full): on again at once, not
+        // after a pause — a busy room must not fall further behind each time.
         let mut behind = false;
+        let (mut batches, mut taken) = (Vec::new(), 0);
         for room in rooms {
-            match search.catch_up(&log, &room).await {
-                Ok(false) => {}
-                Ok(true) => {
-                    behind = true;
-                    search.stored(&room);
+            if taken >= ROUND {
+                behind = true;
+                search.stored(&room);
+                continue;
+            }
+            match search.read_batch(&log, &room).await {
+                Ok(None) => {}
+                Ok(Some(batch)) => {
+                    if batch.more {
+                        behind = true;
+                        search.stored(&room);
+                    }
+                    taken += batch.entries.len();
+                    batches.push(batch);
                 }
                 Err(e) => {
                     tracing::warn!(%room, "cannot index a room: {e}");
                     search.stored(&room);
                 }
+            }
+        }
+        let rooms: Vec<String> = batches.iter().map(|b| b.room.clone()).collect();
+        if !batches.is_empty()
+            && let Err(e) = search.write(batches).await
+        {
+            tracing::warn!("cannot write to the search index: {e}");
+            for room in &rooms {
+                search.stored(room);
             }
         }
         let pause = if behind { Duration::ZERO } else { EVERY };

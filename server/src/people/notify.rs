@@ -76,6 +76,12 @@ impl People {
         each!(self.told_every(room))
     }
 
+    /// The rooms where someone chose to hear every message (and, in Redis, some where nobody does
+    /// any more: a room is let go of when it is deleted).
+    pub async fn rooms_told_every(&self) -> Result<Vec<String>, PeopleError> {
+        each!(self.rooms_told_every())
+    }
+
     /// Keeps `subscription` (replacing one of the same endpoint, whoever's it was).
     pub async fn subscribe(&self, subscription: &Subscription) -> Result<(), PeopleError> {
         each!(self.subscribe(subscription))

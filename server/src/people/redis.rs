@@ -113,6 +113,10 @@ fn told_every_key(room: &str) -> String {
     format!("herald:{{people}}:told-every:{room}")
 }
 
+/// The rooms where someone chose to hear every message (added to, taken from only when a room is
+/// deleted).
+const TOLD_EVERY_ROOMS_KEY: &str = "herald:{people}:told-every-rooms";
+
 /// `account`'s push subscriptions: endpoint → `SESSION\tP256DH\tAUTH\tAT`.
 fn push_key(account: &str) -> String {
     format!("herald:{{people}}:push:{account}")
@@ -651,6 +655,7 @@ impl RedisPeople {
             .del(members_key(room))
             .del(mentioned_key(room))
             .del(told_every_key(room))
+            .srem(TOLD_EVERY_ROOMS_KEY, room)
             .srem(ROOMS_KEY, room);
         for account in &members {
             step.srem(rooms_of_key(account), room);
@@ -873,7 +878,11 @@ impl RedisPeople {
                 .ignore(),
         };
         match level {
-            super::notify::Level::Every => step.sadd(told_every_key(room), account).ignore(),
+            super::notify::Level::Every => step
+                .sadd(told_every_key(room), account)
+                .ignore()
+                .sadd(TOLD_EVERY_ROOMS_KEY, room)
+                .ignore(),
             _ => step.srem(told_every_key(room), account).ignore(),
         };
         step.query_async::<()>(&mut conn).await?;
@@ -883,6 +892,11 @@ impl RedisPeople {
     pub async fn told_every(&self, room: &str) -> Result<Vec<String>, PeopleError> {
         let mut conn = self.conn.clone();
         Ok(conn.smembers(told_every_key(room)).await?)
+    }
+
+    pub async fn rooms_told_every(&self) -> Result<Vec<String>, PeopleError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.smembers(TOLD_EVERY_ROOMS_KEY).await?)
     }
 
     pub async fn subscribe(

@@ -967,6 +967,16 @@ impl SqlitePeople {
         .await
     }
 
+    pub async fn rooms_told_every(&self) -> Result<Vec<String>, PeopleError> {
+        self.with(move |conn| {
+            let mut query =
+                conn.prepare("SELECT DISTINCT room FROM notify_levels WHERE level = ?1")?;
+            let rows = query.query_map([super::notify::Level::Every.as_str()], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<String>, _>>()?)
+        })
+        .await
+    }
+
     pub async fn subscribe(
         &self,
         subscription: &super::notify::Subscription,
