@@ -17,6 +17,12 @@ export async function axe(page: Page): Promise<string[]> {
 /** Someone signing themselves up on a browser of their own; left in #general, connected. */
 export async function member(browser: Browser, herald: Herald, handle: string, name: string): Promise<Page> {
   const page = await (await browser.newContext()).newPage();
+  await signUp(page, herald, handle, name);
+  return page;
+}
+
+/** Someone signing themselves up on `page` (a browser the test set up); left in #general, connected. */
+export async function signUp(page: Page, herald: Herald, handle: string, name: string) {
   await page.goto(`${herald.url}/sign-up`);
   await page.getByTestId('handle').fill(handle);
   await page.getByTestId('display-name').fill(name);
@@ -24,7 +30,6 @@ export async function member(browser: Browser, herald: Herald, handle: string, n
   await page.getByRole('button', { name: 'Create account' }).click();
   await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
   await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected');
-  return page;
 }
 
 /** Signs in on the sign-in page `page` shows. */

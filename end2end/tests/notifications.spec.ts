@@ -9,7 +9,7 @@ import { Browser, BrowserContext, expect, Page, test } from '@playwright/test';
 import * as fs from 'node:fs';
 import { send, watchForErrors } from '../lib/chat';
 import { binaryUnderTest, copyAlone, Herald, startHerald, TEST_FLAGS } from '../lib/herald';
-import { axe, member, PASSWORD, signIn } from '../lib/people';
+import { axe, member, PASSWORD, signIn, signUp } from '../lib/people';
 
 let herald: Herald;
 
@@ -76,23 +76,13 @@ async function watchedBrowser(browser: Browser): Promise<BrowserContext> {
   return context;
 }
 
-async function signUp(page: Page, handle: string, name: string) {
-  await page.goto(`${herald.url}/sign-up`);
-  await page.getByTestId('handle').fill(handle);
-  await page.getByTestId('display-name').fill(name);
-  await page.getByTestId('password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'true');
-  await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected');
-}
-
 const shown = (page: Page) => page.evaluate(() => window.shown.map((n) => ({ ...n })));
 
 test('a hidden tab is told of a mention, not of an ordinary message, and its notification opens the message', async ({
   browser,
 }) => {
   const laptop = await (await watchedBrowser(browser)).newPage();
-  await signUp(laptop, 'kim', 'Kim Lee');
+  await signUp(laptop, herald, 'kim', 'Kim Lee');
   const ned = await member(browser, herald, 'ned', 'Ned Ray');
   const errors = [laptop, ned].map(watchForErrors);
   await laptop.evaluate(() => window.hideTab(true));
@@ -123,7 +113,7 @@ test('a hidden tab is told of a mention, not of an ordinary message, and its not
 
 test("a room's About page chooses what is told: every message, or nothing", async ({ browser }) => {
   const laptop = await (await watchedBrowser(browser)).newPage();
-  await signUp(laptop, 'lou', 'Lou Park');
+  await signUp(laptop, herald, 'lou', 'Lou Park');
   const ned = await member(browser, herald, 'nia', 'Nia Cole');
   const errors = [laptop, ned].map(watchForErrors);
 
@@ -170,7 +160,7 @@ test('the service worker shows a push and opens its message when it is clicked',
   const context = await browser.newContext();
   await context.grantPermissions(['notifications'], { origin: herald.url });
   const page = await context.newPage();
-  await signUp(page, 'max', 'Max Bell');
+  await signUp(page, herald, 'max', 'Max Bell');
   const ned = await member(browser, herald, 'nel', 'Nel Hart');
   await send(ned, 'the message a push is about');
   const seq = Number(await ned.locator('.message', { hasText: 'the message a push is about' }).getAttribute('data-seq'));

@@ -148,7 +148,8 @@ struct Inner {
     key: SigningKey,
     /// The key's public half as browsers take it: an uncompressed point, base64url.
     public: String,
-    client: PushClient,
+    /// Made on the first push (most servers never push: no TLS roots held for nothing).
+    client: std::sync::OnceLock<PushClient>,
     held: AtomicUsize,
     /// The people with a subscription, as last read, and when.
     subscribers: Mutex<Option<(Instant, Arc<HashSet<String>>)>>,
@@ -168,12 +169,11 @@ impl Push {
                 PeopleError::Storage("the stored VAPID key is not a P-256 key".into())
             })?;
         let public = B64.encode(key.verifying_key().to_encoded_point(false).as_bytes());
-        let client = client(&settings);
         Ok(Self(Arc::new(Inner {
             settings,
             key,
             public,
-            client,
+            client: std::sync::OnceLock::new(),
             held: AtomicUsize::new(0),
             subscribers: Mutex::new(None),
         })))
@@ -322,7 +322,8 @@ impl Push {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
         let timeout = self.0.settings.timeout;
-        let answer = tokio::time::timeout(timeout, self.0.client.request(request))
+        let client = self.0.client.get_or_init(|| client(&self.0.settings));
+        let answer = tokio::time::timeout(timeout, client.request(request))
             .await
             .map_err(|_| format!("no answer within {timeout:?}"))?
             .map_err(|e| e.to_string())?;
@@ -358,17 +359,7 @@ fn origin(uri: &Uri) -> Option<String> {
 /// The client: rustls on `ring`, https only (unless local endpoints are allowed), connecting only
 /// to public addresses (unless allowed), no redirects followed (hyper's client follows none).
 fn client(settings: &PushSettings) -> PushClient {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    // As for the webhooks' client (webhooks.rs): ring's provider, for the static binary.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports rustls' default protocol versions (constant)")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = crate::webhooks::tls_config();
     let mut http = HttpConnector::new_with_resolver(PublicOnly {
         allow_local: settings.allow_local,
     });

@@ -38,8 +38,14 @@ pub const SEARCH_FILE: &str = "search.db";
 /// about this long.
 pub const EVERY: Duration = Duration::from_millis(250);
 
-/// Most entries written in one round (one transaction), over all rooms.
+/// Most entries, and most bytes of text, read for one round (one transaction) over all rooms: the
+/// round is held in memory while it is written, and messages may be long (60 000 bytes each).
 const ROUND: usize = 20_000;
+const ROUND_BYTES: usize = 2 << 20;
+
+/// Most text read of one room for a round, and how many entries are read from the log at a time.
+const BATCH_BYTES: usize = 512 << 10;
+const CHUNK: u64 = 64;
 
 /// What one room took since its watermark ([`Search::read_batch`]).
 struct Batch {
@@ -50,6 +56,23 @@ struct Batch {
     entries: Vec<Entry>,
     /// The room holds more than was read.
     more: bool,
+}
+
+impl Batch {
+    /// About how much memory its entries hold: their text.
+    fn bytes(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|entry| match entry {
+                Entry::Message(message) => message.body.len(),
+                Entry::Change(change) => match &change.change {
+                    Change::Edit { body } => body.len(),
+                    _ => 0,
+                },
+                Entry::Other(other) => other.frame.len(),
+            })
+            .sum()
+    }
 }
 
 /// The index's layout (`PRAGMA user_version`): 2 has each message's room and author among its words
@@ -230,15 +253,25 @@ impl Search {
         if last <= from {
             return Ok(None);
         }
-        let to = last.min(from.saturating_add(BATCH));
-        let entries = log.range(room, from + 1, to).await?;
-        Ok(Some(Batch {
+        // Read a little at a time, until a batch's worth of entries or of text: messages may be
+        // long, and what is read is held until it is written.
+        let end = last.min(from.saturating_add(BATCH));
+        let mut batch = Batch {
             room: room.to_owned(),
             epoch,
-            to,
-            entries,
-            more: to < last,
-        }))
+            to: from,
+            entries: Vec::new(),
+            more: false,
+        };
+        while batch.to < end && batch.bytes() < BATCH_BYTES {
+            let to = end.min(batch.to + CHUNK);
+            batch
+                .entries
+                .extend(log.range(room, batch.to + 1, to).await?);
+            batch.to = to;
+        }
+        batch.more = batch.to < last;
+        Ok(Some(batch))
     }
 
     /// Writes `batches` into the index in one transaction, with each room's new watermark: one
@@ -504,9 +537,9 @@ pub async fn run(search: Search, log: Log, stop: tokio_util::sync::CancellationT
         // Behind (a room held more than a batch, or the round was full): on again at once, not
         // after a pause — a busy room must not fall further behind each time.
         let mut behind = false;
-        let (mut batches, mut taken) = (Vec::new(), 0);
+        let (mut batches, mut taken, mut bytes) = (Vec::new(), 0, 0);
         for room in rooms {
-            if taken >= ROUND {
+            if taken >= ROUND || bytes >= ROUND_BYTES {
                 behind = true;
                 search.stored(&room);
                 continue;
@@ -519,6 +552,7 @@ pub async fn run(search: Search, log: Log, stop: tokio_util::sync::CancellationT
                         search.stored(&room);
                     }
                     taken += batch.entries.len();
+                    bytes += batch.bytes();
                     batches.push(batch);
                 }
                 Err(e) => {

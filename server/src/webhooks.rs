@@ -55,6 +55,22 @@ pub struct WebhookSettings {
     pub timeout: Duration,
 }
 
+/// The TLS of every HTTPS client Herald has (the webhooks', Web Push's): rustls, the web's roots.
+pub fn tls_config() -> rustls::ClientConfig {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    // rustls 0.23.48 marks ring's provider deprecated for lacking post-quantum key exchange; the
+    // provider that has it (aws-lc) needs cmake and a C build for the static binary.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports rustls' default protocol versions (constant)")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 /// Why a webhook URL is refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UrlRefused {
@@ -122,18 +138,7 @@ struct Inner {
 impl Webhooks {
     /// `shared`: in cluster mode, where deliveries are claimed (see [`Webhooks::claim`]).
     pub fn new(settings: WebhookSettings, shared: Option<Commands>) -> Self {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        // rustls 0.23.48 marks ring's provider deprecated for lacking post-quantum key exchange;
-        // the provider that has it (aws-lc) needs cmake and a C build for the static binary.
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("ring supports rustls' default protocol versions (constant)")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = tls_config();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(settings.timeout));
