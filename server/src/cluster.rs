@@ -81,6 +81,9 @@ enum What {
     },
     /// Someone chose what they are told of `room`: who hears every message there is read again.
     Chose { room: String },
+    /// Rooms whose log changed on the node since its last such note (entries stored, or the room
+    /// deleted): every node reads them again into its own search index (docs/SEARCH.md).
+    Logged { rooms: Vec<String> },
 }
 
 /// A handle for the server's ticker: what the hub says to share goes out from here.
@@ -94,24 +97,32 @@ enum Outgoing {
     /// Sessions that ended here: the other nodes close their sockets too.
     Ended(Vec<String>),
     /// Unnumbered notes of rooms and their people (`What::Rooms`, `What::Archived`, `What::Read`,
-    /// `What::Active`, `What::Notify`, `What::Chose`).
+    /// `What::Active`, `What::Notify`, `What::Chose`, `What::Logged`).
     Note(What),
     /// Someone asked for everything this node knows of its people.
     Everything,
 }
 
+/// What of this node the other nodes' notes change.
+pub struct Here {
+    pub hub: Hub,
+    pub people: People,
+    pub positions: crate::reading::Positions,
+    pub known: crate::notify::Known,
+    pub search: Option<crate::search::Search>,
+}
+
 impl Cluster {
     /// Joins the cluster on the Redis at `link` as a node with a fresh id, hearing the others on
-    /// the node's `bus`, for `hub`, until `stop`. Resolves once the cluster's channel is subscribed.
+    /// the node's `bus`, for what is `here`, until `stop`. Resolves once the cluster's channel is
+    /// subscribed.
     pub async fn start(
         link: RedisLink,
         bus: Bus,
-        hub: Hub,
-        people: People,
-        positions: crate::reading::Positions,
-        known: crate::notify::Known,
+        here: Here,
         stop: CancellationToken,
     ) -> anyhow::Result<Self> {
+        let hub = here.hub.clone();
         let conn = link.commands().await?;
         let node = crate::ids::random_hex(8);
         hub.join_cluster();
@@ -139,7 +150,7 @@ impl Cluster {
         let cluster_ = cluster.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = listen(heard, conn, node, (hub, people, positions, known), cluster_) => {}
+                () = listen(heard, conn, node, here, cluster_) => {}
                 () = stop.cancelled() => {}
             }
         });
@@ -196,6 +207,11 @@ impl Cluster {
         }));
     }
 
+    /// Rooms whose log changed here: the other nodes read them again into their search indexes.
+    pub fn logged(&self, rooms: Vec<String>) {
+        let _ = self.out.send(Outgoing::Note(What::Logged { rooms }));
+    }
+
     /// What [`Hub::tick`] returned: told to the other nodes.
     pub fn share(&self, shared: Vec<Shared>) {
         if !shared.is_empty() {
@@ -238,6 +254,7 @@ async fn tell(
                     | What::Active { .. }
                     | What::Notify { .. }
                     | What::Chose { .. }
+                    | What::Logged { .. }
             ) {
                 v += 1;
             }
@@ -273,9 +290,16 @@ async fn listen(
     mut heard: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
     mut conn: Commands,
     node: String,
-    (hub, people, positions, known): (Hub, People, crate::reading::Positions, crate::notify::Known),
+    here: Here,
     cluster: Cluster,
 ) {
+    let Here {
+        hub,
+        people,
+        positions,
+        known,
+        search,
+    } = here;
     let mut peers: HashMap<String, Peer> = HashMap::new();
     // Whatever happened before this node listened, it hears again.
     want(&mut conn, &node, "*").await;
@@ -359,6 +383,12 @@ async fn listen(
             positions.heard_active(rooms);
             continue;
         }
+        if let What::Logged { rooms } = note.what {
+            if let Some(search) = &search {
+                search.heard(rooms);
+            }
+            continue;
+        }
         if let What::Want { of } = &note.what {
             if of == "*" || *of == node {
                 let _ = cluster.out.send(Outgoing::Everything);
@@ -399,7 +429,8 @@ async fn listen(
             | What::Read { .. }
             | What::Active { .. }
             | What::Notify { .. }
-            | What::Chose { .. } => {}
+            | What::Chose { .. }
+            | What::Logged { .. } => {}
         }
     }
 }

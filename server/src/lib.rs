@@ -117,7 +117,7 @@ pub struct AppState {
     pub webhooks: webhooks::Webhooks,
     /// Each room's chat page, as its latest state renders it.
     pub pages: Arc<page_cache::PageCache>,
-    /// The search index (`search`): on one node; `None` on a cluster (not yet, docs/SEARCH.md).
+    /// The search index (`search`), on every node; `None` with `--no-search`.
     pub search: Option<search::Search>,
     /// Read positions set here and not yet written (`reading`).
     #[from_ref(skip)]
@@ -168,14 +168,10 @@ pub async fn run(
     let hub = Hub::new();
     let metrics = metrics::Metrics::new(&hub);
     let positions = reading::Positions::default();
-    // On one node the index is a file beside the log; a cluster has none yet (docs/SEARCH.md).
-    let search = match &config.redis {
-        None if config.no_search => None,
-        None => {
-            log::backup::create_data_dir(&config.data_dir)?;
-            Some(search::Search::open(&config.data_dir)?)
-        }
-        Some(_) => None,
+    // The index is a file in the data folder, on each node of a cluster too (docs/SEARCH.md).
+    let search = match config.no_search {
+        true => None,
+        false => Some(search::Search::open(&config.data_dir, config.retention)?),
     };
     // What the log stores here is looked at for notifications by a task of their own.
     let known = notify::Known::default();
@@ -209,6 +205,10 @@ pub async fn run(
             }
             log::Published::Dropped { room } => {
                 hub.drop_room(room);
+                // Its words leave the index (on every node of a cluster: each hears of it).
+                if let Some(search) = &search {
+                    search.heard([room.to_owned()]);
+                }
             }
         }
     };
@@ -382,13 +382,14 @@ pub async fn run(
     // In a cluster, presence, typing and the room list are shared with the other nodes.
     let cluster = match (&redis, state.log.bus()) {
         (Some(link), Some(bus)) => {
-            let stop = state.stop.clone();
-            let (hub, people) = (state.hub.clone(), state.sessions.people.clone());
-            let (positions, known) = (state.positions.clone(), state.notify.clone());
-            Some(
-                cluster::Cluster::start(link.clone(), bus, hub, people, positions, known, stop)
-                    .await?,
-            )
+            let here = cluster::Here {
+                hub: state.hub.clone(),
+                people: state.sessions.people.clone(),
+                positions: state.positions.clone(),
+                known: state.notify.clone(),
+                search: state.search.clone(),
+            };
+            Some(cluster::Cluster::start(link.clone(), bus, here, state.stop.clone()).await?)
         }
         _ => None,
     };
@@ -405,7 +406,10 @@ pub async fn run(
         .spawn(notify::run(state.clone(), stored_messages));
     if let Some(search) = &state.search {
         let (search, log, stop) = (search.clone(), state.log.clone(), state.stop.clone());
-        state.tasks.spawn(search::run(search, log, stop));
+        let others = cluster
+            .clone()
+            .map(|cluster| -> search::TellOthers { Box::new(move |rooms| cluster.logged(rooms)) });
+        state.tasks.spawn(search::run(search, log, others, stop));
     }
     let ticker = {
         let hub = state.hub.clone();

@@ -794,11 +794,15 @@ async fn delete_room(
     };
     state.pages.forget(&format!("/r/{room}"));
     // Its words leave the search index too (the index would find the room gone, but only when
-    // it next looked at it).
+    // it next looked at it), and the other nodes' (a node that does not know the room hears of
+    // no deletion from the log).
     if let Some(search) = &state.search
         && let Err(e) = search.forget(&room).await
     {
         tracing::warn!(room = %room, "taking a deleted room's words out of the search index: {e}");
+    }
+    if let Some(cluster) = &state.cluster {
+        cluster.logged(vec![room.clone()]);
     }
     // A private room's name is an id: its title says which it was.
     let title = record

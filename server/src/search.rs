@@ -19,7 +19,10 @@
 use std::{
     collections::HashSet,
     path::Path,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -54,24 +57,28 @@ struct Batch {
     /// The watermark once written: the last seq read.
     to: u64,
     entries: Vec<Entry>,
+    /// About how much memory the entries hold: their text, counted as they are read.
+    bytes: usize,
     /// The room holds more than was read.
     more: bool,
 }
 
 impl Batch {
-    /// About how much memory its entries hold: their text.
-    fn bytes(&self) -> usize {
-        self.entries
-            .iter()
-            .map(|entry| match entry {
-                Entry::Message(message) => message.body.len(),
-                Entry::Change(change) => match &change.change {
-                    Change::Edit { body } => body.len(),
-                    _ => 0,
-                },
-                Entry::Other(other) => other.frame.len(),
-            })
-            .sum()
+    fn extend(&mut self, entries: Vec<Entry>) {
+        self.bytes += entries.iter().map(text_len).sum::<usize>();
+        self.entries.extend(entries);
+    }
+}
+
+/// An entry's text, the most of what it holds in memory.
+fn text_len(entry: &Entry) -> usize {
+    match entry {
+        Entry::Message(message) => message.body.len(),
+        Entry::Change(change) => match &change.change {
+            Change::Edit { body } => body.len(),
+            _ => 0,
+        },
+        Entry::Other(other) => other.frame.len(),
     }
 }
 
@@ -89,6 +96,10 @@ pub const PAGE: usize = 20;
 /// A row id's room for messages sent in the same millisecond: `sent_at × ROW_SPREAD + n`.
 const ROW_SPREAD: i64 = 1024;
 
+/// On a cluster, how often every room is looked at again: the other nodes' notes of the rooms
+/// they stored in are not stored, and one can be lost (a reconnect to Redis).
+pub const SWEEP: Duration = Duration::from_secs(60);
+
 /// The index and the rooms waiting to be read into it. Cheap to clone.
 #[derive(Clone)]
 pub struct Search {
@@ -97,7 +108,21 @@ pub struct Search {
     /// The searches' (WAL lets them read while a batch is written): a search never waits for
     /// the indexer.
     reader: Arc<Mutex<Connection>>,
-    dirty: Arc<Mutex<HashSet<String>>>,
+    rooms: Arc<Mutex<Marked>>,
+    /// How many entries each room keeps (`--retention`): what the log no longer holds leaves the
+    /// index too, or a search would find messages their room cannot show.
+    retention: u64,
+    /// Whether every room the log held as the server started has been read into the index.
+    caught_up: Arc<AtomicBool>,
+}
+
+/// The rooms to read into the index next round.
+#[derive(Default)]
+struct Marked {
+    dirty: HashSet<String>,
+    /// Rooms that took entries on this node: on a cluster the other nodes are told of them, to
+    /// read them into their own indexes (`cluster::What::Logged`).
+    stored_here: HashSet<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +166,7 @@ pub struct Query {
 impl Search {
     /// Opens (or makes) the index in `data_dir`. Every room the log holds is looked at once, to
     /// bring the index to where the log is (after a restart, a restore, or a deleted index file).
-    pub fn open(data_dir: &Path) -> Result<Self, SearchError> {
+    pub fn open(data_dir: &Path, retention: u64) -> Result<Self, SearchError> {
         let db = Connection::open(data_dir.join(SEARCH_FILE))?;
         // An index of an earlier layout is made again from the log (it is only ever a copy).
         let version: i64 = db.query_row("PRAGMA user_version", [], |row| row.get(0))?;
@@ -185,16 +210,39 @@ impl Search {
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
             reader: Arc::new(Mutex::new(reader)),
-            dirty: Arc::default(),
+            rooms: Arc::default(),
+            retention,
+            caught_up: Arc::default(),
         })
     }
 
-    /// `room` took an entry: it is read into the index shortly.
+    fn marked(&self) -> std::sync::MutexGuard<'_, Marked> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `room` took an entry on this node: it is read into the index shortly (and, on a cluster,
+    /// into the other nodes').
     pub fn stored(&self, room: &str) {
-        let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
-        if !dirty.contains(room) {
-            dirty.insert(room.to_owned());
+        let mut marked = self.marked();
+        if !marked.dirty.contains(room) {
+            marked.dirty.insert(room.to_owned());
         }
+        if !marked.stored_here.contains(room) {
+            marked.stored_here.insert(room.to_owned());
+        }
+    }
+
+    /// `rooms` changed elsewhere (another node stored in them, or a room was deleted): read into
+    /// the index shortly.
+    pub fn heard(&self, rooms: impl IntoIterator<Item = String>) {
+        self.marked().dirty.extend(rooms);
+    }
+
+    /// Whether the index holds every room the log held when the server started (a new node, or
+    /// an index thrown away, reads the whole history first): until then a search may miss
+    /// older messages.
+    pub fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Relaxed)
     }
 
     /// Runs `work` on the indexer's connection off the runtime's threads.
@@ -221,7 +269,8 @@ impl Search {
     /// What `room` took since its watermark, read from the log (at most [`BATCH`] entries), to be
     /// written with the other rooms' ([`Search::write`]); `None` if there is nothing new.
     async fn read_batch(&self, log: &Log, room: &str) -> Result<Option<Batch>, SearchError> {
-        let epoch = log.epoch(room);
+        // As the store has it: on a cluster, rooms this node does not follow are indexed too.
+        let stored = log.stored_to(room).await?;
         let name = room.to_owned();
         let mark: Option<(String, u64)> = self
             .with_db(move |db| {
@@ -233,7 +282,7 @@ impl Search {
                 .optional()
             })
             .await?;
-        let Some(epoch) = epoch else {
+        let Some((epoch, last)) = stored else {
             // The room is gone (deleted, or never held an entry): so are its words.
             if mark.is_some() {
                 self.forget(room).await?;
@@ -249,7 +298,6 @@ impl Search {
             }
             None => 0,
         };
-        let last = log.last_stored(room).await?;
         if last <= from {
             return Ok(None);
         }
@@ -261,13 +309,12 @@ impl Search {
             epoch,
             to: from,
             entries: Vec::new(),
+            bytes: 0,
             more: false,
         };
-        while batch.to < end && batch.bytes() < BATCH_BYTES {
+        while batch.to < end && batch.bytes < BATCH_BYTES {
             let to = end.min(batch.to + CHUNK);
-            batch
-                .entries
-                .extend(log.range(room, batch.to + 1, to).await?);
+            batch.extend(log.range(room, batch.to + 1, to).await?);
             batch.to = to;
         }
         batch.more = batch.to < last;
@@ -278,12 +325,26 @@ impl Search {
     /// FTS5 segment a round rather than one a room (a segment is merged again and again as the
     /// index grows: many small ones were most of indexing's cost).
     async fn write(&self, batches: Vec<Batch>) -> Result<(), SearchError> {
+        let retention = self.retention;
         self.with_db(move |db| {
             let tx = db.transaction()?;
             let mut wiped = false;
             for batch in &batches {
                 for entry in &batch.entries {
                     wiped |= apply(&tx, entry)?;
+                }
+                // What the log keeps: the room's entries after its last `retention` seqs (the
+                // log trims by seq as it appends). Those before leave the index, by the room's
+                // (room, seq) index: only what was just trimmed is there to find.
+                let kept_after = batch.to.saturating_sub(retention);
+                if kept_after > 0 {
+                    tx.prepare_cached(
+                        "DELETE FROM words WHERE rowid IN
+                             (SELECT id FROM docs WHERE room = ?1 AND seq <= ?2)",
+                    )?
+                    .execute(params![batch.room, kept_after as i64])?;
+                    tx.prepare_cached("DELETE FROM docs WHERE room = ?1 AND seq <= ?2")?
+                        .execute(params![batch.room, kept_after as i64])?;
                 }
                 tx.prepare_cached(
                     "INSERT INTO marks (room, epoch, seq) VALUES (?1, ?2, ?3)
@@ -500,18 +561,12 @@ fn apply(tx: &rusqlite::Transaction<'_>, entry: &Entry) -> Result<bool, rusqlite
     }
 }
 
-/// Reads the rooms that took entries into the index every [`EVERY`], until `stop`; first every
-/// room the log holds.
-pub async fn run(search: Search, log: Log, stop: tokio_util::sync::CancellationToken) {
-    // Every room the log holds, and every room the index holds: one the log no longer has (a
-    // restore from before it was made) is taken out, or its words would be found in a room of
-    // the same name made later.
+/// Every room the log holds, and every room the index holds: one the log no longer has (deleted,
+/// or a restore from before it was made) is taken out, or its words would be found in a room of
+/// the same name made later.
+async fn every_room(search: &Search, log: &Log) {
     match log.all_rooms().await {
-        Ok(rooms) => search
-            .dirty
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(rooms),
+        Ok(rooms) => search.heard(rooms),
         Err(e) => tracing::warn!("cannot list the rooms to index: {e}"),
     }
     let indexed = search
@@ -522,26 +577,49 @@ pub async fn run(search: Search, log: Log, stop: tokio_util::sync::CancellationT
         })
         .await;
     match indexed {
-        Ok(rooms) => search
-            .dirty
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(rooms),
+        Ok(rooms) => search.heard(rooms),
         Err(e) => tracing::warn!("cannot list the rooms indexed: {e}"),
     }
+}
+
+/// Tells the other nodes of a cluster which rooms' logs changed here (`Cluster::logged`).
+pub type TellOthers = Box<dyn Fn(Vec<String>) + Send>;
+
+/// Reads the rooms that took entries into the index every [`EVERY`], until `stop`; first every
+/// room the log holds. On a cluster (`others`), every node keeps an index of every room
+/// (docs/SEARCH.md): the rooms stored in here are told to the other nodes each round, and every
+/// room is looked at again each [`SWEEP`].
+pub async fn run(
+    search: Search,
+    log: Log,
+    others: Option<TellOthers>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    every_room(&search, &log).await;
+    let mut swept = tokio::time::Instant::now();
     loop {
-        let rooms: Vec<String> =
-            std::mem::take(&mut *search.dirty.lock().unwrap_or_else(|e| e.into_inner()))
-                .into_iter()
-                .collect();
+        let (rooms, stored_here) = {
+            let mut marked = search.marked();
+            let rooms: Vec<String> = std::mem::take(&mut marked.dirty).into_iter().collect();
+            (rooms, std::mem::take(&mut marked.stored_here))
+        };
+        if let Some(others) = &others {
+            if !stored_here.is_empty() {
+                others(stored_here.into_iter().collect());
+            }
+            if swept.elapsed() >= SWEEP {
+                swept = tokio::time::Instant::now();
+                every_room(&search, &log).await;
+            }
+        }
         // Behind (a room held more than a batch, or the round was full): on again at once, not
         // after a pause — a busy room must not fall further behind each time.
-        let mut behind = false;
+        let (mut behind, mut failed) = (false, false);
         let (mut batches, mut taken, mut bytes) = (Vec::new(), 0, 0);
         for room in rooms {
             if taken >= ROUND || bytes >= ROUND_BYTES {
                 behind = true;
-                search.stored(&room);
+                search.heard([room]);
                 continue;
             }
             match search.read_batch(&log, &room).await {
@@ -549,15 +627,16 @@ pub async fn run(search: Search, log: Log, stop: tokio_util::sync::CancellationT
                 Ok(Some(batch)) => {
                     if batch.more {
                         behind = true;
-                        search.stored(&room);
+                        search.heard([room]);
                     }
                     taken += batch.entries.len();
-                    bytes += batch.bytes();
+                    bytes += batch.bytes;
                     batches.push(batch);
                 }
                 Err(e) => {
                     tracing::warn!(%room, "cannot index a room: {e}");
-                    search.stored(&room);
+                    failed = true;
+                    search.heard([room]);
                 }
             }
         }
@@ -566,11 +645,18 @@ pub async fn run(search: Search, log: Log, stop: tokio_util::sync::CancellationT
             && let Err(e) = search.write(batches).await
         {
             tracing::warn!("cannot write to the search index: {e}");
-            for room in &rooms {
-                search.stored(room);
-            }
+            failed = true;
+            search.heard(rooms);
         }
-        let pause = if behind { Duration::ZERO } else { EVERY };
+        if !behind && !failed {
+            search.caught_up.store(true, Ordering::Relaxed);
+        }
+        // A failure (the log or the index unavailable) is tried again after the pause.
+        let pause = if behind && !failed {
+            Duration::ZERO
+        } else {
+            EVERY
+        };
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(pause) => {}

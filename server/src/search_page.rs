@@ -58,15 +58,9 @@ async fn search_page(
     Query(asked): Query<Asked>,
 ) -> Response {
     let Some(index) = &state.search else {
-        let why = match state.cluster {
-            Some(_) => {
-                "Search is not available on a cluster of Herald nodes yet: it works on a single node."
-            }
-            None => "Search is turned off on this server (--no-search).",
-        };
         let main = view! {
             <h1>"Search"</h1>
-            <p data-testid="search-unavailable">{why}</p>
+            <p data-testid="search-unavailable">"Search is turned off on this server (--no-search)."</p>
             <p><a href="/">"Back to the chat"</a></p>
         }
         .to_html();
@@ -141,6 +135,14 @@ async fn search_page(
         .collect::<Vec<_>>();
     let none = (searched && results.is_empty())
         .then(|| view! { <p data-testid="no-results">"No messages match."</p> });
+    // A new node of a cluster, or an index thrown away, reads the whole history first.
+    let catching_up = (searched && !index.caught_up()).then(|| {
+        view! {
+            <p role="status" data-testid="search-catching-up">
+                "Search is still reading the history: older messages may be missing from the results for a little while."
+            </p>
+        }
+    });
     let next = more.map(|below| {
         let mut next = format!(
             "/search?q={}&room={}&from={}&after={}&before={}",
@@ -183,6 +185,7 @@ async fn search_page(
             <button type="submit" data-testid="search-go">"Search"</button>
         </form>
         {problems}
+        {catching_up}
         {none}
         <ol class="search-results" data-testid="search-results">{results}</ol>
         {next}

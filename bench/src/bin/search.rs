@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
 async fn run(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
     // Every message kept: the default retention would keep 10 000 a room.
     let (log, _) = Log::open_sqlite(dir, args.messages, 64, |_| {})?;
-    let search = Search::open(dir)?;
+    let search = Search::open(dir, args.messages)?;
     let stop = tokio_util::sync::CancellationToken::new();
     let author = Identity {
         id: "a0000000000000001".into(),
@@ -134,6 +134,7 @@ async fn run(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
     let indexing = tokio::spawn(server::search::run(
         search.clone(),
         log.clone(),
+        None,
         stop.clone(),
     ));
     let started = Instant::now();

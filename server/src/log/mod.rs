@@ -613,6 +613,19 @@ impl Log {
         }
     }
 
+    /// The room's epoch and the seq of its last stored entry (0 if none), as the store has them:
+    /// in a cluster also for a room this node does not follow (the search index reads every
+    /// room). `None` if there is no such room.
+    pub async fn stored_to(&self, room: &str) -> Result<Option<(String, u64)>, LogError> {
+        match &self.backend {
+            Backend::Sqlite(log) => match log.epoch(room) {
+                Some(epoch) => Ok(Some((epoch, log.last_stored(room).await?))),
+                None => Ok(None),
+            },
+            Backend::Redis(log) => log.stored_to(room).await,
+        }
+    }
+
     /// Whether `room` does not exist yet (joining it would create it). In a cluster, a room made
     /// through another node may not be known here yet: Redis is asked.
     pub async fn is_new(&self, room: &str) -> Result<bool, LogError> {

@@ -685,6 +685,8 @@ pub fn handshake(
 pub struct TwoNodes {
     pub a: TestServer,
     pub b: TestServer,
+    /// The flags each node was started with.
+    flags: Vec<String>,
     _redis: RedisServer,
     _data: (TempDir, TempDir),
 }
@@ -712,9 +714,16 @@ impl TwoNodes {
         Self {
             a,
             b,
+            flags: all.iter().map(|f| f.to_string()).collect(),
             _redis: redis,
             _data: data,
         }
+    }
+
+    /// One more node of the cluster, in the data dir `dir` (a node that joins later).
+    pub async fn another(&self, dir: &str) -> TestServer {
+        let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        TestServer::start_in(dir, &flags).await
     }
 }
 

@@ -125,7 +125,8 @@ impl Raw {
         }
     }
 
-    /// The next frame that is not a signal (presence and the room list come whenever they change).
+    /// The next frame that is not a signal (presence, the room list and read positions come
+    /// whenever they change).
     async fn answer(&mut self) -> ServerFrame {
         loop {
             let frame = self.frame().await.expect("a frame");
@@ -135,7 +136,8 @@ impl Raw {
                     Ok(ServerMsg::Presence { .. }
                         | ServerMsg::Rooms { .. }
                         | ServerMsg::Mine { .. }
-                        | ServerMsg::Typing { .. })
+                        | ServerMsg::Typing { .. }
+                        | ServerMsg::Read { .. })
                 );
             if !signal {
                 return frame;

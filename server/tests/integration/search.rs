@@ -1,8 +1,8 @@
-//! Search (docs/SEARCH.md) on one node: a person finds messages by their words in the rooms they may
+//! Search (docs/SEARCH.md): a person finds messages by their words in the rooms they may
 //! read — never a private room they are not (or no longer) in — newest first, a page at a time;
 //! edits are found as edited, deleted messages not at all; Chinese and Japanese words of two
-//! characters are found; the room, author and date filters narrow it. A cluster says plainly that
-//! it has no search yet.
+//! characters are found; the room, author and date filters narrow it; what the log no longer keeps
+//! is not found. Every node of a cluster finds what was said on any node.
 
 use std::time::Duration;
 
@@ -247,14 +247,111 @@ async fn results_page_on_newest_first_and_the_index_is_rebuilt_from_the_log() {
     finds(&server, &ann, "q=report", &want[..20]).await;
 }
 
+/// What the log no longer keeps (`--retention`) is not found: a result always opens in its room.
 #[tokio::test]
-async fn a_cluster_says_it_has_no_search_yet() {
+async fn what_the_log_no_longer_keeps_is_not_found() {
+    let data = crate::common::TempDir::new();
+    let server =
+        TestServer::start_in(data.path(), &["--sign-up", "open", "--retention", "5"]).await;
+    let ann = server.sign_up("ann", "Ann", PASSWORD).await.expect("ann");
+    let mut a = Client::connect(server.addr, &ann).await;
+    a.join("general", None).await;
+    let mut seqs = Vec::new();
+    for n in 0..8 {
+        seqs.push(
+            a.post_in("general", &format!("m{n}"), &format!("report {n}"))
+                .await,
+        );
+    }
+    let kept: Vec<(&str, u64)> = seqs.iter().rev().take(5).map(|s| ("general", *s)).collect();
+    finds(&server, &ann, "q=report", &kept).await;
+}
+
+/// Every node of a cluster keeps an index of every room, read from the Redis log: what is said,
+/// edited, deleted on one node is found so on another that has no reader of the room; a node
+/// that joins later reads the whole history; a room deleted on one node leaves every index; and
+/// who may read what is asked on the node searched.
+#[tokio::test]
+async fn every_node_of_a_cluster_finds_what_was_said_on_any_node() {
     let nodes = TwoNodes::start(&[]).await;
-    let ann = nodes.a.sign_up("ann", "Ann", PASSWORD).await.expect("ann");
-    let (status, _, page) = nodes.a.get_as("/search?q=lunch", &ann).await;
-    assert_eq!(status, 200);
-    assert!(
-        page.contains("data-testid=\"search-unavailable\""),
-        "{page}"
-    );
+    let (a, b) = (&nodes.a, &nodes.b);
+    let ann = a.sign_up("ann", "Ann", PASSWORD).await.expect("ann");
+    let bob = a.sign_up("bob", "Bob", PASSWORD).await.expect("bob");
+    let owner = a.sign_in(OWNER, OWNER_PASSWORD).await.expect("owner");
+    let news = form(&[("kind", "open"), ("name", "news"), ("topic", "")]);
+    assert_eq!(a.post_as("/rooms", Some(&ann), &news).await.0, 303);
+    let plans = form(&[("kind", "private"), ("name", "Plans"), ("topic", "")]);
+    let (status, to, _) = a.post_as("/rooms", Some(&owner), &plans).await;
+    assert_eq!(status, 303, "{to}");
+    let plans = to.strip_prefix("/r/").expect("to the room").to_owned();
+    for handle in ["ann", "bob"] {
+        let add = form(&[("handle", handle)]);
+        let path = format!("/r/{plans}/members");
+        assert_eq!(a.post_as(&path, Some(&owner), &add).await.0, 303);
+    }
+
+    // Said on node a, where Ann is; nobody reads these rooms on node b.
+    let mut on_a = Client::connect(a.addr, &ann).await;
+    on_a.join("news", None).await;
+    on_a.join(&plans, None).await;
+    let lunch = on_a.post_in("news", "n1", "lunch at noon").await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let secret = on_a
+        .post_in(&plans, "p1", "the lunch budget is secret")
+        .await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let typo = on_a.post_in("news", "n2", "the resturant is booked").await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let gone = on_a.post_in("news", "n3", "lunch is off").await;
+    finds(
+        b,
+        &bob,
+        "q=lunch",
+        &[("news", gone), (&plans, secret), ("news", lunch)],
+    )
+    .await;
+
+    // Edited and deleted on node a: found so on node b.
+    let fix = ClientMsg::Edit {
+        room: "news".into(),
+        client_id: "n4".into(),
+        target: typo,
+        body: "the restaurant is booked".into(),
+    };
+    on_a.store(&fix, "n4").await.expect("edited");
+    let unsay = ClientMsg::Delete {
+        room: "news".into(),
+        client_id: "n5".into(),
+        target: gone,
+    };
+    on_a.store(&unsay, "n5").await.expect("deleted");
+    finds(b, &bob, "q=restaurant", &[("news", typo)]).await;
+    finds(b, &bob, "q=resturant", &[]).await;
+    finds(b, &bob, "q=lunch", &[(&plans, secret), ("news", lunch)]).await;
+
+    // Removed from the private room on node a, Bob no longer finds its words on node b.
+    let bob_id = a.who(&bob).await.expect("bob")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let remove = form(&[("account", &bob_id)]);
+    let path = format!("/r/{plans}/remove");
+    assert_eq!(a.post_as(&path, Some(&owner), &remove).await.0, 303);
+    finds(b, &bob, "q=lunch", &[("news", lunch)]).await;
+    finds(b, &ann, "q=lunch", &[(&plans, secret), ("news", lunch)]).await;
+
+    // A node that joins later reads every room's history from the log.
+    let data = crate::common::TempDir::new();
+    let c = nodes.another(data.path()).await;
+    finds(&c, &ann, "q=lunch", &[(&plans, secret), ("news", lunch)]).await;
+    finds(&c, &ann, "q=restaurant", &[("news", typo)]).await;
+
+    // A room deleted on node a leaves every node's index.
+    let sure = form(&[("sure", "yes")]);
+    let path = format!("/r/{plans}/delete");
+    assert_eq!(a.post_as(&path, Some(&owner), &sure).await.0, 303);
+    for node in [a, b, &c] {
+        finds(node, &ann, "q=lunch", &[("news", lunch)]).await;
+        finds(node, &owner, "q=secret", &[]).await;
+    }
 }

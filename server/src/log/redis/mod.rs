@@ -721,6 +721,21 @@ impl RedisLog {
         Ok(last.unwrap_or(0))
     }
 
+    /// See [`super::Log::stored_to`]: the room's meta hash, where the epoch is set as the room is
+    /// made and taken with it when it is deleted.
+    pub async fn stored_to(&self, room: &str) -> Result<Option<(String, u64)>, LogError> {
+        let mut conn = self.conn.clone();
+        let (epoch, last): (Option<String>, Option<u64>) = timed(
+            redis::cmd("HMGET")
+                .arg(meta_key(room))
+                .arg("e")
+                .arg("s")
+                .query_async(&mut conn),
+        )
+        .await?;
+        Ok(epoch.map(|epoch| (epoch, last.unwrap_or(0))))
+    }
+
     /// Lets go of the rooms followed here that have been of no use for `linger` (`in_use` says
     /// which are of use now: they have readers here): their channels are let go, and the
     /// sequencer stops tracking them. Returns the rooms let go.
