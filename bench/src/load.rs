@@ -45,6 +45,12 @@ const SETUP_CODE: &str = "HERALD-BENCH-SETUP-CODE";
 /// Connections sharing one session (one person with many tabs, as far as presence goes).
 const CONNECTIONS_PER_SESSION: usize = 100;
 
+/// How often a reader says how far it has read while messages keep coming (`--read`), and how often
+/// it looks: the page's pace (`READ_EVERY_MS` in app/src/state.rs, `TYPING_SWEEP_MS` in
+/// app/src/client.rs).
+const READ_EVERY: Duration = Duration::from_secs(2);
+const LOOK_EVERY: Duration = Duration::from_millis(500);
+
 /// Source addresses subscribers are spread over: 127.0.0.2 and the next ones.
 const SOURCE_ADDRESSES: usize = 200;
 
@@ -72,6 +78,8 @@ pub struct Target {
     pub processes: usize,
     /// The helper processes holding the other shares of the subscribers.
     workers: std::sync::Mutex<Vec<Child>>,
+    /// Subscribers read what they receive, each a person of its own (`--read`).
+    pub reading: bool,
 }
 
 impl Target {
@@ -142,6 +150,7 @@ impl Target {
             child: Some(child),
             dir: Some(dir),
             processes: 0,
+            reading: false,
             workers: Default::default(),
         };
         // The owner's account, as a fresh server's first visitor makes it (a cluster's next
@@ -168,6 +177,7 @@ impl Target {
             child: None,
             dir: None,
             processes: 0,
+            reading: false,
             workers: Default::default(),
         })
     }
@@ -308,6 +318,7 @@ impl Target {
             .args(["--url", &format!("http://{}", self.addr), "worker"])
             .args(["--first", &first.to_string(), "--count", &count.to_string()])
             .args(["--rooms", &rooms.join(",")])
+            .args(self.reading.then_some("--read"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
@@ -330,10 +341,19 @@ impl Target {
         Ok(child)
     }
 
-    /// Sessions for `connections` connections, [`CONNECTIONS_PER_SESSION`] to each.
+    /// How many connections share a session (a person): one each when they read (`--read`), as
+    /// every reader's position is their own.
+    fn per_session(&self) -> usize {
+        match self.reading {
+            true => 1,
+            false => CONNECTIONS_PER_SESSION,
+        }
+    }
+
+    /// Sessions for `connections` connections, [`Target::per_session`] to each.
     async fn sessions(&self, connections: usize) -> anyhow::Result<Vec<String>> {
         let mut cookies = Vec::new();
-        for i in 0..connections.div_ceil(CONNECTIONS_PER_SESSION) {
+        for i in 0..connections.div_ceil(self.per_session()) {
             cookies.push(self.session(&format!("Bench {i}")).await?);
         }
         Ok(cookies)
@@ -547,6 +567,7 @@ async fn subscriber(
     mut epoch: String,
     mut last: u64,
     counters: Arc<Counters>,
+    reading: bool,
 ) {
     // Messages up to `floor` are a join's replay, not deliveries being measured.
     let mut floor = last;
@@ -554,39 +575,64 @@ async fn subscriber(
     // bounce between the cores.
     let (mut delivered, mut duplicated, mut lost) = (0, 0, 0);
     let mut sent_at = Vec::new();
+    // A reader looks a few times a second, each on its own phase (they connected at different
+    // moments), as the page does.
+    let mut look = reading.then(|| tokio::time::interval(LOOK_EVERY));
+    let (mut read_sent, mut read_at) = (last, None::<Instant>);
     loop {
         let mut rejoin = false;
-        let open = ws
-            .read_frames(|frame| {
-                let raw::Frame::Text(text) = frame else {
+        let mut each = |frame: raw::Frame<'_>| {
+            let raw::Frame::Text(text) = frame else {
+                return;
+            };
+            if text.starts_with(r#"{"type":"message""#) {
+                let Some(timed) = Timed::scan(text) else {
                     return;
                 };
-                if text.starts_with(r#"{"type":"message""#) {
-                    let Some(timed) = Timed::scan(text) else {
-                        return;
-                    };
-                    if timed.seq <= floor {
-                        return;
-                    }
-                    if timed.seq <= last {
-                        duplicated += 1;
-                        return;
-                    }
-                    lost += timed.seq - last - 1;
-                    last = timed.seq;
-                    delivered += 1;
-                    sent_at.extend(timed.sent_micros());
-                } else if text.starts_with(r#"{"type":"lagged""#) {
-                    counters.lagged.fetch_add(1, Ordering::Relaxed);
-                    rejoin = true;
-                } else if text.starts_with(r#"{"type":"joined""#)
-                    && let Ok(f) = serde_json::from_str::<Frame>(text)
-                {
-                    epoch = f.epoch;
-                    floor = floor.max(last);
+                if timed.seq <= floor {
+                    return;
                 }
-            })
-            .await;
+                if timed.seq <= last {
+                    duplicated += 1;
+                    return;
+                }
+                lost += timed.seq - last - 1;
+                last = timed.seq;
+                delivered += 1;
+                sent_at.extend(timed.sent_micros());
+            } else if text.starts_with(r#"{"type":"lagged""#) {
+                counters.lagged.fetch_add(1, Ordering::Relaxed);
+                rejoin = true;
+            } else if text.starts_with(r#"{"type":"joined""#)
+                && let Ok(f) = serde_json::from_str::<Frame>(text)
+            {
+                epoch = f.epoch;
+                floor = floor.max(last);
+            }
+        };
+        let open = match look.as_mut() {
+            None => ws.read_frames(&mut each).await,
+            Some(look) => tokio::select! {
+                open = ws.read_frames(&mut each) => open,
+                _ = look.tick() => {
+                    // Read up to the newest message received, as the page does: when it looks,
+                    // at most every `READ_EVERY` while messages keep coming.
+                    if last > read_sent && read_at.is_none_or(|at| at.elapsed() >= READ_EVERY) {
+                        read_at = Some(Instant::now());
+                        read_sent = last;
+                        let read = ClientMsg::Read {
+                            room: room.clone(),
+                            seq: last,
+                            rewind: false,
+                        };
+                        if ws.send_text(&read.encode()).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+            },
+        };
         // Every frame of one read arrived at the same moment.
         let now = now_micros();
         for sent in sent_at.drain(..) {
@@ -659,9 +705,10 @@ pub async fn subscribers_in(
     let cookies = target.sessions(range.len()).await?;
     let results: Vec<anyhow::Result<()>> = stream::iter(range)
         .map(|i| {
-            let cookie = cookies[(i - first) / CONNECTIONS_PER_SESSION].clone();
+            let cookie = cookies[(i - first) / target.per_session()].clone();
             let room = rooms[i % rooms.len()].clone();
             let counters = counters.clone();
+            let reading = target.reading;
             async move {
                 let source = Ipv4Addr::new(127, 0, 0, 2 + (i % SOURCE_ADDRESSES) as u8);
                 let mut ws = RawWs::connect(target.addr, source, &cookie).await?;
@@ -682,7 +729,7 @@ pub async fn subscribers_in(
                         break (f.epoch, f.last_seq);
                     }
                 };
-                tokio::spawn(subscriber(ws, room, epoch, last, counters));
+                tokio::spawn(subscriber(ws, room, epoch, last, counters, reading));
                 Ok(())
             }
         })
@@ -926,6 +973,9 @@ pub async fn fanout(
         let lost_before = total(|c| &c.lost);
         let dup_before = total(|c| &c.duplicated);
         let sent_before: u64 = publishers.iter().map(|p| p.sent).sum();
+        // The publishers' node's CPU over the step and its drain (what a change on the server
+        // costs at a given rate, apart from latency).
+        let cpu_before = (target.cpu_secs(), Instant::now());
         // Paced in 10 ms slices; each slice's messages go out in one flush per publisher.
         let started = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -966,6 +1016,10 @@ pub async fn fanout(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let delivered = total(|c| &c.delivered) - delivered_before;
+        let cpu = cpu_before
+            .0
+            .zip(target.cpu_secs())
+            .map(|(before, after)| (after - before) / cpu_before.1.elapsed().as_secs_f64());
         let lost = expected
             .saturating_sub(delivered)
             .max(total(|c| &c.lost) - lost_before);
@@ -1006,11 +1060,13 @@ pub async fn fanout(
             duplicated.to_string(),
             total(|c| &c.lagged).to_string(),
             rss.map_or("?".into(), |r| format!("{:.1}", r as f64 / 1024.0)),
+            cpu.map_or("?".into(), |c| format!("{:.0}", c * 100.0)),
             if within { "yes" } else { "no" }.into(),
         ];
         let mut json_step = json!({
             "rate": rate, "deliveries_per_sec": per_sec.round(), "p50_ms": p50, "p99_ms": p99,
             "max_ms": max, "lost": lost, "duplicated": duplicated, "rss_kib": rss,
+            "cpu_percent": cpu.map(|c| c * 100.0),
         });
         if several {
             let apart = [
@@ -1041,6 +1097,7 @@ pub async fn fanout(
         "dup",
         "lags",
         "RSS MiB",
+        "CPU %",
         "within",
     ];
     if several {
@@ -1112,7 +1169,7 @@ pub async fn publish(
     let rooms: Vec<String> = (0..room_count).map(|i| format!("pub-{i}")).collect();
     let opened: Vec<anyhow::Result<Publisher>> = stream::iter(0..publishers)
         .map(|i| {
-            let cookie = cookies[i / CONNECTIONS_PER_SESSION].clone();
+            let cookie = cookies[i / target.per_session()].clone();
             let room = rooms[i % room_count].clone();
             async move { Publisher::open(target, &cookie, vec![room], i).await }
         })
@@ -1229,7 +1286,7 @@ pub async fn reconnect(
     // Everyone joins and notes their cursor, then drops.
     let cursors: Vec<anyhow::Result<(String, String, u64)>> = stream::iter(0..clients)
         .map(|i| {
-            let cookie = cookies[i / CONNECTIONS_PER_SESSION].clone();
+            let cookie = cookies[i / target.per_session()].clone();
             let room = rooms[i % room_count].clone();
             async move {
                 let mut ws = target.connect(&cookie, i).await?;
@@ -1258,7 +1315,7 @@ pub async fn reconnect(
     let caught_up: Vec<anyhow::Result<(u64, u64, u64)>> =
         stream::iter(cursors.into_iter().enumerate())
             .map(|(i, (room, epoch, last))| {
-                let cookie = cookies[i / CONNECTIONS_PER_SESSION].clone();
+                let cookie = cookies[i / target.per_session()].clone();
                 // Back to the same node, or spread over the others of a cluster.
                 let node = back_to[i % back_to.len()];
                 async move {

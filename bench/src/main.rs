@@ -47,6 +47,11 @@ struct Args {
     /// process's open-files limit). 0: one per 15 000 subscribers.
     #[arg(long, default_value_t = 0)]
     processes: usize,
+    /// Subscribers read what they receive, as a person's focused tab does: each is a person of its
+    /// own, looks twice a second (each on its own phase) and says it has read up to the newest
+    /// message (`read`) if one came, at most every 2 s while messages keep coming (the page's pace).
+    #[arg(long, global = true)]
+    read: bool,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -264,6 +269,7 @@ fn main() -> anyhow::Result<()> {
             (None, None, _) => anyhow::bail!("give --herald PATH, or --url URL --pid PID"),
         };
         target.processes = args.processes;
+        target.reading = args.read;
         if let Scenario::Worker {
             rooms,
             first,
