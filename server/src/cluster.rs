@@ -83,7 +83,12 @@ enum What {
     Chose { room: String },
     /// Rooms whose log changed on the node since its last such note (entries stored, or the room
     /// deleted): every node reads them again into its own search index (docs/SEARCH.md).
-    Logged { rooms: Vec<String> },
+    /// `rooms` come with where their logs end; those `again` are asked of the store.
+    Logged {
+        rooms: Vec<crate::search::Logged>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        again: Vec<String>,
+    },
 }
 
 /// A handle for the server's ticker: what the hub says to share goes out from here.
@@ -207,9 +212,16 @@ impl Cluster {
         }));
     }
 
-    /// Rooms whose log changed here: the other nodes read them again into their search indexes.
-    pub fn logged(&self, rooms: Vec<String>) {
-        let _ = self.out.send(Outgoing::Note(What::Logged { rooms }));
+    /// Rooms that took entries here: the other nodes read them into their search indexes.
+    pub fn logged(&self, rooms: Vec<crate::search::Logged>) {
+        let again = Vec::new();
+        let _ = self.out.send(Outgoing::Note(What::Logged { rooms, again }));
+    }
+
+    /// A room deleted here: the other nodes look at it again (and find it gone).
+    pub fn look_again(&self, room: &str) {
+        let (rooms, again) = (Vec::new(), vec![room.to_owned()]);
+        let _ = self.out.send(Outgoing::Note(What::Logged { rooms, again }));
     }
 
     /// What [`Hub::tick`] returned: told to the other nodes.
@@ -383,9 +395,10 @@ async fn listen(
             positions.heard_active(rooms);
             continue;
         }
-        if let What::Logged { rooms } = note.what {
+        if let What::Logged { rooms, again } = note.what {
             if let Some(search) = &search {
-                search.heard(rooms);
+                search.heard_logged(rooms);
+                search.heard(again);
             }
             continue;
         }

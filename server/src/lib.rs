@@ -195,7 +195,7 @@ pub async fn run(
                     positions.deleted(&change.room, change.target);
                 }
                 if let Some(search) = &search {
-                    search.stored(entry.room());
+                    search.stored(entry.room(), entry.seq());
                 }
                 notices.stored(entry);
             }

@@ -802,7 +802,7 @@ async fn delete_room(
         tracing::warn!(room = %room, "taking a deleted room's words out of the search index: {e}");
     }
     if let Some(cluster) = &state.cluster {
-        cluster.logged(vec![room.clone()]);
+        cluster.look_again(&room);
     }
     // A private room's name is an id: its title says which it was.
     let title = record

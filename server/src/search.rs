@@ -17,7 +17,7 @@
 //!   (`access::open`) before it is shown.
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     path::Path,
     sync::{
         Arc, Mutex,
@@ -109,6 +109,9 @@ pub struct Search {
     /// the indexer.
     reader: Arc<Mutex<Connection>>,
     rooms: Arc<Mutex<Marked>>,
+    /// Each room's watermark as written (`marks`), kept here too: looked at for every room every
+    /// round, it is not asked of the file each time.
+    marks: Arc<Mutex<HashMap<String, (String, u64)>>>,
     /// How many entries each room keeps (`--retention`): what the log no longer holds leaves the
     /// index too, or a search would find messages their room cannot show.
     retention: u64,
@@ -116,13 +119,23 @@ pub struct Search {
     caught_up: Arc<AtomicBool>,
 }
 
-/// The rooms to read into the index next round.
+/// The rooms to read into the index next round, each with where its log is if that is known.
 #[derive(Default)]
 struct Marked {
-    dirty: HashSet<String>,
-    /// Rooms that took entries on this node: on a cluster the other nodes are told of them, to
-    /// read them into their own indexes (`cluster::What::Logged`).
-    stored_here: HashSet<String>,
+    dirty: HashMap<String, Option<Logged>>,
+    /// Rooms that took entries on this node, to their last seq: on a cluster the other nodes are
+    /// told of them, to read them into their own indexes (`cluster::What::Logged`).
+    stored_here: HashMap<String, u64>,
+}
+
+/// Where a room's log is, as the node that stored in it said: its epoch and last seq. Known, the
+/// room's new entries are read without asking the store where it ends first (on a cluster, one
+/// round trip to Redis a room a round fewer).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Logged {
+    pub room: String,
+    pub epoch: String,
+    pub last: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +224,7 @@ impl Search {
             db: Arc::new(Mutex::new(db)),
             reader: Arc::new(Mutex::new(reader)),
             rooms: Arc::default(),
+            marks: Arc::default(),
             retention,
             caught_up: Arc::default(),
         })
@@ -220,22 +234,50 @@ impl Search {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `room` took an entry on this node: it is read into the index shortly (and, on a cluster,
-    /// into the other nodes').
-    pub fn stored(&self, room: &str) {
+    /// `room`'s watermark: its epoch and the last seq read into the index.
+    fn mark_of(&self, room: &str) -> Option<(String, u64)> {
+        let marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        marks.get(room).cloned()
+    }
+
+    /// `room` took entry `seq` on this node: it is read into the index shortly (and, on a
+    /// cluster, into the other nodes').
+    pub fn stored(&self, room: &str, seq: u64) {
         let mut marked = self.marked();
-        if !marked.dirty.contains(room) {
-            marked.dirty.insert(room.to_owned());
-        }
-        if !marked.stored_here.contains(room) {
-            marked.stored_here.insert(room.to_owned());
+        match marked.stored_here.get_mut(room) {
+            Some(last) => *last = (*last).max(seq),
+            None => {
+                marked.stored_here.insert(room.to_owned(), seq);
+            }
         }
     }
 
-    /// `rooms` changed elsewhere (another node stored in them, or a room was deleted): read into
-    /// the index shortly.
+    /// `rooms` changed (a room was deleted, or is looked at again): read into the index shortly,
+    /// asking the store where each ends.
     pub fn heard(&self, rooms: impl IntoIterator<Item = String>) {
-        self.marked().dirty.extend(rooms);
+        let mut marked = self.marked();
+        for room in rooms {
+            marked.dirty.insert(room, None);
+        }
+    }
+
+    /// `room` is read again next round (it held more than a round, or could not be read).
+    fn again(&self, room: String, logged: Option<Logged>) {
+        let mut marked = self.marked();
+        match logged {
+            Some(logged) => mark(&mut marked.dirty, logged),
+            None => {
+                marked.dirty.insert(room, None);
+            }
+        }
+    }
+
+    /// Another node stored in these rooms: read into the index shortly, up to where it said.
+    pub fn heard_logged(&self, rooms: Vec<Logged>) {
+        let mut marked = self.marked();
+        for logged in rooms {
+            mark(&mut marked.dirty, logged);
+        }
     }
 
     /// Whether the index holds every room the log held when the server started (a new node, or
@@ -268,20 +310,25 @@ impl Search {
 
     /// What `room` took since its watermark, read from the log (at most [`BATCH`] entries), to be
     /// written with the other rooms' ([`Search::write`]); `None` if there is nothing new.
-    async fn read_batch(&self, log: &Log, room: &str) -> Result<Option<Batch>, SearchError> {
-        // As the store has it: on a cluster, rooms this node does not follow are indexed too.
-        let stored = log.stored_to(room).await?;
-        let name = room.to_owned();
-        let mark: Option<(String, u64)> = self
-            .with_db(move |db| {
-                db.query_row(
-                    "SELECT epoch, seq FROM marks WHERE room = ?1",
-                    params![name],
-                    |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)),
-                )
-                .optional()
-            })
-            .await?;
+    async fn read_batch(
+        &self,
+        log: &Log,
+        room: &str,
+        logged: Option<Logged>,
+    ) -> Result<Option<Batch>, SearchError> {
+        let mark = self.mark_of(room);
+        // Where the log ends: as the node that stored said, in the history the index holds; or
+        // else as the store has it (on a cluster, rooms this node does not follow too).
+        let stored = match logged {
+            Some(logged)
+                if mark
+                    .as_ref()
+                    .is_none_or(|(epoch, _)| *epoch == logged.epoch) =>
+            {
+                Some((logged.epoch, logged.last))
+            }
+            _ => log.stored_to(room).await?,
+        };
         let Some((epoch, last)) = stored else {
             // The room is gone (deleted, or never held an entry): so are its words.
             if mark.is_some() {
@@ -325,7 +372,7 @@ impl Search {
     /// FTS5 segment a round rather than one a room (a segment is merged again and again as the
     /// index grows: many small ones were most of indexing's cost).
     async fn write(&self, batches: Vec<Batch>) -> Result<(), SearchError> {
-        let retention = self.retention;
+        let (retention, marks) = (self.retention, self.marks.clone());
         self.with_db(move |db| {
             let tx = db.transaction()?;
             let mut wiped = false;
@@ -353,6 +400,10 @@ impl Search {
                 .execute(params![batch.room, batch.epoch, batch.to as i64])?;
             }
             tx.commit()?;
+            let mut marks = marks.lock().unwrap_or_else(|e| e.into_inner());
+            for batch in batches {
+                marks.insert(batch.room, (batch.epoch, batch.to));
+            }
             // A deleted message's words leave the write-ahead log too, as they leave the log's.
             if wiped {
                 db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
@@ -365,7 +416,12 @@ impl Search {
     /// Takes every word of `room` out of the index.
     pub async fn forget(&self, room: &str) -> Result<(), SearchError> {
         let room = room.to_owned();
+        let marks = self.marks.clone();
         self.with_db(move |db| {
+            marks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&room);
             let tx = db.transaction()?;
             tx.execute(
                 "DELETE FROM words WHERE rowid IN (SELECT id FROM docs WHERE room = ?1)",
@@ -561,6 +617,22 @@ fn apply(tx: &rusqlite::Transaction<'_>, entry: &Entry) -> Result<bool, rusqlite
     }
 }
 
+/// Marks `logged.room` to be read up to `logged.last` (the furthest said of its epoch), unless it is
+/// marked to be asked of the store already.
+fn mark(dirty: &mut HashMap<String, Option<Logged>>, logged: Logged) {
+    match dirty.get_mut(&logged.room) {
+        Some(None) => {}
+        Some(Some(known)) if known.epoch == logged.epoch => {
+            known.last = known.last.max(logged.last)
+        }
+        // Two histories said at once (a restore): the store says which is now.
+        Some(known) => *known = None,
+        None => {
+            dirty.insert(logged.room.clone(), Some(logged));
+        }
+    }
+}
+
 /// Every room the log holds, and every room the index holds: one the log no longer has (deleted,
 /// or a restore from before it was made) is taken out, or its words would be found in a room of
 /// the same name made later.
@@ -571,19 +643,33 @@ async fn every_room(search: &Search, log: &Log) {
     }
     let indexed = search
         .with_db(|db| {
-            let mut rooms = db.prepare("SELECT room FROM marks")?;
-            let rooms = rooms.query_map([], |row| row.get::<_, String>(0))?;
-            rooms.collect::<Result<Vec<_>, _>>()
+            let mut marks = db.prepare("SELECT room, epoch, seq FROM marks")?;
+            let marks = marks.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get(1)?,
+                    row.get::<_, i64>(2)? as u64,
+                ))
+            })?;
+            marks.collect::<Result<Vec<(String, String, u64)>, _>>()
         })
         .await;
     match indexed {
-        Ok(rooms) => search.heard(rooms),
+        Ok(indexed) => {
+            let rooms: Vec<String> = indexed.iter().map(|(room, ..)| room.clone()).collect();
+            let mut marks = search.marks.lock().unwrap_or_else(|e| e.into_inner());
+            for (room, epoch, seq) in indexed {
+                marks.insert(room, (epoch, seq));
+            }
+            drop(marks);
+            search.heard(rooms);
+        }
         Err(e) => tracing::warn!("cannot list the rooms indexed: {e}"),
     }
 }
 
 /// Tells the other nodes of a cluster which rooms' logs changed here (`Cluster::logged`).
-pub type TellOthers = Box<dyn Fn(Vec<String>) + Send>;
+pub type TellOthers = Box<dyn Fn(Vec<Logged>) + Send>;
 
 /// Reads the rooms that took entries into the index every [`EVERY`], until `stop`; first every
 /// room the log holds. On a cluster (`others`), every node keeps an index of every room
@@ -598,36 +684,46 @@ pub async fn run(
     every_room(&search, &log).await;
     let mut swept = tokio::time::Instant::now();
     loop {
-        let (rooms, stored_here) = {
+        let rooms: Vec<(String, Option<Logged>)> = {
             let mut marked = search.marked();
-            let rooms: Vec<String> = std::mem::take(&mut marked.dirty).into_iter().collect();
-            (rooms, std::mem::take(&mut marked.stored_here))
+            let stored_here = std::mem::take(&mut marked.stored_here);
+            let mut logged = Vec::with_capacity(stored_here.len());
+            for (room, last) in stored_here {
+                // Known here: this node just stored in it.
+                if let Some(epoch) = log.epoch(&room) {
+                    logged.push(Logged { room, epoch, last });
+                } else {
+                    marked.dirty.insert(room, None);
+                }
+            }
+            for logged in &logged {
+                mark(&mut marked.dirty, logged.clone());
+            }
+            if let (Some(others), false) = (&others, logged.is_empty()) {
+                others(logged);
+            }
+            std::mem::take(&mut marked.dirty).into_iter().collect()
         };
-        if let Some(others) = &others {
-            if !stored_here.is_empty() {
-                others(stored_here.into_iter().collect());
-            }
-            if swept.elapsed() >= SWEEP {
-                swept = tokio::time::Instant::now();
-                every_room(&search, &log).await;
-            }
+        if others.is_some() && swept.elapsed() >= SWEEP {
+            swept = tokio::time::Instant::now();
+            every_room(&search, &log).await;
         }
         // Behind (a room held more than a batch, or the round was full): on again at once, not
         // after a pause — a busy room must not fall further behind each time.
         let (mut behind, mut failed) = (false, false);
         let (mut batches, mut taken, mut bytes) = (Vec::new(), 0, 0);
-        for room in rooms {
+        for (room, logged) in rooms {
             if taken >= ROUND || bytes >= ROUND_BYTES {
                 behind = true;
-                search.heard([room]);
+                search.again(room, logged);
                 continue;
             }
-            match search.read_batch(&log, &room).await {
+            match search.read_batch(&log, &room, logged.clone()).await {
                 Ok(None) => {}
                 Ok(Some(batch)) => {
                     if batch.more {
                         behind = true;
-                        search.heard([room]);
+                        search.again(room, logged);
                     }
                     taken += batch.entries.len();
                     bytes += batch.bytes;
@@ -636,7 +732,7 @@ pub async fn run(
                 Err(e) => {
                     tracing::warn!(%room, "cannot index a room: {e}");
                     failed = true;
-                    search.heard([room]);
+                    search.again(room, logged);
                 }
             }
         }
