@@ -282,7 +282,7 @@ pub struct Room {
     read_at: StoredValue<f64>,
 }
 
-/// Most often a tab tells the server how far its person has read a room they keep reading.
+/// Most often a tab says how far its person has read a room they keep reading (see `tell_read`).
 const READ_EVERY_MS: f64 = 2000.0;
 
 /// What is open on a message besides its actions: the emoji picker, or the question whether to
@@ -654,6 +654,7 @@ impl Tab {
     /// keeps how far this person has read, for every device of theirs (docs/READING.md). Looked at
     /// a few times a second; told at most every [`READ_EVERY_MS`] while messages keep coming.
     /// `now` [`f64::INFINITY`]: at once (the room goes off screen).
+    #[allow(clippy::manual_clamp)] // `clamp` checks its bounds: bytes of wasm for nothing
     pub fn tell_read(&self, now: f64) {
         // Connected only in the browser, once hydrated (never while the server renders the page).
         if self.connection.get_untracked() != SocketState::Connected
@@ -671,7 +672,13 @@ impl Tab {
         let read_at = room.read_at.get_value();
         if room.following.get_value()
             && (last > room.read_sent.get_value() || read_at == f64::MIN)
-            && now >= read_at + READ_EVERY_MS
+            // Less often with over 500 present, up to ten times (BENCHMARKS.md, session 22).
+            && now
+                >= read_at
+                    + READ_EVERY_MS
+                        * (f64::from(room.member_count.get_untracked()) / 500.0)
+                            .max(1.0)
+                            .min(10.0)
         {
             room.read_sent.set_value(last);
             room.read_at.set_value(now);

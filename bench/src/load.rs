@@ -46,10 +46,22 @@ const SETUP_CODE: &str = "HERALD-BENCH-SETUP-CODE";
 const CONNECTIONS_PER_SESSION: usize = 100;
 
 /// How often a reader says how far it has read while messages keep coming (`--read`), and how often
-/// it looks: the page's pace (`READ_EVERY_MS` in app/src/state.rs, `TYPING_SWEEP_MS` in
-/// app/src/client.rs).
+/// it looks: the page's pace (`READ_EVERY_MS` and `tell_read` in app/src/state.rs,
+/// `TYPING_SWEEP_MS` in app/src/client.rs) — every 2 s, and in a room of more than 500 present as
+/// much less often as it has more, up to ten times.
 const READ_EVERY: Duration = Duration::from_secs(2);
 const LOOK_EVERY: Duration = Duration::from_millis(500);
+
+/// The page's pace in a room where `present` people are (see [`READ_EVERY`]).
+fn read_every(present: u32) -> Duration {
+    READ_EVERY.mul_f64((f64::from(present) / 500.0).clamp(1.0, 10.0))
+}
+
+/// How many are in a room, from its `presence` frame.
+#[derive(Deserialize)]
+struct Present {
+    count: u32,
+}
 
 /// Source addresses subscribers are spread over: 127.0.0.2 and the next ones.
 const SOURCE_ADDRESSES: usize = 200;
@@ -578,7 +590,7 @@ async fn subscriber(
     // A reader looks a few times a second, each on its own phase (they connected at different
     // moments), as the page does.
     let mut look = reading.then(|| tokio::time::interval(LOOK_EVERY));
-    let (mut read_sent, mut read_at) = (last, None::<Instant>);
+    let (mut read_sent, mut read_at, mut present) = (last, None::<Instant>, 0);
     loop {
         let mut rejoin = false;
         let mut each = |frame: raw::Frame<'_>| {
@@ -608,6 +620,11 @@ async fn subscriber(
             {
                 epoch = f.epoch;
                 floor = floor.max(last);
+            } else if reading
+                && text.starts_with(r#"{"type":"presence""#)
+                && let Ok(p) = serde_json::from_str::<Present>(text)
+            {
+                present = p.count;
             }
         };
         let open = match look.as_mut() {
@@ -616,8 +633,9 @@ async fn subscriber(
                 open = ws.read_frames(&mut each) => open,
                 _ = look.tick() => {
                     // Read up to the newest message received, as the page does: when it looks,
-                    // at most every `READ_EVERY` while messages keep coming.
-                    if last > read_sent && read_at.is_none_or(|at| at.elapsed() >= READ_EVERY) {
+                    // at most every `read_every` while messages keep coming.
+                    let due = read_at.is_none_or(|at| at.elapsed() >= read_every(present));
+                    if last > read_sent && due {
                         read_at = Some(Instant::now());
                         read_sent = last;
                         let read = ClientMsg::Read {

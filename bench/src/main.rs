@@ -49,7 +49,8 @@ struct Args {
     processes: usize,
     /// Subscribers read what they receive, as a person's focused tab does: each is a person of its
     /// own, looks twice a second (each on its own phase) and says it has read up to the newest
-    /// message (`read`) if one came, at most every 2 s while messages keep coming (the page's pace).
+    /// message (`read`) if one came, at most every 2 s while messages keep coming — less often in
+    /// a room of more than 500 present (the page's pace).
     #[arg(long, global = true)]
     read: bool,
     #[command(subcommand)]
