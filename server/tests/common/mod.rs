@@ -755,6 +755,21 @@ impl TestServer {
         (status, location, cookie)
     }
 
+    /// Makes a private room named `title` as `maker` (who may), with the people of `handles` as
+    /// members: its name (an id, as in its address).
+    pub async fn private_room(&self, maker: &str, title: &str, handles: &[&str]) -> String {
+        let made = form(&[("kind", "private"), ("name", title), ("topic", "")]);
+        let (status, to, _) = self.post_as("/rooms", Some(maker), &made).await;
+        assert_eq!(status, 303, "{to}");
+        let room = to.strip_prefix("/r/").expect("to the room").to_owned();
+        for handle in handles {
+            let add = form(&[("handle", handle)]);
+            let path = format!("/r/{room}/members");
+            assert_eq!(self.post_as(&path, Some(maker), &add).await.0, 303);
+        }
+        room
+    }
+
     /// Makes an account at `/sign-up` (a server with `--sign-up open`): its session cookie.
     pub async fn sign_up(&self, handle: &str, name: &str, password: &str) -> Option<String> {
         let body = form(&[("handle", handle), ("name", name), ("password", password)]);

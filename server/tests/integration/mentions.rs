@@ -95,19 +95,7 @@ async fn mentions(a: &TestServer, b: &TestServer) {
 
     // In a private room Cat is not in, @cat mentions nobody; Ann, a member, is.
     let owner = a.sign_in(OWNER, OWNER_PASSWORD).await.expect("owner");
-    let plans = form(&[("kind", "private"), ("name", "Plans"), ("topic", "")]);
-    let (status, to, _) = a.post_as("/rooms", Some(&owner), &plans).await;
-    assert_eq!(status, 303, "{to}");
-    let plans = to.strip_prefix("/r/").expect("to the room").to_owned();
-    for handle in ["ann", "bob"] {
-        let add = form(&[("handle", handle)]);
-        assert_eq!(
-            a.post_as(&format!("/r/{plans}/members"), Some(&owner), &add)
-                .await
-                .0,
-            303
-        );
-    }
+    let plans = a.private_room(&owner, "Plans", &["ann", "bob"]).await;
     bob_socket.join(&plans, None).await;
     let both = bob_socket
         .post_in(&plans, "b5", "@cat @ann: the plan")

@@ -154,15 +154,7 @@ async fn reading(a: &TestServer, b: &TestServer) {
     // A private room counts for its members before they read there; once removed, not at all.
     // (The admin makes it, with Ann and Bob: a moderator removes from rooms they are in.)
     let owner = a.sign_in(OWNER, OWNER_PASSWORD).await.expect("owner");
-    let plans = form(&[("kind", "private"), ("name", "Plans"), ("topic", "")]);
-    let (status, to, _) = a.post_as("/rooms", Some(&owner), &plans).await;
-    assert_eq!(status, 303, "{to}");
-    let plans = to.strip_prefix("/r/").expect("to the room").to_owned();
-    for handle in ["ann", "bob"] {
-        let add = form(&[("handle", handle)]);
-        let path = format!("/r/{plans}/members");
-        assert_eq!(a.post_as(&path, Some(&owner), &add).await.0, 303);
-    }
+    let plans = a.private_room(&owner, "Plans", &["ann", "bob"]).await;
     laptop.join(&plans, None).await;
     laptop.post_in(&plans, "p1", "the plan").await;
     laptop.post_in(&plans, "p2", "the other plan").await;

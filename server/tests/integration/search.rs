@@ -59,15 +59,7 @@ async fn a_person_finds_the_words_of_the_rooms_they_may_read_and_no_others() {
     let owner = server.sign_in(OWNER, OWNER_PASSWORD).await.expect("owner");
     let news = form(&[("kind", "open"), ("name", "news"), ("topic", "")]);
     assert_eq!(server.post_as("/rooms", Some(&ann), &news).await.0, 303);
-    let plans = form(&[("kind", "private"), ("name", "Plans"), ("topic", "")]);
-    let (status, to, _) = server.post_as("/rooms", Some(&owner), &plans).await;
-    assert_eq!(status, 303, "{to}");
-    let plans = to.strip_prefix("/r/").expect("to the room").to_owned();
-    for handle in ["ann", "bob"] {
-        let add = form(&[("handle", handle)]);
-        let path = format!("/r/{plans}/members");
-        assert_eq!(server.post_as(&path, Some(&owner), &add).await.0, 303);
-    }
+    let plans = server.private_room(&owner, "Plans", &["ann", "bob"]).await;
 
     let mut a = Client::connect(server.addr, &ann).await;
     a.join("news", None).await;
@@ -280,15 +272,7 @@ async fn every_node_of_a_cluster_finds_what_was_said_on_any_node() {
     let owner = a.sign_in(OWNER, OWNER_PASSWORD).await.expect("owner");
     let news = form(&[("kind", "open"), ("name", "news"), ("topic", "")]);
     assert_eq!(a.post_as("/rooms", Some(&ann), &news).await.0, 303);
-    let plans = form(&[("kind", "private"), ("name", "Plans"), ("topic", "")]);
-    let (status, to, _) = a.post_as("/rooms", Some(&owner), &plans).await;
-    assert_eq!(status, 303, "{to}");
-    let plans = to.strip_prefix("/r/").expect("to the room").to_owned();
-    for handle in ["ann", "bob"] {
-        let add = form(&[("handle", handle)]);
-        let path = format!("/r/{plans}/members");
-        assert_eq!(a.post_as(&path, Some(&owner), &add).await.0, 303);
-    }
+    let plans = a.private_room(&owner, "Plans", &["ann", "bob"]).await;
 
     // Said on node a, where Ann is; nobody reads these rooms on node b.
     let mut on_a = Client::connect(a.addr, &ann).await;

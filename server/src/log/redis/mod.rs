@@ -636,16 +636,7 @@ impl RedisLog {
             if create {
                 return self.ensure_stored(room).await.map(Some);
             }
-            let mut conn = self.conn.clone();
-            let (epoch, last): (Option<String>, Option<u64>) = timed(
-                redis::cmd("HMGET")
-                    .arg(meta_key(room))
-                    .arg("e")
-                    .arg("s")
-                    .query_async(&mut conn),
-            )
-            .await?;
-            Ok(epoch.map(|epoch| (epoch, last.unwrap_or(0))))
+            self.stored_to(room).await
         };
         let (epoch, last_seq) = match stands.await {
             Ok(Some(stands)) => stands,
