@@ -33,7 +33,7 @@ use crate::{
     report::{Histogram, Report},
 };
 
-type Socket = WebSocketStream<TcpStream>;
+pub(crate) type Socket = WebSocketStream<TcpStream>;
 
 /// Connections opened at once while setting up: enough to be quick, few enough not to overflow the
 /// server's accept queue.

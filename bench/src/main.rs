@@ -15,6 +15,7 @@
 
 mod alone;
 mod bus;
+mod follow;
 mod load;
 mod pages;
 mod raw;
@@ -186,6 +187,12 @@ pub enum Scenario {
         seconds: f64,
     },
     /// A few hundred subscribers for a couple of seconds; fails unless nothing was lost or doubled.
+    /// One person on two devices in a room (with `--redis`, the second on another node): the first
+    /// reads each message another person writes; how soon the second is told where they read.
+    ReadFollow {
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
     /// Run by `cargo xtask test`, so the tool keeps working.
     Smoke,
     /// Holds a share of another herald-bench's subscribers (started by it; not for people).
@@ -383,6 +390,18 @@ fn main() -> anyhow::Result<()> {
                 messages,
                 seconds,
             } => pages::pages(&target, connections, viewers, messages, seconds).await,
+            Scenario::ReadFollow { samples } => {
+                let others = match args.redis {
+                    Some(_) => more_nodes(&args, 1).await?,
+                    None => Vec::new(),
+                };
+                let second = others.first().unwrap_or(&target);
+                let outcome = follow::read_follow(&target, second, samples).await;
+                for node in others {
+                    node.stop().await;
+                }
+                outcome
+            }
             Scenario::Smoke => load::smoke(&target).await,
             Scenario::Worker { .. } | Scenario::RedisAlone { .. } => {
                 Err(anyhow::anyhow!("not a scenario for a running herald"))
