@@ -270,6 +270,24 @@ impl Target {
         Ok((status, response))
     }
 
+    /// `GET path` as `cookie`: the status and the whole response.
+    pub async fn get(&self, path: &str, cookie: &str) -> anyhow::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(self.addr).await?;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Ok((status, response))
+    }
+
     /// Chooses a name, as the guests' form does (a server started with `--guests`); returns the
     /// `Cookie` header value.
     pub async fn session(&self, name: &str) -> anyhow::Result<String> {

@@ -193,6 +193,12 @@ pub enum Scenario {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// A message written (with `--redis`, on one node) and searched for (on another) until found:
+    /// how far the search index lags the log.
+    SearchFollow {
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
     /// Run by `cargo xtask test`, so the tool keeps working.
     Smoke,
     /// Holds a share of another herald-bench's subscribers (started by it; not for people).
@@ -397,6 +403,18 @@ fn main() -> anyhow::Result<()> {
                 };
                 let second = others.first().unwrap_or(&target);
                 let outcome = follow::read_follow(&target, second, samples).await;
+                for node in others {
+                    node.stop().await;
+                }
+                outcome
+            }
+            Scenario::SearchFollow { samples } => {
+                let others = match args.redis {
+                    Some(_) => more_nodes(&args, 1).await?,
+                    None => Vec::new(),
+                };
+                let second = others.first().unwrap_or(&target);
+                let outcome = follow::search_follow(&target, second, samples).await;
                 for node in others {
                     node.stop().await;
                 }
