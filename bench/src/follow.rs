@@ -91,8 +91,7 @@ pub async fn read_follow(
         let elapsed = asked.elapsed();
         took.record(elapsed.as_micros() as u64);
         max = max.max(elapsed);
-        // Apart, as a person reads: not in step with the positions' flush.
-        tokio::time::sleep(Duration::from_millis(37)).await;
+        apart(i).await;
     }
     let nodes = if std::ptr::eq(first, second) { 1 } else { 2 };
     Ok(lag_report("read-follow", nodes, samples, &took, max))
@@ -143,10 +142,17 @@ pub async fn search_follow(
         let elapsed = stored.elapsed();
         took.record(elapsed.as_micros() as u64);
         max = max.max(elapsed);
-        tokio::time::sleep(Duration::from_millis(37)).await;
+        apart(i).await;
     }
     let nodes = if std::ptr::eq(first, second) { 1 } else { 2 };
     Ok(lag_report("search-follow", nodes, samples, &took, max))
+}
+
+/// A pause of 20–270 ms, another each sample: samples a fixed time apart fall into step with the
+/// server's own rounds (every 200 or 250 ms) and would all measure the same moment of them.
+async fn apart(sample: usize) {
+    let ms = 20 + (sample as u64).wrapping_mul(7919) % 250;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
 /// One row: where, how many, and how long they took.
