@@ -41,7 +41,7 @@ const QUEUED: usize = 4096;
 
 /// How long who hears every message of a room is trusted as read: a choice made on any node is seen
 /// at once ([`Known::chose`]; in a cluster, the note `chose`), so this only bounds what a note lost
-/// would leave stale.
+/// would leave stale (and how often a cluster node reads the rooms of such choices again, [`run`]).
 const EVERY_FOR: Duration = Duration::from_secs(5);
 
 /// Direct conversations whose members are remembered, at most (they never change).
@@ -140,11 +140,21 @@ impl Queue {
     }
 }
 
-/// Looks at each stored message in turn until the server stops.
+/// Looks at each stored message in turn until the server stops. On a cluster, also reads again
+/// every [`EVERY_FOR`] which rooms someone hears every message of: a `chose` note lost on the way
+/// would otherwise leave this node deaf to such a room until it restarts.
 pub async fn run(state: AppState, mut queued: mpsc::Receiver<Stored>) {
+    let mut reload = tokio::time::interval(EVERY_FOR);
+    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let stored = tokio::select! {
             () = state.stop.cancelled() => return,
+            _ = reload.tick(), if state.cluster.is_some() => {
+                if let Err(e) = state.notify.load(&state.sessions.people).await {
+                    tracing::warn!("the rooms someone hears every message of were not read again: {e}");
+                }
+                continue;
+            }
             stored = queued.recv() => match stored {
                 Some(stored) => stored,
                 None => return,
