@@ -684,6 +684,10 @@ fn browser_tests(dir: &Path, binary: &Path, specs: &[&str], tally: &mut Tally) {
             let stat = |name: &str| json["stats"][name].as_u64().unwrap_or(0);
             tally.passed += stat("expected") + stat("flaky");
             tally.failed += stat("unexpected");
+            // Named again at the end, beside the counts: a CI log is often read by its tail only.
+            for failed in unexpected_tests(&json) {
+                tally.broken.push(format!("browser test failed: {failed}"));
+            }
             if stat("skipped") > 0 {
                 tally
                     .broken
@@ -694,6 +698,39 @@ fn browser_tests(dir: &Path, binary: &Path, specs: &[&str], tally: &mut Tally) {
             .broken
             .push(format!("Playwright wrote no report ({status:?})")),
     }
+}
+
+/// Each test of a Playwright JSON report whose outcome was unexpected: where it is, its title, and
+/// the first line of its first error.
+fn unexpected_tests(report: &serde_json::Value) -> Vec<String> {
+    fn walk(suite: &serde_json::Value, found: &mut Vec<String>) {
+        for spec in suite["specs"].as_array().into_iter().flatten() {
+            for test in spec["tests"].as_array().into_iter().flatten() {
+                if test["status"] != "unexpected" {
+                    continue;
+                }
+                let error = test["results"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find_map(|result| result["error"]["message"].as_str())
+                    .and_then(|message| message.lines().find(|line| !line.trim().is_empty()))
+                    .unwrap_or("no error given");
+                found.push(format!(
+                    "{}:{} {} ({error})",
+                    spec["file"].as_str().unwrap_or("?"),
+                    spec["line"],
+                    spec["title"].as_str().unwrap_or("?"),
+                ));
+            }
+        }
+        for inner in suite["suites"].as_array().into_iter().flatten() {
+            walk(inner, found);
+        }
+    }
+    let mut found = Vec::new();
+    walk(report, &mut found);
+    found
 }
 
 fn chromium_path() -> PathBuf {
@@ -914,7 +951,22 @@ fn fuzz_smoke(tally: &mut Tally) {
 
 #[cfg(test)]
 mod tests {
-    use super::{libtest_counts, needs_a_loader};
+    use super::{libtest_counts, needs_a_loader, unexpected_tests};
+
+    #[test]
+    fn names_the_browser_tests_that_failed() {
+        let report = serde_json::json!({"suites": [{"specs": [], "suites": [{"specs": [
+            {"file": "chat.spec.ts", "line": 7, "title": "two browsers chat",
+             "tests": [{"status": "expected", "results": [{"status": "passed"}]}]},
+            {"file": "chat.spec.ts", "line": 37, "title": "markup is text",
+             "tests": [{"status": "unexpected", "results": [{"status": "failed",
+                "error": {"message": "\nError: expect(locator).toHaveText\n  at x"}}]}]}
+        ]}]}]});
+        assert_eq!(
+            unexpected_tests(&report),
+            ["chat.spec.ts:37 markup is text (Error: expect(locator).toHaveText)"]
+        );
+    }
 
     #[test]
     fn tells_a_dynamically_linked_executable_from_a_static_one() {
