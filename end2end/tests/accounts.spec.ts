@@ -1,7 +1,7 @@
 // Accounts as people meet them (docs/ACCOUNTS.md): the first run's setup, signing up and in, one
 // person on two browsers, the devices page signing one out, a new password. Each test has a server
 // of its own, without guests and not set up: what an operator starts by default.
-import { Browser, expect, Page, test } from '@playwright/test';
+import { Browser, expect, Page, test } from '../lib/test';
 import * as fs from 'node:fs';
 import { makeRoomIfOffered, send, uniqueRoom } from '../lib/chat';
 import { binaryUnderTest, copyAlone, Herald, SETUP_CODE, startHerald, TEST_FLAGS } from '../lib/herald';

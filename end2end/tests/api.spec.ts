@@ -1,7 +1,7 @@
 // The HTTP API meeting the browser: an EventSource on the page follows a room that a program publishes
 // to, and a chat user sees an announcement. Its own Herald (an API token, and announcements go to every
 // room, which would land in other tests' rooms on the shared server).
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../lib/test';
 import { makeRoom, bodies, openChat, watchForErrors } from '../lib/chat';
 import { Herald, TEST_FLAGS, binaryUnderTest, copyAlone, startHerald } from '../lib/herald';
 

@@ -2,7 +2,7 @@
 // newest, loses none of them (scrolling up loads what was let go), and never trims under a reader
 // who is further up. Its own Herald: one socket sends hundreds of messages, past the shared
 // server's burst limit.
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../lib/test';
 import { bodies, flood, openChat, watchForErrors } from '../lib/chat';
 import { Herald, TEST_FLAGS, binaryUnderTest, copyAlone, startHerald } from '../lib/herald';
 

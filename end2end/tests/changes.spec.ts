@@ -2,7 +2,7 @@
 // editing with ↑ and with the message's action, deleting after a confirmation, replying and jumping
 // to an original that is not loaded yet, reactions from two people, a phone, the keyboard alone.
 // Its own Herald: an API token to write a long history quickly, and a generous rate for it.
-import { expect, Page, test } from '@playwright/test';
+import { expect, Page, test } from '../lib/test';
 import { bodies, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
 import { Herald, TEST_FLAGS, binaryUnderTest, copyAlone, startHerald } from '../lib/herald';
 

@@ -1,5 +1,5 @@
 // Two people chatting in real Chromium, each in their own browser context, against the release binary.
-import { expect, Page, test } from '@playwright/test';
+import { expect, Page, test } from '../lib/test';
 import * as fs from 'node:fs';
 import { binaryUnderTest, copyAlone, startHerald, TEST_FLAGS } from '../lib/herald';
 import { makeRoom, bodies, chooseName, heraldUrl, openChat, send, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';

@@ -2,7 +2,7 @@
 // behind a load balancer of their own; one's node is killed with SIGKILL, their page reconnects
 // through the balancer to the other node, and they keep chatting: nothing missing or doubled on
 // either screen. Real Chromium against the release binary.
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../lib/test';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';

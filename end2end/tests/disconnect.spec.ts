@@ -1,7 +1,7 @@
 // What the page does when the server closes its socket, by the close code (app::protocol::Disconnect):
 // going away → back at once; too slow → a pause first; a refusal → said, not retried; and a session
 // that ended elsewhere → the name form. Real Chromium against the release binary.
-import { expect, Page, test } from '@playwright/test';
+import { expect, Page, test } from '../lib/test';
 import * as fs from 'node:fs';
 import { chooseName, heraldUrl, openChat, reconnect, send, uniqueRoom, watchForErrors } from '../lib/chat';
 import { binaryUnderTest, copyAlone, startHerald } from '../lib/herald';

@@ -1,7 +1,7 @@
 // What a person meets in their first minute, on a laptop and a phone, in light and dark: the app stays
 // put whatever scrolls, rooms and names behave, and what arrived meanwhile is marked. Its own Herald,
 // with an API token, so a room fills with a screenful in one go.
-import { Browser, BrowserContextOptions, expect, Page, test } from '@playwright/test';
+import { Browser, BrowserContextOptions, expect, Page, test } from '../lib/test';
 import { makeRoom, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
 import { Herald, TEST_FLAGS, binaryUnderTest, copyAlone, startHerald } from '../lib/herald';
 

@@ -3,7 +3,7 @@
 // the same, element for element, in the page the server renders; hostile text stays text; a code
 // block's 200-character line scrolls inside the message and never widens the page, on a phone too;
 // a 40-line paste folds behind "Show more", and stays unfolded when the row is drawn again.
-import { expect, Page, test } from '@playwright/test';
+import { expect, Page, test } from '../lib/test';
 import { heraldUrl, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
 
 const FORMATTED = [

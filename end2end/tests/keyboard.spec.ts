@@ -1,7 +1,7 @@
 // The chat by keyboard and screen reader: the message box is where focus lands, a skip link leads
 // there, Escape closes the change-of-name box, only new messages from others are announced — and
 // without JavaScript the page says what it needs.
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../lib/test';
 import { makeRoom, chooseName, heraldUrl, newName, openChat, send, twoPeople, uniqueRoom } from '../lib/chat';
 
 test('after choosing a name and after moving to a room, focus is in the message box', async ({ browser }) => {

@@ -2,7 +2,7 @@
 // accessibility, best practices and SEO. Its performance score is a timed figure: printed here for
 // BENCHMARKS.md, never asserted. Run after every other browser test (playwright.config.ts): its
 // simulated timings need the box to itself.
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../lib/test';
 import { heraldUrl, newName, uniqueRoom } from '../lib/chat';
 
 /** A session cookie for `name`, as the name form's post sets it. */

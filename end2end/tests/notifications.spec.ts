@@ -5,7 +5,7 @@
 // clicked — the push delivered through the DevTools protocol (a browser offline cannot subscribe
 // to a real push service; the server's side of Web Push is tested against a local one in
 // server/tests/integration/notifications.rs).
-import { Browser, BrowserContext, expect, Page, test } from '@playwright/test';
+import { Browser, BrowserContext, expect, Page, test } from '../lib/test';
 import * as fs from 'node:fs';
 import { send, watchForErrors } from '../lib/chat';
 import { binaryUnderTest, copyAlone, Herald, startHerald, TEST_FLAGS } from '../lib/herald';

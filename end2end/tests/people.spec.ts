@@ -3,7 +3,7 @@
 // one who ignores them (and shown when chosen); an account an admin deactivated marked
 // "(deactivated)". And on a cluster: an admin deactivates someone who is typing on the other node —
 // their socket closes at once, their page asks them to sign in, and signing in is refused.
-import { Browser, expect, Locator, Page, test } from '@playwright/test';
+import { Browser, expect, Locator, Page, test } from '../lib/test';
 import * as fs from 'node:fs';
 import { chooseName, send, watchForErrors } from '../lib/chat';
 import { binaryUnderTest, copyAlone, Herald, OWNER, startHerald, TEST_FLAGS } from '../lib/herald';

@@ -1,5 +1,5 @@
 // On a phone (390x844): the room chips, the "go to room" box and who is here, in real Chromium.
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../lib/test';
 import { heraldUrl, openChat, uniqueRoom } from '../lib/chat';
 
 const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };

@@ -3,7 +3,7 @@
 // added who sees it appear at once; a direct conversation started from a name, in both sidebars
 // apart from the rooms; a moderator removing someone's message. A server of its own, taking
 // sign-ups, where members (not guests) make rooms: what an operator would run.
-import { expect, Page, test } from '@playwright/test';
+import { expect, Page, test } from '../lib/test';
 import * as fs from 'node:fs';
 import { bodies, send, watchForErrors } from '../lib/chat';
 import { binaryUnderTest, copyAlone, Herald, OWNER, startHerald, TEST_FLAGS } from '../lib/herald';

@@ -2,7 +2,7 @@
 // edited messages) or a message's edit history, on a desktop and on a phone. (Lighthouse's scores:
 // lighthouse.spec.ts.)
 import AxeBuilder from '@axe-core/playwright';
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../lib/test';
 import { heraldUrl, openChat, send, uniqueRoom } from '../lib/chat';
 
 const SCREENS = [

@@ -2,7 +2,7 @@
 // a phone; what the phone reads, the laptop no longer counts as unread — in the sidebar and in the
 // tab's title — within a moment, without a reload. A server of its own, with accounts, as an
 // operator would run it.
-import { expect, Page, test } from '@playwright/test';
+import { expect, Page, test } from '../lib/test';
 import * as fs from 'node:fs';
 import { makeRoom, send, watchForErrors } from '../lib/chat';
 import { binaryUnderTest, copyAlone, Herald, startHerald, TEST_FLAGS } from '../lib/herald';

@@ -1,7 +1,7 @@
 // What breaks reading and writing, with two people in real Chromium: the list keeps the newest in
 // view, a long line does not widen the page, a growing draft does not cover the conversation, an error
 // goes when its cause does, and "go to room" takes what the server takes.
-import { expect, Page, test } from '@playwright/test';
+import { expect, Page, test } from '../lib/test';
 import { makeRoom, heraldUrl, openChat, reconnect, send, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';
 
 /** How far the newest message's bottom is below the scroller's visible bottom (≤ 0: fully visible). */

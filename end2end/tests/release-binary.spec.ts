@@ -1,6 +1,6 @@
 // The release binary as an operator meets it: alone in a folder, serving every asset, documenting its
 // flags, stopping cleanly on SIGTERM.
-import { APIRequestContext, expect, test } from '@playwright/test';
+import { APIRequestContext, expect, test } from '../lib/test';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';

@@ -1,6 +1,6 @@
 // Rooms side by side in one tab, who is in them, who is typing, and older history on scroll — in real
 // Chromium against the release binary. Each test uses rooms of its own: other tests share the server.
-import { expect, Page, test } from '@playwright/test';
+import { expect, Page, test } from '../lib/test';
 import { bodies, flood, heraldUrl, makeRoom, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
 
 /** Goes to a room through the sidebar's "go to room" box, without a page load. */

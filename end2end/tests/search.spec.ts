@@ -2,7 +2,7 @@
 // — an old one, far above what the room first shows, a Japanese one by a two-character word — on a
 // page of results with the words marked; narrows it to a room and a person; and a result opens the
 // room at that message. A server of its own, with accounts, as an operator would run it.
-import { expect, Page, test } from '@playwright/test';
+import { expect, Page, test } from '../lib/test';
 import * as fs from 'node:fs';
 import { flood, makeRoom, send, watchForErrors } from '../lib/chat';
 import { binaryUnderTest, copyAlone, Herald, startHerald, TEST_FLAGS } from '../lib/herald';

@@ -1,7 +1,7 @@
 // The page's protective headers, enforced in Chromium: the chat works whole under its
 // Content-Security-Policy (hydration, the WebSocket, Server-Sent Events, the name form) without one
 // violation, an injected inline script does not run, and no other site can frame the page.
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../lib/test';
 import { heraldUrl, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
 
 /** Records every CSP violation the page reports, from before its first script runs. */
