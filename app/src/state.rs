@@ -280,6 +280,9 @@ pub struct Room {
     read_sent: StoredValue<u64>,
     /// When this tab last told the server how far it has read here (ms since the Unix epoch).
     read_at: StoredValue<f64>,
+    /// This tab told the server it read up to `read_sent` and has not heard that back yet: a `read`
+    /// saying less was sent before the server kept ours, and is stale (see `read_elsewhere`).
+    read_unheard: StoredValue<bool>,
 }
 
 /// Most often a tab says how far its person has read a room they keep reading (see `tell_read`).
@@ -632,6 +635,8 @@ impl Tab {
     /// The connection dropped: what each room replays when it is back arrived while we were away.
     pub fn dropped(&self) {
         for room in self.rooms() {
+            // What was told may not have arrived: what the server says on return is heard.
+            room.read_unheard.set_value(false);
             if room.away_from.get_value() == NOT_AWAY && room.epoch.with_untracked(Option::is_some)
             {
                 room.away_from.set_value(room.last_seq.get_untracked());
@@ -682,6 +687,7 @@ impl Tab {
         {
             room.read_sent.set_value(last);
             room.read_at.set_value(now);
+            room.read_unheard.set_value(true);
             self.send(ClientMsg::Read {
                 room: room.name.get_value(),
                 seq: last,
@@ -709,6 +715,12 @@ impl Tab {
                 room
             }
         };
+        // Told before the server kept what this tab said since (a "mark unread" elsewhere after
+        // ours comes once ours is heard back): what it counts, this tab has read.
+        if room.read_unheard.get_value() && seq < room.read_sent.get_value() {
+            return;
+        }
+        room.read_unheard.set_value(false);
         let counted = self
             .counted
             .with_untracked(|counted| counted.iter().any(|n| n == name));
@@ -739,6 +751,7 @@ impl Tab {
     pub fn mark_unread(&self, room: Room, seq: u64) {
         let before = seq.saturating_sub(1);
         room.read_sent.set_value(before);
+        room.read_unheard.set_value(false);
         // NaN: no time is late enough to tell the server it was read ([`Tab::tell_read`]).
         room.read_at.set_value(f64::NAN);
         let (first, count) = room.lines.with_untracked(|lines| {
@@ -764,6 +777,7 @@ impl Tab {
         room.read_at.set_value(f64::MIN);
         if last > room.read_sent.get_value() {
             room.read_sent.set_value(last);
+            room.read_unheard.set_value(true);
             self.send(ClientMsg::Read {
                 room: room.name.get_value(),
                 seq: last,
@@ -845,6 +859,7 @@ impl Room {
             following: StoredValue::new(true),
             read_sent: StoredValue::new(0),
             read_at: StoredValue::new(f64::MIN),
+            read_unheard: StoredValue::new(false),
         }
     }
 

@@ -151,6 +151,65 @@ test('coming back to a room, "New messages" marks where the news begins', async 
   await expect(bodies(a)).toHaveText(['seen by Ann', 'news one', 'news two', 'thanks']);
 });
 
+test('a read position told back late, from before the tab moved on, does not undo what it read', async ({ browser }) => {
+  // The server tells a tab where its person has read a room (`read`) a moment after the tab says
+  // so. Here the tab's first report arrives late, so the server's answer (nothing of the room
+  // read) comes after the tab has read its first message and gone to another room: it must not
+  // count that message unread again, nor keep "New messages" from the news that follows.
+  const first = uniqueRoom('late');
+  const second = uniqueRoom('late');
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  const isRead = (frame: string | Buffer) => {
+    const msg = JSON.parse(String(frame));
+    return msg.type === 'read' && msg.room === first ? msg : null;
+  };
+  // The tab's reports of the room are held on the way out, and the server's answers on the way in,
+  // until let go (in order, on the socket they were held on).
+  let holdReports = true;
+  let holdAnswers = true;
+  const reports: (string | Buffer)[] = [];
+  const answers: (string | Buffer)[] = [];
+  let newsArrived = false;
+  let release = { reports: (_n: number) => {}, answers: (_n: number) => {} };
+  await a.routeWebSocket(/\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((frame) => (holdReports && isRead(frame) ? reports.push(frame) : server.send(frame)));
+    server.onMessage((frame) => {
+      if (String(frame).includes('"news one"')) newsArrived = true;
+      if (holdAnswers && isRead(frame)) answers.push(frame);
+      else ws.send(frame);
+    });
+    release = {
+      reports: (n: number) => reports.splice(0, n).forEach((frame) => server.send(frame)),
+      answers: (n: number) => answers.splice(0, n).forEach((frame) => ws.send(frame)),
+    };
+  });
+  await openChat(a, `${heraldUrl()}/r/${first}`, 'Ann');
+  await openChat(b, `${heraldUrl()}/r/${first}`, 'Bob');
+  await send(b, 'seen by Ann');
+  await expect(bodies(a)).toHaveText(['seen by Ann']);
+  // The tab's first report (made on opening the room) reaches the server only now: the answer
+  // counts "seen by Ann" unread. Any later report follows it.
+  await expect.poll(() => reports.length).toBeGreaterThanOrEqual(1);
+  release.reports(1);
+  await expect.poll(() => answers.map((f) => isRead(f).unread)).toEqual([1]);
+  holdReports = false;
+  release.reports(reports.length);
+  await goToRoom(a, second);
+  // The stale answer arrives after the tab said it read "seen by Ann"; its news comes next.
+  release.answers(1);
+  await send(b, 'news one');
+  await expect.poll(() => newsArrived).toBe(true);
+  await send(b, 'news two');
+  holdAnswers = false;
+  release.answers(answers.length);
+  await expect(roomLink(a, first).getByTestId('unread')).toHaveText('2');
+  await roomLink(a, first).getByRole('link').click();
+  const lines = a.locator('.messages > li:not(.notice):not(.day)');
+  await expect(lines).toHaveText([/seen by Ann/, /^New messages/, /news one/, /news two/]);
+});
+
 /** What the browser would do when the user switches tabs or minimises the window. */
 async function setHidden(page: Page, hidden: boolean) {
   await page.evaluate((hidden) => {
