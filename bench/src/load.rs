@@ -249,32 +249,26 @@ impl Target {
 
     /// Posts a form (already encoded): the status and the whole response.
     async fn post_form(&self, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
-        let mut stream = TcpStream::connect(self.addr).await?;
-        stream
-            .write_all(
-                format!(
-                    "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    self.addr,
-                    body.len()
-                )
-                .as_bytes(),
-            )
-            .await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        Ok((status, response))
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}",
+            body.len()
+        );
+        self.request(&head, body).await
     }
 
     /// `GET path` as `cookie`: the status and the whole response.
     pub async fn get(&self, path: &str, cookie: &str) -> anyhow::Result<(u16, String)> {
+        self.request(&format!("GET {path} HTTP/1.1\r\nCookie: {cookie}"), "")
+            .await
+    }
+
+    /// Sends one request on a connection of its own — `head` (its request line and headers, with no
+    /// line end after the last) then `body` — and reads the response to its end: its status and
+    /// the whole of it.
+    async fn request(&self, head: &str, body: &str) -> anyhow::Result<(u16, String)> {
         let mut stream = TcpStream::connect(self.addr).await?;
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
+            "{head}\r\nHost: {}\r\nConnection: close\r\n\r\n{body}",
             self.addr
         );
         stream.write_all(request.as_bytes()).await?;

@@ -26,6 +26,7 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Parser, Subcommand};
 
 use load::Target;
+use report::Report;
 
 #[derive(Parser)]
 #[command(name = "herald-bench", about = "Load for Herald, and what came of it.")]
@@ -235,6 +236,24 @@ impl Steps {
 }
 
 /// `n` more nodes of the `--herald` binary on the same `--redis`.
+/// Runs `scenario` from `target` to a second node started for it (with `--redis`), or to `target`
+/// itself (without); the second node is stopped after.
+async fn between_two(
+    args: &Args,
+    target: &Target,
+    scenario: impl AsyncFnOnce(&Target, &Target) -> anyhow::Result<Report>,
+) -> anyhow::Result<Report> {
+    let others = match args.redis {
+        Some(_) => more_nodes(args, 1).await?,
+        None => Vec::new(),
+    };
+    let outcome = scenario(target, others.first().unwrap_or(target)).await;
+    for node in others {
+        node.stop().await;
+    }
+    outcome
+}
+
 async fn more_nodes(args: &Args, n: usize) -> anyhow::Result<Vec<Target>> {
     if n == 0 {
         return Ok(Vec::new());
@@ -397,28 +416,16 @@ fn main() -> anyhow::Result<()> {
                 seconds,
             } => pages::pages(&target, connections, viewers, messages, seconds).await,
             Scenario::ReadFollow { samples } => {
-                let others = match args.redis {
-                    Some(_) => more_nodes(&args, 1).await?,
-                    None => Vec::new(),
-                };
-                let second = others.first().unwrap_or(&target);
-                let outcome = follow::read_follow(&target, second, samples).await;
-                for node in others {
-                    node.stop().await;
-                }
-                outcome
+                between_two(&args, &target, async |a, b| {
+                    follow::read_follow(a, b, samples).await
+                })
+                .await
             }
             Scenario::SearchFollow { samples } => {
-                let others = match args.redis {
-                    Some(_) => more_nodes(&args, 1).await?,
-                    None => Vec::new(),
-                };
-                let second = others.first().unwrap_or(&target);
-                let outcome = follow::search_follow(&target, second, samples).await;
-                for node in others {
-                    node.stop().await;
-                }
-                outcome
+                between_two(&args, &target, async |a, b| {
+                    follow::search_follow(a, b, samples).await
+                })
+                .await
             }
             Scenario::Smoke => load::smoke(&target).await,
             Scenario::Worker { .. } | Scenario::RedisAlone { .. } => {

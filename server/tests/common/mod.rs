@@ -770,6 +770,14 @@ impl TestServer {
         room
     }
 
+    /// `maker` (who may) removes the person `cookie` signs in from private room `room`.
+    pub async fn remove_member(&self, maker: &str, room: &str, cookie: &str) {
+        let who = self.who(cookie).await.expect("signed in");
+        let remove = form(&[("account", who["id"].as_str().expect("an id"))]);
+        let path = format!("/r/{room}/remove");
+        assert_eq!(self.post_as(&path, Some(maker), &remove).await.0, 303);
+    }
+
     /// Makes an account at `/sign-up` (a server with `--sign-up open`): its session cookie.
     pub async fn sign_up(&self, handle: &str, name: &str, password: &str) -> Option<String> {
         let body = form(&[("handle", handle), ("name", name), ("password", password)]);

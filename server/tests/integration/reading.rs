@@ -160,13 +160,7 @@ async fn reading(a: &TestServer, b: &TestServer) {
     laptop.post_in(&plans, "p2", "the other plan").await;
     let mut bob_phone = Client::connect(b.addr, &bob).await;
     assert_eq!(read_of(&mut bob_phone, &plans).await, (0, 2, 2));
-    let bob_id = a.who(&bob).await.expect("bob")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let remove = form(&[("account", &bob_id)]);
-    let path = format!("/r/{plans}/remove");
-    assert_eq!(a.post_as(&path, Some(&owner), &remove).await.0, 303);
+    a.remove_member(&owner, &plans, &bob).await;
     let mut bob_laptop = Client::connect(b.addr, &bob).await;
     // He wrote in "news": that one he counts (read up to his last message there).
     assert_eq!(read_of(&mut bob_laptop, "news").await, (5, 9, 1));

@@ -161,13 +161,7 @@ async fn a_person_finds_the_words_of_the_rooms_they_may_read_and_no_others() {
     assert!(page.contains("is not a date"), "{page}");
 
     // Removed from the private room, Bob no longer finds its words; Ann still does.
-    let bob_id = server.who(&bob).await.expect("bob")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let remove = form(&[("account", &bob_id)]);
-    let path = format!("/r/{plans}/remove");
-    assert_eq!(server.post_as(&path, Some(&owner), &remove).await.0, 303);
+    server.remove_member(&owner, &plans, &bob).await;
     finds(&server, &bob, "q=lunch", &[("news", lunch)]).await;
     finds(&server, &bob, "q=secret", &[]).await;
     finds(&server, &bob, &format!("q=secret&room={plans}"), &[]).await;
@@ -314,13 +308,7 @@ async fn every_node_of_a_cluster_finds_what_was_said_on_any_node() {
     finds(b, &bob, "q=lunch", &[(&plans, secret), ("news", lunch)]).await;
 
     // Removed from the private room on node a, Bob no longer finds its words on node b.
-    let bob_id = a.who(&bob).await.expect("bob")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let remove = form(&[("account", &bob_id)]);
-    let path = format!("/r/{plans}/remove");
-    assert_eq!(a.post_as(&path, Some(&owner), &remove).await.0, 303);
+    a.remove_member(&owner, &plans, &bob).await;
     finds(b, &bob, "q=lunch", &[("news", lunch)]).await;
     finds(b, &ann, "q=lunch", &[(&plans, secret), ("news", lunch)]).await;
 
