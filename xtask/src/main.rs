@@ -581,10 +581,13 @@ fn rust_tests(tally: &mut Tally) {
     // dependency is already compiled. The xtask itself is tested apart, in the dev profile it was just
     // built in: in one command its dependencies would change the features of crates the server
     // shares, and recompile them all.
+    // `--tests`: unit and integration tests, not doc-tests (there are none, and rustdoc still
+    // went through each crate for them).
     let mut cmd = cargo();
     cmd.args([
         "test",
         "--release",
+        "--tests",
         "--package",
         "app",
         "--package",
