@@ -725,8 +725,7 @@ fn unexpected_tests(report: &serde_json::Value) -> Vec<String> {
                     .into_iter()
                     .flatten()
                     .find_map(|result| result["error"]["message"].as_str())
-                    .and_then(|message| message.lines().find(|line| !line.trim().is_empty()))
-                    .unwrap_or("no error given");
+                    .map_or_else(|| "no error given".to_owned(), error_lines);
                 found.push(format!(
                     "{}:{} {} ({error})",
                     spec["file"].as_str().unwrap_or("?"),
@@ -743,6 +742,29 @@ fn unexpected_tests(report: &serde_json::Value) -> Vec<String> {
     walk(report, &mut found);
     found
 }
+
+/// The lines of a Playwright error that say what happened — its first line and its call log (what
+/// was being waited for), without the source excerpt — at most [`ERROR_LINES`], joined by " / ".
+fn error_lines(message: &str) -> String {
+    let code = |line: &str| {
+        let line = line.trim_start().trim_start_matches('>').trim_start();
+        line.starts_with('|')
+            || line.starts_with("at ")
+            || line
+                .split_once(" |")
+                .is_some_and(|(n, _)| n.trim().parse::<u32>().is_ok())
+    };
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !code(line))
+        .take(ERROR_LINES)
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// How many lines of each failed browser test's error [`error_lines`] keeps.
+const ERROR_LINES: usize = 12;
 
 fn chromium_path() -> PathBuf {
     env::var_os("HERALD_CHROMIUM").map_or_else(|| PathBuf::from(DEFAULT_CHROMIUM), PathBuf::from)
@@ -962,7 +984,7 @@ fn fuzz_smoke(tally: &mut Tally) {
 
 #[cfg(test)]
 mod tests {
-    use super::{libtest_counts, needs_a_loader, unexpected_tests};
+    use super::{error_lines, libtest_counts, needs_a_loader, unexpected_tests};
 
     #[test]
     fn names_the_browser_tests_that_failed() {
@@ -976,6 +998,11 @@ mod tests {
         assert_eq!(
             unexpected_tests(&report),
             ["chat.spec.ts:37 markup is text (Error: expect(locator).toHaveText)"]
+        );
+        let message = "Error: Timeout 15000ms exceeded while waiting on the predicate\n\n  39 |     await x;\n> 41 |   }).toPass();\n     |      ^\n    at search (/a.ts:41:6)\nCall log:\n  - waiting for locator('a')\n";
+        assert_eq!(
+            error_lines(message),
+            "Error: Timeout 15000ms exceeded while waiting on the predicate / Call log: / - waiting for locator('a')"
         );
     }
 
