@@ -144,7 +144,8 @@ impl Queue {
 /// every [`EVERY_FOR`] which rooms someone hears every message of: a `chose` note lost on the way
 /// would otherwise leave this node deaf to such a room until it restarts.
 pub async fn run(state: AppState, mut queued: mpsc::Receiver<Stored>) {
-    let mut reload = tokio::time::interval(EVERY_FOR);
+    // From one period on: the server read them once at start (`Known::load`).
+    let mut reload = tokio::time::interval_at(tokio::time::Instant::now() + EVERY_FOR, EVERY_FOR);
     reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let stored = tokio::select! {
