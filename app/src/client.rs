@@ -264,10 +264,10 @@ fn apply(tab: Tab, msg: ServerMsg) -> Vec<ClientMsg> {
             epoch,
             mode,
             first_seq,
-            ..
+            last_seq,
         } => {
             if let Some(room) = tab.room(&room) {
-                room.joined(epoch, mode, first_seq);
+                room.joined(epoch, mode, first_seq, last_seq);
             }
         }
         ServerMsg::Message(message) => tab.message(message),

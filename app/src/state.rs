@@ -271,6 +271,10 @@ pub struct Room {
     /// return, is where "New messages" begins, in the room on screen too. [`NOT_AWAY`] otherwise
     /// (a plain `u64`: each new type of stored value adds to the wasm).
     away_from: StoredValue<u64>,
+    /// The last seq the latest join replays (its `joined`'s `last_seq`): what comes after it is
+    /// live, never missed — even when it arrives before the replay's `presence` (the server lets
+    /// what was stored during the join through first).
+    replay_last: StoredValue<u64>,
     /// When we last told the server we are typing here (ms since the Unix epoch).
     typing_sent: StoredValue<f64>,
     /// Whether the reader is at the newest message (a room not on screen counts as followed: it
@@ -617,7 +621,7 @@ impl Tab {
         let unseen =
             !self.visible.get_untracked() || self.current.get_untracked() != room.name.get_value();
         // Replayed after a drop: it came while we were away, even in the room on screen.
-        let missed = seq > room.away_from.get_value();
+        let missed = seq > room.away_from.get_value() && seq <= room.replay_last.get_value();
         if missed {
             room.away_from.set_value(NOT_AWAY);
         }
@@ -855,6 +859,7 @@ impl Room {
             draft: RwSignal::new(String::new()),
             first_unread: RwSignal::new(None),
             away_from: StoredValue::new(NOT_AWAY),
+            replay_last: StoredValue::new(0),
             typing_sent: StoredValue::new(f64::MIN),
             following: StoredValue::new(true),
             read_sent: StoredValue::new(0),
@@ -993,8 +998,9 @@ impl Room {
         self.following.get_value()
     }
 
-    /// The server's answer to our join: what follows is the replay from `first_seq`.
-    pub fn joined(&self, epoch: String, mode: JoinMode, first_seq: u64) {
+    /// The server's answer to our join: what follows is the replay from `first_seq` to `last_seq`,
+    /// then the live messages.
+    pub fn joined(&self, epoch: String, mode: JoinMode, first_seq: u64, last_seq: u64) {
         let same_epoch = self.epoch.get_untracked().as_deref() == Some(epoch.as_str());
         if matches!(mode, JoinMode::Reset | JoinMode::Latest) || !same_epoch {
             // The latest messages follow from scratch; what we hold would be repeated or belongs
@@ -1007,6 +1013,7 @@ impl Room {
             .set(mode == JoinMode::Partial && self.lines.with_untracked(|l| !l.is_empty()));
         self.epoch.set(Some(epoch));
         self.last_seq.set(first_seq.saturating_sub(1));
+        self.replay_last.set_value(last_seq);
     }
 
     /// Where our copy of the room ends, to rejoin from.

@@ -109,6 +109,24 @@ export async function reconnect(page: Page) {
 }
 
 /**
+ * Brings an offline page back and waits until it has rejoined `room`: its replay is over (the
+ * `presence` after it), so what is written from now on reaches it live, not as missed.
+ * `connected` alone says the server greeted the socket, before the page asked to rejoin.
+ */
+export async function backOnline(page: Page, room: string) {
+  const socket = page.waitForEvent('websocket');
+  await page.context().setOffline(false);
+  await (
+    await socket
+  ).waitForEvent('framereceived', {
+    predicate: (f) => {
+      const frame = JSON.parse(String(f.payload));
+      return frame.type === 'presence' && frame.room === room;
+    },
+  });
+}
+
+/**
  * Sends messages `m FROM` … `m FROM+COUNT-1` to `room` over a socket of its own of `page`'s session,
  * in that order (one socket's sends are stored in the order sent); resolves when all are acked. The
  * person's rate budget is shared with their other sockets: the join and the sends must fit in it.

@@ -2,7 +2,7 @@
 // put whatever scrolls, rooms and names behave, and what arrived meanwhile is marked. Its own Herald,
 // with an API token, so a room fills with a screenful in one go.
 import { Browser, BrowserContextOptions, expect, Page, test } from '../lib/test';
-import { makeRoom, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
+import { backOnline, makeRoom, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
 import { Herald, TEST_FLAGS, binaryUnderTest, copyAlone, startHerald } from '../lib/herald';
 
 const TOKEN = 'e2e-first-minute';
@@ -158,10 +158,56 @@ test('what arrived while the phone was offline is marked with a rule, in the roo
   await expect(ann.getByTestId('news')).toHaveCount(0);
   await ann.context().setOffline(true);
   await expect(ann.getByTestId('status')).toHaveAttribute('data-state', 'offline');
-  await ann.context().setOffline(false);
+  await backOnline(ann, room);
   await expect(ann.getByTestId('status')).toHaveAttribute('data-state', 'connected');
   await send(bob, 'after a quiet drop');
   await expect(ann.locator('.message .body', { hasText: 'after a quiet drop' })).toBeVisible();
+  await expect(ann.getByTestId('news')).toHaveCount(0);
+  expect(errors).toEqual([]);
+});
+
+test('what is written while the phone rejoins comes live, with no rule above it', async ({ browser }) => {
+  const room = uniqueRoom('rejoin');
+  const ann = await (await browser.newContext(PHONE)).newPage();
+  // Ann's socket, seen from between the page and the server: the test drops it, and holds the
+  // room's `presence` (which ends a rejoin's replay) while Bob writes. The server lets what was
+  // stored during a join through before that `presence`: it is live, though it comes first.
+  let holding = false;
+  const held: (string | Buffer)[] = [];
+  let drop = () => {};
+  let release = () => {};
+  await ann.routeWebSocket(/\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((frame) => server.send(frame));
+    server.onMessage((frame) => {
+      const { type, room: of } = JSON.parse(String(frame));
+      if (holding && type === 'presence' && of === room) held.push(frame);
+      else ws.send(frame);
+    });
+    drop = () => {
+      server.close();
+      ws.close({ code: 1001, reason: 'going away' });
+    };
+    release = () => held.splice(0).forEach((frame) => ws.send(frame));
+  });
+  await openChat(ann, `${herald.url}/r/${room}`, 'Ann');
+  const bob = await person(browser, LAPTOP, `/r/${room}`, 'Bob');
+  const errors = watchForErrors(ann);
+  await send(bob, 'before the drop');
+  await expect(ann.locator('.message .body', { hasText: 'before the drop' })).toBeVisible();
+
+  holding = true;
+  drop();
+  // Rejoined: its replay (nothing: nothing was said) is over, its `presence` held here.
+  await expect.poll(() => held.length).toBeGreaterThan(0);
+  await send(bob, 'just as Ann is back');
+  await expect(ann.locator('.message .body', { hasText: 'just as Ann is back' })).toBeVisible();
+  await expect(ann.getByTestId('news')).toHaveCount(0);
+  // The `presence` comes: what came before it stays as it was, live.
+  holding = false;
+  release();
+  await send(bob, 'and after');
+  await expect(ann.locator('.message .body', { hasText: 'and after' })).toBeVisible();
   await expect(ann.getByTestId('news')).toHaveCount(0);
   expect(errors).toEqual([]);
 });
