@@ -434,12 +434,7 @@ impl People {
 
     /// A private room's or conversation's members, as accounts (the oldest first).
     pub async fn members(&self, room: &str) -> Result<Vec<Account>, PeopleError> {
-        let mut members = Vec::new();
-        for id in each!(self.members(room))? {
-            if let Some(account) = each!(self.account(&id))? {
-                members.push(account);
-            }
-        }
+        let mut members = each!(self.members(room))?;
         members.sort_by_key(|a| a.created_ms);
         Ok(members)
     }

@@ -412,12 +412,26 @@ impl RedisPeople {
     pub async fn accounts(&self) -> Result<Vec<Account>, PeopleError> {
         let mut conn = self.conn.clone();
         let ids: Vec<String> = conn.smembers(ACCOUNTS_KEY).await?;
-        let mut all = Vec::with_capacity(ids.len());
-        for id in ids {
-            let stored: HashMap<String, String> = conn.hgetall(account_key(&id)).await?;
-            all.extend(account_of(&id, &stored));
+        self.accounts_of(ids).await
+    }
+
+    /// The records of the accounts `ids` that exist, in one pipeline: one round trip, not one per
+    /// account (the mention completion reads every account of an open room's readers per keystroke).
+    async fn accounts_of(&self, ids: Vec<String>) -> Result<Vec<Account>, PeopleError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(all)
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(account_key(id));
+        }
+        let stored: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        Ok(ids
+            .iter()
+            .zip(&stored)
+            .filter_map(|(id, stored)| account_of(id, stored))
+            .collect())
     }
 
     pub async fn set_active(&self, id: &str, active: bool) -> Result<(), PeopleError> {
@@ -593,9 +607,11 @@ impl RedisPeople {
         Ok(conn.sismember(members_key(room), account).await?)
     }
 
-    pub async fn members(&self, room: &str) -> Result<Vec<String>, PeopleError> {
+    /// The accounts of `room`'s members: their records in one pipeline.
+    pub async fn members(&self, room: &str) -> Result<Vec<Account>, PeopleError> {
         let mut conn = self.conn.clone();
-        Ok(conn.smembers(members_key(room)).await?)
+        let ids: Vec<String> = conn.smembers(members_key(room)).await?;
+        self.accounts_of(ids).await
     }
 
     /// Whether `account` was added (not a member already).

@@ -583,11 +583,15 @@ impl SqlitePeople {
         .await
     }
 
-    pub async fn members(&self, room: &str) -> Result<Vec<String>, PeopleError> {
+    /// The accounts of `room`'s members, in one query.
+    pub async fn members(&self, room: &str) -> Result<Vec<Account>, PeopleError> {
         let room = room.to_owned();
         self.with(move |conn| {
-            let mut query = conn.prepare("SELECT account FROM room_members WHERE room = ?1")?;
-            let rows = query.query_map([&room], |r| r.get(0))?;
+            let mut query = conn.prepare(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts \
+                 WHERE id IN (SELECT account FROM room_members WHERE room = ?1)"
+            ))?;
+            let rows = query.query_map([&room], account_of)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
