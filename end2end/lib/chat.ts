@@ -86,6 +86,15 @@ export async function send(page: Page, text: string) {
   await expect(input).toHaveValue('');
 }
 
+/**
+ * Waits until what `page` sent is stored (nothing of it pending): a cleared composer says only that
+ * it was handed to the socket. Before another person writes, when the order they are stored in
+ * matters.
+ */
+export async function stored(page: Page) {
+  await expect(page.getByTestId('pending')).toHaveCount(0);
+}
+
 /** The bodies of the messages shown, in order. */
 export function bodies(page: Page) {
   return page.locator('.messages .message .body');

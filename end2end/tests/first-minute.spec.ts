@@ -2,7 +2,7 @@
 // put whatever scrolls, rooms and names behave, and what arrived meanwhile is marked. Its own Herald,
 // with an API token, so a room fills with a screenful in one go.
 import { Browser, BrowserContextOptions, expect, Page, test } from '../lib/test';
-import { backOnline, makeRoom, openChat, send, uniqueRoom, watchForErrors } from '../lib/chat';
+import { backOnline, makeRoom, openChat, send, stored, uniqueRoom, watchForErrors } from '../lib/chat';
 import { Herald, TEST_FLAGS, binaryUnderTest, copyAlone, startHerald } from '../lib/herald';
 
 const TOKEN = 'e2e-first-minute';
@@ -466,9 +466,13 @@ test('own messages and mentions are marked the same on a page loaded afresh, bef
     ['mine, calling @Mary Jane', true, false],
     ['@Mary Jane from a program', false, true],
   ];
+  // In this order: each person's stored before the next writes.
   for (const [body] of expected.slice(0, 6)) await send(bob, body);
+  await stored(bob);
   await send(other, expected[6][0]);
+  await stored(other);
   await send(mary, expected[7][0]);
+  await stored(mary);
   await publish(room, [expected[8][0]]);
   const marks = (page: Page) =>
     page.locator('.messages li.message:not(.pending)').evaluateAll((rows) =>

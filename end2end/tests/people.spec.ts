@@ -5,7 +5,7 @@
 // their socket closes at once, their page asks them to sign in, and signing in is refused.
 import { Browser, expect, Locator, Page, test } from '../lib/test';
 import * as fs from 'node:fs';
-import { chooseName, send, watchForErrors } from '../lib/chat';
+import { chooseName, send, stored, watchForErrors } from '../lib/chat';
 import { binaryUnderTest, copyAlone, Herald, OWNER, startHerald, TEST_FLAGS } from '../lib/herald';
 import { axe, member, PASSWORD, signIn } from '../lib/people';
 import { startRedis } from '../lib/redis';
@@ -50,6 +50,7 @@ test('guests are marked, someone ignored folds away, and a deactivated account i
 
     // A guest's name says so on a message; a member's does not.
     await send(gus, 'hello, I am only visiting');
+    await stored(gus); // Before Bob's: his two fold into one line below.
     await send(bob, 'the deploy is broken again');
     await send(bob, 'and the tests are red');
     await expect(row(ann, 'only visiting').locator('.author')).toHaveText('Gus');
