@@ -2,7 +2,7 @@
 import { expect, Page, test } from '../lib/test';
 import * as fs from 'node:fs';
 import { binaryUnderTest, copyAlone, startHerald, TEST_FLAGS } from '../lib/herald';
-import { makeRoom, bodies, chooseName, heraldUrl, openChat, send, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';
+import { makeRoom, bodies, chooseName, heraldUrl, openChat, send, stored, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';
 
 test('two browsers chat live: each sees the other at once', async ({ browser }) => {
   const a = await (await browser.newContext()).newPage();
@@ -232,7 +232,7 @@ test('before the wasm arrives the box takes typing; what was sent with Enter goe
     'and a second',
   ]);
   // Shown once each: the early rows gave way to the messages themselves.
-  await expect(page.getByTestId('pending')).toHaveCount(0);
+  await stored(page);
   await expect(input).toHaveValue('still writing');
   await input.press('Enter');
   await expect(b.locator('.message .body', { hasText: 'still writing' })).toHaveCount(1);
@@ -353,7 +353,7 @@ test('offline: messages sent meanwhile arrive once, in order, and missed ones ap
 
   await aContext.setOffline(false);
   await expect(a.getByTestId('status')).toHaveAttribute('data-state', 'connected');
-  await expect(a.getByTestId('pending')).toHaveCount(0);
+  await stored(a);
   for (const page of [a, b]) {
     const mine = bodies(page).filter({ hasText: String(tag) });
     await expect(mine).toHaveCount(3);

@@ -2,7 +2,7 @@
 // view, a long line does not widen the page, a growing draft does not cover the conversation, an error
 // goes when its cause does, and "go to room" takes what the server takes.
 import { expect, Page, test } from '../lib/test';
-import { makeRoom, heraldUrl, openChat, reconnect, send, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';
+import { makeRoom, heraldUrl, openChat, reconnect, send, stored, twoPeople, uniqueRoom, watchForErrors } from '../lib/chat';
 
 /** How far the newest message's bottom is below the scroller's visible bottom (≤ 0: fully visible). */
 async function newestBelowFold(page: Page): Promise<number> {
@@ -119,7 +119,7 @@ test('a socket that opens but never answers is given up and tried again', async 
   await expect.poll(server.opened, { timeout: 20_000 }).toBeGreaterThanOrEqual(2);
   server.set('server');
   await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected', { timeout: 20_000 });
-  await expect(page.getByTestId('pending')).toHaveCount(0);
+  await stored(page);
   await expect(page.locator('.message .body', { hasText: 'said while the server hangs' })).toHaveCount(1);
 });
 
@@ -142,7 +142,7 @@ test('"Retry now" ends the wait before the next attempt', async ({ browser }) =>
   expect(server.opened()).toBe(opened + 1);
   await expect(page.getByTestId('retry')).toHaveCount(0);
   await expect(page.locator('.message .body', { hasText: 'kept until the retry' })).toHaveCount(1);
-  await expect(page.getByTestId('pending')).toHaveCount(0);
+  await stored(page);
 });
 
 test('a draft and an unsent message survive a reload; the message is stored once', async ({ browser }) => {
@@ -173,7 +173,7 @@ test('a draft and an unsent message survive a reload; the message is stored once
   await expect(page.getByTestId('pending')).toHaveCount(1);
   server.set('server');
   await expect(page.getByTestId('status')).toHaveAttribute('data-state', 'connected', { timeout: 20_000 });
-  await expect(page.getByTestId('pending')).toHaveCount(0);
+  await stored(page);
   await expect(page.locator('.message .body', { hasText: 'sent while away' })).toHaveCount(1);
 
   // Another person sees it once, and it is stored once.
