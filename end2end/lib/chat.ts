@@ -96,6 +96,16 @@ export async function stored(page: Page) {
 }
 
 /** The bodies of the messages shown, in order. */
+/**
+ * The seq of the stored message saying `text` on `page`. A message one sent is drawn at once, as
+ * pending and without a seq, until the server's ack: this waits for the stored row.
+ */
+export async function seqOf(page: Page, text: string): Promise<number> {
+  const row = page.locator('.messages li.message[data-seq]', { hasText: text });
+  await expect(row).toHaveCount(1);
+  return Number(await row.getAttribute('data-seq'));
+}
+
 export function bodies(page: Page) {
   return page.locator('.messages .message .body');
 }

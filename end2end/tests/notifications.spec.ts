@@ -7,7 +7,7 @@
 // server/tests/integration/notifications.rs).
 import { Browser, BrowserContext, expect, Page, test } from '../lib/test';
 import * as fs from 'node:fs';
-import { send, watchForErrors } from '../lib/chat';
+import { send, seqOf, watchForErrors } from '../lib/chat';
 import { binaryUnderTest, copyAlone, Herald, startHerald, TEST_FLAGS } from '../lib/herald';
 import { axe, member, PASSWORD, signIn, signUp } from '../lib/people';
 
@@ -111,7 +111,7 @@ test('a hidden tab is told of a mention, not of an ordinary message, and its not
   // Clicked, a notification opens its message.
   await send(ned, 'and @kim, one more');
   await expect.poll(async () => (await shown(laptop)).length).toBe(2);
-  const seq = await ned.locator('.message', { hasText: 'and @kim, one more' }).getAttribute('data-seq');
+  const seq = await seqOf(ned, 'and @kim, one more');
   await laptop.evaluate(() => (window as unknown as { lastShown: { onclick: () => void } }).lastShown.onclick());
   await expect(laptop).toHaveURL(`${herald.url}/r/general?at=${seq}`);
   await expect(laptop.locator('.message .body', { hasText: 'and @kim, one more' })).toBeVisible();
@@ -174,7 +174,8 @@ test('the service worker shows a push and opens its message when it is clicked',
   await page.evaluate(() => window.hideTab(true));
   const ned = await member(browser, herald, 'nel', 'Nel Hart');
   await send(ned, 'the message a push is about');
-  const seq = Number(await ned.locator('.message', { hasText: 'the message a push is about' }).getAttribute('data-seq'));
+  // Stored (a message is drawn before its ack, without a seq).
+  const seq = await seqOf(ned, 'the message a push is about');
   // With notifications allowed, the page registers the service worker (its push subscription
   // fails here: no push service is reachable) and the worker takes the page over.
   await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
