@@ -5,7 +5,8 @@
 //! has read that far by then (on any device), else POSTed to each subscription's endpoint: the
 //! notice encrypted for that browser alone (RFC 8291, `aes128gcm`), signed for the push service
 //! with a JWT of the VAPID key (RFC 8292). A subscription the push service says is gone (404, 410)
-//! is dropped, as is one whose session has ended.
+//! is dropped, as is one whose session has ended; a push it did not take (busy, failing, no
+//! answer) is tried again a few times, after the wait it asks for, while it is still unread.
 //!
 //! An endpoint is a URL a browser gave: it must be https and never reach an internal address —
 //! checked when it is given, and again on every connection (a name that resolves to an internal
@@ -79,6 +80,18 @@ const TTL: Duration = Duration::from_secs(6 * 3600);
 
 /// How long the JWT for a push service is valid (RFC 8292 allows at most a day).
 const JWT_FOR: Duration = Duration::from_secs(12 * 3600);
+
+/// Tries per push and browser: the first and two more, while the push service says it is busy or
+/// failing (5xx, 429, 408) or does not answer.
+const TRIES: usize = 3;
+
+/// Waits before the second and third tries, unless the push service asks for longer
+/// (`Retry-After`, in seconds).
+const RETRY_AFTER: [Duration; TRIES - 1] = [Duration::from_secs(1), Duration::from_secs(5)];
+
+/// The longest a push service may ask a push to wait: one that asks for more is given up (a
+/// mention told that late is news to nobody; the person sees it when they next open Herald).
+const LONGEST_WAIT: Duration = Duration::from_secs(120);
 
 /// How long the list of people with a subscription is trusted (a subscription made here is seen
 /// at once; one made on another node of a cluster within this).
@@ -243,17 +256,11 @@ impl Push {
 
     /// Pushes `notice` to `account`'s browsers, unless they read it meanwhile: each browser whose
     /// session is live and has no connection here (one that has shows the `notify` frame itself).
+    /// A push the push service did not take is tried again ([`TRIES`]), all of a round's after
+    /// one wait, and only while the person has still not read it.
     async fn deliver(&self, state: &AppState, account: &str, notice: &Notice) {
         let people = &state.sessions.people;
-        let read = match people.read_positions(account).await {
-            Ok(positions) => positions.into_iter().find(|at| at.room == notice.room),
-            Err(e) => {
-                tracing::warn!("cannot read a person's position: {e}");
-                None
-            }
-        };
-        let epoch = state.rooms.epoch(&notice.room);
-        if read.is_some_and(|at| Some(&at.epoch) == epoch.as_ref() && at.seq >= notice.seq) {
+        if read_by_now(state, account, notice).await {
             return;
         }
         let (subscriptions, sessions) =
@@ -264,26 +271,63 @@ impl Push {
                     return;
                 }
             };
-        let payload = Bytes::from(serde_json::to_vec(notice).unwrap_or_default());
+        let mut due = Vec::with_capacity(subscriptions.len());
         for subscription in subscriptions {
-            if !sessions.iter().any(|s| s.id == subscription.session) {
+            if sessions.iter().any(|s| s.id == subscription.session) {
+                due.push(subscription);
+            } else {
                 // Signed out of that browser (or the session ran out): not theirs any more.
                 self.drop_subscription(people, &subscription).await;
-                continue;
             }
-            if state.hub.has_session(&subscription.session) {
-                continue;
-            }
-            match self.send(&subscription, payload.clone()).await {
-                Ok(status) if status == StatusCode::NOT_FOUND || status == StatusCode::GONE => {
-                    self.drop_subscription(people, &subscription).await;
+        }
+        let payload = Bytes::from(serde_json::to_vec(notice).unwrap_or_default());
+        for try_number in 0..TRIES {
+            due.retain(|subscription| !state.hub.has_session(&subscription.session));
+            let mut again = Vec::new();
+            let mut wait = RETRY_AFTER.get(try_number).copied();
+            for subscription in due {
+                match self.send(&subscription, payload.clone()).await {
+                    Ok(Sent::Answered { status, .. })
+                        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE =>
+                    {
+                        self.drop_subscription(people, &subscription).await;
+                    }
+                    Ok(Sent::Answered {
+                        status,
+                        retry_after,
+                    }) if crate::webhooks::worth_another_try(status) => {
+                        tracing::warn!(%status, try_number, "a push service did not take a push");
+                        if let (Some(wait), Some(asked)) = (wait.as_mut(), retry_after) {
+                            *wait = (*wait).max(asked);
+                        }
+                        again.push(subscription);
+                    }
+                    Ok(Sent::Answered { status, .. }) if !status.is_success() => {
+                        tracing::warn!(%status, "a push service refused a push");
+                    }
+                    Ok(Sent::Answered { .. }) => {}
+                    Ok(Sent::NoAnswer(why)) => {
+                        tracing::warn!(try_number, "a push service did not answer: {why}");
+                        again.push(subscription);
+                    }
+                    Err(e) => tracing::warn!("a push cannot be sent: {e}"),
                 }
-                Ok(status) if !status.is_success() => {
-                    tracing::warn!(%status, "a push service refused a push");
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("a push was not sent: {e}"),
             }
+            if again.is_empty() {
+                return;
+            }
+            let Some(wait) = wait.filter(|wait| *wait <= LONGEST_WAIT) else {
+                tracing::warn!(browsers = again.len(), "a push was given up");
+                return;
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = state.stop.cancelled() => return,
+            }
+            if read_by_now(state, account, notice).await {
+                return;
+            }
+            due = again;
         }
     }
 
@@ -297,12 +341,9 @@ impl Push {
         }
     }
 
-    /// One push: `payload` encrypted for `subscription`, signed, POSTed within the time limit.
-    async fn send(
-        &self,
-        subscription: &Subscription,
-        payload: Bytes,
-    ) -> Result<StatusCode, String> {
+    /// One push: `payload` encrypted for `subscription`, signed, POSTed within the time limit. An
+    /// error: it cannot be sent at all (another try would fail the same).
+    async fn send(&self, subscription: &Subscription, payload: Bytes) -> Result<Sent, String> {
         let endpoint =
             check_endpoint(&self.0.settings, &subscription.endpoint).map_err(|e| e.to_string())?;
         let (ua_public, auth) =
@@ -323,11 +364,22 @@ impl Push {
             .map_err(|e| e.to_string())?;
         let timeout = self.0.settings.timeout;
         let client = self.0.client.get_or_init(|| client(&self.0.settings));
-        let answer = tokio::time::timeout(timeout, client.request(request))
-            .await
-            .map_err(|_| format!("no answer within {timeout:?}"))?
-            .map_err(|e| e.to_string())?;
-        Ok(answer.status())
+        let answer = match tokio::time::timeout(timeout, client.request(request)).await {
+            Err(_) => return Ok(Sent::NoAnswer(format!("no answer within {timeout:?}"))),
+            Ok(Err(e)) => return Ok(Sent::NoAnswer(e.to_string())),
+            Ok(Ok(answer)) => answer,
+        };
+        // Only its delay in seconds: what RFC 8030's push services send (a date is not followed).
+        let retry_after = answer
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        Ok(Sent::Answered {
+            status: answer.status(),
+            retry_after,
+        })
     }
 
     /// The VAPID JWT (ES256) for `endpoint`'s push service: its origin, a time limit, who we are.
@@ -345,6 +397,31 @@ impl Push {
         let signature: Signature = self.0.key.sign(signed.as_bytes());
         Ok(format!("{signed}.{}", B64.encode(signature.to_bytes())))
     }
+}
+
+/// How one push ended, when it could be sent.
+enum Sent {
+    /// The push service answered.
+    Answered {
+        status: StatusCode,
+        /// How long it asked to wait before another try.
+        retry_after: Option<Duration>,
+    },
+    /// No answer (no connection, or none within the time limit).
+    NoAnswer(String),
+}
+
+/// Whether `account` has read `notice`'s message by now, on any device.
+async fn read_by_now(state: &AppState, account: &str, notice: &Notice) -> bool {
+    let read = match state.sessions.people.read_positions(account).await {
+        Ok(positions) => positions.into_iter().find(|at| at.room == notice.room),
+        Err(e) => {
+            tracing::warn!("cannot read a person's position: {e}");
+            None
+        }
+    };
+    let epoch = state.rooms.epoch(&notice.room);
+    read.is_some_and(|at| Some(&at.epoch) == epoch.as_ref() && at.seq >= notice.seq)
 }
 
 /// `scheme://host[:port]` of `uri`.

@@ -71,6 +71,15 @@ pub fn tls_config() -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
+/// Whether an answer from another server (a bot's webhook, a push service) is worth another try:
+/// it says it is busy or failing (5xx, 429) or gave up waiting (408). Any other refusal would be
+/// the same the next time.
+pub fn worth_another_try(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+}
+
 /// Why a webhook URL is refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UrlRefused {
@@ -504,10 +513,7 @@ async fn send(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
-        if status.is_server_error()
-            || status == StatusCode::TOO_MANY_REQUESTS
-            || status == StatusCode::REQUEST_TIMEOUT
-        {
+        if worth_another_try(status) {
             return Err(format!("the bot answered {status}"));
         }
         if !status.is_success() {

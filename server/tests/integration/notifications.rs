@@ -4,7 +4,9 @@
 //! what a real one checks (the VAPID JWT: ES256 over its origin, in time, signed by the key the
 //! page was given) and decrypts the payload with the keys the test made for the subscription
 //! (RFC 8291), as a browser would. A push read elsewhere meanwhile is not sent; 410 drops the
-//! subscription; a person's choice per room (nothing, every message) is kept.
+//! subscription; a push the service failed (5xx, 429) is tried again, unless it asks for too long a
+//! wait or the push was read meanwhile; a person's choice per room (nothing, every message) is
+//! kept.
 
 use std::{
     collections::VecDeque,
@@ -40,10 +42,13 @@ struct Got {
     body: Bytes,
 }
 
+/// What the local push service answers: a status, and how many seconds to wait (`Retry-After`).
+type Answer = (u16, Option<u64>);
+
 #[derive(Clone)]
 struct PushService {
-    /// Statuses to answer with, in turn (201 when none is left).
-    script: Arc<Mutex<VecDeque<u16>>>,
+    /// Answers to give, in turn (201 when none is left).
+    script: Arc<Mutex<VecDeque<Answer>>>,
     got: mpsc::UnboundedSender<Got>,
 }
 
@@ -52,25 +57,29 @@ async fn receive(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> (StatusCode, HeaderMap) {
     let _ = service.got.send(Got {
         name,
         headers,
         body,
     });
-    let status = service
+    let (status, retry_after) = service
         .script
         .lock()
         .expect("script")
         .pop_front()
-        .unwrap_or(201);
-    StatusCode::from_u16(status).expect("a status")
+        .unwrap_or((201, None));
+    let mut headers = HeaderMap::new();
+    if let Some(seconds) = retry_after {
+        headers.insert("retry-after", seconds.into());
+    }
+    (StatusCode::from_u16(status).expect("a status"), headers)
 }
 
 /// A local push service: where it listens, its script of answers, and what it got.
 async fn push_service() -> (
     std::net::SocketAddr,
-    Arc<Mutex<VecDeque<u16>>>,
+    Arc<Mutex<VecDeque<Answer>>>,
     mpsc::UnboundedReceiver<Got>,
 ) {
     let (got, gets) = mpsc::unbounded_channel();
@@ -192,6 +201,17 @@ async fn next_push(gets: &mut mpsc::UnboundedReceiver<Got>) -> Got {
         .expect("the service runs")
 }
 
+/// Waits `wait`, in which the push service must get nothing (a push given up, or read, is not
+/// tried again).
+async fn no_push_within(gets: &mut mpsc::UnboundedReceiver<Got>, wait: Duration) {
+    if let Ok(got) = tokio::time::timeout(wait, gets.recv()).await {
+        panic!(
+            "a push came that should not have: {:?}",
+            got.map(|got| got.name)
+        );
+    }
+}
+
 /// The first `notify` frame `client` is told of a message after `after` (those before are passed).
 async fn notice_after(client: &mut Client, after: u64) -> Notice {
     match client
@@ -254,7 +274,7 @@ async fn notifications(a: &TestServer, b: &TestServer) {
 
     // The push service says the subscription is gone: it is dropped (the next push goes to the
     // laptop's new subscription only).
-    script.lock().expect("script").push_back(410);
+    script.lock().expect("script").push_back((410, None));
     bob_socket.post_in("general", "b5", "@ann four").await;
     assert_eq!(next_push(&mut gets).await.name, "ann");
     let renewed = Browser::new();
@@ -268,11 +288,58 @@ async fn notifications(a: &TestServer, b: &TestServer) {
     assert_eq!(got.name, "ann-2");
     assert_eq!(renewed.open(&got, service, &server_key).seq, five);
 
+    // The push service fails (503): the push is tried again, the same.
+    script.lock().expect("script").push_back((503, None));
+    let failed = bob_socket.post_in("general", "b6a", "@ann once more").await;
+    for _ in 0..2 {
+        let got = next_push(&mut gets).await;
+        assert_eq!(renewed.open(&got, service, &server_key).seq, failed);
+    }
+    // Asked to wait an hour (429, `Retry-After`): given up — nothing more comes (a second try
+    // after the usual wait of a second would).
+    script.lock().expect("script").push_back((429, Some(3600)));
+    let late = bob_socket.post_in("general", "b6b", "@ann later").await;
+    assert_eq!(
+        renewed
+            .open(&next_push(&mut gets).await, service, &server_key)
+            .seq,
+        late
+    );
+    no_push_within(&mut gets, Duration::from_millis(2500)).await;
+    // Failing, asked to wait 3 s, and read on the phone meanwhile: not tried again.
+    script.lock().expect("script").push_back((503, Some(3)));
+    let read_then = bob_socket.post_in("general", "b6c", "@ann read it").await;
+    assert_eq!(
+        renewed
+            .open(&next_push(&mut gets).await, service, &server_key)
+            .seq,
+        read_then
+    );
+    phone
+        .send(&ClientMsg::Read {
+            room: "general".into(),
+            seq: read_then,
+            rewind: false,
+        })
+        .await;
+    // Kept: her devices are told where she read.
+    phone
+        .signal(|m| matches!(m, ServerMsg::Read { room, seq, .. } if room == "general" && *seq >= read_then))
+        .await;
+    no_push_within(&mut gets, Duration::from_secs(4)).await;
+    let after = bob_socket.post_in("general", "b6d", "@ann after").await;
+    assert_eq!(
+        renewed
+            .open(&next_push(&mut gets).await, service, &server_key)
+            .seq,
+        after
+    );
+
     // With a tab of the laptop open, it is told there and not pushed there.
     let mut tab = Client::connect(a.addr, &ann).await;
     let told = bob_socket.post_in("general", "b7", "@ann six").await;
-    assert_eq!(notice_after(&mut tab, five).await.seq, told);
-    assert_eq!(notice_after(&mut phone, five).await.seq, told);
+    assert_eq!(notice_after(&mut tab, after).await.seq, told);
+    assert_eq!(notice_after(&mut phone, after).await.seq, told);
     // Past the hold, the tab closes; the next mention is pushed — and is the first push since.
     tokio::time::sleep(Duration::from_millis(3 * 800)).await;
     drop(tab);
