@@ -6,7 +6,7 @@ import { expect, Page, test } from '../lib/test';
 import * as fs from 'node:fs';
 import { flood, makeRoom, send, watchForErrors } from '../lib/chat';
 import { binaryUnderTest, copyAlone, Herald, startHerald, TEST_FLAGS } from '../lib/herald';
-import { member } from '../lib/people';
+import { member, signUp } from '../lib/people';
 
 let herald: Herald;
 
@@ -95,5 +95,26 @@ test('a person finds an old message by its words and jumps to it; Japanese words
   await results.nth(1).getByRole('link').click();
   await expect(bea.getByTestId('room-name')).toHaveText('# finance');
   await expect(bea.locator('.message .body', { hasText: 'the quarterly numbers are in' })).toBeInViewport();
+  expect(errors.flat()).toEqual([]);
+});
+
+test("the search and mentions pages tell a message's time in the reader's zone, as the chat does", async ({ browser }) => {
+  const cy = await (await browser.newContext({ timezoneId: 'Asia/Tokyo' })).newPage();
+  await signUp(cy, herald, 'cy', 'Cy Tan');
+  const dee = await member(browser, herald, 'dee', 'Dee Moss');
+  const errors = [cy, dee].map(watchForErrors);
+  await send(dee, '@cy meet at the zebra crossing');
+  await search(cy, 'zebra', 1);
+  const time = cy.getByTestId('search-result').locator('time');
+  const sent = Date.parse((await time.getAttribute('datetime')) ?? '');
+  const hhmm = new Date(sent).toLocaleString('en-GB', { timeZone: 'Asia/Tokyo', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+  await expect(time).toHaveText(hhmm);
+  // The full date on hovering it.
+  await expect(time).toHaveAttribute('title', /\d{4}/);
+  await cy.goto(`${herald.url}/mentions`);
+  await expect(cy.getByTestId('mention').locator('time')).toHaveText(hhmm);
+  // The chat says the same of it.
+  await cy.getByTestId('mention').getByRole('link').click();
+  await expect(cy.locator('.message', { hasText: 'meet at the zebra crossing' }).locator('time')).toHaveText(hhmm);
   expect(errors.flat()).toEqual([]);
 });

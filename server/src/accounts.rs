@@ -1,4 +1,4 @@
-//! The account pages, rendered on the server alone (`plain.rs`; no script, so they work before the
+//! The account pages, rendered on the server alone (`plain.rs`; no script needed, so they work before the
 //! chat loads and cost its WebAssembly nothing): the first run's setup (`/setup`), signing in
 //! (`/sign-in`, which also lets a guest in under a name with `--guests`), signing up (`/sign-up`,
 //! with `--sign-up open`), and one's own account (`/account`: who one is, the devices signed in,

@@ -1,11 +1,10 @@
 //! A message's edit history page, `/r/{room}/edits/{seq}`: every text it has had, oldest first,
 //! each with when it was written, formatted as in the chat — what the chat's "(edited)" opens.
-//! Rendered on the server alone (no script: the chat's WebAssembly stays within its budget), for
+//! Rendered on the server alone (`plain.rs`: the chat's WebAssembly stays within its budget), for
 //! whoever may read the room, through the same rule as the API's `…/versions`
 //! (`transport::api::message_versions`). A deleted message has no history left to show.
 
 use app::{
-    components::sent_at::iso,
     markdown,
     protocol::{Identity, normalize_room},
 };
@@ -86,11 +85,9 @@ fn history(room: &str, author: &Identity, versions: Vec<Version>, back: &str) ->
             };
             let mut body = String::new();
             markdown::to_html(&markdown::parse(&version.body), &mut body);
-            let at = iso(version.at);
-            let shown_at = at.replace('T', " ").replace('Z', " UTC");
             view! {
                 <li class="version" data-testid="version">
-                    <p class="meta"><span class="author">{label}</span><time datetime=at>{shown_at}</time></p>
+                    <p class="meta"><span class="author">{label}</span>{crate::plain::moment(version.at)}</p>
                     <div class="body" inner_html=body></div>
                 </li>
             }

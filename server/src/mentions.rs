@@ -227,14 +227,12 @@ async fn mentions_page(
             continue;
         };
         let link = format!("/r/{}?at={}", mention.room, mention.seq);
-        let when = app::components::sent_at::iso(mention.at);
-        let shown_at = when.replace('T', " ").replace('Z', " UTC");
         rows.push(view! {
             <li class="search-result" data-testid="mention" data-room=mention.room.clone() data-seq=mention.seq.to_string()>
                 <div class="meta">
                     <span class="room-title">{title}</span>
                     <span class="author">{name}</span>
-                    <time datetime=when>{shown_at}</time>
+                    {crate::plain::moment(mention.at)}
                 </div>
                 <a href=link class="body">{body}</a>
             </li>

@@ -1,7 +1,8 @@
-//! The moderators' pages, without script (`plain.rs`): a message's own page, where anyone who may
-//! read it reports it and a moderator removes it or mutes its author in the room for a while; and
-//! the queue of open reports. Every page goes through the room's door first (`access.rs`), and
-//! every action a moderator takes is noted in the audit log (docs/ACCOUNTS.md, "Moderation").
+//! The moderators' pages, rendered on the server alone (`plain.rs`): a message's own page, where
+//! anyone who may read it reports it and a moderator removes it or mutes its author in the room for
+//! a while; and the queue of open reports. Every page goes through the room's door first
+//! (`access.rs`), and every action a moderator takes is noted in the audit log (docs/ACCOUNTS.md,
+//! "Moderation").
 
 use app::protocol::{Change, MessageKind};
 use axum::{

@@ -1,8 +1,8 @@
-//! The pages that make and keep rooms, without script (`plain.rs`): a new room, the offer to make
-//! one when an unknown open name is visited, a room's page of details (topic, members, leave or
-//! hide, archive), and starting a direct conversation. Who may do each is `access.rs`'s rule; every
-//! page and form goes through its door first, so a private room someone is not in answers here as
-//! it does everywhere: as a room that does not exist.
+//! The pages that make and keep rooms, rendered on the server alone (`plain.rs`): a new room, the
+//! offer to make one when an unknown open name is visited, a room's page of details (topic,
+//! members, leave or hide, archive), and starting a direct conversation. Who may do each is
+//! `access.rs`'s rule; every page and form goes through its door first, so a private room someone
+//! is not in answers here as it does everywhere: as a room that does not exist.
 
 use app::protocol::{DEFAULT_ROOM, MAX_NAME_CHARS, normalize_room, validate_line};
 use axum::{

@@ -1,4 +1,4 @@
-//! `GET /search`: the search page, without script (`plain.rs`). A person finds messages by their
+//! `GET /search`: the search page, rendered on the server alone (`plain.rs`). A person finds messages by their
 //! words in the rooms and conversations they may read, newest first, a page at a time, with the
 //! words found marked, each a link into its room at that message; narrowed to a room, a person
 //! (`@handle`) and a span of dates. The index is `search.rs`'s; every result's room goes through
@@ -235,8 +235,6 @@ async fn readable(
 /// the room at that message.
 fn result_row(hit: Found, title: String, marked: &[String]) -> impl IntoView + use<> {
     let link = format!("/r/{}?at={}", hit.room, hit.seq);
-    let when = app::components::sent_at::iso(hit.sent_at);
-    let shown_at = when.replace('T', " ").replace('Z', " UTC");
     let parts = mark(&hit.body, marked)
         .into_iter()
         .map(|(text, hit)| match hit {
@@ -249,7 +247,7 @@ fn result_row(hit: Found, title: String, marked: &[String]) -> impl IntoView + u
             <div class="meta">
                 <span class="room-title">{title}</span>
                 <span class="author">{hit.name}</span>
-                <time datetime=when>{shown_at}</time>
+                {plain::moment(hit.sent_at)}
             </div>
             <a href=link class="body">{parts}</a>
         </li>
