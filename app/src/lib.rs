@@ -341,6 +341,13 @@ fn Chat(room: String) -> impl IntoView {
             </header>
             <nav class="sidebar" aria-label="Rooms">
                 <RoomList/>
+                // Pages of their own, rendered by the server (server/src/search_page.rs,
+                // mentions.rs). Not in the room list: on a phone that is a row that scrolls, and
+                // these stay in sight before it.
+                <ul class="sidebar-links">
+                    <li class="room-action search"><a href="/search" data-testid="search">"Search messages"</a></li>
+                    <li class="room-action mentions-link"><a href="/mentions" data-testid="mentions">"Mentions"</a></li>
+                </ul>
                 <GoToRoom/>
             </nav>
             <main class="conversation">

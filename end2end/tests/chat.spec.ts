@@ -97,6 +97,12 @@ test('on a phone the page fits the screen: nothing scrolls sideways', async ({ b
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(overflow).toBeLessThanOrEqual(0);
   await expect(page.getByTestId('composer-input')).toBeInViewport();
+  // Search and Mentions are in sight, not past the rooms at the end of the row; named for
+  // screen readers as on a wide screen.
+  for (const [id, name] of [['search', 'Search messages'], ['mentions', 'Mentions']]) {
+    await expect(page.getByTestId(id)).toBeInViewport({ ratio: 1 });
+    await expect(page.getByTestId(id)).toHaveAccessibleName(name);
+  }
   // The box for changing one's name fits too.
   await page.getByTestId('me').click();
   await expect(page.getByRole('button', { name: 'Change name' })).toBeInViewport({ ratio: 1 });

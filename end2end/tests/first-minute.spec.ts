@@ -348,6 +348,8 @@ test('on a phone with four rooms every room and "go to room" can be reached, and
     await expect(phone.getByTestId('room-name')).toHaveText(`# ${room}`);
   }
   await expect(list).toHaveClass(/more-before/);
+  // However far the row is scrolled, Search and Mentions stay in sight before it.
+  for (const id of ['search', 'mentions']) await expect(phone.getByTestId(id)).toBeInViewport({ ratio: 1 });
   expect(await pageScroll(phone)).toEqual({ top: 0, excess: 0 });
 });
 

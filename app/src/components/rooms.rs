@@ -62,9 +62,6 @@ pub fn RoomList() -> impl IntoView {
             </li>
             <li class="list-title" aria-hidden="true">"Direct messages"</li>
             <li class="room-action new-direct"><a href="/direct" data-testid="new-direct">"+ New message"</a></li>
-            // Searching is a page of its own, rendered by the server (server/src/search_page.rs).
-            <li class="room-action search"><a href="/search" data-testid="search">"Search messages"</a></li>
-            <li class="room-action mentions-link"><a href="/mentions" data-testid="mentions">"Mentions"</a></li>
         </ul>
     }
 }
