@@ -118,3 +118,33 @@ test("the search and mentions pages tell a message's time in the reader's zone, 
   await expect(cy.locator('.message', { hasText: 'meet at the zebra crossing' }).locator('time')).toHaveText(hhmm);
   expect(errors.flat()).toEqual([]);
 });
+
+test("a search's dates are the reader's own days", async ({ browser }) => {
+  const eve = await member(browser, herald, 'eve', 'Eve Ray');
+  await send(eve, 'the yellow submarine surfaced');
+  const sent = Date.parse(
+    (await eve.locator('.message[data-seq]', { hasText: 'yellow submarine' }).locator('time').getAttribute('datetime')) ?? '',
+  );
+  // A reader whose day is not UTC's when it was sent: UTC+14 from 10:00 UTC, UTC−12 before.
+  const east = new Date(sent).getUTCHours() >= 10;
+  const theirDay = (shift: number) =>
+    new Date(sent + ((east ? 14 : -12) + 24 * shift) * 3_600_000).toISOString().slice(0, 10);
+  const fox = await (await browser.newContext({ timezoneId: east ? 'Pacific/Kiritimati' : 'Etc/GMT+12' })).newPage();
+  await signUp(fox, herald, 'fox', 'Fox Hale');
+  const errors = [eve, fox].map(watchForErrors);
+  await search(fox, 'submarine', 1);
+  // On or after (east) / on or before (west) their day of it: found — on UTC's days it would not be.
+  const bound = fox.getByTestId(east ? 'search-after' : 'search-before');
+  const results = fox.getByTestId('search-result');
+  await fox.getByText('Narrow it down').click();
+  await bound.fill(theirDay(0));
+  await fox.getByTestId('search-go').click();
+  await expect(results).toHaveCount(1);
+  // A day further on (east) / back (west): not.
+  await bound.fill(theirDay(east ? 1 : -1));
+  await fox.getByTestId('search-go').click();
+  await expect(fox.getByTestId('search-words')).toHaveValue('submarine');
+  await expect(fox).toHaveURL(new RegExp(`${east ? 'after' : 'before'}=${theirDay(east ? 1 : -1)}`));
+  await expect(results).toHaveCount(0);
+  expect(errors.flat()).toEqual([]);
+});

@@ -2,9 +2,13 @@
 // the reader's own zone. The server writes them in UTC, as it cannot know the zone; here each is
 // labelled as the chat labels its messages (app/src/components/sent_at.rs `label`): the time alone
 // today, "Yesterday" and the time, else the day and month (and the year, once not this year's) —
-// with the full date on hovering it.
+// with the full date on hovering it. A form that asks for dates (search) is told the reader's zone,
+// so that its dates are the reader's days.
 (() => {
 	const now = new Date();
+	for (const zone of document.querySelectorAll('input[type="hidden"][name="tz"]')) {
+		zone.value = String(-now.getTimezoneOffset());
+	}
 	const day = (d) => Math.floor((d.getTime() - d.getTimezoneOffset() * 60000) / 86400000);
 	const two = (n) => String(n).padStart(2, '0');
 	const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];

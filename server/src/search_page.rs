@@ -45,6 +45,10 @@ struct Asked {
     after: String,
     #[serde(default)]
     before: String,
+    /// The reader's zone, in minutes ahead of UTC, put in by the page's script: the dates are the
+    /// reader's days. Empty (no script) or not a zone: UTC's days.
+    #[serde(default)]
+    tz: String,
     /// The next page: results older than this.
     below: Option<i64>,
 }
@@ -76,9 +80,10 @@ async fn search_page(
     let people = &state.sessions.people;
     let words: String = asked.q.chars().take(MAX_QUERY_CHARS).collect();
     let mut problems = Vec::new();
-    let after_ms = date(&asked.after, "after", &mut problems);
+    let zone = zone_ms(&asked.tz);
+    let after_ms = date(&asked.after, "after", &mut problems).map(|day| in_zone(day, zone));
     let before_ms = date(&asked.before, "before", &mut problems)
-        .map(|day| day.saturating_add(24 * 3600 * 1000));
+        .map(|day| in_zone(day.saturating_add(24 * 3600 * 1000), zone));
     let author = match asked.from.trim().trim_start_matches('@') {
         "" => None,
         handle => match people.by_handle(&handle.to_ascii_lowercase()).await {
@@ -145,12 +150,13 @@ async fn search_page(
     });
     let next = more.map(|below| {
         let mut next = format!(
-            "/search?q={}&room={}&from={}&after={}&before={}",
+            "/search?q={}&room={}&from={}&after={}&before={}&tz={}",
             encode(&words),
             encode(room.as_deref().unwrap_or_default()),
             encode(&asked.from),
             encode(&asked.after),
             encode(&asked.before),
+            encode(&asked.tz),
         );
         next.push_str(&format!("&below={below}"));
         view! { <p><a href=next data-testid="next-page">"Older results"</a></p> }
@@ -181,6 +187,8 @@ async fn search_page(
                 <input type="date" id="after" name="after" value=asked.after.clone() data-testid="search-after"/>
                 <label for="before">"On or before"</label>
                 <input type="date" id="before" name="before" value=asked.before.clone() data-testid="search-before"/>
+                // Filled in by the page's script (server/src/plain_times.js).
+                <input type="hidden" name="tz" value=asked.tz.clone()/>
             </details>
             <button type="submit" data-testid="search-go">"Search"</button>
         </form>
@@ -313,6 +321,25 @@ fn date(text: &str, field: &str, problems: &mut Vec<String>) -> Option<u64> {
     day
 }
 
+/// The longest a zone is ahead of or behind UTC (UTC+14, Kiribati; UTC−12), in minutes.
+const FARTHEST_ZONE_MINUTES: i64 = 14 * 60;
+
+/// A zone's offset from UTC in ms, from minutes ahead of UTC; 0 (UTC) for anything else.
+fn zone_ms(minutes: &str) -> i64 {
+    minutes
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|m| m.abs() <= FARTHEST_ZONE_MINUTES)
+        .map_or(0, |m| m * 60_000)
+}
+
+/// The UTC moment `utc_midnight_ms` is on the wall clock of a zone `zone_ms` ahead of UTC.
+fn in_zone(utc_midnight_ms: u64, zone_ms: i64) -> u64 {
+    let at = i64::try_from(utc_midnight_ms).unwrap_or(i64::MAX);
+    u64::try_from(at.saturating_sub(zone_ms)).unwrap_or(0)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date, in ms (Howard Hinnant's `days_from_civil`).
 fn parse_day(text: &str) -> Option<u64> {
     let mut parts = text.splitn(3, '-');
@@ -347,6 +374,21 @@ mod tests {
         assert_eq!(parse_day("2026-13-01"), None);
         assert_eq!(parse_day("yesterday"), None);
         assert_eq!(parse_day("99999999999-01-01"), None);
+    }
+
+    #[test]
+    fn a_day_is_the_readers_own_when_the_page_says_their_zone() {
+        let day = parse_day("2026-12-06").expect("a day");
+        // Tokyo (UTC+9): its 6 December began at 15:00 UTC on the 5th.
+        assert_eq!(in_zone(day, zone_ms("540")), day - 9 * 3_600_000);
+        // New York in winter (UTC−5).
+        assert_eq!(in_zone(day, zone_ms("-300")), day + 5 * 3_600_000);
+        // No zone, or nothing a zone can be: UTC.
+        for not_a_zone in ["", "Asia/Tokyo", "841", "-100000000000000000000", "1e3"] {
+            assert_eq!(in_zone(day, zone_ms(not_a_zone)), day, "{not_a_zone}");
+        }
+        // The first day, east of UTC: never before 1970.
+        assert_eq!(in_zone(0, zone_ms("840")), 0);
     }
 
     #[test]
