@@ -124,24 +124,26 @@ async fn people_to_mention(
         return answer;
     }
     let people = &state.sessions.people;
-    let candidates = match RoomKind::of(&room) {
+    let members = match people.members(&room).await {
+        Ok(members) => members,
+        Err(e) => return unavailable(&e),
+    };
+    // Borrowed from, not copied: this runs on every keystroke after an `@`.
+    let directory;
+    let candidates: Vec<&crate::people::Account> = match RoomKind::of(&room) {
         RoomKind::Open => {
-            let members = match people.members(&room).await {
-                Ok(members) => members,
+            // Every account, as this node read them a moment ago: not a read per keystroke.
+            directory = match people.directory().await {
+                Ok(directory) => directory,
                 Err(e) => return unavailable(&e),
             };
-            match people.accounts().await {
-                Ok(accounts) => accounts
-                    .into_iter()
-                    .filter(|a| a.role != Role::Bot || members.iter().any(|m| m.id == a.id))
-                    .collect(),
-                Err(e) => return unavailable(&e),
-            }
+            directory
+                .accounts
+                .iter()
+                .filter(|a| a.role != Role::Bot || members.iter().any(|m| m.id == a.id))
+                .collect()
         }
-        _ => match people.members(&room).await {
-            Ok(members) => members,
-            Err(e) => return unavailable(&e),
-        },
+        _ => members.iter().collect(),
     };
     let typed: String = typed
         .q
@@ -154,10 +156,10 @@ async fn people_to_mention(
         .into_iter()
         .filter(|a| a.active && a.id != me.account.id && a.role != Role::Guest)
         .filter_map(|a| {
-            let handle = a.handle?;
-            let by_handle = begins(&handle);
+            let handle = a.handle.as_ref()?;
+            let by_handle = begins(handle);
             (by_handle || a.name.split_whitespace().any(begins)).then(|| {
-                let name = a.name;
+                let (handle, name) = (handle.clone(), a.name.clone());
                 (by_handle, Offered { handle, name })
             })
         })

@@ -3,10 +3,7 @@
 //! people this reader ignores (their messages folded away). Guests need no list: their ids say so
 //! ([`GUEST_ID_PREFIX`]). Also here: ignoring someone, and deleting one's own account.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -19,10 +16,6 @@ pub const GUEST_ID_PREFIX: &str = "guest-";
 /// The name a deleted account keeps in lists (its messages keep the name they were written under).
 pub const DELETED_NAME: &str = "Deleted account";
 
-/// How long a node keeps the list of deactivated and deleted accounts before reading it again: a
-/// page load asks for it, and reading every account each time would cost a cluster dearly.
-const MARKS_KEPT: Duration = Duration::from_secs(10);
-
 /// Accounts no longer active, as pages mark them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Gone {
@@ -32,8 +25,22 @@ pub struct Gone {
     pub deleted: Vec<String>,
 }
 
-/// The last list read, and when.
-pub type GoneCache = Arc<Mutex<Option<(Instant, Arc<Gone>)>>>;
+impl Gone {
+    /// Those of `accounts` deactivated or deleted (guests never are: their ids say what they are).
+    pub fn of(accounts: &[Account]) -> Self {
+        let mut gone = Self::default();
+        for account in accounts {
+            if account.active || account.role == Role::Guest {
+                continue;
+            }
+            match is_deleted(account) {
+                true => gone.deleted.push(account.id.clone()),
+                false => gone.deactivated.push(account.id.clone()),
+            }
+        }
+        gone
+    }
+}
 
 /// Whether a stored account is a deleted one (not merely deactivated): no handle, no password, not
 /// active, and not a guest (whose accounts never had either).
@@ -66,35 +73,12 @@ impl People {
     pub async fn delete_account(&self, id: &str) -> Result<(), PeopleError> {
         let deleted = each!(self.delete_account(id, DELETED_NAME));
         self.forget_account(id);
-        self.forget_gone();
         deleted
     }
 
-    /// The accounts deactivated or deleted, as of at most [`MARKS_KEPT`] ago (this node's own
-    /// changes at once).
+    /// The accounts deactivated or deleted, as of at most a few seconds ago (this node's own
+    /// changes at once): [`People::directory`].
     pub async fn gone(&self) -> Result<Arc<Gone>, PeopleError> {
-        if let Some((at, gone)) = &*self.gone.lock().unwrap_or_else(|p| p.into_inner())
-            && at.elapsed() < MARKS_KEPT
-        {
-            return Ok(gone.clone());
-        }
-        let mut gone = Gone::default();
-        for account in self.accounts().await? {
-            if account.active || account.role == Role::Guest {
-                continue;
-            }
-            match is_deleted(&account) {
-                true => gone.deleted.push(account.id),
-                false => gone.deactivated.push(account.id),
-            }
-        }
-        let gone = Arc::new(gone);
-        *self.gone.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), gone.clone()));
-        Ok(gone)
-    }
-
-    /// Forgets the list read last (an account was deactivated or reactivated here).
-    pub(super) fn forget_gone(&self) {
-        *self.gone.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(self.directory().await?.gone.clone())
     }
 }

@@ -218,6 +218,22 @@ const TRUSTED_FOR: Duration = Duration::from_secs(1);
 /// The most sessions a node keeps trusted at once (past it, the stale ones go first).
 const TRUSTED_MAX: usize = 10_000;
 
+/// How long a node keeps every account it read ([`People::directory`]) before reading them again:
+/// asked on every page load and every keystroke after an `@`, and reading every account each time
+/// would cost a cluster dearly.
+const DIRECTORY_KEPT: Duration = Duration::from_secs(10);
+
+/// Every account, as one read found them.
+#[derive(Debug)]
+pub struct Directory {
+    /// Oldest first.
+    pub accounts: Arc<[Account]>,
+    /// Of them, those deactivated or deleted.
+    pub gone: Arc<marks::Gone>,
+}
+
+type DirectoryCache = Arc<std::sync::Mutex<Option<(std::time::Instant, Arc<Directory>)>>>;
+
 /// The people store. Cheap to clone.
 #[derive(Clone)]
 pub struct People {
@@ -229,8 +245,8 @@ pub struct People {
     session_ttl: Duration,
     /// Once true, for good: the setup is never undone, so it need not be asked again.
     set_up: Arc<AtomicBool>,
-    /// The accounts deactivated or deleted, as last read (`marks.rs`).
-    gone: marks::GoneCache,
+    /// Every account as last read, with what pages mark of them ([`People::directory`]).
+    directory: DirectoryCache,
 }
 
 #[derive(Clone)]
@@ -299,7 +315,7 @@ impl People {
             session_ttl,
             set_up: Arc::new(AtomicBool::new(false)),
             trusted: Arc::default(),
-            gone: Arc::default(),
+            directory: Arc::default(),
         }
     }
 
@@ -340,6 +356,7 @@ impl People {
         }
         each!(self.set_up(&account))?;
         self.set_up.store(true, Ordering::Relaxed);
+        self.forget_directory();
         Ok(account)
     }
 
@@ -347,6 +364,7 @@ impl People {
     pub async fn create(&self, new: NewAccount) -> Result<Account, PeopleError> {
         let account = new_account(new);
         each!(self.create(&account))?;
+        self.forget_directory();
         Ok(account)
     }
 
@@ -397,6 +415,7 @@ impl People {
         }
         let account = new_account(new);
         each!(self.join(&session_key(token), &account, now_ms()))?;
+        self.forget_directory();
         Ok(account)
     }
 
@@ -566,12 +585,35 @@ impl People {
         Ok(all)
     }
 
+    /// Every account (oldest first) and what pages mark of them, as of at most
+    /// [`DIRECTORY_KEPT`] ago — this node's own changes at once. For what is asked often and may
+    /// be a moment behind another node: a page's marks, the `@` completion's every keystroke.
+    pub async fn directory(&self) -> Result<Arc<Directory>, PeopleError> {
+        if let Some((at, directory)) = &*self.directory.lock().unwrap_or_else(|p| p.into_inner())
+            && at.elapsed() < DIRECTORY_KEPT
+        {
+            return Ok(directory.clone());
+        }
+        let accounts = self.accounts().await?;
+        let directory = Arc::new(Directory {
+            gone: Arc::new(marks::Gone::of(&accounts)),
+            accounts: accounts.into(),
+        });
+        *self.directory.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), directory.clone()));
+        Ok(directory)
+    }
+
+    /// Forgets the directory read last: an account was made or changed here.
+    fn forget_directory(&self) {
+        *self.directory.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// Deactivates (`false`) or reactivates an account. A deactivated account signs nobody in; its
     /// sessions are to be ended by the caller ([`People::end_sessions`]).
     pub async fn set_active(&self, id: &str, active: bool) -> Result<(), PeopleError> {
         let set = each!(self.set_active(id, active));
         self.forget_account(id);
-        self.forget_gone();
         set
     }
 
@@ -670,11 +712,12 @@ impl People {
         }
     }
 
-    /// Forgets every session of `account` at once: it changed (a new name, a new password,
-    /// deactivated).
+    /// Forgets every session of `account` at once, and the directory: it changed (a new name, a
+    /// new role, a new password, deactivated, deleted).
     fn forget_account(&self, account: &str) {
         self.trusted()
             .retain(|_, (who, _)| who.account.id != account);
+        self.forget_directory();
     }
 
     /// The account's live sessions, the most recently used first.

@@ -116,3 +116,34 @@ async fn on_a_cluster_a_mention_is_counted_on_the_other_node_too() {
     let nodes = TwoNodes::start(&[]).await;
     mentions(&nodes.a, &nodes.b).await;
 }
+
+/// Who the `@` completion offers in #general for `q`, as `cookie` asks: (handle, name).
+async fn offered(server: &TestServer, cookie: &str, q: &str) -> Vec<(String, String)> {
+    let (status, _, body) = server
+        .get_as(&format!("/r/general/people?q={q}"), cookie)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let offered: Vec<serde_json::Value> = serde_json::from_str(&body).expect("JSON");
+    offered
+        .iter()
+        .map(|p| (p["handle"].to_string(), p["name"].to_string()))
+        .collect()
+}
+
+/// The completion reads every account from what the node kept a moment ago, not once per
+/// keystroke; what changed on this node is offered at once: a new account, a new name.
+#[tokio::test]
+async fn the_completion_offers_an_account_made_or_renamed_here_at_once() {
+    let (server, _data) = TestServer::start_api(&["--sign-up", "open"]).await;
+    let ann = server.sign_up("ann", "Ann", PASSWORD).await.expect("ann");
+    assert_eq!(offered(&server, &ann, "bo").await, vec![]);
+    let bob = server
+        .sign_up("bob", "Bob Stone", PASSWORD)
+        .await
+        .expect("bob");
+    let bob_is = |name: &str| vec![("\"bob\"".to_owned(), format!("\"{name}\""))];
+    assert_eq!(offered(&server, &ann, "bo").await, bob_is("Bob Stone"));
+    server.rename(&bob, "Robert Zed").await;
+    assert_eq!(offered(&server, &ann, "ze").await, bob_is("Robert Zed"));
+    assert_eq!(offered(&server, &ann, "st").await, vec![]);
+}
