@@ -364,7 +364,11 @@ impl People {
     pub async fn create(&self, new: NewAccount) -> Result<Account, PeopleError> {
         let account = new_account(new);
         each!(self.create(&account))?;
-        self.forget_directory();
+        // A guest is neither offered to be mentioned nor marked: a crowd of them arriving does not
+        // have every account read again for each.
+        if account.role != Role::Guest {
+            self.forget_directory();
+        }
         Ok(account)
     }
 
