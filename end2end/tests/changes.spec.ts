@@ -225,6 +225,25 @@ test('reactions from two people: counts, who, and taking one back', async ({ bro
     await expect(row(page, 'lunch at noon?').getByTestId('reaction').filter({ hasText: '👍' })).toHaveText('👍1');
   }
   await expect(onBob.getByTestId('reaction').filter({ hasText: '👍' })).toHaveAttribute('aria-pressed', 'false');
+  // Drawn as emoji, in colour, in the chip's own fonts — not as empty boxes, as on a desktop with
+  // no emoji font (`cargo xtask test` installs Debian's, as a person's desktop has one).
+  const coloured = await onAnn
+    .getByTestId('reaction')
+    .first()
+    .evaluate((chip) => {
+      const canvas = document.createElement('canvas');
+      canvas.width = canvas.height = 64;
+      const draw = canvas.getContext('2d')!;
+      draw.font = `48px ${getComputedStyle(chip).fontFamily}`;
+      draw.fillText(chip.textContent?.match(/\p{Extended_Pictographic}/u)?.[0] ?? '', 4, 52);
+      const px = draw.getImageData(0, 0, 64, 64).data;
+      let coloured = 0;
+      for (let i = 0; i < px.length; i += 4) {
+        if (px[i + 3] > 0 && Math.max(px[i], px[i + 1], px[i + 2]) - Math.min(px[i], px[i + 1], px[i + 2]) > 60) coloured++;
+      }
+      return coloured;
+    });
+  expect(coloured).toBeGreaterThan(100);
 });
 
 test('on a phone the actions are a visible "…" button, never hover alone, and a long press says who reacted', async ({ browser }) => {

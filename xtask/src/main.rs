@@ -37,6 +37,8 @@ const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Where Debian's `redis-server` package puts the server.
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
+/// What Debian's `fonts-noto-color-emoji` installs.
+const EMOJI_FONT: &str = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf";
 
 /// Prometheus's own checker of the metrics format (server/tests/integration/operations.rs).
 const PROMTOOL: &str = "/usr/bin/promtool";
@@ -770,9 +772,12 @@ fn chromium_path() -> PathBuf {
     env::var_os("HERALD_CHROMIUM").map_or_else(|| PathBuf::from(DEFAULT_CHROMIUM), PathBuf::from)
 }
 
-/// Debian's Chromium (Playwright's own browser download needs GitHub, which this machine cannot reach).
+/// Debian's Chromium (Playwright's own browser download needs GitHub, which this machine cannot
+/// reach), and an emoji font: without one, reactions are drawn as empty boxes, as on no person's
+/// desktop (changes.spec.ts looks at a reaction's pixels).
 fn ensure_chromium() -> Result<()> {
-    ensure_debian_package(&chromium_path(), "chromium")
+    ensure_debian_package(&chromium_path(), "chromium")?;
+    ensure_debian_package(Path::new(EMOJI_FONT), "fonts-noto-color-emoji")
 }
 
 /// Installs Debian's `package` (apt-get, as root or through `sudo -n`) unless `binary` is there.
