@@ -38,8 +38,12 @@ declare global {
   }
 }
 
-/** A browser whose tab the test can hide (`hideTab`), as switching to another tab does. */
-async function hideableBrowser(browser: Browser): Promise<BrowserContext> {
+/**
+ * A browser whose tab the test can hide (`hideTab`), as switching to another tab does, and whose
+ * notifications it can see: the page's `Notification` records what it is asked to show (the
+ * operating system's would be out of reach), permission granted.
+ */
+async function watchedBrowser(browser: Browser): Promise<BrowserContext> {
   const context = await browser.newContext();
   await context.addInitScript(() => {
     let hidden = false;
@@ -52,17 +56,6 @@ async function hideableBrowser(browser: Browser): Promise<BrowserContext> {
       hidden = now;
       document.dispatchEvent(new Event('visibilitychange', { bubbles: true }));
     };
-  });
-  return context;
-}
-
-/**
- * A hideable browser whose notifications the test can see: the page's `Notification` records what
- * it is asked to show (the operating system's would be out of reach), permission granted.
- */
-async function watchedBrowser(browser: Browser): Promise<BrowserContext> {
-  const context = await hideableBrowser(browser);
-  await context.addInitScript(() => {
     window.shown = [];
     class Recorded {
       static permission = 'granted';

@@ -1,8 +1,8 @@
-//! The account pages, rendered on the server alone (`plain.rs`; no script needed, so they work before the
-//! chat loads and cost its WebAssembly nothing): the first run's setup (`/setup`), signing in
-//! (`/sign-in`, which also lets a guest in under a name with `--guests`), signing up (`/sign-up`,
-//! with `--sign-up open`), and one's own account (`/account`: who one is, the devices signed in,
-//! a new password).
+//! The account pages, rendered on the server alone (`plain.rs`; no script needed, so they work
+//! before the chat loads and cost its WebAssembly nothing): the first run's setup (`/setup`),
+//! signing in (`/sign-in`, which also lets a guest in under a name with `--guests`), signing up
+//! (`/sign-up`, with `--sign-up open`), and one's own account (`/account`: who one is, the devices
+//! signed in, a new password).
 //!
 //! Every form here is a plain POST checked for its origin (a form posted from another site is
 //! refused, as the WebSocket's handshake is), and each answer is a redirect (a reload never posts

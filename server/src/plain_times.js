@@ -2,7 +2,7 @@
 // the reader's own zone. The server writes them in UTC, as it cannot know the zone; here each is
 // labelled as the chat labels its messages (app/src/components/sent_at.rs `label`): the time alone
 // today, "Yesterday" and the time, else the day and month (and the year, once not this year's) —
-// with the full date on hovering it. A form that asks for dates (search) is told the reader's zone,
+// with the full date on hovering it, as app/src/early.js gives it (change these together). A form that asks for dates (search) is told the reader's zone,
 // so that its dates are the reader's days.
 (() => {
 	const now = new Date();

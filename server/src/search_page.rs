@@ -1,8 +1,8 @@
-//! `GET /search`: the search page, rendered on the server alone (`plain.rs`). A person finds messages by their
-//! words in the rooms and conversations they may read, newest first, a page at a time, with the
-//! words found marked, each a link into its room at that message; narrowed to a room, a person
-//! (`@handle`) and a span of dates. The index is `search.rs`'s; every result's room goes through
-//! the door (`access::open`) before it is shown.
+//! `GET /search`: the search page, rendered on the server alone (`plain.rs`). A person finds
+//! messages by their words in the rooms and conversations they may read, newest first, a page at a
+//! time, with the words found marked, each a link into its room at that message; narrowed to a
+//! room, a person (`@handle`) and a span of dates. The index is `search.rs`'s; every result's room
+//! goes through the door (`access::open`) before it is shown.
 
 use std::collections::HashMap;
 

@@ -3,7 +3,8 @@
 //! morning's. In the reader's own time zone once the page is hydrated; in UTC (and saying so) in the
 //! page the server renders, which cannot know the reader's zone. Also the day dividers' labels
 //! ("Today", "Yesterday", "Friday 4 December"). (The full date and time on hovering a time is the
-//! page's inline script's: app/src/early.js.)
+//! page's inline script's: app/src/early.js. The server's plain pages label their times by the same
+//! rule in their own script, server/src/plain_times.js: change both together.)
 
 const MS_PER_DAY: i64 = 86_400_000;
 

@@ -299,22 +299,14 @@ async fn notifications(a: &TestServer, b: &TestServer) {
     // after the usual wait of a second would).
     script.lock().expect("script").push_back((429, Some(3600)));
     let late = bob_socket.post_in("general", "b6b", "@ann later").await;
-    assert_eq!(
-        renewed
-            .open(&next_push(&mut gets).await, service, &server_key)
-            .seq,
-        late
-    );
+    let got = next_push(&mut gets).await;
+    assert_eq!(renewed.open(&got, service, &server_key).seq, late);
     no_push_within(&mut gets, Duration::from_millis(2500)).await;
     // Failing, asked to wait 3 s, and read on the phone meanwhile: not tried again.
     script.lock().expect("script").push_back((503, Some(3)));
     let read_then = bob_socket.post_in("general", "b6c", "@ann read it").await;
-    assert_eq!(
-        renewed
-            .open(&next_push(&mut gets).await, service, &server_key)
-            .seq,
-        read_then
-    );
+    let got = next_push(&mut gets).await;
+    assert_eq!(renewed.open(&got, service, &server_key).seq, read_then);
     phone
         .send(&ClientMsg::Read {
             room: "general".into(),
@@ -328,12 +320,8 @@ async fn notifications(a: &TestServer, b: &TestServer) {
         .await;
     no_push_within(&mut gets, Duration::from_secs(4)).await;
     let after = bob_socket.post_in("general", "b6d", "@ann after").await;
-    assert_eq!(
-        renewed
-            .open(&next_push(&mut gets).await, service, &server_key)
-            .seq,
-        after
-    );
+    let got = next_push(&mut gets).await;
+    assert_eq!(renewed.open(&got, service, &server_key).seq, after);
 
     // With a tab of the laptop open, it is told there and not pushed there.
     let mut tab = Client::connect(a.addr, &ann).await;
